@@ -1,0 +1,174 @@
+//! Ring-buffer records. Every record starts with an [`EventHeader`]; `kind` says which record
+//! follows and `size` how many bytes the whole record has. Userspace decodes them with length
+//! checks (`enforcer/src/pipeline/decode.rs`).
+
+use crate::plan::{NAME_LEN, PATH_LEN};
+
+/// Kinds of records in the ring buffer.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// An [`ExecRecord`].
+    Exec = 1,
+}
+
+/// The value was not a known [`EventKind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKind(pub u32);
+
+impl TryFrom<u32> for EventKind {
+    type Error = UnknownKind;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        match value {
+            1 => Ok(Self::Exec),
+            other => Err(UnknownKind(other)),
+        }
+    }
+}
+
+/// Which program produced a record.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// LSM `bprm_check_security`.
+    LsmBprmCheckSecurity = 1,
+    /// Raw tracepoint `sched_process_exec`.
+    TpSchedProcessExec = 2,
+}
+
+impl TryFrom<u32> for Hook {
+    type Error = UnknownKind;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        match value {
+            1 => Ok(Self::LsmBprmCheckSecurity),
+            2 => Ok(Self::TpSchedProcessExec),
+            other => Err(UnknownKind(other)),
+        }
+    }
+}
+
+/// Outcome bit: the operation was denied (the hook returned -EPERM).
+pub const OUTCOME_DENIED: u32 = 1;
+/// Outcome bit: SIGKILL was sent to the process.
+pub const OUTCOME_KILLED: u32 = 2;
+/// Outcome bit: a matching rule asked to deny, but the rule or the engine is in monitor mode.
+pub const OUTCOME_WOULD_DENY: u32 = 4;
+/// Outcome bit: a matching rule asked to kill, but the rule or the engine is in monitor mode.
+pub const OUTCOME_WOULD_KILL: u32 = 8;
+/// Outcome bit: a kill was attempted and `bpf_send_signal` failed.
+pub const OUTCOME_KILL_FAILED: u32 = 16;
+/// Outcome bit: a rule matched, but the process is the engine itself and was spared.
+pub const OUTCOME_SPARED_ENGINE: u32 = 32;
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] value.
+    pub kind: u32,
+    /// Size in bytes of the whole record, header included.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()` when the record was made.
+    pub timestamp_ns: u64,
+    /// Thread id.
+    pub pid: u32,
+    /// Process id (thread group id).
+    pub tgid: u32,
+    /// Parent's process id, 0 when unknown.
+    pub ppid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Outcome bits (`OUTCOME_*`), 0 when no rule matched.
+    pub outcome: u32,
+    /// cgroup v2 id of the process.
+    pub cgroup_id: u64,
+    /// Rule index of the matching plan entry (valid when `outcome != 0`).
+    pub rule_index: u32,
+    /// Policy generation of the matching plan entry.
+    pub generation: u32,
+    /// A [`Hook`] value.
+    pub hook: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
+/// Exec flag: the basename was longer than [`NAME_LEN`] - 1 and is cut.
+pub const EXEC_NAME_TRUNCATED: u32 = 1;
+/// Exec flag: the path was longer than [`PATH_LEN`] - 1 and is cut.
+pub const EXEC_PATH_TRUNCATED: u32 = 2;
+/// Exec flag: the arguments were longer than [`ARGS_LEN`] and are cut.
+pub const EXEC_ARGS_TRUNCATED: u32 = 4;
+/// Exec flag: the arguments could not be read (e.g. the LSM hook runs before the new stack is
+/// the current one).
+pub const EXEC_ARGS_MISSING: u32 = 8;
+
+/// Bytes of NUL-separated arguments an exec record carries.
+pub const ARGS_LEN: usize = 512;
+/// Bytes of the task's comm.
+pub const COMM_LEN: usize = 16;
+
+/// An exec: emitted by the LSM hook when it acts (deny or would-deny) and by the
+/// `sched_process_exec` tracepoint for every exec that succeeded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    /// Common header, `kind == EventKind::Exec`.
+    pub header: EventHeader,
+    /// `EXEC_*` flags.
+    pub flags: u32,
+    /// Valid bytes in `name` (without NUL).
+    pub name_len: u32,
+    /// Valid bytes in `path` (without NUL).
+    pub path_len: u32,
+    /// Valid bytes in `args` (NUL-separated, the last one NUL-terminated).
+    pub args_len: u32,
+    /// Basename of the executable file (its dentry name: symlinks resolved).
+    pub name: [u8; NAME_LEN],
+    /// Path as given to execve.
+    pub path: [u8; PATH_LEN],
+    /// Arguments, NUL-separated.
+    pub args: [u8; ARGS_LEN],
+    /// The task's comm after the exec.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Indices of the per-CPU [`crate::maps::COUNTERS`] array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// A record could not be reserved in the ring buffer (the verdict still applied).
+    RingbufFull = 0,
+    /// A kernel read failed inside a hook; the hook followed the fail-open mode.
+    ReadError = 1,
+    /// `bpf_send_signal` failed.
+    KillFailed = 2,
+    /// Execs seen by the tracepoint.
+    ExecSeen = 3,
+    /// Exec plan matches.
+    ExecMatched = 4,
+}
+
+/// Number of [`Counter`] slots.
+pub const COUNTER_SLOTS: u32 = 8;
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
+const _: () = assert!(core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN);
+const _: () = assert!(core::mem::offset_of!(EventHeader, cgroup_id) == 40);
+const _: () = assert!(core::mem::offset_of!(ExecRecord, name) == 80);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        assert_eq!(EventKind::try_from(EventKind::Exec as u32), Ok(EventKind::Exec));
+        assert_eq!(EventKind::try_from(0), Err(UnknownKind(0)));
+        assert_eq!(Hook::try_from(Hook::TpSchedProcessExec as u32), Ok(Hook::TpSchedProcessExec));
+        assert_eq!(Hook::try_from(99), Err(UnknownKind(99)));
+    }
+}

@@ -1,0 +1,31 @@
+//! Kernel struct member offsets, read by the loader from the running kernel's BTF
+//! (/sys/kernel/btf/vmlinux) and written into the programs' read-only data before load, so one
+//! build runs on every kernel without hard-coded offsets.
+
+/// The read-only global [`crate::maps::GLOBAL_OFFSETS`]. All values are byte offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `struct linux_binprm` -> `file` (`struct file *`).
+    pub binprm_file: u32,
+    /// `struct linux_binprm` -> `filename` (`const char *`, the name given to execve).
+    pub binprm_filename: u32,
+    /// `struct file` -> `f_path.dentry` (`struct dentry *`).
+    pub file_dentry: u32,
+    /// `struct dentry` -> `d_name.name` (`const unsigned char *`).
+    pub dentry_name: u32,
+    /// `struct dentry` -> `d_name.len` (u32).
+    pub dentry_name_len: u32,
+    /// `struct task_struct` -> `real_parent` (`struct task_struct *`).
+    pub task_real_parent: u32,
+    /// `struct task_struct` -> `tgid` (pid_t).
+    pub task_tgid: u32,
+    /// `struct task_struct` -> `mm` (`struct mm_struct *`).
+    pub task_mm: u32,
+    /// `struct mm_struct` -> `arg_start` (unsigned long).
+    pub mm_arg_start: u32,
+    /// `struct mm_struct` -> `arg_end` (unsigned long).
+    pub mm_arg_end: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 40);

@@ -1,0 +1,68 @@
+//! Keys and values of the kernel plan maps: what the policy's `lower()` step becomes once the
+//! loader writes it into the kernel.
+
+/// Longest executable basename the kernel matches, including the terminating NUL padding.
+/// A longer basename is flagged truncated and never matched in the kernel.
+pub const NAME_LEN: usize = 64;
+/// Longest executable path the kernel matches (NUL padded). Longer paths are flagged truncated.
+pub const PATH_LEN: usize = 256;
+
+/// Key of [`crate::maps::EXEC_NAME_PLAN`]: a basename, NUL padded to [`NAME_LEN`] bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameKey(pub [u8; NAME_LEN]);
+
+/// Key of [`crate::maps::EXEC_PATH_PLAN`]: an absolute path, NUL padded to [`PATH_LEN`] bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathKey(pub [u8; PATH_LEN]);
+
+/// Builds a NUL-padded key from `value`; `None` when it does not fit with one NUL to spare or
+/// holds a NUL itself (such a value can never equal a kernel string).
+pub fn padded<const N: usize>(value: &[u8]) -> Option<[u8; N]> {
+    if value.len() >= N || value.contains(&0) {
+        return None;
+    }
+    let mut key = [0u8; N];
+    key[..value.len()].copy_from_slice(value);
+    Some(key)
+}
+
+/// Action bit: deny the operation (LSM tier; the signal tier cannot deny and kills instead).
+pub const ACTION_DENY: u32 = 1;
+/// Action bit: kill the process with SIGKILL.
+pub const ACTION_KILL: u32 = 2;
+
+/// Plan flag: the rule runs in monitor mode (dry run) even when the engine blocks.
+pub const PLAN_FLAG_MONITOR: u32 = 1;
+
+/// Value of every plan map: which rule the entry comes from and what to do on a match.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanVerdict {
+    /// Index of the rule in the loaded policy generation's rule table (userspace names it).
+    pub rule_index: u32,
+    /// [`ACTION_DENY`] and/or [`ACTION_KILL`].
+    pub actions: u32,
+    /// [`PLAN_FLAG_MONITOR`].
+    pub flags: u32,
+    /// Policy generation that wrote this entry.
+    pub generation: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<NameKey>() == NAME_LEN);
+const _: () = assert!(core::mem::size_of::<PathKey>() == PATH_LEN);
+const _: () = assert!(core::mem::size_of::<PlanVerdict>() == 16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_keys_fit_with_a_nul_to_spare() {
+        assert_eq!(padded::<4>(b"abc"), Some(*b"abc\0"));
+        assert_eq!(padded::<4>(b"abcd"), None);
+        assert_eq!(padded::<4>(b"a\0b"), None);
+        assert_eq!(padded::<4>(b""), Some([0; 4]));
+    }
+}

@@ -1,0 +1,56 @@
+//! Record emission into the `EVENTS` ring buffer. Emission is best effort: a full ring buffer
+//! bumps `Counter::RingbufFull` and never changes a verdict.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns},
+    maps::ring_buf::RingBufEntry,
+};
+use enforcer_common::event::{Counter, EventHeader, EventKind, Hook};
+
+use crate::maps::{EVENTS, count};
+
+/// Reserves a ring-buffer slot for a `T`, counting the loss when the buffer is full.
+#[inline(always)]
+pub(crate) fn reserve<T: 'static>() -> Option<RingBufEntry<T>> {
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        count(Counter::RingbufFull);
+    }
+    entry
+}
+
+/// Rule reference and outcome carried by a header.
+pub(crate) struct Verdict {
+    pub(crate) outcome: u32,
+    pub(crate) rule_index: u32,
+    pub(crate) generation: u32,
+}
+
+impl Verdict {
+    pub(crate) const NONE: Self = Self { outcome: 0, rule_index: 0, generation: 0 };
+}
+
+/// A header for the current task.
+#[inline(always)]
+pub(crate) fn header(kind: EventKind, size: usize, hook: Hook, ppid: u32, verdict: &Verdict) -> EventHeader {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    EventHeader {
+        kind: kind as u32,
+        size: size as u32,
+        // SAFETY: helpers without arguments and without preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_boot_ns() },
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        ppid,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        outcome: verdict.outcome,
+        // SAFETY: as above.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        rule_index: verdict.rule_index,
+        generation: verdict.generation,
+        hook: hook as u32,
+        _pad: 0,
+    }
+}

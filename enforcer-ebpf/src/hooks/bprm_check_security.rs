@@ -1,0 +1,79 @@
+//! LSM `bprm_check_security`: the exec-deny point of the lsm tier.
+//!
+//! Kernel prototype: `int security_bprm_check(struct linux_binprm *bprm)`; the BPF program sees
+//! `ctx.arg(0) = bprm` and `ctx.arg(1)` = the return value of the LSMs that ran before it.
+//!
+//! | situation | returns | record |
+//! |---|---|---|
+//! | an earlier LSM refused (`arg(1) != 0`) | that value, unchanged | none |
+//! | plan match, rule `deny`, engine and rule enforcing | `-EPERM` (and SIGKILL if the rule also kills) | `deny` |
+//! | plan match, rule `kill` only, enforcing | 0, SIGKILL sent (the exec never completes) | `kill` |
+//! | plan match, engine or rule in monitor mode | 0 | `would_deny` / `would_kill` |
+//! | plan match in the engine's own process | 0 | spared |
+//! | no match | 0 | none (the tracepoint reports successful execs) |
+//! | a kernel read fails | 0 (fail open), `Counter::ReadError` + 1 | none |
+
+use aya_ebpf::{helpers::generated::bpf_send_signal, macros::lsm, programs::LsmContext};
+use enforcer_common::{
+    config::Tier,
+    event::{Counter, Hook, OUTCOME_KILL_FAILED},
+    plan::{NAME_LEN, PATH_LEN},
+};
+
+use super::{SIGKILL, Verdict, exec_record::emit_exec};
+use crate::{
+    emit,
+    kernel::{self, ReadError},
+    maps::{SCRATCH, config, count},
+    plan::{Site, decide, lookup_exec},
+};
+
+/// Entry point; see the module documentation for the verdict table.
+#[lsm(hook = "bprm_check_security")]
+pub(crate) fn lsm_bprm_check_security(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(1);
+    if previous != 0 {
+        return previous;
+    }
+    match try_bprm_check_security(&ctx) {
+        Ok(verdict) => verdict as i32,
+        Err(ReadError) => {
+            count(Counter::ReadError);
+            Verdict::Allow as i32
+        }
+    }
+}
+
+fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
+    let cfg = config();
+    if cfg.tier != Tier::Lsm as u32 {
+        return Ok(Verdict::Allow);
+    }
+    let bprm: *const u8 = ctx.arg(0);
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
+    // SAFETY: per-CPU scratch from a successful look-up; BPF programs are not re-entered on
+    // the same CPU while this one runs, so the exclusive borrow is sound.
+    let scratch = unsafe { &mut *scratch };
+    scratch.name.0 = [0; NAME_LEN];
+    scratch.path.0 = [0; PATH_LEN];
+    let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
+
+    let name_ok = target.flags & enforcer_common::event::EXEC_NAME_TRUNCATED == 0;
+    let path_ok = target.flags & enforcer_common::event::EXEC_PATH_TRUNCATED == 0;
+    let Some(plan) = lookup_exec(&scratch.name, name_ok, &scratch.path, path_ok) else {
+        return Ok(Verdict::Allow);
+    };
+    count(Counter::ExecMatched);
+
+    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+    let decision = decide(&plan, &cfg, Site::Lsm, tgid);
+    let mut outcome = decision.outcome;
+    // SAFETY: bpf_send_signal only signals the current task.
+    if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
+        outcome |= OUTCOME_KILL_FAILED;
+        count(Counter::KillFailed);
+    }
+    let verdict = emit::Verdict { outcome, rule_index: plan.rule_index, generation: plan.generation };
+    emit_exec(Hook::LsmBprmCheckSecurity, scratch, &target, 0, &verdict, None);
+    Ok(if decision.deny { Verdict::Deny } else { Verdict::Allow })
+}

@@ -1,0 +1,77 @@
+//! Raw tracepoint `sched_process_exec`: the exec record of every successful exec (all tiers),
+//! and the exec kill of the signal tier.
+//!
+//! Tracepoint prototype: `trace_sched_process_exec(struct task_struct *p, pid_t old_pid,
+//! struct linux_binprm *bprm)`; it fires after the new image is loaded and before it returns to
+//! user space, so a SIGKILL sent here stops the process before it runs a single instruction of
+//! the new program.
+//!
+//! | tier | plan match | action |
+//! |---|---|---|
+//! | lsm | not looked up (the LSM hook decided) | record only |
+//! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` |
+//! | signal or monitor | rule or engine in monitor mode | record `would_deny` / `would_kill` |
+//! | any | none | record only |
+//!
+//! A failed kernel read skips the record (fail open) and bumps `Counter::ReadError`.
+
+use aya_ebpf::{helpers::generated::bpf_send_signal, macros::raw_tracepoint, programs::RawTracePointContext};
+use enforcer_common::{
+    config::Tier,
+    event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook, OUTCOME_KILL_FAILED},
+    plan::{NAME_LEN, PATH_LEN},
+};
+
+use super::{SIGKILL, exec_record::emit_exec};
+use crate::{
+    emit,
+    kernel::{self, ReadError},
+    maps::{SCRATCH, config, count},
+    plan::{Site, decide, lookup_exec},
+};
+
+/// Entry point; see the module documentation.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub(crate) fn tp_sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    if try_sched_process_exec(&ctx).is_err() {
+        count(Counter::ReadError);
+    }
+    0
+}
+
+fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
+    count(Counter::ExecSeen);
+    let cfg = config();
+    let task: *const u8 = ctx.arg(0);
+    let bprm: *const u8 = ctx.arg(2);
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
+    // SAFETY: see the LSM hook: per-CPU scratch, no re-entry on this CPU.
+    let scratch = unsafe { &mut *scratch };
+    scratch.name.0 = [0; NAME_LEN];
+    scratch.path.0 = [0; PATH_LEN];
+    let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
+
+    let mut verdict = emit::Verdict::NONE;
+    if cfg.tier != Tier::Lsm as u32 {
+        let name_ok = target.flags & EXEC_NAME_TRUNCATED == 0;
+        let path_ok = target.flags & EXEC_PATH_TRUNCATED == 0;
+        if let Some(plan) = lookup_exec(&scratch.name, name_ok, &scratch.path, path_ok) {
+            count(Counter::ExecMatched);
+            let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+            let decision = decide(&plan, &cfg, Site::Tracepoint, tgid);
+            verdict = emit::Verdict {
+                outcome: decision.outcome,
+                rule_index: plan.rule_index,
+                generation: plan.generation,
+            };
+            // SAFETY: bpf_send_signal only signals the current task.
+            if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
+                verdict.outcome |= OUTCOME_KILL_FAILED;
+                count(Counter::KillFailed);
+            }
+        }
+    }
+    let ppid = kernel::parent_tgid(task);
+    emit_exec(Hook::TpSchedProcessExec, scratch, &target, ppid, &verdict, kernel::arg_block(task).ok());
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Reads of kernel structures through the offsets the loader found in the running kernel's BTF
+//! (`enforcer_common::offsets::KernelOffsets`). Every read goes through `bpf_probe_read_kernel`,
+//! so a wrong pointer yields an error, never a fault.
+
+use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
+use enforcer_common::{
+    event::EXEC_NAME_TRUNCATED,
+    plan::{NAME_LEN, PATH_LEN},
+};
+
+use crate::maps::offsets;
+
+/// A kernel read failed (the helper's negative errno).
+#[derive(Clone, Copy)]
+pub(crate) struct ReadError;
+
+/// Reads a `T` at `base + offset` in kernel memory.
+#[inline(always)]
+pub(crate) fn read_at<T>(base: *const u8, offset: u32) -> Result<T, ReadError> {
+    if base.is_null() {
+        return Err(ReadError);
+    }
+    // SAFETY: probe_read_kernel validates the address; `wrapping_add` never dereferences.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize).cast::<T>()) }
+        .map_err(|_| ReadError)
+}
+
+/// The executable of an exec in progress, from its `struct linux_binprm *`.
+pub(crate) struct ExecTarget {
+    /// Valid bytes written to the name buffer.
+    pub(crate) name_len: u32,
+    /// Valid bytes written to the path buffer.
+    pub(crate) path_len: u32,
+    /// `EXEC_*` flags found while reading.
+    pub(crate) flags: u32,
+}
+
+/// Reads the executable's basename (`bprm->file->f_path.dentry->d_name`) into `name` and the
+/// path given to execve (`bprm->filename`) into `path`. Both buffers must be zeroed by the
+/// caller so they can serve as NUL-padded map keys.
+#[inline(always)]
+pub(crate) fn read_exec_target(
+    bprm: *const u8,
+    name: &mut [u8; NAME_LEN],
+    path: &mut [u8; PATH_LEN],
+) -> Result<ExecTarget, ReadError> {
+    let off = offsets();
+    let mut flags = 0;
+
+    let file: *const u8 = read_at(bprm, off.binprm_file)?;
+    let dentry: *const u8 = read_at(file, off.file_dentry)?;
+    let name_ptr: *const u8 = read_at(dentry, off.dentry_name)?;
+    let full_name_len: u32 = read_at(dentry, off.dentry_name_len)?;
+    if full_name_len as usize >= NAME_LEN {
+        flags |= EXEC_NAME_TRUNCATED;
+    }
+    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
+    let name_len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, name) }
+        .map_err(|_| ReadError)?
+        .len();
+
+    let filename: *const u8 = read_at(bprm, off.binprm_filename)?;
+    // SAFETY: as above.
+    let path_len = unsafe { bpf_probe_read_kernel_str_bytes(filename, path) }
+        .map_err(|_| ReadError)?
+        .len();
+    if path_len >= PATH_LEN - 1 {
+        flags |= enforcer_common::event::EXEC_PATH_TRUNCATED;
+    }
+
+    Ok(ExecTarget {
+        name_len: name_len as u32,
+        path_len: path_len as u32,
+        flags,
+    })
+}
+
+/// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.
+#[inline(always)]
+pub(crate) fn parent_tgid(task: *const u8) -> u32 {
+    let off = offsets();
+    let parent: Result<*const u8, _> = read_at(task, off.task_real_parent);
+    match parent.and_then(|p| read_at::<i32>(p, off.task_tgid)) {
+        Ok(tgid) => tgid as u32,
+        Err(ReadError) => 0,
+    }
+}
+
+/// The user-space argument block of `task` (`mm->arg_start`, `mm->arg_end`).
+#[inline(always)]
+pub(crate) fn arg_block(task: *const u8) -> Result<(u64, u64), ReadError> {
+    let off = offsets();
+    let mm: *const u8 = read_at(task, off.task_mm)?;
+    let start: u64 = read_at(mm, off.mm_arg_start)?;
+    let end: u64 = read_at(mm, off.mm_arg_end)?;
+    Ok((start, end))
+}

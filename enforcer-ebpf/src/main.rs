@@ -1,0 +1,24 @@
+//! Kernel programs of the enforcement engine, one file per hook under `hooks/`.
+//!
+//! | program | attach point | tier | job |
+//! |---|---|---|---|
+//! | `lsm_bprm_check_security` | LSM `bprm_check_security` | lsm | deny (and optionally kill) an exec the plan names |
+//! | `tp_sched_process_exec` | raw tracepoint `sched_process_exec` | all | exec record with argv; SIGKILL in the signal tier |
+//!
+//! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
+//! `kernel.rs`, the plan look-up and verdict logic in `plan.rs`.
+#![no_std]
+#![no_main]
+
+mod emit;
+mod hooks;
+mod kernel;
+mod maps;
+mod plan;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any program that could reach this; the loop satisfies the type.
+    loop {}
+}

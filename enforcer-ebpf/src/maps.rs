@@ -1,0 +1,87 @@
+//! Every map and read-only global the kernel programs use. Names come from
+//! `enforcer_common::maps`, so the loader and the programs agree.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use enforcer_common::{
+    config::EngineConfig,
+    event::COUNTER_SLOTS,
+    offsets::KernelOffsets,
+    plan::{NameKey, PathKey, PlanVerdict},
+};
+
+/// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
+/// record cannot be reserved the verdict still applies and `Counter::RingbufFull` goes up.
+#[map(name = "EVENTS")]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Per-CPU counters, indexed by `enforcer_common::event::Counter`. Userspace sums the CPUs.
+#[map(name = "COUNTERS")]
+pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Exec plan by basename: NUL-padded executable basename (the dentry name, so symlinks are
+/// resolved) -> the rule and actions that apply. Written by the loader from the policy.
+#[map(name = "EXEC_NAME_PLAN")]
+pub(crate) static EXEC_NAME_PLAN: HashMap<NameKey, PlanVerdict> =
+    HashMap::with_max_entries(4096, 0);
+
+/// Exec plan by path: NUL-padded path as given to execve -> the rule and actions that apply.
+#[map(name = "EXEC_PATH_PLAN")]
+pub(crate) static EXEC_PATH_PLAN: HashMap<PathKey, PlanVerdict> =
+    HashMap::with_max_entries(4096, 0);
+
+/// Per-CPU scratch space for building NUL-padded map keys (too large for the 512-byte stack).
+#[map(name = "SCRATCH")]
+pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Contents of [`SCRATCH`].
+#[repr(C)]
+pub(crate) struct Scratch {
+    pub(crate) name: NameKey,
+    pub(crate) path: PathKey,
+}
+
+/// Engine settings, written by the loader before load (`enforcer_common::maps::GLOBAL_CONFIG`).
+#[unsafe(no_mangle)]
+static CONFIG: EngineConfig = EngineConfig::INERT;
+
+/// Kernel struct offsets from the running kernel's BTF (`enforcer_common::maps::GLOBAL_OFFSETS`).
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets {
+    binprm_file: 0,
+    binprm_filename: 0,
+    file_dentry: 0,
+    dentry_name: 0,
+    dentry_name_len: 0,
+    task_real_parent: 0,
+    task_tgid: 0,
+    task_mm: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
+};
+
+/// The engine settings. The volatile read keeps the compiler from folding the load-time value.
+#[inline(always)]
+pub(crate) fn config() -> EngineConfig {
+    // SAFETY: CONFIG is a plain static the loader fills before load; reading it is always valid.
+    unsafe { core::ptr::read_volatile(&CONFIG) }
+}
+
+/// The kernel offsets (see [`config`] for why the read is volatile).
+#[inline(always)]
+pub(crate) fn offsets() -> KernelOffsets {
+    // SAFETY: as for `config`.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// Adds one to a per-CPU counter.
+#[inline(always)]
+pub(crate) fn count(counter: enforcer_common::event::Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: the pointer comes from a successful per-CPU array look-up; only this CPU
+        // touches its slot and BPF programs are not preempted on the same CPU mid-update.
+        unsafe { *slot += 1 };
+    }
+}

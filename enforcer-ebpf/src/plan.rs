@@ -1,0 +1,82 @@
+//! The exec plan look-up and the verdict logic shared by the LSM hook and the tracepoint:
+//! which rule applies, and whether to deny, kill, or only record what would have happened.
+
+use enforcer_common::{
+    config::EngineConfig,
+    event::{
+        OUTCOME_DENIED, OUTCOME_KILLED, OUTCOME_SPARED_ENGINE, OUTCOME_WOULD_DENY,
+        OUTCOME_WOULD_KILL,
+    },
+    plan::{ACTION_DENY, ACTION_KILL, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
+};
+
+use crate::maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN};
+
+/// Looks the exec up by basename first, then by path. Truncated values never match.
+#[inline(always)]
+pub(crate) fn lookup_exec(
+    name: &NameKey,
+    name_ok: bool,
+    path: &PathKey,
+    path_ok: bool,
+) -> Option<PlanVerdict> {
+    if name_ok && let Some(v) = EXEC_NAME_PLAN.get_ptr(name) {
+        // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
+        return Some(unsafe { *v });
+    }
+    if path_ok && let Some(v) = EXEC_PATH_PLAN.get_ptr(path) {
+        // SAFETY: as above.
+        return Some(unsafe { *v });
+    }
+    None
+}
+
+/// What a hook does about a plan match.
+pub(crate) struct Decision {
+    /// `OUTCOME_*` bits for the record.
+    pub(crate) outcome: u32,
+    /// Return -EPERM from the LSM hook.
+    pub(crate) deny: bool,
+    /// Send SIGKILL to the current process.
+    pub(crate) kill: bool,
+}
+
+/// Where the decision is taken: an LSM hook can deny; a tracepoint can only kill, so a deny
+/// there becomes a kill (the strongest stop the signal tier has; never a silent downgrade).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Site {
+    Lsm,
+    Tracepoint,
+}
+
+/// Decides what to do for `verdict` in process `tgid`.
+#[inline(always)]
+pub(crate) fn decide(verdict: &PlanVerdict, config: &EngineConfig, site: Site, tgid: u32) -> Decision {
+    let wants_deny = verdict.actions & ACTION_DENY != 0;
+    let wants_kill = verdict.actions & ACTION_KILL != 0;
+    let dry = !config.enforces() || verdict.flags & PLAN_FLAG_MONITOR != 0;
+    let mut d = Decision { outcome: 0, deny: false, kill: false };
+    if tgid == config.engine_tgid {
+        d.outcome = OUTCOME_SPARED_ENGINE;
+        return d;
+    }
+    let (deny, kill) = match site {
+        Site::Lsm => (wants_deny, wants_kill),
+        Site::Tracepoint => (false, wants_deny || wants_kill),
+    };
+    // In a dry run the record says what this tier would have done.
+    let (deny_bit, kill_bit) = if dry {
+        (OUTCOME_WOULD_DENY, OUTCOME_WOULD_KILL)
+    } else {
+        d.deny = deny;
+        d.kill = kill;
+        (OUTCOME_DENIED, OUTCOME_KILLED)
+    };
+    if deny {
+        d.outcome |= deny_bit;
+    }
+    if kill {
+        d.outcome |= kill_bit;
+    }
+    d
+}

@@ -1,0 +1,93 @@
+//! The audit records, as written to the log. Every line is an object with `ts` (RFC 3339, UTC,
+//! microseconds) and `type`, then the fields of that type.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// What an enforcement record says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The operation was refused in the kernel.
+    Deny,
+    /// The process was killed.
+    Kill,
+    /// A rule in monitor mode (or a monitor-mode engine) would have denied.
+    WouldDeny,
+    /// A rule in monitor mode (or a monitor-mode engine) would have killed.
+    WouldKill,
+    /// A kill was attempted and failed.
+    KillFailed,
+    /// A rule matched the engine's own process, which is never acted on.
+    Spared,
+    /// A rule whose action is `alert` matched.
+    Alert,
+}
+
+/// One audit record.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// Written once everything is attached and the plan is in the kernel.
+    EngineStart {
+        /// `lsm`, `signal` or `monitor`: how the engine acts.
+        tier: &'static str,
+        /// What the kernel allows (`lsm` or `signal`), whatever the mode.
+        kernel_tier: &'static str,
+        /// `block` or `monitor`.
+        mode: &'static str,
+        /// Kernel release (`uname -r`).
+        kernel: String,
+        /// Generation of the policy in the kernel.
+        policy_generation: u32,
+        /// Policy path as given.
+        policy: String,
+        /// Number of rules loaded.
+        rules: usize,
+        /// Engine version.
+        version: &'static str,
+        /// Engine process id.
+        pid: u32,
+        /// Why the kernel tier is what it is (e.g. why BPF LSM is unavailable).
+        tier_reason: String,
+    },
+    /// Written on a clean shutdown.
+    EngineStop {
+        /// Signal or reason.
+        reason: String,
+        /// Kernel counters at shutdown (name -> value summed over CPUs).
+        counters: Value,
+        /// Records the daemon could not decode.
+        decode_errors: u64,
+    },
+    /// A decoded kernel event.
+    Event {
+        /// The event, in the shape `enforcer policy eval` reads.
+        event: Value,
+    },
+    /// An enforcement record (deny, kill, would_deny, would_kill, ...).
+    Action {
+        /// What happened.
+        action: Action,
+        /// Rule id.
+        rule: String,
+        /// Rule severity.
+        severity: String,
+        /// Where the decision was taken: `kernel` or `userspace`.
+        decided_in: &'static str,
+        /// Tier the engine runs in.
+        tier: &'static str,
+        /// Why an action failed or was not taken (e.g. the kill error), when it matters.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// The event that triggered it.
+        event: Value,
+    },
+}
+
+impl Record {
+    /// Whether the record is fsynced (lifecycle and enforcement records are).
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, Record::Event { .. })
+    }
+}

@@ -1,0 +1,51 @@
+//! The command line: argument parsing and dispatch. One file per subcommand.
+
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Active-protection enforcement engine: BPF LSM and tracepoint programs that stop
+/// crypto-mining in the kernel, driven by a policy of rules.
+#[derive(Debug, Parser)]
+#[command(name = "enforcer", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load the policy, attach the kernel programs and enforce until SIGINT/SIGTERM.
+    ///
+    /// The engine probes the kernel and picks a tier: `lsm` (BPF LSM: denied operations fail
+    /// with EPERM), `signal` (no BPF LSM: the process is killed with SIGKILL before the denied
+    /// program runs) or, with `--mode monitor`, records what it would do and acts on nothing.
+    /// An `engine_start` record is written once everything is attached. Needs root.
+    Run(run::RunArgs),
+}
+
+/// Parses the command line, runs the subcommand and maps errors to an exit status with a
+/// one-line reason on stderr.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ENFORCER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("enforcer: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `enforcer policy check | eval | fields`: thin wrappers over `enforcer_policy` (loading,
+//! diagnostics and the reports live in that crate, see `enforcer_policy::report`).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Longest event input read from a file or stdin.
+const MAX_EVENT_BYTES: u64 = enforcer_policy::report::MAX_EVENT_INPUT as u64;
+
+/// Policy tools.
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy file or directory: every error with file:line:col, then the rules per
+    /// event kind, which run in the kernel and which in userspace, and the kernel plan.
+    Check {
+        /// Policy file or directory (`*.yaml`, merged in file-name order).
+        path: PathBuf,
+    },
+    /// Evaluate one JSON event (bare, or an audit record `{"type":"event","event":{...}}`).
+    Eval {
+        /// Policy file or directory.
+        path: PathBuf,
+        /// Event file; `-` reads stdin.
+        #[arg(long, default_value = "-")]
+        event: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every field of the expression language: name, type, event kind, kernel-matchable, doc.
+    Fields {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a policy subcommand. Exit status 1 when the policy is invalid (diagnostics on stderr).
+pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PolicyCommand::Check { path } => match enforcer_policy::load(&path) {
+            Ok(policy) => {
+                print!("{}", enforcer_policy::report::check_report(&policy));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(diagnostics) => {
+                eprintln!("{diagnostics}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        PolicyCommand::Eval { path, event, json } => {
+            let policy = match enforcer_policy::load(&path) {
+                Ok(p) => p,
+                Err(diagnostics) => {
+                    eprintln!("{diagnostics}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let text = read_event(&event)?;
+            let ev = enforcer_policy::report::parse_event(&text).with_context(|| format!("event {event}"))?;
+            let matches = policy.eval(&ev);
+            if json {
+                println!("{}", enforcer_policy::report::eval_json(&policy, &ev, &matches));
+            } else {
+                print!("{}", enforcer_policy::report::eval_report(&policy, &ev, &matches));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Fields { json } => {
+            if json {
+                println!("{}", enforcer_policy::report::fields_json());
+            } else {
+                print!("{}", enforcer_policy::report::fields_report());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_event(source: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if source == "-" {
+        std::io::stdin().take(MAX_EVENT_BYTES + 1).read_to_string(&mut text).context("reading the event from stdin")?;
+    } else {
+        std::fs::File::open(source)
+            .with_context(|| format!("opening {source}"))?
+            .take(MAX_EVENT_BYTES + 1)
+            .read_to_string(&mut text)
+            .with_context(|| format!("reading {source}"))?;
+    }
+    Ok(text)
+}

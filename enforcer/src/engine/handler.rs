@@ -1,0 +1,131 @@
+//! Handling one ring-buffer record: decode, build the event, turn the kernel's verdict into
+//! enforcement records, evaluate the userspace rules, and write it all to the sink.
+
+use enforcer_common::event::{ExecRecord, Hook};
+use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo};
+use serde_json::Value;
+
+use super::sink::Sink;
+use crate::{
+    actions::kill::kill_process,
+    audit::{Action, Record, writer::WriteError, writer::timestamp},
+    clock::BootClock,
+    pipeline::{
+        decode::{self, Decoded},
+        exec_event::exec_event,
+        outcome,
+    },
+};
+
+/// Turns records into audit records.
+#[derive(Debug)]
+pub(crate) struct Handler<'p> {
+    policy: &'p CompiledPolicy,
+    tier: &'static str,
+    dry_run: bool,
+    clock: BootClock,
+    decode_errors: u64,
+}
+
+/// Whether the kernel plan carries the rule (its deny/kill outcome arrives with the record, so
+/// userspace must not act on it again).
+fn reported_by_kernel(rule: &RuleInfo) -> bool {
+    rule.kernel == Enforcement::Kernel && (rule.actions.deny || rule.actions.kill)
+}
+
+impl<'p> Handler<'p> {
+    /// A handler for `policy`, in `tier`.
+    pub(crate) fn new(policy: &'p CompiledPolicy, tier: &'static str, dry_run: bool, clock: BootClock) -> Self {
+        Self { policy, tier, dry_run, clock, decode_errors: 0 }
+    }
+
+    /// Records that could not be decoded so far.
+    pub(crate) fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+
+    /// Handles one ring-buffer record.
+    pub(crate) fn handle(&mut self, bytes: &[u8], sink: &mut Sink) -> Result<(), WriteError> {
+        match decode::decode(bytes) {
+            Ok(Decoded::Exec(rec)) => self.exec(&rec, sink),
+            Err(err) => {
+                self.decode_errors += 1;
+                tracing::warn!("dropped a kernel record: {err}");
+                Ok(())
+            }
+        }
+    }
+
+    fn rule_id(&self, index: u32) -> (String, String) {
+        match self.policy.rules().get(index as usize) {
+            Some(rule) => (rule.id.clone(), rule.severity.to_string()),
+            None => (format!("#{index}"), "unknown".to_owned()),
+        }
+    }
+
+    fn exec(&mut self, rec: &ExecRecord, sink: &mut Sink) -> Result<(), WriteError> {
+        let ts = timestamp(self.clock.wall(rec.header.timestamp_ns));
+        let event = exec_event(rec, &ts);
+        let (rule, severity) = self.rule_id(rec.header.rule_index);
+        for action in outcome::actions(rec.header.outcome) {
+            sink.write(&Record::Action {
+                action,
+                rule: rule.clone(),
+                severity: severity.clone(),
+                decided_in: "kernel",
+                tier: self.tier,
+                detail: None,
+                event: event.clone(),
+            })?;
+        }
+        // The LSM hook reports only execs it acted on; the exec itself is reported by the
+        // tracepoint when it succeeds, and only that record is evaluated in userspace.
+        if rec.header.hook != Hook::TpSchedProcessExec as u32 {
+            return Ok(());
+        }
+        self.userspace_rules(rec, &event, sink)?;
+        sink.write(&Record::Event { event })
+    }
+
+    /// Evaluates the rules the kernel does not enforce: alerts are recorded, kills are
+    /// performed through the safety-railed kill path (or recorded as `would_kill`).
+    fn userspace_rules(&self, rec: &ExecRecord, event: &Value, sink: &mut Sink) -> Result<(), WriteError> {
+        let Ok(ev) = Event::from_json(event) else {
+            return Ok(());
+        };
+        for m in self.policy.eval(&ev) {
+            let Some(rule) = self.policy.rules().get(m.rule_index as usize) else {
+                continue;
+            };
+            if reported_by_kernel(rule) {
+                continue;
+            }
+            let mut performed = Vec::new();
+            if rule.actions.kill {
+                if self.dry_run || rule.mode == Some(Mode::Monitor) {
+                    performed.push((Action::WouldKill, None));
+                } else {
+                    match kill_process(rec.header.tgid, rec.header.timestamp_ns) {
+                        Ok(()) => performed.push((Action::Kill, None)),
+                        Err(err) => performed.push((Action::KillFailed, Some(err.to_string()))),
+                    }
+                }
+            }
+            if rule.actions.alert || performed.is_empty() {
+                performed.push((Action::Alert, None));
+            }
+            for (action, detail) in performed {
+                sink.write(&Record::Action {
+                    action,
+                    rule: rule.id.clone(),
+                    severity: rule.severity.to_string(),
+                    decided_in: "userspace",
+                    tier: self.tier,
+                    detail,
+                    event: event.clone(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+}

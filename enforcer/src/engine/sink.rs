@@ -1,0 +1,60 @@
+//! Where records go: the audit log (when configured) and a one-line summary on stdout.
+
+use std::{io::Write as _, path::Path};
+
+use serde_json::Value;
+
+use crate::audit::{AuditWriter, Record, writer::WriteError};
+
+/// The engine's record sinks.
+#[derive(Debug)]
+pub struct Sink {
+    audit: Option<AuditWriter>,
+    print: bool,
+}
+
+impl Sink {
+    /// Opens the audit log at `audit_log`, if any.
+    pub fn open(audit_log: Option<&Path>, print: bool) -> Result<Self, WriteError> {
+        Ok(Self { audit: audit_log.map(AuditWriter::open).transpose()?, print })
+    }
+
+    /// Writes `record` to the audit log and prints its summary.
+    pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
+        if let Some(audit) = &mut self.audit {
+            audit.write(record)?;
+        }
+        if self.print {
+            let line = summary(record);
+            // A closed stdout (e.g. `| head`) must not stop enforcement.
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+        Ok(())
+    }
+}
+
+fn exec_summary(event: &Value) -> String {
+    let p = &event["process"];
+    let e = &event["exec"];
+    format!(
+        "pid={} ppid={} uid={} cgroup={} path={} argv0={} args={}",
+        p["pid"], p["ppid"], p["uid"], p["cgroup"]["id"], e["file"]["path"], e["argv0"], e["args"]
+    )
+}
+
+/// The one-line human summary of a record.
+pub(crate) fn summary(record: &Record) -> String {
+    match record {
+        Record::EngineStart { tier, mode, kernel, rules, tier_reason, .. } => {
+            format!("engine_start tier={tier} mode={mode} kernel={kernel} rules={rules} ({tier_reason})")
+        }
+        Record::EngineStop { reason, counters, decode_errors } => {
+            format!("engine_stop reason={reason} counters={counters} decode_errors={decode_errors}")
+        }
+        Record::Event { event } => format!("{} {}", event["kind"].as_str().unwrap_or("?"), exec_summary(event)),
+        Record::Action { action, rule, event, .. } => {
+            let action = serde_json::to_value(action).unwrap_or_default();
+            format!("{} rule={rule} {}", action.as_str().unwrap_or("?").to_uppercase(), exec_summary(event))
+        }
+    }
+}

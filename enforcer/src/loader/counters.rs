@@ -1,0 +1,31 @@
+//! Reads the kernel's per-CPU counters (`COUNTERS`), summed over CPUs.
+
+use aya::{Ebpf, maps::PerCpuArray};
+use enforcer_common::{event::Counter, maps::COUNTERS};
+use serde_json::{Map, Value};
+
+/// Every counter with its name, in slot order.
+pub const ALL: [(Counter, &str); 5] = [
+    (Counter::RingbufFull, "ringbuf_full"),
+    (Counter::ReadError, "read_error"),
+    (Counter::KillFailed, "kill_failed"),
+    (Counter::ExecSeen, "exec_seen"),
+    (Counter::ExecMatched, "exec_matched"),
+];
+
+/// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.
+pub fn read(ebpf: &Ebpf) -> Value {
+    let mut out = Map::new();
+    let Some(map) = ebpf.map(COUNTERS) else {
+        return Value::Object(out);
+    };
+    let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else {
+        return Value::Object(out);
+    };
+    for (counter, name) in ALL {
+        if let Ok(values) = array.get(&(counter as u32), 0) {
+            out.insert(name.to_owned(), Value::from(values.iter().sum::<u64>()));
+        }
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,83 @@
+//! Builds the programs' `KernelOffsets` from the running kernel's BTF, so one build runs on
+//! every kernel (6.1, 6.12, the 6.18 host) without hard-coded struct offsets.
+
+use std::path::Path;
+
+use enforcer_common::offsets::KernelOffsets;
+
+use crate::btf::{Btf, BtfError};
+
+/// The member each offset stands for, as (struct, dotted member path).
+pub const MEMBERS: [(&str, &str); 10] = [
+    ("linux_binprm", "file"),
+    ("linux_binprm", "filename"),
+    ("file", "f_path.dentry"),
+    ("dentry", "d_name.name"),
+    ("dentry", "d_name.len"),
+    ("task_struct", "real_parent"),
+    ("task_struct", "tgid"),
+    ("task_struct", "mm"),
+    ("mm_struct", "arg_start"),
+    ("mm_struct", "arg_end"),
+];
+
+/// Reads the offsets from the BTF file at `path` (normally /sys/kernel/btf/vmlinux).
+pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, BtfError> {
+    from_btf(&Btf::from_file(path)?)
+}
+
+/// Reads the offsets from parsed BTF.
+pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
+    let mut values = [0u32; MEMBERS.len()];
+    for (slot, (strukt, member)) in values.iter_mut().zip(MEMBERS) {
+        *slot = btf.member_offset(strukt, member)?;
+    }
+    let [
+        binprm_file,
+        binprm_filename,
+        file_dentry,
+        dentry_name,
+        dentry_name_len,
+        task_real_parent,
+        task_tgid,
+        task_mm,
+        mm_arg_start,
+        mm_arg_end,
+    ] = values;
+    Ok(KernelOffsets {
+        binprm_file,
+        binprm_filename,
+        file_dentry,
+        dentry_name,
+        dentry_name_len,
+        task_real_parent,
+        task_tgid,
+        task_mm,
+        mm_arg_start,
+        mm_arg_end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::VMLINUX_BTF_PATH;
+
+    #[test]
+    fn running_kernel_offsets_resolve() {
+        let path = Path::new(VMLINUX_BTF_PATH);
+        if !path.exists() {
+            eprintln!("SKIPPED: {VMLINUX_BTF_PATH} absent, cannot resolve kernel offsets");
+            return;
+        }
+        let off = from_btf_file(path);
+        assert!(off.is_ok(), "{off:?}");
+        let off = off.unwrap_or_default();
+        // Members that are never first in their struct.
+        assert_ne!(off.task_tgid, 0);
+        assert_ne!(off.task_mm, 0);
+        assert_ne!(off.mm_arg_start, 0);
+        assert_eq!(off.mm_arg_end, off.mm_arg_start + 8, "arg_end follows arg_start");
+        assert_eq!(off.dentry_name_len + 4, off.dentry_name, "qstr: hash, len, then name");
+    }
+}

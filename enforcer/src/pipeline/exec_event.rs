@@ -1,0 +1,116 @@
+//! Turns a decoded `ExecRecord` into the event JSON that the audit log holds and the policy
+//! evaluates (`field a.b.c` at JSON pointer `/a/b/c`, see the policy crate's schema).
+
+use enforcer_common::event::{
+    EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, ExecRecord,
+    Hook,
+};
+use serde_json::{Value, json};
+
+/// The bytes of `buf` up to `len` (clamped to the buffer) and before the first NUL, as text.
+fn text(buf: &[u8], len: u32) -> String {
+    let valid = &buf[..(len as usize).min(buf.len())];
+    let end = valid.iter().position(|&b| b == 0).unwrap_or(valid.len());
+    String::from_utf8_lossy(&valid[..end]).into_owned()
+}
+
+/// Splits the NUL-separated argument block into `argv0` and the remaining arguments.
+fn split_args(rec: &ExecRecord) -> (Option<String>, Vec<String>) {
+    let valid = &rec.args[..(rec.args_len as usize).min(rec.args.len())];
+    let mut parts = valid
+        .strip_suffix(&[0])
+        .unwrap_or(valid)
+        .split(|&b| b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned());
+    if valid.is_empty() {
+        return (None, Vec::new());
+    }
+    let argv0 = parts.next();
+    (argv0, parts.collect())
+}
+
+/// Name of the hook that produced a record.
+pub fn hook_name(hook: u32) -> &'static str {
+    match Hook::try_from(hook) {
+        Ok(Hook::LsmBprmCheckSecurity) => "lsm/bprm_check_security",
+        Ok(Hook::TpSchedProcessExec) => "raw_tp/sched_process_exec",
+        Err(_) => "unknown",
+    }
+}
+
+/// The event JSON of an exec record. `ts` is the wall-clock time of the kernel timestamp.
+pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
+    let h = &rec.header;
+    let (argv0, args) = split_args(rec);
+    let name = text(&rec.name, rec.name_len);
+    let path = text(&rec.path, rec.path_len);
+    json!({
+        "kind": "exec",
+        "ts": ts,
+        "hook": hook_name(h.hook),
+        "process": {
+            "pid": h.tgid,
+            "tid": h.pid,
+            "ppid": h.ppid,
+            "uid": h.uid,
+            "gid": h.gid,
+            "comm": text(&rec.comm, rec.comm.len() as u32),
+            "cgroup": { "id": h.cgroup_id },
+        },
+        "exec": {
+            "file": { "path": path, "name": name },
+            "argv0": argv0,
+            "args": args,
+            "truncated": {
+                "name": rec.flags & EXEC_NAME_TRUNCATED != 0,
+                "path": rec.flags & EXEC_PATH_TRUNCATED != 0,
+                "args": rec.flags & EXEC_ARGS_TRUNCATED != 0,
+            },
+            "args_missing": rec.flags & EXEC_ARGS_MISSING != 0,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::pipeline::decode::test_exec_record;
+
+    #[test]
+    fn exec_event_has_the_policy_shape() {
+        let ev = exec_event(&test_exec_record(), "t");
+        assert_eq!(ev["kind"], "exec");
+        assert_eq!(ev["exec"]["file"]["path"], "/usr/bin/true");
+        assert_eq!(ev["exec"]["file"]["name"], "true");
+        assert_eq!(ev["exec"]["argv0"], "true");
+        assert_eq!(ev["exec"]["args"], json!(["-x", "yz"]));
+        assert_eq!(ev["process"]["pid"], 10);
+        assert_eq!(ev["process"]["ppid"], 1);
+        assert_eq!(ev["process"]["comm"], "true");
+        assert_eq!(ev["process"]["cgroup"]["id"], 7);
+        assert_eq!(ev["exec"]["truncated"]["args"], false);
+    }
+
+    #[test]
+    fn lengths_beyond_buffers_are_clamped() {
+        let mut rec = test_exec_record();
+        rec.name_len = u32::MAX;
+        rec.args_len = u32::MAX;
+        rec.path_len = 0;
+        let ev = exec_event(&rec, "t");
+        assert_eq!(ev["exec"]["file"]["name"], "true");
+        assert_eq!(ev["exec"]["file"]["path"], "");
+        assert_eq!(ev["exec"]["args"], json!(["-x", "yz"]));
+    }
+
+    #[test]
+    fn missing_args_give_no_argv0() {
+        let mut rec = test_exec_record();
+        rec.args_len = 0;
+        rec.flags = EXEC_ARGS_MISSING;
+        let ev = exec_event(&rec, "t");
+        assert_eq!(ev["exec"]["argv0"], Value::Null);
+        assert_eq!(ev["exec"]["args_missing"], true);
+    }
+}

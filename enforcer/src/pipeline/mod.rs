@@ -1,0 +1,6 @@
+//! The event pipeline: ring-buffer bytes -> checked decode -> event JSON -> rule evaluation ->
+//! audit records. The engine loop (`engine.rs`) drives it.
+
+pub mod decode;
+pub mod exec_event;
+pub mod outcome;

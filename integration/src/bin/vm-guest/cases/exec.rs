@@ -1,0 +1,133 @@
+//! Exec enforcement cases, shaped like aya's LSM integration test: allowed before attach,
+//! denied with EPERM while the engine runs in block mode (and audited), allowed again after
+//! the engine exits; and in monitor mode, allowed but audited as `would_deny`.
+
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use enforcer_integration::vm::layout::DENY_MARKER_RULE;
+use serde_json::Value;
+
+use super::Ctx;
+use crate::audit;
+use crate::engine::Engine;
+use crate::payload;
+
+/// TCG is slow: loading and attaching the programs can take tens of seconds.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the ring-buffer reader may take to write an action record.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a SIGTERM'd engine may take to detach and exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Diagnostic lines printed from the engine's output and audit log when a case fails.
+const DUMP_LINES: usize = 30;
+
+/// Block mode: exec allowed -> engine attaches -> exec denied (EPERM, no marker, `deny`
+/// record) -> SIGTERM, exit 0 -> exec allowed again.
+pub(crate) fn lsm_exec_deny(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    payload::expect_allowed("/tmp/m1", "before attach")?;
+    ctx.log("before attach: write-marker ran and wrote /tmp/m1");
+    let mut engine = Engine::start(
+        "block",
+        "/tmp/audit.jsonl".as_ref(),
+        "/tmp/enforcer-block.log".as_ref(),
+    )?;
+    let result = deny_while_attached(ctx, &mut engine);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result?;
+    payload::expect_allowed("/tmp/m3", "after detach")?;
+    ctx.log("after detach: write-marker ran and wrote /tmp/m3");
+    Ok(())
+}
+
+fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    ctx.log(format!("engine_start record: {start}"));
+    expect_field(&start, "tier", "lsm")?;
+    expect_field(&start, "mode", "block")?;
+    payload::expect_denied("/tmp/m2", "while attached in block mode")?;
+    ctx.log("attached: exec of write-marker failed with EPERM, /tmp/m2 absent");
+    let record = engine.wait_record(
+        RECORD_TIMEOUT,
+        "\"type\":\"action\",\"action\":\"deny\" record for rule deny-write-marker",
+        |r| audit::is_action(r, "deny", DENY_MARKER_RULE),
+    )?;
+    ctx.log(format!("action record: {record}"));
+    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
+
+/// Monitor mode: the engine attaches, the exec runs and writes its marker, and the audit log
+/// gets a `would_deny` record naming the rule.
+pub(crate) fn lsm_exec_monitor(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    let mut engine = Engine::start(
+        "monitor",
+        "/tmp/audit-monitor.jsonl".as_ref(),
+        "/tmp/enforcer-monitor.log".as_ref(),
+    )?;
+    let result = allow_while_monitoring(ctx, &mut engine);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result
+}
+
+fn allow_while_monitoring(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    ctx.log(format!("engine_start record: {start}"));
+    expect_field(&start, "mode", "monitor")?;
+    payload::expect_allowed("/tmp/m4", "while attached in monitor mode")?;
+    ctx.log("monitor mode: write-marker ran and wrote /tmp/m4");
+    let record = engine.wait_record(
+        RECORD_TIMEOUT,
+        "\"type\":\"action\",\"action\":\"would_deny\" record for rule deny-write-marker",
+        |r| audit::is_action(r, "would_deny", DENY_MARKER_RULE),
+    )?;
+    ctx.log(format!("action record: {record}"));
+    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
+
+fn require_engine() -> Result<(), String> {
+    if Engine::present() {
+        Ok(())
+    } else {
+        Err("enforcer binary missing".to_owned())
+    }
+}
+
+fn expect_field(record: &Value, key: &str, want: &str) -> Result<(), String> {
+    match audit::str_field(record, key) {
+        Some(got) if got == want => Ok(()),
+        got => Err(format!(
+            "engine_start says {key}={got:?}, want {want:?}: {record}"
+        )),
+    }
+}
+
+fn expect_clean_exit(status: ExitStatus) -> Result<(), String> {
+    if status.code() == Some(0) {
+        Ok(())
+    } else {
+        Err(format!(
+            "engine exited with {status} after SIGTERM, want exit status 0"
+        ))
+    }
+}
+
+/// Prints the tail of the engine's output and audit log as `VMLOG` lines.
+fn dump(ctx: &Ctx, engine: &Engine) {
+    for (label, path) in [("engine", &engine.output_log), ("audit", &engine.audit_log)] {
+        let lines = audit::tail(path, DUMP_LINES);
+        ctx.log(format!(
+            "--- {label} {} (last {} lines)",
+            path.display(),
+            lines.len()
+        ));
+        for line in lines {
+            ctx.log(format!("{label}: {line}"));
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The case registry: every guest test case by name, and the context a case logs through.
+//! To add a case, write `fn my_case(ctx: &Ctx) -> Result<(), String>` in a module here and list
+//! it in [`ALL`]; the host runner picks it up through `vm-guest --list`.
+
+mod exec;
+mod infra;
+
+use enforcer_integration::vm::protocol::{self, Verdict};
+
+/// One named case. `Err(reason)` fails it.
+#[derive(Debug)]
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) run: fn(&Ctx) -> Result<(), String>,
+}
+
+/// Every case, in the order they run.
+pub(crate) const ALL: &[Case] = &[
+    Case {
+        name: "lsm_bpf_active",
+        run: infra::lsm_bpf_active,
+    },
+    Case {
+        name: "lsm_exec_deny",
+        run: exec::lsm_exec_deny,
+    },
+    Case {
+        name: "lsm_exec_monitor",
+        run: exec::lsm_exec_monitor,
+    },
+];
+
+/// What a running case can do besides returning.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    name: &'static str,
+}
+
+impl Ctx {
+    /// Prints a `VMLOG` line for this case (shown by the host when the case fails).
+    pub(crate) fn log(&self, text: impl AsRef<str>) {
+        println!("{}", protocol::format_log(self.name, text.as_ref()));
+    }
+}
+
+/// Runs one case, turning a panic into a failure.
+pub(crate) fn run(case: &Case) -> Verdict {
+    let ctx = Ctx { name: case.name };
+    ctx.log("started");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.run)(&ctx)));
+    match result {
+        Ok(Ok(())) => Verdict::Pass,
+        Ok(Err(reason)) => Verdict::Fail(reason),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".to_owned());
+            Verdict::Fail(format!("harness panicked: {message}"))
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The engine under test as a child process: started with `enforcer run`, awaited through its
+//! `engine_start` audit record, stopped with SIGTERM, and killed if a case ends early.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use enforcer_integration::vm::layout;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::audit;
+
+/// A running `enforcer run`. Dropping it kills the engine (SIGKILL) if it still runs.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    child: Option<Child>,
+    /// `--audit-log` file.
+    pub(crate) audit_log: PathBuf,
+    /// File receiving the engine's stdout and stderr.
+    pub(crate) output_log: PathBuf,
+}
+
+impl Engine {
+    /// True when the engine binary is in the guest.
+    pub(crate) fn present() -> bool {
+        Path::new(layout::ENFORCER).is_file()
+    }
+
+    /// Starts `enforcer run --policy <deny-marker> --mode <mode> --audit-log <audit_log>`, its
+    /// output going to `output_log`. An old audit log is removed first.
+    pub(crate) fn start(mode: &str, audit_log: &Path, output_log: &Path) -> Result<Self, String> {
+        match std::fs::remove_file(audit_log) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove old {}: {e}", audit_log.display())),
+        }
+        let out = File::create(output_log)
+            .map_err(|e| format!("cannot create {}: {e}", output_log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("cannot dup {}: {e}", output_log.display()))?;
+        let child = Command::new(layout::ENFORCER)
+            .arg("run")
+            .arg("--policy")
+            .arg(layout::DENY_MARKER_POLICY)
+            .arg("--mode")
+            .arg(mode)
+            .arg("--audit-log")
+            .arg(audit_log)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", layout::ENFORCER))?;
+        Ok(Self {
+            child: Some(child),
+            audit_log: audit_log.to_path_buf(),
+            output_log: output_log.to_path_buf(),
+        })
+    }
+
+    /// `Err` when the engine has already exited (with its status).
+    pub(crate) fn check_running(&mut self) -> Result<(), String> {
+        let Some(child) = self.child.as_mut() else {
+            return Err("engine already stopped".to_owned());
+        };
+        match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("engine exited early with {status}")),
+            Err(e) => Err(format!("cannot poll engine: {e}")),
+        }
+    }
+
+    /// Waits for the `engine_start` record (the engine writes it once everything is attached).
+    pub(crate) fn wait_started(&mut self, timeout: Duration) -> Result<Value, String> {
+        let audit_log = self.audit_log.clone();
+        audit::wait_for(
+            &audit_log,
+            timeout,
+            "\"type\":\"engine_start\" record",
+            |r| audit::is_type(r, "engine_start"),
+            || self.check_running(),
+        )
+    }
+
+    /// Waits for a record matching `matches` while the engine keeps running.
+    pub(crate) fn wait_record(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Result<Value, String> {
+        let audit_log = self.audit_log.clone();
+        audit::wait_for(&audit_log, timeout, what, matches, || self.check_running())
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit; on timeout the engine is killed
+    /// and that is an error.
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let Some(mut child) = self.child.take() else {
+            return Err("engine already stopped".to_owned());
+        };
+        let pid = i32::try_from(child.id()).map_err(|_| "engine pid out of range".to_owned())?;
+        if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("cannot send SIGTERM to the engine: {e}"));
+        }
+        let start = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if start.elapsed() >= timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "engine still running {} s after SIGTERM; killed",
+                        timeout.as_secs()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => return Err(format!("cannot wait for the engine: {e}")),
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration test support.
+//!
+//! [`vm`] is the QEMU runner for the LSM tier: it boots Debian kernels with an initramfs that
+//! holds the engine, a guest harness and test payloads, and turns the guest's console output
+//! into test results. See `integration/README.md`.
+
+pub mod vm;

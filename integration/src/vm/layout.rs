@@ -1,0 +1,17 @@
+//! Guest paths that the host runner (which builds the initramfs) and the guest harness (which
+//! runs inside the VM) agree on. Written once here so the two sides cannot drift apart.
+
+/// The guest harness, run by `/init`.
+pub const GUEST_HARNESS: &str = "/bin/vm-guest";
+/// The engine binary under test; absent when the host had no enforcer build.
+pub const ENFORCER: &str = "/bin/enforcer";
+/// The test payload that writes a marker file (`write-marker FILE ARGS...`).
+pub const WRITE_MARKER: &str = "/bin/write-marker";
+/// The policy with the single rule `deny-write-marker`.
+pub const DENY_MARKER_POLICY: &str = "/etc/enforcer/deny-marker.yaml";
+/// Id of the rule in [`DENY_MARKER_POLICY`].
+pub const DENY_MARKER_RULE: &str = "deny-write-marker";
+/// The statically linked busybox that provides the shell and the applets.
+pub const BUSYBOX: &str = "/bin/busybox";
+/// The tmpfs where cases write markers, logs and audit logs.
+pub const SCRATCH_DIR: &str = "/tmp";

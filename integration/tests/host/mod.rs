@@ -1,0 +1,158 @@
+//! Support for the host-tier tests: find the engine, start it with a policy, wait for its
+//! `engine_start` record, stop it, read its audit log.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Whether the suite must run (CI): then a missing prerequisite fails instead of skipping.
+pub fn required() -> bool {
+    std::env::var_os("ENFORCER_REQUIRE_HOST").is_some_and(|v| v == "1")
+}
+
+/// Returns `false` (after a loud SKIPPED line) when the host tests cannot run here; panics
+/// instead when they are required.
+pub fn can_run(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("not root (loading BPF programs needs CAP_BPF/CAP_SYS_ADMIN)".to_owned())
+    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        Some("kernel has no BTF (/sys/kernel/btf/vmlinux)".to_owned())
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) if required() => {
+            panic!("{test}: cannot run: {reason} (ENFORCER_REQUIRE_HOST=1)")
+        }
+        Some(reason) => {
+            eprintln!("SKIPPED {test}: {reason}");
+            false
+        }
+    }
+}
+
+/// The engine binary: `$ENFORCER_BIN`, else the workspace's release or debug build.
+pub fn enforcer_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ENFORCER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    for profile in ["release", "debug"] {
+        let bin = target.join(profile).join("enforcer");
+        if bin.exists() {
+            return bin;
+        }
+    }
+    panic!(
+        "enforcer binary not found: build it with `cargo build --release -p enforcer` or set ENFORCER_BIN"
+    );
+}
+
+/// A running engine.
+pub struct Engine {
+    child: Option<Child>,
+    pub audit: PathBuf,
+}
+
+impl Engine {
+    /// Starts `enforcer run` with `policy` in `mode` and waits for its `engine_start` record.
+    pub fn start(dir: &Path, policy: &str, mode: &str) -> Engine {
+        let policy_path = dir.join("policy.yaml");
+        std::fs::write(&policy_path, policy).unwrap();
+        let audit = dir.join(format!("audit-{mode}.jsonl"));
+        let child = Command::new(enforcer_bin())
+            .args(["run", "--quiet", "--mode", mode, "--policy"])
+            .arg(&policy_path)
+            .arg("--audit-log")
+            .arg(&audit)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn enforcer");
+        let mut engine = Engine {
+            child: Some(child),
+            audit,
+        };
+        engine.wait_for(Duration::from_secs(60), "engine_start", |r| {
+            r["type"] == "engine_start"
+        });
+        engine
+    }
+
+    /// The audit records so far.
+    pub fn records(&self) -> Vec<Value> {
+        // A line being written may be incomplete: skip what does not parse.
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Waits until a record satisfies `pred`, returning it.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.records().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "enforcer exited with {status} before {what}; audit: {:?}",
+                    self.records()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; audit: {:#?}",
+                self.records()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and asserts a clean exit.
+    pub fn stop(mut self) -> Vec<Value> {
+        let mut child = self.child.take().unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "enforcer exit status {status}");
+        self.records()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Copies `src` to `dir/name` with mode 0755.
+pub fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst).unwrap();
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dst
+}

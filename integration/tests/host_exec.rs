@@ -1,0 +1,181 @@
+//! Host-tier exec tests: load the real programs on the host kernel (no BPF LSM here, so the
+//! engine runs in the signal tier) and check that a denied binary is killed before it runs user
+//! code, an allowed one runs, monitor mode only records, and exec records carry argv.
+//! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod host;
+
+use std::{
+    os::unix::process::ExitStatusExt as _, path::Path, process::Command, sync::Mutex,
+    time::Duration,
+};
+
+use host::{Engine, can_run, install};
+use serde_json::Value;
+
+/// Engines are started one at a time: each would see the others' payloads.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
+
+fn policy(denied_name: &str, denied_path: &Path) -> String {
+    format!(
+        r#"version: 1
+rules:
+  - id: deny-by-name
+    description: test rule, denies a payload by basename
+    severity: high
+    expression: exec.file.name == "{denied_name}"
+    action: deny
+  - id: deny-by-path
+    description: test rule, denies a payload by path
+    severity: high
+    expression: exec.file.path == "{}"
+    action: deny
+"#,
+        denied_path.display()
+    )
+}
+
+fn actions<'a>(records: &'a [Value], action: &str, rule: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "action" && r["action"] == action && r["rule"] == rule)
+        .collect()
+}
+
+fn exec_events<'a>(records: &'a [Value], name: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "event" && r["event"]["exec"]["file"]["name"] == name)
+        .collect()
+}
+
+#[test]
+fn block_mode_kills_denied_execs_before_user_code_and_lets_others_run() {
+    if !can_run("block_mode_kills_denied_execs_before_user_code_and_lets_others_run") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let by_name = install(Path::new(WRITE_MARKER), dir.path(), "denied-by-name");
+    let by_path = install(Path::new(WRITE_MARKER), dir.path(), "denied-by-path");
+    let allowed = install(Path::new(WRITE_MARKER), dir.path(), "allowed-payload");
+    let engine = Engine::start(dir.path(), &policy("denied-by-name", &by_path), "block");
+    let start = engine
+        .records()
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    assert_eq!(
+        start["tier"], "signal",
+        "host kernel has no BPF LSM: {start}"
+    );
+    assert_eq!(start["mode"], "block");
+
+    for (payload, marker) in [(&by_name, "m-name"), (&by_path, "m-path")] {
+        let marker = dir.path().join(marker);
+        let status = Command::new(payload)
+            .arg(&marker)
+            .arg("x")
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "{} must be killed: {status}",
+            payload.display()
+        );
+        assert!(
+            !marker.exists(),
+            "{} ran user code before it was killed",
+            payload.display()
+        );
+    }
+    let marker = dir.path().join("m-allowed");
+    let status = Command::new(&allowed)
+        .arg(&marker)
+        .args(["alpha", "beta gamma"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "allowed payload: {status}");
+    assert!(marker.exists(), "allowed payload did not run");
+
+    let mut engine = engine;
+    engine.wait_for(Duration::from_secs(10), "allowed exec event", |r| {
+        r["type"] == "event" && r["event"]["exec"]["file"]["name"] == "allowed-payload"
+    });
+    let records = engine.stop();
+    assert_eq!(
+        actions(&records, "kill", "deny-by-name").len(),
+        1,
+        "{records:#?}"
+    );
+    assert_eq!(
+        actions(&records, "kill", "deny-by-path").len(),
+        1,
+        "{records:#?}"
+    );
+    let kill = actions(&records, "kill", "deny-by-path")[0];
+    assert_eq!(
+        kill["event"]["exec"]["file"]["path"],
+        by_path.display().to_string()
+    );
+    assert_eq!(kill["decided_in"], "kernel");
+    assert!(
+        actions(&records, "kill", "deny-by-name")
+            .iter()
+            .all(|r| r["tier"] == "signal")
+    );
+
+    let allowed_events = exec_events(&records, "allowed-payload");
+    assert_eq!(allowed_events.len(), 1, "{records:#?}");
+    let ev = &allowed_events[0]["event"];
+    assert_eq!(ev["exec"]["argv0"], allowed.display().to_string());
+    assert_eq!(
+        ev["exec"]["args"],
+        serde_json::json!([marker.display().to_string(), "alpha", "beta gamma"])
+    );
+    assert_eq!(ev["process"]["uid"], 0);
+    assert_eq!(ev["process"]["ppid"], std::process::id());
+    assert!(ev["process"]["cgroup"]["id"].as_u64().unwrap_or(0) > 0);
+    assert!(
+        records.iter().any(|r| r["type"] == "engine_stop"),
+        "{records:#?}"
+    );
+}
+
+#[test]
+fn monitor_mode_records_would_kill_and_lets_the_binary_run() {
+    if !can_run("monitor_mode_records_would_kill_and_lets_the_binary_run") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let by_name = install(Path::new(WRITE_MARKER), dir.path(), "denied-by-name");
+    let by_path = dir.path().join("never-created");
+    let mut engine = Engine::start(dir.path(), &policy("denied-by-name", &by_path), "monitor");
+    let start = engine
+        .records()
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    assert_eq!(start["tier"], "monitor");
+    assert_eq!(start["mode"], "monitor");
+
+    let marker = dir.path().join("m-monitor");
+    let status = Command::new(&by_name).arg(&marker).status().unwrap();
+    assert!(status.success(), "monitor mode must not kill: {status}");
+    assert!(marker.exists());
+    engine.wait_for(Duration::from_secs(10), "would_kill", |r| {
+        r["action"] == "would_kill"
+    });
+    let records = engine.stop();
+    assert_eq!(
+        actions(&records, "would_kill", "deny-by-name").len(),
+        1,
+        "{records:#?}"
+    );
+    assert!(actions(&records, "kill", "deny-by-name").is_empty());
+}

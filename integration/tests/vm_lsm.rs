@@ -1,0 +1,203 @@
+//! LSM tier, for real: boots every cached Debian kernel once in a throw-away QEMU VM with an
+//! initramfs holding the engine (`enforcer`), the guest harness (`vm-guest`), the payload
+//! (`write-marker`) and the deny-marker policy, and turns the guest's `VMTEST` lines into one
+//! result per kernel and case. See integration/README.md for the protocol and the switches.
+//!
+//! Skips loudly (`SKIPPED: <reason>`) when the host cannot run the VM (not root, no QEMU, no
+//! kernels cached) unless `ENFORCER_REQUIRE_VM=1`, which turns every skip into a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use enforcer_integration::vm::init_script::{self, InitConfig};
+use enforcer_integration::vm::initramfs::InitramfsBuilder;
+use enforcer_integration::vm::protocol::Verdict;
+use enforcer_integration::vm::qemu::QemuConfig;
+use enforcer_integration::vm::{kernels, layout, paths, preflight, run};
+
+const GUEST_HARNESS: &str = env!("CARGO_BIN_EXE_vm-guest");
+const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
+const DENY_MARKER_POLICY: &str = include_str!("../fixtures/deny-marker.yaml");
+/// Per boot, including every case. TCG boots in 6-17 s (more on a busy machine); each engine
+/// case may wait up to 60 + 20 + 30 s in the guest before it gives up on its own.
+const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[test]
+fn lsm_tier_in_vm() {
+    let root = paths::workspace_root();
+    let tools = match preflight::check_host() {
+        Ok(tools) => tools,
+        Err(problems) => return skip(&problems.join("; ")),
+    };
+    let cache = paths::kernel_cache_dir(&root);
+    let all = kernels::discover(&cache).expect("kernel cache unreadable");
+    let filter = preflight::env_nonempty(preflight::KERNELS_ENV);
+    let (kernels, missing) = kernels::select(all, filter.as_deref());
+    if !missing.is_empty() {
+        let reason = format!(
+            "{}={} names kernels not cached in {}: {}",
+            preflight::KERNELS_ENV,
+            filter.as_deref().unwrap_or(""),
+            cache.display(),
+            missing.join(", ")
+        );
+        if preflight::vm_required() {
+            panic!("{reason}");
+        }
+        println!("WARNING: {reason}");
+    }
+    if kernels.is_empty() {
+        return skip(&format!(
+            "no kernels cached in {} (run scripts/setup)",
+            cache.display()
+        ));
+    }
+
+    let cases = expected_cases();
+    let enforcer = locate_enforcer(&root);
+    match &enforcer {
+        Some(path) => println!("enforcer binary: {}", path.display()),
+        None => println!(
+            "WARNING: no enforcer binary ({}, target/release/enforcer, target/debug/enforcer): \
+             the engine cases will FAIL",
+            preflight::ENFORCER_BIN_ENV
+        ),
+    }
+
+    let mut harness = vec![layout::GUEST_HARNESS.to_owned()];
+    if preflight::env_nonempty(preflight::CASES_ENV).is_some() {
+        harness.extend(cases.iter().cloned());
+    }
+    let init = init_script::render(&InitConfig { harness });
+    let mut builder = InitramfsBuilder::new(&tools.busybox, init)
+        .binary(GUEST_HARNESS, layout::GUEST_HARNESS)
+        .binary(WRITE_MARKER, layout::WRITE_MARKER)
+        .file(layout::DENY_MARKER_POLICY, DENY_MARKER_POLICY, 0o644)
+        .strip_debug(true);
+    if let Some(path) = &enforcer {
+        builder = builder.binary(path, layout::ENFORCER);
+    }
+    let cache_dir = paths::vm_cache_dir(&root);
+    std::fs::create_dir_all(&cache_dir).expect("cannot create the VM cache dir");
+    let image = builder
+        .build(&cache_dir.join("initramfs.cpio.gz"))
+        .expect("cannot build the initramfs");
+    println!(
+        "initramfs: {} ({} KiB)",
+        image.path.display(),
+        image.size / 1024
+    );
+
+    let timeout = preflight::env_nonempty(preflight::TIMEOUT_ENV)
+        .and_then(|s| s.parse().ok())
+        .map_or(DEFAULT_BOOT_TIMEOUT, Duration::from_secs);
+    let mut failures = Vec::new();
+    for kernel in &kernels {
+        let label = format!("kernel {} ({})", kernel.name, kernel.package_label());
+        let mut config = QemuConfig::new(&tools.qemu, timeout);
+        if preflight::env_nonempty(preflight::ECHO_ENV).as_deref() == Some("1") {
+            config.echo = Some(kernel.name.clone());
+        }
+        let kernel_run = run::run_kernel(kernel, &image.path, &config)
+            .unwrap_or_else(|e| panic!("{label}: cannot boot: {e}"));
+        let log = cache_dir.join(format!("console-{}.log", kernel.name));
+        let _ = std::fs::write(&log, kernel_run.capture.console_text());
+        println!(
+            "{label}: release {}, LSMs {}, boot to userspace {}, whole run {:.1} s, console {}",
+            kernel_run.release().unwrap_or("unknown"),
+            kernel_run
+                .report
+                .info
+                .get("lsm")
+                .map_or("unknown", String::as_str),
+            kernel_run
+                .boot_to_userspace()
+                .map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+            kernel_run.capture.elapsed.as_secs_f64(),
+            log.display()
+        );
+        for outcome in kernel_run.outcomes(&cases) {
+            match outcome.verdict.reason() {
+                None => println!("{label}: {} {}", outcome.case, outcome.verdict.word()),
+                Some(reason) => println!(
+                    "{label}: {} {} {reason}",
+                    outcome.case,
+                    outcome.verdict.word()
+                ),
+            }
+            if let Verdict::Fail(reason) = &outcome.verdict {
+                for line in &outcome.log {
+                    println!("    | {line}");
+                }
+                failures.push(format!("{label}: {} FAIL {reason}", outcome.case));
+            }
+        }
+        if let Some(message) = kernel_run.boot_failure() {
+            println!("{label}: BOOT FAILED: {message}");
+            failures.push(format!("{label}: {message}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} VM failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Skips loudly, or fails when `ENFORCER_REQUIRE_VM=1`.
+fn skip(reason: &str) {
+    if preflight::vm_required() {
+        panic!(
+            "{}=1 but the VM test cannot run: {reason}",
+            preflight::REQUIRE_VM_ENV
+        );
+    }
+    println!("SKIPPED: {reason}");
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// The cases the guest should report: `ENFORCER_VM_CASES`, else everything `vm-guest --list`
+/// names.
+fn expected_cases() -> Vec<String> {
+    if let Some(list) = preflight::env_nonempty(preflight::CASES_ENV) {
+        return list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    let output = Command::new(GUEST_HARNESS)
+        .arg("--list")
+        .output()
+        .expect("cannot run vm-guest --list");
+    assert!(output.status.success(), "vm-guest --list failed");
+    let cases: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!cases.is_empty(), "vm-guest --list names no case");
+    cases
+}
+
+/// `$ENFORCER_BIN`, else `<workspace>/target/release/enforcer`, else `target/debug/enforcer`.
+fn locate_enforcer(root: &Path) -> Option<PathBuf> {
+    if let Some(path) = preflight::env_nonempty(preflight::ENFORCER_BIN_ENV) {
+        let path = PathBuf::from(path);
+        assert!(
+            paths::is_executable_file(&path),
+            "{}={} is not an executable file",
+            preflight::ENFORCER_BIN_ENV,
+            path.display()
+        );
+        return Some(path);
+    }
+    ["release", "debug"]
+        .iter()
+        .map(|profile| root.join("target").join(profile).join("enforcer"))
+        .find(|path| paths::is_executable_file(path))
+}

@@ -1,0 +1,276 @@
+//! Decoded events as the evaluator sees them: [`Event::from_json`] reads every schema field of
+//! the event's kind (plus the common `process.*` fields) from a JSON object into a flat slot
+//! table indexed by [`FieldId`], so evaluation never walks JSON. Input is bounded: strings are
+//! cut at [`MAX_STRING`] bytes, lists at [`MAX_LIST`] items. An audit record
+//! `{"type":"event","event":{...}}` is accepted as well as the bare event.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+use crate::lexer::parse_duration;
+use crate::schema::{self, Derive, FieldId, Kind, Locator, Type};
+
+/// Longest string value kept (longer ones are cut at a character boundary).
+pub const MAX_STRING: usize = 4096;
+/// Most list items kept.
+pub const MAX_LIST: usize = 1024;
+
+/// One field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// String.
+    Str(Box<str>),
+    /// Integer.
+    Int(i64),
+    /// Bool.
+    Bool(bool),
+    /// Duration in nanoseconds.
+    Dur(u64),
+    /// Address.
+    Ip(IpAddr),
+    /// Several values (list fields).
+    List(Vec<Val>),
+}
+
+/// Why an event could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EventError {
+    /// The JSON is not an object.
+    #[error("an event must be a JSON object")]
+    NotAnObject,
+    /// No `kind` member.
+    #[error("the event has no string member \"kind\"")]
+    MissingKind,
+    /// Unknown `kind`.
+    #[error("unknown event kind {0:?}")]
+    UnknownKind(String),
+    /// A member has the wrong JSON type.
+    #[error("field {field} must be {expected}")]
+    FieldType {
+        /// The field.
+        field: &'static str,
+        /// The expected type.
+        expected: &'static str,
+    },
+}
+
+/// A decoded event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    kind: Kind,
+    slots: Vec<Option<Val>>,
+}
+
+impl Event {
+    /// Decodes a bare event or an audit record holding one under `"event"`.
+    pub fn from_json(value: &Value) -> Result<Event, EventError> {
+        let obj = value.as_object().ok_or(EventError::NotAnObject)?;
+        if obj.get("kind").is_none()
+            && let Some(inner) = obj.get("event")
+        {
+            return Event::from_json(inner);
+        }
+        let kind_name = obj.get("kind").and_then(Value::as_str).ok_or(EventError::MissingKind)?;
+        let kind = Kind::from_name(kind_name).ok_or_else(|| EventError::UnknownKind(kind_name.to_string()))?;
+        let mut slots = vec![None; schema::FIELDS.len()];
+        for (i, def) in schema::FIELDS.iter().enumerate() {
+            if def.kind.is_some_and(|k| k != kind) {
+                continue;
+            }
+            let mut v = match def.locator {
+                Locator::Ptr(p) => value.pointer(p).map(|j| convert(j, def)).transpose()?.flatten(),
+                Locator::Each(arr, item) => match value.pointer(arr) {
+                    Some(Value::Array(items)) => {
+                        let mut out = Vec::new();
+                        for it in items.iter().take(MAX_LIST) {
+                            if let Some(x) = it.pointer(item).map(|j| scalar(j, def)).transpose()?.flatten() {
+                                out.push(x);
+                            }
+                        }
+                        Some(Val::List(out))
+                    }
+                    Some(Value::Null) | None => None,
+                    Some(_) => return Err(EventError::FieldType { field: def.name, expected: "an array" }),
+                },
+            };
+            if v.is_none()
+                && let Some(d) = def.derive
+            {
+                v = derive(value, d);
+            }
+            if def.name == "dns.question.name"
+                && let Some(Val::Str(s)) = &v
+            {
+                v = Some(Val::Str(s.trim_end_matches('.').to_ascii_lowercase().into()));
+            }
+            slots[i] = v;
+        }
+        Ok(Event { kind, slots })
+    }
+
+    /// The event's kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The value of field `id`, `None` when absent.
+    pub fn get(&self, id: FieldId) -> Option<&Val> {
+        self.slots.get(usize::from(id)).and_then(Option::as_ref)
+    }
+
+    /// Builds an event directly (tests, benchmarks): `values` are (field name, value) pairs;
+    /// unknown names are ignored.
+    pub fn from_values(kind: Kind, values: impl IntoIterator<Item = (&'static str, Val)>) -> Event {
+        let mut slots = vec![None; schema::FIELDS.len()];
+        for (name, v) in values {
+            if let Some(id) = schema::lookup(name) {
+                slots[usize::from(id)] = Some(v);
+            }
+        }
+        Event { kind, slots }
+    }
+}
+
+fn cut(s: &str) -> Box<str> {
+    if s.len() <= MAX_STRING {
+        return s.into();
+    }
+    let mut end = MAX_STRING;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].into()
+}
+
+fn convert(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, EventError> {
+    match j {
+        Value::Array(items) => {
+            if !def.list {
+                return Err(EventError::FieldType { field: def.name, expected: "a single value" });
+            }
+            let mut out = Vec::with_capacity(items.len().min(MAX_LIST));
+            for it in items.iter().take(MAX_LIST) {
+                if let Some(v) = scalar(it, def)? {
+                    out.push(v);
+                }
+            }
+            Ok(Some(Val::List(out)))
+        }
+        other => {
+            let v = scalar(other, def)?;
+            Ok(if def.list { v.map(|v| Val::List(vec![v])) } else { v })
+        }
+    }
+}
+
+fn scalar(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, EventError> {
+    let bad = |expected| EventError::FieldType { field: def.name, expected };
+    if j.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(match def.ty {
+        Type::Str => Val::Str(cut(j.as_str().ok_or(bad("a string"))?)),
+        Type::Int => Val::Int(j.as_i64().ok_or(bad("an integer"))?),
+        Type::Bool => Val::Bool(j.as_bool().ok_or(bad("a bool"))?),
+        Type::Duration => match j {
+            Value::String(s) => Val::Dur(parse_duration(s).ok_or(bad("a duration"))?),
+            _ => Val::Dur(j.as_u64().ok_or(bad("a duration (nanoseconds or \"90s\")"))?),
+        },
+        Type::Ip => Val::Ip(j.as_str().and_then(|s| IpAddr::from_str(s).ok()).ok_or(bad("an IP address"))?),
+    }))
+}
+
+fn derive(root: &Value, how: Derive) -> Option<Val> {
+    match how {
+        Derive::Basename(p) => {
+            let path = root.pointer(p)?.as_str()?;
+            let base = path.rsplit('/').next().unwrap_or(path);
+            (!base.is_empty()).then(|| Val::Str(cut(base)))
+        }
+        Derive::StratumMethod(p) => crate::stratum::method(root.pointer(p)?.as_str()?).map(|m| Val::Str(cut(&m))),
+        Derive::OpenWrites(p) => {
+            let flags = root.pointer(p)?.as_i64()?;
+            // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
+            Some(Val::Bool(flags & (0o1 | 0o2 | 0o100 | 0o1000) != 0))
+        }
+        Derive::IsPublic(p) => {
+            let ip = IpAddr::from_str(root.pointer(p)?.as_str()?).ok()?;
+            Some(Val::Bool(is_public(ip)))
+        }
+    }
+}
+
+/// Whether an address is globally routable (not loopback, private, link-local, CGNAT,
+/// documentation, multicast, unspecified or unique-local).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = a.segments();
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || s[0] == 0x2001 && s[1] == 0x0db8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_exec_and_audit_record() {
+        let ev = json!({"kind":"exec","process":{"uid":0,"ancestors":[{"file":{"name":"bash"}},{"file":{"name":"sshd"}}]},
+            "exec":{"file":{"path":"/tmp/xmrig"},"args":["-o","x"]}});
+        let e = Event::from_json(&json!({"type":"event","ts":1,"event":ev})).unwrap();
+        assert_eq!(e.kind(), Kind::Exec);
+        let name = schema::lookup("exec.file.name").unwrap();
+        assert_eq!(e.get(name), Some(&Val::Str("xmrig".into())));
+        let anc = schema::lookup("process.ancestors.file.name").unwrap();
+        assert_eq!(e.get(anc), Some(&Val::List(vec![Val::Str("bash".into()), Val::Str("sshd".into())])));
+        assert_eq!(e.get(schema::lookup("exec.argv0").unwrap()), None);
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        assert_eq!(Event::from_json(&json!([])).unwrap_err(), EventError::NotAnObject);
+        assert_eq!(Event::from_json(&json!({"kind":"nope"})).unwrap_err(), EventError::UnknownKind("nope".into()));
+        assert!(matches!(
+            Event::from_json(&json!({"kind":"exec","process":{"uid":"root"}})),
+            Err(EventError::FieldType { field: "process.uid", .. })
+        ));
+    }
+
+    #[test]
+    fn bounds_strings_and_derives() {
+        let long = "é".repeat(MAX_STRING);
+        let e = Event::from_json(&json!({"kind":"connect","process":{"comm":long},"connect":{"addr":{"ip":"10.0.0.1"}}})).unwrap();
+        match e.get(schema::lookup("process.comm").unwrap()) {
+            Some(Val::Str(s)) => assert!(s.len() <= MAX_STRING),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.get(schema::lookup("connect.addr.is_public").unwrap()), Some(&Val::Bool(false)));
+        assert!(is_public("1.1.1.1".parse().unwrap()));
+        assert!(!is_public("::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,40 @@
+//! `enforcer-policy`: the policy language of the enforcement engine.
+//!
+//! Pipeline: YAML files ([`yaml`], [`doc`]) → expressions ([`lexer`], [`parser`], [`ast`]) →
+//! checked against the field registry ([`schema`], [`check`], [`values`]) → compiled conditions
+//! ([`ir`]) → [`CompiledPolicy`]: [`CompiledPolicy::eval`] on decoded [`Event`]s (bucketed and
+//! indexed by [`index`]) and [`CompiledPolicy::lower`] to an abstract [`KernelPlan`]
+//! ([`lower`], [`plan`]). Every problem is a [`Diagnostic`] with file, line and column; a load
+//! reports all of them ([`Diagnostics`]). [`report`] renders what the CLI prints.
+#![forbid(unsafe_code)]
+
+pub mod ast;
+pub mod check;
+pub mod diag;
+pub mod doc;
+pub mod event;
+pub mod index;
+pub mod ir;
+pub mod lexer;
+pub mod lists;
+pub mod load;
+pub mod lower;
+pub mod model;
+pub mod parser;
+pub mod plan;
+pub mod policy;
+pub mod ratelimit;
+pub mod report;
+pub mod schema;
+pub mod source;
+pub mod stratum;
+pub mod values;
+pub mod yaml;
+
+pub use diag::{Code, Diagnostic, Diagnostics};
+pub use event::{Event, EventError, Val};
+pub use load::{load, load_str};
+pub use model::{Actions, Enforcement, Mode, RuleInfo, Severity};
+pub use plan::{KernelPlan, PlanEntry};
+pub use policy::{CompiledPolicy, Match};
+pub use schema::Kind;

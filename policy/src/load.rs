@@ -1,0 +1,250 @@
+//! Loading: reads a policy file or a directory of them (`*.yaml` / `*.yml`, merged in file-name
+//! order), their list files, and runs YAML parsing, structure reading, checking and lowering,
+//! collecting every diagnostic. Inputs are bounded: file sizes, file count, rule count.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::check::Checker;
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::doc::{self, ListSource, RawFile};
+use crate::lists::{self, ListDef, MAX_LIST_ITEMS};
+use crate::lower;
+use crate::model::{Enforcement, RuleInfo};
+use crate::policy::CompiledPolicy;
+use crate::source::{SourceMap, Span};
+use crate::yaml;
+
+/// Largest policy file accepted.
+pub const MAX_POLICY_FILE: u64 = 4 << 20;
+/// Largest list file accepted.
+pub const MAX_LIST_FILE: u64 = 16 << 20;
+/// Most policy files in a directory.
+pub const MAX_FILES: usize = 1000;
+/// Most rules in a policy.
+pub const MAX_RULES: usize = 100_000;
+
+/// Loads a policy file or directory.
+pub fn load(path: &Path) -> Result<CompiledPolicy, Diagnostics> {
+    let mut l = Loader::default();
+    let files = match l.policy_files(path) {
+        Some(f) => f,
+        None => return Err(l.finish_err()),
+    };
+    let mut inputs = Vec::new();
+    for f in files {
+        match read_capped(&f, MAX_POLICY_FILE) {
+            Ok(text) => inputs.push((f, text)),
+            Err(msg) => l.diags.push(Diagnostic::error(Code::Io, None, format!("{}: {msg}", f.display()))),
+        }
+    }
+    l.run(inputs)
+}
+
+/// Loads a policy from in-memory text (tests, fuzzing). List `file:` entries resolve relative
+/// to the current directory.
+pub fn load_str(name: &str, text: &str) -> Result<CompiledPolicy, Diagnostics> {
+    Loader::default().run(vec![(PathBuf::from(name), text.to_string())])
+}
+
+fn read_capped(path: &Path, cap: u64) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > cap {
+        return Err(format!("file larger than {cap} bytes"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| "file is not UTF-8".to_string())
+}
+
+#[derive(Default)]
+struct Loader {
+    sources: SourceMap,
+    diags: Vec<Diagnostic>,
+}
+
+impl Loader {
+    fn finish_err(self) -> Diagnostics {
+        Diagnostics::new(self.diags, Arc::new(self.sources))
+    }
+
+    fn policy_files(&mut self, path: &Path) -> Option<Vec<PathBuf>> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.diags.push(Diagnostic::error(Code::Io, None, format!("{}: {e}", path.display())));
+                return None;
+            }
+        };
+        if !meta.is_dir() {
+            return Some(vec![path.to_path_buf()]);
+        }
+        let rd = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.diags.push(Diagnostic::error(Code::Io, None, format!("{}: {e}", path.display())));
+                return None;
+            }
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        if files.is_empty() {
+            self.diags.push(Diagnostic::error(Code::Io, None, format!("{}: no *.yaml policy files", path.display())));
+            return None;
+        }
+        if files.len() > MAX_FILES {
+            self.diags.push(Diagnostic::error(Code::Limit, None, format!("more than {MAX_FILES} policy files")));
+            return None;
+        }
+        Some(files)
+    }
+
+    fn run(mut self, inputs: Vec<(PathBuf, String)>) -> Result<CompiledPolicy, Diagnostics> {
+        let mut raws: Vec<(PathBuf, RawFile)> = Vec::new();
+        let mut names = Vec::new();
+        for (path, text) in inputs {
+            names.push(path.display().to_string());
+            let id = self.sources.add(&path, text);
+            let Some(src) = self.sources.file(id) else { continue };
+            match yaml::parse(id, src) {
+                Ok(Some(root)) => {
+                    let raw = doc::read(&root, src, &mut self.diags);
+                    raws.push((path, raw));
+                }
+                Ok(None) => {}
+                Err(d) => self.diags.push(d),
+            }
+        }
+        let mut lists = Vec::new();
+        let mut macros = Vec::new();
+        let mut rules = Vec::new();
+        for (path, raw) in raws {
+            for l in raw.lists {
+                let items = match &l.source {
+                    ListSource::Items(items) => items.clone(),
+                    ListSource::File(rel, span) => self.list_file(&path, rel, *span),
+                };
+                if items.len() > MAX_LIST_ITEMS {
+                    self.diags.push(Diagnostic::error(
+                        Code::Limit,
+                        Some(l.name_span),
+                        format!("list `{}` has more than {MAX_LIST_ITEMS} items", l.name),
+                    ));
+                    continue;
+                }
+                let values = lists::type_items(l.ty, &items, &mut self.diags);
+                lists.push(ListDef { name: l.name, span: l.name_span, ty: l.ty, values });
+            }
+            macros.extend(raw.macros);
+            rules.extend(raw.rules);
+        }
+        if rules.len() > MAX_RULES {
+            self.diags.push(Diagnostic::error(Code::Limit, None, format!("more than {MAX_RULES} rules")));
+            return Err(self.finish_err());
+        }
+        let mut checker = Checker::new(lists, macros);
+        checker.check_macros();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        let mut checked = Vec::new();
+        for r in &rules {
+            if let Some(prev) = seen.get(&r.id) {
+                checker.diags.push(
+                    Diagnostic::error(Code::Duplicate, Some(r.id_span), format!("duplicate rule id `{}`", r.id))
+                        .label("defined again here")
+                        .note(Some(*prev), "first defined here"),
+                );
+                continue;
+            }
+            seen.insert(r.id.clone(), r.id_span);
+            if let Some(c) = checker.check_rule(r) {
+                checked.push(c);
+            }
+        }
+        self.diags.append(&mut checker.diags);
+        let mut infos = Vec::with_capacity(checked.len());
+        let mut conds = Vec::with_capacity(checked.len());
+        let mut kernel_rules = Vec::new();
+        for c in checked {
+            let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
+            let blocks = c.raw.actions.blocks();
+            let (kernel, reason) = match lower::analyze(&c.cond) {
+                Ok(terms) if blocks => {
+                    if !c.raw.disabled {
+                        kernel_rules.push((index, terms));
+                    }
+                    (Enforcement::Kernel, None)
+                }
+                Ok(_) => (Enforcement::Userspace, None),
+                Err(b) if c.raw.actions.deny => {
+                    let mut d = Diagnostic::error(
+                        Code::NotLowerable,
+                        Some(b.span),
+                        format!("rule `{}` has action `deny` but the kernel cannot match its expression", c.raw.id),
+                    )
+                    .label(b.reason.clone());
+                    for (name, use_span) in &b.via {
+                        d = d.note(Some(*use_span), format!("through macro `{name}` used here"));
+                    }
+                    d = d.note(
+                        None,
+                        "a deny rule must be a disjunction (`||`) of `exec.file.name` / `exec.file.path` equality or list membership; use `kill` (after the fact, in userspace) or `alert`",
+                    );
+                    self.diags.push(d);
+                    continue;
+                }
+                Err(b) if blocks => {
+                    (Enforcement::Userspace, Some(format!("{} (at {})", b.reason, self.sources.locate(b.span))))
+                }
+                Err(_) => (Enforcement::Userspace, None),
+            };
+            let pos = self
+                .sources
+                .file(c.raw.id_span.file)
+                .map(|f| (f.path.display().to_string(), f.position(c.raw.id_span.start as usize).line))
+                .unwrap_or_default();
+            infos.push(RuleInfo {
+                id: c.raw.id,
+                description: c.raw.description,
+                severity: c.raw.severity,
+                tags: c.raw.tags,
+                actions: c.raw.actions,
+                mode: c.raw.mode,
+                kernel,
+                event_kind: c.kind,
+                disabled: c.raw.disabled,
+                every: c.raw.every,
+                file: pos.0,
+                line: pos.1,
+                userspace_reason: reason,
+            });
+            conds.push(c.cond);
+        }
+        if !self.diags.is_empty() {
+            return Err(self.finish_err());
+        }
+        let plan = lower::build_plan(&kernel_rules);
+        Ok(CompiledPolicy::new(infos, conds, plan, Arc::new(self.sources), names))
+    }
+
+    fn list_file(&mut self, policy: &Path, rel: &str, span: Span) -> Vec<(String, Span)> {
+        let base = policy.parent().unwrap_or(Path::new("."));
+        let path = base.join(rel);
+        let text = match read_capped(&path, MAX_LIST_FILE) {
+            Ok(t) => t,
+            Err(msg) => {
+                self.diags.push(
+                    Diagnostic::error(Code::Io, Some(span), format!("cannot read list file {}: {msg}", path.display()))
+                        .label("relative to the policy file"),
+                );
+                return Vec::new();
+            }
+        };
+        let items = lists::file_items(&text);
+        let id = self.sources.add(&path, text);
+        items.into_iter().map(|(s, off)| (s.clone(), Span::new(id, off, off + s.len()))).collect()
+    }
+}

@@ -1,0 +1,152 @@
+//! The compiled policy: rule table, conditions bucketed by event kind, the kernel plan, and
+//! evaluation.
+//!
+//! Evaluation order (stable, documented): a policy's rules are numbered in load order (files
+//! sorted by file name, then rules in file order); that number is the `rule_index` used by the
+//! kernel plan. `eval` takes the event's kind bucket, collects candidate rules from the index,
+//! evaluates each candidate's condition (`&&` / `||` left to right, short-circuit), and returns
+//! every match in ascending `rule_index`. Disabled rules never match.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::event::Event;
+use crate::index::Bucket;
+use crate::ir::{Cond, CondNode};
+use crate::model::{Actions, Mode, RuleInfo};
+use crate::plan::KernelPlan;
+use crate::schema::Kind;
+use crate::source::SourceMap;
+
+/// A matching rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Match {
+    /// Index into [`CompiledPolicy::rules`].
+    pub rule_index: u32,
+    /// The rule's id.
+    pub rule_id: String,
+    /// Its actions.
+    pub actions: Actions,
+    /// Its mode override.
+    pub mode: Option<Mode>,
+}
+
+/// A checked, compiled policy, ready to evaluate and lower.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    pub(crate) rules: Vec<RuleInfo>,
+    pub(crate) conds: Vec<Cond>,
+    pub(crate) buckets: Vec<Bucket>,
+    pub(crate) plan: KernelPlan,
+    pub(crate) sources: Arc<SourceMap>,
+    pub(crate) files: Vec<String>,
+}
+
+impl CompiledPolicy {
+    pub(crate) fn new(
+        rules: Vec<RuleInfo>,
+        conds: Vec<Cond>,
+        plan: KernelPlan,
+        sources: Arc<SourceMap>,
+        files: Vec<String>,
+    ) -> CompiledPolicy {
+        let mut buckets = Vec::with_capacity(Kind::ALL.len());
+        for kind in Kind::ALL {
+            let members: Vec<(u32, &Cond)> = rules
+                .iter()
+                .zip(&conds)
+                .enumerate()
+                .filter(|(_, (r, _))| r.event_kind == kind && !r.disabled)
+                .filter_map(|(i, (_, c))| u32::try_from(i).ok().map(|i| (i, c)))
+                .collect();
+            buckets.push(Bucket::build(&members));
+        }
+        CompiledPolicy { rules, conds, buckets, plan, sources, files }
+    }
+
+    /// Every rule; the position is the `rule_index` of [`Match`] and of the kernel plan.
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    /// The kernel plan: what the kernel maps must hold.
+    pub fn lower(&self) -> KernelPlan {
+        self.plan.clone()
+    }
+
+    /// The policy files that were loaded, in merge order.
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
+    /// The sources (for rendering positions of rules).
+    pub fn sources(&self) -> &SourceMap {
+        &self.sources
+    }
+
+    /// Rule indices of the rules of `kind` (enabled ones), ascending.
+    pub fn rules_of_kind(&self, kind: Kind) -> &[u32] {
+        self.buckets.get(kind.index()).map_or(&[], |b| &b.all)
+    }
+
+    /// Every rule matching `event`, in ascending rule index.
+    pub fn eval(&self, event: &Event) -> Vec<Match> {
+        let mut out = Vec::new();
+        let Some(bucket) = self.buckets.get(event.kind().index()) else {
+            return out;
+        };
+        let mut cands = Vec::new();
+        bucket.candidates(event, &mut cands);
+        for idx in cands {
+            let i = idx as usize;
+            if let (Some(rule), Some(cond)) = (self.rules.get(i), self.conds.get(i))
+                && eval_cond(cond, event)
+            {
+                out.push(Match { rule_index: idx, rule_id: rule.id.clone(), actions: rule.actions, mode: rule.mode });
+            }
+        }
+        out
+    }
+
+    /// Reference evaluation without the index: every enabled rule of the event's kind is
+    /// evaluated. Gives the same result as [`CompiledPolicy::eval`] (property-tested); for
+    /// tests and debugging.
+    pub fn eval_exhaustive(&self, event: &Event) -> Vec<Match> {
+        self.rules_of_kind(event.kind())
+            .iter()
+            .filter_map(|&idx| {
+                let i = idx as usize;
+                let (rule, cond) = (self.rules.get(i)?, self.conds.get(i)?);
+                eval_cond(cond, event).then(|| Match {
+                    rule_index: idx,
+                    rule_id: rule.id.clone(),
+                    actions: rule.actions,
+                    mode: rule.mode,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts matching rules without building [`Match`] values (benchmarks, hot paths).
+    pub fn count_matches(&self, event: &Event) -> usize {
+        let Some(bucket) = self.buckets.get(event.kind().index()) else {
+            return 0;
+        };
+        let mut cands = Vec::new();
+        bucket.candidates(event, &mut cands);
+        cands.iter().filter(|&&i| self.conds.get(i as usize).is_some_and(|c| eval_cond(c, event))).count()
+    }
+}
+
+/// Evaluates a condition on an event.
+pub fn eval_cond(c: &Cond, ev: &Event) -> bool {
+    match &c.node {
+        CondNode::Const(b) => *b,
+        CondNode::And(items) => items.iter().all(|i| eval_cond(i, ev)),
+        CondNode::Or(items) => items.iter().any(|i| eval_cond(i, ev)),
+        CondNode::Not(inner) => !eval_cond(inner, ev),
+        CondNode::Macro(_, body) => eval_cond(body, ev),
+        CondNode::Test(t) => t.eval(ev.get(t.field)),
+    }
+}

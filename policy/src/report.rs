@@ -1,0 +1,230 @@
+//! What `enforcer policy check | eval | fields` print, built here so the CLI stays thin and
+//! the output is unit-tested: the check summary (rules per event kind, kernel vs userspace,
+//! kernel plan), evaluation results (human and JSON) and the schema listing.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::event::{Event, EventError};
+use crate::model::{Enforcement, RuleInfo};
+use crate::policy::{CompiledPolicy, Match};
+use crate::schema::{self, Kind};
+
+/// Longest event input accepted by [`parse_event`].
+pub const MAX_EVENT_INPUT: usize = 1 << 20;
+
+/// Why an event input could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EventInputError {
+    /// Too large.
+    #[error("event input larger than {MAX_EVENT_INPUT} bytes")]
+    TooLarge,
+    /// Not JSON.
+    #[error("event is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Not an event.
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// Parses an event from JSON text (a bare event or an audit record `{"type":"event",...}`).
+pub fn parse_event(text: &str) -> Result<Event, EventInputError> {
+    if text.len() > MAX_EVENT_INPUT {
+        return Err(EventInputError::TooLarge);
+    }
+    let v: Value = serde_json::from_str(text)?;
+    Ok(Event::from_json(&v)?)
+}
+
+fn mode_name(r: &RuleInfo) -> &'static str {
+    r.mode.map_or("engine", |m| m.name())
+}
+
+fn plan_lines(out: &mut String, title: &str, entries: &[crate::plan::PlanEntry], policy: &CompiledPolicy) {
+    let _ = writeln!(out, "  {title}: {} entries", entries.len());
+    for e in entries {
+        let ids: Vec<&str> = e.rules.iter().filter_map(|i| policy.rules().get(*i as usize)).map(|r| r.id.as_str()).collect();
+        let _ = writeln!(out, "    {:<40} <- {}", e.value, ids.join(", "));
+    }
+}
+
+/// The `policy check` summary of a valid policy.
+pub fn check_report(policy: &CompiledPolicy) -> String {
+    let mut out = String::new();
+    let rules = policy.rules();
+    let enabled = rules.iter().filter(|r| !r.disabled).count();
+    let _ = writeln!(
+        out,
+        "policy OK: {} rules ({} enabled) from {} file(s)",
+        rules.len(),
+        enabled,
+        policy.files().len()
+    );
+    for kind in Kind::ALL {
+        let of_kind: Vec<(usize, &RuleInfo)> = rules.iter().enumerate().filter(|(_, r)| r.event_kind == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{kind} ({} rules):", of_kind.len());
+        for (i, r) in of_kind {
+            let place = match (r.kernel, r.actions.blocks()) {
+                (Enforcement::Kernel, _) => "kernel".to_string(),
+                (Enforcement::Userspace, true) => "userspace (kill after the fact)".to_string(),
+                (Enforcement::Userspace, false) => "userspace".to_string(),
+            };
+            let disabled = if r.disabled { " [disabled]" } else { "" };
+            let _ = writeln!(
+                out,
+                "  #{i:<4} {:<32} {:<8} {:<12} mode={:<8} {place}{disabled}",
+                r.id,
+                r.severity.name(),
+                r.actions.to_string(),
+                mode_name(r)
+            );
+            if let Some(why) = &r.userspace_reason {
+                let _ = writeln!(out, "         not in the kernel: {why}");
+            }
+        }
+    }
+    let kernel = rules.iter().filter(|r| r.kernel == Enforcement::Kernel).count();
+    let plan = policy.lower();
+    let _ = writeln!(out, "\nenforcement: {kernel} rule(s) in the kernel, {} in userspace", rules.len() - kernel);
+    let _ = writeln!(out, "kernel plan: {} entries", plan.len());
+    plan_lines(&mut out, "exec_names", &plan.exec_names, policy);
+    plan_lines(&mut out, "exec_paths", &plan.exec_paths, policy);
+    out
+}
+
+/// Human-readable `policy eval` output.
+pub fn eval_report(policy: &CompiledPolicy, event: &Event, matches: &[Match]) -> String {
+    let mut out = String::new();
+    if matches.is_empty() {
+        let _ = writeln!(out, "{} event: no rule matches", event.kind());
+        return out;
+    }
+    let _ = writeln!(out, "{} event: {} rule(s) match", event.kind(), matches.len());
+    for m in matches {
+        let r = policy.rules().get(m.rule_index as usize);
+        let sev = r.map_or("?", |r| r.severity.name());
+        let place = r.map_or("?", |r| if r.kernel == Enforcement::Kernel { "kernel" } else { "userspace" });
+        let mode = m.mode.map_or("engine", |x| x.name());
+        let _ = writeln!(out, "  #{:<4} {:<32} {:<8} actions={:<12} mode={mode} ({place})", m.rule_index, m.rule_id, sev, m.actions.to_string());
+    }
+    kernel_view(&mut out, policy, event);
+    out
+}
+
+/// For exec events: whether the kernel plan holds the event's basename / path.
+fn kernel_view(out: &mut String, policy: &CompiledPolicy, event: &Event) {
+    if event.kind() != Kind::Exec {
+        return;
+    }
+    let plan = policy.lower();
+    for (field, entries, title) in
+        [("exec.file.name", &plan.exec_names, "exec_names"), ("exec.file.path", &plan.exec_paths, "exec_paths")]
+    {
+        let Some(crate::event::Val::Str(v)) = schema::lookup(field).and_then(|id| event.get(id)) else { continue };
+        match entries.binary_search_by(|e| e.value.as_str().cmp(v)) {
+            Ok(i) => {
+                let ids: Vec<&str> = entries[i]
+                    .rules
+                    .iter()
+                    .filter_map(|r| policy.rules().get(*r as usize))
+                    .map(|r| r.id.as_str())
+                    .collect();
+                let _ = writeln!(out, "kernel plan: {title} holds `{v}` (rules: {})", ids.join(", "));
+            }
+            Err(_) => {
+                let _ = writeln!(out, "kernel plan: {title} does not hold `{v}`");
+            }
+        }
+    }
+}
+
+/// JSON `policy eval` output: `{"kind":..., "matches":[{rule_index, rule_id, actions, mode, ...}]}`.
+pub fn eval_json(policy: &CompiledPolicy, event: &Event, matches: &[Match]) -> Value {
+    let items: Vec<Value> = matches
+        .iter()
+        .map(|m| {
+            let r = policy.rules().get(m.rule_index as usize);
+            json!({
+                "rule_index": m.rule_index,
+                "rule_id": m.rule_id,
+                "actions": m.actions,
+                "mode": m.mode,
+                "severity": r.map(|r| r.severity),
+                "enforcement": r.map(|r| r.kernel),
+            })
+        })
+        .collect();
+    json!({ "kind": event.kind(), "matches": items })
+}
+
+/// The `policy fields` listing.
+pub fn fields_report() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<30} {:<14} {:<9} {:<7} doc", "field", "type", "kind", "kernel");
+    for d in schema::FIELDS {
+        let ty = if d.list { format!("list<{}>", d.ty) } else { d.ty.to_string() };
+        let kind = d.kind.map_or("any", Kind::name);
+        let kernel = if d.kernel.is_some() { "yes" } else { "no" };
+        let _ = writeln!(out, "{:<30} {:<14} {:<9} {:<7} {}", d.name, ty, kind, kernel, d.doc);
+    }
+    out
+}
+
+/// The schema as JSON.
+pub fn fields_json() -> Value {
+    Value::Array(
+        schema::FIELDS
+            .iter()
+            .map(|d| {
+                json!({
+                    "name": d.name,
+                    "type": d.ty.to_string(),
+                    "list": d.list,
+                    "kind": d.kind.map(Kind::name),
+                    "kernel": d.kernel.is_some(),
+                    "doc": d.doc,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    const POLICY: &str = "version: 1\nrules:\n  - id: deny-xmrig\n    expression: exec.file.name == \"xmrig\" || exec.file.path == \"/opt/m\"\n    action: deny\n  - id: args\n    expression: exec.args contains \"stratum+tcp://\"\n    action: kill\n";
+
+    #[test]
+    fn check_report_lists_kernel_and_userspace_rules() {
+        let p = crate::load_str("p.yaml", POLICY).unwrap();
+        let r = check_report(&p);
+        assert!(r.contains("policy OK: 2 rules"), "{r}");
+        assert!(r.contains("deny-xmrig") && r.contains("kernel"), "{r}");
+        assert!(r.contains("userspace (kill after the fact)"), "{r}");
+        assert!(r.contains("not in the kernel: `exec.args` is not visible to the kernel plan"), "{r}");
+        assert!(r.contains("exec_names: 1 entries") && r.contains("exec_paths: 1 entries"), "{r}");
+    }
+
+    #[test]
+    fn eval_outputs() {
+        let p = crate::load_str("p.yaml", POLICY).unwrap();
+        let ev = parse_event(r#"{"type":"event","ts":1,"event":{"kind":"exec","exec":{"file":{"path":"/tmp/xmrig"},"args":["-o","stratum+tcp://x:1"]}}}"#).unwrap();
+        let m = p.eval(&ev);
+        let text = eval_report(&p, &ev, &m);
+        assert!(text.contains("2 rule(s) match"), "{text}");
+        assert!(text.contains("kernel plan: exec_names holds `xmrig` (rules: deny-xmrig)"), "{text}");
+        assert!(text.contains("exec_paths does not hold `/tmp/xmrig`"), "{text}");
+        let j = eval_json(&p, &ev, &m);
+        assert_eq!(j["matches"][0]["rule_id"], "deny-xmrig");
+        assert_eq!(j["matches"][1]["actions"]["kill"], true);
+        assert!(parse_event("{").is_err());
+        assert!(fields_report().contains("exec.file.name"));
+        assert_eq!(fields_json().as_array().map(Vec::len), Some(schema::FIELDS.len()));
+    }
+}
