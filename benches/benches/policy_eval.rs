@@ -16,15 +16,23 @@ fn mixed_policy(n: usize) -> String {
     for i in 0..n {
         let expr = match i % 8 {
             0 => format!("exec.file.name == \"bin{i}\""),
-            1 => format!("exec.args contains \"--flag{i}\" && exec.file.name not in (\"grep\", \"less\")"),
+            1 => format!(
+                "exec.args contains \"--flag{i}\" && exec.file.name not in (\"grep\", \"less\")"
+            ),
             2 => format!("dns.question.name in (\"pool{i}.example.com\", \"x{i}.example.net\")"),
-            3 => format!("connect.addr.port == {} && connect.addr.ip in 203.0.113.0/24", 10000 + i),
+            3 => format!(
+                "connect.addr.port == {} && connect.addr.ip in 203.0.113.0/24",
+                10000 + i
+            ),
             4 => format!("open.file.path startswith \"/etc/secret{i}/\" && open.is_write"),
             5 => format!("exec.file.path == \"/opt/app{i}/bin\" || exec.file.name == \"tool{i}\""),
             6 => format!("process.uid == 0 && exec.envs startswith \"VAR{i}=\""),
             _ => format!("exec.file.name =~ r\"^evil{i}[0-9]+$\" && process.uid != 0"),
         };
-        let _ = writeln!(s, "  - id: r{i}\n    expression: '{expr}'\n    action: alert");
+        let _ = writeln!(
+            s,
+            "  - id: r{i}\n    expression: '{expr}'\n    action: alert"
+        );
     }
     s
 }
@@ -65,14 +73,20 @@ fn bench_eval(c: &mut Criterion) {
     let mut g = c.benchmark_group("eval_mixed");
     for n in [10usize, 100, 1_000, 10_000] {
         let p = compile(&mixed_policy(n));
-        g.bench_with_input(BenchmarkId::new("exec", n), &p, |b, p| b.iter(|| black_box(p.eval(black_box(&exec)))));
-        g.bench_with_input(BenchmarkId::new("dns", n), &p, |b, p| b.iter(|| black_box(p.eval(black_box(&dns)))));
+        g.bench_with_input(BenchmarkId::new("exec", n), &p, |b, p| {
+            b.iter(|| black_box(p.eval(black_box(&exec))))
+        });
+        g.bench_with_input(BenchmarkId::new("dns", n), &p, |b, p| {
+            b.iter(|| black_box(p.eval(black_box(&dns))))
+        });
     }
     g.finish();
     let mut g = c.benchmark_group("eval_worst");
     for n in [10usize, 100, 1_000, 10_000] {
         let p = compile(&worst_policy(n));
-        g.bench_with_input(BenchmarkId::new("exec", n), &p, |b, p| b.iter(|| black_box(p.eval(black_box(&exec)))));
+        g.bench_with_input(BenchmarkId::new("exec", n), &p, |b, p| {
+            b.iter(|| black_box(p.eval(black_box(&exec))))
+        });
     }
     g.finish();
 }
@@ -81,7 +95,9 @@ fn bench_compile(c: &mut Criterion) {
     let src = mixed_policy(1_000);
     let mut g = c.benchmark_group("compile");
     g.sample_size(10);
-    g.bench_function("mixed_1000_rules", |b| b.iter(|| black_box(compile(black_box(&src)))));
+    g.bench_function("mixed_1000_rules", |b| {
+        b.iter(|| black_box(compile(black_box(&src))))
+    });
     g.finish();
 }
 

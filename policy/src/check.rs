@@ -30,7 +30,13 @@ pub struct CheckedRule {
 /// The first line of a regex error (the crate's messages span several lines).
 pub fn regex_error_line(e: &regex::Error) -> String {
     let s = e.to_string();
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid regex").trim().trim_start_matches("error: ").to_string()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid regex")
+        .trim()
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +82,11 @@ impl Checker {
             c.lists.insert(l.name.clone(), l);
         }
         for m in macros {
-            let prev = c.macros.get(&m.name).map(|p| p.name_span).or_else(|| c.lists.get(&m.name).map(|l| l.span));
+            let prev = c
+                .macros
+                .get(&m.name)
+                .map(|p| p.name_span)
+                .or_else(|| c.lists.get(&m.name).map(|l| l.span));
             if let Some(prev) = prev {
                 c.diags.push(duplicate("macro", &m.name, m.name_span, prev));
                 continue;
@@ -88,7 +98,11 @@ impl Checker {
 
     /// Checks every macro (so unused ones are reported too), in name order.
     pub fn check_macros(&mut self) {
-        let mut names: Vec<(Span, String)> = self.macros.values().map(|m| (m.name_span, m.name.clone())).collect();
+        let mut names: Vec<(Span, String)> = self
+            .macros
+            .values()
+            .map(|m| (m.name_span, m.name.clone()))
+            .collect();
         names.sort_by_key(|(s, _)| (s.file, s.start));
         for (span, name) in names {
             self.macro_state(&name, span);
@@ -114,7 +128,11 @@ impl Checker {
             );
             return None;
         };
-        Some(CheckedRule { raw: raw.clone(), cond, kind })
+        Some(CheckedRule {
+            raw: raw.clone(),
+            cond,
+            kind,
+        })
     }
 
     fn macro_state(&mut self, name: &str, use_span: Span) -> Option<MacroState> {
@@ -126,8 +144,12 @@ impl Checker {
                 }
                 path.push(name);
                 self.diags.push(
-                    Diagnostic::error(Code::Cycle, Some(use_span), format!("macro cycle: {}", path.join(" -> ")))
-                        .label("this reference closes the cycle"),
+                    Diagnostic::error(
+                        Code::Cycle,
+                        Some(use_span),
+                        format!("macro cycle: {}", path.join(" -> ")),
+                    )
+                    .label("this reference closes the cycle"),
                 );
                 return None;
             }
@@ -145,7 +167,8 @@ impl Checker {
             Ok(e) if is_value_list(&e) => self.values(&e).map(MacroState::Values),
             Ok(e) => {
                 let mut acc = KindAcc::default();
-                self.cond(&e, &mut acc).map(|c| MacroState::Cond(c, acc.first))
+                self.cond(&e, &mut acc)
+                    .map(|c| MacroState::Cond(c, acc.first))
             }
         };
         self.stack.pop();
@@ -154,7 +177,13 @@ impl Checker {
         Some(state)
     }
 
-    fn add_kind(&mut self, acc: &mut KindAcc, kind: Option<Kind>, span: Span, inner: Option<Span>) -> bool {
+    fn add_kind(
+        &mut self,
+        acc: &mut KindAcc,
+        kind: Option<Kind>,
+        span: Span,
+        inner: Option<Span>,
+    ) -> bool {
         let Some(kind) = kind else { return true };
         match acc.first {
             None => {
@@ -169,7 +198,10 @@ impl Checker {
                     format!("expression mixes event kinds `{k}` and `{kind}`"),
                 )
                 .label(format!("this is a `{kind}` field"))
-                .note(Some(first), format!("the expression is about `{k}` events because of this"));
+                .note(
+                    Some(first),
+                    format!("the expression is about `{k}` events because of this"),
+                );
                 if let Some(inner) = inner {
                     d = d.note(Some(inner), format!("the macro uses `{kind}` here"));
                 }
@@ -192,22 +224,39 @@ impl Checker {
                         _ => items.push(c),
                     }
                 }
-                if is_or { CondNode::Or(items) } else { CondNode::And(items) }
+                if is_or {
+                    CondNode::Or(items)
+                } else {
+                    CondNode::And(items)
+                }
             }
             ExprKind::Not(inner) => CondNode::Not(Box::new(self.cond(inner, acc)?)),
-            ExprKind::Paren(inner) => return self.cond(inner, acc).map(|c| Cond { node: c.node, span: e.span }),
+            ExprKind::Paren(inner) => {
+                return self.cond(inner, acc).map(|c| Cond {
+                    node: c.node,
+                    span: e.span,
+                });
+            }
             ExprKind::Lit(Lit::Bool(b)) => CondNode::Const(*b),
             ExprKind::Lit(l) => {
                 self.diags.push(
-                    Diagnostic::error(Code::TypeMismatch, Some(e.span), format!("a {} literal is not a condition", l.type_name()))
-                        .label("expected a condition"),
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        Some(e.span),
+                        format!("a {} literal is not a condition", l.type_name()),
+                    )
+                    .label("expected a condition"),
                 );
                 return None;
             }
             ExprKind::List(_) => {
                 self.diags.push(
-                    Diagnostic::error(Code::TypeMismatch, Some(e.span), "a list is not a condition")
-                        .label("use it on the right of `in`"),
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        Some(e.span),
+                        "a list is not a condition",
+                    )
+                    .label("use it on the right of `in`"),
                 );
                 return None;
             }
@@ -227,7 +276,12 @@ impl Checker {
                 if !self.add_kind(acc, def.kind, e.span, None) {
                     return None;
                 }
-                CondNode::Test(Test { field: id, op: CmpOp::Eq, negate: false, matcher: Arc::new(Matcher::Bool(true)) })
+                CondNode::Test(Test {
+                    field: id,
+                    op: CmpOp::Eq,
+                    negate: false,
+                    matcher: Arc::new(Matcher::Bool(true)),
+                })
             }
             ExprKind::Ident(name) => match self.macro_state(name, e.span) {
                 Some(MacroState::Cond(body, kind)) => {
@@ -241,16 +295,24 @@ impl Checker {
                 Some(MacroState::Failed) => return None,
                 Some(MacroState::Values(_)) => {
                     self.diags.push(
-                        Diagnostic::error(Code::TypeMismatch, Some(e.span), format!("macro `{name}` is a value list, not a condition"))
-                            .label("use it on the right of `in`"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            Some(e.span),
+                            format!("macro `{name}` is a value list, not a condition"),
+                        )
+                        .label("use it on the right of `in`"),
                     );
                     return None;
                 }
                 Some(MacroState::Visiting) => return None,
                 None if self.lists.contains_key(name) => {
                     self.diags.push(
-                        Diagnostic::error(Code::TypeMismatch, Some(e.span), format!("list `{name}` is not a condition"))
-                            .label("use it on the right of `in`"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            Some(e.span),
+                            format!("list `{name}` is not a condition"),
+                        )
+                        .label("use it on the right of `in`"),
                     );
                     return None;
                 }
@@ -262,21 +324,36 @@ impl Checker {
                     return None;
                 }
             },
-            ExprKind::Compare { lhs, op, op_span, rhs } => {
+            ExprKind::Compare {
+                lhs,
+                op,
+                op_span,
+                rhs,
+            } => {
                 let ExprKind::Ident(name) = &lhs.kind else {
                     self.diags.push(
-                        Diagnostic::error(Code::TypeMismatch, Some(lhs.span), "the left side of a comparison must be a field")
-                            .label("expected a field such as `exec.file.name`"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            Some(lhs.span),
+                            "the left side of a comparison must be a field",
+                        )
+                        .label("expected a field such as `exec.file.name`"),
                     );
                     return None;
                 };
                 if !name.contains('.') {
-                    self.diags.push(if self.macros.contains_key(name) || self.lists.contains_key(name) {
-                        Diagnostic::error(Code::TypeMismatch, Some(lhs.span), "the left side of a comparison must be a field")
+                    self.diags.push(
+                        if self.macros.contains_key(name) || self.lists.contains_key(name) {
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                Some(lhs.span),
+                                "the left side of a comparison must be a field",
+                            )
                             .label(format!("`{name}` is a macro or list"))
-                    } else {
-                        unknown_name(name, lhs.span)
-                    });
+                        } else {
+                            unknown_name(name, lhs.span)
+                        },
+                    );
                     return None;
                 }
                 let (id, def) = self.field(name, lhs.span)?;
@@ -284,7 +361,12 @@ impl Checker {
                 if !self.add_kind(acc, def.kind, lhs.span, None) {
                     return None;
                 }
-                CondNode::Test(Test { field: id, op: *op, negate, matcher: Arc::new(matcher) })
+                CondNode::Test(Test {
+                    field: id,
+                    op: *op,
+                    negate,
+                    matcher: Arc::new(matcher),
+                })
             }
         };
         Some(Cond { node, span: e.span })
@@ -294,8 +376,12 @@ impl Checker {
         match schema::lookup(name) {
             Some(id) => Some((id, schema::def(id))),
             None => {
-                let mut d = Diagnostic::error(Code::UnknownField, Some(span), format!("unknown field `{name}`"))
-                    .label("not in the schema (see `enforcer policy fields`)");
+                let mut d = Diagnostic::error(
+                    Code::UnknownField,
+                    Some(span),
+                    format!("unknown field `{name}`"),
+                )
+                .label("not in the schema (see `enforcer policy fields`)");
                 if let Some(s) = schema::suggest(name) {
                     d = d.note(None, format!("did you mean `{s}`?"));
                 }
@@ -329,8 +415,12 @@ impl Checker {
                     Some(MacroState::Values(v)) => Some(v),
                     Some(MacroState::Cond(..)) => {
                         self.diags.push(
-                            Diagnostic::error(Code::TypeMismatch, Some(e.span), format!("macro `{name}` is a condition, not a value list"))
-                                .label("expected a list"),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                Some(e.span),
+                                format!("macro `{name}` is a condition, not a value list"),
+                            )
+                            .label("expected a list"),
                         );
                         None
                     }
@@ -345,15 +435,25 @@ impl Checker {
             }
             _ => {
                 self.diags.push(
-                    Diagnostic::error(Code::TypeMismatch, Some(e.span), "expected a value, a list name or `( ... )`")
-                        .label("not a value"),
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        Some(e.span),
+                        "expected a value, a list name or `( ... )`",
+                    )
+                    .label("not a value"),
                 );
                 None
             }
         }
     }
 
-    fn compare(&mut self, def: &'static FieldDef, op: CmpOp, op_span: Span, rhs: &Expr) -> Option<(bool, Matcher)> {
+    fn compare(
+        &mut self,
+        def: &'static FieldDef,
+        op: CmpOp,
+        op_span: Span,
+        rhs: &Expr,
+    ) -> Option<(bool, Matcher)> {
         let positive = op.positive().unwrap_or(op);
         let negate = op.positive().is_some();
         let m = match positive {
@@ -376,12 +476,20 @@ impl Checker {
             CmpOp::Match => {
                 let lit = lit_of(rhs);
                 match (def.ty, lit) {
-                    (Type::Str, Some(Lit::Regex(p))) => Matcher::Regex(values::regex(p, rhs.span, &mut self.diags)?),
-                    (Type::Str, Some(Lit::Glob(p))) => Matcher::Glob(values::glob(p, rhs.span, &mut self.diags)?),
+                    (Type::Str, Some(Lit::Regex(p))) => {
+                        Matcher::Regex(values::regex(p, rhs.span, &mut self.diags)?)
+                    }
+                    (Type::Str, Some(Lit::Glob(p))) => {
+                        Matcher::Glob(values::glob(p, rhs.span, &mut self.diags)?)
+                    }
                     (Type::Str, _) => {
                         self.diags.push(
-                            Diagnostic::error(Code::TypeMismatch, Some(rhs.span), format!("`{op}` needs a regex or glob literal"))
-                                .label("write r\"...\" for a regex or ~\"...\" for a glob"),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                Some(rhs.span),
+                                format!("`{op}` needs a regex or glob literal"),
+                            )
+                            .label("write r\"...\" for a regex or ~\"...\" for a glob"),
                         );
                         return None;
                     }
@@ -394,8 +502,12 @@ impl Checker {
             CmpOp::Eq | CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
                 let Some(lit) = lit_of(rhs) else {
                     self.diags.push(
-                        Diagnostic::error(Code::TypeMismatch, Some(rhs.span), format!("`{op}` needs a literal value on its right"))
-                            .label("expected a literal; use `in` for a list"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            Some(rhs.span),
+                            format!("`{op}` needs a literal value on its right"),
+                        )
+                        .label("expected a literal; use `in` for a list"),
                     );
                     return None;
                 };
@@ -412,15 +524,23 @@ impl Checker {
                     }
                     (Type::Str, Lit::Glob(_) | Lit::Regex(_)) => {
                         self.diags.push(
-                            Diagnostic::error(Code::TypeMismatch, Some(op_span), format!("`{op}` compares exactly; use `=~` to match a pattern"))
-                                .label("use `=~` (or `!~`) with a glob or regex"),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                Some(op_span),
+                                format!("`{op}` compares exactly; use `=~` to match a pattern"),
+                            )
+                            .label("use `=~` (or `!~`) with a glob or regex"),
                         );
                         return None;
                     }
                     (Type::Ip, Lit::Cidr(_)) => {
                         self.diags.push(
-                            Diagnostic::error(Code::TypeMismatch, Some(op_span), "an address is compared with a network using `in`")
-                                .label("use `in` with a CIDR"),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                Some(op_span),
+                                "an address is compared with a network using `in`",
+                            )
+                            .label("use `in` with a CIDR"),
                         );
                         return None;
                     }
@@ -429,7 +549,11 @@ impl Checker {
                             Diagnostic::error(
                                 Code::TypeMismatch,
                                 Some(rhs.span),
-                                format!("type mismatch: `{}` is of type {ty}, this is a {} literal", def.name, lit.type_name()),
+                                format!(
+                                    "type mismatch: `{}` is of type {ty}, this is a {} literal",
+                                    def.name,
+                                    lit.type_name()
+                                ),
                             )
                             .label(format!("expected a {ty} value")),
                         );
@@ -464,18 +588,29 @@ fn type_err(def: &FieldDef, op: CmpOp, op_span: Span) -> Diagnostic {
     Diagnostic::error(
         Code::TypeMismatch,
         Some(op_span),
-        format!("type mismatch: operator `{op}` does not apply to `{}` (type {})", def.name, def.ty),
+        format!(
+            "type mismatch: operator `{op}` does not apply to `{}` (type {})",
+            def.name, def.ty
+        ),
     )
     .label(format!("not defined for {}", def.ty))
 }
 
 fn unknown_name(name: &str, span: Span) -> Diagnostic {
-    Diagnostic::error(Code::UnknownName, Some(span), format!("unknown macro or list `{name}`"))
-        .label("no macro or list has this name")
+    Diagnostic::error(
+        Code::UnknownName,
+        Some(span),
+        format!("unknown macro or list `{name}`"),
+    )
+    .label("no macro or list has this name")
 }
 
 fn duplicate(what: &str, name: &str, span: Span, prev: Span) -> Diagnostic {
-    Diagnostic::error(Code::Duplicate, Some(span), format!("duplicate {what} name `{name}`"))
-        .label("defined again here")
-        .note(Some(prev), "first defined here")
+    Diagnostic::error(
+        Code::Duplicate,
+        Some(span),
+        format!("duplicate {what} name `{name}`"),
+    )
+    .label("defined again here")
+    .note(Some(prev), "first defined here")
 }

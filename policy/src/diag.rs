@@ -117,7 +117,10 @@ impl Diagnostic {
 
     /// Adds a note.
     pub fn note(mut self, span: Option<Span>, message: impl Into<String>) -> Diagnostic {
-        self.notes.push(Note { span, message: message.into() });
+        self.notes.push(Note {
+            span,
+            message: message.into(),
+        });
         self
     }
 }
@@ -154,7 +157,8 @@ impl Diagnostics {
 
     /// `file:line:col` of a diagnostic (or `<policy>` when it has no span).
     pub fn location(&self, d: &Diagnostic) -> String {
-        d.span.map_or_else(|| "<policy>".to_string(), |s| self.sources.locate(s))
+        d.span
+            .map_or_else(|| "<policy>".to_string(), |s| self.sources.locate(s))
     }
 
     /// A one-line reason naming `file:line:col` of the first diagnostic, and how many more.
@@ -199,7 +203,13 @@ impl Diagnostics {
         let text = file.line_text(start.line);
         let gutter = start.line.to_string().len();
         let pad = " ".repeat(gutter);
-        writeln!(f, "{pad}--> {}:{}:{}", file.path.display(), start.line, start.col)?;
+        writeln!(
+            f,
+            "{pad}--> {}:{}:{}",
+            file.path.display(),
+            start.line,
+            start.col
+        )?;
         writeln!(f, "{pad} |")?;
         writeln!(f, "{} | {}", start.line, text)?;
         let width = if end.line == start.line {
@@ -225,7 +235,11 @@ impl fmt::Display for Diagnostics {
             }
             self.render_one(f, d)?;
         }
-        let errors = self.items.iter().filter(|d| d.level == Level::Error).count();
+        let errors = self
+            .items
+            .iter()
+            .filter(|d| d.level == Level::Error)
+            .count();
         if errors > 0 {
             writeln!(f)?;
             let s = if errors == 1 { "" } else { "s" };

@@ -165,11 +165,18 @@ fn err(span: Span, msg: impl Into<String>) -> Diagnostic {
     Diagnostic::error(Code::Structure, Some(span), msg)
 }
 
-fn entries<'n>(node: &'n Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<&'n [(Node, Node)]> {
+fn entries<'n>(
+    node: &'n Node,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<&'n [(Node, Node)]> {
     match &node.kind {
         NodeKind::Map(pairs) => Some(pairs),
         _ => {
-            diags.push(err(node.span, format!("{what} must be a mapping, found {}", node.type_name())));
+            diags.push(err(
+                node.span,
+                format!("{what} must be a mapping, found {}", node.type_name()),
+            ));
             None
         }
     }
@@ -178,7 +185,10 @@ fn entries<'n>(node: &'n Node, what: &str, diags: &mut Vec<Diagnostic>) -> Optio
 fn scalar<'n>(node: &'n Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<&'n str> {
     let s = node.as_str();
     if s.is_none() {
-        diags.push(err(node.span, format!("`{what}` must be a scalar, found {}", node.type_name())));
+        diags.push(err(
+            node.span,
+            format!("`{what}` must be a scalar, found {}", node.type_name()),
+        ));
     }
     s
 }
@@ -188,7 +198,10 @@ fn seq<'n>(node: &'n Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<&'
         NodeKind::Seq(items) => Some(items),
         _ if node.is_null() => Some(&[]),
         _ => {
-            diags.push(err(node.span, format!("`{what}` must be a sequence, found {}", node.type_name())));
+            diags.push(err(
+                node.span,
+                format!("`{what}` must be a sequence, found {}", node.type_name()),
+            ));
             None
         }
     }
@@ -199,7 +212,10 @@ fn boolean(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<bool>
         Some("true") => Some(true),
         Some("false") => Some(false),
         _ => {
-            diags.push(err(node.span, format!("`{what}` must be `true` or `false`")));
+            diags.push(err(
+                node.span,
+                format!("`{what}` must be `true` or `false`"),
+            ));
             None
         }
     }
@@ -208,14 +224,20 @@ fn boolean(node: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<bool>
 /// Reads one file's root node.
 pub fn read(root: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> RawFile {
     let mut out = RawFile::default();
-    let Some(pairs) = entries(root, "a policy file", diags) else { return out };
+    let Some(pairs) = entries(root, "a policy file", diags) else {
+        return out;
+    };
     for (k, v) in pairs {
         match k.as_str() {
             Some("version") => {
                 if v.as_str() != Some("1") {
                     diags.push(
-                        Diagnostic::error(Code::BadValue, Some(v.span), "unsupported policy version")
-                            .label("this engine reads `version: 1`"),
+                        Diagnostic::error(
+                            Code::BadValue,
+                            Some(v.span),
+                            "unsupported policy version",
+                        )
+                        .label("this engine reads `version: 1`"),
                     );
                 }
             }
@@ -241,7 +263,8 @@ pub fn read(root: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> RawFi
                 }
             }
             _ => diags.push(
-                err(k.span, "unknown top-level key").label("expected `version`, `lists`, `macros` or `rules`"),
+                err(k.span, "unknown top-level key")
+                    .label("expected `version`, `lists`, `macros` or `rules`"),
             ),
         }
     }
@@ -252,12 +275,17 @@ fn name_of(v: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<String> 
     let s = scalar(v, what, diags)?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         && s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
     if !ok {
         diags.push(
-            Diagnostic::error(Code::BadValue, Some(v.span), format!("invalid {what} `{s}`"))
-                .label("use letters, digits, `_`, `-` or `.`, starting with a letter (at most 128)"),
+            Diagnostic::error(
+                Code::BadValue,
+                Some(v.span),
+                format!("invalid {what} `{s}`"),
+            )
+            .label("use letters, digits, `_`, `-` or `.`, starting with a letter (at most 128)"),
         );
         return None;
     }
@@ -292,7 +320,9 @@ fn read_list(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<RawList> {
                     source = Some(ListSource::File(s.to_string(), v.span));
                 }
             }
-            _ => diags.push(err(k.span, "unknown list key").label("expected `name`, `type`, `items` or `file`")),
+            _ => diags.push(
+                err(k.span, "unknown list key").label("expected `name`, `type`, `items` or `file`"),
+            ),
         }
     }
     let Some((name, name_span)) = name else {
@@ -300,12 +330,21 @@ fn read_list(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<RawList> {
         return None;
     };
     let source = source.unwrap_or(ListSource::Items(Vec::new()));
-    Some(RawList { name, name_span, ty, source })
+    Some(RawList {
+        name,
+        name_span,
+        ty,
+        source,
+    })
 }
 
 fn expr_text(v: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<ExprText> {
     let text = scalar(v, "expression", diags)?;
-    Some(ExprText { text: text.to_string(), map: ScalarMap::new(v, src), span: v.span })
+    Some(ExprText {
+        text: text.to_string(),
+        map: ScalarMap::new(v, src),
+        span: v.span,
+    })
 }
 
 fn read_macro(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<RawMacro> {
@@ -316,7 +355,10 @@ fn read_macro(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Opt
             Some("name") => name = name_of(v, "macro name", diags).map(|n| (n, v.span)),
             Some("expression") => expr = expr_text(v, src, diags),
             Some("description") => {}
-            _ => diags.push(err(k.span, "unknown macro key").label("expected `name`, `expression` or `description`")),
+            _ => diags.push(
+                err(k.span, "unknown macro key")
+                    .label("expected `name`, `expression` or `description`"),
+            ),
         }
     }
     let Some((name, name_span)) = name else {
@@ -324,10 +366,17 @@ fn read_macro(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Opt
         return None;
     };
     let Some(expr) = expr else {
-        diags.push(err(name_span, format!("macro `{name}` has no `expression`")));
+        diags.push(err(
+            name_span,
+            format!("macro `{name}` has no `expression`"),
+        ));
         return None;
     };
-    Some(RawMacro { name, name_span, expr })
+    Some(RawMacro {
+        name,
+        name_span,
+        expr,
+    })
 }
 
 fn read_rule(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<RawRule> {
@@ -394,19 +443,35 @@ fn read_rule(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Opti
         return None;
     };
     let (actions, action_span) = actions.unwrap_or((Actions::ALERT, id_span));
-    Some(RawRule { id, id_span, description, severity, tags, expr, actions, action_span, mode, disabled, every })
+    Some(RawRule {
+        id,
+        id_span,
+        description,
+        severity,
+        tags,
+        expr,
+        actions,
+        action_span,
+        mode,
+        disabled,
+        every,
+    })
 }
 
 fn read_actions(v: &Node, diags: &mut Vec<Diagnostic>) -> Option<Actions> {
     let mut a = Actions::default();
     let one = |n: &Node, a: &mut Actions, diags: &mut Vec<Diagnostic>| {
         let ok = match &n.kind {
-            NodeKind::Scalar(s, ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) => a.add(s),
+            NodeKind::Scalar(
+                s,
+                ScalarStyle::Plain | ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted,
+            ) => a.add(s),
             _ => false,
         };
         if !ok {
             diags.push(
-                Diagnostic::error(Code::BadValue, Some(n.span), "unknown action").label("expected alert, deny or kill"),
+                Diagnostic::error(Code::BadValue, Some(n.span), "unknown action")
+                    .label("expected alert, deny or kill"),
             );
         }
         ok

@@ -72,27 +72,45 @@ impl Event {
         {
             return Event::from_json(inner);
         }
-        let kind_name = obj.get("kind").and_then(Value::as_str).ok_or(EventError::MissingKind)?;
-        let kind = Kind::from_name(kind_name).ok_or_else(|| EventError::UnknownKind(kind_name.to_string()))?;
+        let kind_name = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or(EventError::MissingKind)?;
+        let kind = Kind::from_name(kind_name)
+            .ok_or_else(|| EventError::UnknownKind(kind_name.to_string()))?;
         let mut slots = vec![None; schema::FIELDS.len()];
         for (i, def) in schema::FIELDS.iter().enumerate() {
             if def.kind.is_some_and(|k| k != kind) {
                 continue;
             }
             let mut v = match def.locator {
-                Locator::Ptr(p) => value.pointer(p).map(|j| convert(j, def)).transpose()?.flatten(),
+                Locator::Ptr(p) => value
+                    .pointer(p)
+                    .map(|j| convert(j, def))
+                    .transpose()?
+                    .flatten(),
                 Locator::Each(arr, item) => match value.pointer(arr) {
                     Some(Value::Array(items)) => {
                         let mut out = Vec::new();
                         for it in items.iter().take(MAX_LIST) {
-                            if let Some(x) = it.pointer(item).map(|j| scalar(j, def)).transpose()?.flatten() {
+                            if let Some(x) = it
+                                .pointer(item)
+                                .map(|j| scalar(j, def))
+                                .transpose()?
+                                .flatten()
+                            {
                                 out.push(x);
                             }
                         }
                         Some(Val::List(out))
                     }
                     Some(Value::Null) | None => None,
-                    Some(_) => return Err(EventError::FieldType { field: def.name, expected: "an array" }),
+                    Some(_) => {
+                        return Err(EventError::FieldType {
+                            field: def.name,
+                            expected: "an array",
+                        });
+                    }
                 },
             };
             if v.is_none()
@@ -103,7 +121,9 @@ impl Event {
             if def.name == "dns.question.name"
                 && let Some(Val::Str(s)) = &v
             {
-                v = Some(Val::Str(s.trim_end_matches('.').to_ascii_lowercase().into()));
+                v = Some(Val::Str(
+                    s.trim_end_matches('.').to_ascii_lowercase().into(),
+                ));
             }
             slots[i] = v;
         }
@@ -148,7 +168,10 @@ fn convert(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, Eve
     match j {
         Value::Array(items) => {
             if !def.list {
-                return Err(EventError::FieldType { field: def.name, expected: "a single value" });
+                return Err(EventError::FieldType {
+                    field: def.name,
+                    expected: "a single value",
+                });
             }
             let mut out = Vec::with_capacity(items.len().min(MAX_LIST));
             for it in items.iter().take(MAX_LIST) {
@@ -160,13 +183,20 @@ fn convert(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, Eve
         }
         other => {
             let v = scalar(other, def)?;
-            Ok(if def.list { v.map(|v| Val::List(vec![v])) } else { v })
+            Ok(if def.list {
+                v.map(|v| Val::List(vec![v]))
+            } else {
+                v
+            })
         }
     }
 }
 
 fn scalar(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, EventError> {
-    let bad = |expected| EventError::FieldType { field: def.name, expected };
+    let bad = |expected| EventError::FieldType {
+        field: def.name,
+        expected,
+    };
     if j.is_null() {
         return Ok(None);
     }
@@ -176,9 +206,16 @@ fn scalar(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, Even
         Type::Bool => Val::Bool(j.as_bool().ok_or(bad("a bool"))?),
         Type::Duration => match j {
             Value::String(s) => Val::Dur(parse_duration(s).ok_or(bad("a duration"))?),
-            _ => Val::Dur(j.as_u64().ok_or(bad("a duration (nanoseconds or \"90s\")"))?),
+            _ => Val::Dur(
+                j.as_u64()
+                    .ok_or(bad("a duration (nanoseconds or \"90s\")"))?,
+            ),
         },
-        Type::Ip => Val::Ip(j.as_str().and_then(|s| IpAddr::from_str(s).ok()).ok_or(bad("an IP address"))?),
+        Type::Ip => Val::Ip(
+            j.as_str()
+                .and_then(|s| IpAddr::from_str(s).ok())
+                .ok_or(bad("an IP address"))?,
+        ),
     }))
 }
 
@@ -189,7 +226,9 @@ fn derive(root: &Value, how: Derive) -> Option<Val> {
             let base = path.rsplit('/').next().unwrap_or(path);
             (!base.is_empty()).then(|| Val::Str(cut(base)))
         }
-        Derive::StratumMethod(p) => crate::stratum::method(root.pointer(p)?.as_str()?).map(|m| Val::Str(cut(&m))),
+        Derive::StratumMethod(p) => {
+            crate::stratum::method(root.pointer(p)?.as_str()?).map(|m| Val::Str(cut(&m)))
+        }
         Derive::OpenWrites(p) => {
             let flags = root.pointer(p)?.as_i64()?;
             // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
@@ -247,29 +286,50 @@ mod tests {
         let name = schema::lookup("exec.file.name").unwrap();
         assert_eq!(e.get(name), Some(&Val::Str("xmrig".into())));
         let anc = schema::lookup("process.ancestors.file.name").unwrap();
-        assert_eq!(e.get(anc), Some(&Val::List(vec![Val::Str("bash".into()), Val::Str("sshd".into())])));
+        assert_eq!(
+            e.get(anc),
+            Some(&Val::List(vec![
+                Val::Str("bash".into()),
+                Val::Str("sshd".into())
+            ]))
+        );
         assert_eq!(e.get(schema::lookup("exec.argv0").unwrap()), None);
     }
 
     #[test]
     fn rejects_bad_shapes() {
-        assert_eq!(Event::from_json(&json!([])).unwrap_err(), EventError::NotAnObject);
-        assert_eq!(Event::from_json(&json!({"kind":"nope"})).unwrap_err(), EventError::UnknownKind("nope".into()));
+        assert_eq!(
+            Event::from_json(&json!([])).unwrap_err(),
+            EventError::NotAnObject
+        );
+        assert_eq!(
+            Event::from_json(&json!({"kind":"nope"})).unwrap_err(),
+            EventError::UnknownKind("nope".into())
+        );
         assert!(matches!(
             Event::from_json(&json!({"kind":"exec","process":{"uid":"root"}})),
-            Err(EventError::FieldType { field: "process.uid", .. })
+            Err(EventError::FieldType {
+                field: "process.uid",
+                ..
+            })
         ));
     }
 
     #[test]
     fn bounds_strings_and_derives() {
         let long = "é".repeat(MAX_STRING);
-        let e = Event::from_json(&json!({"kind":"connect","process":{"comm":long},"connect":{"addr":{"ip":"10.0.0.1"}}})).unwrap();
+        let e = Event::from_json(
+            &json!({"kind":"connect","process":{"comm":long},"connect":{"addr":{"ip":"10.0.0.1"}}}),
+        )
+        .unwrap();
         match e.get(schema::lookup("process.comm").unwrap()) {
             Some(Val::Str(s)) => assert!(s.len() <= MAX_STRING),
             other => panic!("{other:?}"),
         }
-        assert_eq!(e.get(schema::lookup("connect.addr.is_public").unwrap()), Some(&Val::Bool(false)));
+        assert_eq!(
+            e.get(schema::lookup("connect.addr.is_public").unwrap()),
+            Some(&Val::Bool(false))
+        );
         assert!(is_public("1.1.1.1".parse().unwrap()));
         assert!(!is_public("::1".parse().unwrap()));
     }

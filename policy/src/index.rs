@@ -57,7 +57,9 @@ fn need(c: &Cond) -> Option<Vec<Need>> {
         CondNode::Test(t) if t.negate => None,
         CondNode::Test(t) => {
             let f = t.field;
-            let sub = |v: &[Box<str>]| (!v.iter().any(|s| s.is_empty())).then(|| vec![Need::Sub(f, v.to_vec())]);
+            let sub = |v: &[Box<str>]| {
+                (!v.iter().any(|s| s.is_empty())).then(|| vec![Need::Sub(f, v.to_vec())])
+            };
             match &*t.matcher {
                 Matcher::StrEq(s) => Some(vec![Need::Str(f, vec![s.clone()])]),
                 Matcher::StrIn(set) => Some(vec![Need::Str(f, set.iter().cloned().collect())]),
@@ -65,7 +67,9 @@ fn need(c: &Cond) -> Option<Vec<Need>> {
                 Matcher::IntIn(set) => Some(vec![Need::Int(f, set.iter().copied().collect())]),
                 Matcher::Domain(set) => sub(&set.iter().cloned().collect::<Vec<_>>()),
                 Matcher::Contains(finder) => {
-                    let s = String::from_utf8_lossy(finder.needle()).into_owned().into_boxed_str();
+                    let s = String::from_utf8_lossy(finder.needle())
+                        .into_owned()
+                        .into_boxed_str();
                     sub(&[s])
                 }
                 Matcher::ContainsAny(_, pats) | Matcher::StartsWithAny(_, pats) => sub(pats),
@@ -89,7 +93,12 @@ fn regex_literals(pattern: &str) -> Option<Vec<Box<str>>> {
         return None;
     }
     lits.iter()
-        .map(|l| std::str::from_utf8(l.as_bytes()).ok().filter(|s| !s.is_empty()).map(Box::from))
+        .map(|l| {
+            std::str::from_utf8(l.as_bytes())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(Box::from)
+        })
         .collect()
 }
 
@@ -158,7 +167,9 @@ impl Bucket {
                             m.entry(v).or_default().push(idx);
                         }
                     }
-                    Need::Sub(f, vals) => slot(&mut subs, f).extend(vals.into_iter().map(|v| (v, idx))),
+                    Need::Sub(f, vals) => {
+                        slot(&mut subs, f).extend(vals.into_iter().map(|v| (v, idx)))
+                    }
                 }
             }
         }
@@ -175,7 +186,11 @@ impl Bucket {
                 rules[i].push(*idx);
             }
             match AhoCorasick::new(&uniq) {
-                Ok(automaton) => b.subs.push(SubIndex { field, automaton, rules }),
+                Ok(automaton) => b.subs.push(SubIndex {
+                    field,
+                    automaton,
+                    rules,
+                }),
                 // Too large for an automaton: fall back to evaluating these rules always.
                 Err(_) => b.always.extend(pats.iter().map(|(_, i)| *i)),
             }

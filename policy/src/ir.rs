@@ -124,7 +124,9 @@ impl Matcher {
             (Matcher::Contains(f), Val::Str(x)) => f.find(x.as_bytes()).is_some(),
             (Matcher::ContainsAny(ac, _), Val::Str(x)) => ac.is_match(&**x),
             (Matcher::StartsWith(p), Val::Str(x)) => x.starts_with(&**p),
-            (Matcher::StartsWithAny(ac, _), Val::Str(x)) => ac.is_match(Input::new(&**x).anchored(Anchored::Yes)),
+            (Matcher::StartsWithAny(ac, _), Val::Str(x)) => {
+                ac.is_match(Input::new(&**x).anchored(Anchored::Yes))
+            }
             (Matcher::EndsWith(p), Val::Str(x)) => x.ends_with(&**p),
             (Matcher::EndsWithAny(ps), Val::Str(x)) => ps.iter().any(|p| x.ends_with(&**p)),
             (Matcher::Regex(r), Val::Str(x)) => r.is_match(x),

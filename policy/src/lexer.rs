@@ -91,7 +91,10 @@ pub fn lex(text: &str, map: &ScalarMap) -> Result<Vec<Token>, Diagnostic> {
         };
         if let Some((tok, len)) = tok {
             i += len;
-            out.push(Token { tok, span: map.span(start, i) });
+            out.push(Token {
+                tok,
+                span: map.span(start, i),
+            });
             continue;
         }
         let (tok, end) = match (c, two) {
@@ -110,19 +113,26 @@ pub fn lex(text: &str, map: &ScalarMap) -> Result<Vec<Token>, Diagnostic> {
             (b'0'..=b'9', _) | (b'-', Some(b'0'..=b'9')) => {
                 let mut end = i + 1;
                 while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric() || matches!(bytes[end], b'.' | b':' | b'/' | b'_'))
+                    && (bytes[end].is_ascii_alphanumeric()
+                        || matches!(bytes[end], b'.' | b':' | b'/' | b'_'))
                 {
                     end += 1;
                 }
                 let lit = number(&text[i..end]).ok_or_else(|| {
-                    Diagnostic::error(Code::Syntax, Some(map.span(i, end)), format!("invalid literal `{}`", &text[i..end]))
-                        .label("not an integer, duration, IP address or CIDR")
+                    Diagnostic::error(
+                        Code::Syntax,
+                        Some(map.span(i, end)),
+                        format!("invalid literal `{}`", &text[i..end]),
+                    )
+                    .label("not an integer, duration, IP address or CIDR")
                 })?;
                 (Tok::Lit(lit), end)
             }
             (b'a'..=b'z' | b'A'..=b'Z' | b'_', _) => {
                 let mut end = i + 1;
-                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || matches!(bytes[end], b'_' | b'.')) {
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || matches!(bytes[end], b'_' | b'.'))
+                {
                     end += 1;
                 }
                 (Tok::Ident(text[i..end].to_string()), end)
@@ -138,15 +148,27 @@ pub fn lex(text: &str, map: &ScalarMap) -> Result<Vec<Token>, Diagnostic> {
                 .label("not part of the expression language"));
             }
         };
-        out.push(Token { tok, span: map.span(start, end) });
+        out.push(Token {
+            tok,
+            span: map.span(start, end),
+        });
         i = end;
     }
-    out.push(Token { tok: Tok::Eof, span: map.span(text.len(), text.len()) });
+    out.push(Token {
+        tok: Tok::Eof,
+        span: map.span(text.len(), text.len()),
+    });
     Ok(out)
 }
 
 /// Reads a quoted string starting at the quote at `at`; returns the value and the end offset.
-fn string(text: &str, at: usize, quote: u8, escapes: bool, map: &ScalarMap) -> Result<(String, usize), Diagnostic> {
+fn string(
+    text: &str,
+    at: usize,
+    quote: u8,
+    escapes: bool,
+    map: &ScalarMap,
+) -> Result<(String, usize), Diagnostic> {
     let mut out = String::new();
     let mut chars = text[at + 1..].char_indices();
     while let Some((off, ch)) = chars.next() {
@@ -182,8 +204,12 @@ fn string(text: &str, at: usize, quote: u8, escapes: bool, map: &ScalarMap) -> R
         }
         out.push(ch);
     }
-    Err(Diagnostic::error(Code::Syntax, Some(map.span(at, at + 1)), "unterminated string literal")
-        .label("this quote is never closed"))
+    Err(Diagnostic::error(
+        Code::Syntax,
+        Some(map.span(at, at + 1)),
+        "unterminated string literal",
+    )
+    .label("this quote is never closed"))
 }
 
 /// Classifies a number-like word: integer, duration, CIDR or IP address.

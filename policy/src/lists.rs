@@ -45,7 +45,12 @@ impl ValueSet {
 
     /// Total number of values.
     pub fn len(&self) -> usize {
-        self.strs.len() + self.ints.len() + self.nets.len() + self.globs.len() + self.regexes.len() + self.domains.len()
+        self.strs.len()
+            + self.ints.len()
+            + self.nets.len()
+            + self.globs.len()
+            + self.regexes.len()
+            + self.domains.len()
     }
 
     /// Whether empty.
@@ -66,7 +71,11 @@ impl ValueSet {
         .into_iter()
         .filter_map(|(on, n)| on.then_some(n))
         .collect();
-        if parts.is_empty() { "nothing".into() } else { parts.join(" and ") }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(" and ")
+        }
     }
 }
 
@@ -95,7 +104,10 @@ fn valid_domain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -105,7 +117,12 @@ pub fn type_items(ty: ListType, items: &[(String, Span)], diags: &mut Vec<Diagno
     for (raw, span) in items {
         let s = raw.trim();
         let bad = |what: &str| {
-            Diagnostic::error(Code::BadValue, Some(*span), format!("invalid {} list item `{s}`", ty.name())).label(what)
+            Diagnostic::error(
+                Code::BadValue,
+                Some(*span),
+                format!("invalid {} list item `{s}`", ty.name()),
+            )
+            .label(what)
         };
         if s.len() > MAX_ITEM_LEN {
             diags.push(bad("item too long"));
@@ -124,14 +141,19 @@ pub fn type_items(ty: ListType, items: &[(String, Span)], diags: &mut Vec<Diagno
             ListType::Glob => match globset::Glob::new(s) {
                 Ok(_) => out.globs.push(s.to_string()),
                 Err(e) => diags.push(
-                    Diagnostic::error(Code::BadPattern, Some(*span), format!("invalid glob `{s}`")).label(e.kind().to_string()),
+                    Diagnostic::error(Code::BadPattern, Some(*span), format!("invalid glob `{s}`"))
+                        .label(e.kind().to_string()),
                 ),
             },
             ListType::Regex => match regex::Regex::new(s) {
                 Ok(_) => out.regexes.push(s.to_string()),
                 Err(e) => diags.push(
-                    Diagnostic::error(Code::BadPattern, Some(*span), format!("invalid regex `{s}`"))
-                        .label(crate::check::regex_error_line(&e)),
+                    Diagnostic::error(
+                        Code::BadPattern,
+                        Some(*span),
+                        format!("invalid regex `{s}`"),
+                    )
+                    .label(crate::check::regex_error_line(&e)),
                 ),
             },
             ListType::Hash => {
@@ -178,6 +200,9 @@ mod tests {
     #[test]
     fn list_files_skip_comments() {
         let items = file_items("# head\nxmrig\n  minerd # old\n\n");
-        assert_eq!(items, vec![("xmrig".to_string(), 7), ("minerd".to_string(), 15)]);
+        assert_eq!(
+            items,
+            vec![("xmrig".to_string(), 7), ("minerd".to_string(), 15)]
+        );
     }
 }

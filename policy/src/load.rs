@@ -36,7 +36,11 @@ pub fn load(path: &Path) -> Result<CompiledPolicy, Diagnostics> {
     for f in files {
         match read_capped(&f, MAX_POLICY_FILE) {
             Ok(text) => inputs.push((f, text)),
-            Err(msg) => l.diags.push(Diagnostic::error(Code::Io, None, format!("{}: {msg}", f.display()))),
+            Err(msg) => l.diags.push(Diagnostic::error(
+                Code::Io,
+                None,
+                format!("{}: {msg}", f.display()),
+            )),
         }
     }
     l.run(inputs)
@@ -72,7 +76,11 @@ impl Loader {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) => {
-                self.diags.push(Diagnostic::error(Code::Io, None, format!("{}: {e}", path.display())));
+                self.diags.push(Diagnostic::error(
+                    Code::Io,
+                    None,
+                    format!("{}: {e}", path.display()),
+                ));
                 return None;
             }
         };
@@ -82,22 +90,37 @@ impl Loader {
         let rd = match std::fs::read_dir(path) {
             Ok(rd) => rd,
             Err(e) => {
-                self.diags.push(Diagnostic::error(Code::Io, None, format!("{}: {e}", path.display())));
+                self.diags.push(Diagnostic::error(
+                    Code::Io,
+                    None,
+                    format!("{}: {e}", path.display()),
+                ));
                 return None;
             }
         };
         let mut files: Vec<PathBuf> = rd
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
             .collect();
         files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         if files.is_empty() {
-            self.diags.push(Diagnostic::error(Code::Io, None, format!("{}: no *.yaml policy files", path.display())));
+            self.diags.push(Diagnostic::error(
+                Code::Io,
+                None,
+                format!("{}: no *.yaml policy files", path.display()),
+            ));
             return None;
         }
         if files.len() > MAX_FILES {
-            self.diags.push(Diagnostic::error(Code::Limit, None, format!("more than {MAX_FILES} policy files")));
+            self.diags.push(Diagnostic::error(
+                Code::Limit,
+                None,
+                format!("more than {MAX_FILES} policy files"),
+            ));
             return None;
         }
         Some(files)
@@ -109,7 +132,9 @@ impl Loader {
         for (path, text) in inputs {
             names.push(path.display().to_string());
             let id = self.sources.add(&path, text);
-            let Some(src) = self.sources.file(id) else { continue };
+            let Some(src) = self.sources.file(id) else {
+                continue;
+            };
             match yaml::parse(id, src) {
                 Ok(Some(root)) => {
                     let raw = doc::read(&root, src, &mut self.diags);
@@ -137,13 +162,22 @@ impl Loader {
                     continue;
                 }
                 let values = lists::type_items(l.ty, &items, &mut self.diags);
-                lists.push(ListDef { name: l.name, span: l.name_span, ty: l.ty, values });
+                lists.push(ListDef {
+                    name: l.name,
+                    span: l.name_span,
+                    ty: l.ty,
+                    values,
+                });
             }
             macros.extend(raw.macros);
             rules.extend(raw.rules);
         }
         if rules.len() > MAX_RULES {
-            self.diags.push(Diagnostic::error(Code::Limit, None, format!("more than {MAX_RULES} rules")));
+            self.diags.push(Diagnostic::error(
+                Code::Limit,
+                None,
+                format!("more than {MAX_RULES} rules"),
+            ));
             return Err(self.finish_err());
         }
         let mut checker = Checker::new(lists, macros);
@@ -153,9 +187,13 @@ impl Loader {
         for r in &rules {
             if let Some(prev) = seen.get(&r.id) {
                 checker.diags.push(
-                    Diagnostic::error(Code::Duplicate, Some(r.id_span), format!("duplicate rule id `{}`", r.id))
-                        .label("defined again here")
-                        .note(Some(*prev), "first defined here"),
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        Some(r.id_span),
+                        format!("duplicate rule id `{}`", r.id),
+                    )
+                    .label("defined again here")
+                    .note(Some(*prev), "first defined here"),
                 );
                 continue;
             }
@@ -196,15 +234,21 @@ impl Loader {
                     self.diags.push(d);
                     continue;
                 }
-                Err(b) if blocks => {
-                    (Enforcement::Userspace, Some(format!("{} (at {})", b.reason, self.sources.locate(b.span))))
-                }
+                Err(b) if blocks => (
+                    Enforcement::Userspace,
+                    Some(format!("{} (at {})", b.reason, self.sources.locate(b.span))),
+                ),
                 Err(_) => (Enforcement::Userspace, None),
             };
             let pos = self
                 .sources
                 .file(c.raw.id_span.file)
-                .map(|f| (f.path.display().to_string(), f.position(c.raw.id_span.start as usize).line))
+                .map(|f| {
+                    (
+                        f.path.display().to_string(),
+                        f.position(c.raw.id_span.start as usize).line,
+                    )
+                })
                 .unwrap_or_default();
             infos.push(RuleInfo {
                 id: c.raw.id,
@@ -227,7 +271,13 @@ impl Loader {
             return Err(self.finish_err());
         }
         let plan = lower::build_plan(&kernel_rules);
-        Ok(CompiledPolicy::new(infos, conds, plan, Arc::new(self.sources), names))
+        Ok(CompiledPolicy::new(
+            infos,
+            conds,
+            plan,
+            Arc::new(self.sources),
+            names,
+        ))
     }
 
     fn list_file(&mut self, policy: &Path, rel: &str, span: Span) -> Vec<(String, Span)> {
@@ -237,14 +287,21 @@ impl Loader {
             Ok(t) => t,
             Err(msg) => {
                 self.diags.push(
-                    Diagnostic::error(Code::Io, Some(span), format!("cannot read list file {}: {msg}", path.display()))
-                        .label("relative to the policy file"),
+                    Diagnostic::error(
+                        Code::Io,
+                        Some(span),
+                        format!("cannot read list file {}: {msg}", path.display()),
+                    )
+                    .label("relative to the policy file"),
                 );
                 return Vec::new();
             }
         };
         let items = lists::file_items(&text);
         let id = self.sources.add(&path, text);
-        items.into_iter().map(|(s, off)| (s.clone(), Span::new(id, off, off + s.len()))).collect()
+        items
+            .into_iter()
+            .map(|(s, off)| (s.clone(), Span::new(id, off, off + s.len())))
+            .collect()
     }
 }

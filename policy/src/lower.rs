@@ -26,7 +26,11 @@ pub struct Blocker {
 pub type Terms = Vec<(KernelFamily, String)>;
 
 fn block(span: Span, reason: impl Into<String>) -> Blocker {
-    Blocker { span, reason: reason.into(), via: Vec::new() }
+    Blocker {
+        span,
+        reason: reason.into(),
+        via: Vec::new(),
+    }
 }
 
 /// The kernel terms of `c`, or why there are none.
@@ -50,18 +54,30 @@ pub fn analyze(c: &Cond) -> Result<Terms, Blocker> {
                     b.reason = format!("{}; a deny rule cannot require it with `&&`", b.reason);
                     b
                 }
-                None => block(c.span, "the kernel plan matches single values; a conjunction (`&&`) cannot be lowered"),
+                None => block(
+                    c.span,
+                    "the kernel plan matches single values; a conjunction (`&&`) cannot be lowered",
+                ),
             })
         }
-        CondNode::Not(_) => Err(block(c.span, "a negation (`!`) cannot be matched in the kernel")),
+        CondNode::Not(_) => Err(block(
+            c.span,
+            "a negation (`!`) cannot be matched in the kernel",
+        )),
         CondNode::Const(_) => Err(block(c.span, "a constant cannot be matched in the kernel")),
         CondNode::Test(t) => {
             let def = schema::def(t.field);
             let Some(family) = def.kernel else {
-                return Err(block(c.span, format!("`{}` is not visible to the kernel plan", def.name)));
+                return Err(block(
+                    c.span,
+                    format!("`{}` is not visible to the kernel plan", def.name),
+                ));
             };
             if t.negate {
-                return Err(block(c.span, format!("`{}` cannot be matched in the kernel (negated)", t.op)));
+                return Err(block(
+                    c.span,
+                    format!("`{}` cannot be matched in the kernel (negated)", t.op),
+                ));
             }
             let values: Vec<&str> = match &*t.matcher {
                 Matcher::StrEq(v) => vec![v],
@@ -73,13 +89,17 @@ pub fn analyze(c: &Cond) -> Result<Terms, Blocker> {
                 _ => {
                     return Err(block(
                         c.span,
-                        format!("the kernel matches `{}` only by equality or membership in a string list", def.name),
+                        format!(
+                            "the kernel matches `{}` only by equality or membership in a string list",
+                            def.name
+                        ),
                     ));
                 }
             };
             let mut out = Vec::with_capacity(values.len());
             for v in values {
-                check_value(family, v).map_err(|why| block(c.span, format!("value `{v}` {why}")))?;
+                check_value(family, v)
+                    .map_err(|why| block(c.span, format!("value `{v}` {why}")))?;
                 out.push((family, v.to_string()));
             }
             Ok(out)
@@ -97,7 +117,9 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
                 return Err("is not a basename".into());
             }
             if v.len() > MAX_NAME_LEN {
-                return Err(format!("is longer than {MAX_NAME_LEN} bytes, the kernel's basename limit"));
+                return Err(format!(
+                    "is longer than {MAX_NAME_LEN} bytes, the kernel's basename limit"
+                ));
             }
         }
         KernelFamily::ExecPath => {
@@ -105,7 +127,9 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
                 return Err("is not an absolute path".into());
             }
             if v.len() > MAX_PATH_LEN {
-                return Err(format!("is longer than {MAX_PATH_LEN} bytes, the kernel's path limit"));
+                return Err(format!(
+                    "is longer than {MAX_PATH_LEN} bytes, the kernel's path limit"
+                ));
             }
         }
     }
@@ -137,5 +161,8 @@ pub fn build_plan(rules: &[(u32, Terms)]) -> KernelPlan {
             })
             .collect()
     };
-    KernelPlan { exec_names: entries(names), exec_paths: entries(paths) }
+    KernelPlan {
+        exec_names: entries(names),
+        exec_paths: entries(paths),
+    }
 }

@@ -68,7 +68,11 @@ pub struct Actions {
 
 impl Actions {
     /// Alert only.
-    pub const ALERT: Actions = Actions { alert: true, deny: false, kill: false };
+    pub const ALERT: Actions = Actions {
+        alert: true,
+        deny: false,
+        kill: false,
+    };
 
     /// Adds the action named `s`; `false` if unknown.
     pub fn add(&mut self, s: &str) -> bool {
@@ -94,10 +98,14 @@ impl Actions {
 
 impl fmt::Display for Actions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = [(self.alert, "alert"), (self.deny, "deny"), (self.kill, "kill")]
-            .into_iter()
-            .filter_map(|(on, n)| on.then_some(n))
-            .collect();
+        let names: Vec<&str> = [
+            (self.alert, "alert"),
+            (self.deny, "deny"),
+            (self.kill, "kill"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
         f.write_str(&names.join("+"))
     }
 }

@@ -22,16 +22,28 @@ pub fn parse(text: &str, map: &ScalarMap) -> Result<Expr, Diagnostic> {
         ));
     }
     if text.trim().is_empty() {
-        return Err(Diagnostic::error(Code::Syntax, Some(map.span(0, 0)), "empty expression"));
+        return Err(Diagnostic::error(
+            Code::Syntax,
+            Some(map.span(0, 0)),
+            "empty expression",
+        ));
     }
     let tokens = lex(text, map)?;
-    let mut p = Parser { tokens, pos: 0, depth: 0 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     let t = p.peek();
     if t.tok != Tok::Eof {
         let what = describe(&t.tok);
-        return Err(Diagnostic::error(Code::Syntax, Some(t.span), format!("unexpected {what} after the expression"))
-            .label("expected `&&`, `||` or the end of the expression"));
+        return Err(Diagnostic::error(
+            Code::Syntax,
+            Some(t.span),
+            format!("unexpected {what} after the expression"),
+        )
+        .label("expected `&&`, `||` or the end of the expression"));
     }
     Ok(e)
 }
@@ -73,10 +85,14 @@ fn op_text(t: &Tok) -> &'static str {
 
 impl Parser {
     fn peek(&self) -> Token {
-        self.tokens.get(self.pos).or(self.tokens.last()).cloned().unwrap_or(Token {
-            tok: Tok::Eof,
-            span: crate::source::Span::new(crate::source::FileId(0), 0, 0),
-        })
+        self.tokens
+            .get(self.pos)
+            .or(self.tokens.last())
+            .cloned()
+            .unwrap_or(Token {
+                tok: Tok::Eof,
+                span: crate::source::Span::new(crate::source::FileId(0), 0, 0),
+            })
     }
 
     fn peek_at(&self, n: usize) -> Option<&Tok> {
@@ -115,7 +131,10 @@ impl Parser {
             let rhs = self.and()?;
             self.depth -= 1;
             let span = lhs.span.to(rhs.span);
-            lhs = Expr { kind: ExprKind::Or(Box::new(lhs), Box::new(rhs)), span };
+            lhs = Expr {
+                kind: ExprKind::Or(Box::new(lhs), Box::new(rhs)),
+                span,
+            };
         }
         Ok(lhs)
     }
@@ -128,20 +147,28 @@ impl Parser {
             let rhs = self.unary()?;
             self.depth -= 1;
             let span = lhs.span.to(rhs.span);
-            lhs = Expr { kind: ExprKind::And(Box::new(lhs), Box::new(rhs)), span };
+            lhs = Expr {
+                kind: ExprKind::And(Box::new(lhs), Box::new(rhs)),
+                span,
+            };
         }
         Ok(lhs)
     }
 
     fn unary(&mut self) -> Result<Expr, Diagnostic> {
         let t = self.peek();
-        if t.tok == Tok::Bang || (self.is_kw("not") && self.peek_at(1) != Some(&Tok::Ident("in".into()))) {
+        if t.tok == Tok::Bang
+            || (self.is_kw("not") && self.peek_at(1) != Some(&Tok::Ident("in".into())))
+        {
             self.bump();
             self.enter(&t)?;
             let inner = self.unary()?;
             self.depth -= 1;
             let span = t.span.to(inner.span);
-            return Ok(Expr { kind: ExprKind::Not(Box::new(inner)), span });
+            return Ok(Expr {
+                kind: ExprKind::Not(Box::new(inner)),
+                span,
+            });
         }
         self.comparison()
     }
@@ -163,7 +190,9 @@ impl Parser {
                 "contains" => Some((CmpOp::Contains, 1)),
                 "startswith" => Some((CmpOp::StartsWith, 1)),
                 "endswith" => Some((CmpOp::EndsWith, 1)),
-                "not" if self.peek_at(1) == Some(&Tok::Ident("in".into())) => Some((CmpOp::NotIn, 2)),
+                "not" if self.peek_at(1) == Some(&Tok::Ident("in".into())) => {
+                    Some((CmpOp::NotIn, 2))
+                }
                 _ => None,
             },
             _ => None,
@@ -175,27 +204,46 @@ impl Parser {
         }
         let rhs = self.operand()?;
         let span = lhs.span.to(rhs.span);
-        Ok(Expr { kind: ExprKind::Compare { lhs: Box::new(lhs), op, op_span, rhs: Box::new(rhs) }, span })
+        Ok(Expr {
+            kind: ExprKind::Compare {
+                lhs: Box::new(lhs),
+                op,
+                op_span,
+                rhs: Box::new(rhs),
+            },
+            span,
+        })
     }
 
     fn operand(&mut self) -> Result<Expr, Diagnostic> {
         let t = self.bump();
         match t.tok {
-            Tok::Ident(ref s) if s == "true" || s == "false" => {
-                Ok(Expr { kind: ExprKind::Lit(Lit::Bool(s == "true")), span: t.span })
-            }
+            Tok::Ident(ref s) if s == "true" || s == "false" => Ok(Expr {
+                kind: ExprKind::Lit(Lit::Bool(s == "true")),
+                span: t.span,
+            }),
             Tok::Ident(ref s) if is_keyword(s) => Err(Diagnostic::error(
                 Code::Syntax,
                 Some(t.span),
                 format!("expected a field, name or value, found keyword `{s}`"),
             )),
-            Tok::Ident(s) => Ok(Expr { kind: ExprKind::Ident(s), span: t.span }),
-            Tok::Lit(l) => Ok(Expr { kind: ExprKind::Lit(l), span: t.span }),
+            Tok::Ident(s) => Ok(Expr {
+                kind: ExprKind::Ident(s),
+                span: t.span,
+            }),
+            Tok::Lit(l) => Ok(Expr {
+                kind: ExprKind::Lit(l),
+                span: t.span,
+            }),
             Tok::LParen => self.paren(&t),
             other => {
                 let what = describe(&other);
-                Err(Diagnostic::error(Code::Syntax, Some(t.span), format!("expected a field, name or value, found {what}"))
-                    .label("expected an operand here"))
+                Err(Diagnostic::error(
+                    Code::Syntax,
+                    Some(t.span),
+                    format!("expected a field, name or value, found {what}"),
+                )
+                .label("expected an operand here"))
             }
         }
     }
@@ -206,7 +254,10 @@ impl Parser {
         if self.peek().tok == Tok::RParen {
             let close = self.bump();
             self.depth -= 1;
-            return Ok(Expr { kind: ExprKind::List(Vec::new()), span: open.span.to(close.span) });
+            return Ok(Expr {
+                kind: ExprKind::List(Vec::new()),
+                span: open.span.to(close.span),
+            });
         }
         let first = self.or()?;
         let mut items = Vec::new();
@@ -222,24 +273,40 @@ impl Parser {
         let close = self.bump();
         if close.tok != Tok::RParen {
             let what = describe(&close.tok);
-            return Err(Diagnostic::error(Code::Syntax, Some(close.span), format!("expected `)`, found {what}"))
-                .label("unclosed parenthesis")
-                .note(Some(open.span), "opened here"));
+            return Err(Diagnostic::error(
+                Code::Syntax,
+                Some(close.span),
+                format!("expected `)`, found {what}"),
+            )
+            .label("unclosed parenthesis")
+            .note(Some(open.span), "opened here"));
         }
         self.depth -= 1;
         let span = open.span.to(close.span);
         if is_list {
-            Ok(Expr { kind: ExprKind::List(items), span })
+            Ok(Expr {
+                kind: ExprKind::List(items),
+                span,
+            })
         } else {
             let inner = items.pop().map(Box::new);
             match inner {
-                Some(inner) => Ok(Expr { kind: ExprKind::Paren(inner), span }),
-                None => Ok(Expr { kind: ExprKind::List(Vec::new()), span }),
+                Some(inner) => Ok(Expr {
+                    kind: ExprKind::Paren(inner),
+                    span,
+                }),
+                None => Ok(Expr {
+                    kind: ExprKind::List(Vec::new()),
+                    span,
+                }),
             }
         }
     }
 }
 
 fn is_keyword(s: &str) -> bool {
-    matches!(s, "in" | "not" | "contains" | "startswith" | "endswith" | "and" | "or")
+    matches!(
+        s,
+        "in" | "not" | "contains" | "startswith" | "endswith" | "and" | "or"
+    )
 }

@@ -62,7 +62,14 @@ impl CompiledPolicy {
                 .collect();
             buckets.push(Bucket::build(&members));
         }
-        CompiledPolicy { rules, conds, buckets, plan, sources, files }
+        CompiledPolicy {
+            rules,
+            conds,
+            buckets,
+            plan,
+            sources,
+            files,
+        }
     }
 
     /// Every rule; the position is the `rule_index` of [`Match`] and of the kernel plan.
@@ -103,7 +110,12 @@ impl CompiledPolicy {
             if let (Some(rule), Some(cond)) = (self.rules.get(i), self.conds.get(i))
                 && eval_cond(cond, event)
             {
-                out.push(Match { rule_index: idx, rule_id: rule.id.clone(), actions: rule.actions, mode: rule.mode });
+                out.push(Match {
+                    rule_index: idx,
+                    rule_id: rule.id.clone(),
+                    actions: rule.actions,
+                    mode: rule.mode,
+                });
             }
         }
         out
@@ -135,7 +147,14 @@ impl CompiledPolicy {
         };
         let mut cands = Vec::new();
         bucket.candidates(event, &mut cands);
-        cands.iter().filter(|&&i| self.conds.get(i as usize).is_some_and(|c| eval_cond(c, event))).count()
+        cands
+            .iter()
+            .filter(|&&i| {
+                self.conds
+                    .get(i as usize)
+                    .is_some_and(|c| eval_cond(c, event))
+            })
+            .count()
     }
 }
 

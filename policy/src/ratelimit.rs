@@ -19,7 +19,9 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Whether a match of rule `index` for `key` at `now` should be reported.
     pub fn allow(&mut self, rules: &[RuleInfo], index: u32, key: &str, now: Instant) -> bool {
-        let Some(every) = rules.get(index as usize).and_then(|r| r.every) else { return true };
+        let Some(every) = rules.get(index as usize).and_then(|r| r.every) else {
+            return true;
+        };
         let k = (index, key.to_string());
         if let Some(prev) = self.last.get(&k)
             && now.saturating_duration_since(*prev) < every

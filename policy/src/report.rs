@@ -41,10 +41,20 @@ fn mode_name(r: &RuleInfo) -> &'static str {
     r.mode.map_or("engine", |m| m.name())
 }
 
-fn plan_lines(out: &mut String, title: &str, entries: &[crate::plan::PlanEntry], policy: &CompiledPolicy) {
+fn plan_lines(
+    out: &mut String,
+    title: &str,
+    entries: &[crate::plan::PlanEntry],
+    policy: &CompiledPolicy,
+) {
     let _ = writeln!(out, "  {title}: {} entries", entries.len());
     for e in entries {
-        let ids: Vec<&str> = e.rules.iter().filter_map(|i| policy.rules().get(*i as usize)).map(|r| r.id.as_str()).collect();
+        let ids: Vec<&str> = e
+            .rules
+            .iter()
+            .filter_map(|i| policy.rules().get(*i as usize))
+            .map(|r| r.id.as_str())
+            .collect();
         let _ = writeln!(out, "    {:<40} <- {}", e.value, ids.join(", "));
     }
 }
@@ -62,7 +72,11 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
         policy.files().len()
     );
     for kind in Kind::ALL {
-        let of_kind: Vec<(usize, &RuleInfo)> = rules.iter().enumerate().filter(|(_, r)| r.event_kind == kind).collect();
+        let of_kind: Vec<(usize, &RuleInfo)> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.event_kind == kind)
+            .collect();
         if of_kind.is_empty() {
             continue;
         }
@@ -87,9 +101,16 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
             }
         }
     }
-    let kernel = rules.iter().filter(|r| r.kernel == Enforcement::Kernel).count();
+    let kernel = rules
+        .iter()
+        .filter(|r| r.kernel == Enforcement::Kernel)
+        .count();
     let plan = policy.lower();
-    let _ = writeln!(out, "\nenforcement: {kernel} rule(s) in the kernel, {} in userspace", rules.len() - kernel);
+    let _ = writeln!(
+        out,
+        "\nenforcement: {kernel} rule(s) in the kernel, {} in userspace",
+        rules.len() - kernel
+    );
     let _ = writeln!(out, "kernel plan: {} entries", plan.len());
     plan_lines(&mut out, "exec_names", &plan.exec_names, policy);
     plan_lines(&mut out, "exec_paths", &plan.exec_paths, policy);
@@ -103,13 +124,31 @@ pub fn eval_report(policy: &CompiledPolicy, event: &Event, matches: &[Match]) ->
         let _ = writeln!(out, "{} event: no rule matches", event.kind());
         return out;
     }
-    let _ = writeln!(out, "{} event: {} rule(s) match", event.kind(), matches.len());
+    let _ = writeln!(
+        out,
+        "{} event: {} rule(s) match",
+        event.kind(),
+        matches.len()
+    );
     for m in matches {
         let r = policy.rules().get(m.rule_index as usize);
         let sev = r.map_or("?", |r| r.severity.name());
-        let place = r.map_or("?", |r| if r.kernel == Enforcement::Kernel { "kernel" } else { "userspace" });
+        let place = r.map_or("?", |r| {
+            if r.kernel == Enforcement::Kernel {
+                "kernel"
+            } else {
+                "userspace"
+            }
+        });
         let mode = m.mode.map_or("engine", |x| x.name());
-        let _ = writeln!(out, "  #{:<4} {:<32} {:<8} actions={:<12} mode={mode} ({place})", m.rule_index, m.rule_id, sev, m.actions.to_string());
+        let _ = writeln!(
+            out,
+            "  #{:<4} {:<32} {:<8} actions={:<12} mode={mode} ({place})",
+            m.rule_index,
+            m.rule_id,
+            sev,
+            m.actions.to_string()
+        );
     }
     kernel_view(&mut out, policy, event);
     out
@@ -121,10 +160,14 @@ fn kernel_view(out: &mut String, policy: &CompiledPolicy, event: &Event) {
         return;
     }
     let plan = policy.lower();
-    for (field, entries, title) in
-        [("exec.file.name", &plan.exec_names, "exec_names"), ("exec.file.path", &plan.exec_paths, "exec_paths")]
-    {
-        let Some(crate::event::Val::Str(v)) = schema::lookup(field).and_then(|id| event.get(id)) else { continue };
+    for (field, entries, title) in [
+        ("exec.file.name", &plan.exec_names, "exec_names"),
+        ("exec.file.path", &plan.exec_paths, "exec_paths"),
+    ] {
+        let Some(crate::event::Val::Str(v)) = schema::lookup(field).and_then(|id| event.get(id))
+        else {
+            continue;
+        };
         match entries.binary_search_by(|e| e.value.as_str().cmp(v)) {
             Ok(i) => {
                 let ids: Vec<&str> = entries[i]
@@ -133,7 +176,11 @@ fn kernel_view(out: &mut String, policy: &CompiledPolicy, event: &Event) {
                     .filter_map(|r| policy.rules().get(*r as usize))
                     .map(|r| r.id.as_str())
                     .collect();
-                let _ = writeln!(out, "kernel plan: {title} holds `{v}` (rules: {})", ids.join(", "));
+                let _ = writeln!(
+                    out,
+                    "kernel plan: {title} holds `{v}` (rules: {})",
+                    ids.join(", ")
+                );
             }
             Err(_) => {
                 let _ = writeln!(out, "kernel plan: {title} does not hold `{v}`");
@@ -164,12 +211,24 @@ pub fn eval_json(policy: &CompiledPolicy, event: &Event, matches: &[Match]) -> V
 /// The `policy fields` listing.
 pub fn fields_report() -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<30} {:<14} {:<9} {:<7} doc", "field", "type", "kind", "kernel");
+    let _ = writeln!(
+        out,
+        "{:<30} {:<14} {:<9} {:<7} doc",
+        "field", "type", "kind", "kernel"
+    );
     for d in schema::FIELDS {
-        let ty = if d.list { format!("list<{}>", d.ty) } else { d.ty.to_string() };
+        let ty = if d.list {
+            format!("list<{}>", d.ty)
+        } else {
+            d.ty.to_string()
+        };
         let kind = d.kind.map_or("any", Kind::name);
         let kernel = if d.kernel.is_some() { "yes" } else { "no" };
-        let _ = writeln!(out, "{:<30} {:<14} {:<9} {:<7} {}", d.name, ty, kind, kernel, d.doc);
+        let _ = writeln!(
+            out,
+            "{:<30} {:<14} {:<9} {:<7} {}",
+            d.name, ty, kind, kernel, d.doc
+        );
     }
     out
 }
@@ -207,8 +266,14 @@ mod tests {
         assert!(r.contains("policy OK: 2 rules"), "{r}");
         assert!(r.contains("deny-xmrig") && r.contains("kernel"), "{r}");
         assert!(r.contains("userspace (kill after the fact)"), "{r}");
-        assert!(r.contains("not in the kernel: `exec.args` is not visible to the kernel plan"), "{r}");
-        assert!(r.contains("exec_names: 1 entries") && r.contains("exec_paths: 1 entries"), "{r}");
+        assert!(
+            r.contains("not in the kernel: `exec.args` is not visible to the kernel plan"),
+            "{r}"
+        );
+        assert!(
+            r.contains("exec_names: 1 entries") && r.contains("exec_paths: 1 entries"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -218,13 +283,22 @@ mod tests {
         let m = p.eval(&ev);
         let text = eval_report(&p, &ev, &m);
         assert!(text.contains("2 rule(s) match"), "{text}");
-        assert!(text.contains("kernel plan: exec_names holds `xmrig` (rules: deny-xmrig)"), "{text}");
-        assert!(text.contains("exec_paths does not hold `/tmp/xmrig`"), "{text}");
+        assert!(
+            text.contains("kernel plan: exec_names holds `xmrig` (rules: deny-xmrig)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("exec_paths does not hold `/tmp/xmrig`"),
+            "{text}"
+        );
         let j = eval_json(&p, &ev, &m);
         assert_eq!(j["matches"][0]["rule_id"], "deny-xmrig");
         assert_eq!(j["matches"][1]["actions"]["kill"], true);
         assert!(parse_event("{").is_err());
         assert!(fields_report().contains("exec.file.name"));
-        assert_eq!(fields_json().as_array().map(Vec::len), Some(schema::FIELDS.len()));
+        assert_eq!(
+            fields_json().as_array().map(Vec::len),
+            Some(schema::FIELDS.len())
+        );
     }
 }

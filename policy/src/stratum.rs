@@ -24,11 +24,15 @@ mod tests {
     #[test]
     fn finds_the_method_of_each_dialect() {
         assert_eq!(
-            method("{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": [\"agent/1.0\"]}\n").as_deref(),
+            method("{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": [\"agent/1.0\"]}\n")
+                .as_deref(),
             Some("mining.subscribe")
         );
         assert_eq!(
-            method(r#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4FAKE","pass":"x"}}"#).as_deref(),
+            method(
+                r#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4FAKE","pass":"x"}}"#
+            )
+            .as_deref(),
             Some("login")
         );
         assert_eq!(method("GET / HTTP/1.1\r\n"), None);

@@ -39,8 +39,12 @@ pub fn from_lit(l: &Lit, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Valu
         }
         Lit::Bool(_) | Lit::Duration(_) => {
             diags.push(
-                Diagnostic::error(Code::TypeMismatch, Some(span), format!("a {} cannot be a list item", l.type_name()))
-                    .label("lists hold strings, integers, addresses, globs, regexes or domains"),
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    Some(span),
+                    format!("a {} cannot be a list item", l.type_name()),
+                )
+                .label("lists hold strings, integers, addresses, globs, regexes or domains"),
             );
             return None;
         }
@@ -54,7 +58,12 @@ pub fn regex(p: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Regex> 
         Ok(r) => Some(r),
         Err(e) => {
             diags.push(
-                Diagnostic::error(Code::BadPattern, Some(span), format!("invalid regex r\"{p}\"")).label(regex_error_line(&e)),
+                Diagnostic::error(
+                    Code::BadPattern,
+                    Some(span),
+                    format!("invalid regex r\"{p}\""),
+                )
+                .label(regex_error_line(&e)),
             );
             None
         }
@@ -72,7 +81,14 @@ pub fn glob(p: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Option<GlobMatc
     match glob_builder(p).build() {
         Ok(g) => Some(g.compile_matcher()),
         Err(e) => {
-            diags.push(Diagnostic::error(Code::BadPattern, Some(span), format!("invalid glob ~\"{p}\"")).label(e.kind().to_string()));
+            diags.push(
+                Diagnostic::error(
+                    Code::BadPattern,
+                    Some(span),
+                    format!("invalid glob ~\"{p}\""),
+                )
+                .label(e.kind().to_string()),
+            );
             None
         }
     }
@@ -82,13 +98,23 @@ fn mismatch(def: &FieldDef, set: &ValueSet, span: Span) -> Diagnostic {
     Diagnostic::error(
         Code::TypeMismatch,
         Some(span),
-        format!("type mismatch: `{}` is of type {}, the list holds {}", def.name, def.ty, set.describe()),
+        format!(
+            "type mismatch: `{}` is of type {}, the list holds {}",
+            def.name,
+            def.ty,
+            set.describe()
+        ),
     )
     .label(format!("expected {} values", def.ty))
 }
 
 /// The matcher for `field in set`.
-pub fn set_matcher(def: &FieldDef, set: &ValueSet, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Matcher> {
+pub fn set_matcher(
+    def: &FieldDef,
+    set: &ValueSet,
+    span: Span,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Matcher> {
     match def.ty {
         Type::Str => {
             if !set.ints.is_empty() || !set.nets.is_empty() {
@@ -97,10 +123,14 @@ pub fn set_matcher(def: &FieldDef, set: &ValueSet, span: Span, diags: &mut Vec<D
             }
             let mut parts = Vec::new();
             if !set.strs.is_empty() || set.is_empty() {
-                parts.push(Matcher::StrIn(set.strs.iter().map(|s| s.as_str().into()).collect()));
+                parts.push(Matcher::StrIn(
+                    set.strs.iter().map(|s| s.as_str().into()).collect(),
+                ));
             }
             if !set.domains.is_empty() {
-                parts.push(Matcher::Domain(set.domains.iter().map(|s| s.as_str().into()).collect()));
+                parts.push(Matcher::Domain(
+                    set.domains.iter().map(|s| s.as_str().into()).collect(),
+                ));
             }
             if !set.globs.is_empty() {
                 let mut b = GlobSetBuilder::new();
@@ -115,25 +145,43 @@ pub fn set_matcher(def: &FieldDef, set: &ValueSet, span: Span, diags: &mut Vec<D
                 match b.build() {
                     Ok(gs) => parts.push(Matcher::GlobSet(gs)),
                     Err(e) => {
-                        diags.push(Diagnostic::error(Code::BadPattern, Some(span), format!("glob set does not compile: {e}")));
+                        diags.push(Diagnostic::error(
+                            Code::BadPattern,
+                            Some(span),
+                            format!("glob set does not compile: {e}"),
+                        ));
                         return None;
                     }
                 }
             }
             if !set.regexes.is_empty() {
-                match RegexSetBuilder::new(&set.regexes).size_limit(REGEX_SIZE_LIMIT * 8).build() {
+                match RegexSetBuilder::new(&set.regexes)
+                    .size_limit(REGEX_SIZE_LIMIT * 8)
+                    .build()
+                {
                     Ok(rs) => parts.push(Matcher::RegexSet(rs)),
                     Err(e) => {
                         diags.push(
-                            Diagnostic::error(Code::BadPattern, Some(span), "regex list does not compile").label(regex_error_line(&e)),
+                            Diagnostic::error(
+                                Code::BadPattern,
+                                Some(span),
+                                "regex list does not compile",
+                            )
+                            .label(regex_error_line(&e)),
                         );
                         return None;
                     }
                 }
             }
-            Some(if parts.len() == 1 { parts.remove(0) } else { Matcher::Any(parts) })
+            Some(if parts.len() == 1 {
+                parts.remove(0)
+            } else {
+                Matcher::Any(parts)
+            })
         }
-        Type::Int if set.len() == set.ints.len() => Some(Matcher::IntIn(set.ints.iter().copied().collect::<HashSet<_>>())),
+        Type::Int if set.len() == set.ints.len() => Some(Matcher::IntIn(
+            set.ints.iter().copied().collect::<HashSet<_>>(),
+        )),
         Type::Ip if set.len() == set.nets.len() => Some(Matcher::IpIn(set.nets.clone())),
         Type::Int | Type::Ip => {
             diags.push(mismatch(def, set, span));
@@ -141,8 +189,12 @@ pub fn set_matcher(def: &FieldDef, set: &ValueSet, span: Span, diags: &mut Vec<D
         }
         Type::Bool | Type::Duration => {
             diags.push(
-                Diagnostic::error(Code::TypeMismatch, Some(span), format!("`in` does not apply to `{}` (type {})", def.name, def.ty))
-                    .label("compare with `==` or `<`, `>`"),
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    Some(span),
+                    format!("`in` does not apply to `{}` (type {})", def.name, def.ty),
+                )
+                .label("compare with `==` or `<`, `>`"),
             );
             None
         }
@@ -154,11 +206,20 @@ fn boxed(pats: &[String]) -> Vec<Box<str>> {
 }
 
 /// The matcher for `contains` / `startswith` / `endswith` with one or more strings.
-pub fn substring_matcher(op: CmpOp, set: &ValueSet, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Matcher> {
+pub fn substring_matcher(
+    op: CmpOp,
+    set: &ValueSet,
+    span: Span,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Matcher> {
     if set.len() != set.strs.len() {
         diags.push(
-            Diagnostic::error(Code::TypeMismatch, Some(span), format!("`{op}` needs strings, found {}", set.describe()))
-                .label("expected a string or a list of strings"),
+            Diagnostic::error(
+                Code::TypeMismatch,
+                Some(span),
+                format!("`{op}` needs strings, found {}", set.describe()),
+            )
+            .label("expected a string or a list of strings"),
         );
         return None;
     }
@@ -180,12 +241,20 @@ pub fn substring_matcher(op: CmpOp, set: &ValueSet, span: Span, diags: &mut Vec<
     let m = match op {
         CmpOp::Contains => build(false).map(|ac| Matcher::ContainsAny(ac, boxed(pats))),
         CmpOp::StartsWith => build(true).map(|ac| Matcher::StartsWithAny(ac, boxed(pats))),
-        _ => return Some(Matcher::EndsWithAny(pats.iter().map(|s| s.as_str().into()).collect())),
+        _ => {
+            return Some(Matcher::EndsWithAny(
+                pats.iter().map(|s| s.as_str().into()).collect(),
+            ));
+        }
     };
     match m {
         Ok(m) => Some(m),
         Err(e) => {
-            diags.push(Diagnostic::error(Code::Limit, Some(span), format!("pattern set too large: {e}")));
+            diags.push(Diagnostic::error(
+                Code::Limit,
+                Some(span),
+                format!("pattern set too large: {e}"),
+            ));
             None
         }
     }

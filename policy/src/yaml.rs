@@ -57,7 +57,11 @@ impl Node {
 
 /// Parses one YAML document. An empty file gives `None`.
 pub fn parse(file: FileId, src: &SourceFile) -> Result<Option<Node>, Diagnostic> {
-    let mut builder = Builder { file, src, parser: Parser::new_from_str(&src.text) };
+    let mut builder = Builder {
+        file,
+        src,
+        parser: Parser::new_from_str(&src.text),
+    };
     builder.document()
 }
 
@@ -83,8 +87,12 @@ impl<'a> Builder<'a> {
             Some(Err(e)) => {
                 let at = self.src.char_to_byte(e.marker().index());
                 let span = Span::new(self.file, at, at);
-                Err(Diagnostic::error(Code::Yaml, Some(span), format!("invalid YAML: {}", e.info()))
-                    .label("here"))
+                Err(Diagnostic::error(
+                    Code::Yaml,
+                    Some(span),
+                    format!("invalid YAML: {}", e.info()),
+                )
+                .label("here"))
             }
             None => {
                 let end = self.src.text.len();
@@ -116,7 +124,11 @@ impl<'a> Builder<'a> {
                 }
                 Event::StreamEnd => return Ok(root),
                 _ => {
-                    return Err(Diagnostic::error(Code::Yaml, Some(span), "unexpected YAML event"));
+                    return Err(Diagnostic::error(
+                        Code::Yaml,
+                        Some(span),
+                        "unexpected YAML event",
+                    ));
                 }
             }
         }
@@ -131,9 +143,10 @@ impl<'a> Builder<'a> {
             ));
         }
         match ev {
-            Event::Scalar(value, style, _, _) => {
-                Ok(Node { kind: NodeKind::Scalar(value.into_owned(), style), span })
-            }
+            Event::Scalar(value, style, _, _) => Ok(Node {
+                kind: NodeKind::Scalar(value.into_owned(), style),
+                span,
+            }),
             Event::Alias(_) => Err(Diagnostic::error(
                 Code::Yaml,
                 Some(span),
@@ -152,7 +165,10 @@ impl<'a> Builder<'a> {
                     end = end.to(item.span);
                     items.push(item);
                 }
-                Ok(Node { kind: NodeKind::Seq(items), span: span.to(end) })
+                Ok(Node {
+                    kind: NodeKind::Seq(items),
+                    span: span.to(end),
+                })
             }
             Event::MappingStart(..) => {
                 let mut pairs = Vec::new();
@@ -168,9 +184,16 @@ impl<'a> Builder<'a> {
                     end = end.to(value.span);
                     pairs.push((key, value));
                 }
-                Ok(Node { kind: NodeKind::Map(pairs), span: span.to(end) })
+                Ok(Node {
+                    kind: NodeKind::Map(pairs),
+                    span: span.to(end),
+                })
             }
-            _ => Err(Diagnostic::error(Code::Yaml, Some(span), "unexpected YAML event")),
+            _ => Err(Diagnostic::error(
+                Code::Yaml,
+                Some(span),
+                "unexpected YAML event",
+            )),
         }
     }
 }
@@ -215,7 +238,10 @@ impl ScalarMap {
             }
         }
         offsets.push(u32::try_from(pos.min(limit.max(start))).unwrap_or(u32::MAX));
-        ScalarMap { file: node.span.file, offsets }
+        ScalarMap {
+            file: node.span.file,
+            offsets,
+        }
     }
 
     /// The file span of value bytes `start..end`.
@@ -228,6 +254,10 @@ impl ScalarMap {
         } else {
             s
         };
-        Span { file: self.file, start: s, end: e.max(s) }
+        Span {
+            file: self.file,
+            start: s,
+            end: e.max(s),
+        }
     }
 }

@@ -20,15 +20,25 @@ fn all_cases() {
     assert!(names.len() >= 7, "cases missing");
     for policy in names {
         let expect: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(policy.with_extension("json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(policy.with_extension("json")).unwrap())
+                .unwrap();
         let name = policy.file_name().unwrap().to_string_lossy().to_string();
-        match (load(&policy), expect.get("events"), expect.get("diagnostics")) {
+        match (
+            load(&policy),
+            expect.get("events"),
+            expect.get("diagnostics"),
+        ) {
             (Ok(p), Some(events), None) => {
                 for (i, case) in events.as_array().unwrap().iter().enumerate() {
-                    let ev = Event::from_json(&case["event"]).unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
+                    let ev = Event::from_json(&case["event"])
+                        .unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
                     let mut got: Vec<String> = p.eval(&ev).into_iter().map(|m| m.rule_id).collect();
-                    let mut want: Vec<String> =
-                        case["expect"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+                    let mut want: Vec<String> = case["expect"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().to_string())
+                        .collect();
                     got.sort();
                     want.sort();
                     assert_eq!(got, want, "{name} event {i}");
@@ -40,7 +50,11 @@ fn all_cases() {
                     .iter()
                     .map(|x| {
                         let loc = d.location(x);
-                        let pos = loc.rsplit(&format!("{name}:")).next().unwrap_or("").to_string();
+                        let pos = loc
+                            .rsplit(&format!("{name}:"))
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
                         (x.code.name().to_string(), pos)
                     })
                     .collect();
@@ -48,7 +62,12 @@ fn all_cases() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|v| (v["code"].as_str().unwrap().to_string(), v["at"].as_str().unwrap().to_string()))
+                    .map(|v| {
+                        (
+                            v["code"].as_str().unwrap().to_string(),
+                            v["at"].as_str().unwrap().to_string(),
+                        )
+                    })
                     .collect();
                 assert_eq!(got, want, "{name}:\n{d}");
             }

@@ -12,22 +12,32 @@ fn default_policy() -> CompiledPolicy {
 }
 
 fn run_fixture(policy: &CompiledPolicy, name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("{name}.json"));
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.json"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let cases = doc["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
     for (i, case) in cases.iter().enumerate() {
         let ev = Event::from_json(&case["event"]).unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
         let got: Vec<String> = policy.eval(&ev).into_iter().map(|m| m.rule_id).collect();
-        let mut want: Vec<String> =
-            case["expect"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let mut want: Vec<String> = case["expect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
         // Matches come in rule-index order; compare as sets of ids, then check the order.
         let mut sorted = got.clone();
         sorted.sort();
         want.sort();
         assert_eq!(sorted, want, "{name}[{i}] matched {got:?}");
         let idx: Vec<u32> = policy.eval(&ev).iter().map(|m| m.rule_index).collect();
-        assert!(idx.windows(2).all(|w| w[0] < w[1]), "{name}[{i}]: order {idx:?}");
+        assert!(
+            idx.windows(2).all(|w| w[0] < w[1]),
+            "{name}[{i}]: order {idx:?}"
+        );
     }
 }
 
@@ -51,7 +61,11 @@ fn negative_fixtures_match_nothing() {
 fn default_policy_denies_miner_names_in_the_kernel() {
     let p = default_policy();
     let plan = p.lower();
-    let xmrig = plan.exec_names.iter().find(|e| e.value == "xmrig").expect("xmrig in the plan");
+    let xmrig = plan
+        .exec_names
+        .iter()
+        .find(|e| e.value == "xmrig")
+        .expect("xmrig in the plan");
     let rule = &p.rules()[xmrig.rules[0] as usize];
     assert_eq!(rule.id, "miner-exec-name");
     assert!(rule.actions.deny);
@@ -61,7 +75,11 @@ fn default_policy_denies_miner_names_in_the_kernel() {
         if r.actions.deny {
             assert_eq!(r.kernel, Enforcement::Kernel, "{}", r.id);
         }
-        assert!(r.description.contains("False-positive risk"), "{} lacks a false-positive note", r.id);
+        assert!(
+            r.description.contains("False-positive risk"),
+            "{} lacks a false-positive note",
+            r.id
+        );
     }
     assert!(plan.exec_paths.is_empty());
 }
@@ -70,7 +88,9 @@ fn default_policy_denies_miner_names_in_the_kernel() {
 fn monitor_mode_is_reported_on_matches() {
     let src = "rules:\n  - id: dry\n    expression: exec.file.name == \"xmrig\"\n    action: [deny, kill]\n    mode: monitor\n";
     let p = enforcer_policy::load_str("m.yaml", src).unwrap();
-    let ev = Event::from_json(&serde_json::json!({"kind":"exec","exec":{"file":{"path":"/x/xmrig"}}})).unwrap();
+    let ev =
+        Event::from_json(&serde_json::json!({"kind":"exec","exec":{"file":{"path":"/x/xmrig"}}}))
+            .unwrap();
     let m = p.eval(&ev);
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].mode, Some(enforcer_policy::Mode::Monitor));

@@ -27,7 +27,8 @@ fn expr() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
         word().prop_map(|w| format!("exec.file.name == {}", quote(&w))),
         word().prop_map(|w| format!("exec.file.name != {}", quote(&w))),
-        prop::collection::vec(word(), 0..4).prop_map(|ws| format!("exec.file.name in {}", tuple(&ws))),
+        prop::collection::vec(word(), 0..4)
+            .prop_map(|ws| format!("exec.file.name in {}", tuple(&ws))),
         prop::collection::vec(word(), 1..4).prop_map(|ws| {
             let items: Vec<String> = ws.iter().map(|w| quote(w)).collect();
             format!("exec.argv0 not in ({},)", items.join(", "))
@@ -70,7 +71,10 @@ fn exec_event() -> impl Strategy<Value = Event> {
                 v.push(("exec.argv0", Val::Str(a.into())));
             }
             if let Some(args) = args {
-                v.push(("exec.args", Val::List(args.into_iter().map(|a| Val::Str(a.into())).collect())));
+                v.push((
+                    "exec.args",
+                    Val::List(args.into_iter().map(|a| Val::Str(a.into())).collect()),
+                ));
             }
             if let Some(u) = uid {
                 v.push(("process.uid", Val::Int(u)));

@@ -104,17 +104,26 @@ fn main() -> anyhow::Result<()> {
     storm(&args.program, args.iterations / 10 + 1)?;
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
-        let base = storm(&args.program, args.iterations)?;
-        let engine = start_engine(&args, &audit)?;
-        let on = storm(&args.program, args.iterations);
-        stop_engine(engine)?;
-        let on = on?;
+        // Alternate which side goes first, so a drift of the machine hits both sides alike.
+        let with_engine = |args: &Args| -> anyhow::Result<Round> {
+            let engine = start_engine(args, &audit)?;
+            let on = storm(&args.program, args.iterations);
+            stop_engine(engine)?;
+            on
+        };
+        let (base, on) = if round % 2 == 0 {
+            let base = storm(&args.program, args.iterations)?;
+            (base, with_engine(&args)?)
+        } else {
+            let on = with_engine(&args)?;
+            (storm(&args.program, args.iterations)?, on)
+        };
         eprintln!("round {round}: without {:.0}/s, with {:.0}/s", base.per_sec, on.per_sec);
         without.push(base);
         with.push(on);
     }
     let mut ratios: Vec<f64> = with.iter().zip(&without).map(|(w, b)| w.per_sec / b.per_sec).collect();
-    let mut all = |rounds: &[Round]| {
+    let all = |rounds: &[Round]| {
         let mut l: Vec<Duration> = rounds.iter().flat_map(|r| r.latencies.iter().copied()).collect();
         l.sort();
         l

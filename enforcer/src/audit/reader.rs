@@ -65,3 +65,17 @@ impl AuditReader {
         Ok((records, summary))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn non_objects_and_blank_lines() {
+        let input = b"{\"a\":1}\n\n[1,2]\nnot json\n{\"b\":2}\n{\"c\":";
+        let (records, summary) = AuditReader::read(&input[..]).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(summary, ReadSummary { records: 2, torn_tail: 1, corrupt: 2 });
+    }
+}

@@ -95,3 +95,59 @@ impl AuditWriter {
 pub fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_micros(at).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::audit::{AuditReader, ReadSummary};
+
+    fn event(n: u64) -> Record {
+        Record::Event { event: serde_json::json!({ "kind": "exec", "n": n }) }
+    }
+
+    #[test]
+    fn records_are_whole_lines_with_ts_and_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut w = AuditWriter::open(&path).unwrap();
+        w.write(&event(1)).unwrap();
+        w.write(&event(2)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.ends_with('\n'));
+        let (records, summary) = AuditReader::read_path(&path).unwrap();
+        assert_eq!(summary, ReadSummary { records: 2, torn_tail: 0, corrupt: 0 });
+        assert_eq!(records[1]["type"], "event");
+        assert_eq!(records[1]["event"]["n"], 2);
+        assert!(records[0]["ts"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_torn_tail_is_counted_then_closed_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        AuditWriter::open(&path).unwrap().write(&event(1)).unwrap();
+        // A crash in the middle of a write leaves half a record.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"ts\":\"2026").unwrap();
+        let (_, summary) = AuditReader::read_path(&path).unwrap();
+        assert_eq!(summary, ReadSummary { records: 1, torn_tail: 1, corrupt: 0 });
+
+        // The restarted engine appends after a newline: the next record is whole.
+        AuditWriter::open(&path).unwrap().write(&event(2)).unwrap();
+        let (records, summary) = AuditReader::read_path(&path).unwrap();
+        assert_eq!(summary, ReadSummary { records: 2, torn_tail: 0, corrupt: 1 });
+        assert_eq!(records[1]["event"]["n"], 2);
+    }
+
+    #[test]
+    fn the_log_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        AuditWriter::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

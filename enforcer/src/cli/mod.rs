@@ -1,5 +1,6 @@
 //! The command line: argument parsing and dispatch. One file per subcommand.
 
+mod policy_cmd;
 mod run;
 
 use std::process::ExitCode;
@@ -24,6 +25,9 @@ enum Command {
     /// program runs) or, with `--mode monitor`, records what it would do and acts on nothing.
     /// An `engine_start` record is written once everything is attached. Needs root.
     Run(run::RunArgs),
+    /// Check, evaluate and document policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to an exit status with a
@@ -40,6 +44,7 @@ pub(crate) fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Policy(cmd) => policy_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

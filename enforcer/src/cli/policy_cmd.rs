@@ -12,7 +12,7 @@ const MAX_EVENT_BYTES: u64 = enforcer_policy::report::MAX_EVENT_INPUT as u64;
 
 /// Policy tools.
 #[derive(Debug, clap::Subcommand)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Check a policy file or directory: every error with file:line:col, then the rules per
     /// event kind, which run in the kernel and which in userspace, and the kernel plan.
     Check {
@@ -39,7 +39,7 @@ pub enum PolicyCommand {
 }
 
 /// Runs a policy subcommand. Exit status 1 when the policy is invalid (diagnostics on stderr).
-pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { path } => match enforcer_policy::load(&path) {
             Ok(policy) => {
@@ -60,12 +60,19 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             let text = read_event(&event)?;
-            let ev = enforcer_policy::report::parse_event(&text).with_context(|| format!("event {event}"))?;
+            let ev = enforcer_policy::report::parse_event(&text)
+                .with_context(|| format!("event {event}"))?;
             let matches = policy.eval(&ev);
             if json {
-                println!("{}", enforcer_policy::report::eval_json(&policy, &ev, &matches));
+                println!(
+                    "{}",
+                    enforcer_policy::report::eval_json(&policy, &ev, &matches)
+                );
             } else {
-                print!("{}", enforcer_policy::report::eval_report(&policy, &ev, &matches));
+                print!(
+                    "{}",
+                    enforcer_policy::report::eval_report(&policy, &ev, &matches)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -83,7 +90,10 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
 fn read_event(source: &str) -> anyhow::Result<String> {
     let mut text = String::new();
     if source == "-" {
-        std::io::stdin().take(MAX_EVENT_BYTES + 1).read_to_string(&mut text).context("reading the event from stdin")?;
+        std::io::stdin()
+            .take(MAX_EVENT_BYTES + 1)
+            .read_to_string(&mut text)
+            .context("reading the event from stdin")?;
     } else {
         std::fs::File::open(source)
             .with_context(|| format!("opening {source}"))?

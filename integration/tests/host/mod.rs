@@ -11,13 +11,13 @@ use std::{
 use serde_json::Value;
 
 /// Whether the suite must run (CI): then a missing prerequisite fails instead of skipping.
-pub fn required() -> bool {
+pub(crate) fn required() -> bool {
     std::env::var_os("ENFORCER_REQUIRE_HOST").is_some_and(|v| v == "1")
 }
 
 /// Returns `false` (after a loud SKIPPED line) when the host tests cannot run here; panics
 /// instead when they are required.
-pub fn can_run(test: &str) -> bool {
+pub(crate) fn can_run(test: &str) -> bool {
     let reason = if !nix::unistd::geteuid().is_root() {
         Some("not root (loading BPF programs needs CAP_BPF/CAP_SYS_ADMIN)".to_owned())
     } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -38,7 +38,7 @@ pub fn can_run(test: &str) -> bool {
 }
 
 /// The engine binary: `$ENFORCER_BIN`, else the workspace's release or debug build.
-pub fn enforcer_bin() -> PathBuf {
+pub(crate) fn enforcer_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("ENFORCER_BIN") {
         return PathBuf::from(bin);
     }
@@ -60,14 +60,14 @@ pub fn enforcer_bin() -> PathBuf {
 }
 
 /// A running engine.
-pub struct Engine {
+pub(crate) struct Engine {
     child: Option<Child>,
-    pub audit: PathBuf,
+    pub(crate) audit: PathBuf,
 }
 
 impl Engine {
     /// Starts `enforcer run` with `policy` in `mode` and waits for its `engine_start` record.
-    pub fn start(dir: &Path, policy: &str, mode: &str) -> Engine {
+    pub(crate) fn start(dir: &Path, policy: &str, mode: &str) -> Engine {
         let policy_path = dir.join("policy.yaml");
         std::fs::write(&policy_path, policy).unwrap();
         let audit = dir.join(format!("audit-{mode}.jsonl"));
@@ -90,7 +90,7 @@ impl Engine {
     }
 
     /// The audit records so far.
-    pub fn records(&self) -> Vec<Value> {
+    pub(crate) fn records(&self) -> Vec<Value> {
         // A line being written may be incomplete: skip what does not parse.
         std::fs::read_to_string(&self.audit)
             .unwrap_or_default()
@@ -100,7 +100,7 @@ impl Engine {
     }
 
     /// Waits until a record satisfies `pred`, returning it.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &mut self,
         timeout: Duration,
         what: &str,
@@ -129,7 +129,7 @@ impl Engine {
     }
 
     /// Sends SIGTERM and asserts a clean exit.
-    pub fn stop(mut self) -> Vec<Value> {
+    pub(crate) fn stop(mut self) -> Vec<Value> {
         let mut child = self.child.take().unwrap();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -149,7 +149,7 @@ impl Drop for Engine {
 }
 
 /// Copies `src` to `dir/name` with mode 0755.
-pub fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
     let dst = dir.join(name);
     std::fs::copy(src, &dst).unwrap();

@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use enforcer_policy::{CompiledPolicy, Event, load_str};
+use enforcer_policy::{CompiledPolicy, load_str};
 use libfuzzer_sys::fuzz_target;
 
 const POLICY: &str = r#"
@@ -46,18 +46,20 @@ rules:
     expression: cpu.usage.percent > 90 && cpu.window >= 2m
 "#;
 
-static POLICY_COMPILED: LazyLock<Option<CompiledPolicy>> = LazyLock::new(|| load_str("fuzz.yaml", POLICY).ok());
+static POLICY_COMPILED: LazyLock<Option<CompiledPolicy>> =
+    LazyLock::new(|| load_str("fuzz.yaml", POLICY).ok());
 
 fuzz_target!(|data: &[u8]| {
-    let Some(policy) = POLICY_COMPILED.as_ref() else { return };
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(event) = enforcer_policy::report::parse_event(text) else { return };
+    let Some(policy) = POLICY_COMPILED.as_ref() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(event) = enforcer_policy::report::parse_event(text) else {
+        return;
+    };
     let matches = policy.eval(&event);
     assert_eq!(matches, policy.eval_exhaustive(&event));
     let _ = enforcer_policy::report::eval_report(policy, &event, &matches);
 });
-
-#[allow(dead_code)]
-fn _event_type_check(e: &Event) -> enforcer_policy::Kind {
-    e.kind()
-}

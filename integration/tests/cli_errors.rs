@@ -1,0 +1,43 @@
+//! Bad input to the engine's command line: a non-zero exit with a one-line reason naming the
+//! file. These need no root (the policy is read before anything is loaded).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod host;
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(host::enforcer_bin()).args(args).output().expect("run enforcer");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_missing_policy_is_refused_naming_the_file() {
+    let (code, stderr) = run(&["run", "--policy", "/nonexistent/policy.yaml"]);
+    assert_ne!(code, 0);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("enforcer: error:"), "{stderr}");
+    assert!(last.contains("/nonexistent/policy.yaml"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_policy_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bad.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\nrules:\n  - id: r\n    description: d\n    severity: high\n    expression: exec.file.nmae == \"x\"\n    action: deny\n",
+    )
+    .unwrap();
+    let (code, stderr) = run(&["run", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("bad.yaml:6:17"), "one-line reason names file:line:col: {stderr}");
+}
+
+#[test]
+fn an_unknown_mode_is_a_usage_error() {
+    let (code, stderr) = run(&["run", "--policy", "x.yaml", "--mode", "maybe"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("maybe"), "{stderr}");
+}
