@@ -156,7 +156,9 @@ pub enum Counter {
 pub const COUNTER_SLOTS: u32 = 8;
 
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
-const _: () = assert!(core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN);
+const _: () = assert!(
+    core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN
+);
 const _: () = assert!(core::mem::offset_of!(EventHeader, cgroup_id) == 40);
 const _: () = assert!(core::mem::offset_of!(ExecRecord, name) == 80);
 
@@ -166,9 +168,15 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        assert_eq!(EventKind::try_from(EventKind::Exec as u32), Ok(EventKind::Exec));
+        assert_eq!(
+            EventKind::try_from(EventKind::Exec as u32),
+            Ok(EventKind::Exec)
+        );
         assert_eq!(EventKind::try_from(0), Err(UnknownKind(0)));
-        assert_eq!(Hook::try_from(Hook::TpSchedProcessExec as u32), Ok(Hook::TpSchedProcessExec));
+        assert_eq!(
+            Hook::try_from(Hook::TpSchedProcessExec as u32),
+            Ok(Hook::TpSchedProcessExec)
+        );
         assert_eq!(Hook::try_from(99), Err(UnknownKind(99)));
     }
 }

@@ -23,5 +23,11 @@ mod pod {
             unsafe impl aya::Pod for $t {}
         )*};
     }
-    pod!(plan::NameKey, plan::PathKey, plan::PlanVerdict, KernelOffsets, EngineConfig);
+    pod!(
+        plan::NameKey,
+        plan::PathKey,
+        plan::PlanVerdict,
+        KernelOffsets,
+        EngineConfig
+    );
 }

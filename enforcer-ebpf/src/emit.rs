@@ -2,7 +2,10 @@
 //! bumps `Counter::RingbufFull` and never changes a verdict.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_ktime_get_boot_ns,
+    },
     maps::ring_buf::RingBufEntry,
 };
 use enforcer_common::event::{Counter, EventHeader, EventKind, Hook};
@@ -27,12 +30,22 @@ pub(crate) struct Verdict {
 }
 
 impl Verdict {
-    pub(crate) const NONE: Self = Self { outcome: 0, rule_index: 0, generation: 0 };
+    pub(crate) const NONE: Self = Self {
+        outcome: 0,
+        rule_index: 0,
+        generation: 0,
+    };
 }
 
 /// A header for the current task.
 #[inline(always)]
-pub(crate) fn header(kind: EventKind, size: usize, hook: Hook, ppid: u32, verdict: &Verdict) -> EventHeader {
+pub(crate) fn header(
+    kind: EventKind,
+    size: usize,
+    hook: Hook,
+    ppid: u32,
+    verdict: &Verdict,
+) -> EventHeader {
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     EventHeader {

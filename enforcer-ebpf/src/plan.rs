@@ -51,11 +51,20 @@ pub(crate) enum Site {
 
 /// Decides what to do for `verdict` in process `tgid`.
 #[inline(always)]
-pub(crate) fn decide(verdict: &PlanVerdict, config: &EngineConfig, site: Site, tgid: u32) -> Decision {
+pub(crate) fn decide(
+    verdict: &PlanVerdict,
+    config: &EngineConfig,
+    site: Site,
+    tgid: u32,
+) -> Decision {
     let wants_deny = verdict.actions & ACTION_DENY != 0;
     let wants_kill = verdict.actions & ACTION_KILL != 0;
     let dry = !config.enforces() || verdict.flags & PLAN_FLAG_MONITOR != 0;
-    let mut d = Decision { outcome: 0, deny: false, kill: false };
+    let mut d = Decision {
+        outcome: 0,
+        deny: false,
+        kill: false,
+    };
     if tgid == config.engine_tgid {
         d.outcome = OUTCOME_SPARED_ENGINE;
         return d;

@@ -16,7 +16,11 @@ impl BootClock {
         let boot = clock_gettime(ClockId::CLOCK_BOOTTIME)?;
         let now = SystemTime::now();
         let since_boot = Duration::from(boot);
-        Ok(Self { boot_epoch: now.checked_sub(since_boot).unwrap_or(SystemTime::UNIX_EPOCH) })
+        Ok(Self {
+            boot_epoch: now
+                .checked_sub(since_boot)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        })
     }
 
     /// The wall-clock time of a kernel boot-clock timestamp.

@@ -7,8 +7,14 @@ mod host;
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(host::enforcer_bin()).args(args).output().expect("run enforcer");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(host::enforcer_bin())
+        .args(args)
+        .output()
+        .expect("run enforcer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -32,7 +38,10 @@ fn an_invalid_policy_is_refused_with_its_position() {
     let (code, stderr) = run(&["run", "--policy", policy.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.contains("bad.yaml:6:17"), "one-line reason names file:line:col: {stderr}");
+    assert!(
+        last.contains("bad.yaml:6:17"),
+        "one-line reason names file:line:col: {stderr}"
+    );
 }
 
 #[test]

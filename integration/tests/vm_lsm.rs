@@ -104,7 +104,7 @@ fn lsm_tier_in_vm() {
         let kernel_run = run::run_kernel(kernel, &image.path, &config)
             .unwrap_or_else(|e| panic!("{label}: cannot boot: {e}"));
         let log = cache_dir.join(format!("console-{}.log", kernel.name));
-        let _ = std::fs::write(&log, kernel_run.capture.console_text());
+        let _ = std::fs::write(&log, kernel_run.capture.timestamped_text());
         println!(
             "{label}: release {}, LSMs {}, boot to userspace {}, whole run {:.1} s, console {}",
             kernel_run.release().unwrap_or("unknown"),

@@ -51,7 +51,10 @@ fn storm(program: &PathBuf, iterations: usize) -> anyhow::Result<Round> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    Ok(Round { per_sec: iterations as f64 / elapsed, latencies })
+    Ok(Round {
+        per_sec: iterations as f64 / elapsed,
+        latencies,
+    })
 }
 
 fn start_engine(args: &Args, audit: &PathBuf) -> anyhow::Result<Child> {
@@ -66,7 +69,10 @@ fn start_engine(args: &Args, audit: &PathBuf) -> anyhow::Result<Child> {
         .context("start enforcer")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if std::fs::read_to_string(audit).unwrap_or_default().contains("\"engine_start\"") {
+        if std::fs::read_to_string(audit)
+            .unwrap_or_default()
+            .contains("\"engine_start\"")
+        {
             return Ok(child);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -84,12 +90,13 @@ fn stop_engine(mut child: Child) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+/// The `per_mille`/1000 quantile of sorted latencies (nearest rank).
+fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get((last * per_mille + 500) / 1000)
+        .copied()
+        .unwrap_or(Duration::ZERO)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -118,13 +125,23 @@ fn main() -> anyhow::Result<()> {
             let on = with_engine(&args)?;
             (storm(&args.program, args.iterations)?, on)
         };
-        eprintln!("round {round}: without {:.0}/s, with {:.0}/s", base.per_sec, on.per_sec);
+        eprintln!(
+            "round {round}: without {:.0}/s, with {:.0}/s",
+            base.per_sec, on.per_sec
+        );
         without.push(base);
         with.push(on);
     }
-    let mut ratios: Vec<f64> = with.iter().zip(&without).map(|(w, b)| w.per_sec / b.per_sec).collect();
+    let mut ratios: Vec<f64> = with
+        .iter()
+        .zip(&without)
+        .map(|(w, b)| w.per_sec / b.per_sec)
+        .collect();
     let all = |rounds: &[Round]| {
-        let mut l: Vec<Duration> = rounds.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+        let mut l: Vec<Duration> = rounds
+            .iter()
+            .flat_map(|r| r.latencies.iter().copied())
+            .collect();
         l.sort();
         l
     };
@@ -132,21 +149,33 @@ fn main() -> anyhow::Result<()> {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let mut with_rate: Vec<f64> = with.iter().map(|r| r.per_sec).collect();
     let mut without_rate: Vec<f64> = without.iter().map(|r| r.per_sec).collect();
-    println!("exec storm: {} execs x {} rounds per side, alternating", args.iterations, args.rounds);
-    println!("throughput without engine (median): {:.0} execs/s", median(&mut without_rate));
-    println!("throughput with engine    (median): {:.0} execs/s", median(&mut with_rate));
-    println!("ratio with/without (median of per-round ratios): {:.3}", median(&mut ratios));
+    println!(
+        "exec storm: {} execs x {} rounds per side, alternating",
+        args.iterations, args.rounds
+    );
+    println!(
+        "throughput without engine (median): {:.0} execs/s",
+        median(&mut without_rate)
+    );
+    println!(
+        "throughput with engine    (median): {:.0} execs/s",
+        median(&mut with_rate)
+    );
+    println!(
+        "ratio with/without (median of per-round ratios): {:.3}",
+        median(&mut ratios)
+    );
     println!(
         "latency p50: without {:.1} us, with {:.1} us, delta {:+.1} us",
-        us(percentile(&lb, 0.5)),
-        us(percentile(&lw, 0.5)),
-        us(percentile(&lw, 0.5)) - us(percentile(&lb, 0.5))
+        us(percentile(&lb, 500)),
+        us(percentile(&lw, 500)),
+        us(percentile(&lw, 500)) - us(percentile(&lb, 500))
     );
     println!(
         "latency p99: without {:.1} us, with {:.1} us, delta {:+.1} us",
-        us(percentile(&lb, 0.99)),
-        us(percentile(&lw, 0.99)),
-        us(percentile(&lw, 0.99)) - us(percentile(&lb, 0.99))
+        us(percentile(&lb, 990)),
+        us(percentile(&lw, 990)),
+        us(percentile(&lw, 990)) - us(percentile(&lb, 990))
     );
     Ok(())
 }

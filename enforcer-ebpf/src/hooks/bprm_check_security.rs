@@ -73,7 +73,22 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         outcome |= OUTCOME_KILL_FAILED;
         count(Counter::KillFailed);
     }
-    let verdict = emit::Verdict { outcome, rule_index: plan.rule_index, generation: plan.generation };
-    emit_exec(Hook::LsmBprmCheckSecurity, scratch, &target, 0, &verdict, None);
-    Ok(if decision.deny { Verdict::Deny } else { Verdict::Allow })
+    let verdict = emit::Verdict {
+        outcome,
+        rule_index: plan.rule_index,
+        generation: plan.generation,
+    };
+    emit_exec(
+        Hook::LsmBprmCheckSecurity,
+        scratch,
+        &target,
+        0,
+        &verdict,
+        None,
+    );
+    Ok(if decision.deny {
+        Verdict::Deny
+    } else {
+        Verdict::Allow
+    })
 }

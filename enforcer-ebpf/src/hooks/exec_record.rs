@@ -30,7 +30,13 @@ pub(crate) fn emit_exec(
     // SAFETY: `rec` points at a reserved, writable ExecRecord-sized slot; every write below
     // stays inside it (fixed-size arrays, lengths clamped to their sizes).
     unsafe {
-        (*rec).header = emit::header(EventKind::Exec, size_of::<ExecRecord>(), hook, ppid, verdict);
+        (*rec).header = emit::header(
+            EventKind::Exec,
+            size_of::<ExecRecord>(),
+            hook,
+            ppid,
+            verdict,
+        );
         (*rec).name = scratch.name.0;
         (*rec).path = scratch.path.0;
         (*rec).name_len = target.name_len;

@@ -15,7 +15,9 @@
 //!
 //! A failed kernel read skips the record (fail open) and bumps `Counter::ReadError`.
 
-use aya_ebpf::{helpers::generated::bpf_send_signal, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    helpers::generated::bpf_send_signal, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook, OUTCOME_KILL_FAILED},
@@ -72,6 +74,13 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         }
     }
     let ppid = kernel::parent_tgid(task);
-    emit_exec(Hook::TpSchedProcessExec, scratch, &target, ppid, &verdict, kernel::arg_block(task).ok());
+    emit_exec(
+        Hook::TpSchedProcessExec,
+        scratch,
+        &target,
+        ppid,
+        &verdict,
+        kernel::arg_block(task).ok(),
+    );
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! than the event; the pidfd pins it between the check and the signal).
 
 use std::{
-    os::fd::{FromRawFd as _, OwnedFd, AsRawFd as _},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     time::Duration,
 };
 
@@ -44,7 +44,9 @@ fn start_time(pid: u32) -> Result<Duration, KillError> {
     let process = procfs::process::Process::new(pid as i32).map_err(|_| KillError::Gone(pid))?;
     let stat = process.stat().map_err(|_| KillError::Gone(pid))?;
     let ticks = procfs::ticks_per_second().max(1);
-    Ok(Duration::from_nanos(stat.starttime.saturating_mul(1_000_000_000) / ticks))
+    Ok(Duration::from_nanos(
+        stat.starttime.saturating_mul(1_000_000_000) / ticks,
+    ))
 }
 
 /// Kills `pid` with SIGKILL if it is still the process an event saw at `event_boot_ns`
@@ -59,7 +61,11 @@ pub fn kill_process(pid: u32, event_boot_ns: u64) -> Result<(), KillError> {
         let source = std::io::Error::last_os_error();
         return Err(match source.raw_os_error() {
             Some(libc::ESRCH) => KillError::Gone(pid),
-            _ => KillError::Sys { call: "pidfd_open", pid, source },
+            _ => KillError::Sys {
+                call: "pidfd_open",
+                pid,
+                source,
+            },
         });
     }
     let fd = i32::try_from(raw).map_err(|_| KillError::Gone(pid))?;
@@ -70,17 +76,31 @@ pub fn kill_process(pid: u32, event_boot_ns: u64) -> Result<(), KillError> {
     let event = Duration::from_nanos(event_boot_ns);
     // /proc start times have clock-tick resolution: allow one tick of rounding.
     if started > event + Duration::from_millis(10) {
-        return Err(KillError::Reused { pid, started, event });
+        return Err(KillError::Reused {
+            pid,
+            started,
+            event,
+        });
     }
     // SAFETY: pidfd_send_signal takes the pidfd, a signal number, a null siginfo and flags.
     let rc = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
     };
     if rc < 0 {
         let source = std::io::Error::last_os_error();
         return Err(match source.raw_os_error() {
             Some(libc::ESRCH) => KillError::Gone(pid),
-            _ => KillError::Sys { call: "pidfd_send_signal", pid, source },
+            _ => KillError::Sys {
+                call: "pidfd_send_signal",
+                pid,
+                source,
+            },
         });
     }
     Ok(())
@@ -95,20 +115,29 @@ mod tests {
 
     fn boot_ns() -> u64 {
         let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap();
-        Duration::from(ts).as_nanos() as u64
+        u64::try_from(Duration::from(ts).as_nanos()).unwrap()
     }
 
     #[test]
     fn protected_pids_are_refused() {
-        assert!(matches!(kill_process(1, u64::MAX), Err(KillError::Protected(1))));
-        assert!(matches!(kill_process(0, u64::MAX), Err(KillError::Protected(0))));
+        assert!(matches!(
+            kill_process(1, u64::MAX),
+            Err(KillError::Protected(1))
+        ));
+        assert!(matches!(
+            kill_process(0, u64::MAX),
+            Err(KillError::Protected(0))
+        ));
         let me = std::process::id();
         assert!(matches!(kill_process(me, u64::MAX), Err(KillError::Protected(p)) if p == me));
     }
 
     #[test]
     fn kills_a_child_seen_after_it_started() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(50));
         kill_process(child.id(), boot_ns()).unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
@@ -118,9 +147,15 @@ mod tests {
     fn a_process_younger_than_the_event_is_a_reused_pid() {
         let event = boot_ns();
         std::thread::sleep(Duration::from_millis(100));
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let result = kill_process(child.id(), event);
-        assert!(matches!(result, Err(KillError::Reused { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(KillError::Reused { .. })),
+            "{result:?}"
+        );
         assert_eq!(child.try_wait().unwrap(), None, "must still run");
         child.kill().unwrap();
         child.wait().unwrap();

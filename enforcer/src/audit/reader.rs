@@ -76,6 +76,13 @@ mod tests {
         let input = b"{\"a\":1}\n\n[1,2]\nnot json\n{\"b\":2}\n{\"c\":";
         let (records, summary) = AuditReader::read(&input[..]).unwrap();
         assert_eq!(records.len(), 2);
-        assert_eq!(summary, ReadSummary { records: 2, torn_tail: 1, corrupt: 2 });
+        assert_eq!(
+            summary,
+            ReadSummary {
+                records: 2,
+                torn_tail: 1,
+                corrupt: 2
+            }
+        );
     }
 }

@@ -55,7 +55,10 @@ impl AuditWriter {
     /// Opens (creating, mode 0600) `path` for appending. A torn last line is closed with a
     /// newline so the next record starts whole.
     pub fn open(path: &Path) -> Result<Self, WriteError> {
-        let open_err = |source| WriteError::Open { path: path.to_path_buf(), source };
+        let open_err = |source| WriteError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -72,17 +75,27 @@ impl AuditWriter {
                 file.write_all(b"\n").map_err(open_err)?;
             }
         }
-        Ok(Self { file, path: path.to_path_buf(), line: Vec::with_capacity(1024) })
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            line: Vec::with_capacity(1024),
+        })
     }
 
     /// Writes one record as one line with one `write` call; lifecycle and action records are
     /// also synced to disk.
     pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
         self.line.clear();
-        let envelope = Envelope { ts: timestamp(SystemTime::now()), record };
+        let envelope = Envelope {
+            ts: timestamp(SystemTime::now()),
+            record,
+        };
         serde_json::to_writer(&mut self.line, &envelope)?;
         self.line.push(b'\n');
-        let write_err = |source| WriteError::Write { path: self.path.clone(), source };
+        let write_err = |source| WriteError::Write {
+            path: self.path.clone(),
+            source,
+        };
         self.file.write_all(&self.line).map_err(write_err)?;
         if record.is_durable() {
             self.file.sync_data().map_err(write_err)?;
@@ -105,7 +118,9 @@ mod tests {
     use crate::audit::{AuditReader, ReadSummary};
 
     fn event(n: u64) -> Record {
-        Record::Event { event: serde_json::json!({ "kind": "exec", "n": n }) }
+        Record::Event {
+            event: serde_json::json!({ "kind": "exec", "n": n }),
+        }
     }
 
     #[test]
@@ -119,7 +134,14 @@ mod tests {
         assert_eq!(text.lines().count(), 2);
         assert!(text.ends_with('\n'));
         let (records, summary) = AuditReader::read_path(&path).unwrap();
-        assert_eq!(summary, ReadSummary { records: 2, torn_tail: 0, corrupt: 0 });
+        assert_eq!(
+            summary,
+            ReadSummary {
+                records: 2,
+                torn_tail: 0,
+                corrupt: 0
+            }
+        );
         assert_eq!(records[1]["type"], "event");
         assert_eq!(records[1]["event"]["n"], 2);
         assert!(records[0]["ts"].as_str().unwrap().ends_with('Z'));
@@ -131,14 +153,33 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         AuditWriter::open(&path).unwrap().write(&event(1)).unwrap();
         // A crash in the middle of a write leaves half a record.
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"ts\":\"2026").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"ts\":\"2026")
+            .unwrap();
         let (_, summary) = AuditReader::read_path(&path).unwrap();
-        assert_eq!(summary, ReadSummary { records: 1, torn_tail: 1, corrupt: 0 });
+        assert_eq!(
+            summary,
+            ReadSummary {
+                records: 1,
+                torn_tail: 1,
+                corrupt: 0
+            }
+        );
 
         // The restarted engine appends after a newline: the next record is whole.
         AuditWriter::open(&path).unwrap().write(&event(2)).unwrap();
         let (records, summary) = AuditReader::read_path(&path).unwrap();
-        assert_eq!(summary, ReadSummary { records: 2, torn_tail: 0, corrupt: 1 });
+        assert_eq!(
+            summary,
+            ReadSummary {
+                records: 2,
+                torn_tail: 0,
+                corrupt: 1
+            }
+        );
         assert_eq!(records[1]["event"]["n"], 2);
     }
 
@@ -148,6 +189,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         AuditWriter::open(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -35,7 +35,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(policy) => policy,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            eprintln!("enforcer: error: invalid policy {}: {}", args.policy.display(), diagnostics.first_line());
+            eprintln!(
+                "enforcer: error: invalid policy {}: {}",
+                args.policy.display(),
+                diagnostics.first_line()
+            );
             return Ok(ExitCode::from(2));
         }
     };

@@ -35,8 +35,19 @@ fn reported_by_kernel(rule: &RuleInfo) -> bool {
 
 impl<'p> Handler<'p> {
     /// A handler for `policy`, in `tier`.
-    pub(crate) fn new(policy: &'p CompiledPolicy, tier: &'static str, dry_run: bool, clock: BootClock) -> Self {
-        Self { policy, tier, dry_run, clock, decode_errors: 0 }
+    pub(crate) fn new(
+        policy: &'p CompiledPolicy,
+        tier: &'static str,
+        dry_run: bool,
+        clock: BootClock,
+    ) -> Self {
+        Self {
+            policy,
+            tier,
+            dry_run,
+            clock,
+            decode_errors: 0,
+        }
     }
 
     /// Records that could not be decoded so far.
@@ -89,7 +100,12 @@ impl<'p> Handler<'p> {
 
     /// Evaluates the rules the kernel does not enforce: alerts are recorded, kills are
     /// performed through the safety-railed kill path (or recorded as `would_kill`).
-    fn userspace_rules(&self, rec: &ExecRecord, event: &Value, sink: &mut Sink) -> Result<(), WriteError> {
+    fn userspace_rules(
+        &self,
+        rec: &ExecRecord,
+        event: &Value,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
         let Ok(ev) = Event::from_json(event) else {
             return Ok(());
         };

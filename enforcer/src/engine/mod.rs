@@ -59,10 +59,14 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// Not running as root.
-    #[error("enforcer run needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN to load BPF programs and read kernel BTF); effective uid is {0}")]
+    #[error(
+        "enforcer run needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN to load BPF programs and read kernel BTF); effective uid is {0}"
+    )]
     NotRoot(u32),
     /// The kernel BTF is missing or unreadable.
-    #[error("kernel BTF is needed to find struct offsets (CONFIG_DEBUG_INFO_BTF=y, /sys/kernel/btf/vmlinux): {0}")]
+    #[error(
+        "kernel BTF is needed to find struct offsets (CONFIG_DEBUG_INFO_BTF=y, /sys/kernel/btf/vmlinux): {0}"
+    )]
     Btf(#[from] BtfError),
     /// Loading or attaching failed.
     #[error(transparent)]
@@ -94,14 +98,19 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         return Err(EngineError::NotRoot(euid.as_raw()));
     }
     let mut sink = Sink::open(options.audit_log.as_deref(), options.print)?;
-    let offsets = loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
+    let offsets =
+        loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
     let dry_run = options.mode == Mode::Monitor;
     let mut loaded = loader::load(dry_run, &offsets)?;
     let generation = 1;
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
     loaded.attach()?;
 
-    let tier = if dry_run { "monitor" } else { loaded.tier.name() };
+    let tier = if dry_run {
+        "monitor"
+    } else {
+        loaded.tier.name()
+    };
     sink.write(&Record::EngineStart {
         tier,
         kernel_tier: loaded.tier.name(),
@@ -123,8 +132,12 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         );
     }
 
-    let map = loaded.ebpf.take_map(EVENTS).ok_or(LoadError::MissingProgram("EVENTS map"))?;
-    let ring = RingBuf::try_from(map).map_err(|e| io_err("ring buffer")(std::io::Error::other(e)))?;
+    let map = loaded
+        .ebpf
+        .take_map(EVENTS)
+        .ok_or(LoadError::MissingProgram("EVENTS map"))?;
+    let ring =
+        RingBuf::try_from(map).map_err(|e| io_err("ring buffer")(std::io::Error::other(e)))?;
     // SAFETY: the AsyncFd takes ownership of the RingBuf, which owns the map fd, so the fd
     // stays open for as long as it is registered and is deregistered before it closes.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }

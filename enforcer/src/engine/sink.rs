@@ -16,7 +16,10 @@ pub struct Sink {
 impl Sink {
     /// Opens the audit log at `audit_log`, if any.
     pub fn open(audit_log: Option<&Path>, print: bool) -> Result<Self, WriteError> {
-        Ok(Self { audit: audit_log.map(AuditWriter::open).transpose()?, print })
+        Ok(Self {
+            audit: audit_log.map(AuditWriter::open).transpose()?,
+            print,
+        })
     }
 
     /// Writes `record` to the audit log and prints its summary.
@@ -45,16 +48,42 @@ fn exec_summary(event: &Value) -> String {
 /// The one-line human summary of a record.
 pub(crate) fn summary(record: &Record) -> String {
     match record {
-        Record::EngineStart { tier, mode, kernel, rules, tier_reason, .. } => {
-            format!("engine_start tier={tier} mode={mode} kernel={kernel} rules={rules} ({tier_reason})")
+        Record::EngineStart {
+            tier,
+            mode,
+            kernel,
+            rules,
+            tier_reason,
+            ..
+        } => {
+            format!(
+                "engine_start tier={tier} mode={mode} kernel={kernel} rules={rules} ({tier_reason})"
+            )
         }
-        Record::EngineStop { reason, counters, decode_errors } => {
+        Record::EngineStop {
+            reason,
+            counters,
+            decode_errors,
+        } => {
             format!("engine_stop reason={reason} counters={counters} decode_errors={decode_errors}")
         }
-        Record::Event { event } => format!("{} {}", event["kind"].as_str().unwrap_or("?"), exec_summary(event)),
-        Record::Action { action, rule, event, .. } => {
+        Record::Event { event } => format!(
+            "{} {}",
+            event["kind"].as_str().unwrap_or("?"),
+            exec_summary(event)
+        ),
+        Record::Action {
+            action,
+            rule,
+            event,
+            ..
+        } => {
             let action = serde_json::to_value(action).unwrap_or_default();
-            format!("{} rule={rule} {}", action.as_str().unwrap_or("?").to_uppercase(), exec_summary(event))
+            format!(
+                "{} rule={rule} {}",
+                action.as_str().unwrap_or("?").to_uppercase(),
+                exec_summary(event)
+            )
         }
     }
 }

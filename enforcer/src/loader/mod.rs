@@ -68,8 +68,15 @@ fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebp
         .load(PROGRAMS)?)
 }
 
-fn program_err(what: &'static str, program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
-    move |source| LoadError::Program { what, program, source }
+fn program_err(
+    what: &'static str,
+    program: &'static str,
+) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
+    move |source| LoadError::Program {
+        what,
+        program,
+        source,
+    }
 }
 
 fn lsm_program(ebpf: &mut Ebpf) -> Result<&mut Lsm, LoadError> {
@@ -93,7 +100,11 @@ fn exec_tracepoint(ebpf: &mut Ebpf) -> Result<&mut RawTracePoint, LoadError> {
 pub fn load(dry_run: bool, offsets: &KernelOffsets) -> Result<Loaded, LoadError> {
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
-        Ok(list) => Err(format!("bpf is not an active LSM ({}: {})", tier::LSM_LIST, list.trim())),
+        Ok(list) => Err(format!(
+            "bpf is not an active LSM ({}: {})",
+            tier::LSM_LIST,
+            list.trim()
+        )),
         Err(err) => Err(format!("cannot read {}: {err}", tier::LSM_LIST)),
     };
     let (mut ebpf, tier, tier_reason) = match lsm_state {
@@ -101,21 +112,38 @@ pub fn load(dry_run: bool, offsets: &KernelOffsets) -> Result<Loaded, LoadError>
             let mut ebpf = load_object(Tier::Lsm, dry_run, offsets)?;
             let btf = aya::Btf::from_sys_fs()?;
             match lsm_program(&mut ebpf)?.load("bprm_check_security", &btf) {
-                Ok(()) => (ebpf, KernelTier::Lsm, "bpf is an active LSM and LSM programs load".to_owned()),
+                Ok(()) => (
+                    ebpf,
+                    KernelTier::Lsm,
+                    "bpf is an active LSM and LSM programs load".to_owned(),
+                ),
                 Err(err) => {
-                    let reason = format!("bpf is an active LSM but an LSM program does not load: {err}");
+                    let reason =
+                        format!("bpf is an active LSM but an LSM program does not load: {err}");
                     let reason = reason.trim_end_matches(". Verifier output: ").to_owned();
                     drop(ebpf);
-                    (load_object(Tier::Signal, dry_run, offsets)?, KernelTier::Signal, reason)
+                    (
+                        load_object(Tier::Signal, dry_run, offsets)?,
+                        KernelTier::Signal,
+                        reason,
+                    )
                 }
             }
         }
-        Err(reason) => (load_object(Tier::Signal, dry_run, offsets)?, KernelTier::Signal, reason),
+        Err(reason) => (
+            load_object(Tier::Signal, dry_run, offsets)?,
+            KernelTier::Signal,
+            reason,
+        ),
     };
     exec_tracepoint(&mut ebpf)?
         .load()
         .map_err(program_err("load", programs::TP_SCHED_PROCESS_EXEC))?;
-    Ok(Loaded { ebpf, tier, tier_reason })
+    Ok(Loaded {
+        ebpf,
+        tier,
+        tier_reason,
+    })
 }
 
 impl Loaded {

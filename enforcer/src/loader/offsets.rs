@@ -77,7 +77,15 @@ mod tests {
         assert_ne!(off.task_tgid, 0);
         assert_ne!(off.task_mm, 0);
         assert_ne!(off.mm_arg_start, 0);
-        assert_eq!(off.mm_arg_end, off.mm_arg_start + 8, "arg_end follows arg_start");
-        assert_eq!(off.dentry_name_len + 4, off.dentry_name, "qstr: hash, len, then name");
+        assert_eq!(
+            off.mm_arg_end,
+            off.mm_arg_start + 8,
+            "arg_end follows arg_start"
+        );
+        assert_eq!(
+            off.dentry_name_len + 4,
+            off.dentry_name,
+            "qstr: hash, len, then name"
+        );
     }
 }

@@ -7,7 +7,10 @@
 use aya::{Ebpf, maps::HashMap};
 use enforcer_common::{
     maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN},
-    plan::{ACTION_DENY, ACTION_KILL, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PathKey, PlanVerdict, padded},
+    plan::{
+        ACTION_DENY, ACTION_KILL, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PathKey,
+        PlanVerdict, padded,
+    },
 };
 use enforcer_policy::{CompiledPolicy, Mode, PlanEntry, RuleInfo};
 
@@ -58,7 +61,11 @@ pub fn merge(rules: &[RuleInfo], indices: &[u32], generation: u32) -> Option<Pla
         .filter(|(_, _, bits)| *bits != 0);
     let (enforcing, monitoring): (Vec<_>, Vec<_>) =
         acting.partition(|(_, r, _)| r.mode != Some(Mode::Monitor));
-    let (chosen, flags) = if enforcing.is_empty() { (monitoring, PLAN_FLAG_MONITOR) } else { (enforcing, 0) };
+    let (chosen, flags) = if enforcing.is_empty() {
+        (monitoring, PLAN_FLAG_MONITOR)
+    } else {
+        (enforcing, 0)
+    };
     let (first, _, _) = chosen.first()?;
     Some(PlanVerdict {
         rule_index: *first,
@@ -86,19 +93,41 @@ fn write_map<const N: usize, K: aya::Pod>(
         let Some(verdict) = merge(rules, &entry.rules, generation) else {
             continue;
         };
-        let bytes = padded::<N>(entry.value.as_bytes())
-            .ok_or_else(|| PlanError::KeyTooLong { map, value: entry.value.clone(), max: N - 1 })?;
-        hash.insert(key(bytes), verdict, 0).map_err(|source| PlanError::Map { map, source })?;
+        let bytes = padded::<N>(entry.value.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
+            map,
+            value: entry.value.clone(),
+            max: N - 1,
+        })?;
+        hash.insert(key(bytes), verdict, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
         written += 1;
     }
     Ok(written)
 }
 
 /// Writes the exec plan of `policy` into the kernel maps; returns the number of entries.
-pub fn write(ebpf: &mut Ebpf, policy: &CompiledPolicy, generation: u32) -> Result<usize, PlanError> {
+pub fn write(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    generation: u32,
+) -> Result<usize, PlanError> {
     let plan = policy.lower();
     let rules = policy.rules();
-    let names = write_map::<NAME_LEN, _>(ebpf, EXEC_NAME_PLAN, &plan.exec_names, rules, generation, NameKey)?;
-    let paths = write_map::<PATH_LEN, _>(ebpf, EXEC_PATH_PLAN, &plan.exec_paths, rules, generation, PathKey)?;
+    let names = write_map::<NAME_LEN, _>(
+        ebpf,
+        EXEC_NAME_PLAN,
+        &plan.exec_names,
+        rules,
+        generation,
+        NameKey,
+    )?;
+    let paths = write_map::<PATH_LEN, _>(
+        ebpf,
+        EXEC_PATH_PLAN,
+        &plan.exec_paths,
+        rules,
+        generation,
+        PathKey,
+    )?;
     Ok(names + paths)
 }

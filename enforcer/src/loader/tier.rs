@@ -40,7 +40,10 @@ pub fn active_lsms() -> io::Result<String> {
 
 fn mount_securityfs() -> io::Result<()> {
     if !Path::new(SECURITYFS).is_dir() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, "/sys/kernel/security does not exist"));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "/sys/kernel/security does not exist",
+        ));
     }
     nix::mount::mount(
         Some("securityfs"),

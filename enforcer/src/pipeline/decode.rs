@@ -34,14 +34,23 @@ pub enum Decoded {
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let header: EventHeader = read(bytes).ok_or(DecodeError::ShortHeader(bytes.len()))?;
-    let kind = EventKind::try_from(header.kind).map_err(|UnknownKind(k)| DecodeError::UnknownKind(k))?;
+    let kind =
+        EventKind::try_from(header.kind).map_err(|UnknownKind(k)| DecodeError::UnknownKind(k))?;
     match kind {
         EventKind::Exec => {
             let want = size_of::<ExecRecord>();
             if header.size as usize != want {
-                return Err(DecodeError::BadSize { kind, got: header.size as usize, want });
+                return Err(DecodeError::BadSize {
+                    kind,
+                    got: header.size as usize,
+                    want,
+                });
             }
-            let record: ExecRecord = read(bytes).ok_or(DecodeError::BadSize { kind, got: bytes.len(), want })?;
+            let record: ExecRecord = read(bytes).ok_or(DecodeError::BadSize {
+                kind,
+                got: bytes.len(),
+                want,
+            })?;
             Ok(Decoded::Exec(Box::new(record)))
         }
     }
@@ -65,77 +74,84 @@ pub fn as_bytes<T: Copy>(value: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
 }
 
+/// A valid exec record for tests: `/usr/bin/true -x yz`.
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) fn test_exec_record() -> ExecRecord {
+    use enforcer_common::{
+        event::{ARGS_LEN, COMM_LEN, Hook},
+        plan::{NAME_LEN, PATH_LEN},
+    };
+    let mut rec = ExecRecord {
+        header: EventHeader {
+            kind: EventKind::Exec as u32,
+            size: size_of::<ExecRecord>() as u32,
+            timestamp_ns: 42,
+            pid: 10,
+            tgid: 10,
+            ppid: 1,
+            uid: 1000,
+            gid: 1000,
+            outcome: 0,
+            cgroup_id: 7,
+            rule_index: 0,
+            generation: 0,
+            hook: Hook::TpSchedProcessExec as u32,
+            _pad: 0,
+        },
+        flags: 0,
+        name_len: 4,
+        path_len: 13,
+        args_len: 11,
+        name: [0; NAME_LEN],
+        path: [0; PATH_LEN],
+        args: [0; ARGS_LEN],
+        comm: [0; COMM_LEN],
+    };
+    rec.name[..4].copy_from_slice(b"true");
+    rec.path[..13].copy_from_slice(b"/usr/bin/true");
+    rec.args[..11].copy_from_slice(b"true\0-x\0yz\0");
+    rec.comm[..4].copy_from_slice(b"true");
+    rec
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
-    use enforcer_common::event::{ARGS_LEN, COMM_LEN, Hook};
-    use enforcer_common::plan::{NAME_LEN, PATH_LEN};
-
     use super::*;
-
-    pub(crate) fn exec_record() -> ExecRecord {
-        let mut rec = ExecRecord {
-            header: EventHeader {
-                kind: EventKind::Exec as u32,
-                size: size_of::<ExecRecord>() as u32,
-                timestamp_ns: 42,
-                pid: 10,
-                tgid: 10,
-                ppid: 1,
-                uid: 1000,
-                gid: 1000,
-                outcome: 0,
-                cgroup_id: 7,
-                rule_index: 0,
-                generation: 0,
-                hook: Hook::TpSchedProcessExec as u32,
-                _pad: 0,
-            },
-            flags: 0,
-            name_len: 4,
-            path_len: 13,
-            args_len: 11,
-            name: [0; NAME_LEN],
-            path: [0; PATH_LEN],
-            args: [0; ARGS_LEN],
-            comm: [0; COMM_LEN],
-        };
-        rec.name[..4].copy_from_slice(b"true");
-        rec.path[..13].copy_from_slice(b"/usr/bin/true");
-        rec.args[..11].copy_from_slice(b"true\0-x\0yz\0");
-        rec.comm[..4].copy_from_slice(b"true");
-        rec
-    }
 
     #[test]
     fn exec_round_trips() {
-        let rec = exec_record();
+        let rec = test_exec_record();
         assert_eq!(decode(as_bytes(&rec)), Ok(Decoded::Exec(Box::new(rec))));
     }
 
     #[test]
     fn short_and_unknown_records_are_errors() {
-        let rec = exec_record();
+        let rec = test_exec_record();
         let bytes = as_bytes(&rec);
         assert_eq!(decode(&bytes[..10]), Err(DecodeError::ShortHeader(10)));
-        assert!(matches!(decode(&bytes[..100]), Err(DecodeError::BadSize { got: 100, .. })));
+        assert!(matches!(
+            decode(&bytes[..100]),
+            Err(DecodeError::BadSize { got: 100, .. })
+        ));
         let mut other = rec;
         other.header.kind = 99;
         assert_eq!(decode(as_bytes(&other)), Err(DecodeError::UnknownKind(99)));
         let mut lying = rec;
         lying.header.size = 12;
-        assert!(matches!(decode(as_bytes(&lying)), Err(DecodeError::BadSize { got: 12, .. })));
+        assert!(matches!(
+            decode(as_bytes(&lying)),
+            Err(DecodeError::BadSize { got: 12, .. })
+        ));
     }
 
     #[test]
     fn every_prefix_decodes_or_errors_without_panic() {
-        let rec = exec_record();
+        let rec = test_exec_record();
         let bytes = as_bytes(&rec);
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len]).is_err());
         }
     }
 }
-
-#[cfg(test)]
-pub(crate) use tests::exec_record as test_exec_record;

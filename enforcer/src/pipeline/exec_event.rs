@@ -8,8 +8,8 @@ use enforcer_common::event::{
 use serde_json::{Value, json};
 
 /// The bytes of `buf` up to `len` (clamped to the buffer) and before the first NUL, as text.
-fn text(buf: &[u8], len: u32) -> String {
-    let valid = &buf[..(len as usize).min(buf.len())];
+fn text(buf: &[u8], len: usize) -> String {
+    let valid = &buf[..len.min(buf.len())];
     let end = valid.iter().position(|&b| b == 0).unwrap_or(valid.len());
     String::from_utf8_lossy(&valid[..end]).into_owned()
 }
@@ -42,8 +42,8 @@ pub fn hook_name(hook: u32) -> &'static str {
 pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
     let h = &rec.header;
     let (argv0, args) = split_args(rec);
-    let name = text(&rec.name, rec.name_len);
-    let path = text(&rec.path, rec.path_len);
+    let name = text(&rec.name, rec.name_len as usize);
+    let path = text(&rec.path, rec.path_len as usize);
     json!({
         "kind": "exec",
         "ts": ts,
@@ -54,7 +54,7 @@ pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
             "ppid": h.ppid,
             "uid": h.uid,
             "gid": h.gid,
-            "comm": text(&rec.comm, rec.comm.len() as u32),
+            "comm": text(&rec.comm, rec.comm.len()),
             "cgroup": { "id": h.cgroup_id },
         },
         "exec": {

@@ -1,8 +1,8 @@
 //! The enforcement records a kernel verdict stands for: one per outcome bit, in a fixed order.
 
 use enforcer_common::event::{
-    OUTCOME_DENIED, OUTCOME_KILL_FAILED, OUTCOME_KILLED, OUTCOME_SPARED_ENGINE,
-    OUTCOME_WOULD_DENY, OUTCOME_WOULD_KILL,
+    OUTCOME_DENIED, OUTCOME_KILL_FAILED, OUTCOME_KILLED, OUTCOME_SPARED_ENGINE, OUTCOME_WOULD_DENY,
+    OUTCOME_WOULD_KILL,
 };
 
 use crate::audit::Action;
@@ -29,11 +29,17 @@ mod tests {
     #[test]
     fn each_bit_gives_its_action() {
         assert_eq!(actions(0).count(), 0);
-        assert_eq!(actions(OUTCOME_DENIED | OUTCOME_KILLED).collect::<Vec<_>>(), [Action::Deny, Action::Kill]);
+        assert_eq!(
+            actions(OUTCOME_DENIED | OUTCOME_KILLED).collect::<Vec<_>>(),
+            [Action::Deny, Action::Kill]
+        );
         assert_eq!(
             actions(OUTCOME_WOULD_DENY | OUTCOME_WOULD_KILL).collect::<Vec<_>>(),
             [Action::WouldDeny, Action::WouldKill]
         );
-        assert_eq!(actions(OUTCOME_SPARED_ENGINE).collect::<Vec<_>>(), [Action::Spared]);
+        assert_eq!(
+            actions(OUTCOME_SPARED_ENGINE).collect::<Vec<_>>(),
+            [Action::Spared]
+        );
     }
 }

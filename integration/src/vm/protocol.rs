@@ -86,9 +86,20 @@ pub enum Line {
     Other,
 }
 
-/// Makes `text` one line, so it cannot break the protocol.
+/// Longest reason or log text kept on one console line, in characters; the rest is cut (a
+/// verifier log inside a record would otherwise flood the console).
+pub const MAX_TEXT_CHARS: usize = 1500;
+
+/// Makes `text` one line, so it cannot break the protocol, and cuts it to
+/// [`MAX_TEXT_CHARS`].
 pub fn one_line(text: &str) -> String {
-    text.trim().replace(['\r', '\n'], " | ")
+    let flat = text.trim().replace(['\r', '\n'], " | ");
+    let total = flat.chars().count();
+    if total <= MAX_TEXT_CHARS {
+        return flat;
+    }
+    let kept: String = flat.chars().take(MAX_TEXT_CHARS).collect();
+    format!("{kept} ...[{} more chars]", total - MAX_TEXT_CHARS)
 }
 
 /// Formats a result line.
@@ -222,6 +233,14 @@ mod tests {
                 text: "engine said | bye".into()
             }
         );
+    }
+
+    #[test]
+    fn long_text_is_cut() {
+        let long = "x".repeat(MAX_TEXT_CHARS + 10);
+        let line = format_log("c", &long);
+        assert!(line.ends_with(" ...[10 more chars]"), "{line}");
+        assert!(line.len() < MAX_TEXT_CHARS + 40);
     }
 
     #[test]

@@ -126,6 +126,16 @@ impl BootCapture {
         text
     }
 
+    /// The console with each line prefixed by its arrival time since QEMU's start
+    /// (`[  12.345] text`), for the saved console log.
+    pub fn timestamped_text(&self) -> String {
+        let mut text = String::new();
+        for line in &self.lines {
+            text.push_str(&format!("[{:8.3}] {}\n", line.at.as_secs_f64(), line.text));
+        }
+        text
+    }
+
     /// When the first line containing `needle` arrived.
     pub fn first_line_with(&self, needle: &str) -> Option<Duration> {
         self.lines
@@ -346,6 +356,9 @@ mod tests {
         let texts: Vec<&str> = capture.lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["booting", "VMINFO userspace"]);
         assert!(capture.first_line_with("VMINFO userspace").is_some());
+        let stamped = capture.timestamped_text();
+        assert!(stamped.starts_with('['), "{stamped}");
+        assert!(stamped.contains("] VMINFO userspace\n"), "{stamped}");
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The field table: every field of every event kind, in a stable order (it defines the
 //! [`FieldId`]s and the `policy fields` listing).
 
-use super::{Derive, FieldDef, Kind, KernelFamily, Locator, Type};
+use super::{Derive, FieldDef, KernelFamily, Kind, Locator, Type};
 
 const fn f(
     name: &'static str,
@@ -687,4 +687,3 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "Length of the sampling window.",
     ),
 ];
-

@@ -79,12 +79,17 @@ pub(crate) fn wait_for(
     }
 }
 
-/// The last `n` lines of a text file, for diagnostics (empty if unreadable).
-pub(crate) fn tail(path: &Path, n: usize) -> Vec<String> {
+/// The first `head` and last `tail` lines of a text file, with a marker line between them when
+/// lines were left out, and the file's line count (0 and nothing if unreadable).
+pub(crate) fn excerpt(path: &Path, head: usize, tail: usize) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| (*l).to_owned())
-        .collect()
+    let total = lines.len();
+    if total <= head + tail {
+        return (total, lines.iter().map(|l| (*l).to_owned()).collect());
+    }
+    let mut out: Vec<String> = lines[..head].iter().map(|l| (*l).to_owned()).collect();
+    out.push(format!("... {} lines left out ...", total - head - tail));
+    out.extend(lines[total - tail..].iter().map(|l| (*l).to_owned()));
+    (total, out)
 }

@@ -19,8 +19,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const RECORD_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERM'd engine may take to detach and exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Diagnostic lines printed from the engine's output and audit log when a case fails.
-const DUMP_LINES: usize = 30;
+/// Lines printed from the start and the end of the engine's output and audit log when a case
+/// fails (the start names what failed; a verifier log can follow for pages).
+const DUMP_HEAD: usize = 15;
+const DUMP_TAIL: usize = 30;
+/// How much of `tier_reason` a failure reason quotes.
+const TIER_REASON_CHARS: usize = 300;
 
 /// Block mode: exec allowed -> engine attaches -> exec denied (EPERM, no marker, `deny`
 /// record) -> SIGTERM, exit 0 -> exec allowed again.
@@ -98,12 +102,20 @@ fn require_engine() -> Result<(), String> {
     }
 }
 
+/// Checks a field of the `engine_start` record; a mismatch names the engine's `tier_reason`
+/// (why it did not get the tier it wanted), cut short: verifier logs can be long.
 fn expect_field(record: &Value, key: &str, want: &str) -> Result<(), String> {
     match audit::str_field(record, key) {
         Some(got) if got == want => Ok(()),
-        got => Err(format!(
-            "engine_start says {key}={got:?}, want {want:?}: {record}"
-        )),
+        got => {
+            let got = got.map_or_else(|| "(missing)".to_owned(), |g| format!("{g:?}"));
+            let mut reason = format!("engine_start says {key}={got}, want {want:?}");
+            if let Some(why) = audit::str_field(record, "tier_reason") {
+                let short: String = why.chars().take(TIER_REASON_CHARS).collect();
+                reason.push_str(&format!("; tier_reason: {short}"));
+            }
+            Err(reason)
+        }
     }
 }
 
@@ -120,12 +132,8 @@ fn expect_clean_exit(status: ExitStatus) -> Result<(), String> {
 /// Prints the tail of the engine's output and audit log as `VMLOG` lines.
 fn dump(ctx: &Ctx, engine: &Engine) {
     for (label, path) in [("engine", &engine.output_log), ("audit", &engine.audit_log)] {
-        let lines = audit::tail(path, DUMP_LINES);
-        ctx.log(format!(
-            "--- {label} {} (last {} lines)",
-            path.display(),
-            lines.len()
-        ));
+        let (total, lines) = audit::excerpt(path, DUMP_HEAD, DUMP_TAIL);
+        ctx.log(format!("--- {label} {} ({total} lines)", path.display()));
         for line in lines {
             ctx.log(format!("{label}: {line}"));
         }
