@@ -8,12 +8,14 @@ pub const NAME_LEN: usize = 64;
 pub const PATH_LEN: usize = 256;
 
 /// Key of [`crate::maps::EXEC_NAME_PLAN`]: a basename, NUL padded to [`NAME_LEN`] bytes.
-#[repr(C)]
+/// 8-byte aligned so kernel code zeroes and copies it with word stores, not a memset call.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NameKey(pub [u8; NAME_LEN]);
 
 /// Key of [`crate::maps::EXEC_PATH_PLAN`]: an absolute path, NUL padded to [`PATH_LEN`] bytes.
-#[repr(C)]
+/// 8-byte aligned, as [`NameKey`].
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PathKey(pub [u8; PATH_LEN]);
 

@@ -36,10 +36,10 @@ pub(crate) fn lsm_bprm_check_security(ctx: LsmContext) -> i32 {
         return previous;
     }
     match try_bprm_check_security(&ctx) {
-        Ok(verdict) => verdict as i32,
+        Ok(verdict) => verdict.ret(),
         Err(ReadError) => {
             count(Counter::ReadError);
-            Verdict::Allow as i32
+            Verdict::Allow.ret()
         }
     }
 }
@@ -84,7 +84,7 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         &target,
         0,
         &verdict,
-        None,
+        (0, 0),
     );
     Ok(if decision.deny {
         Verdict::Deny

@@ -1,8 +1,8 @@
 //! Filling an `ExecRecord` from the per-CPU scratch keys, shared by both exec programs.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_probe_read_user_buf};
+use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm};
 use enforcer_common::event::{
-    ARGS_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EventKind, ExecRecord, Hook,
+    ARGS_LEN, COMM_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EventKind, ExecRecord, Hook,
 };
 
 use crate::{
@@ -11,8 +11,10 @@ use crate::{
     maps::Scratch,
 };
 
-/// Emits an exec record. `args` is the user-space argument block of the current task when it
-/// can be read (after the exec), `None` otherwise.
+/// Emits an exec record. `args` is the user-space argument block `(start, end)` of the current
+/// task when it can be read (after the exec), `(0, 0)` otherwise. (Not an `Option`: LLVM reads
+/// the payload of a `None` speculatively, which the 6.1 verifier rejects as an uninitialized
+/// stack read.)
 #[inline(always)]
 pub(crate) fn emit_exec(
     hook: Hook,
@@ -20,7 +22,7 @@ pub(crate) fn emit_exec(
     target: &ExecTarget,
     ppid: u32,
     verdict: &Verdict,
-    args: Option<(u64, u64)>,
+    args: (u64, u64),
 ) {
     let Some(mut entry) = emit::reserve::<ExecRecord>() else {
         return;
@@ -41,11 +43,14 @@ pub(crate) fn emit_exec(
         (*rec).path = scratch.path.0;
         (*rec).name_len = target.name_len;
         (*rec).path_len = target.path_len;
-        (*rec).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        // Straight into the record (a copy through the stack leaves bytes the 6.1 verifier
+        // sees as uninitialized); on failure the helper zeroes the buffer itself.
+        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
         let mut args_len = 0u32;
-        match args {
-            Some((start, end)) if end > start => {
-                let mut len = (end - start) as usize;
+        let (start, end) = args;
+        match end.checked_sub(start) {
+            Some(span) if span > 0 => {
+                let mut len = span as usize;
                 if len > ARGS_LEN {
                     len = ARGS_LEN;
                     flags |= EXEC_ARGS_TRUNCATED;

@@ -15,5 +15,26 @@ pub(crate) enum Verdict {
     Deny = -1,
 }
 
+impl Verdict {
+    /// The hook's return value, in a form the verifier can bound to the LSM range [-4095, 0].
+    /// LLVM would otherwise turn the two-valued verdict into arithmetic (`-(x)` of a 0/1 value)
+    /// that the verifier cannot range-check. The value goes through `black_box` as a 64-bit
+    /// stack slot (which the verifier tracks exactly) and is checked against each bound on its
+    /// own, so the checks stay on the returned register and are not merged into one unsigned
+    /// comparison on a copy.
+    #[inline(always)]
+    pub(crate) fn ret(self) -> i32 {
+        let value: i64 = core::hint::black_box(self as i64);
+        if value > 0 {
+            return 0;
+        }
+        let value = core::hint::black_box(value);
+        if value < -4095 {
+            return 0;
+        }
+        value as i32
+    }
+}
+
 /// `SIGKILL`.
 pub(crate) const SIGKILL: u32 = 9;

@@ -80,7 +80,7 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         &target,
         ppid,
         &verdict,
-        kernel::arg_block(task).ok(),
+        kernel::arg_block(task).unwrap_or((0, 0)),
     );
     Ok(())
 }
