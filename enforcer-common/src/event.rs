@@ -10,6 +10,8 @@ use crate::plan::{NAME_LEN, PATH_LEN};
 pub enum EventKind {
     /// An [`ExecRecord`].
     Exec = 1,
+    /// A [`PayloadRecord`].
+    Payload = 2,
 }
 
 /// The value was not a known [`EventKind`].
@@ -22,6 +24,7 @@ impl TryFrom<u32> for EventKind {
     fn try_from(value: u32) -> Result<Self, Self::Error> {
         match value {
             1 => Ok(Self::Exec),
+            2 => Ok(Self::Payload),
             other => Err(UnknownKind(other)),
         }
     }
@@ -35,6 +38,12 @@ pub enum Hook {
     LsmBprmCheckSecurity = 1,
     /// Raw tracepoint `sched_process_exec`.
     TpSchedProcessExec = 2,
+    /// Tracepoint `syscalls/sys_enter_write`.
+    TpSysEnterWrite = 3,
+    /// Tracepoint `syscalls/sys_enter_sendto`.
+    TpSysEnterSendto = 4,
+    /// LSM `socket_sendmsg`.
+    LsmSocketSendmsg = 5,
 }
 
 impl TryFrom<u32> for Hook {
@@ -44,6 +53,9 @@ impl TryFrom<u32> for Hook {
         match value {
             1 => Ok(Self::LsmBprmCheckSecurity),
             2 => Ok(Self::TpSchedProcessExec),
+            3 => Ok(Self::TpSysEnterWrite),
+            4 => Ok(Self::TpSysEnterSendto),
+            5 => Ok(Self::LsmSocketSendmsg),
             other => Err(UnknownKind(other)),
         }
     }
@@ -150,12 +162,67 @@ pub enum Counter {
     ExecSeen = 3,
     /// Exec plan matches.
     ExecMatched = 4,
+    /// Socket writes that carried a JSON-RPC `"method"` (classified in the kernel).
+    PayloadClassified = 5,
+    /// Payload plan matches.
+    PayloadMatched = 6,
 }
 
 /// Number of [`Counter`] slots.
 pub const COUNTER_SLOTS: u32 = 8;
 
+/// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
+/// for a JSON-RPC `"method"`).
+pub const PAYLOAD_LEN: usize = 128;
+
+/// Payload flag: the write was longer than [`PAYLOAD_LEN`]; `data` holds its start.
+pub const PAYLOAD_TRUNCATED: u32 = 1;
+
+/// A socket write whose first bytes are a JSON-RPC request (a JSON object with a `"method"`
+/// string): emitted by the payload tracepoints (signal and monitor tiers) or by the LSM
+/// `socket_sendmsg` hook (lsm tier), whether or not the method is in the plan.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadRecord {
+    /// Common header, `kind == EventKind::Payload`.
+    pub header: EventHeader,
+    /// File descriptor written to.
+    pub fd: u32,
+    /// Bytes the process asked to write.
+    pub size: u32,
+    /// Valid bytes in `data`.
+    pub data_len: u32,
+    /// Valid bytes in `method`.
+    pub method_len: u32,
+    /// `PAYLOAD_*` flags.
+    pub flags: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// The JSON-RPC method the kernel found, NUL padded.
+    pub method: [u8; crate::plan::METHOD_LEN],
+    /// The first bytes of the write.
+    pub data: [u8; PAYLOAD_LEN],
+}
+
+/// Value of [`crate::maps::PENDING_SEND`]: what the payload tracepoint found, for the LSM
+/// hook of the same syscall to act on and report.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSend {
+    /// The plan entry that matched.
+    pub verdict: crate::plan::PlanVerdict,
+    /// Kernel address of the `struct file` written to: the LSM hook acts only when its socket's
+    /// file is this one (and the size matches), so a left-over entry cannot hit another send.
+    pub file: u64,
+    /// The record the LSM hook emits, with its header filled in by the hook.
+    pub record: PayloadRecord,
+}
+
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
+const _: () = assert!(
+    core::mem::size_of::<PayloadRecord>() == 64 + 24 + crate::plan::METHOD_LEN + PAYLOAD_LEN
+);
+const _: () = assert!(core::mem::offset_of!(PayloadRecord, method) == 88);
 const _: () = assert!(
     core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN
 );

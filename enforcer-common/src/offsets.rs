@@ -26,6 +26,27 @@ pub struct KernelOffsets {
     pub mm_arg_start: u32,
     /// `struct mm_struct` -> `arg_end` (unsigned long).
     pub mm_arg_end: u32,
+    /// `struct task_struct` -> `files` (`struct files_struct *`).
+    pub task_files: u32,
+    /// `struct files_struct` -> `fdt` (`struct fdtable *`).
+    pub files_fdt: u32,
+    /// `struct fdtable` -> `max_fds` (unsigned int).
+    pub fdtable_max_fds: u32,
+    /// `struct fdtable` -> `fd` (`struct file **`).
+    pub fdtable_fd: u32,
+    /// `struct file` -> `f_inode` (`struct inode *`).
+    pub file_inode: u32,
+    /// `struct inode` -> `i_mode` (umode_t, u16).
+    pub inode_mode: u32,
+    /// `struct socket` -> `file` (`struct file *`).
+    pub socket_file: u32,
+    /// Byte offset of the `fd` argument in the `syscalls/sys_enter_write` and
+    /// `syscalls/sys_enter_sendto` tracepoint records (from their tracefs `format` files).
+    pub tp_send_fd: u32,
+    /// Byte offset of the buffer pointer argument in the same records.
+    pub tp_send_buf: u32,
+    /// Byte offset of the length argument in the same records.
+    pub tp_send_len: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 40);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 80);

@@ -7,6 +7,14 @@ pub const NAME_LEN: usize = 64;
 /// Longest executable path the kernel matches (NUL padded). Longer paths are flagged truncated.
 pub const PATH_LEN: usize = 256;
 
+/// Longest JSON-RPC method the kernel matches in a first payload (NUL padded key size).
+pub const METHOD_LEN: usize = 32;
+
+/// Key of [`crate::maps::PAYLOAD_METHOD_PLAN`]: a JSON-RPC method name, NUL padded.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodKey(pub [u8; METHOD_LEN]);
+
 /// Key of [`crate::maps::EXEC_NAME_PLAN`]: a basename, NUL padded to [`NAME_LEN`] bytes.
 /// 8-byte aligned so kernel code zeroes and copies it with word stores, not a memset call.
 #[repr(C, align(8))]
@@ -54,6 +62,7 @@ pub struct PlanVerdict {
 
 const _: () = assert!(core::mem::size_of::<NameKey>() == NAME_LEN);
 const _: () = assert!(core::mem::size_of::<PathKey>() == PATH_LEN);
+const _: () = assert!(core::mem::size_of::<MethodKey>() == METHOD_LEN);
 const _: () = assert!(core::mem::size_of::<PlanVerdict>() == 16);
 
 #[cfg(test)]

@@ -95,3 +95,33 @@ pub(crate) fn arg_block(task: *const u8) -> Result<(u64, u64), ReadError> {
     let end: u64 = read_at(mm, off.mm_arg_end)?;
     Ok((start, end))
 }
+
+/// `S_IFMT` and `S_IFSOCK` of `inode.i_mode`.
+const S_IFMT: u16 = 0o170000;
+const S_IFSOCK: u16 = 0o140000;
+
+/// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
+/// (`current->files->fdt->fd[fd]`, checked against `max_fds`, then `f_inode->i_mode`).
+#[inline(always)]
+pub(crate) fn socket_file(fd: u32) -> Option<*const u8> {
+    let off = offsets();
+    // SAFETY: the helper takes no arguments and returns the current task pointer.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let files: *const u8 = read_at(task, off.task_files).ok()?;
+    let fdt: *const u8 = read_at(files, off.files_fdt).ok()?;
+    let max_fds: u32 = read_at(fdt, off.fdtable_max_fds).ok()?;
+    if fd >= max_fds {
+        return None;
+    }
+    let fds: *const u8 = read_at(fdt, off.fdtable_fd).ok()?;
+    let file: *const u8 = read_at(fds, fd.checked_mul(8)?).ok()?;
+    let inode: *const u8 = read_at(file, off.file_inode).ok()?;
+    let mode: u16 = read_at(inode, off.inode_mode).ok()?;
+    (mode & S_IFMT == S_IFSOCK).then_some(file)
+}
+
+/// The `struct file *` of a `struct socket *` (`sock->file`).
+#[inline(always)]
+pub(crate) fn file_of_socket(sock: *const u8) -> Option<*const u8> {
+    read_at(sock, offsets().socket_file).ok()
+}

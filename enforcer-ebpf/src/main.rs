@@ -4,15 +4,19 @@
 //! |---|---|---|---|
 //! | `lsm_bprm_check_security` | LSM `bprm_check_security` | lsm | deny (and optionally kill) an exec the plan names |
 //! | `tp_sched_process_exec` | raw tracepoint `sched_process_exec` | all | exec record with argv; SIGKILL in the signal tier |
+//! | `tp_sys_enter_write`, `tp_sys_enter_sendto` | tracepoints `syscalls/sys_enter_{write,sendto}` | all | classify a socket write's first bytes (JSON-RPC method); SIGKILL in the signal tier |
+//! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login) |
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
-//! `kernel.rs`, the plan look-up and verdict logic in `plan.rs`.
+//! `kernel.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
+//! `classify.rs`.
 #![no_std]
 #![no_main]
 // Casts here split helper-packed u64 halves (pid/tgid, uid/gid) or narrow lengths already
 // clamped to fixed buffers (<= 512 bytes); checked conversions would only add verifier paths.
 #![allow(clippy::cast_possible_truncation)]
 
+mod classify;
 mod emit;
 mod hooks;
 mod kernel;

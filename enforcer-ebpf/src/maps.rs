@@ -3,13 +3,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use enforcer_common::{
     config::EngineConfig,
-    event::COUNTER_SLOTS,
+    event::{COUNTER_SLOTS, PendingSend},
     offsets::KernelOffsets,
-    plan::{NameKey, PathKey, PlanVerdict},
+    plan::{MethodKey, NameKey, PathKey, PlanVerdict},
 };
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
@@ -31,6 +31,23 @@ pub(crate) static EXEC_NAME_PLAN: HashMap<NameKey, PlanVerdict> =
 #[map(name = "EXEC_PATH_PLAN")]
 pub(crate) static EXEC_PATH_PLAN: HashMap<PathKey, PlanVerdict> =
     HashMap::with_max_entries(4096, 0);
+
+/// Payload plan: JSON-RPC method found in the first bytes of a socket write -> the rule and
+/// actions that apply (stratum logins: `mining.subscribe`, `login`, ...).
+#[map(name = "PAYLOAD_METHOD_PLAN")]
+pub(crate) static PAYLOAD_METHOD_PLAN: HashMap<MethodKey, PlanVerdict> =
+    HashMap::with_max_entries(256, 0);
+
+/// Payload verdicts waiting for the LSM `socket_sendmsg` hook of the same syscall: thread id
+/// (pid_tgid) -> what the payload tracepoint found. LRU, so entries the hook never consumes
+/// (a send that failed before reaching it) age out instead of filling the map.
+#[map(name = "PENDING_SEND")]
+pub(crate) static PENDING_SEND: LruHashMap<u64, PendingSend> =
+    LruHashMap::with_max_entries(4096, 0);
+
+/// Per-CPU scratch for building a `PendingSend` (too large for the stack).
+#[map(name = "PAYLOAD_SCRATCH")]
+pub(crate) static PAYLOAD_SCRATCH: PerCpuArray<PendingSend> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU scratch space for building NUL-padded map keys (too large for the 512-byte stack).
 #[map(name = "SCRATCH")]
@@ -60,6 +77,16 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     task_mm: 0,
     mm_arg_start: 0,
     mm_arg_end: 0,
+    task_files: 0,
+    files_fdt: 0,
+    fdtable_max_fds: 0,
+    fdtable_fd: 0,
+    file_inode: 0,
+    inode_mode: 0,
+    socket_file: 0,
+    tp_send_fd: 0,
+    tp_send_buf: 0,
+    tp_send_len: 0,
 };
 
 /// The engine settings. The volatile read keeps the compiler from folding the load-time value.

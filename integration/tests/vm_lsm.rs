@@ -50,10 +50,17 @@ fn lsm_tier_in_vm() {
         println!("WARNING: {reason}");
     }
     if kernels.is_empty() {
-        return skip(&format!(
-            "no kernels cached in {} (run scripts/setup)",
-            cache.display()
-        ));
+        return skip(&match &filter {
+            Some(names) => format!(
+                "none of {}={names} is cached in {}",
+                preflight::KERNELS_ENV,
+                cache.display()
+            ),
+            None => format!(
+                "no kernels cached in {} (run scripts/setup)",
+                cache.display()
+            ),
+        });
     }
 
     let cases = expected_cases();

@@ -3,12 +3,19 @@
 //! string or integer field, or a set of substrings of a string field (any of them must be
 //! present for the rule to possibly match). Exact values go into hash maps; substrings of one
 //! field go into one Aho-Corasick automaton. Rules without such a condition are always
-//! candidates. Evaluating an event: look its values up, collect the candidate rules, sort them
-//! by rule index, and run each candidate's full condition.
+//! candidates. Evaluating an event: look its values up, collect the indexed hits, sort them
+//! by rule index, merge them with the always-candidates, and run each candidate's full
+//! condition.
+//!
+//! Cost notes: the value maps use foldhash (the keys come from the policy, so an event cannot
+//! lengthen a probe sequence); each substring index is a concrete DFA (or a contiguous NFA for
+//! large pattern sets) driven without dynamic dispatch; the items of a list field are scanned
+//! in one pass, joined by the byte `0xFF`, which never occurs in UTF-8 and so in no pattern,
+//! so no match can span two items. Buffers live in a reusable [`Scratch`].
 
-use std::collections::HashMap;
-
-use aho_corasick::AhoCorasick;
+use aho_corasick::automaton::{Automaton, OverlappingState};
+use aho_corasick::{Input, dfa, nfa};
+use foldhash::HashMap;
 
 use crate::event::{Event, Val};
 use crate::ir::{Cond, CondNode, Matcher};
@@ -102,12 +109,115 @@ fn regex_literals(pattern: &str) -> Option<Vec<Box<str>>> {
         .collect()
 }
 
+/// Total pattern bytes up to which a substring index is a DFA (a few MiB at most); larger
+/// sets use a contiguous NFA.
+const DFA_MAX_PATTERN_BYTES: usize = 16 * 1024;
+
+/// Separator of list items in a joined scan: not UTF-8, so in no pattern.
+const ITEM_SEP: u8 = 0xFF;
+
+/// A substring automaton, kept as a concrete type so the scan loop is monomorphic.
+#[derive(Debug)]
+enum Substrings {
+    Dfa(dfa::DFA),
+    Nfa(nfa::contiguous::NFA),
+}
+
+impl Substrings {
+    fn build(patterns: &[&str]) -> Option<Substrings> {
+        let bytes: usize = patterns.iter().map(|p| p.len()).sum();
+        if bytes <= DFA_MAX_PATTERN_BYTES
+            && let Ok(d) = dfa::DFA::new(patterns)
+        {
+            return Some(Substrings::Dfa(d));
+        }
+        nfa::contiguous::NFA::new(patterns)
+            .ok()
+            .map(Substrings::Nfa)
+    }
+
+    /// Calls `f` with the id of every (overlapping) pattern occurrence in `hay`; `false` if
+    /// the search failed (the caller then treats every pattern as found).
+    fn scan(&self, hay: &[u8], f: &mut dyn FnMut(usize)) -> bool {
+        match self {
+            Substrings::Dfa(a) => scan(a, hay, f),
+            Substrings::Nfa(a) => scan(a, hay, f),
+        }
+    }
+}
+
+fn scan<A: Automaton>(a: &A, hay: &[u8], f: &mut dyn FnMut(usize)) -> bool {
+    let input = Input::new(hay);
+    let mut state = OverlappingState::start();
+    loop {
+        if a.try_find_overlapping(&input, &mut state).is_err() {
+            return false;
+        }
+        match state.get_match() {
+            Some(m) => f(m.pattern().as_usize()),
+            None => return true,
+        }
+    }
+}
+
 /// Substring index of one field.
 #[derive(Debug)]
 struct SubIndex {
     field: FieldId,
-    automaton: AhoCorasick,
+    automaton: Substrings,
     rules: Vec<Vec<u32>>,
+}
+
+impl SubIndex {
+    /// Pushes the rules of every pattern found in the value `v` (a string or a list).
+    fn hits(&self, v: Option<&Val>, text: &mut Vec<u8>, out: &mut Vec<u32>) {
+        let hay: &[u8] = match v {
+            Some(Val::Str(s)) => s.as_bytes(),
+            Some(Val::List(items)) => {
+                text.clear();
+                join_strs(items, text);
+                text
+            }
+            _ => return,
+        };
+        let rules = &self.rules;
+        let ok = self.automaton.scan(hay, &mut |p| {
+            if let Some(r) = rules.get(p) {
+                out.extend_from_slice(r);
+            }
+        });
+        if !ok {
+            rules.iter().for_each(|r| out.extend_from_slice(r));
+        }
+    }
+}
+
+fn join_strs(items: &[Val], text: &mut Vec<u8>) {
+    for i in items {
+        match i {
+            Val::Str(s) => {
+                text.extend_from_slice(s.as_bytes());
+                text.push(ITEM_SEP);
+            }
+            Val::List(inner) => join_strs(inner, text),
+            _ => {}
+        }
+    }
+}
+
+/// Reusable buffers of one evaluation (candidate hits, joined list text). Keep one per thread
+/// and pass it to [`crate::CompiledPolicy::eval_with`] to evaluate without allocating.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    hits: Vec<u32>,
+    text: Vec<u8>,
+}
+
+impl Scratch {
+    /// Bytes held by the buffers.
+    pub fn capacity(&self) -> usize {
+        self.hits.capacity() * 4 + self.text.capacity()
+    }
 }
 
 /// Rules by exact string value of one field.
@@ -174,7 +284,7 @@ impl Bucket {
             }
         }
         for (field, pats) in subs {
-            let mut ids: HashMap<&str, usize> = HashMap::new();
+            let mut ids: HashMap<&str, usize> = HashMap::default();
             let mut uniq: Vec<&str> = Vec::new();
             let mut rules: Vec<Vec<u32>> = Vec::new();
             for (p, idx) in &pats {
@@ -185,14 +295,14 @@ impl Bucket {
                 });
                 rules[i].push(*idx);
             }
-            match AhoCorasick::new(&uniq) {
-                Ok(automaton) => b.subs.push(SubIndex {
+            match Substrings::build(&uniq) {
+                Some(automaton) => b.subs.push(SubIndex {
                     field,
                     automaton,
                     rules,
                 }),
                 // Too large for an automaton: fall back to evaluating these rules always.
-                Err(_) => b.always.extend(pats.iter().map(|(_, i)| *i)),
+                None => b.always.extend(pats.iter().map(|(_, i)| *i)),
             }
         }
         b.always.sort_unstable();
@@ -202,7 +312,22 @@ impl Bucket {
 
     /// Rule indices that may match `ev`, ascending, without duplicates.
     pub fn candidates(&self, ev: &Event, out: &mut Vec<u32>) {
-        out.extend_from_slice(&self.always);
+        let mut scratch = Scratch::default();
+        self.indexed(ev, &mut scratch);
+        merge(&self.always, &scratch.hits, |i| out.push(i));
+    }
+
+    /// Every candidate of `ev` in ascending order, without duplicates: the indexed hits (left
+    /// in `scratch.hits`) merged with the always-candidates.
+    pub(crate) fn each_candidate(&self, ev: &Event, scratch: &mut Scratch, f: impl FnMut(u32)) {
+        self.indexed(ev, scratch);
+        merge(&self.always, &scratch.hits, f);
+    }
+
+    /// The indexed hits of `ev` into `scratch.hits`, sorted, without duplicates.
+    fn indexed(&self, ev: &Event, scratch: &mut Scratch) {
+        let out = &mut scratch.hits;
+        out.clear();
         for (f, map) in &self.strs {
             each_str(ev.get(*f), &mut |s| {
                 if let Some(r) = map.get(s) {
@@ -218,17 +343,33 @@ impl Bucket {
             });
         }
         for s in &self.subs {
-            each_str(ev.get(s.field), &mut |text| {
-                for m in s.automaton.find_overlapping_iter(text) {
-                    if let Some(r) = s.rules.get(m.pattern().as_usize()) {
-                        out.extend_from_slice(r);
-                    }
-                }
-            });
+            s.hits(ev.get(s.field), &mut scratch.text, out);
         }
-        out.sort_unstable();
-        out.dedup();
+        if out.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
     }
+}
+
+/// Calls `f` on the union of two ascending, duplicate-free lists, ascending.
+fn merge(a: &[u32], b: &[u32], mut f: impl FnMut(u32)) {
+    if b.is_empty() {
+        return a.iter().for_each(|&i| f(i));
+    }
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        if x <= y {
+            f(x);
+            i += 1;
+            j += usize::from(x == y);
+        } else {
+            f(y);
+            j += 1;
+        }
+    }
+    a.get(i..).unwrap_or(&[]).iter().for_each(|&x| f(x));
+    b.get(j..).unwrap_or(&[]).iter().for_each(|&y| f(y));
 }
 
 fn each_str<'a>(v: Option<&'a Val>, f: &mut dyn FnMut(&'a str)) {

@@ -2,7 +2,7 @@
 //! [`Test`]s with ready-to-run [`Matcher`]s (hash sets, Aho-Corasick automata, regex sets, glob
 //! sets). Evaluation of one leaf against one event value lives here too.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ pub enum Matcher {
     Bool(bool),
     /// String equality.
     StrEq(Box<str>),
-    /// String membership in a hash set.
+    /// String membership in a hash set (foldhash: the keys come from the policy).
     StrIn(HashSet<Box<str>>),
     /// Domain membership: the name or any parent domain is in the set.
     Domain(HashSet<Box<str>>),

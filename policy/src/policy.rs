@@ -6,13 +6,18 @@
 //! kernel plan. `eval` takes the event's kind bucket, collects candidate rules from the index,
 //! evaluates each candidate's condition (`&&` / `||` left to right, short-circuit), and returns
 //! every match in ascending `rule_index`. Disabled rules never match.
+//!
+//! Allocation: [`CompiledPolicy::eval_with`] allocates nothing once its [`Scratch`] and output
+//! vector have grown (rule ids are shared `Arc<str>`); [`CompiledPolicy::eval`] and
+//! [`CompiledPolicy::eval_into`] use a per-thread [`Scratch`].
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::event::Event;
-use crate::index::Bucket;
+use crate::index::{Bucket, Scratch};
 use crate::ir::{Cond, CondNode};
 use crate::model::{Actions, Mode, RuleInfo};
 use crate::plan::KernelPlan;
@@ -24,8 +29,9 @@ use crate::source::SourceMap;
 pub struct Match {
     /// Index into [`CompiledPolicy::rules`].
     pub rule_index: u32,
-    /// The rule's id.
-    pub rule_id: String,
+    /// The rule's id (shared with the policy: cloning a match does not copy it).
+    #[serde(serialize_with = "ser_id")]
+    pub rule_id: Arc<str>,
     /// Its actions.
     pub actions: Actions,
     /// Its mode override.
@@ -36,6 +42,8 @@ pub struct Match {
 #[derive(Debug)]
 pub struct CompiledPolicy {
     pub(crate) rules: Vec<RuleInfo>,
+    /// `rules[i].id`, shared by the matches.
+    pub(crate) ids: Vec<Arc<str>>,
     pub(crate) conds: Vec<Cond>,
     pub(crate) buckets: Vec<Bucket>,
     pub(crate) plan: KernelPlan,
@@ -62,8 +70,10 @@ impl CompiledPolicy {
                 .collect();
             buckets.push(Bucket::build(&members));
         }
+        let ids = rules.iter().map(|r| Arc::from(r.id.as_str())).collect();
         CompiledPolicy {
             rules,
+            ids,
             conds,
             buckets,
             plan,
@@ -100,25 +110,38 @@ impl CompiledPolicy {
     /// Every rule matching `event`, in ascending rule index.
     pub fn eval(&self, event: &Event) -> Vec<Match> {
         let mut out = Vec::new();
-        let Some(bucket) = self.buckets.get(event.kind().index()) else {
-            return out;
-        };
-        let mut cands = Vec::new();
-        bucket.candidates(event, &mut cands);
-        for idx in cands {
-            let i = idx as usize;
-            if let (Some(rule), Some(cond)) = (self.rules.get(i), self.conds.get(i))
-                && eval_cond(cond, event)
-            {
-                out.push(Match {
-                    rule_index: idx,
-                    rule_id: rule.id.clone(),
-                    actions: rule.actions,
-                    mode: rule.mode,
-                });
-            }
-        }
+        self.eval_into(event, &mut out);
         out
+    }
+
+    /// Like [`CompiledPolicy::eval`], appending the matches to `out` (reuse it across events
+    /// to avoid allocating). Uses a per-thread [`Scratch`].
+    pub fn eval_into(&self, event: &Event, out: &mut Vec<Match>) {
+        with_scratch(|s| self.eval_with(event, s, out));
+    }
+
+    /// Like [`CompiledPolicy::eval_into`] with an explicit [`Scratch`].
+    pub fn eval_with(&self, event: &Event, scratch: &mut Scratch, out: &mut Vec<Match>) {
+        let Some(bucket) = self.buckets.get(event.kind().index()) else {
+            return;
+        };
+        bucket.each_candidate(event, scratch, |idx| {
+            if let Some(m) = self.check(idx, event) {
+                out.push(m);
+            }
+        });
+    }
+
+    /// The match of rule `idx` on `event`, if its condition holds.
+    fn check(&self, idx: u32, event: &Event) -> Option<Match> {
+        let i = idx as usize;
+        let (rule, cond, id) = (self.rules.get(i)?, self.conds.get(i)?, self.ids.get(i)?);
+        eval_cond(cond, event).then(|| Match {
+            rule_index: idx,
+            rule_id: Arc::clone(id),
+            actions: rule.actions,
+            mode: rule.mode,
+        })
     }
 
     /// Reference evaluation without the index: every enabled rule of the event's kind is
@@ -127,16 +150,7 @@ impl CompiledPolicy {
     pub fn eval_exhaustive(&self, event: &Event) -> Vec<Match> {
         self.rules_of_kind(event.kind())
             .iter()
-            .filter_map(|&idx| {
-                let i = idx as usize;
-                let (rule, cond) = (self.rules.get(i)?, self.conds.get(i)?);
-                eval_cond(cond, event).then(|| Match {
-                    rule_index: idx,
-                    rule_id: rule.id.clone(),
-                    actions: rule.actions,
-                    mode: rule.mode,
-                })
-            })
+            .filter_map(|&idx| self.check(idx, event))
             .collect()
     }
 
@@ -145,17 +159,46 @@ impl CompiledPolicy {
         let Some(bucket) = self.buckets.get(event.kind().index()) else {
             return 0;
         };
-        let mut cands = Vec::new();
-        bucket.candidates(event, &mut cands);
-        cands
-            .iter()
-            .filter(|&&i| {
-                self.conds
-                    .get(i as usize)
-                    .is_some_and(|c| eval_cond(c, event))
-            })
-            .count()
+        let mut n = 0;
+        with_scratch(|s| {
+            bucket.each_candidate(event, s, |i| {
+                n += usize::from(
+                    self.conds
+                        .get(i as usize)
+                        .is_some_and(|c| eval_cond(c, event)),
+                );
+            });
+        });
+        n
     }
+}
+
+/// Largest joined-text buffer a thread keeps between evaluations.
+const KEEP_SCRATCH_BYTES: usize = 1 << 16;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (a fresh one if it is in use or gone).
+fn with_scratch(mut f: impl FnMut(&mut Scratch)) {
+    let used = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            f(&mut s);
+            if s.capacity() > KEEP_SCRATCH_BYTES {
+                *s = Scratch::default();
+            }
+            true
+        }
+        Err(_) => false,
+    });
+    if used != Ok(true) {
+        f(&mut Scratch::default());
+    }
+}
+
+fn ser_id<S: serde::Serializer>(id: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(id)
 }
 
 /// Evaluates a condition on an event.

@@ -197,7 +197,7 @@ pub fn eval_json(policy: &CompiledPolicy, event: &Event, matches: &[Match]) -> V
             let r = policy.rules().get(m.rule_index as usize);
             json!({
                 "rule_index": m.rule_index,
-                "rule_id": m.rule_id,
+                "rule_id": &*m.rule_id,
                 "actions": m.actions,
                 "mode": m.mode,
                 "severity": r.map(|r| r.severity),

@@ -2,7 +2,7 @@
 //! Aho-Corasick for several substrings/prefixes, `RegexSet` and `GlobSet` for patterns. Regexes
 //! come from the `regex` crate (linear time) with a compiled-size cap.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use aho_corasick::{AhoCorasick, StartKind};
 use globset::{GlobBuilder, GlobMatcher, GlobSetBuilder};

@@ -21,7 +21,7 @@ fn run_fixture(policy: &CompiledPolicy, name: &str) {
     assert!(!cases.is_empty());
     for (i, case) in cases.iter().enumerate() {
         let ev = Event::from_json(&case["event"]).unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
-        let got: Vec<String> = policy.eval(&ev).into_iter().map(|m| m.rule_id).collect();
+        let got: Vec<String> = policy.eval(&ev).into_iter().map(|m| m.rule_id.to_string()).collect();
         let mut want: Vec<String> = case["expect"]
             .as_array()
             .unwrap()

@@ -111,7 +111,7 @@ proptest! {
         );
         let p = load_str("p.yaml", &src).unwrap();
         let ev = Event::from_values(Kind::Exec, [("exec.file.name", Val::Str(name.clone().into()))]);
-        let ids: Vec<String> = p.eval(&ev).into_iter().map(|m| m.rule_id).collect();
+        let ids: Vec<String> = p.eval(&ev).into_iter().map(|m| m.rule_id.to_string()).collect();
         let expected = if set.contains(&name) { "in" } else { "not-in" };
         prop_assert_eq!(ids, vec![expected.to_string()]);
         // Absent field: neither the operator nor its negation holds.
@@ -128,7 +128,7 @@ proptest! {
         );
         let p = load_str("p.yaml", &src).unwrap();
         let ev = Event::from_values(Kind::Exec, [("exec.args", Val::List(args.iter().map(|a| Val::Str(a.as_str().into())).collect()))]);
-        let ids: Vec<String> = p.eval(&ev).into_iter().map(|m| m.rule_id).collect();
+        let ids: Vec<String> = p.eval(&ev).into_iter().map(|m| m.rule_id.to_string()).collect();
         let any = |f: &dyn Fn(&str, &str) -> bool| args.iter().any(|a| pats.iter().any(|x| f(a, x)));
         let mut want = Vec::new();
         if any(&|a, x| a.contains(x)) { want.push("c".to_string()); }

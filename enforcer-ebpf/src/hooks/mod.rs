@@ -4,6 +4,8 @@
 mod bprm_check_security;
 mod exec_record;
 mod sched_process_exec;
+mod socket_sendmsg;
+mod sys_enter_send;
 
 /// What an LSM hook returns to the kernel.
 #[repr(i32)]

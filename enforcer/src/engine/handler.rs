@@ -1,7 +1,7 @@
 //! Handling one ring-buffer record: decode, build the event, turn the kernel's verdict into
 //! enforcement records, evaluate the userspace rules, and write it all to the sink.
 
-use enforcer_common::event::{ExecRecord, Hook};
+use enforcer_common::event::{EventHeader, Hook};
 use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo};
 use serde_json::Value;
 
@@ -14,6 +14,7 @@ use crate::{
         decode::{self, Decoded},
         exec_event::exec_event,
         outcome,
+        payload_event::payload_event,
     },
 };
 
@@ -58,7 +59,17 @@ impl<'p> Handler<'p> {
     /// Handles one ring-buffer record.
     pub(crate) fn handle(&mut self, bytes: &[u8], sink: &mut Sink) -> Result<(), WriteError> {
         match decode::decode(bytes) {
-            Ok(Decoded::Exec(rec)) => self.exec(&rec, sink),
+            Ok(Decoded::Exec(rec)) => {
+                let event = exec_event(&rec, &self.ts(&rec.header));
+                // The LSM hook reports only execs it acted on; the exec itself is reported by
+                // the tracepoint when it succeeds, and only that record is evaluated.
+                let observed = rec.header.hook == Hook::TpSchedProcessExec as u32;
+                self.report(&rec.header, event, observed, sink)
+            }
+            Ok(Decoded::Payload(rec)) => {
+                let event = payload_event(&rec, &self.ts(&rec.header));
+                self.report(&rec.header, event, true, sink)
+            }
             Err(err) => {
                 self.decode_errors += 1;
                 tracing::warn!("dropped a kernel record: {err}");
@@ -74,11 +85,15 @@ impl<'p> Handler<'p> {
         }
     }
 
-    fn exec(&mut self, rec: &ExecRecord, sink: &mut Sink) -> Result<(), WriteError> {
-        let ts = timestamp(self.clock.wall(rec.header.timestamp_ns));
-        let event = exec_event(rec, &ts);
-        let (rule, severity) = self.rule_id(rec.header.rule_index);
-        for action in outcome::actions(rec.header.outcome) {
+    fn ts(&self, header: &EventHeader) -> String {
+        timestamp(self.clock.wall(header.timestamp_ns))
+    }
+
+    /// Writes the enforcement records of the kernel's verdict, then (for an `observed` event,
+    /// one that happened) the userspace rules' actions and the event itself.
+    fn report(&mut self, header: &EventHeader, event: Value, observed: bool, sink: &mut Sink) -> Result<(), WriteError> {
+        let (rule, severity) = self.rule_id(header.rule_index);
+        for action in outcome::actions(header.outcome) {
             sink.write(&Record::Action {
                 action,
                 rule: rule.clone(),
@@ -89,12 +104,10 @@ impl<'p> Handler<'p> {
                 event: event.clone(),
             })?;
         }
-        // The LSM hook reports only execs it acted on; the exec itself is reported by the
-        // tracepoint when it succeeds, and only that record is evaluated in userspace.
-        if rec.header.hook != Hook::TpSchedProcessExec as u32 {
+        if !observed {
             return Ok(());
         }
-        self.userspace_rules(rec, &event, sink)?;
+        self.userspace_rules(header, &event, sink)?;
         sink.write(&Record::Event { event })
     }
 
@@ -102,7 +115,7 @@ impl<'p> Handler<'p> {
     /// performed through the safety-railed kill path (or recorded as `would_kill`).
     fn userspace_rules(
         &self,
-        rec: &ExecRecord,
+        header: &EventHeader,
         event: &Value,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
@@ -121,7 +134,7 @@ impl<'p> Handler<'p> {
                 if self.dry_run || rule.mode == Some(Mode::Monitor) {
                     performed.push((Action::WouldKill, None));
                 } else {
-                    match kill_process(rec.header.tgid, rec.header.timestamp_ns) {
+                    match kill_process(header.tgid, header.timestamp_ns) {
                         Ok(()) => performed.push((Action::Kill, None)),
                         Err(err) => performed.push((Action::KillFailed, Some(err.to_string()))),
                     }

@@ -98,10 +98,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         return Err(EngineError::NotRoot(euid.as_raw()));
     }
     let mut sink = Sink::open(options.audit_log.as_deref(), options.print)?;
-    let offsets =
+    let mut offsets =
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
     let dry_run = options.mode == Mode::Monitor;
-    let mut loaded = loader::load(dry_run, &offsets)?;
+    let mut loaded = loader::load(dry_run, &mut offsets)?;
     let generation = 1;
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
     loaded.attach()?;

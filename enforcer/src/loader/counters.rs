@@ -5,12 +5,14 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::{Map, Value};
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 5] = [
+pub const ALL: [(Counter, &str); 7] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
     (Counter::ExecSeen, "exec_seen"),
     (Counter::ExecMatched, "exec_matched"),
+    (Counter::PayloadClassified, "payload_classified"),
+    (Counter::PayloadMatched, "payload_matched"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

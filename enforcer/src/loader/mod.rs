@@ -5,10 +5,11 @@ pub mod counters;
 pub mod offsets;
 pub mod plan_sync;
 pub mod tier;
+pub mod tracefs;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Lsm, RawTracePoint},
+    programs::{Lsm, RawTracePoint, TracePoint},
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
@@ -42,7 +43,23 @@ pub enum LoadError {
     /// The kernel's BTF could not be read (needed for LSM attach).
     #[error("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): {0}")]
     Btf(#[from] aya::BtfError),
+    /// tracefs is needed for the syscall tracepoints.
+    #[error(transparent)]
+    Tracefs(#[from] tracefs::TracefsError),
 }
+
+/// LSM programs (lsm tier only): program name and hook.
+const LSM_PROGRAMS: [(&str, &str); 2] = [
+    (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
+    (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
+];
+/// Raw tracepoint programs (every tier): program name and tracepoint.
+const RAW_TRACEPOINTS: [(&str, &str); 1] = [(programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec")];
+/// Tracepoint programs (every tier): program name, category and tracepoint.
+const TRACEPOINTS: [(&str, &str, &str); 2] = [
+    (programs::TP_SYS_ENTER_WRITE, "syscalls", "sys_enter_write"),
+    (programs::TP_SYS_ENTER_SENDTO, "syscalls", "sys_enter_sendto"),
+];
 
 /// Loaded (not yet attached) programs and the tier they enforce in.
 #[derive(Debug)]
@@ -72,91 +89,82 @@ fn program_err(
     what: &'static str,
     program: &'static str,
 ) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
-    move |source| LoadError::Program {
-        what,
-        program,
-        source,
+    move |source| LoadError::Program { what, program, source }
+}
+
+/// The program `name` of the object, as a `T`.
+fn program<'e, T>(ebpf: &'e mut Ebpf, name: &'static str) -> Result<&'e mut T, LoadError>
+where
+    &'e mut T: TryFrom<&'e mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(program_err("load", name))
+}
+
+/// Loads every LSM program; the first error says why the lsm tier is unavailable.
+fn load_lsm_programs(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
+    let btf = aya::Btf::from_sys_fs()?;
+    for (name, hook) in LSM_PROGRAMS {
+        if let Err(err) = program::<Lsm>(ebpf, name)?.load(hook, &btf) {
+            let reason = format!("bpf is an active LSM but LSM program {name} does not load: {err}");
+            return Ok(Err(reason.trim_end_matches(". Verifier output: ").to_owned()));
+        }
     }
-}
-
-fn lsm_program(ebpf: &mut Ebpf) -> Result<&mut Lsm, LoadError> {
-    let name = programs::LSM_BPRM_CHECK_SECURITY;
-    ebpf.program_mut(name)
-        .ok_or(LoadError::MissingProgram(name))?
-        .try_into()
-        .map_err(program_err("load", name))
-}
-
-fn exec_tracepoint(ebpf: &mut Ebpf) -> Result<&mut RawTracePoint, LoadError> {
-    let name = programs::TP_SCHED_PROCESS_EXEC;
-    ebpf.program_mut(name)
-        .ok_or(LoadError::MissingProgram(name))?
-        .try_into()
-        .map_err(program_err("load", name))
+    Ok(Ok(()))
 }
 
 /// Probes the tier and loads the programs for it. `dry_run` makes the programs record what
-/// they would do instead of doing it.
-pub fn load(dry_run: bool, offsets: &KernelOffsets) -> Result<Loaded, LoadError> {
+/// they would do instead of doing it. `offsets` gets the tracepoint argument offsets.
+pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadError> {
+    tracefs::ensure_mounted()?;
+    [offsets.tp_send_fd, offsets.tp_send_buf, offsets.tp_send_len] = tracefs::send_arg_offsets()?;
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
-        Ok(list) => Err(format!(
-            "bpf is not an active LSM ({}: {})",
-            tier::LSM_LIST,
-            list.trim()
-        )),
+        Ok(list) => Err(format!("bpf is not an active LSM ({}: {})", tier::LSM_LIST, list.trim())),
         Err(err) => Err(format!("cannot read {}: {err}", tier::LSM_LIST)),
     };
     let (mut ebpf, tier, tier_reason) = match lsm_state {
         Ok(()) => {
             let mut ebpf = load_object(Tier::Lsm, dry_run, offsets)?;
-            let btf = aya::Btf::from_sys_fs()?;
-            match lsm_program(&mut ebpf)?.load("bprm_check_security", &btf) {
-                Ok(()) => (
-                    ebpf,
-                    KernelTier::Lsm,
-                    "bpf is an active LSM and LSM programs load".to_owned(),
-                ),
-                Err(err) => {
-                    let reason =
-                        format!("bpf is an active LSM but an LSM program does not load: {err}");
-                    let reason = reason.trim_end_matches(". Verifier output: ").to_owned();
+            match load_lsm_programs(&mut ebpf)? {
+                Ok(()) => (ebpf, KernelTier::Lsm, "bpf is an active LSM and LSM programs load".to_owned()),
+                Err(reason) => {
                     drop(ebpf);
-                    (
-                        load_object(Tier::Signal, dry_run, offsets)?,
-                        KernelTier::Signal,
-                        reason,
-                    )
+                    (load_object(Tier::Signal, dry_run, offsets)?, KernelTier::Signal, reason)
                 }
             }
         }
-        Err(reason) => (
-            load_object(Tier::Signal, dry_run, offsets)?,
-            KernelTier::Signal,
-            reason,
-        ),
+        Err(reason) => (load_object(Tier::Signal, dry_run, offsets)?, KernelTier::Signal, reason),
     };
-    exec_tracepoint(&mut ebpf)?
-        .load()
-        .map_err(program_err("load", programs::TP_SCHED_PROCESS_EXEC))?;
-    Ok(Loaded {
-        ebpf,
-        tier,
-        tier_reason,
-    })
+    for (name, _) in RAW_TRACEPOINTS {
+        program::<RawTracePoint>(&mut ebpf, name)?.load().map_err(program_err("load", name))?;
+    }
+    for (name, _, _) in TRACEPOINTS {
+        program::<TracePoint>(&mut ebpf, name)?.load().map_err(program_err("load", name))?;
+    }
+    Ok(Loaded { ebpf, tier, tier_reason })
 }
 
 impl Loaded {
-    /// Attaches the programs. Call after the plan maps are written, so no exec slips through
+    /// Attaches the programs. Call after the plan maps are written, so nothing slips through
     /// between attach and plan.
     pub fn attach(&mut self) -> Result<(), LoadError> {
-        exec_tracepoint(&mut self.ebpf)?
-            .attach("sched_process_exec")
-            .map_err(program_err("attach", programs::TP_SCHED_PROCESS_EXEC))?;
+        for (name, tracepoint) in RAW_TRACEPOINTS {
+            program::<RawTracePoint>(&mut self.ebpf, name)?
+                .attach(tracepoint)
+                .map_err(program_err("attach", name))?;
+        }
+        for (name, category, tracepoint) in TRACEPOINTS {
+            program::<TracePoint>(&mut self.ebpf, name)?
+                .attach(category, tracepoint)
+                .map_err(program_err("attach", name))?;
+        }
         if self.tier == KernelTier::Lsm {
-            lsm_program(&mut self.ebpf)?
-                .attach()
-                .map_err(program_err("attach", programs::LSM_BPRM_CHECK_SECURITY))?;
+            for (name, _) in LSM_PROGRAMS {
+                program::<Lsm>(&mut self.ebpf, name)?.attach().map_err(program_err("attach", name))?;
+            }
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use enforcer_common::offsets::KernelOffsets;
 use crate::btf::{Btf, BtfError};
 
 /// The member each offset stands for, as (struct, dotted member path).
-pub const MEMBERS: [(&str, &str); 10] = [
+pub const MEMBERS: [(&str, &str); 17] = [
     ("linux_binprm", "file"),
     ("linux_binprm", "filename"),
     ("file", "f_path.dentry"),
@@ -19,6 +19,13 @@ pub const MEMBERS: [(&str, &str); 10] = [
     ("task_struct", "mm"),
     ("mm_struct", "arg_start"),
     ("mm_struct", "arg_end"),
+    ("task_struct", "files"),
+    ("files_struct", "fdt"),
+    ("fdtable", "max_fds"),
+    ("fdtable", "fd"),
+    ("file", "f_inode"),
+    ("inode", "i_mode"),
+    ("socket", "file"),
 ];
 
 /// Reads the offsets from the BTF file at `path` (normally /sys/kernel/btf/vmlinux).
@@ -26,7 +33,8 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, BtfError> {
     from_btf(&Btf::from_file(path)?)
 }
 
-/// Reads the offsets from parsed BTF.
+/// Reads the struct offsets from parsed BTF. The tracepoint argument offsets (`tp_send_*`)
+/// are left 0 for the caller to fill from tracefs.
 pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
     let mut values = [0u32; MEMBERS.len()];
     for (slot, (strukt, member)) in values.iter_mut().zip(MEMBERS) {
@@ -43,6 +51,13 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         task_mm,
         mm_arg_start,
         mm_arg_end,
+        task_files,
+        files_fdt,
+        fdtable_max_fds,
+        fdtable_fd,
+        file_inode,
+        inode_mode,
+        socket_file,
     ] = values;
     Ok(KernelOffsets {
         binprm_file,
@@ -55,6 +70,16 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         task_mm,
         mm_arg_start,
         mm_arg_end,
+        task_files,
+        files_fdt,
+        fdtable_max_fds,
+        fdtable_fd,
+        file_inode,
+        inode_mode,
+        socket_file,
+        tp_send_fd: 0,
+        tp_send_buf: 0,
+        tp_send_len: 0,
     })
 }
 

@@ -6,8 +6,9 @@
 
 use aya::{Ebpf, maps::HashMap};
 use enforcer_common::{
-    maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN},
+    maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN},
     plan::{
+        METHOD_LEN, MethodKey,
         ACTION_DENY, ACTION_KILL, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PathKey,
         PlanVerdict, padded,
     },
@@ -129,5 +130,13 @@ pub fn write(
         generation,
         PathKey,
     )?;
-    Ok(names + paths)
+    let methods = write_map::<METHOD_LEN, _>(
+        ebpf,
+        PAYLOAD_METHOD_PLAN,
+        &plan.payload_methods,
+        rules,
+        generation,
+        MethodKey,
+    )?;
+    Ok(names + paths + methods)
 }

@@ -1,7 +1,7 @@
 //! Checked decoding of ring-buffer records: lengths first, `read_unaligned`, kinds through
 //! `TryFrom`. A short record or an unknown kind is an error to count, never a panic.
 
-use enforcer_common::event::{EventHeader, EventKind, ExecRecord, UnknownKind};
+use enforcer_common::event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind};
 
 /// Why a record could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +29,8 @@ pub enum DecodeError {
 pub enum Decoded {
     /// An exec.
     Exec(Box<ExecRecord>),
+    /// A classified socket payload.
+    Payload(Box<PayloadRecord>),
 }
 
 /// Decodes one ring-buffer record.
@@ -37,23 +39,18 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let kind =
         EventKind::try_from(header.kind).map_err(|UnknownKind(k)| DecodeError::UnknownKind(k))?;
     match kind {
-        EventKind::Exec => {
-            let want = size_of::<ExecRecord>();
-            if header.size as usize != want {
-                return Err(DecodeError::BadSize {
-                    kind,
-                    got: header.size as usize,
-                    want,
-                });
-            }
-            let record: ExecRecord = read(bytes).ok_or(DecodeError::BadSize {
-                kind,
-                got: bytes.len(),
-                want,
-            })?;
-            Ok(Decoded::Exec(Box::new(record)))
-        }
+        EventKind::Exec => Ok(Decoded::Exec(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::Payload => Ok(Decoded::Payload(Box::new(sized(kind, &header, bytes)?))),
     }
+}
+
+/// Reads the fixed-size record `T` of `kind`, checking the header's size and the bytes present.
+fn sized<T: Copy>(kind: EventKind, header: &EventHeader, bytes: &[u8]) -> Result<T, DecodeError> {
+    let want = size_of::<T>();
+    if header.size as usize != want {
+        return Err(DecodeError::BadSize { kind, got: header.size as usize, want });
+    }
+    read(bytes).ok_or(DecodeError::BadSize { kind, got: bytes.len(), want })
 }
 
 /// Reads a `T` from the start of `bytes` when there are enough of them.

@@ -2,13 +2,13 @@
 //! evaluates (`field a.b.c` at JSON pointer `/a/b/c`, see the policy crate's schema).
 
 use enforcer_common::event::{
-    EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, ExecRecord,
-    Hook,
+    EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, EventHeader,
+    ExecRecord, Hook,
 };
 use serde_json::{Value, json};
 
 /// The bytes of `buf` up to `len` (clamped to the buffer) and before the first NUL, as text.
-fn text(buf: &[u8], len: usize) -> String {
+pub(crate) fn text(buf: &[u8], len: usize) -> String {
     let valid = &buf[..len.min(buf.len())];
     let end = valid.iter().position(|&b| b == 0).unwrap_or(valid.len());
     String::from_utf8_lossy(&valid[..end]).into_owned()
@@ -34,8 +34,27 @@ pub fn hook_name(hook: u32) -> &'static str {
     match Hook::try_from(hook) {
         Ok(Hook::LsmBprmCheckSecurity) => "lsm/bprm_check_security",
         Ok(Hook::TpSchedProcessExec) => "raw_tp/sched_process_exec",
+        Ok(Hook::TpSysEnterWrite) => "tp/syscalls/sys_enter_write",
+        Ok(Hook::TpSysEnterSendto) => "tp/syscalls/sys_enter_sendto",
+        Ok(Hook::LsmSocketSendmsg) => "lsm/socket_sendmsg",
         Err(_) => "unknown",
     }
+}
+
+/// The `process` object of an event, from its header (and the comm when the record has one).
+pub(crate) fn process_json(h: &EventHeader, comm: Option<String>) -> Value {
+    let mut p = json!({
+        "pid": h.tgid,
+        "tid": h.pid,
+        "ppid": h.ppid,
+        "uid": h.uid,
+        "gid": h.gid,
+        "cgroup": { "id": h.cgroup_id },
+    });
+    if let (Some(comm), Some(obj)) = (comm, p.as_object_mut()) {
+        obj.insert("comm".to_owned(), Value::from(comm));
+    }
+    p
 }
 
 /// The event JSON of an exec record. `ts` is the wall-clock time of the kernel timestamp.
@@ -48,15 +67,7 @@ pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
         "kind": "exec",
         "ts": ts,
         "hook": hook_name(h.hook),
-        "process": {
-            "pid": h.tgid,
-            "tid": h.pid,
-            "ppid": h.ppid,
-            "uid": h.uid,
-            "gid": h.gid,
-            "comm": text(&rec.comm, rec.comm.len()),
-            "cgroup": { "id": h.cgroup_id },
-        },
+        "process": process_json(h, Some(text(&rec.comm, rec.comm.len()))),
         "exec": {
             "file": { "path": path, "name": name },
             "argv0": argv0,

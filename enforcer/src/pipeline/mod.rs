@@ -4,3 +4,4 @@
 pub mod decode;
 pub mod exec_event;
 pub mod outcome;
+pub mod payload_event;

@@ -1,0 +1,74 @@
+//! LSM `socket_sendmsg`: the payload-deny point of the lsm tier.
+//!
+//! Kernel prototype: `int security_socket_sendmsg(struct socket *sock, struct msghdr *msg,
+//! int size)`; the BPF program sees `ctx.arg(0) = sock`, `ctx.arg(2) = size` and `ctx.arg(3)`
+//! = the return value of the LSMs before it. It runs inside the same write/sendto syscall as
+//! the payload tracepoint, which left a `PendingSend` for this thread when the payload's method
+//! is in the plan. The hook acts only if that entry names this socket's file and this size.
+//!
+//! | situation | returns | record |
+//! |---|---|---|
+//! | an earlier LSM refused | that value, unchanged | none |
+//! | pending entry, rule `deny`, enforcing | `-EPERM`: not a byte leaves (+ SIGKILL if the rule kills) | `deny` (+ `kill`) |
+//! | pending entry, rule `kill` only, enforcing | 0, SIGKILL sent before the send proceeds | `kill` |
+//! | pending entry, rule or engine in monitor mode | 0 | `would_deny` / `would_kill` |
+//! | no (matching) entry | 0 | none |
+
+use aya_ebpf::{helpers::generated::bpf_send_signal, macros::lsm, programs::LsmContext};
+use enforcer_common::{
+    config::Tier,
+    event::{Counter, Hook, OUTCOME_KILL_FAILED},
+};
+
+use super::{SIGKILL, Verdict, sys_enter_send::emit_payload};
+use crate::{
+    emit, kernel,
+    maps::{PENDING_SEND, config, count},
+    plan::{Site, decide},
+};
+
+/// Entry point; see the module documentation for the verdict table.
+#[lsm(hook = "socket_sendmsg")]
+pub(crate) fn lsm_socket_sendmsg(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(3);
+    if previous != 0 {
+        return previous;
+    }
+    try_socket_sendmsg(&ctx).ret()
+}
+
+#[inline(always)]
+fn try_socket_sendmsg(ctx: &LsmContext) -> Verdict {
+    let cfg = config();
+    if cfg.tier != Tier::Lsm as u32 {
+        return Verdict::Allow;
+    }
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let Some(pending) = PENDING_SEND.get_ptr(&pid_tgid) else {
+        return Verdict::Allow;
+    };
+    // SAFETY: pointer from a successful map look-up; the copy is taken before the removal.
+    let pending = unsafe { *pending };
+    let _ = PENDING_SEND.remove(&pid_tgid);
+    let sock: *const u8 = ctx.arg(0);
+    let size: i32 = ctx.arg(2);
+    let same_send = kernel::file_of_socket(sock).is_some_and(|f| f as u64 == pending.file)
+        && size as u32 == pending.record.size;
+    if !same_send {
+        count(Counter::ReadError);
+        return Verdict::Allow;
+    }
+    let decision = decide(&pending.verdict, &cfg, Site::Lsm, (pid_tgid >> 32) as u32);
+    let mut verdict = emit::Verdict {
+        outcome: decision.outcome,
+        rule_index: pending.verdict.rule_index,
+        generation: pending.verdict.generation,
+    };
+    // SAFETY: bpf_send_signal only signals the current task.
+    if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
+        verdict.outcome |= OUTCOME_KILL_FAILED;
+        count(Counter::KillFailed);
+    }
+    emit_payload(&pending.record, Hook::LsmSocketSendmsg, &verdict);
+    if decision.deny { Verdict::Deny } else { Verdict::Allow }
+}

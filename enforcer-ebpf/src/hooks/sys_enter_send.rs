@@ -1,0 +1,150 @@
+//! Tracepoints `syscalls/sys_enter_write` and `syscalls/sys_enter_sendto`: first-payload
+//! classification of socket writes (stratum logins), in every tier.
+//!
+//! Both tracepoint records have the fd, buffer and length at the offsets the loader read from
+//! their tracefs `format` files (`KernelOffsets::tp_send_*`). For each write:
+//! 1. read 8 bytes; stop unless they start (after whitespace) with `{` — the cost of an
+//!    ordinary write is this one read;
+//! 2. stop unless the fd is a socket;
+//! 3. read up to 128 bytes and find a JSON-RPC `"method"` (`classify.rs`); stop if none;
+//! 4. look the method up in `PAYLOAD_METHOD_PLAN`.
+//!
+//! | tier | plan match | action |
+//! |---|---|---|
+//! | lsm | yes | leave a `PendingSend` for LSM `socket_sendmsg` (which denies and reports) |
+//! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` (the write in flight still completes: only the lsm tier stops the bytes) |
+//! | signal or monitor | rule or engine in monitor mode | record `would_kill` |
+//! | any | no | record the JSON-RPC payload (no verdict) |
+
+use aya_ebpf::{
+    helpers::{bpf_probe_read_user_buf, generated::bpf_send_signal},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use enforcer_common::{
+    config::Tier,
+    event::{Counter, EventKind, Hook, OUTCOME_KILL_FAILED, PAYLOAD_LEN, PAYLOAD_TRUNCATED, PayloadRecord},
+    plan::{METHOD_LEN, MethodKey},
+};
+
+use super::SIGKILL;
+use crate::{
+    classify::{find_method, starts_like_json_object},
+    emit,
+    kernel::{self, ReadError},
+    maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, PENDING_SEND, config, count, offsets},
+    plan::{Site, decide},
+};
+
+/// `syscalls/sys_enter_write`.
+#[tracepoint(category = "syscalls", name = "sys_enter_write")]
+pub(crate) fn tp_sys_enter_write(ctx: TracePointContext) -> u32 {
+    on_send(&ctx, Hook::TpSysEnterWrite)
+}
+
+/// `syscalls/sys_enter_sendto`.
+#[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
+pub(crate) fn tp_sys_enter_sendto(ctx: TracePointContext) -> u32 {
+    on_send(&ctx, Hook::TpSysEnterSendto)
+}
+
+#[inline(always)]
+fn on_send(ctx: &TracePointContext, hook: Hook) -> u32 {
+    if try_on_send(ctx, hook).is_err() {
+        count(Counter::ReadError);
+    }
+    0
+}
+
+#[inline(always)]
+fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
+    let off = offsets();
+    // SAFETY: reads of the tracepoint record at offsets from its format file.
+    let (fd, buf, len) = unsafe {
+        (
+            ctx.read_at::<u64>(off.tp_send_fd as usize).map_err(|_| ReadError)?,
+            ctx.read_at::<u64>(off.tp_send_buf as usize).map_err(|_| ReadError)?,
+            ctx.read_at::<u64>(off.tp_send_len as usize).map_err(|_| ReadError)?,
+        )
+    };
+    if len < 12 {
+        return Ok(());
+    }
+    let mut head = [0u8; 8];
+    // SAFETY: probe_read_user validates the user address.
+    if unsafe { bpf_probe_read_user_buf(buf as *const u8, &mut head) }.is_err() {
+        return Ok(());
+    }
+    if !starts_like_json_object(&head, 8) {
+        return Ok(());
+    }
+    let fd = fd as u32;
+    let Some(file) = kernel::socket_file(fd) else {
+        return Ok(());
+    };
+
+    let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
+    // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
+    let pending = unsafe { &mut *scratch };
+    let rec = &mut pending.record;
+    let data_len = if len > PAYLOAD_LEN as u64 { PAYLOAD_LEN } else { len as usize };
+    rec.data = [0; PAYLOAD_LEN];
+    if data_len == 0 || data_len > PAYLOAD_LEN {
+        return Ok(());
+    }
+    // SAFETY: probe_read_user validates the user address; the slice is within `data`.
+    unsafe { bpf_probe_read_user_buf(buf as *const u8, &mut rec.data[..data_len]) }.map_err(|_| ReadError)?;
+    rec.method = [0; METHOD_LEN];
+    let method_len = find_method(&rec.data, data_len, &mut rec.method);
+    if method_len == 0 {
+        return Ok(());
+    }
+    count(Counter::PayloadClassified);
+    rec.fd = fd;
+    rec.size = len.min(u64::from(u32::MAX)) as u32;
+    rec.data_len = data_len as u32;
+    rec.method_len = method_len as u32;
+    rec.flags = if len > PAYLOAD_LEN as u64 { PAYLOAD_TRUNCATED } else { 0 };
+    rec._pad = 0;
+
+    let cfg = config();
+    let plan = PAYLOAD_METHOD_PLAN.get_ptr(&MethodKey(rec.method));
+    let mut verdict = emit::Verdict::NONE;
+    if let Some(plan) = plan {
+        // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
+        let plan = unsafe { *plan };
+        count(Counter::PayloadMatched);
+        let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+        if cfg.tier == Tier::Lsm as u32 {
+            // The LSM hook of this syscall decides and reports.
+            pending.verdict = plan;
+            pending.file = file as u64;
+            let _ = PENDING_SEND.insert(&pid_tgid, &*pending, 0);
+            return Ok(());
+        }
+        let decision = decide(&plan, &cfg, Site::Tracepoint, (pid_tgid >> 32) as u32);
+        verdict = emit::Verdict { outcome: decision.outcome, rule_index: plan.rule_index, generation: plan.generation };
+        // SAFETY: bpf_send_signal only signals the current task.
+        if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
+            verdict.outcome |= OUTCOME_KILL_FAILED;
+            count(Counter::KillFailed);
+        }
+    }
+    emit_payload(&pending.record, hook, &verdict);
+    Ok(())
+}
+
+/// Emits a payload record: `body` with a header for the current task.
+#[inline(always)]
+pub(crate) fn emit_payload(body: &PayloadRecord, hook: Hook, verdict: &emit::Verdict) {
+    let Some(mut entry) = emit::reserve::<PayloadRecord>() else {
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points at a reserved, writable PayloadRecord-sized slot.
+    unsafe {
+        *rec = *body;
+        (*rec).header = emit::header(EventKind::Payload, size_of::<PayloadRecord>(), hook, 0, verdict);
+    }
+    entry.submit(0);
+}

@@ -1,0 +1,80 @@
+//! Turns a decoded `PayloadRecord` into the event JSON the audit log holds and the policy
+//! evaluates (`payload.stratum.method`, `payload.data`, ...). The kernel's method is taken as
+//! found; userspace re-parses the bytes and reports whether they are a complete JSON object.
+
+use enforcer_common::event::{PAYLOAD_TRUNCATED, PayloadRecord};
+use serde_json::{Value, json};
+
+use super::exec_event::{hook_name, process_json, text};
+
+/// The event JSON of a payload record.
+pub fn payload_event(rec: &PayloadRecord, ts: &str) -> Value {
+    let data = &rec.data[..(rec.data_len as usize).min(rec.data.len())];
+    let method = text(&rec.method, rec.method_len as usize);
+    let complete_json = serde_json::from_slice::<Value>(data).is_ok_and(|v| v.is_object());
+    json!({
+        "kind": "payload",
+        "ts": ts,
+        "hook": hook_name(rec.header.hook),
+        "process": process_json(&rec.header, None),
+        "payload": {
+            "fd": rec.fd,
+            "size": rec.size,
+            "data": String::from_utf8_lossy(data),
+            "truncated": rec.flags & PAYLOAD_TRUNCATED != 0,
+            "complete_json": complete_json,
+            "stratum": { "method": method },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use enforcer_common::{
+        event::{EventHeader, EventKind, Hook, PAYLOAD_LEN},
+        plan::METHOD_LEN,
+    };
+
+    use super::*;
+
+    #[test]
+    fn payload_event_has_the_policy_shape() {
+        let line = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4FAKE"}}"#;
+        let mut rec = PayloadRecord {
+            header: EventHeader {
+                kind: EventKind::Payload as u32,
+                size: size_of::<PayloadRecord>() as u32,
+                timestamp_ns: 1,
+                pid: 5,
+                tgid: 5,
+                ppid: 0,
+                uid: 0,
+                gid: 0,
+                outcome: 0,
+                cgroup_id: 3,
+                rule_index: 0,
+                generation: 0,
+                hook: Hook::TpSysEnterWrite as u32,
+                _pad: 0,
+            },
+            fd: 4,
+            size: line.len() as u32,
+            data_len: line.len() as u32,
+            method_len: 5,
+            flags: 0,
+            _pad: 0,
+            method: [0; METHOD_LEN],
+            data: [0; PAYLOAD_LEN],
+        };
+        rec.method[..5].copy_from_slice(b"login");
+        rec.data[..line.len()].copy_from_slice(line);
+        let ev = payload_event(&rec, "t");
+        assert_eq!(ev["kind"], "payload");
+        assert_eq!(ev["payload"]["stratum"]["method"], "login");
+        assert_eq!(ev["payload"]["fd"], 4);
+        assert_eq!(ev["payload"]["complete_json"], true);
+        assert_eq!(ev["process"]["pid"], 5);
+        rec.data_len = 20;
+        assert_eq!(payload_event(&rec, "t")["payload"]["complete_json"], false);
+    }
+}

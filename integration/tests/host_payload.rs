@@ -1,0 +1,160 @@
+//! Host-tier stratum tests (signal tier: no BPF LSM on the host): a process whose socket write
+//! is a stratum login is killed by the kernel program (fixture F10, every dialect, on 3333,
+//! 14444 and 443-like ports), an ordinary JSON-RPC client on the same port is left alone (N5),
+//! and monitor mode only records. In this tier the write in flight completes before the kill
+//! lands (the lsm tier, tested in the VM, stops the bytes themselves).
+//! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod host;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    os::unix::process::ExitStatusExt as _,
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+    time::Duration,
+};
+
+use host::{Engine, can_run};
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
+const CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
+
+const POLICY: &str = r#"version: 1
+rules:
+  - id: stratum-login
+    description: test rule, a stratum login on any port
+    severity: critical
+    expression: payload.stratum.method in ["mining.subscribe", "mining.authorize", "login", "submit"]
+    action: [deny, kill]
+"#;
+
+/// A mock pool on ephemeral loopback ports; returns the process and its addresses.
+fn start_pool(record: &std::path::Path, listeners: usize) -> (Child, Vec<String>) {
+    let mut cmd = Command::new(MOCK_POOL);
+    for _ in 0..listeners {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    let mut child = cmd
+        .arg("--record")
+        .arg(record)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addrs = Vec::new();
+    while addrs.len() < listeners {
+        let line = lines.next().expect("mock-pool READY line").unwrap();
+        if let Some(addr) = line.strip_prefix("READY ") {
+            addrs.extend(addr.split_whitespace().map(str::to_owned));
+        }
+    }
+    (child, addrs)
+}
+
+fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
+    Command::new(CLIENT)
+        .args([
+            "--connect",
+            addr,
+            "--dialect",
+            dialect,
+            "--write-call",
+            call,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+}
+
+fn actions<'a>(records: &'a [Value], action: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "action" && r["action"] == action)
+        .collect()
+}
+
+#[test]
+fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
+    if !can_run("signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (mut pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 3);
+    let mut engine = Engine::start(dir.path(), POLICY, "block");
+
+    let mut expected_kills = 0;
+    for (addr, dialect, call) in [
+        (&addrs[0], "v1", "write"),
+        (&addrs[1], "ethereum", "send"),
+        (&addrs[2], "monero", "write"),
+        (&addrs[0], "monero", "send"),
+    ] {
+        let status = client(addr, dialect, call);
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "{dialect} via {call} to {addr}: {status}"
+        );
+        expected_kills += 1;
+    }
+    let status = client(&addrs[0], "jsonrpc", "write");
+    assert!(status.success(), "ordinary JSON-RPC must pass: {status}");
+
+    engine.wait_for(
+        Duration::from_secs(10),
+        "payload event of the JSON-RPC client",
+        |r| r["type"] == "event" && r["event"]["payload"]["stratum"]["method"] == "eth_blockNumber",
+    );
+    let records = engine.stop();
+    let _ = pool.kill();
+    let _ = pool.wait();
+    let kills = actions(&records, "kill");
+    assert_eq!(kills.len(), expected_kills, "{records:#?}");
+    assert!(
+        kills
+            .iter()
+            .all(|r| r["rule"] == "stratum-login" && r["tier"] == "signal")
+    );
+    let methods: Vec<&str> = kills
+        .iter()
+        .filter_map(|r| r["event"]["payload"]["stratum"]["method"].as_str())
+        .collect();
+    assert!(
+        methods.contains(&"mining.subscribe") && methods.contains(&"login"),
+        "{methods:?}"
+    );
+    assert!(
+        records.iter().all(|r| r["type"] != "action"
+            || r["event"]["payload"]["stratum"]["method"] != "eth_blockNumber"),
+        "N5 must not fire: {records:#?}"
+    );
+}
+
+#[test]
+fn monitor_mode_records_would_kill_for_stratum() {
+    if !can_run("monitor_mode_records_would_kill_for_stratum") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (mut pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
+    let mut engine = Engine::start(dir.path(), POLICY, "monitor");
+    let status = client(&addrs[0], "monero", "write");
+    assert!(status.success(), "monitor mode must not kill: {status}");
+    engine.wait_for(Duration::from_secs(10), "would_kill", |r| {
+        r["action"] == "would_kill"
+    });
+    let records = engine.stop();
+    let _ = pool.kill();
+    let _ = pool.wait();
+    assert!(actions(&records, "kill").is_empty(), "{records:#?}");
+    assert_eq!(actions(&records, "would_kill").len(), 1, "{records:#?}");
+}
