@@ -1,5 +1,6 @@
 //! Policy evaluation cost per event with 10 / 100 / 1,000 / 10,000 rules (a realistic mix,
-//! and a worst case where every rule is a candidate), and compile time of a 1,000-rule policy.
+//! and a worst case where every rule is a candidate), `eval_into` with a reused result vector,
+//! and compile time of a 1,000-rule policy.
 //! Run: `cargo bench -p enforcer-benches --bench policy_eval -- --warm-up-time 1 --measurement-time 3`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -78,6 +79,19 @@ fn bench_eval(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("dns", n), &p, |b, p| {
             b.iter(|| black_box(p.eval(black_box(&dns))))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("eval_into");
+    for n in [1_000usize, 10_000] {
+        let p = compile(&mixed_policy(n));
+        let mut out = Vec::new();
+        g.bench_with_input(BenchmarkId::new("exec", n), &p, |b, p| {
+            b.iter(|| {
+                out.clear();
+                p.eval_into(black_box(&exec), &mut out);
+                black_box(out.len())
+            })
         });
     }
     g.finish();

@@ -202,6 +202,8 @@ pub struct PayloadRecord {
     pub method: [u8; crate::plan::METHOD_LEN],
     /// The first bytes of the write.
     pub data: [u8; PAYLOAD_LEN],
+    /// The writer's comm.
+    pub comm: [u8; COMM_LEN],
 }
 
 /// Value of [`crate::maps::PENDING_SEND`]: what the payload tracepoint found, for the LSM
@@ -220,7 +222,8 @@ pub struct PendingSend {
 
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
 const _: () = assert!(
-    core::mem::size_of::<PayloadRecord>() == 64 + 24 + crate::plan::METHOD_LEN + PAYLOAD_LEN
+    core::mem::size_of::<PayloadRecord>()
+        == 64 + 24 + crate::plan::METHOD_LEN + PAYLOAD_LEN + COMM_LEN
 );
 const _: () = assert!(core::mem::offset_of!(PayloadRecord, method) == 88);
 const _: () = assert!(

@@ -14,7 +14,7 @@ pub mod plan;
 /// Implements `aya::Pod` for map keys and values on the userspace side.
 #[cfg(feature = "user")]
 mod pod {
-    use crate::{config::EngineConfig, event::PendingSend, offsets::KernelOffsets, plan};
+    use crate::{config::EngineConfig, offsets::KernelOffsets, plan};
 
     macro_rules! pod {
         ($($t:ty),* $(,)?) => {$(
@@ -29,7 +29,6 @@ mod pod {
         plan::MethodKey,
         plan::PlanVerdict,
         KernelOffsets,
-        EngineConfig,
-        PendingSend
+        EngineConfig
     );
 }

@@ -35,11 +35,31 @@ pub(crate) fn starts_like_json_object(head: &[u8; 8], len: usize) -> bool {
     false
 }
 
+/// Passes `value` through `slot`, a word in a map value, so the verifier forgets its exact
+/// value and keeps only the bound checked after it. Without this every position at which a
+/// loop exits becomes its own verifier state for the rest of the program, and the product of
+/// the loops below exceeds the verifier's one-million-instruction budget.
+#[inline(always)]
+fn opaque(slot: &mut u64, value: usize, bound: usize) -> Option<usize> {
+    // SAFETY: `slot` is a valid, exclusive reference; volatile keeps the store and the load.
+    let read = unsafe {
+        core::ptr::write_volatile(slot, value as u64);
+        core::ptr::read_volatile(slot)
+    } as usize;
+    (read <= bound).then_some(read)
+}
+
 /// Finds `"method"`, optional whitespace, `:`, optional whitespace and a string value in the
 /// first `len` bytes of `data`; copies the value (no escapes, at most `METHOD_LEN - 1` bytes)
 /// into `method`, which must be zeroed, and returns its length (0: no method found).
+/// `slot` is a scratch word in a map value (see [`opaque`]).
 #[inline(always)]
-pub(crate) fn find_method(data: &[u8; PAYLOAD_LEN], len: usize, method: &mut [u8; METHOD_LEN]) -> usize {
+pub(crate) fn find_method(
+    data: &[u8; PAYLOAD_LEN],
+    len: usize,
+    method: &mut [u8; METHOD_LEN],
+    slot: &mut u64,
+) -> usize {
     let len = if len > PAYLOAD_LEN { PAYLOAD_LEN } else { len };
     // 1. The needle.
     let mut pos = 1;
@@ -58,6 +78,9 @@ pub(crate) fn find_method(data: &[u8; PAYLOAD_LEN], len: usize, method: &mut [u8
     if after == 0 {
         return 0;
     }
+    let Some(after) = opaque(slot, after, PAYLOAD_LEN) else {
+        return 0;
+    };
     // 2. `\s* : \s* "`.
     let mut i = after;
     let mut steps = 0;
@@ -77,13 +100,15 @@ pub(crate) fn find_method(data: &[u8; PAYLOAD_LEN], len: usize, method: &mut [u8
     if byte(data, i) != b'"' {
         return 0;
     }
-    i += 1;
+    let Some(i) = opaque(slot, i + 1, PAYLOAD_LEN) else {
+        return 0;
+    };
     // 3. The value, up to its closing quote.
     let mut n = 0;
     while n < METHOD_LEN - 1 && i + n < len {
         let b = byte(data, i + n);
         if b == b'"' {
-            return n;
+            return opaque(slot, n, METHOD_LEN - 1).unwrap_or(0);
         }
         if b == b'\\' || b == 0 {
             return 0;

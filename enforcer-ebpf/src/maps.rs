@@ -47,7 +47,16 @@ pub(crate) static PENDING_SEND: LruHashMap<u64, PendingSend> =
 
 /// Per-CPU scratch for building a `PendingSend` (too large for the stack).
 #[map(name = "PAYLOAD_SCRATCH")]
-pub(crate) static PAYLOAD_SCRATCH: PerCpuArray<PendingSend> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static PAYLOAD_SCRATCH: PerCpuArray<PayloadScratch> =
+    PerCpuArray::with_max_entries(1, 0);
+
+/// Contents of [`PAYLOAD_SCRATCH`].
+#[repr(C)]
+pub(crate) struct PayloadScratch {
+    pub(crate) pending: PendingSend,
+    /// A word the classifier launders loop positions through (see `classify::opaque`).
+    pub(crate) slot: u64,
+}
 
 /// Per-CPU scratch space for building NUL-padded map keys (too large for the 512-byte stack).
 #[map(name = "SCRATCH")]

@@ -25,11 +25,15 @@ const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
 
 const POLICY: &str = r#"version: 1
+lists:
+  - name: stratum_methods
+    type: string
+    items: [mining.subscribe, mining.authorize, login, submit]
 rules:
   - id: stratum-login
     description: test rule, a stratum login on any port
     severity: critical
-    expression: payload.stratum.method in ["mining.subscribe", "mining.authorize", "login", "submit"]
+    expression: payload.stratum.method in stratum_methods
     action: [deny, kill]
 "#;
 
@@ -157,4 +161,44 @@ fn monitor_mode_records_would_kill_for_stratum() {
     let _ = pool.wait();
     assert!(actions(&records, "kill").is_empty(), "{records:#?}");
     assert_eq!(actions(&records, "would_kill").len(), 1, "{records:#?}");
+}
+
+#[test]
+fn a_python_stratum_client_is_stopped_by_the_network_rule_alone() {
+    if !can_run("a_python_stratum_client_is_stopped_by_the_network_rule_alone") {
+        return;
+    }
+    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(!host::required(), "python3 is needed for fixture F13");
+        eprintln!(
+            "SKIPPED a_python_stratum_client_is_stopped_by_the_network_rule_alone: no python3"
+        );
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (mut pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
+    let (host_part, port) = addrs[0].rsplit_once(':').unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/stratum_client.py");
+    let engine = Engine::start(dir.path(), POLICY, "block");
+    let status = Command::new(python)
+        .args([script, host_part, port])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "F13 python client: {status}"
+    );
+    let records = engine.stop();
+    let _ = pool.kill();
+    let _ = pool.wait();
+    let kills = actions(&records, "kill");
+    assert_eq!(kills.len(), 1, "{records:#?}");
+    assert_eq!(kills[0]["event"]["process"]["comm"], "python3");
+    assert_eq!(kills[0]["event"]["payload"]["stratum"]["method"], "login");
 }

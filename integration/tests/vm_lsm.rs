@@ -21,6 +21,9 @@ use enforcer_integration::vm::{kernels, layout, paths, preflight, run};
 const GUEST_HARNESS: &str = env!("CARGO_BIN_EXE_vm-guest");
 const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
 const DENY_MARKER_POLICY: &str = include_str!("../fixtures/deny-marker.yaml");
+const STRATUM_POLICY: &str = include_str!("../fixtures/deny-stratum.yaml");
+const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
+const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
 /// Per boot, including every case. TCG boots in 6-17 s (more on a busy machine); each engine
 /// case may wait up to 60 + 20 + 30 s in the guest before it gives up on its own.
 const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -83,6 +86,9 @@ fn lsm_tier_in_vm() {
         .binary(GUEST_HARNESS, layout::GUEST_HARNESS)
         .binary(WRITE_MARKER, layout::WRITE_MARKER)
         .file(layout::DENY_MARKER_POLICY, DENY_MARKER_POLICY, 0o644)
+        .binary(MOCK_POOL, layout::MOCK_POOL)
+        .binary(STRATUM_CLIENT, layout::STRATUM_CLIENT)
+        .file(layout::STRATUM_POLICY, STRATUM_POLICY, 0o644)
         .strip_debug(true);
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);

@@ -33,9 +33,9 @@ pub mod yaml;
 
 pub use diag::{Code, Diagnostic, Diagnostics};
 pub use event::{Event, EventError, Val};
+pub use index::Scratch;
 pub use load::{load, load_str};
 pub use model::{Actions, Enforcement, Mode, RuleInfo, Severity};
 pub use plan::{KernelPlan, PlanEntry};
-pub use index::Scratch;
 pub use policy::{CompiledPolicy, Match};
 pub use schema::Kind;

@@ -229,7 +229,7 @@ impl Loader {
                     }
                     d = d.note(
                         None,
-                        "a deny rule must be a disjunction (`||`) of `exec.file.name` / `exec.file.path` equality or list membership; use `kill` (after the fact, in userspace) or `alert`",
+                        "a deny rule must be a disjunction (`||`) of equality or string-list membership tests on kernel fields (`exec.file.name`, `exec.file.path`, `payload.stratum.method`); use `kill` (after the fact, in userspace) or `alert`",
                     );
                     self.diags.push(d);
                     continue;

@@ -2,12 +2,13 @@
 //! [`KernelPlan`]. A rule lowers when its expression is a disjunction (`||`, through macros)
 //! of terms `field == "v"` / `field in list` over a kernel-matchable field
 //! ([`crate::schema::FieldDef::kernel`]) with values that fit the kernel keys. Anything else is
-//! a [`Blocker`] naming the sub-expression that prevents it.
+//! a [`Blocker`] naming the sub-expression that prevents it. A rule applies to one event kind,
+//! so its terms never mix hook families across kinds (exec names with payload methods).
 
 use std::collections::BTreeMap;
 
 use crate::ir::{Cond, CondNode, Matcher};
-use crate::plan::{KernelPlan, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
+use crate::plan::{KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
 use crate::schema::{self, KernelFamily};
 use crate::source::Span;
 
@@ -132,6 +133,25 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
                 ));
             }
         }
+        KernelFamily::PayloadMethod => {
+            if v.is_empty() {
+                return Err("is empty".into());
+            }
+            if v.len() > MAX_METHOD_LEN {
+                return Err(format!(
+                    "is longer than {MAX_METHOD_LEN} bytes, the kernel's method limit"
+                ));
+            }
+            // The kernel compares the raw bytes between the JSON quotes, unescaped.
+            if let Some(c) = v
+                .chars()
+                .find(|c| matches!(c, '"' | '\\') || c.is_control())
+            {
+                return Err(format!(
+                    "contains {c:?}, which a JSON string carries escaped (the kernel does not unescape)"
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -140,11 +160,13 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
 pub fn build_plan(rules: &[(u32, Terms)]) -> KernelPlan {
     let mut names: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut paths: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut methods: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for (idx, terms) in rules {
         for (family, v) in terms {
             let map = match family {
                 KernelFamily::ExecName => &mut names,
                 KernelFamily::ExecPath => &mut paths,
+                KernelFamily::PayloadMethod => &mut methods,
             };
             let e = map.entry(v.clone()).or_default();
             if e.last() != Some(idx) {
@@ -164,5 +186,6 @@ pub fn build_plan(rules: &[(u32, Terms)]) -> KernelPlan {
     KernelPlan {
         exec_names: entries(names),
         exec_paths: entries(paths),
+        payload_methods: entries(methods),
     }
 }

@@ -114,6 +114,7 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
     let _ = writeln!(out, "kernel plan: {} entries", plan.len());
     plan_lines(&mut out, "exec_names", &plan.exec_names, policy);
     plan_lines(&mut out, "exec_paths", &plan.exec_paths, policy);
+    plan_lines(&mut out, "payload_methods", &plan.payload_methods, policy);
     out
 }
 
@@ -154,16 +155,23 @@ pub fn eval_report(policy: &CompiledPolicy, event: &Event, matches: &[Match]) ->
     out
 }
 
-/// For exec events: whether the kernel plan holds the event's basename / path.
+/// For exec and payload events: whether the kernel plan holds the event's basename / path /
+/// method.
 fn kernel_view(out: &mut String, policy: &CompiledPolicy, event: &Event) {
-    if event.kind() != Kind::Exec {
-        return;
-    }
     let plan = policy.lower();
-    for (field, entries, title) in [
-        ("exec.file.name", &plan.exec_names, "exec_names"),
-        ("exec.file.path", &plan.exec_paths, "exec_paths"),
-    ] {
+    let families: &[(&str, &[crate::plan::PlanEntry], &str)] = match event.kind() {
+        Kind::Exec => &[
+            ("exec.file.name", &plan.exec_names, "exec_names"),
+            ("exec.file.path", &plan.exec_paths, "exec_paths"),
+        ],
+        Kind::Payload => &[(
+            "payload.stratum.method",
+            &plan.payload_methods,
+            "payload_methods",
+        )],
+        _ => return,
+    };
+    for &(field, entries, title) in families {
         let Some(crate::event::Val::Str(v)) = schema::lookup(field).and_then(|id| event.get(id))
         else {
             continue;

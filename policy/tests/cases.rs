@@ -32,7 +32,11 @@ fn all_cases() {
                 for (i, case) in events.as_array().unwrap().iter().enumerate() {
                     let ev = Event::from_json(&case["event"])
                         .unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
-                    let mut got: Vec<String> = p.eval(&ev).into_iter().map(|m| m.rule_id.to_string()).collect();
+                    let mut got: Vec<String> = p
+                        .eval(&ev)
+                        .into_iter()
+                        .map(|m| m.rule_id.to_string())
+                        .collect();
                     let mut want: Vec<String> = case["expect"]
                         .as_array()
                         .unwrap()

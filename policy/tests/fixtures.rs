@@ -21,7 +21,11 @@ fn run_fixture(policy: &CompiledPolicy, name: &str) {
     assert!(!cases.is_empty());
     for (i, case) in cases.iter().enumerate() {
         let ev = Event::from_json(&case["event"]).unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
-        let got: Vec<String> = policy.eval(&ev).into_iter().map(|m| m.rule_id.to_string()).collect();
+        let got: Vec<String> = policy
+            .eval(&ev)
+            .into_iter()
+            .map(|m| m.rule_id.to_string())
+            .collect();
         let mut want: Vec<String> = case["expect"]
             .as_array()
             .unwrap()
@@ -82,6 +86,41 @@ fn default_policy_denies_miner_names_in_the_kernel() {
         );
     }
     assert!(plan.exec_paths.is_empty());
+}
+
+#[test]
+fn default_policy_denies_stratum_v1_first_writes_in_the_kernel() {
+    let p = default_policy();
+    let plan = p.lower();
+    let methods: Vec<&str> = plan
+        .payload_methods
+        .iter()
+        .map(|e| e.value.as_str())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "mining.authorize",
+            "mining.configure",
+            "mining.extranonce.subscribe",
+            "mining.submit",
+            "mining.subscribe"
+        ]
+    );
+    for e in &plan.payload_methods {
+        let rule = &p.rules()[e.rules[0] as usize];
+        assert_eq!(rule.id, "stratum-v1-payload");
+        assert!(rule.actions.deny && rule.actions.kill);
+        assert!(rule.description.contains("signal tier"));
+    }
+    // `login` / `submit` alone are ordinary JSON-RPC methods (N5): not in the kernel.
+    let cn = p
+        .rules()
+        .iter()
+        .find(|r| r.id == "stratum-cryptonote-payload")
+        .expect("cryptonote rule");
+    assert_eq!(cn.kernel, Enforcement::Userspace);
+    assert!(cn.actions.kill && !cn.actions.deny);
 }
 
 #[test]

@@ -44,12 +44,12 @@ fn try_socket_sendmsg(ctx: &LsmContext) -> Verdict {
         return Verdict::Allow;
     }
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-    let Some(pending) = PENDING_SEND.get_ptr(&pid_tgid) else {
+    let Some(pending) = PENDING_SEND.get_ptr(pid_tgid) else {
         return Verdict::Allow;
     };
     // SAFETY: pointer from a successful map look-up; the copy is taken before the removal.
     let pending = unsafe { *pending };
-    let _ = PENDING_SEND.remove(&pid_tgid);
+    let _ = PENDING_SEND.remove(pid_tgid);
     let sock: *const u8 = ctx.arg(0);
     let size: i32 = ctx.arg(2);
     let same_send = kernel::file_of_socket(sock).is_some_and(|f| f as u64 == pending.file)
@@ -70,5 +70,9 @@ fn try_socket_sendmsg(ctx: &LsmContext) -> Verdict {
         count(Counter::KillFailed);
     }
     emit_payload(&pending.record, Hook::LsmSocketSendmsg, &verdict);
-    if decision.deny { Verdict::Deny } else { Verdict::Allow }
+    if decision.deny {
+        Verdict::Deny
+    } else {
+        Verdict::Allow
+    }
 }

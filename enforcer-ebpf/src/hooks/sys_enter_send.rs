@@ -17,13 +17,19 @@
 //! | any | no | record the JSON-RPC payload (no verdict) |
 
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user_buf, generated::bpf_send_signal},
+    helpers::{
+        bpf_probe_read_user_buf,
+        generated::{bpf_get_current_comm, bpf_send_signal},
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
 use enforcer_common::{
     config::Tier,
-    event::{Counter, EventKind, Hook, OUTCOME_KILL_FAILED, PAYLOAD_LEN, PAYLOAD_TRUNCATED, PayloadRecord},
+    event::{
+        COMM_LEN, Counter, EventKind, Hook, OUTCOME_KILL_FAILED, PAYLOAD_LEN, PAYLOAD_TRUNCATED,
+        PayloadRecord,
+    },
     plan::{METHOD_LEN, MethodKey},
 };
 
@@ -62,9 +68,12 @@ fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
     // SAFETY: reads of the tracepoint record at offsets from its format file.
     let (fd, buf, len) = unsafe {
         (
-            ctx.read_at::<u64>(off.tp_send_fd as usize).map_err(|_| ReadError)?,
-            ctx.read_at::<u64>(off.tp_send_buf as usize).map_err(|_| ReadError)?,
-            ctx.read_at::<u64>(off.tp_send_len as usize).map_err(|_| ReadError)?,
+            ctx.read_at::<u64>(off.tp_send_fd as usize)
+                .map_err(|_| ReadError)?,
+            ctx.read_at::<u64>(off.tp_send_buf as usize)
+                .map_err(|_| ReadError)?,
+            ctx.read_at::<u64>(off.tp_send_len as usize)
+                .map_err(|_| ReadError)?,
         )
     };
     if len < 12 {
@@ -85,17 +94,27 @@ fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
 
     let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
-    let pending = unsafe { &mut *scratch };
+    let scratch = unsafe { &mut *scratch };
+    let pending = &mut scratch.pending;
     let rec = &mut pending.record;
-    let data_len = if len > PAYLOAD_LEN as u64 { PAYLOAD_LEN } else { len as usize };
-    rec.data = [0; PAYLOAD_LEN];
-    if data_len == 0 || data_len > PAYLOAD_LEN {
-        return Ok(());
-    }
-    // SAFETY: probe_read_user validates the user address; the slice is within `data`.
-    unsafe { bpf_probe_read_user_buf(buf as *const u8, &mut rec.data[..data_len]) }.map_err(|_| ReadError)?;
+    // Reads of constant sizes only: a length computed from `len` gets spilled by LLVM and
+    // 6.1's verifier loses its bound. A 128-byte read can fail where a short buffer ends at an
+    // unmapped page, so smaller reads follow; bytes past `len` are never used.
+    let data = &mut rec.data;
+    let got = if read_user(buf, &mut data[..]) {
+        PAYLOAD_LEN
+    } else if read_user(buf, &mut data[..64]) {
+        64
+    } else if read_user(buf, &mut data[..32]) {
+        32
+    } else if read_user(buf, &mut data[..16]) {
+        16
+    } else {
+        return Err(ReadError);
+    };
+    let data_len = if len < got as u64 { len as usize } else { got };
     rec.method = [0; METHOD_LEN];
-    let method_len = find_method(&rec.data, data_len, &mut rec.method);
+    let method_len = find_method(&rec.data, data_len, &mut rec.method, &mut scratch.slot);
     if method_len == 0 {
         return Ok(());
     }
@@ -104,11 +123,15 @@ fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
     rec.size = len.min(u64::from(u32::MAX)) as u32;
     rec.data_len = data_len as u32;
     rec.method_len = method_len as u32;
-    rec.flags = if len > PAYLOAD_LEN as u64 { PAYLOAD_TRUNCATED } else { 0 };
+    rec.flags = if len > PAYLOAD_LEN as u64 {
+        PAYLOAD_TRUNCATED
+    } else {
+        0
+    };
     rec._pad = 0;
 
     let cfg = config();
-    let plan = PAYLOAD_METHOD_PLAN.get_ptr(&MethodKey(rec.method));
+    let plan = PAYLOAD_METHOD_PLAN.get_ptr(MethodKey(rec.method));
     let mut verdict = emit::Verdict::NONE;
     if let Some(plan) = plan {
         // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
@@ -119,11 +142,17 @@ fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
             // The LSM hook of this syscall decides and reports.
             pending.verdict = plan;
             pending.file = file as u64;
-            let _ = PENDING_SEND.insert(&pid_tgid, &*pending, 0);
+            // By reference: a by-value PendingSend would be copied onto the 512-byte stack.
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            let _ = PENDING_SEND.insert(pid_tgid, &*pending, 0);
             return Ok(());
         }
         let decision = decide(&plan, &cfg, Site::Tracepoint, (pid_tgid >> 32) as u32);
-        verdict = emit::Verdict { outcome: decision.outcome, rule_index: plan.rule_index, generation: plan.generation };
+        verdict = emit::Verdict {
+            outcome: decision.outcome,
+            rule_index: plan.rule_index,
+            generation: plan.generation,
+        };
         // SAFETY: bpf_send_signal only signals the current task.
         if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
             verdict.outcome |= OUTCOME_KILL_FAILED;
@@ -132,6 +161,13 @@ fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
     }
     emit_payload(&pending.record, hook, &verdict);
     Ok(())
+}
+
+/// Copies `dst.len()` bytes of user memory at `buf` into `dst`; false when the read faults.
+#[inline(always)]
+fn read_user(buf: u64, dst: &mut [u8]) -> bool {
+    // SAFETY: probe_read_user validates the user address and writes only into `dst`.
+    unsafe { bpf_probe_read_user_buf(buf as *const u8, dst) }.is_ok()
 }
 
 /// Emits a payload record: `body` with a header for the current task.
@@ -144,7 +180,15 @@ pub(crate) fn emit_payload(body: &PayloadRecord, hook: Hook, verdict: &emit::Ver
     // SAFETY: `rec` points at a reserved, writable PayloadRecord-sized slot.
     unsafe {
         *rec = *body;
-        (*rec).header = emit::header(EventKind::Payload, size_of::<PayloadRecord>(), hook, 0, verdict);
+        (*rec).header = emit::header(
+            EventKind::Payload,
+            size_of::<PayloadRecord>(),
+            hook,
+            0,
+            verdict,
+        );
+        // On failure the helper zeroes the buffer itself.
+        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
     }
     entry.submit(0);
 }

@@ -91,7 +91,13 @@ impl<'p> Handler<'p> {
 
     /// Writes the enforcement records of the kernel's verdict, then (for an `observed` event,
     /// one that happened) the userspace rules' actions and the event itself.
-    fn report(&mut self, header: &EventHeader, event: Value, observed: bool, sink: &mut Sink) -> Result<(), WriteError> {
+    fn report(
+        &mut self,
+        header: &EventHeader,
+        event: Value,
+        observed: bool,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
         let (rule, severity) = self.rule_id(header.rule_index);
         for action in outcome::actions(header.outcome) {
             sink.write(&Record::Action {

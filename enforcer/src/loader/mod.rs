@@ -54,11 +54,16 @@ const LSM_PROGRAMS: [(&str, &str); 2] = [
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
 ];
 /// Raw tracepoint programs (every tier): program name and tracepoint.
-const RAW_TRACEPOINTS: [(&str, &str); 1] = [(programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec")];
+const RAW_TRACEPOINTS: [(&str, &str); 1] =
+    [(programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec")];
 /// Tracepoint programs (every tier): program name, category and tracepoint.
 const TRACEPOINTS: [(&str, &str, &str); 2] = [
     (programs::TP_SYS_ENTER_WRITE, "syscalls", "sys_enter_write"),
-    (programs::TP_SYS_ENTER_SENDTO, "syscalls", "sys_enter_sendto"),
+    (
+        programs::TP_SYS_ENTER_SENDTO,
+        "syscalls",
+        "sys_enter_sendto",
+    ),
 ];
 
 /// Loaded (not yet attached) programs and the tier they enforce in.
@@ -89,7 +94,11 @@ fn program_err(
     what: &'static str,
     program: &'static str,
 ) -> impl FnOnce(aya::programs::ProgramError) -> LoadError {
-    move |source| LoadError::Program { what, program, source }
+    move |source| LoadError::Program {
+        what,
+        program,
+        source,
+    }
 }
 
 /// The program `name` of the object, as a `T`.
@@ -108,8 +117,11 @@ fn load_lsm_programs(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
     let btf = aya::Btf::from_sys_fs()?;
     for (name, hook) in LSM_PROGRAMS {
         if let Err(err) = program::<Lsm>(ebpf, name)?.load(hook, &btf) {
-            let reason = format!("bpf is an active LSM but LSM program {name} does not load: {err}");
-            return Ok(Err(reason.trim_end_matches(". Verifier output: ").to_owned()));
+            let reason =
+                format!("bpf is an active LSM but LSM program {name} does not load: {err}");
+            return Ok(Err(reason
+                .trim_end_matches(". Verifier output: ")
+                .to_owned()));
         }
     }
     Ok(Ok(()))
@@ -122,29 +134,53 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
     [offsets.tp_send_fd, offsets.tp_send_buf, offsets.tp_send_len] = tracefs::send_arg_offsets()?;
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
-        Ok(list) => Err(format!("bpf is not an active LSM ({}: {})", tier::LSM_LIST, list.trim())),
+        Ok(list) => Err(format!(
+            "bpf is not an active LSM ({}: {})",
+            tier::LSM_LIST,
+            list.trim()
+        )),
         Err(err) => Err(format!("cannot read {}: {err}", tier::LSM_LIST)),
     };
     let (mut ebpf, tier, tier_reason) = match lsm_state {
         Ok(()) => {
             let mut ebpf = load_object(Tier::Lsm, dry_run, offsets)?;
             match load_lsm_programs(&mut ebpf)? {
-                Ok(()) => (ebpf, KernelTier::Lsm, "bpf is an active LSM and LSM programs load".to_owned()),
+                Ok(()) => (
+                    ebpf,
+                    KernelTier::Lsm,
+                    "bpf is an active LSM and LSM programs load".to_owned(),
+                ),
                 Err(reason) => {
                     drop(ebpf);
-                    (load_object(Tier::Signal, dry_run, offsets)?, KernelTier::Signal, reason)
+                    (
+                        load_object(Tier::Signal, dry_run, offsets)?,
+                        KernelTier::Signal,
+                        reason,
+                    )
                 }
             }
         }
-        Err(reason) => (load_object(Tier::Signal, dry_run, offsets)?, KernelTier::Signal, reason),
+        Err(reason) => (
+            load_object(Tier::Signal, dry_run, offsets)?,
+            KernelTier::Signal,
+            reason,
+        ),
     };
     for (name, _) in RAW_TRACEPOINTS {
-        program::<RawTracePoint>(&mut ebpf, name)?.load().map_err(program_err("load", name))?;
+        program::<RawTracePoint>(&mut ebpf, name)?
+            .load()
+            .map_err(program_err("load", name))?;
     }
     for (name, _, _) in TRACEPOINTS {
-        program::<TracePoint>(&mut ebpf, name)?.load().map_err(program_err("load", name))?;
+        program::<TracePoint>(&mut ebpf, name)?
+            .load()
+            .map_err(program_err("load", name))?;
     }
-    Ok(Loaded { ebpf, tier, tier_reason })
+    Ok(Loaded {
+        ebpf,
+        tier,
+        tier_reason,
+    })
 }
 
 impl Loaded {
@@ -163,7 +199,9 @@ impl Loaded {
         }
         if self.tier == KernelTier::Lsm {
             for (name, _) in LSM_PROGRAMS {
-                program::<Lsm>(&mut self.ebpf, name)?.attach().map_err(program_err("attach", name))?;
+                program::<Lsm>(&mut self.ebpf, name)?
+                    .attach()
+                    .map_err(program_err("attach", name))?;
             }
         }
         Ok(())

@@ -8,9 +8,8 @@ use aya::{Ebpf, maps::HashMap};
 use enforcer_common::{
     maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN},
     plan::{
-        METHOD_LEN, MethodKey,
-        ACTION_DENY, ACTION_KILL, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PathKey,
-        PlanVerdict, padded,
+        ACTION_DENY, ACTION_KILL, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN,
+        PLAN_FLAG_MONITOR, PathKey, PlanVerdict, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, Mode, PlanEntry, RuleInfo};

@@ -29,7 +29,9 @@ pub enum TracefsError {
         field: String,
     },
     /// Two tracepoints that must share a layout do not.
-    #[error("tracepoints sys_enter_write and sys_enter_sendto place their arguments differently: {0:?} vs {1:?}")]
+    #[error(
+        "tracepoints sys_enter_write and sys_enter_sendto place their arguments differently: {0:?} vs {1:?}"
+    )]
     Layout([u32; 3], [u32; 3]),
 }
 
@@ -39,8 +41,14 @@ pub fn ensure_mounted() -> Result<(), TracefsError> {
     if populated {
         return Ok(());
     }
-    nix::mount::mount(Some("tracefs"), TRACEFS, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
-        .map_err(|e| TracefsError::Mount(e.into()))
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| TracefsError::Mount(e.into()))
 }
 
 /// The byte offset of `field` in a tracepoint `format` file's text.
@@ -48,19 +56,23 @@ pub fn field_offset(format: &str, field: &str) -> Option<u32> {
     format.lines().find_map(|line| {
         let line = line.trim();
         let decl = line.strip_prefix("field:")?.split(';').next()?;
-        let name = decl.rsplit(|c: char| c == ' ' || c == '*').next()?;
+        let name = decl.rsplit([' ', '*']).next()?;
         if name != field {
             return None;
         }
-        let offset = line.split(';').find_map(|part| part.trim().strip_prefix("offset:"))?;
+        let offset = line
+            .split(';')
+            .find_map(|part| part.trim().strip_prefix("offset:"))?;
         offset.trim().parse().ok()
     })
 }
 
 fn offsets_of(root: &Path, tracepoint: &str, fields: [&str; 3]) -> Result<[u32; 3], TracefsError> {
     let path = root.join("events/syscalls").join(tracepoint).join("format");
-    let text = fs::read_to_string(&path)
-        .map_err(|source| TracefsError::Read { path: path.display().to_string(), source })?;
+    let text = fs::read_to_string(&path).map_err(|source| TracefsError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let mut out = [0u32; 3];
     for (slot, field) in out.iter_mut().zip(fields) {
         *slot = field_offset(&text, field).ok_or_else(|| TracefsError::MissingField {

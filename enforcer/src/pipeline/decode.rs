@@ -48,9 +48,17 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 fn sized<T: Copy>(kind: EventKind, header: &EventHeader, bytes: &[u8]) -> Result<T, DecodeError> {
     let want = size_of::<T>();
     if header.size as usize != want {
-        return Err(DecodeError::BadSize { kind, got: header.size as usize, want });
+        return Err(DecodeError::BadSize {
+            kind,
+            got: header.size as usize,
+            want,
+        });
     }
-    read(bytes).ok_or(DecodeError::BadSize { kind, got: bytes.len(), want })
+    read(bytes).ok_or(DecodeError::BadSize {
+        kind,
+        got: bytes.len(),
+        want,
+    })
 }
 
 /// Reads a `T` from the start of `bytes` when there are enough of them.

@@ -41,20 +41,17 @@ pub fn hook_name(hook: u32) -> &'static str {
     }
 }
 
-/// The `process` object of an event, from its header (and the comm when the record has one).
-pub(crate) fn process_json(h: &EventHeader, comm: Option<String>) -> Value {
-    let mut p = json!({
+/// The `process` object of an event, from its header and the task's comm.
+pub(crate) fn process_json(h: &EventHeader, comm: &[u8]) -> Value {
+    json!({
         "pid": h.tgid,
         "tid": h.pid,
         "ppid": h.ppid,
         "uid": h.uid,
         "gid": h.gid,
+        "comm": text(comm, comm.len()),
         "cgroup": { "id": h.cgroup_id },
-    });
-    if let (Some(comm), Some(obj)) = (comm, p.as_object_mut()) {
-        obj.insert("comm".to_owned(), Value::from(comm));
-    }
-    p
+    })
 }
 
 /// The event JSON of an exec record. `ts` is the wall-clock time of the kernel timestamp.
@@ -67,7 +64,7 @@ pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
         "kind": "exec",
         "ts": ts,
         "hook": hook_name(h.hook),
-        "process": process_json(h, Some(text(&rec.comm, rec.comm.len()))),
+        "process": process_json(h, &rec.comm),
         "exec": {
             "file": { "path": path, "name": name },
             "argv0": argv0,

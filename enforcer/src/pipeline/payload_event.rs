@@ -16,7 +16,7 @@ pub fn payload_event(rec: &PayloadRecord, ts: &str) -> Value {
         "kind": "payload",
         "ts": ts,
         "hook": hook_name(rec.header.hook),
-        "process": process_json(&rec.header, None),
+        "process": process_json(&rec.header, &rec.comm),
         "payload": {
             "fd": rec.fd,
             "size": rec.size,
@@ -38,6 +38,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::cast_possible_truncation)]
     fn payload_event_has_the_policy_shape() {
         let line = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4FAKE"}}"#;
         let mut rec = PayloadRecord {
@@ -65,6 +66,7 @@ mod tests {
             _pad: 0,
             method: [0; METHOD_LEN],
             data: [0; PAYLOAD_LEN],
+            comm: [0; 16],
         };
         rec.method[..5].copy_from_slice(b"login");
         rec.data[..line.len()].copy_from_slice(line);

@@ -15,3 +15,9 @@ pub const DENY_MARKER_RULE: &str = "deny-write-marker";
 pub const BUSYBOX: &str = "/bin/busybox";
 /// The tmpfs where cases write markers, logs and audit logs.
 pub const SCRATCH_DIR: &str = "/tmp";
+/// The policy of the stratum cases (`stratum-subscribe-deny`, `stratum-login-kill`).
+pub const STRATUM_POLICY: &str = "/etc/enforcer/deny-stratum.yaml";
+/// The mock stratum pool (`mock-pool --listen ADDR... --record FILE`).
+pub const MOCK_POOL: &str = "/bin/mock-pool";
+/// The stratum client (`stratum-client --connect ADDR --dialect D --write-call C`).
+pub const STRATUM_CLIENT: &str = "/bin/stratum-client";

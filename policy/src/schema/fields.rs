@@ -611,15 +611,18 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "/payload/data",
         "First bytes written on the connection (lossy UTF-8, capped).",
     ),
-    derive(
-        f(
-            "payload.stratum.method",
-            T::Str,
-            Some(K::Payload),
-            "/payload/stratum/method",
-            "`method` of a JSON-RPC object in the first line of the payload (derived from `payload.data` when absent).",
+    kernel(
+        derive(
+            f(
+                "payload.stratum.method",
+                T::Str,
+                Some(K::Payload),
+                "/payload/stratum/method",
+                "`method` of a JSON-RPC object in the first line of the payload (derived from `payload.data` when absent).",
+            ),
+            Derive::StratumMethod("/payload/data"),
         ),
-        Derive::StratumMethod("/payload/data"),
+        KernelFamily::PayloadMethod,
     ),
     // kernel
     f(

@@ -168,6 +168,9 @@ pub enum KernelFamily {
     ExecName,
     /// Absolute executable path (`exec_paths`), at most [`crate::plan::MAX_PATH_LEN`] bytes.
     ExecPath,
+    /// JSON-RPC method of a connection's first write (`payload_methods`), 1 to
+    /// [`crate::plan::MAX_METHOD_LEN`] bytes, without NUL, `"`, `\` or control characters.
+    PayloadMethod,
 }
 
 /// How a field is found in an event's JSON.

@@ -32,6 +32,16 @@ impl Engine {
     /// Starts `enforcer run --policy <deny-marker> --mode <mode> --audit-log <audit_log>`, its
     /// output going to `output_log`. An old audit log is removed first.
     pub(crate) fn start(mode: &str, audit_log: &Path, output_log: &Path) -> Result<Self, String> {
+        Self::start_with(layout::DENY_MARKER_POLICY, mode, audit_log, output_log)
+    }
+
+    /// As [`Engine::start`], with another guest policy.
+    pub(crate) fn start_with(
+        policy: &str,
+        mode: &str,
+        audit_log: &Path,
+        output_log: &Path,
+    ) -> Result<Self, String> {
         match std::fs::remove_file(audit_log) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -45,7 +55,7 @@ impl Engine {
         let child = Command::new(layout::ENFORCER)
             .arg("run")
             .arg("--policy")
-            .arg(layout::DENY_MARKER_POLICY)
+            .arg(policy)
             .arg("--mode")
             .arg(mode)
             .arg("--audit-log")

@@ -14,11 +14,11 @@ use crate::engine::Engine;
 use crate::payload;
 
 /// TCG is slow: loading and attaching the programs can take tens of seconds.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the ring-buffer reader may take to write an action record.
-const RECORD_TIMEOUT: Duration = Duration::from_secs(20);
+pub(super) const RECORD_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERM'd engine may take to detach and exit.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines printed from the start and the end of the engine's output and audit log when a case
 /// fails (the start names what failed; a verifier log can follow for pages).
 const DUMP_HEAD: usize = 15;
@@ -94,7 +94,7 @@ fn allow_while_monitoring(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> 
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
 }
 
-fn require_engine() -> Result<(), String> {
+pub(super) fn require_engine() -> Result<(), String> {
     if Engine::present() {
         Ok(())
     } else {
@@ -104,7 +104,7 @@ fn require_engine() -> Result<(), String> {
 
 /// Checks a field of the `engine_start` record; a mismatch names the engine's `tier_reason`
 /// (why it did not get the tier it wanted), cut short: verifier logs can be long.
-fn expect_field(record: &Value, key: &str, want: &str) -> Result<(), String> {
+pub(super) fn expect_field(record: &Value, key: &str, want: &str) -> Result<(), String> {
     match audit::str_field(record, key) {
         Some(got) if got == want => Ok(()),
         got => {
@@ -119,7 +119,7 @@ fn expect_field(record: &Value, key: &str, want: &str) -> Result<(), String> {
     }
 }
 
-fn expect_clean_exit(status: ExitStatus) -> Result<(), String> {
+pub(super) fn expect_clean_exit(status: ExitStatus) -> Result<(), String> {
     if status.code() == Some(0) {
         Ok(())
     } else {
@@ -130,7 +130,7 @@ fn expect_clean_exit(status: ExitStatus) -> Result<(), String> {
 }
 
 /// Prints the tail of the engine's output and audit log as `VMLOG` lines.
-fn dump(ctx: &Ctx, engine: &Engine) {
+pub(super) fn dump(ctx: &Ctx, engine: &Engine) {
     for (label, path) in [("engine", &engine.output_log), ("audit", &engine.audit_log)] {
         let (total, lines) = audit::excerpt(path, DUMP_HEAD, DUMP_TAIL);
         ctx.log(format!("--- {label} {} ({total} lines)", path.display()));

@@ -4,6 +4,7 @@
 
 mod exec;
 mod infra;
+mod stratum;
 
 use enforcer_integration::vm::protocol::{self, Verdict};
 
@@ -27,6 +28,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_exec_monitor",
         run: exec::lsm_exec_monitor,
+    },
+    Case {
+        name: "lsm_stratum_deny",
+        run: stratum::lsm_stratum_deny,
     },
 ];
 
