@@ -1,1 +1,191 @@
-//! Benchmark support.
+//! Whole-system benchmark support: run a workload in rounds with and without the engine
+//! attached, alternating which side goes first so machine drift hits both alike, and report
+//! throughput ratios and latency percentiles. Used by the `exec_storm` and `write_storm`
+//! binaries; criterion micro-benchmarks live in `benches/`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+/// One round of a workload: its throughput and the latency of each operation.
+#[derive(Debug)]
+pub struct Round {
+    /// Operations per second.
+    pub per_sec: f64,
+    /// Latency of every operation.
+    pub latencies: Vec<Duration>,
+}
+
+impl Round {
+    /// Times `iterations` calls of `op`.
+    pub fn measure(
+        iterations: usize,
+        mut op: impl FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
+        let mut latencies = Vec::with_capacity(iterations);
+        let start = Instant::now();
+        for _ in 0..iterations {
+            let t = Instant::now();
+            op()?;
+            latencies.push(t.elapsed());
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        Ok(Round {
+            per_sec: iterations as f64 / elapsed,
+            latencies,
+        })
+    }
+}
+
+/// How to start the engine for the "with" side.
+#[derive(Debug)]
+pub struct EngineSpec {
+    /// The `enforcer` binary.
+    pub binary: PathBuf,
+    /// The policy it runs, in block mode.
+    pub policy: PathBuf,
+}
+
+fn start_engine(spec: &EngineSpec, audit: &Path) -> anyhow::Result<Child> {
+    let _ = std::fs::remove_file(audit);
+    let child = Command::new(&spec.binary)
+        .args(["run", "--quiet", "--mode", "block", "--policy"])
+        .arg(&spec.policy)
+        .arg("--audit-log")
+        .arg(audit)
+        .stdin(Stdio::null())
+        .spawn()
+        .context("start enforcer")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(audit)
+            .unwrap_or_default()
+            .contains("\"engine_start\"")
+        {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("engine did not start within 30 s")
+}
+
+fn stop_engine(mut child: Child) -> anyhow::Result<()> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("engine exit status {status}");
+    }
+    Ok(())
+}
+
+/// One round of `workload` with the engine attached.
+fn with_engine(
+    spec: &EngineSpec,
+    audit: &Path,
+    workload: &mut impl FnMut() -> anyhow::Result<Round>,
+) -> anyhow::Result<Round> {
+    let engine = start_engine(spec, audit)?;
+    let on = workload();
+    stop_engine(engine)?;
+    on
+}
+
+/// Runs `rounds` rounds of `workload` without and with the engine, alternating the order.
+/// Returns (without, with).
+pub fn alternate(
+    spec: &EngineSpec,
+    rounds: usize,
+    mut workload: impl FnMut() -> anyhow::Result<Round>,
+) -> anyhow::Result<(Vec<Round>, Vec<Round>)> {
+    let audit = std::env::temp_dir().join("enforcer-bench-audit.jsonl");
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (base, on) = if round % 2 == 0 {
+            let base = workload()?;
+            (base, with_engine(spec, &audit, &mut workload)?)
+        } else {
+            let on = with_engine(spec, &audit, &mut workload)?;
+            (workload()?, on)
+        };
+        eprintln!(
+            "round {round}: without {:.0}/s, with {:.0}/s",
+            base.per_sec, on.per_sec
+        );
+        without.push(base);
+        with.push(on);
+    }
+    Ok((without, with))
+}
+
+/// The `per_mille`/1000 quantile of sorted latencies (nearest rank).
+pub fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get((last * per_mille + 500) / 1000)
+        .copied()
+        .unwrap_or(Duration::ZERO)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Prints throughput medians, the median per-round ratio and the p50/p99 latency deltas.
+pub fn report(what: &str, without: &[Round], with: &[Round]) {
+    let mut ratios: Vec<f64> = with
+        .iter()
+        .zip(without)
+        .map(|(w, b)| w.per_sec / b.per_sec)
+        .collect();
+    let all = |rounds: &[Round]| {
+        let mut l: Vec<Duration> = rounds
+            .iter()
+            .flat_map(|r| r.latencies.iter().copied())
+            .collect();
+        l.sort();
+        l
+    };
+    let (lw, lb) = (all(with), all(without));
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mut with_rate: Vec<f64> = with.iter().map(|r| r.per_sec).collect();
+    let mut without_rate: Vec<f64> = without.iter().map(|r| r.per_sec).collect();
+    println!("{what}: {} rounds per side, alternating", without.len());
+    println!(
+        "throughput without engine (median): {:.0}/s",
+        median(&mut without_rate)
+    );
+    println!(
+        "throughput with engine    (median): {:.0}/s",
+        median(&mut with_rate)
+    );
+    println!(
+        "ratio with/without (median of per-round ratios): {:.3}",
+        median(&mut ratios)
+    );
+    for (name, q) in [("p50", 500), ("p99", 990)] {
+        let (b, w) = (us(percentile(&lb, q)), us(percentile(&lw, q)));
+        println!(
+            "latency {name}: without {b:.2} us, with {w:.2} us, delta {:+.2} us",
+            w - b
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&v, 500), Duration::from_micros(51));
+        assert_eq!(percentile(&v, 990), Duration::from_micros(99));
+        assert_eq!(percentile(&[], 500), Duration::ZERO);
+    }
+}

@@ -10,7 +10,16 @@ use enforcer_common::{
     plan::{ACTION_DENY, ACTION_KILL, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
 };
 
-use crate::maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN};
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, generated::bpf_send_signal};
+use enforcer_common::event::{Counter, OUTCOME_KILL_FAILED};
+
+use crate::{
+    emit,
+    maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN, count},
+};
+
+/// `SIGKILL`.
+const SIGKILL: u32 = 9;
 
 /// Looks the exec up by basename first, then by path. Truncated values never match.
 #[inline(always)]
@@ -88,4 +97,23 @@ pub(crate) fn decide(
         d.outcome |= kill_bit;
     }
     d
+}
+
+/// Decides what to do about `plan` for the current process and carries it out: the one place a
+/// kernel program sends SIGKILL. Returns the record's verdict and whether to deny.
+#[inline(always)]
+pub(crate) fn act(plan: &PlanVerdict, config: &EngineConfig, site: Site) -> (emit::Verdict, bool) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let decision = decide(plan, config, site, tgid);
+    let mut verdict = emit::Verdict {
+        outcome: decision.outcome,
+        rule_index: plan.rule_index,
+        generation: plan.generation,
+    };
+    // SAFETY: bpf_send_signal only signals the current task.
+    if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
+        verdict.outcome |= OUTCOME_KILL_FAILED;
+        count(Counter::KillFailed);
+    }
+    (verdict, decision.deny)
 }

@@ -13,19 +13,18 @@
 //! | no match | 0 | none (the tracepoint reports successful execs) |
 //! | a kernel read fails | 0 (fail open), `Counter::ReadError` + 1 | none |
 
-use aya_ebpf::{helpers::generated::bpf_send_signal, macros::lsm, programs::LsmContext};
+use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
-    event::{Counter, Hook, OUTCOME_KILL_FAILED},
+    event::{Counter, Hook},
     plan::{NAME_LEN, PATH_LEN},
 };
 
-use super::{SIGKILL, Verdict, exec_record::emit_exec};
+use super::{Verdict, exec_record::emit_exec};
 use crate::{
-    emit,
     kernel::{self, ReadError},
     maps::{SCRATCH, config, count},
-    plan::{Site, decide, lookup_exec},
+    plan::{Site, act, lookup_exec},
 };
 
 /// Entry point; see the module documentation for the verdict table.
@@ -65,19 +64,7 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     };
     count(Counter::ExecMatched);
 
-    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
-    let decision = decide(&plan, &cfg, Site::Lsm, tgid);
-    let mut outcome = decision.outcome;
-    // SAFETY: bpf_send_signal only signals the current task.
-    if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
-        outcome |= OUTCOME_KILL_FAILED;
-        count(Counter::KillFailed);
-    }
-    let verdict = emit::Verdict {
-        outcome,
-        rule_index: plan.rule_index,
-        generation: plan.generation,
-    };
+    let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
     emit_exec(
         Hook::LsmBprmCheckSecurity,
         scratch,
@@ -86,9 +73,5 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         &verdict,
         (0, 0),
     );
-    Ok(if decision.deny {
-        Verdict::Deny
-    } else {
-        Verdict::Allow
-    })
+    Ok(if deny { Verdict::Deny } else { Verdict::Allow })
 }

@@ -37,6 +37,3 @@ impl Verdict {
         value as i32
     }
 }
-
-/// `SIGKILL`.
-pub(crate) const SIGKILL: u32 = 9;

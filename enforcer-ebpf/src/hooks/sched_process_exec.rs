@@ -15,21 +15,19 @@
 //!
 //! A failed kernel read skips the record (fail open) and bumps `Counter::ReadError`.
 
-use aya_ebpf::{
-    helpers::generated::bpf_send_signal, macros::raw_tracepoint, programs::RawTracePointContext,
-};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use enforcer_common::{
     config::Tier,
-    event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook, OUTCOME_KILL_FAILED},
+    event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook},
     plan::{NAME_LEN, PATH_LEN},
 };
 
-use super::{SIGKILL, exec_record::emit_exec};
+use super::exec_record::emit_exec;
 use crate::{
     emit,
     kernel::{self, ReadError},
     maps::{SCRATCH, config, count},
-    plan::{Site, decide, lookup_exec},
+    plan::{Site, act, lookup_exec},
 };
 
 /// Entry point; see the module documentation.
@@ -59,18 +57,7 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         let path_ok = target.flags & EXEC_PATH_TRUNCATED == 0;
         if let Some(plan) = lookup_exec(&scratch.name, name_ok, &scratch.path, path_ok) {
             count(Counter::ExecMatched);
-            let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
-            let decision = decide(&plan, &cfg, Site::Tracepoint, tgid);
-            verdict = emit::Verdict {
-                outcome: decision.outcome,
-                rule_index: plan.rule_index,
-                generation: plan.generation,
-            };
-            // SAFETY: bpf_send_signal only signals the current task.
-            if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
-                verdict.outcome |= OUTCOME_KILL_FAILED;
-                count(Counter::KillFailed);
-            }
+            verdict = act(&plan, &cfg, Site::Tracepoint).0;
         }
     }
     let ppid = kernel::parent_tgid(task);

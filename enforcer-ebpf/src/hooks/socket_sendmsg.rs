@@ -14,17 +14,17 @@
 //! | pending entry, rule or engine in monitor mode | 0 | `would_deny` / `would_kill` |
 //! | no (matching) entry | 0 | none |
 
-use aya_ebpf::{helpers::generated::bpf_send_signal, macros::lsm, programs::LsmContext};
+use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
-    event::{Counter, Hook, OUTCOME_KILL_FAILED},
+    event::{Counter, Hook},
 };
 
-use super::{SIGKILL, Verdict, sys_enter_send::emit_payload};
+use super::{Verdict, sys_enter_send::emit_payload};
 use crate::{
-    emit, kernel,
+    kernel,
     maps::{PENDING_SEND, config, count},
-    plan::{Site, decide},
+    plan::{Site, act},
 };
 
 /// Entry point; see the module documentation for the verdict table.
@@ -58,21 +58,7 @@ fn try_socket_sendmsg(ctx: &LsmContext) -> Verdict {
         count(Counter::ReadError);
         return Verdict::Allow;
     }
-    let decision = decide(&pending.verdict, &cfg, Site::Lsm, (pid_tgid >> 32) as u32);
-    let mut verdict = emit::Verdict {
-        outcome: decision.outcome,
-        rule_index: pending.verdict.rule_index,
-        generation: pending.verdict.generation,
-    };
-    // SAFETY: bpf_send_signal only signals the current task.
-    if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
-        verdict.outcome |= OUTCOME_KILL_FAILED;
-        count(Counter::KillFailed);
-    }
+    let (verdict, deny) = act(&pending.verdict, &cfg, Site::Lsm);
     emit_payload(&pending.record, Hook::LsmSocketSendmsg, &verdict);
-    if decision.deny {
-        Verdict::Deny
-    } else {
-        Verdict::Allow
-    }
+    if deny { Verdict::Deny } else { Verdict::Allow }
 }

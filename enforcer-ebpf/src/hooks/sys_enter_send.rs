@@ -17,29 +17,22 @@
 //! | any | no | record the JSON-RPC payload (no verdict) |
 
 use aya_ebpf::{
-    helpers::{
-        bpf_probe_read_user_buf,
-        generated::{bpf_get_current_comm, bpf_send_signal},
-    },
+    helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm},
     macros::tracepoint,
     programs::TracePointContext,
 };
 use enforcer_common::{
     config::Tier,
-    event::{
-        COMM_LEN, Counter, EventKind, Hook, OUTCOME_KILL_FAILED, PAYLOAD_LEN, PAYLOAD_TRUNCATED,
-        PayloadRecord,
-    },
+    event::{COMM_LEN, Counter, EventKind, Hook, PAYLOAD_LEN, PAYLOAD_TRUNCATED, PayloadRecord},
     plan::{METHOD_LEN, MethodKey},
 };
 
-use super::SIGKILL;
 use crate::{
     classify::{find_method, starts_like_json_object},
     emit,
     kernel::{self, ReadError},
     maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, PENDING_SEND, config, count, offsets},
-    plan::{Site, decide},
+    plan::{Site, act},
 };
 
 /// `syscalls/sys_enter_write`.
@@ -147,17 +140,7 @@ fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
             let _ = PENDING_SEND.insert(pid_tgid, &*pending, 0);
             return Ok(());
         }
-        let decision = decide(&plan, &cfg, Site::Tracepoint, (pid_tgid >> 32) as u32);
-        verdict = emit::Verdict {
-            outcome: decision.outcome,
-            rule_index: plan.rule_index,
-            generation: plan.generation,
-        };
-        // SAFETY: bpf_send_signal only signals the current task.
-        if decision.kill && unsafe { bpf_send_signal(SIGKILL) } < 0 {
-            verdict.outcome |= OUTCOME_KILL_FAILED;
-            count(Counter::KillFailed);
-        }
+        verdict = act(&plan, &cfg, Site::Tracepoint).0;
     }
     emit_payload(&pending.record, hook, &verdict);
     Ok(())

@@ -2,7 +2,7 @@
 //! enforcement records, evaluate the userspace rules, and write it all to the sink.
 
 use enforcer_common::event::{EventHeader, Hook};
-use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo};
+use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo, ratelimit::RateLimiter};
 use serde_json::Value;
 
 use super::sink::Sink;
@@ -26,6 +26,8 @@ pub(crate) struct Handler<'p> {
     dry_run: bool,
     clock: BootClock,
     decode_errors: u64,
+    /// `every:` of alert-only reports; kills are never rate limited.
+    limiter: RateLimiter,
 }
 
 /// Whether the kernel plan carries the rule (its deny/kill outcome arrives with the record, so
@@ -48,6 +50,7 @@ impl<'p> Handler<'p> {
             dry_run,
             clock,
             decode_errors: 0,
+            limiter: RateLimiter::default(),
         }
     }
 
@@ -120,7 +123,7 @@ impl<'p> Handler<'p> {
     /// Evaluates the rules the kernel does not enforce: alerts are recorded, kills are
     /// performed through the safety-railed kill path (or recorded as `would_kill`).
     fn userspace_rules(
-        &self,
+        &mut self,
         header: &EventHeader,
         event: &Value,
         sink: &mut Sink,
@@ -146,8 +149,21 @@ impl<'p> Handler<'p> {
                     }
                 }
             }
+            // A rule's `every:` limits how often one executable's alerts are reported; an
+            // enforcement record is always written.
             if rule.actions.alert || performed.is_empty() {
-                performed.push((Action::Alert, None));
+                let key = event["exec"]["file"]["path"]
+                    .as_str()
+                    .or(event["process"]["comm"].as_str())
+                    .unwrap_or("");
+                let now = std::time::Instant::now();
+                if !performed.is_empty()
+                    || self
+                        .limiter
+                        .allow(self.policy.rules(), m.rule_index, key, now)
+                {
+                    performed.push((Action::Alert, None));
+                }
             }
             for (action, detail) in performed {
                 sink.write(&Record::Action {
@@ -162,5 +178,56 @@ impl<'p> Handler<'p> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::{
+        audit::AuditReader,
+        pipeline::decode::{as_bytes, test_exec_record},
+    };
+
+    const POLICY: &str = r#"version: 1
+rules:
+  - id: true-ran
+    description: alert on /usr/bin/true, at most once an hour per executable
+    severity: low
+    expression: exec.file.name == "true"
+    action: alert
+    every: 1h
+  - id: kill-true
+    description: kill after the fact (userspace), never rate limited
+    severity: high
+    expression: exec.argv0 == "true" && exec.args contains "-x"
+    action: kill
+    mode: monitor
+"#;
+
+    #[test]
+    fn alerts_follow_every_and_enforcement_is_never_limited() {
+        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        let mut sink = Sink::open(Some(&log), false).unwrap();
+        let mut handler = Handler::new(&policy, "signal", false, BootClock::new().unwrap());
+        let rec = test_exec_record();
+        for _ in 0..3 {
+            handler.handle(as_bytes(&rec), &mut sink).unwrap();
+        }
+        handler.handle(&[1, 2, 3], &mut sink).unwrap();
+        let (records, _) = AuditReader::read_path(&log).unwrap();
+        let count = |kind: &str, action: &str| {
+            records
+                .iter()
+                .filter(|r| r["type"] == kind && (action.is_empty() || r["action"] == action))
+                .count()
+        };
+        assert_eq!(count("event", ""), 3);
+        assert_eq!(count("action", "alert"), 1, "{records:#?}");
+        assert_eq!(count("action", "would_kill"), 3, "{records:#?}");
+        assert_eq!(handler.decode_errors(), 1);
     }
 }
