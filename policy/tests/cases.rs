@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use enforcer_policy::{Event, load};
+mod common;
+
+use enforcer_policy::load;
 
 #[test]
 fn all_cases() {
@@ -30,22 +32,7 @@ fn all_cases() {
         ) {
             (Ok(p), Some(events), None) => {
                 for (i, case) in events.as_array().unwrap().iter().enumerate() {
-                    let ev = Event::from_json(&case["event"])
-                        .unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
-                    let mut got: Vec<String> = p
-                        .eval(&ev)
-                        .into_iter()
-                        .map(|m| m.rule_id.to_string())
-                        .collect();
-                    let mut want: Vec<String> = case["expect"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_str().unwrap().to_string())
-                        .collect();
-                    got.sort();
-                    want.sort();
-                    assert_eq!(got, want, "{name} event {i}");
+                    common::check_case(&p, case, &format!("{name} event {i}"));
                 }
             }
             (Err(d), None, Some(diags)) => {

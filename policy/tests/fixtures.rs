@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use enforcer_policy::{CompiledPolicy, Enforcement, Event, load};
 
 fn default_policy() -> CompiledPolicy {
@@ -20,28 +22,7 @@ fn run_fixture(policy: &CompiledPolicy, name: &str) {
     let cases = doc["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
     for (i, case) in cases.iter().enumerate() {
-        let ev = Event::from_json(&case["event"]).unwrap_or_else(|e| panic!("{name}[{i}]: {e}"));
-        let got: Vec<String> = policy
-            .eval(&ev)
-            .into_iter()
-            .map(|m| m.rule_id.to_string())
-            .collect();
-        let mut want: Vec<String> = case["expect"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect();
-        // Matches come in rule-index order; compare as sets of ids, then check the order.
-        let mut sorted = got.clone();
-        sorted.sort();
-        want.sort();
-        assert_eq!(sorted, want, "{name}[{i}] matched {got:?}");
-        let idx: Vec<u32> = policy.eval(&ev).iter().map(|m| m.rule_index).collect();
-        assert!(
-            idx.windows(2).all(|w| w[0] < w[1]),
-            "{name}[{i}]: order {idx:?}"
-        );
+        common::check_case(policy, case, &format!("{name}[{i}]"));
     }
 }
 
