@@ -7,6 +7,10 @@
 //! plan) written to a connected UNIX socket pair: the full path (socket check, 128-byte read,
 //! method search, plan look-up, record).
 //!
+//! `--kind getppid`: a syscall that is neither write nor sendto: what every other syscall pays
+//! once a syscall tracepoint is enabled (the kernel then sends every syscall through its
+//! tracing slow path).
+//!
 //! `cargo run --release -p enforcer-benches --bin write_storm -- --kind file`. Needs root.
 
 use std::{
@@ -24,6 +28,7 @@ use enforcer_benches::{EngineSpec, Round, alternate, report};
 enum Kind {
     File,
     JsonSocket,
+    Getppid,
 }
 
 /// Write storm with and without the engine.
@@ -77,6 +82,12 @@ fn main() -> anyhow::Result<()> {
                 })
             })?
         }
+        Kind::Getppid => alternate(&spec, args.rounds, || {
+            Round::measure(args.iterations, || {
+                std::hint::black_box(nix::unistd::getppid());
+                Ok(())
+            })
+        })?,
     };
     report(
         &format!(
