@@ -1,7 +1,7 @@
 //! Handling one ring-buffer record: decode, build the event, turn the kernel's verdict into
 //! enforcement records, evaluate the userspace rules, and write it all to the sink.
 
-use enforcer_common::event::{EventHeader, Hook};
+use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
 use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo, ratelimit::RateLimiter};
 use serde_json::Value;
 
@@ -142,6 +142,13 @@ impl<'p> Handler<'p> {
             if rule.actions.kill {
                 if self.dry_run || rule.mode == Some(Mode::Monitor) {
                     performed.push((Action::WouldKill, None));
+                } else if header.outcome & OUTCOME_KILLED != 0 {
+                    // The kernel already killed this process for this very event.
+                    let (by, _) = self.rule_id(header.rule_index);
+                    performed.push((
+                        Action::Alert,
+                        Some(format!("already killed in the kernel by rule {by}")),
+                    ));
                 } else {
                     match kill_process(header.tgid, header.timestamp_ns) {
                         Ok(()) => performed.push((Action::Kill, None)),
@@ -229,5 +236,41 @@ rules:
         assert_eq!(count("action", "alert"), 1, "{records:#?}");
         assert_eq!(count("action", "would_kill"), 3, "{records:#?}");
         assert_eq!(handler.decode_errors(), 1);
+    }
+
+    #[test]
+    fn a_process_the_kernel_killed_is_not_killed_again() {
+        let policy =
+            enforcer_policy::load_str("p.yaml", POLICY.replace("    mode: monitor\n", "").as_str())
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        let mut sink = Sink::open(Some(&log), false).unwrap();
+        let mut handler = Handler::new(&policy, "signal", false, BootClock::new().unwrap());
+        let mut rec = test_exec_record();
+        rec.header.outcome = OUTCOME_KILLED;
+        rec.header.rule_index = 0;
+        // pid 10 of the test record is not ours: a kill attempt would fail or hit a stranger.
+        handler.handle(as_bytes(&rec), &mut sink).unwrap();
+        let (records, _) = AuditReader::read_path(&log).unwrap();
+        let userspace: Vec<_> = records
+            .iter()
+            .filter(|r| r["decided_in"] == "userspace")
+            .collect();
+        assert_eq!(userspace.len(), 2, "{records:#?}");
+        assert!(
+            userspace.iter().all(|r| r["action"] == "alert"),
+            "{records:#?}"
+        );
+        assert!(
+            userspace
+                .iter()
+                .any(|r| r["detail"] == "already killed in the kernel by rule true-ran")
+        );
+        assert!(
+            records
+                .iter()
+                .any(|r| r["action"] == "kill" && r["decided_in"] == "kernel")
+        );
     }
 }
