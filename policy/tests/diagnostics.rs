@@ -1,26 +1,10 @@
 //! Every diagnostic kind, with the exact position (line:col in the YAML file) it must report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use enforcer_policy::{Code, Diagnostics, load_str};
+mod common;
 
-fn errors(src: &str) -> Diagnostics {
-    match load_str("p.yaml", src) {
-        Ok(_) => panic!("expected diagnostics for:\n{src}"),
-        Err(d) => d,
-    }
-}
-
-/// (code, "line:col") of every diagnostic.
-fn positions(src: &str) -> Vec<(Code, String)> {
-    let d = errors(src);
-    d.items()
-        .iter()
-        .map(|x| {
-            let loc = d.location(x);
-            (x.code, loc.trim_start_matches("p.yaml:").to_string())
-        })
-        .collect()
-}
+use common::{errors, positions};
+use enforcer_policy::{Code, load_str};
 
 #[test]
 fn unknown_field_in_plain_scalar() {

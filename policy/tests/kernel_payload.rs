@@ -2,6 +2,9 @@
 //! is rejected and where, and how payload events carry the method.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::positions;
 use enforcer_policy::{Code, Enforcement, Event, PlanEntry, load_str, report};
 use serde_json::json;
 
@@ -12,21 +15,6 @@ fn entry(value: &str, rules: &[u32]) -> PlanEntry {
         value: value.to_string(),
         rules: rules.to_vec(),
     }
-}
-
-/// (code, "line:col") of every diagnostic of `src`.
-fn positions(src: &str) -> Vec<(Code, String)> {
-    let d = match load_str("p.yaml", src) {
-        Ok(_) => panic!("expected diagnostics for:\n{src}"),
-        Err(d) => d,
-    };
-    d.items()
-        .iter()
-        .map(|x| {
-            let loc = d.location(x);
-            (x.code, loc.trim_start_matches("p.yaml:").to_string())
-        })
-        .collect()
 }
 
 fn payload(body: serde_json::Value) -> Event {

@@ -79,6 +79,28 @@ pub fn as_bytes<T: Copy>(value: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
 }
 
+/// A header for tests: process 10 (parent 1, uid/gid 1000, cgroup 7), a record of `T`.
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) fn test_header<T>(kind: EventKind, hook: enforcer_common::event::Hook) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        size: size_of::<T>() as u32,
+        timestamp_ns: 42,
+        pid: 10,
+        tgid: 10,
+        ppid: 1,
+        uid: 1000,
+        gid: 1000,
+        outcome: 0,
+        cgroup_id: 7,
+        rule_index: 0,
+        generation: 0,
+        hook: hook as u32,
+        _pad: 0,
+    }
+}
+
 /// A valid exec record for tests: `/usr/bin/true -x yz`.
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)]
@@ -88,22 +110,7 @@ pub(crate) fn test_exec_record() -> ExecRecord {
         plan::{NAME_LEN, PATH_LEN},
     };
     let mut rec = ExecRecord {
-        header: EventHeader {
-            kind: EventKind::Exec as u32,
-            size: size_of::<ExecRecord>() as u32,
-            timestamp_ns: 42,
-            pid: 10,
-            tgid: 10,
-            ppid: 1,
-            uid: 1000,
-            gid: 1000,
-            outcome: 0,
-            cgroup_id: 7,
-            rule_index: 0,
-            generation: 0,
-            hook: Hook::TpSchedProcessExec as u32,
-            _pad: 0,
-        },
+        header: test_header::<ExecRecord>(EventKind::Exec, Hook::TpSchedProcessExec),
         flags: 0,
         name_len: 4,
         path_len: 13,

@@ -31,33 +31,19 @@ pub fn payload_event(rec: &PayloadRecord, ts: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use enforcer_common::{
-        event::{EventHeader, EventKind, Hook, PAYLOAD_LEN},
+        event::{EventKind, Hook, PAYLOAD_LEN},
         plan::METHOD_LEN,
     };
 
     use super::*;
+    use crate::pipeline::decode::test_header;
 
     #[test]
     #[allow(clippy::cast_possible_truncation)]
     fn payload_event_has_the_policy_shape() {
         let line = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4FAKE"}}"#;
         let mut rec = PayloadRecord {
-            header: EventHeader {
-                kind: EventKind::Payload as u32,
-                size: size_of::<PayloadRecord>() as u32,
-                timestamp_ns: 1,
-                pid: 5,
-                tgid: 5,
-                ppid: 0,
-                uid: 0,
-                gid: 0,
-                outcome: 0,
-                cgroup_id: 3,
-                rule_index: 0,
-                generation: 0,
-                hook: Hook::TpSysEnterWrite as u32,
-                _pad: 0,
-            },
+            header: test_header::<PayloadRecord>(EventKind::Payload, Hook::TpSysEnterWrite),
             fd: 4,
             size: line.len() as u32,
             data_len: line.len() as u32,
@@ -75,7 +61,7 @@ mod tests {
         assert_eq!(ev["payload"]["stratum"]["method"], "login");
         assert_eq!(ev["payload"]["fd"], 4);
         assert_eq!(ev["payload"]["complete_json"], true);
-        assert_eq!(ev["process"]["pid"], 5);
+        assert_eq!(ev["process"]["pid"], 10);
         rec.data_len = 20;
         assert_eq!(payload_event(&rec, "t")["payload"]["complete_json"], false);
     }
