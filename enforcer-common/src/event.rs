@@ -166,6 +166,9 @@ pub enum Counter {
     PayloadClassified = 5,
     /// Payload plan matches.
     PayloadMatched = 6,
+    /// A pending payload verdict the LSM hook found for another socket or size (left over from
+    /// a send that never reached the hook) and ignored.
+    PendingStale = 7,
 }
 
 /// Number of [`Counter`] slots.

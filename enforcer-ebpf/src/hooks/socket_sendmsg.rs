@@ -55,7 +55,7 @@ fn try_socket_sendmsg(ctx: &LsmContext) -> Verdict {
     let same_send = kernel::file_of_socket(sock).is_some_and(|f| f as u64 == pending.file)
         && size as u32 == pending.record.size;
     if !same_send {
-        count(Counter::ReadError);
+        count(Counter::PendingStale);
         return Verdict::Allow;
     }
     let (verdict, deny) = act(&pending.verdict, &cfg, Site::Lsm);

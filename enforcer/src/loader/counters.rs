@@ -5,7 +5,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::{Map, Value};
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 7] = [
+pub const ALL: [(Counter, &str); 8] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -13,6 +13,7 @@ pub const ALL: [(Counter, &str); 7] = [
     (Counter::ExecMatched, "exec_matched"),
     (Counter::PayloadClassified, "payload_classified"),
     (Counter::PayloadMatched, "payload_matched"),
+    (Counter::PendingStale, "pending_stale"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.
