@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | lsm | not looked up (the LSM hook decided) | record only |
 //! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` |
-//! | signal or monitor | rule or engine in monitor mode | record `would_deny` / `would_kill` |
+//! | signal or monitor | rule or engine in monitor mode | record `would_kill` (what this tier would do) |
 //! | any | none | record only |
 //!
 //! A failed kernel read skips the record (fail open) and bumps `Counter::ReadError`.
