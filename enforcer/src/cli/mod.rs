@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 /// Active-protection enforcement engine: BPF LSM and tracepoint programs that stop
 /// crypto-mining in the kernel, driven by a policy of rules.
 #[derive(Debug, Parser)]
-#[command(name = "enforcer", version, about, long_about = None)]
+#[command(name = "enforcer", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
