@@ -7,80 +7,49 @@ use enforcer_common::offsets::KernelOffsets;
 
 use crate::btf::{Btf, BtfError};
 
-/// The member each offset stands for, as (struct, dotted member path).
-pub const MEMBERS: [(&str, &str); 17] = [
-    ("linux_binprm", "file"),
-    ("linux_binprm", "filename"),
-    ("file", "f_path.dentry"),
-    ("dentry", "d_name.name"),
-    ("dentry", "d_name.len"),
-    ("task_struct", "real_parent"),
-    ("task_struct", "tgid"),
-    ("task_struct", "mm"),
-    ("mm_struct", "arg_start"),
-    ("mm_struct", "arg_end"),
-    ("task_struct", "files"),
-    ("files_struct", "fdt"),
-    ("fdtable", "max_fds"),
-    ("fdtable", "fd"),
-    ("file", "f_inode"),
-    ("inode", "i_mode"),
-    ("socket", "file"),
-];
+/// Declares, once, which kernel member each `KernelOffsets` field stands for: generates
+/// [`MEMBERS`] and [`from_btf`] from the same table.
+macro_rules! offset_table {
+    ($($field:ident => ($strukt:literal, $member:literal)),* $(,)?) => {
+        /// The member each offset stands for, as (struct, dotted member path).
+        pub const MEMBERS: &[(&str, &str)] = &[$(($strukt, $member)),*];
+
+        /// Reads the struct offsets from parsed BTF. The tracepoint argument offsets
+        /// (`tp_send_*`) are left 0 for the loader to fill from tracefs.
+        pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
+            Ok(KernelOffsets {
+                $($field: btf.member_offset($strukt, $member)?,)*
+                tp_send_fd: 0,
+                tp_send_buf: 0,
+                tp_send_len: 0,
+            })
+        }
+    };
+}
+
+offset_table! {
+    binprm_file => ("linux_binprm", "file"),
+    binprm_filename => ("linux_binprm", "filename"),
+    file_dentry => ("file", "f_path.dentry"),
+    dentry_name => ("dentry", "d_name.name"),
+    dentry_name_len => ("dentry", "d_name.len"),
+    task_real_parent => ("task_struct", "real_parent"),
+    task_tgid => ("task_struct", "tgid"),
+    task_mm => ("task_struct", "mm"),
+    mm_arg_start => ("mm_struct", "arg_start"),
+    mm_arg_end => ("mm_struct", "arg_end"),
+    task_files => ("task_struct", "files"),
+    files_fdt => ("files_struct", "fdt"),
+    fdtable_max_fds => ("fdtable", "max_fds"),
+    fdtable_fd => ("fdtable", "fd"),
+    file_inode => ("file", "f_inode"),
+    inode_mode => ("inode", "i_mode"),
+    socket_file => ("socket", "file"),
+}
 
 /// Reads the offsets from the BTF file at `path` (normally /sys/kernel/btf/vmlinux).
 pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, BtfError> {
     from_btf(&Btf::from_file(path)?)
-}
-
-/// Reads the struct offsets from parsed BTF. The tracepoint argument offsets (`tp_send_*`)
-/// are left 0 for the caller to fill from tracefs.
-pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
-    let mut values = [0u32; MEMBERS.len()];
-    for (slot, (strukt, member)) in values.iter_mut().zip(MEMBERS) {
-        *slot = btf.member_offset(strukt, member)?;
-    }
-    let [
-        binprm_file,
-        binprm_filename,
-        file_dentry,
-        dentry_name,
-        dentry_name_len,
-        task_real_parent,
-        task_tgid,
-        task_mm,
-        mm_arg_start,
-        mm_arg_end,
-        task_files,
-        files_fdt,
-        fdtable_max_fds,
-        fdtable_fd,
-        file_inode,
-        inode_mode,
-        socket_file,
-    ] = values;
-    Ok(KernelOffsets {
-        binprm_file,
-        binprm_filename,
-        file_dentry,
-        dentry_name,
-        dentry_name_len,
-        task_real_parent,
-        task_tgid,
-        task_mm,
-        mm_arg_start,
-        mm_arg_end,
-        task_files,
-        files_fdt,
-        fdtable_max_fds,
-        fdtable_fd,
-        file_inode,
-        inode_mode,
-        socket_file,
-        tp_send_fd: 0,
-        tp_send_buf: 0,
-        tp_send_len: 0,
-    })
 }
 
 #[cfg(test)]
