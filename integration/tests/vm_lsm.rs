@@ -199,18 +199,12 @@ fn expected_cases() -> Vec<String> {
 
 /// `$ENFORCER_BIN`, else `<workspace>/target/release/enforcer`, else `target/debug/enforcer`.
 fn locate_enforcer(root: &Path) -> Option<PathBuf> {
-    if let Some(path) = preflight::env_nonempty(preflight::ENFORCER_BIN_ENV) {
-        let path = PathBuf::from(path);
-        assert!(
-            paths::is_executable_file(&path),
-            "{}={} is not an executable file",
-            preflight::ENFORCER_BIN_ENV,
-            path.display()
-        );
-        return Some(path);
-    }
-    ["release", "debug"]
-        .iter()
-        .map(|profile| root.join("target").join(profile).join("enforcer"))
-        .find(|path| paths::is_executable_file(path))
+    let path = paths::enforcer_binary(root)?;
+    assert!(
+        paths::is_executable_file(&path),
+        "{}={} is not an executable file",
+        preflight::ENFORCER_BIN_ENV,
+        path.display()
+    );
+    Some(path)
 }

@@ -76,52 +76,15 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on writing one reply.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const USAGE: &str = "usage: mock-pool --listen IP:PORT [--listen IP:PORT ...] --record FILE";
-
+/// A mock stratum pool on loopback addresses; usage errors exit with status 2.
+#[derive(Debug, clap::Parser)]
 struct Args {
+    /// Address to listen on, an IP:PORT literal (port 0: any free port); repeatable.
+    #[arg(long, required = true)]
     listen: Vec<SocketAddr>,
+    /// File receiving one JSON line per received message and connection event.
+    #[arg(long)]
     record: PathBuf,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut listen = Vec::new();
-    let mut record = None;
-    let mut args = std::env::args_os().skip(1);
-    while let Some(arg) = args.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| format!("argument is not UTF-8: {}", a.to_string_lossy()))?;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
-            _ => (arg, None),
-        };
-        if flag == "--help" || flag == "-h" {
-            return Err(String::new());
-        }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--listen" => {
-                let value = value()?;
-                let text = value.to_string_lossy();
-                let addr = text
-                    .parse::<SocketAddr>()
-                    .map_err(|err| format!("--listen {text}: not an IP:PORT literal: {err}"))?;
-                listen.push(addr);
-            }
-            "--record" => record = Some(PathBuf::from(value()?)),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if listen.is_empty() {
-        return Err("at least one --listen is required".to_owned());
-    }
-    let record = record.ok_or_else(|| "--record is required".to_owned())?;
-    Ok(Args { listen, record })
 }
 
 /// The record file, shared by all connections; one whole line per write.
@@ -463,17 +426,7 @@ fn accept_loop(listener: TcpListener, listen: SocketAddr, rec: Arc<Recorder>) {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("mock-pool: {msg}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
 
     // Block the shutdown signals in every thread (threads inherit the mask) so that only the
     // main thread's sigwait receives them.

@@ -55,96 +55,53 @@ const MONERO: &[u8] = b"{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"par
 const JSONRPC: &[u8] =
     b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"eth_blockNumber\",\"params\":[]}\n";
 
-const USAGE: &str = "usage: stratum-client --connect IP:PORT --dialect v1|ethereum|monero|jsonrpc \
-                     [--write-call write|send] [--expect-reply] [--write-delay-ms N]";
-
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum WriteCall {
+    /// `write(2)` on the raw fd.
     Write,
+    /// `send(2)` (glibc issues `sendto`).
     Send,
 }
 
-struct Args {
-    connect: SocketAddr,
-    message: &'static [u8],
-    call: WriteCall,
-    expect_reply: bool,
-    delay: Duration,
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Dialect {
+    V1,
+    Ethereum,
+    Monero,
+    /// Ordinary JSON-RPC, not stratum (fixture N5).
+    Jsonrpc,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut connect = None;
-    let mut message = None;
-    let mut call = WriteCall::Write;
-    let mut expect_reply = false;
-    let mut delay = Duration::ZERO;
-    let mut args = std::env::args_os().skip(1);
-    while let Some(arg) = args.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| format!("argument is not UTF-8: {}", a.to_string_lossy()))?;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg, None),
-        };
-        let mut value = || -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "--help" | "-h" => return Err(String::new()),
-            "--connect" => {
-                let v = value()?;
-                connect = Some(
-                    v.parse::<SocketAddr>()
-                        .map_err(|err| format!("--connect {v}: not an IP:PORT literal: {err}"))?,
-                );
-            }
-            "--dialect" => {
-                let v = value()?;
-                message = Some(match v.as_str() {
-                    "v1" => V1,
-                    "ethereum" => ETHEREUM,
-                    "monero" => MONERO,
-                    "jsonrpc" => JSONRPC,
-                    other => return Err(format!("unknown dialect {other}")),
-                });
-            }
-            "--write-call" => {
-                let v = value()?;
-                call = match v.as_str() {
-                    "write" => WriteCall::Write,
-                    "send" => WriteCall::Send,
-                    other => return Err(format!("unknown --write-call {other}")),
-                };
-            }
-            "--write-delay-ms" => {
-                let v = value()?;
-                let ms = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| *ms <= MAX_DELAY_MS)
-                    .ok_or_else(|| format!("--write-delay-ms {v}: not 0..={MAX_DELAY_MS}"))?;
-                delay = Duration::from_millis(ms);
-            }
-            "--expect-reply" if inline.is_none() => expect_reply = true,
-            other => return Err(format!("unknown argument {other}")),
+impl Dialect {
+    fn message(self) -> &'static [u8] {
+        match self {
+            Dialect::V1 => V1,
+            Dialect::Ethereum => ETHEREUM,
+            Dialect::Monero => MONERO,
+            Dialect::Jsonrpc => JSONRPC,
         }
     }
-    Ok(Args {
-        connect: connect.ok_or("--connect is required")?,
-        message: message.ok_or("--dialect is required")?,
-        call,
-        expect_reply,
-        delay,
-    })
+}
+
+/// Connects, sends the first message of a stratum dialect, optionally waits for a reply.
+/// Usage errors exit with status 2.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// Pool address, an IP:PORT literal.
+    #[arg(long)]
+    connect: SocketAddr,
+    /// Which first message to send.
+    #[arg(long, value_enum)]
+    dialect: Dialect,
+    /// The system call that sends it.
+    #[arg(long, value_enum, default_value = "write")]
+    write_call: WriteCall,
+    /// Wait for a reply line (exit 5 when none comes).
+    #[arg(long)]
+    expect_reply: bool,
+    /// Sleep between connect and write, in milliseconds.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS))]
+    write_delay_ms: u64,
 }
 
 /// Prints one line on stdout and flushes it; a closed stdout is ignored (the exit status still
@@ -242,17 +199,10 @@ fn read_reply(stream: &mut TcpStream, deadline: Instant) -> Result<String, Strin
 fn main() -> ExitCode {
     let start = Instant::now();
     let deadline = start + DEADLINE;
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(msg) if msg.is_empty() => {
-            say(USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("stratum-client: {msg}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
+    let delay = Duration::from_millis(args.write_delay_ms);
+    let message = args.dialect.message();
+    let call = args.write_call;
 
     let mut stream = match TcpStream::connect_timeout(&args.connect, CONNECT_TIMEOUT) {
         Ok(stream) => stream,
@@ -266,15 +216,15 @@ fn main() -> ExitCode {
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     say(&format!("CONNECTED {local} {}", args.connect));
 
-    if !args.delay.is_zero() {
-        std::thread::sleep(args.delay);
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
     }
     // Bound a blocked write by what is left of the deadline (SO_SNDTIMEO applies to write(2)
     // and send(2) alike).
     let left = deadline.saturating_duration_since(Instant::now());
     let _ = stream.set_write_timeout(Some(left.max(Duration::from_millis(100))));
 
-    match send_all(stream.as_raw_fd(), args.message, args.call) {
+    match send_all(stream.as_raw_fd(), message, call) {
         Ok(n) => {
             say(&format!("SENT {n}"));
         }

@@ -36,6 +36,20 @@ pub fn vm_cache_dir(root: &Path) -> PathBuf {
     target_dir(root).join("vm-cache")
 }
 
+/// The engine binary under test: `$ENFORCER_BIN` when set (returned as given, for the caller
+/// to check), else the first executable `<target>/release/enforcer`, `<target>/debug/enforcer`.
+/// Used by the host tests and the VM runner alike.
+pub fn enforcer_binary(root: &Path) -> Option<PathBuf> {
+    if let Some(path) = super::preflight::env_nonempty(super::preflight::ENFORCER_BIN_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    let target = target_dir(root);
+    ["release", "debug"]
+        .iter()
+        .map(|profile| target.join(profile).join("enforcer"))
+        .find(|path| is_executable_file(path))
+}
+
 /// Finds `program` in the directories of `$PATH`, like `command -v`.
 pub fn find_in_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

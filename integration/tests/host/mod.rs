@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use enforcer_integration::vm::paths;
 use serde_json::Value;
 
 /// Whether the suite must run (CI): then a missing prerequisite fails instead of skipping.
@@ -39,24 +40,9 @@ pub(crate) fn can_run(test: &str) -> bool {
 
 /// The engine binary: `$ENFORCER_BIN`, else the workspace's release or debug build.
 pub(crate) fn enforcer_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("ENFORCER_BIN") {
-        return PathBuf::from(bin);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    for profile in ["release", "debug"] {
-        let bin = target.join(profile).join("enforcer");
-        if bin.exists() {
-            return bin;
-        }
-    }
-    panic!(
-        "enforcer binary not found: build it with `cargo build --release -p enforcer` or set ENFORCER_BIN"
-    );
+    paths::enforcer_binary(&paths::workspace_root()).unwrap_or_else(|| {
+        panic!("enforcer binary not found: build it with `cargo build --release -p enforcer` or set ENFORCER_BIN")
+    })
 }
 
 /// A running engine.
