@@ -12,6 +12,10 @@ pub enum EventKind {
     Exec = 1,
     /// A [`PayloadRecord`].
     Payload = 2,
+    /// A [`crate::net::DnsRecord`].
+    Dns = 3,
+    /// A [`crate::net::ConnectRecord`].
+    Connect = 4,
 }
 
 /// The value was not a known [`EventKind`].
@@ -25,6 +29,8 @@ impl TryFrom<u32> for EventKind {
         match value {
             1 => Ok(Self::Exec),
             2 => Ok(Self::Payload),
+            3 => Ok(Self::Dns),
+            4 => Ok(Self::Connect),
             other => Err(UnknownKind(other)),
         }
     }
@@ -44,6 +50,14 @@ pub enum Hook {
     TpSysEnterSendto = 4,
     /// LSM `socket_sendmsg`.
     LsmSocketSendmsg = 5,
+    /// Tracepoint `syscalls/sys_enter_sendmsg`.
+    TpSysEnterSendmsg = 6,
+    /// Tracepoint `syscalls/sys_enter_sendmmsg`.
+    TpSysEnterSendmmsg = 7,
+    /// Tracepoint `syscalls/sys_enter_connect`.
+    TpSysEnterConnect = 8,
+    /// LSM `socket_connect`.
+    LsmSocketConnect = 9,
 }
 
 impl TryFrom<u32> for Hook {
@@ -56,6 +70,10 @@ impl TryFrom<u32> for Hook {
             3 => Ok(Self::TpSysEnterWrite),
             4 => Ok(Self::TpSysEnterSendto),
             5 => Ok(Self::LsmSocketSendmsg),
+            6 => Ok(Self::TpSysEnterSendmsg),
+            7 => Ok(Self::TpSysEnterSendmmsg),
+            8 => Ok(Self::TpSysEnterConnect),
+            9 => Ok(Self::LsmSocketConnect),
             other => Err(UnknownKind(other)),
         }
     }
@@ -169,10 +187,21 @@ pub enum Counter {
     /// A pending payload verdict the LSM hook found for another socket or size (left over from
     /// a send that never reached the hook) and ignored.
     PendingStale = 7,
+    /// DNS queries seen in socket sends.
+    DnsSeen = 8,
+    /// DNS plan matches.
+    DnsMatched = 9,
+    /// DNS queries whose question name the kernel could not parse (not matched in the kernel;
+    /// userspace still evaluates them).
+    DnsUnparsed = 10,
+    /// Connects seen (IPv4 and IPv6).
+    ConnectSeen = 11,
+    /// Connect plan matches.
+    ConnectMatched = 12,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 8;
+pub const COUNTER_SLOTS: u32 = 13;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).
@@ -180,6 +209,9 @@ pub const PAYLOAD_LEN: usize = 128;
 
 /// Payload flag: the write was longer than [`PAYLOAD_LEN`]; `data` holds its start.
 pub const PAYLOAD_TRUNCATED: u32 = 1;
+/// Payload flag: the send had several iovecs (`sendmsg`), so `size` is the first one's length
+/// and the LSM hook matches the send by its socket alone.
+pub const PAYLOAD_SIZE_UNKNOWN: u32 = 2;
 
 /// A socket write whose first bytes are a JSON-RPC request (a JSON object with a `"method"`
 /// string): emitted by the payload tracepoints (signal and monitor tiers) or by the LSM

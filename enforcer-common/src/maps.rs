@@ -16,6 +16,18 @@ pub const PAYLOAD_METHOD_PLAN: &str = "PAYLOAD_METHOD_PLAN";
 /// syscall: thread id (pid_tgid) -> `PendingSend`.
 pub const PENDING_SEND: &str = "PENDING_SEND";
 
+/// DNS plan, exact question names: `net::name_hash` of the name -> verdict.
+pub const DNS_NAME_PLAN: &str = "DNS_NAME_PLAN";
+/// DNS plan, domains and their sub-domains: `net::name_hash` of the domain -> verdict
+/// (longest listed suffix wins; `actions == 0` means excluded).
+pub const DNS_DOMAIN_PLAN: &str = "DNS_DOMAIN_PLAN";
+/// DNS verdicts the send tracepoint leaves for LSM `socket_sendmsg`: pid_tgid -> `PendingDns`.
+pub const PENDING_DNS: &str = "PENDING_DNS";
+/// Connect plan, IPv4: LPM trie of 4-byte addresses -> verdict.
+pub const CONNECT_V4_PLAN: &str = "CONNECT_V4_PLAN";
+/// Connect plan, IPv6: LPM trie of 16-byte addresses -> verdict.
+pub const CONNECT_V6_PLAN: &str = "CONNECT_V6_PLAN";
+
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Read-only global holding the [`crate::offsets::KernelOffsets`].
@@ -27,10 +39,13 @@ pub mod programs {
     pub const LSM_BPRM_CHECK_SECURITY: &str = "lsm_bprm_check_security";
     /// Raw tracepoint `sched_process_exec`: exec records, kill in the signal tier.
     pub const TP_SCHED_PROCESS_EXEC: &str = "tp_sched_process_exec";
-    /// Tracepoint `syscalls/sys_enter_write`: first-payload classification.
-    pub const TP_SYS_ENTER_WRITE: &str = "tp_sys_enter_write";
-    /// Tracepoint `syscalls/sys_enter_sendto`: first-payload classification.
-    pub const TP_SYS_ENTER_SENDTO: &str = "tp_sys_enter_sendto";
-    /// LSM `socket_sendmsg`: payload deny (lsm tier).
+    /// Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}` (one program attached
+    /// four times): DNS query and first-payload classification.
+    pub const TP_SYS_ENTER_SEND: &str = "tp_sys_enter_send";
+    /// LSM `socket_sendmsg`: payload and DNS deny (lsm tier).
     pub const LSM_SOCKET_SENDMSG: &str = "lsm_socket_sendmsg";
+    /// Tracepoint `syscalls/sys_enter_connect`: connect records, kill in the signal tier.
+    pub const TP_SYS_ENTER_CONNECT: &str = "tp_sys_enter_connect";
+    /// LSM `socket_connect`: connect records and deny (lsm tier).
+    pub const LSM_SOCKET_CONNECT: &str = "lsm_socket_connect";
 }

@@ -40,13 +40,35 @@ pub struct KernelOffsets {
     pub inode_mode: u32,
     /// `struct socket` -> `file` (`struct file *`).
     pub socket_file: u32,
-    /// Byte offset of the `fd` argument in the `syscalls/sys_enter_write` and
-    /// `syscalls/sys_enter_sendto` tracepoint records (from their tracefs `format` files).
-    pub tp_send_fd: u32,
-    /// Byte offset of the buffer pointer argument in the same records.
-    pub tp_send_buf: u32,
-    /// Byte offset of the length argument in the same records.
-    pub tp_send_len: u32,
+    /// `struct file` -> `private_data` (`void *`, the `struct socket *` of a socket file).
+    pub file_private_data: u32,
+    /// `struct socket` -> `type` (short: `SOCK_STREAM`, `SOCK_DGRAM`, ...).
+    pub socket_type: u32,
+    /// `struct socket` -> `sk` (`struct sock *`; `struct sock_common` is its first member).
+    pub socket_sk: u32,
+    /// `struct sock_common` -> `skc_family` (unsigned short).
+    pub skc_family: u32,
+    /// `struct sock_common` -> `skc_dport` (__be16).
+    pub skc_dport: u32,
+    /// `struct sock_common` -> `skc_daddr` (__be32).
+    pub skc_daddr: u32,
+    /// `struct sock_common` -> `skc_v6_daddr` (struct in6_addr).
+    pub skc_v6_daddr: u32,
+    /// Byte offset of the first syscall argument in every `syscalls/sys_enter_*` tracepoint
+    /// record the engine reads; argument `i` is at this offset + 8 * i. The loader checks
+    /// each used tracepoint's tracefs `format` file against this layout.
+    pub tp_syscall_args: u32,
+    /// Byte offset of `__syscall_nr` (i32) in the same records.
+    pub tp_syscall_nr: u32,
+    /// This architecture's number of `write`: one program serves every send tracepoint and
+    /// tells them apart by `__syscall_nr`.
+    pub nr_write: u32,
+    /// Number of `sendto`.
+    pub nr_sendto: u32,
+    /// Number of `sendmsg`.
+    pub nr_sendmsg: u32,
+    /// Number of `sendmmsg`.
+    pub nr_sendmmsg: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 80);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 120);

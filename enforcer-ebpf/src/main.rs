@@ -4,12 +4,15 @@
 //! |---|---|---|---|
 //! | `lsm_bprm_check_security` | LSM `bprm_check_security` | lsm | deny (and optionally kill) an exec the plan names |
 //! | `tp_sched_process_exec` | raw tracepoint `sched_process_exec` | all | exec record with argv; SIGKILL in the signal tier |
-//! | `tp_sys_enter_write`, `tp_sys_enter_sendto` | tracepoints `syscalls/sys_enter_{write,sendto}` | all | classify a socket write's first bytes (JSON-RPC method); SIGKILL in the signal tier |
-//! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login) |
+//! | `tp_sys_enter_send` | tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}` (one program, four attachments) | all | classify a socket send: DNS query (question name) or JSON-RPC method; SIGKILL in the signal tier |
+//! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login, pool look-up) |
+//! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor | connect records and pool-address match; SIGKILL in the signal tier |
+//! | `lsm_socket_connect` | LSM `socket_connect` | lsm | connect records; deny connects to pool addresses |
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
-//! `classify.rs`.
+//! `classify.rs`, DNS name parsing and look-up in `dns.rs`, socket addresses and the connect
+//! plan in `net.rs`.
 #![no_std]
 #![no_main]
 // Casts here split helper-packed u64 halves (pid/tgid, uid/gid) or narrow lengths already
@@ -17,10 +20,12 @@
 #![allow(clippy::cast_possible_truncation)]
 
 mod classify;
+mod dns;
 mod emit;
 mod hooks;
 mod kernel;
 mod maps;
+mod net;
 mod plan;
 
 #[cfg(not(test))]

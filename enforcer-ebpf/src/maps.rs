@@ -3,11 +3,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use enforcer_common::{
     config::EngineConfig,
     event::{COUNTER_SLOTS, PendingSend},
+    net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
     plan::{MethodKey, NameKey, PathKey, PlanVerdict},
 };
@@ -58,6 +59,51 @@ pub(crate) struct PayloadScratch {
     pub(crate) slot: u64,
 }
 
+/// DNS plan, exact names: `enforcer_common::net::name_hash` of a lowercase question name ->
+/// the rules that match exactly that name. Consulted first; an entry with `actions == 0`
+/// means "no rule matches this name" and ends the look-up.
+#[map(name = "DNS_NAME_PLAN")]
+pub(crate) static DNS_NAME_PLAN: HashMap<u64, PlanVerdict> = HashMap::with_max_entries(65536, 0);
+
+/// DNS plan, domains: `name_hash` of a domain -> the rules that match its sub-domains (and the
+/// domain itself when it is not in [`DNS_NAME_PLAN`]). The longest listed suffix of the
+/// question name wins; `actions == 0` is an exclusion (no rule).
+#[map(name = "DNS_DOMAIN_PLAN")]
+pub(crate) static DNS_DOMAIN_PLAN: HashMap<u64, PlanVerdict> = HashMap::with_max_entries(65536, 0);
+
+/// DNS verdicts waiting for LSM `socket_sendmsg` in the same syscall: pid_tgid -> what the send
+/// tracepoint found. LRU, like [`PENDING_SEND`].
+#[map(name = "PENDING_DNS")]
+pub(crate) static PENDING_DNS: LruHashMap<u64, PendingDns> = LruHashMap::with_max_entries(1024, 0);
+
+/// Per-CPU scratch for a DNS query being classified (too large for the stack).
+#[map(name = "DNS_SCRATCH")]
+pub(crate) static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Contents of [`DNS_SCRATCH`].
+#[repr(C)]
+pub(crate) struct DnsScratch {
+    /// The record (and, in the lsm tier, the pending verdict) being built.
+    pub(crate) pending: PendingDns,
+    /// The question name, dotted and lowercase.
+    pub(crate) name: [u8; DNS_NAME_LEN],
+    /// State of the name-parsing loop (in map memory on purpose: see `dns::LoopCtx`).
+    pub(crate) parse: crate::dns::ParseState,
+    /// State of the suffix walk.
+    pub(crate) walk: crate::dns::WalkState,
+}
+
+/// Connect plan, IPv4: destination prefix -> the rules for addresses whose longest listed
+/// prefix it is (`actions == 0`: excluded). IPv4-mapped IPv6 destinations are looked up here.
+#[map(name = "CONNECT_V4_PLAN")]
+pub(crate) static CONNECT_V4_PLAN: LpmTrie<[u8; 4], PlanVerdict> =
+    LpmTrie::with_max_entries(65536, 0);
+
+/// Connect plan, IPv6: as [`CONNECT_V4_PLAN`] for 16-byte addresses.
+#[map(name = "CONNECT_V6_PLAN")]
+pub(crate) static CONNECT_V6_PLAN: LpmTrie<[u8; 16], PlanVerdict> =
+    LpmTrie::with_max_entries(16384, 0);
+
 /// Per-CPU scratch space for building NUL-padded map keys (too large for the 512-byte stack).
 #[map(name = "SCRATCH")]
 pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -93,9 +139,19 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     file_inode: 0,
     inode_mode: 0,
     socket_file: 0,
-    tp_send_fd: 0,
-    tp_send_buf: 0,
-    tp_send_len: 0,
+    file_private_data: 0,
+    socket_type: 0,
+    socket_sk: 0,
+    skc_family: 0,
+    skc_dport: 0,
+    skc_daddr: 0,
+    skc_v6_daddr: 0,
+    tp_syscall_args: 0,
+    tp_syscall_nr: 0,
+    nr_write: 0,
+    nr_sendto: 0,
+    nr_sendmsg: 0,
+    nr_sendmmsg: 0,
 };
 
 /// The engine settings. The volatile read keeps the compiler from folding the load-time value.

@@ -5,6 +5,8 @@ pub mod actions;
 pub mod audit;
 pub mod btf;
 pub mod clock;
+pub mod dns;
 pub mod engine;
+pub mod enrich;
 pub mod loader;
 pub mod pipeline;

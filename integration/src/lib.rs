@@ -3,5 +3,8 @@
 //! [`vm`] is the QEMU runner for the LSM tier: it boots Debian kernels with an initramfs that
 //! holds the engine, a guest harness and test payloads, and turns the guest's console output
 //! into test results. See `integration/README.md`.
+//!
+//! [`dns_fixture`] drives the stub resolver and DNS client fixtures from host and guest tests.
 
+pub mod dns_fixture;
 pub mod vm;

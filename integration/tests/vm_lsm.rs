@@ -24,6 +24,9 @@ const DENY_MARKER_POLICY: &str = include_str!("../fixtures/deny-marker.yaml");
 const STRATUM_POLICY: &str = include_str!("../fixtures/deny-stratum.yaml");
 const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
+const NETWORK_POLICY: &str = include_str!("../fixtures/deny-network.yaml");
+const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
+const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 /// Per boot, including every case. TCG boots in 6-17 s (more on a busy machine); each engine
 /// case may wait up to 60 + 20 + 30 s in the guest before it gives up on its own.
 const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -89,6 +92,9 @@ fn lsm_tier_in_vm() {
         .binary(MOCK_POOL, layout::MOCK_POOL)
         .binary(STRATUM_CLIENT, layout::STRATUM_CLIENT)
         .file(layout::STRATUM_POLICY, STRATUM_POLICY, 0o644)
+        .binary(STUB_DNS, layout::STUB_DNS)
+        .binary(DNS_CLIENT, layout::DNS_CLIENT)
+        .file(layout::NETWORK_POLICY, NETWORK_POLICY, 0o644)
         .strip_debug(true);
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);

@@ -462,7 +462,12 @@ impl Checker {
                     let set = self.values(rhs)?;
                     return Some((negate, Matcher::IpIn(set.nets)));
                 }
-                let set = self.values(rhs)?;
+                let mut set = self.values(rhs)?;
+                if def.name == schema::DNS_NAME_FIELD {
+                    for v in &mut set.strs {
+                        *v = values::fold_dns_name(v);
+                    }
+                }
                 values::set_matcher(def, &set, rhs.span, &mut self.diags)?
             }
             CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith => {
@@ -513,6 +518,9 @@ impl Checker {
                 };
                 let ordered = positive != CmpOp::Eq;
                 match (def.ty, lit) {
+                    (Type::Str, Lit::Str(s)) if !ordered && def.name == schema::DNS_NAME_FIELD => {
+                        Matcher::StrEq(values::fold_dns_name(s).into())
+                    }
                     (Type::Str, Lit::Str(s)) if !ordered => Matcher::StrEq(s.as_str().into()),
                     (Type::Int, Lit::Int(v)) => Matcher::Int(positive, *v),
                     (Type::Bool, Lit::Bool(b)) if !ordered => Matcher::Bool(*b),

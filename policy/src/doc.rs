@@ -20,6 +20,10 @@
 //!     mode: enforce            # enforce | monitor; absent: the engine's mode
 //!     disabled: false
 //!     every: 1m                # optional rate limit
+//! network:                     # optional
+//!   # Treated as public by `connect.addr.is_public` / `payload.addr.is_public` (evaluation
+//!   # and kernel lowering); addresses or CIDRs; the union over all files.
+//!   extra_public_ranges: [127.0.0.77/32, 198.18.0.0/15]
 //! ```
 
 use std::time::Duration;
@@ -159,6 +163,9 @@ pub struct RawFile {
     pub macros: Vec<RawMacro>,
     /// Rules.
     pub rules: Vec<RawRule>,
+    /// `network.extra_public_ranges` items as written, with their spans (validated by the
+    /// loader).
+    pub extra_public_ranges: Vec<(String, Span)>,
 }
 
 fn err(span: Span, msg: impl Into<String>) -> Diagnostic {
@@ -262,13 +269,36 @@ pub fn read(root: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> RawFi
                     }
                 }
             }
+            Some("network") => read_network(v, &mut out, diags),
             _ => diags.push(
                 err(k.span, "unknown top-level key")
-                    .label("expected `version`, `lists`, `macros` or `rules`"),
+                    .label("expected `version`, `lists`, `macros`, `rules` or `network`"),
             ),
         }
     }
     out
+}
+
+fn read_network(node: &Node, out: &mut RawFile, diags: &mut Vec<Diagnostic>) {
+    if node.is_null() {
+        return;
+    }
+    let Some(pairs) = entries(node, "`network`", diags) else {
+        return;
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            Some("extra_public_ranges") => {
+                for it in seq(v, "extra_public_ranges", diags).unwrap_or(&[]) {
+                    if let Some(s) = scalar(it, "extra public range", diags) {
+                        out.extra_public_ranges.push((s.to_string(), it.span));
+                    }
+                }
+            }
+            _ => diags
+                .push(err(k.span, "unknown network key").label("expected `extra_public_ranges`")),
+        }
+    }
 }
 
 fn name_of(v: &Node, what: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {

@@ -2,7 +2,8 @@
 //! the event's kind (plus the common `process.*` fields) from a JSON object into a flat slot
 //! table indexed by [`FieldId`], so evaluation never walks JSON. Input is bounded: strings are
 //! cut at [`MAX_STRING`] bytes, lists at [`MAX_LIST`] items. An audit record
-//! `{"type":"event","event":{...}}` is accepted as well as the bare event.
+//! `{"type":"event","event":{...}}` is accepted as well as the bare event. Addresses are
+//! canonical: an IPv4-mapped IPv6 address is read as its IPv4 address ([`crate::net`]).
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -10,6 +11,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use crate::lexer::parse_duration;
+use crate::net;
 use crate::schema::{self, Derive, FieldId, Kind, Locator, Type};
 
 /// Longest string value kept (longer ones are cut at a character boundary).
@@ -61,6 +63,9 @@ pub enum EventError {
 pub struct Event {
     kind: Kind,
     slots: Vec<Option<Val>>,
+    /// An `is_public` field derived from an address (not carried by the event): the field and
+    /// the address, so a policy's extra public ranges can be applied when it evaluates.
+    derived_public: Option<(FieldId, IpAddr)>,
 }
 
 impl Event {
@@ -79,6 +84,7 @@ impl Event {
         let kind = Kind::from_name(kind_name)
             .ok_or_else(|| EventError::UnknownKind(kind_name.to_string()))?;
         let mut slots = vec![None; schema::FIELDS.len()];
+        let mut derived_public = None;
         for (i, def) in schema::FIELDS.iter().enumerate() {
             if def.kind.is_some_and(|k| k != kind) {
                 continue;
@@ -117,8 +123,11 @@ impl Event {
                 && let Some(d) = def.derive
             {
                 v = derive(value, d);
+                if let (Derive::IsPublic(p), Some(_), Ok(id)) = (d, &v, FieldId::try_from(i)) {
+                    derived_public = address(value, p).map(|ip| (id, ip));
+                }
             }
-            if def.name == "dns.question.name"
+            if def.name == schema::DNS_NAME_FIELD
                 && let Some(Val::Str(s)) = &v
             {
                 v = Some(Val::Str(
@@ -127,7 +136,11 @@ impl Event {
             }
             slots[i] = v;
         }
-        Ok(Event { kind, slots })
+        Ok(Event {
+            kind,
+            slots,
+            derived_public,
+        })
     }
 
     /// The event's kind.
@@ -141,16 +154,51 @@ impl Event {
     }
 
     /// Builds an event directly (tests, benchmarks): `values` are (field name, value) pairs;
-    /// unknown names are ignored.
+    /// unknown names are ignored. Nothing is derived; addresses are made canonical
+    /// ([`crate::net::canonical`]) as when decoding.
     pub fn from_values(kind: Kind, values: impl IntoIterator<Item = (&'static str, Val)>) -> Event {
         let mut slots = vec![None; schema::FIELDS.len()];
         for (name, v) in values {
             if let Some(id) = schema::lookup(name) {
-                slots[usize::from(id)] = Some(v);
+                slots[usize::from(id)] = Some(canonical_val(v));
             }
         }
-        Event { kind, slots }
+        Event {
+            kind,
+            slots,
+            derived_public: None,
+        }
     }
+
+    /// The `is_public` field this event derived from an address (rather than carried), with
+    /// that address.
+    pub(crate) fn derived_public(&self) -> Option<(FieldId, IpAddr)> {
+        self.derived_public
+    }
+
+    /// A copy with field `id` set to `v`.
+    pub(crate) fn with_value(&self, id: FieldId, v: Val) -> Event {
+        let mut e = self.clone();
+        if let Some(slot) = e.slots.get_mut(usize::from(id)) {
+            *slot = Some(v);
+        }
+        e
+    }
+}
+
+fn canonical_val(v: Val) -> Val {
+    match v {
+        Val::Ip(a) => Val::Ip(net::canonical(a)),
+        Val::List(items) => Val::List(items.into_iter().map(canonical_val).collect()),
+        other => other,
+    }
+}
+
+/// The (canonical) address at pointer `p`.
+fn address(root: &Value, p: &str) -> Option<IpAddr> {
+    IpAddr::from_str(root.pointer(p)?.as_str()?)
+        .ok()
+        .map(net::canonical)
 }
 
 fn cut(s: &str) -> Box<str> {
@@ -214,6 +262,7 @@ fn scalar(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, Even
         Type::Ip => Val::Ip(
             j.as_str()
                 .and_then(|s| IpAddr::from_str(s).ok())
+                .map(net::canonical)
                 .ok_or(bad("an IP address"))?,
         ),
     }))
@@ -234,41 +283,16 @@ fn derive(root: &Value, how: Derive) -> Option<Val> {
             // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
             Some(Val::Bool(flags & (0o1 | 0o2 | 0o100 | 0o1000) != 0))
         }
-        Derive::IsPublic(p) => {
-            let ip = IpAddr::from_str(root.pointer(p)?.as_str()?).ok()?;
-            Some(Val::Bool(is_public(ip)))
-        }
+        Derive::IsPublic(p) => Some(Val::Bool(net::is_public(address(root, p)?))),
     }
 }
 
 /// Whether an address is globally routable (not loopback, private, link-local, CGNAT,
-/// documentation, multicast, unspecified or unique-local).
+/// documentation, multicast, unspecified or unique-local): [`crate::net::is_public`]. A
+/// policy's `network.extra_public_ranges` are applied when it evaluates
+/// ([`crate::net::is_public_with`]).
 pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            !(a.is_loopback()
-                || a.is_private()
-                || a.is_link_local()
-                || a.is_unspecified()
-                || a.is_multicast()
-                || a.is_broadcast()
-                || a.is_documentation()
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
-        }
-        IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = a.segments();
-            !(a.is_loopback()
-                || a.is_unspecified()
-                || a.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || s[0] == 0x2001 && s[1] == 0x0db8)
-        }
-    }
+    net::is_public(ip)
 }
 
 #[cfg(test)]

@@ -221,10 +221,15 @@ fn number(word: &str) -> Option<Lit> {
     if let Some(ns) = parse_duration(&clean) {
         return Some(Lit::Duration(ns));
     }
+    // Addresses and networks are canonical: `::ffff:a.b.c.d` is IPv4 (see `crate::net`).
     if word.contains('/') {
-        return IpNet::from_str(word).ok().map(|n| Lit::Cidr(n.trunc()));
+        return IpNet::from_str(word)
+            .ok()
+            .map(|n| Lit::Cidr(crate::net::canonical_net(n)));
     }
-    IpAddr::from_str(word).ok().map(Lit::Ip)
+    IpAddr::from_str(word)
+        .ok()
+        .map(|a| Lit::Ip(crate::net::canonical(a)))
 }
 
 /// Parses `90s`, `5m`, `1h30m`, `250ms` into nanoseconds.

@@ -4,8 +4,9 @@
 //! checked against the field registry ([`schema`], [`check`], [`values`]) → compiled conditions
 //! ([`ir`]) → [`CompiledPolicy`]: [`CompiledPolicy::eval`] on decoded [`Event`]s (bucketed and
 //! indexed by [`index`]) and [`CompiledPolicy::lower`] to an abstract [`KernelPlan`]
-//! ([`lower`], [`plan`]). Every problem is a [`Diagnostic`] with file, line and column; a load
-//! reports all of them ([`Diagnostics`]). [`report`] renders what the CLI prints.
+//! ([`lower`], [`plan`]); [`net`] classifies addresses for both. Every problem is a
+//! [`Diagnostic`] with file, line and column; a load reports all of them ([`Diagnostics`]).
+//! [`report`] renders what the CLI prints.
 #![forbid(unsafe_code)]
 
 pub mod ast;
@@ -20,6 +21,7 @@ pub mod lists;
 pub mod load;
 pub mod lower;
 pub mod model;
+pub mod net;
 pub mod parser;
 pub mod plan;
 pub mod policy;

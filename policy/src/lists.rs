@@ -92,12 +92,15 @@ pub struct ListDef {
     pub values: ValueSet,
 }
 
-/// Parses a network: CIDR or single address.
+/// Parses a network: CIDR or single address, truncated to its prefix and canonical
+/// ([`crate::net::canonical_net`]: `::ffff:10.0.0.0/104` is `10.0.0.0/8`).
 pub fn parse_net(s: &str) -> Option<IpNet> {
     if let Ok(n) = IpNet::from_str(s) {
-        return Some(n.trunc());
+        return Some(crate::net::canonical_net(n));
     }
-    IpAddr::from_str(s).ok().map(IpNet::from)
+    IpAddr::from_str(s)
+        .ok()
+        .map(|a| IpNet::from(crate::net::canonical(a)))
 }
 
 fn valid_domain(s: &str) -> bool {

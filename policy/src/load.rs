@@ -1,16 +1,19 @@
 //! Loading: reads a policy file or a directory of them (`*.yaml` / `*.yml`, merged in file-name
 //! order), their list files, and runs YAML parsing, structure reading, checking and lowering,
-//! collecting every diagnostic. Inputs are bounded: file sizes, file count, rule count.
+//! collecting every diagnostic. Inputs are bounded: file sizes, file count, rule count. The
+//! `network.extra_public_ranges` of all files are merged (union).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use ipnet::IpNet;
 
 use crate::check::Checker;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::doc::{self, ListSource, RawFile};
 use crate::lists::{self, ListDef, MAX_LIST_ITEMS};
-use crate::lower;
+use crate::lower::{self, Blocker};
 use crate::model::{Enforcement, RuleInfo};
 use crate::policy::CompiledPolicy;
 use crate::source::{SourceMap, Span};
@@ -50,6 +53,23 @@ pub fn load(path: &Path) -> Result<CompiledPolicy, Diagnostics> {
 /// to the current directory.
 pub fn load_str(name: &str, text: &str) -> Result<CompiledPolicy, Diagnostics> {
     Loader::default().run(vec![(PathBuf::from(name), text.to_string())])
+}
+
+/// The error for a deny rule the kernel cannot match.
+fn not_lowerable(id: &str, b: &Blocker) -> Diagnostic {
+    let mut d = Diagnostic::error(
+        Code::NotLowerable,
+        Some(b.span),
+        format!("rule `{id}` has action `deny` but the kernel cannot match its expression"),
+    )
+    .label(b.reason.clone());
+    for (name, use_span) in &b.via {
+        d = d.note(Some(*use_span), format!("through macro `{name}` used here"));
+    }
+    d.note(
+        None,
+        "a deny rule must be a disjunction (`||`) of equality or string-list membership tests on `exec.file.name`, `exec.file.path` or `payload.stratum.method`; or, on `dns.question.name` (strings, domain lists) or `connect.addr.ip` (addresses, CIDRs, with `connect.addr.is_public`), positive tests with optional exclusions (`not in`, `!=`, `!`); use `kill` (after the fact, in userspace) or `alert`",
+    )
 }
 
 fn read_capped(path: &Path, cap: u64) -> Result<String, String> {
@@ -147,7 +167,23 @@ impl Loader {
         let mut lists = Vec::new();
         let mut macros = Vec::new();
         let mut rules = Vec::new();
+        let mut extra_public = BTreeSet::new();
         for (path, raw) in raws {
+            for (item, span) in &raw.extra_public_ranges {
+                match lists::parse_net(item.trim()) {
+                    Some(n) => {
+                        extra_public.insert(n);
+                    }
+                    None => self.diags.push(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            Some(*span),
+                            format!("invalid extra public range `{}`", item.trim()),
+                        )
+                        .label("expected an address or CIDR"),
+                    ),
+                }
+            }
             for l in raw.lists {
                 let items = match &l.source {
                     ListSource::Items(items) => items.clone(),
@@ -210,34 +246,18 @@ impl Loader {
             let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
             let blocks = c.raw.actions.blocks();
             let (kernel, reason) = match lower::analyze(&c.cond) {
-                Ok(terms) if blocks => {
+                Ok(lowered) if blocks => {
                     if !c.raw.disabled {
-                        kernel_rules.push((index, terms));
+                        kernel_rules.push((index, lowered));
                     }
                     (Enforcement::Kernel, None)
                 }
                 Ok(_) => (Enforcement::Userspace, None),
                 Err(b) if c.raw.actions.deny => {
-                    let mut d = Diagnostic::error(
-                        Code::NotLowerable,
-                        Some(b.span),
-                        format!("rule `{}` has action `deny` but the kernel cannot match its expression", c.raw.id),
-                    )
-                    .label(b.reason.clone());
-                    for (name, use_span) in &b.via {
-                        d = d.note(Some(*use_span), format!("through macro `{name}` used here"));
-                    }
-                    d = d.note(
-                        None,
-                        "a deny rule must be a disjunction (`||`) of equality or string-list membership tests on kernel fields (`exec.file.name`, `exec.file.path`, `payload.stratum.method`); use `kill` (after the fact, in userspace) or `alert`",
-                    );
-                    self.diags.push(d);
+                    self.diags.push(not_lowerable(&c.raw.id, &b));
                     continue;
                 }
-                Err(b) if blocks => (
-                    Enforcement::Userspace,
-                    Some(format!("{} (at {})", b.reason, self.sources.locate(b.span))),
-                ),
+                Err(b) if blocks => (Enforcement::Userspace, Some(self.reason(&b))),
                 Err(_) => (Enforcement::Userspace, None),
             };
             let pos = self
@@ -267,17 +287,35 @@ impl Loader {
             });
             conds.push(c.cond);
         }
+        let extra_public: Vec<IpNet> = extra_public.into_iter().collect();
+        let (plan, blocked) = lower::build_plan(&kernel_rules, &extra_public);
+        for (index, b) in blocked {
+            let Some(info) = infos.get_mut(index as usize) else {
+                continue;
+            };
+            if info.actions.deny {
+                self.diags.push(not_lowerable(&info.id, &b));
+            } else {
+                info.kernel = Enforcement::Userspace;
+                info.userspace_reason = Some(self.reason(&b));
+            }
+        }
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }
-        let plan = lower::build_plan(&kernel_rules);
         Ok(CompiledPolicy::new(
             infos,
             conds,
             plan,
+            extra_public,
             Arc::new(self.sources),
             names,
         ))
+    }
+
+    /// Why a blocking rule runs in userspace, with the place.
+    fn reason(&self, b: &Blocker) -> String {
+        format!("{} (at {})", b.reason, self.sources.locate(b.span))
     }
 
     fn list_file(&mut self, policy: &Path, rel: &str, span: Span) -> Vec<(String, Span)> {

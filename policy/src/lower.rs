@@ -1,11 +1,27 @@
 //! Lowering: decides, per rule, whether the kernel plan can match it exactly, and builds the
-//! [`KernelPlan`]. A rule lowers when its expression is a disjunction (`||`, through macros)
-//! of terms `field == "v"` / `field in list` over a kernel-matchable field
-//! ([`crate::schema::FieldDef::kernel`]) with values that fit the kernel keys. Anything else is
-//! a [`Blocker`] naming the sub-expression that prevents it. A rule applies to one event kind,
-//! so its terms never mix hook families across kinds (exec names with payload methods).
+//! [`KernelPlan`]. Anything that cannot be lowered is a [`Blocker`] naming the sub-expression
+//! that prevents it. A rule applies to one event kind, so it never mixes hook families across
+//! kinds. Two kinds of families:
+//!
+//! - Scalar families (exec names and paths, payload methods): the expression must be a
+//!   disjunction (`||`, through macros) of terms `field == "v"` / `field in list` over a
+//!   kernel-matchable field ([`crate::schema::FieldDef::kernel`]) with values that fit the
+//!   kernel keys; each value becomes a map entry of the rule ([`analyze`] here).
+//! - Set families (DNS question names, connection destinations): any `&&` / `||` / `!` of
+//!   tests on `dns.question.name` (`==`, `!=`, `in`, `not in` with strings and domain lists),
+//!   or on `connect.addr.ip` (`==`, `in`, negated, with addresses and CIDRs) and
+//!   `connect.addr.is_public`, that holds for no name or address outside its lists
+//!   ([`formula`]). The plan then holds, per listed key, the rules that hold for the names or
+//!   addresses whose kernel lookup ends at that key ([`sets`]).
+
+mod formula;
+mod sets;
 
 use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+
+pub use formula::{DnsRule, NetRule, dns_key};
 
 use crate::ir::{Cond, CondNode, Matcher};
 use crate::plan::{KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
@@ -23,8 +39,20 @@ pub struct Blocker {
     pub via: Vec<(String, Span)>,
 }
 
-/// The map values a lowerable expression contributes.
+/// The map values a lowerable expression of a scalar family contributes.
 pub type Terms = Vec<(KernelFamily, String)>;
+
+/// What a lowerable rule contributes to the plan.
+#[derive(Debug, Clone)]
+pub enum Lowered {
+    /// Values of a scalar family (exec names and paths, payload methods): the rule matches
+    /// exactly the events whose value is one of them.
+    Terms(Terms),
+    /// A DNS rule, evaluated per listed name and domain when the plan is built.
+    Dns(DnsRule),
+    /// A connect rule, evaluated per listed prefix when the plan is built.
+    Connect(NetRule),
+}
 
 fn block(span: Span, reason: impl Into<String>) -> Blocker {
     Blocker {
@@ -34,22 +62,46 @@ fn block(span: Span, reason: impl Into<String>) -> Blocker {
     }
 }
 
-/// The kernel terms of `c`, or why there are none.
-pub fn analyze(c: &Cond) -> Result<Terms, Blocker> {
+/// How the kernel can match `c`, or why it cannot.
+pub fn analyze(c: &Cond) -> Result<Lowered, Blocker> {
+    match set_family(c) {
+        Some(KernelFamily::DnsName) => formula::dns(c).map(Lowered::Dns),
+        Some(_) => formula::connect(c).map(Lowered::Connect),
+        None => scalar(c).map(Lowered::Terms),
+    }
+}
+
+/// The set family (DNS or connect) of the first test of `c` on a set-family field, if any.
+fn set_family(c: &Cond) -> Option<KernelFamily> {
+    match &c.node {
+        CondNode::Const(_) => None,
+        CondNode::And(items) | CondNode::Or(items) => items.iter().find_map(set_family),
+        CondNode::Not(inner) | CondNode::Macro(_, inner) => set_family(inner),
+        CondNode::Test(t) => schema::def(t.field).kernel.filter(|f| {
+            matches!(
+                f,
+                KernelFamily::DnsName | KernelFamily::ConnectAddr | KernelFamily::ConnectPublic
+            )
+        }),
+    }
+}
+
+/// The terms of `c` in a scalar family, or why there are none.
+fn scalar(c: &Cond) -> Result<Terms, Blocker> {
     match &c.node {
         CondNode::Or(items) => {
             let mut out = Vec::new();
             for i in items {
-                out.extend(analyze(i)?);
+                out.extend(scalar(i)?);
             }
             Ok(out)
         }
-        CondNode::Macro(name, body) => analyze(body).map_err(|mut b| {
+        CondNode::Macro(name, body) => scalar(body).map_err(|mut b| {
             b.via.insert(0, (name.to_string(), c.span));
             b
         }),
         CondNode::And(items) => {
-            let blocker = items.iter().find_map(|i| analyze(i).err());
+            let blocker = items.iter().find_map(|i| scalar(i).err());
             Err(match blocker {
                 Some(mut b) => {
                     b.reason = format!("{}; a deny rule cannot require it with `&&`", b.reason);
@@ -113,6 +165,10 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
         return Err("contains a NUL byte".into());
     }
     match family {
+        // Set families are analysed by `formula`; their fields never reach here.
+        KernelFamily::DnsName | KernelFamily::ConnectAddr | KernelFamily::ConnectPublic => {
+            return Err("is not a value of a scalar kernel family".into());
+        }
         KernelFamily::ExecName => {
             if v.is_empty() || v.contains('/') {
                 return Err("is not a basename".into());
@@ -156,17 +212,39 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the plan from the terms of each kernel rule (`(rule index, terms)`).
-pub fn build_plan(rules: &[(u32, Terms)]) -> KernelPlan {
+/// Builds the plan from the lowered kernel rules (`(rule index, lowered)`, enabled rules only)
+/// and the policy's extra public ranges. Also returns the connect rules that cannot be lowered
+/// after all: their result changes inside the range of one prefix (through
+/// `connect.addr.is_public`); those rules are left out of the plan.
+pub fn build_plan(
+    rules: &[(u32, Lowered)],
+    extra_public: &[IpNet],
+) -> (KernelPlan, Vec<(u32, Blocker)>) {
     let mut names: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut paths: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut methods: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for (idx, terms) in rules {
+    let mut dns = Vec::new();
+    let mut nets = Vec::new();
+    for (idx, lowered) in rules {
+        let terms = match lowered {
+            Lowered::Terms(terms) => terms,
+            Lowered::Dns(r) => {
+                dns.push((*idx, r));
+                continue;
+            }
+            Lowered::Connect(r) => {
+                nets.push((*idx, r));
+                continue;
+            }
+        };
         for (family, v) in terms {
             let map = match family {
                 KernelFamily::ExecName => &mut names,
                 KernelFamily::ExecPath => &mut paths,
                 KernelFamily::PayloadMethod => &mut methods,
+                KernelFamily::DnsName | KernelFamily::ConnectAddr | KernelFamily::ConnectPublic => {
+                    continue;
+                }
             };
             let e = map.entry(v.clone()).or_default();
             if e.last() != Some(idx) {
@@ -183,9 +261,15 @@ pub fn build_plan(rules: &[(u32, Terms)]) -> KernelPlan {
             })
             .collect()
     };
-    KernelPlan {
+    let (dns_names, dns_domains) = sets::dns_entries(&dns);
+    let (connect_nets, blocked) = sets::connect_entries(&nets, extra_public);
+    let plan = KernelPlan {
         exec_names: entries(names),
         exec_paths: entries(paths),
         payload_methods: entries(methods),
-    }
+        dns_names,
+        dns_domains,
+        connect_nets,
+    };
+    (plan, blocked)
 }

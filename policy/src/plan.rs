@@ -1,12 +1,23 @@
 //! The abstract kernel plan: per hook family, the map entries the loader writes and the rules
 //! behind each entry. No aya types here; `enforcer` turns it into map updates
-//! (`enforcer_common::plan` keys). Families: executable basenames and paths (exec hook), and
+//! (`enforcer_common::plan` keys). Families: executable basenames and paths (exec hook),
 //! JSON-RPC methods of a connection's first write (payload hook: the kernel finds a `"method"`
-//! key in the first [`PAYLOAD_SCAN_LEN`] bytes and looks its raw string value up). New
-//! families (DNS names, ports, CIDRs, SHA-256 values) are added as new vectors plus a
-//! [`crate::schema::KernelFamily`] variant.
+//! key in the first [`PAYLOAD_SCAN_LEN`] bytes and looks its raw string value up), DNS question
+//! names (exact names first, then domain suffixes, longest first) and connection destination
+//! prefixes (longest prefix wins). New families (ports, SHA-256 values) are added as new
+//! vectors plus a [`crate::schema::KernelFamily`] variant.
+//!
+//! The DNS and connect vectors hold *effective* rule sets: the lowering computes, per key,
+//! exactly the rules the evaluator would match for the names or addresses whose lookup ends at
+//! that key, so "first hit wins" in the kernel gives the evaluator's answer
+//! ([`KernelPlan::dns_lookup`] and [`KernelPlan::connect_lookup`] simulate the kernel).
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use serde::Serialize;
+
+use crate::net;
 
 /// Longest basename the kernel matches (bytes, without the NUL).
 pub const MAX_NAME_LEN: usize = 63;
@@ -16,13 +27,18 @@ pub const MAX_PATH_LEN: usize = 255;
 pub const MAX_METHOD_LEN: usize = 31;
 /// How many leading bytes of a first write the kernel searches for the `"method"` key.
 pub const PAYLOAD_SCAN_LEN: usize = 128;
+/// Longest DNS name the kernel matches (bytes, dotted form without the trailing dot).
+pub const MAX_DNS_NAME_LEN: usize = 253;
+/// Longest label of a DNS name (bytes).
+pub const MAX_DNS_LABEL_LEN: usize = 63;
 
 /// One map entry: a value and every rule (index into `CompiledPolicy::rules`) that contributes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanEntry {
-    /// The key value (basename, path, method, ...).
+    /// The key value (basename, path, method, DNS name or domain, canonical CIDR).
     pub value: String,
-    /// Rule indices, ascending.
+    /// Rule indices, ascending. Empty in `dns_names`, `dns_domains` and `connect_nets` when
+    /// the key stops the lookup without a match (an exclusion).
     pub rules: Vec<u32>,
 }
 
@@ -36,16 +52,82 @@ pub struct KernelPlan {
     /// First write on a socket by the JSON-RPC `method` string it carries (stratum login /
     /// subscribe); the value is the raw method as it appears between the quotes.
     pub payload_methods: Vec<PlanEntry>,
+    /// DNS question names matched exactly (lowercase, no trailing dot). The kernel looks the full
+    /// question name up here first; when found, these rules are the answer (an empty `rules` means
+    /// "no rule matches this name", and the domain map is not consulted).
+    ///
+    /// The kernel must lowercase the question name (ASCII) and drop the root label before the
+    /// lookup, as the evaluator does. Keys are at most [`MAX_DNS_NAME_LEN`] bytes, labels 1 to
+    /// [`MAX_DNS_LABEL_LEN`] bytes, without NUL or whitespace.
+    pub dns_names: Vec<PlanEntry>,
+    /// DNS domain suffixes (lowercase, no trailing dot). When the full name is not in `dns_names`,
+    /// the kernel looks up the full name, then each parent domain, longest first, and uses the
+    /// FIRST entry it finds ("longest suffix wins"). An entry with empty `rules` stops the search
+    /// with no match (an exclusion).
+    pub dns_domains: Vec<PlanEntry>,
+    /// Destination prefixes of outgoing connections, as canonical CIDR strings (the truncated
+    /// network in `ipnet` notation: `203.0.113.0/24`, `2001:db8::/32`; single addresses are
+    /// `/32` or `/128`). The kernel looks the destination up in an LPM trie (longest prefix
+    /// wins) and uses that entry's rules; an entry with empty `rules` stops the search with no
+    /// match. IPv4 destinations are looked up among the IPv4 prefixes and IPv6 among the IPv6
+    /// ones; an IPv4-mapped IPv6 destination (`::ffff:a.b.c.d`) is looked up in its IPv4 form
+    /// (the evaluator reads such addresses as IPv4 too). `connect.addr.is_public` is already
+    /// folded into the rule sets (with `network.extra_public_ranges`): the kernel does not
+    /// classify addresses.
+    pub connect_nets: Vec<PlanEntry>,
 }
 
 impl KernelPlan {
     /// Total number of entries.
     pub fn len(&self) -> usize {
-        self.exec_names.len() + self.exec_paths.len() + self.payload_methods.len()
+        self.exec_names.len()
+            + self.exec_paths.len()
+            + self.payload_methods.len()
+            + self.dns_names.len()
+            + self.dns_domains.len()
+            + self.connect_nets.len()
     }
 
     /// Whether the plan is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The entry the kernel's DNS lookup ends at for question name `name`, if any: the exact
+    /// entry in `dns_names`, else the longest suffix of the name (the name itself, then its
+    /// parents) in `dns_domains`. The name is first lowercased and stripped of trailing dots,
+    /// as the evaluator decodes it. Its `rules` are the rules the kernel applies (possibly
+    /// none).
+    pub fn dns_lookup(&self, name: &str) -> Option<&PlanEntry> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(e) = find(&self.dns_names, &name) {
+            return Some(e);
+        }
+        let mut rest = name.as_str();
+        loop {
+            if let Some(e) = find(&self.dns_domains, rest) {
+                return Some(e);
+            }
+            rest = &rest[rest.find('.')? + 1..];
+        }
+    }
+
+    /// The entry the kernel's longest-prefix lookup of destination `ip` ends at, if any (an
+    /// IPv4-mapped IPv6 address is looked up as IPv4).
+    pub fn connect_lookup(&self, ip: IpAddr) -> Option<&PlanEntry> {
+        let ip = net::canonical(ip);
+        let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+        (0..=max).rev().find_map(|len| {
+            let key = IpNet::new(ip, len).ok()?.trunc().to_string();
+            find(&self.connect_nets, &key)
+        })
+    }
+}
+
+/// The entry with `value` in a vector sorted by value.
+fn find<'a>(entries: &'a [PlanEntry], value: &str) -> Option<&'a PlanEntry> {
+    entries
+        .binary_search_by(|e| e.value.as_str().cmp(value))
+        .ok()
+        .and_then(|i| entries.get(i))
 }

@@ -5,21 +5,25 @@
 //! sorted by file name, then rules in file order); that number is the `rule_index` used by the
 //! kernel plan. `eval` takes the event's kind bucket, collects candidate rules from the index,
 //! evaluates each candidate's condition (`&&` / `||` left to right, short-circuit), and returns
-//! every match in ascending `rule_index`. Disabled rules never match.
+//! every match in ascending `rule_index`. Disabled rules never match. An `is_public` field
+//! derived from the event's address honours the policy's `network.extra_public_ranges`.
 //!
 //! Allocation: [`CompiledPolicy::eval_with`] allocates nothing once its [`Scratch`] and output
 //! vector have grown (rule ids are shared `Arc<str>`); [`CompiledPolicy::eval`] and
 //! [`CompiledPolicy::eval_into`] use a per-thread [`Scratch`].
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::event::Event;
+use crate::event::{Event, Val};
 use crate::index::{Bucket, Scratch};
 use crate::ir::{Cond, CondNode};
 use crate::model::{Actions, Mode, RuleInfo};
+use crate::net;
 use crate::plan::KernelPlan;
 use crate::schema::Kind;
 use crate::source::SourceMap;
@@ -47,6 +51,8 @@ pub struct CompiledPolicy {
     pub(crate) conds: Vec<Cond>,
     pub(crate) buckets: Vec<Bucket>,
     pub(crate) plan: KernelPlan,
+    /// `network.extra_public_ranges`: canonical, sorted, deduplicated.
+    pub(crate) extra_public: Vec<IpNet>,
     pub(crate) sources: Arc<SourceMap>,
     pub(crate) files: Vec<String>,
 }
@@ -56,6 +62,7 @@ impl CompiledPolicy {
         rules: Vec<RuleInfo>,
         conds: Vec<Cond>,
         plan: KernelPlan,
+        extra_public: Vec<IpNet>,
         sources: Arc<SourceMap>,
         files: Vec<String>,
     ) -> CompiledPolicy {
@@ -77,6 +84,7 @@ impl CompiledPolicy {
             conds,
             buckets,
             plan,
+            extra_public,
             sources,
             files,
         }
@@ -90,6 +98,28 @@ impl CompiledPolicy {
     /// The kernel plan: what the kernel maps must hold.
     pub fn lower(&self) -> KernelPlan {
         self.plan.clone()
+    }
+
+    /// The policy's `network.extra_public_ranges` (union over its files; canonical networks,
+    /// sorted, without duplicates): addresses inside them are public for
+    /// `connect.addr.is_public` and `payload.addr.is_public`, in evaluation and in the plan.
+    pub fn extra_public_ranges(&self) -> &[IpNet] {
+        &self.extra_public
+    }
+
+    /// The event as this policy sees it: an `is_public` field the event derived from its
+    /// address (rather than carried) is recomputed with the extra public ranges.
+    fn view<'e>(&self, event: &'e Event) -> Cow<'e, Event> {
+        match event.derived_public() {
+            Some((id, ip))
+                if !self.extra_public.is_empty()
+                    && event.get(id) != Some(&Val::Bool(true))
+                    && net::is_public_with(ip, &self.extra_public) =>
+            {
+                Cow::Owned(event.with_value(id, Val::Bool(true)))
+            }
+            _ => Cow::Borrowed(event),
+        }
     }
 
     /// The policy files that were loaded, in merge order.
@@ -125,6 +155,7 @@ impl CompiledPolicy {
         let Some(bucket) = self.buckets.get(event.kind().index()) else {
             return;
         };
+        let event = &*self.view(event);
         bucket.each_candidate(event, scratch, |idx| {
             if let Some(m) = self.check(idx, event) {
                 out.push(m);
@@ -148,6 +179,7 @@ impl CompiledPolicy {
     /// evaluated. Gives the same result as [`CompiledPolicy::eval`] (property-tested); for
     /// tests and debugging.
     pub fn eval_exhaustive(&self, event: &Event) -> Vec<Match> {
+        let event = &*self.view(event);
         self.rules_of_kind(event.kind())
             .iter()
             .filter_map(|&idx| self.check(idx, event))
@@ -159,6 +191,7 @@ impl CompiledPolicy {
         let Some(bucket) = self.buckets.get(event.kind().index()) else {
             return 0;
         };
+        let event = &*self.view(event);
         let mut n = 0;
         with_scratch(|s| {
             bucket.each_candidate(event, s, |i| {

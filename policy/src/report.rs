@@ -49,13 +49,7 @@ fn plan_lines(
 ) {
     let _ = writeln!(out, "  {title}: {} entries", entries.len());
     for e in entries {
-        let ids: Vec<&str> = e
-            .rules
-            .iter()
-            .filter_map(|i| policy.rules().get(*i as usize))
-            .map(|r| r.id.as_str())
-            .collect();
-        let _ = writeln!(out, "    {:<40} <- {}", e.value, ids.join(", "));
+        let _ = writeln!(out, "    {:<40} <- {}", e.value, rule_ids(policy, e));
     }
 }
 
@@ -115,7 +109,28 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
     plan_lines(&mut out, "exec_names", &plan.exec_names, policy);
     plan_lines(&mut out, "exec_paths", &plan.exec_paths, policy);
     plan_lines(&mut out, "payload_methods", &plan.payload_methods, policy);
+    plan_lines(&mut out, "dns_names", &plan.dns_names, policy);
+    plan_lines(&mut out, "dns_domains", &plan.dns_domains, policy);
+    plan_lines(&mut out, "connect_nets", &plan.connect_nets, policy);
+    let extra = policy.extra_public_ranges();
+    if !extra.is_empty() {
+        let nets: Vec<String> = extra.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "extra public ranges: {}", nets.join(", "));
+    }
     out
+}
+
+fn rule_ids(policy: &CompiledPolicy, entry: &crate::plan::PlanEntry) -> String {
+    if entry.rules.is_empty() {
+        return "none: an exclusion".to_string();
+    }
+    let ids: Vec<&str> = entry
+        .rules
+        .iter()
+        .filter_map(|r| policy.rules().get(*r as usize))
+        .map(|r| r.id.as_str())
+        .collect();
+    ids.join(", ")
 }
 
 /// Human-readable `policy eval` output.
@@ -156,9 +171,41 @@ pub fn eval_report(policy: &CompiledPolicy, event: &Event, matches: &[Match]) ->
 }
 
 /// For exec and payload events: whether the kernel plan holds the event's basename / path /
-/// method.
+/// method; for DNS and connect events: the entry the kernel's lookup ends at.
 fn kernel_view(out: &mut String, policy: &CompiledPolicy, event: &Event) {
     let plan = policy.lower();
+    let field = |name: &str| schema::lookup(name).and_then(|id| event.get(id));
+    match (
+        event.kind(),
+        field(schema::DNS_NAME_FIELD),
+        field("connect.addr.ip"),
+    ) {
+        (Kind::Dns, Some(crate::event::Val::Str(name)), _) => {
+            let _ = match plan.dns_lookup(name) {
+                Some(e) => writeln!(
+                    out,
+                    "kernel plan: `{name}` ends its lookup at `{}` (rules: {})",
+                    e.value,
+                    rule_ids(policy, e)
+                ),
+                None => writeln!(out, "kernel plan: no DNS entry for `{name}`"),
+            };
+            return;
+        }
+        (Kind::Connect, _, Some(crate::event::Val::Ip(ip))) => {
+            let _ = match plan.connect_lookup(*ip) {
+                Some(e) => writeln!(
+                    out,
+                    "kernel plan: connect_nets holds `{}` for `{ip}` (rules: {})",
+                    e.value,
+                    rule_ids(policy, e)
+                ),
+                None => writeln!(out, "kernel plan: no connect_nets prefix holds `{ip}`"),
+            };
+            return;
+        }
+        _ => {}
+    }
     let families: &[(&str, &[crate::plan::PlanEntry], &str)] = match event.kind() {
         Kind::Exec => &[
             ("exec.file.name", &plan.exec_names, "exec_names"),

@@ -21,6 +21,12 @@ use crate::source::Span;
 /// Compiled-size cap of one regex (or regex set), bytes.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// A string compared with `dns.question.name` by `==`, `!=`, `in` or `not in`: lowercased
+/// (ASCII) without one trailing dot, as the field is decoded lowercase without it.
+pub fn fold_dns_name(s: &str) -> String {
+    s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase()
+}
+
 /// A one-value set from a literal.
 pub fn from_lit(l: &Lit, span: Span, diags: &mut Vec<Diagnostic>) -> Option<ValueSet> {
     let mut s = ValueSet::default();

@@ -117,3 +117,71 @@ fn monitor_mode_is_reported_on_matches() {
     assert!(m[0].actions.deny && m[0].actions.kill && !m[0].actions.alert);
     assert_eq!(p.lower().exec_names[0].rules, vec![0]);
 }
+
+#[test]
+fn default_policy_denies_pool_lookups_in_the_kernel() {
+    let p = default_policy();
+    let plan = p.lower();
+    let index = |id: &str| -> u32 {
+        let i = p.rules().iter().position(|r| r.id == id).expect(id);
+        u32::try_from(i).unwrap()
+    };
+    let (host, domain) = (index("pool-host-lookup"), index("pool-domain-lookup"));
+    for id in ["pool-host-lookup", "pool-domain-lookup"] {
+        let r = &p.rules()[index(id) as usize];
+        assert!(r.actions.deny, "{id}");
+        assert_eq!(r.kernel, Enforcement::Kernel, "{id}");
+        assert!(r.description.contains("EPERM") && r.description.contains("signal tier"));
+    }
+    for id in ["maltrail-host-lookup", "maltrail-ip-connect"] {
+        let r = &p.rules()[index(id) as usize];
+        assert!(r.actions.alert && !r.actions.blocks(), "{id}");
+    }
+    assert!(plan.connect_nets.is_empty());
+    let kernel = |name: &str| -> Vec<u32> {
+        plan.dns_lookup(name)
+            .map(|e| e.rules.clone())
+            .unwrap_or_default()
+    };
+    let user = |name: &str| -> Vec<u32> {
+        let ev =
+            Event::from_json(&serde_json::json!({"kind":"dns","dns":{"question":{"name":name}}}))
+                .unwrap();
+        p.eval(&ev)
+            .iter()
+            .map(|m| m.rule_index)
+            .filter(|i| [host, domain].contains(i))
+            .collect()
+    };
+    for (name, want) in [
+        // Falco exact names (one is also under a Datadog domain).
+        ("xmr.pool.minergate.com", vec![host]),
+        ("XMR.Pool.MinerGate.com.", vec![host]),
+        ("pool.supportxmr.com", vec![host, domain]),
+        // Datadog domains and their sub-domains.
+        ("c3pool.com", vec![domain]),
+        ("auto.c3pool.com", vec![domain]),
+        ("gulf.moneroocean.stream", vec![domain]),
+        // Not pools (N4) and excluded coin projects.
+        ("pool.ntp.org", vec![]),
+        ("pool.ntp.org.", vec![]),
+        ("2.debian.pool.ntp.org", vec![]),
+        ("carpool.example.com", vec![]),
+        ("poolside.example.org", vec![]),
+        ("h9.com", vec![]),
+        ("www.h9.com", vec![]),
+        ("explorer.safex.org", vec![]),
+        ("sub.minergate.com", vec![]),
+    ] {
+        assert_eq!(kernel(name), want, "kernel: {name}");
+        assert_eq!(user(name), want, "evaluator: {name}");
+    }
+    // Every key, an unlisted sub-domain and the parent of each: kernel == evaluator.
+    for e in plan.dns_names.iter().chain(&plan.dns_domains) {
+        let parent = e.value.split_once('.').map_or("", |(_, p)| p).to_string();
+        for name in [e.value.clone(), format!("zz.{}", e.value), parent] {
+            assert_eq!(kernel(&name), user(&name), "{name}");
+        }
+    }
+    assert!(plan.dns_names.len() >= 60 && plan.dns_domains.len() >= 50);
+}

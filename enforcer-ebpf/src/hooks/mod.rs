@@ -2,7 +2,10 @@
 //! the error path (fail open, counted) is written once per hook.
 
 mod bprm_check_security;
+mod connect;
+mod dns_query;
 mod exec_record;
+mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;
 mod sys_enter_send;

@@ -1,10 +1,13 @@
-//! LSM `socket_sendmsg`: the payload-deny point of the lsm tier.
+//! LSM `socket_sendmsg`: the send-deny point of the lsm tier, for stratum payloads and DNS
+//! pool look-ups.
 //!
 //! Kernel prototype: `int security_socket_sendmsg(struct socket *sock, struct msghdr *msg,
 //! int size)`; the BPF program sees `ctx.arg(0) = sock`, `ctx.arg(2) = size` and `ctx.arg(3)`
-//! = the return value of the LSMs before it. It runs inside the same write/sendto syscall as
-//! the payload tracepoint, which left a `PendingSend` for this thread when the payload's method
-//! is in the plan. The hook acts only if that entry names this socket's file and this size.
+//! = the return value of the LSMs before it. It runs inside the same write/send* syscall as the
+//! send tracepoints, which left a `PendingSend` (payload) or `PendingDns` (query) for this
+//! thread when the plan names what is being sent. The hook acts only if that entry names this
+//! socket's file (and, for payloads, this size when the tracepoint knew it); `sendmmsg` reaches it once per message and the
+//! first message consumes the entry.
 //!
 //! | situation | returns | record |
 //! |---|---|---|
@@ -17,13 +20,13 @@
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
-    event::{Counter, Hook},
+    event::{Counter, Hook, PAYLOAD_SIZE_UNKNOWN},
 };
 
-use super::{Verdict, sys_enter_send::emit_payload};
+use super::{Verdict, dns_query::emit_dns, payload::emit_payload};
 use crate::{
     kernel,
-    maps::{PENDING_SEND, config, count},
+    maps::{PENDING_DNS, PENDING_SEND, config, count},
     plan::{Site, act},
 };
 
@@ -44,21 +47,38 @@ fn try_socket_sendmsg(ctx: &LsmContext) -> Verdict {
         return Verdict::Allow;
     }
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-    let Some(pending) = PENDING_SEND.get_ptr(pid_tgid) else {
+    let sock: *const u8 = ctx.arg(0);
+    if let Some(pending) = PENDING_SEND.get_ptr(pid_tgid) {
+        // SAFETY: pointer from a successful map look-up; the copy is taken before the removal.
+        let pending = unsafe { *pending };
+        let _ = PENDING_SEND.remove(pid_tgid);
+        let size: i32 = ctx.arg(2);
+        let same_size =
+            pending.record.flags & PAYLOAD_SIZE_UNKNOWN != 0 || size as u32 == pending.record.size;
+        let same_send =
+            kernel::file_of_socket(sock).is_some_and(|f| f as u64 == pending.file) && same_size;
+        if !same_send {
+            count(Counter::PendingStale);
+            return Verdict::Allow;
+        }
+        let (verdict, deny) = act(&pending.verdict, &cfg, Site::Lsm);
+        emit_payload(&pending.record, Hook::LsmSocketSendmsg, &verdict);
+        return if deny { Verdict::Deny } else { Verdict::Allow };
+    }
+    let Some(pending) = PENDING_DNS.get_ptr(pid_tgid) else {
         return Verdict::Allow;
     };
-    // SAFETY: pointer from a successful map look-up; the copy is taken before the removal.
-    let pending = unsafe { *pending };
-    let _ = PENDING_SEND.remove(pid_tgid);
-    let sock: *const u8 = ctx.arg(0);
-    let size: i32 = ctx.arg(2);
-    let same_send = kernel::file_of_socket(sock).is_some_and(|f| f as u64 == pending.file)
-        && size as u32 == pending.record.size;
-    if !same_send {
+    // SAFETY: pointer from a successful map look-up; the entry stays valid until the removal
+    // below, which happens after the last use (the record is copied into the ring buffer).
+    let pending = unsafe { &*pending };
+    let same_socket = kernel::file_of_socket(sock).is_some_and(|f| f as u64 == pending.file);
+    if !same_socket {
+        let _ = PENDING_DNS.remove(pid_tgid);
         count(Counter::PendingStale);
         return Verdict::Allow;
     }
     let (verdict, deny) = act(&pending.verdict, &cfg, Site::Lsm);
-    emit_payload(&pending.record, Hook::LsmSocketSendmsg, &verdict);
+    emit_dns(&pending.record, Hook::LsmSocketSendmsg, &verdict);
+    let _ = PENDING_DNS.remove(pid_tgid);
     if deny { Verdict::Deny } else { Verdict::Allow }
 }

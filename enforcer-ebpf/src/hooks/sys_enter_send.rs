@@ -1,177 +1,246 @@
-//! Tracepoints `syscalls/sys_enter_write` and `syscalls/sys_enter_sendto`: first-payload
-//! classification of socket writes (stratum logins), in every tier.
+//! Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}`: classification of what a
+//! process sends on a socket, in every tier. One program serves the four; for each syscall it
+//! gathers the same [`Send`] (fd,
+//! first buffer, total length, destination address if the call names one) from its syscall's
+//! arguments (at `KernelOffsets::tp_syscall_args`, 8 bytes apart) and user structures (`struct
+//! user_msghdr`, `struct iovec`, stable UAPI layouts), reads the first 16 bytes, and hands the
+//! send to one of:
+//! - `dns_query.rs` when the bytes are the header of a DNS query (UDP, or TCP with its 2-byte
+//!   length prefix): pool look-ups;
+//! - `payload.rs` when they start like a JSON object: stratum logins.
 //!
-//! Both tracepoint records have the fd, buffer and length at the offsets the loader read from
-//! their tracefs `format` files (`KernelOffsets::tp_send_*`). For each write:
-//! 1. read 8 bytes; stop unless they start (after whitespace) with `{` — the cost of an
-//!    ordinary write is this one read;
-//! 2. stop unless the fd is a socket;
-//! 3. read up to 128 bytes and find a JSON-RPC `"method"` (`classify.rs`); stop if none;
-//! 4. look the method up in `PAYLOAD_METHOD_PLAN`.
-//!
-//! | tier | plan match | action |
-//! |---|---|---|
-//! | lsm | yes | leave a `PendingSend` for LSM `socket_sendmsg` (which denies and reports) |
-//! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` (the write in flight still completes: only the lsm tier stops the bytes) |
-//! | signal or monitor | rule or engine in monitor mode | record `would_kill` |
-//! | any | no | record the JSON-RPC payload (no verdict) |
+//! Anything else (the cost of an ordinary write) ends after that one 16-byte read.
+//! `sendmsg`/`sendmmsg`: only the first iovec is inspected (and for `sendmmsg` only the first
+//! message). With several iovecs the total length is not summed (a loop over them multiplies
+//! the verifier's paths past its budget on 6.1): it is reported as unknown.
 
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm},
-    macros::tracepoint,
+    helpers::bpf_probe_read_user_buf,
+    macros::{map, tracepoint},
+    maps::PerCpuArray,
     programs::TracePointContext,
 };
-use enforcer_common::{
-    config::Tier,
-    event::{COMM_LEN, Counter, EventKind, Hook, PAYLOAD_LEN, PAYLOAD_TRUNCATED, PayloadRecord},
-    plan::{METHOD_LEN, MethodKey},
-};
+use enforcer_common::event::{Counter, Hook};
 
+use super::{dns_query, payload};
 use crate::{
-    classify::{find_method, starts_like_json_object},
-    emit,
-    kernel::{self, ReadError},
-    maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, PENDING_SEND, config, count, offsets},
-    plan::{Site, act},
+    classify::starts_like_json_object,
+    dns::{self, MIN_QUERY_LEN},
+    kernel::ReadError,
+    maps::{count, offsets},
 };
 
-/// `syscalls/sys_enter_write`.
-#[tracepoint(category = "syscalls", name = "sys_enter_write")]
-pub(crate) fn tp_sys_enter_write(ctx: TracePointContext) -> u32 {
-    on_send(&ctx, Hook::TpSysEnterWrite)
+/// One send, whatever the syscall. Built in [`SEND_SCRATCH`] and read back with a volatile
+/// copy before classification, so the verifier sees one state for the four syscalls instead
+/// of four (each with its own constants), which 6.1's verifier cannot afford.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Send {
+    /// The file descriptor.
+    pub(crate) fd: u32,
+    /// The program (a `Hook` value).
+    pub(crate) hook: u32,
+    /// User address of the (first) buffer.
+    pub(crate) buf: u64,
+    /// Bytes in that buffer.
+    pub(crate) buf_len: u64,
+    /// Bytes the whole send carries (when `total_known`).
+    pub(crate) total_len: u64,
+    /// 0 when a `sendmsg` has several iovecs and `total_len` is the first one's length.
+    pub(crate) total_known: u64,
+    /// User address of the destination `struct sockaddr`, 0 when the call names none.
+    pub(crate) addr: u64,
+    /// Its length.
+    pub(crate) addr_len: u64,
 }
 
-/// `syscalls/sys_enter_sendto`.
-#[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
-pub(crate) fn tp_sys_enter_sendto(ctx: TracePointContext) -> u32 {
-    on_send(&ctx, Hook::TpSysEnterSendto)
+impl Send {
+    /// The program that saw the send.
+    #[inline(always)]
+    pub(crate) fn hook(&self) -> Hook {
+        Hook::try_from(self.hook).unwrap_or(Hook::TpSysEnterWrite)
+    }
+}
+
+/// Per-CPU slot a [`Send`] is built in (see its documentation).
+#[map(name = "SEND_SCRATCH")]
+static SEND_SCRATCH: PerCpuArray<Send> = PerCpuArray::with_max_entries(1, 0);
+
+/// `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}`: one program attached to the four
+/// tracepoints (verified once, not four times), which tells them apart by the record's
+/// `__syscall_nr` (not `common_type`: for syscall tracepoints the kernel overwrites the first
+/// 8 bytes of the record it hands to BPF with a `pt_regs` pointer). The argument layouts:
+/// `write(fd, buf, count)`, `sendto(fd, buff, len, flags, addr, addr_len)`,
+/// `sendmsg(fd, msg, flags)`, `sendmmsg(fd, mmsg, vlen, flags)` (the first `struct mmsghdr`
+/// starts with its `struct user_msghdr`).
+#[tracepoint(category = "syscalls", name = "sys_enter_write")]
+pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
+    let off = offsets();
+    // SAFETY: `__syscall_nr` is the i32 at this offset (checked against the format files).
+    let Ok(nr) = (unsafe { ctx.read_at::<i32>(off.tp_syscall_nr as usize) }) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    let id = nr as u32;
+    let Some(slot) = SEND_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU slot from a successful look-up; no re-entry on this CPU.
+    let slot = unsafe { &mut *slot };
+    // Gather first, classify once: every call of `classify` is inlined (and verified) anew.
+    let gathered = if id == off.nr_write {
+        direct_send(&ctx, Hook::TpSysEnterWrite, false)
+    } else if id == off.nr_sendto {
+        direct_send(&ctx, Hook::TpSysEnterSendto, true)
+    } else if id == off.nr_sendmsg {
+        msghdr_send(&ctx, Hook::TpSysEnterSendmsg)
+    } else if id == off.nr_sendmmsg {
+        msghdr_send(&ctx, Hook::TpSysEnterSendmmsg)
+    } else {
+        return 0;
+    };
+    let result = gathered.and_then(|send| {
+        let Some(send) = send else {
+            return Ok(());
+        };
+        *slot = send;
+        // SAFETY: `slot` is valid; the volatile read makes the fields opaque map data.
+        let send = unsafe { core::ptr::read_volatile(slot) };
+        classify(&send)
+    });
+    finish(result)
 }
 
 #[inline(always)]
-fn on_send(ctx: &TracePointContext, hook: Hook) -> u32 {
-    if try_on_send(ctx, hook).is_err() {
+fn finish(result: Result<(), ReadError>) -> u32 {
+    if result.is_err() {
         count(Counter::ReadError);
     }
     0
 }
 
+/// Syscall argument `i` of a `sys_enter_*` record.
 #[inline(always)]
-fn try_on_send(ctx: &TracePointContext, hook: Hook) -> Result<(), ReadError> {
-    let off = offsets();
-    // SAFETY: reads of the tracepoint record at offsets from its format file.
-    let (fd, buf, len) = unsafe {
-        (
-            ctx.read_at::<u64>(off.tp_send_fd as usize)
-                .map_err(|_| ReadError)?,
-            ctx.read_at::<u64>(off.tp_send_buf as usize)
-                .map_err(|_| ReadError)?,
-            ctx.read_at::<u64>(off.tp_send_len as usize)
-                .map_err(|_| ReadError)?,
-        )
+pub(crate) fn syscall_arg(ctx: &TracePointContext, i: usize) -> Result<u64, ReadError> {
+    let at = offsets().tp_syscall_args as usize + 8 * i;
+    // SAFETY: a read of the tracepoint record at an offset checked against its format file.
+    unsafe { ctx.read_at::<u64>(at) }.map_err(|_| ReadError)
+}
+
+/// `write` and `sendto`: the buffer is an argument.
+#[inline(always)]
+fn direct_send(
+    ctx: &TracePointContext,
+    hook: Hook,
+    has_addr: bool,
+) -> Result<Option<Send>, ReadError> {
+    let len = syscall_arg(ctx, 2)?;
+    let (addr, addr_len) = if has_addr {
+        (syscall_arg(ctx, 4)?, syscall_arg(ctx, 5)?)
+    } else {
+        (0, 0)
     };
-    if len < 12 {
-        return Ok(());
-    }
-    let mut head = [0u8; 8];
+    Ok(Some(Send {
+        fd: syscall_arg(ctx, 0)? as u32,
+        hook: hook as u32,
+        buf: syscall_arg(ctx, 1)?,
+        buf_len: len,
+        total_len: len,
+        total_known: 1,
+        addr,
+        addr_len,
+    }))
+}
+
+/// Reads a `T` from user memory.
+#[inline(always)]
+fn read_user<T: Copy>(addr: u64) -> Result<T, ReadError> {
     // SAFETY: probe_read_user validates the user address.
-    if unsafe { bpf_probe_read_user_buf(buf as *const u8, &mut head) }.is_err() {
-        return Ok(());
-    }
-    if !starts_like_json_object(&head, 8) {
-        return Ok(());
-    }
-    let fd = fd as u32;
-    let Some(file) = kernel::socket_file(fd) else {
-        return Ok(());
-    };
-
-    let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
-    // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
-    let scratch = unsafe { &mut *scratch };
-    let pending = &mut scratch.pending;
-    let rec = &mut pending.record;
-    // Reads of constant sizes only: a length computed from `len` gets spilled by LLVM and
-    // 6.1's verifier loses its bound. A 128-byte read can fail where a short buffer ends at an
-    // unmapped page, so smaller reads follow; bytes past `len` are never used.
-    let data = &mut rec.data;
-    let got = if read_user(buf, &mut data[..]) {
-        PAYLOAD_LEN
-    } else if read_user(buf, &mut data[..64]) {
-        64
-    } else if read_user(buf, &mut data[..32]) {
-        32
-    } else if read_user(buf, &mut data[..16]) {
-        16
-    } else {
-        return Err(ReadError);
-    };
-    let data_len = if len < got as u64 { len as usize } else { got };
-    rec.method = [0; METHOD_LEN];
-    let method_len = find_method(&rec.data, data_len, &mut rec.method, &mut scratch.slot);
-    if method_len == 0 {
-        return Ok(());
-    }
-    count(Counter::PayloadClassified);
-    rec.fd = fd;
-    rec.size = len.min(u64::from(u32::MAX)) as u32;
-    rec.data_len = data_len as u32;
-    rec.method_len = method_len as u32;
-    rec.flags = if len > PAYLOAD_LEN as u64 {
-        PAYLOAD_TRUNCATED
-    } else {
-        0
-    };
-    rec._pad = 0;
-
-    let cfg = config();
-    let plan = PAYLOAD_METHOD_PLAN.get_ptr(MethodKey(rec.method));
-    let mut verdict = emit::Verdict::NONE;
-    if let Some(plan) = plan {
-        // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
-        let plan = unsafe { *plan };
-        count(Counter::PayloadMatched);
-        let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-        if cfg.tier == Tier::Lsm as u32 {
-            // The LSM hook of this syscall decides and reports.
-            pending.verdict = plan;
-            pending.file = file as u64;
-            // By reference: a by-value PendingSend would be copied onto the 512-byte stack.
-            #[allow(clippy::needless_borrows_for_generic_args)]
-            let _ = PENDING_SEND.insert(pid_tgid, &*pending, 0);
-            return Ok(());
-        }
-        verdict = act(&plan, &cfg, Site::Tracepoint).0;
-    }
-    emit_payload(&pending.record, hook, &verdict);
-    Ok(())
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const T) }.map_err(|_| ReadError)
 }
 
-/// Copies `dst.len()` bytes of user memory at `buf` into `dst`; false when the read faults.
+/// `sendmsg` and `sendmmsg`: `struct user_msghdr { msg_name @0, msg_namelen @8, msg_iov @16,
+/// msg_iovlen @24, ... }`, `struct iovec { iov_base @0, iov_len @8 }`.
 #[inline(always)]
-fn read_user(buf: u64, dst: &mut [u8]) -> bool {
-    // SAFETY: probe_read_user validates the user address and writes only into `dst`.
-    unsafe { bpf_probe_read_user_buf(buf as *const u8, dst) }.is_ok()
+fn msghdr_send(ctx: &TracePointContext, hook: Hook) -> Result<Option<Send>, ReadError> {
+    let fd = syscall_arg(ctx, 0)? as u32;
+    let msg = syscall_arg(ctx, 1)?;
+    let hdr: [u64; 4] = read_user(msg)?;
+    let (name, name_len, iov, iov_len) = (hdr[0], hdr[1] & 0xffff_ffff, hdr[2], hdr[3]);
+    if iov_len == 0 {
+        return Ok(None);
+    }
+    let first: [u64; 2] = read_user(iov)?;
+    Ok(Some(Send {
+        fd,
+        hook: hook as u32,
+        buf: first[0],
+        buf_len: first[1],
+        total_len: first[1],
+        total_known: u64::from(iov_len == 1),
+        addr: name,
+        addr_len: name_len,
+    }))
 }
 
-/// Emits a payload record: `body` with a header for the current task.
+/// What the first bytes of a send look like.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A DNS query (`tcp`: after a 2-byte length prefix).
+    DnsQuery { tcp: bool },
+    /// A JSON object.
+    Json,
+    /// Anything else.
+    Other,
+}
+
+/// Reads the first 16 bytes and classifies them.
 #[inline(always)]
-pub(crate) fn emit_payload(body: &PayloadRecord, hook: Hook, verdict: &emit::Verdict) {
-    let Some(mut entry) = emit::reserve::<PayloadRecord>() else {
-        return;
-    };
-    let rec = entry.as_mut_ptr();
-    // SAFETY: `rec` points at a reserved, writable PayloadRecord-sized slot.
-    unsafe {
-        *rec = *body;
-        (*rec).header = emit::header(
-            EventKind::Payload,
-            size_of::<PayloadRecord>(),
-            hook,
-            0,
-            verdict,
-        );
-        // On failure the helper zeroes the buffer itself.
-        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
+fn shape(send: &Send) -> Shape {
+    let mut head = [0u8; 16];
+    // SAFETY: probe_read_user validates the user address; a short buffer near an unmapped
+    // page fails the read and only the 8-byte JSON test below is tried (a query is longer).
+    if unsafe { bpf_probe_read_user_buf(send.buf as *const u8, &mut head) }.is_err() {
+        let mut short = [0u8; 8];
+        // SAFETY: as above.
+        let ok = unsafe { bpf_probe_read_user_buf(send.buf as *const u8, &mut short) }.is_ok();
+        return if ok && starts_like_json_object(&short, 8) {
+            Shape::Json
+        } else {
+            Shape::Other
+        };
     }
-    entry.submit(0);
+    // DNS first: a query's random id could start like `{`, never the other way round (JSON
+    // text has no zero bytes where the header has them).
+    if send.buf_len >= MIN_QUERY_LEN && dns::looks_like_query(&head, 0) {
+        return Shape::DnsQuery { tcp: false };
+    }
+    let prefix = u64::from(u16::from_be_bytes([head[0], head[1]]));
+    if send.buf_len >= MIN_QUERY_LEN + 2
+        && prefix + 2 == send.buf_len
+        && dns::looks_like_query(&head, 2)
+    {
+        return Shape::DnsQuery { tcp: true };
+    }
+    let mut short = [0u8; 8];
+    short.copy_from_slice(&head[..8]);
+    if starts_like_json_object(&short, 8) {
+        Shape::Json
+    } else {
+        Shape::Other
+    }
+}
+
+/// Dispatches a send by its [`shape`]; each path is reached from one call site only, so it is
+/// inlined (and verified) once per program.
+#[inline(always)]
+fn classify(send: &Send) -> Result<(), ReadError> {
+    if send.buf_len < 12 {
+        return Ok(());
+    }
+    match shape(send) {
+        Shape::DnsQuery { tcp } => dns_query::on_query(send, tcp),
+        Shape::Json => payload::on_json_send(send),
+        Shape::Other => Ok(()),
+    }
 }

@@ -13,6 +13,7 @@ use crate::{
     pipeline::{
         decode::{self, Decoded},
         exec_event::exec_event,
+        net_event::{connect_event, dns_event},
         outcome,
         payload_event::payload_event,
     },
@@ -71,6 +72,14 @@ impl<'p> Handler<'p> {
             }
             Ok(Decoded::Payload(rec)) => {
                 let event = payload_event(&rec, &self.ts(&rec.header));
+                self.report(&rec.header, event, true, sink)
+            }
+            Ok(Decoded::Dns(rec)) => {
+                let event = dns_event(&rec, &self.ts(&rec.header));
+                self.report(&rec.header, event, true, sink)
+            }
+            Ok(Decoded::Connect(rec)) => {
+                let event = connect_event(&rec, &self.ts(&rec.header));
                 self.report(&rec.header, event, true, sink)
             }
             Err(err) => {

@@ -5,7 +5,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::{Map, Value};
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 8] = [
+pub const ALL: [(Counter, &str); 13] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -14,6 +14,11 @@ pub const ALL: [(Counter, &str); 8] = [
     (Counter::PayloadClassified, "payload_classified"),
     (Counter::PayloadMatched, "payload_matched"),
     (Counter::PendingStale, "pending_stale"),
+    (Counter::DnsSeen, "dns_seen"),
+    (Counter::DnsMatched, "dns_matched"),
+    (Counter::DnsUnparsed, "dns_unparsed"),
+    (Counter::ConnectSeen, "connect_seen"),
+    (Counter::ConnectMatched, "connect_matched"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

@@ -49,20 +49,29 @@ pub enum LoadError {
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 2] = [
+const LSM_PROGRAMS: [(&str, &str); 3] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
+    (programs::LSM_SOCKET_CONNECT, "socket_connect"),
 ];
 /// Raw tracepoint programs (every tier): program name and tracepoint.
 const RAW_TRACEPOINTS: [(&str, &str); 1] =
     [(programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec")];
 /// Tracepoint programs (every tier): program name, category and tracepoint.
-const TRACEPOINTS: [(&str, &str, &str); 2] = [
-    (programs::TP_SYS_ENTER_WRITE, "syscalls", "sys_enter_write"),
+/// A program may appear several times (attached to each of its tracepoints; loaded once).
+const TRACEPOINTS: [(&str, &str, &str); 5] = [
+    (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_write"),
+    (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendto"),
+    (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendmsg"),
     (
-        programs::TP_SYS_ENTER_SENDTO,
+        programs::TP_SYS_ENTER_SEND,
         "syscalls",
-        "sys_enter_sendto",
+        "sys_enter_sendmmsg",
+    ),
+    (
+        programs::TP_SYS_ENTER_CONNECT,
+        "syscalls",
+        "sys_enter_connect",
     ),
 ];
 
@@ -127,11 +136,24 @@ fn load_lsm_programs(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
     Ok(Ok(()))
 }
 
+/// A syscall number as the tracepoint records carry it (`__syscall_nr`, small and positive;
+/// an impossible value, `u32::MAX`, if it ever did not fit).
+fn syscall_nr(nr: libc::c_long) -> u32 {
+    u32::try_from(nr).unwrap_or(u32::MAX)
+}
+
 /// Probes the tier and loads the programs for it. `dry_run` makes the programs record what
 /// they would do instead of doing it. `offsets` gets the tracepoint argument offsets.
 pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadError> {
     tracefs::ensure_mounted()?;
-    [offsets.tp_send_fd, offsets.tp_send_buf, offsets.tp_send_len] = tracefs::send_arg_offsets()?;
+    let layout = tracefs::syscall_layout()?;
+    offsets.tp_syscall_args = layout.args;
+    offsets.tp_syscall_nr = layout.nr;
+    // This build's syscall numbers are the running kernel's: same architecture.
+    offsets.nr_write = syscall_nr(libc::SYS_write);
+    offsets.nr_sendto = syscall_nr(libc::SYS_sendto);
+    offsets.nr_sendmsg = syscall_nr(libc::SYS_sendmsg);
+    offsets.nr_sendmmsg = syscall_nr(libc::SYS_sendmmsg);
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
         Ok(list) => Err(format!(
@@ -171,10 +193,15 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
             .load()
             .map_err(program_err("load", name))?;
     }
+    let mut loaded_names: Vec<&str> = Vec::new();
     for (name, _, _) in TRACEPOINTS {
+        if loaded_names.contains(&name) {
+            continue;
+        }
         program::<TracePoint>(&mut ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
+        loaded_names.push(name);
     }
     Ok(Loaded {
         ebpf,

@@ -14,14 +14,17 @@ macro_rules! offset_table {
         /// The member each offset stands for, as (struct, dotted member path).
         pub const MEMBERS: &[(&str, &str)] = &[$(($strukt, $member)),*];
 
-        /// Reads the struct offsets from parsed BTF. The tracepoint argument offsets
-        /// (`tp_send_*`) are left 0 for the loader to fill from tracefs.
+        /// Reads the struct offsets from parsed BTF. The tracepoint layout (`tp_*`) is left
+        /// 0 for the loader to fill from tracefs.
         pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
             Ok(KernelOffsets {
                 $($field: btf.member_offset($strukt, $member)?,)*
-                tp_send_fd: 0,
-                tp_send_buf: 0,
-                tp_send_len: 0,
+                tp_syscall_args: 0,
+                tp_syscall_nr: 0,
+                nr_write: 0,
+                nr_sendto: 0,
+                nr_sendmsg: 0,
+                nr_sendmmsg: 0,
             })
         }
     };
@@ -45,6 +48,13 @@ offset_table! {
     file_inode => ("file", "f_inode"),
     inode_mode => ("inode", "i_mode"),
     socket_file => ("socket", "file"),
+    file_private_data => ("file", "private_data"),
+    socket_type => ("socket", "type"),
+    socket_sk => ("socket", "sk"),
+    skc_family => ("sock_common", "skc_family"),
+    skc_dport => ("sock_common", "skc_dport"),
+    skc_daddr => ("sock_common", "skc_daddr"),
+    skc_v6_daddr => ("sock_common", "skc_v6_daddr"),
 }
 
 /// Reads the offsets from the BTF file at `path` (normally /sys/kernel/btf/vmlinux).

@@ -4,9 +4,18 @@
 //! [`merge`]: enforcing rules win over monitor-mode rules, their actions are united, and the
 //! first of them names the entry.
 
-use aya::{Ebpf, maps::HashMap};
+use std::net::IpAddr;
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, LpmTrie, lpm_trie::Key},
+};
 use enforcer_common::{
-    maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN},
+    maps::{
+        CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_NAME_PLAN,
+        EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN,
+    },
+    net::name_hash,
     plan::{
         ACTION_DENY, ACTION_KILL, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN,
         PLAN_FLAG_MONITOR, PathKey, PlanVerdict, padded,
@@ -28,6 +37,9 @@ pub enum PlanError {
         /// The cause.
         source: aya::maps::MapError,
     },
+    /// A connect plan value is not a network (the policy checker should have refused it).
+    #[error("connect plan value {0:?} is not an address/prefix")]
+    BadNetwork(String),
     /// A value does not fit the kernel's key (the policy checker should have refused it).
     #[error("plan value {value:?} for {map} is longer than {max} bytes or contains NUL")]
     KeyTooLong {
@@ -105,7 +117,99 @@ fn write_map<const N: usize, K: aya::Pod>(
     Ok(written)
 }
 
-/// Writes the exec plan of `policy` into the kernel maps; returns the number of entries.
+/// The verdict of an entry of a longest-match family (DNS names and domains, connect
+/// prefixes): the merged verdict, or an entry with no action, which stops the kernel's search
+/// (an exclusion, or only alerting rules) so that a shorter listed suffix or prefix cannot
+/// answer for it.
+fn verdict_or_stop(rules: &[RuleInfo], indices: &[u32], generation: u32) -> PlanVerdict {
+    merge(rules, indices, generation).unwrap_or(PlanVerdict {
+        rule_index: indices.first().copied().unwrap_or(0),
+        actions: 0,
+        flags: 0,
+        generation,
+    })
+}
+
+/// Writes a DNS plan map: `name_hash(value)` -> verdict.
+fn write_dns(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    entries: &[PlanEntry],
+    rules: &[RuleInfo],
+    generation: u32,
+) -> Result<usize, PlanError> {
+    let mut hash: HashMap<_, u64, PlanVerdict> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    for entry in entries {
+        let verdict = verdict_or_stop(rules, &entry.rules, generation);
+        hash.insert(name_hash(entry.value.as_bytes()), verdict, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+    }
+    Ok(entries.len())
+}
+
+/// Parses `addr/len` (or a bare address) into the address and its prefix length.
+pub fn parse_network(value: &str) -> Result<(IpAddr, u32), PlanError> {
+    let bad = || PlanError::BadNetwork(value.to_owned());
+    let (addr, len) = match value.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (value, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l.parse::<u32>().map_err(|_| bad())?,
+        None => max,
+    };
+    if len > max {
+        return Err(bad());
+    }
+    Ok((addr, len))
+}
+
+/// Writes the connect plan tries: IPv4 prefixes into one, IPv6 into the other.
+fn write_connect(
+    ebpf: &mut Ebpf,
+    entries: &[PlanEntry],
+    rules: &[RuleInfo],
+    generation: u32,
+) -> Result<usize, PlanError> {
+    let mut nets = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (addr, len) = parse_network(&entry.value)?;
+        nets.push((addr, len, verdict_or_stop(rules, &entry.rules, generation)));
+    }
+    let map = CONNECT_V4_PLAN;
+    let mut v4: LpmTrie<_, [u8; 4], PlanVerdict> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    for (addr, len, verdict) in &nets {
+        if let IpAddr::V4(a) = addr {
+            v4.insert(&Key::new(*len, a.octets()), verdict, 0)
+                .map_err(|source| PlanError::Map { map, source })?;
+        }
+    }
+    let map = CONNECT_V6_PLAN;
+    let mut v6: LpmTrie<_, [u8; 16], PlanVerdict> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    for (addr, len, verdict) in &nets {
+        if let IpAddr::V6(a) = addr {
+            v6.insert(&Key::new(*len, a.octets()), verdict, 0)
+                .map_err(|source| PlanError::Map { map, source })?;
+        }
+    }
+    Ok(nets.len())
+}
+
+/// Writes the kernel plan of `policy` into the plan maps; returns the number of entries.
 pub fn write(
     ebpf: &mut Ebpf,
     policy: &CompiledPolicy,
@@ -137,5 +241,33 @@ pub fn write(
         generation,
         MethodKey,
     )?;
-    Ok(names + paths + methods)
+    let dns_names = write_dns(ebpf, DNS_NAME_PLAN, &plan.dns_names, rules, generation)?;
+    let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, rules, generation)?;
+    let nets = write_connect(ebpf, &plan.connect_nets, rules, generation)?;
+    Ok(names + paths + methods + dns_names + dns_domains + nets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse_with_and_without_a_prefix() {
+        assert!(matches!(
+            parse_network("10.0.0.0/8"),
+            Ok((IpAddr::V4(_), 8))
+        ));
+        assert!(matches!(
+            parse_network("127.0.0.77"),
+            Ok((IpAddr::V4(_), 32))
+        ));
+        assert!(matches!(
+            parse_network("2001:db8::/32"),
+            Ok((IpAddr::V6(_), 32))
+        ));
+        assert!(matches!(parse_network("::1"), Ok((IpAddr::V6(_), 128))));
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("pool.example/8").is_err());
+        assert!(parse_network("10.0.0.0/x").is_err());
+    }
 }

@@ -28,11 +28,20 @@ pub enum TracefsError {
         /// The field.
         field: String,
     },
-    /// Two tracepoints that must share a layout do not.
+    /// A tracepoint places a syscall argument where the shared layout does not expect it.
     #[error(
-        "tracepoints sys_enter_write and sys_enter_sendto place their arguments differently: {0:?} vs {1:?}"
+        "tracepoint {tracepoint} has {field} at offset {found}, expected {expected} (syscall arguments 8 bytes apart)"
     )]
-    Layout([u32; 3], [u32; 3]),
+    Layout {
+        /// The tracepoint.
+        tracepoint: String,
+        /// The field.
+        field: String,
+        /// Its offset in the format file.
+        found: u32,
+        /// The offset the shared layout gives it.
+        expected: u32,
+    },
 }
 
 /// Mounts tracefs at [`TRACEFS`] unless it is already there (a non-empty directory).
@@ -67,32 +76,86 @@ pub fn field_offset(format: &str, field: &str) -> Option<u32> {
     })
 }
 
-fn offsets_of(root: &Path, tracepoint: &str, fields: [&str; 3]) -> Result<[u32; 3], TracefsError> {
-    let path = root.join("events/syscalls").join(tracepoint).join("format");
-    let text = fs::read_to_string(&path).map_err(|source| TracefsError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mut out = [0u32; 3];
-    for (slot, field) in out.iter_mut().zip(fields) {
-        *slot = field_offset(&text, field).ok_or_else(|| TracefsError::MissingField {
-            tracepoint: tracepoint.to_owned(),
-            field: field.to_owned(),
+/// The syscall tracepoints the programs read, with their argument names in order.
+pub const SYSCALL_TRACEPOINTS: &[(&str, &[&str])] = &[
+    ("sys_enter_write", &["fd", "buf", "count"]),
+    (
+        "sys_enter_sendto",
+        &["fd", "buff", "len", "flags", "addr", "addr_len"],
+    ),
+    ("sys_enter_sendmsg", &["fd", "msg", "flags"]),
+    ("sys_enter_sendmmsg", &["fd", "mmsg", "vlen", "flags"]),
+    ("sys_enter_connect", &["fd", "uservaddr", "addrlen"]),
+];
+
+/// Checks that the arguments of `format` (tracepoint `name`) are 8 bytes apart from the
+/// first one and returns the first one's offset.
+pub fn check_layout(name: &str, format: &str, args: &[&str]) -> Result<u32, TracefsError> {
+    let mut base = None;
+    for (field, delta) in args.iter().zip((0u32..).step_by(8)) {
+        let found = field_offset(format, field).ok_or_else(|| TracefsError::MissingField {
+            tracepoint: name.to_owned(),
+            field: (*field).to_owned(),
         })?;
+        let base = *base.get_or_insert(found);
+        let expected = base + delta;
+        if found != expected {
+            return Err(TracefsError::Layout {
+                tracepoint: name.to_owned(),
+                field: (*field).to_owned(),
+                found,
+                expected,
+            });
+        }
     }
-    Ok(out)
+    Ok(base.unwrap_or(0))
 }
 
-/// Offsets of (fd, buffer, length) in the `sys_enter_write` and `sys_enter_sendto` records,
-/// which the payload program reads with one layout.
-pub fn send_arg_offsets() -> Result<[u32; 3], TracefsError> {
-    let root = Path::new(TRACEFS);
-    let write = offsets_of(root, "sys_enter_write", ["fd", "buf", "count"])?;
-    let sendto = offsets_of(root, "sys_enter_sendto", ["fd", "buff", "len"])?;
-    if write != sendto {
-        return Err(TracefsError::Layout(write, sendto));
+/// The shared layout of the syscall tracepoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallLayout {
+    /// Offset of `__syscall_nr` in every record.
+    pub nr: u32,
+    /// Offset of the first syscall argument in every record.
+    pub args: u32,
+}
+
+/// Reads every tracepoint of [`SYSCALL_TRACEPOINTS`] and checks that they share one layout
+/// (`__syscall_nr` and the arguments at the same offsets).
+pub fn syscall_layout() -> Result<SyscallLayout, TracefsError> {
+    let root = Path::new(TRACEFS).join("events/syscalls");
+    let mut shared: Option<SyscallLayout> = None;
+    for (name, args) in SYSCALL_TRACEPOINTS {
+        let path = root.join(name).join("format");
+        let text = fs::read_to_string(&path).map_err(|source| TracefsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let layout = SyscallLayout {
+            nr: check_layout(name, &text, &["__syscall_nr"])?,
+            args: check_layout(name, &text, args)?,
+        };
+        if let Some(expected) = shared
+            && expected != layout
+        {
+            let (field, found, expected) = if expected.nr == layout.nr {
+                (args[0], layout.args, expected.args)
+            } else {
+                ("__syscall_nr", layout.nr, expected.nr)
+            };
+            return Err(TracefsError::Layout {
+                tracepoint: (*name).to_owned(),
+                field: field.to_owned(),
+                found,
+                expected,
+            });
+        }
+        shared = Some(layout);
     }
-    Ok(write)
+    shared.ok_or_else(|| TracefsError::MissingField {
+        tracepoint: "syscalls".to_owned(),
+        field: "sys_enter_*".to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -109,5 +172,38 @@ mod tests {
         assert_eq!(field_offset(WRITE_FORMAT, "__syscall_nr"), Some(8));
         assert_eq!(field_offset(WRITE_FORMAT, "bu"), None);
         assert_eq!(field_offset(WRITE_FORMAT, "len"), None);
+    }
+
+    #[test]
+    fn layouts_are_checked_argument_by_argument() {
+        assert!(matches!(
+            check_layout("w", WRITE_FORMAT, &["fd", "buf", "count"]),
+            Ok(16)
+        ));
+        assert!(matches!(
+            check_layout("w", WRITE_FORMAT, &["fd", "count"]),
+            Err(TracefsError::Layout {
+                found: 32,
+                expected: 24,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check_layout("w", WRITE_FORMAT, &["fd", "nope"]),
+            Err(TracefsError::MissingField { .. })
+        ));
+    }
+
+    #[test]
+    fn running_kernel_formats_share_the_layout() {
+        if !Path::new(TRACEFS).join("events/syscalls").exists() {
+            eprintln!("SKIPPED: tracefs not mounted at {TRACEFS} (needs root to mount)");
+            return;
+        }
+        let layout = syscall_layout();
+        assert!(
+            matches!(layout, Ok(SyscallLayout { nr: 8, args: 16 })),
+            "{layout:?}"
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Checked decoding of ring-buffer records: lengths first, `read_unaligned`, kinds through
 //! `TryFrom`. A short record or an unknown kind is an error to count, never a panic.
 
-use enforcer_common::event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind};
+use enforcer_common::{
+    event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind},
+    net::{ConnectRecord, DnsRecord},
+};
 
 /// Why a record could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +34,10 @@ pub enum Decoded {
     Exec(Box<ExecRecord>),
     /// A classified socket payload.
     Payload(Box<PayloadRecord>),
+    /// A DNS query.
+    Dns(Box<DnsRecord>),
+    /// A connect.
+    Connect(Box<ConnectRecord>),
 }
 
 /// Decodes one ring-buffer record.
@@ -41,6 +48,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     match kind {
         EventKind::Exec => Ok(Decoded::Exec(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Payload => Ok(Decoded::Payload(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::Dns => Ok(Decoded::Dns(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::Connect => Ok(Decoded::Connect(Box::new(sized(kind, &header, bytes)?))),
     }
 }
 

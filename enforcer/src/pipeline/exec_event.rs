@@ -37,6 +37,10 @@ pub fn hook_name(hook: u32) -> &'static str {
         Ok(Hook::TpSysEnterWrite) => "tp/syscalls/sys_enter_write",
         Ok(Hook::TpSysEnterSendto) => "tp/syscalls/sys_enter_sendto",
         Ok(Hook::LsmSocketSendmsg) => "lsm/socket_sendmsg",
+        Ok(Hook::TpSysEnterSendmsg) => "tp/syscalls/sys_enter_sendmsg",
+        Ok(Hook::TpSysEnterSendmmsg) => "tp/syscalls/sys_enter_sendmmsg",
+        Ok(Hook::TpSysEnterConnect) => "tp/syscalls/sys_enter_connect",
+        Ok(Hook::LsmSocketConnect) => "lsm/socket_connect",
         Err(_) => "unknown",
     }
 }

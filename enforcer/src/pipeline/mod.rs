@@ -3,5 +3,6 @@
 
 pub mod decode;
 pub mod exec_event;
+pub mod net_event;
 pub mod outcome;
 pub mod payload_event;

@@ -21,3 +21,9 @@ pub const STRATUM_POLICY: &str = "/etc/enforcer/deny-stratum.yaml";
 pub const MOCK_POOL: &str = "/bin/mock-pool";
 /// The stratum client (`stratum-client --connect ADDR --dialect D --write-call C`).
 pub const STRATUM_CLIENT: &str = "/bin/stratum-client";
+/// The policy of the network cases (pool look-ups and pool-address connects).
+pub const NETWORK_POLICY: &str = "/etc/enforcer/deny-network.yaml";
+/// The stub DNS resolver (`stub-dns --listen ADDR --answer NAME=IP... --record FILE`).
+pub const STUB_DNS: &str = "/bin/stub-dns";
+/// The DNS client (`dns-client --server ADDR --name NAME --via CALL`).
+pub const DNS_CLIENT: &str = "/bin/dns-client";

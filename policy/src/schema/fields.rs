@@ -459,12 +459,15 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "Mount point removed.",
     ),
     // dns
-    f(
-        "dns.question.name",
-        T::Str,
-        Some(K::Dns),
-        "/dns/question/name",
-        "Queried name, lowercase, without the trailing dot.",
+    kernel(
+        f(
+            "dns.question.name",
+            T::Str,
+            Some(K::Dns),
+            "/dns/question/name",
+            "Queried name, lowercase, without the trailing dot.",
+        ),
+        KernelFamily::DnsName,
     ),
     f(
         "dns.question.type",
@@ -506,12 +509,15 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "Resolver the query was sent to.",
     ),
     // network
-    f(
-        "connect.addr.ip",
-        T::Ip,
-        Some(K::Connect),
-        "/connect/addr/ip",
-        "Destination address.",
+    kernel(
+        f(
+            "connect.addr.ip",
+            T::Ip,
+            Some(K::Connect),
+            "/connect/addr/ip",
+            "Destination address.",
+        ),
+        KernelFamily::ConnectAddr,
     ),
     f(
         "connect.addr.port",
@@ -520,15 +526,18 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "/connect/addr/port",
         "Destination port.",
     ),
-    derive(
-        f(
-            "connect.addr.is_public",
-            T::Bool,
-            Some(K::Connect),
-            "/connect/addr/is_public",
-            "Destination is a public address (derived from the address when absent).",
+    kernel(
+        derive(
+            f(
+                "connect.addr.is_public",
+                T::Bool,
+                Some(K::Connect),
+                "/connect/addr/is_public",
+                "Destination is a public address (derived from the address when absent; `network.extra_public_ranges` count as public).",
+            ),
+            Derive::IsPublic("/connect/addr/ip"),
         ),
-        Derive::IsPublic("/connect/addr/ip"),
+        KernelFamily::ConnectPublic,
     ),
     f(
         "connect.protocol",
@@ -600,7 +609,7 @@ pub(crate) static FIELDS: &[FieldDef] = &[
             T::Bool,
             Some(K::Payload),
             "/payload/addr/is_public",
-            "Peer is a public address (derived when absent).",
+            "Peer is a public address (derived when absent; `network.extra_public_ranges` count as public).",
         ),
         Derive::IsPublic("/payload/addr/ip"),
     ),

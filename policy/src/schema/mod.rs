@@ -171,6 +171,16 @@ pub enum KernelFamily {
     /// JSON-RPC method of a connection's first write (`payload_methods`), 1 to
     /// [`crate::plan::MAX_METHOD_LEN`] bytes, without NUL, `"`, `\` or control characters.
     PayloadMethod,
+    /// DNS question name (`dns_names` for exact values, `dns_domains` for domain-list
+    /// values): lowercase, without the trailing dot, at most [`crate::plan::MAX_DNS_NAME_LEN`]
+    /// bytes, labels of 1 to [`crate::plan::MAX_DNS_LABEL_LEN`] bytes.
+    DnsName,
+    /// Destination address of a connection (`connect_nets`, longest prefix wins).
+    ConnectAddr,
+    /// Whether the destination address is public: no map of its own, it qualifies
+    /// `connect_nets` rules and is evaluated per prefix by the lowering (with the policy's
+    /// `network.extra_public_ranges`).
+    ConnectPublic,
 }
 
 /// How a field is found in an event's JSON.
@@ -191,7 +201,9 @@ pub enum Derive {
     StratumMethod(&'static str),
     /// Whether the open flags at this pointer write (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`).
     OpenWrites(&'static str),
-    /// Whether the address at this pointer is public (not loopback, private, link-local, ...).
+    /// Whether the address at this pointer is public (not loopback, private, link-local, ...,
+    /// see [`crate::net::is_public`]), or inside the evaluating policy's
+    /// `network.extra_public_ranges`.
     IsPublic(&'static str),
 }
 
@@ -218,6 +230,11 @@ pub struct FieldDef {
 
 /// Index of a field in [`FIELDS`].
 pub type FieldId = u16;
+
+/// The DNS question name field: decoded lowercase without trailing dots, and the string values
+/// it is compared with by `==`, `!=`, `in`, `not in` are lowercased without one trailing dot
+/// when checked (DNS names are case-insensitive).
+pub const DNS_NAME_FIELD: &str = "dns.question.name";
 
 mod fields;
 

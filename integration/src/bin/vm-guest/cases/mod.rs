@@ -4,6 +4,7 @@
 
 mod exec;
 mod infra;
+mod network;
 mod stratum;
 
 use enforcer_integration::vm::protocol::{self, Verdict};
@@ -32,6 +33,14 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_stratum_deny",
         run: stratum::lsm_stratum_deny,
+    },
+    Case {
+        name: "lsm_network_deny",
+        run: network::lsm_network_deny,
+    },
+    Case {
+        name: "lsm_network_monitor",
+        run: network::lsm_network_monitor,
     },
 ];
 

@@ -26,7 +26,7 @@ const POOL_RECORD: &str = "/tmp/pool.jsonl";
 /// Ports of the mock pool: two common pool ports and 443 (pools hide there).
 const LISTEN: [&str; 3] = ["127.0.0.1:3333", "127.0.0.1:14444", "127.0.0.1:443"];
 
-fn bring_up_loopback() -> Result<(), String> {
+pub(super) fn bring_up_loopback() -> Result<(), String> {
     let status = Command::new(layout::BUSYBOX)
         .args(["ip", "link", "set", "lo", "up"])
         .status()
@@ -38,13 +38,14 @@ fn bring_up_loopback() -> Result<(), String> {
     }
 }
 
-fn start_pool() -> Result<Child, String> {
+/// Starts the mock pool on `listen`, recording into `record`, and waits for `READY`.
+pub(super) fn start_pool(listen: &[&str], record: &str) -> Result<Child, String> {
     let mut cmd = Command::new(layout::MOCK_POOL);
-    for addr in LISTEN {
+    for addr in listen {
         cmd.args(["--listen", addr]);
     }
     let mut child = cmd
-        .args(["--record", POOL_RECORD])
+        .args(["--record", record])
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
@@ -71,12 +72,14 @@ fn pool_messages() -> Vec<Value> {
         .collect()
 }
 
-struct ClientRun {
-    status: std::process::ExitStatus,
-    stderr: String,
+/// How a `stratum-client` run ended.
+pub(super) struct ClientRun {
+    pub(super) status: std::process::ExitStatus,
+    pub(super) stderr: String,
 }
 
-fn client(addr: &str, dialect: &str, call: &str) -> Result<ClientRun, String> {
+/// Runs `stratum-client --connect addr --dialect dialect --write-call call`.
+pub(super) fn client(addr: &str, dialect: &str, call: &str) -> Result<ClientRun, String> {
     let out = Command::new(layout::STRATUM_CLIENT)
         .args([
             "--connect",
@@ -99,7 +102,7 @@ fn client(addr: &str, dialect: &str, call: &str) -> Result<ClientRun, String> {
 pub(crate) fn lsm_stratum_deny(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
     bring_up_loopback()?;
-    let mut pool = start_pool()?;
+    let mut pool = start_pool(&LISTEN, POOL_RECORD)?;
     let mut engine = Engine::start_with(
         layout::STRATUM_POLICY,
         "block",

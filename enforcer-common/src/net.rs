@@ -1,0 +1,151 @@
+//! Network records and plan keys: DNS queries and connects, shared by the kernel programs and
+//! the daemon. The DNS name hash is defined here once so the loader's keys and the kernel's
+//! look-ups agree.
+
+use crate::{event::COMM_LEN, event::EventHeader, plan::PlanVerdict};
+
+/// Bytes of a DNS message a [`DnsRecord`] carries (queries are far shorter; EDNS options fit).
+pub const DNS_DATA_LEN: usize = 512;
+/// Longest DNS question name the kernel parses, dotted form (RFC 1035: 253 characters).
+pub const DNS_NAME_LEN: usize = 256;
+
+/// DNS flag: the message was sent over TCP (a 2-byte length prefix preceded it).
+pub const DNS_TCP: u32 = 1;
+/// DNS flag: the message was longer than [`DNS_DATA_LEN`]; `data` holds its start.
+pub const DNS_TRUNCATED: u32 = 2;
+/// DNS flag: the kernel could not parse the question name (compression, a bad label, or a
+/// name longer than [`DNS_NAME_LEN`]), so the plan was not consulted. Userspace still decodes
+/// and evaluates the message.
+pub const DNS_NAME_UNPARSED: u32 = 4;
+/// DNS flag: the server address came from the socket (a connected socket), not the syscall.
+pub const DNS_SERVER_FROM_SOCKET: u32 = 8;
+
+/// `AF_INET`.
+pub const AF_INET: u16 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: u16 = 10;
+
+/// An IPv4 or IPv6 socket address in a fixed layout (`family == 0`: unknown).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockAddr {
+    /// [`AF_INET`], [`AF_INET6`] or 0.
+    pub family: u16,
+    /// Port, host byte order.
+    pub port: u16,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// The address: 4 bytes for IPv4 (the rest zero), 16 for IPv6, network byte order.
+    pub addr: [u8; 16],
+}
+
+/// A DNS query a process sent (UDP datagram or TCP message), whether or not a rule matched.
+/// Emitted by the send tracepoints, or by LSM `socket_sendmsg` when the lsm tier acts on it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsRecord {
+    /// Common header, `kind == EventKind::Dns`.
+    pub header: EventHeader,
+    /// File descriptor the query was sent on.
+    pub fd: u32,
+    /// Bytes the process asked to send (TCP: without the length prefix).
+    pub size: u32,
+    /// Valid bytes in `data`.
+    pub data_len: u32,
+    /// `DNS_*` flags.
+    pub flags: u32,
+    /// [`name_hash`] of the question name the kernel parsed (0 when unparsed).
+    pub name_hash: u64,
+    /// Where the query went (from the syscall's address, else the connected socket).
+    pub server: SockAddr,
+    /// The sender's comm.
+    pub comm: [u8; COMM_LEN],
+    /// The DNS message, from its header on (TCP: after the length prefix).
+    pub data: [u8; DNS_DATA_LEN],
+}
+
+/// A DNS verdict the send tracepoint leaves for LSM `socket_sendmsg` of the same syscall
+/// ([`crate::maps::PENDING_DNS`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingDns {
+    /// The plan entry that matched.
+    pub verdict: PlanVerdict,
+    /// Kernel address of the socket's `struct file`: the LSM hook acts only on this socket.
+    pub file: u64,
+    /// The record the LSM hook emits.
+    pub record: DnsRecord,
+}
+
+/// A connect a process made, emitted by the `sys_enter_connect` tracepoint (signal and
+/// monitor tiers) or by LSM `socket_connect` (lsm tier).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectRecord {
+    /// Common header, `kind == EventKind::Connect`.
+    pub header: EventHeader,
+    /// File descriptor (0 in the LSM hook, which sees the socket, not the descriptor).
+    pub fd: u32,
+    /// Socket type (`SOCK_STREAM` 1, `SOCK_DGRAM` 2, ...), 0 when unknown.
+    pub sock_type: u32,
+    /// Destination.
+    pub addr: SockAddr,
+    /// The caller's comm.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// FNV-1a 64 offset basis, the start value of [`name_hash`].
+pub const NAME_HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const NAME_HASH_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// One FNV-1a step.
+#[inline(always)]
+pub const fn name_hash_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(NAME_HASH_PRIME)
+}
+
+/// Hash of a DNS name (lowercase, dotted, no trailing dot): FNV-1a 64 over its bytes from the
+/// LAST to the first. Read backwards, every parent domain is a prefix of the name, so the
+/// kernel gets the hash of each suffix (`com`, `pool.com`, `x.pool.com`) in one pass.
+pub fn name_hash(name: &[u8]) -> u64 {
+    let mut hash = NAME_HASH_SEED;
+    let mut i = name.len();
+    while i > 0 {
+        i -= 1;
+        hash = name_hash_step(hash, name[i]);
+    }
+    hash
+}
+
+const _: () = assert!(core::mem::size_of::<SockAddr>() == 24);
+const _: () = assert!(core::mem::size_of::<DnsRecord>() == 64 + 24 + 24 + COMM_LEN + DNS_DATA_LEN);
+const _: () = assert!(core::mem::offset_of!(DnsRecord, server) == 88);
+const _: () = assert!(core::mem::offset_of!(DnsRecord, data) == 128);
+const _: () = assert!(core::mem::size_of::<ConnectRecord>() == 64 + 8 + 24 + COMM_LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_hashes_are_prefixes_of_the_backward_walk() {
+        let name = b"x.pool.example";
+        let mut hash = NAME_HASH_SEED;
+        let mut seen = [0u64; 3];
+        let mut n = 0;
+        let mut i = name.len();
+        while i > 0 {
+            i -= 1;
+            hash = name_hash_step(hash, name[i]);
+            if i == 0 || name[i - 1] == b'.' {
+                seen[n] = hash;
+                n += 1;
+            }
+        }
+        assert_eq!(n, 3);
+        assert_eq!(seen[0], name_hash(b"example"));
+        assert_eq!(seen[1], name_hash(b"pool.example"));
+        assert_eq!(seen[2], name_hash(name));
+        assert_ne!(name_hash(b"pool.example"), name_hash(b"example.pool"));
+    }
+}

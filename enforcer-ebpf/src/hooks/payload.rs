@@ -1,0 +1,138 @@
+//! First-payload classification of a socket send that starts like a JSON object (stratum
+//! logins), called from the send tracepoints (`sys_enter_send.rs`):
+//! 1. stop unless the fd is a socket;
+//! 2. read up to 128 bytes and find a JSON-RPC `"method"` (`classify.rs`); stop if none;
+//! 3. look the method up in `PAYLOAD_METHOD_PLAN`.
+//!
+//! | tier | plan match | action |
+//! |---|---|---|
+//! | lsm | yes | leave a `PendingSend` for LSM `socket_sendmsg` (which denies and reports) |
+//! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` (the write in flight still completes: only the lsm tier stops the bytes) |
+//! | signal or monitor | rule or engine in monitor mode | record `would_kill` |
+//! | any | no | record the JSON-RPC payload (no verdict) |
+
+use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm};
+use enforcer_common::{
+    config::Tier,
+    event::{
+        COMM_LEN, Counter, EventKind, PAYLOAD_LEN, PAYLOAD_SIZE_UNKNOWN, PAYLOAD_TRUNCATED,
+        PayloadRecord,
+    },
+    plan::{METHOD_LEN, MethodKey},
+};
+
+use super::sys_enter_send::Send;
+use crate::{
+    classify::find_method,
+    emit,
+    kernel::{self, ReadError},
+    maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, PENDING_SEND, config, count},
+    plan::{Site, act},
+};
+
+/// Classifies a JSON-looking send; see the module documentation.
+#[inline(always)]
+pub(crate) fn on_json_send(send: &Send) -> Result<(), ReadError> {
+    let Some(file) = kernel::socket_file(send.fd) else {
+        return Ok(());
+    };
+    let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
+    // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
+    let scratch = unsafe { &mut *scratch };
+    let pending = &mut scratch.pending;
+    let rec = &mut pending.record;
+    let buf = send.buf;
+    // Reads of constant sizes only: a length computed from `len` gets spilled by LLVM and
+    // 6.1's verifier loses its bound. A 128-byte read can fail where a short buffer ends at an
+    // unmapped page, so smaller reads follow; bytes past `len` are never used.
+    let data = &mut rec.data;
+    let got = if read_user(buf, &mut data[..]) {
+        PAYLOAD_LEN
+    } else if read_user(buf, &mut data[..64]) {
+        64
+    } else if read_user(buf, &mut data[..32]) {
+        32
+    } else if read_user(buf, &mut data[..16]) {
+        16
+    } else {
+        return Err(ReadError);
+    };
+    let len = send.buf_len;
+    let data_len = if len < got as u64 { len as usize } else { got };
+    rec.method = [0; METHOD_LEN];
+    let method_len = find_method(&rec.data, data_len, &mut rec.method, &mut scratch.slot);
+    if method_len == 0 {
+        return Ok(());
+    }
+    count(Counter::PayloadClassified);
+    rec.fd = send.fd;
+    let total = send.total_len;
+    rec.size = total.min(u64::from(u32::MAX)) as u32;
+    rec.data_len = data_len as u32;
+    rec.method_len = method_len as u32;
+    rec.flags = if total > PAYLOAD_LEN as u64 {
+        PAYLOAD_TRUNCATED
+    } else {
+        0
+    };
+    if send.total_known == 0 {
+        rec.flags |= PAYLOAD_SIZE_UNKNOWN;
+    }
+    rec._pad = 0;
+
+    let cfg = config();
+    let plan = PAYLOAD_METHOD_PLAN.get_ptr(MethodKey(rec.method));
+    let mut verdict = emit::Verdict::NONE;
+    if let Some(plan) = plan {
+        // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
+        let plan = unsafe { *plan };
+        count(Counter::PayloadMatched);
+        let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+        if cfg.tier == Tier::Lsm as u32 {
+            // The LSM hook of this syscall decides and reports.
+            pending.verdict = plan;
+            pending.file = file as u64;
+            // By reference: a by-value PendingSend would be copied onto the 512-byte stack.
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            let _ = PENDING_SEND.insert(pid_tgid, &*pending, 0);
+            return Ok(());
+        }
+        verdict = act(&plan, &cfg, Site::Tracepoint).0;
+    }
+    emit_payload(&pending.record, send.hook(), &verdict);
+    Ok(())
+}
+
+/// Copies `dst.len()` bytes of user memory at `buf` into `dst`; false when the read faults.
+#[inline(always)]
+pub(crate) fn read_user(buf: u64, dst: &mut [u8]) -> bool {
+    // SAFETY: probe_read_user validates the user address and writes only into `dst`.
+    unsafe { bpf_probe_read_user_buf(buf as *const u8, dst) }.is_ok()
+}
+
+/// Emits a payload record: `body` with a header for the current task.
+#[inline(always)]
+pub(crate) fn emit_payload(
+    body: &PayloadRecord,
+    hook: enforcer_common::event::Hook,
+    verdict: &emit::Verdict,
+) {
+    let Some(mut entry) = emit::reserve::<PayloadRecord>() else {
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points at a reserved, writable PayloadRecord-sized slot.
+    unsafe {
+        *rec = *body;
+        (*rec).header = emit::header(
+            EventKind::Payload,
+            size_of::<PayloadRecord>(),
+            hook,
+            0,
+            verdict,
+        );
+        // On failure the helper zeroes the buffer itself.
+        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
+    }
+    entry.submit(0);
+}

@@ -1,0 +1,109 @@
+//! Userspace enrichment: what an event needs that the kernel record does not carry, resolved
+//! in userspace without global state, threads or async (plain `&mut self` calls from the
+//! record handler).
+//!
+//! | resolver | owns |
+//! |---|---|
+//! | [`process_cache`] | process records by tgid (exe, argv, comm, uid, cgroup, container, exit), their identity under PID reuse (`(tgid, start time)`), the ancestor walk, the memory bound and eviction policy, reading `/proc` to seed and on a miss |
+//! | [`container`] | container id and runtime from a cgroup path; choosing the cgroup path in `/proc/<pid>/cgroup` |
+//! | [`process_json`] | the JSON shape of process records that the policy evaluator reads (`process.*`, `process.ancestors.*`) |
+//! | [`Enricher`] | the facade the handler holds: a cache and the ancestor depth, producing a `process` object with `ancestors` and `container` |
+
+pub mod container;
+pub mod process_cache;
+pub mod process_json;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use process_cache::{CacheConfig, DEFAULT_MAX_DEPTH, ProcessCache, SeedReport};
+
+/// The enrichment facade: a process cache and the depth of ancestor chains.
+#[derive(Debug)]
+pub struct Enricher {
+    cache: ProcessCache,
+    max_depth: usize,
+}
+
+impl Default for Enricher {
+    fn default() -> Self {
+        Self::new(CacheConfig::default())
+    }
+}
+
+impl Enricher {
+    /// An enricher with an empty cache of `config` and ancestor chains of
+    /// [`DEFAULT_MAX_DEPTH`].
+    pub fn new(config: CacheConfig) -> Self {
+        Self {
+            cache: ProcessCache::new(config),
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+
+    /// Sets the depth of ancestor chains (capped at [`process_cache::MAX_DEPTH_LIMIT`]).
+    pub fn with_max_depth(mut self, max_depth: usize) -> Self {
+        self.max_depth = max_depth.min(process_cache::MAX_DEPTH_LIMIT);
+        self
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &ProcessCache {
+        &self.cache
+    }
+
+    /// The cache, to feed it exec/fork/exit records.
+    pub fn cache_mut(&mut self) -> &mut ProcessCache {
+        &mut self.cache
+    }
+
+    /// Seeds the cache from `procfs_root` (see [`ProcessCache::seed_from_proc`]).
+    pub fn seed_from_proc(&mut self, procfs_root: &Path) -> procfs::ProcResult<SeedReport> {
+        self.cache.seed_from_proc(procfs_root)
+    }
+
+    /// The `process` object (with `ancestors` and `container`, see [`process_json`]) of the
+    /// incarnation of `tgid` that started at `start_ns` (nanoseconds since boot); only
+    /// `{"pid": tgid}` when that incarnation is unknown to the cache and `/proc`.
+    pub fn process_json_for(&mut self, tgid: u32, start_ns: u64) -> Value {
+        if self.cache.lookup(tgid, start_ns).is_none() {
+            return json!({ "pid": tgid });
+        }
+        self.json_of(tgid)
+    }
+
+    /// Like [`Enricher::process_json_for`] for an event at `event_ns` whose process start time
+    /// is not known (see [`ProcessCache::lookup_at`]).
+    pub fn process_json_at(&mut self, tgid: u32, event_ns: u64) -> Value {
+        if self.cache.lookup_at(tgid, event_ns).is_none() {
+            return json!({ "pid": tgid });
+        }
+        self.json_of(tgid)
+    }
+
+    /// Adds what the cache knows of the process at `event_ns` to an event's `process` object
+    /// (built from the kernel record) without overwriting a member it has (see
+    /// [`process_json::merge_missing`]).
+    pub fn enrich_process_at(&mut self, process: &mut Value, tgid: u32, event_ns: u64) {
+        let extra = self.process_json_at(tgid, event_ns);
+        process_json::merge_missing(process, extra);
+    }
+
+    /// The JSON of the cached record of `tgid` with its ancestors.
+    fn json_of(&mut self, tgid: u32) -> Value {
+        let pids = self.cache.ancestor_pids(tgid, self.max_depth);
+        let Some(rec) = self.cache.peek(tgid) else {
+            return json!({ "pid": tgid });
+        };
+        let ancestors: Vec<_> = pids.iter().filter_map(|p| self.cache.peek(*p)).collect();
+        process_json::process_with_ancestors(rec, &ancestors)
+    }
+}
+
+#[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
+mod enricher_tests;
+#[cfg(test)]
+mod proptests;
