@@ -16,6 +16,10 @@ pub enum EventKind {
     Dns = 3,
     /// A [`crate::net::ConnectRecord`].
     Connect = 4,
+    /// A [`crate::process::ForkRecord`].
+    Fork = 5,
+    /// A [`crate::process::ExitRecord`].
+    Exit = 6,
 }
 
 /// The value was not a known [`EventKind`].
@@ -31,6 +35,8 @@ impl TryFrom<u32> for EventKind {
             2 => Ok(Self::Payload),
             3 => Ok(Self::Dns),
             4 => Ok(Self::Connect),
+            5 => Ok(Self::Fork),
+            6 => Ok(Self::Exit),
             other => Err(UnknownKind(other)),
         }
     }
@@ -58,6 +64,10 @@ pub enum Hook {
     TpSysEnterConnect = 8,
     /// LSM `socket_connect`.
     LsmSocketConnect = 9,
+    /// Raw tracepoint `sched_process_fork`.
+    TpSchedProcessFork = 10,
+    /// Raw tracepoint `sched_process_exit`.
+    TpSchedProcessExit = 11,
 }
 
 impl TryFrom<u32> for Hook {
@@ -74,6 +84,8 @@ impl TryFrom<u32> for Hook {
             7 => Ok(Self::TpSysEnterSendmmsg),
             8 => Ok(Self::TpSysEnterConnect),
             9 => Ok(Self::LsmSocketConnect),
+            10 => Ok(Self::TpSchedProcessFork),
+            11 => Ok(Self::TpSchedProcessExit),
             other => Err(UnknownKind(other)),
         }
     }
@@ -89,8 +101,9 @@ pub const OUTCOME_WOULD_DENY: u32 = 4;
 pub const OUTCOME_WOULD_KILL: u32 = 8;
 /// Outcome bit: a kill was attempted and `bpf_send_signal` failed.
 pub const OUTCOME_KILL_FAILED: u32 = 16;
-/// Outcome bit: a rule matched, but the process is the engine itself and was spared.
-pub const OUTCOME_SPARED_ENGINE: u32 = 32;
+/// Outcome bit: a rule matched, but the process is protected (the engine itself, or the host's
+/// init, pid 1) and nothing was done to it.
+pub const OUTCOME_SPARED: u32 = 32;
 
 /// First bytes of every ring-buffer record.
 #[repr(C)]

@@ -11,6 +11,7 @@ pub mod maps;
 pub mod net;
 pub mod offsets;
 pub mod plan;
+pub mod process;
 
 /// Implements `aya::Pod` for map keys and values on the userspace side.
 #[cfg(feature = "user")]

@@ -39,6 +39,10 @@ pub mod programs {
     pub const LSM_BPRM_CHECK_SECURITY: &str = "lsm_bprm_check_security";
     /// Raw tracepoint `sched_process_exec`: exec records, kill in the signal tier.
     pub const TP_SCHED_PROCESS_EXEC: &str = "tp_sched_process_exec";
+    /// Raw tracepoint `sched_process_fork`: new processes (for the process cache).
+    pub const TP_SCHED_PROCESS_FORK: &str = "tp_sched_process_fork";
+    /// Raw tracepoint `sched_process_exit`: ended processes (for the process cache).
+    pub const TP_SCHED_PROCESS_EXIT: &str = "tp_sched_process_exit";
     /// Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}` (one program attached
     /// four times): DNS query and first-payload classification.
     pub const TP_SYS_ENTER_SEND: &str = "tp_sys_enter_send";

@@ -54,6 +54,16 @@ pub struct KernelOffsets {
     pub skc_daddr: u32,
     /// `struct sock_common` -> `skc_v6_daddr` (struct in6_addr).
     pub skc_v6_daddr: u32,
+    /// `struct task_struct` -> `pid` (pid_t, the thread id).
+    pub task_pid: u32,
+    /// `struct task_struct` -> `start_boottime` (u64, ns since boot).
+    pub task_start_boottime: u32,
+    /// `struct task_struct` -> `exit_code` (int).
+    pub task_exit_code: u32,
+    /// `struct task_struct` -> `signal` (`struct signal_struct *`).
+    pub task_signal: u32,
+    /// `struct signal_struct` -> `live` (atomic_t: threads not yet exited).
+    pub signal_live: u32,
     /// Byte offset of the first syscall argument in every `syscalls/sys_enter_*` tracepoint
     /// record the engine reads; argument `i` is at this offset + 8 * i. The loader checks
     /// each used tracepoint's tracefs `format` file against this layout.
@@ -71,4 +81,45 @@ pub struct KernelOffsets {
     pub nr_sendmmsg: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 120);
+impl KernelOffsets {
+    /// Every offset 0: the kernel object's initial value, replaced by the loader before load.
+    pub const ZERO: Self = Self {
+        binprm_file: 0,
+        binprm_filename: 0,
+        file_dentry: 0,
+        dentry_name: 0,
+        dentry_name_len: 0,
+        task_real_parent: 0,
+        task_tgid: 0,
+        task_mm: 0,
+        mm_arg_start: 0,
+        mm_arg_end: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdtable_max_fds: 0,
+        fdtable_fd: 0,
+        file_inode: 0,
+        inode_mode: 0,
+        socket_file: 0,
+        file_private_data: 0,
+        socket_type: 0,
+        socket_sk: 0,
+        skc_family: 0,
+        skc_dport: 0,
+        skc_daddr: 0,
+        skc_v6_daddr: 0,
+        task_pid: 0,
+        task_start_boottime: 0,
+        task_exit_code: 0,
+        task_signal: 0,
+        signal_live: 0,
+        tp_syscall_args: 0,
+        tp_syscall_nr: 0,
+        nr_write: 0,
+        nr_sendto: 0,
+        nr_sendmsg: 0,
+        nr_sendmmsg: 0,
+    };
+}
+
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);

@@ -121,38 +121,7 @@ static CONFIG: EngineConfig = EngineConfig::INERT;
 
 /// Kernel struct offsets from the running kernel's BTF (`enforcer_common::maps::GLOBAL_OFFSETS`).
 #[unsafe(no_mangle)]
-static OFFSETS: KernelOffsets = KernelOffsets {
-    binprm_file: 0,
-    binprm_filename: 0,
-    file_dentry: 0,
-    dentry_name: 0,
-    dentry_name_len: 0,
-    task_real_parent: 0,
-    task_tgid: 0,
-    task_mm: 0,
-    mm_arg_start: 0,
-    mm_arg_end: 0,
-    task_files: 0,
-    files_fdt: 0,
-    fdtable_max_fds: 0,
-    fdtable_fd: 0,
-    file_inode: 0,
-    inode_mode: 0,
-    socket_file: 0,
-    file_private_data: 0,
-    socket_type: 0,
-    socket_sk: 0,
-    skc_family: 0,
-    skc_dport: 0,
-    skc_daddr: 0,
-    skc_v6_daddr: 0,
-    tp_syscall_args: 0,
-    tp_syscall_nr: 0,
-    nr_write: 0,
-    nr_sendto: 0,
-    nr_sendmsg: 0,
-    nr_sendmmsg: 0,
-};
+static OFFSETS: KernelOffsets = KernelOffsets::ZERO;
 
 /// The engine settings. The volatile read keeps the compiler from folding the load-time value.
 #[inline(always)]

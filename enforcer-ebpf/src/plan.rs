@@ -4,8 +4,7 @@
 use enforcer_common::{
     config::EngineConfig,
     event::{
-        OUTCOME_DENIED, OUTCOME_KILLED, OUTCOME_SPARED_ENGINE, OUTCOME_WOULD_DENY,
-        OUTCOME_WOULD_KILL,
+        OUTCOME_DENIED, OUTCOME_KILLED, OUTCOME_SPARED, OUTCOME_WOULD_DENY, OUTCOME_WOULD_KILL,
     },
     plan::{ACTION_DENY, ACTION_KILL, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
 };
@@ -74,8 +73,10 @@ pub(crate) fn decide(
         deny: false,
         kill: false,
     };
-    if tgid == config.engine_tgid {
-        d.outcome = OUTCOME_SPARED_ENGINE;
+    // Never act on the engine or on the host's init (ids here are in the initial pid
+    // namespace, so a container's pid 1 is not spared by this).
+    if tgid == config.engine_tgid || tgid == 1 {
+        d.outcome = OUTCOME_SPARED;
         return d;
     }
     let (deny, kill) = match site {

@@ -7,11 +7,13 @@
 //! the IPv6 case prints `SKIPPED: no ::1` and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod selftest;
+
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     path::PathBuf,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -20,6 +22,7 @@ use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
     rr::{Name, RecordType},
 };
+use selftest::{Server, run_bounded};
 use serde_json::Value;
 
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
@@ -27,8 +30,6 @@ const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 
 /// The name the stub answers, as the engine tests use it.
 const POOL: &str = "pool.example-miner.test";
-/// Longest a client process may take (its own bounds: 2 s connect + 3 s answer).
-const CLIENT_LIMIT: Duration = Duration::from_secs(10);
 /// Every `--via` mode and the transport the stub sees it on.
 const VIAS: [(&str, &str); 6] = [
     ("sendto", "udp"),
@@ -41,7 +42,7 @@ const VIAS: [(&str, &str); 6] = [
 
 /// A running `stub-dns`, stopped with SIGKILL on drop.
 struct Stub {
-    child: Option<Child>,
+    server: Server,
     /// (udp, tcp) per `--listen`.
     addrs: Vec<(SocketAddr, SocketAddr)>,
     record: PathBuf,
@@ -82,7 +83,7 @@ impl Stub {
             }
         });
         let mut stub = Stub {
-            child: Some(child),
+            server: Server::new(child, "stub-dns"),
             addrs: Vec::new(),
             record,
             _dir: dir,
@@ -129,58 +130,6 @@ impl Stub {
             .clone();
         assert!(found.next().is_none(), "one record for id {id}: {recs:?}");
         rec
-    }
-
-    /// Sends SIGTERM and returns the exit status (5 s at most, then SIGKILL).
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("stub-dns ignored SIGTERM for 5 s");
-    }
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Runs a command to completion, killing it after [`CLIENT_LIMIT`].
-fn run_bounded(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > CLIENT_LIMIT {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} still running after {CLIENT_LIMIT:?}; stdout {:?} stderr {:?}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -438,7 +387,7 @@ fn tcp_serves_pipelined_queries_on_one_connection() {
 fn stub_exits_0_on_sigterm_and_refuses_bad_usage() {
     let mut stub = Stub::start(&["127.0.0.1:0", "127.0.0.1:0"], &[]);
     assert_ne!(stub.addrs[0], stub.addrs[1]);
-    assert_eq!(stub.stop(), Some(0));
+    assert_eq!(stub.server.stop(), Some(0));
     for args in [
         &["--answer", "x=1.2.3.4"][..],
         &["--listen", "192.0.2.1:53"],

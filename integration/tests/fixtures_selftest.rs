@@ -7,15 +7,18 @@
 //! case prints `SKIPPED: no python3` and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod selftest;
+
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
+use selftest::{Server, run_bounded};
 use serde_json::Value;
 
 const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
@@ -30,12 +33,9 @@ const MONERO: &str = "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"param
 const JSONRPC: &str =
     "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"eth_blockNumber\",\"params\":[]}\n";
 
-/// Longest a client process may take (its own deadline is 5 s).
-const CLIENT_LIMIT: Duration = Duration::from_secs(10);
-
 /// A running `mock-pool`, stopped with SIGTERM on drop.
 struct Pool {
-    child: Option<Child>,
+    server: Server,
     addrs: Vec<SocketAddr>,
     record: PathBuf,
     _dir: tempfile::TempDir,
@@ -65,7 +65,7 @@ impl Pool {
             let _ = tx.send(line);
         });
         let mut pool = Pool {
-            child: Some(child),
+            server: Server::new(child, "mock-pool"),
             addrs: Vec::new(),
             record,
             _dir: dir,
@@ -111,58 +111,6 @@ impl Pool {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// Sends SIGTERM and returns the exit status (5 s at most, then SIGKILL).
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("mock-pool ignored SIGTERM for 5 s");
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Runs a client to completion, killing it after [`CLIENT_LIMIT`].
-fn run_bounded(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > CLIENT_LIMIT {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} still running after {CLIENT_LIMIT:?}; stdout {:?} stderr {:?}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -596,7 +544,7 @@ fn client_without_a_reply_exits_5_within_its_deadline() {
 #[test]
 fn pool_exits_0_on_sigterm_and_refuses_bad_usage() {
     let mut pool = Pool::start(3);
-    assert_eq!(pool.stop(), Some(0));
+    assert_eq!(pool.server.stop(), Some(0));
     for args in [
         &["--record", "/dev/null"][..],
         &["--listen", "localhost:1", "--record", "x"],

@@ -16,8 +16,7 @@ use std::{
     time::Duration,
 };
 
-use host::{Engine, can_run};
-use serde_json::Value;
+use host::{Engine, actions, can_run};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -77,13 +76,6 @@ fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
         .unwrap()
 }
 
-fn actions<'a>(records: &'a [Value], action: &str) -> Vec<&'a Value> {
-    records
-        .iter()
-        .filter(|r| r["type"] == "action" && r["action"] == action)
-        .collect()
-}
-
 #[test]
 fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
     if !can_run("signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc") {
@@ -120,7 +112,7 @@ fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
     let records = engine.stop();
     let _ = pool.kill();
     let _ = pool.wait();
-    let kills = actions(&records, "kill");
+    let kills = actions(&records, "kill", None);
     assert_eq!(kills.len(), expected_kills, "{records:#?}");
     assert!(
         kills
@@ -159,8 +151,12 @@ fn monitor_mode_records_would_kill_for_stratum() {
     let records = engine.stop();
     let _ = pool.kill();
     let _ = pool.wait();
-    assert!(actions(&records, "kill").is_empty(), "{records:#?}");
-    assert_eq!(actions(&records, "would_kill").len(), 1, "{records:#?}");
+    assert!(actions(&records, "kill", None).is_empty(), "{records:#?}");
+    assert_eq!(
+        actions(&records, "would_kill", None).len(),
+        1,
+        "{records:#?}"
+    );
 }
 
 #[test]
@@ -197,7 +193,7 @@ fn a_python_stratum_client_is_stopped_by_the_network_rule_alone() {
     let records = engine.stop();
     let _ = pool.kill();
     let _ = pool.wait();
-    let kills = actions(&records, "kill");
+    let kills = actions(&records, "kill", None);
     assert_eq!(kills.len(), 1, "{records:#?}");
     assert_eq!(kills[0]["event"]["process"]["comm"], "python3");
     assert_eq!(kills[0]["event"]["payload"]["stratum"]["method"], "login");

@@ -20,11 +20,17 @@
 //!     mode: enforce            # enforce | monitor; absent: the engine's mode
 //!     disabled: false
 //!     every: 1m                # optional rate limit
+//!     kill_scope: process      # process | process_group | cgroup (kill rules; default process)
+//!     breaker:                 # optional, kill rules: override the daemon's kill breaker
+//!       max_targets: 5         # distinct binaries or cgroups killed within the window
+//!       window: 1m
 //! network:                     # optional
 //!   # Treated as public by `connect.addr.is_public` / `payload.addr.is_public` (evaluation
 //!   # and kernel lowering); addresses or CIDRs; the union over all files.
 //!   extra_public_ranges: [127.0.0.77/32, 198.18.0.0/15]
 //! ```
+
+mod kill;
 
 use std::time::Duration;
 
@@ -32,7 +38,7 @@ use saphyr_parser::ScalarStyle;
 
 use crate::diag::{Code, Diagnostic};
 use crate::lexer::parse_duration;
-use crate::model::{Actions, Mode, Severity};
+use crate::model::{Actions, BreakerOverride, KillScope, Mode, Severity};
 use crate::source::{SourceFile, Span};
 use crate::yaml::{Node, NodeKind, ScalarMap};
 
@@ -152,6 +158,10 @@ pub struct RawRule {
     pub disabled: bool,
     /// Rate limit period.
     pub every: Option<Duration>,
+    /// How far a kill reaches (`kill_scope:`, default `process`).
+    pub kill_scope: KillScope,
+    /// The rule's kill-breaker override (`breaker:`).
+    pub breaker: Option<BreakerOverride>,
 }
 
 /// Everything one file defines.
@@ -420,6 +430,8 @@ fn read_rule(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Opti
     let mut mode = None;
     let mut disabled = false;
     let mut every = None;
+    let mut kill_scope = None;
+    let mut breaker = None;
     for (k, v) in pairs {
         match k.as_str() {
             Some("id") => id = name_of(v, "rule id", diags).map(|n| (n, v.span)),
@@ -459,8 +471,10 @@ fn read_rule(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Opti
                     ),
                 }
             }
+            Some("kill_scope") => kill_scope = kill::read_scope(v, diags).map(|s| (s, k.span)),
+            Some("breaker") => breaker = kill::read_breaker(v, diags).map(|b| (b, k.span)),
             _ => diags.push(err(k.span, "unknown rule key").label(
-                "expected id, description, severity, tags, expression, action, mode, disabled or every",
+                "expected id, description, severity, tags, expression, action, mode, disabled, every, kill_scope or breaker",
             )),
         }
     }
@@ -473,6 +487,8 @@ fn read_rule(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Opti
         return None;
     };
     let (actions, action_span) = actions.unwrap_or((Actions::ALERT, id_span));
+    let kill_scope = kill::only_on_kill(kill_scope, "kill_scope", &actions, diags);
+    let breaker = kill::only_on_kill(breaker, "breaker", &actions, diags);
     Some(RawRule {
         id,
         id_span,
@@ -485,6 +501,8 @@ fn read_rule(node: &Node, src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Opti
         mode,
         disabled,
         every,
+        kill_scope: kill_scope.unwrap_or_default(),
+        breaker,
     })
 }
 

@@ -37,7 +37,7 @@ pub use diag::{Code, Diagnostic, Diagnostics};
 pub use event::{Event, EventError, Val};
 pub use index::Scratch;
 pub use load::{load, load_str};
-pub use model::{Actions, Enforcement, Mode, RuleInfo, Severity};
+pub use model::{Actions, BreakerOverride, Enforcement, KillScope, Mode, RuleInfo, Severity};
 pub use plan::{KernelPlan, PlanEntry};
 pub use policy::{CompiledPolicy, Match};
 pub use schema::Kind;

@@ -284,6 +284,8 @@ impl Loader {
                 file: pos.0,
                 line: pos.1,
                 userspace_reason: reason,
+                kill_scope: c.raw.kill_scope,
+                breaker: c.raw.breaker,
             });
             conds.push(c.cond);
         }

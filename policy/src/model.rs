@@ -140,6 +140,65 @@ pub enum Enforcement {
     Userspace,
 }
 
+/// How far a rule's kill reaches (`kill_scope:`); applied by the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillScope {
+    /// The matching process only (the default; what the kernel does).
+    #[default]
+    Process,
+    /// Every process of the matching process's process group (`kill(-pgid, SIGKILL)`).
+    ProcessGroup,
+    /// Every process of the matching process's cgroup v2 and its descendants
+    /// (`cgroup.kill`, Linux 5.14 or later).
+    Cgroup,
+}
+
+impl KillScope {
+    /// Parses a scope name (`process`, `process_group`, `cgroup`).
+    pub fn from_name(s: &str) -> Option<KillScope> {
+        Some(match s {
+            "process" => KillScope::Process,
+            "process_group" => KillScope::ProcessGroup,
+            "cgroup" => KillScope::Cgroup,
+            _ => return None,
+        })
+    }
+
+    /// The name used in policies.
+    pub fn name(self) -> &'static str {
+        match self {
+            KillScope::Process => "process",
+            KillScope::ProcessGroup => "process_group",
+            KillScope::Cgroup => "cgroup",
+        }
+    }
+}
+
+impl fmt::Display for KillScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A rule's override of the daemon's kill breaker (`breaker: {max_targets: N, window: 1m}`);
+/// an absent value keeps the engine's setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct BreakerOverride {
+    /// Most distinct binaries (or cgroups) the rule may kill within the window.
+    pub max_targets: Option<u32>,
+    /// The window, serialized in milliseconds (`window_ms`).
+    #[serde(rename = "window_ms", serialize_with = "ser_millis")]
+    pub window: Option<Duration>,
+}
+
+fn ser_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_millis()),
+        None => s.serialize_none(),
+    }
+}
+
 /// What the daemon needs to know about one rule.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleInfo {
@@ -171,4 +230,8 @@ pub struct RuleInfo {
     pub line: usize,
     /// When a blocking rule runs in userspace, why the kernel cannot match it.
     pub userspace_reason: Option<String>,
+    /// How far the rule's kill reaches (only `kill` rules set it; default `process`).
+    pub kill_scope: KillScope,
+    /// The rule's kill-breaker override, if any (only `kill` rules set it).
+    pub breaker: Option<BreakerOverride>,
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::event::{Event, EventError};
-use crate::model::{Enforcement, RuleInfo};
+use crate::model::{Enforcement, KillScope, RuleInfo};
 use crate::policy::{CompiledPolicy, Match};
 use crate::schema::{self, Kind};
 
@@ -35,6 +35,24 @@ pub fn parse_event(text: &str) -> Result<Event, EventInputError> {
     }
     let v: Value = serde_json::from_str(text)?;
     Ok(Event::from_json(&v)?)
+}
+
+/// The kill options of a rule that differ from the defaults: `kill_scope=... breaker=...`.
+fn kill_options(r: &RuleInfo) -> Option<String> {
+    let mut parts = Vec::new();
+    if r.kill_scope != KillScope::Process {
+        parts.push(format!("kill_scope={}", r.kill_scope));
+    }
+    if let Some(b) = r.breaker {
+        let max = b
+            .max_targets
+            .map_or("engine".to_string(), |n| n.to_string());
+        let window = b
+            .window
+            .map_or("engine".to_string(), |w| format!("{}s", w.as_secs()));
+        parts.push(format!("breaker: max_targets={max} window={window}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 fn mode_name(r: &RuleInfo) -> &'static str {
@@ -92,6 +110,9 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
             );
             if let Some(why) = &r.userspace_reason {
                 let _ = writeln!(out, "         not in the kernel: {why}");
+            }
+            if let Some(kill) = kill_options(r) {
+                let _ = writeln!(out, "         {kill}");
             }
         }
     }

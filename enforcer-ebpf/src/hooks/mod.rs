@@ -5,6 +5,7 @@ mod bprm_check_security;
 mod connect;
 mod dns_query;
 mod exec_record;
+mod lifecycle;
 mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;

@@ -3,21 +3,11 @@
 //! without a panic.
 #![no_main]
 
-use enforcer::pipeline::{
-    decode::{Decoded, decode},
-    exec_event::exec_event,
-    payload_event::payload_event,
-};
+use enforcer::pipeline::{decode::decode, event_json::event_json};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    match decode(data) {
-        Ok(Decoded::Exec(rec)) => {
-            let _ = exec_event(&rec, "t");
-        }
-        Ok(Decoded::Payload(rec)) => {
-            let _ = payload_event(&rec, "t");
-        }
-        Err(_) => {}
+    if let Ok(record) = decode(data) {
+        let _ = event_json(&record, "t");
     }
 });

@@ -11,8 +11,10 @@
 
 pub mod reader;
 pub mod record;
+pub mod report;
 pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};
-pub use record::{Action, Record};
+pub use record::{Action, BreakerSettings, BreakerTrip, Record};
+pub use report::{Outcome, Report};
 pub use writer::AuditWriter;

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::report::Report;
+
 /// What an enforcement record says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,10 +20,35 @@ pub enum Action {
     WouldKill,
     /// A kill was attempted and failed.
     KillFailed,
-    /// A rule matched the engine's own process, which is never acted on.
+    /// A rule matched a protected process (the engine, the host init), which is never acted on.
     Spared,
     /// A rule whose action is `alert` matched.
     Alert,
+    /// The kill breaker disarmed the rule: it killed (or would have killed) too many distinct
+    /// binaries or cgroups within the window; it kills nothing more until the engine restarts.
+    Disarmed,
+}
+
+/// `kill_breaker` of an `engine_start` record: the limits of rules without an override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BreakerSettings {
+    /// Most distinct binaries, and most distinct cgroups, a rule may kill within the window.
+    pub max_targets: usize,
+    /// The window, in seconds.
+    pub window_s: u64,
+}
+
+/// `breaker` of a `disarmed` record: what tripped the rule's kill breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BreakerTrip {
+    /// Distinct binaries killed (or about to be) within the window.
+    pub binaries: usize,
+    /// Distinct cgroups killed (or about to be) within the window.
+    pub cgroups: usize,
+    /// The rule's limit of distinct binaries, and of distinct cgroups.
+    pub max_targets: usize,
+    /// The window, in seconds.
+    pub window_s: u64,
 }
 
 /// One audit record.
@@ -50,6 +77,10 @@ pub enum Record {
         pid: u32,
         /// Why the kernel tier is what it is (e.g. why BPF LSM is unavailable).
         tier_reason: String,
+        /// Executables never killed (`--never-kill`), besides the built-in protected processes.
+        never_kill: Vec<String>,
+        /// The kill breaker's default limits.
+        kill_breaker: BreakerSettings,
     },
     /// Written on a clean shutdown.
     EngineStop {
@@ -80,6 +111,12 @@ pub enum Record {
         /// Why an action failed or was not taken (e.g. the kill error), when it matters.
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// Timing and outcome of an enforcement action (absent on `alert` records).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        report: Option<Report>,
+        /// What tripped the kill breaker (on `disarmed` records).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        breaker: Option<BreakerTrip>,
         /// The event that triggered it.
         event: Value,
     },

@@ -1,9 +1,12 @@
 //! `enforcer run`.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use enforcer::engine::{self, Mode, Options};
+use enforcer::{
+    actions::breaker::Limits,
+    engine::{self, Mode, Options},
+};
 
 /// Arguments of `enforcer run`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +24,40 @@ pub(crate) struct RunArgs {
     /// Do not print events and actions on stdout.
     #[arg(long)]
     quiet: bool,
+    /// Never kill a process running this executable (absolute path; repeatable). Besides
+    /// these, pid 1, kernel threads and the engine itself are never killed; a rule that
+    /// matches them writes a `spared` record instead. Applies to the kills the daemon performs
+    /// (userspace rules and widened `kill_scope` kills), not to kills inside the kernel hook.
+    #[arg(long, value_name = "PATH", value_parser = absolute_path)]
+    never_kill: Vec<PathBuf>,
+    /// Kill breaker: a rule that would kill more than N distinct binaries (by executable path)
+    /// or N distinct cgroups within the breaker window is disarmed until restart (its matches
+    /// are recorded as `would_kill`). A rule's `breaker:` overrides it.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    breaker_max_targets: u32,
+    /// Kill breaker window (e.g. `60s`, `5m`).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = window)]
+    breaker_window: Duration,
+}
+
+/// An absolute path (`--never-kill`).
+fn absolute_path(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!("{value:?} is not an absolute path"))
+    }
+}
+
+/// A breaker window between 1 s and 24 h.
+fn window(value: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if (Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&window) {
+        Ok(window)
+    } else {
+        Err("the window must be between 1s and 24h".to_owned())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -51,6 +88,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         audit_log: args.audit_log,
         print: !args.quiet,
+        never_kill: args.never_kill,
+        breaker: Limits {
+            max_targets: args.breaker_max_targets as usize,
+            window: args.breaker_window,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -58,4 +100,66 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(engine::run(options, policy))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let all = ["enforcer", "--policy", "p.yaml"].iter().chain(args);
+        Wrap::try_parse_from(all).map(|w| w.run)
+    }
+
+    #[test]
+    fn kill_flags_defaults_and_values() {
+        let args = parse(&[]).unwrap();
+        assert!(args.never_kill.is_empty());
+        assert_eq!(args.breaker_max_targets, 5);
+        assert_eq!(args.breaker_window, Duration::from_secs(60));
+        let args = parse(&[
+            "--never-kill",
+            "/usr/sbin/sshd",
+            "--never-kill",
+            "/opt/agent/agent",
+            "--breaker-max-targets",
+            "3",
+            "--breaker-window",
+            "5m",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.never_kill,
+            [
+                PathBuf::from("/usr/sbin/sshd"),
+                PathBuf::from("/opt/agent/agent")
+            ]
+        );
+        assert_eq!(args.breaker_max_targets, 3);
+        assert_eq!(args.breaker_window, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_kill_flags_are_refused() {
+        for bad in [
+            &["--never-kill", "sshd"][..],
+            &["--breaker-max-targets", "0"],
+            &["--breaker-window", "0s"],
+            &["--breaker-window", "2d"],
+            &["--breaker-window", "soon"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let err = parse(&["--never-kill", "sshd"]).unwrap_err().to_string();
+        assert!(err.contains("\"sshd\" is not an absolute path"), "{err}");
+    }
 }

@@ -5,17 +5,18 @@ use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
 use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo, ratelimit::RateLimiter};
 use serde_json::Value;
 
-use super::sink::Sink;
+use super::{
+    enforce::{Act, Enforcer},
+    sink::Sink,
+};
 use crate::{
-    actions::kill::kill_process,
-    audit::{Action, Record, writer::WriteError, writer::timestamp},
+    audit::{Record, writer::WriteError, writer::timestamp},
     clock::BootClock,
+    enrich::Enricher,
     pipeline::{
         decode::{self, Decoded},
-        exec_event::exec_event,
-        net_event::{connect_event, dns_event},
+        event_json::event_json,
         outcome,
-        payload_event::payload_event,
     },
 };
 
@@ -29,6 +30,20 @@ pub(crate) struct Handler<'p> {
     decode_errors: u64,
     /// `every:` of alert-only reports; kills are never rate limited.
     limiter: RateLimiter,
+    /// Process cache: parent chains and containers for every event.
+    enricher: Enricher,
+    /// The kill path, the kill breaker and the kernel plan.
+    enforcer: Enforcer<'p>,
+}
+
+/// A process cache seeded from `/proc`, so processes started before the engine resolve.
+fn seeded_enricher() -> Enricher {
+    let mut enricher = Enricher::default();
+    match enricher.seed_from_proc(std::path::Path::new("/proc")) {
+        Ok(report) => tracing::info!("process cache seeded with {} processes", report.loaded),
+        Err(err) => tracing::warn!("process cache not seeded from /proc: {err}"),
+    }
+    enricher
 }
 
 /// Whether the kernel plan carries the rule (its deny/kill outcome arrives with the record, so
@@ -38,12 +53,13 @@ fn reported_by_kernel(rule: &RuleInfo) -> bool {
 }
 
 impl<'p> Handler<'p> {
-    /// A handler for `policy`, in `tier`.
+    /// A handler for `policy`, in `tier`, acting through `enforcer`.
     pub(crate) fn new(
         policy: &'p CompiledPolicy,
         tier: &'static str,
         dry_run: bool,
         clock: BootClock,
+        enforcer: Enforcer<'p>,
     ) -> Self {
         Self {
             policy,
@@ -52,6 +68,8 @@ impl<'p> Handler<'p> {
             clock,
             decode_errors: 0,
             limiter: RateLimiter::default(),
+            enricher: seeded_enricher(),
+            enforcer,
         }
     }
 
@@ -63,24 +81,15 @@ impl<'p> Handler<'p> {
     /// Handles one ring-buffer record.
     pub(crate) fn handle(&mut self, bytes: &[u8], sink: &mut Sink) -> Result<(), WriteError> {
         match decode::decode(bytes) {
-            Ok(Decoded::Exec(rec)) => {
-                let event = exec_event(&rec, &self.ts(&rec.header));
-                // The LSM hook reports only execs it acted on; the exec itself is reported by
-                // the tracepoint when it succeeds, and only that record is evaluated.
-                let observed = rec.header.hook == Hook::TpSchedProcessExec as u32;
-                self.report(&rec.header, event, observed, sink)
-            }
-            Ok(Decoded::Payload(rec)) => {
-                let event = payload_event(&rec, &self.ts(&rec.header));
-                self.report(&rec.header, event, true, sink)
-            }
-            Ok(Decoded::Dns(rec)) => {
-                let event = dns_event(&rec, &self.ts(&rec.header));
-                self.report(&rec.header, event, true, sink)
-            }
-            Ok(Decoded::Connect(rec)) => {
-                let event = connect_event(&rec, &self.ts(&rec.header));
-                self.report(&rec.header, event, true, sink)
+            Ok(record) => {
+                let header = *record.header();
+                let mut event = event_json(&record, &self.ts(&header));
+                self.enricher.observe(&record, &mut event);
+                // The LSM exec hook reports only execs it acted on; the exec itself is reported
+                // by the tracepoint when it succeeds, and only that record is evaluated.
+                let observed = !matches!(record, Decoded::Exec(_))
+                    || header.hook == Hook::TpSchedProcessExec as u32;
+                self.report(&header, event, observed, sink)
             }
             Err(err) => {
                 self.decode_errors += 1;
@@ -111,16 +120,15 @@ impl<'p> Handler<'p> {
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
         let (rule, severity) = self.rule_id(header.rule_index);
+        let policy = self.policy;
+        let info = policy
+            .rules()
+            .get(header.rule_index as usize)
+            .map(|r| (header.rule_index, r));
         for action in outcome::actions(header.outcome) {
-            sink.write(&Record::Action {
-                action,
-                rule: rule.clone(),
-                severity: severity.clone(),
-                decided_in: "kernel",
-                tier: self.tier,
-                detail: None,
-                event: event.clone(),
-            })?;
+            for act in self.enforcer.kernel(action, info, header, &event) {
+                sink.write(&act.into_record(&rule, &severity, self.tier, event.clone()))?;
+            }
         }
         if !observed {
             return Ok(());
@@ -150,19 +158,18 @@ impl<'p> Handler<'p> {
             let mut performed = Vec::new();
             if rule.actions.kill {
                 if self.dry_run || rule.mode == Some(Mode::Monitor) {
-                    performed.push((Action::WouldKill, None));
+                    performed.push(self.enforcer.would_kill(header));
                 } else if header.outcome & OUTCOME_KILLED != 0 {
                     // The kernel already killed this process for this very event.
                     let (by, _) = self.rule_id(header.rule_index);
-                    performed.push((
-                        Action::Alert,
-                        Some(format!("already killed in the kernel by rule {by}")),
-                    ));
+                    performed.push(Act::alert(Some(format!(
+                        "already killed in the kernel by rule {by}"
+                    ))));
                 } else {
-                    match kill_process(header.tgid, header.timestamp_ns) {
-                        Ok(()) => performed.push((Action::Kill, None)),
-                        Err(err) => performed.push((Action::KillFailed, Some(err.to_string()))),
-                    }
+                    performed.push(
+                        self.enforcer
+                            .userspace_kill(m.rule_index, rule, header, event),
+                    );
                 }
             }
             // A rule's `every:` limits how often one executable's alerts are reported; an
@@ -178,19 +185,12 @@ impl<'p> Handler<'p> {
                         .limiter
                         .allow(self.policy.rules(), m.rule_index, key, now)
                 {
-                    performed.push((Action::Alert, None));
+                    performed.push(Act::alert(None));
                 }
             }
-            for (action, detail) in performed {
-                sink.write(&Record::Action {
-                    action,
-                    rule: rule.id.clone(),
-                    severity: rule.severity.to_string(),
-                    decided_in: "userspace",
-                    tier: self.tier,
-                    detail,
-                    event: event.clone(),
-                })?;
+            let severity = rule.severity.to_string();
+            for act in performed {
+                sink.write(&act.into_record(&rule.id, &severity, self.tier, event.clone()))?;
             }
         }
         Ok(())
@@ -202,7 +202,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::{
+        actions::breaker::Limits,
         audit::AuditReader,
+        engine::enforce::testing::{self, FakePlan},
         pipeline::decode::{as_bytes, test_exec_record},
     };
 
@@ -228,7 +230,16 @@ rules:
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.jsonl");
         let mut sink = Sink::open(Some(&log), false).unwrap();
-        let mut handler = Handler::new(&policy, "signal", false, BootClock::new().unwrap());
+        let clock = BootClock::new().unwrap();
+        let enforcer = testing::enforcer(
+            &policy,
+            &[],
+            Limits::DEFAULT,
+            FakePlan::default(),
+            clock,
+            false,
+        );
+        let mut handler = Handler::new(&policy, "signal", false, clock, enforcer);
         let rec = test_exec_record();
         for _ in 0..3 {
             handler.handle(as_bytes(&rec), &mut sink).unwrap();
@@ -255,7 +266,16 @@ rules:
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.jsonl");
         let mut sink = Sink::open(Some(&log), false).unwrap();
-        let mut handler = Handler::new(&policy, "signal", false, BootClock::new().unwrap());
+        let clock = BootClock::new().unwrap();
+        let enforcer = testing::enforcer(
+            &policy,
+            &[],
+            Limits::DEFAULT,
+            FakePlan::default(),
+            clock,
+            false,
+        );
+        let mut handler = Handler::new(&policy, "signal", false, clock, enforcer);
         let mut rec = test_exec_record();
         rec.header.outcome = OUTCOME_KILLED;
         rec.header.rule_index = 0;

@@ -2,12 +2,16 @@
 //! in their maps, write `engine_start`, then drain the ring buffer until SIGINT/SIGTERM and write
 //! `engine_stop`.
 
+mod enforce;
 mod handler;
 mod sink;
 
-use std::path::PathBuf;
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+};
 
-use aya::maps::RingBuf;
+use aya::{Ebpf, maps::RingBuf};
 use enforcer_common::maps::EVENTS;
 use enforcer_policy::CompiledPolicy;
 use tokio::{
@@ -16,7 +20,14 @@ use tokio::{
 };
 
 use crate::{
-    audit::{Record, writer::WriteError},
+    actions::{
+        breaker::Limits,
+        cgroupfs::CgroupFs,
+        procfs::ProcFs,
+        protect::{EngineIdentity, Protection},
+        scope::Killer,
+    },
+    audit::{BreakerSettings, Record, writer::WriteError},
     btf::BtfError,
     clock::BootClock,
     loader::{self, KernelTier, LoadError, counters, plan_sync},
@@ -53,6 +64,36 @@ pub struct Options {
     pub audit_log: Option<PathBuf>,
     /// Print events and actions on stdout.
     pub print: bool,
+    /// Executables (absolute paths) never killed, besides the built-in protected processes.
+    pub never_kill: Vec<PathBuf>,
+    /// The kill breaker's limits for rules without a `breaker:` override.
+    pub breaker: Limits,
+}
+
+/// The loaded kernel plan, rewritten when the kill breaker disarms a rule.
+#[derive(Debug)]
+struct LivePlan<'a> {
+    ebpf: &'a mut Ebpf,
+    policy: &'a CompiledPolicy,
+    generation: u32,
+}
+
+impl enforce::PlanControl for LivePlan<'_> {
+    fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, plan_sync::PlanError> {
+        plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)
+    }
+}
+
+/// The kill path: exclusions (`never_kill`, pid 1, kernel threads, this engine), the process
+/// table and the cgroup v2 hierarchy.
+fn killer(never_kill: &[PathBuf]) -> Killer {
+    let proc = ProcFs::real();
+    let engine = EngineIdentity::current(&proc);
+    let cgroups = CgroupFs::discover();
+    if cgroups.is_none() {
+        tracing::warn!("no cgroup v2 hierarchy mounted: rules with kill_scope cgroup cannot kill");
+    }
+    Killer::new(proc, cgroups, Protection::new(engine, never_kill))
 }
 
 /// Why the engine could not start or stopped with an error.
@@ -87,6 +128,38 @@ pub enum EngineError {
     },
 }
 
+/// The `--never-kill` executables a kernel plan entry matches (by path or by name), with the
+/// rules: the kernel hook acts before the daemon sees the event, so `--never-kill` cannot stop
+/// those kills (the engine warns at start).
+fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) -> Vec<String> {
+    let plan = policy.lower();
+    let rule_ids = |indices: &[u32]| {
+        indices
+            .iter()
+            .filter_map(|&i| policy.rules().get(i as usize).map(|r| r.id.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut found = Vec::new();
+    for path in never_kill {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let by_path = plan
+            .exec_paths
+            .iter()
+            .filter(|e| Path::new(&e.value) == path);
+        let by_name = plan.exec_names.iter().filter(|e| e.value == name);
+        for entry in by_path.chain(by_name) {
+            found.push(format!(
+                "--never-kill {}: kernel rule(s) {} match {:?} in the kernel hook, before the daemon can spare it",
+                path.display(),
+                rule_ids(&entry.rules),
+                entry.value
+            ));
+        }
+    }
+    found
+}
+
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { what, source }
 }
@@ -103,6 +176,9 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let dry_run = options.mode == Mode::Monitor;
     let mut loaded = loader::load(dry_run, &mut offsets)?;
     let generation = 1;
+    for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {
+        tracing::warn!("{conflict}");
+    }
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
     loaded.attach()?;
 
@@ -124,6 +200,15 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         tier_reason: loaded.tier_reason.clone(),
+        never_kill: options
+            .never_kill
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        kill_breaker: BreakerSettings {
+            max_targets: options.breaker.max_targets,
+            window_s: options.breaker.window.as_secs(),
+        },
     })?;
     if loaded.tier == KernelTier::Signal && !dry_run {
         tracing::warn!(
@@ -143,7 +228,20 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| io_err("ring buffer fd")(e.into()))?;
     let clock = BootClock::new().map_err(|e| io_err("boot clock")(e.into()))?;
-    let mut handler = handler::Handler::new(&policy, tier, dry_run, clock);
+    let plan = LivePlan {
+        ebpf: &mut loaded.ebpf,
+        policy: &policy,
+        generation,
+    };
+    let enforcer = enforce::Enforcer::new(
+        &policy,
+        killer(&options.never_kill),
+        options.breaker,
+        Box::new(plan),
+        clock,
+        dry_run,
+    );
+    let mut handler = handler::Handler::new(&policy, tier, dry_run, clock, enforcer);
     let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
 
@@ -168,11 +266,37 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             handler.handle(&item, &mut sink)?;
         }
     }
+    let decode_errors = handler.decode_errors();
+    drop(handler);
     sink.write(&Record::EngineStop {
         reason: reason.to_owned(),
         counters: counters::read(&loaded.ebpf),
-        decode_errors: handler.decode_errors(),
+        decode_errors,
     })?;
     drop(loaded);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn never_kill_paths_the_kernel_plan_matches_are_reported() {
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: miner-name\n    expression: exec.file.name in (\"xmrig\", \"minerd\")\n    action: kill\n  - id: miner-path\n    expression: exec.file.path == \"/opt/x/minerd\"\n    action: deny\n",
+        )
+        .unwrap();
+        let never_kill = [
+            PathBuf::from("/opt/x/minerd"),
+            PathBuf::from("/usr/bin/agent"),
+        ];
+        let found = never_kill_in_kernel_plan(&policy, &never_kill);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].contains("miner-path"), "{found:#?}");
+        assert!(found[1].contains("miner-name"), "{found:#?}");
+        assert!(never_kill_in_kernel_plan(&policy, &never_kill[1..]).is_empty());
+    }
 }

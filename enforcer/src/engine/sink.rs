@@ -76,11 +76,20 @@ pub(crate) fn summary(record: &Record) -> String {
             action,
             rule,
             event,
+            report,
             ..
         } => {
             let action = serde_json::to_value(action).unwrap_or_default();
+            let report = report.as_ref().map_or(String::new(), |r| {
+                let outcome = serde_json::to_value(r.outcome).unwrap_or_default();
+                format!(
+                    " outcome={} response_us={}",
+                    outcome.as_str().unwrap_or("?"),
+                    r.response_us
+                )
+            });
             format!(
-                "{} rule={rule} {}",
+                "{} rule={rule} {}{report}",
                 action.as_str().unwrap_or("?").to_uppercase(),
                 exec_summary(event)
             )

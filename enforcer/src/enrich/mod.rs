@@ -10,6 +10,7 @@
 //! | [`Enricher`] | the facade the handler holds: a cache and the ancestor depth, producing a `process` object with `ancestors` and `container` |
 
 pub mod container;
+mod observe;
 pub mod process_cache;
 pub mod process_json;
 

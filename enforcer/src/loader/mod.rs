@@ -55,8 +55,11 @@ const LSM_PROGRAMS: [(&str, &str); 3] = [
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
 ];
 /// Raw tracepoint programs (every tier): program name and tracepoint.
-const RAW_TRACEPOINTS: [(&str, &str); 1] =
-    [(programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec")];
+const RAW_TRACEPOINTS: [(&str, &str); 3] = [
+    (programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec"),
+    (programs::TP_SCHED_PROCESS_FORK, "sched_process_fork"),
+    (programs::TP_SCHED_PROCESS_EXIT, "sched_process_exit"),
+];
 /// Tracepoint programs (every tier): program name, category and tracepoint.
 /// A program may appear several times (attached to each of its tracepoints; loaded once).
 const TRACEPOINTS: [(&str, &str, &str); 5] = [

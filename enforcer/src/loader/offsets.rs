@@ -19,12 +19,7 @@ macro_rules! offset_table {
         pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
             Ok(KernelOffsets {
                 $($field: btf.member_offset($strukt, $member)?,)*
-                tp_syscall_args: 0,
-                tp_syscall_nr: 0,
-                nr_write: 0,
-                nr_sendto: 0,
-                nr_sendmsg: 0,
-                nr_sendmmsg: 0,
+                ..KernelOffsets::ZERO
             })
         }
     };
@@ -55,6 +50,11 @@ offset_table! {
     skc_dport => ("sock_common", "skc_dport"),
     skc_daddr => ("sock_common", "skc_daddr"),
     skc_v6_daddr => ("sock_common", "skc_v6_daddr"),
+    task_pid => ("task_struct", "pid"),
+    task_start_boottime => ("task_struct", "start_boottime"),
+    task_exit_code => ("task_struct", "exit_code"),
+    task_signal => ("task_struct", "signal"),
+    signal_live => ("signal_struct", "live"),
 }
 
 /// Reads the offsets from the BTF file at `path` (normally /sys/kernel/btf/vmlinux).

@@ -3,8 +3,11 @@
 //! Several rules may name the same value; the kernel holds one verdict per value, merged by
 //! [`merge`]: enforcing rules win over monitor-mode rules, their actions are united, and the
 //! first of them names the entry.
+//!
+//! Rules the kill breaker disarmed ([`write_with`]) are merged as monitor-mode rules: the
+//! kernel records `would_deny`/`would_kill` for them from then on.
 
-use std::net::IpAddr;
+use std::{collections::HashSet, net::IpAddr};
 
 use aya::{
     Ebpf,
@@ -64,15 +67,34 @@ fn action_bits(rule: &RuleInfo) -> u32 {
     bits
 }
 
+/// What every plan entry is built from: the rule table, the generation, and the rules the kill
+/// breaker disarmed.
+#[derive(Clone, Copy, Debug)]
+struct Ctx<'a> {
+    rules: &'a [RuleInfo],
+    generation: u32,
+    disarmed: &'a HashSet<u32>,
+}
+
 /// Merges the rules behind one plan value into the verdict the kernel applies; `None` when
 /// none of them denies or kills (alert-only rules are evaluated in userspace).
 pub fn merge(rules: &[RuleInfo], indices: &[u32], generation: u32) -> Option<PlanVerdict> {
+    merge_with(rules, indices, generation, &HashSet::new())
+}
+
+/// [`merge`], with the rules in `disarmed` treated as monitor-mode rules.
+pub fn merge_with(
+    rules: &[RuleInfo],
+    indices: &[u32],
+    generation: u32,
+    disarmed: &HashSet<u32>,
+) -> Option<PlanVerdict> {
     let acting = indices
         .iter()
         .filter_map(|&i| rules.get(i as usize).map(|r| (i, r, action_bits(r))))
         .filter(|(_, _, bits)| *bits != 0);
     let (enforcing, monitoring): (Vec<_>, Vec<_>) =
-        acting.partition(|(_, r, _)| r.mode != Some(Mode::Monitor));
+        acting.partition(|(i, r, _)| r.mode != Some(Mode::Monitor) && !disarmed.contains(i));
     let (chosen, flags) = if enforcing.is_empty() {
         (monitoring, PLAN_FLAG_MONITOR)
     } else {
@@ -91,8 +113,7 @@ fn write_map<const N: usize, K: aya::Pod>(
     ebpf: &mut Ebpf,
     map: &'static str,
     entries: &[PlanEntry],
-    rules: &[RuleInfo],
-    generation: u32,
+    ctx: Ctx<'_>,
     key: fn([u8; N]) -> K,
 ) -> Result<usize, PlanError> {
     let mut hash: HashMap<_, K, PlanVerdict> = ebpf
@@ -102,7 +123,8 @@ fn write_map<const N: usize, K: aya::Pod>(
         .map_err(|source| PlanError::Map { map, source })?;
     let mut written = 0;
     for entry in entries {
-        let Some(verdict) = merge(rules, &entry.rules, generation) else {
+        let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
+        else {
             continue;
         };
         let bytes = padded::<N>(entry.value.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
@@ -121,12 +143,12 @@ fn write_map<const N: usize, K: aya::Pod>(
 /// prefixes): the merged verdict, or an entry with no action, which stops the kernel's search
 /// (an exclusion, or only alerting rules) so that a shorter listed suffix or prefix cannot
 /// answer for it.
-fn verdict_or_stop(rules: &[RuleInfo], indices: &[u32], generation: u32) -> PlanVerdict {
-    merge(rules, indices, generation).unwrap_or(PlanVerdict {
+fn verdict_or_stop(ctx: Ctx<'_>, indices: &[u32]) -> PlanVerdict {
+    merge_with(ctx.rules, indices, ctx.generation, ctx.disarmed).unwrap_or(PlanVerdict {
         rule_index: indices.first().copied().unwrap_or(0),
         actions: 0,
         flags: 0,
-        generation,
+        generation: ctx.generation,
     })
 }
 
@@ -135,8 +157,7 @@ fn write_dns(
     ebpf: &mut Ebpf,
     map: &'static str,
     entries: &[PlanEntry],
-    rules: &[RuleInfo],
-    generation: u32,
+    ctx: Ctx<'_>,
 ) -> Result<usize, PlanError> {
     let mut hash: HashMap<_, u64, PlanVerdict> = ebpf
         .map_mut(map)
@@ -144,7 +165,7 @@ fn write_dns(
         .try_into()
         .map_err(|source| PlanError::Map { map, source })?;
     for entry in entries {
-        let verdict = verdict_or_stop(rules, &entry.rules, generation);
+        let verdict = verdict_or_stop(ctx, &entry.rules);
         hash.insert(name_hash(entry.value.as_bytes()), verdict, 0)
             .map_err(|source| PlanError::Map { map, source })?;
     }
@@ -171,16 +192,11 @@ pub fn parse_network(value: &str) -> Result<(IpAddr, u32), PlanError> {
 }
 
 /// Writes the connect plan tries: IPv4 prefixes into one, IPv6 into the other.
-fn write_connect(
-    ebpf: &mut Ebpf,
-    entries: &[PlanEntry],
-    rules: &[RuleInfo],
-    generation: u32,
-) -> Result<usize, PlanError> {
+fn write_connect(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<usize, PlanError> {
     let mut nets = Vec::with_capacity(entries.len());
     for entry in entries {
         let (addr, len) = parse_network(&entry.value)?;
-        nets.push((addr, len, verdict_or_stop(rules, &entry.rules, generation)));
+        nets.push((addr, len, verdict_or_stop(ctx, &entry.rules)));
     }
     let map = CONNECT_V4_PLAN;
     let mut v4: LpmTrie<_, [u8; 4], PlanVerdict> = ebpf
@@ -215,41 +231,74 @@ pub fn write(
     policy: &CompiledPolicy,
     generation: u32,
 ) -> Result<usize, PlanError> {
+    write_with(ebpf, policy, generation, &HashSet::new())
+}
+
+/// Writes (or rewrites: every entry is overwritten in place) the kernel plan of `policy`, the
+/// rules in `disarmed` (rule indices the kill breaker disarmed) downgraded to monitor mode;
+/// returns the number of entries.
+pub fn write_with(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    generation: u32,
+    disarmed: &HashSet<u32>,
+) -> Result<usize, PlanError> {
     let plan = policy.lower();
-    let rules = policy.rules();
-    let names = write_map::<NAME_LEN, _>(
-        ebpf,
-        EXEC_NAME_PLAN,
-        &plan.exec_names,
-        rules,
+    let ctx = Ctx {
+        rules: policy.rules(),
         generation,
-        NameKey,
-    )?;
-    let paths = write_map::<PATH_LEN, _>(
-        ebpf,
-        EXEC_PATH_PLAN,
-        &plan.exec_paths,
-        rules,
-        generation,
-        PathKey,
-    )?;
+        disarmed,
+    };
+    let names = write_map::<NAME_LEN, _>(ebpf, EXEC_NAME_PLAN, &plan.exec_names, ctx, NameKey)?;
+    let paths = write_map::<PATH_LEN, _>(ebpf, EXEC_PATH_PLAN, &plan.exec_paths, ctx, PathKey)?;
     let methods = write_map::<METHOD_LEN, _>(
         ebpf,
         PAYLOAD_METHOD_PLAN,
         &plan.payload_methods,
-        rules,
-        generation,
+        ctx,
         MethodKey,
     )?;
-    let dns_names = write_dns(ebpf, DNS_NAME_PLAN, &plan.dns_names, rules, generation)?;
-    let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, rules, generation)?;
-    let nets = write_connect(ebpf, &plan.connect_nets, rules, generation)?;
+    let dns_names = write_dns(ebpf, DNS_NAME_PLAN, &plan.dns_names, ctx)?;
+    let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, ctx)?;
+    let nets = write_connect(ebpf, &plan.connect_nets, ctx)?;
     Ok(names + paths + methods + dns_names + dns_domains + nets)
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn disarmed_rules_merge_as_monitor_rules() {
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: a\n    expression: exec.file.name == \"xmrig\"\n    action: [deny, kill]\n  - id: b\n    expression: exec.file.name == \"xmrig\"\n    action: deny\n",
+        )
+        .unwrap();
+        let rules = policy.rules();
+        let armed = merge(rules, &[0, 1], 3).unwrap();
+        assert_eq!(
+            (armed.rule_index, armed.actions, armed.flags),
+            (0, ACTION_DENY | ACTION_KILL, 0)
+        );
+        // Rule a disarmed: b (enforcing) wins the entry, a's kill is gone from the kernel.
+        let one = merge_with(rules, &[0, 1], 3, &HashSet::from([0])).unwrap();
+        assert_eq!(
+            (one.rule_index, one.actions, one.flags),
+            (1, ACTION_DENY, 0)
+        );
+        // Only a, disarmed: the kernel records would_deny/would_kill.
+        let alone = merge_with(rules, &[0], 3, &HashSet::from([0])).unwrap();
+        assert_eq!(
+            (alone.rule_index, alone.actions, alone.flags),
+            (0, ACTION_DENY | ACTION_KILL, PLAN_FLAG_MONITOR)
+        );
+        assert_eq!(
+            merge_with(rules, &[0], 3, &HashSet::new()).unwrap().flags,
+            0
+        );
+    }
 
     #[test]
     fn networks_parse_with_and_without_a_prefix() {

@@ -4,6 +4,7 @@
 use enforcer_common::{
     event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind},
     net::{ConnectRecord, DnsRecord},
+    process::{ExitRecord, ForkRecord},
 };
 
 /// Why a record could not be decoded.
@@ -38,6 +39,10 @@ pub enum Decoded {
     Dns(Box<DnsRecord>),
     /// A connect.
     Connect(Box<ConnectRecord>),
+    /// A new process.
+    Fork(Box<ForkRecord>),
+    /// A process ended.
+    Exit(Box<ExitRecord>),
 }
 
 /// Decodes one ring-buffer record.
@@ -50,6 +55,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         EventKind::Payload => Ok(Decoded::Payload(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Dns => Ok(Decoded::Dns(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Connect => Ok(Decoded::Connect(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::Fork => Ok(Decoded::Fork(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::Exit => Ok(Decoded::Exit(Box::new(sized(kind, &header, bytes)?))),
     }
 }
 

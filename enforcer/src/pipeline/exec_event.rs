@@ -41,21 +41,29 @@ pub fn hook_name(hook: u32) -> &'static str {
         Ok(Hook::TpSysEnterSendmmsg) => "tp/syscalls/sys_enter_sendmmsg",
         Ok(Hook::TpSysEnterConnect) => "tp/syscalls/sys_enter_connect",
         Ok(Hook::LsmSocketConnect) => "lsm/socket_connect",
+        Ok(Hook::TpSchedProcessFork) => "raw_tp/sched_process_fork",
+        Ok(Hook::TpSchedProcessExit) => "raw_tp/sched_process_exit",
         Err(_) => "unknown",
     }
 }
 
-/// The `process` object of an event, from its header and the task's comm.
+/// The `process` object of an event, from its header and the task's comm. `ppid` is left out
+/// when the record does not carry it (0), so the process cache can fill it in.
 pub(crate) fn process_json(h: &EventHeader, comm: &[u8]) -> Value {
-    json!({
+    let mut process = json!({
         "pid": h.tgid,
         "tid": h.pid,
-        "ppid": h.ppid,
         "uid": h.uid,
         "gid": h.gid,
         "comm": text(comm, comm.len()),
         "cgroup": { "id": h.cgroup_id },
-    })
+    });
+    if h.ppid != 0
+        && let Value::Object(map) = &mut process
+    {
+        map.insert("ppid".into(), Value::from(h.ppid));
+    }
+    process
 }
 
 /// The event JSON of an exec record. `ts` is the wall-clock time of the kernel timestamp.

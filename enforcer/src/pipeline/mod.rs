@@ -2,7 +2,9 @@
 //! audit records. The engine loop (`engine.rs`) drives it.
 
 pub mod decode;
+pub mod event_json;
 pub mod exec_event;
 pub mod net_event;
 pub mod outcome;
 pub mod payload_event;
+pub mod process_event;

@@ -1,7 +1,7 @@
 //! The enforcement records a kernel verdict stands for: one per outcome bit, in a fixed order.
 
 use enforcer_common::event::{
-    OUTCOME_DENIED, OUTCOME_KILL_FAILED, OUTCOME_KILLED, OUTCOME_SPARED_ENGINE, OUTCOME_WOULD_DENY,
+    OUTCOME_DENIED, OUTCOME_KILL_FAILED, OUTCOME_KILLED, OUTCOME_SPARED, OUTCOME_WOULD_DENY,
     OUTCOME_WOULD_KILL,
 };
 
@@ -15,7 +15,7 @@ pub fn actions(outcome: u32) -> impl Iterator<Item = Action> {
         (OUTCOME_KILL_FAILED, Action::KillFailed),
         (OUTCOME_WOULD_DENY, Action::WouldDeny),
         (OUTCOME_WOULD_KILL, Action::WouldKill),
-        (OUTCOME_SPARED_ENGINE, Action::Spared),
+        (OUTCOME_SPARED, Action::Spared),
     ]
     .into_iter()
     .filter(move |(bit, _)| outcome & bit != 0)
@@ -38,7 +38,7 @@ mod tests {
             [Action::WouldDeny, Action::WouldKill]
         );
         assert_eq!(
-            actions(OUTCOME_SPARED_ENGINE).collect::<Vec<_>>(),
+            actions(OUTCOME_SPARED).collect::<Vec<_>>(),
             [Action::Spared]
         );
     }

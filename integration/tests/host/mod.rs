@@ -45,6 +45,22 @@ pub(crate) fn enforcer_bin() -> PathBuf {
     })
 }
 
+/// The `action` records with `action`, and for `rule` when one is given.
+pub(crate) fn actions<'a>(
+    records: &'a [Value],
+    action: &str,
+    rule: Option<&str>,
+) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| {
+            r["type"] == "action"
+                && r["action"] == action
+                && rule.is_none_or(|rule| r["rule"] == rule)
+        })
+        .collect()
+}
+
 /// A running engine.
 pub(crate) struct Engine {
     child: Option<Child>,

@@ -4,6 +4,7 @@
 
 mod exec;
 mod infra;
+mod lifecycle;
 mod network;
 mod stratum;
 
@@ -41,6 +42,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_network_monitor",
         run: network::lsm_network_monitor,
+    },
+    Case {
+        name: "lsm_lifecycle",
+        run: lifecycle::lsm_lifecycle,
     },
 ];
 

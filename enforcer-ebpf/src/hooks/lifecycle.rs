@@ -1,0 +1,108 @@
+//! Raw tracepoints `sched_process_fork` and `sched_process_exit`: process lifecycle records for
+//! the daemon's process cache, in every tier. No verdicts here.
+//!
+//! - `trace_sched_process_fork(struct task_struct *parent, struct task_struct *child)`: a
+//!   record when the child is a new process (`child->pid == child->tgid`), not a new thread.
+//! - `trace_sched_process_exit(struct task_struct *p, ...)`: fires for every exiting thread,
+//!   after `do_exit` decremented `p->signal->live`; a record only when that count is 0, i.e.
+//!   the last thread of the process is gone.
+//!
+//! A failed kernel read skips the record and bumps `Counter::ReadError`.
+
+use aya_ebpf::{
+    helpers::generated::bpf_get_current_comm, macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use enforcer_common::{
+    event::{COMM_LEN, Counter, EventKind, Hook},
+    process::{ExitRecord, ForkRecord},
+};
+
+use crate::{
+    emit,
+    kernel::{ReadError, read_at},
+    maps::{count, offsets},
+};
+
+/// `sched_process_fork`; see the module documentation.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub(crate) fn tp_sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    if try_fork(&ctx).is_err() {
+        count(Counter::ReadError);
+    }
+    0
+}
+
+/// `sched_process_exit`; see the module documentation.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub(crate) fn tp_sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    if try_exit(&ctx).is_err() {
+        count(Counter::ReadError);
+    }
+    0
+}
+
+fn try_fork(ctx: &RawTracePointContext) -> Result<(), ReadError> {
+    let off = offsets();
+    let child: *const u8 = ctx.arg(1);
+    let pid: i32 = read_at(child, off.task_pid)?;
+    let tgid: i32 = read_at(child, off.task_tgid)?;
+    if pid != tgid {
+        return Ok(());
+    }
+    let start: u64 = read_at(child, off.task_start_boottime)?;
+    let Some(mut entry) = emit::reserve::<ForkRecord>() else {
+        return Ok(());
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points at a reserved, writable ForkRecord-sized slot.
+    unsafe {
+        (*rec).header = emit::header(
+            EventKind::Fork,
+            size_of::<ForkRecord>(),
+            Hook::TpSchedProcessFork,
+            0,
+            &emit::Verdict::NONE,
+        );
+        (*rec).child_tgid = tgid as u32;
+        (*rec)._pad = 0;
+        (*rec).child_start_ns = start;
+        // On failure the helper zeroes the buffer itself.
+        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
+    }
+    entry.submit(0);
+    Ok(())
+}
+
+fn try_exit(ctx: &RawTracePointContext) -> Result<(), ReadError> {
+    let off = offsets();
+    let task: *const u8 = ctx.arg(0);
+    let signal: *const u8 = read_at(task, off.task_signal)?;
+    let live: i32 = read_at(signal, off.signal_live)?;
+    if live != 0 {
+        return Ok(());
+    }
+    let exit_code: i32 = read_at(task, off.task_exit_code)?;
+    let start: u64 = read_at(task, off.task_start_boottime)?;
+    let Some(mut entry) = emit::reserve::<ExitRecord>() else {
+        return Ok(());
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points at a reserved, writable ExitRecord-sized slot.
+    unsafe {
+        (*rec).header = emit::header(
+            EventKind::Exit,
+            size_of::<ExitRecord>(),
+            Hook::TpSchedProcessExit,
+            0,
+            &emit::Verdict::NONE,
+        );
+        (*rec).exit_code = exit_code as u32;
+        (*rec)._pad = 0;
+        (*rec).start_ns = start;
+        // On failure the helper zeroes the buffer itself.
+        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
+    }
+    entry.submit(0);
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! Enforcement decisions around the kill path: turns kernel outcomes and userspace kill
+//! decisions into enforcement records with their action reports, applying the kill breaker,
+//! the exclusions and each rule's `kill_scope`.
+//!
+//! - A kill the kernel performed counts toward the rule's breaker; when the rule's scope is
+//!   wider than the process, the kill is widened to its process group or cgroup here.
+//! - A userspace kill is prepared (exclusions, PID-reuse rail, scope resolution), then counted
+//!   by the breaker, then performed.
+//! - A rule whose breaker trips gets one `disarmed` record; the kernel plan is rewritten with
+//!   the rule in monitor mode ([`PlanControl`]), so the kernel records `would_kill` for it.
+
+use std::collections::HashSet;
+
+use enforcer_common::event::EventHeader;
+use enforcer_policy::{CompiledPolicy, Enforcement, KillScope, Mode, RuleInfo};
+use serde_json::Value;
+
+use crate::{
+    actions::{
+        breaker::{Admission, Breaker, Limits, MonotonicClock, Trip},
+        error::KillError,
+        kill::boot_now_ns,
+        scope::{Killer, Target},
+    },
+    audit::{Action, BreakerTrip, Outcome, Record, Report},
+    clock::BootClock,
+    loader::plan_sync::PlanError,
+};
+
+/// Downgrades disarmed rules in the kernel plan.
+pub(crate) trait PlanControl: std::fmt::Debug {
+    /// Rewrites the kernel plan with the rules in `disarmed` in monitor mode; returns the
+    /// number of entries written.
+    fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, PlanError>;
+}
+
+/// One enforcement (or alert) record to write for a rule.
+#[derive(Debug)]
+pub(crate) struct Act {
+    /// What happened.
+    pub(crate) action: Action,
+    /// Why, when it matters.
+    pub(crate) detail: Option<String>,
+    /// Timing and outcome (enforcement records).
+    pub(crate) report: Option<Report>,
+    /// What tripped the breaker (`disarmed` records).
+    pub(crate) breaker: Option<BreakerTrip>,
+    /// `kernel` or `userspace`.
+    pub(crate) decided_in: &'static str,
+}
+
+impl Act {
+    /// An alert record.
+    pub(crate) fn alert(detail: Option<String>) -> Self {
+        Self {
+            action: Action::Alert,
+            detail,
+            report: None,
+            breaker: None,
+            decided_in: "userspace",
+        }
+    }
+
+    /// The audit record of this act for `rule` on `event`.
+    pub(crate) fn into_record(
+        self,
+        rule: &str,
+        severity: &str,
+        tier: &'static str,
+        event: Value,
+    ) -> Record {
+        Record::Action {
+            action: self.action,
+            rule: rule.to_owned(),
+            severity: severity.to_owned(),
+            decided_in: self.decided_in,
+            tier,
+            detail: self.detail,
+            report: self.report,
+            breaker: self.breaker,
+            event,
+        }
+    }
+}
+
+/// The enforcement side of the handler: the kill path, the breaker, and the kernel plan.
+#[derive(Debug)]
+pub(crate) struct Enforcer<'p> {
+    killer: Killer,
+    breaker: Breaker<MonotonicClock>,
+    plan: Box<dyn PlanControl + 'p>,
+    clock: BootClock,
+    dry_run: bool,
+}
+
+impl<'p> Enforcer<'p> {
+    /// An enforcer for `policy` (whose rules' `breaker:` overrides apply to `limits`).
+    pub(crate) fn new(
+        policy: &CompiledPolicy,
+        killer: Killer,
+        limits: Limits,
+        plan: Box<dyn PlanControl + 'p>,
+        clock: BootClock,
+        dry_run: bool,
+    ) -> Self {
+        let mut breaker = Breaker::new(limits, MonotonicClock::default());
+        for (i, rule) in policy.rules().iter().enumerate() {
+            if let (Ok(i), Some(_)) = (u32::try_from(i), rule.breaker) {
+                breaker.set_limits(i, limits.with_override(rule.breaker));
+            }
+        }
+        Self {
+            killer,
+            breaker,
+            plan,
+            clock,
+            dry_run,
+        }
+    }
+
+    fn act(&self, action: Action, detail: Option<String>, report: Report, by: &'static str) -> Act {
+        Act {
+            action,
+            detail,
+            report: Some(report),
+            breaker: None,
+            decided_in: by,
+        }
+    }
+
+    /// A report for `header`'s event acted on now.
+    fn now(&self, header: &EventHeader, outcome: Outcome, errno: Option<i32>) -> Report {
+        Report::new(
+            &self.clock,
+            header.timestamp_ns,
+            boot_now_ns(),
+            outcome,
+            errno,
+        )
+    }
+
+    /// The records of the kernel outcome `action`, taken by the plan entry of `rule`.
+    pub(crate) fn kernel(
+        &mut self,
+        action: Action,
+        rule: Option<(u32, &RuleInfo)>,
+        header: &EventHeader,
+        event: &Value,
+    ) -> Vec<Act> {
+        let at = header.timestamp_ns;
+        let outcome = match action {
+            Action::Deny | Action::Kill => Outcome::Performed,
+            Action::KillFailed => Outcome::Failed,
+            Action::Spared => Outcome::Spared,
+            Action::WouldDeny | Action::WouldKill => match rule {
+                Some((i, r)) if self.disarmed_not_monitor(i, r) => Outcome::Disarmed,
+                _ => Outcome::WouldPerform,
+            },
+            // Not kernel outcomes (`outcome::actions` never yields them).
+            Action::Alert | Action::Disarmed => Outcome::WouldPerform,
+        };
+        let detail = (outcome == Outcome::Disarmed)
+            .then(|| "the rule is disarmed by the kill breaker".to_owned());
+        let report = Report::kernel(&self.clock, at, outcome);
+        let mut acts = vec![self.act(action, detail, report, "kernel")];
+        if let (Action::Kill, Some((i, r))) = (action, rule) {
+            acts.extend(self.after_kernel_kill(i, r, header, event));
+        }
+        acts
+    }
+
+    fn disarmed_not_monitor(&self, index: u32, rule: &RuleInfo) -> bool {
+        self.breaker.is_disarmed(index) && !self.dry_run && rule.mode != Some(Mode::Monitor)
+    }
+
+    /// Counts a kernel kill toward the rule's breaker and widens it to the rule's scope.
+    fn after_kernel_kill(
+        &mut self,
+        index: u32,
+        rule: &RuleInfo,
+        header: &EventHeader,
+        event: &Value,
+    ) -> Vec<Act> {
+        let key = self.binary_key(header.tgid, event, false);
+        let scope = rule.kill_scope;
+        match self.breaker.admit(index, &key, header.cgroup_id) {
+            Admission::Tripped(trip) => vec![self.disarm(rule, trip, header)],
+            Admission::Disarmed if scope != KillScope::Process => {
+                let detail = format!(
+                    "kill_scope {scope} not applied: the rule is disarmed by the kill breaker"
+                );
+                let report = self.now(header, Outcome::Disarmed, None);
+                vec![self.act(Action::WouldKill, Some(detail), report, "userspace")]
+            }
+            Admission::Disarmed => Vec::new(),
+            Admission::Allowed => {
+                let target = target(header, event);
+                let widened = self
+                    .killer
+                    .prepare_extension(scope, target)
+                    .and_then(|p| p.map(|p| self.killer.execute(p)).transpose());
+                match widened {
+                    Ok(None) => Vec::new(),
+                    Ok(Some(done)) => {
+                        let detail = format!(
+                            "kill_scope {scope}: widened the kernel kill to {}",
+                            done.what
+                        );
+                        let report = Report::new(
+                            &self.clock,
+                            header.timestamp_ns,
+                            done.acted_boot_ns,
+                            Outcome::Performed,
+                            None,
+                        );
+                        vec![self.act(Action::Kill, Some(detail), report, "userspace")]
+                    }
+                    Err(err) => vec![self.failure(
+                        header,
+                        &format!("kill_scope {scope}: the kernel kill was not widened"),
+                        &err,
+                    )],
+                }
+            }
+        }
+    }
+
+    /// The record of a userspace rule in monitor mode (or a dry run) that would kill.
+    pub(crate) fn would_kill(&self, header: &EventHeader) -> Act {
+        let report = self.now(header, Outcome::WouldPerform, None);
+        self.act(Action::WouldKill, None, report, "userspace")
+    }
+
+    /// Kills `header`'s process (at the rule's scope) for userspace rule `rule`, unless the
+    /// target is protected or the rule's breaker is (or now gets) disarmed.
+    pub(crate) fn userspace_kill(
+        &mut self,
+        index: u32,
+        rule: &RuleInfo,
+        header: &EventHeader,
+        event: &Value,
+    ) -> Act {
+        if self.breaker.is_disarmed(index) {
+            let report = self.now(header, Outcome::Disarmed, None);
+            let detail = "not killed: the rule is disarmed by the kill breaker".to_owned();
+            return self.act(Action::WouldKill, Some(detail), report, "userspace");
+        }
+        let scope = rule.kill_scope;
+        let prepared = match self.killer.prepare(scope, target(header, event)) {
+            Ok(prepared) => prepared,
+            Err(err) => return self.failure(header, "", &err),
+        };
+        let key = self.binary_key(header.tgid, event, true);
+        match self.breaker.admit(index, &key, header.cgroup_id) {
+            Admission::Allowed => {}
+            Admission::Tripped(trip) => return self.disarm(rule, trip, header),
+            Admission::Disarmed => {
+                let report = self.now(header, Outcome::Disarmed, None);
+                return self.act(Action::WouldKill, None, report, "userspace");
+            }
+        }
+        match self.killer.execute(prepared) {
+            Ok(done) => {
+                let detail = (scope != KillScope::Process)
+                    .then(|| format!("kill_scope {scope}: killed {}", done.what));
+                let report = Report::new(
+                    &self.clock,
+                    header.timestamp_ns,
+                    done.acted_boot_ns,
+                    Outcome::Performed,
+                    None,
+                );
+                self.act(Action::Kill, detail, report, "userspace")
+            }
+            Err(err) => self.failure(header, "", &err),
+        }
+    }
+
+    /// A `spared` (protected target) or `kill_failed` record for `err`.
+    fn failure(&self, header: &EventHeader, context: &str, err: &KillError) -> Act {
+        let detail = if context.is_empty() {
+            err.to_string()
+        } else {
+            format!("{context}: {err}")
+        };
+        if err.is_protected() {
+            let report = self.now(header, Outcome::Spared, None);
+            return self.act(Action::Spared, Some(detail), report, "userspace");
+        }
+        let report = self.now(header, Outcome::Failed, err.errno());
+        self.act(Action::KillFailed, Some(detail), report, "userspace")
+    }
+
+    /// The `disarmed` record of a rule whose breaker just tripped; its kernel plan entries
+    /// are rewritten in monitor mode first.
+    fn disarm(&mut self, rule: &RuleInfo, trip: Trip, header: &EventHeader) -> Act {
+        let window = humantime::format_duration(trip.limits.window);
+        let mut detail = format!(
+            "rule {} disarmed by the kill breaker: {} distinct binaries and {} distinct cgroups within {window} (limit {}); it kills nothing more until the engine restarts",
+            rule.id, trip.binaries, trip.cgroups, trip.limits.max_targets
+        );
+        tracing::warn!("{detail}");
+        if rule.kernel == Enforcement::Kernel && !rule.disabled {
+            match self.plan.disarm(self.breaker.disarmed()) {
+                Ok(n) => detail.push_str(&format!(
+                    "; kernel plan rewritten ({n} entries), the kernel records would_kill for it"
+                )),
+                Err(err) => {
+                    tracing::error!(
+                        "cannot downgrade rule {} in the kernel plan: {err}",
+                        rule.id
+                    );
+                    detail.push_str(&format!(
+                        "; rewriting the kernel plan failed, the kernel may still kill for it: {err}"
+                    ));
+                }
+            }
+        }
+        let report = self.now(header, Outcome::Disarmed, None);
+        let mut act = self.act(Action::Disarmed, Some(detail), report, "userspace");
+        act.breaker = Some(BreakerTrip {
+            binaries: trip.binaries,
+            cgroups: trip.cgroups,
+            max_targets: trip.limits.max_targets,
+            window_s: trip.limits.window.as_secs(),
+        });
+        act
+    }
+
+    /// What the breaker counts as the binary of `pid`: for a `live` (pinned) process its
+    /// running executable (canonical), else the event's exec path (a process the kernel killed
+    /// may be gone and its pid reused), else the command name.
+    fn binary_key(&self, pid: u32, event: &Value, live: bool) -> String {
+        if live && let Ok(exe) = self.killer.proc().exe(pid) {
+            return exe.display().to_string();
+        }
+        match event["exec"]["file"]["path"].as_str() {
+            Some(path) if !path.is_empty() => path.to_owned(),
+            _ => format!("comm:{}", event["process"]["comm"].as_str().unwrap_or("?")),
+        }
+    }
+}
+
+/// The kill target an event names (`process.pgid` when the event carries one).
+fn target(header: &EventHeader, event: &Value) -> Target {
+    Target {
+        pid: header.tgid,
+        event_boot_ns: header.timestamp_ns,
+        cgroup_id: (header.cgroup_id != 0).then_some(header.cgroup_id),
+        pgid: event["process"]["pgid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An enforcer for handler tests, with a kernel plan that records the downgrades.
+    use std::{cell::RefCell, path::PathBuf, rc::Rc};
+
+    use super::*;
+    use crate::actions::{
+        cgroupfs::CgroupFs,
+        procfs::ProcFs,
+        protect::{EngineIdentity, Protection},
+    };
+
+    /// Records every `disarm` call.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct FakePlan(pub(crate) Rc<RefCell<Vec<HashSet<u32>>>>);
+
+    impl PlanControl for FakePlan {
+        fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, PlanError> {
+            self.0.borrow_mut().push(disarmed.clone());
+            Ok(disarmed.len())
+        }
+    }
+
+    /// An enforcer on the real /proc and cgroup v2 mount, protecting this test process and
+    /// `never_kill`; `clock` must be the handler's (both convert kernel timestamps).
+    pub(crate) fn enforcer<'p>(
+        policy: &CompiledPolicy,
+        never_kill: &[PathBuf],
+        limits: Limits,
+        plan: FakePlan,
+        clock: BootClock,
+        dry_run: bool,
+    ) -> Enforcer<'p> {
+        let proc = ProcFs::real();
+        let protection = Protection::new(EngineIdentity::current(&proc), never_kill);
+        let killer = Killer::new(proc, CgroupFs::discover(), protection);
+        Enforcer::new(policy, killer, limits, Box::new(plan), clock, dry_run)
+    }
+}
+
+#[cfg(test)]
+#[path = "enforce_tests.rs"]
+mod tests;

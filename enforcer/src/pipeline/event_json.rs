@@ -1,0 +1,39 @@
+//! One entry point from any decoded record to its event JSON, so the engine and the fuzz
+//! target build events the same way.
+
+use enforcer_common::event::EventHeader;
+use serde_json::Value;
+
+use super::{
+    decode::Decoded,
+    exec_event::exec_event,
+    net_event::{connect_event, dns_event},
+    payload_event::payload_event,
+    process_event::{exit_event, fork_event},
+};
+
+impl Decoded {
+    /// The record's header.
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            Decoded::Exec(r) => &r.header,
+            Decoded::Payload(r) => &r.header,
+            Decoded::Dns(r) => &r.header,
+            Decoded::Connect(r) => &r.header,
+            Decoded::Fork(r) => &r.header,
+            Decoded::Exit(r) => &r.header,
+        }
+    }
+}
+
+/// The event JSON of `record`; `ts` is the wall-clock time of its kernel timestamp.
+pub fn event_json(record: &Decoded, ts: &str) -> Value {
+    match record {
+        Decoded::Exec(r) => exec_event(r, ts),
+        Decoded::Payload(r) => payload_event(r, ts),
+        Decoded::Dns(r) => dns_event(r, ts),
+        Decoded::Connect(r) => connect_event(r, ts),
+        Decoded::Fork(r) => fork_event(r, ts),
+        Decoded::Exit(r) => exit_event(r, ts),
+    }
+}
