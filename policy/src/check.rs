@@ -460,7 +460,7 @@ impl Checker {
             CmpOp::In => {
                 if let (Type::Ip, ExprKind::Lit(Lit::Cidr(_) | Lit::Ip(_))) = (def.ty, &rhs.kind) {
                     let set = self.values(rhs)?;
-                    return Some((negate, Matcher::IpIn(set.nets)));
+                    return Some((negate, Matcher::IpIn(crate::ipset::IpSet::new(set.nets))));
                 }
                 let mut set = self.values(rhs)?;
                 if def.name == schema::DNS_NAME_FIELD {

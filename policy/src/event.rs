@@ -90,17 +90,15 @@ impl Event {
                 continue;
             }
             let mut v = match def.locator {
-                Locator::Ptr(p) => value
-                    .pointer(p)
+                Locator::Ptr(p) => pointer(value, p)
                     .map(|j| convert(j, def))
                     .transpose()?
                     .flatten(),
-                Locator::Each(arr, item) => match value.pointer(arr) {
+                Locator::Each(arr, item) => match pointer(value, arr) {
                     Some(Value::Array(items)) => {
                         let mut out = Vec::new();
                         for it in items.iter().take(MAX_LIST) {
-                            if let Some(x) = it
-                                .pointer(item)
+                            if let Some(x) = pointer(it, item)
                                 .map(|j| scalar(j, def))
                                 .transpose()?
                                 .flatten()
@@ -196,7 +194,7 @@ fn canonical_val(v: Val) -> Val {
 
 /// The (canonical) address at pointer `p`.
 fn address(root: &Value, p: &str) -> Option<IpAddr> {
-    IpAddr::from_str(root.pointer(p)?.as_str()?)
+    IpAddr::from_str(pointer(root, p)?.as_str()?)
         .ok()
         .map(net::canonical)
 }
@@ -271,15 +269,15 @@ fn scalar(j: &Value, def: &'static schema::FieldDef) -> Result<Option<Val>, Even
 fn derive(root: &Value, how: Derive) -> Option<Val> {
     match how {
         Derive::Basename(p) => {
-            let path = root.pointer(p)?.as_str()?;
+            let path = pointer(root, p)?.as_str()?;
             let base = path.rsplit('/').next().unwrap_or(path);
             (!base.is_empty()).then(|| Val::Str(cut(base)))
         }
         Derive::StratumMethod(p) => {
-            crate::stratum::method(root.pointer(p)?.as_str()?).map(|m| Val::Str(cut(&m)))
+            crate::stratum::method(pointer(root, p)?.as_str()?).map(|m| Val::Str(cut(&m)))
         }
         Derive::OpenWrites(p) => {
-            let flags = root.pointer(p)?.as_i64()?;
+            let flags = pointer(root, p)?.as_i64()?;
             // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
             Some(Val::Bool(flags & (0o1 | 0o2 | 0o100 | 0o1000) != 0))
         }
@@ -356,5 +354,49 @@ mod tests {
         );
         assert!(is_public("1.1.1.1".parse().unwrap()));
         assert!(!is_public("::1".parse().unwrap()));
+    }
+}
+
+/// The value at JSON pointer `ptr` (as `Value::pointer`, without its `~0`/`~1` unescaping,
+/// which allocates twice per segment: schema pointers never contain `~`, a test checks it).
+/// This runs for every schema field of every event, so it matters.
+fn pointer<'v>(root: &'v Value, ptr: &str) -> Option<&'v Value> {
+    if ptr.is_empty() {
+        return Some(root);
+    }
+    let rest = ptr.strip_prefix('/')?;
+    rest.split('/').try_fold(root, |node, token| match node {
+        Value::Object(map) => map.get(token),
+        Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod pointer_tests {
+    use serde_json::json;
+
+    use super::pointer;
+    use crate::schema;
+
+    #[test]
+    fn pointers_agree_with_serde_json() {
+        let v = json!({"a": {"b": [10, {"c": "x"}]}, "": 1});
+        for p in [
+            "", "/a", "/a/b", "/a/b/0", "/a/b/1/c", "/a/b/2", "/a/x", "/a/b/x", "/",
+        ] {
+            assert_eq!(pointer(&v, p), v.pointer(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn schema_pointers_need_no_unescaping() {
+        for def in schema::FIELDS {
+            let (a, b) = match def.locator {
+                schema::Locator::Ptr(p) => (p, ""),
+                schema::Locator::Each(a, b) => (a, b),
+            };
+            assert!(!a.contains('~') && !b.contains('~'), "{}", def.name);
+        }
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, Anchored, Input};
 use globset::{GlobMatcher, GlobSet};
-use ipnet::IpNet;
 use memchr::memmem;
 use regex::{Regex, RegexSet};
 
@@ -96,7 +95,7 @@ pub enum Matcher {
     /// Address equality.
     IpEq(IpAddr),
     /// Address inside any of the networks.
-    IpIn(Vec<IpNet>),
+    IpIn(crate::ipset::IpSet),
     /// Any of the inner matchers (mixed lists).
     Any(Vec<Matcher>),
 }
@@ -137,7 +136,7 @@ impl Matcher {
             (Matcher::IntIn(set), Val::Int(x)) => set.contains(x),
             (Matcher::Dur(op, b), Val::Dur(x)) => cmp(*op, *x, *b),
             (Matcher::IpEq(a), Val::Ip(x)) => a == x,
-            (Matcher::IpIn(nets), Val::Ip(x)) => nets.iter().any(|n| n.contains(x)),
+            (Matcher::IpIn(set), Val::Ip(x)) => set.contains(x),
             (Matcher::Any(ms), v) => ms.iter().any(|m| m.matches(v)),
             (_, Val::List(items)) => items.iter().any(|i| self.matches(i)),
             _ => false,

@@ -15,6 +15,7 @@ pub mod diag;
 pub mod doc;
 pub mod event;
 pub mod index;
+pub mod ipset;
 pub mod ir;
 pub mod lexer;
 pub mod lists;

@@ -188,7 +188,9 @@ pub fn set_matcher(
         Type::Int if set.len() == set.ints.len() => Some(Matcher::IntIn(
             set.ints.iter().copied().collect::<HashSet<_>>(),
         )),
-        Type::Ip if set.len() == set.nets.len() => Some(Matcher::IpIn(set.nets.clone())),
+        Type::Ip if set.len() == set.nets.len() => {
+            Some(Matcher::IpIn(crate::ipset::IpSet::new(set.nets.clone())))
+        }
         Type::Int | Type::Ip => {
             diags.push(mismatch(def, set, span));
             None

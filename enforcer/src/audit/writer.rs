@@ -42,7 +42,12 @@ pub struct AuditWriter {
     file: File,
     path: PathBuf,
     line: Vec<u8>,
+    /// Event records not yet written (see [`AuditWriter::write`]).
+    pending: Vec<u8>,
 }
+
+/// Event records are written once this many bytes are pending, or at [`AuditWriter::flush`].
+const PENDING_LIMIT: usize = 64 * 1024;
 
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -79,11 +84,14 @@ impl AuditWriter {
             file,
             path: path.to_path_buf(),
             line: Vec::with_capacity(1024),
+            pending: Vec::with_capacity(PENDING_LIMIT),
         })
     }
 
-    /// Writes one record as one line with one `write` call; lifecycle and action records are
-    /// also synced to disk.
+    /// Writes one record as one whole line. Event records are gathered and written together
+    /// (at 64 KiB, at [`AuditWriter::flush`], or before the next durable record, so the order
+    /// of the log is the order of the calls); lifecycle and action records are written at once
+    /// and synced to disk. Every `write` call carries whole lines only.
     pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
         self.line.clear();
         let envelope = Envelope {
@@ -92,15 +100,41 @@ impl AuditWriter {
         };
         serde_json::to_writer(&mut self.line, &envelope)?;
         self.line.push(b'\n');
+        if !record.is_durable() {
+            self.pending.extend_from_slice(&self.line);
+            if self.pending.len() >= PENDING_LIMIT {
+                self.flush()?;
+            }
+            return Ok(());
+        }
+        self.flush()?;
         let write_err = |source| WriteError::Write {
             path: self.path.clone(),
             source,
         };
         self.file.write_all(&self.line).map_err(write_err)?;
-        if record.is_durable() {
-            self.file.sync_data().map_err(write_err)?;
-        }
+        self.file.sync_data().map_err(write_err)?;
         Ok(())
+    }
+
+    /// Writes the gathered event records (one `write` call).
+    pub fn flush(&mut self) -> Result<(), WriteError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all(&self.pending);
+        self.pending.clear();
+        result.map_err(|source| WriteError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        // Best effort: an error here has nowhere to go, and the lines are whole either way.
+        let _ = self.flush();
     }
 }
 
@@ -124,12 +158,55 @@ mod tests {
     }
 
     #[test]
+    fn events_wait_for_a_flush_or_a_durable_record_and_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut w = AuditWriter::open(&path).unwrap();
+        w.write(&event(1)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "held until a flush"
+        );
+        w.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        w.write(&event(2)).unwrap();
+        w.write(&Record::EngineStop {
+            reason: "t".into(),
+            counters: serde_json::json!({}),
+            decode_errors: 0,
+        })
+        .unwrap();
+        w.write(&event(3)).unwrap();
+        drop(w);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kinds: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{}{}", v["type"], v["event"]["n"])
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "\"event\"1",
+                "\"event\"2",
+                "\"engine_stop\"null",
+                "\"event\"3"
+            ],
+            "the durable record flushed event 2 first; drop flushed event 3"
+        );
+    }
+
+    #[test]
     fn records_are_whole_lines_with_ts_and_type() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let mut w = AuditWriter::open(&path).unwrap();
         w.write(&event(1)).unwrap();
         w.write(&event(2)).unwrap();
+        w.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.ends_with('\n'));

@@ -245,6 +245,7 @@ rules:
             handler.handle(as_bytes(&rec), &mut sink).unwrap();
         }
         handler.handle(&[1, 2, 3], &mut sink).unwrap();
+        sink.flush().unwrap();
         let (records, _) = AuditReader::read_path(&log).unwrap();
         let count = |kind: &str, action: &str| {
             records

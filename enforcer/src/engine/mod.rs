@@ -253,6 +253,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 while let Some(item) = ring.next() {
                     handler.handle(&item, &mut sink)?;
                 }
+                sink.flush()?;
                 guard.clear_ready();
             }
             _ = sigterm.recv() => break "SIGTERM",
@@ -265,6 +266,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         while let Some(item) = ring.next() {
             handler.handle(&item, &mut sink)?;
         }
+        sink.flush()?;
     }
     let decode_errors = handler.decode_errors();
     drop(handler);

@@ -22,6 +22,14 @@ impl Sink {
         })
     }
 
+    /// Writes the audit log's gathered event records (after each ring-buffer drain).
+    pub fn flush(&mut self) -> Result<(), WriteError> {
+        match &mut self.audit {
+            Some(audit) => audit.flush(),
+            None => Ok(()),
+        }
+    }
+
     /// Writes `record` to the audit log and prints its summary.
     pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
         if let Some(audit) = &mut self.audit {

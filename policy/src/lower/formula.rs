@@ -215,7 +215,7 @@ impl Walk {
             }
             (Some(KernelFamily::ConnectAddr), Matcher::IpIn(nets)) => {
                 self.nets
-                    .extend(nets.iter().map(|n| net::canonical_net(*n)));
+                    .extend(nets.nets().iter().map(|n| net::canonical_net(*n)));
             }
             (Some(KernelFamily::ConnectAddr), _) => {
                 return Err(self.block(
