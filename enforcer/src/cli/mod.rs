@@ -2,6 +2,7 @@
 
 mod policy_cmd;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,11 @@ enum Command {
     /// Check, evaluate and document policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Show the tier this kernel allows and which event families each tier sees and stops.
+    ///
+    /// Probing loads the kernel programs without attaching them, so it needs root; without
+    /// root the tier is reported as unknown.
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to an exit status with a
@@ -45,6 +51,7 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(code) => code,

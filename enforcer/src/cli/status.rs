@@ -1,0 +1,216 @@
+//! `enforcer status`: what this kernel lets the engine do, and which event families each tier
+//! sees and stops. Probing the tier loads the programs (nothing is attached), so it needs root;
+//! without root the tier is reported as unknown.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+
+use enforcer::loader::{self, tier::KernelTier};
+
+/// Arguments of `enforcer status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One event family and what the engine does with it in a tier.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct Coverage {
+    /// The event family.
+    pub(crate) event: &'static str,
+    /// Whether the engine records it in this tier.
+    pub(crate) seen: bool,
+    /// The kernel hooks that see it (empty when not seen).
+    pub(crate) hooks: &'static str,
+    /// What a deny/kill rule does to it: `deny`, `kill`, or `none` (record only).
+    pub(crate) stop: &'static str,
+    /// Why it is not seen, or a caveat.
+    pub(crate) note: &'static str,
+}
+
+const fn row(
+    event: &'static str,
+    hooks: &'static str,
+    stop: &'static str,
+    note: &'static str,
+) -> Coverage {
+    Coverage {
+        event,
+        seen: true,
+        hooks,
+        stop,
+        note,
+    }
+}
+
+const fn missing(event: &'static str, note: &'static str) -> Coverage {
+    Coverage {
+        event,
+        seen: false,
+        hooks: "",
+        stop: "none",
+        note,
+    }
+}
+
+/// The coverage table of `tier`.
+pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
+    let lsm = tier == KernelTier::Lsm;
+    vec![
+        if lsm {
+            row(
+                "exec",
+                "lsm/bprm_check_security, raw_tp/sched_process_exec",
+                "deny",
+                "by file name or path",
+            )
+        } else {
+            row(
+                "exec",
+                "raw_tp/sched_process_exec",
+                "kill",
+                "killed before the new program runs",
+            )
+        },
+        row(
+            "fork, exit",
+            "raw_tp/sched_process_fork, raw_tp/sched_process_exit",
+            "none",
+            "processes only, not threads",
+        ),
+        if lsm {
+            row(
+                "dns query",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}, lsm/socket_sendmsg",
+                "deny",
+                "not writev or io_uring",
+            )
+        } else {
+            row(
+                "dns query",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}",
+                "kill",
+                "the query in flight may leave; not writev or io_uring",
+            )
+        },
+        if lsm {
+            row("connect", "lsm/socket_connect", "deny", "IPv4 and IPv6")
+        } else {
+            row(
+                "connect",
+                "tp/syscalls/sys_enter_connect",
+                "kill",
+                "the SYN may leave, no data does",
+            )
+        },
+        if lsm {
+            row(
+                "stratum payload",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}, lsm/socket_sendmsg",
+                "deny",
+                "first JSON-RPC method of a send",
+            )
+        } else {
+            row(
+                "stratum payload",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}",
+                "kill",
+                "the write in flight completes first",
+            )
+        },
+        missing("dns response", "not implemented yet"),
+        missing("bind, accept", "not implemented yet"),
+        missing(
+            "file (open for write, unlink, rename, ...)",
+            "not implemented yet",
+        ),
+        missing(
+            "kernel activity (modules, bpf, ptrace, ...)",
+            "not implemented yet",
+        ),
+    ]
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    kernel: String,
+    tier: Option<&'static str>,
+    tier_reason: String,
+    coverage: Vec<Coverage>,
+}
+
+/// Runs `enforcer status`.
+pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (tier, tier_reason) = probe();
+    let status = Status {
+        kernel,
+        tier: tier.map(KernelTier::name),
+        tier_reason,
+        coverage: tier.map(coverage).unwrap_or_default(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("kernel {}", status.kernel);
+    println!(
+        "tier   {} ({})",
+        status.tier.unwrap_or("unknown"),
+        status.tier_reason
+    );
+    for c in &status.coverage {
+        let seen = if c.seen { "seen" } else { "NOT SEEN" };
+        println!(
+            "  {:<44} {:<9} stop={:<5} {} {}",
+            c.event, seen, c.stop, c.hooks, c.note
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the programs without attaching them to learn the tier.
+fn probe() -> (Option<KernelTier>, String) {
+    if !nix::unistd::geteuid().is_root() {
+        return (None, "probing the tier needs root".to_owned());
+    }
+    let btf = std::path::Path::new(enforcer::btf::VMLINUX_BTF_PATH);
+    let mut offsets = match loader::offsets::from_btf_file(btf) {
+        Ok(offsets) => offsets,
+        Err(err) => return (None, format!("kernel BTF unusable: {err}")),
+    };
+    match loader::load(true, &mut offsets) {
+        Ok(loaded) => (Some(loaded.tier), loaded.tier_reason),
+        Err(err) => (None, format!("the programs do not load: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tier_says_what_it_sees_and_stops() {
+        let lsm = coverage(KernelTier::Lsm);
+        let signal = coverage(KernelTier::Signal);
+        assert_eq!(lsm.len(), signal.len());
+        let stop = |t: &[Coverage], e: &str| t.iter().find(|c| c.event == e).map(|c| c.stop);
+        assert_eq!(stop(&lsm, "exec"), Some("deny"));
+        assert_eq!(stop(&signal, "exec"), Some("kill"));
+        assert_eq!(stop(&lsm, "connect"), Some("deny"));
+        assert_eq!(stop(&signal, "dns query"), Some("kill"));
+        for table in [&lsm, &signal] {
+            assert!(
+                table.iter().any(|c| !c.seen),
+                "families not seen are listed"
+            );
+            assert!(table.iter().all(|c| c.seen != c.hooks.is_empty()));
+        }
+    }
+}

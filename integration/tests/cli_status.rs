@@ -1,0 +1,35 @@
+//! `enforcer status --json` on the host: the probe loads the programs (nothing attached) and
+//! reports the tier this kernel allows and the coverage table, including the families the
+//! engine does not see yet. Needs root; skips loudly otherwise (fails under
+//! ENFORCER_REQUIRE_HOST=1, as in CI).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod host;
+
+use std::process::Command;
+
+use host::{can_run, enforcer_bin};
+use serde_json::Value;
+
+#[test]
+fn status_reports_the_tier_and_what_each_family_gets() {
+    if !can_run("status_reports_the_tier_and_what_each_family_gets") {
+        return;
+    }
+    let out = Command::new(enforcer_bin())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tier = status["tier"].as_str().unwrap();
+    assert!(matches!(tier, "lsm" | "signal"), "{status:#}");
+    let rows = status["coverage"].as_array().unwrap();
+    let row = |event: &str| rows.iter().find(|r| r["event"] == event).unwrap();
+    let want_stop = if tier == "lsm" { "deny" } else { "kill" };
+    for event in ["exec", "dns query", "connect", "stratum payload"] {
+        assert_eq!(row(event)["seen"], true, "{event}");
+        assert_eq!(row(event)["stop"], want_stop, "{event}");
+    }
+    assert_eq!(row("dns response")["seen"], false, "said, not hidden");
+}
