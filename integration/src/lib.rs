@@ -6,5 +6,6 @@
 //!
 //! [`dns_fixture`] drives the stub resolver and DNS client fixtures from host and guest tests.
 
+pub mod connection_limit;
 pub mod dns_fixture;
 pub mod vm;

@@ -59,11 +59,12 @@ use std::{
     process::ExitCode,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use enforcer_integration::connection_limit::{ConnectionLimit, Slot};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use serde_json::{Value, json};
 
@@ -262,26 +263,7 @@ impl Session {
 }
 
 /// Connections being served, over all listeners.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// One of the [`MAX_CONNECTIONS`] slots; given back on drop.
-struct Slot;
-
-impl Slot {
-    fn take() -> Option<Slot> {
-        if ACTIVE.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            ACTIVE.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(Slot)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+static CONNECTIONS: ConnectionLimit = ConnectionLimit::new(MAX_CONNECTIONS);
 
 /// What [`serve`] reports to the recorder.
 enum Event<'a> {
@@ -405,7 +387,7 @@ fn accept_loop(listener: TcpListener, listen: SocketAddr, rec: Arc<Recorder>) {
                 continue;
             }
         };
-        let Some(slot) = Slot::take() else {
+        let Some(slot) = CONNECTIONS.take() else {
             rec.record(&json!({
                 "listen": listen.to_string(), "peer": peer.to_string(),
                 "connection": "refused", "reason": "too many connections",

@@ -42,13 +42,11 @@ use std::{
     net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     path::PathBuf,
     process::ExitCode,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
+use enforcer_integration::connection_limit::ConnectionLimit;
 use hickory_proto::{
     op::{Message, MessageType, OpCode, ResponseCode},
     rr::{
@@ -240,26 +238,7 @@ fn serve_udp(socket: UdpSocket, zone: &Zone, rec: &Recorder) {
 }
 
 /// Connections being served over all TCP listeners.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// One of the [`MAX_CONNECTIONS`] slots; given back on drop.
-struct Slot;
-
-impl Slot {
-    fn take() -> Option<Slot> {
-        if ACTIVE.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            ACTIVE.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(Slot)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+static CONNECTIONS: ConnectionLimit = ConnectionLimit::new(MAX_CONNECTIONS);
 
 /// Serves length-prefixed queries on one connection until EOF, an error or the idle timeout.
 fn serve_tcp_connection(mut stream: TcpStream, peer: SocketAddr, zone: &Zone, rec: &Recorder) {
@@ -305,7 +284,7 @@ fn serve_tcp(listener: TcpListener, zone: &Arc<Zone>, rec: &Arc<Recorder>) {
                 continue;
             }
         };
-        let Some(slot) = Slot::take() else {
+        let Some(slot) = CONNECTIONS.take() else {
             eprintln!("stub-dns: too many connections, closing {peer}");
             continue;
         };
