@@ -159,7 +159,14 @@ fn stratum_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> 
             run.status, run.stderr
         ));
     }
-    let received = pool_messages();
+    // The client exits once its line is written; the pool records it when it has read it,
+    // which under load can be a moment later: wait for the record (bounded), then check it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut received = pool_messages();
+    while received.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        received = pool_messages();
+    }
     if received.len() != 1
         || !received[0]["line"]
             .as_str()
