@@ -14,12 +14,18 @@ pub enum EventKind {
     Payload = 2,
     /// A [`crate::net::DnsRecord`].
     Dns = 3,
-    /// A [`crate::net::ConnectRecord`].
+    /// A [`crate::net::SocketRecord`] of a connect.
     Connect = 4,
     /// A [`crate::process::ForkRecord`].
     Fork = 5,
     /// A [`crate::process::ExitRecord`].
     Exit = 6,
+    /// A [`crate::net::SocketRecord`] of a bind.
+    Bind = 7,
+    /// A [`crate::net::SocketRecord`] of an accepted connection.
+    Accept = 8,
+    /// A [`crate::net::DnsResponseRecord`].
+    DnsResponse = 9,
 }
 
 /// The value was not a known [`EventKind`].
@@ -37,6 +43,9 @@ impl TryFrom<u32> for EventKind {
             4 => Ok(Self::Connect),
             5 => Ok(Self::Fork),
             6 => Ok(Self::Exit),
+            7 => Ok(Self::Bind),
+            8 => Ok(Self::Accept),
+            9 => Ok(Self::DnsResponse),
             other => Err(UnknownKind(other)),
         }
     }
@@ -68,6 +77,12 @@ pub enum Hook {
     TpSchedProcessFork = 10,
     /// Raw tracepoint `sched_process_exit`.
     TpSchedProcessExit = 11,
+    /// Tracepoint `syscalls/sys_enter_bind`.
+    TpSysEnterBind = 12,
+    /// Tracepoints `syscalls/sys_exit_accept` and `syscalls/sys_exit_accept4`.
+    TpSysExitAccept = 13,
+    /// `cgroup_skb/ingress` on the cgroup v2 root.
+    CgroupSkbIngress = 14,
 }
 
 impl TryFrom<u32> for Hook {
@@ -86,6 +101,9 @@ impl TryFrom<u32> for Hook {
             9 => Ok(Self::LsmSocketConnect),
             10 => Ok(Self::TpSchedProcessFork),
             11 => Ok(Self::TpSchedProcessExit),
+            12 => Ok(Self::TpSysEnterBind),
+            13 => Ok(Self::TpSysExitAccept),
+            14 => Ok(Self::CgroupSkbIngress),
             other => Err(UnknownKind(other)),
         }
     }
@@ -211,10 +229,12 @@ pub enum Counter {
     ConnectSeen = 11,
     /// Connect plan matches.
     ConnectMatched = 12,
+    /// DNS responses seen at cgroup ingress (UDP or TCP from port 53).
+    DnsResponseSeen = 13,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 13;
+pub const COUNTER_SLOTS: u32 = 14;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).

@@ -27,6 +27,8 @@ pub const PENDING_DNS: &str = "PENDING_DNS";
 pub const CONNECT_V4_PLAN: &str = "CONNECT_V4_PLAN";
 /// Connect plan, IPv6: LPM trie of 16-byte addresses -> verdict.
 pub const CONNECT_V6_PLAN: &str = "CONNECT_V6_PLAN";
+/// Plan-wide settings (`plan::PlanSettings`): which families the kernel may filter.
+pub const PLAN_SETTINGS: &str = "PLAN_SETTINGS";
 
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
@@ -50,6 +52,13 @@ pub mod programs {
     pub const LSM_SOCKET_SENDMSG: &str = "lsm_socket_sendmsg";
     /// Tracepoint `syscalls/sys_enter_connect`: connect records, kill in the signal tier.
     pub const TP_SYS_ENTER_CONNECT: &str = "tp_sys_enter_connect";
+    /// Tracepoint `syscalls/sys_enter_bind`: bind records (every tier, when a rule asks).
+    pub const TP_SYS_ENTER_BIND: &str = "tp_sys_enter_bind";
+    /// Tracepoints `syscalls/sys_exit_accept{,4}` (one program attached twice): accepted
+    /// connections (every tier, when a rule asks).
+    pub const TP_SYS_EXIT_ACCEPT: &str = "tp_sys_exit_accept";
+    /// `cgroup_skb/ingress` on the cgroup v2 root: DNS responses (every tier).
+    pub const CGROUP_SKB_DNS_RESPONSE: &str = "cgroup_skb_dns_response";
     /// LSM `socket_connect`: connect records and deny (lsm tier).
     pub const LSM_SOCKET_CONNECT: &str = "lsm_socket_connect";
 }

@@ -64,6 +64,36 @@ pub struct DnsRecord {
     pub data: [u8; DNS_DATA_LEN],
 }
 
+/// Bytes of a DNS response a [`DnsResponseRecord`] carries, at most (a power of two, so the
+/// kernel can bound the copy with a mask).
+pub const DNS_RESPONSE_DATA_LEN: usize = 1024;
+
+/// A DNS message received from port 53 (UDP datagram, or a TCP segment that starts a
+/// message), copied at cgroup ingress before any process reads it. The header's process
+/// fields are zero (the packet is handled outside the receiving process's context); its
+/// `cgroup_id` is the receiving socket's cgroup. Userspace attributes the response to the
+/// query it answers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsResponseRecord {
+    /// Common header, `kind == EventKind::DnsResponse`.
+    pub header: EventHeader,
+    /// `DNS_*` flags ([`DNS_TCP`], [`DNS_TRUNCATED`]).
+    pub flags: u32,
+    /// Valid bytes in `data`.
+    pub data_len: u32,
+    /// Bytes of DNS message the packet carried (TCP: without the length prefix).
+    pub size: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// The sender (the DNS server).
+    pub server: SockAddr,
+    /// The receiver (the asking socket's address and port).
+    pub client: SockAddr,
+    /// The DNS message from its header on.
+    pub data: [u8; DNS_RESPONSE_DATA_LEN],
+}
+
 /// A DNS verdict the send tracepoint leaves for LSM `socket_sendmsg` of the same syscall
 /// ([`crate::maps::PENDING_DNS`]).
 #[repr(C)]
@@ -77,19 +107,27 @@ pub struct PendingDns {
     pub record: DnsRecord,
 }
 
-/// A connect a process made, emitted by the `sys_enter_connect` tracepoint (signal and
-/// monitor tiers) or by LSM `socket_connect` (lsm tier).
+/// A socket operation of a process, `header.kind` says which:
+/// - `Connect`: emitted by the `sys_enter_connect` tracepoint (signal and monitor tiers) or by
+///   LSM `socket_connect` (lsm tier); `addr` is the destination.
+/// - `Bind`: emitted by `sys_enter_bind` (every tier); `addr` is the local address asked for.
+/// - `Accept`: emitted by `sys_exit_accept{,4}` (every tier) for an accepted connection;
+///   `addr` is the peer and `local_port` the port that accepted.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectRecord {
-    /// Common header, `kind == EventKind::Connect`.
+pub struct SocketRecord {
+    /// Common header.
     pub header: EventHeader,
     /// File descriptor (0 in the LSM hook, which sees the socket, not the descriptor).
     pub fd: u32,
     /// Socket type (`SOCK_STREAM` 1, `SOCK_DGRAM` 2, ...), 0 when unknown.
     pub sock_type: u32,
-    /// Destination.
+    /// Destination (connect), local address (bind) or peer (accept).
     pub addr: SockAddr,
+    /// Local port, host byte order (accept; 0 otherwise).
+    pub local_port: u16,
+    /// Explicit padding.
+    pub _pad: [u8; 6],
     /// The caller's comm.
     pub comm: [u8; COMM_LEN],
 }
@@ -119,9 +157,12 @@ pub fn name_hash(name: &[u8]) -> u64 {
 
 const _: () = assert!(core::mem::size_of::<SockAddr>() == 24);
 const _: () = assert!(core::mem::size_of::<DnsRecord>() == 64 + 24 + 24 + COMM_LEN + DNS_DATA_LEN);
+const _: () =
+    assert!(core::mem::size_of::<DnsResponseRecord>() == 64 + 16 + 24 + 24 + DNS_RESPONSE_DATA_LEN);
+const _: () = assert!(core::mem::offset_of!(DnsResponseRecord, data) == 128);
 const _: () = assert!(core::mem::offset_of!(DnsRecord, server) == 88);
 const _: () = assert!(core::mem::offset_of!(DnsRecord, data) == 128);
-const _: () = assert!(core::mem::size_of::<ConnectRecord>() == 64 + 8 + 24 + COMM_LEN);
+const _: () = assert!(core::mem::size_of::<SocketRecord>() == 64 + 8 + 24 + 8 + COMM_LEN);
 
 #[cfg(test)]
 mod tests {

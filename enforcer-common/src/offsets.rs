@@ -54,6 +54,8 @@ pub struct KernelOffsets {
     pub skc_daddr: u32,
     /// `struct sock_common` -> `skc_v6_daddr` (struct in6_addr).
     pub skc_v6_daddr: u32,
+    /// `struct sock_common` -> `skc_num` (local port, host byte order).
+    pub skc_num: u32,
     /// `struct task_struct` -> `pid` (pid_t, the thread id).
     pub task_pid: u32,
     /// `struct task_struct` -> `start_boottime` (u64, ns since boot).
@@ -108,6 +110,7 @@ impl KernelOffsets {
         skc_dport: 0,
         skc_daddr: 0,
         skc_v6_daddr: 0,
+        skc_num: 0,
         task_pid: 0,
         task_start_boottime: 0,
         task_exit_code: 0,
@@ -122,4 +125,4 @@ impl KernelOffsets {
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 144);

@@ -45,6 +45,37 @@ pub const ACTION_KILL: u32 = 2;
 
 /// Plan flag: the rule runs in monitor mode (dry run) even when the engine blocks.
 pub const PLAN_FLAG_MONITOR: u32 = 1;
+/// Plan flag: some rule is about the values this entry stands for (possibly only alerting):
+/// report the event even when the kernel filters the family (see [`PlanSettings`]).
+pub const PLAN_FLAG_RECORD: u32 = 2;
+
+/// [`PlanSettings::record`] bit: report only the connects whose plan entry has
+/// [`PLAN_FLAG_RECORD`] (in-kernel approvers); every other connect stays in the kernel, counted.
+pub const RECORD_CONNECT_MATCHED_ONLY: u32 = 1;
+/// [`PlanSettings::record`] bit: some enabled rule is about binds; without it the bind
+/// tracepoint reports nothing.
+pub const RECORD_BINDS: u32 = 2;
+/// [`PlanSettings::record`] bit: some enabled rule is about accepted connections.
+pub const RECORD_ACCEPTS: u32 = 4;
+
+/// Value of the one-entry `PLAN_SETTINGS` array: what the current plan lets the kernel filter.
+/// Part of the plan (not of the load-time `EngineConfig`) so a new plan can change it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanSettings {
+    /// `RECORD_*` bits.
+    pub record: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// Source ports of DNS responses the kernel copies (53 and the policy's
+    /// `network.dns_server_ports`); 0 = unused slot.
+    pub dns_ports: [u16; DNS_PORT_SLOTS],
+}
+
+/// Slots of [`PlanSettings::dns_ports`].
+pub const DNS_PORT_SLOTS: usize = 8;
+
+const _: () = assert!(core::mem::size_of::<PlanSettings>() == 24);
 
 /// Value of every plan map: which rule the entry comes from and what to do on a match.
 #[repr(C)]
@@ -54,7 +85,7 @@ pub struct PlanVerdict {
     pub rule_index: u32,
     /// [`ACTION_DENY`] and/or [`ACTION_KILL`].
     pub actions: u32,
-    /// [`PLAN_FLAG_MONITOR`].
+    /// [`PLAN_FLAG_MONITOR`], [`PLAN_FLAG_RECORD`].
     pub flags: u32,
     /// Policy generation that wrote this entry.
     pub generation: u32,

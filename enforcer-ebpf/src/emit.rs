@@ -1,6 +1,7 @@
 //! Record emission into the `EVENTS` ring buffer. Emission is best effort: a full ring buffer
 //! bumps `Counter::RingbufFull` and never changes a verdict.
 
+use aya_ebpf::helpers::generated::bpf_get_current_comm;
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
@@ -8,7 +9,10 @@ use aya_ebpf::{
     },
     maps::ring_buf::RingBufEntry,
 };
-use enforcer_common::event::{Counter, EventHeader, EventKind, Hook};
+use enforcer_common::{
+    event::{COMM_LEN, Counter, EventHeader, EventKind, Hook},
+    net::{SockAddr, SocketRecord},
+};
 
 use crate::maps::{EVENTS, count};
 
@@ -66,4 +70,38 @@ pub(crate) fn header(
         hook: hook as u32,
         _pad: 0,
     }
+}
+
+/// What a [`SocketRecord`] says besides its header.
+pub(crate) struct SocketFacts<'a> {
+    pub(crate) fd: u32,
+    pub(crate) sock_type: u32,
+    pub(crate) addr: &'a SockAddr,
+    pub(crate) local_port: u16,
+}
+
+/// Emits a [`SocketRecord`] (connect, bind or accept) for the current task.
+#[inline(always)]
+pub(crate) fn socket_record(
+    kind: EventKind,
+    hook: Hook,
+    facts: &SocketFacts<'_>,
+    verdict: &Verdict,
+) {
+    let Some(mut entry) = reserve::<SocketRecord>() else {
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points at a reserved, writable SocketRecord-sized slot.
+    unsafe {
+        (*rec).header = header(kind, size_of::<SocketRecord>(), hook, 0, verdict);
+        (*rec).fd = facts.fd;
+        (*rec).sock_type = facts.sock_type;
+        (*rec).addr = *facts.addr;
+        (*rec).local_port = facts.local_port;
+        (*rec)._pad = [0; 6];
+        // On failure the helper zeroes the buffer itself.
+        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
+    }
+    entry.submit(0);
 }

@@ -3,14 +3,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use enforcer_common::{
     config::EngineConfig,
     event::{COUNTER_SLOTS, PendingSend},
     net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
-    plan::{MethodKey, NameKey, PathKey, PlanVerdict},
+    plan::{MethodKey, NameKey, PathKey, PlanSettings, PlanVerdict},
 };
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
@@ -103,6 +103,18 @@ pub(crate) static CONNECT_V4_PLAN: LpmTrie<[u8; 4], PlanVerdict> =
 #[map(name = "CONNECT_V6_PLAN")]
 pub(crate) static CONNECT_V6_PLAN: LpmTrie<[u8; 16], PlanVerdict> =
     LpmTrie::with_max_entries(16384, 0);
+
+/// Plan-wide settings, one entry written with the plan: which event families the kernel may
+/// leave unreported (in-kernel approvers, `RECORD_*` bits). Zero (report everything) until
+/// the loader writes it.
+#[map(name = "PLAN_SETTINGS")]
+pub(crate) static PLAN_SETTINGS: Array<PlanSettings> = Array::with_max_entries(1, 0);
+
+/// The plan settings (all zero when unreadable: report everything).
+#[inline(always)]
+pub(crate) fn plan_settings() -> PlanSettings {
+    PLAN_SETTINGS.get(0).copied().unwrap_or_default()
+}
 
 /// Per-CPU scratch space for building NUL-padded map keys (too large for the 512-byte stack).
 #[map(name = "SCRATCH")]

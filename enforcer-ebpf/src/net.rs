@@ -27,7 +27,8 @@ pub(crate) enum Space {
 const SOCKADDR_IN6_PREFIX: usize = 24;
 
 /// Reads an IPv4/IPv6 `struct sockaddr` of `len` bytes at `ptr` into `out`; false (and `out`
-/// untouched) for other families, short lengths or unreadable memory.
+/// untouched) for other families, short lengths or unreadable memory. One read: the whole
+/// `sockaddr_in6` prefix when `len` allows it, else the 16 bytes of a `sockaddr_in`.
 #[inline(always)]
 pub(crate) fn read_sockaddr(ptr: u64, len: u64, space: Space, out: &mut SockAddr) -> bool {
     if ptr == 0 || len < 16 {
@@ -35,11 +36,14 @@ pub(crate) fn read_sockaddr(ptr: u64, len: u64, space: Space, out: &mut SockAddr
     }
     let mut raw = [0u8; SOCKADDR_IN6_PREFIX];
     let src = ptr as *const u8;
+    let long = len >= SOCKADDR_IN6_PREFIX as u64;
     // SAFETY: the probe-read helpers validate the source address and write only into `raw`.
     let ok = unsafe {
-        match space {
-            Space::User => bpf_probe_read_user_buf(src, &mut raw[..16]).is_ok(),
-            Space::Kernel => bpf_probe_read_kernel_buf(src, &mut raw[..16]).is_ok(),
+        match (space, long) {
+            (Space::User, true) => bpf_probe_read_user_buf(src, &mut raw).is_ok(),
+            (Space::User, false) => bpf_probe_read_user_buf(src, &mut raw[..16]).is_ok(),
+            (Space::Kernel, true) => bpf_probe_read_kernel_buf(src, &mut raw).is_ok(),
+            (Space::Kernel, false) => bpf_probe_read_kernel_buf(src, &mut raw[..16]).is_ok(),
         }
     };
     if !ok {
@@ -57,17 +61,7 @@ pub(crate) fn read_sockaddr(ptr: u64, len: u64, space: Space, out: &mut SockAddr
         out.addr[3] = raw[7];
         return true;
     }
-    if family != AF_INET6 || len < SOCKADDR_IN6_PREFIX as u64 {
-        return false;
-    }
-    // SAFETY: as above.
-    let ok = unsafe {
-        match space {
-            Space::User => bpf_probe_read_user_buf(src, &mut raw).is_ok(),
-            Space::Kernel => bpf_probe_read_kernel_buf(src, &mut raw).is_ok(),
-        }
-    };
-    if !ok {
+    if family != AF_INET6 || !long {
         return false;
     }
     out.family = AF_INET6;
@@ -125,6 +119,16 @@ pub(crate) fn socket_peer(sock: *const u8, out: &mut SockAddr) -> bool {
     out.family = family;
     out.port = u16::from_be(port);
     true
+}
+
+/// The local port of a socket (`sock->sk->__sk_common.skc_num`, host byte order), 0 when
+/// unreadable.
+#[inline(always)]
+pub(crate) fn socket_local_port(sock: *const u8) -> u16 {
+    let off = offsets();
+    read_at::<*const u8>(sock, off.socket_sk)
+        .and_then(|sk| read_at::<u16>(sk, off.skc_num))
+        .unwrap_or(0)
 }
 
 /// Whether `addr` (16 bytes) is an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`).

@@ -18,10 +18,15 @@ use std::{
 
 use enforcer_integration::dns_fixture::{ALL_VIAS, StubDns, dns_query};
 use host::{Engine, actions, can_run};
+use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const POLICY: &str = include_str!("../fixtures/deny-network.yaml");
+/// A policy about binds to 127.0.0.79 and about accepted TCP connections.
+const SOCKET_POLICY: &str = include_str!("../fixtures/watch-sockets.yaml");
+/// A policy with one question rule and one answer rule.
+const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
@@ -158,6 +163,28 @@ fn signal_tier_kills_pool_lookups_and_pool_connects() {
     let connects = actions(&records, "kill", Some("pool-ip-deny"));
     assert_eq!(connects.len(), 1, "{records:#?}");
     assert_eq!(connects[0]["event"]["connect"]["addr"]["ip"], "127.0.0.77");
+    // In-kernel approvers: every connect rule of the policy is in the plan, so the connect to
+    // 127.0.0.1 concerns no rule and never leaves the kernel; the counters saw it.
+    assert!(
+        records
+            .iter()
+            .all(|r| r["event"]["connect"]["addr"]["ip"] != "127.0.0.1"),
+        "a connect no rule is about must stay in the kernel: {records:#?}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| !matches!(r["event"]["kind"].as_str(), Some("bind" | "accept"))),
+        "no rule is about binds or accepts: the kernel must not report them: {records:#?}"
+    );
+    let stop = records
+        .iter()
+        .find(|r| r["type"] == "engine_stop")
+        .expect("engine_stop");
+    assert!(
+        stop["counters"]["connect_seen"].as_u64().unwrap_or(0) >= 2,
+        "{stop:#}"
+    );
     assert!(
         records.iter().all(|r| r["type"] != "action"
             || !matches!(
@@ -190,6 +217,127 @@ fn monitor_mode_answers_pool_lookups_and_records_would_kill() {
     assert!(
         records.iter().all(|r| r["action"] != "kill"),
         "{records:#?}"
+    );
+}
+
+#[test]
+fn binds_and_accepts_are_reported_when_a_rule_is_about_them() {
+    if !can_run("binds_and_accepts_are_reported_when_a_rule_is_about_them") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = Engine::start(dir.path(), SOCKET_POLICY, "block");
+    let pool = Command::new(MOCK_POOL)
+        .args([
+            "--listen",
+            "127.0.0.79:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--record",
+        ])
+        .arg(dir.path().join("pool.jsonl"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pool = scopeguard(pool);
+    let addrs = pool_addrs(&mut pool.0);
+    let port: u64 = addrs[0].rsplit(':').next().unwrap().parse().unwrap();
+    assert!(stratum_client(&addrs[0]).success(), "the client connects");
+    engine.wait_for(Duration::from_secs(10), "accept alert", |r| {
+        r["rule"] == "watch-accept" && r["event"]["accept"]["local"]["port"] == port
+    });
+    let records = engine.stop();
+    let binds = actions(&records, "alert", Some("watch-bind"));
+    assert_eq!(binds.len(), 1, "{records:#?}");
+    let bind = &binds[0]["event"];
+    assert_eq!(bind["kind"], "bind");
+    assert_eq!(bind["hook"], "tp/syscalls/sys_enter_bind");
+    let pool_pid = pool.0.id();
+    assert_eq!(bind["process"]["pid"], pool_pid, "{bind:#}");
+    assert_eq!(bind["bind"]["protocol"], "tcp");
+    let accepts: Vec<&Value> = actions(&records, "alert", Some("watch-accept"))
+        .into_iter()
+        .map(|r| &r["event"])
+        .filter(|e| e["accept"]["local"]["port"] == port)
+        .collect();
+    assert_eq!(accepts.len(), 1, "{records:#?}");
+    let accept = accepts[0];
+    // The accepting thread has its own comm; the process is the mock pool.
+    assert_eq!(accept["process"]["pid"], pool_pid, "{accept:#}");
+    assert_eq!(accept["hook"], "tp/syscalls/sys_exit_accept{,4}");
+    assert!(
+        accept["accept"]["addr"]["ip"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("127.")),
+        "the peer is the loopback client: {accept:#}"
+    );
+    assert!(accept["accept"]["addr"]["port"].as_u64().unwrap_or(0) > 0);
+    // Every bind the kernel reported reached the audit log as an event too.
+    assert!(records.iter().any(|r| r["type"] == "event"
+        && r["event"]["kind"] == "bind"
+        && r["event"]["bind"]["addr"]["ip"] == "127.0.0.1"));
+}
+
+#[test]
+fn dns_responses_are_attributed_to_the_asking_process() {
+    if !can_run("dns_responses_are_attributed_to_the_asking_process") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stub = stub(dir.path());
+    // The stub answers from a port of its own: the policy names it as a DNS server port.
+    let policy = format!(
+        "{DNS_POLICY}network:\n  dns_server_ports: [{}]\n",
+        stub.addr.port()
+    );
+    let mut engine = Engine::start(dir.path(), &policy, "block");
+    for via in ["send", "tcp"] {
+        let run = query(&stub, "pool.ntp.org", via);
+        assert_eq!(run.answers(), Some(vec!["127.0.0.2".to_owned()]), "{run:?}");
+    }
+    engine.wait_for(Duration::from_secs(10), "two answer alerts", |r| {
+        r["rule"] == "answer-watch" && r["event"]["dns"]["transport"] == "tcp"
+    });
+    let records = engine.stop();
+    let answers = actions(&records, "alert", Some("answer-watch"));
+    assert_eq!(answers.len(), 2, "one per response: {records:#?}");
+    for r in &answers {
+        let ev = &r["event"];
+        assert_eq!(ev["hook"], "cgroup_skb/ingress", "{ev:#}");
+        assert_eq!(ev["dns"]["is_response"], true);
+        assert_eq!(ev["dns"]["question"]["name"], "pool.ntp.org");
+        assert_eq!(ev["dns"]["answers"][0]["ip"], "127.0.0.2");
+        assert_eq!(ev["dns"]["answers"][0]["ttl"], 60);
+        assert_eq!(ev["dns"]["rcode"], 0);
+        assert_eq!(ev["process"]["comm"], "dns-client", "attributed: {ev:#}");
+        assert!(ev["process"]["pid"].as_u64().unwrap_or(0) > 0);
+    }
+    let transports: Vec<&str> = answers
+        .iter()
+        .filter_map(|r| r["event"]["dns"]["transport"].as_str())
+        .collect();
+    assert!(
+        transports.contains(&"udp") && transports.contains(&"tcp"),
+        "{transports:?}"
+    );
+    // The question rule fires on each query, never again on the responses.
+    let asked = actions(&records, "alert", Some("ntp-asked"));
+    assert_eq!(asked.len(), 2, "{records:#?}");
+    assert!(
+        asked
+            .iter()
+            .all(|r| r["event"]["dns"]["is_response"] == false)
+    );
+    let stop = records
+        .iter()
+        .find(|r| r["type"] == "engine_stop")
+        .expect("engine_stop");
+    assert!(
+        stop["counters"]["dns_response_seen"].as_u64().unwrap_or(0) >= 2,
+        "{stop:#}"
     );
 }
 

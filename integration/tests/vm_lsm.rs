@@ -25,6 +25,7 @@ const STRATUM_POLICY: &str = include_str!("../fixtures/deny-stratum.yaml");
 const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
 const NETWORK_POLICY: &str = include_str!("../fixtures/deny-network.yaml");
+const SOCKETS_POLICY: &str = include_str!("../fixtures/watch-sockets.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 /// Per boot, including every case. TCG boots in 6-17 s (more on a busy machine); each engine
@@ -95,6 +96,7 @@ fn lsm_tier_in_vm() {
         .binary(STUB_DNS, layout::STUB_DNS)
         .binary(DNS_CLIENT, layout::DNS_CLIENT)
         .file(layout::NETWORK_POLICY, NETWORK_POLICY, 0o644)
+        .file(layout::SOCKETS_POLICY, SOCKETS_POLICY, 0o644)
         .strip_debug(true);
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);

@@ -28,6 +28,9 @@
 //!   # Treated as public by `connect.addr.is_public` / `payload.addr.is_public` (evaluation
 //!   # and kernel lowering); addresses or CIDRs; the union over all files.
 //!   extra_public_ranges: [127.0.0.77/32, 198.18.0.0/15]
+//!   # Ports DNS servers answer from besides 53 (responses from them are decoded); the
+//!   # union over all files, at most 7.
+//!   dns_server_ports: [5353]
 //! ```
 
 mod kill;
@@ -176,6 +179,8 @@ pub struct RawFile {
     /// `network.extra_public_ranges` items as written, with their spans (validated by the
     /// loader).
     pub extra_public_ranges: Vec<(String, Span)>,
+    /// `network.dns_server_ports` items as written, with their spans (validated by the loader).
+    pub dns_server_ports: Vec<(String, Span)>,
 }
 
 fn err(span: Span, msg: impl Into<String>) -> Diagnostic {
@@ -305,8 +310,17 @@ fn read_network(node: &Node, out: &mut RawFile, diags: &mut Vec<Diagnostic>) {
                     }
                 }
             }
-            _ => diags
-                .push(err(k.span, "unknown network key").label("expected `extra_public_ranges`")),
+            Some("dns_server_ports") => {
+                for it in seq(v, "dns_server_ports", diags).unwrap_or(&[]) {
+                    if let Some(s) = scalar(it, "DNS server port", diags) {
+                        out.dns_server_ports.push((s.to_string(), it.span));
+                    }
+                }
+            }
+            _ => diags.push(
+                err(k.span, "unknown network key")
+                    .label("expected `extra_public_ranges` or `dns_server_ports`"),
+            ),
         }
     }
 }

@@ -25,6 +25,18 @@ pub struct Cond {
     pub span: Span,
 }
 
+impl Cond {
+    /// Whether some field test in the condition (macros included) satisfies `pred`.
+    pub fn reads(&self, pred: &dyn Fn(FieldId) -> bool) -> bool {
+        match &self.node {
+            CondNode::Const(_) => false,
+            CondNode::And(items) | CondNode::Or(items) => items.iter().any(|c| c.reads(pred)),
+            CondNode::Not(inner) | CondNode::Macro(_, inner) => inner.reads(pred),
+            CondNode::Test(t) => pred(t.field),
+        }
+    }
+}
+
 /// Condition nodes.
 #[derive(Debug, Clone)]
 pub enum CondNode {

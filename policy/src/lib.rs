@@ -40,5 +40,5 @@ pub use index::Scratch;
 pub use load::{load, load_str};
 pub use model::{Actions, BreakerOverride, Enforcement, KillScope, Mode, RuleInfo, Severity};
 pub use plan::{KernelPlan, PlanEntry};
-pub use policy::{CompiledPolicy, Match};
+pub use policy::{CompiledPolicy, MAX_DNS_PORTS, Match};
 pub use schema::Kind;

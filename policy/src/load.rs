@@ -15,7 +15,8 @@ use crate::doc::{self, ListSource, RawFile};
 use crate::lists::{self, ListDef, MAX_LIST_ITEMS};
 use crate::lower::{self, Blocker};
 use crate::model::{Enforcement, RuleInfo};
-use crate::policy::CompiledPolicy;
+use crate::policy::{CompiledPolicy, MAX_DNS_PORTS};
+use crate::schema::Kind;
 use crate::source::{SourceMap, Span};
 use crate::yaml;
 
@@ -70,6 +71,32 @@ fn not_lowerable(id: &str, b: &Blocker) -> Diagnostic {
         None,
         "a deny rule must be a disjunction (`||`) of equality or string-list membership tests on `exec.file.name`, `exec.file.path` or `payload.stratum.method`; or, on `dns.question.name` (strings, domain lists) or `connect.addr.ip` (addresses, CIDRs, with `connect.addr.is_public`), positive tests with optional exclusions (`not in`, `!=`, `!`); use `kill` (after the fact, in userspace) or `alert`",
     )
+}
+
+/// Whether `field` exists only in DNS responses.
+fn reads_response_field(field: crate::schema::FieldId) -> bool {
+    let name = crate::schema::def(field).name;
+    name == "dns.is_response" || name == "dns.rcode" || name.starts_with("dns.answers.")
+}
+
+/// Whether every enabled connect rule is in the connect plan (lowered, and not blocked by
+/// `build_plan`): then a connect whose lookup ends at no rule can concern no rule, and the
+/// kernel need not report it.
+fn connect_plan_complete(
+    infos: &[RuleInfo],
+    kernel_rules: &[(u32, lower::Lowered)],
+    blocked: &[(u32, Blocker)],
+) -> bool {
+    let in_plan = |index: u32| {
+        kernel_rules
+            .iter()
+            .any(|(i, l)| *i == index && matches!(l, lower::Lowered::Connect(_)))
+            && !blocked.iter().any(|(i, _)| *i == index)
+    };
+    (0u32..)
+        .zip(infos)
+        .filter(|(_, r)| r.event_kind == Kind::Connect && !r.disabled)
+        .all(|(i, _)| in_plan(i))
 }
 
 fn read_capped(path: &Path, cap: u64) -> Result<String, String> {
@@ -168,7 +195,30 @@ impl Loader {
         let mut macros = Vec::new();
         let mut rules = Vec::new();
         let mut extra_public = BTreeSet::new();
+        let mut dns_ports = BTreeSet::from([53u16]);
         for (path, raw) in raws {
+            for (item, span) in &raw.dns_server_ports {
+                let port = item.trim().parse::<u16>().ok().filter(|p| *p != 0);
+                let diag = match port {
+                    Some(p) if dns_ports.len() < MAX_DNS_PORTS || dns_ports.contains(&p) => {
+                        dns_ports.insert(p);
+                        continue;
+                    }
+                    Some(_) => Diagnostic::error(
+                        Code::BadValue,
+                        Some(*span),
+                        format!("more than {MAX_DNS_PORTS} DNS server ports (53 included)"),
+                    )
+                    .label("the kernel compares at most this many"),
+                    None => Diagnostic::error(
+                        Code::BadValue,
+                        Some(*span),
+                        format!("invalid DNS server port `{}`", item.trim()),
+                    )
+                    .label("expected a port, 1 to 65535"),
+                };
+                self.diags.push(diag);
+            }
             for (item, span) in &raw.extra_public_ranges {
                 match lists::parse_net(item.trim()) {
                     Some(n) => {
@@ -252,6 +302,14 @@ impl Loader {
                     }
                     (Enforcement::Kernel, None)
                 }
+                // An alert-only connect rule still enters the connect plan, as a record-only
+                // entry: the kernel then reports just the connects some rule is about.
+                Ok(lowered @ lower::Lowered::Connect(_)) => {
+                    if !c.raw.disabled {
+                        kernel_rules.push((index, lowered));
+                    }
+                    (Enforcement::Userspace, None)
+                }
                 Ok(_) => (Enforcement::Userspace, None),
                 Err(b) if c.raw.actions.deny => {
                     self.diags.push(not_lowerable(&c.raw.id, &b));
@@ -286,33 +344,37 @@ impl Loader {
                 userspace_reason: reason,
                 kill_scope: c.raw.kill_scope,
                 breaker: c.raw.breaker,
+                dns_responses: c.cond.reads(&reads_response_field),
             });
             conds.push(c.cond);
         }
         let extra_public: Vec<IpNet> = extra_public.into_iter().collect();
-        let (plan, blocked) = lower::build_plan(&kernel_rules, &extra_public);
-        for (index, b) in blocked {
-            let Some(info) = infos.get_mut(index as usize) else {
+        let (mut plan, blocked) = lower::build_plan(&kernel_rules, &extra_public);
+        for (index, b) in &blocked {
+            let Some(info) = infos.get_mut(*index as usize) else {
                 continue;
             };
             if info.actions.deny {
-                self.diags.push(not_lowerable(&info.id, &b));
-            } else {
+                self.diags.push(not_lowerable(&info.id, b));
+            } else if info.actions.blocks() {
                 info.kernel = Enforcement::Userspace;
-                info.userspace_reason = Some(self.reason(&b));
+                info.userspace_reason = Some(self.reason(b));
             }
         }
+        plan.connect_filtered = connect_plan_complete(&infos, &kernel_rules, &blocked);
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }
-        Ok(CompiledPolicy::new(
+        let mut policy = CompiledPolicy::new(
             infos,
             conds,
             plan,
             extra_public,
             Arc::new(self.sources),
             names,
-        ))
+        );
+        policy.dns_ports = dns_ports.into_iter().collect();
+        Ok(policy)
     }
 
     /// Why a blocking rule runs in userspace, with the place.

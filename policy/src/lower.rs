@@ -270,6 +270,7 @@ pub fn build_plan(
         dns_names,
         dns_domains,
         connect_nets,
+        connect_filtered: false,
     };
     (plan, blocked)
 }

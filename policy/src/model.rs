@@ -234,4 +234,8 @@ pub struct RuleInfo {
     pub kill_scope: KillScope,
     /// The rule's kill-breaker override, if any (only `kill` rules set it).
     pub breaker: Option<BreakerOverride>,
+    /// Whether the rule applies to DNS responses as well as queries: a `dns` rule does when it
+    /// reads a response field (`dns.is_response`, `dns.rcode`, `dns.answers.*`); otherwise it
+    /// is about what a process asks, and a response to that question does not match it again.
+    pub dns_responses: bool,
 }

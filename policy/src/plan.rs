@@ -75,6 +75,10 @@ pub struct KernelPlan {
     /// folded into the rule sets (with `network.extra_public_ranges`): the kernel does not
     /// classify addresses.
     pub connect_nets: Vec<PlanEntry>,
+    /// Every enabled connect rule is in `connect_nets` (alert-only rules as record-only
+    /// entries), so the kernel reports only connects whose lookup ends at an entry with rules
+    /// (in-kernel approvers); when false, some connect rule needs every connect in userspace.
+    pub connect_filtered: bool,
 }
 
 impl KernelPlan {

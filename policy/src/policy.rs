@@ -55,7 +55,12 @@ pub struct CompiledPolicy {
     pub(crate) extra_public: Vec<IpNet>,
     pub(crate) sources: Arc<SourceMap>,
     pub(crate) files: Vec<String>,
+    /// `network.dns_server_ports` plus 53: sorted, deduplicated, at most [`MAX_DNS_PORTS`].
+    pub(crate) dns_ports: Vec<u16>,
 }
+
+/// Most DNS server ports a policy may name (53 included): the kernel compares each.
+pub const MAX_DNS_PORTS: usize = 8;
 
 impl CompiledPolicy {
     pub(crate) fn new(
@@ -87,7 +92,14 @@ impl CompiledPolicy {
             extra_public,
             sources,
             files,
+            dns_ports: vec![53],
         }
+    }
+
+    /// Ports DNS servers answer from (53 and `network.dns_server_ports`): the kernel copies
+    /// the responses that come from them.
+    pub fn dns_server_ports(&self) -> &[u16] {
+        &self.dns_ports
     }
 
     /// Every rule; the position is the `rule_index` of [`Match`] and of the kernel plan.

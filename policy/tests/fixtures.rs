@@ -137,7 +137,16 @@ fn default_policy_denies_pool_lookups_in_the_kernel() {
         let r = &p.rules()[index(id) as usize];
         assert!(r.actions.alert && !r.actions.blocks(), "{id}");
     }
-    assert!(plan.connect_nets.is_empty());
+    // The alert-only address rule is in the connect plan as record-only entries (the kernel
+    // reports only the connects it is about); no blocking rule is.
+    let maltrail = index("maltrail-ip-connect");
+    assert!(!plan.connect_nets.is_empty());
+    assert!(
+        plan.connect_nets
+            .iter()
+            .all(|e| e.rules.iter().all(|&r| r == maltrail))
+    );
+    assert!(plan.connect_filtered);
     let kernel = |name: &str| -> Vec<u32> {
         plan.dns_lookup(name)
             .map(|e| e.rules.clone())

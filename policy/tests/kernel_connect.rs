@@ -316,3 +316,60 @@ fn large_nested_lists_lower() {
     assert_eq!(kernel(&p, &items[12_345]), vec![0]);
     eprintln!("lowered in {:?}", start.elapsed());
 }
+
+#[test]
+fn alert_only_connect_rules_enter_the_plan_as_record_only_entries() {
+    let src = r#"lists:
+  - name: pools
+    type: cidr
+    items: [203.0.113.0/24]
+rules:
+  - id: watch
+    expression: connect.addr.ip in pools
+    action: alert
+"#;
+    let p = load_str("p.yaml", src).unwrap();
+    assert_eq!(p.rules()[0].kernel, Enforcement::Userspace);
+    assert_eq!(kernel(&p, "203.0.113.5"), vec![0]);
+    assert!(kernel(&p, "192.0.2.1").is_empty());
+    assert!(
+        p.lower().connect_filtered,
+        "every connect rule is in the plan: the kernel may filter"
+    );
+}
+
+#[test]
+fn one_connect_rule_outside_the_plan_makes_the_kernel_report_every_connect() {
+    let src = r#"rules:
+  - id: deny-pool
+    expression: connect.addr.ip == 203.0.113.9
+    action: deny
+  - id: odd-port
+    expression: connect.addr.port == 3333
+    action: alert
+"#;
+    let p = load_str("p.yaml", src).unwrap();
+    assert_eq!(kernel(&p, "203.0.113.9"), vec![0]);
+    assert!(!p.lower().connect_filtered, "odd-port needs every connect");
+    // A disabled rule matches nothing, so it does not stop the filtering.
+    let disabled = src.replace("action: alert\n", "action: alert\n    disabled: true\n");
+    assert!(
+        load_str("p.yaml", &disabled)
+            .unwrap()
+            .lower()
+            .connect_filtered
+    );
+    // No connect rule at all: nothing to report.
+    let none = "rules:\n  - id: x\n    expression: exec.file.name == \"xmrig\"\n    action: deny\n";
+    assert!(load_str("p.yaml", none).unwrap().lower().connect_filtered);
+}
+
+#[test]
+fn the_default_policy_lets_the_kernel_filter_connects() {
+    let p = load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/default"
+    )))
+    .unwrap();
+    assert!(p.lower().connect_filtered);
+}

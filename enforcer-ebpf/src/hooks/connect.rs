@@ -1,7 +1,8 @@
 //! Connects: tracepoint `syscalls/sys_enter_connect` (signal and monitor tiers) and LSM
 //! `socket_connect` (lsm tier). Both read the destination, look it up in the connect plan
-//! (`CONNECT_V4_PLAN` / `CONNECT_V6_PLAN`, longest prefix wins) and record every IPv4/IPv6
-//! connect; other families (unix sockets, netlink) are ignored.
+//! (`CONNECT_V4_PLAN` / `CONNECT_V6_PLAN`, longest prefix wins) and record IPv4/IPv6 connects
+//! (all of them, or only those a rule is about: see the last rows of the table); other
+//! families (unix sockets, netlink) are ignored.
 //!
 //! LSM prototype: `int security_socket_connect(struct socket *sock, struct sockaddr *address,
 //! int addrlen)`; the program sees `ctx.arg(0..3)` and `ctx.arg(3)` = the return value of the
@@ -13,24 +14,25 @@
 //! | lsm (LSM hook) | rule `kill` only, enforcing | 0, SIGKILL | `kill` |
 //! | signal (tracepoint) | deny or kill rule, enforcing | SIGKILL (the SYN may leave, no data does) | `kill` |
 //! | any | rule or engine in monitor mode | none | `would_deny` / `would_kill` |
-//! | any | no | none | the connect |
+//! | any | an entry with rules (`PLAN_FLAG_RECORD`), no action | none | the connect |
+//! | any | no entry, or an exclusion | none | the connect, unless `PLAN_SETTINGS` says every connect rule is in the plan (then only `connect_seen` counts it) |
 //! | lsm | the tracepoint | returns at once: the LSM hook records | — |
 
 use aya_ebpf::{
-    helpers::generated::bpf_get_current_comm,
     macros::{lsm, tracepoint},
     programs::{LsmContext, TracePointContext},
 };
 use enforcer_common::{
     config::Tier,
-    event::{COMM_LEN, Counter, EventKind, Hook},
-    net::{ConnectRecord, SockAddr},
+    event::{Counter, EventKind, Hook},
+    net::SockAddr,
+    plan::{PLAN_FLAG_RECORD, RECORD_CONNECT_MATCHED_ONLY},
 };
 
 use super::{Verdict, sys_enter_send::syscall_arg};
 use crate::{
     emit, kernel,
-    maps::{config, count},
+    maps::{config, count, plan_settings},
     net::{self, Space},
     plan::{Site, act},
 };
@@ -87,34 +89,29 @@ fn on_connect(dest: &SockAddr, fd: u32, sock_type: u32, site: Site) -> Verdict {
     count(Counter::ConnectSeen);
     let mut verdict = emit::Verdict::NONE;
     let mut deny = false;
-    if let Some(plan) = net::lookup_connect(dest)
+    let plan = net::lookup_connect(dest);
+    let about_a_rule = plan.is_some_and(|p| p.flags & PLAN_FLAG_RECORD != 0);
+    if let Some(plan) = plan
         && plan.actions != 0
     {
         count(Counter::ConnectMatched);
         (verdict, deny) = act(&plan, &config(), site);
     }
+    // In-kernel approver: when every connect rule is in the plan, a connect no entry stands
+    // for concerns no rule and is not reported (counted as seen only).
+    if !about_a_rule && plan_settings().record & RECORD_CONNECT_MATCHED_ONLY != 0 {
+        return Verdict::Allow;
+    }
     let hook = match site {
         Site::Lsm => Hook::LsmSocketConnect,
         Site::Tracepoint => Hook::TpSysEnterConnect,
     };
-    if let Some(mut entry) = emit::reserve::<ConnectRecord>() {
-        let rec = entry.as_mut_ptr();
-        // SAFETY: `rec` points at a reserved, writable ConnectRecord-sized slot.
-        unsafe {
-            (*rec).header = emit::header(
-                EventKind::Connect,
-                size_of::<ConnectRecord>(),
-                hook,
-                0,
-                &verdict,
-            );
-            (*rec).fd = fd;
-            (*rec).sock_type = sock_type;
-            (*rec).addr = *dest;
-            // On failure the helper zeroes the buffer itself.
-            bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
-        }
-        entry.submit(0);
-    }
+    let facts = emit::SocketFacts {
+        fd,
+        sock_type,
+        addr: dest,
+        local_port: 0,
+    };
+    emit::socket_record(EventKind::Connect, hook, &facts, &verdict);
     if deny { Verdict::Deny } else { Verdict::Allow }
 }

@@ -1,9 +1,11 @@
 //! One file per hook. Each public program wraps a `try_*` function that returns a `Result`, so
 //! the error path (fail open, counted) is written once per hook.
 
+mod bind_accept;
 mod bprm_check_security;
 mod connect;
 mod dns_query;
+mod dns_response;
 mod exec_record;
 mod lifecycle;
 mod payload;

@@ -98,13 +98,18 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
             )
         },
         if lsm {
-            row("connect", "lsm/socket_connect", "deny", "IPv4 and IPv6")
+            row(
+                "connect",
+                "lsm/socket_connect",
+                "deny",
+                "IPv4 and IPv6; only connects a rule is about are reported when every connect rule is in the plan",
+            )
         } else {
             row(
                 "connect",
                 "tp/syscalls/sys_enter_connect",
                 "kill",
-                "the SYN may leave, no data does",
+                "the SYN may leave, no data does; only connects a rule is about are reported when every connect rule is in the plan",
             )
         },
         if lsm {
@@ -123,7 +128,12 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
             )
         },
         missing("dns response", "not implemented yet"),
-        missing("bind, accept", "not implemented yet"),
+        row(
+            "bind, accept",
+            "tp/syscalls/sys_enter_bind, tp/syscalls/sys_exit_accept{,4}",
+            "none",
+            "detection only, reported when a rule is about them; not io_uring",
+        ),
         missing(
             "file (open for write, unlink, rename, ...)",
             "not implemented yet",

@@ -22,6 +22,7 @@
 mod decode;
 mod error;
 mod json;
+mod query_log;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ mod tests;
 use std::net::IpAddr;
 
 pub use error::{DnsError, Section};
+pub use query_log::QueryLog;
 
 /// Questions kept per message; more are decoded, dropped and counted as truncated.
 pub const MAX_QUESTIONS: usize = 4;

@@ -12,6 +12,7 @@ use super::{
 use crate::{
     audit::{Record, writer::WriteError, writer::timestamp},
     clock::BootClock,
+    dns::QueryLog,
     enrich::Enricher,
     pipeline::{
         decode::{self, Decoded},
@@ -32,6 +33,8 @@ pub(crate) struct Handler<'p> {
     limiter: RateLimiter,
     /// Process cache: parent chains and containers for every event.
     enricher: Enricher,
+    /// Recent DNS queries, to attribute each response to the process that asked.
+    queries: QueryLog,
     /// The kill path, the kill breaker and the kernel plan.
     enforcer: Enforcer<'p>,
 }
@@ -44,6 +47,23 @@ fn seeded_enricher() -> Enricher {
         Err(err) => tracing::warn!("process cache not seeded from /proc: {err}"),
     }
     enricher
+}
+
+/// Gives a DNS response's header the identity of the process its query came from (from the
+/// attributed `process` object), so rules and actions see that process.
+fn attribute_header(header: &mut EventHeader, event: &Value) {
+    let id = |key: &str| {
+        event["process"][key]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    };
+    header.tgid = id("pid");
+    header.pid = id("tid");
+    header.ppid = id("ppid");
+    header.uid = id("uid");
+    header.gid = id("gid");
+    header.cgroup_id = event["process"]["cgroup"]["id"].as_u64().unwrap_or(0);
 }
 
 /// Whether the kernel plan carries the rule (its deny/kill outcome arrives with the record, so
@@ -69,6 +89,7 @@ impl<'p> Handler<'p> {
             decode_errors: 0,
             limiter: RateLimiter::default(),
             enricher: seeded_enricher(),
+            queries: QueryLog::default(),
             enforcer,
         }
     }
@@ -82,9 +103,18 @@ impl<'p> Handler<'p> {
     pub(crate) fn handle(&mut self, bytes: &[u8], sink: &mut Sink) -> Result<(), WriteError> {
         match decode::decode(bytes) {
             Ok(record) => {
-                let header = *record.header();
+                let mut header = *record.header();
                 let mut event = event_json(&record, &self.ts(&header));
                 self.enricher.observe(&record, &mut event);
+                match &record {
+                    Decoded::Dns(_) => self.queries.remember(&event, header.timestamp_ns),
+                    Decoded::DnsResponse(_)
+                        if self.queries.attribute(&mut event, header.timestamp_ns) =>
+                    {
+                        attribute_header(&mut header, &event);
+                    }
+                    _ => {}
+                }
                 // The LSM exec hook reports only execs it acted on; the exec itself is reported
                 // by the tracepoint when it succeeds, and only that record is evaluated.
                 let observed = !matches!(record, Decoded::Exec(_))
@@ -145,6 +175,11 @@ impl<'p> Handler<'p> {
         event: &Value,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
+        let response = event.pointer("/dns/is_response") == Some(&Value::Bool(true));
+        // A response no query could be matched to has no process to hold to account.
+        if response && header.tgid == 0 {
+            return Ok(());
+        }
         let Ok(ev) = Event::from_json(event) else {
             return Ok(());
         };
@@ -152,7 +187,7 @@ impl<'p> Handler<'p> {
             let Some(rule) = self.policy.rules().get(m.rule_index as usize) else {
                 continue;
             };
-            if reported_by_kernel(rule) {
+            if reported_by_kernel(rule) || (response && !rule.dns_responses) {
                 continue;
             }
             let mut performed = Vec::new();

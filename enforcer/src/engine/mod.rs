@@ -181,6 +181,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     }
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
     loaded.attach()?;
+    match &loaded.dns_responses {
+        Ok(root) => tracing::info!("DNS responses watched at ingress of {}", root.display()),
+        Err(why) => tracing::warn!("DNS responses are not seen: {why}"),
+    }
 
     let tier = if dry_run {
         "monitor"

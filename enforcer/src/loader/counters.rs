@@ -5,7 +5,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::{Map, Value};
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 13] = [
+pub const ALL: [(Counter, &str); 14] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -19,6 +19,7 @@ pub const ALL: [(Counter, &str); 13] = [
     (Counter::DnsUnparsed, "dns_unparsed"),
     (Counter::ConnectSeen, "connect_seen"),
     (Counter::ConnectMatched, "connect_matched"),
+    (Counter::DnsResponseSeen, "dns_response_seen"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

@@ -9,7 +9,7 @@ pub mod tracefs;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Lsm, RawTracePoint, TracePoint},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm, RawTracePoint, TracePoint},
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
@@ -62,7 +62,7 @@ const RAW_TRACEPOINTS: [(&str, &str); 3] = [
 ];
 /// Tracepoint programs (every tier): program name, category and tracepoint.
 /// A program may appear several times (attached to each of its tracepoints; loaded once).
-const TRACEPOINTS: [(&str, &str, &str); 5] = [
+const TRACEPOINTS: [(&str, &str, &str); 8] = [
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_write"),
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendto"),
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendmsg"),
@@ -76,7 +76,15 @@ const TRACEPOINTS: [(&str, &str, &str); 5] = [
         "syscalls",
         "sys_enter_connect",
     ),
+    (programs::TP_SYS_ENTER_BIND, "syscalls", "sys_enter_bind"),
+    (programs::TP_SYS_EXIT_ACCEPT, "syscalls", "sys_exit_accept"),
+    (programs::TP_SYS_EXIT_ACCEPT, "syscalls", "sys_exit_accept4"),
 ];
+
+/// Tracepoint programs whose whole job an LSM program does in the lsm tier: not attached
+/// there, so the syscall they watch pays for no call. (The send tracepoint stays: it classifies
+/// the payload for the LSM `socket_sendmsg` hook.)
+const REPLACED_BY_LSM: [&str; 1] = [programs::TP_SYS_ENTER_CONNECT];
 
 /// Loaded (not yet attached) programs and the tier they enforce in.
 #[derive(Debug)]
@@ -87,6 +95,9 @@ pub struct Loaded {
     pub tier: KernelTier,
     /// Why the tier is what it is, for the start record.
     pub tier_reason: String,
+    /// Where DNS responses are watched (the cgroup v2 root the ingress program is attached
+    /// to), or why they are not; set by [`Loaded::attach`].
+    pub dns_responses: Result<std::path::PathBuf, String>,
 }
 
 fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebpf, LoadError> {
@@ -206,10 +217,14 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
             .map_err(program_err("load", name))?;
         loaded_names.push(name);
     }
+    program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
+        .load()
+        .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
     Ok(Loaded {
         ebpf,
         tier,
         tier_reason,
+        dns_responses: Err("not attached yet".to_owned()),
     })
 }
 
@@ -223,10 +238,14 @@ impl Loaded {
                 .map_err(program_err("attach", name))?;
         }
         for (name, category, tracepoint) in TRACEPOINTS {
+            if self.tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name) {
+                continue;
+            }
             program::<TracePoint>(&mut self.ebpf, name)?
                 .attach(category, tracepoint)
                 .map_err(program_err("attach", name))?;
         }
+        self.dns_responses = self.attach_dns_responses()?;
         if self.tier == KernelTier::Lsm {
             for (name, _) in LSM_PROGRAMS {
                 program::<Lsm>(&mut self.ebpf, name)?
@@ -235,5 +254,26 @@ impl Loaded {
             }
         }
         Ok(())
+    }
+
+    /// Attaches the DNS response program at ingress of the cgroup v2 root (every socket of
+    /// the host is in it or below it). No cgroup v2 mount is not an error: the engine runs
+    /// without DNS responses and says so.
+    fn attach_dns_responses(&mut self) -> Result<Result<std::path::PathBuf, String>, LoadError> {
+        let Some(cgroups) = crate::actions::cgroupfs::CgroupFs::discover() else {
+            return Ok(Err("no cgroup v2 file system is mounted".to_owned()));
+        };
+        let root = cgroups.root().to_path_buf();
+        let dir = match std::fs::File::open(&root) {
+            Ok(dir) => dir,
+            Err(err) => return Ok(Err(format!("cannot open {}: {err}", root.display()))),
+        };
+        let name = programs::CGROUP_SKB_DNS_RESPONSE;
+        program::<CgroupSkb>(&mut self.ebpf, name)?
+            // A bpf_link (kernels 5.7+, so every supported one): links always coexist with
+            // other programs on the cgroup, and the kernel refuses attach flags on them.
+            .attach(&dir, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
+            .map_err(program_err("attach", name))?;
+        Ok(Ok(root))
     }
 }

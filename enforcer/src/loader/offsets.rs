@@ -50,6 +50,7 @@ offset_table! {
     skc_dport => ("sock_common", "skc_dport"),
     skc_daddr => ("sock_common", "skc_daddr"),
     skc_v6_daddr => ("sock_common", "skc_v6_daddr"),
+    skc_num => ("sock_common", "skc_num"),
     task_pid => ("task_struct", "pid"),
     task_start_boottime => ("task_struct", "start_boottime"),
     task_exit_code => ("task_struct", "exit_code"),

@@ -11,20 +11,21 @@ use std::{collections::HashSet, net::IpAddr};
 
 use aya::{
     Ebpf,
-    maps::{HashMap, LpmTrie, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
 };
 use enforcer_common::{
     maps::{
         CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_NAME_PLAN,
-        EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN,
+        EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
     },
     net::name_hash,
     plan::{
-        ACTION_DENY, ACTION_KILL, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN,
-        PLAN_FLAG_MONITOR, PathKey, PlanVerdict, padded,
+        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, METHOD_LEN, MethodKey, NAME_LEN, NameKey,
+        PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
+        RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, padded,
     },
 };
-use enforcer_policy::{CompiledPolicy, Mode, PlanEntry, RuleInfo};
+use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
 
 /// Errors of writing the plan.
 #[derive(Debug, thiserror::Error)]
@@ -143,13 +144,72 @@ fn write_map<const N: usize, K: aya::Pod>(
 /// prefixes): the merged verdict, or an entry with no action, which stops the kernel's search
 /// (an exclusion, or only alerting rules) so that a shorter listed suffix or prefix cannot
 /// answer for it.
+///
+/// An entry with rules (possibly only alerting ones) carries [`PLAN_FLAG_RECORD`]: the kernel
+/// reports its events even where it filters the family; an exclusion (no rules) does not.
 fn verdict_or_stop(ctx: Ctx<'_>, indices: &[u32]) -> PlanVerdict {
-    merge_with(ctx.rules, indices, ctx.generation, ctx.disarmed).unwrap_or(PlanVerdict {
-        rule_index: indices.first().copied().unwrap_or(0),
-        actions: 0,
-        flags: 0,
-        generation: ctx.generation,
-    })
+    let mut verdict =
+        merge_with(ctx.rules, indices, ctx.generation, ctx.disarmed).unwrap_or(PlanVerdict {
+            rule_index: indices.first().copied().unwrap_or(0),
+            actions: 0,
+            flags: 0,
+            generation: ctx.generation,
+        });
+    if !indices.is_empty() {
+        verdict.flags |= PLAN_FLAG_RECORD;
+    }
+    verdict
+}
+
+// Every port a policy may name has a kernel slot.
+const _: () = assert!(enforcer_policy::MAX_DNS_PORTS <= DNS_PORT_SLOTS);
+
+/// The `PLAN_SETTINGS` record bits of `policy`: connects filtered when every connect rule is
+/// in the plan; binds and accepts reported only when an enabled rule is about them.
+pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
+    let about = |kind: Kind| {
+        policy
+            .rules()
+            .iter()
+            .any(|r| r.event_kind == kind && !r.disabled)
+    };
+    let mut bits = 0;
+    if plan.connect_filtered {
+        bits |= RECORD_CONNECT_MATCHED_ONLY;
+    }
+    if about(Kind::Bind) {
+        bits |= RECORD_BINDS;
+    }
+    if about(Kind::Accept) {
+        bits |= RECORD_ACCEPTS;
+    }
+    bits
+}
+
+/// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan.
+fn write_settings(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    plan: &KernelPlan,
+) -> Result<(), PlanError> {
+    let map = PLAN_SETTINGS;
+    let mut array: Array<_, PlanSettings> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    let mut dns_ports = [0u16; DNS_PORT_SLOTS];
+    for (slot, port) in dns_ports.iter_mut().zip(policy.dns_server_ports()) {
+        *slot = *port;
+    }
+    let settings = PlanSettings {
+        record: settings_bits(policy, plan),
+        _pad: 0,
+        dns_ports,
+    };
+    array
+        .set(0, settings, 0)
+        .map_err(|source| PlanError::Map { map, source })
 }
 
 /// Writes a DNS plan map: `name_hash(value)` -> verdict.
@@ -261,6 +321,8 @@ pub fn write_with(
     let dns_names = write_dns(ebpf, DNS_NAME_PLAN, &plan.dns_names, ctx)?;
     let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, ctx)?;
     let nets = write_connect(ebpf, &plan.connect_nets, ctx)?;
+    // After the entries, so a newly filtered family never misses an entry's events.
+    write_settings(ebpf, policy, &plan)?;
     Ok(names + paths + methods + dns_names + dns_domains + nets)
 }
 

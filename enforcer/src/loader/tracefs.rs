@@ -86,6 +86,10 @@ pub const SYSCALL_TRACEPOINTS: &[(&str, &[&str])] = &[
     ("sys_enter_sendmsg", &["fd", "msg", "flags"]),
     ("sys_enter_sendmmsg", &["fd", "mmsg", "vlen", "flags"]),
     ("sys_enter_connect", &["fd", "uservaddr", "addrlen"]),
+    ("sys_enter_bind", &["fd", "umyaddr", "addrlen"]),
+    // Exit records: the return value sits where the first argument of an enter record does.
+    ("sys_exit_accept", &["ret"]),
+    ("sys_exit_accept4", &["ret"]),
 ];
 
 /// Checks that the arguments of `format` (tracepoint `name`) are 8 bytes apart from the

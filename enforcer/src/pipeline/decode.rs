@@ -3,7 +3,7 @@
 
 use enforcer_common::{
     event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind},
-    net::{ConnectRecord, DnsRecord},
+    net::{DnsRecord, DnsResponseRecord, SocketRecord},
     process::{ExitRecord, ForkRecord},
 };
 
@@ -37,8 +37,10 @@ pub enum Decoded {
     Payload(Box<PayloadRecord>),
     /// A DNS query.
     Dns(Box<DnsRecord>),
-    /// A connect.
-    Connect(Box<ConnectRecord>),
+    /// A DNS response, as received.
+    DnsResponse(Box<DnsResponseRecord>),
+    /// A connect, bind or accepted connection (`header.kind` says which).
+    Socket(Box<SocketRecord>),
     /// A new process.
     Fork(Box<ForkRecord>),
     /// A process ended.
@@ -54,7 +56,10 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         EventKind::Exec => Ok(Decoded::Exec(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Payload => Ok(Decoded::Payload(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Dns => Ok(Decoded::Dns(Box::new(sized(kind, &header, bytes)?))),
-        EventKind::Connect => Ok(Decoded::Connect(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::DnsResponse => Ok(Decoded::DnsResponse(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::Connect | EventKind::Bind | EventKind::Accept => {
+            Ok(Decoded::Socket(Box::new(sized(kind, &header, bytes)?)))
+        }
         EventKind::Fork => Ok(Decoded::Fork(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Exit => Ok(Decoded::Exit(Box::new(sized(kind, &header, bytes)?))),
     }

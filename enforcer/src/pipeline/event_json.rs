@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{
     decode::Decoded,
     exec_event::exec_event,
-    net_event::{connect_event, dns_event},
+    net_event::{dns_event, dns_response_event, socket_event},
     payload_event::payload_event,
     process_event::{exit_event, fork_event},
 };
@@ -19,7 +19,8 @@ impl Decoded {
             Decoded::Exec(r) => &r.header,
             Decoded::Payload(r) => &r.header,
             Decoded::Dns(r) => &r.header,
-            Decoded::Connect(r) => &r.header,
+            Decoded::DnsResponse(r) => &r.header,
+            Decoded::Socket(r) => &r.header,
             Decoded::Fork(r) => &r.header,
             Decoded::Exit(r) => &r.header,
         }
@@ -32,7 +33,8 @@ pub fn event_json(record: &Decoded, ts: &str) -> Value {
         Decoded::Exec(r) => exec_event(r, ts),
         Decoded::Payload(r) => payload_event(r, ts),
         Decoded::Dns(r) => dns_event(r, ts),
-        Decoded::Connect(r) => connect_event(r, ts),
+        Decoded::DnsResponse(r) => dns_response_event(r, ts),
+        Decoded::Socket(r) => socket_event(r, ts),
         Decoded::Fork(r) => fork_event(r, ts),
         Decoded::Exit(r) => exit_event(r, ts),
     }

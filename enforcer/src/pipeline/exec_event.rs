@@ -43,6 +43,9 @@ pub fn hook_name(hook: u32) -> &'static str {
         Ok(Hook::LsmSocketConnect) => "lsm/socket_connect",
         Ok(Hook::TpSchedProcessFork) => "raw_tp/sched_process_fork",
         Ok(Hook::TpSchedProcessExit) => "raw_tp/sched_process_exit",
+        Ok(Hook::TpSysEnterBind) => "tp/syscalls/sys_enter_bind",
+        Ok(Hook::TpSysExitAccept) => "tp/syscalls/sys_exit_accept{,4}",
+        Ok(Hook::CgroupSkbIngress) => "cgroup_skb/ingress",
         Err(_) => "unknown",
     }
 }

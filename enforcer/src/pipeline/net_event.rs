@@ -1,13 +1,14 @@
-//! Turns decoded `DnsRecord`s and `ConnectRecord`s into the event JSON the audit log holds and
+//! Turns decoded `DnsRecord`s and `SocketRecord`s (connect, bind, accept) into the event JSON the audit log holds and
 //! the policy evaluates (`dns.question.name`, `dns.server.ip`, `connect.addr.ip`, ...). The
 //! DNS message is decoded in full by `crate::dns` (a DNS library, not the kernel's parser); a
 //! message it cannot decode still yields an event, with the error and the raw bytes in hex.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use enforcer_common::event::EventKind;
 use enforcer_common::net::{
-    AF_INET, AF_INET6, ConnectRecord, DNS_NAME_UNPARSED, DNS_SERVER_FROM_SOCKET, DNS_TCP,
-    DNS_TRUNCATED, DnsRecord, SockAddr,
+    AF_INET, AF_INET6, DNS_NAME_UNPARSED, DNS_SERVER_FROM_SOCKET, DNS_TCP, DNS_TRUNCATED,
+    DnsRecord, DnsResponseRecord, SockAddr, SocketRecord,
 };
 use serde_json::{Map, Value, json};
 
@@ -53,9 +54,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The event JSON of a DNS record.
-pub fn dns_event(rec: &DnsRecord, ts: &str) -> Value {
-    let data = &rec.data[..(rec.data_len as usize).min(rec.data.len())];
+/// The `dns` object of a message the kernel copied: the decoded message (or the decode error
+/// and the first bytes in hex), the transport, the message size and whether the copy is cut.
+fn dns_body(data: &[u8], flags: u32, size: u32) -> Map<String, Value> {
     let mut dns = match dns::parse(data) {
         Ok(msg) => msg.to_json(),
         Err(err) => json!({
@@ -63,37 +64,57 @@ pub fn dns_event(rec: &DnsRecord, ts: &str) -> Value {
             "data_hex": hex(&data[..data.len().min(HEX_PREVIEW)]),
         }),
     };
-    if let Value::Object(obj) = &mut dns {
-        let mut extra = Map::new();
-        extra.insert("transport".into(), Value::from(transport(rec.flags)));
-        extra.insert("size".into(), Value::from(rec.size));
-        extra.insert(
-            "truncated".into(),
-            Value::from(rec.flags & DNS_TRUNCATED != 0),
-        );
-        extra.insert(
-            "kernel_name_parsed".into(),
-            Value::from(rec.flags & DNS_NAME_UNPARSED == 0),
-        );
-        let mut server = addr_json(&rec.server);
-        if let Value::Object(s) = &mut server {
-            let from = if rec.flags & DNS_SERVER_FROM_SOCKET != 0 {
-                "socket"
-            } else {
-                "syscall"
-            };
-            s.insert("from".into(), Value::from(from));
-        }
-        extra.insert("server".into(), server);
-        obj.extend(extra);
+    let mut obj = match dns.as_object_mut() {
+        Some(obj) => std::mem::take(obj),
+        None => Map::new(),
+    };
+    obj.insert("transport".into(), Value::from(transport(flags)));
+    obj.insert("size".into(), Value::from(size));
+    obj.insert("truncated".into(), Value::from(flags & DNS_TRUNCATED != 0));
+    obj
+}
+
+/// The event JSON of a DNS query record.
+pub fn dns_event(rec: &DnsRecord, ts: &str) -> Value {
+    let data = &rec.data[..(rec.data_len as usize).min(rec.data.len())];
+    let mut obj = dns_body(data, rec.flags, rec.size);
+    obj.insert(
+        "kernel_name_parsed".into(),
+        Value::from(rec.flags & DNS_NAME_UNPARSED == 0),
+    );
+    let mut server = addr_json(&rec.server);
+    if let Value::Object(s) = &mut server {
+        let from = if rec.flags & DNS_SERVER_FROM_SOCKET != 0 {
+            "socket"
+        } else {
+            "syscall"
+        };
+        s.insert("from".into(), Value::from(from));
     }
+    obj.insert("server".into(), server);
     json!({
         "kind": "dns",
         "ts": ts,
         "hook": hook_name(rec.header.hook),
         "process": process_json(&rec.header, &rec.comm),
         "fd": rec.fd,
-        "dns": dns,
+        "dns": Value::Object(obj),
+    })
+}
+
+/// The event JSON of a DNS response record. It has no `process` until the daemon attributes
+/// it to the query it answers (`crate::dns::QueryLog`); `cgroup_id` is the receiving socket's.
+pub fn dns_response_event(rec: &DnsResponseRecord, ts: &str) -> Value {
+    let data = &rec.data[..(rec.data_len as usize).min(rec.data.len())];
+    let mut obj = dns_body(data, rec.flags, rec.size);
+    obj.insert("server".into(), addr_json(&rec.server));
+    obj.insert("client".into(), addr_json(&rec.client));
+    json!({
+        "kind": "dns",
+        "ts": ts,
+        "hook": hook_name(rec.header.hook),
+        "socket": { "cgroup": { "id": rec.header.cgroup_id } },
+        "dns": Value::Object(obj),
     })
 }
 
@@ -101,19 +122,30 @@ fn transport(flags: u32) -> &'static str {
     if flags & DNS_TCP != 0 { "tcp" } else { "udp" }
 }
 
-/// The event JSON of a connect record.
-pub fn connect_event(rec: &ConnectRecord, ts: &str) -> Value {
-    json!({
-        "kind": "connect",
+/// The event JSON of a connect, bind or accept record: `connect.addr` is the destination,
+/// `bind.addr` the local address asked for, `accept.addr` the peer and `accept.local.port` the
+/// port that accepted.
+pub fn socket_event(rec: &SocketRecord, ts: &str) -> Value {
+    let (kind, mut body) = match EventKind::try_from(rec.header.kind) {
+        Ok(EventKind::Bind) => ("bind", json!({})),
+        Ok(EventKind::Accept) => ("accept", json!({ "local": { "port": rec.local_port } })),
+        _ => ("connect", json!({})),
+    };
+    if let Value::Object(map) = &mut body {
+        map.insert("fd".into(), Value::from(rec.fd));
+        map.insert("addr".into(), addr_json(&rec.addr));
+        map.insert("protocol".into(), protocol(rec.sock_type));
+    }
+    let mut event = json!({
+        "kind": kind,
         "ts": ts,
         "hook": hook_name(rec.header.hook),
         "process": process_json(&rec.header, &rec.comm),
-        "connect": {
-            "fd": rec.fd,
-            "addr": addr_json(&rec.addr),
-            "protocol": protocol(rec.sock_type),
-        },
-    })
+    });
+    if let Value::Object(map) = &mut event {
+        map.insert(kind.into(), body);
+    }
+    event
 }
 
 #[cfg(test)]
@@ -183,24 +215,53 @@ mod tests {
         assert_eq!(ev["dns"]["kernel_name_parsed"], false);
     }
 
-    #[test]
-    fn connect_event_has_the_policy_shape() {
-        let rec = ConnectRecord {
-            header: test_header::<ConnectRecord>(EventKind::Connect, Hook::LsmSocketConnect),
-            fd: 0,
+    fn socket_record(kind: EventKind, hook: Hook, port: u16, local_port: u16) -> SocketRecord {
+        SocketRecord {
+            header: test_header::<SocketRecord>(kind, hook),
+            fd: 4,
             sock_type: 1,
             addr: SockAddr {
                 family: AF_INET6,
-                port: 3333,
+                port,
                 _pad: 0,
                 addr: Ipv6Addr::LOCALHOST.octets(),
             },
+            local_port,
+            _pad: [0; 6],
             comm: [0; 16],
-        };
-        let ev = connect_event(&rec, "t");
+        }
+    }
+
+    #[test]
+    fn connect_event_has_the_policy_shape() {
+        let rec = socket_record(EventKind::Connect, Hook::LsmSocketConnect, 3333, 0);
+        let ev = socket_event(&rec, "t");
+        assert_eq!(ev["kind"], "connect");
         assert_eq!(ev["connect"]["addr"]["ip"], "::1");
         assert_eq!(ev["connect"]["addr"]["port"], 3333);
         assert_eq!(ev["connect"]["protocol"], "tcp");
         assert_eq!(ev["hook"], "lsm/socket_connect");
+    }
+
+    #[test]
+    fn bind_and_accept_events_have_the_policy_shape() {
+        let bind = socket_event(
+            &socket_record(EventKind::Bind, Hook::TpSysEnterBind, 3333, 3333),
+            "t",
+        );
+        assert_eq!(bind["kind"], "bind");
+        assert_eq!(bind["bind"]["addr"]["port"], 3333);
+        assert_eq!(bind["bind"]["protocol"], "tcp");
+        assert!(bind.get("connect").is_none());
+        assert_eq!(bind["hook"], "tp/syscalls/sys_enter_bind");
+        let accept = socket_event(
+            &socket_record(EventKind::Accept, Hook::TpSysExitAccept, 40000, 3333),
+            "t",
+        );
+        assert_eq!(accept["kind"], "accept");
+        assert_eq!(accept["accept"]["addr"]["ip"], "::1");
+        assert_eq!(accept["accept"]["addr"]["port"], 40000);
+        assert_eq!(accept["accept"]["local"]["port"], 3333);
+        assert_eq!(accept["hook"], "tp/syscalls/sys_exit_accept{,4}");
     }
 }

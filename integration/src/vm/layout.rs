@@ -23,6 +23,8 @@ pub const MOCK_POOL: &str = "/bin/mock-pool";
 pub const STRATUM_CLIENT: &str = "/bin/stratum-client";
 /// The policy of the network cases (pool look-ups and pool-address connects).
 pub const NETWORK_POLICY: &str = "/etc/enforcer/deny-network.yaml";
+/// The policy of the bind/accept case (alert-only rules about binds and accepts).
+pub const SOCKETS_POLICY: &str = "/etc/enforcer/watch-sockets.yaml";
 /// The stub DNS resolver (`stub-dns --listen ADDR --answer NAME=IP... --record FILE`).
 pub const STUB_DNS: &str = "/bin/stub-dns";
 /// The DNS client (`dns-client --server ADDR --name NAME --via CALL`).

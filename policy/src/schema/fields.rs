@@ -588,6 +588,13 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "/accept/local/port",
         "Local port that accepted.",
     ),
+    f(
+        "accept.protocol",
+        T::Str,
+        Some(K::Accept),
+        "/accept/protocol",
+        "`tcp` for a stream socket (`typeN` for other socket types).",
+    ),
     // first payload
     f(
         "payload.addr.ip",

@@ -6,6 +6,7 @@ mod exec;
 mod infra;
 mod lifecycle;
 mod network;
+mod sockets;
 mod stratum;
 
 use enforcer_integration::vm::protocol::{self, Verdict};
@@ -42,6 +43,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_network_monitor",
         run: network::lsm_network_monitor,
+    },
+    Case {
+        name: "lsm_sockets",
+        run: sockets::lsm_sockets,
     },
     Case {
         name: "lsm_lifecycle",

@@ -26,6 +26,7 @@ use super::{
 use crate::{audit, engine::Engine};
 
 const STUB_RECORD: &str = "/tmp/stub-dns.jsonl";
+const AUDIT_LOG: &str = "/tmp/audit-network.jsonl";
 const POOL_RECORD: &str = "/tmp/pool-network.jsonl";
 const ANSWERS: [&str; 4] = [
     "pool.example-miner.test=127.0.0.77",
@@ -59,7 +60,7 @@ pub(crate) fn lsm_network_deny(ctx: &Ctx) -> Result<(), String> {
     let mut engine = Engine::start_with(
         layout::NETWORK_POLICY,
         "block",
-        Path::new("/tmp/audit-network.jsonl"),
+        Path::new(AUDIT_LOG),
         Path::new("/tmp/enforcer-network.log"),
     )?;
     let result = network_while_attached(ctx, &stub, &mut engine);
@@ -147,7 +148,18 @@ fn network_while_attached(ctx: &Ctx, stub: &StubDns, engine: &mut Engine) -> Res
     engine.wait_record(RECORD_TIMEOUT, "dns event of pool.ntp.org", |r| {
         audit::is_type(r, "event") && r["event"]["dns"]["question"]["name"] == "pool.ntp.org"
     })?;
-    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)?;
+    // In-kernel approvers: every connect rule is in the plan, so the connect to 127.0.0.1
+    // concerns no rule and never left the kernel.
+    let records = audit::records(Path::new(AUDIT_LOG))?;
+    if let Some(r) = records
+        .iter()
+        .find(|r| r["event"]["connect"]["addr"]["ip"] == "127.0.0.1")
+    {
+        return Err(format!("a connect no rule is about was reported: {r}"));
+    }
+    ctx.log("the connect no rule is about stayed in the kernel");
+    Ok(())
 }
 
 /// Monitor mode: the pool lookup is answered and recorded as `would_deny`.
