@@ -83,6 +83,8 @@ pub enum Hook {
     TpSysExitAccept = 13,
     /// `cgroup_skb/ingress` on the cgroup v2 root.
     CgroupSkbIngress = 14,
+    /// Tracepoint `syscalls/sys_enter_writev`.
+    TpSysEnterWritev = 15,
 }
 
 impl TryFrom<u32> for Hook {
@@ -104,6 +106,7 @@ impl TryFrom<u32> for Hook {
             12 => Ok(Self::TpSysEnterBind),
             13 => Ok(Self::TpSysExitAccept),
             14 => Ok(Self::CgroupSkbIngress),
+            15 => Ok(Self::TpSysEnterWritev),
             other => Err(UnknownKind(other)),
         }
     }

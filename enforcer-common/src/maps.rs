@@ -45,8 +45,8 @@ pub mod programs {
     pub const TP_SCHED_PROCESS_FORK: &str = "tp_sched_process_fork";
     /// Raw tracepoint `sched_process_exit`: ended processes (for the process cache).
     pub const TP_SCHED_PROCESS_EXIT: &str = "tp_sched_process_exit";
-    /// Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}` (one program attached
-    /// four times): DNS query and first-payload classification.
+    /// Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}` (one program
+    /// attached five times): DNS query and first-payload classification.
     pub const TP_SYS_ENTER_SEND: &str = "tp_sys_enter_send";
     /// LSM `socket_sendmsg`: payload and DNS deny (lsm tier).
     pub const LSM_SOCKET_SENDMSG: &str = "lsm_socket_sendmsg";

@@ -81,6 +81,8 @@ pub struct KernelOffsets {
     pub nr_sendmsg: u32,
     /// Number of `sendmmsg`.
     pub nr_sendmmsg: u32,
+    /// Number of `writev`.
+    pub nr_writev: u32,
 }
 
 impl KernelOffsets {
@@ -122,7 +124,8 @@ impl KernelOffsets {
         nr_sendto: 0,
         nr_sendmsg: 0,
         nr_sendmmsg: 0,
+        nr_writev: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 144);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 148);

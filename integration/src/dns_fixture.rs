@@ -147,4 +147,12 @@ pub fn dns_query(
 }
 
 /// Every way `dns-client` can send a query.
-pub const ALL_VIAS: [&str; 6] = ["sendto", "send", "write", "sendmsg", "sendmmsg", "tcp"];
+pub const ALL_VIAS: [&str; 7] = [
+    "sendto",
+    "send",
+    "write",
+    "sendmsg",
+    "sendmmsg",
+    "tcp",
+    "tcp-writev",
+];

@@ -31,13 +31,14 @@ const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 /// The name the stub answers, as the engine tests use it.
 const POOL: &str = "pool.example-miner.test";
 /// Every `--via` mode and the transport the stub sees it on.
-const VIAS: [(&str, &str); 6] = [
+const VIAS: [(&str, &str); 7] = [
     ("sendto", "udp"),
     ("send", "udp"),
     ("sendmsg", "udp"),
     ("sendmmsg", "udp"),
     ("write", "udp"),
     ("tcp", "tcp"),
+    ("tcp-writev", "tcp"),
 ];
 
 /// A running `stub-dns`, stopped with SIGKILL on drop.

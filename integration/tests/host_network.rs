@@ -27,6 +27,8 @@ const POLICY: &str = include_str!("../fixtures/deny-network.yaml");
 const SOCKET_POLICY: &str = include_str!("../fixtures/watch-sockets.yaml");
 /// A policy with one question rule and one answer rule.
 const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
+/// A policy that watches pool lookups and denies connects to the addresses they resolve to.
+const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
@@ -147,7 +149,7 @@ fn signal_tier_kills_pool_lookups_and_pool_connects() {
         .iter()
         .filter_map(|r| r["event"]["hook"].as_str())
         .collect();
-    for hook in ["sendto", "sendmsg", "sendmmsg", "write"] {
+    for hook in ["sendto", "sendmsg", "sendmmsg", "write", "writev"] {
         assert!(
             hooks.iter().any(|h| h.ends_with(hook)),
             "a kill from sys_enter_{hook}: {hooks:?}"
@@ -338,6 +340,69 @@ fn dns_responses_are_attributed_to_the_asking_process() {
     assert!(
         stop["counters"]["dns_response_seen"].as_u64().unwrap_or(0) >= 2,
         "{stop:#}"
+    );
+}
+
+#[test]
+fn signal_tier_kills_connects_to_addresses_learned_from_pool_answers() {
+    if !can_run("signal_tier_kills_connects_to_addresses_learned_from_pool_answers") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stub = stub(dir.path());
+    let policy = format!(
+        "{LEARNED_POLICY}network:\n  dns_server_ports: [{}]\n",
+        stub.addr.port()
+    );
+    let mut engine = Engine::start(dir.path(), &policy, "block");
+    let pool = Command::new(MOCK_POOL)
+        .args([
+            "--listen",
+            "127.0.0.77:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--record",
+        ])
+        .arg(dir.path().join("pool.jsonl"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pool = scopeguard(pool);
+    let addrs = pool_addrs(&mut pool.0);
+    assert!(
+        stratum_client(&addrs[0]).success(),
+        "before any answer the address is not a pool's"
+    );
+    let run = query(&stub, "pool.example-miner.test", "send");
+    assert_eq!(
+        run.answers(),
+        Some(vec!["127.0.0.77".to_owned()]),
+        "{run:?}"
+    );
+    // The daemon learns the address when it handles the response, before it logs it.
+    engine.wait_for(Duration::from_secs(10), "the pool answer", |r| {
+        r["type"] == "event"
+            && r["event"]["dns"]["is_response"] == true
+            && r["event"]["dns"]["question"]["name"] == "pool.example-miner.test"
+    });
+    let status = stratum_client(&addrs[0]);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "connect to the learned pool address: {status}"
+    );
+    assert!(stratum_client(&addrs[1]).success(), "elsewhere passes");
+    let records = engine.stop();
+    let kills = actions(&records, "kill", Some("learned-pool-connect"));
+    assert_eq!(kills.len(), 1, "{records:#?}");
+    let connect = &kills[0]["event"]["connect"];
+    assert_eq!(connect["addr"]["ip"], "127.0.0.77");
+    assert_eq!(connect["addr"]["dns_name"], "pool.example-miner.test");
+    assert_eq!(
+        actions(&records, "alert", Some("pool-lookup-watch")).len(),
+        1
     );
 }
 

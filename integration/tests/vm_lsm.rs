@@ -26,11 +26,20 @@ const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
 const NETWORK_POLICY: &str = include_str!("../fixtures/deny-network.yaml");
 const SOCKETS_POLICY: &str = include_str!("../fixtures/watch-sockets.yaml");
+const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
+const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
-/// Per boot, including every case. TCG boots in 6-17 s (more on a busy machine); each engine
-/// case may wait up to 60 + 20 + 30 s in the guest before it gives up on its own.
-const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Per boot, before the cases: TCG boots in 6-17 s (more on a busy machine).
+const BOOT_ALLOWANCE: Duration = Duration::from_secs(120);
+/// Per case: an engine case takes 20-35 s under emulation (engine start included) and gives
+/// up on its own after at most 60 + 20 + 30 s.
+const CASE_ALLOWANCE: Duration = Duration::from_secs(75);
+
+/// The hard limit of one boot running `cases` cases.
+fn boot_timeout(cases: usize) -> Duration {
+    BOOT_ALLOWANCE + CASE_ALLOWANCE * u32::try_from(cases).unwrap_or(u32::MAX / 100)
+}
 
 #[test]
 fn lsm_tier_in_vm() {
@@ -97,6 +106,8 @@ fn lsm_tier_in_vm() {
         .binary(DNS_CLIENT, layout::DNS_CLIENT)
         .file(layout::NETWORK_POLICY, NETWORK_POLICY, 0o644)
         .file(layout::SOCKETS_POLICY, SOCKETS_POLICY, 0o644)
+        .file(layout::DNS_POLICY, DNS_POLICY, 0o644)
+        .file(layout::LEARNED_POLICY, LEARNED_POLICY, 0o644)
         .strip_debug(true);
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);
@@ -114,7 +125,7 @@ fn lsm_tier_in_vm() {
 
     let timeout = preflight::env_nonempty(preflight::TIMEOUT_ENV)
         .and_then(|s| s.parse().ok())
-        .map_or(DEFAULT_BOOT_TIMEOUT, Duration::from_secs);
+        .map_or_else(|| boot_timeout(cases.len()), Duration::from_secs);
     let mut failures = Vec::new();
     for kernel in &kernels {
         let label = format!("kernel {} ({})", kernel.name, kernel.package_label());

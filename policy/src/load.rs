@@ -79,19 +79,21 @@ fn reads_response_field(field: crate::schema::FieldId) -> bool {
     name == "dns.is_response" || name == "dns.rcode" || name.starts_with("dns.answers.")
 }
 
-/// Whether every enabled connect rule is in the connect plan (lowered, and not blocked by
-/// `build_plan`): then a connect whose lookup ends at no rule can concern no rule, and the
+/// Whether every enabled connect rule is in the connect plan (lowered and not blocked by
+/// `build_plan`, or a learned-address rule, whose addresses enter the plan as learned): then a connect whose lookup ends at no rule can concern no rule, and the
 /// kernel need not report it.
 fn connect_plan_complete(
     infos: &[RuleInfo],
     kernel_rules: &[(u32, lower::Lowered)],
     blocked: &[(u32, Blocker)],
+    learned_rules: &[u32],
 ) -> bool {
     let in_plan = |index: u32| {
-        kernel_rules
-            .iter()
-            .any(|(i, l)| *i == index && matches!(l, lower::Lowered::Connect(_)))
-            && !blocked.iter().any(|(i, _)| *i == index)
+        learned_rules.contains(&index)
+            || kernel_rules
+                .iter()
+                .any(|(i, l)| *i == index && matches!(l, lower::Lowered::Connect(_)))
+                && !blocked.iter().any(|(i, _)| *i == index)
     };
     (0u32..)
         .zip(infos)
@@ -292,10 +294,29 @@ impl Loader {
         let mut infos = Vec::with_capacity(checked.len());
         let mut conds = Vec::with_capacity(checked.len());
         let mut kernel_rules = Vec::new();
+        let mut learned_rules = Vec::new();
         for c in checked {
             let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
             let blocks = c.raw.actions.blocks();
-            let (kernel, reason) = match lower::analyze(&c.cond) {
+            let learned = match lower::learned_rule(&c.cond) {
+                Ok(learned) => learned,
+                Err(b) => {
+                    self.diags.push(not_lowerable(&c.raw.id, &b));
+                    continue;
+                }
+            };
+            let analyzed = if learned {
+                if !c.raw.disabled {
+                    learned_rules.push(index);
+                }
+                Err(None)
+            } else {
+                lower::analyze(&c.cond).map_err(Some)
+            };
+            let (kernel, reason) = match analyzed {
+                // Enforced in the kernel through the addresses the daemon learns.
+                Err(None) if blocks => (Enforcement::Kernel, None),
+                Err(None) => (Enforcement::Userspace, None),
                 Ok(lowered) if blocks => {
                     if !c.raw.disabled {
                         kernel_rules.push((index, lowered));
@@ -311,12 +332,12 @@ impl Loader {
                     (Enforcement::Userspace, None)
                 }
                 Ok(_) => (Enforcement::Userspace, None),
-                Err(b) if c.raw.actions.deny => {
+                Err(Some(b)) if c.raw.actions.deny => {
                     self.diags.push(not_lowerable(&c.raw.id, &b));
                     continue;
                 }
-                Err(b) if blocks => (Enforcement::Userspace, Some(self.reason(&b))),
-                Err(_) => (Enforcement::Userspace, None),
+                Err(Some(b)) if blocks => (Enforcement::Userspace, Some(self.reason(&b))),
+                Err(Some(_)) => (Enforcement::Userspace, None),
             };
             let pos = self
                 .sources
@@ -361,7 +382,9 @@ impl Loader {
                 info.userspace_reason = Some(self.reason(b));
             }
         }
-        plan.connect_filtered = connect_plan_complete(&infos, &kernel_rules, &blocked);
+        plan.connect_filtered =
+            connect_plan_complete(&infos, &kernel_rules, &blocked, &learned_rules);
+        plan.learned_rules = learned_rules;
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }

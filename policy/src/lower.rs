@@ -25,7 +25,7 @@ pub use formula::{DnsRule, NetRule, dns_key};
 
 use crate::ir::{Cond, CondNode, Matcher};
 use crate::plan::{KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
-use crate::schema::{self, KernelFamily};
+use crate::schema::{self, FieldId, KernelFamily};
 use crate::source::Span;
 
 /// Why a rule cannot be lowered, and where.
@@ -59,6 +59,60 @@ fn block(span: Span, reason: impl Into<String>) -> Blocker {
         span,
         reason: reason.into(),
         via: Vec::new(),
+    }
+}
+
+/// Whether `c` is a rule on addresses learned from DNS answers: it reads
+/// `connect.addr.dns_name`, no field but that, `connect.addr.ip` and `connect.addr.is_public`,
+/// and cannot hold without a positive test on the name (so an address no answer gave never
+/// matches). `Ok(false)` when it does not read the name; `Err` names the blocking test.
+pub fn learned_rule(c: &Cond) -> Result<bool, Blocker> {
+    let Some(name) = schema::lookup("connect.addr.dns_name") else {
+        return Ok(false);
+    };
+    if !c.reads(&|f| f == name) {
+        return Ok(false);
+    }
+    let allowed = [
+        "connect.addr.dns_name",
+        "connect.addr.ip",
+        "connect.addr.is_public",
+    ];
+    if let Some(span) = first_test(c, &|f| !allowed.contains(&schema::def(f).name)) {
+        return Err(block(
+            span,
+            "a rule on `connect.addr.dns_name` may only also test `connect.addr.ip` and `connect.addr.is_public` (the daemon decides it from a DNS answer alone)",
+        ));
+    }
+    if !requires(c, name) {
+        return Err(block(
+            c.span,
+            "a rule on `connect.addr.dns_name` must require a positive test on it (`==`, `in`, ... joined with `&&`), so that an address no DNS answer gave cannot match",
+        ));
+    }
+    Ok(true)
+}
+
+/// The span of the first field test of `c` whose field satisfies `pred`.
+fn first_test(c: &Cond, pred: &dyn Fn(FieldId) -> bool) -> Option<Span> {
+    match &c.node {
+        CondNode::Const(_) => None,
+        CondNode::And(items) | CondNode::Or(items) => {
+            items.iter().find_map(|i| first_test(i, pred))
+        }
+        CondNode::Not(inner) | CondNode::Macro(_, inner) => first_test(inner, pred),
+        CondNode::Test(t) => pred(t.field).then_some(c.span),
+    }
+}
+
+/// Whether `c` can only hold when a positive (not negated) test on `field` holds.
+fn requires(c: &Cond, field: FieldId) -> bool {
+    match &c.node {
+        CondNode::Test(t) => t.field == field && !t.negate,
+        CondNode::And(items) => items.iter().any(|i| requires(i, field)),
+        CondNode::Or(items) => !items.is_empty() && items.iter().all(|i| requires(i, field)),
+        CondNode::Macro(_, inner) => requires(inner, field),
+        CondNode::Not(_) | CondNode::Const(_) => false,
     }
 }
 
@@ -271,6 +325,7 @@ pub fn build_plan(
         dns_domains,
         connect_nets,
         connect_filtered: false,
+        learned_rules: Vec::new(),
     };
     (plan, blocked)
 }

@@ -79,6 +79,10 @@ pub struct KernelPlan {
     /// entries), so the kernel reports only connects whose lookup ends at an entry with rules
     /// (in-kernel approvers); when false, some connect rule needs every connect in userspace.
     pub connect_filtered: bool,
+    /// Connect rules on `connect.addr.dns_name` (indices, ascending): the daemon evaluates
+    /// them against each DNS answer and writes the addresses they match into the connect plan
+    /// for the answer's TTL (see [`learned_rule`](crate::lower::learned_rule)).
+    pub learned_rules: Vec<u32>,
 }
 
 impl KernelPlan {

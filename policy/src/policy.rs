@@ -107,6 +107,11 @@ impl CompiledPolicy {
         &self.rules
     }
 
+    /// The kernel plan, borrowed (see [`CompiledPolicy::lower`]).
+    pub fn plan(&self) -> &KernelPlan {
+        &self.plan
+    }
+
     /// The kernel plan: what the kernel maps must hold.
     pub fn lower(&self) -> KernelPlan {
         self.plan.clone()

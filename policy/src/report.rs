@@ -66,10 +66,20 @@ fn plan_lines(
     policy: &CompiledPolicy,
 ) {
     let _ = writeln!(out, "  {title}: {} entries", entries.len());
-    for e in entries {
+    for e in entries.iter().take(PLAN_LINES_SHOWN) {
         let _ = writeln!(out, "    {:<40} <- {}", e.value, rule_ids(policy, e));
     }
+    if entries.len() > PLAN_LINES_SHOWN {
+        let _ = writeln!(
+            out,
+            "    ... and {} more (`enforcer policy eval` shows the entry an event ends at)",
+            entries.len() - PLAN_LINES_SHOWN
+        );
+    }
 }
+
+/// Entries of one plan family `policy check` lists before summing up the rest.
+const PLAN_LINES_SHOWN: usize = 20;
 
 /// The `policy check` summary of a valid policy.
 pub fn check_report(policy: &CompiledPolicy) -> String {
@@ -133,6 +143,27 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
     plan_lines(&mut out, "dns_names", &plan.dns_names, policy);
     plan_lines(&mut out, "dns_domains", &plan.dns_domains, policy);
     plan_lines(&mut out, "connect_nets", &plan.connect_nets, policy);
+    if !plan.learned_rules.is_empty() {
+        let ids: Vec<&str> = plan
+            .learned_rules
+            .iter()
+            .filter_map(|&i| rules.get(i as usize).map(|r| r.id.as_str()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  learned addresses (connect_nets entries written from DNS answers): {}",
+            ids.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  connects reported: {}",
+        if plan.connect_filtered {
+            "only those a rule is about (every connect rule is in the plan)"
+        } else {
+            "all (some connect rule is not in the plan)"
+        }
+    );
     let extra = policy.extra_public_ranges();
     if !extra.is_empty() {
         let nets: Vec<String> = extra.iter().map(ToString::to_string).collect();

@@ -373,3 +373,48 @@ fn the_default_policy_lets_the_kernel_filter_connects() {
     .unwrap();
     assert!(p.lower().connect_filtered);
 }
+
+#[test]
+fn rules_on_learned_names_are_enforced_through_learned_addresses() {
+    let src = r#"lists:
+  - name: pools
+    type: domain
+    items: [example-miner.test]
+rules:
+  - id: learned
+    expression: connect.addr.dns_name in pools && connect.addr.is_public
+    action: deny
+  - id: listed
+    expression: connect.addr.ip == 203.0.113.9
+    action: alert
+"#;
+    let p = load_str("p.yaml", src).unwrap();
+    assert_eq!(p.rules()[0].kernel, Enforcement::Kernel);
+    assert_eq!(p.plan().learned_rules, vec![0]);
+    assert!(
+        p.lower().connect_filtered,
+        "a learned rule is in the plan through its addresses"
+    );
+}
+
+#[test]
+fn a_rule_on_learned_names_must_require_the_name_and_read_nothing_else() {
+    for (expr, why) in [
+        (
+            "connect.addr.dns_name == \"a.test\" && connect.addr.port == 3333",
+            "may only also test",
+        ),
+        (
+            "!(connect.addr.dns_name == \"a.test\")",
+            "must require a positive test",
+        ),
+        (
+            "connect.addr.dns_name == \"a.test\" || connect.addr.ip == 203.0.113.9",
+            "must require a positive test",
+        ),
+    ] {
+        let src = format!("rules:\n  - id: r\n    expression: '{expr}'\n    action: deny\n");
+        let err = load_str("p.yaml", &src).unwrap_err().to_string();
+        assert!(err.contains(why), "{expr}: {err}");
+    }
+}

@@ -42,7 +42,7 @@ pub(crate) fn on_query(send: &Send, tcp: bool) -> Result<(), ReadError> {
     let scratch = DNS_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
-    let (start, size) = if tcp {
+    let (start, size) = if tcp && send.split_prefix == 0 {
         (send.buf + 2, send.buf_len - 2)
     } else {
         (send.buf, send.buf_len)

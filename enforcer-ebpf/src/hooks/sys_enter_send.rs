@@ -1,5 +1,6 @@
-//! Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}`: classification of what a
-//! process sends on a socket, in every tier. One program serves the four; for each syscall it
+//! Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}`: classification of
+//! what a process sends on a socket, in every tier. One program serves the five; for each
+//! syscall it
 //! gathers the same [`Send`] (fd,
 //! first buffer, total length, destination address if the call names one) from its syscall's
 //! arguments (at `KernelOffsets::tp_syscall_args`, 8 bytes apart) and user structures (`struct
@@ -10,8 +11,8 @@
 //! - `payload.rs` when they start like a JSON object: stratum logins.
 //!
 //! Anything else (the cost of an ordinary write) ends after that one 16-byte read.
-//! `sendmsg`/`sendmmsg`: only the first iovec is inspected (and for `sendmmsg` only the first
-//! message). With several iovecs the total length is not summed (a loop over them multiplies
+//! `sendmsg`/`sendmmsg`/`writev`: only the first iovec is inspected (and for `sendmmsg` only
+//! the first message), or the second when the first is a 2-byte TCP DNS length prefix. With several iovecs the total length is not summed (a loop over them multiplies
 //! the verifier's paths past its budget on 6.1): it is reported as unknown.
 
 use aya_ebpf::{
@@ -52,6 +53,9 @@ pub(crate) struct Send {
     pub(crate) addr: u64,
     /// Its length.
     pub(crate) addr_len: u64,
+    /// 0, or 1 + the value of a 2-byte TCP DNS length prefix that came as its own iovec
+    /// just before `buf` (glibc's resolver writes the prefix and the query as two iovecs).
+    pub(crate) split_prefix: u64,
 }
 
 impl Send {
@@ -96,6 +100,8 @@ pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
         msghdr_send(&ctx, Hook::TpSysEnterSendmsg)
     } else if id == off.nr_sendmmsg {
         msghdr_send(&ctx, Hook::TpSysEnterSendmmsg)
+    } else if id == off.nr_writev {
+        writev_send(&ctx)
     } else {
         return 0;
     };
@@ -149,6 +155,7 @@ fn direct_send(
         total_known: 1,
         addr,
         addr_len,
+        split_prefix: 0,
     }))
 }
 
@@ -160,27 +167,62 @@ fn read_user<T: Copy>(addr: u64) -> Result<T, ReadError> {
 }
 
 /// `sendmsg` and `sendmmsg`: `struct user_msghdr { msg_name @0, msg_namelen @8, msg_iov @16,
-/// msg_iovlen @24, ... }`, `struct iovec { iov_base @0, iov_len @8 }`.
+/// msg_iovlen @24, ... }`.
 #[inline(always)]
 fn msghdr_send(ctx: &TracePointContext, hook: Hook) -> Result<Option<Send>, ReadError> {
     let fd = syscall_arg(ctx, 0)? as u32;
     let msg = syscall_arg(ctx, 1)?;
     let hdr: [u64; 4] = read_user(msg)?;
     let (name, name_len, iov, iov_len) = (hdr[0], hdr[1] & 0xffff_ffff, hdr[2], hdr[3]);
+    iovec_send(fd, hook, iov, iov_len, name, name_len)
+}
+
+/// `writev(fd, vec, vlen)`.
+#[inline(always)]
+fn writev_send(ctx: &TracePointContext) -> Result<Option<Send>, ReadError> {
+    let fd = syscall_arg(ctx, 0)? as u32;
+    let iov = syscall_arg(ctx, 1)?;
+    let iov_len = syscall_arg(ctx, 2)?;
+    iovec_send(fd, Hook::TpSysEnterWritev, iov, iov_len, 0, 0)
+}
+
+/// A send whose data is an array of `struct iovec { iov_base @0, iov_len @8 }`: the first
+/// buffer, or, when the first is exactly 2 bytes and another follows (a TCP DNS length prefix
+/// written on its own), the second, with the prefix noted in `split_prefix`.
+#[inline(always)]
+fn iovec_send(
+    fd: u32,
+    hook: Hook,
+    iov: u64,
+    iov_len: u64,
+    addr: u64,
+    addr_len: u64,
+) -> Result<Option<Send>, ReadError> {
     if iov_len == 0 {
         return Ok(None);
     }
     let first: [u64; 2] = read_user(iov)?;
-    Ok(Some(Send {
+    let mut send = Send {
         fd,
         hook: hook as u32,
         buf: first[0],
         buf_len: first[1],
         total_len: first[1],
         total_known: u64::from(iov_len == 1),
-        addr: name,
-        addr_len: name_len,
-    }))
+        addr,
+        addr_len,
+        split_prefix: 0,
+    };
+    if first[1] == 2 && iov_len >= 2 {
+        let prefix: [u8; 2] = read_user(first[0])?;
+        let second: [u64; 2] = read_user(iov + 16)?;
+        send.buf = second[0];
+        send.buf_len = second[1];
+        send.total_len = second[1];
+        send.total_known = u64::from(iov_len == 2);
+        send.split_prefix = 1 + u64::from(u16::from_be_bytes(prefix));
+    }
+    Ok(Some(send))
 }
 
 /// What the first bytes of a send look like.
@@ -212,7 +254,14 @@ fn shape(send: &Send) -> Shape {
     }
     // DNS first: a query's random id could start like `{`, never the other way round (JSON
     // text has no zero bytes where the header has them).
-    if send.buf_len >= MIN_QUERY_LEN && dns::looks_like_query(&head, 0) {
+    if send.split_prefix != 0 {
+        if send.split_prefix - 1 == send.buf_len
+            && send.buf_len >= MIN_QUERY_LEN
+            && dns::looks_like_query(&head, 0)
+        {
+            return Shape::DnsQuery { tcp: true };
+        }
+    } else if send.buf_len >= MIN_QUERY_LEN && dns::looks_like_query(&head, 0) {
         return Shape::DnsQuery { tcp: false };
     }
     let prefix = u64::from(u16::from_be_bytes([head[0], head[1]]));

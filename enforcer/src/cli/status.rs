@@ -85,16 +85,16 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
         if lsm {
             row(
                 "dns query",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}, lsm/socket_sendmsg",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}, lsm/socket_sendmsg",
                 "deny",
-                "not writev or io_uring",
+                "not io_uring",
             )
         } else {
             row(
                 "dns query",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}",
                 "kill",
-                "the query in flight may leave; not writev or io_uring",
+                "the query in flight may leave; not io_uring",
             )
         },
         if lsm {
@@ -115,19 +115,24 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
         if lsm {
             row(
                 "stratum payload",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}, lsm/socket_sendmsg",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}, lsm/socket_sendmsg",
                 "deny",
                 "first JSON-RPC method of a send",
             )
         } else {
             row(
                 "stratum payload",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}",
+                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}",
                 "kill",
                 "the write in flight completes first",
             )
         },
-        missing("dns response", "not implemented yet"),
+        row(
+            "dns response",
+            "cgroup_skb/ingress (cgroup v2 root)",
+            "none",
+            "from port 53 and network.dns_server_ports; attributed to the query's process; needs cgroup v2",
+        ),
         row(
             "bind, accept",
             "tp/syscalls/sys_enter_bind, tp/syscalls/sys_exit_accept{,4}",

@@ -32,6 +32,10 @@ pub(crate) trait PlanControl: std::fmt::Debug {
     /// Rewrites the kernel plan with the rules in `disarmed` in monitor mode; returns the
     /// number of entries written.
     fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, PlanError>;
+
+    /// Writes the connect plan entry of an address learned from DNS answers, with the learned
+    /// rules that hold for it now (none: the entry goes back to what the static plan says).
+    fn learned(&mut self, ip: std::net::IpAddr, rules: &[u32]) -> Result<(), PlanError>;
 }
 
 /// One enforcement (or alert) record to write for a rule.
@@ -232,6 +236,14 @@ impl<'p> Enforcer<'p> {
     }
 
     /// Kills `header`'s process (at the rule's scope) for userspace rule `rule`, unless the
+    /// Writes the plan entry of an address learned from DNS answers (see
+    /// [`PlanControl::learned`]); a failure is logged, the static plan still applies.
+    pub(crate) fn learned(&mut self, ip: std::net::IpAddr, rules: &[u32]) {
+        if let Err(err) = self.plan.learned(ip, rules) {
+            tracing::warn!("cannot write the learned address {ip} into the connect plan: {err}");
+        }
+    }
+
     /// target is protected or the rule's breaker is (or now gets) disarmed.
     pub(crate) fn userspace_kill(
         &mut self,
@@ -373,6 +385,10 @@ pub(crate) mod testing {
         fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, PlanError> {
             self.0.borrow_mut().push(disarmed.clone());
             Ok(disarmed.len())
+        }
+
+        fn learned(&mut self, _ip: std::net::IpAddr, _rules: &[u32]) -> Result<(), PlanError> {
+            Ok(())
         }
     }
 

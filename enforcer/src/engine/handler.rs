@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{
     enforce::{Act, Enforcer},
+    learned::Learned,
     sink::Sink,
 };
 use crate::{
@@ -35,6 +36,8 @@ pub(crate) struct Handler<'p> {
     enricher: Enricher,
     /// Recent DNS queries, to attribute each response to the process that asked.
     queries: QueryLog,
+    /// Addresses learned from DNS answers for the rules on `connect.addr.dns_name`.
+    learned: Learned,
     /// The kill path, the kill breaker and the kernel plan.
     enforcer: Enforcer<'p>,
 }
@@ -90,6 +93,7 @@ impl<'p> Handler<'p> {
             limiter: RateLimiter::default(),
             enricher: seeded_enricher(),
             queries: QueryLog::default(),
+            learned: Learned::default(),
             enforcer,
         }
     }
@@ -106,13 +110,16 @@ impl<'p> Handler<'p> {
                 let mut header = *record.header();
                 let mut event = event_json(&record, &self.ts(&header));
                 self.enricher.observe(&record, &mut event);
+                self.expire_learned(header.timestamp_ns);
                 match &record {
                     Decoded::Dns(_) => self.queries.remember(&event, header.timestamp_ns),
-                    Decoded::DnsResponse(_)
-                        if self.queries.attribute(&mut event, header.timestamp_ns) =>
-                    {
-                        attribute_header(&mut header, &event);
+                    Decoded::DnsResponse(_) => {
+                        if self.queries.attribute(&mut event, header.timestamp_ns) {
+                            attribute_header(&mut header, &event);
+                        }
+                        self.learn(&event, header.timestamp_ns);
                     }
+                    Decoded::Socket(_) => self.name_learned_address(&mut event),
                     _ => {}
                 }
                 // The LSM exec hook reports only execs it acted on; the exec itself is reported
@@ -126,6 +133,38 @@ impl<'p> Handler<'p> {
                 tracing::warn!("dropped a kernel record: {err}");
                 Ok(())
             }
+        }
+    }
+
+    /// Writes the addresses a DNS response teaches into the connect plan.
+    fn learn(&mut self, event: &Value, now_ns: u64) {
+        for ip in self.learned.learn(self.policy, event, now_ns) {
+            let rules = self.learned.rules(&ip);
+            self.enforcer.learned(ip, &rules);
+        }
+    }
+
+    /// Takes expired learned addresses (or rules) out of the connect plan.
+    fn expire_learned(&mut self, now_ns: u64) {
+        for ip in self.learned.expire(now_ns) {
+            let rules = self.learned.rules(&ip);
+            self.enforcer.learned(ip, &rules);
+        }
+    }
+
+    /// Adds `connect.addr.dns_name` to a connect event whose address was learned.
+    fn name_learned_address(&self, event: &mut Value) {
+        let Some(ip) = event
+            .pointer("/connect/addr/ip")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        else {
+            return;
+        };
+        if let (Some(name), Some(Value::Object(addr))) =
+            (self.learned.name(&ip), event.pointer_mut("/connect/addr"))
+        {
+            addr.insert("dns_name".into(), Value::from(name));
         }
     }
 

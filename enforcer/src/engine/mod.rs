@@ -4,10 +4,12 @@
 
 mod enforce;
 mod handler;
+mod learned;
 mod sink;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
+    net::IpAddr,
     path::{Path, PathBuf},
 };
 
@@ -76,11 +78,44 @@ struct LivePlan<'a> {
     ebpf: &'a mut Ebpf,
     policy: &'a CompiledPolicy,
     generation: u32,
+    /// Rules the kill breaker disarmed so far.
+    disarmed: HashSet<u32>,
+    /// Learned addresses and their rules, as written (rewritten on a disarm).
+    learned: HashMap<IpAddr, Vec<u32>>,
 }
 
 impl enforce::PlanControl for LivePlan<'_> {
     fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, plan_sync::PlanError> {
-        plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)
+        self.disarmed.clone_from(disarmed);
+        let written = plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)?;
+        for (ip, rules) in &self.learned {
+            plan_sync::write_learned(
+                self.ebpf,
+                self.policy,
+                self.generation,
+                disarmed,
+                *ip,
+                rules,
+            )?;
+        }
+        Ok(written + self.learned.len())
+    }
+
+    fn learned(&mut self, ip: IpAddr, rules: &[u32]) -> Result<(), plan_sync::PlanError> {
+        plan_sync::write_learned(
+            self.ebpf,
+            self.policy,
+            self.generation,
+            &self.disarmed,
+            ip,
+            rules,
+        )?;
+        if rules.is_empty() {
+            self.learned.remove(&ip);
+        } else {
+            self.learned.insert(ip, rules.to_vec());
+        }
+        Ok(())
     }
 }
 
@@ -236,6 +271,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         ebpf: &mut loaded.ebpf,
         policy: &policy,
         generation,
+        disarmed: HashSet::new(),
+        learned: HashMap::new(),
     };
     let enforcer = enforce::Enforcer::new(
         &policy,

@@ -62,7 +62,7 @@ const RAW_TRACEPOINTS: [(&str, &str); 3] = [
 ];
 /// Tracepoint programs (every tier): program name, category and tracepoint.
 /// A program may appear several times (attached to each of its tracepoints; loaded once).
-const TRACEPOINTS: [(&str, &str, &str); 8] = [
+const TRACEPOINTS: [(&str, &str, &str); 9] = [
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_write"),
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendto"),
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendmsg"),
@@ -71,6 +71,7 @@ const TRACEPOINTS: [(&str, &str, &str); 8] = [
         "syscalls",
         "sys_enter_sendmmsg",
     ),
+    (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_writev"),
     (
         programs::TP_SYS_ENTER_CONNECT,
         "syscalls",
@@ -168,6 +169,7 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
     offsets.nr_sendto = syscall_nr(libc::SYS_sendto);
     offsets.nr_sendmsg = syscall_nr(libc::SYS_sendmsg);
     offsets.nr_sendmmsg = syscall_nr(libc::SYS_sendmmsg);
+    offsets.nr_writev = syscall_nr(libc::SYS_writev);
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
         Ok(list) => Err(format!(

@@ -285,6 +285,73 @@ fn write_connect(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result
     Ok(nets.len())
 }
 
+/// Writes the connect plan entry of a learned address (`learned`: the rules on
+/// `connect.addr.dns_name` that hold for it now, possibly none). The entry unites them with
+/// the rules the static plan gives the address, so a learned /32 never hides a listed prefix;
+/// with no learned rule left, the static entry of that exact address is restored, or the key
+/// removed.
+pub fn write_learned(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    generation: u32,
+    disarmed: &HashSet<u32>,
+    ip: IpAddr,
+    learned: &[u32],
+) -> Result<(), PlanError> {
+    let plan = policy.plan();
+    let mut rules: Vec<u32> = plan
+        .connect_lookup(ip)
+        .map(|e| e.rules.clone())
+        .unwrap_or_default();
+    let host_len: u32 = if ip.is_ipv4() { 32 } else { 128 };
+    let exact = plan
+        .connect_nets
+        .iter()
+        .any(|e| parse_network(&e.value).is_ok_and(|(addr, len)| addr == ip && len == host_len));
+    rules.extend_from_slice(learned);
+    rules.sort_unstable();
+    rules.dedup();
+    let ctx = Ctx {
+        rules: policy.rules(),
+        generation,
+        disarmed,
+    };
+    let write = !learned.is_empty() || exact;
+    let verdict = verdict_or_stop(ctx, &rules);
+    match ip {
+        IpAddr::V4(a) => {
+            let map = CONNECT_V4_PLAN;
+            let mut trie: LpmTrie<_, [u8; 4], PlanVerdict> = ebpf
+                .map_mut(map)
+                .ok_or(PlanError::MissingMap(map))?
+                .try_into()
+                .map_err(|source| PlanError::Map { map, source })?;
+            let key = Key::new(host_len, a.octets());
+            if write {
+                trie.insert(&key, verdict, 0)
+            } else {
+                trie.remove(&key)
+            }
+            .map_err(|source| PlanError::Map { map, source })
+        }
+        IpAddr::V6(a) => {
+            let map = CONNECT_V6_PLAN;
+            let mut trie: LpmTrie<_, [u8; 16], PlanVerdict> = ebpf
+                .map_mut(map)
+                .ok_or(PlanError::MissingMap(map))?
+                .try_into()
+                .map_err(|source| PlanError::Map { map, source })?;
+            let key = Key::new(host_len, a.octets());
+            if write {
+                trie.insert(&key, verdict, 0)
+            } else {
+                trie.remove(&key)
+            }
+            .map_err(|source| PlanError::Map { map, source })
+        }
+    }
+}
+
 /// Writes the kernel plan of `policy` into the plan maps; returns the number of entries.
 pub fn write(
     ebpf: &mut Ebpf,

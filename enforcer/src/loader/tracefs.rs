@@ -85,6 +85,7 @@ pub const SYSCALL_TRACEPOINTS: &[(&str, &[&str])] = &[
     ),
     ("sys_enter_sendmsg", &["fd", "msg", "flags"]),
     ("sys_enter_sendmmsg", &["fd", "mmsg", "vlen", "flags"]),
+    ("sys_enter_writev", &["fd", "vec", "vlen"]),
     ("sys_enter_connect", &["fd", "uservaddr", "addrlen"]),
     ("sys_enter_bind", &["fd", "umyaddr", "addrlen"]),
     // Exit records: the return value sits where the first argument of an enter record does.

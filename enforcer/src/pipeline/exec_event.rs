@@ -46,6 +46,7 @@ pub fn hook_name(hook: u32) -> &'static str {
         Ok(Hook::TpSysEnterBind) => "tp/syscalls/sys_enter_bind",
         Ok(Hook::TpSysExitAccept) => "tp/syscalls/sys_exit_accept{,4}",
         Ok(Hook::CgroupSkbIngress) => "cgroup_skb/ingress",
+        Ok(Hook::TpSysEnterWritev) => "tp/syscalls/sys_enter_writev",
         Err(_) => "unknown",
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! dns-client --server IP:PORT --name NAME [--type A|AAAA]
-//!            [--via sendto|send|sendmsg|sendmmsg|write|tcp]
+//!            [--via sendto|send|sendmsg|sendmmsg|write|tcp|tcp-writev]
 //! ```
 //!
 //! - `--server IP:PORT`: an address literal (no host names, so no lookup of its own).
@@ -21,7 +21,9 @@
 //!     second is sent by another `sendmmsg(2)`, whose error (if any) is the one reported;
 //!   - `tcp`: `connect(2)` a TCP socket, then ONE `write(2)` of the 2-byte length prefix and the
 //!     message together (the engine sees the prefix and the message in the same buffer); the
-//!     reply is read as a length-prefixed message.
+//!     reply is read as a length-prefixed message;
+//!   - `tcp-writev`: like glibc's resolver over TCP, ONE `writev(2)` with the 2-byte prefix and
+//!     the message as two iovecs (any rest a short write leaves goes out with `write(2)`).
 //!
 //! Output, one line on stdout, flushed before exit:
 //! - `{"ok":true,"via":V,"id":ID,"rcode":R,"answers":["1.2.3.4",...],"replies":N}`: `ID` the
@@ -73,6 +75,8 @@ enum Via {
     Write,
     /// TCP, prefix and message in one `write(2)`.
     Tcp,
+    /// TCP, prefix and message as two iovecs of one `writev(2)`.
+    TcpWritev,
 }
 
 impl Via {
@@ -84,6 +88,7 @@ impl Via {
             Via::Sendmmsg => "sendmmsg",
             Via::Write => "write",
             Via::Tcp => "tcp",
+            Via::TcpWritev => "tcp-writev",
         }
     }
 }
@@ -305,7 +310,7 @@ fn send_one(fd: RawFd, via: Via, msg: &[u8], server: &SockAddr) -> std::io::Resu
             // message; sendmsg(2) only reads them (the buffer is not written through).
             retry(|| unsafe { libc::sendmsg(fd, &raw const hdr, 0) })?
         }
-        Via::Sendmmsg | Via::Tcp => {
+        Via::Sendmmsg | Via::Tcp | Via::TcpWritev => {
             return Err(std::io::Error::other("not a single-datagram mode"));
         }
     };
@@ -487,16 +492,35 @@ fn read_until(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Resu
     Ok(())
 }
 
-/// Queries over TCP: prefix and message in one `write(2)`, then length-prefixed replies.
-fn tcp(args: &Args, id: u16, msg: &[u8]) -> Result<Replies, Failure> {
+/// Queries over TCP: prefix and message in one `write(2)` (or, `split`, as the two iovecs of
+/// one `writev(2)`), then length-prefixed replies.
+fn tcp(args: &Args, id: u16, msg: &[u8], split: bool) -> Result<Replies, Failure> {
     let mut stream = TcpStream::connect_timeout(&args.server, CONNECT_TIMEOUT)
         .map_err(Failure::at(Stage::Connect))?;
     let len = u16::try_from(msg.len())
         .map_err(|_| Failure::at(Stage::Send)(std::io::Error::from_raw_os_error(libc::EMSGSIZE)))?;
-    let mut framed = len.to_be_bytes().to_vec();
+    let prefix = len.to_be_bytes();
+    let mut framed = prefix.to_vec();
     framed.extend_from_slice(msg);
     let fd = stream.as_raw_fd();
     let mut rest = framed.as_slice();
+    if split {
+        let iov = [
+            libc::iovec {
+                iov_base: prefix.as_ptr().cast_mut().cast(),
+                iov_len: prefix.len(),
+            },
+            libc::iovec {
+                iov_base: msg.as_ptr().cast_mut().cast(),
+                iov_len: msg.len(),
+            },
+        ];
+        // SAFETY: `fd` is the open socket of `stream`; both iovecs describe live byte slices
+        // that writev(2) only reads.
+        let n = retry(|| unsafe { libc::writev(fd, iov.as_ptr(), 2) })
+            .map_err(Failure::at(Stage::Send))?;
+        rest = rest.get(n..).unwrap_or_default();
+    }
     while !rest.is_empty() {
         let (ptr, len) = (rest.as_ptr().cast::<libc::c_void>(), rest.len());
         // SAFETY: `fd` is the open socket of `stream`, alive for the call; `ptr`/`len` describe
@@ -575,7 +599,8 @@ fn main() -> ExitCode {
     }
 
     let outcome = match (args.via, queries.first()) {
-        (Via::Tcp, Some((id, msg))) => tcp(&args, *id, msg),
+        (Via::Tcp, Some((id, msg))) => tcp(&args, *id, msg, false),
+        (Via::TcpWritev, Some((id, msg))) => tcp(&args, *id, msg, true),
         _ => udp(&args, &queries),
     };
     match outcome {

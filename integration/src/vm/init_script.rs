@@ -21,6 +21,7 @@ const MOUNTS: &[(&str, &str, bool)] = &[
     ("tracefs", "/sys/kernel/tracing", false),
     ("debugfs", "/sys/kernel/debug", true),
     ("tmpfs", "/tmp", false),
+    ("cgroup2", "/sys/fs/cgroup", false),
 ];
 
 /// Renders `/init`. It prints `VMINFO` lines (see [`protocol`]) the host uses for timing and

@@ -25,6 +25,11 @@ pub const STRATUM_CLIENT: &str = "/bin/stratum-client";
 pub const NETWORK_POLICY: &str = "/etc/enforcer/deny-network.yaml";
 /// The policy of the bind/accept case (alert-only rules about binds and accepts).
 pub const SOCKETS_POLICY: &str = "/etc/enforcer/watch-sockets.yaml";
+/// The policy of the DNS response case (a question rule and an answer rule, alert only).
+pub const DNS_POLICY: &str = "/etc/enforcer/watch-dns.yaml";
+/// The policy of the learned-address case (pool lookups watched, connects to their answers
+/// denied).
+pub const LEARNED_POLICY: &str = "/etc/enforcer/learned-pool.yaml";
 /// The stub DNS resolver (`stub-dns --listen ADDR --answer NAME=IP... --record FILE`).
 pub const STUB_DNS: &str = "/bin/stub-dns";
 /// The DNS client (`dns-client --server ADDR --name NAME --via CALL`).

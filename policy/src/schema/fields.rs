@@ -520,6 +520,13 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         KernelFamily::ConnectAddr,
     ),
     f(
+        "connect.addr.dns_name",
+        T::Str,
+        Some(K::Connect),
+        "/connect/addr/dns_name",
+        "The DNS question name whose answer, seen on this host and within its TTL, gave the destination address (absent when none did). A deny/kill rule on it is enforced in the kernel: the engine writes each learned address into the connect plan.",
+    ),
+    f(
         "connect.addr.port",
         T::Int,
         Some(K::Connect),

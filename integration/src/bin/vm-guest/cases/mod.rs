@@ -2,6 +2,7 @@
 //! To add a case, write `fn my_case(ctx: &Ctx) -> Result<(), String>` in a module here and list
 //! it in [`ALL`]; the host runner picks it up through `vm-guest --list`.
 
+mod dns_response;
 mod exec;
 mod infra;
 mod lifecycle;
@@ -43,6 +44,14 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_network_monitor",
         run: network::lsm_network_monitor,
+    },
+    Case {
+        name: "lsm_dns_responses",
+        run: dns_response::lsm_dns_responses,
+    },
+    Case {
+        name: "lsm_learned_connect",
+        run: dns_response::lsm_learned_connect,
     },
     Case {
         name: "lsm_sockets",

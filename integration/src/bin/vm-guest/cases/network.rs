@@ -38,7 +38,7 @@ const ANSWERS: [&str; 4] = [
 const POOL_ADDR: &str = "127.0.0.77:3333";
 const OTHER_ADDR: &str = "127.0.0.1:3334";
 
-fn start_stub() -> Result<StubDns, String> {
+pub(super) fn start_stub() -> Result<StubDns, String> {
     StubDns::start(
         Path::new(layout::STUB_DNS),
         "127.0.0.1:53",
@@ -47,7 +47,7 @@ fn start_stub() -> Result<StubDns, String> {
     )
 }
 
-fn query(stub: &StubDns, name: &str, via: &str) -> Result<DnsRun, String> {
+pub(super) fn query(stub: &StubDns, name: &str, via: &str) -> Result<DnsRun, String> {
     dns_query(Path::new(layout::DNS_CLIENT), stub.addr, name, via)
 }
 
