@@ -12,6 +12,7 @@ use super::{
 use crate::{
     audit::{Record, writer::WriteError, writer::timestamp},
     clock::BootClock,
+    cpu::indicators::Indicators,
     enrich::Enricher,
     pipeline::{
         decode::{self, Decoded},
@@ -19,6 +20,9 @@ use crate::{
         outcome,
     },
 };
+
+#[path = "handler_cpu.rs"]
+mod cpu;
 
 /// Turns records into audit records.
 #[derive(Debug)]
@@ -34,6 +38,8 @@ pub(crate) struct Handler<'p> {
     enricher: Enricher,
     /// The kill path, the kill breaker and the kernel plan.
     enforcer: Enforcer<'p>,
+    /// Miner indicators per process tree and cgroup, for `cpu` events (`handler_cpu.rs`).
+    indicators: Indicators,
 }
 
 /// A process cache seeded from `/proc`, so processes started before the engine resolve.
@@ -70,6 +76,7 @@ impl<'p> Handler<'p> {
             limiter: RateLimiter::default(),
             enricher: seeded_enricher(),
             enforcer,
+            indicators: cpu::new_indicators(),
         }
     }
 
@@ -152,6 +159,7 @@ impl<'p> Handler<'p> {
             let Some(rule) = self.policy.rules().get(m.rule_index as usize) else {
                 continue;
             };
+            self.note_indicator(rule, header, event);
             if reported_by_kernel(rule) {
                 continue;
             }
