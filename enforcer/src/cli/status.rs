@@ -122,6 +122,12 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
                 "the write in flight completes first",
             )
         },
+        row(
+            "cpu usage",
+            "userspace sampling: /proc/<pid>/stat, cgroup v2 cpu.stat (every --cpu-interval)",
+            "kill",
+            "after the fact, by rules that ask for it (e.g. correlated with a miner indicator)",
+        ),
         missing("dns response", "not implemented yet"),
         missing("bind, accept", "not implemented yet"),
         missing(
@@ -205,6 +211,7 @@ mod tests {
         assert_eq!(stop(&signal, "exec"), Some("kill"));
         assert_eq!(stop(&lsm, "connect"), Some("deny"));
         assert_eq!(stop(&signal, "dns query"), Some("kill"));
+        assert_eq!(stop(&lsm, "cpu usage"), Some("kill"));
         for table in [&lsm, &signal] {
             assert!(
                 table.iter().any(|c| !c.seen),
