@@ -99,3 +99,125 @@ impl Handler<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::{
+        os::unix::process::ExitStatusExt as _,
+        path::Path,
+        process::{Child, Command},
+    };
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        actions::{breaker::Limits, kill::boot_now_ns},
+        audit::AuditReader,
+        clock::BootClock,
+        cpu::{proc_source, tracker::Sustained},
+        engine::enforce::testing::{self, FakePlan},
+    };
+
+    const POLICY: &str = r#"rules:
+  - id: pool-lookup
+    tags: [T1496]
+    expression: dns.question.name == "pool.test"
+    action: alert
+  - id: cpu-alone
+    expression: cpu.window >= 1s && !cpu.correlated
+    action: alert
+  - id: cpu-correlated
+    expression: cpu.window >= 1s && cpu.indicators contains "pool-lookup"
+    action: kill
+"#;
+
+    /// A hot sample of the child `c` (start time from the real /proc).
+    fn hot(c: &Child) -> Hot {
+        let pid = c.id();
+        let start_ns = proc_source::read_all(Path::new("/proc"), 10_000_000, usize::MAX)
+            .into_iter()
+            .find(|s| s.pid == pid)
+            .expect("the child in /proc")
+            .start_ns;
+        Hot {
+            scope: Scope::Process,
+            pid,
+            start_ns,
+            usage: Sustained {
+                percent: 99,
+                last_percent: 99,
+                window_ns: 2_000_000_000,
+            },
+        }
+    }
+
+    #[test]
+    fn a_correlated_sample_is_killed_and_a_lone_one_alerts() {
+        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        let mut sink = Sink::open(Some(&log), false).unwrap();
+        let clock = BootClock::new().unwrap();
+        let enforcer = testing::enforcer(
+            &policy,
+            &[],
+            Limits::DEFAULT,
+            FakePlan::default(),
+            clock,
+            false,
+        );
+        let mut handler = Handler::new(&policy, "signal", false, clock, enforcer);
+        let mut miner = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut job = Command::new("sleep").arg("30").spawn().unwrap();
+        let (m, j) = (hot(&miner), hot(&job));
+        // The miner's pool lookup, as the dns event of its process would give it.
+        let lookup = json!({ "kind": "dns", "process": { "pid": m.pid, "start_ns": m.start_ns } });
+        let header = cpu_header(m.pid, boot_now_ns(), &json!({}), 0);
+        handler.note_indicator(&policy.rules()[0], &header, &lookup);
+        // A rule that is not an indicator is not remembered.
+        handler.note_indicator(&policy.rules()[1], &header, &lookup);
+        handler
+            .cpu_round(&[m.clone(), j.clone()], boot_now_ns(), &mut sink)
+            .unwrap();
+        sink.flush().unwrap();
+        assert_eq!(miner.wait().unwrap().signal(), Some(libc::SIGKILL));
+        let job_alive = job.try_wait().unwrap().is_none();
+        let _ = job.kill();
+        let _ = job.wait();
+        assert!(job_alive, "the job without an indicator runs on");
+
+        let (records, _) = AuditReader::read_path(&log).unwrap();
+        let of = |r: &Value, pid: u32| r["event"]["process"]["pid"] == pid;
+        let acts: Vec<(String, String, u32)> = records
+            .iter()
+            .filter(|r| r["type"] == "action")
+            .map(|r| {
+                let pid = if of(r, m.pid) { m.pid } else { j.pid };
+                (
+                    r["action"].as_str().unwrap().to_owned(),
+                    r["rule"].as_str().unwrap().to_owned(),
+                    pid,
+                )
+            })
+            .collect();
+        assert_eq!(
+            acts,
+            [
+                ("kill".to_owned(), "cpu-correlated".to_owned(), m.pid),
+                ("alert".to_owned(), "cpu-alone".to_owned(), j.pid),
+            ],
+            "{records:#?}"
+        );
+        let kill = &records.iter().find(|r| r["action"] == "kill").unwrap()["event"];
+        assert_eq!(kill["kind"], "cpu");
+        assert_eq!(kill["cpu"]["indicators"], json!(["pool-lookup"]));
+        assert_eq!(kill["process"]["file"]["name"], "sleep");
+        let events = records
+            .iter()
+            .filter(|r| r["type"] == "event" && r["event"]["kind"] == "cpu")
+            .count();
+        assert_eq!(events, 2);
+    }
+}
