@@ -1,5 +1,6 @@
 //! `enforcer run`: load the policy, probe the tier, load and attach the programs with the plan
-//! in their maps, write `engine_start`, then drain the ring buffer until SIGINT/SIGTERM and write
+//! in their maps, write `engine_start`, then drain the ring buffer (and, when the policy has
+//! `cpu` rules, run a CPU sampling round every `--cpu-interval`) until SIGINT/SIGTERM and write
 //! `engine_stop`.
 
 mod enforce;
@@ -269,13 +270,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut handler = handler::Handler::new(&policy, tier, dry_run, clock, enforcer);
     let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
+    let mut cpu_timer = tokio::time::interval(options.cpu.interval);
     let mut cpu = cpu_sampler(&policy, options.cpu);
-    let mut cpu_timer = tokio::time::interval(
-        cpu.as_ref()
-            .map_or(std::time::Duration::from_secs(3600), |s| {
-                s.settings().interval
-            }),
-    );
     cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let reason = loop {
