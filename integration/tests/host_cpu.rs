@@ -6,7 +6,9 @@
 //!   kernel does not stop it) is killed by the correlated CPU rule in userspace;
 //! - N3: a CPU-bound job whose sibling (not itself, not an ancestor) looked up the pool runs to
 //!   its end;
-//! - monitor mode: the correlated spinner gets `would_kill` and runs to its end.
+//! - monitor mode: the correlated spinner gets `would_kill` and runs to its end;
+//! - a spinner moved into a cgroup of its own gives cgroup-scope samples naming that cgroup
+//!   and the spinner as its busiest process (the test makes and removes the cgroup).
 //!
 //! Loopback only: a stub resolver in this test. Needs root; skips loudly otherwise (fails
 //! under ENFORCER_REQUIRE_HOST=1, as in CI). The machine's other busy processes get `cpu`
@@ -254,4 +256,74 @@ fn monitor_mode_records_would_kill_for_f17_with_a_pool_lookup() {
         records.iter().all(|r| r["action"] != "kill"),
         "{records:#?}"
     );
+}
+
+/// The mount point of the cgroup v2 hierarchy (`/sys/fs/cgroup`, or `.../unified` on a hybrid
+/// host), from `/proc/self/mountinfo`.
+fn cgroup2_root() -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))
+            .flatten()
+    })
+}
+
+/// A cgroup made for the test, removed on drop (once its processes are gone).
+struct TestCgroup(std::path::PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("could not remove the test cgroup {}", self.0.display());
+    }
+}
+
+#[test]
+fn a_spinner_in_its_own_cgroup_gives_cgroup_samples() {
+    if !can_run("a_spinner_in_its_own_cgroup_gives_cgroup_samples") {
+        return;
+    }
+    let Some(root) = cgroup2_root() else {
+        assert!(!host::required(), "no cgroup v2 hierarchy mounted");
+        eprintln!("SKIPPED a_spinner_in_its_own_cgroup_gives_cgroup_samples: no cgroup v2");
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("enforcer-cpu-test-{}", std::process::id());
+    let path = format!("/{name}");
+    let policy = format!(
+        "{POLICY}
+  - id: cpu-cgroup-test
+    description: A leaf cgroup at 40% of the machine for 3 s. Alert.
+    severity: info
+    expression: cpu.scope == \"cgroup\" && cpu.cgroup == \"{path}\" && cpu.usage.percent >= 40 && cpu.window >= 3s
+    action: alert
+"
+    );
+    let mut engine = Engine::start_with(dir.path(), &policy, "block", &ENGINE_ARGS);
+    std::fs::create_dir(root.join(&name)).unwrap();
+    let cgroup = TestCgroup(root.join(&name));
+    let mut miner = Miner::start(12, &[]);
+    let pid = miner.pid();
+    std::fs::write(cgroup.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    let alert = engine.wait_for(VERDICT, "the cgroup alert", |r| {
+        r["action"] == "alert" && r["rule"] == "cpu-cgroup-test"
+    });
+    let cpu = &alert["event"]["cpu"];
+    assert_eq!(cpu["scope"], "cgroup", "{alert:#}");
+    assert_eq!(cpu["cgroup"]["path"], path.as_str(), "{alert:#}");
+    assert!(cpu["cgroup"]["id"].as_u64().unwrap() > 0);
+    assert_eq!(alert["event"]["process"]["pid"], pid, "the busiest process");
+    let status = miner.wait(Duration::from_secs(40));
+    assert!(status.success(), "an alert only: {status}");
+    drop(engine.stop());
+    drop(cgroup);
 }
