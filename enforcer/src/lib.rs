@@ -5,6 +5,7 @@ pub mod actions;
 pub mod audit;
 pub mod btf;
 pub mod clock;
+pub mod cpu;
 pub mod dns;
 pub mod engine;
 pub mod enrich;

@@ -5,7 +5,11 @@
 //! into test results. See `integration/README.md`.
 //!
 //! [`dns_fixture`] drives the stub resolver and DNS client fixtures from host and guest tests.
+//!
+//! [`stratum`] holds the stratum dialects' first messages and the socket write shared by the
+//! `stratum-client` and `fake-miner` fixtures.
 
 pub mod connection_limit;
 pub mod dns_fixture;
+pub mod stratum;
 pub mod vm;

@@ -1,6 +1,6 @@
 //! Self-test of the network fixtures (catalog F10, F13, N5) without the engine: `mock-pool`
-//! on ephemeral loopback ports, `stratum-client` in every dialect with both write calls, and
-//! `fixtures/stratum_client.py`. Checks that the pool records exactly the bytes each client sent
+//! on ephemeral loopback ports, `stratum-client` in every dialect with both write calls,
+//! `fixtures/stratum_client.py`, and `fake-miner` (F17: its lookup and stratum steps). Checks that the pool records exactly the bytes each client sent
 //! and answers in the client's dialect. No root, loopback only, every wait bounded.
 //!
 //! `cargo test -p enforcer-integration --test fixtures_selftest`. Without `python3` the Python
@@ -23,6 +23,9 @@ use serde_json::Value;
 
 const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
+const FAKE_MINER: &str = env!("CARGO_BIN_EXE_fake-miner");
+const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
+const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 const PY_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/stratum_client.py");
 
 /// The exact first lines each dialect must send (an independent copy of the client's table).
@@ -627,4 +630,67 @@ fn pool_serves_at_most_64_connections_at_a_time() {
     }
     let run = stratum_client(pool.addrs[0], "v1", "send", &["--expect-reply"]);
     assert_delivered(&pool, pool.addrs[0], &run, V1);
+}
+
+#[test]
+fn fake_miner_spins_resolves_and_speaks_stratum_on_loopback_only() {
+    let pool = Pool::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let stub_record = dir.path().join("stub.jsonl");
+    let stub = enforcer_integration::dns_fixture::StubDns::start(
+        Path::new(STUB_DNS),
+        "127.0.0.1:0",
+        &["pool.fake.test=127.0.0.77"],
+        &stub_record,
+    )
+    .unwrap();
+    let mut cmd = Command::new(FAKE_MINER);
+    cmd.args(["--spin-threads", "2", "--spin-secs", "1", "--resolve"])
+        .arg("pool.fake.test")
+        .arg("--dns")
+        .arg(stub.addr.to_string())
+        .arg("--dns-client")
+        .arg(DNS_CLIENT)
+        .arg("--stratum")
+        .arg(pool.addrs[0].to_string())
+        .args(["--dialect", "monero"]);
+    let out = run_bounded(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"SPINNING 2 1"), "{stdout}");
+    let resolved: Value = serde_json::from_str(
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("RESOLVED "))
+            .unwrap_or_else(|| panic!("no RESOLVED line: {stdout}")),
+    )
+    .unwrap();
+    assert_eq!(resolved["answers"], serde_json::json!(["127.0.0.77"]));
+    let sent = format!("STRATUM_SENT {}", MONERO.len());
+    assert!(lines.contains(&sent.as_str()), "{stdout}");
+    assert_eq!(lines.last(), Some(&"DONE"), "{stdout}");
+    assert!(
+        pool.records()
+            .iter()
+            .any(|r| r["line"].as_str() == MONERO.strip_suffix('\n')),
+        "{:?}",
+        pool.records()
+    );
+    let queries = enforcer_integration::dns_fixture::StubDns::queries(&stub_record);
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(queries[0]["name"], "pool.fake.test");
+
+    for bad in [
+        &["--stratum", "192.0.2.1:3333"][..],
+        &["--resolve", "x.test", "--dns", "8.8.8.8:53"],
+        &["--resolve", "x.test"],
+        &["--spin-threads", "0"],
+    ] {
+        let mut cmd = Command::new(FAKE_MINER);
+        cmd.args(["--spin-secs", "1"]).args(bad);
+        let out = run_bounded(cmd);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{bad:?} must not start: {out:?}");
+    }
 }

@@ -1,5 +1,5 @@
-//! The default policy against the CATALOG fixtures (F1, F2, F4..F7, F9, F10 must match the
-//! intended rules; N1, N2, N4, N5 must match nothing). Events are JSON files under fixtures/.
+//! The default policy against the CATALOG fixtures (F1, F2, F4..F7, F9, F10, F17 must match
+//! the intended rules, N3 at most the info alert; N1, N2, N4, N5 must match nothing). Events are JSON files under fixtures/.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -29,7 +29,7 @@ fn run_fixture(policy: &CompiledPolicy, name: &str) {
 #[test]
 fn positive_fixtures_match_their_rules() {
     let p = default_policy();
-    for f in ["F1", "F2", "F4", "F5", "F6", "F7", "F9", "F10"] {
+    for f in ["F1", "F2", "F4", "F5", "F6", "F7", "F9", "F10", "F17", "N3"] {
         run_fixture(&p, f);
     }
 }

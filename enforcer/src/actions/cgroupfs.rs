@@ -176,7 +176,7 @@ impl CgroupFs {
 }
 
 /// The sub-directories of `dir` (child cgroups); unreadable entries are skipped.
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn subdirs(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries

@@ -5,6 +5,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context as _;
 use enforcer::{
     actions::breaker::Limits,
+    cpu::CpuSettings,
     engine::{self, Mode, Options},
 };
 
@@ -38,6 +39,27 @@ pub(crate) struct RunArgs {
     /// Kill breaker window (e.g. `60s`, `5m`).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = window)]
     breaker_window: Duration,
+    /// CPU sampling interval (e.g. `5s`): how often every process's and leaf cgroup's CPU time
+    /// is read from /proc and the cgroup v2 hierarchy for the `cpu` rules (`cpu.usage.percent`,
+    /// `cpu.window`, ...). Nothing is sampled when the policy has no `cpu` rule.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = cpu_interval)]
+    cpu_interval: Duration,
+    /// CPU floor, percent of the machine (100 = N-1 of N cores busy): a process or cgroup at or
+    /// above it is in a sustained window (`cpu.window`) and gets a `cpu` event every interval;
+    /// below it its window starts again. Keep it at or below the lowest `cpu.usage.percent`
+    /// threshold of the policy.
+    #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    cpu_floor: i64,
+}
+
+/// A CPU sampling interval between 100 ms and 1 h.
+fn cpu_interval(value: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&interval) {
+        Ok(interval)
+    } else {
+        Err("the interval must be between 100ms and 1h".to_owned())
+    }
 }
 
 /// An absolute path (`--never-kill`).
@@ -93,6 +115,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             max_targets: args.breaker_max_targets as usize,
             window: args.breaker_window,
         },
+        cpu: CpuSettings {
+            interval: args.cpu_interval,
+            floor: args.cpu_floor,
+            ..CpuSettings::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -146,6 +173,24 @@ mod tests {
         );
         assert_eq!(args.breaker_max_targets, 3);
         assert_eq!(args.breaker_window, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn cpu_flags_defaults_values_and_bounds() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.cpu_interval, Duration::from_secs(5));
+        assert_eq!(args.cpu_floor, 50);
+        let args = parse(&["--cpu-interval", "1s", "--cpu-floor", "30"]).unwrap();
+        assert_eq!(args.cpu_interval, Duration::from_secs(1));
+        assert_eq!(args.cpu_floor, 30);
+        for bad in [
+            &["--cpu-interval", "10ms"][..],
+            &["--cpu-interval", "2h"],
+            &["--cpu-interval", "often"],
+            &["--cpu-floor", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

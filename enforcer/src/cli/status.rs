@@ -128,6 +128,12 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
             )
         },
         row(
+            "cpu usage",
+            "userspace sampling: /proc/<pid>/stat, cgroup v2 cpu.stat (every --cpu-interval)",
+            "kill",
+            "after the fact, by rules that ask for it (e.g. correlated with a miner indicator)",
+        ),
+        row(
             "dns response",
             "cgroup_skb/ingress (cgroup v2 root)",
             "none",
@@ -220,6 +226,7 @@ mod tests {
         assert_eq!(stop(&signal, "exec"), Some("kill"));
         assert_eq!(stop(&lsm, "connect"), Some("deny"));
         assert_eq!(stop(&signal, "dns query"), Some("kill"));
+        assert_eq!(stop(&lsm, "cpu usage"), Some("kill"));
         for table in [&lsm, &signal] {
             assert!(
                 table.iter().any(|c| !c.seen),

@@ -13,6 +13,7 @@ use super::{
 use crate::{
     audit::{Record, writer::WriteError, writer::timestamp},
     clock::BootClock,
+    cpu::indicators::Indicators,
     dns::QueryLog,
     enrich::Enricher,
     pipeline::{
@@ -21,6 +22,9 @@ use crate::{
         outcome,
     },
 };
+
+#[path = "handler_cpu.rs"]
+mod cpu;
 
 /// Turns records into audit records.
 #[derive(Debug)]
@@ -40,6 +44,8 @@ pub(crate) struct Handler<'p> {
     learned: Learned,
     /// The kill path, the kill breaker and the kernel plan.
     enforcer: Enforcer<'p>,
+    /// Miner indicators per process tree and cgroup, for `cpu` events (`handler_cpu.rs`).
+    indicators: Indicators,
 }
 
 /// A process cache seeded from `/proc`, so processes started before the engine resolve.
@@ -95,6 +101,7 @@ impl<'p> Handler<'p> {
             queries: QueryLog::default(),
             learned: Learned::default(),
             enforcer,
+            indicators: cpu::new_indicators(),
         }
     }
 
@@ -226,7 +233,11 @@ impl<'p> Handler<'p> {
             let Some(rule) = self.policy.rules().get(m.rule_index as usize) else {
                 continue;
             };
-            if reported_by_kernel(rule) || (response && !rule.dns_responses) {
+            if response && !rule.dns_responses {
+                continue;
+            }
+            self.note_indicator(rule, header, event);
+            if reported_by_kernel(rule) {
                 continue;
             }
             let mut performed = Vec::new();

@@ -1,5 +1,6 @@
 //! `enforcer run`: load the policy, probe the tier, load and attach the programs with the plan
-//! in their maps, write `engine_start`, then drain the ring buffer until SIGINT/SIGTERM and write
+//! in their maps, write `engine_start`, then drain the ring buffer (and, when the policy has
+//! `cpu` rules, run a CPU sampling round every `--cpu-interval`) until SIGINT/SIGTERM and write
 //! `engine_stop`.
 
 mod enforce;
@@ -70,6 +71,8 @@ pub struct Options {
     pub never_kill: Vec<PathBuf>,
     /// The kill breaker's limits for rules without a `breaker:` override.
     pub breaker: Limits,
+    /// CPU sampling (only when the policy has `cpu` rules).
+    pub cpu: crate::cpu::CpuSettings,
 }
 
 /// The loaded kernel plan, rewritten when the kill breaker disarms a rule.
@@ -195,6 +198,29 @@ fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) ->
     found
 }
 
+/// The CPU sampler, when the policy has an enabled `cpu` rule (else nothing is sampled).
+fn cpu_sampler(
+    policy: &CompiledPolicy,
+    settings: crate::cpu::CpuSettings,
+) -> Option<crate::cpu::Sampler> {
+    if !crate::cpu::policy_needs_cpu(policy) {
+        return None;
+    }
+    let cgroups = crate::actions::cgroupfs::CgroupFs::discover();
+    tracing::info!(
+        "sampling CPU every {:?} (floor {}%)",
+        settings.interval,
+        settings.floor
+    );
+    Some(crate::cpu::Sampler::new(
+        settings,
+        Path::new("/proc"),
+        cgroups.as_ref().map(|c| c.root()),
+        crate::cpu::usage::Capacity::this_machine(),
+        crate::enrich::process_cache::CacheConfig::default().tick_ns,
+    ))
+}
+
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { what, source }
 }
@@ -285,6 +311,9 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut handler = handler::Handler::new(&policy, tier, dry_run, clock, enforcer);
     let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
+    let mut cpu_timer = tokio::time::interval(options.cpu.interval);
+    let mut cpu = cpu_sampler(&policy, options.cpu);
+    cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let reason = loop {
         tokio::select! {
@@ -296,6 +325,14 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 }
                 sink.flush()?;
                 guard.clear_ready();
+            }
+            _ = cpu_timer.tick(), if cpu.is_some() => {
+                if let Some(sampler) = cpu.as_mut() {
+                    let now = crate::actions::kill::boot_now_ns();
+                    let hot = sampler.round(now);
+                    handler.cpu_round(&hot, now, &mut sink)?;
+                    sink.flush()?;
+                }
             }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",

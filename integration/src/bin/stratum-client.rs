@@ -34,10 +34,12 @@
 use std::{
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
-    os::fd::{AsRawFd as _, RawFd},
+    os::fd::AsRawFd as _,
     process::ExitCode,
     time::{Duration, Instant},
 };
+
+use enforcer_integration::stratum::{Dialect, WriteCall, describe, send_all};
 
 /// The whole run ends within this.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -47,41 +49,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_REPLY: usize = 64 * 1024;
 /// Longest `--write-delay-ms`.
 const MAX_DELAY_MS: u64 = 3000;
-
-const V1: &[u8] =
-    b"{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": [\"cpuminer/2.5.1\"]}\n";
-const ETHEREUM: &[u8] = b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"ethminer/0.19.0\",\"EthereumStratum/1.0.0\"]}\n";
-const MONERO: &[u8] = b"{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"4FAKEWALLETxxxxxxxxxxxxxxxx\",\"pass\":\"x\",\"agent\":\"XMRig/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/12.2.0\",\"algo\":[\"rx/0\",\"cn/r\"]}}\n";
-const JSONRPC: &[u8] =
-    b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"eth_blockNumber\",\"params\":[]}\n";
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum WriteCall {
-    /// `write(2)` on the raw fd.
-    Write,
-    /// `send(2)` (glibc issues `sendto`).
-    Send,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum Dialect {
-    V1,
-    Ethereum,
-    Monero,
-    /// Ordinary JSON-RPC, not stratum (fixture N5).
-    Jsonrpc,
-}
-
-impl Dialect {
-    fn message(self) -> &'static [u8] {
-        match self {
-            Dialect::V1 => V1,
-            Dialect::Ethereum => ETHEREUM,
-            Dialect::Monero => MONERO,
-            Dialect::Jsonrpc => JSONRPC,
-        }
-    }
-}
 
 /// Connects, sends the first message of a stratum dialect, optionally waits for a reply.
 /// Usage errors exit with status 2.
@@ -110,49 +77,6 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-/// `errno` and its description, as in `WRITE_FAILED errno=1 Operation not permitted`.
-fn describe(err: &std::io::Error) -> String {
-    match err.raw_os_error() {
-        Some(errno) => format!(
-            "errno={errno} {}",
-            nix::errno::Errno::from_raw(errno).desc()
-        ),
-        None => format!("errno=0 {err}"),
-    }
-}
-
-/// Writes all of `buf` to the socket `fd` with the chosen system call, retrying on EINTR and
-/// short writes. Returns the bytes written.
-fn send_all(fd: RawFd, buf: &[u8], call: WriteCall) -> std::io::Result<usize> {
-    let mut rest = buf;
-    while !rest.is_empty() {
-        let ptr = rest.as_ptr().cast::<libc::c_void>();
-        let n = match call {
-            // SAFETY: `fd` is the open socket of a `TcpStream` the caller keeps alive for the
-            // whole call, and `ptr`/`rest.len()` describe a live, initialised byte slice.
-            WriteCall::Write => unsafe { libc::write(fd, ptr, rest.len()) },
-            // SAFETY: as above; `send` reads at most `rest.len()` bytes from `ptr`.
-            WriteCall::Send => unsafe { libc::send(fd, ptr, rest.len(), libc::MSG_NOSIGNAL) },
-        };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        let n = usize::try_from(n).unwrap_or(0);
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "the socket accepted no bytes",
-            ));
-        }
-        rest = rest.get(n..).unwrap_or_default();
-    }
-    Ok(buf.len())
 }
 
 /// Reads one line (without its newline) before `deadline`.

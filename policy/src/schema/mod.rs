@@ -327,6 +327,11 @@ mod tests {
             "payload.stratum.method",
             "kernel.module.name",
             "cpu.usage.percent",
+            "cpu.window",
+            "cpu.scope",
+            "cpu.cgroup",
+            "cpu.indicators",
+            "cpu.correlated",
         ] {
             assert!(lookup(name).is_some(), "{name}");
         }
