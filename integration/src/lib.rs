@@ -7,9 +7,11 @@
 //! [`dns_fixture`] drives the stub resolver and DNS client fixtures from host and guest tests.
 //!
 //! [`stratum`] holds the stratum dialects' first messages and the socket write shared by the
-//! `stratum-client` and `fake-miner` fixtures.
+//! `stratum-client` and `fake-miner` fixtures; [`syscall`] reads a data-moving call's result
+//! (EINTR, no progress) for every fixture loop.
 
 pub mod connection_limit;
 pub mod dns_fixture;
 pub mod stratum;
+pub mod syscall;
 pub mod vm;

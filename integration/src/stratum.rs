@@ -68,20 +68,9 @@ pub fn send_all(fd: RawFd, buf: &[u8], call: WriteCall) -> std::io::Result<usize
             // SAFETY: as above; `send` reads at most `rest.len()` bytes from `ptr`.
             WriteCall::Send => unsafe { libc::send(fd, ptr, rest.len(), libc::MSG_NOSIGNAL) },
         };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        let n = usize::try_from(n).unwrap_or(0);
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "the socket accepted no bytes",
-            ));
-        }
+        let Some(n) = crate::syscall::progress(n, "the socket accepted no bytes")? else {
+            continue;
+        };
         rest = rest.get(n..).unwrap_or_default();
     }
     Ok(buf.len())

@@ -102,21 +102,7 @@ fn signal_tier_kills_pool_lookups_and_pool_connects() {
         );
     }
 
-    let pool = Command::new(MOCK_POOL)
-        .args([
-            "--listen",
-            "127.0.0.77:0",
-            "--listen",
-            "127.0.0.1:0",
-            "--record",
-        ])
-        .arg(dir.path().join("pool.jsonl"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pool = scopeguard(pool);
-    let addrs = pool_addrs(&mut pool.0);
+    let (_pool, addrs) = start_pool(dir.path(), "127.0.0.77");
     let status = stratum_client(&addrs[0]);
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
@@ -230,21 +216,7 @@ fn binds_and_accepts_are_reported_when_a_rule_is_about_them() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mut engine = Engine::start(dir.path(), SOCKET_POLICY, "block");
-    let pool = Command::new(MOCK_POOL)
-        .args([
-            "--listen",
-            "127.0.0.79:0",
-            "--listen",
-            "127.0.0.1:0",
-            "--record",
-        ])
-        .arg(dir.path().join("pool.jsonl"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pool = scopeguard(pool);
-    let addrs = pool_addrs(&mut pool.0);
+    let (pool, addrs) = start_pool(dir.path(), "127.0.0.79");
     let port: u64 = addrs[0].rsplit(':').next().unwrap().parse().unwrap();
     assert!(stratum_client(&addrs[0]).success(), "the client connects");
     engine.wait_for(Duration::from_secs(10), "accept alert", |r| {
@@ -356,21 +328,7 @@ fn signal_tier_kills_connects_to_addresses_learned_from_pool_answers() {
         stub.addr.port()
     );
     let mut engine = Engine::start(dir.path(), &policy, "block");
-    let pool = Command::new(MOCK_POOL)
-        .args([
-            "--listen",
-            "127.0.0.77:0",
-            "--listen",
-            "127.0.0.1:0",
-            "--record",
-        ])
-        .arg(dir.path().join("pool.jsonl"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pool = scopeguard(pool);
-    let addrs = pool_addrs(&mut pool.0);
+    let (_pool, addrs) = start_pool(dir.path(), "127.0.0.77");
     assert!(
         stratum_client(&addrs[0]).success(),
         "before any answer the address is not a pool's"
@@ -416,15 +374,26 @@ impl Drop for Guard {
     }
 }
 
-fn scopeguard(child: std::process::Child) -> Guard {
-    Guard(child)
-}
-
-/// The addresses of a mock pool's `READY` line.
-fn pool_addrs(child: &mut std::process::Child) -> Vec<String> {
+/// Starts a mock pool listening on `special:0` and `127.0.0.1:0` (recording into `dir`);
+/// returns it (killed on drop) and its two addresses from its `READY` line.
+fn start_pool(dir: &Path, special: &str) -> (Guard, Vec<String>) {
     use std::io::{BufRead as _, BufReader};
+    let child = Command::new(MOCK_POOL)
+        .args([
+            "--listen",
+            &format!("{special}:0"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--record")
+        .arg(dir.join("pool.jsonl"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pool = Guard(child);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(pool.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addrs: Vec<String> = line
@@ -434,5 +403,5 @@ fn pool_addrs(child: &mut std::process::Child) -> Vec<String> {
         .map(str::to_owned)
         .collect();
     assert_eq!(addrs.len(), 2, "{line:?}");
-    addrs
+    (pool, addrs)
 }

@@ -16,20 +16,12 @@ use enforcer_common::{
     plan::{RECORD_ACCEPTS, RECORD_BINDS},
 };
 
-use super::sys_enter_send::syscall_arg;
+use super::{sockaddr_call, sys_enter_send::syscall_arg};
 use crate::{
     emit, kernel,
     maps::{count, plan_settings},
-    net::{self, Space},
+    net,
 };
-
-/// The socket type of `fd` in the current task, 0 when it is not a readable socket.
-#[inline(always)]
-fn socket_type_of_fd(fd: u32) -> u32 {
-    kernel::socket_file(fd)
-        .and_then(net::socket_of_file)
-        .map_or(0, net::socket_type)
-}
 
 /// `syscalls/sys_enter_bind(fd, umyaddr, addrlen)`.
 #[tracepoint(category = "syscalls", name = "sys_enter_bind")]
@@ -37,21 +29,13 @@ pub(crate) fn tp_sys_enter_bind(ctx: TracePointContext) -> u32 {
     if plan_settings().record & RECORD_BINDS == 0 {
         return 0;
     }
-    let (Ok(fd), Ok(addr), Ok(addr_len)) = (
-        syscall_arg(&ctx, 0),
-        syscall_arg(&ctx, 1),
-        syscall_arg(&ctx, 2),
-    ) else {
-        count(Counter::ReadError);
+    let mut local = SockAddr::default();
+    let Some((fd, sock_type)) = sockaddr_call(&ctx, &mut local) else {
         return 0;
     };
-    let mut local = SockAddr::default();
-    if !net::read_sockaddr(addr, addr_len, Space::User, &mut local) {
-        return 0;
-    }
     let facts = emit::SocketFacts {
-        fd: fd as u32,
-        sock_type: socket_type_of_fd(fd as u32),
+        fd,
+        sock_type,
         addr: &local,
         local_port: local.port,
     };

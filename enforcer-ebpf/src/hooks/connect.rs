@@ -29,9 +29,9 @@ use enforcer_common::{
     plan::{PLAN_FLAG_RECORD, RECORD_CONNECT_MATCHED_ONLY},
 };
 
-use super::{Verdict, sys_enter_send::syscall_arg};
+use super::{Verdict, sockaddr_call};
 use crate::{
-    emit, kernel,
+    emit,
     maps::{config, count, plan_settings},
     net::{self, Space},
     plan::{Site, act},
@@ -44,22 +44,11 @@ pub(crate) fn tp_sys_enter_connect(ctx: TracePointContext) -> u32 {
     if cfg.tier == Tier::Lsm as u32 {
         return 0;
     }
-    let (Ok(fd), Ok(addr), Ok(addr_len)) = (
-        syscall_arg(&ctx, 0),
-        syscall_arg(&ctx, 1),
-        syscall_arg(&ctx, 2),
-    ) else {
-        count(Counter::ReadError);
+    let mut dest = SockAddr::default();
+    let Some((fd, sock_type)) = sockaddr_call(&ctx, &mut dest) else {
         return 0;
     };
-    let mut dest = SockAddr::default();
-    if !net::read_sockaddr(addr, addr_len, Space::User, &mut dest) {
-        return 0;
-    }
-    let sock_type = kernel::socket_file(fd as u32)
-        .and_then(net::socket_of_file)
-        .map_or(0, net::socket_type);
-    let _ = on_connect(&dest, fd as u32, sock_type, Site::Tracepoint);
+    let _ = on_connect(&dest, fd, sock_type, Site::Tracepoint);
     0
 }
 

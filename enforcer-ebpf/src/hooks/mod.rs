@@ -13,6 +13,33 @@ mod sched_process_exec;
 mod socket_sendmsg;
 mod sys_enter_send;
 
+/// The `(fd, struct sockaddr *, addrlen)` arguments of `connect`/`bind` tracepoints: reads the
+/// user address into `out` (IPv4/IPv6 only) and returns the fd and its socket type (0 when
+/// the fd is not a readable socket). A record that cannot be read is counted.
+#[inline(always)]
+fn sockaddr_call(
+    ctx: &aya_ebpf::programs::TracePointContext,
+    out: &mut enforcer_common::net::SockAddr,
+) -> Option<(u32, u32)> {
+    use crate::{kernel, net};
+    let (Ok(fd), Ok(addr), Ok(addr_len)) = (
+        sys_enter_send::syscall_arg(ctx, 0),
+        sys_enter_send::syscall_arg(ctx, 1),
+        sys_enter_send::syscall_arg(ctx, 2),
+    ) else {
+        crate::maps::count(enforcer_common::event::Counter::ReadError);
+        return None;
+    };
+    if !net::read_sockaddr(addr, addr_len, net::Space::User, out) {
+        return None;
+    }
+    let fd = fd as u32;
+    let sock_type = kernel::socket_file(fd)
+        .and_then(net::socket_of_file)
+        .map_or(0, net::socket_type);
+    Some((fd, sock_type))
+}
+
 /// What an LSM hook returns to the kernel.
 #[repr(i32)]
 #[derive(Clone, Copy, PartialEq, Eq)]

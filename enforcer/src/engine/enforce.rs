@@ -367,7 +367,8 @@ fn target(header: &EventHeader, event: &Value) -> Target {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! An enforcer for handler tests, with a kernel plan that records the downgrades.
+    //! An enforcer and a handler for tests, with a kernel plan that records the downgrades.
+    #![allow(clippy::expect_used)]
     use std::{cell::RefCell, path::PathBuf, rc::Rc};
 
     use super::*;
@@ -406,6 +407,33 @@ pub(crate) mod testing {
         let protection = Protection::new(EngineIdentity::current(&proc), never_kill);
         let killer = Killer::new(proc, CgroupFs::discover(), protection);
         Enforcer::new(policy, killer, limits, Box::new(plan), clock, dry_run)
+    }
+
+    /// A signal-tier handler for `policy` with a default [`enforcer`] (nothing spared beyond
+    /// the built-ins, default breaker, a fake plan), its sink writing `dir/audit.jsonl`, and
+    /// that path.
+    pub(crate) fn handler<'p>(
+        policy: &'p CompiledPolicy,
+        dir: &std::path::Path,
+    ) -> (
+        crate::engine::handler::Handler<'p>,
+        crate::engine::Sink,
+        PathBuf,
+    ) {
+        let log = dir.join("audit.jsonl");
+        let sink = crate::engine::Sink::open(Some(&log), false).expect("audit log");
+        let clock = BootClock::new().expect("boot clock");
+        let enforcer = enforcer(
+            policy,
+            &[],
+            Limits::DEFAULT,
+            FakePlan::default(),
+            clock,
+            false,
+        );
+        let handler =
+            crate::engine::handler::Handler::new(policy, "signal", false, clock, enforcer);
+        (handler, sink, log)
     }
 }
 

@@ -287,9 +287,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::{
-        actions::breaker::Limits,
         audit::AuditReader,
-        engine::enforce::testing::{self, FakePlan},
+        engine::enforce::testing,
         pipeline::decode::{as_bytes, test_exec_record},
     };
 
@@ -313,18 +312,7 @@ rules:
     fn alerts_follow_every_and_enforcement_is_never_limited() {
         let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("audit.jsonl");
-        let mut sink = Sink::open(Some(&log), false).unwrap();
-        let clock = BootClock::new().unwrap();
-        let enforcer = testing::enforcer(
-            &policy,
-            &[],
-            Limits::DEFAULT,
-            FakePlan::default(),
-            clock,
-            false,
-        );
-        let mut handler = Handler::new(&policy, "signal", false, clock, enforcer);
+        let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         let rec = test_exec_record();
         for _ in 0..3 {
             handler.handle(as_bytes(&rec), &mut sink).unwrap();
@@ -350,18 +338,7 @@ rules:
             enforcer_policy::load_str("p.yaml", POLICY.replace("    mode: monitor\n", "").as_str())
                 .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("audit.jsonl");
-        let mut sink = Sink::open(Some(&log), false).unwrap();
-        let clock = BootClock::new().unwrap();
-        let enforcer = testing::enforcer(
-            &policy,
-            &[],
-            Limits::DEFAULT,
-            FakePlan::default(),
-            clock,
-            false,
-        );
-        let mut handler = Handler::new(&policy, "signal", false, clock, enforcer);
+        let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         let mut rec = test_exec_record();
         rec.header.outcome = OUTCOME_KILLED;
         rec.header.rule_index = 0;

@@ -113,11 +113,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        actions::{breaker::Limits, kill::boot_now_ns},
+        actions::kill::boot_now_ns,
         audit::AuditReader,
-        clock::BootClock,
         cpu::{proc_source, tracker::Sustained},
-        engine::enforce::testing::{self, FakePlan},
+        engine::enforce::testing,
     };
 
     const POLICY: &str = r#"rules:
@@ -157,18 +156,7 @@ mod tests {
     fn a_correlated_sample_is_killed_and_a_lone_one_alerts() {
         let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("audit.jsonl");
-        let mut sink = Sink::open(Some(&log), false).unwrap();
-        let clock = BootClock::new().unwrap();
-        let enforcer = testing::enforcer(
-            &policy,
-            &[],
-            Limits::DEFAULT,
-            FakePlan::default(),
-            clock,
-            false,
-        );
-        let mut handler = Handler::new(&policy, "signal", false, clock, enforcer);
+        let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         let mut miner = Command::new("sleep").arg("30").spawn().unwrap();
         let mut job = Command::new("sleep").arg("30").spawn().unwrap();
         let (m, j) = (hot(&miner), hot(&job));

@@ -251,38 +251,44 @@ pub fn parse_network(value: &str) -> Result<(IpAddr, u32), PlanError> {
     Ok((addr, len))
 }
 
-/// Writes the connect plan tries: IPv4 prefixes into one, IPv6 into the other.
+/// Sets (`Some`) or removes (`None`) the connect plan entry of `addr/len`: IPv4 prefixes live
+/// in one trie, IPv6 in the other.
+fn set_connect_key(
+    ebpf: &mut Ebpf,
+    addr: IpAddr,
+    len: u32,
+    verdict: Option<PlanVerdict>,
+) -> Result<(), PlanError> {
+    fn set<const N: usize>(
+        ebpf: &mut Ebpf,
+        map: &'static str,
+        key: Key<[u8; N]>,
+        verdict: Option<PlanVerdict>,
+    ) -> Result<(), PlanError> {
+        let mut trie: LpmTrie<_, [u8; N], PlanVerdict> = ebpf
+            .map_mut(map)
+            .ok_or(PlanError::MissingMap(map))?
+            .try_into()
+            .map_err(|source| PlanError::Map { map, source })?;
+        match verdict {
+            Some(v) => trie.insert(&key, v, 0),
+            None => trie.remove(&key),
+        }
+        .map_err(|source| PlanError::Map { map, source })
+    }
+    match addr {
+        IpAddr::V4(a) => set(ebpf, CONNECT_V4_PLAN, Key::new(len, a.octets()), verdict),
+        IpAddr::V6(a) => set(ebpf, CONNECT_V6_PLAN, Key::new(len, a.octets()), verdict),
+    }
+}
+
+/// Writes the connect plan tries.
 fn write_connect(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<usize, PlanError> {
-    let mut nets = Vec::with_capacity(entries.len());
     for entry in entries {
         let (addr, len) = parse_network(&entry.value)?;
-        nets.push((addr, len, verdict_or_stop(ctx, &entry.rules)));
+        set_connect_key(ebpf, addr, len, Some(verdict_or_stop(ctx, &entry.rules)))?;
     }
-    let map = CONNECT_V4_PLAN;
-    let mut v4: LpmTrie<_, [u8; 4], PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
-    for (addr, len, verdict) in &nets {
-        if let IpAddr::V4(a) = addr {
-            v4.insert(&Key::new(*len, a.octets()), verdict, 0)
-                .map_err(|source| PlanError::Map { map, source })?;
-        }
-    }
-    let map = CONNECT_V6_PLAN;
-    let mut v6: LpmTrie<_, [u8; 16], PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
-    for (addr, len, verdict) in &nets {
-        if let IpAddr::V6(a) = addr {
-            v6.insert(&Key::new(*len, a.octets()), verdict, 0)
-                .map_err(|source| PlanError::Map { map, source })?;
-        }
-    }
-    Ok(nets.len())
+    Ok(entries.len())
 }
 
 /// Writes the connect plan entry of a learned address (`learned`: the rules on
@@ -316,40 +322,8 @@ pub fn write_learned(
         generation,
         disarmed,
     };
-    let write = !learned.is_empty() || exact;
-    let verdict = verdict_or_stop(ctx, &rules);
-    match ip {
-        IpAddr::V4(a) => {
-            let map = CONNECT_V4_PLAN;
-            let mut trie: LpmTrie<_, [u8; 4], PlanVerdict> = ebpf
-                .map_mut(map)
-                .ok_or(PlanError::MissingMap(map))?
-                .try_into()
-                .map_err(|source| PlanError::Map { map, source })?;
-            let key = Key::new(host_len, a.octets());
-            if write {
-                trie.insert(&key, verdict, 0)
-            } else {
-                trie.remove(&key)
-            }
-            .map_err(|source| PlanError::Map { map, source })
-        }
-        IpAddr::V6(a) => {
-            let map = CONNECT_V6_PLAN;
-            let mut trie: LpmTrie<_, [u8; 16], PlanVerdict> = ebpf
-                .map_mut(map)
-                .ok_or(PlanError::MissingMap(map))?
-                .try_into()
-                .map_err(|source| PlanError::Map { map, source })?;
-            let key = Key::new(host_len, a.octets());
-            if write {
-                trie.insert(&key, verdict, 0)
-            } else {
-                trie.remove(&key)
-            }
-            .map_err(|source| PlanError::Map { map, source })
-        }
-    }
+    let verdict = (!learned.is_empty() || exact).then(|| verdict_or_stop(ctx, &rules));
+    set_connect_key(ebpf, ip, host_len, verdict)
 }
 
 /// Writes the kernel plan of `policy` into the plan maps; returns the number of entries.

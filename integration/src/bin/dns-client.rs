@@ -50,6 +50,10 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use enforcer_integration::{
+    stratum::{WriteCall, send_all},
+    syscall::progress,
+};
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
     rr::{Name, RData, RecordType},
@@ -344,20 +348,9 @@ fn send_mmsg(fd: RawFd, msgs: &[Vec<u8>]) -> std::io::Result<()> {
         // SAFETY: `rest` is `count` live mmsghdr, each pointing to one live iovec over a live
         // message; the kernel reads them and writes only `msg_len` of each.
         let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), count, 0) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        let n = usize::try_from(n).unwrap_or(0);
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "sendmmsg sent no message",
-            ));
-        }
+        let Some(n) = progress(n as isize, "sendmmsg sent no message")? else {
+            continue;
+        };
         for (hdr, msg) in rest
             .iter()
             .zip(msgs.get(done..).unwrap_or_default())
@@ -521,18 +514,8 @@ fn tcp(args: &Args, id: u16, msg: &[u8], split: bool) -> Result<Replies, Failure
             .map_err(Failure::at(Stage::Send))?;
         rest = rest.get(n..).unwrap_or_default();
     }
-    while !rest.is_empty() {
-        let (ptr, len) = (rest.as_ptr().cast::<libc::c_void>(), rest.len());
-        // SAFETY: `fd` is the open socket of `stream`, alive for the call; `ptr`/`len` describe
-        // a live byte slice that write(2) only reads.
-        let n = retry(|| unsafe { libc::write(fd, ptr, len) }).map_err(Failure::at(Stage::Send))?;
-        if n == 0 {
-            return Err(Failure::at(Stage::Send)(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "the socket took no bytes",
-            )));
-        }
-        rest = rest.get(n..).unwrap_or_default();
+    if !rest.is_empty() {
+        send_all(fd, rest, WriteCall::Write).map_err(Failure::at(Stage::Send))?;
     }
     let deadline = Instant::now() + ANSWER_TIMEOUT;
     loop {

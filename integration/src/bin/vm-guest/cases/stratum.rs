@@ -1,7 +1,8 @@
 //! Stratum cases (fixture F10 in the lsm tier): with the engine attached in block mode, a
 //! stratum subscribe fails with EPERM and never reaches the pool (deny rule), a CryptoNote
 //! login kills its sender before a byte leaves (deny + kill rule), on several ports and with
-//! both `write` and `sendto`; an ordinary JSON-RPC request on the same port reaches the pool (N5).
+//! both `write` and `sendto`; a shell script piping a subscribe into `nc` is stopped the same
+//! way (F13 without Python); an ordinary JSON-RPC request on the same port reaches the pool (N5).
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -98,6 +99,31 @@ pub(super) fn client(addr: &str, dialect: &str, call: &str) -> Result<ClientRun,
     })
 }
 
+/// F13 in the guest (no Python there): a shell script pipes a stratum subscribe into
+/// busybox `nc`; the network rule alone stops it (the send fails with EPERM, `nc` fails).
+fn script_client(ctx: &Ctx) -> Result<(), String> {
+    let script = format!(
+        "printf '%s\\n' '{{\"id\": 7, \"method\": \"mining.subscribe\", \"params\": [\"sh/1.0\"]}}' \
+         | {bb} timeout 5 {bb} nc {addr}",
+        bb = layout::BUSYBOX,
+        addr = LISTEN[1].replace(':', " "),
+    );
+    let out = Command::new(layout::BUSYBOX)
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run the script client: {e}"))?;
+    if out.status.success() {
+        return Err(format!(
+            "the script's stratum subscribe must fail: {} {:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    ctx.log(format!("script client (sh + nc) stopped: {}", out.status));
+    Ok(())
+}
+
 /// Block mode against the mock pool; see the module documentation.
 pub(crate) fn lsm_stratum_deny(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
@@ -147,6 +173,7 @@ fn stratum_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> 
         }
         ctx.log(format!("monero via {call} to {addr}: sender killed"));
     }
+    script_client(ctx)?;
     let leaked = pool_messages();
     if !leaked.is_empty() {
         return Err(format!("the pool received stratum bytes: {leaked:?}"));
