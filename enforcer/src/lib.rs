@@ -8,5 +8,6 @@ pub mod clock;
 pub mod dns;
 pub mod engine;
 pub mod enrich;
+pub mod hash;
 pub mod loader;
 pub mod pipeline;

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use enforcer::{
     actions::breaker::Limits,
     engine::{self, Mode, Options},
+    hash::HashConfig,
 };
 
 /// Arguments of `enforcer run`.
@@ -38,6 +39,14 @@ pub(crate) struct RunArgs {
     /// Kill breaker window (e.g. `60s`, `5m`).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = window)]
     breaker_window: Duration,
+    /// Executables larger than this many MiB are not hashed (`exec.file.hash.status:
+    /// unavailable`, reason `too large`); rules on other fields still apply.
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    hash_max_mib: u64,
+    /// Hashing budget in MiB per second (token bucket, bursts of 8 seconds' worth): an exec
+    /// storm of distinct files beyond it gets `hash budget exhausted` instead of a hash.
+    #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    hash_rate_mib: u64,
 }
 
 /// An absolute path (`--never-kill`).
@@ -92,6 +101,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         breaker: Limits {
             max_targets: args.breaker_max_targets as usize,
             window: args.breaker_window,
+        },
+        hash: HashConfig {
+            max_size: args.hash_max_mib << 20,
+            bytes_per_s: args.hash_rate_mib << 20,
+            burst_bytes: (args.hash_rate_mib << 20).saturating_mul(8),
+            ..HashConfig::default()
         },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

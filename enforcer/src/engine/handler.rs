@@ -1,5 +1,8 @@
 //! Handling one ring-buffer record: decode, build the event, turn the kernel's verdict into
 //! enforcement records, evaluate the userspace rules, and write it all to the sink.
+//! Exec events whose file hash is computed after the fact are finished in [`hashing`].
+
+mod hashing;
 
 use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
 use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo, ratelimit::RateLimiter};
@@ -34,6 +37,8 @@ pub(crate) struct Handler<'p> {
     enricher: Enricher,
     /// The kill path, the kill breaker and the kernel plan.
     enforcer: Enforcer<'p>,
+    /// Content hashes of executed files, when the policy reads them.
+    hashing: Option<hashing::Hashing>,
 }
 
 /// A process cache seeded from `/proc`, so processes started before the engine resolve.
@@ -44,6 +49,17 @@ fn seeded_enricher() -> Enricher {
         Err(err) => tracing::warn!("process cache not seeded from /proc: {err}"),
     }
     enricher
+}
+
+/// Which matching rules [`Handler::userspace_rules`] acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Select {
+    /// Every rule.
+    All,
+    /// Rules that do not read the file hash (it is still being computed).
+    WithoutHash,
+    /// Only rules that read the file hash (it has just been computed).
+    OnlyHash,
 }
 
 /// Whether the kernel plan carries the rule (its deny/kill outcome arrives with the record, so
@@ -70,6 +86,7 @@ impl<'p> Handler<'p> {
             limiter: RateLimiter::default(),
             enricher: seeded_enricher(),
             enforcer,
+            hashing: None,
         }
     }
 
@@ -89,6 +106,9 @@ impl<'p> Handler<'p> {
                 // by the tracepoint when it succeeds, and only that record is evaluated.
                 let observed = !matches!(record, Decoded::Exec(_))
                     || header.hook == Hook::TpSchedProcessExec as u32;
+                if observed && let Decoded::Exec(exec) = &record {
+                    return self.report_exec(&header, exec, event, sink);
+                }
                 self.report(&header, event, observed, sink)
             }
             Err(err) => {
@@ -119,22 +139,33 @@ impl<'p> Handler<'p> {
         observed: bool,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
+        self.kernel_records(header, &event, sink)?;
+        if !observed {
+            return Ok(());
+        }
+        self.userspace_rules(header, &event, Select::All, sink)?;
+        sink.write(&Record::Event { event })
+    }
+
+    /// The kernel's enforcement records of `header` (whose event did not need to wait).
+    fn kernel_records(
+        &mut self,
+        header: &EventHeader,
+        event: &Value,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
         let (rule, severity) = self.rule_id(header.rule_index);
-        let policy = self.policy;
-        let info = policy
+        let info = self
+            .policy
             .rules()
             .get(header.rule_index as usize)
             .map(|r| (header.rule_index, r));
         for action in outcome::actions(header.outcome) {
-            for act in self.enforcer.kernel(action, info, header, &event) {
+            for act in self.enforcer.kernel(action, info, header, event) {
                 sink.write(&act.into_record(&rule, &severity, self.tier, event.clone()))?;
             }
         }
-        if !observed {
-            return Ok(());
-        }
-        self.userspace_rules(header, &event, sink)?;
-        sink.write(&Record::Event { event })
+        Ok(())
     }
 
     /// Evaluates the rules the kernel does not enforce: alerts are recorded, kills are
@@ -143,6 +174,7 @@ impl<'p> Handler<'p> {
         &mut self,
         header: &EventHeader,
         event: &Value,
+        select: Select,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
         let Ok(ev) = Event::from_json(event) else {
@@ -152,7 +184,15 @@ impl<'p> Handler<'p> {
             let Some(rule) = self.policy.rules().get(m.rule_index as usize) else {
                 continue;
             };
-            if reported_by_kernel(rule) {
+            if !self.selected(select, m.rule_index) {
+                continue;
+            }
+            // The kernel's record already acted for this rule on this event (a kernel plan
+            // rule, or a verdict the daemon wrote into the kernel for this file).
+            let acted_in_kernel = header.outcome != 0
+                && header.rule_index == m.rule_index
+                && (rule.actions.deny || rule.actions.kill);
+            if reported_by_kernel(rule) || acted_in_kernel {
                 continue;
             }
             let mut performed = Vec::new();

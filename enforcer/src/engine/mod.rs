@@ -30,6 +30,7 @@ use crate::{
     audit::{BreakerSettings, Record, writer::WriteError},
     btf::BtfError,
     clock::BootClock,
+    hash::{Done, ExecHasher, HashConfig},
     loader::{self, KernelTier, LoadError, counters, plan_sync},
 };
 pub use sink::Sink;
@@ -68,6 +69,8 @@ pub struct Options {
     pub never_kill: Vec<PathBuf>,
     /// The kill breaker's limits for rules without a `breaker:` override.
     pub breaker: Limits,
+    /// Bounds of the executable hasher (used when a rule reads `exec.file.hash.*`).
+    pub hash: HashConfig,
 }
 
 /// The loaded kernel plan, rewritten when the kill breaker disarms a rule.
@@ -160,6 +163,16 @@ fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) ->
     found
 }
 
+/// The next finished hash, or never when nothing is hashed.
+async fn next_hash(
+    results: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Done>>,
+) -> Option<Done> {
+    match results {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { what, source }
 }
@@ -242,6 +255,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         dry_run,
     );
     let mut handler = handler::Handler::new(&policy, tier, dry_run, clock, enforcer);
+    let mut hash_results = None;
+    if policy.rules_reading("exec.file.hash.").contains(&true) {
+        let (hasher, results) =
+            ExecHasher::start(options.hash.clone()).map_err(io_err("hash threads"))?;
+        handler = handler.with_hasher(hasher);
+        hash_results = Some(results);
+    }
     let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
 
@@ -256,6 +276,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 sink.flush()?;
                 guard.clear_ready();
             }
+            Some(done) = next_hash(&mut hash_results) => {
+                handler.hash_done(done, &mut sink)?;
+                sink.flush()?;
+            }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }
@@ -266,6 +290,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         while let Some(item) = ring.next() {
             handler.handle(&item, &mut sink)?;
         }
+        handler.stop_hashing(&mut sink)?;
         sink.flush()?;
     }
     let decode_errors = handler.decode_errors();
