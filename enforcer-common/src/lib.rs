@@ -30,6 +30,7 @@ mod pod {
         plan::PathKey,
         plan::MethodKey,
         plan::PlanVerdict,
+        plan::InodeKey,
         KernelOffsets,
         EngineConfig
     );

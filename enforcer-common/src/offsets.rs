@@ -79,6 +79,18 @@ pub struct KernelOffsets {
     pub nr_sendmsg: u32,
     /// Number of `sendmmsg`.
     pub nr_sendmmsg: u32,
+    /// `struct inode` -> `i_ino` (unsigned long).
+    pub inode_ino: u32,
+    /// `struct inode` -> `i_sb` (`struct super_block *`).
+    pub inode_sb: u32,
+    /// `struct super_block` -> `s_dev` (dev_t, u32).
+    pub sb_dev: u32,
+    /// `struct inode` -> change time seconds (i64): `i_ctime_sec` (6.11+),
+    /// `__i_ctime.tv_sec` (6.6 to 6.10) or `i_ctime.tv_sec` (before 6.6).
+    pub inode_ctime_sec: u32,
+    /// `struct inode` -> change time nanoseconds (read as u32): `i_ctime_nsec`,
+    /// `__i_ctime.tv_nsec` or `i_ctime.tv_nsec` (a long, little-endian: its low half).
+    pub inode_ctime_nsec: u32,
 }
 
 impl KernelOffsets {
@@ -119,7 +131,12 @@ impl KernelOffsets {
         nr_sendto: 0,
         nr_sendmsg: 0,
         nr_sendmmsg: 0,
+        inode_ino: 0,
+        inode_sb: 0,
+        sb_dev: 0,
+        inode_ctime_sec: 0,
+        inode_ctime_nsec: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 160);

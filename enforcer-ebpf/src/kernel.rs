@@ -5,7 +5,7 @@
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
 use enforcer_common::{
     event::EXEC_NAME_TRUNCATED,
-    plan::{NAME_LEN, PATH_LEN},
+    plan::{InodeKey, NAME_LEN, PATH_LEN},
 };
 
 use crate::maps::offsets;
@@ -73,6 +73,32 @@ pub(crate) fn read_exec_target(
         path_len: path_len as u32,
         flags,
     })
+}
+
+/// The multigrain-timestamp flag the kernel keeps in the top bit of the change time's
+/// nanoseconds (6.13+, `I_CTIME_QUERIED`); never part of the time.
+const CTIME_QUERIED: u32 = 1 << 31;
+
+/// Reads the identity of the file behind `struct file *file` (`f_inode`: inode number, change
+/// time, `i_sb->s_dev`) into `key`, in place (no struct copies through the stack).
+#[inline(always)]
+pub(crate) fn read_file_identity(file: *const u8, key: &mut InodeKey) -> Result<(), ReadError> {
+    let off = offsets();
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    key.ino = read_at(inode, off.inode_ino)?;
+    key.ctime_sec = read_at(inode, off.inode_ctime_sec)?;
+    let nsec: u32 = read_at(inode, off.inode_ctime_nsec)?;
+    key.ctime_nsec = nsec & !CTIME_QUERIED;
+    let sb: *const u8 = read_at(inode, off.inode_sb)?;
+    key.dev = read_at(sb, off.sb_dev)?;
+    Ok(())
+}
+
+/// The identity of the file an exec runs (`bprm->file`), into `key`.
+#[inline(always)]
+pub(crate) fn read_exec_identity(bprm: *const u8, key: &mut InodeKey) -> Result<(), ReadError> {
+    let file: *const u8 = read_at(bprm, offsets().binprm_file)?;
+    read_file_identity(file, key)
 }
 
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.

@@ -6,7 +6,7 @@ use enforcer_common::{
     event::{
         OUTCOME_DENIED, OUTCOME_KILLED, OUTCOME_SPARED, OUTCOME_WOULD_DENY, OUTCOME_WOULD_KILL,
     },
-    plan::{ACTION_DENY, ACTION_KILL, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
+    plan::{ACTION_DENY, ACTION_KILL, InodeKey, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
 };
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, generated::bpf_send_signal};
@@ -14,25 +14,33 @@ use enforcer_common::event::{Counter, OUTCOME_KILL_FAILED};
 
 use crate::{
     emit,
-    maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN, count},
+    maps::{EXEC_INODE_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, count},
 };
 
 /// `SIGKILL`.
 const SIGKILL: u32 = 9;
 
-/// Looks the exec up by basename first, then by path. Truncated values never match.
+/// Looks the exec up by basename first, then by path, then by file identity (a verdict the
+/// daemon wrote for this file's content). Truncated values and unread identities never match.
 #[inline(always)]
 pub(crate) fn lookup_exec(
     name: &NameKey,
     name_ok: bool,
     path: &PathKey,
     path_ok: bool,
+    inode: &InodeKey,
 ) -> Option<PlanVerdict> {
     if name_ok && let Some(v) = EXEC_NAME_PLAN.get_ptr(name) {
         // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
         return Some(unsafe { *v });
     }
     if path_ok && let Some(v) = EXEC_PATH_PLAN.get_ptr(path) {
+        // SAFETY: as above.
+        return Some(unsafe { *v });
+    }
+    if inode.ino != 0
+        && let Some(v) = EXEC_INODE_PLAN.get_ptr(inode)
+    {
         // SAFETY: as above.
         return Some(unsafe { *v });
     }

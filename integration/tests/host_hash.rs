@@ -128,7 +128,12 @@ fn block_mode_kills_a_miner_by_hash_and_judges_replaced_files_by_their_new_conte
     install_bytes(&allowed, &allowed_bytes);
     let mut engine = Engine::start(dir.path(), &policy(dir.path(), &miner_sha), "block");
 
-    // F2/F3: a renamed miner with no tell-tale arguments, stopped by its content alone.
+    // F2/F3: a renamed miner with no tell-tale arguments, stopped by its content alone: the
+    // first exec is hashed in userspace and killed after the fact...
+    run_expect_killed(&miner);
+    // ...and once its event is written, the daemon has given the file's identity the rule's
+    // verdict in the kernel: the next exec is killed in the hook, before it runs.
+    hashed_event(&mut engine, &miner, &miner_sha);
     run_expect_killed(&miner);
 
     // An allowed binary is hashed and keeps running.
@@ -187,12 +192,36 @@ fn block_mode_kills_a_miner_by_hash_and_judges_replaced_files_by_their_new_conte
             && r["event"]["exec"]["file"]["path"] == fresh.display().to_string().as_str()
     });
     let records = engine.stop();
+    let miner_kills = kills_of(&records, &miner);
+    let decided: Vec<_> = miner_kills
+        .iter()
+        .map(|k| k["decided_in"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(decided, ["userspace", "kernel"], "{records:#?}");
+    let in_kernel = &miner_kills[1];
+    assert_eq!(in_kernel["tier"], "signal");
+    assert_eq!(in_kernel["event"]["hook"], "raw_tp/sched_process_exec");
+    assert!(
+        in_kernel["event"]["exec"]["file"]["inode"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    println!(
+        "second exec of the miner: killed in the kernel ({}), window {} us",
+        in_kernel["event"]["hook"], in_kernel["report"]["response_us"]
+    );
     for path in [&miner, &replaced, &link, &fresh] {
         let kills = kills_of(&records, path);
-        assert_eq!(kills.len(), 1, "{}: {records:#?}", path.display());
+        assert!(!kills.is_empty(), "{}: {records:#?}", path.display());
+        if path != &miner {
+            assert_eq!(kills.len(), 1, "{}: {records:#?}", path.display());
+        }
         let kill = &kills[0];
-        assert_eq!(kill["event"]["exec"]["file"]["hash"]["sha256"], miner_sha);
         assert_eq!(kill["report"]["outcome"], "performed");
+        if kill["decided_in"] == "userspace" {
+            assert_eq!(kill["event"]["exec"]["file"]["hash"]["sha256"], miner_sha);
+        }
         println!(
             "hash kill of {}: decided in {}, hook {}, hash {} ({} us queued, {} us hashing), exec-to-kill window {} us",
             path.display(),
@@ -233,11 +262,36 @@ fn monitor_mode_records_would_kill_for_a_miner_by_hash_and_lets_it_run() {
         "monitor mode must not kill"
     );
     assert_eq!(record["event"]["exec"]["file"]["hash"]["sha256"], miner_sha);
+    assert_eq!(record["decided_in"], "userspace");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The second exec is recorded by the kernel from the inode plan (a monitor verdict), and
+    // not a second time by userspace.
+    hashed_event(&mut engine, &miner, &miner_sha);
+    let mut child = spawn(&miner);
+    engine.wait_for(WAIT, "would_kill decided in the kernel", |r| {
+        r["type"] == "action" && r["action"] == "would_kill" && r["decided_in"] == "kernel"
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "monitor mode must not kill"
+    );
+    let path = miner.display().to_string();
+    engine.wait_for(WAIT, "second hashed event", move |r| {
+        r["type"] == "event"
+            && r["event"]["exec"]["file"]["path"] == path.as_str()
+            && r["event"]["exec"]["file"]["hash"]["status"] == "cached"
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let records = engine.stop();
     assert!(
         actions(&records, "kill", Some(RULE)).is_empty(),
         "{records:#?}"
+    );
+    assert_eq!(
+        actions(&records, "would_kill", Some(RULE)).len(),
+        2,
+        "one per exec: {records:#?}"
     );
 }

@@ -7,8 +7,10 @@ mod handler;
 mod sink;
 
 use std::{
+    cell::RefCell,
     collections::HashSet,
     path::{Path, PathBuf},
+    rc::Rc,
 };
 
 use aya::{Ebpf, maps::RingBuf};
@@ -31,7 +33,7 @@ use crate::{
     btf::BtfError,
     clock::BootClock,
     hash::{Done, ExecHasher, HashConfig},
-    loader::{self, KernelTier, LoadError, counters, plan_sync},
+    loader::{self, KernelTier, LoadError, counters, inode_plan::InodePlan, plan_sync},
 };
 pub use sink::Sink;
 
@@ -79,11 +81,14 @@ struct LivePlan<'a> {
     ebpf: &'a mut Ebpf,
     policy: &'a CompiledPolicy,
     generation: u32,
+    /// The verdicts the daemon wrote by file identity (content hash matches).
+    inode: Rc<RefCell<InodePlan>>,
 }
 
 impl enforce::PlanControl for LivePlan<'_> {
     fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, plan_sync::PlanError> {
-        plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)
+        let n = plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)?;
+        Ok(n + self.inode.borrow_mut().disarm(disarmed)?)
     }
 }
 
@@ -193,6 +198,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         tracing::warn!("{conflict}");
     }
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
+    let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
     loaded.attach()?;
 
     let tier = if dry_run {
@@ -245,6 +251,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         ebpf: &mut loaded.ebpf,
         policy: &policy,
         generation,
+        inode: Rc::clone(&inode_plan),
     };
     let enforcer = enforce::Enforcer::new(
         &policy,
@@ -259,7 +266,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     if policy.rules_reading("exec.file.hash.").contains(&true) {
         let (hasher, results) =
             ExecHasher::start(options.hash.clone()).map_err(io_err("hash threads"))?;
-        handler = handler.with_hasher(hasher);
+        handler = handler.with_hasher(hasher, Some(inode_plan));
         hash_results = Some(results);
     }
     let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;

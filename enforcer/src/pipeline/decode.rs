@@ -135,6 +135,7 @@ pub(crate) fn test_exec_record() -> ExecRecord {
         path: [0; PATH_LEN],
         args: [0; ARGS_LEN],
         comm: [0; COMM_LEN],
+        file: enforcer_common::plan::InodeKey::default(),
     };
     rec.name[..4].copy_from_slice(b"true");
     rec.path[..13].copy_from_slice(b"/usr/bin/true");

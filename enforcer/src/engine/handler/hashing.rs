@@ -2,15 +2,20 @@
 //! at once; otherwise the event's other rules are evaluated now, the event waits, and when the
 //! hash arrives the rules that read it are evaluated and the completed event is written.
 
-use std::collections::HashMap;
+use std::{cell::RefCell, collections::HashMap, rc::Rc};
 
-use enforcer_common::event::{EventHeader, ExecRecord};
+use enforcer_common::{
+    event::{EventHeader, ExecRecord},
+    plan::InodeKey,
+};
+use enforcer_policy::Event;
 use serde_json::Value;
 
 use super::{Handler, Select, Sink};
 use crate::{
     audit::{Record, writer::WriteError},
     hash::{Begin, Done, ExecHasher, HashInfo, KernelIdentity, Unavailable},
+    loader::inode_plan::InodePlan,
 };
 
 /// The handler's hashing state.
@@ -19,23 +24,48 @@ pub(crate) struct Hashing {
     hasher: ExecHasher,
     /// Per rule index: whether the rule reads `exec.file.hash.*`.
     rules: Vec<bool>,
-    /// Events waiting for their hash: job id -> (header, event).
-    waiting: HashMap<u64, (EventHeader, Value)>,
+    /// Events waiting for their hash: job id -> (header, event, the kernel's file identity).
+    waiting: HashMap<u64, (EventHeader, Value, InodeKey)>,
+    /// Where a hash match becomes a kernel verdict for the file (none in unit tests that do
+    /// not look at it).
+    inode_plan: Option<Rc<RefCell<InodePlan>>>,
 }
 
 /// The kernel's identity of the executed file, when the record carries it.
-fn kernel_identity(_rec: &ExecRecord) -> Option<KernelIdentity> {
-    None
+fn kernel_identity(file: &InodeKey) -> Option<KernelIdentity> {
+    (file.ino != 0).then(|| KernelIdentity {
+        dev: file.user_dev(),
+        ino: file.ino,
+        ctime_sec: file.ctime_sec,
+        ctime_nsec: file.ctime_nsec,
+    })
+}
+
+/// Whether `info` is the hash of the very file version the kernel executed (inode and change
+/// time; the device is not compared, its number differs between `stat` and the superblock on
+/// btrfs subvolumes).
+fn hashed_this_version(info: &HashInfo, file: &InodeKey) -> bool {
+    info.result.is_ok()
+        && file.ino != 0
+        && info.key.is_some_and(|k| {
+            k.ino == file.ino && k.ctime_sec == file.ctime_sec && k.ctime_nsec == file.ctime_nsec
+        })
 }
 
 impl Handler<'_> {
-    /// Hashes executed files with `hasher` and evaluates the rules that read the hash.
-    pub(crate) fn with_hasher(mut self, hasher: ExecHasher) -> Self {
+    /// Hashes executed files with `hasher` and evaluates the rules that read the hash; a
+    /// deny or kill match is written into `inode_plan` for the file.
+    pub(crate) fn with_hasher(
+        mut self,
+        hasher: ExecHasher,
+        inode_plan: Option<Rc<RefCell<InodePlan>>>,
+    ) -> Self {
         let rules = self.policy.rules_reading("exec.file.hash.");
         self.hashing = Some(Hashing {
             hasher,
             rules,
             waiting: HashMap::new(),
+            inode_plan,
         });
         self
     }
@@ -68,17 +98,18 @@ impl Handler<'_> {
         let path = event["exec"]["file"]["path"].as_str().unwrap_or("");
         let begun = hashing
             .hasher
-            .begin(header.tgid, path, kernel_identity(rec).as_ref());
+            .begin(header.tgid, path, kernel_identity(&rec.file).as_ref());
         match begun {
             Begin::Ready(info) => {
                 info.write_into(&mut event);
+                self.learn(&rec.file, &info, &event);
                 self.report(header, event, true, sink)
             }
             Begin::Queued(id) => {
                 self.kernel_records(header, &event, sink)?;
                 self.userspace_rules(header, &event, Select::WithoutHash, sink)?;
                 if let Some(hashing) = self.hashing.as_mut() {
-                    hashing.waiting.insert(id, (*header, event));
+                    hashing.waiting.insert(id, (*header, event, rec.file));
                 }
                 Ok(())
             }
@@ -92,22 +123,60 @@ impl Handler<'_> {
             return Ok(());
         };
         let (id, info) = hashing.hasher.finish(done);
-        let Some((header, event)) = hashing.waiting.remove(&id) else {
+        let Some((header, mut event, file)) = hashing.waiting.remove(&id) else {
             return Ok(());
         };
-        self.complete(&header, event, &info, sink)
+        info.write_into(&mut event);
+        self.userspace_rules(&header, &event, Select::OnlyHash, sink)?;
+        self.learn(&file, &info, &event);
+        sink.write(&Record::Event { event })
     }
 
-    fn complete(
-        &mut self,
-        header: &EventHeader,
-        mut event: Value,
-        info: &HashInfo,
-        sink: &mut Sink,
-    ) -> Result<(), WriteError> {
-        info.write_into(&mut event);
-        self.userspace_rules(header, &event, Select::OnlyHash, sink)?;
-        sink.write(&Record::Event { event })
+    /// When the hash of the executed file matches deny or kill rules, gives the file (as the
+    /// kernel identified it) their verdict in the kernel's inode plan: its next exec is stopped
+    /// in the hook.
+    fn learn(&self, file: &InodeKey, info: &HashInfo, event: &Value) {
+        let Some(hashing) = self.hashing.as_ref() else {
+            return;
+        };
+        let Some(plan) = hashing.inode_plan.as_ref() else {
+            return;
+        };
+        if !hashed_this_version(info, file) {
+            return;
+        }
+        let Ok(ev) = Event::from_json(event) else {
+            return;
+        };
+        let indices: Vec<u32> = self
+            .policy
+            .eval(&ev)
+            .iter()
+            .map(|m| m.rule_index)
+            .filter(|&i| self.selected(Select::OnlyHash, i))
+            .collect();
+        if indices.is_empty() {
+            return;
+        }
+        let judged = plan.borrow_mut().judge(
+            *file,
+            self.policy.rules(),
+            &indices,
+            self.enforcer.disarmed(),
+        );
+        match judged {
+            Ok(Some(v)) => tracing::info!(
+                "inode plan: {}:{} (ctime {}.{:09}) -> rule #{} actions {:#x}",
+                file.dev,
+                file.ino,
+                file.ctime_sec,
+                file.ctime_nsec,
+                v.rule_index,
+                v.actions
+            ),
+            Ok(None) => {}
+            Err(err) => tracing::warn!("cannot write the inode plan: {err}"),
+        }
     }
 
     /// Writes the events still waiting for a hash, as unavailable (the engine is stopping).
@@ -117,8 +186,9 @@ impl Handler<'_> {
         };
         let waiting: Vec<_> = hashing.waiting.drain().collect();
         let info = HashInfo::unavailable(Unavailable::Stopping, None, None);
-        for (_, (header, event)) in waiting {
-            self.complete(&header, event, &info, sink)?;
+        for (_, (_, mut event, _)) in waiting {
+            info.write_into(&mut event);
+            sink.write(&Record::Event { event })?;
         }
         Ok(())
     }
@@ -185,7 +255,7 @@ mod tests {
             false,
         );
         let mut handler =
-            Handler::new(&policy, "signal", false, clock, enforcer).with_hasher(hasher);
+            Handler::new(&policy, "signal", false, clock, enforcer).with_hasher(hasher, None);
         handler
             .handle(as_bytes(&test_exec_record()), &mut sink)
             .unwrap();

@@ -3,6 +3,7 @@
 //! it in [`ALL`]; the host runner picks it up through `vm-guest --list`.
 
 mod exec;
+mod hash;
 mod infra;
 mod lifecycle;
 mod network;
@@ -30,6 +31,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_exec_monitor",
         run: exec::lsm_exec_monitor,
+    },
+    Case {
+        name: "lsm_hash_deny",
+        run: hash::lsm_hash_deny,
     },
     Case {
         name: "lsm_stratum_deny",
