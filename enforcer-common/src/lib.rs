@@ -31,6 +31,7 @@ mod pod {
         plan::MethodKey,
         plan::PlanVerdict,
         plan::InodeKey,
+        plan::FileId,
         KernelOffsets,
         EngineConfig
     );

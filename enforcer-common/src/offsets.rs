@@ -91,6 +91,10 @@ pub struct KernelOffsets {
     /// `struct inode` -> change time nanoseconds (read as u32): `i_ctime_nsec`,
     /// `__i_ctime.tv_nsec` or `i_ctime.tv_nsec` (a long, little-endian: its low half).
     pub inode_ctime_nsec: u32,
+    /// `struct mm_struct` -> `exe_file` (`struct file *`, the running executable).
+    pub mm_exe_file: u32,
+    /// Explicit padding (keeps the size a multiple of 8).
+    pub _pad: u32,
 }
 
 impl KernelOffsets {
@@ -136,7 +140,9 @@ impl KernelOffsets {
         sb_dev: 0,
         inode_ctime_sec: 0,
         inode_ctime_nsec: 0,
+        mm_exe_file: 0,
+        _pad: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 160);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 168);

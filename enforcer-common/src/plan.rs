@@ -56,6 +56,35 @@ impl InodeKey {
     }
 }
 
+/// Key of [`crate::maps::NEVER_KILL`]: an executable by inode and device (kernel encoding, as
+/// in [`InodeKey::dev`]), whatever its change time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// `inode->i_ino`.
+    pub ino: u64,
+    /// `inode->i_sb->s_dev` (major << 20 | minor).
+    pub dev: u32,
+    /// Explicit padding (zero).
+    pub _pad: u32,
+}
+
+impl FileId {
+    /// The key of a file from its `st_dev` and `st_ino` (`st_dev` in glibc's encoding).
+    pub fn from_stat(st_dev: u64, st_ino: u64) -> Self {
+        let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & 0xffff_f000);
+        let minor = (st_dev & 0xff) | ((st_dev >> 12) & 0xffff_ff00);
+        // The kernel's dev_t holds a 12-bit major and a 20-bit minor.
+        let major = u32::try_from(major & 0xfff).unwrap_or(0);
+        let minor = u32::try_from(minor & 0xf_ffff).unwrap_or(0);
+        Self {
+            ino: st_ino,
+            dev: (major << 20) | minor,
+            _pad: 0,
+        }
+    }
+}
+
 /// Builds a NUL-padded key from `value`; `None` when it does not fit with one NUL to spare or
 /// holds a NUL itself (such a value can never equal a kernel string).
 pub fn padded<const N: usize>(value: &[u8]) -> Option<[u8; N]> {
@@ -94,6 +123,7 @@ const _: () = assert!(core::mem::size_of::<PathKey>() == PATH_LEN);
 const _: () = assert!(core::mem::size_of::<MethodKey>() == METHOD_LEN);
 const _: () = assert!(core::mem::size_of::<PlanVerdict>() == 16);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 24);
+const _: () = assert!(core::mem::size_of::<FileId>() == 16);
 
 #[cfg(test)]
 mod tests {
@@ -118,5 +148,14 @@ mod tests {
         assert_eq!(key(259, 3).user_dev(), 0x10303);
         // A minor above 255 (anonymous devices: tmpfs, overlayfs), e.g. 0:300.
         assert_eq!(key(0, 300).user_dev(), 0x10002c);
+        // And back, for the never-kill keys.
+        for (major, minor) in [(8, 1), (259, 3), (0, 300), (4095, 0xf_ffff)] {
+            let k = key(major, minor);
+            assert_eq!(
+                FileId::from_stat(k.user_dev(), 7).dev,
+                k.dev,
+                "{major}:{minor}"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
 use enforcer_common::{
     event::EXEC_NAME_TRUNCATED,
-    plan::{InodeKey, NAME_LEN, PATH_LEN},
+    plan::{FileId, InodeKey, NAME_LEN, PATH_LEN},
 };
 
 use crate::maps::offsets;
@@ -99,6 +99,21 @@ pub(crate) fn read_file_identity(file: *const u8, key: &mut InodeKey) -> Result<
 pub(crate) fn read_exec_identity(bprm: *const u8, key: &mut InodeKey) -> Result<(), ReadError> {
     let file: *const u8 = read_at(bprm, offsets().binprm_file)?;
     read_file_identity(file, key)
+}
+
+/// The inode and device of the current task's executable (`current->mm->exe_file->f_inode`).
+#[inline(always)]
+pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
+    let off = offsets();
+    // SAFETY: the helper takes no arguments and returns the current task pointer.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let mm: *const u8 = read_at(task, off.task_mm)?;
+    let file: *const u8 = read_at(mm, off.mm_exe_file)?;
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    let ino: u64 = read_at(inode, off.inode_ino)?;
+    let sb: *const u8 = read_at(inode, off.inode_sb)?;
+    let dev: u32 = read_at(sb, off.sb_dev)?;
+    Ok(FileId { ino, dev, _pad: 0 })
 }
 
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.

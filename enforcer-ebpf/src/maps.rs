@@ -10,7 +10,7 @@ use enforcer_common::{
     event::{COUNTER_SLOTS, PendingSend},
     net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
-    plan::{InodeKey, MethodKey, NameKey, PathKey, PlanVerdict},
+    plan::{FileId, InodeKey, MethodKey, NameKey, PathKey, PlanVerdict},
 };
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
@@ -41,6 +41,12 @@ pub(crate) static EXEC_PATH_PLAN: HashMap<PathKey, PlanVerdict> =
 #[map(name = "EXEC_INODE_PLAN")]
 pub(crate) static EXEC_INODE_PLAN: LruHashMap<InodeKey, PlanVerdict> =
     LruHashMap::with_max_entries(16384, 0);
+
+/// Executables never killed in the kernel (`enforcer run --never-kill`): `FileId` (inode and
+/// device of the file, as `stat` found it at start) -> 1. Consulted by `plan::act`, the one
+/// kill site, for the current task's `mm->exe_file`: a listed process is spared.
+#[map(name = "NEVER_KILL")]
+pub(crate) static NEVER_KILL: HashMap<FileId, u32> = HashMap::with_max_entries(1024, 0);
 
 /// Payload plan: JSON-RPC method found in the first bytes of a socket write -> the rule and
 /// actions that apply (stratum logins: `mining.subscribe`, `login`, ...).

@@ -13,8 +13,8 @@ use aya_ebpf::helpers::{bpf_get_current_pid_tgid, generated::bpf_send_signal};
 use enforcer_common::event::{Counter, OUTCOME_KILL_FAILED};
 
 use crate::{
-    emit,
-    maps::{EXEC_INODE_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, count},
+    emit, kernel,
+    maps::{EXEC_INODE_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, NEVER_KILL, count},
 };
 
 /// `SIGKILL`.
@@ -108,12 +108,29 @@ pub(crate) fn decide(
     d
 }
 
+/// Whether the current task runs an executable listed in [`NEVER_KILL`]. Not inlined: one copy
+/// of the reads serves every hook that can kill. An unreadable executable (a kernel thread has
+/// no mm) is not listed.
+#[inline(never)]
+fn never_kill_current() -> bool {
+    match kernel::current_exe_id() {
+        Ok(id) => NEVER_KILL.get_ptr(id).is_some(),
+        Err(_) => false,
+    }
+}
+
 /// Decides what to do about `plan` for the current process and carries it out: the one place a
-/// kernel program sends SIGKILL. Returns the record's verdict and whether to deny.
+/// kernel program sends SIGKILL. Returns the record's verdict and whether to deny. A process
+/// running a `--never-kill` executable is spared the kill (a deny still applies).
 #[inline(always)]
 pub(crate) fn act(plan: &PlanVerdict, config: &EngineConfig, site: Site) -> (emit::Verdict, bool) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let decision = decide(plan, config, site, tgid);
+    let mut decision = decide(plan, config, site, tgid);
+    if decision.outcome & (OUTCOME_KILLED | OUTCOME_WOULD_KILL) != 0 && never_kill_current() {
+        decision.kill = false;
+        decision.outcome =
+            (decision.outcome & !(OUTCOME_KILLED | OUTCOME_WOULD_KILL)) | OUTCOME_SPARED;
+    }
     let mut verdict = emit::Verdict {
         outcome: decision.outcome,
         rule_index: plan.rule_index,

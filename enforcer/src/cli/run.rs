@@ -28,7 +28,7 @@ pub(crate) struct RunArgs {
     /// Never kill a process running this executable (absolute path; repeatable). Besides
     /// these, pid 1, kernel threads and the engine itself are never killed; a rule that
     /// matches them writes a `spared` record instead. Applies to the kills the daemon performs
-    /// (userspace rules and widened `kill_scope` kills), not to kills inside the kernel hook.
+    /// and, by the file's inode and device at start, to kills inside the kernel hooks.
     #[arg(long, value_name = "PATH", value_parser = absolute_path)]
     never_kill: Vec<PathBuf>,
     /// Kill breaker: a rule that would kill more than N distinct binaries (by executable path)

@@ -137,8 +137,8 @@ pub enum EngineError {
 }
 
 /// The `--never-kill` executables a kernel plan entry matches (by path or by name), with the
-/// rules: the kernel hook acts before the daemon sees the event, so `--never-kill` cannot stop
-/// those kills (the engine warns at start).
+/// rules: the kernel spares them from kills (`NEVER_KILL`), but a deny rule still refuses their
+/// exec in the lsm tier (the engine warns at start).
 fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) -> Vec<String> {
     let plan = policy.lower();
     let rule_ids = |indices: &[u32]| {
@@ -158,7 +158,7 @@ fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) ->
         let by_name = plan.exec_names.iter().filter(|e| e.value == name);
         for entry in by_path.chain(by_name) {
             found.push(format!(
-                "--never-kill {}: kernel rule(s) {} match {:?} in the kernel hook, before the daemon can spare it",
+                "--never-kill {}: kernel rule(s) {} match {:?}: the kernel spares it from kills, but a deny still refuses its exec in the lsm tier",
                 path.display(),
                 rule_ids(&entry.rules),
                 entry.value
@@ -196,6 +196,12 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let generation = 1;
     for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {
         tracing::warn!("{conflict}");
+    }
+    for (path, why) in loader::never_kill::write(&mut loaded.ebpf, &options.never_kill)? {
+        tracing::warn!(
+            "--never-kill {}: {why}; the kernel cannot spare it (the daemon's kills still do)",
+            path.display()
+        );
     }
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
     let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));

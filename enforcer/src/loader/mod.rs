@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod inode_plan;
+pub mod never_kill;
 pub mod offsets;
 pub mod plan_sync;
 pub mod tier;

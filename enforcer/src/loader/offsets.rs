@@ -61,6 +61,7 @@ offset_table! {
     inode_ino => ("inode", "i_ino"),
     inode_sb => ("inode", "i_sb"),
     sb_dev => ("super_block", "s_dev"),
+    mm_exe_file => ("mm_struct", "exe_file"),
 }
 
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),

@@ -70,6 +70,11 @@ pub(crate) struct Engine {
 impl Engine {
     /// Starts `enforcer run` with `policy` in `mode` and waits for its `engine_start` record.
     pub(crate) fn start(dir: &Path, policy: &str, mode: &str) -> Engine {
+        Engine::start_with_args(dir, policy, mode, &[])
+    }
+
+    /// As [`Engine::start`], with `extra` arguments to `enforcer run`.
+    pub(crate) fn start_with_args(dir: &Path, policy: &str, mode: &str, extra: &[&str]) -> Engine {
         let policy_path = dir.join("policy.yaml");
         std::fs::write(&policy_path, policy).unwrap();
         let audit = dir.join(format!("audit-{mode}.jsonl"));
@@ -78,6 +83,7 @@ impl Engine {
             .arg(&policy_path)
             .arg("--audit-log")
             .arg(&audit)
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn enforcer");
