@@ -108,10 +108,9 @@ pub(crate) fn decide(
     d
 }
 
-/// Whether the current task runs an executable listed in [`NEVER_KILL`]. Not inlined: one copy
-/// of the reads serves every hook that can kill. An unreadable executable (a kernel thread has
-/// no mm) is not listed.
-#[inline(never)]
+/// Whether the current task runs an executable listed in [`NEVER_KILL`]. An unreadable
+/// executable (a kernel thread has no mm) is not listed.
+#[inline(always)]
 fn never_kill_current() -> bool {
     match kernel::current_exe_id() {
         Ok(id) => NEVER_KILL.get_ptr(id).is_some(),
