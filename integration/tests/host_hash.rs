@@ -3,7 +3,7 @@
 //! killed by rule `miner-exec-hash` whatever its name or path; F14: a binary rewritten in place
 //! with the miner's content, a symlink swapped to the miner, and a fresh copy are judged by
 //! their new content (no stale verdict); an allowed binary keeps running; monitor mode only
-//! records `would_kill`. Needs root; skips loudly otherwise (fails under
+//! records `would_kill`; F11: the miner executed from a memfd is killed by hash too. Needs root; skips loudly otherwise (fails under
 //! ENFORCER_REQUIRE_HOST=1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -294,4 +294,44 @@ fn monitor_mode_records_would_kill_for_a_miner_by_hash_and_lets_it_run() {
         2,
         "one per exec: {records:#?}"
     );
+}
+
+/// A memfd holding `bytes`, inherited by children (no close-on-exec).
+fn memfd_with(bytes: &[u8]) -> std::fs::File {
+    use std::{io::Write as _, os::fd::FromRawFd as _};
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"fake-miner".as_ptr(), 0) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(bytes).unwrap();
+    file
+}
+
+#[test]
+fn a_miner_executed_from_a_memfd_is_killed_by_hash() {
+    if !can_run("a_miner_executed_from_a_memfd_is_killed_by_hash") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let miner_bytes = sleeper_bytes("miner-memfd");
+    let miner_sha = sha256_hex(&miner_bytes);
+    let mut engine = Engine::start(dir.path(), &policy(dir.path(), &miner_sha), "block");
+    // F11: fileless exec. The child inherits the memfd and executes it through
+    // /proc/self/fd/N (what fexecve does); /proc/<pid>/exe then names the memfd.
+    let memfd = memfd_with(&miner_bytes);
+    let exe = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&memfd));
+    run_expect_killed(Path::new(&exe));
+    let kill = engine.wait_for(WAIT, "kill of the memfd miner", |r| {
+        r["type"] == "action" && r["action"] == "kill" && r["rule"] == RULE
+    });
+    assert_eq!(kill["event"]["exec"]["file"]["hash"]["sha256"], miner_sha);
+    assert_eq!(kill["event"]["exec"]["file"]["hash"]["source"], "proc_exe");
+    println!(
+        "memfd miner {:?} killed, window {} us",
+        kill["event"]["exec"]["file"]["name"], kill["report"]["response_us"]
+    );
+    drop(memfd);
+    engine.stop();
 }
