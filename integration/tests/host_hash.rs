@@ -3,8 +3,8 @@
 //! killed by rule `miner-exec-hash` whatever its name or path; F14: a binary rewritten in place
 //! with the miner's content, a symlink swapped to the miner, and a fresh copy are judged by
 //! their new content (no stale verdict); an allowed binary keeps running; monitor mode only
-//! records `would_kill`; F11: the miner executed from a memfd is killed by hash too. Needs root; skips loudly otherwise (fails under
-//! ENFORCER_REQUIRE_HOST=1).
+//! records `would_kill`; F11: the miner executed from a memfd is killed by hash too.
+//! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod host;
