@@ -122,8 +122,8 @@ pub const OUTCOME_WOULD_DENY: u32 = 4;
 pub const OUTCOME_WOULD_KILL: u32 = 8;
 /// Outcome bit: a kill was attempted and `bpf_send_signal` failed.
 pub const OUTCOME_KILL_FAILED: u32 = 16;
-/// Outcome bit: a rule matched, but the process is protected (the engine itself, or the host's
-/// init, pid 1) and nothing was done to it.
+/// Outcome bit: a rule matched, but the process is protected (the engine itself, the host's
+/// init, pid 1, or an executable listed with `--never-kill`) and nothing was done to it.
 pub const OUTCOME_SPARED: u32 = 32;
 
 /// First bytes of every ring-buffer record.
@@ -198,6 +198,8 @@ pub struct ExecRecord {
     pub args: [u8; ARGS_LEN],
     /// The task's comm after the exec.
     pub comm: [u8; COMM_LEN],
+    /// The executed file's identity (`ino == 0`: it could not be read).
+    pub file: crate::plan::InodeKey,
 }
 
 /// Indices of the per-CPU [`crate::maps::COUNTERS`] array.
@@ -298,7 +300,10 @@ const _: () = assert!(
 );
 const _: () = assert!(core::mem::offset_of!(PayloadRecord, method) == 88);
 const _: () = assert!(
-    core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN
+    core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN + 24
+);
+const _: () = assert!(
+    core::mem::offset_of!(ExecRecord, file) == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN
 );
 const _: () = assert!(core::mem::offset_of!(EventHeader, cgroup_id) == 40);
 const _: () = assert!(core::mem::offset_of!(ExecRecord, name) == 80);

@@ -31,6 +31,8 @@ mod pod {
         plan::MethodKey,
         plan::PlanVerdict,
         plan::PlanSettings,
+        plan::InodeKey,
+        plan::FileId,
         KernelOffsets,
         EngineConfig
     );

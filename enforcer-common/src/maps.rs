@@ -9,6 +9,11 @@ pub const COUNTERS: &str = "COUNTERS";
 pub const EXEC_NAME_PLAN: &str = "EXEC_NAME_PLAN";
 /// Exec plan: executable path -> verdict.
 pub const EXEC_PATH_PLAN: &str = "EXEC_PATH_PLAN";
+/// Exec plan by file identity: `plan::InodeKey` -> verdict, written by the daemon when a file's
+/// hash matches a deny or kill rule.
+pub const EXEC_INODE_PLAN: &str = "EXEC_INODE_PLAN";
+/// Executables the kernel never kills (`enforcer run --never-kill`): `plan::FileId` -> 1.
+pub const NEVER_KILL: &str = "NEVER_KILL";
 
 /// Payload plan: JSON-RPC method of a process's socket write -> verdict.
 pub const PAYLOAD_METHOD_PLAN: &str = "PAYLOAD_METHOD_PLAN";

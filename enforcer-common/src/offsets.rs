@@ -83,6 +83,22 @@ pub struct KernelOffsets {
     pub nr_sendmmsg: u32,
     /// Number of `writev`.
     pub nr_writev: u32,
+    /// `struct inode` -> `i_ino` (unsigned long).
+    pub inode_ino: u32,
+    /// `struct inode` -> `i_sb` (`struct super_block *`).
+    pub inode_sb: u32,
+    /// `struct super_block` -> `s_dev` (dev_t, u32).
+    pub sb_dev: u32,
+    /// `struct inode` -> change time seconds (i64): `i_ctime_sec` (6.11+),
+    /// `__i_ctime.tv_sec` (6.6 to 6.10) or `i_ctime.tv_sec` (before 6.6).
+    pub inode_ctime_sec: u32,
+    /// `struct inode` -> change time nanoseconds (read as u32): `i_ctime_nsec`,
+    /// `__i_ctime.tv_nsec` or `i_ctime.tv_nsec` (a long, little-endian: its low half).
+    pub inode_ctime_nsec: u32,
+    /// `struct mm_struct` -> `exe_file` (`struct file *`, the running executable).
+    pub mm_exe_file: u32,
+    /// Explicit padding (keeps the size a multiple of 8).
+    pub _pad: u32,
 }
 
 impl KernelOffsets {
@@ -125,7 +141,14 @@ impl KernelOffsets {
         nr_sendmsg: 0,
         nr_sendmmsg: 0,
         nr_writev: 0,
+        inode_ino: 0,
+        inode_sb: 0,
+        sb_dev: 0,
+        inode_ctime_sec: 0,
+        inode_ctime_nsec: 0,
+        mm_exe_file: 0,
+        _pad: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 148);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176);

@@ -27,6 +27,64 @@ pub struct NameKey(pub [u8; NAME_LEN]);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PathKey(pub [u8; PATH_LEN]);
 
+/// Key of [`crate::maps::EXEC_INODE_PLAN`] and the executed file's identity in an
+/// [`crate::event::ExecRecord`]: one version of one file as the kernel sees it
+/// (`file->f_inode`). A write or truncate changes the change time, a rename over the path or a
+/// fresh copy is another inode, so a key never outlives the content it was written for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    /// `inode->i_ino`.
+    pub ino: u64,
+    /// Change time, seconds (`i_ctime_sec`, or `i_ctime.tv_sec` / `__i_ctime.tv_sec` before 6.11).
+    pub ctime_sec: i64,
+    /// Change time, nanoseconds (without the multigrain "queried" flag, bit 31).
+    pub ctime_nsec: u32,
+    /// `inode->i_sb->s_dev`, in the kernel's encoding (major << 20 | minor).
+    pub dev: u32,
+}
+
+impl InodeKey {
+    /// The userspace `st_dev` of [`InodeKey::dev`] (glibc's `makedev` of its major and minor).
+    pub fn user_dev(&self) -> u64 {
+        let major = u64::from(self.dev >> 20);
+        let minor = u64::from(self.dev & 0xf_ffff);
+        ((major & 0xffff_f000) << 32)
+            | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12)
+            | (minor & 0xff)
+    }
+}
+
+/// Key of [`crate::maps::NEVER_KILL`]: an executable by inode and device (kernel encoding, as
+/// in [`InodeKey::dev`]), whatever its change time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// `inode->i_ino`.
+    pub ino: u64,
+    /// `inode->i_sb->s_dev` (major << 20 | minor).
+    pub dev: u32,
+    /// Explicit padding (zero).
+    pub _pad: u32,
+}
+
+impl FileId {
+    /// The key of a file from its `st_dev` and `st_ino` (`st_dev` in glibc's encoding).
+    pub fn from_stat(st_dev: u64, st_ino: u64) -> Self {
+        let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & 0xffff_f000);
+        let minor = (st_dev & 0xff) | ((st_dev >> 12) & 0xffff_ff00);
+        // The kernel's dev_t holds a 12-bit major and a 20-bit minor.
+        let major = u32::try_from(major & 0xfff).unwrap_or(0);
+        let minor = u32::try_from(minor & 0xf_ffff).unwrap_or(0);
+        Self {
+            ino: st_ino,
+            dev: (major << 20) | minor,
+            _pad: 0,
+        }
+    }
+}
+
 /// Builds a NUL-padded key from `value`; `None` when it does not fit with one NUL to spare or
 /// holds a NUL itself (such a value can never equal a kernel string).
 pub fn padded<const N: usize>(value: &[u8]) -> Option<[u8; N]> {
@@ -95,6 +153,8 @@ const _: () = assert!(core::mem::size_of::<NameKey>() == NAME_LEN);
 const _: () = assert!(core::mem::size_of::<PathKey>() == PATH_LEN);
 const _: () = assert!(core::mem::size_of::<MethodKey>() == METHOD_LEN);
 const _: () = assert!(core::mem::size_of::<PlanVerdict>() == 16);
+const _: () = assert!(core::mem::size_of::<InodeKey>() == 24);
+const _: () = assert!(core::mem::size_of::<FileId>() == 16);
 
 #[cfg(test)]
 mod tests {
@@ -106,5 +166,27 @@ mod tests {
         assert_eq!(padded::<4>(b"abcd"), None);
         assert_eq!(padded::<4>(b"a\0b"), None);
         assert_eq!(padded::<4>(b""), Some([0; 4]));
+    }
+
+    #[test]
+    fn kernel_devices_convert_to_st_dev() {
+        let key = |major: u32, minor: u32| InodeKey {
+            dev: (major << 20) | minor,
+            ..InodeKey::default()
+        };
+        // 8:1 (sda1) and 259:3 (nvme0n1p3), as stat(2) reports them.
+        assert_eq!(key(8, 1).user_dev(), 0x801);
+        assert_eq!(key(259, 3).user_dev(), 0x10303);
+        // A minor above 255 (anonymous devices: tmpfs, overlayfs), e.g. 0:300.
+        assert_eq!(key(0, 300).user_dev(), 0x10002c);
+        // And back, for the never-kill keys.
+        for (major, minor) in [(8, 1), (259, 3), (0, 300), (4095, 0xf_ffff)] {
+            let k = key(major, minor);
+            assert_eq!(
+                FileId::from_stat(k.user_dev(), 7).dev,
+                k.dev,
+                "{major}:{minor}"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
 use enforcer_common::{
     event::EXEC_NAME_TRUNCATED,
-    plan::{NAME_LEN, PATH_LEN},
+    plan::{FileId, InodeKey, NAME_LEN, PATH_LEN},
 };
 
 use crate::maps::offsets;
@@ -73,6 +73,47 @@ pub(crate) fn read_exec_target(
         path_len: path_len as u32,
         flags,
     })
+}
+
+/// The multigrain-timestamp flag the kernel keeps in the top bit of the change time's
+/// nanoseconds (6.13+, `I_CTIME_QUERIED`); never part of the time.
+const CTIME_QUERIED: u32 = 1 << 31;
+
+/// Reads the identity of the file behind `struct file *file` (`f_inode`: inode number, change
+/// time, `i_sb->s_dev`) into `key`, in place (no struct copies through the stack).
+#[inline(always)]
+pub(crate) fn read_file_identity(file: *const u8, key: &mut InodeKey) -> Result<(), ReadError> {
+    let off = offsets();
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    key.ino = read_at(inode, off.inode_ino)?;
+    key.ctime_sec = read_at(inode, off.inode_ctime_sec)?;
+    let nsec: u32 = read_at(inode, off.inode_ctime_nsec)?;
+    key.ctime_nsec = nsec & !CTIME_QUERIED;
+    let sb: *const u8 = read_at(inode, off.inode_sb)?;
+    key.dev = read_at(sb, off.sb_dev)?;
+    Ok(())
+}
+
+/// The identity of the file an exec runs (`bprm->file`), into `key`.
+#[inline(always)]
+pub(crate) fn read_exec_identity(bprm: *const u8, key: &mut InodeKey) -> Result<(), ReadError> {
+    let file: *const u8 = read_at(bprm, offsets().binprm_file)?;
+    read_file_identity(file, key)
+}
+
+/// The inode and device of the current task's executable (`current->mm->exe_file->f_inode`).
+#[inline(always)]
+pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
+    let off = offsets();
+    // SAFETY: the helper takes no arguments and returns the current task pointer.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let mm: *const u8 = read_at(task, off.task_mm)?;
+    let file: *const u8 = read_at(mm, off.mm_exe_file)?;
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    let ino: u64 = read_at(inode, off.inode_ino)?;
+    let sb: *const u8 = read_at(inode, off.inode_sb)?;
+    let dev: u32 = read_at(sb, off.sb_dev)?;
+    Ok(FileId { ino, dev, _pad: 0 })
 }
 
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.

@@ -10,7 +10,7 @@ use enforcer_common::{
     event::{COUNTER_SLOTS, PendingSend},
     net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
-    plan::{MethodKey, NameKey, PathKey, PlanSettings, PlanVerdict},
+    plan::{FileId, InodeKey, MethodKey, NameKey, PathKey, PlanSettings, PlanVerdict},
 };
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
@@ -32,6 +32,21 @@ pub(crate) static EXEC_NAME_PLAN: HashMap<NameKey, PlanVerdict> =
 #[map(name = "EXEC_PATH_PLAN")]
 pub(crate) static EXEC_PATH_PLAN: HashMap<PathKey, PlanVerdict> =
     HashMap::with_max_entries(4096, 0);
+
+/// Exec plan by file identity: `InodeKey` (inode number, change time, device) of an executable
+/// -> the rule and actions that apply. Written by the daemon, not from the policy text: when a
+/// file's SHA-256 matches a deny or kill rule, so the next exec of that very content is stopped
+/// in the hook with no userspace round trip. A write, truncate or replacement of the file
+/// changes its key, so an entry never judges other content. LRU: bounded, oldest out.
+#[map(name = "EXEC_INODE_PLAN")]
+pub(crate) static EXEC_INODE_PLAN: LruHashMap<InodeKey, PlanVerdict> =
+    LruHashMap::with_max_entries(16384, 0);
+
+/// Executables never killed in the kernel (`enforcer run --never-kill`): `FileId` (inode and
+/// device of the file, as `stat` found it at start) -> 1. Consulted by `plan::act`, the one
+/// kill site, for the current task's `mm->exe_file`: a listed process is spared.
+#[map(name = "NEVER_KILL")]
+pub(crate) static NEVER_KILL: HashMap<FileId, u32> = HashMap::with_max_entries(1024, 0);
 
 /// Payload plan: JSON-RPC method found in the first bytes of a socket write -> the rule and
 /// actions that apply (stratum logins: `mining.subscribe`, `login`, ...).
@@ -125,6 +140,8 @@ pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(
 pub(crate) struct Scratch {
     pub(crate) name: NameKey,
     pub(crate) path: PathKey,
+    /// The executed file's identity (`ino == 0`: unread).
+    pub(crate) inode: InodeKey,
 }
 
 /// Engine settings, written by the loader before load (`enforcer_common::maps::GLOBAL_CONFIG`).

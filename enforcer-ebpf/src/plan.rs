@@ -6,33 +6,41 @@ use enforcer_common::{
     event::{
         OUTCOME_DENIED, OUTCOME_KILLED, OUTCOME_SPARED, OUTCOME_WOULD_DENY, OUTCOME_WOULD_KILL,
     },
-    plan::{ACTION_DENY, ACTION_KILL, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
+    plan::{ACTION_DENY, ACTION_KILL, InodeKey, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
 };
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, generated::bpf_send_signal};
 use enforcer_common::event::{Counter, OUTCOME_KILL_FAILED};
 
 use crate::{
-    emit,
-    maps::{EXEC_NAME_PLAN, EXEC_PATH_PLAN, count},
+    emit, kernel,
+    maps::{EXEC_INODE_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, NEVER_KILL, count},
 };
 
 /// `SIGKILL`.
 const SIGKILL: u32 = 9;
 
-/// Looks the exec up by basename first, then by path. Truncated values never match.
+/// Looks the exec up by basename first, then by path, then by file identity (a verdict the
+/// daemon wrote for this file's content). Truncated values and unread identities never match.
 #[inline(always)]
 pub(crate) fn lookup_exec(
     name: &NameKey,
     name_ok: bool,
     path: &PathKey,
     path_ok: bool,
+    inode: &InodeKey,
 ) -> Option<PlanVerdict> {
     if name_ok && let Some(v) = EXEC_NAME_PLAN.get_ptr(name) {
         // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
         return Some(unsafe { *v });
     }
     if path_ok && let Some(v) = EXEC_PATH_PLAN.get_ptr(path) {
+        // SAFETY: as above.
+        return Some(unsafe { *v });
+    }
+    if inode.ino != 0
+        && let Some(v) = EXEC_INODE_PLAN.get_ptr(inode)
+    {
         // SAFETY: as above.
         return Some(unsafe { *v });
     }
@@ -100,12 +108,28 @@ pub(crate) fn decide(
     d
 }
 
+/// Whether the current task runs an executable listed in [`NEVER_KILL`]. An unreadable
+/// executable (a kernel thread has no mm) is not listed.
+#[inline(always)]
+fn never_kill_current() -> bool {
+    match kernel::current_exe_id() {
+        Ok(id) => NEVER_KILL.get_ptr(id).is_some(),
+        Err(_) => false,
+    }
+}
+
 /// Decides what to do about `plan` for the current process and carries it out: the one place a
-/// kernel program sends SIGKILL. Returns the record's verdict and whether to deny.
+/// kernel program sends SIGKILL. Returns the record's verdict and whether to deny. A process
+/// running a `--never-kill` executable is spared the kill (a deny still applies).
 #[inline(always)]
 pub(crate) fn act(plan: &PlanVerdict, config: &EngineConfig, site: Site) -> (emit::Verdict, bool) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let decision = decide(plan, config, site, tgid);
+    let mut decision = decide(plan, config, site, tgid);
+    if decision.outcome & (OUTCOME_KILLED | OUTCOME_WOULD_KILL) != 0 && never_kill_current() {
+        decision.kill = false;
+        decision.outcome =
+            (decision.outcome & !(OUTCOME_KILLED | OUTCOME_WOULD_KILL)) | OUTCOME_SPARED;
+    }
     let mut verdict = emit::Verdict {
         outcome: decision.outcome,
         rule_index: plan.rule_index,

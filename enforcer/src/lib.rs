@@ -9,5 +9,6 @@ pub mod cpu;
 pub mod dns;
 pub mod engine;
 pub mod enrich;
+pub mod hash;
 pub mod loader;
 pub mod pipeline;

@@ -14,6 +14,7 @@ pub mod check;
 pub mod diag;
 pub mod doc;
 pub mod event;
+pub mod fields_used;
 pub mod index;
 pub mod ipset;
 pub mod ir;

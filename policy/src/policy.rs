@@ -149,6 +149,16 @@ impl CompiledPolicy {
         &self.sources
     }
 
+    /// For each rule (by index), whether its condition reads a field whose name starts with
+    /// `prefix` (e.g. `"exec.file.hash."`): the daemon evaluates those rules again once a
+    /// value it computes after the fact (a file hash) is known.
+    pub fn rules_reading(&self, prefix: &str) -> Vec<bool> {
+        self.conds
+            .iter()
+            .map(|c| crate::fields_used::reads(c, prefix))
+            .collect()
+    }
+
     /// Rule indices of the rules of `kind` (enabled ones), ascending.
     pub fn rules_of_kind(&self, kind: Kind) -> &[u32] {
         self.buckets.get(kind.index()).map_or(&[], |b| &b.all)

@@ -56,10 +56,21 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     scratch.name.0 = [0; NAME_LEN];
     scratch.path.0 = [0; PATH_LEN];
     let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
+    scratch.inode.ino = 0;
+    if kernel::read_exec_identity(bprm, &mut scratch.inode).is_err() {
+        scratch.inode.ino = 0;
+        count(Counter::ReadError);
+    }
 
     let name_ok = target.flags & enforcer_common::event::EXEC_NAME_TRUNCATED == 0;
     let path_ok = target.flags & enforcer_common::event::EXEC_PATH_TRUNCATED == 0;
-    let Some(plan) = lookup_exec(&scratch.name, name_ok, &scratch.path, path_ok) else {
+    let Some(plan) = lookup_exec(
+        &scratch.name,
+        name_ok,
+        &scratch.path,
+        path_ok,
+        &scratch.inode,
+    ) else {
         return Ok(Verdict::Allow);
     };
     count(Counter::ExecMatched);

@@ -41,6 +41,10 @@ pub(crate) fn emit_exec(
         );
         (*rec).name = scratch.name.0;
         (*rec).path = scratch.path.0;
+        (*rec).file.ino = scratch.inode.ino;
+        (*rec).file.ctime_sec = scratch.inode.ctime_sec;
+        (*rec).file.ctime_nsec = scratch.inode.ctime_nsec;
+        (*rec).file.dev = scratch.inode.dev;
         (*rec).name_len = target.name_len;
         (*rec).path_len = target.path_len;
         // Straight into the record (a copy through the stack leaves bytes the 6.1 verifier
@@ -56,6 +60,10 @@ pub(crate) fn emit_exec(
                     flags |= EXEC_ARGS_TRUNCATED;
                 }
                 let dst = &mut (*rec).args;
+                // Checked again after a trip through the stack: LLVM otherwise folds the check
+                // into the clamp above, spills the unclamped span and reloads it for the call,
+                // and 6.1 does not carry a register's bound to its spilled copy.
+                let len = core::hint::black_box(len);
                 if len > 0
                     && len <= ARGS_LEN
                     && bpf_probe_read_user_buf(start as *const u8, &mut dst[..len]).is_ok()

@@ -50,12 +50,23 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     scratch.name.0 = [0; NAME_LEN];
     scratch.path.0 = [0; PATH_LEN];
     let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
+    scratch.inode.ino = 0;
+    if kernel::read_exec_identity(bprm, &mut scratch.inode).is_err() {
+        scratch.inode.ino = 0;
+        count(Counter::ReadError);
+    }
 
     let mut verdict = emit::Verdict::NONE;
     if cfg.tier != Tier::Lsm as u32 {
         let name_ok = target.flags & EXEC_NAME_TRUNCATED == 0;
         let path_ok = target.flags & EXEC_PATH_TRUNCATED == 0;
-        if let Some(plan) = lookup_exec(&scratch.name, name_ok, &scratch.path, path_ok) {
+        if let Some(plan) = lookup_exec(
+            &scratch.name,
+            name_ok,
+            &scratch.path,
+            path_ok,
+            &scratch.inode,
+        ) {
             count(Counter::ExecMatched);
             verdict = act(&plan, &cfg, Site::Tracepoint).0;
         }

@@ -7,6 +7,7 @@ use enforcer::{
     actions::breaker::Limits,
     cpu::CpuSettings,
     engine::{self, Mode, Options},
+    hash::HashConfig,
 };
 
 /// Arguments of `enforcer run`.
@@ -28,7 +29,7 @@ pub(crate) struct RunArgs {
     /// Never kill a process running this executable (absolute path; repeatable). Besides
     /// these, pid 1, kernel threads and the engine itself are never killed; a rule that
     /// matches them writes a `spared` record instead. Applies to the kills the daemon performs
-    /// (userspace rules and widened `kill_scope` kills), not to kills inside the kernel hook.
+    /// and, by the file's inode and device at start, to kills inside the kernel hooks.
     #[arg(long, value_name = "PATH", value_parser = absolute_path)]
     never_kill: Vec<PathBuf>,
     /// Kill breaker: a rule that would kill more than N distinct binaries (by executable path)
@@ -50,6 +51,14 @@ pub(crate) struct RunArgs {
     /// threshold of the policy.
     #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     cpu_floor: i64,
+    /// Executables larger than this many MiB are not hashed (`exec.file.hash.status:
+    /// unavailable`, reason `too large`); rules on other fields still apply.
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    hash_max_mib: u64,
+    /// Hashing budget in MiB per second (token bucket, bursts of 8 seconds' worth): an exec
+    /// storm of distinct files beyond it gets `hash budget exhausted` instead of a hash.
+    #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    hash_rate_mib: u64,
 }
 
 /// A CPU sampling interval between 100 ms and 1 h.
@@ -119,6 +128,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             interval: args.cpu_interval,
             floor: args.cpu_floor,
             ..CpuSettings::default()
+        },
+        hash: HashConfig {
+            max_size: args.hash_max_mib << 20,
+            bytes_per_s: args.hash_rate_mib << 20,
+            burst_bytes: (args.hash_rate_mib << 20).saturating_mul(8),
+            ..HashConfig::default()
         },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -122,6 +122,11 @@ impl<'p> Enforcer<'p> {
         }
     }
 
+    /// The rules the kill breaker disarmed.
+    pub(crate) fn disarmed(&self) -> &HashSet<u32> {
+        self.breaker.disarmed()
+    }
+
     fn act(&self, action: Action, detail: Option<String>, report: Report, by: &'static str) -> Act {
         Act {
             action,

@@ -1,5 +1,8 @@
 //! Handling one ring-buffer record: decode, build the event, turn the kernel's verdict into
 //! enforcement records, evaluate the userspace rules, and write it all to the sink.
+//! Exec events whose file hash is computed after the fact are finished in [`hashing`].
+
+mod hashing;
 
 use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
 use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo, ratelimit::RateLimiter};
@@ -46,6 +49,8 @@ pub(crate) struct Handler<'p> {
     enforcer: Enforcer<'p>,
     /// Miner indicators per process tree and cgroup, for `cpu` events (`handler_cpu.rs`).
     indicators: Indicators,
+    /// Content hashes of executed files, when the policy reads them.
+    hashing: Option<hashing::Hashing>,
 }
 
 /// A process cache seeded from `/proc`, so processes started before the engine resolve.
@@ -75,6 +80,17 @@ fn attribute_header(header: &mut EventHeader, event: &Value) {
     header.cgroup_id = event["process"]["cgroup"]["id"].as_u64().unwrap_or(0);
 }
 
+/// Which matching rules [`Handler::userspace_rules`] acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Select {
+    /// Every rule.
+    All,
+    /// Rules that do not read the file hash (it is still being computed).
+    WithoutHash,
+    /// Only rules that read the file hash (it has just been computed).
+    OnlyHash,
+}
+
 /// Whether the kernel plan carries the rule (its deny/kill outcome arrives with the record, so
 /// userspace must not act on it again).
 fn reported_by_kernel(rule: &RuleInfo) -> bool {
@@ -102,6 +118,7 @@ impl<'p> Handler<'p> {
             learned: Learned::default(),
             enforcer,
             indicators: cpu::new_indicators(),
+            hashing: None,
         }
     }
 
@@ -124,7 +141,7 @@ impl<'p> Handler<'p> {
                         if self.queries.attribute(&mut event, header.timestamp_ns) {
                             attribute_header(&mut header, &event);
                         }
-                        self.learn(&event, header.timestamp_ns);
+                        self.learn_addresses(&event, header.timestamp_ns);
                     }
                     Decoded::Socket(_) => self.name_learned_address(&mut event),
                     _ => {}
@@ -133,6 +150,9 @@ impl<'p> Handler<'p> {
                 // by the tracepoint when it succeeds, and only that record is evaluated.
                 let observed = !matches!(record, Decoded::Exec(_))
                     || header.hook == Hook::TpSchedProcessExec as u32;
+                if observed && let Decoded::Exec(exec) = &record {
+                    return self.report_exec(&header, exec, event, sink);
+                }
                 self.report(&header, event, observed, sink)
             }
             Err(err) => {
@@ -144,7 +164,7 @@ impl<'p> Handler<'p> {
     }
 
     /// Writes the addresses a DNS response teaches into the connect plan.
-    fn learn(&mut self, event: &Value, now_ns: u64) {
+    fn learn_addresses(&mut self, event: &Value, now_ns: u64) {
         for ip in self.learned.learn(self.policy, event, now_ns) {
             let rules = self.learned.rules(&ip);
             self.enforcer.learned(ip, &rules);
@@ -195,22 +215,33 @@ impl<'p> Handler<'p> {
         observed: bool,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
+        self.kernel_records(header, &event, sink)?;
+        if !observed {
+            return Ok(());
+        }
+        self.userspace_rules(header, &event, Select::All, sink)?;
+        sink.write(&Record::Event { event })
+    }
+
+    /// The kernel's enforcement records of `header` (whose event did not need to wait).
+    fn kernel_records(
+        &mut self,
+        header: &EventHeader,
+        event: &Value,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
         let (rule, severity) = self.rule_id(header.rule_index);
-        let policy = self.policy;
-        let info = policy
+        let info = self
+            .policy
             .rules()
             .get(header.rule_index as usize)
             .map(|r| (header.rule_index, r));
         for action in outcome::actions(header.outcome) {
-            for act in self.enforcer.kernel(action, info, header, &event) {
+            for act in self.enforcer.kernel(action, info, header, event) {
                 sink.write(&act.into_record(&rule, &severity, self.tier, event.clone()))?;
             }
         }
-        if !observed {
-            return Ok(());
-        }
-        self.userspace_rules(header, &event, sink)?;
-        sink.write(&Record::Event { event })
+        Ok(())
     }
 
     /// Evaluates the rules the kernel does not enforce: alerts are recorded, kills are
@@ -219,6 +250,7 @@ impl<'p> Handler<'p> {
         &mut self,
         header: &EventHeader,
         event: &Value,
+        select: Select,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
         let response = event.pointer("/dns/is_response") == Some(&Value::Bool(true));
@@ -236,8 +268,16 @@ impl<'p> Handler<'p> {
             if response && !rule.dns_responses {
                 continue;
             }
+            if !self.selected(select, m.rule_index) {
+                continue;
+            }
             self.note_indicator(rule, header, event);
-            if reported_by_kernel(rule) {
+            // The kernel's record already acted for this rule on this event (a kernel plan
+            // rule, or a verdict the daemon wrote into the kernel for this file).
+            let acted_in_kernel = header.outcome != 0
+                && header.rule_index == m.rule_index
+                && (rule.actions.deny || rule.actions.kill);
+            if reported_by_kernel(rule) || acted_in_kernel {
                 continue;
             }
             let mut performed = Vec::new();

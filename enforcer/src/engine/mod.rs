@@ -9,9 +9,11 @@ mod learned;
 mod sink;
 
 use std::{
+    cell::RefCell,
     collections::{HashMap, HashSet},
     net::IpAddr,
     path::{Path, PathBuf},
+    rc::Rc,
 };
 
 use aya::{Ebpf, maps::RingBuf};
@@ -33,7 +35,8 @@ use crate::{
     audit::{BreakerSettings, Record, writer::WriteError},
     btf::BtfError,
     clock::BootClock,
-    loader::{self, KernelTier, LoadError, counters, plan_sync},
+    hash::{Done, ExecHasher, HashConfig},
+    loader::{self, KernelTier, LoadError, counters, inode_plan::InodePlan, plan_sync},
 };
 pub use sink::Sink;
 
@@ -73,6 +76,8 @@ pub struct Options {
     pub breaker: Limits,
     /// CPU sampling (only when the policy has `cpu` rules).
     pub cpu: crate::cpu::CpuSettings,
+    /// Bounds of the executable hasher (used when a rule reads `exec.file.hash.*`).
+    pub hash: HashConfig,
 }
 
 /// The loaded kernel plan, rewritten when the kill breaker disarms a rule.
@@ -85,12 +90,15 @@ struct LivePlan<'a> {
     disarmed: HashSet<u32>,
     /// Learned addresses and their rules, as written (rewritten on a disarm).
     learned: HashMap<IpAddr, Vec<u32>>,
+    /// The verdicts the daemon wrote by file identity (content hash matches).
+    inode: Rc<RefCell<InodePlan>>,
 }
 
 impl enforce::PlanControl for LivePlan<'_> {
     fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, plan_sync::PlanError> {
         self.disarmed.clone_from(disarmed);
-        let written = plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)?;
+        let written = plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)?
+            + self.inode.borrow_mut().disarm(disarmed)?;
         for (ip, rules) in &self.learned {
             plan_sync::write_learned(
                 self.ebpf,
@@ -167,8 +175,8 @@ pub enum EngineError {
 }
 
 /// The `--never-kill` executables a kernel plan entry matches (by path or by name), with the
-/// rules: the kernel hook acts before the daemon sees the event, so `--never-kill` cannot stop
-/// those kills (the engine warns at start).
+/// rules: the kernel spares them from kills (`NEVER_KILL`), but a deny rule still refuses their
+/// exec in the lsm tier (the engine warns at start).
 fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) -> Vec<String> {
     let plan = policy.lower();
     let rule_ids = |indices: &[u32]| {
@@ -188,7 +196,7 @@ fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) ->
         let by_name = plan.exec_names.iter().filter(|e| e.value == name);
         for entry in by_path.chain(by_name) {
             found.push(format!(
-                "--never-kill {}: kernel rule(s) {} match {:?} in the kernel hook, before the daemon can spare it",
+                "--never-kill {}: kernel rule(s) {} match {:?}: the kernel spares it from kills, but a deny still refuses its exec in the lsm tier",
                 path.display(),
                 rule_ids(&entry.rules),
                 entry.value
@@ -221,6 +229,16 @@ fn cpu_sampler(
     ))
 }
 
+/// The next finished hash, or never when nothing is hashed.
+async fn next_hash(
+    results: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Done>>,
+) -> Option<Done> {
+    match results {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { what, source }
 }
@@ -240,7 +258,14 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {
         tracing::warn!("{conflict}");
     }
+    for (path, why) in loader::never_kill::write(&mut loaded.ebpf, &options.never_kill)? {
+        tracing::warn!(
+            "--never-kill {}: {why}; the kernel cannot spare it (the daemon's kills still do)",
+            path.display()
+        );
+    }
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
+    let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
     loaded.attach()?;
     match &loaded.dns_responses {
         Ok(root) => tracing::info!("DNS responses watched at ingress of {}", root.display()),
@@ -299,6 +324,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         generation,
         disarmed: HashSet::new(),
         learned: HashMap::new(),
+        inode: Rc::clone(&inode_plan),
     };
     let enforcer = enforce::Enforcer::new(
         &policy,
@@ -309,6 +335,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         dry_run,
     );
     let mut handler = handler::Handler::new(&policy, tier, dry_run, clock, enforcer);
+    let mut hash_results = None;
+    if policy.rules_reading("exec.file.hash.").contains(&true) {
+        let (hasher, results) =
+            ExecHasher::start(options.hash.clone()).map_err(io_err("hash threads"))?;
+        handler = handler.with_hasher(hasher, Some(inode_plan));
+        hash_results = Some(results);
+    }
     let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
     let mut cpu_timer = tokio::time::interval(options.cpu.interval);
@@ -334,6 +367,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     sink.flush()?;
                 }
             }
+            Some(done) = next_hash(&mut hash_results) => {
+                handler.hash_done(done, &mut sink)?;
+                sink.flush()?;
+            }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }
@@ -344,6 +381,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         while let Some(item) = ring.next() {
             handler.handle(&item, &mut sink)?;
         }
+        handler.stop_hashing(&mut sink)?;
         sink.flush()?;
     }
     let decode_errors = handler.decode_errors();

@@ -2,6 +2,8 @@
 //! program load, plan maps, attach. Dropping [`Loaded`] detaches everything.
 
 pub mod counters;
+pub mod inode_plan;
+pub mod never_kill;
 pub mod offsets;
 pub mod plan_sync;
 pub mod tier;

@@ -17,8 +17,11 @@ macro_rules! offset_table {
         /// Reads the struct offsets from parsed BTF. The tracepoint layout (`tp_*`) is left
         /// 0 for the loader to fill from tracefs.
         pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
+            let (inode_ctime_sec, inode_ctime_nsec) = inode_ctime(btf)?;
             Ok(KernelOffsets {
                 $($field: btf.member_offset($strukt, $member)?,)*
+                inode_ctime_sec,
+                inode_ctime_nsec,
                 ..KernelOffsets::ZERO
             })
         }
@@ -56,6 +59,35 @@ offset_table! {
     task_exit_code => ("task_struct", "exit_code"),
     task_signal => ("task_struct", "signal"),
     signal_live => ("signal_struct", "live"),
+    inode_ino => ("inode", "i_ino"),
+    inode_sb => ("inode", "i_sb"),
+    sb_dev => ("super_block", "s_dev"),
+    mm_exe_file => ("mm_struct", "exe_file"),
+}
+
+/// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),
+/// `__i_ctime` (6.6 to 6.10), then split into `i_ctime_sec` and `i_ctime_nsec` (6.11+).
+/// (seconds member, nanoseconds member), newest first.
+pub const INODE_CTIME: &[(&str, &str)] = &[
+    ("i_ctime_sec", "i_ctime_nsec"),
+    ("__i_ctime.tv_sec", "__i_ctime.tv_nsec"),
+    ("i_ctime.tv_sec", "i_ctime.tv_nsec"),
+];
+
+/// The offsets of the inode's change time (seconds, nanoseconds) under whichever name this
+/// kernel uses; the error of the oldest layout when none resolves.
+fn inode_ctime(btf: &Btf) -> Result<(u32, u32), BtfError> {
+    let mut last = None;
+    for (sec, nsec) in INODE_CTIME {
+        match (
+            btf.member_offset("inode", sec),
+            btf.member_offset("inode", nsec),
+        ) {
+            (Ok(sec), Ok(nsec)) => return Ok((sec, nsec)),
+            (Err(err), _) | (_, Err(err)) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| BtfError::StructNotFound("inode".to_owned())))
 }
 
 /// Reads the offsets from the BTF file at `path` (normally /sys/kernel/btf/vmlinux).
@@ -92,5 +124,9 @@ mod tests {
             off.dentry_name,
             "qstr: hash, len, then name"
         );
+        assert_ne!(off.inode_ino, 0);
+        assert_ne!(off.inode_ctime_sec, 0);
+        assert_ne!(off.inode_ctime_nsec, 0);
+        assert_ne!(off.inode_ctime_nsec, off.inode_ctime_sec);
     }
 }

@@ -140,6 +140,7 @@ pub(crate) fn test_exec_record() -> ExecRecord {
         path: [0; PATH_LEN],
         args: [0; ARGS_LEN],
         comm: [0; COMM_LEN],
+        file: enforcer_common::plan::InodeKey::default(),
     };
     rec.name[..4].copy_from_slice(b"true");
     rec.path[..13].copy_from_slice(b"/usr/bin/true");
@@ -157,6 +158,17 @@ mod tests {
     fn exec_round_trips() {
         let rec = test_exec_record();
         assert_eq!(decode(as_bytes(&rec)), Ok(Decoded::Exec(Box::new(rec))));
+        let mut with_identity = rec;
+        with_identity.file = enforcer_common::plan::InodeKey {
+            ino: u64::MAX - 1,
+            ctime_sec: -2,
+            ctime_nsec: 999_999_999,
+            dev: (259 << 20) | 3,
+        };
+        assert_eq!(
+            decode(as_bytes(&with_identity)),
+            Ok(Decoded::Exec(Box::new(with_identity)))
+        );
     }
 
     #[test]

@@ -76,13 +76,18 @@ pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
     let (argv0, args) = split_args(rec);
     let name = text(&rec.name, rec.name_len as usize);
     let path = text(&rec.path, rec.path_len as usize);
+    let mut file = json!({ "path": path, "name": name });
+    if rec.file.ino != 0 {
+        file["inode"] = Value::from(rec.file.ino);
+        file["dev"] = Value::from(rec.file.user_dev());
+    }
     json!({
         "kind": "exec",
         "ts": ts,
         "hook": hook_name(h.hook),
         "process": process_json(h, &rec.comm),
         "exec": {
-            "file": { "path": path, "name": name },
+            "file": file,
             "argv0": argv0,
             "args": args,
             "truncated": {
@@ -114,6 +119,21 @@ mod tests {
         assert_eq!(ev["process"]["comm"], "true");
         assert_eq!(ev["process"]["cgroup"]["id"], 7);
         assert_eq!(ev["exec"]["truncated"]["args"], false);
+        assert!(ev["exec"]["file"].get("inode").is_none(), "identity unread");
+    }
+
+    #[test]
+    fn the_file_identity_is_reported_in_stat_terms() {
+        let mut rec = test_exec_record();
+        rec.file = enforcer_common::plan::InodeKey {
+            ino: 1234,
+            ctime_sec: 5,
+            ctime_nsec: 6,
+            dev: (8 << 20) | 1,
+        };
+        let ev = exec_event(&rec, "t");
+        assert_eq!(ev["exec"]["file"]["inode"], 1234);
+        assert_eq!(ev["exec"]["file"]["dev"], 0x801);
     }
 
     #[test]

@@ -212,6 +212,13 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "/exec/file/inode",
         "Inode number of the executed file.",
     ),
+    f(
+        "exec.file.dev",
+        T::Int,
+        EXEC,
+        "/exec/file/dev",
+        "Device of the executed file's filesystem (st_dev encoding).",
+    ),
     list(f(
         "exec.args",
         T::Str,

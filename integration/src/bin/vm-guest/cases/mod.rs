@@ -4,6 +4,7 @@
 
 mod dns_response;
 mod exec;
+mod hash;
 mod infra;
 mod lifecycle;
 mod network;
@@ -32,6 +33,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_exec_monitor",
         run: exec::lsm_exec_monitor,
+    },
+    Case {
+        name: "lsm_hash_deny",
+        run: hash::lsm_hash_deny,
     },
     Case {
         name: "lsm_stratum_deny",
