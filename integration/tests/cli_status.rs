@@ -31,5 +31,13 @@ fn status_reports_the_tier_and_what_each_family_gets() {
         assert_eq!(row(event)["seen"], true, "{event}");
         assert_eq!(row(event)["stop"], want_stop, "{event}");
     }
-    assert_eq!(row("dns response")["seen"], false, "said, not hidden");
+    for event in ["dns response", "bind, accept"] {
+        assert_eq!(row(event)["seen"], true, "{event}");
+        assert_eq!(row(event)["stop"], "none", "detection only: {event}");
+    }
+    let file = rows
+        .iter()
+        .find(|r| r["event"].as_str().is_some_and(|e| e.starts_with("file")))
+        .unwrap();
+    assert_eq!(file["seen"], false, "said, not hidden");
 }
