@@ -69,8 +69,13 @@ fn connect_storm(spec: &EngineSpec, args: &Args) -> anyhow::Result<(Vec<Round>, 
 }
 
 fn dns_storm(spec: &EngineSpec, args: &Args) -> anyhow::Result<(Vec<Round>, Vec<Round>)> {
-    let server = UdpSocket::bind("127.0.0.1:0").context("bind")?;
+    // Port 53 when it is free, so the engine's response path (cgroup ingress copy, decode,
+    // attribution) is in the measurement; any port otherwise (queries only).
+    let server = UdpSocket::bind("127.0.0.1:53")
+        .or_else(|_| UdpSocket::bind("127.0.0.1:0"))
+        .context("bind")?;
     let server_addr = server.local_addr()?;
+    eprintln!("DNS responder on {server_addr} (responses watched: port 53 only)");
     std::thread::spawn(move || {
         let mut buf = [0u8; 512];
         while let Ok((n, from)) = server.recv_from(&mut buf) {
