@@ -31,6 +31,9 @@
 //!   # Ports DNS servers answer from besides 53 (responses from them are decoded); the
 //!   # union over all files, at most 7.
 //!   dns_server_ports: [5353]
+//!   # Report every connect to the audit log, not only those a rule is about (costs the daemon
+//!   # a record per connect); true in any file wins.
+//!   record_all_connects: false
 //! ```
 
 mod kill;
@@ -181,6 +184,8 @@ pub struct RawFile {
     pub extra_public_ranges: Vec<(String, Span)>,
     /// `network.dns_server_ports` items as written, with their spans (validated by the loader).
     pub dns_server_ports: Vec<(String, Span)>,
+    /// `network.record_all_connects`.
+    pub record_all_connects: bool,
 }
 
 fn err(span: Span, msg: impl Into<String>) -> Diagnostic {
@@ -317,10 +322,12 @@ fn read_network(node: &Node, out: &mut RawFile, diags: &mut Vec<Diagnostic>) {
                     }
                 }
             }
-            _ => diags.push(
-                err(k.span, "unknown network key")
-                    .label("expected `extra_public_ranges` or `dns_server_ports`"),
-            ),
+            Some("record_all_connects") => {
+                out.record_all_connects = boolean(v, "record_all_connects", diags).unwrap_or(false);
+            }
+            _ => diags.push(err(k.span, "unknown network key").label(
+                "expected `extra_public_ranges`, `dns_server_ports` or `record_all_connects`",
+            )),
         }
     }
 }

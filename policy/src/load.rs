@@ -198,7 +198,9 @@ impl Loader {
         let mut rules = Vec::new();
         let mut extra_public = BTreeSet::new();
         let mut dns_ports = BTreeSet::from([53u16]);
+        let mut record_all_connects = false;
         for (path, raw) in raws {
+            record_all_connects |= raw.record_all_connects;
             for (item, span) in &raw.dns_server_ports {
                 let port = item.trim().parse::<u16>().ok().filter(|p| *p != 0);
                 let diag = match port {
@@ -382,8 +384,8 @@ impl Loader {
                 info.userspace_reason = Some(self.reason(b));
             }
         }
-        plan.connect_filtered =
-            connect_plan_complete(&infos, &kernel_rules, &blocked, &learned_rules);
+        plan.connect_filtered = !record_all_connects
+            && connect_plan_complete(&infos, &kernel_rules, &blocked, &learned_rules);
         plan.learned_rules = learned_rules;
         if !self.diags.is_empty() {
             return Err(self.finish_err());

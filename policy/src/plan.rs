@@ -77,7 +77,8 @@ pub struct KernelPlan {
     pub connect_nets: Vec<PlanEntry>,
     /// Every enabled connect rule is in `connect_nets` (alert-only rules as record-only
     /// entries), so the kernel reports only connects whose lookup ends at an entry with rules
-    /// (in-kernel approvers); when false, some connect rule needs every connect in userspace.
+    /// (in-kernel approvers); when false, some connect rule needs every connect in userspace,
+    /// or the policy asks for every connect (`network.record_all_connects`).
     pub connect_filtered: bool,
     /// Connect rules on `connect.addr.dns_name` (indices, ascending): the daemon evaluates
     /// them against each DNS answer and writes the addresses they match into the connect plan

@@ -362,6 +362,9 @@ fn one_connect_rule_outside_the_plan_makes_the_kernel_report_every_connect() {
     // No connect rule at all: nothing to report.
     let none = "rules:\n  - id: x\n    expression: exec.file.name == \"xmrig\"\n    action: deny\n";
     assert!(load_str("p.yaml", none).unwrap().lower().connect_filtered);
+    // Unless the policy asks for every connect in the audit log.
+    let all = format!("{none}network:\n  record_all_connects: true\n");
+    assert!(!load_str("p.yaml", &all).unwrap().lower().connect_filtered);
 }
 
 #[test]
