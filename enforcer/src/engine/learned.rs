@@ -29,16 +29,15 @@ struct Entry {
     rules: BTreeMap<u32, u64>,
     /// The question name of the latest answer that gave the address.
     name: String,
-    /// The latest expiry of `rules`.
-    expires: u64,
 }
 
 /// The learned addresses; see the module documentation.
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
     by_ip: HashMap<IpAddr, Entry>,
-    /// (expiry, address), soonest first.
-    expiry: BTreeSet<(u64, IpAddr)>,
+    /// (expiry, address, rule) of every learned rule, soonest first: expiry looks at the
+    /// front only, so it costs nothing per record while nothing is due.
+    expiry: BTreeSet<(u64, IpAddr, u32)>,
 }
 
 impl Learned {
@@ -93,49 +92,55 @@ impl Learned {
     fn insert(&mut self, ip: IpAddr, name: &str, rules: &[u32], until: u64) -> bool {
         if !self.by_ip.contains_key(&ip)
             && self.by_ip.len() >= MAX_LEARNED
-            && let Some((_, old)) = self.expiry.pop_first()
+            && let Some(&(_, old, _)) = self.expiry.first()
         {
-            self.by_ip.remove(&old);
+            self.forget(old);
         }
         let entry = self.by_ip.entry(ip).or_insert_with(|| Entry {
             rules: BTreeMap::new(),
             name: String::new(),
-            expires: 0,
         });
+        name.clone_into(&mut entry.name);
         let mut changed = false;
         for &rule in rules {
-            let at = entry.rules.entry(rule).or_insert_with(|| {
-                changed = true;
-                0
-            });
-            *at = (*at).max(until);
-        }
-        name.clone_into(&mut entry.name);
-        if until > entry.expires {
-            self.expiry.remove(&(entry.expires, ip));
-            entry.expires = until;
-            self.expiry.insert((until, ip));
+            match entry.rules.get(&rule).copied() {
+                Some(old) if old >= until => continue,
+                Some(old) => {
+                    self.expiry.remove(&(old, ip, rule));
+                }
+                None => changed = true,
+            }
+            entry.rules.insert(rule, until);
+            self.expiry.insert((until, ip, rule));
         }
         changed
+    }
+
+    /// Drops `ip` with all its rules.
+    fn forget(&mut self, ip: IpAddr) {
+        if let Some(entry) = self.by_ip.remove(&ip) {
+            for (rule, until) in entry.rules {
+                self.expiry.remove(&(until, ip, rule));
+            }
+        }
     }
 
     /// Drops what expired by `now_ns`; returns the addresses whose rule set changed.
     pub(crate) fn expire(&mut self, now_ns: u64) -> Vec<IpAddr> {
         let mut changed = Vec::new();
-        while let Some(&(at, ip)) = self.expiry.first() {
+        while let Some(&(at, ip, rule)) = self.expiry.first() {
             if at > now_ns {
                 break;
             }
             self.expiry.pop_first();
-            self.by_ip.remove(&ip);
-            changed.push(ip);
-        }
-        // Rules of a live address that ran out earlier than its latest one.
-        for (ip, entry) in &mut self.by_ip {
-            let before = entry.rules.len();
-            entry.rules.retain(|_, until| *until > now_ns);
-            if entry.rules.len() != before {
-                changed.push(*ip);
+            if let Some(entry) = self.by_ip.get_mut(&ip) {
+                entry.rules.remove(&rule);
+                if entry.rules.is_empty() {
+                    self.by_ip.remove(&ip);
+                }
+            }
+            if !changed.contains(&ip) {
+                changed.push(ip);
             }
         }
         changed
@@ -213,6 +218,28 @@ rules:
         assert_eq!(learned.expire(121_000_000_000), vec![ip]);
         assert!(learned.rules(&ip).is_empty());
         assert!(learned.by_ip.is_empty());
+    }
+
+    #[test]
+    fn each_rule_of_an_address_expires_on_its_own() {
+        let two = format!(
+            "{POLICY}  - id: other-name\n    expression: connect.addr.dns_name == \"other.test\"\n    action: deny\n"
+        );
+        let policy = enforcer_policy::load_str("p.yaml", &two).unwrap();
+        assert_eq!(policy.plan().learned_rules, vec![0, 2]);
+        let mut learned = Learned::default();
+        let ip: IpAddr = "127.0.0.78".parse().unwrap();
+        learned.learn(
+            &policy,
+            &response("pool.example-miner.test", &[("127.0.0.78", 120)]),
+            0,
+        );
+        learned.learn(&policy, &response("other.test", &[("127.0.0.78", 300)]), 0);
+        assert_eq!(learned.rules(&ip), vec![0, 2]);
+        assert_eq!(learned.expire(121_000_000_000), vec![ip]);
+        assert_eq!(learned.rules(&ip), vec![2]);
+        assert_eq!(learned.expire(301_000_000_000), vec![ip]);
+        assert!(learned.by_ip.is_empty() && learned.expiry.is_empty());
     }
 
     #[test]

@@ -304,16 +304,13 @@ pub fn write_learned(
     ip: IpAddr,
     learned: &[u32],
 ) -> Result<(), PlanError> {
-    let plan = policy.plan();
-    let mut rules: Vec<u32> = plan
-        .connect_lookup(ip)
-        .map(|e| e.rules.clone())
-        .unwrap_or_default();
     let host_len: u32 = if ip.is_ipv4() { 32 } else { 128 };
-    let exact = plan
-        .connect_nets
-        .iter()
-        .any(|e| parse_network(&e.value).is_ok_and(|(addr, len)| addr == ip && len == host_len));
+    let found = policy.plan().connect_lookup(ip);
+    // The longest listed prefix holding `ip` is its own key when it is a host entry.
+    let exact = found.is_some_and(|e| {
+        parse_network(&e.value).is_ok_and(|(addr, len)| addr == ip && len == host_len)
+    });
+    let mut rules: Vec<u32> = found.map(|e| e.rules.clone()).unwrap_or_default();
     rules.extend_from_slice(learned);
     rules.sort_unstable();
     rules.dedup();
