@@ -5,7 +5,7 @@
 //! fake-miner [--spin-threads N|all] [--spin-secs S]
 //!            [--resolve NAME --dns IP:PORT [--dns-client PATH]]
 //!            [--stratum IP:PORT [--dialect v1|ethereum|monero|jsonrpc]]
-//!            [--touch-hugepages]
+//!            [--touch-hugepages] [-- MINER_ARGS...]
 //! ```
 //!
 //! - `--spin-threads N|all` (default `all`: one per online CPU, at most 256) busy-loop threads
@@ -17,6 +17,8 @@
 //! - `--stratum IP:PORT`: then a TCP connect to the (mock) pool and the first message of
 //!   `--dialect` (default `v1`), written with `write(2)` (the code `stratum-client` uses). The
 //!   address must be loopback.
+//! - `-- MINER_ARGS...`: ignored, so the command line can look like a real miner's
+//!   (`--url=stratum+ssl://... --cpu-priority=0`).
 //! - `--touch-hugepages`: then opens `/proc/sys/vm/nr_hugepages` for writing and writes back
 //!   the value it holds (no change), best effort.
 //!
@@ -76,6 +78,10 @@ struct Args {
     /// Open /proc/sys/vm/nr_hugepages for writing and write its value back.
     #[arg(long)]
     touch_hugepages: bool,
+    /// Arguments after `--`, ignored: a real miner's command line (pool URL, wallet, flags)
+    /// for the rules that read `exec.args`.
+    #[arg(last = true)]
+    miner_args: Vec<String>,
 }
 
 /// `all` or 1..=256.

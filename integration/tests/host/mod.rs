@@ -77,10 +77,16 @@ impl Engine {
     pub(crate) fn start_with(dir: &Path, policy: &str, mode: &str, extra: &[&str]) -> Engine {
         let policy_path = dir.join("policy.yaml");
         std::fs::write(&policy_path, policy).unwrap();
+        Self::start_at(dir, &policy_path, mode, extra)
+    }
+
+    /// Starts `enforcer run` with the policy file or directory at `policy_path` (the audit log
+    /// goes into `dir`) and waits for its `engine_start` record.
+    pub(crate) fn start_at(dir: &Path, policy_path: &Path, mode: &str, extra: &[&str]) -> Engine {
         let audit = dir.join(format!("audit-{mode}.jsonl"));
         let child = Command::new(enforcer_bin())
             .args(["run", "--quiet", "--mode", mode, "--policy"])
-            .arg(&policy_path)
+            .arg(policy_path)
             .arg("--audit-log")
             .arg(&audit)
             .args(extra)
