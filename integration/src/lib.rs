@@ -4,12 +4,16 @@
 //! holds the engine, a guest harness and test payloads, and turns the guest's console output
 //! into test results. See `integration/README.md`.
 //!
+//! [`catalog`] holds the catalog fixtures the shipped policy must stop, shared by the host and
+//! VM suites that run them.
+//!
 //! [`dns_fixture`] drives the stub resolver and DNS client fixtures from host and guest tests.
 //!
 //! [`stratum`] holds the stratum dialects' first messages and the socket write shared by the
 //! `stratum-client` and `fake-miner` fixtures; [`syscall`] reads a data-moving call's result
 //! (EINTR, no progress) for every fixture loop.
 
+pub mod catalog;
 pub mod connection_limit;
 pub mod dns_fixture;
 pub mod stratum;

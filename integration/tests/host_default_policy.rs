@@ -26,9 +26,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use enforcer_integration::dns_fixture::{StubDns, dns_query};
+use enforcer_integration::{
+    catalog::{self, Expected},
+    dns_fixture::{StubDns, dns_query},
+};
 use host::{Engine, can_run, install};
-use serde_json::Value;
 
 /// Engines are started one at a time: each would see the others' events.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -44,13 +46,6 @@ const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
 const WAIT: Duration = Duration::from_secs(20);
 /// How long a long-running fixture (the fake miner) may run before the test stops it.
 const MINER_SECS: &str = "30";
-
-/// Pool names the stub resolver answers, with loopback addresses nothing listens on.
-const ANSWERS: [&str; 3] = [
-    "eth-eu1.nanopool.org=127.0.0.78",
-    "rx.supportxmr.com=127.0.0.78",
-    "pool.ntp.org=127.0.0.2",
-];
 
 /// What a fixture did.
 #[derive(Debug, PartialEq, Eq)]
@@ -118,7 +113,7 @@ impl Bench {
         let stub = StubDns::start(
             Path::new(STUB_DNS),
             "127.0.0.1:0",
-            &ANSWERS,
+            &catalog::STUB_ANSWERS,
             &dir.path().join("stub.jsonl"),
         )
         .unwrap();
@@ -227,225 +222,83 @@ fn reap(child: &mut Child, killed: bool) -> Outcome {
     Outcome::Ran
 }
 
-/// The expected result of one fixture: the rule that must act and what the fixture sees in
-/// block mode (monitor mode: it always runs, and the record says `would_*`).
-struct Expect {
-    fixture: &'static str,
-    rule: &'static str,
-    /// `kill` (block: SIGKILL) or `alert` (both modes: it runs, an alert record).
-    action: &'static str,
-    /// The acting process's comm, where the fixture has a fixed one.
-    comm: Option<&'static str>,
-}
-
 /// Runs every positive fixture in `engine`, asserting each outcome for `mode`; returns what
 /// must be in the audit log.
-fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<(Expect, Outcome)> {
+fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     let block = mode == "block";
     let kill = |outcome: Outcome, fixture: &str| {
         let want = if block { Outcome::Killed } else { Outcome::Ran };
         assert_eq!(outcome, want, "{fixture} in {mode} mode");
-        outcome
     };
     let mut seen = Vec::new();
-    let mut expect = |fixture, comm, rule, action, outcome| {
-        seen.push((
-            Expect {
-                fixture,
-                rule,
-                action,
-                comm,
-            },
-            outcome,
-        ))
+    let mut expect = |fixture, comm: Option<&str>, rule, alert| {
+        seen.push(Expected {
+            fixture,
+            comm: comm.map(str::to_owned),
+            rule,
+            alert,
+        });
     };
 
     // F1, F5, F6: miner names, denied in the kernel (a kill at exec in the signal tier).
-    let f1 = bench.marker_exec(
-        "xmrig",
-        &[
-            "-o",
-            "stratum+tcp://pool.supportxmr.com:3333",
-            "-u",
-            "4FAKE",
-            "-p",
-            "x",
-            "--donate-level=1",
-        ],
-    );
-    expect(
-        "F1",
-        Some("xmrig"),
-        "miner-exec-name",
-        "kill",
-        kill(f1, "F1"),
-    );
-    let f5 = bench.marker_exec(
-        "ethminer",
-        &["-P", "stratum1+tcp://0xFAKE.rig@eth-eu1.nanopool.org:9999"],
-    );
-    expect(
-        "F5",
-        Some("ethminer"),
-        "miner-exec-name",
-        "kill",
-        kill(f5, "F5"),
-    );
-    let f6 = bench.marker_exec(
-        "minerd",
-        &[
-            "-a",
-            "scrypt",
-            "-o",
-            "stratum+tcps://pool.test:3333",
-            "-u",
-            "u",
-        ],
-    );
-    expect(
-        "F6",
-        Some("minerd"),
-        "miner-exec-name",
-        "kill",
-        kill(f6, "F6"),
-    );
-
+    for f in catalog::NAMED_MINERS {
+        kill(bench.marker_exec(f.name, f.args), f.fixture);
+        expect(f.fixture, Some(f.name), f.rule, false);
+    }
     // F2: renamed, with a pool URL and miner flags: killed in userspace by its arguments.
-    let f2 = bench.miner(
-        engine,
-        "kworker_upd",
-        &[
-            "--",
-            "--url=stratum+ssl://gulf.moneroocean.stream:10128",
-            "--cpu-priority=0",
-        ],
-        "miner-args-stratum-url",
-    );
-    expect(
-        "F2",
-        Some("kworker_upd"),
-        "miner-args-stratum-url",
-        "kill",
-        kill(f2, "F2"),
-    );
-    expect(
-        "F2",
-        Some("kworker_upd"),
-        "kernel-thread-name-exec",
-        "alert",
-        Outcome::Ran,
-    );
-
-    // F3 / F10: a renamed miner with no tell-tale arguments speaking stratum v1 (kernel kill
-    // on the first write), and CryptoNote (userspace kill: the kernel sees only `login`).
-    let stratum_v1 = ["--stratum", &bench.pool.addrs[0], "--dialect", "v1"];
-    let f3 = bench.miner(engine, "app-worker", &stratum_v1, "stratum-v1-payload");
-    expect(
-        "F3",
-        Some("app-worker"),
-        "stratum-v1-payload",
-        "kill",
-        kill(f3, "F3"),
-    );
-    let cryptonote = ["--stratum", &bench.pool.addrs[2], "--dialect", "monero"];
-    let f10 = bench.miner(
-        engine,
-        "app-worker-2",
-        &cryptonote,
-        "stratum-cryptonote-payload",
-    );
-    expect(
-        "F10",
-        Some("app-worker-2"),
-        "stratum-cryptonote-payload",
-        "kill",
-        kill(f10, "F10"),
-    );
-    let f10 = bench.stratum("ethereum", 1);
+    let f2 = catalog::RENAMED_MINER;
+    kill(bench.miner(engine, f2.name, f2.args, f2.rule), f2.fixture);
+    expect(f2.fixture, Some(f2.name), f2.rule, false);
+    expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
+    // F3 / F10: a renamed miner with no tell-tale arguments speaking stratum.
+    for (f, addr) in catalog::STRATUM_MINERS.iter().zip(&bench.pool.addrs) {
+        let args = ["--stratum", addr, "--dialect", f.dialect];
+        kill(bench.miner(engine, f.name, &args, f.rule), f.fixture);
+        expect(f.fixture, Some(f.name), f.rule, false);
+    }
+    kill(bench.stratum("ethereum", 2), "F10");
     expect(
         "F10",
         Some("stratum-client"),
-        "stratum-v1-payload",
-        "kill",
-        kill(f10, "F10"),
+        catalog::ETHEREUM_STRATUM_RULE,
+        false,
     );
-
-    // F9: pool lookups, an exact pool host and a pool domain's sub-domain.
-    let f9 = bench.lookup("eth-eu1.nanopool.org");
-    expect(
-        "F9",
-        Some("dns-client"),
-        "pool-host-lookup",
-        "kill",
-        kill(f9, "F9"),
-    );
-    let f9 = bench.lookup("rx.supportxmr.com");
-    expect(
-        "F9",
-        Some("dns-client"),
-        "pool-domain-lookup",
-        "kill",
-        kill(f9, "F9"),
-    );
-
-    // F11: the fake miner executed from a memfd, with miner flags.
+    // F9: pool lookups.
+    for (name, rule) in catalog::POOL_LOOKUPS {
+        kill(bench.lookup(name), "F9");
+        expect("F9", Some("dns-client"), rule, false);
+    }
+    // F11: the fake miner executed from a memfd.
+    let f11 = catalog::MEMFD_MINER;
     let memfd = memfd_copy(Path::new(FAKE_MINER));
     let exe = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&memfd));
-    let f11 = Bench::miner_at(
-        engine,
-        Path::new(&exe),
-        &["--", "--donate-level=1"],
-        "miner-args-flags",
+    kill(
+        Bench::miner_at(engine, Path::new(&exe), f11.args, f11.rule),
+        f11.fixture,
     );
     drop(memfd);
-    expect("F11", None, "miner-args-flags", "kill", kill(f11, "F11"));
-
-    // F7, command-line side: `modprobe msr allow_writes=on` and an exec of `wrmsr` (alerts;
-    // stand-ins that only write their marker, so nothing touches the host's MSRs).
-    let f7 = bench.marker_exec("modprobe", &["msr", "allow_writes=on"]);
-    assert_eq!(f7, Outcome::Ran, "F7 modprobe is an alert");
-    expect(
-        "F7",
-        Some("modprobe"),
-        "msr-allow-writes-cmdline",
-        "alert",
-        f7,
-    );
-    let f7 = bench.marker_exec("wrmsr", &["0x1a4", "0xf"]);
-    assert_eq!(f7, Outcome::Ran, "F7 wrmsr is an alert");
-    expect("F7", Some("wrmsr"), "msr-wrmsr-exec", "alert", f7);
-
+    expect(f11.fixture, None, f11.rule, false);
+    // F7, command-line side: alerts, the stand-ins run.
+    for f in catalog::MSR_COMMANDS {
+        assert_eq!(bench.marker_exec(f.name, f.args), Outcome::Ran, "{f:?}");
+        expect(f.fixture, Some(f.name), f.rule, true);
+    }
     // F13: a Python script logging in with CryptoNote stratum; the kill comes from userspace,
-    // after the fact, so the script may have finished first (its record says so).
+    // after the fact, so the script may have finished first (the record is asserted).
     if let Some(python) = python3() {
+        let (host_part, port) = bench.pool.addrs[0].rsplit_once(':').unwrap();
         let status = Command::new(python)
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/fixtures/stratum_client.py"
             ))
-            .args(
-                bench.pool.addrs[0]
-                    .rsplit_once(':')
-                    .map(|(h, p)| [h, p])
-                    .unwrap(),
-            )
+            .args([host_part, port])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .unwrap();
-        let outcome = if status.signal() == Some(libc::SIGKILL) {
-            Outcome::Killed
-        } else {
-            Outcome::Ran
-        };
         println!("F13 python client in {mode} mode: {status}");
-        expect(
-            "F13",
-            Some("python3"),
-            "stratum-cryptonote-payload",
-            "kill",
-            outcome,
-        );
+        expect("F13", Some("python3"), "stratum-cryptonote-payload", false);
     } else {
         assert!(!host::required(), "python3 is needed for fixture F13");
         eprintln!("SKIPPED F13: no python3");
@@ -457,7 +310,7 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<(Expect, Out
 fn negatives(bench: &Bench) {
     // N1: text tools reading a pool URL.
     let notes = bench.path("notes.txt");
-    std::fs::write(&notes, "pool: stratum+tcp://pool.supportxmr.com:3333\n").unwrap();
+    std::fs::write(&notes, catalog::NOTE_WITH_POOL_URL).unwrap();
     let status = Command::new("grep")
         .args(["stratum+tcp", notes.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -484,7 +337,11 @@ fn negatives(bench: &Bench) {
         eprintln!("SKIPPED N2: no cc");
     }
     // N4: ordinary names containing "pool".
-    assert_eq!(bench.lookup("pool.ntp.org"), Outcome::Ran, "N4");
+    assert_eq!(
+        bench.lookup(catalog::ORDINARY_POOL_NAME),
+        Outcome::Ran,
+        "N4"
+    );
     // N5: ordinary JSON-RPC on a pool's port.
     assert_eq!(bench.stratum("jsonrpc", 0), Outcome::Ran, "N5");
 }
@@ -507,60 +364,6 @@ fn memfd_copy(src: &Path) -> std::fs::File {
     file
 }
 
-/// Asserts the audit log of a run: each expected rule acted, in the mode's words, and nothing
-/// acted on the negative fixtures or on rules no fixture triggers.
-fn check_log(records: &[Value], seen: &[(Expect, Outcome)], mode: &str) {
-    let actions: Vec<&Value> = records.iter().filter(|r| r["type"] == "action").collect();
-    for (expect, outcome) in seen {
-        let want = match (expect.action, mode) {
-            ("alert", _) => "alert",
-            (_, "block") => "kill",
-            _ => "would_kill",
-        };
-        let hit = actions.iter().find(|r| {
-            r["rule"] == expect.rule
-                && r["action"] == want
-                && expect
-                    .comm
-                    .is_none_or(|comm| r["event"]["process"]["comm"] == comm)
-        });
-        let hit = hit.unwrap_or_else(|| {
-            panic!(
-                "{} in {mode} mode: no `{want}` record of {}; actions: {actions:#?}",
-                expect.fixture, expect.rule
-            )
-        });
-        let tier = if mode == "block" { "signal" } else { "monitor" };
-        assert_eq!(hit["tier"], tier, "{hit:#}");
-        println!(
-            "{} {mode}: {} {want} ({:?}, decided in {}, response {} us)",
-            expect.fixture, expect.rule, outcome, hit["decided_in"], hit["report"]["response_us"]
-        );
-    }
-    for r in &actions {
-        let comm = r["event"]["process"]["comm"].as_str().unwrap_or_default();
-        assert!(
-            !["grep", "cc", "cc1", "as", "gcc"].contains(&comm),
-            "N1/N2 must not fire: {r:#}"
-        );
-        assert_ne!(
-            r["event"]["dns"]["question"]["name"], "pool.ntp.org",
-            "N4 must not fire: {r:#}"
-        );
-        assert_ne!(
-            r["event"]["payload"]["stratum"]["method"], "eth_blockNumber",
-            "N5 must not fire: {r:#}"
-        );
-        assert!(
-            seen.iter().any(|(e, _)| r["rule"] == e.rule)
-                || r["rule"] == "cpu-sustained-high"
-                || r["rule"] == "miner-args-flags"
-                || r["rule"] == "miner-args-stratum-url",
-            "an action no fixture explains: {r:#}"
-        );
-    }
-}
-
 fn run_suite(mode: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bench = Bench::new();
@@ -576,12 +379,16 @@ fn run_suite(mode: &str) {
     );
     negatives(&bench);
     let seen = positives(&bench, &mut engine, mode);
-    let last = seen.last().map(|(e, _)| e.rule).unwrap();
+    let last = seen.last().map(|e| e.rule).unwrap();
     engine.wait_for(WAIT, "the last fixture's record", |r| {
         r["type"] == "action" && r["rule"] == last
     });
     let records = engine.stop();
-    check_log(&records, &seen, mode);
+    let tier = if mode == "block" { "signal" } else { "monitor" };
+    match catalog::check_actions(&records, &seen, mode == "block", tier) {
+        Ok(lines) => lines.iter().for_each(|line| println!("{mode}: {line}")),
+        Err(err) => panic!("{err}; audit log: {records:#?}"),
+    }
 }
 
 #[test]
