@@ -146,8 +146,10 @@ pub const STUB_ANSWERS: [&str; 3] = [
     "pool.ntp.org=127.0.0.2",
 ];
 
-/// N1: a note holding a pool URL, searched with `grep stratum+tcp`.
+/// N1: a note holding a pool URL, searched with `grep -F` for [`N1_PATTERN`].
 pub const NOTE_WITH_POOL_URL: &str = "pool: stratum+tcp://pool.supportxmr.com:3333\n";
+/// N1: what `grep` searches for: a whole scheme, so its command line holds a pool URL scheme.
+pub const N1_PATTERN: &str = "stratum+tcp://";
 
 /// N5: the JSON-RPC method of `stratum-client --dialect jsonrpc`; nothing may act on it.
 pub const ORDINARY_JSONRPC_METHOD: &str = "eth_blockNumber";
@@ -166,7 +168,9 @@ pub const INCIDENTAL_RULES: [&str; 3] = [
 pub struct Expected {
     /// Catalog id.
     pub fixture: &'static str,
-    /// The acting process's comm, where the fixture has a fixed one.
+    /// The acting process's comm or, for an exec decided before the new image runs (the
+    /// caller is the process then), the executed file's name; `None` when the fixture has no
+    /// fixed one.
     pub comm: Option<String>,
     /// The rule.
     pub rule: &'static str,
@@ -201,10 +205,10 @@ pub fn check_actions(
                 } else {
                     enforcing.iter().any(|a| r["action"] == *a)
                 }
-                && want
-                    .comm
-                    .as_deref()
-                    .is_none_or(|comm| r["event"]["process"]["comm"] == comm)
+                && want.comm.as_deref().is_none_or(|comm| {
+                    r["event"]["process"]["comm"] == comm
+                        || r["event"]["exec"]["file"]["name"] == comm
+                })
         });
         let Some(hit) = hit else {
             return Err(format!(

@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod connection_limit;
 pub mod dns_fixture;
+pub mod memfd;
 pub mod stratum;
 pub mod syscall;
 pub mod vm;

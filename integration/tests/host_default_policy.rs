@@ -29,6 +29,7 @@ use std::{
 use enforcer_integration::{
     catalog::{self, Expected},
     dns_fixture::{StubDns, dns_query},
+    memfd::{self, memfd_with},
 };
 use host::{Engine, can_run, install};
 
@@ -270,8 +271,8 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     }
     // F11: the fake miner executed from a memfd.
     let f11 = catalog::MEMFD_MINER;
-    let memfd = memfd_copy(Path::new(FAKE_MINER));
-    let exe = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&memfd));
+    let memfd = memfd_with(&std::fs::read(FAKE_MINER).unwrap()).unwrap();
+    let exe = memfd::exec_path(&memfd);
     kill(
         Bench::miner_at(engine, Path::new(&exe), f11.args, f11.rule),
         f11.fixture,
@@ -312,7 +313,7 @@ fn negatives(bench: &Bench) {
     let notes = bench.path("notes.txt");
     std::fs::write(&notes, catalog::NOTE_WITH_POOL_URL).unwrap();
     let status = Command::new("grep")
-        .args(["stratum+tcp", notes.to_str().unwrap()])
+        .args(["-F", catalog::N1_PATTERN, notes.to_str().unwrap()])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -350,18 +351,6 @@ fn python3() -> Option<&'static str> {
     ["/usr/bin/python3", "/usr/local/bin/python3"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-}
-
-/// A memfd holding a copy of `src`, inherited by children (no close-on-exec).
-fn memfd_copy(src: &Path) -> std::fs::File {
-    use std::{io::Write as _, os::fd::FromRawFd as _};
-    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"fake-miner".as_ptr(), 0) };
-    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
-    // SAFETY: `fd` is a new descriptor that nothing else owns.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(&std::fs::read(src).unwrap()).unwrap();
-    file
 }
 
 fn run_suite(mode: &str) {

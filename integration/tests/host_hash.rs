@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+use enforcer_integration::memfd::{self, memfd_with};
 use host::{Engine, actions, can_run};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -296,18 +297,6 @@ fn monitor_mode_records_would_kill_for_a_miner_by_hash_and_lets_it_run() {
     );
 }
 
-/// A memfd holding `bytes`, inherited by children (no close-on-exec).
-fn memfd_with(bytes: &[u8]) -> std::fs::File {
-    use std::{io::Write as _, os::fd::FromRawFd as _};
-    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"fake-miner".as_ptr(), 0) };
-    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
-    // SAFETY: `fd` is a new descriptor that nothing else owns.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(bytes).unwrap();
-    file
-}
-
 #[test]
 fn a_miner_executed_from_a_memfd_is_killed_by_hash() {
     if !can_run("a_miner_executed_from_a_memfd_is_killed_by_hash") {
@@ -320,8 +309,8 @@ fn a_miner_executed_from_a_memfd_is_killed_by_hash() {
     let mut engine = Engine::start(dir.path(), &policy(dir.path(), &miner_sha), "block");
     // F11: fileless exec. The child inherits the memfd and executes it through
     // /proc/self/fd/N (what fexecve does); /proc/<pid>/exe then names the memfd.
-    let memfd = memfd_with(&miner_bytes);
-    let exe = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&memfd));
+    let memfd = memfd_with(&miner_bytes).unwrap();
+    let exe = memfd::exec_path(&memfd);
     run_expect_killed(Path::new(&exe));
     let kill = engine.wait_for(WAIT, "kill of the memfd miner", |r| {
         r["type"] == "action" && r["action"] == "kill" && r["rule"] == RULE

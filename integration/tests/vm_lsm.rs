@@ -30,11 +30,31 @@ const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
 const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
+const FAKE_MINER: &str = env!("CARGO_BIN_EXE_fake-miner");
 /// Per boot, before the cases: TCG boots in 6-17 s (more on a busy machine).
 const BOOT_ALLOWANCE: Duration = Duration::from_secs(120);
 /// Per case: an engine case takes 20-35 s under emulation (engine start included) and gives
 /// up on its own after at most 60 + 20 + 30 s.
 const CASE_ALLOWANCE: Duration = Duration::from_secs(75);
+
+/// The files of `policy/default` (YAML at the top, lists below), as (guest path, contents).
+fn default_policy_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let src = root.join("policy/default");
+    let mut files = Vec::new();
+    for sub in ["", "lists"] {
+        let dir = src.join(sub);
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let guest = Path::new(layout::DEFAULT_POLICY_DIR)
+                    .join(sub)
+                    .join(path.file_name().unwrap());
+                files.push((guest, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files
+}
 
 /// The hard limit of one boot running `cases` cases.
 fn boot_timeout(cases: usize) -> Duration {
@@ -108,7 +128,11 @@ fn lsm_tier_in_vm() {
         .file(layout::SOCKETS_POLICY, SOCKETS_POLICY, 0o644)
         .file(layout::DNS_POLICY, DNS_POLICY, 0o644)
         .file(layout::LEARNED_POLICY, LEARNED_POLICY, 0o644)
+        .binary(FAKE_MINER, layout::FAKE_MINER)
         .strip_debug(true);
+    for (guest, contents) in default_policy_files(&root) {
+        builder = builder.file(guest, contents, 0o644);
+    }
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);
     }

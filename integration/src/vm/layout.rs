@@ -34,3 +34,7 @@ pub const LEARNED_POLICY: &str = "/etc/enforcer/learned-pool.yaml";
 pub const STUB_DNS: &str = "/bin/stub-dns";
 /// The DNS client (`dns-client --server ADDR --name NAME --via CALL`).
 pub const DNS_CLIENT: &str = "/bin/dns-client";
+/// The fake miner fixture (`fake-miner --spin-threads N ... [-- MINER_ARGS]`).
+pub const FAKE_MINER: &str = "/bin/fake-miner";
+/// The shipped policy directory (`policy/default`, its YAML files and `lists/`).
+pub const DEFAULT_POLICY_DIR: &str = "/etc/enforcer/default";

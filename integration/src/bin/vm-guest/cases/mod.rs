@@ -2,6 +2,7 @@
 //! To add a case, write `fn my_case(ctx: &Ctx) -> Result<(), String>` in a module here and list
 //! it in [`ALL`]; the host runner picks it up through `vm-guest --list`.
 
+mod default_policy;
 mod dns_response;
 mod exec;
 mod hash;
@@ -65,6 +66,14 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_lifecycle",
         run: lifecycle::lsm_lifecycle,
+    },
+    Case {
+        name: "lsm_default_policy",
+        run: default_policy::lsm_default_policy,
+    },
+    Case {
+        name: "lsm_default_policy_monitor",
+        run: default_policy::lsm_default_policy_monitor,
     },
 ];
 
