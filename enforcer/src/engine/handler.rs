@@ -5,7 +5,9 @@
 mod hashing;
 
 use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
-use enforcer_policy::{CompiledPolicy, Enforcement, Event, Mode, RuleInfo, ratelimit::RateLimiter};
+use enforcer_policy::{
+    CompiledPolicy, Enforcement, Event, Kind, Mode, RuleInfo, ratelimit::RateLimiter,
+};
 use serde_json::Value;
 
 use super::{
@@ -256,6 +258,15 @@ impl<'p> Handler<'p> {
         let response = event.pointer("/dns/is_response") == Some(&Value::Bool(true));
         // A response no query could be matched to has no process to hold to account.
         if response && header.tgid == 0 {
+            return Ok(());
+        }
+        // No rule of this kind: nothing can match, skip building the evaluator's view (most
+        // fork and exit records of a busy host end here).
+        let kind = event
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(Kind::from_name);
+        if kind.is_some_and(|k| self.policy.rules_of_kind(k).is_empty()) {
             return Ok(());
         }
         let Ok(ev) = Event::from_json(event) else {

@@ -6,9 +6,11 @@
 //! |---|---|
 //! | [`process_cache`] | process records by tgid (exe, argv, comm, uid, cgroup, container, exit), their identity under PID reuse (`(tgid, start time)`), the ancestor walk, the memory bound and eviction policy, reading `/proc` to seed and on a miss |
 //! | [`container`] | container id and runtime from a cgroup path; choosing the cgroup path in `/proc/<pid>/cgroup` |
+//! | [`cgroup_paths`] | cgroup id -> path, so an exec in a known cgroup reads nothing from `/proc` |
 //! | [`process_json`] | the JSON shape of process records that the policy evaluator reads (`process.*`, `process.ancestors.*`) |
 //! | [`Enricher`] | the facade the handler holds: a cache and the ancestor depth, producing a `process` object with `ancestors` and `container` |
 
+mod cgroup_paths;
 pub mod container;
 mod observe;
 pub mod process_cache;
@@ -25,6 +27,7 @@ use process_cache::{CacheConfig, DEFAULT_MAX_DEPTH, ProcessCache, SeedReport};
 pub struct Enricher {
     cache: ProcessCache,
     max_depth: usize,
+    cgroup_paths: cgroup_paths::CgroupPaths,
 }
 
 impl Default for Enricher {
@@ -40,6 +43,7 @@ impl Enricher {
         Self {
             cache: ProcessCache::new(config),
             max_depth: DEFAULT_MAX_DEPTH,
+            cgroup_paths: cgroup_paths::CgroupPaths::default(),
         }
     }
 

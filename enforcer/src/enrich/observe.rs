@@ -6,7 +6,7 @@ use std::path::Path;
 use enforcer_common::event::Hook;
 use serde_json::Value;
 
-use super::{Enricher, container::cgroup_path_of, process_cache::ExecInfo};
+use super::{Enricher, process_cache::ExecInfo};
 use crate::pipeline::{decode::Decoded, process_event::split_status};
 
 /// Where `/proc` is.
@@ -46,6 +46,7 @@ impl Enricher {
     /// An exec keeps the process's identity (pid and start time): the start comes from the
     /// cached record (its fork) or from `/proc`.
     fn on_exec_event(&mut self, tgid: u32, ppid: u32, uid: u32, cgroup_id: u64, event: &Value) {
+        let cgroup_path = self.cgroup_paths.path_of(cgroup_id, tgid, Path::new(PROC));
         let cache = self.cache_mut();
         let start_ns = match cache.peek(tgid) {
             Some(rec) => rec.start_ns,
@@ -73,7 +74,7 @@ impl Enricher {
             comm: text("/process/comm").unwrap_or_default(),
             uid,
             cgroup_id: Some(cgroup_id),
-            cgroup_path: cgroup_path_of(tgid, Path::new(PROC)),
+            cgroup_path,
         });
     }
 }
