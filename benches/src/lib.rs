@@ -50,7 +50,9 @@ pub struct EngineSpec {
     pub policy: PathBuf,
 }
 
-fn start_engine(spec: &EngineSpec, audit: &Path) -> anyhow::Result<Child> {
+/// Starts the engine of `spec` in block mode with its audit log at `audit` (an old one is
+/// removed) and waits for its `engine_start` record.
+pub fn start_engine(spec: &EngineSpec, audit: &Path) -> anyhow::Result<Child> {
     let _ = std::fs::remove_file(audit);
     let child = Command::new(&spec.binary)
         .args(["run", "--quiet", "--mode", "block", "--policy"])
@@ -73,7 +75,8 @@ fn start_engine(spec: &EngineSpec, audit: &Path) -> anyhow::Result<Child> {
     bail!("engine did not start within 30 s")
 }
 
-fn stop_engine(mut child: Child) -> anyhow::Result<()> {
+/// Stops an engine with SIGTERM and checks its clean exit.
+pub fn stop_engine(mut child: Child) -> anyhow::Result<()> {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
     let status = child.wait()?;
