@@ -1,5 +1,6 @@
 //! The command line: argument parsing and dispatch. One file per subcommand.
 
+mod default_never_kill;
 mod policy_cmd;
 mod run;
 mod status;

@@ -1,6 +1,10 @@
 //! `enforcer run`.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use enforcer::{
@@ -32,6 +36,12 @@ pub(crate) struct RunArgs {
     /// and, by the file's inode and device at start, to kills inside the kernel hooks.
     #[arg(long, value_name = "PATH", value_parser = absolute_path)]
     never_kill: Vec<PathBuf>,
+    /// Do not add the local DNS resolvers found on the host (systemd-resolved, dnsmasq,
+    /// unbound, named, ...) to `--never-kill`. By default they are spared: they forward every
+    /// process's lookups, so a forwarded pool lookup would otherwise kill the host's resolver
+    /// in the signal tier (the asking process is stopped either way).
+    #[arg(long)]
+    no_default_never_kill: bool,
     /// Kill breaker: a rule that would kill more than N distinct binaries (by executable path)
     /// or N distinct cgroups within the breaker window is disarmed until restart (its matches
     /// are recorded as `would_kill`). A rule's `breaker:` overrides it.
@@ -119,7 +129,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         audit_log: args.audit_log,
         print: !args.quiet,
-        never_kill: args.never_kill,
+        never_kill: if args.no_default_never_kill {
+            args.never_kill
+        } else {
+            super::default_never_kill::with_local_resolvers(args.never_kill, Path::new("/"))
+        },
         breaker: Limits {
             max_targets: args.breaker_max_targets as usize,
             window: args.breaker_window,
@@ -166,6 +180,7 @@ mod tests {
     fn kill_flags_defaults_and_values() {
         let args = parse(&[]).unwrap();
         assert!(args.never_kill.is_empty());
+        assert!(!args.no_default_never_kill);
         assert_eq!(args.breaker_max_targets, 5);
         assert_eq!(args.breaker_window, Duration::from_secs(60));
         let args = parse(&[

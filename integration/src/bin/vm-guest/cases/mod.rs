@@ -52,6 +52,10 @@ pub(crate) const ALL: &[Case] = &[
         run: network::lsm_network_monitor,
     },
     Case {
+        name: "lsm_resolver_spared",
+        run: network::lsm_resolver_spared,
+    },
+    Case {
         name: "lsm_dns_responses",
         run: dns_response::lsm_dns_responses,
     },

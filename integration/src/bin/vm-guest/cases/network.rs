@@ -190,3 +190,55 @@ pub(crate) fn lsm_network_monitor(ctx: &Ctx) -> Result<(), String> {
     }
     result
 }
+
+/// A local resolver found at its usual path is spared by default (`--never-kill` defaults):
+/// `dns-client` copied to `/usr/sbin/dnsmasq` asks for the kill-rule host; the query is still
+/// refused with EPERM but the "resolver" lives (`spared` record), while the same client at
+/// its own path is killed.
+pub(crate) fn lsm_resolver_spared(ctx: &Ctx) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    require_engine()?;
+    bring_up_loopback()?;
+    let stub = start_stub()?;
+    let resolver = "/usr/sbin/dnsmasq";
+    std::fs::create_dir_all("/usr/sbin").map_err(|e| format!("mkdir /usr/sbin: {e}"))?;
+    std::fs::copy(layout::DNS_CLIENT, resolver).map_err(|e| format!("copy to {resolver}: {e}"))?;
+    std::fs::set_permissions(resolver, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("chmod {resolver}: {e}"))?;
+    let mut engine = Engine::start_with(
+        layout::NETWORK_POLICY,
+        "block",
+        Path::new("/tmp/audit-resolver.jsonl"),
+        Path::new("/tmp/enforcer-resolver.log"),
+    )?;
+    let result = (|| {
+        let start = engine.wait_started(START_TIMEOUT)?;
+        if !start["never_kill"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|p| p == resolver))
+        {
+            return Err(format!("{resolver} is not in never_kill: {start}"));
+        }
+        let run = dns_query(Path::new(resolver), stub.addr, "kill.pool.test", "sendto")?;
+        if !run.send_refused() {
+            return Err(format!(
+                "the resolver's query: want EPERM and no kill, got {run:?}"
+            ));
+        }
+        let run = query(&stub, "kill.pool.test", "sendto")?;
+        if !run.killed() {
+            return Err(format!("an ordinary asker: want SIGKILL, got {run:?}"));
+        }
+        engine.wait_record(RECORD_TIMEOUT, "spared record of the resolver", |r| {
+            audit::is_action(r, "spared", "pool-lookup-kill")
+                && r["event"]["process"]["comm"] == "dnsmasq"
+        })?;
+        ctx.log("the resolver's lookup was refused and the resolver spared; dns-client killed");
+        expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+    })();
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    let _ = std::fs::remove_file(resolver);
+    result
+}
