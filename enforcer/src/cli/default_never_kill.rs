@@ -38,6 +38,7 @@ pub(super) fn with_local_resolvers(explicit: Vec<PathBuf>, root: &Path) -> Vec<P
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -50,6 +50,7 @@ impl CgroupPaths {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
