@@ -12,7 +12,7 @@ use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_use
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook},
     file::{
-        FILE_DEPTH, FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_LEN, FILE_PATH_TRUNCATED, FileRecord, FileWatchKey,
+        FILE_DEPTH, FILE_NEW_PATH_TRUNCATED, FILE_PATH_LEN, FILE_PATH_TRUNCATED, FileRecord, FileWatchKey,
         PATH_HASH_INIT, path_hash_step,
     },
     plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL},
@@ -39,6 +39,8 @@ pub(crate) struct FileScratch {
     pub(crate) acting: u32,
     /// Some watched entry (acting or record-only) was found.
     pub(crate) watched: u32,
+    /// Components collected by the walk (see `build_dentry_path`).
+    pub(crate) depth: u32,
     /// The path syscall being handled (`hooks/file_path.rs`).
     pub(crate) call: crate::hooks::PathCall,
 }
@@ -81,7 +83,10 @@ pub(crate) fn build_dentry_path(
     let mut d = dentry;
     let mut vfs = vfsmount;
     let mut mnt = vfs.wrapping_sub(off.mount_mnt as usize);
-    let mut n: usize = 0;
+    // The component count lives in map memory: as a stack value the verifier would check the
+    // rest of the walk once per count.
+    // SAFETY: a field of the scratch slot.
+    unsafe { core::ptr::write_volatile(&mut s.depth, 0) };
     let mut complete = false;
     for _ in 0..FILE_DEPTH + 8 {
         let root: *const u8 = read_at(vfs, off.vfsmount_root)?;
@@ -97,13 +102,18 @@ pub(crate) fn build_dentry_path(
             vfs = mnt.wrapping_add(off.mount_mnt as usize);
             continue;
         }
+        // SAFETY: a field of the scratch slot.
+        let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
         if n >= FILE_DEPTH {
             break;
         }
         s.comps[n] = d as u64;
-        n += 1;
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&mut s.depth, n as u32 + 1) };
         d = parent;
     }
+    // SAFETY: as above.
+    let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
     let mut truncated = !complete;
     let base = buf(s, slot);
     let mut pos: u32 = 0;
@@ -113,10 +123,13 @@ pub(crate) fn build_dentry_path(
             break;
         }
         j -= 1;
-        if j >= FILE_DEPTH {
+        // Laundered and checked right before the index, so LLVM cannot turn the index into a
+        // pointer walk from an unchecked start (6.1 then rejects the access).
+        let idx = core::hint::black_box(j);
+        if idx >= FILE_DEPTH {
             break;
         }
-        let comp = s.comps[j] as *const u8;
+        let comp = s.comps[idx] as *const u8;
         let name: *const u8 = read_at(comp, off.dentry_name)?;
         let p = (core::hint::black_box(pos) & 0xff) as usize;
         // SAFETY: p < 256 and the buffer has 256 bytes after the path buffer's 256.
@@ -223,8 +236,9 @@ fn lookup(s: &mut FileScratch, hash: u64, op: u32, exact: u32) {
 }
 
 /// Matches the path of `slot` (length `len`) against `FILE_WATCH` for `op`: each directory
-/// prefix (at every `/` after the first byte), then the whole path as an exact entry. Flags
-/// `.`/`..` components. A truncated path is not matched.
+/// prefix (at every `/` after the first byte), then the whole path as an exact entry. A
+/// truncated path is not matched. The loop keeps no data-dependent counters (the verifier
+/// would track each value as its own state); `.`/`..` components are flagged by userspace.
 #[inline(always)]
 pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
     if s.record.flags & (FILE_PATH_TRUNCATED << (slot as u32)) != 0 {
@@ -232,39 +246,18 @@ pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
     }
     let base = buf(s, slot);
     let mut h = PATH_HASH_INIT;
-    let mut comp_len: u32 = 0;
-    let mut dots: u32 = 0;
-    let mut dotted = false;
     for i in 0..FILE_PATH_LEN {
         if i as u32 >= len {
             break;
         }
         // SAFETY: i < 256, inside the path buffer.
         let b = unsafe { *base.add(i) };
-        if b == b'/' {
-            if (comp_len == 1 || comp_len == 2) && dots == comp_len {
-                dotted = true;
-            }
-            if i > 0 {
-                lookup(s, h, op, 0);
-            }
-            comp_len = 0;
-            dots = 0;
-        } else {
-            comp_len += 1;
-            if b == b'.' {
-                dots += 1;
-            }
+        if b == b'/' && i > 0 {
+            lookup(s, h, op, 0);
         }
         h = path_hash_step(h, b);
     }
-    if (comp_len == 1 || comp_len == 2) && dots == comp_len {
-        dotted = true;
-    }
     lookup(s, h, op, 1);
-    if dotted {
-        s.record.flags |= FILE_PATH_DOTS;
-    }
 }
 
 /// Resets the per-event state of the scratch slot.
