@@ -3,7 +3,8 @@
 //!
 //! Cheap exits first, so an ordinary open never leaves the kernel: no file rule in the plan
 //! (`RECORD_FILES`), a failed open, a read-only open when no rule watches reads
-//! (`RECORD_FILE_READS`). Then the path is built from the opened file's dentry and mount and
+//! (`RECORD_FILE_READS`), or watches only device reads (`RECORD_FILE_READ_DEVICES`) and the
+//! file is not a device. Then the path is built from the opened file's dentry and mount and
 //! matched against `FILE_WATCH` (`file::match_path`); unmatched events are counted
 //! (`file_filtered`) and dropped.
 //!
@@ -24,7 +25,7 @@ use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
     file::FileOp,
-    plan::{RECORD_FILE_READS, RECORD_FILES},
+    plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILES},
 };
 
 use super::{Verdict, file_path::finish, sys_enter_send::syscall_arg};
@@ -37,6 +38,10 @@ use crate::{
 
 /// `O_ACCMODE` bits that write.
 const O_WRITE_MODES: u32 = 0o3;
+/// `S_IFMT`, `S_IFCHR`, `S_IFBLK` of `i_mode`.
+const S_IFMT: u16 = 0o170000;
+const S_IFCHR: u16 = 0o020000;
+const S_IFBLK: u16 = 0o060000;
 /// `O_CREAT | O_TRUNC`.
 const O_CREAT_TRUNC: u32 = 0o100 | 0o1000;
 
@@ -89,8 +94,14 @@ fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
         return Verdict::Allow;
     };
     let write = flags & O_WRITE_MODES != 0 || (site == Site::Lsm && flags & O_CREAT_TRUNC != 0);
+    let mode = read_at::<*const u8>(f, off.file_inode)
+        .and_then(|i| read_at::<u16>(i, off.inode_mode))
+        .unwrap_or(0);
     if !write && bits & RECORD_FILE_READS == 0 {
-        return Verdict::Allow;
+        let fmt = mode & S_IFMT;
+        if bits & RECORD_FILE_READ_DEVICES == 0 || (fmt != S_IFCHR && fmt != S_IFBLK) {
+            return Verdict::Allow;
+        }
     }
     let op = if write {
         FileOp::OpenWrite
@@ -102,8 +113,7 @@ fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
     };
     file::reset(s, op as u32);
     s.record.open_flags = flags;
-    let mode = read_at::<*const u8>(f, off.file_inode).and_then(|i| read_at::<u16>(i, off.inode_mode));
-    s.record.mode = mode.map_or(0, u32::from);
+    s.record.mode = u32::from(mode);
     let (Ok(mnt), Ok(dentry)) = (
         read_at::<*const u8>(f, off.file_mnt),
         read_at::<*const u8>(f, off.file_dentry),

@@ -9,7 +9,10 @@ use aya::{Ebpf, maps::HashMap};
 use enforcer_common::{
     file::{FileOp, FileWatchKey, path_hash},
     maps::FILE_WATCH,
-    plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_READS, RECORD_FILES},
+    plan::{
+        PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_READ_DEVICES, RECORD_FILE_READS,
+        RECORD_FILES,
+    },
 };
 use enforcer_policy::{FileWatchEntry, KernelPlan, RuleInfo};
 
@@ -36,8 +39,14 @@ pub fn settings_bits(plan: &KernelPlan) -> u32 {
         if !plan.file_filtered {
             bits |= RECORD_FILE_ALL | RECORD_FILE_READS;
         }
-        if plan.file_watches.iter().any(FileWatchEntry::is_read) {
-            bits |= RECORD_FILE_READS;
+        let mut reads = plan.file_watches.iter().filter(|e| e.is_read()).peekable();
+        if reads.peek().is_some() {
+            // Device paths only: the kernel checks read-only opens of device files alone.
+            if reads.all(|e| e.path.starts_with("/dev/")) {
+                bits |= RECORD_FILE_READ_DEVICES;
+            } else {
+                bits |= RECORD_FILE_READS;
+            }
         }
     }
     bits
@@ -143,6 +152,15 @@ rules:
         let bits = settings_bits(&plan);
         assert_eq!(bits & RECORD_FILE_ALL, 0);
         assert_ne!(bits & RECORD_FILE_READS, 0);
+        // Device reads only: the kernel checks reads of device files alone.
+        let dev = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: m\n    expression: open.file.path == \"/dev/mem\"\n    action: alert\n",
+        )
+        .unwrap();
+        let bits = settings_bits(&dev.lower());
+        assert_eq!(bits & RECORD_FILE_READS, 0);
+        assert_ne!(bits & RECORD_FILE_READ_DEVICES, 0);
     }
 
     #[test]
