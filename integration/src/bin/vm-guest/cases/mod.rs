@@ -4,6 +4,7 @@
 
 mod dns_response;
 mod exec;
+mod files;
 mod hash;
 mod infra;
 mod lifecycle;
@@ -65,6 +66,14 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_lifecycle",
         run: lifecycle::lsm_lifecycle,
+    },
+    Case {
+        name: "lsm_file_deny",
+        run: files::lsm_file_deny,
+    },
+    Case {
+        name: "lsm_file_monitor",
+        run: files::lsm_file_monitor,
     },
 ];
 
