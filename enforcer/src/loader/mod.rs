@@ -249,7 +249,9 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
     }
     let mut loaded_names: Vec<&str> = Vec::new();
     for (name, _, _) in TRACEPOINTS {
-        if loaded_names.contains(&name) {
+        // Not loaded where an LSM program does their job: no verifier time spent on them
+        // (the file path programs are the largest of the object).
+        if loaded_names.contains(&name) || (tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name)) {
             continue;
         }
         program::<TracePoint>(&mut ebpf, name)?
