@@ -88,8 +88,9 @@ pub(crate) fn build_dentry_path(
     // SAFETY: a field of the scratch slot.
     unsafe { core::ptr::write_volatile(&mut s.depth, 0) };
     let mut complete = false;
+    // The mount's root, read again only when the walk crosses into the parent mount.
+    let mut root: *const u8 = read_at(vfs, off.vfsmount_root)?;
     for _ in 0..FILE_DEPTH + 8 {
-        let root: *const u8 = read_at(vfs, off.vfsmount_root)?;
         let parent: *const u8 = read_at(d, off.dentry_parent)?;
         if d == root || d == parent {
             let up: *const u8 = read_at(mnt, off.mount_parent)?;
@@ -100,6 +101,7 @@ pub(crate) fn build_dentry_path(
             d = read_at(mnt, off.mount_mountpoint)?;
             mnt = up;
             vfs = mnt.wrapping_add(off.mount_mnt as usize);
+            root = read_at(vfs, off.vfsmount_root)?;
             continue;
         }
         // SAFETY: a field of the scratch slot.
