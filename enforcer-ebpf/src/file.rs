@@ -12,8 +12,8 @@ use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_use
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook},
     file::{
-        FILE_DEPTH, FILE_NEW_PATH_TRUNCATED, FILE_PATH_LEN, FILE_PATH_TRUNCATED, FileRecord, FileWatchKey,
-        PATH_HASH_INIT, path_hash_step,
+        FILE_DEPTH, FILE_NEW_PATH_TRUNCATED, FILE_PATH_LEN, FILE_PATH_TRUNCATED, FileRecord,
+        FileWatchKey, PATH_HASH_INIT, path_hash_step,
     },
     plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL},
 };
@@ -139,11 +139,7 @@ pub(crate) fn build_dentry_path(
         let p = core::hint::black_box(p) & 0xff;
         // SAFETY: destination p + 1 <= 256, size 256: inside the buffer and its slack.
         let r = unsafe {
-            bpf_probe_read_kernel_str(
-                base.add(p + 1).cast(),
-                FILE_PATH_LEN as u32,
-                name.cast(),
-            )
+            bpf_probe_read_kernel_str(base.add(p + 1).cast(), FILE_PATH_LEN as u32, name.cast())
         };
         if r <= 0 {
             return Err(ReadError);
@@ -191,7 +187,9 @@ pub(crate) fn append_user(
         return Err(ReadError);
     }
     // SAFETY: destination p <= 256, size 256: inside the buffer and its slack.
-    let r = unsafe { bpf_probe_read_user_str(base.add(p).cast(), FILE_PATH_LEN as u32, user as *const _) };
+    let r = unsafe {
+        bpf_probe_read_user_str(base.add(p).cast(), FILE_PATH_LEN as u32, user as *const _)
+    };
     if r <= 0 {
         return Err(ReadError);
     }
@@ -286,7 +284,9 @@ pub(crate) fn reported(s: &FileScratch, record_bits: u32) -> bool {
         count(Counter::FileMatched);
         return true;
     }
-    if record_bits & RECORD_FILE_ALL != 0 || s.record.flags & (FILE_PATH_TRUNCATED | FILE_NEW_PATH_TRUNCATED) != 0 {
+    if record_bits & RECORD_FILE_ALL != 0
+        || s.record.flags & (FILE_PATH_TRUNCATED | FILE_NEW_PATH_TRUNCATED) != 0
+    {
         count(Counter::FileUnfiltered);
         return true;
     }

@@ -44,7 +44,11 @@ fn status_reports_the_tier_and_what_each_family_gets() {
     }
     let file = rows
         .iter()
-        .find(|r| r["event"].as_str().is_some_and(|e| e.starts_with("file link")))
+        .find(|r| {
+            r["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("file link"))
+        })
         .unwrap();
     assert_eq!(file["seen"], false, "said, not hidden");
 }

@@ -113,7 +113,11 @@ fn signal_tier_reports_each_file_event_kind() {
     assert_eq!(ev["file"]["operation"], "open_write");
     assert_eq!(ev["file"]["path_truncated"], false);
     assert_eq!(ev["hook"], "tp/syscalls/sys_exit_open*");
-    assert_eq!(ev["open"]["flags"].as_u64().unwrap() & 0o3, 0o1, "O_WRONLY: {ev:#}");
+    assert_eq!(
+        ev["open"]["flags"].as_u64().unwrap() & 0o3,
+        0o1,
+        "O_WRONLY: {ev:#}"
+    );
     assert_eq!(ev["process"]["pid"], std::process::id());
 
     // chmod (fchmodat), chown (fchownat), by the syscalls themselves.
@@ -124,7 +128,10 @@ fn signal_tier_reports_each_file_event_kind() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::chown(cpath(&a).as_ptr(), 0, 0) }, 0);
     let ev = wait_event(&mut engine, "chown", a_s);
-    assert_eq!((ev["chown"]["uid"].clone(), ev["chown"]["gid"].clone()), (0.into(), 0.into()));
+    assert_eq!(
+        (ev["chown"]["uid"].clone(), ev["chown"]["gid"].clone()),
+        (0.into(), 0.into())
+    );
 
     // rename, relative to the working directory of a child (renameat2(AT_FDCWD, "a", ...)).
     assert!(sh(&format!("cd '{}' && mv a b", w.display())).success());
@@ -171,7 +178,11 @@ fn signal_tier_kills_a_write_to_a_protected_file() {
     assert_eq!(status.signal(), Some(libc::SIGKILL), "writer: {status}");
     // The signal tier kills when the open returns: the shell's O_TRUNC has run, its write
     // never does.
-    assert_eq!(std::fs::read(&protected).unwrap().len(), 0, "truncated, not written");
+    assert_eq!(
+        std::fs::read(&protected).unwrap().len(),
+        0,
+        "truncated, not written"
+    );
     engine.wait_for(Duration::from_secs(10), "kill record", |r| {
         r["type"] == "action" && r["rule"] == "protect-file"
     });

@@ -301,8 +301,8 @@ impl Loader {
         for c in checked {
             let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
             let blocks = c.raw.actions.blocks();
-            let file_rule = lower::files::is_file_kind(c.kind)
-                .then(|| lower::files::analyze(&c.cond, c.kind));
+            let file_rule =
+                lower::files::is_file_kind(c.kind).then(|| lower::files::analyze(&c.cond, c.kind));
             let learned = match lower::learned_rule(&c.cond) {
                 Ok(learned) => learned,
                 Err(b) => {

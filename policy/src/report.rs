@@ -189,7 +189,11 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
                 e.op,
                 format!("{}{what}", e.path),
                 ids.join(", "),
-                if e.rules.is_empty() { "" } else { " (enforced)" }
+                if e.rules.is_empty() {
+                    ""
+                } else {
+                    " (enforced)"
+                }
             );
         }
         if plan.file_watches.len() > 20 {

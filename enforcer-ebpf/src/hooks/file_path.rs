@@ -273,7 +273,14 @@ pub(crate) fn lsm_path_unlink(ctx: LsmContext) -> i32 {
         return 0;
     };
     file::reset(s, FileOp::Unlink as u32);
-    lsm_one(s, bits, ctx.arg(0), ctx.arg(1), FileOp::Unlink, Hook::LsmPathUnlink)
+    lsm_one(
+        s,
+        bits,
+        ctx.arg(0),
+        ctx.arg(1),
+        FileOp::Unlink,
+        Hook::LsmPathUnlink,
+    )
 }
 
 /// LSM `path_chmod(const struct path *path, umode_t mode)`.

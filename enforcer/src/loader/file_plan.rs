@@ -10,8 +10,8 @@ use enforcer_common::{
     file::{FileOp, FileWatchKey, path_hash},
     maps::FILE_WATCH,
     plan::{
-        PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_READ_DEVICES, RECORD_FILE_READS,
-        RECORD_FILES,
+        PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_READ_DEVICES,
+        RECORD_FILE_READS, RECORD_FILES,
     },
 };
 use enforcer_policy::{FileWatchEntry, KernelPlan, RuleInfo};
@@ -136,9 +136,18 @@ rules:
             .iter()
             .map(|e| (e.op.as_str(), e.path.as_str(), e.exact))
             .collect();
-        assert!(keys.contains(&("open_write", "/etc/shadow", true)), "{keys:?}");
-        assert!(keys.contains(&("open_read", "/root/.ssh", false)), "{keys:?}");
-        assert!(keys.contains(&("open_write", "/dev/cpu", false)), "{keys:?}");
+        assert!(
+            keys.contains(&("open_write", "/etc/shadow", true)),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&("open_read", "/root/.ssh", false)),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&("open_write", "/dev/cpu", false)),
+            "{keys:?}"
+        );
         let shadow = plan
             .file_watches
             .iter()

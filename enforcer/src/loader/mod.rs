@@ -93,15 +93,35 @@ const TRACEPOINTS: [(&str, &str, &str); 23] = [
     (programs::TP_SYS_EXIT_OPEN, "syscalls", "sys_exit_openat2"),
     (programs::TP_SYS_EXIT_OPEN, "syscalls", "sys_exit_creat"),
     (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_unlink"),
-    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_unlinkat"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_unlinkat",
+    ),
     (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_rename"),
-    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_renameat"),
-    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_renameat2"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_renameat",
+    ),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_renameat2",
+    ),
     (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_chmod"),
-    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_fchmodat"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_fchmodat",
+    ),
     (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_chown"),
     (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_lchown"),
-    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_fchownat"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_fchownat",
+    ),
 ];
 
 /// Tracepoint programs whose whole job an LSM program does in the lsm tier: not attached
@@ -251,7 +271,9 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
     for (name, _, _) in TRACEPOINTS {
         // Not loaded where an LSM program does their job: no verifier time spent on them
         // (the file path programs are the largest of the object).
-        if loaded_names.contains(&name) || (tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name)) {
+        if loaded_names.contains(&name)
+            || (tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name))
+        {
             continue;
         }
         program::<TracePoint>(&mut ebpf, name)?

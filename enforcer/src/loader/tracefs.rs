@@ -98,7 +98,10 @@ pub const SYSCALL_TRACEPOINTS: &[(&str, &[&str])] = &[
     ("sys_enter_unlink", &["pathname"]),
     ("sys_enter_unlinkat", &["dfd", "pathname", "flag"]),
     ("sys_enter_rename", &["oldname", "newname"]),
-    ("sys_enter_renameat", &["olddfd", "oldname", "newdfd", "newname"]),
+    (
+        "sys_enter_renameat",
+        &["olddfd", "oldname", "newdfd", "newname"],
+    ),
     (
         "sys_enter_renameat2",
         &["olddfd", "oldname", "newdfd", "newname", "flags"],

@@ -168,9 +168,9 @@ fn enforceable(c: &Cond, kind: Kind) -> Result<(), Blocker> {
                 Matcher::StrEq(v) => exact(v).is_some_and(|a| a.path == **v),
                 Matcher::StrIn(set) => set.iter().all(|v| exact(v).is_some_and(|a| a.path == **v)),
                 Matcher::StartsWith(v) => v.ends_with('/') && prefix(v).is_some(),
-                Matcher::StartsWithAny(_, pats) => pats
-                    .iter()
-                    .all(|v| v.ends_with('/') && prefix(v).is_some()),
+                Matcher::StartsWithAny(_, pats) => {
+                    pats.iter().all(|v| v.ends_with('/') && prefix(v).is_some())
+                }
                 _ => false,
             };
             if ok {
@@ -232,7 +232,9 @@ pub fn analyze(c: &Cond, kind: Kind) -> FileRule {
 /// filter).
 pub fn entries(rules: &[(u32, bool, FileRule)]) -> (Vec<crate::plan::FileWatchEntry>, bool) {
     use std::collections::BTreeMap;
-    let mut map: BTreeMap<(&'static str, String, bool), (Vec<u32>, Vec<u32>)> = BTreeMap::new();
+    /// (operation, path, exact) -> (kernel-enforced rules, watchers).
+    type Entries = BTreeMap<(&'static str, String, bool), (Vec<u32>, Vec<u32>)>;
+    let mut map = Entries::new();
     let mut filtered = true;
     for (idx, kernel, rule) in rules {
         let Some(anchors) = &rule.anchors else {
@@ -251,13 +253,15 @@ pub fn entries(rules: &[(u32, bool, FileRule)]) -> (Vec<crate::plan::FileWatchEn
     }
     let entries = map
         .into_iter()
-        .map(|((op, path, exact), (rules, watchers))| crate::plan::FileWatchEntry {
-            op: op.to_owned(),
-            path,
-            exact,
-            rules,
-            watchers,
-        })
+        .map(
+            |((op, path, exact), (rules, watchers))| crate::plan::FileWatchEntry {
+                op: op.to_owned(),
+                path,
+                exact,
+                rules,
+                watchers,
+            },
+        )
         .collect();
     (entries, filtered)
 }

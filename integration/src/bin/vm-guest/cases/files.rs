@@ -77,7 +77,10 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     }
     ctx.log("protected write: EPERM, content unchanged");
     expect_eperm("unlink of the kept file", std::fs::remove_file(KEEP))?;
-    expect_eperm("rename of the kept file", std::fs::rename(KEEP, "/tmp/fim/moved"))?;
+    expect_eperm(
+        "rename of the kept file",
+        std::fs::rename(KEEP, "/tmp/fim/moved"),
+    )?;
     expect_eperm(
         "chmod of the kept file",
         std::fs::set_permissions(KEEP, std::fs::Permissions::from_mode(0o600)),
@@ -92,8 +95,8 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     ctx.log("unlink, rename, chmod of the kept file: EPERM, file unchanged");
 
     std::fs::write(WATCHED, b"w").map_err(|e| format!("write {WATCHED}: {e}"))?;
-    let current = std::fs::read_to_string(NR_HUGEPAGES)
-        .map_err(|e| format!("read {NR_HUGEPAGES}: {e}"))?;
+    let current =
+        std::fs::read_to_string(NR_HUGEPAGES).map_err(|e| format!("read {NR_HUGEPAGES}: {e}"))?;
     std::fs::write(NR_HUGEPAGES, current.trim())
         .map_err(|e| format!("write {NR_HUGEPAGES}: {e}"))?;
 
@@ -141,9 +144,10 @@ pub(crate) fn lsm_file_monitor(ctx: &Ctx) -> Result<(), String> {
         if content != b"changed\n" {
             return Err(format!("monitor mode: {PROTECTED} holds {content:?}"));
         }
-        let record = engine.wait_record(RECORD_TIMEOUT, "would_deny of protect-file-write", |r| {
-            audit::is_action(r, "would_deny", "protect-file-write")
-        })?;
+        let record =
+            engine.wait_record(RECORD_TIMEOUT, "would_deny of protect-file-write", |r| {
+                audit::is_action(r, "would_deny", "protect-file-write")
+            })?;
         ctx.log(format!("monitor: write succeeded, record {record}"));
         expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
     })();
