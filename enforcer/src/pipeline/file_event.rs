@@ -132,7 +132,7 @@ pub(crate) fn test_file_record(op: FileOp, path: &str, new_path: &str) -> FileRe
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
     use crate::pipeline::decode::{Decoded, as_bytes, decode};
 
@@ -174,6 +174,42 @@ mod tests {
         assert_eq!(ev["rename"]["new"]["path"], "/etc/cron.d/b");
         assert_eq!(ev["file"]["path_truncated"], true);
         assert_eq!(ev["file"]["new_path_truncated"], true);
+    }
+
+    /// Catalog F7/F8: the default policy's MSR and huge-page rules match the file events the
+    /// kernel now reports, and the CPU correlator counts them as miner indicators.
+    #[test]
+    fn default_miner_file_rules_are_cpu_indicators() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default");
+        let policy = enforcer_policy::load(&dir).unwrap();
+        for (path, rule) in [
+            ("/proc/sys/vm/nr_hugepages", "hugepages-write"),
+            ("/dev/cpu/0/msr", "msr-device-write"),
+            (
+                "/sys/module/msr/parameters/allow_writes",
+                "msr-allow-writes-sysfs",
+            ),
+        ] {
+            let rec = test_file_record(FileOp::OpenWrite, path, "");
+            let event = enforcer_policy::Event::from_json(&file_event(&rec, "t")).unwrap();
+            let matches = policy.eval(&event);
+            let m = matches
+                .iter()
+                .find(|m| &*m.rule_id == rule)
+                .unwrap_or_else(|| panic!("{path}: {rule} did not match: {matches:?}"));
+            let info = &policy.rules()[m.rule_index as usize];
+            assert!(crate::cpu::indicators::is_miner_indicator(info), "{rule}");
+        }
+        // A read-only open of /dev/mem (F7) is reported as `open_read` and alerted.
+        let mut rec = test_file_record(FileOp::OpenRead, "/dev/mem", "");
+        rec.open_flags = 0;
+        let event = enforcer_policy::Event::from_json(&file_event(&rec, "t")).unwrap();
+        assert!(
+            policy
+                .eval(&event)
+                .iter()
+                .any(|m| &*m.rule_id == "raw-memory-device-open")
+        );
     }
 
     #[test]
