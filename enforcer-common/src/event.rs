@@ -26,6 +26,8 @@ pub enum EventKind {
     Accept = 8,
     /// A [`crate::net::DnsResponseRecord`].
     DnsResponse = 9,
+    /// A [`crate::file::FileRecord`] (file-events block: 10..=19).
+    File = 10,
 }
 
 /// The value was not a known [`EventKind`].
@@ -46,6 +48,7 @@ impl TryFrom<u32> for EventKind {
             7 => Ok(Self::Bind),
             8 => Ok(Self::Accept),
             9 => Ok(Self::DnsResponse),
+            10 => Ok(Self::File),
             other => Err(UnknownKind(other)),
         }
     }
@@ -85,6 +88,21 @@ pub enum Hook {
     CgroupSkbIngress = 14,
     /// Tracepoint `syscalls/sys_enter_writev`.
     TpSysEnterWritev = 15,
+    /// LSM `file_open` (file-events block: 16..=29).
+    LsmFileOpen = 16,
+    /// LSM `path_unlink`.
+    LsmPathUnlink = 17,
+    /// LSM `path_rename`.
+    LsmPathRename = 18,
+    /// LSM `path_chmod`.
+    LsmPathChmod = 19,
+    /// LSM `path_chown`.
+    LsmPathChown = 20,
+    /// Tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one program).
+    TpSysExitOpen = 21,
+    /// Tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,
+    /// fchmodat,chown,lchown,fchownat}` (one program).
+    TpSysEnterPath = 22,
 }
 
 impl TryFrom<u32> for Hook {
@@ -107,6 +125,13 @@ impl TryFrom<u32> for Hook {
             13 => Ok(Self::TpSysExitAccept),
             14 => Ok(Self::CgroupSkbIngress),
             15 => Ok(Self::TpSysEnterWritev),
+            16 => Ok(Self::LsmFileOpen),
+            17 => Ok(Self::LsmPathUnlink),
+            18 => Ok(Self::LsmPathRename),
+            19 => Ok(Self::LsmPathChmod),
+            20 => Ok(Self::LsmPathChown),
+            21 => Ok(Self::TpSysExitOpen),
+            22 => Ok(Self::TpSysEnterPath),
             other => Err(UnknownKind(other)),
         }
     }
@@ -236,10 +261,20 @@ pub enum Counter {
     ConnectMatched = 12,
     /// DNS responses seen at cgroup ingress (UDP or TCP from port 53).
     DnsResponseSeen = 13,
+    /// File events that passed the cheap checks (a write open, an unlink, ...) and had their
+    /// path built and matched against the watch plan.
+    FileSeen = 14,
+    /// File events that matched no watched prefix and stayed in the kernel.
+    FileFiltered = 15,
+    /// File events that matched a watched prefix (reported).
+    FileMatched = 16,
+    /// File events the plan could not filter (truncated paths, or a plan that asks for every
+    /// file event), reported unfiltered.
+    FileUnfiltered = 17,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 14;
+pub const COUNTER_SLOTS: u32 = 18;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod event;
+pub mod file;
 pub mod maps;
 pub mod net;
 pub mod offsets;
@@ -33,6 +34,7 @@ mod pod {
         plan::PlanSettings,
         plan::InodeKey,
         plan::FileId,
+        crate::file::FileWatchKey,
         KernelOffsets,
         EngineConfig
     );

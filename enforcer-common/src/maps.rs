@@ -35,6 +35,9 @@ pub const CONNECT_V6_PLAN: &str = "CONNECT_V6_PLAN";
 /// Plan-wide settings (`plan::PlanSettings`): which families the kernel may filter.
 pub const PLAN_SETTINGS: &str = "PLAN_SETTINGS";
 
+/// File watch plan: `file::FileWatchKey` (path hash, operation, exact or prefix) -> verdict.
+pub const FILE_WATCH: &str = "FILE_WATCH";
+
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Read-only global holding the [`crate::offsets::KernelOffsets`].
@@ -66,4 +69,21 @@ pub mod programs {
     pub const CGROUP_SKB_DNS_RESPONSE: &str = "cgroup_skb_dns_response";
     /// LSM `socket_connect`: connect records and deny (lsm tier).
     pub const LSM_SOCKET_CONNECT: &str = "lsm_socket_connect";
+    /// Tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one program): write opens
+    /// of watched paths (signal and monitor tiers).
+    pub const TP_SYS_EXIT_OPEN: &str = "tp_sys_exit_open";
+    /// Tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,
+    /// fchmodat,chown,lchown,fchownat}` (one program): path operations on watched paths
+    /// (signal and monitor tiers).
+    pub const TP_SYS_ENTER_PATH: &str = "tp_sys_enter_path";
+    /// LSM `file_open`: write opens of watched paths, deny (lsm tier).
+    pub const LSM_FILE_OPEN: &str = "lsm_file_open";
+    /// LSM `path_unlink` (lsm tier).
+    pub const LSM_PATH_UNLINK: &str = "lsm_path_unlink";
+    /// LSM `path_rename` (lsm tier).
+    pub const LSM_PATH_RENAME: &str = "lsm_path_rename";
+    /// LSM `path_chmod` (lsm tier).
+    pub const LSM_PATH_CHMOD: &str = "lsm_path_chmod";
+    /// LSM `path_chown` (lsm tier).
+    pub const LSM_PATH_CHOWN: &str = "lsm_path_chown";
 }

@@ -99,6 +99,54 @@ pub struct KernelOffsets {
     pub mm_exe_file: u32,
     /// Explicit padding (keeps the size a multiple of 8).
     pub _pad: u32,
+    /// `struct dentry` -> `d_parent` (`struct dentry *`).
+    pub dentry_parent: u32,
+    /// `struct file` -> `f_path.mnt` (`struct vfsmount *`).
+    pub file_mnt: u32,
+    /// `struct file` -> `f_flags` (unsigned int, the open flags).
+    pub file_flags: u32,
+    /// `struct mount` -> `mnt` (the embedded `struct vfsmount`).
+    pub mount_mnt: u32,
+    /// `struct mount` -> `mnt_parent` (`struct mount *`).
+    pub mount_parent: u32,
+    /// `struct mount` -> `mnt_mountpoint` (`struct dentry *`).
+    pub mount_mountpoint: u32,
+    /// `struct vfsmount` -> `mnt_root` (`struct dentry *`).
+    pub vfsmount_root: u32,
+    /// `struct task_struct` -> `fs` (`struct fs_struct *`).
+    pub task_fs: u32,
+    /// `struct fs_struct` -> `pwd.mnt` (`struct vfsmount *`).
+    pub fs_pwd_mnt: u32,
+    /// `struct fs_struct` -> `pwd.dentry` (`struct dentry *`).
+    pub fs_pwd_dentry: u32,
+    /// `struct path` -> `mnt` (`struct vfsmount *`).
+    pub path_mnt: u32,
+    /// `struct path` -> `dentry` (`struct dentry *`).
+    pub path_dentry: u32,
+    /// Number of `open` (0 where the architecture has none).
+    pub nr_open: u32,
+    /// Number of `creat`.
+    pub nr_creat: u32,
+    /// Number of `unlink`.
+    pub nr_unlink: u32,
+    /// Number of `unlinkat`.
+    pub nr_unlinkat: u32,
+    /// Number of `rename`.
+    pub nr_rename: u32,
+    /// Number of `renameat`.
+    pub nr_renameat: u32,
+    /// Number of `renameat2`.
+    pub nr_renameat2: u32,
+    /// Number of `chmod`.
+    pub nr_chmod: u32,
+    /// Number of `fchmodat`.
+    pub nr_fchmodat: u32,
+    /// Number of `chown`.
+    pub nr_chown: u32,
+    /// Number of `lchown`.
+    pub nr_lchown: u32,
+    /// Number of `fchownat`.
+    pub nr_fchownat: u32,
 }
 
 impl KernelOffsets {
@@ -148,7 +196,31 @@ impl KernelOffsets {
         inode_ctime_nsec: 0,
         mm_exe_file: 0,
         _pad: 0,
+        dentry_parent: 0,
+        file_mnt: 0,
+        file_flags: 0,
+        mount_mnt: 0,
+        mount_parent: 0,
+        mount_mountpoint: 0,
+        vfsmount_root: 0,
+        task_fs: 0,
+        fs_pwd_mnt: 0,
+        fs_pwd_dentry: 0,
+        path_mnt: 0,
+        path_dentry: 0,
+        nr_open: 0,
+        nr_creat: 0,
+        nr_unlink: 0,
+        nr_unlinkat: 0,
+        nr_rename: 0,
+        nr_renameat: 0,
+        nr_renameat2: 0,
+        nr_chmod: 0,
+        nr_fchmodat: 0,
+        nr_chown: 0,
+        nr_lchown: 0,
+        nr_fchownat: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24);

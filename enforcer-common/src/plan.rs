@@ -115,6 +115,19 @@ pub const RECORD_CONNECT_MATCHED_ONLY: u32 = 1;
 pub const RECORD_BINDS: u32 = 2;
 /// [`PlanSettings::record`] bit: some enabled rule is about accepted connections.
 pub const RECORD_ACCEPTS: u32 = 4;
+/// [`PlanSettings::record`] bit: some enabled rule is about file events; without it the file
+/// hooks return at once.
+pub const RECORD_FILES: u32 = 8;
+/// [`PlanSettings::record`] bit: some rule watches read-only opens (`FileOp::OpenRead`
+/// entries); without it a read-only open leaves the open hooks at the flags check.
+pub const RECORD_FILE_READS: u32 = 16;
+/// [`PlanSettings::record`] bit: some file rule cannot be reduced to watched paths, so the
+/// kernel reports every file event that passes the cheap checks (no prefix filtering).
+pub const RECORD_FILE_ALL: u32 = 32;
+/// [`PlanSettings::record`] bit: the watched read paths are all device files under `/dev/`:
+/// a read-only open is matched only when it opened a character or block device (one inode
+/// read decides for every ordinary file).
+pub const RECORD_FILE_READ_DEVICES: u32 = 64;
 
 /// Value of the one-entry `PLAN_SETTINGS` array: what the current plan lets the kernel filter.
 /// Part of the plan (not of the load-time `EngineConfig`) so a new plan can change it.

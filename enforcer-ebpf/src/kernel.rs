@@ -141,6 +141,36 @@ pub(crate) fn arg_block(task: *const u8) -> Result<(u64, u64), ReadError> {
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 
+/// The `struct file *` behind `fd` in the current task (`current->files->fdt->fd[fd]`,
+/// checked against `max_fds`), `None` when unreadable or closed.
+#[inline(always)]
+pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
+    let off = offsets();
+    // SAFETY: the helper takes no arguments and returns the current task pointer.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let files: *const u8 = read_at(task, off.task_files).ok()?;
+    let fdt: *const u8 = read_at(files, off.files_fdt).ok()?;
+    let max_fds: u32 = read_at(fdt, off.fdtable_max_fds).ok()?;
+    if fd >= max_fds {
+        return None;
+    }
+    let fds: *const u8 = read_at(fdt, off.fdtable_fd).ok()?;
+    let file: *const u8 = read_at(fds, fd.checked_mul(8)?).ok()?;
+    (!file.is_null()).then_some(file)
+}
+
+/// The current task's working directory (`current->fs->pwd`: mount, dentry).
+#[inline(always)]
+pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
+    let off = offsets();
+    // SAFETY: the helper takes no arguments and returns the current task pointer.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let fs: *const u8 = read_at(task, off.task_fs)?;
+    let mnt: *const u8 = read_at(fs, off.fs_pwd_mnt)?;
+    let dentry: *const u8 = read_at(fs, off.fs_pwd_dentry)?;
+    Ok((mnt, dentry))
+}
+
 /// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
 /// (`current->files->fdt->fd[fd]`, checked against `max_fds`, then `f_inode->i_mode`).
 #[inline(always)]

@@ -9,9 +9,12 @@
 //! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login, pool look-up) |
 //! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor | connect records and pool-address match; SIGKILL in the signal tier |
 //! | `lsm_socket_connect` | LSM `socket_connect` | lsm | connect records; deny connects to pool addresses |
+//! | `tp_sys_exit_open` | tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` | signal, monitor | write opens of watched paths; SIGKILL for deny/kill rules |
+//! | `tp_sys_enter_path` | tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,lchown,fchownat}` | signal, monitor | path operations on watched paths; SIGKILL for deny/kill rules |
+//! | `lsm_file_open`, `lsm_path_{unlink,rename,chmod,chown}` | LSM hooks of the same names | lsm | file events on watched paths; -EPERM for deny rules |
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
-//! `kernel.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
+//! `kernel.rs`, file paths and the watch plan in `file.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
 //! `classify.rs`, DNS name parsing and look-up in `dns.rs`, socket addresses and the connect
 //! plan in `net.rs`.
 #![no_std]
@@ -23,6 +26,7 @@
 mod classify;
 mod dns;
 mod emit;
+mod file;
 mod hooks;
 mod kernel;
 mod maps;

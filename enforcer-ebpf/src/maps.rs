@@ -144,6 +144,19 @@ pub(crate) struct Scratch {
     pub(crate) inode: InodeKey,
 }
 
+/// File watch plan: `FileWatchKey` (FNV-1a hash of a watched path, file operation, exact path
+/// or directory prefix) -> the rule and actions that apply (`actions == 0` with
+/// `PLAN_FLAG_RECORD`: report only). Written by the loader from the policy's file rules;
+/// matched by `file::match_path` at every component boundary of the event's path.
+#[map(name = "FILE_WATCH")]
+pub(crate) static FILE_WATCH: HashMap<enforcer_common::file::FileWatchKey, PlanVerdict> =
+    HashMap::with_max_entries(16384, 0);
+
+/// Per-CPU scratch for a file event: the record, path building and match state.
+#[map(name = "FILE_SCRATCH")]
+pub(crate) static FILE_SCRATCH: PerCpuArray<crate::file::FileScratch> =
+    PerCpuArray::with_max_entries(1, 0);
+
 /// Engine settings, written by the loader before load (`enforcer_common::maps::GLOBAL_CONFIG`).
 #[unsafe(no_mangle)]
 static CONFIG: EngineConfig = EngineConfig::INERT;

@@ -178,19 +178,33 @@ pub struct Expected {
     pub alert: bool,
 }
 
+/// Whether `record`'s process is `runner` or one of its descendants (an `ancestors` entry).
+fn started_by(record: &serde_json::Value, runner: u32) -> bool {
+    let process = &record["event"]["process"];
+    process["pid"] == runner
+        || process["ancestors"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p["pid"] == runner))
+}
+
 /// Checks an audit log against what the fixtures expect. `block`: enforcement records are
 /// `deny` / `kill`, else `would_deny` / `would_kill`; each must say `tier`. Nothing may act on
 /// the negative fixtures (N1 `grep`, N2 the compiler, N4, N5) or under a rule that neither a
-/// fixture nor [`INCIDENTAL_RULES`] explains. Returns one line per expectation met (rule,
-/// action, where it was decided, response time) for the test output.
+/// fixture nor [`INCIDENTAL_RULES`] explains. Only the actions on `runner` (the suite's own
+/// process) and its descendants count: the engine sees the whole host, whose other activity
+/// is not the suite's. Returns one line per expectation met (rule, action, where it was
+/// decided, response time) for the test output.
 pub fn check_actions(
     records: &[serde_json::Value],
     expected: &[Expected],
     block: bool,
     tier: &str,
+    runner: u32,
 ) -> Result<Vec<String>, String> {
-    let actions: Vec<&serde_json::Value> =
-        records.iter().filter(|r| r["type"] == "action").collect();
+    let actions: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "action" && started_by(r, runner))
+        .collect();
     let enforcing: &[&str] = if block {
         &["deny", "kill"]
     } else {

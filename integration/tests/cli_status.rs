@@ -27,7 +27,14 @@ fn status_reports_the_tier_and_what_each_family_gets() {
     let rows = status["coverage"].as_array().unwrap();
     let row = |event: &str| rows.iter().find(|r| r["event"] == event).unwrap();
     let want_stop = if tier == "lsm" { "deny" } else { "kill" };
-    for event in ["exec", "dns query", "connect", "stratum payload"] {
+    for event in [
+        "exec",
+        "dns query",
+        "connect",
+        "stratum payload",
+        "file open for write (FIM)",
+        "file unlink, rename, chmod, chown",
+    ] {
         assert_eq!(row(event)["seen"], true, "{event}");
         assert_eq!(row(event)["stop"], want_stop, "{event}");
     }
@@ -37,7 +44,11 @@ fn status_reports_the_tier_and_what_each_family_gets() {
     }
     let file = rows
         .iter()
-        .find(|r| r["event"].as_str().is_some_and(|e| e.starts_with("file")))
+        .find(|r| {
+            r["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("file link"))
+        })
         .unwrap();
     assert_eq!(file["seen"], false, "said, not hidden");
 }

@@ -374,7 +374,7 @@ fn run_suite(mode: &str) {
     });
     let records = engine.stop();
     let tier = if mode == "block" { "signal" } else { "monitor" };
-    match catalog::check_actions(&records, &seen, mode == "block", tier) {
+    match catalog::check_actions(&records, &seen, mode == "block", tier, std::process::id()) {
         Ok(lines) => lines.iter().for_each(|line| println!("{mode}: {line}")),
         Err(err) => panic!("{err}; audit log: {records:#?}"),
     }

@@ -28,6 +28,7 @@ const NETWORK_POLICY: &str = include_str!("../fixtures/deny-network.yaml");
 const SOCKETS_POLICY: &str = include_str!("../fixtures/watch-sockets.yaml");
 const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
 const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
+const FILES_POLICY: &str = include_str!("../fixtures/protect-files.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 const FAKE_MINER: &str = env!("CARGO_BIN_EXE_fake-miner");
@@ -129,6 +130,7 @@ fn lsm_tier_in_vm() {
         .file(layout::DNS_POLICY, DNS_POLICY, 0o644)
         .file(layout::LEARNED_POLICY, LEARNED_POLICY, 0o644)
         .binary(FAKE_MINER, layout::FAKE_MINER)
+        .file(layout::FILES_POLICY, FILES_POLICY, 0o644)
         .strip_debug(true);
     for (guest, contents) in default_policy_files(&root) {
         builder = builder.file(guest, contents, 0o644);

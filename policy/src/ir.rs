@@ -96,8 +96,8 @@ pub enum Matcher {
     RegexSet(RegexSet),
     /// Glob on the whole value.
     Glob(GlobMatcher),
-    /// Any of several globs.
-    GlobSet(GlobSet),
+    /// Any of several globs (with their patterns, for the file watch plan).
+    GlobSet(GlobSet, Vec<Box<str>>),
     /// Integer comparison.
     Int(CmpOp, i64),
     /// Integer membership.
@@ -143,7 +143,7 @@ impl Matcher {
             (Matcher::Regex(r), Val::Str(x)) => r.is_match(x),
             (Matcher::RegexSet(r), Val::Str(x)) => r.is_match(x),
             (Matcher::Glob(g), Val::Str(x)) => g.is_match(&**x),
-            (Matcher::GlobSet(g), Val::Str(x)) => g.is_match(&**x),
+            (Matcher::GlobSet(g, _), Val::Str(x)) => g.is_match(&**x),
             (Matcher::Int(op, b), Val::Int(x)) => cmp(*op, *x, *b),
             (Matcher::IntIn(set), Val::Int(x)) => set.contains(x),
             (Matcher::Dur(op, b), Val::Dur(x)) => cmp(*op, *x, *b),

@@ -40,6 +40,6 @@ pub use event::{Event, EventError, Val};
 pub use index::Scratch;
 pub use load::{load, load_str};
 pub use model::{Actions, BreakerOverride, Enforcement, KillScope, Mode, RuleInfo, Severity};
-pub use plan::{KernelPlan, PlanEntry};
+pub use plan::{FileWatchEntry, KernelPlan, PlanEntry};
 pub use policy::{CompiledPolicy, MAX_DNS_PORTS, Match};
 pub use schema::Kind;

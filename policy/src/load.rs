@@ -297,9 +297,12 @@ impl Loader {
         let mut conds = Vec::with_capacity(checked.len());
         let mut kernel_rules = Vec::new();
         let mut learned_rules = Vec::new();
+        let mut file_rules = Vec::new();
         for c in checked {
             let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
             let blocks = c.raw.actions.blocks();
+            let file_rule =
+                lower::files::is_file_kind(c.kind).then(|| lower::files::analyze(&c.cond, c.kind));
             let learned = match lower::learned_rule(&c.cond) {
                 Ok(learned) => learned,
                 Err(b) => {
@@ -307,7 +310,19 @@ impl Loader {
                     continue;
                 }
             };
-            let analyzed = if learned {
+            let analyzed = if let Some(rule) = file_rule {
+                // File rules: watched paths for every rule, kernel enforcement for exact
+                // path rules (`lower::files`).
+                let kernel = blocks && rule.blocker.is_none();
+                let blocker = rule.blocker.clone();
+                if !c.raw.disabled {
+                    file_rules.push((index, kernel, rule));
+                }
+                match blocker {
+                    Some(b) if blocks => Err(Some(b)),
+                    _ => Err(None),
+                }
+            } else if learned {
                 if !c.raw.disabled {
                     learned_rules.push(index);
                 }
@@ -316,7 +331,8 @@ impl Loader {
                 lower::analyze(&c.cond).map_err(Some)
             };
             let (kernel, reason) = match analyzed {
-                // Enforced in the kernel through the addresses the daemon learns.
+                // Enforced in the kernel through the addresses the daemon learns, or a file
+                // rule on exact paths (its watch entries carry its actions).
                 Err(None) if blocks => (Enforcement::Kernel, None),
                 Err(None) => (Enforcement::Userspace, None),
                 Ok(lowered) if blocks => {
@@ -387,6 +403,10 @@ impl Loader {
         plan.connect_filtered = !record_all_connects
             && connect_plan_complete(&infos, &kernel_rules, &blocked, &learned_rules);
         plan.learned_rules = learned_rules;
+        plan.file_rules = !file_rules.is_empty();
+        let (file_watches, file_filtered) = lower::files::entries(&file_rules);
+        plan.file_watches = file_watches;
+        plan.file_filtered = file_filtered;
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }

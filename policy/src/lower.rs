@@ -14,6 +14,7 @@
 //!   ([`formula`]). The plan then holds, per listed key, the rules that hold for the names or
 //!   addresses whose kernel lookup ends at that key ([`sets`]).
 
+pub mod files;
 mod formula;
 mod sets;
 
@@ -54,7 +55,7 @@ pub enum Lowered {
     Connect(NetRule),
 }
 
-fn block(span: Span, reason: impl Into<String>) -> Blocker {
+pub(crate) fn block(span: Span, reason: impl Into<String>) -> Blocker {
     Blocker {
         span,
         reason: reason.into(),
@@ -326,6 +327,9 @@ pub fn build_plan(
         connect_nets,
         connect_filtered: false,
         learned_rules: Vec::new(),
+        file_watches: Vec::new(),
+        file_rules: false,
+        file_filtered: false,
     };
     (plan, blocked)
 }

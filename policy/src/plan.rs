@@ -84,6 +84,36 @@ pub struct KernelPlan {
     /// them against each DNS answer and writes the addresses they match into the connect plan
     /// for the answer's TTL (see [`learned_rule`](crate::lower::learned_rule)).
     pub learned_rules: Vec<u32>,
+    /// Watched file paths (`crate::lower::files`), sorted by operation, path, exactness.
+    pub file_watches: Vec<FileWatchEntry>,
+    /// Some enabled rule is about a file event kind (`open`, `unlink`, `rename`, `chmod`,
+    /// `chown`): the kernel's file hooks run.
+    pub file_rules: bool,
+    /// Every enabled file rule restricts its paths to `file_watches`: the kernel reports only
+    /// the file events under a watched path.
+    pub file_filtered: bool,
+}
+
+/// One watched path of one file operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileWatchEntry {
+    /// `open_write`, `open_read`, `unlink`, `rename`, `chmod` or `chown`.
+    pub op: String,
+    /// Absolute path without a trailing `/`.
+    pub path: String,
+    /// The path itself only; `false`: everything below it.
+    pub exact: bool,
+    /// Deny/kill rules the kernel enforces on this path (indices, ascending).
+    pub rules: Vec<u32>,
+    /// Other rules about this path: the kernel reports the event, userspace evaluates them.
+    pub watchers: Vec<u32>,
+}
+
+impl FileWatchEntry {
+    /// Whether the kernel checks read-only opens for this entry.
+    pub fn is_read(&self) -> bool {
+        self.op == "open_read"
+    }
 }
 
 impl KernelPlan {
@@ -95,6 +125,7 @@ impl KernelPlan {
             + self.dns_names.len()
             + self.dns_domains.len()
             + self.connect_nets.len()
+            + self.file_watches.len()
     }
 
     /// Whether the plan is empty.

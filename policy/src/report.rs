@@ -164,6 +164,42 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
             "all (some connect rule is not in the plan)"
         }
     );
+    if plan.file_rules {
+        let _ = writeln!(
+            out,
+            "  file_watches: {} entries; file events reported: {}",
+            plan.file_watches.len(),
+            if plan.file_filtered {
+                "only under watched paths (in-kernel filter)"
+            } else {
+                "all writes, unlinks, renames, chmods, chowns (some file rule names no path)"
+            }
+        );
+        for e in plan.file_watches.iter().take(20) {
+            let ids: Vec<&str> = e
+                .rules
+                .iter()
+                .chain(&e.watchers)
+                .filter_map(|&i| rules.get(i as usize).map(|r| r.id.as_str()))
+                .collect();
+            let what = if e.exact { "" } else { "/**" };
+            let _ = writeln!(
+                out,
+                "    {:<10} {:<40} <- {}{}",
+                e.op,
+                format!("{}{what}", e.path),
+                ids.join(", "),
+                if e.rules.is_empty() {
+                    ""
+                } else {
+                    " (enforced)"
+                }
+            );
+        }
+        if plan.file_watches.len() > 20 {
+            let _ = writeln!(out, "    ... and {} more", plan.file_watches.len() - 20);
+        }
+    }
     let extra = policy.extra_public_ranges();
     if !extra.is_empty() {
         let nets: Vec<String> = extra.iter().map(ToString::to_string).collect();

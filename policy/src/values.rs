@@ -149,7 +149,10 @@ pub fn set_matcher(
                     }
                 }
                 match b.build() {
-                    Ok(gs) => parts.push(Matcher::GlobSet(gs)),
+                    Ok(gs) => parts.push(Matcher::GlobSet(
+                        gs,
+                        set.globs.iter().map(|g| g.as_str().into()).collect(),
+                    )),
                     Err(e) => {
                         diags.push(Diagnostic::error(
                             Code::BadPattern,

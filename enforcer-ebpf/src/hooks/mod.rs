@@ -7,11 +7,15 @@ mod connect;
 mod dns_query;
 mod dns_response;
 mod exec_record;
+mod file_open;
+mod file_path;
 mod lifecycle;
 mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;
 mod sys_enter_send;
+
+pub(crate) use file_path::PathCall;
 
 /// The `(fd, struct sockaddr *, addrlen)` arguments of `connect`/`bind` tracepoints: reads the
 /// user address into `out` (IPv4/IPv6 only) and returns the fd and its socket type (0 when

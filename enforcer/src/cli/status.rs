@@ -145,8 +145,38 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
             "none",
             "detection only, reported when a rule is about them; not io_uring",
         ),
+        if lsm {
+            row(
+                "file open for write (FIM)",
+                "lsm/file_open",
+                "deny",
+                "only paths under a watched prefix leave the kernel; reads of watched devices too",
+            )
+        } else {
+            row(
+                "file open for write (FIM)",
+                "tp/syscalls/sys_exit_{open,openat,openat2,creat}",
+                "kill",
+                "killed when the open returns (O_TRUNC has run, no write has); only watched paths leave the kernel",
+            )
+        },
+        if lsm {
+            row(
+                "file unlink, rename, chmod, chown",
+                "lsm/path_{unlink,rename,chmod,chown}",
+                "deny",
+                "resolved paths; fchmod/fchown on a descriptor not seen",
+            )
+        } else {
+            row(
+                "file unlink, rename, chmod, chown",
+                "tp/syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,lchown,fchownat}",
+                "kill",
+                "the path as written (relative ones joined to cwd/dirfd, `..` not resolved); the operation completes; fchmod/fchown not seen",
+            )
+        },
         missing(
-            "file (open for write, unlink, rename, ...)",
+            "file link/symlink, mkdir/rmdir, setxattr, utimes, truncate, mount/umount",
             "not implemented yet",
         ),
         missing(

@@ -2,6 +2,7 @@
 //! program load, plan maps, attach. Dropping [`Loaded`] detaches everything.
 
 pub mod counters;
+pub mod file_plan;
 pub mod inode_plan;
 pub mod never_kill;
 pub mod offsets;
@@ -51,10 +52,15 @@ pub enum LoadError {
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 3] = [
+const LSM_PROGRAMS: [(&str, &str); 8] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
+    (programs::LSM_FILE_OPEN, "file_open"),
+    (programs::LSM_PATH_UNLINK, "path_unlink"),
+    (programs::LSM_PATH_RENAME, "path_rename"),
+    (programs::LSM_PATH_CHMOD, "path_chmod"),
+    (programs::LSM_PATH_CHOWN, "path_chown"),
 ];
 /// Raw tracepoint programs (every tier): program name and tracepoint.
 const RAW_TRACEPOINTS: [(&str, &str); 3] = [
@@ -64,7 +70,7 @@ const RAW_TRACEPOINTS: [(&str, &str); 3] = [
 ];
 /// Tracepoint programs (every tier): program name, category and tracepoint.
 /// A program may appear several times (attached to each of its tracepoints; loaded once).
-const TRACEPOINTS: [(&str, &str, &str); 9] = [
+const TRACEPOINTS: [(&str, &str, &str); 23] = [
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_write"),
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendto"),
     (programs::TP_SYS_ENTER_SEND, "syscalls", "sys_enter_sendmsg"),
@@ -82,12 +88,50 @@ const TRACEPOINTS: [(&str, &str, &str); 9] = [
     (programs::TP_SYS_ENTER_BIND, "syscalls", "sys_enter_bind"),
     (programs::TP_SYS_EXIT_ACCEPT, "syscalls", "sys_exit_accept"),
     (programs::TP_SYS_EXIT_ACCEPT, "syscalls", "sys_exit_accept4"),
+    (programs::TP_SYS_EXIT_OPEN, "syscalls", "sys_exit_open"),
+    (programs::TP_SYS_EXIT_OPEN, "syscalls", "sys_exit_openat"),
+    (programs::TP_SYS_EXIT_OPEN, "syscalls", "sys_exit_openat2"),
+    (programs::TP_SYS_EXIT_OPEN, "syscalls", "sys_exit_creat"),
+    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_unlink"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_unlinkat",
+    ),
+    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_rename"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_renameat",
+    ),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_renameat2",
+    ),
+    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_chmod"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_fchmodat",
+    ),
+    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_chown"),
+    (programs::TP_SYS_ENTER_PATH, "syscalls", "sys_enter_lchown"),
+    (
+        programs::TP_SYS_ENTER_PATH,
+        "syscalls",
+        "sys_enter_fchownat",
+    ),
 ];
 
 /// Tracepoint programs whose whole job an LSM program does in the lsm tier: not attached
 /// there, so the syscall they watch pays for no call. (The send tracepoint stays: it classifies
 /// the payload for the LSM `socket_sendmsg` hook.)
-const REPLACED_BY_LSM: [&str; 1] = [programs::TP_SYS_ENTER_CONNECT];
+const REPLACED_BY_LSM: [&str; 3] = [
+    programs::TP_SYS_ENTER_CONNECT,
+    programs::TP_SYS_EXIT_OPEN,
+    programs::TP_SYS_ENTER_PATH,
+];
 
 /// Loaded (not yet attached) programs and the tier they enforce in.
 #[derive(Debug)]
@@ -172,6 +216,18 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
     offsets.nr_sendmsg = syscall_nr(libc::SYS_sendmsg);
     offsets.nr_sendmmsg = syscall_nr(libc::SYS_sendmmsg);
     offsets.nr_writev = syscall_nr(libc::SYS_writev);
+    offsets.nr_open = syscall_nr(libc::SYS_open);
+    offsets.nr_creat = syscall_nr(libc::SYS_creat);
+    offsets.nr_unlink = syscall_nr(libc::SYS_unlink);
+    offsets.nr_unlinkat = syscall_nr(libc::SYS_unlinkat);
+    offsets.nr_rename = syscall_nr(libc::SYS_rename);
+    offsets.nr_renameat = syscall_nr(libc::SYS_renameat);
+    offsets.nr_renameat2 = syscall_nr(libc::SYS_renameat2);
+    offsets.nr_chmod = syscall_nr(libc::SYS_chmod);
+    offsets.nr_fchmodat = syscall_nr(libc::SYS_fchmodat);
+    offsets.nr_chown = syscall_nr(libc::SYS_chown);
+    offsets.nr_lchown = syscall_nr(libc::SYS_lchown);
+    offsets.nr_fchownat = syscall_nr(libc::SYS_fchownat);
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
         Ok(list) => Err(format!(
@@ -213,7 +269,11 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
     }
     let mut loaded_names: Vec<&str> = Vec::new();
     for (name, _, _) in TRACEPOINTS {
-        if loaded_names.contains(&name) {
+        // Not loaded where an LSM program does their job: no verifier time spent on them
+        // (the file path programs are the largest of the object).
+        if loaded_names.contains(&name)
+            || (tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name))
+        {
             continue;
         }
         program::<TracePoint>(&mut ebpf, name)?

@@ -63,6 +63,18 @@ offset_table! {
     inode_sb => ("inode", "i_sb"),
     sb_dev => ("super_block", "s_dev"),
     mm_exe_file => ("mm_struct", "exe_file"),
+    dentry_parent => ("dentry", "d_parent"),
+    file_mnt => ("file", "f_path.mnt"),
+    file_flags => ("file", "f_flags"),
+    mount_mnt => ("mount", "mnt"),
+    mount_parent => ("mount", "mnt_parent"),
+    mount_mountpoint => ("mount", "mnt_mountpoint"),
+    vfsmount_root => ("vfsmount", "mnt_root"),
+    task_fs => ("task_struct", "fs"),
+    fs_pwd_mnt => ("fs_struct", "pwd.mnt"),
+    fs_pwd_dentry => ("fs_struct", "pwd.dentry"),
+    path_mnt => ("path", "mnt"),
+    path_dentry => ("path", "dentry"),
 }
 
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),

@@ -183,7 +183,7 @@ pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     if about(Kind::Accept) {
         bits |= RECORD_ACCEPTS;
     }
-    bits
+    bits | super::file_plan::settings_bits(plan)
 }
 
 /// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan.
@@ -359,9 +359,10 @@ pub fn write_with(
     let dns_names = write_dns(ebpf, DNS_NAME_PLAN, &plan.dns_names, ctx)?;
     let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, ctx)?;
     let nets = write_connect(ebpf, &plan.connect_nets, ctx)?;
+    let files = super::file_plan::write(ebpf, ctx.rules, &plan, generation, disarmed)?;
     // After the entries, so a newly filtered family never misses an entry's events.
     write_settings(ebpf, policy, &plan)?;
-    Ok(names + paths + methods + dns_names + dns_domains + nets)
+    Ok(names + paths + methods + dns_names + dns_domains + nets + files)
 }
 
 #[cfg(test)]

@@ -91,6 +91,29 @@ pub const SYSCALL_TRACEPOINTS: &[(&str, &[&str])] = &[
     // Exit records: the return value sits where the first argument of an enter record does.
     ("sys_exit_accept", &["ret"]),
     ("sys_exit_accept4", &["ret"]),
+    ("sys_exit_open", &["ret"]),
+    ("sys_exit_openat", &["ret"]),
+    ("sys_exit_openat2", &["ret"]),
+    ("sys_exit_creat", &["ret"]),
+    ("sys_enter_unlink", &["pathname"]),
+    ("sys_enter_unlinkat", &["dfd", "pathname", "flag"]),
+    ("sys_enter_rename", &["oldname", "newname"]),
+    (
+        "sys_enter_renameat",
+        &["olddfd", "oldname", "newdfd", "newname"],
+    ),
+    (
+        "sys_enter_renameat2",
+        &["olddfd", "oldname", "newdfd", "newname", "flags"],
+    ),
+    ("sys_enter_chmod", &["filename", "mode"]),
+    ("sys_enter_fchmodat", &["dfd", "filename", "mode"]),
+    ("sys_enter_chown", &["filename", "user", "group"]),
+    ("sys_enter_lchown", &["filename", "user", "group"]),
+    (
+        "sys_enter_fchownat",
+        &["dfd", "filename", "user", "group", "flag"],
+    ),
 ];
 
 /// Checks that the arguments of `format` (tracepoint `name`) are 8 bytes apart from the

@@ -3,6 +3,7 @@
 
 use enforcer_common::{
     event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind},
+    file::FileRecord,
     net::{DnsRecord, DnsResponseRecord, SocketRecord},
     process::{ExitRecord, ForkRecord},
 };
@@ -45,6 +46,8 @@ pub enum Decoded {
     Fork(Box<ForkRecord>),
     /// A process ended.
     Exit(Box<ExitRecord>),
+    /// A file event (open, unlink, rename, chmod, chown).
+    File(Box<FileRecord>),
 }
 
 /// Decodes one ring-buffer record.
@@ -62,6 +65,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         }
         EventKind::Fork => Ok(Decoded::Fork(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Exit => Ok(Decoded::Exit(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::File => Ok(Decoded::File(Box::new(sized(kind, &header, bytes)?))),
     }
 }
 

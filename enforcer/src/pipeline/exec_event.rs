@@ -47,6 +47,13 @@ pub fn hook_name(hook: u32) -> &'static str {
         Ok(Hook::TpSysExitAccept) => "tp/syscalls/sys_exit_accept{,4}",
         Ok(Hook::CgroupSkbIngress) => "cgroup_skb/ingress",
         Ok(Hook::TpSysEnterWritev) => "tp/syscalls/sys_enter_writev",
+        Ok(Hook::LsmFileOpen) => "lsm/file_open",
+        Ok(Hook::LsmPathUnlink) => "lsm/path_unlink",
+        Ok(Hook::LsmPathRename) => "lsm/path_rename",
+        Ok(Hook::LsmPathChmod) => "lsm/path_chmod",
+        Ok(Hook::LsmPathChown) => "lsm/path_chown",
+        Ok(Hook::TpSysExitOpen) => "tp/syscalls/sys_exit_open*",
+        Ok(Hook::TpSysEnterPath) => "tp/syscalls/sys_enter_{unlink,rename,chmod,chown}*",
         Err(_) => "unknown",
     }
 }

@@ -30,6 +30,8 @@ pub const DNS_POLICY: &str = "/etc/enforcer/watch-dns.yaml";
 /// The policy of the learned-address case (pool lookups watched, connects to their answers
 /// denied).
 pub const LEARNED_POLICY: &str = "/etc/enforcer/learned-pool.yaml";
+/// The policy of the file cases (protected files, a watched directory, the huge-page rule).
+pub const FILES_POLICY: &str = "/etc/enforcer/protect-files.yaml";
 /// The stub DNS resolver (`stub-dns --listen ADDR --answer NAME=IP... --record FILE`).
 pub const STUB_DNS: &str = "/bin/stub-dns";
 /// The DNS client (`dns-client --server ADDR --name NAME --via CALL`).

@@ -100,7 +100,7 @@ fn fixtures(ctx: &Ctx, stub: &StubDns, engine: &mut Engine, mode: &str) -> Resul
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)?;
     let records = audit::records(Path::new(&format!("{DIR}/audit-{mode}.jsonl")))?;
     let tier = if block { "lsm" } else { "monitor" };
-    for line in catalog::check_actions(&records, &expected, block, tier)? {
+    for line in catalog::check_actions(&records, &expected, block, tier, std::process::id())? {
         ctx.log(format!("{mode}: {line}"));
     }
     Ok(())

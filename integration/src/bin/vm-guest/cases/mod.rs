@@ -5,6 +5,7 @@
 mod default_policy;
 mod dns_response;
 mod exec;
+mod files;
 mod hash;
 mod infra;
 mod lifecycle;
@@ -78,6 +79,14 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_default_policy_monitor",
         run: default_policy::lsm_default_policy_monitor,
+    },
+    Case {
+        name: "lsm_file_deny",
+        run: files::lsm_file_deny,
+    },
+    Case {
+        name: "lsm_file_monitor",
+        run: files::lsm_file_monitor,
     },
 ];
 

@@ -1,0 +1,157 @@
+//! File events (issue 4, FILE family) and the file watch plan: the [`FileRecord`] wire struct,
+//! the operations, the path flags, and the prefix hash the kernel and the loader both compute.
+//!
+//! Watched paths are matched in the kernel by hashing the absolute path: at every `/` after
+//! the first byte the hash of the bytes before it is looked up as a *directory prefix*
+//! ([`FileWatchKey::exact`] 0), and at the end the hash of the whole path as an *exact* path
+//! (`exact` 1). One hash step per byte and one map look-up per path component, no strings in
+//! map keys.
+
+/// Bytes of a path a [`FileRecord`] carries (and the kernel matches), NUL padded.
+pub const FILE_PATH_LEN: usize = 256;
+/// Path components the kernel walks up from a dentry; a deeper path is flagged truncated.
+pub const FILE_DEPTH: usize = 24;
+
+/// File operations ([`FileRecord::op`], [`FileWatchKey::op`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileOp {
+    /// An open for writing (`O_WRONLY`/`O_RDWR`; with `O_CREAT`/`O_TRUNC` in the LSM tier).
+    OpenWrite = 1,
+    /// Any open, reads included (only when a rule watches reads of a path).
+    OpenRead = 2,
+    /// unlink / unlinkat.
+    Unlink = 3,
+    /// rename / renameat / renameat2 (both paths are matched).
+    Rename = 4,
+    /// chmod / fchmodat.
+    Chmod = 5,
+    /// chown / lchown / fchownat.
+    Chown = 6,
+}
+
+impl FileOp {
+    /// The operation of a raw value.
+    pub const fn from_u32(value: u32) -> Option<Self> {
+        match value {
+            1 => Some(Self::OpenWrite),
+            2 => Some(Self::OpenRead),
+            3 => Some(Self::Unlink),
+            4 => Some(Self::Rename),
+            5 => Some(Self::Chmod),
+            6 => Some(Self::Chown),
+            _ => None,
+        }
+    }
+}
+
+/// Path flag: the path is longer than [`FILE_PATH_LEN`] - 1 bytes or deeper than
+/// [`FILE_DEPTH`] components; the record holds its start (never matched in the kernel).
+pub const FILE_PATH_TRUNCATED: u32 = 1;
+/// Path flag: the new path of a rename is truncated.
+pub const FILE_NEW_PATH_TRUNCATED: u32 = 2;
+/// Path flag: the user gave a relative path; the kernel joined it to the working directory
+/// or the directory descriptor (signal tier).
+pub const FILE_PATH_RELATIVE: u32 = 4;
+/// Path flag: the path holds a `.` or `..` component the kernel did not resolve (signal
+/// tier: the path as written).
+pub const FILE_PATH_DOTS: u32 = 8;
+/// Path flag: the base directory of a relative path could not be read; the path is the
+/// relative one as given.
+pub const FILE_PATH_UNRESOLVED: u32 = 16;
+/// Path flag: the kernel reported the event because its plan could not filter it (the event
+/// matched no watched prefix, or its path could not be matched).
+pub const FILE_UNFILTERED: u32 = 32;
+
+/// A file event: emitted when the path is under a watched prefix (or the plan asks for every
+/// file event), by the LSM file hooks (lsm tier) or the syscall tracepoints (signal, monitor).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Common header; `kind == EventKind::File`.
+    pub header: crate::event::EventHeader,
+    /// A [`FileOp`] value.
+    pub op: u32,
+    /// `FILE_*` flags.
+    pub flags: u32,
+    /// `open(2)` flags (opens; in the signal tier the open file's `f_flags`, which no longer
+    /// hold `O_CREAT`/`O_TRUNC`).
+    pub open_flags: u32,
+    /// New mode bits (chmod), or the file mode (opens), else 0.
+    pub mode: u32,
+    /// New owner (chown; `u32::MAX` = unchanged).
+    pub uid: u32,
+    /// New group (chown; `u32::MAX` = unchanged).
+    pub gid: u32,
+    /// Valid bytes in `path`.
+    pub path_len: u32,
+    /// Valid bytes in `new_path` (renames).
+    pub new_path_len: u32,
+    /// The path (absolute unless `FILE_PATH_UNRESOLVED`).
+    pub path: [u8; FILE_PATH_LEN],
+    /// The new path of a rename.
+    pub new_path: [u8; FILE_PATH_LEN],
+    /// The task's comm.
+    pub comm: [u8; crate::event::COMM_LEN],
+}
+
+/// Key of `FILE_WATCH`: a watched path by the hash of its bytes ([`path_hash`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileWatchKey {
+    /// [`path_hash`] of the watched path, without a trailing `/`.
+    pub hash: u64,
+    /// A [`FileOp`] value.
+    pub op: u32,
+    /// 1: the path itself only; 0: everything below it (a directory prefix).
+    pub exact: u32,
+}
+
+/// FNV-1a offset basis.
+pub const PATH_HASH_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a prime.
+const PATH_HASH_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// One FNV-1a step.
+#[inline(always)]
+pub const fn path_hash_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(PATH_HASH_PRIME)
+}
+
+/// FNV-1a hash of `bytes` (what the kernel computes byte by byte).
+pub const fn path_hash(bytes: &[u8]) -> u64 {
+    let mut h = PATH_HASH_INIT;
+    let mut i = 0;
+    while i < bytes.len() {
+        h = path_hash_step(h, bytes[i]);
+        i += 1;
+    }
+    h
+}
+
+const _: () = assert!(core::mem::size_of::<FileRecord>() == 64 + 32 + 2 * FILE_PATH_LEN + 16);
+const _: () = assert!(core::mem::offset_of!(FileRecord, path) == 96);
+const _: () = assert!(core::mem::offset_of!(FileRecord, new_path) == 96 + FILE_PATH_LEN);
+const _: () = assert!(core::mem::size_of::<FileWatchKey>() == 16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip() {
+        for op in 1..=6 {
+            assert_eq!(FileOp::from_u32(op).map(|o| o as u32), Some(op));
+        }
+        assert_eq!(FileOp::from_u32(0), None);
+        assert_eq!(FileOp::from_u32(7), None);
+    }
+
+    #[test]
+    fn hash_is_fnv1a() {
+        assert_eq!(path_hash(b""), PATH_HASH_INIT);
+        // FNV-1a 64 of "a".
+        assert_eq!(path_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(path_hash(b"/etc"), path_hash(b"/etc/"));
+    }
+}

@@ -1,0 +1,311 @@
+//! File paths and the watch plan: builds the absolute path of a dentry (walking `d_parent` and
+//! crossing mounts through `struct mount`), joins a user path to a base directory, matches the
+//! path against `FILE_WATCH` and emits the `FileRecord`. Everything happens in the per-CPU
+//! `FILE_SCRATCH` slot (the record is 624 bytes; the stack has 512).
+//!
+//! Verifier notes (6.1): every write position is masked right before the constant-size string
+//! read (`black_box` + `& 0xff`), the buffer has 256 bytes of slack after each path, so a
+//! 256-byte read at any masked position stays inside the map value; loops are bounded
+//! (`FILE_DEPTH` components, `FILE_PATH_LEN` bytes).
+
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user_str};
+use enforcer_common::{
+    event::{COMM_LEN, Counter, EventKind, Hook},
+    file::{
+        FILE_DEPTH, FILE_NEW_PATH_TRUNCATED, FILE_PATH_LEN, FILE_PATH_TRUNCATED, FileRecord,
+        FileWatchKey, PATH_HASH_INIT, path_hash_step,
+    },
+    plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL},
+};
+
+use crate::{
+    emit,
+    kernel::{ReadError, read_at},
+    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, count, offsets},
+};
+
+/// Contents of `FILE_SCRATCH`.
+#[repr(C)]
+pub(crate) struct FileScratch {
+    /// The record being built; `path` and `new_path` are written in place.
+    pub(crate) record: FileRecord,
+    /// Slack after `new_path` (a constant-size read at any masked position stays inside).
+    pub(crate) slack: [u8; FILE_PATH_LEN],
+    /// Dentries of the path being built, leaf first.
+    pub(crate) comps: [u64; FILE_DEPTH],
+    /// The acting plan entry found for the event (valid when `acting != 0`).
+    pub(crate) verdict: PlanVerdict,
+    /// A plan entry with actions was found.
+    pub(crate) acting: u32,
+    /// Some watched entry (acting or record-only) was found.
+    pub(crate) watched: u32,
+    /// Components collected by the walk (see `build_dentry_path`).
+    pub(crate) depth: u32,
+    /// The path syscall being handled (`hooks/file_path.rs`).
+    pub(crate) call: crate::hooks::PathCall,
+}
+
+/// Which path of the record a builder writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Path = 0,
+    NewPath = 1,
+}
+
+/// The scratch slot of this CPU.
+#[inline(always)]
+pub(crate) fn scratch() -> Option<&'static mut FileScratch> {
+    let ptr = FILE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU slot from a successful look-up; programs do not re-enter on one CPU.
+    Some(unsafe { &mut *ptr })
+}
+
+/// Start of the path buffer of `slot` (followed by at least `FILE_PATH_LEN` bytes of slack).
+#[inline(always)]
+fn buf(s: &mut FileScratch, slot: Slot) -> *mut u8 {
+    match slot {
+        Slot::Path => s.record.path.as_mut_ptr(),
+        Slot::NewPath => s.record.new_path.as_mut_ptr(),
+    }
+}
+
+/// Builds the absolute path of `dentry` on mount `vfsmount` into `slot`; returns its length.
+/// Sets `FILE_PATH_TRUNCATED` (in the record's flags) when the path is deeper than
+/// `FILE_DEPTH` or longer than `FILE_PATH_LEN - 1`.
+#[inline(always)]
+pub(crate) fn build_dentry_path(
+    s: &mut FileScratch,
+    slot: Slot,
+    vfsmount: *const u8,
+    dentry: *const u8,
+) -> Result<u32, ReadError> {
+    let off = offsets();
+    let mut d = dentry;
+    let mut vfs = vfsmount;
+    let mut mnt = vfs.wrapping_sub(off.mount_mnt as usize);
+    // The component count lives in map memory: as a stack value the verifier would check the
+    // rest of the walk once per count.
+    // SAFETY: a field of the scratch slot.
+    unsafe { core::ptr::write_volatile(&mut s.depth, 0) };
+    let mut complete = false;
+    // The mount's root, read again only when the walk crosses into the parent mount.
+    let mut root: *const u8 = read_at(vfs, off.vfsmount_root)?;
+    for _ in 0..FILE_DEPTH + 8 {
+        let parent: *const u8 = read_at(d, off.dentry_parent)?;
+        if d == root || d == parent {
+            let up: *const u8 = read_at(mnt, off.mount_parent)?;
+            if up == mnt || up.is_null() {
+                complete = true;
+                break;
+            }
+            d = read_at(mnt, off.mount_mountpoint)?;
+            mnt = up;
+            vfs = mnt.wrapping_add(off.mount_mnt as usize);
+            root = read_at(vfs, off.vfsmount_root)?;
+            continue;
+        }
+        // SAFETY: a field of the scratch slot.
+        let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
+        if n >= FILE_DEPTH {
+            break;
+        }
+        s.comps[n] = d as u64;
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&mut s.depth, n as u32 + 1) };
+        d = parent;
+    }
+    // SAFETY: as above.
+    let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
+    let mut truncated = !complete;
+    let base = buf(s, slot);
+    let mut pos: u32 = 0;
+    let mut j = n;
+    for _ in 0..FILE_DEPTH {
+        if j == 0 {
+            break;
+        }
+        j -= 1;
+        // Laundered and checked right before the index, so LLVM cannot turn the index into a
+        // pointer walk from an unchecked start (6.1 then rejects the access).
+        let idx = core::hint::black_box(j);
+        if idx >= FILE_DEPTH {
+            break;
+        }
+        let comp = s.comps[idx] as *const u8;
+        let name: *const u8 = read_at(comp, off.dentry_name)?;
+        let p = (core::hint::black_box(pos) & 0xff) as usize;
+        // SAFETY: p < 256 and the buffer has 256 bytes after the path buffer's 256.
+        unsafe { *base.add(p) = b'/' };
+        let p = core::hint::black_box(p) & 0xff;
+        // SAFETY: destination p + 1 <= 256, size 256: inside the buffer and its slack.
+        let r = unsafe {
+            bpf_probe_read_kernel_str(base.add(p + 1).cast(), FILE_PATH_LEN as u32, name.cast())
+        };
+        if r <= 0 {
+            return Err(ReadError);
+        }
+        pos = p as u32 + r as u32;
+        if pos >= FILE_PATH_LEN as u32 - 1 {
+            truncated = true;
+            pos = FILE_PATH_LEN as u32 - 1;
+            break;
+        }
+    }
+    if n == 0 {
+        // SAFETY: index 0 and 1 of the path buffer.
+        unsafe {
+            *base = b'/';
+            *base.add(1) = 0;
+        }
+        pos = 1;
+    }
+    if truncated {
+        s.record.flags |= FILE_PATH_TRUNCATED << (slot as u32);
+    }
+    Ok(pos)
+}
+
+/// Appends `/` and the user string at `user` to the path of `slot` of length `len`; returns the
+/// new length (flags truncation).
+#[inline(always)]
+pub(crate) fn append_user(
+    s: &mut FileScratch,
+    slot: Slot,
+    len: u32,
+    user: u64,
+) -> Result<u32, ReadError> {
+    let base = buf(s, slot);
+    let mut p = (core::hint::black_box(len) & 0xff) as usize;
+    // A base of "/" needs no second separator.
+    if p != 1 {
+        // SAFETY: p < 256, inside the path buffer.
+        unsafe { *base.add(p) = b'/' };
+        p += 1;
+    }
+    let p = core::hint::black_box(p) & 0x1ff;
+    if p > FILE_PATH_LEN {
+        return Err(ReadError);
+    }
+    // SAFETY: destination p <= 256, size 256: inside the buffer and its slack.
+    let r = unsafe {
+        bpf_probe_read_user_str(base.add(p).cast(), FILE_PATH_LEN as u32, user as *const _)
+    };
+    if r <= 0 {
+        return Err(ReadError);
+    }
+    let mut pos = p as u32 + r as u32 - 1;
+    if pos >= FILE_PATH_LEN as u32 - 1 {
+        s.record.flags |= FILE_PATH_TRUNCATED << (slot as u32);
+        pos = FILE_PATH_LEN as u32 - 1;
+    }
+    Ok(pos)
+}
+
+/// Reads the user string at `user` into the start of `slot`; returns its length (without the
+/// NUL), flags truncation.
+#[inline(always)]
+pub(crate) fn read_user_path(s: &mut FileScratch, slot: Slot, user: u64) -> Result<u32, ReadError> {
+    let base = buf(s, slot);
+    // SAFETY: destination is the 256-byte path buffer, size 256.
+    let r = unsafe { bpf_probe_read_user_str(base.cast(), FILE_PATH_LEN as u32, user as *const _) };
+    if r <= 0 {
+        return Err(ReadError);
+    }
+    let len = r as u32 - 1;
+    if len >= FILE_PATH_LEN as u32 - 1 {
+        s.record.flags |= FILE_PATH_TRUNCATED << (slot as u32);
+    }
+    Ok(len.min(FILE_PATH_LEN as u32 - 1))
+}
+
+/// Looks `hash` up for `op`; remembers the first acting entry and whether any entry was found.
+#[inline(always)]
+fn lookup(s: &mut FileScratch, hash: u64, op: u32, exact: u32) {
+    let key = FileWatchKey { hash, op, exact };
+    if let Some(v) = FILE_WATCH.get_ptr(key) {
+        // SAFETY: pointer from a successful look-up; PlanVerdict is Copy.
+        let v = unsafe { *v };
+        if v.actions != 0 && s.acting == 0 {
+            s.verdict = v;
+            s.acting = 1;
+        }
+        if v.actions != 0 || v.flags & PLAN_FLAG_RECORD != 0 {
+            s.watched = 1;
+        }
+    }
+}
+
+/// Matches the path of `slot` (length `len`) against `FILE_WATCH` for `op`: each directory
+/// prefix (at every `/` after the first byte), then the whole path as an exact entry. A
+/// truncated path is not matched. The loop keeps no data-dependent counters (the verifier
+/// would track each value as its own state); `.`/`..` components are flagged by userspace.
+#[inline(always)]
+pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
+    if s.record.flags & (FILE_PATH_TRUNCATED << (slot as u32)) != 0 {
+        return;
+    }
+    let base = buf(s, slot);
+    let mut h = PATH_HASH_INIT;
+    for i in 0..FILE_PATH_LEN {
+        if i as u32 >= len {
+            break;
+        }
+        // SAFETY: i < 256, inside the path buffer.
+        let b = unsafe { *base.add(i) };
+        if b == b'/' && i > 0 {
+            lookup(s, h, op, 0);
+        }
+        h = path_hash_step(h, b);
+    }
+    lookup(s, h, op, 1);
+}
+
+/// Resets the per-event state of the scratch slot.
+#[inline(always)]
+pub(crate) fn reset(s: &mut FileScratch, op: u32) {
+    s.record.op = op;
+    s.record.flags = 0;
+    s.record.open_flags = 0;
+    s.record.mode = 0;
+    s.record.uid = u32::MAX;
+    s.record.gid = u32::MAX;
+    s.record.path_len = 0;
+    s.record.new_path_len = 0;
+    s.acting = 0;
+    s.watched = 0;
+}
+
+/// Whether the event is reported: a watched path, a path the kernel could not match
+/// (truncated), or a plan that cannot filter file events. Counts seen/filtered/matched.
+#[inline(always)]
+pub(crate) fn reported(s: &FileScratch, record_bits: u32) -> bool {
+    count(Counter::FileSeen);
+    if s.watched != 0 {
+        count(Counter::FileMatched);
+        return true;
+    }
+    if record_bits & RECORD_FILE_ALL != 0
+        || s.record.flags & (FILE_PATH_TRUNCATED | FILE_NEW_PATH_TRUNCATED) != 0
+    {
+        count(Counter::FileUnfiltered);
+        return true;
+    }
+    count(Counter::FileFiltered);
+    false
+}
+
+/// Fills the header and comm and writes the record to the ring buffer.
+#[inline(always)]
+pub(crate) fn emit(s: &mut FileScratch, hook: Hook, verdict: &emit::Verdict) {
+    s.record.header = emit::header(EventKind::File, size_of::<FileRecord>(), hook, 0, verdict);
+    // SAFETY: the comm buffer is COMM_LEN bytes; on failure the helper zeroes it.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_get_current_comm(
+            s.record.comm.as_mut_ptr().cast(),
+            COMM_LEN as u32,
+        );
+    }
+    if EVENTS.output::<FileRecord>(&s.record, 0).is_err() {
+        count(Counter::RingbufFull);
+    }
+}

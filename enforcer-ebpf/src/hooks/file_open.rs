@@ -1,0 +1,135 @@
+//! Opens of watched files: tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one
+//! program; signal and monitor tiers) and LSM `file_open` (lsm tier).
+//!
+//! Cheap exits first, so an ordinary open never leaves the kernel: no file rule in the plan
+//! (`RECORD_FILES`), a failed open, a read-only open when no rule watches reads
+//! (`RECORD_FILE_READS`), or watches only device reads (`RECORD_FILE_READ_DEVICES`) and the
+//! file is not a device. Then the path is built from the opened file's dentry and mount and
+//! matched against `FILE_WATCH` (`file::match_path`); unmatched events are counted
+//! (`file_filtered`) and dropped.
+//!
+//! | tier | match with deny/kill | action |
+//! |---|---|---|
+//! | lsm (`file_open`) | deny | `-EPERM`: the open fails (a file `O_CREAT` made stays, empty; `O_TRUNC` has not run yet) |
+//! | signal (`sys_exit_open*`) | deny or kill | SIGKILL before the open returns to the process (the file is open and, with `O_TRUNC`, truncated) |
+//! | any | monitor mode | `would_deny` / `would_kill` |
+//!
+//! The tracepoint sees the open file's `f_flags`, from which the kernel has cleared `O_CREAT`
+//! and `O_TRUNC`: a read-only `O_CREAT`/`O_TRUNC` open is a read there.
+
+use aya_ebpf::{
+    macros::{lsm, tracepoint},
+    programs::{LsmContext, TracePointContext},
+};
+use enforcer_common::{
+    config::Tier,
+    event::{Counter, Hook},
+    file::FileOp,
+    plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILES},
+};
+
+use super::{Verdict, file_path::finish, sys_enter_send::syscall_arg};
+use crate::{
+    file::{self, Slot},
+    kernel::{self, read_at},
+    maps::{config, count, offsets, plan_settings},
+    plan::Site,
+};
+
+/// `O_ACCMODE` bits that write.
+const O_WRITE_MODES: u32 = 0o3;
+/// `S_IFMT`, `S_IFCHR`, `S_IFBLK` of `i_mode`.
+const S_IFMT: u16 = 0o170000;
+const S_IFCHR: u16 = 0o020000;
+const S_IFBLK: u16 = 0o060000;
+/// `O_CREAT | O_TRUNC`.
+const O_CREAT_TRUNC: u32 = 0o100 | 0o1000;
+
+/// `syscalls/sys_exit_open*(ret)`: `ret` is the new descriptor or a negative errno.
+#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+pub(crate) fn tp_sys_exit_open(ctx: TracePointContext) -> u32 {
+    let bits = plan_settings().record;
+    if bits & RECORD_FILES == 0 {
+        return 0;
+    }
+    let Ok(ret) = syscall_arg(&ctx, 0) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    let fd = ret as i64;
+    if !(0..=i64::from(i32::MAX)).contains(&fd) {
+        return 0;
+    }
+    let Some(f) = kernel::fd_file(fd as u32) else {
+        return 0;
+    };
+    let _ = on_open(f, bits, Site::Tracepoint);
+    0
+}
+
+/// LSM `file_open(struct file *file)`.
+#[lsm(hook = "file_open")]
+pub(crate) fn lsm_file_open(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(1);
+    if previous != 0 {
+        return previous;
+    }
+    if config().tier != Tier::Lsm as u32 {
+        return 0;
+    }
+    let bits = plan_settings().record;
+    if bits & RECORD_FILES == 0 {
+        return 0;
+    }
+    let f: *const u8 = ctx.arg(0);
+    on_open(f, bits, Site::Lsm).ret()
+}
+
+/// The flags check, path, match, action and record of an open of file `f`.
+#[inline(always)]
+fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
+    let off = offsets();
+    let Ok(flags) = read_at::<u32>(f, off.file_flags) else {
+        count(Counter::ReadError);
+        return Verdict::Allow;
+    };
+    let write = flags & O_WRITE_MODES != 0 || (site == Site::Lsm && flags & O_CREAT_TRUNC != 0);
+    let mode = read_at::<*const u8>(f, off.file_inode)
+        .and_then(|i| read_at::<u16>(i, off.inode_mode))
+        .unwrap_or(0);
+    if !write && bits & RECORD_FILE_READS == 0 {
+        let fmt = mode & S_IFMT;
+        if bits & RECORD_FILE_READ_DEVICES == 0 || (fmt != S_IFCHR && fmt != S_IFBLK) {
+            return Verdict::Allow;
+        }
+    }
+    let op = if write {
+        FileOp::OpenWrite
+    } else {
+        FileOp::OpenRead
+    };
+    let Some(s) = file::scratch() else {
+        return Verdict::Allow;
+    };
+    file::reset(s, op as u32);
+    s.record.open_flags = flags;
+    s.record.mode = u32::from(mode);
+    let (Ok(mnt), Ok(dentry)) = (
+        read_at::<*const u8>(f, off.file_mnt),
+        read_at::<*const u8>(f, off.file_dentry),
+    ) else {
+        count(Counter::ReadError);
+        return Verdict::Allow;
+    };
+    let Ok(len) = file::build_dentry_path(s, Slot::Path, mnt, dentry) else {
+        count(Counter::ReadError);
+        return Verdict::Allow;
+    };
+    s.record.path_len = len;
+    file::match_path(s, Slot::Path, len, op as u32);
+    let hook = match site {
+        Site::Lsm => Hook::LsmFileOpen,
+        Site::Tracepoint => Hook::TpSysExitOpen,
+    };
+    finish(s, bits, hook, site)
+}

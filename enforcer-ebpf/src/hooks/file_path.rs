@@ -1,0 +1,354 @@
+//! Path operations on watched files: unlink, rename, chmod, chown.
+//!
+//! | operation | lsm tier | signal / monitor tier |
+//! |---|---|---|
+//! | unlink | LSM `path_unlink(dir, dentry)` | `sys_enter_unlink(pathname)`, `sys_enter_unlinkat(dfd, pathname, flag)` |
+//! | rename | LSM `path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)` | `sys_enter_rename`, `sys_enter_renameat`, `sys_enter_renameat2` |
+//! | chmod | LSM `path_chmod(path, mode)` | `sys_enter_chmod`, `sys_enter_fchmodat` |
+//! | chown | LSM `path_chown(path, uid, gid)` | `sys_enter_chown`, `sys_enter_lchown`, `sys_enter_fchownat` |
+//!
+//! The LSM hooks build the path from the kernel's dentry and mount (resolved, symlinks
+//! followed where the syscall follows them) and return `-EPERM` for a deny match. The
+//! tracepoint (one program, told apart by `__syscall_nr`) sees the user's string before the
+//! kernel resolves it: an absolute path is taken as written; a relative one is joined to the
+//! working directory or the directory descriptor (`FILE_PATH_RELATIVE`); `.`/`..` components
+//! are not resolved (`FILE_PATH_DOTS`); a deny there is a SIGKILL, sent before the syscall
+//! runs but delivered when it returns, so the operation itself completes. `fchmod`/`fchown`
+//! on a descriptor are not seen in either tier.
+
+use aya_ebpf::{
+    macros::{lsm, tracepoint},
+    programs::{LsmContext, TracePointContext},
+};
+use enforcer_common::{
+    config::Tier,
+    event::{Counter, Hook},
+    file::{FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp},
+    plan::RECORD_FILES,
+};
+
+use super::{Verdict, sys_enter_send::syscall_arg};
+use crate::{
+    emit,
+    file::{self, FileScratch, Slot},
+    kernel::{self, ReadError, read_at},
+    maps::{config, count, offsets, plan_settings},
+    plan::{Site, act},
+};
+
+/// `AT_FDCWD`.
+const AT_FDCWD: i32 = -100;
+
+/// Acts on the match the scratch slot holds and reports the event when it is watched (or
+/// acted on); returns the LSM verdict.
+#[inline(always)]
+pub(super) fn finish(s: &mut FileScratch, bits: u32, hook: Hook, site: Site) -> Verdict {
+    let mut verdict = emit::Verdict::NONE;
+    let mut deny = false;
+    if s.acting != 0 {
+        let plan = s.verdict;
+        (verdict, deny) = act(&plan, &config(), site);
+    }
+    if file::reported(s, bits) || verdict.outcome != 0 {
+        file::emit(s, hook, &verdict);
+    }
+    if deny { Verdict::Deny } else { Verdict::Allow }
+}
+
+/// The arguments of one path syscall, gathered per syscall number and read back once, so the
+/// verifier checks the rest of the program once (see `SEND_SCRATCH` in the architecture notes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct PathCall {
+    pub(crate) op: u32,
+    pub(crate) dfd: i32,
+    pub(crate) path: u64,
+    pub(crate) new_dfd: i32,
+    pub(crate) mode: u32,
+    pub(crate) new_path: u64,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+/// The arguments of syscall `nr`, `None` for a syscall this program does not handle.
+#[inline(always)]
+fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadError> {
+    let off = offsets();
+    let a = |i| syscall_arg(ctx, i);
+    let mut c = PathCall {
+        op: 0,
+        dfd: AT_FDCWD,
+        path: 0,
+        new_dfd: AT_FDCWD,
+        mode: 0,
+        new_path: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    if nr == off.nr_unlink {
+        c.op = FileOp::Unlink as u32;
+        c.path = a(0)?;
+    } else if nr == off.nr_unlinkat {
+        c.op = FileOp::Unlink as u32;
+        c.dfd = a(0)? as i32;
+        c.path = a(1)?;
+    } else if nr == off.nr_rename {
+        c.op = FileOp::Rename as u32;
+        c.path = a(0)?;
+        c.new_path = a(1)?;
+    } else if nr == off.nr_renameat || nr == off.nr_renameat2 {
+        c.op = FileOp::Rename as u32;
+        c.dfd = a(0)? as i32;
+        c.path = a(1)?;
+        c.new_dfd = a(2)? as i32;
+        c.new_path = a(3)?;
+    } else if nr == off.nr_chmod {
+        c.op = FileOp::Chmod as u32;
+        c.path = a(0)?;
+        c.mode = a(1)? as u32;
+    } else if nr == off.nr_fchmodat {
+        c.op = FileOp::Chmod as u32;
+        c.dfd = a(0)? as i32;
+        c.path = a(1)?;
+        c.mode = a(2)? as u32;
+    } else if nr == off.nr_chown || nr == off.nr_lchown {
+        c.op = FileOp::Chown as u32;
+        c.path = a(0)?;
+        c.uid = a(1)? as u32;
+        c.gid = a(2)? as u32;
+    } else if nr == off.nr_fchownat {
+        c.op = FileOp::Chown as u32;
+        c.dfd = a(0)? as i32;
+        c.path = a(1)?;
+        c.uid = a(2)? as u32;
+        c.gid = a(3)? as u32;
+    } else {
+        return Ok(None);
+    }
+    Ok(Some(c))
+}
+
+/// The user path `ptr` (relative to `dfd`) as an absolute path in `slot`; returns its length.
+#[inline(always)]
+fn user_path(s: &mut FileScratch, slot: Slot, dfd: i32, ptr: u64) -> Result<u32, ReadError> {
+    let len = file::read_user_path(s, slot, ptr)?;
+    let first = match slot {
+        Slot::Path => s.record.path[0],
+        Slot::NewPath => s.record.new_path[0],
+    };
+    if first == b'/' {
+        return Ok(len);
+    }
+    s.record.flags |= FILE_PATH_RELATIVE;
+    let off = offsets();
+    let base = if dfd == AT_FDCWD {
+        kernel::current_pwd().ok()
+    } else {
+        kernel::fd_file(dfd as u32).and_then(|f| {
+            match (
+                read_at::<*const u8>(f, off.file_mnt),
+                read_at::<*const u8>(f, off.file_dentry),
+            ) {
+                (Ok(m), Ok(d)) => Some((m, d)),
+                _ => None,
+            }
+        })
+    };
+    let Some((mnt, dentry)) = base else {
+        s.record.flags |= FILE_PATH_UNRESOLVED;
+        return Ok(len);
+    };
+    let base_len = file::build_dentry_path(s, slot, mnt, dentry)?;
+    file::append_user(s, slot, base_len, ptr)
+}
+
+/// `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,
+/// lchown,fchownat}`.
+#[tracepoint(category = "syscalls", name = "sys_enter_unlinkat")]
+pub(crate) fn tp_sys_enter_path(ctx: TracePointContext) -> u32 {
+    let bits = plan_settings().record;
+    if bits & RECORD_FILES == 0 {
+        return 0;
+    }
+    let off = offsets();
+    // SAFETY: `__syscall_nr` is the i32 at this offset (checked against the format files).
+    let Ok(nr) = (unsafe { ctx.read_at::<i32>(off.tp_syscall_nr as usize) }) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    let call = match gather(&ctx, nr as u32) {
+        Ok(Some(call)) => call,
+        Ok(None) => return 0,
+        Err(ReadError) => {
+            count(Counter::ReadError);
+            return 0;
+        }
+    };
+    let Some(s) = file::scratch() else {
+        return 0;
+    };
+    // One state for the verifier whatever the syscall (see `PathCall`).
+    // SAFETY: both pointers are to the scratch slot's `call` field, valid and aligned.
+    unsafe { core::ptr::write_volatile(&mut s.call, call) };
+    // SAFETY: as above.
+    let call = unsafe { core::ptr::read_volatile(&s.call) };
+    file::reset(s, call.op);
+    s.record.mode = call.mode;
+    s.record.uid = call.uid;
+    s.record.gid = call.gid;
+    let Ok(len) = user_path(s, Slot::Path, call.dfd, call.path) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    s.record.path_len = len;
+    file::match_path(s, Slot::Path, len, call.op);
+    if call.op == FileOp::Rename as u32 {
+        let Ok(len) = user_path(s, Slot::NewPath, call.new_dfd, call.new_path) else {
+            count(Counter::ReadError);
+            return 0;
+        };
+        s.record.new_path_len = len;
+        file::match_path(s, Slot::NewPath, len, call.op);
+    }
+    let _ = finish(s, bits, Hook::TpSysEnterPath, Site::Tracepoint);
+    0
+}
+
+/// The lsm-tier gate: the previous LSM's verdict stands, and nothing runs outside the lsm tier
+/// or without file rules. Returns the plan's record bits when the hook should run.
+#[inline(always)]
+fn lsm_gate(previous: i32) -> Option<u32> {
+    if previous != 0 || config().tier != Tier::Lsm as u32 {
+        return None;
+    }
+    let bits = plan_settings().record;
+    (bits & RECORD_FILES != 0).then_some(bits)
+}
+
+/// Path of `dentry` under the mount of `struct path *dir` into `slot`.
+#[inline(always)]
+fn lsm_path(
+    s: &mut FileScratch,
+    slot: Slot,
+    dir: *const u8,
+    dentry: *const u8,
+) -> Result<u32, ReadError> {
+    let mnt: *const u8 = read_at(dir, offsets().path_mnt)?;
+    file::build_dentry_path(s, slot, mnt, dentry)
+}
+
+/// The dentry of `struct path *path`.
+#[inline(always)]
+fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
+    read_at(path, offsets().path_dentry)
+}
+
+/// Builds, matches and finishes a one-path LSM event.
+#[inline(always)]
+fn lsm_one(
+    s: &mut FileScratch,
+    bits: u32,
+    dir: *const u8,
+    dentry: *const u8,
+    op: FileOp,
+    hook: Hook,
+) -> i32 {
+    let Ok(len) = lsm_path(s, Slot::Path, dir, dentry) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    s.record.path_len = len;
+    file::match_path(s, Slot::Path, len, op as u32);
+    finish(s, bits, hook, Site::Lsm).ret()
+}
+
+/// LSM `path_unlink(const struct path *dir, struct dentry *dentry)`.
+#[lsm(hook = "path_unlink")]
+pub(crate) fn lsm_path_unlink(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(2);
+    let Some(bits) = lsm_gate(previous) else {
+        return previous;
+    };
+    let Some(s) = file::scratch() else {
+        return 0;
+    };
+    file::reset(s, FileOp::Unlink as u32);
+    lsm_one(
+        s,
+        bits,
+        ctx.arg(0),
+        ctx.arg(1),
+        FileOp::Unlink,
+        Hook::LsmPathUnlink,
+    )
+}
+
+/// LSM `path_chmod(const struct path *path, umode_t mode)`.
+#[lsm(hook = "path_chmod")]
+pub(crate) fn lsm_path_chmod(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(2);
+    let Some(bits) = lsm_gate(previous) else {
+        return previous;
+    };
+    let Some(s) = file::scratch() else {
+        return 0;
+    };
+    file::reset(s, FileOp::Chmod as u32);
+    let mode: u64 = ctx.arg(1);
+    s.record.mode = (mode & 0xffff) as u32;
+    let path: *const u8 = ctx.arg(0);
+    let Ok(dentry) = path_dentry(path) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    lsm_one(s, bits, path, dentry, FileOp::Chmod, Hook::LsmPathChmod)
+}
+
+/// LSM `path_chown(const struct path *path, kuid_t uid, kgid_t gid)`.
+#[lsm(hook = "path_chown")]
+pub(crate) fn lsm_path_chown(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(3);
+    let Some(bits) = lsm_gate(previous) else {
+        return previous;
+    };
+    let Some(s) = file::scratch() else {
+        return 0;
+    };
+    file::reset(s, FileOp::Chown as u32);
+    let uid: u64 = ctx.arg(1);
+    let gid: u64 = ctx.arg(2);
+    s.record.uid = uid as u32;
+    s.record.gid = gid as u32;
+    let path: *const u8 = ctx.arg(0);
+    let Ok(dentry) = path_dentry(path) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    lsm_one(s, bits, path, dentry, FileOp::Chown, Hook::LsmPathChown)
+}
+
+/// LSM `path_rename(const struct path *old_dir, struct dentry *old_dentry,
+/// const struct path *new_dir, struct dentry *new_dentry, unsigned int flags)`.
+#[lsm(hook = "path_rename")]
+pub(crate) fn lsm_path_rename(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(5);
+    let Some(bits) = lsm_gate(previous) else {
+        return previous;
+    };
+    let Some(s) = file::scratch() else {
+        return 0;
+    };
+    file::reset(s, FileOp::Rename as u32);
+    let (Ok(len), Ok(new_len)) = (
+        lsm_path(s, Slot::Path, ctx.arg(0), ctx.arg(1)),
+        lsm_path(s, Slot::NewPath, ctx.arg(2), ctx.arg(3)),
+    ) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    s.record.path_len = len;
+    s.record.new_path_len = new_len;
+    file::match_path(s, Slot::Path, len, FileOp::Rename as u32);
+    file::match_path(s, Slot::NewPath, new_len, FileOp::Rename as u32);
+    finish(s, bits, Hook::LsmPathRename, Site::Lsm).ret()
+}

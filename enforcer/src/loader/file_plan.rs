@@ -1,0 +1,195 @@
+//! Writes the policy's watched file paths (`KernelPlan::file_watches`) into `FILE_WATCH`:
+//! key = FNV-1a hash of the path, file operation, exact or directory prefix
+//! (`enforcer_common::file::FileWatchKey`); value = the merged verdict of the rules the
+//! kernel enforces there, with `PLAN_FLAG_RECORD` (report the event) always set.
+
+use std::collections::HashSet;
+
+use aya::{Ebpf, maps::HashMap};
+use enforcer_common::{
+    file::{FileOp, FileWatchKey, path_hash},
+    maps::FILE_WATCH,
+    plan::{
+        PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_READ_DEVICES,
+        RECORD_FILE_READS, RECORD_FILES,
+    },
+};
+use enforcer_policy::{FileWatchEntry, KernelPlan, RuleInfo};
+
+use super::plan_sync::{PlanError, merge_with};
+
+/// The kernel operation of a plan entry's `op` name.
+pub fn op_of(name: &str) -> Option<FileOp> {
+    Some(match name {
+        "open_write" => FileOp::OpenWrite,
+        "open_read" => FileOp::OpenRead,
+        "unlink" => FileOp::Unlink,
+        "rename" => FileOp::Rename,
+        "chmod" => FileOp::Chmod,
+        "chown" => FileOp::Chown,
+        _ => return None,
+    })
+}
+
+/// The `PLAN_SETTINGS` record bits of the file family.
+pub fn settings_bits(plan: &KernelPlan) -> u32 {
+    let mut bits = 0;
+    if plan.file_rules {
+        bits |= RECORD_FILES;
+        if !plan.file_filtered {
+            bits |= RECORD_FILE_ALL | RECORD_FILE_READS;
+        }
+        let mut reads = plan.file_watches.iter().filter(|e| e.is_read()).peekable();
+        if reads.peek().is_some() {
+            // Device paths only: the kernel checks read-only opens of device files alone.
+            if reads.all(|e| e.path.starts_with("/dev/")) {
+                bits |= RECORD_FILE_READ_DEVICES;
+            } else {
+                bits |= RECORD_FILE_READS;
+            }
+        }
+    }
+    bits
+}
+
+/// The key and verdict of one entry (`None` for an unknown operation).
+pub fn entry_kv(
+    rules: &[RuleInfo],
+    entry: &FileWatchEntry,
+    generation: u32,
+    disarmed: &HashSet<u32>,
+) -> Option<(FileWatchKey, PlanVerdict)> {
+    let op = op_of(&entry.op)?;
+    let key = FileWatchKey {
+        hash: path_hash(entry.path.as_bytes()),
+        op: op as u32,
+        exact: u32::from(entry.exact),
+    };
+    let mut verdict =
+        merge_with(rules, &entry.rules, generation, disarmed).unwrap_or(PlanVerdict {
+            rule_index: entry
+                .watchers
+                .first()
+                .or(entry.rules.first())
+                .copied()
+                .unwrap_or(0),
+            actions: 0,
+            flags: 0,
+            generation,
+        });
+    verdict.flags |= PLAN_FLAG_RECORD;
+    Some((key, verdict))
+}
+
+/// Writes every entry; returns how many.
+pub fn write(
+    ebpf: &mut Ebpf,
+    rules: &[RuleInfo],
+    plan: &KernelPlan,
+    generation: u32,
+    disarmed: &HashSet<u32>,
+) -> Result<usize, PlanError> {
+    let map = FILE_WATCH;
+    let mut hash: HashMap<_, FileWatchKey, PlanVerdict> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    let mut written = 0;
+    for entry in &plan.file_watches {
+        let Some((key, verdict)) = entry_kv(rules, entry, generation, disarmed) else {
+            continue;
+        };
+        hash.insert(key, verdict, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use enforcer_common::plan::ACTION_DENY;
+
+    const POLICY: &str = r#"
+rules:
+  - id: shadow
+    expression: open.file.path == "/etc/shadow" && open.is_write
+    action: deny
+  - id: ssh
+    expression: open.file.path startswith "/root/.ssh/"
+    action: alert
+  - id: msr
+    expression: open.file.path =~ ~"/dev/cpu/*/msr" && open.is_write
+    action: alert
+"#;
+
+    #[test]
+    fn watched_paths_become_keys() {
+        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let plan = policy.lower();
+        assert!(plan.file_rules && plan.file_filtered);
+        let keys: Vec<_> = plan
+            .file_watches
+            .iter()
+            .map(|e| (e.op.as_str(), e.path.as_str(), e.exact))
+            .collect();
+        assert!(
+            keys.contains(&("open_write", "/etc/shadow", true)),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&("open_read", "/root/.ssh", false)),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&("open_write", "/dev/cpu", false)),
+            "{keys:?}"
+        );
+        let shadow = plan
+            .file_watches
+            .iter()
+            .find(|e| e.path == "/etc/shadow")
+            .unwrap();
+        let (key, verdict) = entry_kv(policy.rules(), shadow, 1, &HashSet::new()).unwrap();
+        assert_eq!(key.hash, path_hash(b"/etc/shadow"));
+        assert_eq!(key.op, FileOp::OpenWrite as u32);
+        assert_eq!(verdict.actions, ACTION_DENY);
+        assert_ne!(verdict.flags & PLAN_FLAG_RECORD, 0);
+        let bits = settings_bits(&plan);
+        assert_eq!(bits & RECORD_FILE_ALL, 0);
+        assert_ne!(bits & RECORD_FILE_READS, 0);
+        // Device reads only: the kernel checks reads of device files alone.
+        let dev = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: m\n    expression: open.file.path == \"/dev/mem\"\n    action: alert\n",
+        )
+        .unwrap();
+        let bits = settings_bits(&dev.lower());
+        assert_eq!(bits & RECORD_FILE_READS, 0);
+        assert_ne!(bits & RECORD_FILE_READ_DEVICES, 0);
+    }
+
+    #[test]
+    fn a_rule_without_paths_unfilters_the_family() {
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: any\n    expression: open.file.name == \"x\"\n    action: alert\n",
+        )
+        .unwrap();
+        let plan = policy.lower();
+        assert!(plan.file_rules && !plan.file_filtered);
+        assert_ne!(settings_bits(&plan) & RECORD_FILE_ALL, 0);
+    }
+
+    #[test]
+    fn a_glob_deny_is_refused() {
+        let err = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: g\n    expression: open.file.path =~ ~\"/etc/*.conf\"\n    action: deny\n",
+        );
+        assert!(err.is_err());
+    }
+}
