@@ -97,6 +97,15 @@ pub const MSR_COMMANDS: [MinerExec; 2] = [
     },
 ];
 
+/// F8: the fake miner writes the huge-page sysctl (`/proc/sys/vm/nr_hugepages`, its own value
+/// back, so nothing changes): a corroborating alert.
+pub const HUGEPAGE_MINER: MinerExec = MinerExec {
+    fixture: "F8",
+    name: "hp-worker",
+    args: &["--touch-hugepages"],
+    rule: "hugepages-write",
+};
+
 /// A renamed miner with no tell-tale arguments speaking stratum to the mock pool (F3, F10).
 #[derive(Clone, Copy, Debug)]
 pub struct StratumMiner {

@@ -4,8 +4,9 @@
 //! pool lookups fail to send with EPERM; F2 and F11 (miner arguments) and F10's CryptoNote
 //! login are killed in userspace; F3's stratum v1 write and F10's EthereumStratum subscribe are
 //! refused and their senders killed in the kernel; F13 (a shell script piping a subscribe into
-//! `nc`) is stopped; F7's command lines raise alerts. Monitor mode: all of them run and the
-//! audit log names the same rules with `would_deny` / `would_kill`. Both: N1 (`grep` through a
+//! `nc`) is stopped; F7's command lines and F8's huge-page sysctl write raise alerts. Monitor
+//! mode: all of them run and the audit log names the same rules with `would_deny` /
+//! `would_kill`. Both: N1 (`grep` through a
 //! busybox link, as on Alpine), N4 and N5 raise nothing (N2 needs a compiler: host suite only).
 
 use std::{
@@ -193,6 +194,12 @@ fn positives(
         expect(f.fixture, Some(f.name), f.rule, true);
     }
     ctx.log("F7 (MSR command lines)");
+    let f8 = catalog::HUGEPAGE_MINER;
+    let exe = install(layout::FAKE_MINER, f8.name)?;
+    let got = miner(engine, &exe, f8.args, f8.rule)?;
+    expect_outcome(got, Outcome::Ran, true, f8.fixture)?;
+    expect(f8.fixture, Some(f8.name), f8.rule, true);
+    ctx.log("F8 (huge-page sysctl write)");
     // Refused or killed: the shell sees nc's end through busybox `timeout`.
     let got = script_client()?;
     if (got == Outcome::Ran) == block {
