@@ -85,6 +85,12 @@ pub enum Hook {
     CgroupSkbIngress = 14,
     /// Tracepoint `syscalls/sys_enter_writev`.
     TpSysEnterWritev = 15,
+    /// Sleepable LSM `bprm_creds_from_file` (in-kernel content hash).
+    LsmBprmCredsFromFile = 50,
+    /// LSM `mmap_file` (a file mapped executable).
+    LsmMmapFile = 51,
+    /// LSM `file_mprotect` (a file mapping made executable).
+    LsmFileMprotect = 52,
 }
 
 impl TryFrom<u32> for Hook {
@@ -107,6 +113,9 @@ impl TryFrom<u32> for Hook {
             13 => Ok(Self::TpSysExitAccept),
             14 => Ok(Self::CgroupSkbIngress),
             15 => Ok(Self::TpSysEnterWritev),
+            50 => Ok(Self::LsmBprmCredsFromFile),
+            51 => Ok(Self::LsmMmapFile),
+            52 => Ok(Self::LsmFileMprotect),
             other => Err(UnknownKind(other)),
         }
     }
@@ -169,6 +178,8 @@ pub const EXEC_ARGS_TRUNCATED: u32 = 4;
 /// Exec flag: the arguments could not be read (e.g. the LSM hook runs before the new stack is
 /// the current one).
 pub const EXEC_ARGS_MISSING: u32 = 8;
+/// Exec flag: `sha256` holds the file's SHA-256, computed in the kernel (`bpf_ima_file_hash`).
+pub const EXEC_SHA256_KERNEL: u32 = 16;
 
 /// Bytes of NUL-separated arguments an exec record carries.
 pub const ARGS_LEN: usize = 512;
@@ -200,6 +211,8 @@ pub struct ExecRecord {
     pub comm: [u8; COMM_LEN],
     /// The executed file's identity (`ino == 0`: it could not be read).
     pub file: crate::plan::InodeKey,
+    /// The file's SHA-256 when [`EXEC_SHA256_KERNEL`] is set, else zero.
+    pub sha256: [u8; crate::plan::SHA256_LEN],
 }
 
 /// Indices of the per-CPU [`crate::maps::COUNTERS`] array.
@@ -236,10 +249,23 @@ pub enum Counter {
     ConnectMatched = 12,
     /// DNS responses seen at cgroup ingress (UDP or TCP from port 53).
     DnsResponseSeen = 13,
+    /// Executables hashed in the kernel (`bpf_ima_file_hash`, lsm tier).
+    ImaHashed = 14,
+    /// Executables whose kernel hash was skipped: a clean verdict cached for their identity.
+    ImaCacheHit = 15,
+    /// Kernel hash matches in the hash plan.
+    ImaMatched = 16,
+    /// Executables not hashed in the kernel: over the size cap, or the helper failed or
+    /// gave another algorithm than SHA-256 (userspace hashes them after the exec).
+    ImaSkipped = 17,
+    /// Executable file mappings (`mmap_file`, `file_mprotect`) checked against the exec plan.
+    MmapChecked = 18,
+    /// Executable file mappings that matched the exec plan.
+    MmapMatched = 19,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 14;
+pub const COUNTER_SLOTS: u32 = 20;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).
@@ -300,7 +326,8 @@ const _: () = assert!(
 );
 const _: () = assert!(core::mem::offset_of!(PayloadRecord, method) == 88);
 const _: () = assert!(
-    core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN + 24
+    core::mem::size_of::<ExecRecord>()
+        == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN + 24 + crate::plan::SHA256_LEN
 );
 const _: () = assert!(
     core::mem::offset_of!(ExecRecord, file) == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN

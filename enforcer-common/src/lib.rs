@@ -33,6 +33,7 @@ mod pod {
         plan::PlanSettings,
         plan::InodeKey,
         plan::FileId,
+        plan::HashKey,
         KernelOffsets,
         EngineConfig
     );

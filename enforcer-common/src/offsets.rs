@@ -99,6 +99,10 @@ pub struct KernelOffsets {
     pub mm_exe_file: u32,
     /// Explicit padding (keeps the size a multiple of 8).
     pub _pad: u32,
+    /// `struct inode` -> `i_size` (loff_t, i64).
+    pub inode_size: u32,
+    /// `struct vm_area_struct` -> `vm_file` (`struct file *`).
+    pub vma_vm_file: u32,
 }
 
 impl KernelOffsets {
@@ -148,7 +152,9 @@ impl KernelOffsets {
         inode_ctime_nsec: 0,
         mm_exe_file: 0,
         _pad: 0,
+        inode_size: 0,
+        vma_vm_file: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 184);

@@ -75,6 +75,38 @@ pub(crate) fn read_exec_target(
     })
 }
 
+/// Reads the basename of the file behind `struct file *file` (its dentry name) into `name`
+/// (zeroed by the caller); the path is not read (`path_len == 0`).
+#[inline(always)]
+pub(crate) fn read_file_target(
+    file: *const u8,
+    name: &mut [u8; NAME_LEN],
+) -> Result<ExecTarget, ReadError> {
+    let off = offsets();
+    let mut flags = 0;
+    let dentry: *const u8 = read_at(file, off.file_dentry)?;
+    let name_ptr: *const u8 = read_at(dentry, off.dentry_name)?;
+    let full_name_len: u32 = read_at(dentry, off.dentry_name_len)?;
+    if full_name_len as usize >= NAME_LEN {
+        flags |= EXEC_NAME_TRUNCATED;
+    }
+    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
+    let name_len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, name) }
+        .map_err(|_| ReadError)?
+        .len();
+    Ok(ExecTarget {
+        name_len: name_len as u32,
+        path_len: 0,
+        flags,
+    })
+}
+
+/// The `struct file *` a memory area maps (`vma->vm_file`; null for anonymous memory).
+#[inline(always)]
+pub(crate) fn vma_file(vma: *const u8) -> Result<*const u8, ReadError> {
+    read_at(vma, offsets().vma_vm_file)
+}
+
 /// The multigrain-timestamp flag the kernel keeps in the top bit of the change time's
 /// nanoseconds (6.13+, `I_CTIME_QUERIED`); never part of the time.
 const CTIME_QUERIED: u32 = 1 << 31;
@@ -92,6 +124,14 @@ pub(crate) fn read_file_identity(file: *const u8, key: &mut InodeKey) -> Result<
     let sb: *const u8 = read_at(inode, off.inode_sb)?;
     key.dev = read_at(sb, off.sb_dev)?;
     Ok(())
+}
+
+/// The size of the file behind `struct file *file` (`f_inode->i_size`).
+#[inline(always)]
+pub(crate) fn file_size(file: *const u8) -> Result<i64, ReadError> {
+    let off = offsets();
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    read_at(inode, off.inode_size)
 }
 
 /// The identity of the file an exec runs (`bprm->file`), into `key`.

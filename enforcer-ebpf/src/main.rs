@@ -9,6 +9,8 @@
 //! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login, pool look-up) |
 //! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor | connect records and pool-address match; SIGKILL in the signal tier |
 //! | `lsm_socket_connect` | LSM `socket_connect` | lsm | connect records; deny connects to pool addresses |
+//! | `lsm_bprm_creds_from_file` | sleepable LSM `bprm_creds_from_file` | lsm (optional) | SHA-256 of first-seen executables in the kernel (`bpf_ima_file_hash`), deny on a hash-plan match; verdicts cached by file identity |
+//! | `lsm_mmap_file`, `lsm_file_mprotect` | LSM `mmap_file`, `file_mprotect` | lsm | a file mapped executable (a program run through ld.so) checked against the exec name and identity plans |
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in

@@ -297,9 +297,12 @@ impl Loader {
         let mut conds = Vec::with_capacity(checked.len());
         let mut kernel_rules = Vec::new();
         let mut learned_rules = Vec::new();
+        let mut hash_rules = Vec::new();
+        let mut hash_needed = Vec::with_capacity(checked.len());
         for c in checked {
             let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
             let blocks = c.raw.actions.blocks();
+            let hashes = lower::hash_values(&c.cond);
             let learned = match lower::learned_rule(&c.cond) {
                 Ok(learned) => learned,
                 Err(b) => {
@@ -369,6 +372,17 @@ impl Loader {
                 breaker: c.raw.breaker,
                 dns_responses: c.cond.reads(&reads_response_field),
             });
+            // A rule whose only tests are hash lists that are all empty never matches: it
+            // needs no hashing at all.
+            let reads_hash = crate::fields_used::reads(&c.cond, "exec.file.hash.");
+            hash_needed.push(reads_hash && hashes.as_ref().is_none_or(|v| !v.is_empty()));
+            if let Some(values) = hashes
+                && blocks
+                && !c.raw.disabled
+                && !values.is_empty()
+            {
+                hash_rules.push((index, values));
+            }
             conds.push(c.cond);
         }
         let extra_public: Vec<IpNet> = extra_public.into_iter().collect();
@@ -387,6 +401,7 @@ impl Loader {
         plan.connect_filtered = !record_all_connects
             && connect_plan_complete(&infos, &kernel_rules, &blocked, &learned_rules);
         plan.learned_rules = learned_rules;
+        plan.exec_hashes = lower::hash_entries(&hash_rules);
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }
@@ -399,6 +414,7 @@ impl Loader {
             names,
         );
         policy.dns_ports = dns_ports.into_iter().collect();
+        policy.hash_needed = hash_needed;
         Ok(policy)
     }
 

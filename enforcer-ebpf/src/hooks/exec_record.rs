@@ -1,8 +1,12 @@
-//! Filling an `ExecRecord` from the per-CPU scratch keys, shared by both exec programs.
+//! Filling an `ExecRecord` from the per-CPU scratch keys, shared by the exec and mapping programs.
 
 use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm};
-use enforcer_common::event::{
-    ARGS_LEN, COMM_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EventKind, ExecRecord, Hook,
+use enforcer_common::{
+    event::{
+        ARGS_LEN, COMM_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_SHA256_KERNEL, EventKind,
+        ExecRecord, Hook,
+    },
+    plan::SHA256_LEN,
 };
 
 use crate::{
@@ -14,7 +18,8 @@ use crate::{
 /// Emits an exec record. `args` is the user-space argument block `(start, end)` of the current
 /// task when it can be read (after the exec), `(0, 0)` otherwise. (Not an `Option`: LLVM reads
 /// the payload of a `None` speculatively, which the 6.1 verifier rejects as an uninitialized
-/// stack read.)
+/// stack read.) `sha256` is the file's digest when the kernel hashed it (flagged
+/// `EXEC_SHA256_KERNEL`), all zero otherwise.
 #[inline(always)]
 pub(crate) fn emit_exec(
     hook: Hook,
@@ -23,6 +28,7 @@ pub(crate) fn emit_exec(
     ppid: u32,
     verdict: &Verdict,
     args: (u64, u64),
+    sha256: Option<&[u8; SHA256_LEN]>,
 ) {
     let Some(mut entry) = emit::reserve::<ExecRecord>() else {
         return;
@@ -45,6 +51,13 @@ pub(crate) fn emit_exec(
         (*rec).file.ctime_sec = scratch.inode.ctime_sec;
         (*rec).file.ctime_nsec = scratch.inode.ctime_nsec;
         (*rec).file.dev = scratch.inode.dev;
+        match sha256 {
+            Some(digest) => {
+                (*rec).sha256 = *digest;
+                flags |= EXEC_SHA256_KERNEL;
+            }
+            None => (*rec).sha256 = [0; SHA256_LEN],
+        }
         (*rec).name_len = target.name_len;
         (*rec).path_len = target.path_len;
         // Straight into the record (a copy through the stack leaves bytes the 6.1 verifier

@@ -3,11 +3,13 @@
 
 mod bind_accept;
 mod bprm_check_security;
+mod bprm_creds_from_file;
 mod connect;
 mod dns_query;
 mod dns_response;
 mod exec_record;
 mod lifecycle;
+mod mmap_exec;
 mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;

@@ -63,6 +63,8 @@ offset_table! {
     inode_sb => ("inode", "i_sb"),
     sb_dev => ("super_block", "s_dev"),
     mm_exe_file => ("mm_struct", "exe_file"),
+    inode_size => ("inode", "i_size"),
+    vma_vm_file => ("vm_area_struct", "vm_file"),
 }
 
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),

@@ -141,6 +141,7 @@ pub(crate) fn test_exec_record() -> ExecRecord {
         args: [0; ARGS_LEN],
         comm: [0; COMM_LEN],
         file: enforcer_common::plan::InodeKey::default(),
+        sha256: [0; enforcer_common::plan::SHA256_LEN],
     };
     rec.name[..4].copy_from_slice(b"true");
     rec.path[..13].copy_from_slice(b"/usr/bin/true");

@@ -2,8 +2,8 @@
 //! evaluates (`field a.b.c` at JSON pointer `/a/b/c`, see the policy crate's schema).
 
 use enforcer_common::event::{
-    EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, EventHeader,
-    ExecRecord, Hook,
+    EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED,
+    EXEC_SHA256_KERNEL, EventHeader, ExecRecord, Hook,
 };
 use serde_json::{Value, json};
 
@@ -47,6 +47,9 @@ pub fn hook_name(hook: u32) -> &'static str {
         Ok(Hook::TpSysExitAccept) => "tp/syscalls/sys_exit_accept{,4}",
         Ok(Hook::CgroupSkbIngress) => "cgroup_skb/ingress",
         Ok(Hook::TpSysEnterWritev) => "tp/syscalls/sys_enter_writev",
+        Ok(Hook::LsmBprmCredsFromFile) => "lsm/bprm_creds_from_file",
+        Ok(Hook::LsmMmapFile) => "lsm/mmap_file",
+        Ok(Hook::LsmFileMprotect) => "lsm/file_mprotect",
         Err(_) => "unknown",
     }
 }
@@ -80,6 +83,14 @@ pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
     if rec.file.ino != 0 {
         file["inode"] = Value::from(rec.file.ino);
         file["dev"] = Value::from(rec.file.user_dev());
+    }
+    if rec.flags & EXEC_SHA256_KERNEL != 0 {
+        // Hashed in the kernel by IMA (`bpf_ima_file_hash`) in the exec hook itself.
+        file["hash"] = json!({
+            "sha256": crate::hash::hex(&rec.sha256),
+            "status": "hashed",
+            "source": "kernel",
+        });
     }
     json!({
         "kind": "exec",
@@ -134,6 +145,20 @@ mod tests {
         let ev = exec_event(&rec, "t");
         assert_eq!(ev["exec"]["file"]["inode"], 1234);
         assert_eq!(ev["exec"]["file"]["dev"], 0x801);
+    }
+
+    #[test]
+    fn a_kernel_digest_is_the_file_hash() {
+        let mut rec = test_exec_record();
+        rec.header.hook = Hook::LsmBprmCredsFromFile as u32;
+        rec.sha256 = [0xab; 32];
+        let ev = exec_event(&rec, "t");
+        assert!(ev["exec"]["file"].get("hash").is_none(), "flag unset");
+        rec.flags |= EXEC_SHA256_KERNEL;
+        let ev = exec_event(&rec, "t");
+        assert_eq!(ev["hook"], "lsm/bprm_creds_from_file");
+        assert_eq!(ev["exec"]["file"]["hash"]["sha256"], "ab".repeat(32));
+        assert_eq!(ev["exec"]["file"]["hash"]["source"], "kernel");
     }
 
     #[test]
