@@ -132,8 +132,9 @@ pub const EXEC_CHECK_MMAP: u32 = 2;
 /// Bytes of a SHA-256 digest.
 pub const SHA256_LEN: usize = 32;
 
-/// Key of `EXEC_HASH_PLAN`: a SHA-256 digest (raw bytes).
-#[repr(C)]
+/// Key of `EXEC_HASH_PLAN`: a SHA-256 digest (raw bytes). 8-byte aligned so kernel code
+/// copies it with word stores, not a `memcpy` call.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HashKey(pub [u8; SHA256_LEN]);
 

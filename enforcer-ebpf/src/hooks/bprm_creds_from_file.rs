@@ -20,28 +20,27 @@
 //! | digest not listed | 0; cached clean unless changed within `hash_fresh_s` | none |
 //!
 //! Sleepable: the helper reads the whole file (it may sleep), and another program may run on
-//! this CPU meanwhile, so nothing lives in per-CPU scratch across the call: the identity and
-//! the digest are on the stack, and the scratch keys for the record are filled afterwards.
+//! this CPU meanwhile, so no per-CPU scratch is used: the identity and the digest are on the
+//! stack, and the record is filled in the ring buffer directly.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_ima_file_hash, bpf_ktime_get_tai_ns},
+    helpers::generated::{bpf_get_current_comm, bpf_ima_file_hash, bpf_ktime_get_tai_ns},
     macros::lsm,
     programs::LsmContext,
 };
 use enforcer_common::{
     config::Tier,
-    event::{Counter, Hook},
-    plan::{
-        EXEC_HASH_IN_KERNEL, HashKey, InodeKey, NAME_LEN, PATH_LEN, PLAN_FLAG_HASH_CLEAN,
-        PlanVerdict, SHA256_LEN,
+    event::{
+        COMM_LEN, Counter, EXEC_ARGS_MISSING, EXEC_SHA256_KERNEL, EventKind, ExecRecord, Hook,
     },
+    plan::{EXEC_HASH_IN_KERNEL, HashKey, InodeKey, PLAN_FLAG_HASH_CLEAN, PlanVerdict, SHA256_LEN},
 };
 
-use super::{Verdict, exec_record::emit_exec};
+use super::Verdict;
 use crate::{
     emit,
     kernel::{self, ReadError},
-    maps::{EXEC_HASH_PLAN, EXEC_INODE_PLAN, SCRATCH, config, count, plan_settings},
+    maps::{EXEC_HASH_PLAN, EXEC_INODE_PLAN, config, count, plan_settings},
     plan::{Site, act},
 };
 
@@ -81,27 +80,54 @@ fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     let file: *const u8 = ctx.arg(1);
     let mut key = InodeKey::default();
     kernel::read_file_identity(file, &mut key)?;
-    if let Some(cached) = EXEC_INODE_PLAN.get_ptr(&key) {
+    let mut digest = HashKey([0; SHA256_LEN]);
+    // One site acts and emits (each inlined call site is verified again: 6.1 is slow on them).
+    let (plan, hashed) = match EXEC_INODE_PLAN.get_ptr(&key) {
         // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
-        let cached = unsafe { *cached };
-        if cached.actions != 0 {
+        Some(cached) if unsafe { (*cached).actions } != 0 => {
             // Normally refused in bprm_check_security already; reached when a name or path
             // entry in monitor mode answered there first.
-            return Ok(judge(bprm, &key, &cached, None));
+            // SAFETY: as above.
+            (unsafe { *cached }, false)
         }
-        if cached.flags & PLAN_FLAG_HASH_CLEAN != 0
-            && cached.generation == settings.hash_generation
-        {
+        // SAFETY: as above.
+        Some(cached) if unsafe { is_clean(&*cached, settings.hash_generation) } => {
             count(Counter::ImaCacheHit);
             return Ok(Verdict::Allow);
         }
-    }
+        _ => {
+            let Some(plan) = hash_and_look_up(file, &key, &settings, &mut digest)? else {
+                return Ok(Verdict::Allow);
+            };
+            (plan, true)
+        }
+    };
+    let cfg = config();
+    let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
+    emit_record(bprm, &key, &verdict, &digest, hashed);
+    Ok(if deny { Verdict::Deny } else { Verdict::Allow })
+}
+
+/// Whether `cached` is a clean verdict of hash generation `generation`.
+#[inline(always)]
+fn is_clean(cached: &PlanVerdict, generation: u32) -> bool {
+    cached.flags & PLAN_FLAG_HASH_CLEAN != 0 && cached.generation == generation
+}
+
+/// Hashes `file` (identity `key`) into `digest` and looks it up in the hash plan; caches the
+/// result by identity. `None`: not hashed (too large, helper failure) or not listed.
+#[inline(always)]
+fn hash_and_look_up(
+    file: *const u8,
+    key: &InodeKey,
+    settings: &enforcer_common::plan::PlanSettings,
+    digest: &mut HashKey,
+) -> Result<Option<PlanVerdict>, ReadError> {
     let size = kernel::file_size(file)?;
     if size < 0 || size as u64 > settings.hash_max_size {
         count(Counter::ImaSkipped);
-        return Ok(Verdict::Allow);
+        return Ok(None);
     }
-    let mut digest = HashKey([0; SHA256_LEN]);
     // SAFETY: `file` is the hook's trusted `struct file *` argument (the verifier checks the
     // type); the destination is a 32-byte stack buffer and the size says 32.
     let algo = unsafe {
@@ -113,77 +139,76 @@ fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     };
     if algo != HASH_ALGO_SHA256 {
         count(Counter::ImaSkipped);
-        return Ok(Verdict::Allow);
+        return Ok(None);
     }
     count(Counter::ImaHashed);
-    if let Some(plan) = EXEC_HASH_PLAN.get_ptr(&digest) {
-        // SAFETY: as above.
+    if let Some(plan) = EXEC_HASH_PLAN.get_ptr(digest) {
+        // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
         let plan = unsafe { *plan };
         count(Counter::ImaMatched);
         // The verdict of this version of the file, for its next exec (also for a file changed
         // a moment ago: a rewrite within the same timestamp tick is then refused too, the
         // fail-closed direction).
-        let _ = EXEC_INODE_PLAN.insert(&key, &plan, 0);
-        return Ok(judge(bprm, &key, &plan, Some(&digest.0)));
+        let _ = EXEC_INODE_PLAN.insert(key, &plan, 0);
+        return Ok(Some(plan));
     }
     // SAFETY: helper without arguments.
     let now_s = (unsafe { bpf_ktime_get_tai_ns() } / NS_PER_S) as i64;
-    let settled = key.ctime_sec < now_s.saturating_sub(settings.hash_fresh_s as i64);
-    if settled {
+    if key.ctime_sec < now_s.saturating_sub(settings.hash_fresh_s as i64) {
         let clean = PlanVerdict {
             rule_index: 0,
             actions: 0,
             flags: PLAN_FLAG_HASH_CLEAN,
             generation: settings.hash_generation,
         };
-        let _ = EXEC_INODE_PLAN.insert(&key, &clean, 0);
+        let _ = EXEC_INODE_PLAN.insert(key, &clean, 0);
     }
-    Ok(Verdict::Allow)
+    Ok(None)
 }
 
-/// Acts on a match for the file `key` of `bprm` and emits its record (with the digest when the
-/// kernel just computed it). No sleeping call from here on: the per-CPU scratch is safe.
-#[inline(always)]
-fn judge(
-    bprm: *const u8,
-    key: &InodeKey,
-    plan: &PlanVerdict,
-    digest: Option<&[u8; SHA256_LEN]>,
-) -> Verdict {
-    let cfg = config();
-    let (verdict, deny) = act(plan, &cfg, Site::Lsm);
-    emit_record(bprm, key, &verdict, digest);
-    if deny { Verdict::Deny } else { Verdict::Allow }
-}
-
-/// The exec record of a match (best effort: an unreadable name or path skips it, counted).
+/// The exec record of a match, written straight into the ring buffer (no copy from per-CPU
+/// scratch: the byte-wise copies that costs made the 6.1 verifier give up on this program).
+/// `digest` is the file's SHA-256 when `hashed`.
 #[inline(always)]
 fn emit_record(
     bprm: *const u8,
     key: &InodeKey,
     verdict: &emit::Verdict,
-    digest: Option<&[u8; SHA256_LEN]>,
+    digest: &HashKey,
+    hashed: bool,
 ) {
-    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+    let Some(mut entry) = emit::reserve::<ExecRecord>() else {
         return;
     };
-    // SAFETY: per-CPU scratch from a successful look-up, used without sleeping in between.
-    let scratch = unsafe { &mut *scratch };
-    scratch.name.0 = [0; NAME_LEN];
-    scratch.path.0 = [0; PATH_LEN];
-    let Ok(target) = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)
-    else {
-        count(Counter::ReadError);
-        return;
-    };
-    scratch.inode = *key;
-    emit_exec(
-        Hook::LsmBprmCredsFromFile,
-        scratch,
-        &target,
-        0,
-        verdict,
-        (0, 0),
-        digest,
-    );
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points at a reserved, writable ExecRecord-sized slot; every write stays
+    // inside it. The argument block is not written: `args_len` is 0 and flagged missing.
+    unsafe {
+        let Ok(target) = kernel::read_exec_target(bprm, &mut (*rec).name, &mut (*rec).path)
+        else {
+            entry.discard(0);
+            count(Counter::ReadError);
+            return;
+        };
+        (*rec).header = emit::header(
+            EventKind::Exec,
+            size_of::<ExecRecord>(),
+            Hook::LsmBprmCredsFromFile,
+            0,
+            verdict,
+        );
+        let mut flags = target.flags | EXEC_ARGS_MISSING;
+        if hashed {
+            flags |= EXEC_SHA256_KERNEL;
+        }
+        (*rec).flags = flags;
+        (*rec).name_len = target.name_len;
+        (*rec).path_len = target.path_len;
+        (*rec).args_len = 0;
+        (*rec).file = *key;
+        (*rec).sha256 = digest.0;
+        // On failure the helper zeroes the buffer itself.
+        bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
+    }
+    entry.submit(0);
 }

@@ -292,7 +292,9 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut offsets =
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
     let dry_run = options.mode == Mode::Monitor;
-    let mut loaded = loader::load_with(dry_run, options.kernel_hash, &mut offsets)?;
+    // The hash program only when the policy lists SHA-256 values for the kernel.
+    let kernel_hash = options.kernel_hash && !policy.lower().exec_hashes.is_empty();
+    let mut loaded = loader::load_with(dry_run, kernel_hash, &mut offsets)?;
     let generation = 1;
     for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {
         tracing::warn!("{conflict}");

@@ -174,8 +174,12 @@ fn syscall_nr(nr: libc::c_long) -> u32 {
 fn load_kernel_hash(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
     let btf = aya::Btf::from_sys_fs()?;
     let (name, hook) = LSM_KERNEL_HASH;
+    let started = std::time::Instant::now();
     Ok(match program::<Lsm>(ebpf, name)?.load(hook, &btf) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            tracing::info!("{name} loaded in {} ms", started.elapsed().as_millis());
+            Ok(())
+        }
         Err(err) => Err(format!(
             "sleepable LSM program {name} (bpf_ima_file_hash) does not load: {}",
             err.to_string().trim_end_matches(". Verifier output: ")
@@ -259,7 +263,7 @@ pub fn load_with(
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
-        (KernelTier::Lsm, false) => Err("turned off (--no-kernel-hash)".to_owned()),
+        (KernelTier::Lsm, false) => Err("not loaded (turned off, or no hash list to match)".to_owned()),
         _ => Err("needs the lsm tier".to_owned()),
     };
     Ok(Loaded {
