@@ -82,7 +82,8 @@ fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     kernel::read_file_identity(file, &mut key)?;
     let mut digest = HashKey([0; SHA256_LEN]);
     // One site acts and emits (each inlined call site is verified again: 6.1 is slow on them).
-    let (plan, hashed) = match EXEC_INODE_PLAN.get_ptr(&key) {
+    let key_ref = &key;
+    let (plan, hashed) = match EXEC_INODE_PLAN.get_ptr(key_ref) {
         // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
         Some(cached) if unsafe { (*cached).actions } != 0 => {
             // Normally refused in bprm_check_security already; reached when a name or path
@@ -149,7 +150,7 @@ fn hash_and_look_up(
         // The verdict of this version of the file, for its next exec (also for a file changed
         // a moment ago: a rewrite within the same timestamp tick is then refused too, the
         // fail-closed direction).
-        let _ = EXEC_INODE_PLAN.insert(key, &plan, 0);
+        let _ = EXEC_INODE_PLAN.insert(key, plan, 0);
         return Ok(Some(plan));
     }
     // SAFETY: helper without arguments.
@@ -161,7 +162,7 @@ fn hash_and_look_up(
             flags: PLAN_FLAG_HASH_CLEAN,
             generation: settings.hash_generation,
         };
-        let _ = EXEC_INODE_PLAN.insert(key, &clean, 0);
+        let _ = EXEC_INODE_PLAN.insert(key, clean, 0);
     }
     Ok(None)
 }
@@ -184,8 +185,7 @@ fn emit_record(
     // SAFETY: `rec` points at a reserved, writable ExecRecord-sized slot; every write stays
     // inside it. The argument block is not written: `args_len` is 0 and flagged missing.
     unsafe {
-        let Ok(target) = kernel::read_exec_target(bprm, &mut (*rec).name, &mut (*rec).path)
-        else {
+        let Ok(target) = kernel::read_exec_target(bprm, &mut (*rec).name, &mut (*rec).path) else {
             entry.discard(0);
             count(Counter::ReadError);
             return;

@@ -105,7 +105,8 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     scratch.inode.ino = 0;
     kernel::read_file_identity(file, &mut scratch.inode)?;
     let by_name = if target.flags & EXEC_NAME_TRUNCATED == 0 {
-        EXEC_NAME_PLAN.get_ptr(&scratch.name)
+        let name = &scratch.name;
+        EXEC_NAME_PLAN.get_ptr(name)
     } else {
         None
     };

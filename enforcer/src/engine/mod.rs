@@ -253,13 +253,15 @@ const KERNEL_FRESH_MARGIN_S: u64 = 2;
 /// The in-kernel hash limits from the userspace hasher's settings: the same size cap (at most
 /// [`KERNEL_HASH_MAX`]) and settle time, plus the TAI offset measured now and a margin.
 fn kernel_hash_limits(hash: &HashConfig) -> plan_sync::HashLimits {
-    let now = |clock| nix::time::clock_gettime(clock).map(|t| t.tv_sec()).unwrap_or(0);
+    let now = |clock| {
+        nix::time::clock_gettime(clock)
+            .map(|t| t.tv_sec())
+            .unwrap_or(0)
+    };
     let tai_offset = now(nix::time::ClockId::CLOCK_TAI) - now(nix::time::ClockId::CLOCK_REALTIME);
     plan_sync::HashLimits {
         max_size: hash.max_size.min(KERNEL_HASH_MAX),
-        fresh_s: hash.settle.as_secs().max(1)
-            + tai_offset.unsigned_abs()
-            + KERNEL_FRESH_MARGIN_S,
+        fresh_s: hash.settle.as_secs().max(1) + tai_offset.unsigned_abs() + KERNEL_FRESH_MARGIN_S,
     }
 }
 

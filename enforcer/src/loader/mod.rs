@@ -59,10 +59,7 @@ const LSM_PROGRAMS: [(&str, &str); 5] = [
     (programs::LSM_FILE_MPROTECT, "file_mprotect"),
 ];
 /// The sleepable in-kernel hash program (lsm tier, optional: it needs `bpf_ima_file_hash`).
-const LSM_KERNEL_HASH: (&str, &str) = (
-    programs::LSM_BPRM_CREDS_FROM_FILE,
-    "bprm_creds_from_file",
-);
+const LSM_KERNEL_HASH: (&str, &str) = (programs::LSM_BPRM_CREDS_FROM_FILE, "bprm_creds_from_file");
 /// Raw tracepoint programs (every tier): program name and tracepoint.
 const RAW_TRACEPOINTS: [(&str, &str); 3] = [
     (programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec"),
@@ -263,7 +260,9 @@ pub fn load_with(
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
-        (KernelTier::Lsm, false) => Err("not loaded (turned off, or no hash list to match)".to_owned()),
+        (KernelTier::Lsm, false) => {
+            Err("not loaded (turned off, or no hash list to match)".to_owned())
+        }
         _ => Err("needs the lsm tier".to_owned()),
     };
     Ok(Loaded {

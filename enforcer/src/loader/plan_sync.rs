@@ -21,9 +21,9 @@ use enforcer_common::{
     net::name_hash,
     plan::{
         ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL, HashKey,
-        METHOD_LEN, MethodKey, NAME_LEN, NameKey, SHA256_LEN,
-        PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
-        RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, padded,
+        METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD,
+        PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS, RECORD_BINDS,
+        RECORD_CONNECT_MATCHED_ONLY, SHA256_LEN, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -215,7 +215,9 @@ pub struct HashLimits {
 }
 
 /// The settings array and its current value (zero when unreadable).
-fn settings_map(ebpf: &mut Ebpf) -> Result<(Array<&mut aya::maps::MapData, PlanSettings>, PlanSettings), PlanError> {
+fn settings_map(
+    ebpf: &mut Ebpf,
+) -> Result<(Array<&mut aya::maps::MapData, PlanSettings>, PlanSettings), PlanError> {
     let map = PLAN_SETTINGS;
     let array: Array<_, PlanSettings> = ebpf
         .map_mut(map)

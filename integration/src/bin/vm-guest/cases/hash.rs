@@ -143,7 +143,10 @@ fn first_killed_then_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result
 /// the exec error).
 fn timed(path: &str, args: &[&str]) -> std::io::Result<(std::process::ExitStatus, Duration)> {
     let start = Instant::now();
-    let status = Command::new(path).args(args).stdin(Stdio::null()).status()?;
+    let status = Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .status()?;
     Ok((status, start.elapsed()))
 }
 
@@ -196,13 +199,24 @@ fn first_exec_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), St
     let exec_hash = audit::str_field(&start, "exec_hash").unwrap_or("");
     if !exec_hash.starts_with("kernel") {
         // The verifier log can be long: its start and end say why.
-        let (head, tail) = (exec_hash.get(..600), exec_hash.get(exec_hash.len().saturating_sub(3000)..));
+        let (head, tail) = (
+            exec_hash.get(..600),
+            exec_hash.get(exec_hash.len().saturating_sub(3000)..),
+        );
         return Err(format!("exec_hash {head:?} ... {tail:?}, want kernel"));
     }
     match timed(RENAMED, &["true"]) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
-        Err(e) => return Err(format!("first exec of {RENAMED} failed with {e}, want EPERM")),
-        Ok((status, _)) => return Err(format!("first exec of {RENAMED} ran ({status}), want EPERM")),
+        Err(e) => {
+            return Err(format!(
+                "first exec of {RENAMED} failed with {e}, want EPERM"
+            ));
+        }
+        Ok((status, _)) => {
+            return Err(format!(
+                "first exec of {RENAMED} ran ({status}), want EPERM"
+            ));
+        }
     }
     let deny = engine.wait_record(RECORD_TIMEOUT, "kernel deny by hash", |r| {
         audit::is_action(r, "deny", RULE)
@@ -215,7 +229,9 @@ fn first_exec_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), St
     {
         return Err(format!("deny record {deny}"));
     }
-    ctx.log(format!("first exec of a never-seen copy: EPERM in the kernel: {deny}"));
+    ctx.log(format!(
+        "first exec of a never-seen copy: EPERM in the kernel: {deny}"
+    ));
     // The verdict is cached by identity: the second exec is refused in bprm_check_security.
     match timed(RENAMED, &["true"]) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
@@ -223,14 +239,19 @@ fn first_exec_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), St
     }
     let (status, _) = timed(CHANGED, &["true"]).map_err(|e| format!("exec {CHANGED}: {e}"))?;
     if !status.success() {
-        return Err(format!("{CHANGED} (one byte changed): {status}, want it to run"));
+        return Err(format!(
+            "{CHANGED} (one byte changed): {status}, want it to run"
+        ));
     }
     // Latency (TCG: indicative only). A file changed within the freshness window (a few
     // seconds) is hashed in the kernel on every exec (a miss); once settled, its clean verdict
     // is cached and the hash skipped (a hit). The userspace hasher runs meanwhile (the rule is
     // also a userspace rule), as in production.
     let fresh = "/tmp/busybox-fresh";
-    write_exe(fresh, &std::fs::read(CHANGED).map_err(|e| format!("read {CHANGED}: {e}"))?)?;
+    write_exe(
+        fresh,
+        &std::fs::read(CHANGED).map_err(|e| format!("read {CHANGED}: {e}"))?,
+    )?;
     let miss = mean_us(fresh, 3)?;
     std::thread::sleep(Duration::from_millis(4_500));
     mean_us(fresh, 1)?;
@@ -247,7 +268,10 @@ fn first_exec_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), St
     ));
     ctx.log(format!(
         "counters: ima_hashed {} ima_cache_hit {} ima_matched {} ima_skipped {}",
-        counters["ima_hashed"], counters["ima_cache_hit"], counters["ima_matched"], counters["ima_skipped"]
+        counters["ima_hashed"],
+        counters["ima_cache_hit"],
+        counters["ima_matched"],
+        counters["ima_skipped"]
     ));
     if counters["ima_cache_hit"].as_u64().unwrap_or(0) < 5 {
         return Err(format!("want at least 5 cache hits: {counters}"));

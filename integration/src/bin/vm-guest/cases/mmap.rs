@@ -68,7 +68,10 @@ fn mapping_denied(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         .status()
         .map_err(|e| format!("{LD_SO} {}: {e}", layout::GUEST_HARNESS))?;
     if !status.success() {
-        return Err(format!("{LD_SO} {} --list: {status}", layout::GUEST_HARNESS));
+        return Err(format!(
+            "{LD_SO} {} --list: {status}",
+            layout::GUEST_HARNESS
+        ));
     }
     ctx.log("an ordinary program through ld.so ran");
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
