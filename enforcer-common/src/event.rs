@@ -180,6 +180,19 @@ pub const EXEC_ARGS_TRUNCATED: u32 = 4;
 pub const EXEC_ARGS_MISSING: u32 = 8;
 /// Exec flag: `sha256` holds the file's SHA-256, computed in the kernel (`bpf_ima_file_hash`).
 pub const EXEC_SHA256_KERNEL: u32 = 16;
+/// Exec flag: the executed file has no name left in any directory (`i_nlink == 0`): a deleted
+/// file or a memfd.
+pub const EXEC_DELETED: u32 = 32;
+/// Exec flag: the environment block was longer than [`ENV_LEN`] and is cut.
+pub const EXEC_ENV_TRUNCATED: u32 = 64;
+/// Exec flag: the environment was not read (no rule reads it, or it could not be read).
+pub const EXEC_ENV_MISSING: u32 = 128;
+/// Exec flag: the credentials and interpreter (`euid`, `cap_*`, `interp`) were read.
+pub const EXEC_CREDS: u32 = 256;
+
+/// Bytes of NUL-separated environment entries an exec record carries (read only when a rule
+/// reads `exec.envs`).
+pub const ENV_LEN: usize = 512;
 
 /// Bytes of NUL-separated arguments an exec record carries.
 pub const ARGS_LEN: usize = 512;
@@ -213,6 +226,23 @@ pub struct ExecRecord {
     pub file: crate::plan::InodeKey,
     /// The file's SHA-256 when [`EXEC_SHA256_KERNEL`] is set, else zero.
     pub sha256: [u8; crate::plan::SHA256_LEN],
+    /// Effective user id after the exec (valid with [`EXEC_CREDS`]).
+    pub euid: u32,
+    /// Valid bytes in `interp` (without NUL).
+    pub interp_len: u32,
+    /// Effective capabilities after the exec (bit n = capability n; with [`EXEC_CREDS`]).
+    pub cap_effective: u64,
+    /// Permitted capabilities after the exec.
+    pub cap_permitted: u64,
+    /// Valid bytes in `env` (NUL-separated, the last one NUL-terminated).
+    pub env_len: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// `bprm->interp`: the file the kernel finally ran (for a script, its interpreter; the
+    /// same as the path otherwise).
+    pub interp: [u8; PATH_LEN],
+    /// Environment entries, NUL-separated (see [`EXEC_ENV_MISSING`]).
+    pub env: [u8; ENV_LEN],
 }
 
 /// Indices of the per-CPU [`crate::maps::COUNTERS`] array.
@@ -327,8 +357,20 @@ const _: () = assert!(
 const _: () = assert!(core::mem::offset_of!(PayloadRecord, method) == 88);
 const _: () = assert!(
     core::mem::size_of::<ExecRecord>()
-        == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN + 24 + crate::plan::SHA256_LEN
+        == 64
+            + 16
+            + NAME_LEN
+            + PATH_LEN
+            + ARGS_LEN
+            + COMM_LEN
+            + 24
+            + crate::plan::SHA256_LEN
+            + 32
+            + PATH_LEN
+            + ENV_LEN
 );
+const _: () = assert!(core::mem::offset_of!(ExecRecord, euid) == 984);
+const _: () = assert!(core::mem::offset_of!(ExecRecord, interp) == 1016);
 const _: () = assert!(
     core::mem::offset_of!(ExecRecord, file) == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN
 );

@@ -128,6 +128,9 @@ pub const EXEC_HASH_IN_KERNEL: u32 = 1;
 /// entries: the lsm tier's `mmap_file` / `file_mprotect` programs check files mapped
 /// executable (a program started through the dynamic loader, F12).
 pub const EXEC_CHECK_MMAP: u32 = 2;
+/// [`PlanSettings::exec`] bit: some rule reads `exec.envs`: exec records carry the start of
+/// the environment block.
+pub const EXEC_RECORD_ENV: u32 = 4;
 
 /// Bytes of a SHA-256 digest.
 pub const SHA256_LEN: usize = 32;

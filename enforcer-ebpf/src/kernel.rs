@@ -156,6 +156,57 @@ pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
     Ok(FileId { ino, dev, _pad: 0 })
 }
 
+/// Credentials of a task after its exec: effective uid, effective and permitted capabilities.
+pub(crate) struct Creds {
+    pub(crate) euid: u32,
+    pub(crate) cap_effective: u64,
+    pub(crate) cap_permitted: u64,
+}
+
+/// The credentials of `task` (`task->cred`).
+#[inline(always)]
+pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
+    let off = offsets();
+    let cred: *const u8 = read_at(task, off.task_cred)?;
+    Ok(Creds {
+        euid: read_at(cred, off.cred_euid)?,
+        cap_effective: read_at(cred, off.cred_cap_effective)?,
+        cap_permitted: read_at(cred, off.cred_cap_permitted)?,
+    })
+}
+
+/// Whether the file an exec runs has no directory entry left (`bprm->file->f_inode->i_nlink`
+/// is 0: deleted, or a memfd).
+#[inline(always)]
+pub(crate) fn exec_file_unlinked(bprm: *const u8) -> Result<bool, ReadError> {
+    let off = offsets();
+    let file: *const u8 = read_at(bprm, off.binprm_file)?;
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    let nlink: u32 = read_at(inode, off.inode_nlink)?;
+    Ok(nlink == 0)
+}
+
+/// Reads `bprm->interp` into `buf`; returns the bytes read (without the NUL).
+#[inline(always)]
+pub(crate) fn read_interp(bprm: *const u8, buf: &mut [u8; PATH_LEN]) -> Result<u32, ReadError> {
+    let interp: *const u8 = read_at(bprm, offsets().binprm_interp)?;
+    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
+    let len = unsafe { bpf_probe_read_kernel_str_bytes(interp, buf) }
+        .map_err(|_| ReadError)?
+        .len();
+    Ok(len as u32)
+}
+
+/// The user-space environment block of `task` (`mm->env_start`, `mm->env_end`).
+#[inline(always)]
+pub(crate) fn env_block(task: *const u8) -> Result<(u64, u64), ReadError> {
+    let off = offsets();
+    let mm: *const u8 = read_at(task, off.task_mm)?;
+    let start: u64 = read_at(mm, off.mm_env_start)?;
+    let end: u64 = read_at(mm, off.mm_env_end)?;
+    Ok((start, end))
+}
+
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.
 #[inline(always)]
 pub(crate) fn parent_tgid(task: *const u8) -> u32 {

@@ -84,6 +84,7 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         &verdict,
         (0, 0),
         None,
+        None,
     );
     Ok(if deny { Verdict::Deny } else { Verdict::Allow })
 }

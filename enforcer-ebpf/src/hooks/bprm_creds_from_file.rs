@@ -31,7 +31,8 @@ use aya_ebpf::{
 use enforcer_common::{
     config::Tier,
     event::{
-        COMM_LEN, Counter, EXEC_ARGS_MISSING, EXEC_SHA256_KERNEL, EventKind, ExecRecord, Hook,
+        COMM_LEN, Counter, EXEC_ARGS_MISSING, EXEC_ENV_MISSING, EXEC_SHA256_KERNEL, EventKind,
+        ExecRecord, Hook,
     },
     plan::{EXEC_HASH_IN_KERNEL, HashKey, InodeKey, PLAN_FLAG_HASH_CLEAN, PlanVerdict, SHA256_LEN},
 };
@@ -197,7 +198,7 @@ fn emit_record(
             0,
             verdict,
         );
-        let mut flags = target.flags | EXEC_ARGS_MISSING;
+        let mut flags = target.flags | EXEC_ARGS_MISSING | EXEC_ENV_MISSING;
         if hashed {
             flags |= EXEC_SHA256_KERNEL;
         }
@@ -205,6 +206,12 @@ fn emit_record(
         (*rec).name_len = target.name_len;
         (*rec).path_len = target.path_len;
         (*rec).args_len = 0;
+        (*rec).euid = 0;
+        (*rec).interp_len = 0;
+        (*rec).cap_effective = 0;
+        (*rec).cap_permitted = 0;
+        (*rec).env_len = 0;
+        (*rec)._pad = 0;
         (*rec).file = *key;
         (*rec).sha256 = digest.0;
         // On failure the helper zeroes the buffer itself.

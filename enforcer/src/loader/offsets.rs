@@ -65,6 +65,14 @@ offset_table! {
     mm_exe_file => ("mm_struct", "exe_file"),
     inode_size => ("inode", "i_size"),
     vma_vm_file => ("vm_area_struct", "vm_file"),
+    task_cred => ("task_struct", "cred"),
+    cred_euid => ("cred", "euid"),
+    cred_cap_effective => ("cred", "cap_effective"),
+    cred_cap_permitted => ("cred", "cap_permitted"),
+    binprm_interp => ("linux_binprm", "interp"),
+    mm_env_start => ("mm_struct", "env_start"),
+    mm_env_end => ("mm_struct", "env_end"),
+    inode_nlink => ("inode", "i_nlink"),
 }
 
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),

@@ -20,10 +20,10 @@ use enforcer_common::{
     },
     net::name_hash,
     plan::{
-        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL, HashKey,
-        METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD,
-        PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS, RECORD_BINDS,
-        RECORD_CONNECT_MATCHED_ONLY, SHA256_LEN, padded,
+        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL,
+        EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN,
+        PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS,
+        RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, SHA256_LEN, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -189,7 +189,8 @@ pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
 
 /// The `PLAN_SETTINGS` exec bits of `policy`: hash in the kernel when the hash plan has
 /// entries; check executable mappings when the exec plan can match a mapped file (names,
-/// hashes, or the identities the daemon writes when a rule reads the hash).
+/// hashes, or the identities the daemon writes when a rule reads the hash); carry the
+/// environment in exec records when a rule reads `exec.envs`.
 pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     let mut bits = 0;
     if !plan.exec_hashes.is_empty() {
@@ -200,6 +201,9 @@ pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
         || policy.hash_needed().contains(&true)
     {
         bits |= EXEC_CHECK_MMAP;
+    }
+    if policy.rules_reading("exec.envs").contains(&true) {
+        bits |= EXEC_RECORD_ENV;
     }
     bits
 }
