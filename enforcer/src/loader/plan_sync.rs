@@ -506,6 +506,35 @@ mod tests {
     }
 
     #[test]
+    fn sha256_values_parse_into_digests() {
+        let hex = "00ff10".repeat(10) + "abcd";
+        let digest = parse_sha256(&hex).unwrap();
+        assert_eq!(&digest[..3], &[0x00, 0xff, 0x10]);
+        assert_eq!(&digest[30..], &[0xab, 0xcd]);
+        assert!(parse_sha256(&hex[..62]).is_none());
+        assert!(parse_sha256(&("g".to_owned() + &hex[1..])).is_none());
+        assert!(parse_sha256(&("é".to_owned() + &hex[2..])).is_none());
+    }
+
+    #[test]
+    fn exec_bits_follow_the_plan() {
+        let hash = "a".repeat(64);
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            &format!("rules:\n  - id: h\n    expression: exec.file.hash.sha256 == \"{hash}\"\n    action: kill\n  - id: e\n    expression: exec.envs startswith \"X=\"\n    action: alert\n"),
+        )
+        .unwrap();
+        let bits = exec_bits(&policy, &policy.lower());
+        assert_eq!(bits, EXEC_HASH_IN_KERNEL | EXEC_CHECK_MMAP | EXEC_RECORD_ENV);
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: n\n    expression: exec.file.path == \"/x\"\n    action: deny\n",
+        )
+        .unwrap();
+        assert_eq!(exec_bits(&policy, &policy.lower()), 0, "paths are not checked at mmap");
+    }
+
+    #[test]
     fn networks_parse_with_and_without_a_prefix() {
         assert!(matches!(
             parse_network("10.0.0.0/8"),
