@@ -201,7 +201,8 @@ fn exec_records_carry_credentials_interpreter_environment_and_the_unlinked_flag(
     let dir = tempfile::tempdir().unwrap();
     let payload = install(Path::new(WRITE_MARKER), dir.path(), "enriched-payload");
     let script = dir.path().join("script.sh");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    // Alive for a second: its record is handled while /proc still shows its directory.
+    std::fs::write(&script, "#!/bin/sh\nsleep 1\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // A file executed after its last name is gone (through the engine-side /proc path).
     let doomed = install(Path::new(WRITE_MARKER), dir.path(), "doomed-payload");
@@ -224,6 +225,7 @@ fn exec_records_carry_credentials_interpreter_environment_and_the_unlinked_flag(
     ] {
         let status = Command::new(&program)
             .args(&args)
+            .current_dir(dir.path())
             .env_clear()
             .env("ENFORCER_TEST_VAR", "hello")
             .env("PATH", "/usr/bin:/bin")
@@ -254,6 +256,12 @@ fn exec_records_carry_credentials_interpreter_environment_and_the_unlinked_flag(
 
     let ev = exec_event_at(&records, &script.display().to_string()).expect("script event");
     assert_eq!(ev["exec"]["interpreter"], "/bin/sh", "{ev}");
+    // Read from /proc when the record is handled (the script is still sleeping then).
+    assert_eq!(
+        ev["exec"]["cwd"],
+        dir.path().canonicalize().unwrap().display().to_string(),
+        "{ev}"
+    );
 
     let ev = exec_event_at(&records, &doomed_path).expect("unlinked file event");
     assert_eq!(ev["exec"]["is_deleted"], true, "{ev}");

@@ -525,13 +525,20 @@ mod tests {
         )
         .unwrap();
         let bits = exec_bits(&policy, &policy.lower());
-        assert_eq!(bits, EXEC_HASH_IN_KERNEL | EXEC_CHECK_MMAP | EXEC_RECORD_ENV);
+        assert_eq!(
+            bits,
+            EXEC_HASH_IN_KERNEL | EXEC_CHECK_MMAP | EXEC_RECORD_ENV
+        );
         let policy = enforcer_policy::load_str(
             "p.yaml",
             "rules:\n  - id: n\n    expression: exec.file.path == \"/x\"\n    action: deny\n",
         )
         .unwrap();
-        assert_eq!(exec_bits(&policy, &policy.lower()), 0, "paths are not checked at mmap");
+        assert_eq!(
+            exec_bits(&policy, &policy.lower()),
+            0,
+            "paths are not checked at mmap"
+        );
     }
 
     #[test]
