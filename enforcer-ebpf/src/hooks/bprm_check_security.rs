@@ -84,7 +84,6 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         &verdict,
         (0, 0),
         None,
-        None,
     );
     Ok(if deny { Verdict::Deny } else { Verdict::Allow })
 }

@@ -4,8 +4,7 @@ use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm
 use enforcer_common::{
     event::{
         ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_CREDS,
-        EXEC_DELETED, EXEC_ENV_MISSING, EXEC_ENV_TRUNCATED, EXEC_SHA256_KERNEL, EventKind,
-        ExecRecord, Hook,
+        EXEC_DELETED, EXEC_ENV_MISSING, EXEC_ENV_TRUNCATED, EventKind, ExecRecord, Hook,
     },
     plan::SHA256_LEN,
 };
@@ -28,8 +27,7 @@ pub(crate) struct ExecExtra {
 /// Emits an exec record. `args` is the user-space argument block `(start, end)` of the current
 /// task when it can be read (after the exec), `(0, 0)` otherwise. (Not an `Option`: LLVM reads
 /// the payload of a `None` speculatively, which the 6.1 verifier rejects as an uninitialized
-/// stack read.) `sha256` is the file's digest when the kernel hashed it (flagged
-/// `EXEC_SHA256_KERNEL`), all zero otherwise.
+/// stack read.) `extra` is what only the record of a successful exec carries.
 #[inline(always)]
 pub(crate) fn emit_exec(
     hook: Hook,
@@ -38,7 +36,6 @@ pub(crate) fn emit_exec(
     ppid: u32,
     verdict: &Verdict,
     args: (u64, u64),
-    sha256: Option<&[u8; SHA256_LEN]>,
     extra: Option<&ExecExtra>,
 ) {
     let Some(mut entry) = emit::reserve::<ExecRecord>() else {
@@ -62,13 +59,8 @@ pub(crate) fn emit_exec(
         (*rec).file.ctime_sec = scratch.inode.ctime_sec;
         (*rec).file.ctime_nsec = scratch.inode.ctime_nsec;
         (*rec).file.dev = scratch.inode.dev;
-        match sha256 {
-            Some(digest) => {
-                (*rec).sha256 = *digest;
-                flags |= EXEC_SHA256_KERNEL;
-            }
-            None => (*rec).sha256 = [0; SHA256_LEN],
-        }
+        // Hashed in the kernel only by bprm_creds_from_file, which writes its own record.
+        (*rec).sha256 = [0; SHA256_LEN];
         (*rec).name_len = target.name_len;
         (*rec).path_len = target.path_len;
         // Straight into the record (a copy through the stack leaves bytes the 6.1 verifier

@@ -127,6 +127,6 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     }
     count(Counter::MmapMatched);
     let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
-    emit_exec(hook, scratch, &target, 0, &verdict, (0, 0), None, None);
+    emit_exec(hook, scratch, &target, 0, &verdict, (0, 0), None);
     Ok(if deny { Verdict::Deny } else { Verdict::Allow })
 }

@@ -85,7 +85,6 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         ppid,
         &verdict,
         kernel::arg_block(task).unwrap_or((0, 0)),
-        None,
         Some(&extra),
     );
     Ok(())
