@@ -7,7 +7,8 @@
 //!   EPERM in `bprm_check_security`, before the new image exists.
 //! - `lsm_hash_first_exec`, in-kernel hashing (`bpf_ima_file_hash` in the sleepable
 //!   `bprm_creds_from_file`): a never-seen renamed copy fails with EPERM on its FIRST exec; a
-//!   copy with one byte changed runs; exec latency measured for cached and uncached files.
+//!   copy with one byte changed runs; a file cached clean and then rewritten in place with the
+//!   miner is refused (F14); exec latency measured for cached and uncached files.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
@@ -256,7 +257,21 @@ fn first_exec_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), St
     std::thread::sleep(Duration::from_millis(4_500));
     mean_us(fresh, 1)?;
     let hit = mean_us(fresh, 5)?;
+    // F14 with the kernel's clean cache: the cached file rewritten in place with the miner's
+    // bytes has a new change time, so it is hashed again and refused on its next exec.
+    write_exe(fresh, &miner_bytes()?)?;
+    match timed(fresh, &["true"]) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        other => {
+            return Err(format!(
+                "{fresh} rewritten with the miner: {other:?}, want EPERM"
+            ));
+        }
+    }
+    ctx.log("a cached-clean file rewritten in place with the miner: EPERM on its next exec");
     let exit = engine.terminate(STOP_TIMEOUT)?;
+    // The baseline runs the changed copy again (the fresh file now holds the miner).
+    let fresh = CHANGED;
     let stop = engine.wait_record(RECORD_TIMEOUT, "engine_stop", |r| {
         audit::is_type(r, "engine_stop")
     })?;
