@@ -103,6 +103,12 @@ pub enum Hook {
     /// Tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,
     /// fchmodat,chown,lchown,fchownat}` (one program).
     TpSysEnterPath = 22,
+    /// Sleepable LSM `bprm_creds_from_file` (in-kernel content hash).
+    LsmBprmCredsFromFile = 50,
+    /// LSM `mmap_file` (a file mapped executable).
+    LsmMmapFile = 51,
+    /// LSM `file_mprotect` (a file mapping made executable).
+    LsmFileMprotect = 52,
 }
 
 impl TryFrom<u32> for Hook {
@@ -132,6 +138,9 @@ impl TryFrom<u32> for Hook {
             20 => Ok(Self::LsmPathChown),
             21 => Ok(Self::TpSysExitOpen),
             22 => Ok(Self::TpSysEnterPath),
+            50 => Ok(Self::LsmBprmCredsFromFile),
+            51 => Ok(Self::LsmMmapFile),
+            52 => Ok(Self::LsmFileMprotect),
             other => Err(UnknownKind(other)),
         }
     }
@@ -194,6 +203,21 @@ pub const EXEC_ARGS_TRUNCATED: u32 = 4;
 /// Exec flag: the arguments could not be read (e.g. the LSM hook runs before the new stack is
 /// the current one).
 pub const EXEC_ARGS_MISSING: u32 = 8;
+/// Exec flag: `sha256` holds the file's SHA-256, computed in the kernel (`bpf_ima_file_hash`).
+pub const EXEC_SHA256_KERNEL: u32 = 16;
+/// Exec flag: the executed file has no name left in any directory (`i_nlink == 0`): a deleted
+/// file or a memfd.
+pub const EXEC_DELETED: u32 = 32;
+/// Exec flag: the environment block was longer than [`ENV_LEN`] and is cut.
+pub const EXEC_ENV_TRUNCATED: u32 = 64;
+/// Exec flag: the environment was not read (no rule reads it, or it could not be read).
+pub const EXEC_ENV_MISSING: u32 = 128;
+/// Exec flag: the credentials and interpreter (`euid`, `cap_*`, `interp`) were read.
+pub const EXEC_CREDS: u32 = 256;
+
+/// Bytes of NUL-separated environment entries an exec record carries (read only when a rule
+/// reads `exec.envs`).
+pub const ENV_LEN: usize = 512;
 
 /// Bytes of NUL-separated arguments an exec record carries.
 pub const ARGS_LEN: usize = 512;
@@ -225,6 +249,25 @@ pub struct ExecRecord {
     pub comm: [u8; COMM_LEN],
     /// The executed file's identity (`ino == 0`: it could not be read).
     pub file: crate::plan::InodeKey,
+    /// The file's SHA-256 when [`EXEC_SHA256_KERNEL`] is set, else zero.
+    pub sha256: [u8; crate::plan::SHA256_LEN],
+    /// Effective user id after the exec (valid with [`EXEC_CREDS`]).
+    pub euid: u32,
+    /// Valid bytes in `interp` (without NUL).
+    pub interp_len: u32,
+    /// Effective capabilities after the exec (bit n = capability n; with [`EXEC_CREDS`]).
+    pub cap_effective: u64,
+    /// Permitted capabilities after the exec.
+    pub cap_permitted: u64,
+    /// Valid bytes in `env` (NUL-separated, the last one NUL-terminated).
+    pub env_len: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// `bprm->interp`: the file the kernel finally ran (for a script, its interpreter; the
+    /// same as the path otherwise).
+    pub interp: [u8; PATH_LEN],
+    /// Environment entries, NUL-separated (see [`EXEC_ENV_MISSING`]).
+    pub env: [u8; ENV_LEN],
 }
 
 /// Indices of the per-CPU [`crate::maps::COUNTERS`] array.
@@ -271,10 +314,23 @@ pub enum Counter {
     /// File events the plan could not filter (truncated paths, or a plan that asks for every
     /// file event), reported unfiltered.
     FileUnfiltered = 17,
+    /// Executables hashed in the kernel (`bpf_ima_file_hash`, lsm tier).
+    ImaHashed = 18,
+    /// Executables whose kernel hash was skipped: a clean verdict cached for their identity.
+    ImaCacheHit = 19,
+    /// Kernel hash matches in the hash plan.
+    ImaMatched = 20,
+    /// Executables not hashed in the kernel: over the size cap, or the helper failed or
+    /// gave another algorithm than SHA-256 (userspace hashes them after the exec).
+    ImaSkipped = 21,
+    /// Executable file mappings (`mmap_file`, `file_mprotect`) checked against the exec plan.
+    MmapChecked = 22,
+    /// Executable file mappings that matched the exec plan.
+    MmapMatched = 23,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 18;
+pub const COUNTER_SLOTS: u32 = 24;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).
@@ -335,8 +391,21 @@ const _: () = assert!(
 );
 const _: () = assert!(core::mem::offset_of!(PayloadRecord, method) == 88);
 const _: () = assert!(
-    core::mem::size_of::<ExecRecord>() == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN + 24
+    core::mem::size_of::<ExecRecord>()
+        == 64
+            + 16
+            + NAME_LEN
+            + PATH_LEN
+            + ARGS_LEN
+            + COMM_LEN
+            + 24
+            + crate::plan::SHA256_LEN
+            + 32
+            + PATH_LEN
+            + ENV_LEN
 );
+const _: () = assert!(core::mem::offset_of!(ExecRecord, euid) == 984);
+const _: () = assert!(core::mem::offset_of!(ExecRecord, interp) == 1016);
 const _: () = assert!(
     core::mem::offset_of!(ExecRecord, file) == 64 + 16 + NAME_LEN + PATH_LEN + ARGS_LEN + COMM_LEN
 );

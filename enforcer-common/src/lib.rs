@@ -35,6 +35,7 @@ mod pod {
         plan::InodeKey,
         plan::FileId,
         crate::file::FileWatchKey,
+        plan::HashKey,
         KernelOffsets,
         EngineConfig
     );

@@ -12,6 +12,10 @@ pub const EXEC_PATH_PLAN: &str = "EXEC_PATH_PLAN";
 /// Exec plan by file identity: `plan::InodeKey` -> verdict, written by the daemon when a file's
 /// hash matches a deny or kill rule.
 pub const EXEC_INODE_PLAN: &str = "EXEC_INODE_PLAN";
+/// Exec plan by content: `plan::HashKey` (SHA-256) -> verdict, from the policy's hash lists
+/// (deny/kill rules on `exec.file.hash.sha256`); matched by the lsm tier's sleepable
+/// `bprm_creds_from_file` program with `bpf_ima_file_hash`.
+pub const EXEC_HASH_PLAN: &str = "EXEC_HASH_PLAN";
 /// Executables the kernel never kills (`enforcer run --never-kill`): `plan::FileId` -> 1.
 pub const NEVER_KILL: &str = "NEVER_KILL";
 
@@ -86,4 +90,11 @@ pub mod programs {
     pub const LSM_PATH_CHMOD: &str = "lsm_path_chmod";
     /// LSM `path_chown` (lsm tier).
     pub const LSM_PATH_CHOWN: &str = "lsm_path_chown";
+    /// Sleepable LSM `bprm_creds_from_file`: in-kernel SHA-256 of first-seen executables
+    /// (`bpf_ima_file_hash`) against the hash plan (lsm tier, optional).
+    pub const LSM_BPRM_CREDS_FROM_FILE: &str = "lsm_bprm_creds_from_file";
+    /// LSM `mmap_file`: a file mapped executable checked against the exec plan (lsm tier).
+    pub const LSM_MMAP_FILE: &str = "lsm_mmap_file";
+    /// LSM `file_mprotect`: a file mapping made executable, checked likewise (lsm tier).
+    pub const LSM_FILE_MPROTECT: &str = "lsm_file_mprotect";
 }

@@ -147,6 +147,27 @@ pub struct KernelOffsets {
     pub nr_lchown: u32,
     /// Number of `fchownat`.
     pub nr_fchownat: u32,
+    /// `struct inode` -> `i_size` (loff_t, i64).
+    pub inode_size: u32,
+    /// `struct vm_area_struct` -> `vm_file` (`struct file *`).
+    pub vma_vm_file: u32,
+    /// `struct task_struct` -> `cred` (`const struct cred *`, the effective credentials).
+    pub task_cred: u32,
+    /// `struct cred` -> `euid` (kuid_t, u32).
+    pub cred_euid: u32,
+    /// `struct cred` -> `cap_effective` (kernel_cap_t, 64 bits: `u32 cap[2]` before 6.3,
+    /// `u64 val` since; the same bits either way).
+    pub cred_cap_effective: u32,
+    /// `struct cred` -> `cap_permitted`.
+    pub cred_cap_permitted: u32,
+    /// `struct linux_binprm` -> `interp` (`const char *`).
+    pub binprm_interp: u32,
+    /// `struct mm_struct` -> `env_start` (unsigned long).
+    pub mm_env_start: u32,
+    /// `struct mm_struct` -> `env_end` (unsigned long).
+    pub mm_env_end: u32,
+    /// `struct inode` -> `i_nlink` (unsigned int, in an anonymous union).
+    pub inode_nlink: u32,
 }
 
 impl KernelOffsets {
@@ -220,7 +241,17 @@ impl KernelOffsets {
         nr_chown: 0,
         nr_lchown: 0,
         nr_fchownat: 0,
+        inode_size: 0,
+        vma_vm_file: 0,
+        task_cred: 0,
+        cred_euid: 0,
+        cred_cap_effective: 0,
+        cred_cap_permitted: 0,
+        binprm_interp: 0,
+        mm_env_start: 0,
+        mm_env_end: 0,
+        inode_nlink: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10);

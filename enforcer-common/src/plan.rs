@@ -129,6 +129,31 @@ pub const RECORD_FILE_ALL: u32 = 32;
 /// read decides for every ordinary file).
 pub const RECORD_FILE_READ_DEVICES: u32 = 64;
 
+/// Plan flag of an `EXEC_INODE_PLAN` entry the kernel wrote after hashing the file in the
+/// lsm tier (`bpf_ima_file_hash`) and finding no listed SHA-256: the file version is clean
+/// for the hash plan of [`PlanSettings::hash_generation`] (`actions == 0`; never a match).
+pub const PLAN_FLAG_HASH_CLEAN: u32 = 4;
+
+/// [`PlanSettings::exec`] bit: the hash plan (`EXEC_HASH_PLAN`) has entries: the lsm tier's
+/// sleepable `bprm_creds_from_file` program hashes executables it has not judged yet.
+pub const EXEC_HASH_IN_KERNEL: u32 = 1;
+/// [`PlanSettings::exec`] bit: the exec plan (names, paths, file identities or hashes) has
+/// entries: the lsm tier's `mmap_file` / `file_mprotect` programs check files mapped
+/// executable (a program started through the dynamic loader, F12).
+pub const EXEC_CHECK_MMAP: u32 = 2;
+/// [`PlanSettings::exec`] bit: some rule reads `exec.envs`: exec records carry the start of
+/// the environment block.
+pub const EXEC_RECORD_ENV: u32 = 4;
+
+/// Bytes of a SHA-256 digest.
+pub const SHA256_LEN: usize = 32;
+
+/// Key of `EXEC_HASH_PLAN`: a SHA-256 digest (raw bytes). 8-byte aligned so kernel code
+/// copies it with word stores, not a `memcpy` call.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HashKey(pub [u8; SHA256_LEN]);
+
 /// Value of the one-entry `PLAN_SETTINGS` array: what the current plan lets the kernel filter.
 /// Part of the plan (not of the load-time `EngineConfig`) so a new plan can change it.
 #[repr(C)]
@@ -141,12 +166,24 @@ pub struct PlanSettings {
     /// Source ports of DNS responses the kernel copies (53 and the policy's
     /// `network.dns_server_ports`); 0 = unused slot.
     pub dns_ports: [u16; DNS_PORT_SLOTS],
+    /// `EXEC_*` bits: which exec checks the lsm tier runs under this plan.
+    pub exec: u32,
+    /// Generation of the hash plan; clean verdicts ([`PLAN_FLAG_HASH_CLEAN`]) of another
+    /// generation are ignored.
+    pub hash_generation: u32,
+    /// Larger files are not hashed in the kernel (userspace hashes them after the exec).
+    pub hash_max_size: u64,
+    /// A file whose change time (seconds) is not older than `bpf_ktime_get_tai_ns()` seconds
+    /// minus this is hashed on every exec and never cached clean: a rewrite within the same
+    /// coarse timestamp tick keeps the change time ("racily clean"). The loader adds the TAI
+    /// offset it measured and a margin to the userspace settle time.
+    pub hash_fresh_s: u64,
 }
 
 /// Slots of [`PlanSettings::dns_ports`].
 pub const DNS_PORT_SLOTS: usize = 8;
 
-const _: () = assert!(core::mem::size_of::<PlanSettings>() == 24);
+const _: () = assert!(core::mem::size_of::<PlanSettings>() == 48);
 
 /// Value of every plan map: which rule the entry comes from and what to do on a match.
 #[repr(C)]
@@ -168,6 +205,7 @@ const _: () = assert!(core::mem::size_of::<MethodKey>() == METHOD_LEN);
 const _: () = assert!(core::mem::size_of::<PlanVerdict>() == 16);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 24);
 const _: () = assert!(core::mem::size_of::<FileId>() == 16);
+const _: () = assert!(core::mem::size_of::<HashKey>() == SHA256_LEN);
 
 #[cfg(test)]
 mod tests {

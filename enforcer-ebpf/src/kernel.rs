@@ -75,6 +75,38 @@ pub(crate) fn read_exec_target(
     })
 }
 
+/// Reads the basename of the file behind `struct file *file` (its dentry name) into `name`
+/// (zeroed by the caller); the path is not read (`path_len == 0`).
+#[inline(always)]
+pub(crate) fn read_file_target(
+    file: *const u8,
+    name: &mut [u8; NAME_LEN],
+) -> Result<ExecTarget, ReadError> {
+    let off = offsets();
+    let mut flags = 0;
+    let dentry: *const u8 = read_at(file, off.file_dentry)?;
+    let name_ptr: *const u8 = read_at(dentry, off.dentry_name)?;
+    let full_name_len: u32 = read_at(dentry, off.dentry_name_len)?;
+    if full_name_len as usize >= NAME_LEN {
+        flags |= EXEC_NAME_TRUNCATED;
+    }
+    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
+    let name_len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, name) }
+        .map_err(|_| ReadError)?
+        .len();
+    Ok(ExecTarget {
+        name_len: name_len as u32,
+        path_len: 0,
+        flags,
+    })
+}
+
+/// The `struct file *` a memory area maps (`vma->vm_file`; null for anonymous memory).
+#[inline(always)]
+pub(crate) fn vma_file(vma: *const u8) -> Result<*const u8, ReadError> {
+    read_at(vma, offsets().vma_vm_file)
+}
+
 /// The multigrain-timestamp flag the kernel keeps in the top bit of the change time's
 /// nanoseconds (6.13+, `I_CTIME_QUERIED`); never part of the time.
 const CTIME_QUERIED: u32 = 1 << 31;
@@ -92,6 +124,14 @@ pub(crate) fn read_file_identity(file: *const u8, key: &mut InodeKey) -> Result<
     let sb: *const u8 = read_at(inode, off.inode_sb)?;
     key.dev = read_at(sb, off.sb_dev)?;
     Ok(())
+}
+
+/// The size of the file behind `struct file *file` (`f_inode->i_size`).
+#[inline(always)]
+pub(crate) fn file_size(file: *const u8) -> Result<i64, ReadError> {
+    let off = offsets();
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    read_at(inode, off.inode_size)
 }
 
 /// The identity of the file an exec runs (`bprm->file`), into `key`.
@@ -114,6 +154,57 @@ pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
     let sb: *const u8 = read_at(inode, off.inode_sb)?;
     let dev: u32 = read_at(sb, off.sb_dev)?;
     Ok(FileId { ino, dev, _pad: 0 })
+}
+
+/// Credentials of a task after its exec: effective uid, effective and permitted capabilities.
+pub(crate) struct Creds {
+    pub(crate) euid: u32,
+    pub(crate) cap_effective: u64,
+    pub(crate) cap_permitted: u64,
+}
+
+/// The credentials of `task` (`task->cred`).
+#[inline(always)]
+pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
+    let off = offsets();
+    let cred: *const u8 = read_at(task, off.task_cred)?;
+    Ok(Creds {
+        euid: read_at(cred, off.cred_euid)?,
+        cap_effective: read_at(cred, off.cred_cap_effective)?,
+        cap_permitted: read_at(cred, off.cred_cap_permitted)?,
+    })
+}
+
+/// Whether the file an exec runs has no directory entry left (`bprm->file->f_inode->i_nlink`
+/// is 0: deleted, or a memfd).
+#[inline(always)]
+pub(crate) fn exec_file_unlinked(bprm: *const u8) -> Result<bool, ReadError> {
+    let off = offsets();
+    let file: *const u8 = read_at(bprm, off.binprm_file)?;
+    let inode: *const u8 = read_at(file, off.file_inode)?;
+    let nlink: u32 = read_at(inode, off.inode_nlink)?;
+    Ok(nlink == 0)
+}
+
+/// Reads `bprm->interp` into `buf`; returns the bytes read (without the NUL).
+#[inline(always)]
+pub(crate) fn read_interp(bprm: *const u8, buf: &mut [u8; PATH_LEN]) -> Result<u32, ReadError> {
+    let interp: *const u8 = read_at(bprm, offsets().binprm_interp)?;
+    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
+    let len = unsafe { bpf_probe_read_kernel_str_bytes(interp, buf) }
+        .map_err(|_| ReadError)?
+        .len();
+    Ok(len as u32)
+}
+
+/// The user-space environment block of `task` (`mm->env_start`, `mm->env_end`).
+#[inline(always)]
+pub(crate) fn env_block(task: *const u8) -> Result<(u64, u64), ReadError> {
+    let off = offsets();
+    let mm: *const u8 = read_at(task, off.task_mm)?;
+    let start: u64 = read_at(mm, off.mm_env_start)?;
+    let end: u64 = read_at(mm, off.mm_env_end)?;
+    Ok((start, end))
 }
 
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.

@@ -12,6 +12,8 @@
 //! | `tp_sys_exit_open` | tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` | signal, monitor | write opens of watched paths; SIGKILL for deny/kill rules |
 //! | `tp_sys_enter_path` | tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,lchown,fchownat}` | signal, monitor | path operations on watched paths; SIGKILL for deny/kill rules |
 //! | `lsm_file_open`, `lsm_path_{unlink,rename,chmod,chown}` | LSM hooks of the same names | lsm | file events on watched paths; -EPERM for deny rules |
+//! | `lsm_bprm_creds_from_file` | sleepable LSM `bprm_creds_from_file` | lsm (optional) | SHA-256 of first-seen executables in the kernel (`bpf_ima_file_hash`), deny on a hash-plan match; verdicts cached by file identity |
+//! | `lsm_mmap_file`, `lsm_file_mprotect` | LSM `mmap_file`, `file_mprotect` | lsm | a file mapped executable (a program run through ld.so) checked against the exec name and identity plans |
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, file paths and the watch plan in `file.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in

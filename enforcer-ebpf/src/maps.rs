@@ -10,7 +10,7 @@ use enforcer_common::{
     event::{COUNTER_SLOTS, PendingSend},
     net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
-    plan::{FileId, InodeKey, MethodKey, NameKey, PathKey, PlanSettings, PlanVerdict},
+    plan::{FileId, HashKey, InodeKey, MethodKey, NameKey, PathKey, PlanSettings, PlanVerdict},
 };
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
@@ -38,9 +38,21 @@ pub(crate) static EXEC_PATH_PLAN: HashMap<PathKey, PlanVerdict> =
 /// file's SHA-256 matches a deny or kill rule, so the next exec of that very content is stopped
 /// in the hook with no userspace round trip. A write, truncate or replacement of the file
 /// changes its key, so an entry never judges other content. LRU: bounded, oldest out.
+/// Also the in-kernel hash's verdict cache (lsm tier): `bprm_creds_from_file` writes a match
+/// as its verdict and a clean result as `actions == 0` with `PLAN_FLAG_HASH_CLEAN` (never a
+/// match; files changed within `PlanSettings::hash_fresh_s` are not cached clean).
 #[map(name = "EXEC_INODE_PLAN")]
 pub(crate) static EXEC_INODE_PLAN: LruHashMap<InodeKey, PlanVerdict> =
     LruHashMap::with_max_entries(16384, 0);
+
+/// Exec plan by content: SHA-256 digest -> the rule and actions that apply (action `deny`).
+/// Written by the loader from the policy's hash lists (deny/kill rules on
+/// `exec.file.hash.sha256`); looked up by the sleepable `bprm_creds_from_file` program after
+/// `bpf_ima_file_hash` (lsm tier). Its verdict for a file identity is cached in
+/// [`EXEC_INODE_PLAN`]: a match as that verdict, no match as a `PLAN_FLAG_HASH_CLEAN` entry.
+#[map(name = "EXEC_HASH_PLAN")]
+pub(crate) static EXEC_HASH_PLAN: HashMap<HashKey, PlanVerdict> =
+    HashMap::with_max_entries(16384, 0);
 
 /// Executables never killed in the kernel (`enforcer run --never-kill`): `FileId` (inode and
 /// device of the file, as `stat` found it at start) -> 1. Consulted by `plan::act`, the one

@@ -38,13 +38,20 @@ pub(crate) fn lookup_exec(
         // SAFETY: as above.
         return Some(unsafe { *v });
     }
-    if inode.ino != 0
-        && let Some(v) = EXEC_INODE_PLAN.get_ptr(inode)
-    {
-        // SAFETY: as above.
-        return Some(unsafe { *v });
+    if inode.ino != 0 {
+        return lookup_inode(inode);
     }
     None
+}
+
+/// The verdict `EXEC_INODE_PLAN` holds for a file identity; a clean entry of the kernel's hash
+/// cache (`actions == 0`) is no match.
+#[inline(always)]
+pub(crate) fn lookup_inode(inode: &InodeKey) -> Option<PlanVerdict> {
+    let v = EXEC_INODE_PLAN.get_ptr(inode)?;
+    // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
+    let v = unsafe { *v };
+    (v.actions != 0).then_some(v)
 }
 
 /// What a hook does about a plan match.

@@ -172,3 +172,99 @@ fn monitor_mode_records_would_kill_and_lets_the_binary_run() {
     );
     assert!(actions(&records, "kill", Some("deny-by-name")).is_empty());
 }
+
+/// A policy whose only rule reads `exec.envs`, so exec records carry the environment.
+const ENV_POLICY: &str = r#"version: 1
+rules:
+  - id: watch-env
+    description: test rule, reads the environment
+    severity: low
+    expression: exec.envs startswith "ENFORCER_TEST_VAR="
+    action: alert
+"#;
+
+/// The exec event whose path is `path`.
+fn exec_event_at<'a>(records: &'a [Value], path: &str) -> Option<&'a Value> {
+    records
+        .iter()
+        .find(|r| r["type"] == "event" && r["event"]["exec"]["file"]["path"] == path)
+        .map(|r| &r["event"])
+}
+
+#[test]
+fn exec_records_carry_credentials_interpreter_environment_and_the_unlinked_flag() {
+    use std::os::fd::AsRawFd as _;
+    if !can_run("exec_records_carry_credentials_interpreter_environment_and_the_unlinked_flag") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let payload = install(Path::new(WRITE_MARKER), dir.path(), "enriched-payload");
+    let script = dir.path().join("script.sh");
+    // Alive for a second: its record is handled while /proc still shows its directory.
+    std::fs::write(&script, "#!/bin/sh\nsleep 1\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A file executed after its last name is gone (through the engine-side /proc path).
+    let doomed = install(Path::new(WRITE_MARKER), dir.path(), "doomed-payload");
+    let doomed_fd = std::fs::File::open(&doomed).unwrap();
+    std::fs::remove_file(&doomed).unwrap();
+    let doomed_path = format!("/proc/{}/fd/{}", std::process::id(), doomed_fd.as_raw_fd());
+
+    let mut engine = Engine::start(dir.path(), ENV_POLICY, "block");
+    let marker = dir.path().join("m-enriched");
+    for (program, args) in [
+        (
+            payload.display().to_string(),
+            vec![marker.display().to_string()],
+        ),
+        (script.display().to_string(), vec![]),
+        (
+            doomed_path.clone(),
+            vec![dir.path().join("m-doomed").display().to_string()],
+        ),
+    ] {
+        let status = Command::new(&program)
+            .args(&args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("ENFORCER_TEST_VAR", "hello")
+            .env("PATH", "/usr/bin:/bin")
+            .status()
+            .unwrap();
+        assert!(status.success(), "{program}: {status}");
+    }
+    engine.wait_for(Duration::from_secs(10), "the unlinked file's exec", |r| {
+        r["type"] == "event" && r["event"]["exec"]["file"]["path"] == doomed_path.as_str()
+    });
+    let records = engine.stop();
+
+    let ev = exec_event_at(&records, &payload.display().to_string()).expect("payload event");
+    let exec = &ev["exec"];
+    assert_eq!(exec["euid"], 0, "{ev}");
+    // Root keeps its capabilities: CAP_SYS_ADMIN (21) among them.
+    let caps = exec["caps"]["effective"].as_u64().unwrap();
+    assert_ne!(caps & (1 << 21), 0, "{ev}");
+    assert_ne!(exec["caps"]["permitted"].as_u64().unwrap(), 0, "{ev}");
+    assert_eq!(exec["interpreter"], "", "an ELF has no interpreter: {ev}");
+    assert_eq!(
+        exec["envs"],
+        serde_json::json!(["ENFORCER_TEST_VAR=hello", "PATH=/usr/bin:/bin"]),
+        "{ev}"
+    );
+    assert_eq!(exec["is_deleted"], false);
+    assert_eq!(exec["is_memfd"], false);
+
+    let ev = exec_event_at(&records, &script.display().to_string()).expect("script event");
+    assert_eq!(ev["exec"]["interpreter"], "/bin/sh", "{ev}");
+    // Read from /proc when the record is handled (the script is still sleeping then).
+    assert_eq!(
+        ev["exec"]["cwd"],
+        dir.path().canonicalize().unwrap().display().to_string(),
+        "{ev}"
+    );
+
+    let ev = exec_event_at(&records, &doomed_path).expect("unlinked file event");
+    assert_eq!(ev["exec"]["is_deleted"], true, "{ev}");
+    assert_eq!(ev["exec"]["file"]["name"], "doomed-payload", "{ev}");
+    drop(doomed_fd);
+}

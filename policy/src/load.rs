@@ -298,11 +298,14 @@ impl Loader {
         let mut kernel_rules = Vec::new();
         let mut learned_rules = Vec::new();
         let mut file_rules = Vec::new();
+        let mut hash_rules = Vec::new();
+        let mut hash_needed = Vec::with_capacity(checked.len());
         for c in checked {
             let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
             let blocks = c.raw.actions.blocks();
             let file_rule =
                 lower::files::is_file_kind(c.kind).then(|| lower::files::analyze(&c.cond, c.kind));
+            let hashes = lower::hash_values(&c.cond);
             let learned = match lower::learned_rule(&c.cond) {
                 Ok(learned) => learned,
                 Err(b) => {
@@ -385,6 +388,17 @@ impl Loader {
                 breaker: c.raw.breaker,
                 dns_responses: c.cond.reads(&reads_response_field),
             });
+            // A rule whose only tests are hash lists that are all empty never matches: it
+            // needs no hashing at all.
+            let reads_hash = crate::fields_used::reads(&c.cond, "exec.file.hash.");
+            hash_needed.push(reads_hash && hashes.as_ref().is_none_or(|v| !v.is_empty()));
+            if let Some(values) = hashes
+                && blocks
+                && !c.raw.disabled
+                && !values.is_empty()
+            {
+                hash_rules.push((index, values));
+            }
             conds.push(c.cond);
         }
         let extra_public: Vec<IpNet> = extra_public.into_iter().collect();
@@ -407,6 +421,7 @@ impl Loader {
         let (file_watches, file_filtered) = lower::files::entries(&file_rules);
         plan.file_watches = file_watches;
         plan.file_filtered = file_filtered;
+        plan.exec_hashes = lower::hash_entries(&hash_rules);
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }
@@ -419,6 +434,7 @@ impl Loader {
             names,
         );
         policy.dns_ports = dns_ports.into_iter().collect();
+        policy.hash_needed = hash_needed;
         Ok(policy)
     }
 

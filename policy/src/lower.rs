@@ -117,6 +117,64 @@ fn requires(c: &Cond, field: FieldId) -> bool {
     }
 }
 
+/// The SHA-256 field the hash plan matches.
+pub const HASH_FIELD: &str = "exec.file.hash.sha256";
+
+/// When `c` is a disjunction (`||`, through macros) of `exec.file.hash.sha256 == "v"` /
+/// `in list` tests, the values it matches: 64 lowercase hex digits each (a value of another
+/// shape can never equal a computed hash and is left out). `None` when `c` is anything else.
+/// An empty result means the rule can never match.
+pub fn hash_values(c: &Cond) -> Option<Vec<String>> {
+    let field = schema::lookup(HASH_FIELD)?;
+    match &c.node {
+        CondNode::Or(items) => {
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(hash_values(i)?);
+            }
+            Some(out)
+        }
+        CondNode::Macro(_, inner) => hash_values(inner),
+        CondNode::Test(t) if t.field == field && !t.negate => {
+            let values: Vec<&str> = match &*t.matcher {
+                Matcher::StrEq(v) => vec![v],
+                Matcher::StrIn(set) => set.iter().map(|s| &**s).collect(),
+                _ => return None,
+            };
+            Some(
+                values
+                    .into_iter()
+                    .filter(|v| {
+                        v.len() == 64 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    })
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// The hash plan entries of the blocking rules `(index, values)`: one per digest, its rules.
+pub fn hash_entries(rules: &[(u32, Vec<String>)]) -> Vec<PlanEntry> {
+    let mut map: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (idx, values) in rules {
+        for v in values {
+            let e = map.entry(v.clone()).or_default();
+            if e.last() != Some(idx) {
+                e.push(*idx);
+            }
+        }
+    }
+    map.into_iter()
+        .map(|(value, mut rules)| {
+            rules.sort_unstable();
+            rules.dedup();
+            PlanEntry { value, rules }
+        })
+        .collect()
+}
+
 /// How the kernel can match `c`, or why it cannot.
 pub fn analyze(c: &Cond) -> Result<Lowered, Blocker> {
     match set_family(c) {
@@ -330,6 +388,7 @@ pub fn build_plan(
         file_watches: Vec::new(),
         file_rules: false,
         file_filtered: false,
+        exec_hashes: Vec::new(),
     };
     (plan, blocked)
 }

@@ -84,6 +84,11 @@ pub struct KernelPlan {
     /// them against each DNS answer and writes the addresses they match into the connect plan
     /// for the answer's TTL (see [`learned_rule`](crate::lower::learned_rule)).
     pub learned_rules: Vec<u32>,
+    /// Exec by content: SHA-256 values (64 lowercase hex digits) of the blocking (deny/kill)
+    /// rules that are a disjunction of `exec.file.hash.sha256` tests. The lsm tier hashes
+    /// executables in the kernel (`bpf_ima_file_hash`) and refuses a listed one; the rules
+    /// stay userspace rules too (the signal tier, files the kernel does not hash).
+    pub exec_hashes: Vec<PlanEntry>,
     /// Watched file paths (`crate::lower::files`), sorted by operation, path, exactness.
     pub file_watches: Vec<FileWatchEntry>,
     /// Some enabled rule is about a file event kind (`open`, `unlink`, `rename`, `chmod`,
@@ -126,6 +131,7 @@ impl KernelPlan {
             + self.dns_domains.len()
             + self.connect_nets.len()
             + self.file_watches.len()
+            + self.exec_hashes.len()
     }
 
     /// Whether the plan is empty.

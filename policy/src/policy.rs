@@ -57,6 +57,9 @@ pub struct CompiledPolicy {
     pub(crate) files: Vec<String>,
     /// `network.dns_server_ports` plus 53: sorted, deduplicated, at most [`MAX_DNS_PORTS`].
     pub(crate) dns_ports: Vec<u16>,
+    /// Per rule: whether it needs the file hash to be computed (it reads `exec.file.hash.*`
+    /// and is not a test on hash lists that are all empty).
+    pub(crate) hash_needed: Vec<bool>,
 }
 
 /// Most DNS server ports a policy may name (53 included): the kernel compares each.
@@ -93,6 +96,7 @@ impl CompiledPolicy {
             sources,
             files,
             dns_ports: vec![53],
+            hash_needed: Vec::new(),
         }
     }
 
@@ -156,6 +160,18 @@ impl CompiledPolicy {
         self.conds
             .iter()
             .map(|c| crate::fields_used::reads(c, prefix))
+            .collect()
+    }
+
+    /// For each rule (by index), whether the daemon must hash executed files for it: it
+    /// reads `exec.file.hash.*` and can match (a rule on empty hash lists never does, so the
+    /// default policy with an empty `miner_sha256` hashes nothing).
+    pub fn hash_needed(&self) -> Vec<bool> {
+        let reading = self.rules_reading("exec.file.hash.");
+        reading
+            .iter()
+            .enumerate()
+            .map(|(i, r)| *r && self.hash_needed.get(i).copied().unwrap_or(true))
             .collect()
     }
 

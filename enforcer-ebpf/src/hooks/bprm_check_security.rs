@@ -83,6 +83,7 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         0,
         &verdict,
         (0, 0),
+        None,
     );
     Ok(if deny { Verdict::Deny } else { Verdict::Allow })
 }

@@ -1,20 +1,33 @@
-//! Filling an `ExecRecord` from the per-CPU scratch keys, shared by both exec programs.
+//! Filling an `ExecRecord` from the per-CPU scratch keys, shared by the exec and mapping programs.
 
 use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm};
-use enforcer_common::event::{
-    ARGS_LEN, COMM_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EventKind, ExecRecord, Hook,
+use enforcer_common::{
+    event::{
+        ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_CREDS,
+        EXEC_DELETED, EXEC_ENV_MISSING, EXEC_ENV_TRUNCATED, EventKind, ExecRecord, Hook,
+    },
+    plan::SHA256_LEN,
 };
 
 use crate::{
     emit::{self, Verdict},
-    kernel::ExecTarget,
+    kernel::{self, ExecTarget},
     maps::Scratch,
 };
+
+/// What only the record of a successful exec carries (read after the exec, in the new image's
+/// context): credentials, interpreter, unlinked flag, and the environment block when a rule
+/// reads it (`(0, 0)` otherwise).
+pub(crate) struct ExecExtra {
+    pub(crate) task: *const u8,
+    pub(crate) bprm: *const u8,
+    pub(crate) env: (u64, u64),
+}
 
 /// Emits an exec record. `args` is the user-space argument block `(start, end)` of the current
 /// task when it can be read (after the exec), `(0, 0)` otherwise. (Not an `Option`: LLVM reads
 /// the payload of a `None` speculatively, which the 6.1 verifier rejects as an uninitialized
-/// stack read.)
+/// stack read.) `extra` is what only the record of a successful exec carries.
 #[inline(always)]
 pub(crate) fn emit_exec(
     hook: Hook,
@@ -23,6 +36,7 @@ pub(crate) fn emit_exec(
     ppid: u32,
     verdict: &Verdict,
     args: (u64, u64),
+    extra: Option<&ExecExtra>,
 ) {
     let Some(mut entry) = emit::reserve::<ExecRecord>() else {
         return;
@@ -45,6 +59,8 @@ pub(crate) fn emit_exec(
         (*rec).file.ctime_sec = scratch.inode.ctime_sec;
         (*rec).file.ctime_nsec = scratch.inode.ctime_nsec;
         (*rec).file.dev = scratch.inode.dev;
+        // Hashed in the kernel only by bprm_creds_from_file, which writes its own record.
+        (*rec).sha256 = [0; SHA256_LEN];
         (*rec).name_len = target.name_len;
         (*rec).path_len = target.path_len;
         // Straight into the record (a copy through the stack leaves bytes the 6.1 verifier
@@ -76,7 +92,65 @@ pub(crate) fn emit_exec(
             _ => flags |= EXEC_ARGS_MISSING,
         }
         (*rec).args_len = args_len;
+        (*rec).euid = 0;
+        (*rec).interp_len = 0;
+        (*rec).cap_effective = 0;
+        (*rec).cap_permitted = 0;
+        (*rec).env_len = 0;
+        (*rec)._pad = 0;
+        match extra {
+            Some(extra) => flags |= fill_extra(rec, extra),
+            None => flags |= EXEC_ENV_MISSING,
+        }
         (*rec).flags = flags;
     }
     entry.submit(0);
+}
+
+/// Writes the [`ExecExtra`] fields into `rec`; returns the `EXEC_*` flags they give.
+///
+/// # Safety
+/// `rec` must point at a reserved, writable `ExecRecord`.
+#[inline(always)]
+unsafe fn fill_extra(rec: *mut ExecRecord, extra: &ExecExtra) -> u32 {
+    let mut flags = 0;
+    // SAFETY: the caller guarantees `rec`; the writes stay inside it (fixed arrays, lengths
+    // clamped to their sizes).
+    unsafe {
+        if let Ok(creds) = kernel::creds(extra.task) {
+            (*rec).euid = creds.euid;
+            (*rec).cap_effective = creds.cap_effective;
+            (*rec).cap_permitted = creds.cap_permitted;
+            flags |= EXEC_CREDS;
+        }
+        if let Ok(len) = kernel::read_interp(extra.bprm, &mut (*rec).interp) {
+            (*rec).interp_len = len;
+        }
+        if matches!(kernel::exec_file_unlinked(extra.bprm), Ok(true)) {
+            flags |= EXEC_DELETED;
+        }
+        let (start, end) = extra.env;
+        match end.checked_sub(start) {
+            Some(span) if span > 0 => {
+                let mut len = span as usize;
+                if len > ENV_LEN {
+                    len = ENV_LEN;
+                    flags |= EXEC_ENV_TRUNCATED;
+                }
+                let dst = &mut (*rec).env;
+                // Checked again after a trip through the stack (see the argv read above).
+                let len = core::hint::black_box(len);
+                if len > 0
+                    && len <= ENV_LEN
+                    && bpf_probe_read_user_buf(start as *const u8, &mut dst[..len]).is_ok()
+                {
+                    (*rec).env_len = len as u32;
+                } else {
+                    flags |= EXEC_ENV_MISSING;
+                }
+            }
+            _ => flags |= EXEC_ENV_MISSING,
+        }
+    }
+    flags
 }

@@ -3,6 +3,7 @@
 
 mod bind_accept;
 mod bprm_check_security;
+mod bprm_creds_from_file;
 mod connect;
 mod dns_query;
 mod dns_response;
@@ -10,6 +11,7 @@ mod exec_record;
 mod file_open;
 mod file_path;
 mod lifecycle;
+mod mmap_exec;
 mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;

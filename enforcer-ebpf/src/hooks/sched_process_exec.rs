@@ -19,14 +19,14 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook},
-    plan::{NAME_LEN, PATH_LEN},
+    plan::{EXEC_RECORD_ENV, NAME_LEN, PATH_LEN},
 };
 
-use super::exec_record::emit_exec;
+use super::exec_record::{ExecExtra, emit_exec};
 use crate::{
     emit,
     kernel::{self, ReadError},
-    maps::{SCRATCH, config, count},
+    maps::{SCRATCH, config, count, plan_settings},
     plan::{Site, act, lookup_exec},
 };
 
@@ -72,6 +72,12 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         }
     }
     let ppid = kernel::parent_tgid(task);
+    let env = if plan_settings().exec & EXEC_RECORD_ENV != 0 {
+        kernel::env_block(task).unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
+    let extra = ExecExtra { task, bprm, env };
     emit_exec(
         Hook::TpSchedProcessExec,
         scratch,
@@ -79,6 +85,7 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         ppid,
         &verdict,
         kernel::arg_block(task).unwrap_or((0, 0)),
+        Some(&extra),
     );
     Ok(())
 }

@@ -81,6 +81,10 @@ pub enum Record {
         never_kill: Vec<String>,
         /// The kill breaker's default limits.
         kill_breaker: BreakerSettings,
+        /// Content hashes of executed files: `kernel` (the lsm tier hashes first-seen
+        /// executables in `bprm_creds_from_file` and refuses listed ones), `userspace: <why
+        /// not in the kernel>` (hashed after the exec), or `off` (no rule can use a hash).
+        exec_hash: String,
     },
     /// Written on a clean shutdown.
     EngineStop {

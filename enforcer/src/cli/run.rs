@@ -69,6 +69,10 @@ pub(crate) struct RunArgs {
     /// storm of distinct files beyond it gets `hash budget exhausted` instead of a hash.
     #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     hash_rate_mib: u64,
+    /// Do not hash executables in the kernel (lsm tier): first execs of listed files are then
+    /// killed after the fact by the userspace hasher, as in the signal tier.
+    #[arg(long)]
+    no_kernel_hash: bool,
 }
 
 /// A CPU sampling interval between 100 ms and 1 h.
@@ -149,6 +153,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             burst_bytes: (args.hash_rate_mib << 20).saturating_mul(8),
             ..HashConfig::default()
         },
+        kernel_hash: !args.no_kernel_hash,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

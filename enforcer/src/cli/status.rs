@@ -76,6 +76,34 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
                 "killed before the new program runs",
             )
         },
+        if lsm {
+            row(
+                "exec by content hash",
+                "lsm/bprm_creds_from_file (sleepable, bpf_ima_file_hash), lsm/bprm_check_security",
+                "deny",
+                "a listed SHA-256 is refused on its first exec when the kernel hash program loads (see exec_hash); otherwise hashed in userspace after the exec and killed, later execs refused by file identity",
+            )
+        } else {
+            row(
+                "exec by content hash",
+                "raw_tp/sched_process_exec + userspace SHA-256",
+                "kill",
+                "first exec killed after the fact (hashed in userspace); later execs killed before they run, by file identity",
+            )
+        },
+        if lsm {
+            row(
+                "program mapped executable by ld.so",
+                "lsm/mmap_file, lsm/file_mprotect",
+                "deny",
+                "by file name or known-bad file identity (not by path; a never-seen file is not hashed there)",
+            )
+        } else {
+            missing(
+                "program mapped executable by ld.so",
+                "the signal tier sees only the exec of ld.so and its argv (argv rules), not the mapping",
+            )
+        },
         row(
             "fork, exit",
             "raw_tp/sched_process_fork, raw_tp/sched_process_exit",
@@ -191,6 +219,8 @@ struct Status {
     kernel: String,
     tier: Option<&'static str>,
     tier_reason: String,
+    /// Whether executables can be hashed in the kernel, or why not.
+    exec_hash: String,
     coverage: Vec<Coverage>,
 }
 
@@ -199,11 +229,12 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (tier, tier_reason) = probe();
+    let (tier, tier_reason, exec_hash) = probe();
     let status = Status {
         kernel,
         tier: tier.map(KernelTier::name),
         tier_reason,
+        exec_hash,
         coverage: tier.map(coverage).unwrap_or_default(),
     };
     if args.json {
@@ -216,6 +247,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         status.tier.unwrap_or("unknown"),
         status.tier_reason
     );
+    println!("hash   {}", status.exec_hash);
     for c in &status.coverage {
         let seen = if c.seen { "seen" } else { "NOT SEEN" };
         println!(
@@ -226,19 +258,27 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the programs without attaching them to learn the tier.
-fn probe() -> (Option<KernelTier>, String) {
+/// Loads the programs without attaching them to learn the tier and whether executables can
+/// be hashed in the kernel.
+fn probe() -> (Option<KernelTier>, String, String) {
+    let unknown = |why: String| (None, why, "unknown".to_owned());
     if !nix::unistd::geteuid().is_root() {
-        return (None, "probing the tier needs root".to_owned());
+        return unknown("probing the tier needs root".to_owned());
     }
     let btf = std::path::Path::new(enforcer::btf::VMLINUX_BTF_PATH);
     let mut offsets = match loader::offsets::from_btf_file(btf) {
         Ok(offsets) => offsets,
-        Err(err) => return (None, format!("kernel BTF unusable: {err}")),
+        Err(err) => return unknown(format!("kernel BTF unusable: {err}")),
     };
     match loader::load(true, &mut offsets) {
-        Ok(loaded) => (Some(loaded.tier), loaded.tier_reason),
-        Err(err) => (None, format!("the programs do not load: {err}")),
+        Ok(loaded) => {
+            let hash = match &loaded.kernel_hash {
+                Ok(()) => "in the kernel (bpf_ima_file_hash) when the policy lists SHA-256 values; userspace fallback for larger files".to_owned(),
+                Err(why) => format!("userspace only, after the exec: {why}"),
+            };
+            (Some(loaded.tier), loaded.tier_reason, hash)
+        }
+        Err(err) => unknown(format!("the programs do not load: {err}")),
     }
 }
 

@@ -153,6 +153,11 @@ impl<'p> Handler<'p> {
                 let observed = !matches!(record, Decoded::Exec(_))
                     || header.hook == Hook::TpSchedProcessExec as u32;
                 if observed && let Decoded::Exec(exec) = &record {
+                    crate::pipeline::exec_event::add_cwd(
+                        &mut event,
+                        std::path::Path::new("/proc"),
+                        header.tgid,
+                    );
                     return self.report_exec(&header, exec, event, sink);
                 }
                 self.report(&header, event, observed, sink)

@@ -78,6 +78,8 @@ pub struct Options {
     pub cpu: crate::cpu::CpuSettings,
     /// Bounds of the executable hasher (used when a rule reads `exec.file.hash.*`).
     pub hash: HashConfig,
+    /// Hash first-seen executables in the kernel in the lsm tier (`bprm_creds_from_file`).
+    pub kernel_hash: bool,
 }
 
 /// The loaded kernel plan, rewritten when the kill breaker disarms a rule.
@@ -239,6 +241,45 @@ async fn next_hash(
     }
 }
 
+/// Largest file the kernel hashes: the userspace cap, at most 64 MiB (a bigger first exec
+/// would stall in the hook; userspace hashes it after the exec instead).
+const KERNEL_HASH_MAX: u64 = 64 << 20;
+
+/// Seconds of slack over the userspace settle time before the kernel caches a file clean:
+/// the kernel compares the change time with `CLOCK_TAI`, which runs ahead of the realtime
+/// clock by the TAI offset (0, or 37 s once NTP sets it, possibly after start).
+const KERNEL_FRESH_MARGIN_S: u64 = 2;
+
+/// The in-kernel hash limits from the userspace hasher's settings: the same size cap (at most
+/// [`KERNEL_HASH_MAX`]) and settle time, plus the TAI offset measured now and a margin.
+fn kernel_hash_limits(hash: &HashConfig) -> plan_sync::HashLimits {
+    let now = |clock| {
+        nix::time::clock_gettime(clock)
+            .map(|t| t.tv_sec())
+            .unwrap_or(0)
+    };
+    let tai_offset = now(nix::time::ClockId::CLOCK_TAI) - now(nix::time::ClockId::CLOCK_REALTIME);
+    plan_sync::HashLimits {
+        max_size: hash.max_size.min(KERNEL_HASH_MAX),
+        fresh_s: hash.settle.as_secs().max(1) + tai_offset.unsigned_abs() + KERNEL_FRESH_MARGIN_S,
+    }
+}
+
+/// How executed files are hashed under `policy` with the programs `loaded`, for the start
+/// record and the log.
+fn exec_hash_state(policy: &CompiledPolicy, loaded: &loader::Loaded) -> String {
+    if !policy.hash_needed().contains(&true) {
+        return "off (no rule can match a hash)".to_owned();
+    }
+    if policy.lower().exec_hashes.is_empty() {
+        return "userspace (no deny/kill rule on hash lists for the kernel)".to_owned();
+    }
+    match &loaded.kernel_hash {
+        Ok(()) => "kernel (bpf_ima_file_hash in bprm_creds_from_file; userspace for larger files and when the helper fails)".to_owned(),
+        Err(why) => format!("userspace, after the exec (not in the kernel: {why})"),
+    }
+}
+
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { what, source }
 }
@@ -253,7 +294,9 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut offsets =
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
     let dry_run = options.mode == Mode::Monitor;
-    let mut loaded = loader::load(dry_run, &mut offsets)?;
+    // The hash program only when the policy lists SHA-256 values for the kernel.
+    let kernel_hash = options.kernel_hash && !policy.lower().exec_hashes.is_empty();
+    let mut loaded = loader::load_with(dry_run, kernel_hash, &mut offsets)?;
     let generation = 1;
     for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {
         tracing::warn!("{conflict}");
@@ -264,7 +307,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             path.display()
         );
     }
+    plan_sync::write_hash_limits(&mut loaded.ebpf, kernel_hash_limits(&options.hash))?;
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
+    let exec_hash = exec_hash_state(&policy, &loaded);
+    tracing::info!("content hashes of executed files: {exec_hash}");
     let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
     loaded.attach()?;
     match &loaded.dns_responses {
@@ -299,6 +345,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             max_targets: options.breaker.max_targets,
             window_s: options.breaker.window.as_secs(),
         },
+        exec_hash,
     })?;
     if loaded.tier == KernelTier::Signal && !dry_run {
         tracing::warn!(
@@ -336,7 +383,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     );
     let mut handler = handler::Handler::new(&policy, tier, dry_run, clock, enforcer);
     let mut hash_results = None;
-    if policy.rules_reading("exec.file.hash.").contains(&true) {
+    if policy.hash_needed().contains(&true) {
         let (hasher, results) =
             ExecHasher::start(options.hash.clone()).map_err(io_err("hash threads"))?;
         handler = handler.with_hasher(hasher, Some(inode_plan));

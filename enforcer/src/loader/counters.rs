@@ -5,7 +5,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::{Map, Value};
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 18] = [
+pub const ALL: [(Counter, &str); 24] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -24,6 +24,12 @@ pub const ALL: [(Counter, &str); 18] = [
     (Counter::FileFiltered, "file_filtered"),
     (Counter::FileMatched, "file_matched"),
     (Counter::FileUnfiltered, "file_unfiltered"),
+    (Counter::ImaHashed, "ima_hashed"),
+    (Counter::ImaCacheHit, "ima_cache_hit"),
+    (Counter::ImaMatched, "ima_matched"),
+    (Counter::ImaSkipped, "ima_skipped"),
+    (Counter::MmapChecked, "mmap_checked"),
+    (Counter::MmapMatched, "mmap_matched"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

@@ -52,7 +52,7 @@ pub enum LoadError {
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 8] = [
+const LSM_PROGRAMS: [(&str, &str); 10] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
@@ -61,7 +61,11 @@ const LSM_PROGRAMS: [(&str, &str); 8] = [
     (programs::LSM_PATH_RENAME, "path_rename"),
     (programs::LSM_PATH_CHMOD, "path_chmod"),
     (programs::LSM_PATH_CHOWN, "path_chown"),
+    (programs::LSM_MMAP_FILE, "mmap_file"),
+    (programs::LSM_FILE_MPROTECT, "file_mprotect"),
 ];
+/// The sleepable in-kernel hash program (lsm tier, optional: it needs `bpf_ima_file_hash`).
+const LSM_KERNEL_HASH: (&str, &str) = (programs::LSM_BPRM_CREDS_FROM_FILE, "bprm_creds_from_file");
 /// Raw tracepoint programs (every tier): program name and tracepoint.
 const RAW_TRACEPOINTS: [(&str, &str); 3] = [
     (programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec"),
@@ -145,6 +149,10 @@ pub struct Loaded {
     /// Where DNS responses are watched (the cgroup v2 root the ingress program is attached
     /// to), or why they are not; set by [`Loaded::attach`].
     pub dns_responses: Result<std::path::PathBuf, String>,
+    /// Whether executables are hashed in the kernel (the sleepable `bprm_creds_from_file`
+    /// program is loaded), or why not (not the lsm tier, the kernel refused it, or turned
+    /// off); userspace hashing after the exec is the fallback.
+    pub kernel_hash: Result<(), String>,
 }
 
 fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebpf, LoadError> {
@@ -203,9 +211,35 @@ fn syscall_nr(nr: libc::c_long) -> u32 {
     u32::try_from(nr).unwrap_or(u32::MAX)
 }
 
+/// Loads the optional in-kernel hash program (lsm tier); `Err` says why it is not available.
+fn load_kernel_hash(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
+    let btf = aya::Btf::from_sys_fs()?;
+    let (name, hook) = LSM_KERNEL_HASH;
+    let started = std::time::Instant::now();
+    Ok(match program::<Lsm>(ebpf, name)?.load(hook, &btf) {
+        Ok(()) => {
+            tracing::info!("{name} loaded in {} ms", started.elapsed().as_millis());
+            Ok(())
+        }
+        Err(err) => Err(format!(
+            "sleepable LSM program {name} (bpf_ima_file_hash) does not load: {}",
+            err.to_string().trim_end_matches(". Verifier output: ")
+        )),
+    })
+}
+
 /// Probes the tier and loads the programs for it. `dry_run` makes the programs record what
 /// they would do instead of doing it. `offsets` gets the tracepoint argument offsets.
 pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadError> {
+    load_with(dry_run, true, offsets)
+}
+
+/// [`load`]; `kernel_hash` false leaves the in-kernel hash program out (userspace hashes).
+pub fn load_with(
+    dry_run: bool,
+    kernel_hash: bool,
+    offsets: &mut KernelOffsets,
+) -> Result<Loaded, LoadError> {
     tracefs::ensure_mounted()?;
     let layout = tracefs::syscall_layout()?;
     offsets.tp_syscall_args = layout.args;
@@ -284,11 +318,19 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
+    let kernel_hash = match (tier, kernel_hash) {
+        (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
+        (KernelTier::Lsm, false) => {
+            Err("not loaded (turned off, or no hash list to match)".to_owned())
+        }
+        _ => Err("needs the lsm tier".to_owned()),
+    };
     Ok(Loaded {
         ebpf,
         tier,
         tier_reason,
         dns_responses: Err("not attached yet".to_owned()),
+        kernel_hash,
     })
 }
 
@@ -315,6 +357,12 @@ impl Loaded {
                 program::<Lsm>(&mut self.ebpf, name)?
                     .attach()
                     .map_err(program_err("attach", name))?;
+            }
+            if self.kernel_hash.is_ok() {
+                let (name, _) = LSM_KERNEL_HASH;
+                if let Err(err) = program::<Lsm>(&mut self.ebpf, name)?.attach() {
+                    self.kernel_hash = Err(format!("cannot attach {name}: {err}"));
+                }
             }
         }
         Ok(())

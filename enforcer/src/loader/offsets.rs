@@ -75,6 +75,16 @@ offset_table! {
     fs_pwd_dentry => ("fs_struct", "pwd.dentry"),
     path_mnt => ("path", "mnt"),
     path_dentry => ("path", "dentry"),
+    inode_size => ("inode", "i_size"),
+    vma_vm_file => ("vm_area_struct", "vm_file"),
+    task_cred => ("task_struct", "cred"),
+    cred_euid => ("cred", "euid"),
+    cred_cap_effective => ("cred", "cap_effective"),
+    cred_cap_permitted => ("cred", "cap_permitted"),
+    binprm_interp => ("linux_binprm", "interp"),
+    mm_env_start => ("mm_struct", "env_start"),
+    mm_env_end => ("mm_struct", "env_end"),
+    inode_nlink => ("inode", "i_nlink"),
 }
 
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),

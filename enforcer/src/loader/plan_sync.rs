@@ -15,14 +15,15 @@ use aya::{
 };
 use enforcer_common::{
     maps::{
-        CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_NAME_PLAN,
-        EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
+        CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_HASH_PLAN,
+        EXEC_NAME_PLAN, EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
     },
     net::name_hash,
     plan::{
-        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, METHOD_LEN, MethodKey, NAME_LEN, NameKey,
-        PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
-        RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, padded,
+        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL,
+        EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN,
+        PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS,
+        RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, SHA256_LEN, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -186,18 +187,72 @@ pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     bits | super::file_plan::settings_bits(plan)
 }
 
-/// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan.
-fn write_settings(
+/// The `PLAN_SETTINGS` exec bits of `policy`: hash in the kernel when the hash plan has
+/// entries; check executable mappings when the exec plan can match a mapped file (names,
+/// hashes, or the identities the daemon writes when a rule reads the hash); carry the
+/// environment in exec records when a rule reads `exec.envs`.
+pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
+    let mut bits = 0;
+    if !plan.exec_hashes.is_empty() {
+        bits |= EXEC_HASH_IN_KERNEL;
+    }
+    if !plan.exec_names.is_empty()
+        || !plan.exec_hashes.is_empty()
+        || policy.hash_needed().contains(&true)
+    {
+        bits |= EXEC_CHECK_MMAP;
+    }
+    if policy.rules_reading("exec.envs").contains(&true) {
+        bits |= EXEC_RECORD_ENV;
+    }
+    bits
+}
+
+/// Limits of the in-kernel hash, written once at start ([`write_hash_limits`]) and kept by
+/// every later plan write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashLimits {
+    /// Larger files are left to userspace.
+    pub max_size: u64,
+    /// Files changed within this many seconds (of `CLOCK_TAI`) are not cached clean.
+    pub fresh_s: u64,
+}
+
+/// The settings array and its current value (zero when unreadable).
+fn settings_map(
     ebpf: &mut Ebpf,
-    policy: &CompiledPolicy,
-    plan: &KernelPlan,
-) -> Result<(), PlanError> {
+) -> Result<(Array<&mut aya::maps::MapData, PlanSettings>, PlanSettings), PlanError> {
     let map = PLAN_SETTINGS;
-    let mut array: Array<_, PlanSettings> = ebpf
+    let array: Array<_, PlanSettings> = ebpf
         .map_mut(map)
         .ok_or(PlanError::MissingMap(map))?
         .try_into()
         .map_err(|source| PlanError::Map { map, source })?;
+    let current = array.get(&0, 0).unwrap_or_default();
+    Ok((array, current))
+}
+
+/// Writes the in-kernel hash limits into `PLAN_SETTINGS` (before the plan, so the hash
+/// program never runs with a zero size cap under a non-empty hash plan).
+pub fn write_hash_limits(ebpf: &mut Ebpf, limits: HashLimits) -> Result<(), PlanError> {
+    let (mut array, mut settings) = settings_map(ebpf)?;
+    settings.hash_max_size = limits.max_size;
+    settings.hash_fresh_s = limits.fresh_s;
+    array.set(0, settings, 0).map_err(|source| PlanError::Map {
+        map: PLAN_SETTINGS,
+        source,
+    })
+}
+
+/// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan,
+/// and which exec checks run (the hash limits are kept).
+fn write_settings(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    plan: &KernelPlan,
+    generation: u32,
+) -> Result<(), PlanError> {
+    let (mut array, current) = settings_map(ebpf)?;
     let mut dns_ports = [0u16; DNS_PORT_SLOTS];
     for (slot, port) in dns_ports.iter_mut().zip(policy.dns_server_ports()) {
         *slot = *port;
@@ -206,10 +261,59 @@ fn write_settings(
         record: settings_bits(policy, plan),
         _pad: 0,
         dns_ports,
+        exec: exec_bits(policy, plan),
+        hash_generation: generation,
+        ..current
     };
-    array
-        .set(0, settings, 0)
-        .map_err(|source| PlanError::Map { map, source })
+    array.set(0, settings, 0).map_err(|source| PlanError::Map {
+        map: PLAN_SETTINGS,
+        source,
+    })
+}
+
+/// Parses 64 hex digits into a digest.
+pub fn parse_sha256(hex: &str) -> Option<[u8; SHA256_LEN]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 2 * SHA256_LEN {
+        return None;
+    }
+    let mut out = [0u8; SHA256_LEN];
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Writes the hash plan: SHA-256 -> the merged verdict with action `deny` (the exec is refused
+/// before the new image exists; the caller of execve is not killed, as for inode verdicts).
+fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<usize, PlanError> {
+    let map = EXEC_HASH_PLAN;
+    let mut hash: HashMap<_, HashKey, PlanVerdict> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    let mut written = 0;
+    for entry in entries {
+        let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
+        else {
+            continue;
+        };
+        let digest = parse_sha256(&entry.value).ok_or_else(|| PlanError::KeyTooLong {
+            map,
+            value: entry.value.clone(),
+            max: 2 * SHA256_LEN,
+        })?;
+        let verdict = PlanVerdict {
+            actions: ACTION_DENY,
+            ..verdict
+        };
+        hash.insert(HashKey(digest), verdict, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// Writes a DNS plan map: `name_hash(value)` -> verdict.
@@ -360,9 +464,10 @@ pub fn write_with(
     let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, ctx)?;
     let nets = write_connect(ebpf, &plan.connect_nets, ctx)?;
     let files = super::file_plan::write(ebpf, ctx.rules, &plan, generation, disarmed)?;
+    let hashes = write_hashes(ebpf, &plan.exec_hashes, ctx)?;
     // After the entries, so a newly filtered family never misses an entry's events.
-    write_settings(ebpf, policy, &plan)?;
-    Ok(names + paths + methods + dns_names + dns_domains + nets + files)
+    write_settings(ebpf, policy, &plan, generation)?;
+    Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes)
 }
 
 #[cfg(test)]
@@ -398,6 +503,42 @@ mod tests {
         assert_eq!(
             merge_with(rules, &[0], 3, &HashSet::new()).unwrap().flags,
             0
+        );
+    }
+
+    #[test]
+    fn sha256_values_parse_into_digests() {
+        let hex = "00ff10".repeat(10) + "abcd";
+        let digest = parse_sha256(&hex).unwrap();
+        assert_eq!(&digest[..3], &[0x00, 0xff, 0x10]);
+        assert_eq!(&digest[30..], &[0xab, 0xcd]);
+        assert!(parse_sha256(&hex[..62]).is_none());
+        assert!(parse_sha256(&("g".to_owned() + &hex[1..])).is_none());
+        assert!(parse_sha256(&("é".to_owned() + &hex[2..])).is_none());
+    }
+
+    #[test]
+    fn exec_bits_follow_the_plan() {
+        let hash = "a".repeat(64);
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            &format!("rules:\n  - id: h\n    expression: exec.file.hash.sha256 == \"{hash}\"\n    action: kill\n  - id: e\n    expression: exec.envs startswith \"X=\"\n    action: alert\n"),
+        )
+        .unwrap();
+        let bits = exec_bits(&policy, &policy.lower());
+        assert_eq!(
+            bits,
+            EXEC_HASH_IN_KERNEL | EXEC_CHECK_MMAP | EXEC_RECORD_ENV
+        );
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: n\n    expression: exec.file.path == \"/x\"\n    action: deny\n",
+        )
+        .unwrap();
+        assert_eq!(
+            exec_bits(&policy, &policy.lower()),
+            0,
+            "paths are not checked at mmap"
         );
     }
 

@@ -145,6 +145,15 @@ pub(crate) fn test_exec_record() -> ExecRecord {
         args: [0; ARGS_LEN],
         comm: [0; COMM_LEN],
         file: enforcer_common::plan::InodeKey::default(),
+        sha256: [0; enforcer_common::plan::SHA256_LEN],
+        euid: 0,
+        interp_len: 0,
+        cap_effective: 0,
+        cap_permitted: 0,
+        env_len: 0,
+        _pad: 0,
+        interp: [0; PATH_LEN],
+        env: [0; enforcer_common::event::ENV_LEN],
     };
     rec.name[..4].copy_from_slice(b"true");
     rec.path[..13].copy_from_slice(b"/usr/bin/true");

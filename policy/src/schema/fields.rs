@@ -261,6 +261,34 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "/exec/cwd",
         "Working directory at exec time.",
     ),
+    f(
+        "exec.is_deleted",
+        T::Bool,
+        EXEC,
+        "/exec/is_deleted",
+        "The executed file has no directory entry left (deleted, or a memfd).",
+    ),
+    f(
+        "exec.euid",
+        T::Int,
+        EXEC,
+        "/exec/euid",
+        "Effective user id after the exec (setuid programs change it).",
+    ),
+    f(
+        "exec.caps.effective",
+        T::Int,
+        EXEC,
+        "/exec/caps/effective",
+        "Effective capabilities after the exec, as a bit mask (bit n = capability n).",
+    ),
+    f(
+        "exec.caps.permitted",
+        T::Int,
+        EXEC,
+        "/exec/caps/permitted",
+        "Permitted capabilities after the exec, as a bit mask.",
+    ),
     // fork / exit
     f(
         "fork.child.pid",

@@ -42,6 +42,17 @@ impl Engine {
         audit_log: &Path,
         output_log: &Path,
     ) -> Result<Self, String> {
+        Self::start_args(policy, mode, audit_log, output_log, &[])
+    }
+
+    /// [`Engine::start_with`], with `extra` arguments after the others.
+    pub(crate) fn start_args(
+        policy: &str,
+        mode: &str,
+        audit_log: &Path,
+        output_log: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
         match std::fs::remove_file(audit_log) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -60,6 +71,7 @@ impl Engine {
             .arg(mode)
             .arg("--audit-log")
             .arg(audit_log)
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out)

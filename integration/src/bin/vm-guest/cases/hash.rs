@@ -1,11 +1,18 @@
 //! Content-hash enforcement in the lsm tier (issue 6): a "miner" that is a copy of busybox made
 //! unique by appended bytes (its SHA-256 computed in the guest with busybox `sha256sum` and
-//! listed in a kill rule) is killed after the fact on its first exec (hashed in userspace);
-//! the daemon then writes the file's identity into the kernel's inode plan, and the second
-//! exec fails with EPERM in `bprm_check_security`, before the new image exists.
+//! listed in a kill rule).
+//! - `lsm_hash_deny`, the userspace fallback (`--no-kernel-hash`, as when the kernel cannot
+//!   hash): killed after the fact on its first exec (hashed in userspace); the daemon then
+//!   writes the file's identity into the kernel's inode plan, and the second exec fails with
+//!   EPERM in `bprm_check_security`, before the new image exists.
+//! - `lsm_hash_first_exec`, in-kernel hashing (`bpf_ima_file_hash` in the sleepable
+//!   `bprm_creds_from_file`): a never-seen renamed copy fails with EPERM on its FIRST exec; a
+//!   copy with one byte changed runs; a file cached clean and then rewritten in place with the
+//!   miner is refused (F14); exec latency measured for cached and uncached files.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use enforcer_integration::vm::layout;
 
@@ -20,6 +27,10 @@ use crate::engine::Engine;
 /// The miner: busybox runs the applet named by its first argument when its own name starts
 /// with `busybox`.
 const MINER: &str = "/tmp/busybox-miner";
+/// A renamed copy of the miner, never executed before the in-kernel case.
+const RENAMED: &str = "/tmp/kworker_upd";
+/// The miner with one byte changed: another hash, allowed.
+const CHANGED: &str = "/tmp/busybox-changed";
 const POLICY: &str = "/tmp/hash-policy.yaml";
 const RULE: &str = "miner-exec-hash";
 
@@ -35,15 +46,25 @@ fn sha256_of(path: &str) -> Result<String, String> {
     }
 }
 
-/// Writes the miner and the policy listing its hash; returns the hash.
-fn prepare() -> Result<String, String> {
+/// Writes `bytes` to `path` as an executable.
+fn write_exe(path: &str, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, bytes).map_err(|e| format!("write {path}: {e}"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("chmod {path}: {e}"))
+}
+
+/// The miner's bytes: busybox with a marker appended.
+fn miner_bytes() -> Result<Vec<u8>, String> {
     let mut bytes =
         std::fs::read(layout::BUSYBOX).map_err(|e| format!("read {}: {e}", layout::BUSYBOX))?;
     bytes.extend_from_slice(b"\nenforcer-vm-test-miner\n");
-    std::fs::write(MINER, &bytes).map_err(|e| format!("write {MINER}: {e}"))?;
-    std::fs::set_permissions(MINER, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("chmod {MINER}: {e}"))?;
+    Ok(bytes)
+}
+
+/// Writes the miner and the policy listing its hash; returns the hash.
+fn prepare() -> Result<String, String> {
+    write_exe(MINER, &miner_bytes()?)?;
     let sha = sha256_of(MINER)?;
     std::fs::write("/tmp/miner_sha256.txt", format!("{sha}\n"))
         .map_err(|e| format!("write hash list: {e}"))?;
@@ -66,11 +87,12 @@ pub(crate) fn lsm_hash_deny(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
     let sha = prepare()?;
     ctx.log(format!("miner {MINER} sha256 {sha}"));
-    let mut engine = Engine::start_with(
+    let mut engine = Engine::start_args(
         POLICY,
         "block",
         "/tmp/audit-hash.jsonl".as_ref(),
         "/tmp/enforcer-hash.log".as_ref(),
+        &["--no-kernel-hash"],
     )?;
     let result = first_killed_then_denied(ctx, &mut engine, &sha);
     if result.is_err() {
@@ -82,6 +104,9 @@ pub(crate) fn lsm_hash_deny(ctx: &Ctx) -> Result<(), String> {
 fn first_killed_then_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), String> {
     let start = engine.wait_started(START_TIMEOUT)?;
     expect_field(&start, "tier", "lsm")?;
+    if !audit::str_field(&start, "exec_hash").is_some_and(|s| s.starts_with("userspace")) {
+        return Err(format!("exec_hash {}, want userspace", start["exec_hash"]));
+    }
     let status = run_miner().map_err(|e| format!("first exec of {MINER} failed: {e}"))?;
     if status.signal() != Some(libc::SIGKILL) {
         return Err(format!("first exec: {status}, want killed by SIGKILL"));
@@ -113,4 +138,158 @@ fn first_killed_then_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result
     }
     ctx.log(format!("second exec: EPERM in {hook}: {deny}"));
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
+
+/// Runs `path` with busybox applet `args` and returns how long the exec and the run took (or
+/// the exec error).
+fn timed(path: &str, args: &[&str]) -> std::io::Result<(std::process::ExitStatus, Duration)> {
+    let start = Instant::now();
+    let status = Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .status()?;
+    Ok((status, start.elapsed()))
+}
+
+/// Mean time of `n` runs of `path true`, in microseconds.
+fn mean_us(path: &str, n: u32) -> Result<u128, String> {
+    let mut total = Duration::ZERO;
+    for _ in 0..n {
+        let (status, took) = timed(path, &["true"]).map_err(|e| format!("exec {path}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{path} true: {status}"));
+        }
+        total += took;
+    }
+    Ok(total.as_micros() / u128::from(n.max(1)))
+}
+
+/// In-kernel hashing: the first exec of a never-seen renamed copy fails with EPERM, decided in
+/// `bprm_creds_from_file` with the digest in the record; a changed copy runs.
+pub(crate) fn lsm_hash_first_exec(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    let sha = prepare()?;
+    let bytes = miner_bytes()?;
+    write_exe(RENAMED, &bytes)?;
+    let mut changed = bytes;
+    if let Some(last) = changed.last_mut() {
+        *last ^= 0x20;
+    }
+    write_exe(CHANGED, &changed)?;
+    let mut engine = Engine::start_with(
+        POLICY,
+        "block",
+        "/tmp/audit-hash-kernel.jsonl".as_ref(),
+        "/tmp/enforcer-hash-kernel.log".as_ref(),
+    )?;
+    let result = first_exec_denied(ctx, &mut engine, &sha);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result
+}
+
+fn first_exec_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT * 4)?;
+    if let Ok(log) = std::fs::read_to_string("/tmp/enforcer-hash-kernel.log") {
+        for line in log.lines().filter(|l| l.contains("loaded in")) {
+            ctx.log(line);
+        }
+    }
+    expect_field(&start, "tier", "lsm")?;
+    let exec_hash = audit::str_field(&start, "exec_hash").unwrap_or("");
+    if !exec_hash.starts_with("kernel") {
+        // The verifier log can be long: its start and end say why.
+        let (head, tail) = (
+            exec_hash.get(..600),
+            exec_hash.get(exec_hash.len().saturating_sub(3000)..),
+        );
+        return Err(format!("exec_hash {head:?} ... {tail:?}, want kernel"));
+    }
+    match timed(RENAMED, &["true"]) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        Err(e) => {
+            return Err(format!(
+                "first exec of {RENAMED} failed with {e}, want EPERM"
+            ));
+        }
+        Ok((status, _)) => {
+            return Err(format!(
+                "first exec of {RENAMED} ran ({status}), want EPERM"
+            ));
+        }
+    }
+    let deny = engine.wait_record(RECORD_TIMEOUT, "kernel deny by hash", |r| {
+        audit::is_action(r, "deny", RULE)
+    })?;
+    let event = &deny["event"];
+    if event["hook"] != "lsm/bprm_creds_from_file"
+        || deny["decided_in"] != "kernel"
+        || event["exec"]["file"]["hash"]["sha256"] != sha
+        || event["exec"]["file"]["hash"]["source"] != "kernel"
+    {
+        return Err(format!("deny record {deny}"));
+    }
+    ctx.log(format!(
+        "first exec of a never-seen copy: EPERM in the kernel: {deny}"
+    ));
+    // The verdict is cached by identity: the second exec is refused in bprm_check_security.
+    match timed(RENAMED, &["true"]) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        other => return Err(format!("second exec of {RENAMED}: {other:?}, want EPERM")),
+    }
+    let (status, _) = timed(CHANGED, &["true"]).map_err(|e| format!("exec {CHANGED}: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "{CHANGED} (one byte changed): {status}, want it to run"
+        ));
+    }
+    // Latency (TCG: indicative only). A file changed within the freshness window (a few
+    // seconds) is hashed in the kernel on every exec (a miss); once settled, its clean verdict
+    // is cached and the hash skipped (a hit). The userspace hasher runs meanwhile (the rule is
+    // also a userspace rule), as in production.
+    let fresh = "/tmp/busybox-fresh";
+    write_exe(
+        fresh,
+        &std::fs::read(CHANGED).map_err(|e| format!("read {CHANGED}: {e}"))?,
+    )?;
+    let miss = mean_us(fresh, 3)?;
+    std::thread::sleep(Duration::from_millis(4_500));
+    mean_us(fresh, 1)?;
+    let hit = mean_us(fresh, 5)?;
+    // F14 with the kernel's clean cache: the cached file rewritten in place with the miner's
+    // bytes has a new change time, so it is hashed again and refused on its next exec.
+    write_exe(fresh, &miner_bytes()?)?;
+    match timed(fresh, &["true"]) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        other => {
+            return Err(format!(
+                "{fresh} rewritten with the miner: {other:?}, want EPERM"
+            ));
+        }
+    }
+    ctx.log("a cached-clean file rewritten in place with the miner: EPERM on its next exec");
+    let exit = engine.terminate(STOP_TIMEOUT)?;
+    // The baseline runs the changed copy again (the fresh file now holds the miner).
+    let fresh = CHANGED;
+    let stop = engine.wait_record(RECORD_TIMEOUT, "engine_stop", |r| {
+        audit::is_type(r, "engine_stop")
+    })?;
+    let counters = &stop["counters"];
+    let without = mean_us(fresh, 5)?;
+    ctx.log(format!(
+        "exec of a {} KB busybox copy (`true` applet), mean: uncached (hashed in the kernel) {miss} us, cached clean {hit} us, engine stopped {without} us",
+        std::fs::metadata(fresh).map(|m| m.len() / 1024).unwrap_or(0)
+    ));
+    ctx.log(format!(
+        "counters: ima_hashed {} ima_cache_hit {} ima_matched {} ima_skipped {}",
+        counters["ima_hashed"],
+        counters["ima_cache_hit"],
+        counters["ima_matched"],
+        counters["ima_skipped"]
+    ));
+    if counters["ima_cache_hit"].as_u64().unwrap_or(0) < 5 {
+        return Err(format!("want at least 5 cache hits: {counters}"));
+    }
+    expect_clean_exit(exit)
 }

@@ -9,6 +9,7 @@ mod files;
 mod hash;
 mod infra;
 mod lifecycle;
+mod mmap;
 mod network;
 mod sockets;
 mod stratum;
@@ -39,6 +40,14 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_hash_deny",
         run: hash::lsm_hash_deny,
+    },
+    Case {
+        name: "lsm_hash_first_exec",
+        run: hash::lsm_hash_first_exec,
+    },
+    Case {
+        name: "lsm_mmap_ld_so",
+        run: mmap::lsm_mmap_ld_so,
     },
     Case {
         name: "lsm_stratum_deny",

@@ -1,0 +1,132 @@
+//! LSM `mmap_file` and `file_mprotect`: a file mapped executable is checked against the exec
+//! plan (issue 6, fixture F12: a miner started through the dynamic loader, `ld.so ./xmrig`,
+//! is never `execve`d itself; ld.so maps it). lsm tier only.
+//!
+//! Kernel prototypes: `mmap_file(struct file *file, unsigned long reqprot, unsigned long prot,
+//! unsigned long flags)` (the BPF program sees the verdict so far as `ctx.arg(4)`; `file` is
+//! null for anonymous memory) and `file_mprotect(struct vm_area_struct *vma, unsigned long
+//! reqprot, unsigned long prot)` (verdict `ctx.arg(3)`).
+//!
+//! Cost: every mapping of every library passes here. Without `PROT_EXEC` the program returns
+//! at once; with it, and only when `PLAN_SETTINGS` says the exec plan has entries
+//! (`EXEC_CHECK_MMAP`), it reads the file's basename and identity and does one look-up in
+//! `EXEC_NAME_PLAN` and, when needed, one in `EXEC_INODE_PLAN` (known-bad content: the
+//! daemon's hash verdicts and the in-kernel hash's cache). The path plan is not consulted (the
+//! hook has no path string), and a never-seen file is not hashed here (the hook is not
+//! sleepable).
+//!
+//! | situation | returns | record |
+//! |---|---|---|
+//! | no `PROT_EXEC`, no file, empty exec plan, an earlier LSM refused | unchanged | none |
+//! | no plan match | 0 | none (`mmap_checked` + 1) |
+//! | match, but the file is the task's own executable (the kernel mapping the program during its exec, already judged by the exec hooks) | 0 | none |
+//! | match, rule `deny`, enforcing | `-EPERM` (+ SIGKILL if the rule kills) | exec record from `lsm/mmap_file` or `lsm/file_mprotect` |
+//! | match, monitor | 0 | `would_deny` / `would_kill` |
+
+use aya_ebpf::{macros::lsm, programs::LsmContext};
+use enforcer_common::{
+    config::Tier,
+    event::{Counter, EXEC_NAME_TRUNCATED, Hook},
+    plan::{EXEC_CHECK_MMAP, NAME_LEN, PATH_LEN},
+};
+
+use super::{Verdict, exec_record::emit_exec};
+use crate::{
+    kernel::{self, ReadError},
+    maps::{EXEC_NAME_PLAN, SCRATCH, config, count, plan_settings},
+    plan::{Site, act, lookup_inode},
+};
+
+/// `PROT_EXEC`.
+const PROT_EXEC: u64 = 4;
+
+/// Entry point for `mmap_file`.
+#[lsm(hook = "mmap_file")]
+pub(crate) fn lsm_mmap_file(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(4);
+    if previous != 0 {
+        return previous;
+    }
+    let prot: u64 = ctx.arg(2);
+    if prot & PROT_EXEC == 0 {
+        return 0;
+    }
+    let file: *const u8 = ctx.arg(0);
+    finish(check_mapping(file, Hook::LsmMmapFile))
+}
+
+/// Entry point for `file_mprotect`.
+#[lsm(hook = "file_mprotect")]
+pub(crate) fn lsm_file_mprotect(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(3);
+    if previous != 0 {
+        return previous;
+    }
+    let prot: u64 = ctx.arg(2);
+    if prot & PROT_EXEC == 0 {
+        return 0;
+    }
+    let vma: *const u8 = ctx.arg(0);
+    match kernel::vma_file(vma) {
+        Ok(file) => finish(check_mapping(file, Hook::LsmFileMprotect)),
+        Err(ReadError) => finish(Err(ReadError)),
+    }
+}
+
+/// The hook's return value (a failed read fails open, counted).
+#[inline(always)]
+fn finish(result: Result<Verdict, ReadError>) -> i32 {
+    match result {
+        Ok(verdict) => verdict.ret(),
+        Err(ReadError) => {
+            count(Counter::ReadError);
+            Verdict::Allow.ret()
+        }
+    }
+}
+
+/// Checks the file `file` (null: anonymous memory) being mapped executable.
+#[inline(always)]
+fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
+    if file.is_null() {
+        return Ok(Verdict::Allow);
+    }
+    let cfg = config();
+    if cfg.tier != Tier::Lsm as u32 || plan_settings().exec & EXEC_CHECK_MMAP == 0 {
+        return Ok(Verdict::Allow);
+    }
+    count(Counter::MmapChecked);
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
+    // SAFETY: per-CPU scratch from a successful look-up (see the exec hooks).
+    let scratch = unsafe { &mut *scratch };
+    scratch.name.0 = [0; NAME_LEN];
+    scratch.path.0 = [0; PATH_LEN];
+    let target = kernel::read_file_target(file, &mut scratch.name.0)?;
+    scratch.inode.ino = 0;
+    kernel::read_file_identity(file, &mut scratch.inode)?;
+    let by_name = if target.flags & EXEC_NAME_TRUNCATED == 0 {
+        let name = &scratch.name;
+        EXEC_NAME_PLAN.get_ptr(name)
+    } else {
+        None
+    };
+    let plan = match by_name {
+        // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
+        Some(v) => unsafe { *v },
+        None => match lookup_inode(&scratch.inode) {
+            Some(v) => v,
+            None => return Ok(Verdict::Allow),
+        },
+    };
+    // The kernel maps a program's own file during its exec; the exec hooks judged that one.
+    if let Ok(exe) = kernel::current_exe_id()
+        && exe.ino == scratch.inode.ino
+        && exe.dev == scratch.inode.dev
+    {
+        return Ok(Verdict::Allow);
+    }
+    count(Counter::MmapMatched);
+    let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
+    emit_exec(hook, scratch, &target, 0, &verdict, (0, 0), None);
+    Ok(if deny { Verdict::Deny } else { Verdict::Allow })
+}
