@@ -26,6 +26,9 @@ pub enum EventKind {
     Accept = 8,
     /// A [`crate::net::DnsResponseRecord`].
     DnsResponse = 9,
+    /// A [`crate::kernel_event::KernelRecord`] (module, bpf, ptrace, kexec, credentials,
+    /// namespaces, memfd).
+    Kernel = 20,
 }
 
 /// The value was not a known [`EventKind`].
@@ -46,6 +49,7 @@ impl TryFrom<u32> for EventKind {
             7 => Ok(Self::Bind),
             8 => Ok(Self::Accept),
             9 => Ok(Self::DnsResponse),
+            20 => Ok(Self::Kernel),
             other => Err(UnknownKind(other)),
         }
     }
@@ -85,6 +89,16 @@ pub enum Hook {
     CgroupSkbIngress = 14,
     /// Tracepoint `syscalls/sys_enter_writev`.
     TpSysEnterWritev = 15,
+    /// Tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (one program).
+    TpSysEnterKernel = 30,
+    /// LSM `kernel_read_file` (finit_module, kexec_file_load).
+    LsmKernelReadFile = 31,
+    /// LSM `kernel_load_data` (init_module, kexec_load).
+    LsmKernelLoadData = 32,
+    /// LSM `ptrace_access_check`.
+    LsmPtraceAccessCheck = 33,
+    /// LSM `ptrace_traceme`.
+    LsmPtraceTraceme = 34,
 }
 
 impl TryFrom<u32> for Hook {
@@ -107,6 +121,11 @@ impl TryFrom<u32> for Hook {
             13 => Ok(Self::TpSysExitAccept),
             14 => Ok(Self::CgroupSkbIngress),
             15 => Ok(Self::TpSysEnterWritev),
+            30 => Ok(Self::TpSysEnterKernel),
+            31 => Ok(Self::LsmKernelReadFile),
+            32 => Ok(Self::LsmKernelLoadData),
+            33 => Ok(Self::LsmPtraceAccessCheck),
+            34 => Ok(Self::LsmPtraceTraceme),
             other => Err(UnknownKind(other)),
         }
     }
@@ -236,10 +255,16 @@ pub enum Counter {
     ConnectMatched = 12,
     /// DNS responses seen at cgroup ingress (UDP or TCP from port 53).
     DnsResponseSeen = 13,
+    /// Kernel-activity syscalls seen by the tracepoint for an operation some rule is about.
+    KernelSeen = 14,
+    /// Kernel-activity operations a plan entry acted on (deny, kill or would-*).
+    KernelMatched = 15,
+    /// Kernel-activity syscalls of operations no rule is about (left in the kernel).
+    KernelFiltered = 16,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 14;
+pub const COUNTER_SLOTS: u32 = 17;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).

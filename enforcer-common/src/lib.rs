@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod event;
+pub mod kernel_event;
 pub mod maps;
 pub mod net;
 pub mod offsets;

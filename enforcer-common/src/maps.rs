@@ -35,6 +35,11 @@ pub const CONNECT_V6_PLAN: &str = "CONNECT_V6_PLAN";
 /// Plan-wide settings (`plan::PlanSettings`): which families the kernel may filter.
 pub const PLAN_SETTINGS: &str = "PLAN_SETTINGS";
 
+/// Kernel-activity syscalls: syscall number -> `kernel_event::KernelSyscall` value.
+pub const KERNEL_SYSCALLS: &str = "KERNEL_SYSCALLS";
+/// Kernel-activity plan: `kernel_event::KernelOp` -> verdict (`actions == 0`: none).
+pub const KERNEL_OP_PLAN: &str = "KERNEL_OP_PLAN";
+
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Read-only global holding the [`crate::offsets::KernelOffsets`].
@@ -66,4 +71,15 @@ pub mod programs {
     pub const CGROUP_SKB_DNS_RESPONSE: &str = "cgroup_skb_dns_response";
     /// LSM `socket_connect`: connect records and deny (lsm tier).
     pub const LSM_SOCKET_CONNECT: &str = "lsm_socket_connect";
+    /// Tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (one program):
+    /// module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create records.
+    pub const TP_SYS_ENTER_KERNEL: &str = "tp_sys_enter_kernel";
+    /// LSM `kernel_read_file`: module (finit_module) and kexec_file_load deny (lsm tier).
+    pub const LSM_KERNEL_READ_FILE: &str = "lsm_kernel_read_file";
+    /// LSM `kernel_load_data`: module (init_module) and kexec_load deny (lsm tier).
+    pub const LSM_KERNEL_LOAD_DATA: &str = "lsm_kernel_load_data";
+    /// LSM `ptrace_access_check`: ptrace attach deny (lsm tier).
+    pub const LSM_PTRACE_ACCESS_CHECK: &str = "lsm_ptrace_access_check";
+    /// LSM `ptrace_traceme`: PTRACE_TRACEME deny (lsm tier).
+    pub const LSM_PTRACE_TRACEME: &str = "lsm_ptrace_traceme";
 }

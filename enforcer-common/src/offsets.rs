@@ -99,6 +99,19 @@ pub struct KernelOffsets {
     pub mm_exe_file: u32,
     /// Explicit padding (keeps the size a multiple of 8).
     pub _pad: u32,
+    /// `struct task_struct` -> `cred` (`const struct cred *`, the objective credentials).
+    pub task_cred: u32,
+    /// `struct cred` -> `uid`; `gid, suid, sgid, euid, egid, fsuid, fsgid` follow, 4 bytes
+    /// apart (the loader checks it).
+    pub cred_uid: u32,
+    /// `struct cred` -> `cap_inheritable` (`kernel_cap_t`, 8 bytes).
+    pub cred_cap_inheritable: u32,
+    /// `struct cred` -> `cap_permitted`.
+    pub cred_cap_permitted: u32,
+    /// `struct cred` -> `cap_effective`.
+    pub cred_cap_effective: u32,
+    /// Explicit padding.
+    pub _pad2: u32,
 }
 
 impl KernelOffsets {
@@ -148,7 +161,13 @@ impl KernelOffsets {
         inode_ctime_nsec: 0,
         mm_exe_file: 0,
         _pad: 0,
+        task_cred: 0,
+        cred_uid: 0,
+        cred_cap_inheritable: 0,
+        cred_cap_permitted: 0,
+        cred_cap_effective: 0,
+        _pad2: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 200);

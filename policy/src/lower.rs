@@ -24,7 +24,9 @@ use ipnet::IpNet;
 pub use formula::{DnsRule, NetRule, dns_key};
 
 use crate::ir::{Cond, CondNode, Matcher};
-use crate::plan::{KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
+use crate::plan::{
+    KERNEL_OPS, KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry,
+};
 use crate::schema::{self, FieldId, KernelFamily};
 use crate::source::Span;
 
@@ -113,6 +115,41 @@ fn requires(c: &Cond, field: FieldId) -> bool {
         CondNode::Or(items) => !items.is_empty() && items.iter().all(|i| requires(i, field)),
         CondNode::Macro(_, inner) => requires(inner, field),
         CondNode::Not(_) | CondNode::Const(_) => false,
+    }
+}
+
+/// The values `field` must equal for `c` to hold (`field == "v"` / `field in [...]` required
+/// through `&&`, every branch of an `||` requiring some), or `None` when `c` can hold for any
+/// value of `field`. The kernel-activity tracepoint reports only the operations some rule
+/// requires this way (`kernel.op`), and every operation when a rule requires none.
+pub fn required_values(c: &Cond, field: FieldId) -> Option<Vec<String>> {
+    match &c.node {
+        CondNode::Test(t) if t.field == field && !t.negate => match &*t.matcher {
+            Matcher::StrEq(v) => Some(vec![v.to_string()]),
+            Matcher::StrIn(set) => Some(set.iter().map(|v| v.to_string()).collect()),
+            _ => None,
+        },
+        CondNode::And(items) => {
+            let mut best: Option<Vec<String>> = None;
+            for i in items {
+                if let Some(v) = required_values(i, field)
+                    && best.as_ref().is_none_or(|b| v.len() < b.len())
+                {
+                    best = Some(v);
+                }
+            }
+            best
+        }
+        CondNode::Or(items) => {
+            let mut all = Vec::new();
+            for i in items {
+                all.extend(required_values(i, field)?);
+            }
+            (!items.is_empty()).then_some(all)
+        }
+        CondNode::Macro(_, inner) => required_values(inner, field),
+        CondNode::Const(false) => Some(Vec::new()),
+        CondNode::Test(_) | CondNode::Not(_) | CondNode::Const(_) => None,
     }
 }
 
@@ -243,6 +280,14 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
                 ));
             }
         }
+        KernelFamily::KernelOp => {
+            if !KERNEL_OPS.contains(&v) {
+                return Err(format!(
+                    "is not an operation the kernel plan matches ({})",
+                    KERNEL_OPS.join(", ")
+                ));
+            }
+        }
         KernelFamily::PayloadMethod => {
             if v.is_empty() {
                 return Err("is empty".into());
@@ -277,6 +322,7 @@ pub fn build_plan(
     let mut names: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut paths: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut methods: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut ops: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut dns = Vec::new();
     let mut nets = Vec::new();
     for (idx, lowered) in rules {
@@ -296,6 +342,7 @@ pub fn build_plan(
                 KernelFamily::ExecName => &mut names,
                 KernelFamily::ExecPath => &mut paths,
                 KernelFamily::PayloadMethod => &mut methods,
+                KernelFamily::KernelOp => &mut ops,
                 KernelFamily::DnsName | KernelFamily::ConnectAddr | KernelFamily::ConnectPublic => {
                     continue;
                 }
@@ -326,6 +373,7 @@ pub fn build_plan(
         connect_nets,
         connect_filtered: false,
         learned_rules: Vec::new(),
+        kernel_ops: entries(ops),
     };
     (plan, blocked)
 }

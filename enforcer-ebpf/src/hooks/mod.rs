@@ -6,6 +6,8 @@ mod bprm_check_security;
 mod connect;
 mod dns_query;
 mod dns_response;
+mod kernel_activity;
+mod kernel_lsm;
 mod exec_record;
 mod lifecycle;
 mod payload;

@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod inode_plan;
+pub mod kernel_syscalls;
 pub mod never_kill;
 pub mod offsets;
 pub mod plan_sync;
@@ -48,13 +49,20 @@ pub enum LoadError {
     /// tracefs is needed for the syscall tracepoints.
     #[error(transparent)]
     Tracefs(#[from] tracefs::TracefsError),
+    /// The kernel-activity syscall table could not be written.
+    #[error("cannot write the kernel-activity syscall table: {0}")]
+    SyscallTable(#[from] aya::maps::MapError),
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 3] = [
+const LSM_PROGRAMS: [(&str, &str); 7] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
+    (programs::LSM_KERNEL_READ_FILE, "kernel_read_file"),
+    (programs::LSM_KERNEL_LOAD_DATA, "kernel_load_data"),
+    (programs::LSM_PTRACE_ACCESS_CHECK, "ptrace_access_check"),
+    (programs::LSM_PTRACE_TRACEME, "ptrace_traceme"),
 ];
 /// Raw tracepoint programs (every tier): program name and tracepoint.
 const RAW_TRACEPOINTS: [(&str, &str); 3] = [
@@ -101,6 +109,8 @@ pub struct Loaded {
     /// Where DNS responses are watched (the cgroup v2 root the ingress program is attached
     /// to), or why they are not; set by [`Loaded::attach`].
     pub dns_responses: Result<std::path::PathBuf, String>,
+    /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
+    pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
 }
 
 fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebpf, LoadError> {
@@ -221,6 +231,10 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
             .map_err(program_err("load", name))?;
         loaded_names.push(name);
     }
+    program::<TracePoint>(&mut ebpf, programs::TP_SYS_ENTER_KERNEL)?
+        .load()
+        .map_err(program_err("load", programs::TP_SYS_ENTER_KERNEL))?;
+    kernel_syscalls::write_table(&mut ebpf)?;
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
@@ -229,6 +243,7 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
         tier,
         tier_reason,
         dns_responses: Err("not attached yet".to_owned()),
+        kernel_tracepoints: kernel_syscalls::available(layout),
     })
 }
 
@@ -248,6 +263,14 @@ impl Loaded {
             program::<TracePoint>(&mut self.ebpf, name)?
                 .attach(category, tracepoint)
                 .map_err(program_err("attach", name))?;
+        }
+        for (entry, state) in &self.kernel_tracepoints {
+            if state.is_ok() {
+                let name = programs::TP_SYS_ENTER_KERNEL;
+                program::<TracePoint>(&mut self.ebpf, name)?
+                    .attach("syscalls", entry.tracepoint)
+                    .map_err(program_err("attach", name))?;
+            }
         }
         self.dns_responses = self.attach_dns_responses()?;
         if self.tier == KernelTier::Lsm {

@@ -63,6 +63,11 @@ offset_table! {
     inode_sb => ("inode", "i_sb"),
     sb_dev => ("super_block", "s_dev"),
     mm_exe_file => ("mm_struct", "exe_file"),
+    task_cred => ("task_struct", "cred"),
+    cred_uid => ("cred", "uid"),
+    cred_cap_inheritable => ("cred", "cap_inheritable"),
+    cred_cap_permitted => ("cred", "cap_permitted"),
+    cred_cap_effective => ("cred", "cap_effective"),
 }
 
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),
@@ -128,5 +133,12 @@ mod tests {
         assert_ne!(off.inode_ctime_sec, 0);
         assert_ne!(off.inode_ctime_nsec, 0);
         assert_ne!(off.inode_ctime_nsec, off.inode_ctime_sec);
+        assert_ne!(off.task_cred, 0);
+        assert_ne!(off.cred_uid, 0);
+        assert_eq!(
+            off.cred_cap_permitted,
+            off.cred_cap_inheritable + 8,
+            "kernel_cap_t masks are 8 bytes"
+        );
     }
 }

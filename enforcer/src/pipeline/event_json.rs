@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{
     decode::Decoded,
     exec_event::exec_event,
+    kernel_event::kernel_event,
     net_event::{dns_event, dns_response_event, socket_event},
     payload_event::payload_event,
     process_event::{exit_event, fork_event},
@@ -23,6 +24,7 @@ impl Decoded {
             Decoded::Socket(r) => &r.header,
             Decoded::Fork(r) => &r.header,
             Decoded::Exit(r) => &r.header,
+            Decoded::Kernel(r) => &r.header,
         }
     }
 }
@@ -37,5 +39,6 @@ pub fn event_json(record: &Decoded, ts: &str) -> Value {
         Decoded::Socket(r) => socket_event(r, ts),
         Decoded::Fork(r) => fork_event(r, ts),
         Decoded::Exit(r) => exit_event(r, ts),
+        Decoded::Kernel(r) => kernel_event(r, ts),
     }
 }

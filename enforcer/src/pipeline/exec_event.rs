@@ -47,6 +47,11 @@ pub fn hook_name(hook: u32) -> &'static str {
         Ok(Hook::TpSysExitAccept) => "tp/syscalls/sys_exit_accept{,4}",
         Ok(Hook::CgroupSkbIngress) => "cgroup_skb/ingress",
         Ok(Hook::TpSysEnterWritev) => "tp/syscalls/sys_enter_writev",
+        Ok(Hook::TpSysEnterKernel) => "tp/syscalls/sys_enter_*",
+        Ok(Hook::LsmKernelReadFile) => "lsm/kernel_read_file",
+        Ok(Hook::LsmKernelLoadData) => "lsm/kernel_load_data",
+        Ok(Hook::LsmPtraceAccessCheck) => "lsm/ptrace_access_check",
+        Ok(Hook::LsmPtraceTraceme) => "lsm/ptrace_traceme",
         Err(_) => "unknown",
     }
 }
