@@ -81,6 +81,9 @@ pub enum Record {
         never_kill: Vec<String>,
         /// The kill breaker's default limits.
         kill_breaker: BreakerSettings,
+        /// Kernel-activity syscalls this kernel does not let the engine see (syscall -> why,
+        /// e.g. no module syscalls without `CONFIG_MODULES`).
+        kernel_syscalls_unseen: std::collections::BTreeMap<String, String>,
     },
     /// Written on a clean shutdown.
     EngineStop {

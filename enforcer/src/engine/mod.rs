@@ -290,6 +290,14 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         tier_reason: loaded.tier_reason.clone(),
+        kernel_syscalls_unseen: loaded
+            .kernel_tracepoints
+            .iter()
+            .filter_map(|(entry, state)| {
+                let why = state.as_ref().err()?;
+                Some((entry.syscall.name().to_owned(), why.clone()))
+            })
+            .collect(),
         never_kill: options
             .never_kill
             .iter()

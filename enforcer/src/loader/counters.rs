@@ -5,7 +5,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::{Map, Value};
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 14] = [
+pub const ALL: [(Counter, &str); 17] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -20,6 +20,9 @@ pub const ALL: [(Counter, &str); 14] = [
     (Counter::ConnectSeen, "connect_seen"),
     (Counter::ConnectMatched, "connect_matched"),
     (Counter::DnsResponseSeen, "dns_response_seen"),
+    (Counter::KernelSeen, "kernel_seen"),
+    (Counter::KernelMatched, "kernel_matched"),
+    (Counter::KernelFiltered, "kernel_filtered"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

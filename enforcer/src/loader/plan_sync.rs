@@ -455,7 +455,7 @@ mod tests {
         let load = |rules: &str| enforcer_policy::load_str("p.yaml", rules).unwrap();
         let none = load("rules:\n  - id: a\n    expression: exec.file.name == \"x\"\n    action: alert\n");
         assert_eq!(kernel_op_bits(&none), 0);
-        let two = load("rules:\n  - id: a\n    expression: kernel.op == \"kexec\"\n    action: alert\n  - id: b\n    expression: kernel.op in [\"ptrace\", \"bpf\"] && kernel.target.pid > 1\n    action: alert\n");
+        let two = load("rules:\n  - id: a\n    expression: kernel.op == \"kexec\"\n    action: alert\n  - id: b\n    expression: kernel.op in (\"ptrace\", \"bpf\") && kernel.target.pid > 1\n    action: alert\n");
         assert_eq!(
             kernel_op_bits(&two),
             KernelOp::Kexec.bit() | KernelOp::Ptrace.bit() | KernelOp::Bpf.bit()

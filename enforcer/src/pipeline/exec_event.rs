@@ -101,6 +101,8 @@ pub fn exec_event(rec: &ExecRecord, ts: &str) -> Value {
                 "args": rec.flags & EXEC_ARGS_TRUNCATED != 0,
             },
             "args_missing": rec.flags & EXEC_ARGS_MISSING != 0,
+            // The kernel names a memfd's file `memfd:<name>` (fileless execution, F11).
+            "is_memfd": name.starts_with("memfd:"),
         },
     })
 }
@@ -124,6 +126,7 @@ mod tests {
         assert_eq!(ev["process"]["comm"], "true");
         assert_eq!(ev["process"]["cgroup"]["id"], 7);
         assert_eq!(ev["exec"]["truncated"]["args"], false);
+        assert_eq!(ev["exec"]["is_memfd"], false);
         assert!(ev["exec"]["file"].get("inode").is_none(), "identity unread");
     }
 
