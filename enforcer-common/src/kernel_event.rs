@@ -184,7 +184,10 @@ impl KernelOp {
     /// Whether an LSM hook of the lsm tier can refuse it (and then reports it instead of the
     /// tracepoint when the plan has a rule acting on it).
     pub const fn lsm_enforced(self) -> bool {
-        matches!(self, KernelOp::ModuleLoad | KernelOp::Kexec | KernelOp::Ptrace)
+        matches!(
+            self,
+            KernelOp::ModuleLoad | KernelOp::Kexec | KernelOp::Ptrace
+        )
     }
 }
 

@@ -191,7 +191,9 @@ pub(crate) fn file_basename<const N: usize>(
 /// The credentials of the current task (`current->cred`): the eight ids from `uid` on, and
 /// the inheritable, permitted and effective capability masks.
 #[inline(always)]
-pub(crate) fn current_creds(out: &mut enforcer_common::kernel_event::CredIds) -> Result<(), ReadError> {
+pub(crate) fn current_creds(
+    out: &mut enforcer_common::kernel_event::CredIds,
+) -> Result<(), ReadError> {
     let off = offsets();
     // SAFETY: the helper takes no arguments and returns the current task pointer.
     let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;

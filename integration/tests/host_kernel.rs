@@ -62,7 +62,15 @@ fn kernel_activity_is_recorded_with_its_fields() {
     });
     let unseen = start["kernel_syscalls_unseen"].as_object().unwrap().clone();
     let seen = |name: &str| !unseen.contains_key(name);
-    for always in ["bpf", "ptrace", "setuid", "capset", "unshare", "setns", "memfd_create"] {
+    for always in [
+        "bpf",
+        "ptrace",
+        "setuid",
+        "capset",
+        "unshare",
+        "setns",
+        "memfd_create",
+    ] {
         assert!(seen(always), "{always} unseen: {unseen:?}");
     }
 
@@ -85,7 +93,9 @@ fn kernel_activity_is_recorded_with_its_fields() {
     let unshare = kernel_ops(&["unshare-uts"]);
     let setns = kernel_ops(&["setns-uts"]);
     let memfd = kernel_ops(&["memfd-exec", "ko-memfd"]);
-    for report in [&map, &prog, &attach, &seize, &traceme, &writev, &creds, &capset, &unshare, &setns, &memfd] {
+    for report in [
+        &map, &prog, &attach, &seize, &traceme, &writev, &creds, &capset, &unshare, &setns, &memfd,
+    ] {
         assert_eq!(report["errno"], 0, "the call succeeds as root: {report}");
     }
     let exec_pid = memfd["target"].as_u64().unwrap();
@@ -206,7 +216,10 @@ fn kernel_activity_is_recorded_with_its_fields() {
     assert!(!actions(&records, "alert", Some("watch-kernel")).is_empty());
     let stop = records.iter().find(|r| r["type"] == "engine_stop").unwrap();
     // 2 bpf, 4 ptrace-class, 8 credential calls, capset, unshare, setns, memfd_create.
-    assert!(stop["counters"]["kernel_seen"].as_u64().unwrap() >= 18, "{stop:#}");
+    assert!(
+        stop["counters"]["kernel_seen"].as_u64().unwrap() >= 18,
+        "{stop:#}"
+    );
 }
 
 #[test]

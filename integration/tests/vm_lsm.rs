@@ -30,6 +30,8 @@ const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
 const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
+const KERNEL_OPS: &str = env!("CARGO_BIN_EXE_kernel-ops");
+const KERNEL_POLICY: &str = include_str!("../fixtures/vm-kernel.yaml");
 /// Per boot, before the cases: TCG boots in 6-17 s (more on a busy machine).
 const BOOT_ALLOWANCE: Duration = Duration::from_secs(120);
 /// Per case: an engine case takes 20-35 s under emulation (engine start included) and gives
@@ -108,6 +110,8 @@ fn lsm_tier_in_vm() {
         .file(layout::SOCKETS_POLICY, SOCKETS_POLICY, 0o644)
         .file(layout::DNS_POLICY, DNS_POLICY, 0o644)
         .file(layout::LEARNED_POLICY, LEARNED_POLICY, 0o644)
+        .binary(KERNEL_OPS, layout::KERNEL_OPS)
+        .file(layout::KERNEL_POLICY, KERNEL_POLICY, 0o644)
         .strip_debug(true);
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);

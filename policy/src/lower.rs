@@ -24,9 +24,7 @@ use ipnet::IpNet;
 pub use formula::{DnsRule, NetRule, dns_key};
 
 use crate::ir::{Cond, CondNode, Matcher};
-use crate::plan::{
-    KERNEL_OPS, KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry,
-};
+use crate::plan::{KERNEL_OPS, KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
 use crate::schema::{self, FieldId, KernelFamily};
 use crate::source::Span;
 

@@ -40,8 +40,8 @@ use crate::{
     emit, kernel,
     kernel::ReadError,
     maps::{
-        EVENTS, KERNEL_OP_PLAN, KERNEL_SCRATCH, KERNEL_SYSCALL_NRS, KERNEL_SYSCALLS, config,
-        count, offsets, plan_settings,
+        EVENTS, KERNEL_OP_PLAN, KERNEL_SCRATCH, KERNEL_SYSCALL_NRS, KERNEL_SYSCALLS, config, count,
+        offsets, plan_settings,
     },
     plan::{Site, act},
 };
@@ -208,13 +208,18 @@ fn gather(
         S::Capset => {
             let mut header = [0u32; 2];
             // SAFETY: reads 8 bytes of user memory into a local array; failure leaves zeros.
-            let ok = unsafe {
-                bpf_probe_read_user(header.as_mut_ptr().cast(), 8, arg0 as *const _)
-            } == 0;
+            let ok =
+                unsafe { bpf_probe_read_user(header.as_mut_ptr().cast(), 8, arg0 as *const _) }
+                    == 0;
             if ok {
                 rec.args = [u64::from(header[0]), u64::from(header[1]), 0];
             }
-            user_data(syscall_arg(ctx, 1)?, CAP_DATA_LEN, u64::from(CAP_DATA_LEN), rec);
+            user_data(
+                syscall_arg(ctx, 1)?,
+                CAP_DATA_LEN,
+                u64::from(CAP_DATA_LEN),
+                rec,
+            );
             creds(syscall, rec);
         }
         S::MemfdCreate => {

@@ -325,7 +325,9 @@ mod tests {
                 kexec: false,
             },
         );
-        let module = bare.iter().find(|c| c.event == "kernel: module load, unload");
+        let module = bare
+            .iter()
+            .find(|c| c.event == "kernel: module load, unload");
         assert!(module.is_some_and(|c| !c.seen), "said, not hidden");
         for table in [&lsm, &signal] {
             assert!(

@@ -14,11 +14,11 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
 };
 use enforcer_common::{
+    kernel_event::{KERNEL_OP_SLOTS, KernelOp},
     maps::{
         CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_NAME_PLAN,
         EXEC_PATH_PLAN, KERNEL_OP_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
     },
-    kernel_event::{KERNEL_OP_SLOTS, KernelOp},
     net::name_hash,
     plan::{
         ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, METHOD_LEN, MethodKey, NAME_LEN, NameKey,
@@ -453,15 +453,23 @@ mod tests {
     #[test]
     fn kernel_op_bits_follow_the_rules() {
         let load = |rules: &str| enforcer_policy::load_str("p.yaml", rules).unwrap();
-        let none = load("rules:\n  - id: a\n    expression: exec.file.name == \"x\"\n    action: alert\n");
+        let none =
+            load("rules:\n  - id: a\n    expression: exec.file.name == \"x\"\n    action: alert\n");
         assert_eq!(kernel_op_bits(&none), 0);
-        let two = load("rules:\n  - id: a\n    expression: kernel.op == \"kexec\"\n    action: alert\n  - id: b\n    expression: kernel.op in (\"ptrace\", \"bpf\") && kernel.target.pid > 1\n    action: alert\n");
+        let two = load(
+            "rules:\n  - id: a\n    expression: kernel.op == \"kexec\"\n    action: alert\n  - id: b\n    expression: kernel.op in (\"ptrace\", \"bpf\") && kernel.target.pid > 1\n    action: alert\n",
+        );
         assert_eq!(
             kernel_op_bits(&two),
             KernelOp::Kexec.bit() | KernelOp::Ptrace.bit() | KernelOp::Bpf.bit()
         );
-        let any = load("rules:\n  - id: a\n    expression: kernel.syscall == \"setuid\"\n    action: alert\n");
-        assert_eq!(kernel_op_bits(&any).count_ones(), KernelOp::ALL.len() as u32);
+        let any = load(
+            "rules:\n  - id: a\n    expression: kernel.syscall == \"setuid\"\n    action: alert\n",
+        );
+        assert_eq!(
+            kernel_op_bits(&any).count_ones(),
+            KernelOp::ALL.len() as u32
+        );
     }
 
     #[test]

@@ -239,7 +239,10 @@ pub(crate) mod tests {
             Err(DecodeError::UnknownSyscall(999))
         );
         unknown.syscall = 0;
-        assert_eq!(decode(as_bytes(&unknown)), Err(DecodeError::UnknownSyscall(0)));
+        assert_eq!(
+            decode(as_bytes(&unknown)),
+            Err(DecodeError::UnknownSyscall(0))
+        );
     }
 
     #[test]

@@ -193,7 +193,9 @@ pub fn module_name_of_file(file: &str) -> String {
     name.replace('-', "_")
 }
 
-const OLD_IDS: [&str; 8] = ["uid", "gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid"];
+const OLD_IDS: [&str; 8] = [
+    "uid", "gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid",
+];
 
 fn old_json(old: &CredIds) -> Value {
     let mut obj: Map<String, Value> = OLD_IDS
@@ -375,10 +377,12 @@ pub fn kernel_event(rec: &KernelRecord, ts: &str) -> Value {
             k["target"] = json!({ "pid": rec.args[1] });
         }
         S::KexecLoad => {
-            k["kexec"] = json!({ "entry": rec.args[0], "segments": rec.args[1], "flags": rec.args[2] });
+            k["kexec"] =
+                json!({ "entry": rec.args[0], "segments": rec.args[1], "flags": rec.args[2] });
         }
         S::KexecFileLoad => {
-            let mut kexec = json!({ "kernel_fd": rec.args[0], "initrd_fd": rec.args[1], "flags": rec.args[2] });
+            let mut kexec =
+                json!({ "kernel_fd": rec.args[0], "initrd_fd": rec.args[1], "flags": rec.args[2] });
             if !name_unknown {
                 kexec["file"] = Value::from(name.clone());
                 k["target"] = json!({ "path": name.clone() });
@@ -422,7 +426,8 @@ pub fn kernel_event(rec: &KernelRecord, ts: &str) -> Value {
             k["ns"] = json!({ "flags": rec.args[0], "types": ns_types(rec.args[0]) });
         }
         S::Setns => {
-            k["ns"] = json!({ "fd": rec.args[0], "flags": rec.args[1], "types": ns_types(rec.args[1]) });
+            k["ns"] =
+                json!({ "fd": rec.args[0], "flags": rec.args[1], "types": ns_types(rec.args[1]) });
         }
         S::MemfdCreate => {
             let mut memfd = json!({ "flags": rec.args[0] });

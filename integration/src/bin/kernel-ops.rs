@@ -209,9 +209,8 @@ fn main() -> ExitCode {
         }
         "kexec-load" => {
             // SAFETY: no segments; the kernel refuses the call before reading anything.
-            let ret = unsafe {
-                libc::syscall(libc::SYS_kexec_load, 0usize, 0usize, 0usize, 0usize)
-            };
+            let ret =
+                unsafe { libc::syscall(libc::SYS_kexec_load, 0usize, 0usize, 0usize, 0usize) };
             report(op, me, 0, errno_of(ret));
         }
         "kexec-file-load" => {
@@ -219,9 +218,8 @@ fn main() -> ExitCode {
             let cmdline = cstring("");
             // SAFETY: a descriptor, no initrd (KEXEC_FILE_NO_INITRAMFS = 4), an empty command
             // line of length 1 (its NUL).
-            let ret = unsafe {
-                libc::syscall(libc::SYS_kexec_file_load, fd, -1, 1, cmdline.as_ptr(), 4)
-            };
+            let ret =
+                unsafe { libc::syscall(libc::SYS_kexec_file_load, fd, -1, 1, cmdline.as_ptr(), 4) };
             report(op, me, 0, errno_of(ret));
         }
         "creds" => {
@@ -268,9 +266,8 @@ fn main() -> ExitCode {
                 data[0] &= !(1 << 13);
                 header[1] = 0;
                 // SAFETY: as above, for capset.
-                let ret = unsafe {
-                    libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr())
-                };
+                let ret =
+                    unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) };
                 errno_of(ret)
             });
             report(op, pid, 0, errno);
@@ -278,7 +275,9 @@ fn main() -> ExitCode {
         "unshare-uts" => {
             let (pid, errno) = in_child(|| {
                 // SAFETY: a new UTS namespace for this child only.
-                errno_of(libc::c_long::from(unsafe { libc::unshare(libc::CLONE_NEWUTS) }))
+                errno_of(libc::c_long::from(unsafe {
+                    libc::unshare(libc::CLONE_NEWUTS)
+                }))
             });
             report(op, pid, 0, errno);
         }

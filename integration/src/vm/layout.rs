@@ -34,3 +34,7 @@ pub const LEARNED_POLICY: &str = "/etc/enforcer/learned-pool.yaml";
 pub const STUB_DNS: &str = "/bin/stub-dns";
 /// The DNS client (`dns-client --server ADDR --name NAME --via CALL`).
 pub const DNS_CLIENT: &str = "/bin/dns-client";
+/// The kernel-activity fixture (`kernel-ops OP [ARG]`).
+pub const KERNEL_OPS: &str = "/bin/kernel-ops";
+/// The policy of the kernel-activity case (module loads and ptrace denied, the rest watched).
+pub const KERNEL_POLICY: &str = "/etc/enforcer/vm-kernel.yaml";

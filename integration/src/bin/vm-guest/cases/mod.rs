@@ -6,6 +6,7 @@ mod dns_response;
 mod exec;
 mod hash;
 mod infra;
+mod kernel;
 mod lifecycle;
 mod network;
 mod sockets;
@@ -65,6 +66,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_lifecycle",
         run: lifecycle::lsm_lifecycle,
+    },
+    Case {
+        name: "lsm_kernel_events",
+        run: kernel::lsm_kernel_events,
     },
 ];
 
