@@ -305,7 +305,9 @@ mod tests {
     #[test]
     fn syscalls_round_trip_and_have_an_op() {
         for v in 1..KERNEL_SYSCALL_SLOTS {
-            let s = KernelSyscall::try_from(v).expect("known");
+            let s = KernelSyscall::try_from(v);
+            assert!(s.is_ok(), "{v}");
+            let Ok(s) = s else { continue };
             assert_eq!(s as u32, v);
             assert!((s.op() as u32) < KERNEL_OP_SLOTS);
         }

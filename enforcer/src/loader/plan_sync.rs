@@ -468,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             kernel_op_bits(&any).count_ones(),
-            KernelOp::ALL.len() as u32
+            u32::try_from(KernelOp::ALL.len()).unwrap()
         );
     }
 
