@@ -9,6 +9,8 @@
 //! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login, pool look-up) |
 //! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor | connect records and pool-address match; SIGKILL in the signal tier |
 //! | `lsm_socket_connect` | LSM `socket_connect` | lsm | connect records; deny connects to pool addresses |
+//! | `tp_sys_enter_kernel` | tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create; one program) | all | kernel-activity records when a rule is about the operation; SIGKILL for a `kernel.op` deny/kill rule outside the LSM hooks |
+//! | `lsm_kernel_read_file`, `lsm_kernel_load_data`, `lsm_ptrace_access_check`, `lsm_ptrace_traceme` | LSM hooks of the same names | lsm | deny module loads, kexec and ptrace attaches a `kernel.op` rule names (and record them) |
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in

@@ -7,7 +7,7 @@
 //! Usage: `kernel-ops OP [ARG]` with OP one of `finit-module PATH`, `init-module`,
 //! `delete-module NAME`, `bpf-map NAME`, `bpf-prog NAME`, `ptrace-attach`, `ptrace-seize`,
 //! `traceme`, `vm-writev`, `kexec-load`, `kexec-file-load PATH`, `creds`, `capset`,
-//! `unshare-uts`, `setns-uts`, `memfd-exec NAME`.
+//! `unshare-uts`, `setns-uts`, `memfd-exec NAME`, `setuid-storm N` (prints ns per call).
 #![allow(clippy::cast_possible_truncation)]
 
 use std::{ffi::CString, process::ExitCode};
@@ -311,6 +311,18 @@ fn main() -> ExitCode {
                 errno_of(-1)
             });
             report(op, me, pid, errno);
+        }
+        "setuid-storm" => {
+            // N no-op setresuid(-1, -1, -1) calls: the cost the kernel-activity tracepoint adds
+            // to a busy host's credential calls. Prints nanoseconds per call as `target`.
+            let n: u32 = arg.parse().unwrap_or(1_000_000);
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                // SAFETY: changes nothing (every id -1).
+                unsafe { libc::setresuid(u32::MAX, u32::MAX, u32::MAX) };
+            }
+            let per_call = start.elapsed().as_nanos() / u128::from(n.max(1));
+            report(op, me, i32::try_from(per_call).unwrap_or(i32::MAX), 0);
         }
         _ => {
             eprintln!("usage: kernel-ops OP [ARG] (see the source)");
