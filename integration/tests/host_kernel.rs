@@ -244,11 +244,10 @@ fn without_a_kernel_rule_nothing_leaves_the_kernel() {
         "only the operation a rule is about is reported"
     );
     assert!(events(&records, pid_of(&creds), "setuid").is_empty());
+    // The credential tracepoints are not even attached: the calls never ran a program.
     let stop = records.iter().find(|r| r["type"] == "engine_stop").unwrap();
-    assert!(
-        stop["counters"]["kernel_filtered"].as_u64().unwrap() >= 8,
-        "the credential calls were counted in the kernel: {stop:#}"
-    );
+    assert_eq!(stop["counters"]["kernel_filtered"], 0, "{stop:#}");
+    assert!(stop["counters"]["kernel_seen"].as_u64().unwrap() >= 1, "{stop:#}");
 }
 
 #[test]

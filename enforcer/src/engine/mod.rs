@@ -266,6 +266,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     }
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
     let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
+    loaded.kernel_ops_wanted = plan_sync::kernel_op_bits(&policy);
     loaded.attach()?;
     match &loaded.dns_responses {
         Ok(root) => tracing::info!("DNS responses watched at ingress of {}", root.display()),

@@ -111,6 +111,10 @@ pub struct Loaded {
     pub dns_responses: Result<std::path::PathBuf, String>,
     /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
     pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
+    /// `KernelOp` bits whose tracepoints [`Loaded::attach`] attaches (the engine sets the
+    /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
+    /// all. All bits until set.
+    pub kernel_ops_wanted: u32,
 }
 
 fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebpf, LoadError> {
@@ -244,6 +248,7 @@ pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadEr
         tier_reason,
         dns_responses: Err("not attached yet".to_owned()),
         kernel_tracepoints: kernel_syscalls::available(layout),
+        kernel_ops_wanted: u32::MAX,
     })
 }
 
@@ -265,7 +270,7 @@ impl Loaded {
                 .map_err(program_err("attach", name))?;
         }
         for (entry, state) in &self.kernel_tracepoints {
-            if state.is_ok() {
+            if state.is_ok() && self.kernel_ops_wanted & entry.syscall.op().bit() != 0 {
                 let name = programs::TP_SYS_ENTER_KERNEL;
                 program::<TracePoint>(&mut self.ebpf, name)?
                     .attach("syscalls", entry.tracepoint)

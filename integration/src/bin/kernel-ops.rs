@@ -51,6 +51,8 @@ fn sleeper() -> i32 {
     // SAFETY: as in `in_child`.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: asks for SIGKILL when the parent dies (a killed tracer leaves no orphan).
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         loop {
             // SAFETY: pause only waits for a signal.
             unsafe { libc::pause() };
