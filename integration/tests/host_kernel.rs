@@ -247,7 +247,10 @@ fn without_a_kernel_rule_nothing_leaves_the_kernel() {
     // The credential tracepoints are not even attached: the calls never ran a program.
     let stop = records.iter().find(|r| r["type"] == "engine_stop").unwrap();
     assert_eq!(stop["counters"]["kernel_filtered"], 0, "{stop:#}");
-    assert!(stop["counters"]["kernel_seen"].as_u64().unwrap() >= 1, "{stop:#}");
+    assert!(
+        stop["counters"]["kernel_seen"].as_u64().unwrap() >= 1,
+        "{stop:#}"
+    );
 }
 
 #[test]
