@@ -102,7 +102,8 @@ pub struct KernelOffsets {
     /// `struct task_struct` -> `cred` (`const struct cred *`, the objective credentials).
     pub task_cred: u32,
     /// `struct cred` -> `uid`; `gid, suid, sgid, euid, egid, fsuid, fsgid` follow, 4 bytes
-    /// apart (the loader checks it).
+    /// apart (as in every kernel since 2.6.29; `loader/offsets.rs`'s test checks `fsgid` on
+    /// the running kernel).
     pub cred_uid: u32,
     /// `struct cred` -> `cap_inheritable` (`kernel_cap_t`, 8 bytes).
     pub cred_cap_inheritable: u32,

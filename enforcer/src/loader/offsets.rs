@@ -135,6 +135,14 @@ mod tests {
         assert_ne!(off.inode_ctime_nsec, off.inode_ctime_sec);
         assert_ne!(off.task_cred, 0);
         assert_ne!(off.cred_uid, 0);
+        let fsgid = Btf::from_file(path)
+            .ok()
+            .and_then(|btf| btf.member_offset("cred", "fsgid").ok());
+        assert_eq!(
+            fsgid,
+            Some(off.cred_uid + 28),
+            "the eight ids are consecutive"
+        );
         assert_eq!(
             off.cred_cap_permitted,
             off.cred_cap_inheritable + 8,
