@@ -28,6 +28,9 @@ pub enum EventKind {
     DnsResponse = 9,
     /// A [`crate::file::FileRecord`] (file-events block: 10..=19).
     File = 10,
+    /// A [`crate::kernel_event::KernelRecord`] (module, bpf, ptrace, kexec, credentials,
+    /// namespaces, memfd).
+    Kernel = 20,
 }
 
 /// The value was not a known [`EventKind`].
@@ -49,6 +52,7 @@ impl TryFrom<u32> for EventKind {
             8 => Ok(Self::Accept),
             9 => Ok(Self::DnsResponse),
             10 => Ok(Self::File),
+            20 => Ok(Self::Kernel),
             other => Err(UnknownKind(other)),
         }
     }
@@ -109,6 +113,16 @@ pub enum Hook {
     LsmMmapFile = 51,
     /// LSM `file_mprotect` (a file mapping made executable).
     LsmFileMprotect = 52,
+    /// Tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (one program).
+    TpSysEnterKernel = 30,
+    /// LSM `kernel_read_file` (finit_module, kexec_file_load).
+    LsmKernelReadFile = 31,
+    /// LSM `kernel_load_data` (init_module, kexec_load).
+    LsmKernelLoadData = 32,
+    /// LSM `ptrace_access_check`.
+    LsmPtraceAccessCheck = 33,
+    /// LSM `ptrace_traceme`.
+    LsmPtraceTraceme = 34,
 }
 
 impl TryFrom<u32> for Hook {
@@ -141,6 +155,11 @@ impl TryFrom<u32> for Hook {
             50 => Ok(Self::LsmBprmCredsFromFile),
             51 => Ok(Self::LsmMmapFile),
             52 => Ok(Self::LsmFileMprotect),
+            30 => Ok(Self::TpSysEnterKernel),
+            31 => Ok(Self::LsmKernelReadFile),
+            32 => Ok(Self::LsmKernelLoadData),
+            33 => Ok(Self::LsmPtraceAccessCheck),
+            34 => Ok(Self::LsmPtraceTraceme),
             other => Err(UnknownKind(other)),
         }
     }
@@ -327,10 +346,16 @@ pub enum Counter {
     MmapChecked = 22,
     /// Executable file mappings that matched the exec plan.
     MmapMatched = 23,
+    /// Kernel-activity syscalls seen by the tracepoint for an operation some rule is about.
+    KernelSeen = 24,
+    /// Kernel-activity operations a plan entry acted on (deny, kill or would-*).
+    KernelMatched = 25,
+    /// Kernel-activity syscalls of operations no rule is about (left in the kernel).
+    KernelFiltered = 26,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 24;
+pub const COUNTER_SLOTS: u32 = 27;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).

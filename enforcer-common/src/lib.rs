@@ -8,6 +8,7 @@
 pub mod config;
 pub mod event;
 pub mod file;
+pub mod kernel_event;
 pub mod maps;
 pub mod net;
 pub mod offsets;

@@ -41,6 +41,10 @@ pub const PLAN_SETTINGS: &str = "PLAN_SETTINGS";
 
 /// File watch plan: `file::FileWatchKey` (path hash, operation, exact or prefix) -> verdict.
 pub const FILE_WATCH: &str = "FILE_WATCH";
+/// Kernel-activity syscalls: syscall number -> `kernel_event::KernelSyscall` value.
+pub const KERNEL_SYSCALLS: &str = "KERNEL_SYSCALLS";
+/// Kernel-activity plan: `kernel_event::KernelOp` -> verdict (`actions == 0`: none).
+pub const KERNEL_OP_PLAN: &str = "KERNEL_OP_PLAN";
 
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
@@ -97,4 +101,15 @@ pub mod programs {
     pub const LSM_MMAP_FILE: &str = "lsm_mmap_file";
     /// LSM `file_mprotect`: a file mapping made executable, checked likewise (lsm tier).
     pub const LSM_FILE_MPROTECT: &str = "lsm_file_mprotect";
+    /// Tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (one program):
+    /// module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create records.
+    pub const TP_SYS_ENTER_KERNEL: &str = "tp_sys_enter_kernel";
+    /// LSM `kernel_read_file`: module (finit_module) and kexec_file_load deny (lsm tier).
+    pub const LSM_KERNEL_READ_FILE: &str = "lsm_kernel_read_file";
+    /// LSM `kernel_load_data`: module (init_module) and kexec_load deny (lsm tier).
+    pub const LSM_KERNEL_LOAD_DATA: &str = "lsm_kernel_load_data";
+    /// LSM `ptrace_access_check`: ptrace attach deny (lsm tier).
+    pub const LSM_PTRACE_ACCESS_CHECK: &str = "lsm_ptrace_access_check";
+    /// LSM `ptrace_traceme`: PTRACE_TRACEME deny (lsm tier).
+    pub const LSM_PTRACE_TRACEME: &str = "lsm_ptrace_traceme";
 }

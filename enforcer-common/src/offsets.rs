@@ -168,6 +168,12 @@ pub struct KernelOffsets {
     pub mm_env_end: u32,
     /// `struct inode` -> `i_nlink` (unsigned int, in an anonymous union).
     pub inode_nlink: u32,
+    /// `struct cred` -> `uid`; `gid, suid, sgid, euid, egid, fsuid, fsgid` follow, 4 bytes
+    /// apart (as in every kernel since 2.6.29; `loader/offsets.rs`'s test checks `fsgid` on
+    /// the running kernel).
+    pub cred_uid: u32,
+    /// `struct cred` -> `cap_inheritable` (`kernel_cap_t`, 8 bytes).
+    pub cred_cap_inheritable: u32,
 }
 
 impl KernelOffsets {
@@ -251,7 +257,9 @@ impl KernelOffsets {
         mm_env_start: 0,
         mm_env_end: 0,
         inode_nlink: 0,
+        cred_uid: 0,
+        cred_cap_inheritable: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 2);

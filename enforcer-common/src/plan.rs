@@ -161,8 +161,9 @@ pub struct HashKey(pub [u8; SHA256_LEN]);
 pub struct PlanSettings {
     /// `RECORD_*` bits.
     pub record: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// One bit per `kernel_event::KernelOp` (`KernelOp::bit`) some enabled rule is about:
+    /// the kernel-activity tracepoint reports only those operations.
+    pub kernel_ops: u32,
     /// Source ports of DNS responses the kernel copies (53 and the policy's
     /// `network.dns_server_ports`); 0 = unused slot.
     pub dns_ports: [u16; DNS_PORT_SLOTS],

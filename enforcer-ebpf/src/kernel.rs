@@ -263,23 +263,49 @@ pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
 }
 
 /// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
-/// (`current->files->fdt->fd[fd]`, checked against `max_fds`, then `f_inode->i_mode`).
+/// (`f_inode->i_mode` says `S_IFSOCK`).
 #[inline(always)]
 pub(crate) fn socket_file(fd: u32) -> Option<*const u8> {
+    let file = fd_file(fd)?;
     let off = offsets();
-    // SAFETY: the helper takes no arguments and returns the current task pointer.
-    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
-    let files: *const u8 = read_at(task, off.task_files).ok()?;
-    let fdt: *const u8 = read_at(files, off.files_fdt).ok()?;
-    let max_fds: u32 = read_at(fdt, off.fdtable_max_fds).ok()?;
-    if fd >= max_fds {
-        return None;
-    }
-    let fds: *const u8 = read_at(fdt, off.fdtable_fd).ok()?;
-    let file: *const u8 = read_at(fds, fd.checked_mul(8)?).ok()?;
     let inode: *const u8 = read_at(file, off.file_inode).ok()?;
     let mode: u16 = read_at(inode, off.inode_mode).ok()?;
     (mode & S_IFMT == S_IFSOCK).then_some(file)
+}
+
+/// Reads the basename of `file` (its dentry name) into `out`, NUL-terminated; returns the
+/// valid bytes and whether the name was longer than `out` holds.
+#[inline(always)]
+pub(crate) fn file_basename<const N: usize>(
+    file: *const u8,
+    out: &mut [u8; N],
+) -> Result<(u32, bool), ReadError> {
+    let off = offsets();
+    let dentry: *const u8 = read_at(file, off.file_dentry)?;
+    let name_ptr: *const u8 = read_at(dentry, off.dentry_name)?;
+    let full_len: u32 = read_at(dentry, off.dentry_name_len)?;
+    // SAFETY: probe_read_kernel_str validates the source; the destination is `out`.
+    let len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, out) }
+        .map_err(|_| ReadError)?
+        .len();
+    Ok((len as u32, full_len as usize >= N))
+}
+
+/// The credentials of the current task (`current->cred`): the eight ids from `uid` on, and
+/// the inheritable, permitted and effective capability masks.
+#[inline(always)]
+pub(crate) fn current_creds(
+    out: &mut enforcer_common::kernel_event::CredIds,
+) -> Result<(), ReadError> {
+    let off = offsets();
+    // SAFETY: the helper takes no arguments and returns the current task pointer.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let cred: *const u8 = read_at(task, off.task_cred)?;
+    out.ids = read_at(cred, off.cred_uid)?;
+    out.caps[0] = read_at(cred, off.cred_cap_inheritable)?;
+    out.caps[1] = read_at(cred, off.cred_cap_permitted)?;
+    out.caps[2] = read_at(cred, off.cred_cap_effective)?;
+    Ok(())
 }
 
 /// The `struct file *` of a `struct socket *` (`sock->file`).

@@ -8,6 +8,7 @@ use aya_ebpf::{
 use enforcer_common::{
     config::EngineConfig,
     event::{COUNTER_SLOTS, PendingSend},
+    kernel_event::{KERNEL_OP_SLOTS, KernelRecord},
     net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
     plan::{FileId, HashKey, InodeKey, MethodKey, NameKey, PathKey, PlanSettings, PlanVerdict},
@@ -142,6 +143,25 @@ pub(crate) static PLAN_SETTINGS: Array<PlanSettings> = Array::with_max_entries(1
 pub(crate) fn plan_settings() -> PlanSettings {
     PLAN_SETTINGS.get(0).copied().unwrap_or_default()
 }
+
+/// Kernel-activity syscalls: this architecture's syscall number -> `KernelSyscall` value
+/// (0: not one). Written by the loader at start; the one `sys_enter_*` kernel-activity
+/// program reads `__syscall_nr` and looks it up here.
+#[map(name = "KERNEL_SYSCALLS")]
+pub(crate) static KERNEL_SYSCALLS: Array<u32> = Array::with_max_entries(KERNEL_SYSCALL_NRS, 0);
+
+/// Syscall numbers [`KERNEL_SYSCALLS`] covers (every architecture's are below 1024).
+pub(crate) const KERNEL_SYSCALL_NRS: u32 = 1024;
+
+/// Kernel-activity plan: `KernelOp` value -> the rule that denies or kills it (`actions == 0`:
+/// none). Written with the plan from rules that are exactly `kernel.op == "..."`.
+#[map(name = "KERNEL_OP_PLAN")]
+pub(crate) static KERNEL_OP_PLAN: Array<PlanVerdict> = Array::with_max_entries(KERNEL_OP_SLOTS, 0);
+
+/// Per-CPU scratch a `KernelRecord` is built in (slot 0: the tracepoint, slot 1: the LSM
+/// hooks), then copied to [`EVENTS`].
+#[map(name = "KERNEL_SCRATCH")]
+pub(crate) static KERNEL_SCRATCH: PerCpuArray<KernelRecord> = PerCpuArray::with_max_entries(2, 0);
 
 /// Per-CPU scratch space for building NUL-padded map keys (too large for the 512-byte stack).
 #[map(name = "SCRATCH")]

@@ -80,6 +80,9 @@ pub const MEMFD_MINER: MinerExec = MinerExec {
     rule: "miner-args-flags",
 };
 
+/// The alert every memfd exec raises besides (F11's fileless execution).
+pub const MEMFD_EXEC_RULE: &str = "memfd-exec";
+
 /// F7, command-line side: `modprobe msr allow_writes=on` and an exec of `wrmsr`, alerts
 /// (`write-marker` stands in, so nothing touches the MSRs).
 pub const MSR_COMMANDS: [MinerExec; 2] = [

@@ -281,6 +281,7 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     );
     drop(memfd);
     expect(f11.fixture, None, f11.rule, false);
+    expect(f11.fixture, None, catalog::MEMFD_EXEC_RULE, true);
     // F7, command-line side: alerts, the stand-ins run.
     for f in catalog::MSR_COMMANDS {
         assert_eq!(bench.marker_exec(f.name, f.args), Outcome::Ran, "{f:?}");

@@ -32,6 +32,8 @@ const FILES_POLICY: &str = include_str!("../fixtures/protect-files.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 const FAKE_MINER: &str = env!("CARGO_BIN_EXE_fake-miner");
+const KERNEL_OPS: &str = env!("CARGO_BIN_EXE_kernel-ops");
+const KERNEL_POLICY: &str = include_str!("../fixtures/vm-kernel.yaml");
 /// Per boot, before the cases: TCG boots in 6-17 s (more on a busy machine).
 const BOOT_ALLOWANCE: Duration = Duration::from_secs(120);
 /// Per case: an engine case takes 20-35 s under emulation (engine start included) and gives
@@ -131,6 +133,8 @@ fn lsm_tier_in_vm() {
         .file(layout::LEARNED_POLICY, LEARNED_POLICY, 0o644)
         .binary(FAKE_MINER, layout::FAKE_MINER)
         .file(layout::FILES_POLICY, FILES_POLICY, 0o644)
+        .binary(KERNEL_OPS, layout::KERNEL_OPS)
+        .file(layout::KERNEL_POLICY, KERNEL_POLICY, 0o644)
         .strip_debug(true);
     for (guest, contents) in default_policy_files(&root) {
         builder = builder.file(guest, contents, 0o644);

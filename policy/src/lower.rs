@@ -25,7 +25,7 @@ use ipnet::IpNet;
 pub use formula::{DnsRule, NetRule, dns_key};
 
 use crate::ir::{Cond, CondNode, Matcher};
-use crate::plan::{KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
+use crate::plan::{KERNEL_OPS, KernelPlan, MAX_METHOD_LEN, MAX_NAME_LEN, MAX_PATH_LEN, PlanEntry};
 use crate::schema::{self, FieldId, KernelFamily};
 use crate::source::Span;
 
@@ -175,6 +175,41 @@ pub fn hash_entries(rules: &[(u32, Vec<String>)]) -> Vec<PlanEntry> {
         .collect()
 }
 
+/// The values `field` must equal for `c` to hold (`field == "v"` / `field in [...]` required
+/// through `&&`, every branch of an `||` requiring some), or `None` when `c` can hold for any
+/// value of `field`. The kernel-activity tracepoint reports only the operations some rule
+/// requires this way (`kernel.op`), and every operation when a rule requires none.
+pub fn required_values(c: &Cond, field: FieldId) -> Option<Vec<String>> {
+    match &c.node {
+        CondNode::Test(t) if t.field == field && !t.negate => match &*t.matcher {
+            Matcher::StrEq(v) => Some(vec![v.to_string()]),
+            Matcher::StrIn(set) => Some(set.iter().map(|v| v.to_string()).collect()),
+            _ => None,
+        },
+        CondNode::And(items) => {
+            let mut best: Option<Vec<String>> = None;
+            for i in items {
+                if let Some(v) = required_values(i, field)
+                    && best.as_ref().is_none_or(|b| v.len() < b.len())
+                {
+                    best = Some(v);
+                }
+            }
+            best
+        }
+        CondNode::Or(items) => {
+            let mut all = Vec::new();
+            for i in items {
+                all.extend(required_values(i, field)?);
+            }
+            (!items.is_empty()).then_some(all)
+        }
+        CondNode::Macro(_, inner) => required_values(inner, field),
+        CondNode::Const(false) => Some(Vec::new()),
+        CondNode::Test(_) | CondNode::Not(_) | CondNode::Const(_) => None,
+    }
+}
+
 /// How the kernel can match `c`, or why it cannot.
 pub fn analyze(c: &Cond) -> Result<Lowered, Blocker> {
     match set_family(c) {
@@ -302,6 +337,14 @@ fn check_value(family: KernelFamily, v: &str) -> Result<(), String> {
                 ));
             }
         }
+        KernelFamily::KernelOp => {
+            if !KERNEL_OPS.contains(&v) {
+                return Err(format!(
+                    "is not an operation the kernel plan matches ({})",
+                    KERNEL_OPS.join(", ")
+                ));
+            }
+        }
         KernelFamily::PayloadMethod => {
             if v.is_empty() {
                 return Err("is empty".into());
@@ -336,6 +379,7 @@ pub fn build_plan(
     let mut names: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut paths: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut methods: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut ops: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut dns = Vec::new();
     let mut nets = Vec::new();
     for (idx, lowered) in rules {
@@ -355,6 +399,7 @@ pub fn build_plan(
                 KernelFamily::ExecName => &mut names,
                 KernelFamily::ExecPath => &mut paths,
                 KernelFamily::PayloadMethod => &mut methods,
+                KernelFamily::KernelOp => &mut ops,
                 KernelFamily::DnsName | KernelFamily::ConnectAddr | KernelFamily::ConnectPublic => {
                     continue;
                 }
@@ -389,6 +434,7 @@ pub fn build_plan(
         file_rules: false,
         file_filtered: false,
         exec_hashes: Vec::new(),
+        kernel_ops: entries(ops),
     };
     (plan, blocked)
 }

@@ -32,6 +32,22 @@ pub const MAX_DNS_NAME_LEN: usize = 253;
 /// Longest label of a DNS name (bytes).
 pub const MAX_DNS_LABEL_LEN: usize = 63;
 
+/// The kernel-activity operations the plan can name (`kernel.op` values), in the kernel's
+/// `KernelOp` order (`enforcer_common::kernel_event`).
+pub const KERNEL_OPS: [&str; 11] = [
+    "module_load",
+    "module_unload",
+    "bpf",
+    "ptrace",
+    "kexec",
+    "setuid",
+    "setgid",
+    "capset",
+    "unshare",
+    "setns",
+    "memfd_create",
+];
+
 /// One map entry: a value and every rule (index into `CompiledPolicy::rules`) that contributes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanEntry {
@@ -84,6 +100,11 @@ pub struct KernelPlan {
     /// them against each DNS answer and writes the addresses they match into the connect plan
     /// for the answer's TTL (see [`learned_rule`](crate::lower::learned_rule)).
     pub learned_rules: Vec<u32>,
+    /// Kernel-activity operations (`kernel.op` values of [`KERNEL_OPS`]) a deny or kill rule
+    /// names. The lsm tier refuses module loads, kexec and ptrace attaches in LSM hooks; the
+    /// other operations (and every one in the signal tier) are killed from the syscall's
+    /// tracepoint, after the call.
+    pub kernel_ops: Vec<PlanEntry>,
     /// Exec by content: SHA-256 values (64 lowercase hex digits) of the blocking (deny/kill)
     /// rules that are a disjunction of `exec.file.hash.sha256` tests. The lsm tier hashes
     /// executables in the kernel (`bpf_ima_file_hash`) and refuses a listed one; the rules
@@ -132,6 +153,7 @@ impl KernelPlan {
             + self.connect_nets.len()
             + self.file_watches.len()
             + self.exec_hashes.len()
+            + self.kernel_ops.len()
     }
 
     /// Whether the plan is empty.

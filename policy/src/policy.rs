@@ -153,6 +153,21 @@ impl CompiledPolicy {
         &self.sources
     }
 
+    /// The `kernel.op` values the enabled `kernel` rules can match: `None` when some rule can
+    /// match any operation (the kernel then reports them all), else the union of the values
+    /// each rule requires (see [`crate::lower::required_values`]).
+    pub fn kernel_ops_needed(&self) -> Option<std::collections::BTreeSet<String>> {
+        let field = crate::schema::lookup("kernel.op")?;
+        let mut out = std::collections::BTreeSet::new();
+        for (rule, cond) in self.rules.iter().zip(&self.conds) {
+            if rule.disabled || rule.event_kind != crate::schema::Kind::Kernel {
+                continue;
+            }
+            out.extend(crate::lower::required_values(cond, field)?);
+        }
+        Some(out)
+    }
+
     /// For each rule (by index), whether its condition reads a field whose name starts with
     /// `prefix` (e.g. `"exec.file.hash."`): the daemon evaluates those rules again once a
     /// value it computes after the fact (a file hash) is known.

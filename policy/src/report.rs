@@ -143,6 +143,7 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
     plan_lines(&mut out, "dns_names", &plan.dns_names, policy);
     plan_lines(&mut out, "dns_domains", &plan.dns_domains, policy);
     plan_lines(&mut out, "connect_nets", &plan.connect_nets, policy);
+    plan_lines(&mut out, "kernel_ops", &plan.kernel_ops, policy);
     if !plan.learned_rules.is_empty() {
         let ids: Vec<&str> = plan
             .learned_rules

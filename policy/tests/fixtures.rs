@@ -29,7 +29,9 @@ fn run_fixture(policy: &CompiledPolicy, name: &str) {
 #[test]
 fn positive_fixtures_match_their_rules() {
     let p = default_policy();
-    for f in ["F1", "F2", "F4", "F5", "F6", "F7", "F9", "F10", "F17", "N3"] {
+    for f in [
+        "F1", "F2", "F4", "F5", "F6", "F7", "F9", "F10", "F17", "N3", "K1",
+    ] {
         run_fixture(&p, f);
     }
 }

@@ -10,6 +10,8 @@ mod dns_response;
 mod exec_record;
 mod file_open;
 mod file_path;
+mod kernel_activity;
+mod kernel_lsm;
 mod lifecycle;
 mod mmap_exec;
 mod payload;

@@ -85,6 +85,9 @@ pub enum Record {
         /// executables in `bprm_creds_from_file` and refuses listed ones), `userspace: <why
         /// not in the kernel>` (hashed after the exec), or `off` (no rule can use a hash).
         exec_hash: String,
+        /// Kernel-activity syscalls this kernel does not let the engine see (syscall -> why,
+        /// e.g. no module syscalls without `CONFIG_MODULES`).
+        kernel_syscalls_unseen: std::collections::BTreeMap<String, String>,
     },
     /// Written on a clean shutdown.
     EngineStop {

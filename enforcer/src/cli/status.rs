@@ -57,10 +57,97 @@ const fn missing(event: &'static str, note: &'static str) -> Coverage {
     }
 }
 
+/// Which optional kernel-activity syscalls the running kernel has (module and kexec
+/// syscalls exist only with `CONFIG_MODULES` / `CONFIG_KEXEC*`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KernelSyscalls {
+    pub(crate) modules: bool,
+    pub(crate) kexec: bool,
+}
+
+impl KernelSyscalls {
+    /// What the running kernel has.
+    fn probe() -> Self {
+        use enforcer_common::kernel_event::KernelSyscall;
+        Self {
+            modules: loader::kernel_syscalls::present(KernelSyscall::FinitModule),
+            kexec: loader::kernel_syscalls::present(KernelSyscall::KexecLoad),
+        }
+    }
+}
+
+/// The kernel-activity rows of `tier`.
+fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
+    let mut rows = Vec::new();
+    rows.push(match (has.modules, lsm) {
+        (false, _) => missing(
+            "kernel: module load, unload",
+            "this kernel has no module syscalls (CONFIG_MODULES off): nothing to load",
+        ),
+        (true, true) => row(
+            "kernel: module load, unload",
+            "tp/syscalls/sys_enter_{init,finit,delete}_module, lsm/kernel_read_file, lsm/kernel_load_data",
+            "deny",
+            "loads refused by kernel.op rules; init_module images carry no name; unloads: kill",
+        ),
+        (true, false) => row(
+            "kernel: module load, unload",
+            "tp/syscalls/sys_enter_{init,finit,delete}_module",
+            "kill",
+            "the load runs before the kill lands; init_module images carry no name",
+        ),
+    });
+    rows.push(match (has.kexec, lsm) {
+        (false, _) => missing(
+            "kernel: kexec",
+            "this kernel has no kexec syscalls (CONFIG_KEXEC off)",
+        ),
+        (true, true) => row(
+            "kernel: kexec",
+            "tp/syscalls/sys_enter_kexec_{load,file_load}, lsm/kernel_read_file, lsm/kernel_load_data",
+            "deny",
+            "refused by a kernel.op rule",
+        ),
+        (true, false) => row(
+            "kernel: kexec",
+            "tp/syscalls/sys_enter_kexec_{load,file_load}",
+            "kill",
+            "the load runs before the kill lands",
+        ),
+    });
+    rows.push(if lsm {
+        row(
+            "kernel: ptrace attach",
+            "tp/syscalls/sys_enter_{ptrace,process_vm_writev}, lsm/ptrace_access_check, lsm/ptrace_traceme",
+            "deny",
+            "a deny also refuses other attach-mode access (process_vm_*, /proc/PID/mem)",
+        )
+    } else {
+        row(
+            "kernel: ptrace attach",
+            "tp/syscalls/sys_enter_{ptrace,process_vm_writev}",
+            "kill",
+            "the attach happens before the kill lands",
+        )
+    });
+    rows.push(row(
+        "kernel: bpf, set*id, capset, unshare, setns, memfd_create",
+        "tp/syscalls/sys_enter_{bpf,set*id,capset,unshare,setns,memfd_create}",
+        "kill",
+        "attempts at syscall entry (result not known), reported when a rule is about the operation; no LSM deny",
+    ));
+    rows
+}
+
 /// The coverage table of `tier`.
 pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
+    coverage_with(tier, KernelSyscalls::probe())
+}
+
+/// The coverage table of `tier` on a kernel with `has`.
+pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Coverage> {
     let lsm = tier == KernelTier::Lsm;
-    vec![
+    let mut rows = vec![
         if lsm {
             row(
                 "exec",
@@ -207,11 +294,9 @@ pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
             "file link/symlink, mkdir/rmdir, setxattr, utimes, truncate, mount/umount",
             "not implemented yet",
         ),
-        missing(
-            "kernel activity (modules, bpf, ptrace, ...)",
-            "not implemented yet",
-        ),
-    ]
+    ];
+    rows.extend(kernel_rows(lsm, has));
+    rows
 }
 
 #[derive(Debug, Serialize)]
@@ -288,8 +373,12 @@ mod tests {
 
     #[test]
     fn each_tier_says_what_it_sees_and_stops() {
-        let lsm = coverage(KernelTier::Lsm);
-        let signal = coverage(KernelTier::Signal);
+        let all = KernelSyscalls {
+            modules: true,
+            kexec: true,
+        };
+        let lsm = coverage_with(KernelTier::Lsm, all);
+        let signal = coverage_with(KernelTier::Signal, all);
         assert_eq!(lsm.len(), signal.len());
         let stop = |t: &[Coverage], e: &str| t.iter().find(|c| c.event == e).map(|c| c.stop);
         assert_eq!(stop(&lsm, "exec"), Some("deny"));
@@ -297,6 +386,19 @@ mod tests {
         assert_eq!(stop(&lsm, "connect"), Some("deny"));
         assert_eq!(stop(&signal, "dns query"), Some("kill"));
         assert_eq!(stop(&lsm, "cpu usage"), Some("kill"));
+        assert_eq!(stop(&lsm, "kernel: module load, unload"), Some("deny"));
+        assert_eq!(stop(&signal, "kernel: ptrace attach"), Some("kill"));
+        let bare = coverage_with(
+            KernelTier::Signal,
+            KernelSyscalls {
+                modules: false,
+                kexec: false,
+            },
+        );
+        let module = bare
+            .iter()
+            .find(|c| c.event == "kernel: module load, unload");
+        assert!(module.is_some_and(|c| !c.seen), "said, not hidden");
         for table in [&lsm, &signal] {
             assert!(
                 table.iter().any(|c| !c.seen),

@@ -146,6 +146,7 @@ impl<'p> Handler<'p> {
                         self.learn_addresses(&event, header.timestamp_ns);
                     }
                     Decoded::Socket(_) => self.name_learned_address(&mut event),
+                    Decoded::Kernel(_) => crate::pipeline::kernel_event::enrich_target(&mut event),
                     _ => {}
                 }
                 // The LSM exec hook reports only execs it acted on; the exec itself is reported

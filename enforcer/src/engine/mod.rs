@@ -312,6 +312,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let exec_hash = exec_hash_state(&policy, &loaded);
     tracing::info!("content hashes of executed files: {exec_hash}");
     let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
+    loaded.kernel_ops_wanted = plan_sync::kernel_op_bits(&policy);
     loaded.attach()?;
     match &loaded.dns_responses {
         Ok(root) => tracing::info!("DNS responses watched at ingress of {}", root.display()),
@@ -336,6 +337,14 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         tier_reason: loaded.tier_reason.clone(),
+        kernel_syscalls_unseen: loaded
+            .kernel_tracepoints
+            .iter()
+            .filter_map(|(entry, state)| {
+                let why = state.as_ref().err()?;
+                Some((entry.syscall.name().to_owned(), why.clone()))
+            })
+            .collect(),
         never_kill: options
             .never_kill
             .iter()

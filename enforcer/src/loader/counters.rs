@@ -5,7 +5,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::{Map, Value};
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 24] = [
+pub const ALL: [(Counter, &str); 27] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -30,6 +30,9 @@ pub const ALL: [(Counter, &str); 24] = [
     (Counter::ImaSkipped, "ima_skipped"),
     (Counter::MmapChecked, "mmap_checked"),
     (Counter::MmapMatched, "mmap_matched"),
+    (Counter::KernelSeen, "kernel_seen"),
+    (Counter::KernelMatched, "kernel_matched"),
+    (Counter::KernelFiltered, "kernel_filtered"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

@@ -4,6 +4,7 @@
 pub mod counters;
 pub mod file_plan;
 pub mod inode_plan;
+pub mod kernel_syscalls;
 pub mod never_kill;
 pub mod offsets;
 pub mod plan_sync;
@@ -49,10 +50,13 @@ pub enum LoadError {
     /// tracefs is needed for the syscall tracepoints.
     #[error(transparent)]
     Tracefs(#[from] tracefs::TracefsError),
+    /// The kernel-activity syscall table could not be written.
+    #[error("cannot write the kernel-activity syscall table: {0}")]
+    SyscallTable(#[from] aya::maps::MapError),
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 10] = [
+const LSM_PROGRAMS: [(&str, &str); 14] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
@@ -63,6 +67,10 @@ const LSM_PROGRAMS: [(&str, &str); 10] = [
     (programs::LSM_PATH_CHOWN, "path_chown"),
     (programs::LSM_MMAP_FILE, "mmap_file"),
     (programs::LSM_FILE_MPROTECT, "file_mprotect"),
+    (programs::LSM_KERNEL_READ_FILE, "kernel_read_file"),
+    (programs::LSM_KERNEL_LOAD_DATA, "kernel_load_data"),
+    (programs::LSM_PTRACE_ACCESS_CHECK, "ptrace_access_check"),
+    (programs::LSM_PTRACE_TRACEME, "ptrace_traceme"),
 ];
 /// The sleepable in-kernel hash program (lsm tier, optional: it needs `bpf_ima_file_hash`).
 const LSM_KERNEL_HASH: (&str, &str) = (programs::LSM_BPRM_CREDS_FROM_FILE, "bprm_creds_from_file");
@@ -153,6 +161,12 @@ pub struct Loaded {
     /// program is loaded), or why not (not the lsm tier, the kernel refused it, or turned
     /// off); userspace hashing after the exec is the fallback.
     pub kernel_hash: Result<(), String>,
+    /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
+    pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
+    /// `KernelOp` bits whose tracepoints [`Loaded::attach`] attaches (the engine sets the
+    /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
+    /// all. All bits until set.
+    pub kernel_ops_wanted: u32,
 }
 
 fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebpf, LoadError> {
@@ -315,6 +329,10 @@ pub fn load_with(
             .map_err(program_err("load", name))?;
         loaded_names.push(name);
     }
+    program::<TracePoint>(&mut ebpf, programs::TP_SYS_ENTER_KERNEL)?
+        .load()
+        .map_err(program_err("load", programs::TP_SYS_ENTER_KERNEL))?;
+    kernel_syscalls::write_table(&mut ebpf)?;
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
@@ -331,6 +349,8 @@ pub fn load_with(
         tier_reason,
         dns_responses: Err("not attached yet".to_owned()),
         kernel_hash,
+        kernel_tracepoints: kernel_syscalls::available(layout),
+        kernel_ops_wanted: u32::MAX,
     })
 }
 
@@ -350,6 +370,14 @@ impl Loaded {
             program::<TracePoint>(&mut self.ebpf, name)?
                 .attach(category, tracepoint)
                 .map_err(program_err("attach", name))?;
+        }
+        for (entry, state) in &self.kernel_tracepoints {
+            if state.is_ok() && self.kernel_ops_wanted & entry.syscall.op().bit() != 0 {
+                let name = programs::TP_SYS_ENTER_KERNEL;
+                program::<TracePoint>(&mut self.ebpf, name)?
+                    .attach("syscalls", entry.tracepoint)
+                    .map_err(program_err("attach", name))?;
+            }
         }
         self.dns_responses = self.attach_dns_responses()?;
         if self.tier == KernelTier::Lsm {

@@ -85,6 +85,8 @@ offset_table! {
     mm_env_start => ("mm_struct", "env_start"),
     mm_env_end => ("mm_struct", "env_end"),
     inode_nlink => ("inode", "i_nlink"),
+    cred_uid => ("cred", "uid"),
+    cred_cap_inheritable => ("cred", "cap_inheritable"),
 }
 
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),
@@ -150,5 +152,20 @@ mod tests {
         assert_ne!(off.inode_ctime_sec, 0);
         assert_ne!(off.inode_ctime_nsec, 0);
         assert_ne!(off.inode_ctime_nsec, off.inode_ctime_sec);
+        assert_ne!(off.task_cred, 0);
+        assert_ne!(off.cred_uid, 0);
+        let fsgid = Btf::from_file(path)
+            .ok()
+            .and_then(|btf| btf.member_offset("cred", "fsgid").ok());
+        assert_eq!(
+            fsgid,
+            Some(off.cred_uid + 28),
+            "the eight ids are consecutive"
+        );
+        assert_eq!(
+            off.cred_cap_permitted,
+            off.cred_cap_inheritable + 8,
+            "kernel_cap_t masks are 8 bytes"
+        );
     }
 }

@@ -14,9 +14,10 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
 };
 use enforcer_common::{
+    kernel_event::{KERNEL_OP_SLOTS, KernelOp},
     maps::{
         CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_HASH_PLAN,
-        EXEC_NAME_PLAN, EXEC_PATH_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
+        EXEC_NAME_PLAN, EXEC_PATH_PLAN, KERNEL_OP_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
     },
     net::name_hash,
     plan::{
@@ -259,7 +260,7 @@ fn write_settings(
     }
     let settings = PlanSettings {
         record: settings_bits(policy, plan),
-        _pad: 0,
+        kernel_ops: kernel_op_bits(policy),
         dns_ports,
         exec: exec_bits(policy, plan),
         hash_generation: generation,
@@ -465,9 +466,58 @@ pub fn write_with(
     let nets = write_connect(ebpf, &plan.connect_nets, ctx)?;
     let files = super::file_plan::write(ebpf, ctx.rules, &plan, generation, disarmed)?;
     let hashes = write_hashes(ebpf, &plan.exec_hashes, ctx)?;
+    let ops = write_kernel_ops(ebpf, &plan.kernel_ops, ctx)?;
     // After the entries, so a newly filtered family never misses an entry's events.
     write_settings(ebpf, policy, &plan, generation)?;
-    Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes)
+    Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes + ops)
+}
+
+/// Writes `KERNEL_OP_PLAN`: every slot, the merged verdict of the rules naming its operation
+/// or an empty verdict (`actions == 0`), so a rewritten plan leaves no stale entry.
+fn write_kernel_ops(
+    ebpf: &mut Ebpf,
+    entries: &[PlanEntry],
+    ctx: Ctx<'_>,
+) -> Result<usize, PlanError> {
+    let map = KERNEL_OP_PLAN;
+    let mut array: Array<_, PlanVerdict> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    let mut slots = [None; KERNEL_OP_SLOTS as usize];
+    for entry in entries {
+        let Some(op) = KernelOp::from_name(&entry.value) else {
+            continue;
+        };
+        slots[op as usize] = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed);
+    }
+    let mut written = 0;
+    for (index, verdict) in (0u32..).zip(slots) {
+        written += usize::from(verdict.is_some());
+        let verdict = verdict.unwrap_or(PlanVerdict {
+            rule_index: 0,
+            actions: 0,
+            flags: 0,
+            generation: ctx.generation,
+        });
+        array
+            .set(index, verdict, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+    }
+    Ok(written)
+}
+
+/// The `PlanSettings::kernel_ops` bits of `policy`: the operations its enabled `kernel`
+/// rules can match (every one when a rule does not pin `kernel.op`).
+pub fn kernel_op_bits(policy: &CompiledPolicy) -> u32 {
+    match policy.kernel_ops_needed() {
+        None => KernelOp::ALL.iter().fold(0, |bits, op| bits | op.bit()),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| KernelOp::from_name(n))
+            .fold(0, |bits, op| bits | op.bit()),
+    }
 }
 
 #[cfg(test)]
@@ -539,6 +589,28 @@ mod tests {
             exec_bits(&policy, &policy.lower()),
             0,
             "paths are not checked at mmap"
+        );
+    }
+
+    #[test]
+    fn kernel_op_bits_follow_the_rules() {
+        let load = |rules: &str| enforcer_policy::load_str("p.yaml", rules).unwrap();
+        let none =
+            load("rules:\n  - id: a\n    expression: exec.file.name == \"x\"\n    action: alert\n");
+        assert_eq!(kernel_op_bits(&none), 0);
+        let two = load(
+            "rules:\n  - id: a\n    expression: kernel.op == \"kexec\"\n    action: alert\n  - id: b\n    expression: kernel.op in (\"ptrace\", \"bpf\") && kernel.target.pid > 1\n    action: alert\n",
+        );
+        assert_eq!(
+            kernel_op_bits(&two),
+            KernelOp::Kexec.bit() | KernelOp::Ptrace.bit() | KernelOp::Bpf.bit()
+        );
+        let any = load(
+            "rules:\n  - id: a\n    expression: kernel.syscall == \"setuid\"\n    action: alert\n",
+        );
+        assert_eq!(
+            kernel_op_bits(&any).count_ones(),
+            u32::try_from(KernelOp::ALL.len()).unwrap()
         );
     }
 

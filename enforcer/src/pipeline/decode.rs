@@ -4,6 +4,7 @@
 use enforcer_common::{
     event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind},
     file::FileRecord,
+    kernel_event::{KernelRecord, KernelSyscall},
     net::{DnsRecord, DnsResponseRecord, SocketRecord},
     process::{ExitRecord, ForkRecord},
 };
@@ -27,6 +28,9 @@ pub enum DecodeError {
         /// Bytes the kind needs.
         want: usize,
     },
+    /// A kernel-activity record names an unknown syscall.
+    #[error("kernel record with unknown syscall {0}")]
+    UnknownSyscall(u32),
 }
 
 /// A decoded record.
@@ -48,6 +52,8 @@ pub enum Decoded {
     Exit(Box<ExitRecord>),
     /// A file event (open, unlink, rename, chmod, chown).
     File(Box<FileRecord>),
+    /// A kernel-activity event (module, bpf, ptrace, kexec, credentials, namespaces, memfd).
+    Kernel(Box<KernelRecord>),
 }
 
 /// Decodes one ring-buffer record.
@@ -66,6 +72,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         EventKind::Fork => Ok(Decoded::Fork(Box::new(sized(kind, &header, bytes)?))),
         EventKind::Exit => Ok(Decoded::Exit(Box::new(sized(kind, &header, bytes)?))),
         EventKind::File => Ok(Decoded::File(Box::new(sized(kind, &header, bytes)?))),
+        EventKind::Kernel => {
+            let rec: KernelRecord = sized(kind, &header, bytes)?;
+            KernelSyscall::try_from(rec.syscall)
+                .map_err(|UnknownKind(s)| DecodeError::UnknownSyscall(s))?;
+            Ok(Decoded::Kernel(Box::new(rec)))
+        }
     }
 }
 
@@ -163,7 +175,7 @@ pub(crate) fn test_exec_record() -> ExecRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
@@ -202,6 +214,48 @@ mod tests {
             decode(as_bytes(&lying)),
             Err(DecodeError::BadSize { got: 12, .. })
         ));
+    }
+
+    /// A kernel record for tests: `finit_module` of `msr.ko.zst` with `allow_writes=on`.
+    pub(crate) fn test_kernel_record() -> KernelRecord {
+        use enforcer_common::{event::Hook, kernel_event::*};
+        let mut rec = KernelRecord {
+            header: test_header::<KernelRecord>(EventKind::Kernel, Hook::TpSysEnterKernel),
+            syscall: KernelSyscall::FinitModule as u32,
+            flags: 0,
+            name_len: 10,
+            data_len: 15,
+            args: [3, 0, 0],
+            old: CredIds::default(),
+            name: [0; KERNEL_NAME_LEN],
+            data: [0; KERNEL_DATA_LEN],
+            comm: [0; enforcer_common::event::COMM_LEN],
+        };
+        rec.name[..10].copy_from_slice(b"msr.ko.zst");
+        rec.data[..15].copy_from_slice(b"allow_writes=on");
+        rec.comm[..8].copy_from_slice(b"modprobe");
+        rec
+    }
+
+    #[test]
+    fn kernel_round_trips_and_checks_its_syscall() {
+        let rec = test_kernel_record();
+        let bytes = as_bytes(&rec);
+        assert_eq!(decode(bytes), Ok(Decoded::Kernel(Box::new(rec))));
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err());
+        }
+        let mut unknown = rec;
+        unknown.syscall = 999;
+        assert_eq!(
+            decode(as_bytes(&unknown)),
+            Err(DecodeError::UnknownSyscall(999))
+        );
+        unknown.syscall = 0;
+        assert_eq!(
+            decode(as_bytes(&unknown)),
+            Err(DecodeError::UnknownSyscall(0))
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::{
     decode::Decoded,
     exec_event::exec_event,
     file_event::file_event,
+    kernel_event::kernel_event,
     net_event::{dns_event, dns_response_event, socket_event},
     payload_event::payload_event,
     process_event::{exit_event, fork_event},
@@ -25,6 +26,7 @@ impl Decoded {
             Decoded::Fork(r) => &r.header,
             Decoded::Exit(r) => &r.header,
             Decoded::File(r) => &r.header,
+            Decoded::Kernel(r) => &r.header,
         }
     }
 }
@@ -40,5 +42,6 @@ pub fn event_json(record: &Decoded, ts: &str) -> Value {
         Decoded::Fork(r) => fork_event(r, ts),
         Decoded::Exit(r) => exit_event(r, ts),
         Decoded::File(r) => file_event(r, ts),
+        Decoded::Kernel(r) => kernel_event(r, ts),
     }
 }

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod event_json;
 pub mod exec_event;
 pub mod file_event;
+pub mod kernel_event;
 pub mod net_event;
 pub mod outcome;
 pub mod payload_event;

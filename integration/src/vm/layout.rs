@@ -40,3 +40,7 @@ pub const DNS_CLIENT: &str = "/bin/dns-client";
 pub const FAKE_MINER: &str = "/bin/fake-miner";
 /// The shipped policy directory (`policy/default`, its YAML files and `lists/`).
 pub const DEFAULT_POLICY_DIR: &str = "/etc/enforcer/default";
+/// The kernel-activity fixture (`kernel-ops OP [ARG]`).
+pub const KERNEL_OPS: &str = "/bin/kernel-ops";
+/// The policy of the kernel-activity case (module loads and ptrace denied, the rest watched).
+pub const KERNEL_POLICY: &str = "/etc/enforcer/vm-kernel.yaml";

@@ -181,6 +181,9 @@ pub enum KernelFamily {
     /// `connect_nets` rules and is evaluated per prefix by the lowering (with the policy's
     /// `network.extra_public_ranges`).
     ConnectPublic,
+    /// Kernel-activity operation (`kernel_ops`): one of the names of
+    /// [`crate::plan::KERNEL_OPS`]; the kernel indexes its plan array by it.
+    KernelOp,
 }
 
 /// How a field is found in an event's JSON.

@@ -187,6 +187,7 @@ fn positives(
     drop(memfd);
     expect_outcome(got, Outcome::Killed, block, f11.fixture)?;
     expect(f11.fixture, None, f11.rule, false);
+    expect(f11.fixture, None, catalog::MEMFD_EXEC_RULE, true);
     ctx.log("F11 (memfd exec)");
     for f in catalog::MSR_COMMANDS {
         let got = marker_exec(f.name, f.args)?;

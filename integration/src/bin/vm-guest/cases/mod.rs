@@ -8,6 +8,7 @@ mod exec;
 mod files;
 mod hash;
 mod infra;
+mod kernel;
 mod lifecycle;
 mod mmap;
 mod network;
@@ -96,6 +97,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_file_monitor",
         run: files::lsm_file_monitor,
+    },
+    Case {
+        name: "lsm_kernel_events",
+        run: kernel::lsm_kernel_events,
     },
 ];
 
