@@ -267,3 +267,7 @@ pub(crate) mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_seeds.rs"]
+mod fuzz_seeds;

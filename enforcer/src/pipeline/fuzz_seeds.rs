@@ -1,0 +1,108 @@
+//! The `decode_record` fuzz target's seeds (`enforcer/fuzz/seeds/decode_record/<kind>`) kept
+//! current: one record of every kind, as the kernel lays it out, so the fuzzer starts from
+//! inputs that decode. `fuzz_seeds_are_current` fails when a record's layout changed and the
+//! seeds were not rewritten (as the DNS seeds' test does): rewrite them with
+//! `cargo test -p enforcer pipeline::decode::fuzz_seeds::write_fuzz_seeds -- --ignored`.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
+
+use std::path::PathBuf;
+
+use enforcer_common::{
+    event::{EventHeader, EventKind, ExecRecord, PayloadRecord},
+    file::FileRecord,
+    kernel_event::{KernelRecord, KernelSyscall},
+    net::{DnsRecord, DnsResponseRecord, SocketRecord},
+    process::{ExitRecord, ForkRecord},
+};
+
+use super::{as_bytes, decode, test_exec_record};
+
+fn seeds_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/decode_record")
+}
+
+/// Every record kind, with its seed file name.
+fn kinds() -> Vec<(EventKind, String)> {
+    (0..256)
+        .filter_map(|k| EventKind::try_from(k).ok())
+        .map(|k| (k, format!("{k:?}").to_lowercase()))
+        .collect()
+}
+
+/// A zero record of `size` bytes with a header of `kind` (process 10) and, for kernel
+/// records, the first known syscall.
+fn zero_record(kind: EventKind, size: usize) -> Vec<u8> {
+    let header = EventHeader {
+        kind: kind as u32,
+        size: size as u32,
+        timestamp_ns: 42,
+        pid: 10,
+        tgid: 10,
+        ppid: 1,
+        uid: 1000,
+        gid: 1000,
+        outcome: 0,
+        cgroup_id: 7,
+        rule_index: 0,
+        generation: 0,
+        hook: 0,
+        _pad: 0,
+    };
+    let mut bytes = vec![0u8; size];
+    bytes[..size_of::<EventHeader>()].copy_from_slice(as_bytes(&header));
+    if kind == EventKind::Kernel {
+        let syscall = (0..256)
+            .find(|s| KernelSyscall::try_from(*s).is_ok())
+            .unwrap();
+        let at = std::mem::offset_of!(KernelRecord, syscall);
+        bytes[at..at + 4].copy_from_slice(&syscall.to_ne_bytes());
+    }
+    bytes
+}
+
+/// The seed of `kind`.
+fn seed(kind: EventKind) -> Vec<u8> {
+    match kind {
+        EventKind::Exec => as_bytes(&test_exec_record()).to_vec(),
+        EventKind::Payload => zero_record(kind, size_of::<PayloadRecord>()),
+        EventKind::Dns => zero_record(kind, size_of::<DnsRecord>()),
+        EventKind::DnsResponse => zero_record(kind, size_of::<DnsResponseRecord>()),
+        EventKind::Connect | EventKind::Bind | EventKind::Accept => {
+            zero_record(kind, size_of::<SocketRecord>())
+        }
+        EventKind::Fork => zero_record(kind, size_of::<ForkRecord>()),
+        EventKind::Exit => zero_record(kind, size_of::<ExitRecord>()),
+        EventKind::File => zero_record(kind, size_of::<FileRecord>()),
+        EventKind::Kernel => zero_record(kind, size_of::<KernelRecord>()),
+    }
+}
+
+#[test]
+fn every_seed_decodes() {
+    for (kind, name) in kinds() {
+        assert!(decode(&seed(kind)).is_ok(), "{name}");
+    }
+}
+
+/// Writes the seeds (see the module documentation).
+#[test]
+#[ignore = "writes enforcer/fuzz/seeds/decode_record"]
+fn write_fuzz_seeds() {
+    std::fs::create_dir_all(seeds_dir()).unwrap();
+    for (kind, name) in kinds() {
+        std::fs::write(seeds_dir().join(&name), seed(kind)).unwrap();
+    }
+}
+
+#[test]
+fn fuzz_seeds_are_current() {
+    for (kind, name) in kinds() {
+        let stored = std::fs::read(seeds_dir().join(&name)).unwrap_or_default();
+        assert!(
+            stored == seed(kind),
+            "fuzz seed {name} is missing or stale (a record layout changed): run the ignored \
+             test write_fuzz_seeds"
+        );
+        assert!(decode(&stored).is_ok(), "{name}");
+    }
+}
