@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use enforcer_common::{
-    event::{EventHeader, EventKind, ExecRecord, PayloadRecord},
+    event::{EventHeader, EventKind, PayloadRecord},
     file::FileRecord,
     kernel_event::{KernelRecord, KernelSyscall},
     net::{DnsRecord, DnsResponseRecord, SocketRecord},
