@@ -8,14 +8,14 @@
 use std::path::PathBuf;
 
 use enforcer_common::{
-    event::{EventHeader, EventKind, PayloadRecord},
+    event::{EventHeader, EventKind, Hook, PayloadRecord},
     file::FileRecord,
     kernel_event::{KernelRecord, KernelSyscall},
     net::{DnsRecord, DnsResponseRecord, SocketRecord},
     process::{ExitRecord, ForkRecord},
 };
 
-use super::{as_bytes, decode, test_exec_record};
+use super::{as_bytes, decode, test_exec_record, test_header};
 
 fn seeds_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/decode_record")
@@ -29,26 +29,11 @@ fn kinds() -> Vec<(EventKind, String)> {
         .collect()
 }
 
-/// A zero record of `size` bytes with a header of `kind` (process 10) and, for kernel
+/// A zero `T` record with a header of `kind` (`test_header`: process 10) and, for kernel
 /// records, the first known syscall.
-fn zero_record(kind: EventKind, size: usize) -> Vec<u8> {
-    let header = EventHeader {
-        kind: kind as u32,
-        size: size as u32,
-        timestamp_ns: 42,
-        pid: 10,
-        tgid: 10,
-        ppid: 1,
-        uid: 1000,
-        gid: 1000,
-        outcome: 0,
-        cgroup_id: 7,
-        rule_index: 0,
-        generation: 0,
-        hook: 0,
-        _pad: 0,
-    };
-    let mut bytes = vec![0u8; size];
+fn zero_record<T>(kind: EventKind) -> Vec<u8> {
+    let header = test_header::<T>(kind, Hook::TpSchedProcessExec);
+    let mut bytes = vec![0u8; size_of::<T>()];
     bytes[..size_of::<EventHeader>()].copy_from_slice(as_bytes(&header));
     if kind == EventKind::Kernel {
         let syscall = (0..256)
@@ -64,16 +49,16 @@ fn zero_record(kind: EventKind, size: usize) -> Vec<u8> {
 fn seed(kind: EventKind) -> Vec<u8> {
     match kind {
         EventKind::Exec => as_bytes(&test_exec_record()).to_vec(),
-        EventKind::Payload => zero_record(kind, size_of::<PayloadRecord>()),
-        EventKind::Dns => zero_record(kind, size_of::<DnsRecord>()),
-        EventKind::DnsResponse => zero_record(kind, size_of::<DnsResponseRecord>()),
+        EventKind::Payload => zero_record::<PayloadRecord>(kind),
+        EventKind::Dns => zero_record::<DnsRecord>(kind),
+        EventKind::DnsResponse => zero_record::<DnsResponseRecord>(kind),
         EventKind::Connect | EventKind::Bind | EventKind::Accept => {
-            zero_record(kind, size_of::<SocketRecord>())
+            zero_record::<SocketRecord>(kind)
         }
-        EventKind::Fork => zero_record(kind, size_of::<ForkRecord>()),
-        EventKind::Exit => zero_record(kind, size_of::<ExitRecord>()),
-        EventKind::File => zero_record(kind, size_of::<FileRecord>()),
-        EventKind::Kernel => zero_record(kind, size_of::<KernelRecord>()),
+        EventKind::Fork => zero_record::<ForkRecord>(kind),
+        EventKind::Exit => zero_record::<ExitRecord>(kind),
+        EventKind::File => zero_record::<FileRecord>(kind),
+        EventKind::Kernel => zero_record::<KernelRecord>(kind),
     }
 }
 
