@@ -41,12 +41,15 @@ impl Round {
     }
 }
 
-/// How to start the engine for the "with" side.
-#[derive(Debug)]
+/// How to start the engine for the "with" side; also the harnesses' `--enforcer` and
+/// `--policy` options (`#[command(flatten)]`).
+#[derive(Clone, Debug, clap::Args)]
 pub struct EngineSpec {
-    /// The `enforcer` binary.
+    /// The engine binary.
+    #[arg(long = "enforcer", default_value = "target/release/enforcer")]
     pub binary: PathBuf,
-    /// The policy it runs, in block mode.
+    /// Policy the engine runs (block mode).
+    #[arg(long, default_value = "policy/default")]
     pub policy: PathBuf,
 }
 

@@ -16,7 +16,6 @@ use std::{
     io::Write as _,
     net::{SocketAddr, TcpListener, TcpStream},
     os::unix::process::ExitStatusExt as _,
-    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -30,12 +29,9 @@ use serde_json::Value;
 /// Stratum detection-to-kill latency.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The engine binary.
-    #[arg(long, default_value = "target/release/enforcer")]
-    enforcer: PathBuf,
-    /// Policy the engine runs (block mode); it must kill both dialects.
-    #[arg(long, default_value = "policy/default")]
-    policy: PathBuf,
+    /// The engine and its policy (it must kill both dialects).
+    #[command(flatten)]
+    engine: EngineSpec,
     /// Victims per dialect (1..=1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     iterations: u32,
@@ -114,10 +110,7 @@ fn main() -> anyhow::Result<()> {
             held.push(stream);
         }
     });
-    let spec = EngineSpec {
-        binary: args.enforcer.clone(),
-        policy: args.policy.clone(),
-    };
+    let spec = args.engine.clone();
     let audit_path = std::env::temp_dir().join("enforcer-kill-latency.jsonl");
     let engine = start_engine(&spec, &audit_path)?;
     let me = std::env::current_exe()?;
@@ -145,7 +138,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "kill_latency: {} victims per dialect, policy {}",
         args.iterations,
-        args.policy.display()
+        args.engine.policy.display()
     );
     for dialect in ["v1", "monero"] {
         let mut lat: Vec<Duration> = victims

@@ -15,7 +15,6 @@
 
 use std::{
     net::{TcpListener, TcpStream, UdpSocket},
-    path::PathBuf,
     time::Duration,
 };
 
@@ -32,12 +31,9 @@ enum Kind {
 /// Connect or DNS storm with and without the engine.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The engine binary.
-    #[arg(long, default_value = "target/release/enforcer")]
-    enforcer: PathBuf,
-    /// Policy the engine runs (block mode).
-    #[arg(long, default_value = "policy/default")]
-    policy: PathBuf,
+    /// The engine and its policy.
+    #[command(flatten)]
+    engine: EngineSpec,
     /// What to storm.
     #[arg(long, value_enum, default_value_t = Kind::Connect)]
     kind: Kind,
@@ -100,10 +96,7 @@ fn dns_storm(spec: &EngineSpec, args: &Args) -> anyhow::Result<(Vec<Round>, Vec<
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let spec = EngineSpec {
-        binary: args.enforcer.clone(),
-        policy: args.policy.clone(),
-    };
+    let spec = args.engine.clone();
     let (without, with) = match args.kind {
         Kind::Connect => connect_storm(&spec, &args)?,
         Kind::Dns => dns_storm(&spec, &args)?,

@@ -24,12 +24,9 @@ enum Access {
 /// Open storm with and without the engine.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The engine binary.
-    #[arg(long, default_value = "target/release/enforcer")]
-    enforcer: PathBuf,
-    /// Policy the engine runs (block mode).
-    #[arg(long, default_value = "policy/default")]
-    policy: PathBuf,
+    /// The engine and its policy.
+    #[command(flatten)]
+    engine: EngineSpec,
     /// How the file is opened.
     #[arg(long, value_enum, default_value_t = Access::Read)]
     access: Access,
@@ -55,10 +52,7 @@ fn main() -> anyhow::Result<()> {
         Access::Read => libc::O_RDONLY,
         Access::Write => libc::O_WRONLY,
     };
-    let spec = EngineSpec {
-        binary: args.enforcer.clone(),
-        policy: args.policy.clone(),
-    };
+    let spec = args.engine.clone();
     let (without, with) = alternate(&spec, args.rounds, || {
         Round::measure(args.iterations, || {
             // SAFETY: a valid NUL-terminated path; the descriptor is closed at once.

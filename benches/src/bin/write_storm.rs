@@ -17,7 +17,6 @@ use std::{
     fs::OpenOptions,
     io::{Read as _, Write as _},
     os::unix::net::UnixStream,
-    path::PathBuf,
 };
 
 use anyhow::Context as _;
@@ -34,12 +33,9 @@ enum Kind {
 /// Write storm with and without the engine.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The engine binary.
-    #[arg(long, default_value = "target/release/enforcer")]
-    enforcer: PathBuf,
-    /// Policy the engine runs (block mode).
-    #[arg(long, default_value = "policy/default")]
-    policy: PathBuf,
+    /// The engine and its policy.
+    #[command(flatten)]
+    engine: EngineSpec,
     /// What to write to.
     #[arg(long, value_enum, default_value_t = Kind::File)]
     kind: Kind,
@@ -56,10 +52,7 @@ const JSON_LINE: &[u8] = br#"{"id":1,"jsonrpc":"2.0","method":"eth_blockNumber",
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let spec = EngineSpec {
-        binary: args.enforcer.clone(),
-        policy: args.policy.clone(),
-    };
+    let spec = args.engine.clone();
     let (without, with) = match args.kind {
         Kind::File => {
             let mut null = OpenOptions::new()
