@@ -20,7 +20,6 @@
 mod host;
 
 use std::{
-    io::{BufRead as _, BufReader},
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -33,14 +32,13 @@ use enforcer_integration::{
     dns_fixture::{StubDns, dns_query},
     memfd::{self, memfd_with},
 };
-use host::{Engine, can_run, install};
+use host::{Engine, MockPool, can_run, install};
 
 /// Engines are started one at a time: each would see the others' events.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
-const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
 const FAKE_MINER: &str = env!("CARGO_BIN_EXE_fake-miner");
 const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
@@ -64,50 +62,13 @@ fn default_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default")
 }
 
-/// The mock pool, listening on three loopback ports (the catalog's 3333, 14444 and 443 stand
-/// for "any port": the rules do not look at the port).
-struct Pool {
-    child: Child,
-    addrs: Vec<String>,
-}
-
-impl Pool {
-    fn start(dir: &Path) -> Pool {
-        let mut child = Command::new(MOCK_POOL)
-            .args([["--listen", "127.0.0.1:0"]; 3].concat())
-            .arg("--record")
-            .arg(dir.join("pool.jsonl"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addrs: Vec<String> = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("mock-pool said {line:?}"))
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        assert_eq!(addrs.len(), 3, "{line:?}");
-        Pool { child, addrs }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Everything the fixtures use: a scratch directory, the stub resolver, the mock pool.
 struct Bench {
     dir: tempfile::TempDir,
     stub: StubDns,
-    pool: Pool,
+    /// The mock pool on three loopback ports (the catalog's 3333, 14444 and 443 stand for
+    /// "any port": the rules do not look at the port).
+    pool: MockPool,
 }
 
 impl Bench {
@@ -120,7 +81,7 @@ impl Bench {
             &dir.path().join("stub.jsonl"),
         )
         .unwrap();
-        let pool = Pool::start(dir.path());
+        let pool = MockPool::start(&["127.0.0.1:0"; 3], &dir.path().join("pool.jsonl"));
         Bench { dir, stub, pool }
     }
 

@@ -17,7 +17,7 @@ use std::{
 };
 
 use enforcer_integration::dns_fixture::{ALL_VIAS, StubDns, dns_query};
-use host::{Engine, actions, can_run};
+use host::{Engine, MockPool, actions, can_run};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -31,7 +31,6 @@ const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
 const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
-const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
 
 const ANSWERS: [&str; 4] = [
@@ -228,7 +227,7 @@ fn binds_and_accepts_are_reported_when_a_rule_is_about_them() {
     let bind = &binds[0]["event"];
     assert_eq!(bind["kind"], "bind");
     assert_eq!(bind["hook"], "tp/syscalls/sys_enter_bind");
-    let pool_pid = pool.0.id();
+    let pool_pid = pool.pid();
     assert_eq!(bind["process"]["pid"], pool_pid, "{bind:#}");
     assert_eq!(bind["bind"]["protocol"], "tcp");
     let accepts: Vec<&Value> = actions(&records, "alert", Some("watch-accept"))
@@ -365,43 +364,11 @@ fn signal_tier_kills_connects_to_addresses_learned_from_pool_answers() {
 }
 
 /// Kills the child on drop.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts a mock pool listening on `special:0` and `127.0.0.1:0` (recording into `dir`);
-/// returns it (killed on drop) and its two addresses from its `READY` line.
-fn start_pool(dir: &Path, special: &str) -> (Guard, Vec<String>) {
-    use std::io::{BufRead as _, BufReader};
-    let child = Command::new(MOCK_POOL)
-        .args([
-            "--listen",
-            &format!("{special}:0"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--record")
-        .arg(dir.join("pool.jsonl"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pool = Guard(child);
-    let mut line = String::new();
-    BufReader::new(pool.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addrs: Vec<String> = line
-        .strip_prefix("READY ")
-        .unwrap_or_else(|| panic!("mock-pool said {line:?}"))
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(addrs.len(), 2, "{line:?}");
+/// returns it (killed on drop) and its two addresses.
+fn start_pool(dir: &Path, special: &str) -> (MockPool, Vec<String>) {
+    let listen = format!("{special}:0");
+    let pool = MockPool::start(&[&listen, "127.0.0.1:0"], &dir.join("pool.jsonl"));
+    let addrs = pool.addrs.clone();
     (pool, addrs)
 }

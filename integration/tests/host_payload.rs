@@ -9,18 +9,16 @@
 mod host;
 
 use std::{
-    io::{BufRead as _, BufReader},
     os::unix::process::ExitStatusExt as _,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Mutex,
     time::Duration,
 };
 
-use host::{Engine, actions, can_run};
+use host::{Engine, MockPool, actions, can_run};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
 
 const POLICY: &str = r#"version: 1
@@ -37,27 +35,11 @@ rules:
 "#;
 
 /// A mock pool on ephemeral loopback ports; returns the process and its addresses.
-fn start_pool(record: &std::path::Path, listeners: usize) -> (Child, Vec<String>) {
-    let mut cmd = Command::new(MOCK_POOL);
-    for _ in 0..listeners {
-        cmd.args(["--listen", "127.0.0.1:0"]);
-    }
-    let mut child = cmd
-        .arg("--record")
-        .arg(record)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addrs = Vec::new();
-    while addrs.len() < listeners {
-        let line = lines.next().expect("mock-pool READY line").unwrap();
-        if let Some(addr) = line.strip_prefix("READY ") {
-            addrs.extend(addr.split_whitespace().map(str::to_owned));
-        }
-    }
-    (child, addrs)
+/// A mock pool on `listeners` loopback ports (any free ones), recording into `record`.
+fn start_pool(record: &std::path::Path, listeners: usize) -> (MockPool, Vec<String>) {
+    let pool = MockPool::start(&vec!["127.0.0.1:0"; listeners], record);
+    let addrs = pool.addrs.clone();
+    (pool, addrs)
 }
 
 fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
@@ -83,7 +65,7 @@ fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let (mut pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 3);
+    let (pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 3);
     let mut engine = Engine::start(dir.path(), POLICY, "block");
 
     let mut expected_kills = 0;
@@ -110,8 +92,7 @@ fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
         |r| r["type"] == "event" && r["event"]["payload"]["stratum"]["method"] == "eth_blockNumber",
     );
     let records = engine.stop();
-    let _ = pool.kill();
-    let _ = pool.wait();
+    drop(pool);
     let kills = actions(&records, "kill", None);
     assert_eq!(kills.len(), expected_kills, "{records:#?}");
     assert!(
@@ -141,7 +122,7 @@ fn monitor_mode_records_would_kill_for_stratum() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let (mut pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
+    let (pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
     let mut engine = Engine::start(dir.path(), POLICY, "monitor");
     let status = client(&addrs[0], "monero", "write");
     assert!(status.success(), "monitor mode must not kill: {status}");
@@ -149,8 +130,7 @@ fn monitor_mode_records_would_kill_for_stratum() {
         r["action"] == "would_kill"
     });
     let records = engine.stop();
-    let _ = pool.kill();
-    let _ = pool.wait();
+    drop(pool);
     assert!(actions(&records, "kill", None).is_empty(), "{records:#?}");
     assert_eq!(
         actions(&records, "would_kill", None).len(),
@@ -176,7 +156,7 @@ fn a_python_stratum_client_is_stopped_by_the_network_rule_alone() {
     };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let (mut pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
+    let (pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
     let (host_part, port) = addrs[0].rsplit_once(':').unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/stratum_client.py");
     let engine = Engine::start(dir.path(), POLICY, "block");
@@ -191,8 +171,7 @@ fn a_python_stratum_client_is_stopped_by_the_network_rule_alone() {
         "F13 python client: {status}"
     );
     let records = engine.stop();
-    let _ = pool.kill();
-    let _ = pool.wait();
+    drop(pool);
     let kills = actions(&records, "kill", None);
     assert_eq!(kills.len(), 1, "{records:#?}");
     assert_eq!(kills[0]["event"]["process"]["comm"], "python3");

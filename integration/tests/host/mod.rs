@@ -170,3 +170,53 @@ pub(crate) fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
     std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
     dst
 }
+
+/// A mock stratum pool (`mock-pool`), killed when dropped.
+pub(crate) struct MockPool {
+    child: Child,
+    /// Its listening addresses, as its `READY` line gave them (one per `listen`).
+    pub(crate) addrs: Vec<String>,
+}
+
+impl MockPool {
+    /// Starts `mock-pool` listening on each of `listen` (`IP:PORT`, port 0 for any) and
+    /// recording into `record`, and waits for its `READY` line.
+    pub(crate) fn start(listen: &[&str], record: &Path) -> MockPool {
+        use std::io::{BufRead as _, BufReader};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mock-pool"));
+        for addr in listen {
+            cmd.args(["--listen", addr]);
+        }
+        let mut child = cmd
+            .arg("--record")
+            .arg(record)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addrs: Vec<String> = line
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("mock-pool said {line:?}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(addrs.len(), listen.len(), "{line:?}");
+        MockPool { child, addrs }
+    }
+
+    /// The pool's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for MockPool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
