@@ -45,34 +45,18 @@ pub(crate) fn read_exec_target(
     path: &mut [u8; PATH_LEN],
 ) -> Result<ExecTarget, ReadError> {
     let off = offsets();
-    let mut flags = 0;
-
     let file: *const u8 = read_at(bprm, off.binprm_file)?;
-    let dentry: *const u8 = read_at(file, off.file_dentry)?;
-    let name_ptr: *const u8 = read_at(dentry, off.dentry_name)?;
-    let full_name_len: u32 = read_at(dentry, off.dentry_name_len)?;
-    if full_name_len as usize >= NAME_LEN {
-        flags |= EXEC_NAME_TRUNCATED;
-    }
-    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
-    let name_len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, name) }
-        .map_err(|_| ReadError)?
-        .len();
-
+    let mut target = read_file_target(file, name)?;
     let filename: *const u8 = read_at(bprm, off.binprm_filename)?;
-    // SAFETY: as above.
+    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let path_len = unsafe { bpf_probe_read_kernel_str_bytes(filename, path) }
         .map_err(|_| ReadError)?
         .len();
     if path_len >= PATH_LEN - 1 {
-        flags |= enforcer_common::event::EXEC_PATH_TRUNCATED;
+        target.flags |= enforcer_common::event::EXEC_PATH_TRUNCATED;
     }
-
-    Ok(ExecTarget {
-        name_len: name_len as u32,
-        path_len: path_len as u32,
-        flags,
-    })
+    target.path_len = path_len as u32;
+    Ok(target)
 }
 
 /// Reads the basename of the file behind `struct file *file` (its dentry name) into `name`
