@@ -1,6 +1,8 @@
 //! Filling an `ExecRecord` from the per-CPU scratch keys, shared by the exec and mapping programs.
 
-use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm};
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel_buf, bpf_probe_read_user_buf, generated::bpf_get_current_comm,
+};
 use enforcer_common::{
     event::{
         ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_CREDS,
@@ -53,8 +55,12 @@ pub(crate) fn emit_exec(
             ppid,
             verdict,
         );
-        (*rec).name = scratch.name.0;
-        (*rec).path = scratch.path.0;
+        // Helper copies, not assignments: LLVM turns a 64- or 256-byte array assignment into
+        // a call to `memcpy` (a BPF subprogram with a byte loop) once the object has enough
+        // copies, and 6.1 then verifies that loop once per state of the ring-buffer reference
+        // until it gives up (E2BIG). On failure the helper zeroes the destination.
+        let _ = bpf_probe_read_kernel_buf(scratch.name.0.as_ptr(), &mut (*rec).name);
+        let _ = bpf_probe_read_kernel_buf(scratch.path.0.as_ptr(), &mut (*rec).path);
         (*rec).file.ino = scratch.inode.ino;
         (*rec).file.ctime_sec = scratch.inode.ctime_sec;
         (*rec).file.ctime_nsec = scratch.inode.ctime_nsec;
