@@ -46,17 +46,41 @@ fn in_child(body: impl FnOnce() -> i32) -> (i32, i32) {
     (pid, code)
 }
 
-/// A child that sleeps until killed: a ptrace target.
+/// A child that sleeps until killed: a ptrace target. The parent waits until the child has
+/// asked for SIGKILL on the parent's death and dropped every inherited descriptor: a tracer
+/// the engine kills right after fork (before the child's `prctl`) must not leave a stopped
+/// orphan holding the test's output pipe (a hung `cargo test | tee`, seen in CI).
 fn sleeper() -> i32 {
+    let mut ready = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the 2-element array.
+    if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return -1;
+    }
     // SAFETY: as in `in_child`.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: asks for SIGKILL when the parent dies (a killed tracer leaves no orphan).
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        loop {
-            // SAFETY: pause only waits for a signal.
-            unsafe { libc::pause() };
+        // SAFETY: prctl, open, dup2, write and close_range on this process's own descriptors;
+        // pause only waits for a signal.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            libc::write(ready[1], [1u8].as_ptr().cast(), 1);
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            loop {
+                libc::pause();
+            }
         }
+    }
+    let mut byte = 0u8;
+    // SAFETY: closes our copy of the write end, then reads one byte (or EOF if the child
+    // died) from the read end, which we close after.
+    unsafe {
+        libc::close(ready[1]);
+        libc::read(ready[0], (&mut byte as *mut u8).cast(), 1);
+        libc::close(ready[0]);
     }
     pid
 }
