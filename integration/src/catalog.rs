@@ -83,6 +83,49 @@ pub const MEMFD_MINER: MinerExec = MinerExec {
 /// The alert every memfd exec raises besides (F11's fileless execution).
 pub const MEMFD_EXEC_RULE: &str = "memfd-exec";
 
+/// F4: a renamed fake miner configured only through its environment (the variables
+/// containerised miners read), no arguments. Started with exactly these variables (the
+/// kernel copies the first 512 bytes of the environment).
+#[derive(Clone, Copy, Debug)]
+pub struct EnvMiner {
+    /// Catalog id.
+    pub fixture: &'static str,
+    /// File name of the `fake-miner` copy.
+    pub name: &'static str,
+    /// Its whole environment.
+    pub envs: &'static [(&'static str, &'static str)],
+    /// The rule that must act (a pool URL in a variable: kill).
+    pub rule: &'static str,
+    /// The alert the variables' names raise besides.
+    pub alert_rule: &'static str,
+}
+
+/// F4, see [`EnvMiner`].
+pub const ENV_MINER: EnvMiner = EnvMiner {
+    fixture: "F4",
+    name: "app-svc",
+    envs: &[
+        ("POOL_URL", "stratum+tcp://pool.supportxmr.com:3333"),
+        ("POOL_USER", "4FAKE"),
+        ("DONATE_LEVEL", "0"),
+        ("PATH", "/usr/bin:/bin"),
+    ],
+    rule: "miner-env-stratum-url",
+    alert_rule: "miner-env-vars",
+};
+
+/// F12: a miner started through the dynamic loader (`ld.so ./xmrig`): the executed file is
+/// the loader, the miner is its argument.
+pub const LOADER_MINER: MinerExec = MinerExec {
+    fixture: "F12",
+    name: "xmrig",
+    args: &[],
+    rule: "miner-exec-via-loader",
+};
+
+/// The dynamic loader F12 runs, and its file name (the exec's `exec.file.name`).
+pub const DYNAMIC_LOADER: (&str, &str) = ("/lib64/ld-linux-x86-64.so.2", "ld-linux-x86-64.so.2");
+
 /// F7, command-line side: `modprobe msr allow_writes=on` and an exec of `wrmsr`, alerts
 /// (`write-marker` stands in, so nothing touches the MSRs).
 pub const MSR_COMMANDS: [MinerExec; 2] = [

@@ -4,17 +4,17 @@
 //! Block mode: F1, F5, F6 (miner names, killed in the kernel before user code), F2 and F11
 //! (renamed or fileless miner with miner arguments, killed in userspace), F3 and F10 (a
 //! renamed miner speaking stratum v1, EthereumStratum or CryptoNote to the mock pool), F9
-//! (pool host and pool domain lookups), F13 (a Python stratum client), F7's command lines
+//! (pool host and pool domain lookups), F4 (a miner configured only by its environment), F12
+//! (a miner started by the dynamic loader), F13 (a Python stratum client), F7's command lines
 //! (alerts) and F8 (a huge-page sysctl write, alert) are each stopped or reported by the rule
-//! the policy documents for them. Monitor
-//! mode: every one of them runs to its end and the audit log names the same rule with
-//! `would_kill`. Both modes: N1 (grep of a stratum URL), N2 (a compiler run), N4 (ordinary
-//! names containing "pool") and N5 (ordinary JSON-RPC on a pool port) raise nothing.
-//! F4 (miner configured by environment) waits for exec environment capture (issue 4); the file
-//! side of F7 (`/sys/module/msr/parameters/allow_writes`, `/dev/cpu/N/msr`) needs the msr
-//! module, which the suite does not load on a shared host; F12 is an lsm-tier case; F17 is in
-//! `host_cpu.rs`. Loopback only: a stub resolver and a mock pool, never a real one.
-//! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
+//! the policy documents for them. Monitor mode: every one of them runs to its end and the
+//! audit log names the same rule with `would_kill`. Both modes: N1 (grep of a stratum URL), N2
+//! (a compiler run), N4 (ordinary names containing "pool") and N5 (ordinary JSON-RPC on a pool
+//! port) raise nothing. The file side of F7 (`/sys/module/msr/parameters/allow_writes`,
+//! `/dev/cpu/N/msr`) needs the msr module, which the suite does not load on a shared host; F17
+//! is in `host_cpu.rs`, F15 in `host_storm.rs`. Loopback only: a stub resolver and a mock
+//! pool, never a real one. Needs root; skips loudly otherwise (fails under
+//! ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod host;
@@ -123,15 +123,41 @@ impl Bench {
 
     /// [`Bench::miner`] for the executable at `exe`.
     fn miner_at(engine: &mut Engine, exe: &Path, args: &[&str], rule: &str) -> Outcome {
-        let mut child = Command::new(exe)
-            .args(["--spin-threads", "1", "--spin-secs", MINER_SECS])
-            .args(args)
+        let mut command = Command::new(exe);
+        command.args(spin_args()).args(args);
+        Self::until_acted(engine, command, rule)
+    }
+
+    /// F4: the fake miner installed as `f.name`, given only `f.envs` as its environment.
+    fn env_miner(&self, engine: &mut Engine, f: &catalog::EnvMiner) -> Outcome {
+        let exe = install(Path::new(FAKE_MINER), self.dir.path(), f.name);
+        let mut command = Command::new(exe);
+        command
+            .args(spin_args())
+            .env_clear()
+            .envs(f.envs.iter().copied());
+        Self::until_acted(engine, command, f.rule)
+    }
+
+    /// F12: the fake miner installed as `f.name`, started by the dynamic loader.
+    fn loader_miner(&self, engine: &mut Engine, f: &catalog::MinerExec) -> Outcome {
+        let exe = install(Path::new(FAKE_MINER), self.dir.path(), f.name);
+        let mut command = Command::new(catalog::DYNAMIC_LOADER.0);
+        command.arg(exe).args(spin_args()).args(f.args);
+        Self::until_acted(engine, command, f.rule)
+    }
+
+    /// Spawns `command`, waits until the engine has acted on it (`rule` in `engine`'s log),
+    /// then reaps it: killed, or still running (the test then stops it).
+    fn until_acted(engine: &mut Engine, mut command: Command, rule: &str) -> Outcome {
+        let what = format!("{rule} on {:?}", command.get_program());
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let pid = child.id();
-        let record = engine.wait_for(WAIT, &format!("{rule} on {}", exe.display()), |r| {
+        let record = engine.wait_for(WAIT, &what, |r| {
             r["type"] == "action" && r["rule"] == rule && r["event"]["process"]["pid"] == pid
         });
         reap(&mut child, record["action"] == "kill")
@@ -158,6 +184,11 @@ impl Bench {
             .unwrap();
         exit_outcome(status, dialect)
     }
+}
+
+/// The fake miner's own arguments for a fixture: one spinner for [`MINER_SECS`].
+fn spin_args() -> [&'static str; 4] {
+    ["--spin-threads", "1", "--spin-secs", MINER_SECS]
 }
 
 fn exit_outcome(status: ExitStatus, what: &str) -> Outcome {
@@ -214,6 +245,21 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     kill(bench.miner(engine, f2.name, f2.args, f2.rule), f2.fixture);
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
+    // F4: a renamed miner configured only by its environment: killed in userspace.
+    let f4 = catalog::ENV_MINER;
+    kill(bench.env_miner(engine, &f4), f4.fixture);
+    expect(f4.fixture, Some(f4.name), f4.rule, false);
+    expect(f4.fixture, Some(f4.name), f4.alert_rule, true);
+    // F12: the miner started by the dynamic loader: killed in userspace by the loader's
+    // argument (the lsm tier also refuses the mapping, see the VM's lsm_mmap_ld_so).
+    let f12 = catalog::LOADER_MINER;
+    kill(bench.loader_miner(engine, &f12), f12.fixture);
+    expect(
+        f12.fixture,
+        Some(catalog::DYNAMIC_LOADER.1),
+        f12.rule,
+        false,
+    );
     // F3 / F10: a renamed miner with no tell-tale arguments speaking stratum.
     for (f, addr) in catalog::STRATUM_MINERS.iter().zip(&bench.pool.addrs) {
         let args = ["--stratum", addr, "--dialect", f.dialect];

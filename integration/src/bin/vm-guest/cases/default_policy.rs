@@ -1,8 +1,8 @@
 //! The shipped policy (`policy/default`, packed at `layout::DEFAULT_POLICY_DIR`) against the
 //! catalog fixtures of `enforcer_integration::catalog` in the lsm tier, in block mode and in
 //! monitor mode (the catalog's DRY run). Block mode: F1, F5, F6 fail at exec with EPERM; F9's
-//! pool lookups fail to send with EPERM; F2 and F11 (miner arguments) and F10's CryptoNote
-//! login are killed in userspace; F3's stratum v1 write and F10's EthereumStratum subscribe are
+//! pool lookups fail to send with EPERM; F2 and F11 (miner arguments), F4 (a pool URL in the
+//! environment) and F10's CryptoNote login are killed in userspace; F3's stratum v1 write and F10's EthereumStratum subscribe are
 //! refused and their senders killed in the kernel; F13 (a shell script piping a subscribe into
 //! `nc`) is stopped; F7's command lines and F8's huge-page sysctl write raise alerts. Monitor
 //! mode: all of them run and the audit log names the same rules with `would_deny` /
@@ -145,6 +145,17 @@ fn positives(
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
     ctx.log("F2 (renamed miner, miner arguments)");
+    let f4 = catalog::ENV_MINER;
+    let mut command = Command::new(install(layout::FAKE_MINER, f4.name)?);
+    command
+        .args(["--spin-threads", "1", "--spin-secs", MINER_SECS])
+        .env_clear()
+        .envs(f4.envs.iter().copied());
+    let got = until_acted(engine, command, f4.rule)?;
+    expect_outcome(got, Outcome::Killed, block, f4.fixture)?;
+    expect(f4.fixture, Some(f4.name), f4.rule, false);
+    expect(f4.fixture, Some(f4.name), f4.alert_rule, true);
+    ctx.log("F4 (miner configured by its environment)");
     for (f, addr) in catalog::STRATUM_MINERS.iter().zip(POOL) {
         let exe = install(layout::FAKE_MINER, f.name)?;
         let args = ["--stratum", addr, "--dialect", f.dialect];
@@ -286,9 +297,17 @@ fn marker_exec(name: &str, args: &[&str]) -> Result<Outcome, String> {
 /// then reaps it: killed by the engine (waited for when the record says `kill`), or stopped
 /// here and reported as [`Outcome::Ran`].
 fn miner(engine: &mut Engine, exe: &str, args: &[&str], rule: &str) -> Result<Outcome, String> {
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["--spin-threads", "1", "--spin-secs", MINER_SECS])
-        .args(args)
+        .args(args);
+    until_acted(engine, command, rule)
+}
+
+/// Spawns `command`, waits for `rule` to act on it, then reaps it as [`miner`] does.
+fn until_acted(engine: &mut Engine, mut command: Command, rule: &str) -> Result<Outcome, String> {
+    let exe = format!("{:?}", command.get_program());
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
