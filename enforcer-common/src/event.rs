@@ -113,6 +113,8 @@ pub enum Hook {
     LsmMmapFile = 51,
     /// LSM `file_mprotect` (a file mapping made executable).
     LsmFileMprotect = 52,
+    /// Sleepable LSM `mmap_file` (in-kernel content hash of a file mapped executable).
+    LsmMmapFileHash = 53,
     /// Tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (one program).
     TpSysEnterKernel = 30,
     /// LSM `kernel_read_file` (finit_module, kexec_file_load).
@@ -155,6 +157,7 @@ impl TryFrom<u32> for Hook {
             50 => Ok(Self::LsmBprmCredsFromFile),
             51 => Ok(Self::LsmMmapFile),
             52 => Ok(Self::LsmFileMprotect),
+            53 => Ok(Self::LsmMmapFileHash),
             30 => Ok(Self::TpSysEnterKernel),
             31 => Ok(Self::LsmKernelReadFile),
             32 => Ok(Self::LsmKernelLoadData),

@@ -99,6 +99,9 @@ pub mod programs {
     pub const LSM_BPRM_CREDS_FROM_FILE: &str = "lsm_bprm_creds_from_file";
     /// LSM `mmap_file`: a file mapped executable checked against the exec plan (lsm tier).
     pub const LSM_MMAP_FILE: &str = "lsm_mmap_file";
+    /// Sleepable LSM `mmap_file`: in-kernel SHA-256 of a file mapped executable that no
+    /// verdict is cached for, against the hash plan (lsm tier, optional, with the exec hash).
+    pub const LSM_MMAP_FILE_HASH: &str = "lsm_mmap_file_hash";
     /// LSM `file_mprotect`: a file mapping made executable, checked likewise (lsm tier).
     pub const LSM_FILE_MPROTECT: &str = "lsm_file_mprotect";
     /// Tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (one program):

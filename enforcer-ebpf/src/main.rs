@@ -13,6 +13,7 @@
 //! | `tp_sys_enter_path` | tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,lchown,fchownat}` | signal, monitor | path operations on watched paths; SIGKILL for deny/kill rules |
 //! | `lsm_file_open`, `lsm_path_{unlink,rename,chmod,chown}` | LSM hooks of the same names | lsm | file events on watched paths; -EPERM for deny rules |
 //! | `lsm_bprm_creds_from_file` | sleepable LSM `bprm_creds_from_file` | lsm (optional) | SHA-256 of first-seen executables in the kernel (`bpf_ima_file_hash`), deny on a hash-plan match; verdicts cached by file identity |
+//! | `lsm_mmap_file_hash` | sleepable LSM `mmap_file` | lsm (optional, with `lsm_bprm_creds_from_file`) | SHA-256 of a file mapped executable with no cached verdict (a renamed miner run through ld.so), deny on a hash-plan match |
 //! | `lsm_mmap_file`, `lsm_file_mprotect` | LSM `mmap_file`, `file_mprotect` | lsm | a file mapped executable (a program run through ld.so) checked against the exec name and identity plans |
 //! | `tp_sys_enter_kernel` | tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create; one program) | all | kernel-activity records when a rule is about the operation; SIGKILL for a `kernel.op` deny/kill rule outside the LSM hooks |
 //! | `lsm_kernel_read_file`, `lsm_kernel_load_data`, `lsm_ptrace_access_check`, `lsm_ptrace_traceme` | LSM hooks of the same names | lsm | deny module loads, kexec and ptrace attaches a `kernel.op` rule names (and record them) |

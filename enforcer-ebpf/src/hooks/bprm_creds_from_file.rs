@@ -106,20 +106,30 @@ fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     };
     let cfg = config();
     let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
-    emit_record(bprm, &key, &verdict, &digest, hashed);
+    let source = HashedFile::Exec(bprm);
+    emit_record(source, &key, &verdict, &digest, hashed);
     Ok(if deny { Verdict::Deny } else { Verdict::Allow })
+}
+
+/// The file a hash record is about, and where its name comes from.
+#[derive(Clone, Copy)]
+pub(super) enum HashedFile {
+    /// The file of an exec (`struct linux_binprm *`): basename and the path given to execve.
+    Exec(*const u8),
+    /// A file mapped executable (`struct file *`): basename only.
+    Mapped(*const u8),
 }
 
 /// Whether `cached` is a clean verdict of hash generation `generation`.
 #[inline(always)]
-fn is_clean(cached: &PlanVerdict, generation: u32) -> bool {
+pub(super) fn is_clean(cached: &PlanVerdict, generation: u32) -> bool {
     cached.flags & PLAN_FLAG_HASH_CLEAN != 0 && cached.generation == generation
 }
 
 /// Hashes `file` (identity `key`) into `digest` and looks it up in the hash plan; caches the
 /// result by identity. `None`: not hashed (too large, helper failure) or not listed.
 #[inline(always)]
-fn hash_and_look_up(
+pub(super) fn hash_and_look_up(
     file: *const u8,
     key: &InodeKey,
     settings: &enforcer_common::plan::PlanSettings,
@@ -172,8 +182,8 @@ fn hash_and_look_up(
 /// scratch: the byte-wise copies that costs made the 6.1 verifier give up on this program).
 /// `digest` is the file's SHA-256 when `hashed`.
 #[inline(always)]
-fn emit_record(
-    bprm: *const u8,
+pub(super) fn emit_record(
+    source: HashedFile,
     key: &InodeKey,
     verdict: &emit::Verdict,
     digest: &HashKey,
@@ -186,18 +196,22 @@ fn emit_record(
     // SAFETY: `rec` points at a reserved, writable ExecRecord-sized slot; every write stays
     // inside it. The argument block is not written: `args_len` is 0 and flagged missing.
     unsafe {
-        let Ok(target) = kernel::read_exec_target(bprm, &mut (*rec).name, &mut (*rec).path) else {
+        let (target, hook) = match source {
+            HashedFile::Exec(bprm) => (
+                kernel::read_exec_target(bprm, &mut (*rec).name, &mut (*rec).path),
+                Hook::LsmBprmCredsFromFile,
+            ),
+            HashedFile::Mapped(file) => (
+                kernel::read_file_target(file, &mut (*rec).name),
+                Hook::LsmMmapFileHash,
+            ),
+        };
+        let Ok(target) = target else {
             entry.discard(0);
             count(Counter::ReadError);
             return;
         };
-        (*rec).header = emit::header(
-            EventKind::Exec,
-            size_of::<ExecRecord>(),
-            Hook::LsmBprmCredsFromFile,
-            0,
-            verdict,
-        );
+        (*rec).header = emit::header(EventKind::Exec, size_of::<ExecRecord>(), hook, 0, verdict);
         let mut flags = target.flags | EXEC_ARGS_MISSING | EXEC_ENV_MISSING;
         if hashed {
             flags |= EXEC_SHA256_KERNEL;

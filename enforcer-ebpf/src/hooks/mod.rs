@@ -14,6 +14,7 @@ mod kernel_activity;
 mod kernel_lsm;
 mod lifecycle;
 mod mmap_exec;
+mod mmap_hash;
 mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;

@@ -72,8 +72,13 @@ const LSM_PROGRAMS: [(&str, &str); 14] = [
     (programs::LSM_PTRACE_ACCESS_CHECK, "ptrace_access_check"),
     (programs::LSM_PTRACE_TRACEME, "ptrace_traceme"),
 ];
-/// The sleepable in-kernel hash program (lsm tier, optional: it needs `bpf_ima_file_hash`).
-const LSM_KERNEL_HASH: (&str, &str) = (programs::LSM_BPRM_CREDS_FROM_FILE, "bprm_creds_from_file");
+/// The sleepable in-kernel hash programs (lsm tier, optional: they need `bpf_ima_file_hash`),
+/// loaded and attached as one unit: executables (`bprm_creds_from_file`) and files mapped
+/// executable (`mmap_file`, a program run through ld.so).
+const LSM_KERNEL_HASH: [(&str, &str); 2] = [
+    (programs::LSM_BPRM_CREDS_FROM_FILE, "bprm_creds_from_file"),
+    (programs::LSM_MMAP_FILE_HASH, "mmap_file"),
+];
 /// Raw tracepoint programs (every tier): program name and tracepoint.
 const RAW_TRACEPOINTS: [(&str, &str); 3] = [
     (programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec"),
@@ -157,8 +162,8 @@ pub struct Loaded {
     /// Where DNS responses are watched (the cgroup v2 root the ingress program is attached
     /// to), or why they are not; set by [`Loaded::attach`].
     pub dns_responses: Result<std::path::PathBuf, String>,
-    /// Whether executables are hashed in the kernel (the sleepable `bprm_creds_from_file`
-    /// program is loaded), or why not (not the lsm tier, the kernel refused it, or turned
+    /// Whether executables and files mapped executable are hashed in the kernel (the
+    /// sleepable `bprm_creds_from_file` and `mmap_file` programs are loaded), or why not (not the lsm tier, the kernel refused it, or turned
     /// off); userspace hashing after the exec is the fallback.
     pub kernel_hash: Result<(), String>,
     /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
@@ -225,21 +230,21 @@ fn syscall_nr(nr: libc::c_long) -> u32 {
     u32::try_from(nr).unwrap_or(u32::MAX)
 }
 
-/// Loads the optional in-kernel hash program (lsm tier); `Err` says why it is not available.
+/// Loads the optional in-kernel hash programs (lsm tier); `Err` says why they are not
+/// available.
 fn load_kernel_hash(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
     let btf = aya::Btf::from_sys_fs()?;
-    let (name, hook) = LSM_KERNEL_HASH;
-    let started = std::time::Instant::now();
-    Ok(match program::<Lsm>(ebpf, name)?.load(hook, &btf) {
-        Ok(()) => {
-            tracing::info!("{name} loaded in {} ms", started.elapsed().as_millis());
-            Ok(())
+    for (name, hook) in LSM_KERNEL_HASH {
+        let started = std::time::Instant::now();
+        if let Err(err) = program::<Lsm>(ebpf, name)?.load(hook, &btf) {
+            return Ok(Err(format!(
+                "sleepable LSM program {name} (bpf_ima_file_hash) does not load: {}",
+                err.to_string().trim_end_matches(". Verifier output: ")
+            )));
         }
-        Err(err) => Err(format!(
-            "sleepable LSM program {name} (bpf_ima_file_hash) does not load: {}",
-            err.to_string().trim_end_matches(". Verifier output: ")
-        )),
-    })
+        tracing::info!("{name} loaded in {} ms", started.elapsed().as_millis());
+    }
+    Ok(Ok(()))
 }
 
 /// Probes the tier and loads the programs for it. `dry_run` makes the programs record what
@@ -386,9 +391,10 @@ impl Loaded {
                     .attach()
                     .map_err(program_err("attach", name))?;
             }
-            if self.kernel_hash.is_ok() {
-                let (name, _) = LSM_KERNEL_HASH;
-                if let Err(err) = program::<Lsm>(&mut self.ebpf, name)?.attach() {
+            for (name, _) in LSM_KERNEL_HASH {
+                if self.kernel_hash.is_ok()
+                    && let Err(err) = program::<Lsm>(&mut self.ebpf, name)?.attach()
+                {
                     self.kernel_hash = Err(format!("cannot attach {name}: {err}"));
                 }
             }

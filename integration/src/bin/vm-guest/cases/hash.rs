@@ -31,10 +31,10 @@ const MINER: &str = "/tmp/busybox-miner";
 const RENAMED: &str = "/tmp/kworker_upd";
 /// The miner with one byte changed: another hash, allowed.
 const CHANGED: &str = "/tmp/busybox-changed";
-const POLICY: &str = "/tmp/hash-policy.yaml";
-const RULE: &str = "miner-exec-hash";
+pub(super) const POLICY: &str = "/tmp/hash-policy.yaml";
+pub(super) const RULE: &str = "miner-exec-hash";
 
-fn sha256_of(path: &str) -> Result<String, String> {
+pub(super) fn sha256_of(path: &str) -> Result<String, String> {
     let out = Command::new(layout::BUSYBOX)
         .args(["sha256sum", path])
         .output()
@@ -47,7 +47,7 @@ fn sha256_of(path: &str) -> Result<String, String> {
 }
 
 /// Writes `bytes` to `path` as an executable.
-fn write_exe(path: &str, bytes: &[u8]) -> Result<(), String> {
+pub(super) fn write_exe(path: &str, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::write(path, bytes).map_err(|e| format!("write {path}: {e}"))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
@@ -66,13 +66,18 @@ fn miner_bytes() -> Result<Vec<u8>, String> {
 fn prepare() -> Result<String, String> {
     write_exe(MINER, &miner_bytes()?)?;
     let sha = sha256_of(MINER)?;
+    write_hash_policy(&sha)?;
+    Ok(sha)
+}
+
+/// Writes [`POLICY`]: rule [`RULE`] kills an exec of content `sha`.
+pub(super) fn write_hash_policy(sha: &str) -> Result<(), String> {
     std::fs::write("/tmp/miner_sha256.txt", format!("{sha}\n"))
         .map_err(|e| format!("write hash list: {e}"))?;
     let policy = format!(
         "version: 1\nlists:\n  - name: miner_sha256\n    type: hash\n    file: miner_sha256.txt\nrules:\n  - id: {RULE}\n    expression: exec.file.hash.sha256 in miner_sha256\n    action: kill\n"
     );
-    std::fs::write(POLICY, policy).map_err(|e| format!("write {POLICY}: {e}"))?;
-    Ok(sha)
+    std::fs::write(POLICY, policy).map_err(|e| format!("write {POLICY}: {e}"))
 }
 
 fn run_miner() -> std::io::Result<std::process::ExitStatus> {

@@ -3,6 +3,9 @@
 //! file is ld.so. LSM `mmap_file` sees ld.so map the program executable and checks it against
 //! the exec plan: the deny-marker policy's name rule refuses the mapping (EPERM), ld.so fails
 //! to load the program and no marker is written; an ordinary program run through ld.so works.
+//! `lsm_mmap_hash`: the same with a renamed, never-executed copy whose SHA-256 only a hash
+//! rule lists: the sleepable `mmap_file` program hashes it in the kernel and refuses the
+//! mapping.
 
 use std::process::{Command, Stdio};
 
@@ -13,6 +16,7 @@ use super::exec::{
     RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, expect_field,
     require_engine,
 };
+use super::hash::{POLICY, RULE, sha256_of, write_exe, write_hash_policy};
 use crate::audit;
 use crate::engine::Engine;
 
@@ -74,5 +78,85 @@ fn mapping_denied(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         ));
     }
     ctx.log("an ordinary program through ld.so ran");
+    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
+
+/// A renamed copy of `write-marker` made unique by appended bytes: a dynamically linked
+/// "miner" never executed, whose SHA-256 only the hash rule knows.
+const MAPPED_MINER: &str = "/tmp/svc-helper";
+const MAPPED_MARKER: &str = "/tmp/m-mapped";
+const ORIGINAL_MARKER: &str = "/tmp/m-mapped-original";
+
+/// Block mode, in-kernel hashing: the renamed copy through ld.so is refused at its executable
+/// mapping by its content; the original program through ld.so runs.
+pub(crate) fn lsm_mmap_hash(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    let mut bytes = std::fs::read(layout::WRITE_MARKER)
+        .map_err(|e| format!("read {}: {e}", layout::WRITE_MARKER))?;
+    bytes.extend_from_slice(b"\nenforcer-vm-mapped-miner\n");
+    write_exe(MAPPED_MINER, &bytes)?;
+    let sha = sha256_of(MAPPED_MINER)?;
+    write_hash_policy(&sha)?;
+    let mut engine = Engine::start_with(
+        POLICY,
+        "block",
+        "/tmp/audit-mmap-hash.jsonl".as_ref(),
+        "/tmp/enforcer-mmap-hash.log".as_ref(),
+    )?;
+    let result = mapping_hashed_and_denied(ctx, &mut engine, &sha);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result
+}
+
+fn mapping_hashed_and_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT * 4)?;
+    expect_field(&start, "tier", "lsm")?;
+    let exec_hash = audit::str_field(&start, "exec_hash").unwrap_or("");
+    if !exec_hash.starts_with("kernel") {
+        return Err(format!("exec_hash {:?}, want kernel", exec_hash.get(..600)));
+    }
+    let out = Command::new(LD_SO)
+        .args([MAPPED_MINER, MAPPED_MARKER, "x"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("exec of {LD_SO}: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || std::path::Path::new(MAPPED_MARKER).exists() {
+        return Err(format!(
+            "{LD_SO} {MAPPED_MINER} ran ({}), want the mapping refused; stderr {stderr}",
+            out.status
+        ));
+    }
+    ctx.log(format!(
+        "renamed copy through ld.so: {} ({})",
+        out.status,
+        stderr.trim()
+    ));
+    let deny = engine.wait_record(RECORD_TIMEOUT, "deny by hash at mmap_file", |r| {
+        audit::is_action(r, "deny", RULE)
+    })?;
+    let event = &deny["event"];
+    if event["hook"] != "lsm/mmap_file"
+        || deny["decided_in"] != "kernel"
+        || event["exec"]["file"]["name"] != "svc-helper"
+        || event["exec"]["file"]["hash"]["sha256"] != sha
+        || event["exec"]["file"]["hash"]["source"] != "kernel"
+    {
+        return Err(format!("deny record {deny}"));
+    }
+    ctx.log(format!("deny record: {deny}"));
+    // The original program (another digest) through ld.so runs and writes its marker.
+    let status = Command::new(LD_SO)
+        .args([layout::WRITE_MARKER, ORIGINAL_MARKER, "x"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("{LD_SO} {}: {e}", layout::WRITE_MARKER))?;
+    if !status.success() || !std::path::Path::new(ORIGINAL_MARKER).exists() {
+        return Err(format!("{LD_SO} {}: {status}", layout::WRITE_MARKER));
+    }
+    ctx.log("the original program through ld.so ran");
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
 }

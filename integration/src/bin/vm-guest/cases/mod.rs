@@ -51,6 +51,10 @@ pub(crate) const ALL: &[Case] = &[
         run: mmap::lsm_mmap_ld_so,
     },
     Case {
+        name: "lsm_mmap_hash",
+        run: mmap::lsm_mmap_hash,
+    },
+    Case {
         name: "lsm_stratum_deny",
         run: stratum::lsm_stratum_deny,
     },
