@@ -128,14 +128,25 @@ impl Bench {
         Self::until_acted(engine, command, rule)
     }
 
-    /// F4: the fake miner installed as `f.name`, given only `f.envs` as its environment.
-    fn env_miner(&self, engine: &mut Engine, f: &catalog::EnvMiner) -> Outcome {
-        let exe = install(Path::new(FAKE_MINER), self.dir.path(), f.name);
+    /// F4: the fake miner installed as `name`, given only `f.envs` as its environment, after
+    /// `pad` bytes of padding in a variable that sorts first (past the kernel's 512-byte copy
+    /// of the environment when `pad` is large: userspace then reads the rest from `/proc`).
+    fn env_miner(
+        &self,
+        engine: &mut Engine,
+        f: &catalog::EnvMiner,
+        name: &str,
+        pad: usize,
+    ) -> Outcome {
+        let exe = install(Path::new(FAKE_MINER), self.dir.path(), name);
         let mut command = Command::new(exe);
         command
             .args(spin_args())
             .env_clear()
             .envs(f.envs.iter().copied());
+        if pad > 0 {
+            command.env("AAA_PADDING", "x".repeat(pad));
+        }
         Self::until_acted(engine, command, f.rule)
     }
 
@@ -247,9 +258,13 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
     // F4: a renamed miner configured only by its environment: killed in userspace.
     let f4 = catalog::ENV_MINER;
-    kill(bench.env_miner(engine, &f4), f4.fixture);
+    kill(bench.env_miner(engine, &f4, f4.name, 0), f4.fixture);
     expect(f4.fixture, Some(f4.name), f4.rule, false);
     expect(f4.fixture, Some(f4.name), f4.alert_rule, true);
+    // F4 evading the kernel's 512-byte environment copy with 2 KiB of padding first.
+    let padded = "app-svc-padded";
+    kill(bench.env_miner(engine, &f4, padded, 2048), "F4 padded");
+    expect(f4.fixture, Some(padded), f4.rule, false);
     // F12: the miner started by the dynamic loader: killed in userspace by the loader's
     // argument (the lsm tier also refuses the mapping, see the VM's lsm_mmap_ld_so).
     let f12 = catalog::LOADER_MINER;

@@ -154,11 +154,9 @@ impl<'p> Handler<'p> {
                 let observed = !matches!(record, Decoded::Exec(_))
                     || header.hook == Hook::TpSchedProcessExec as u32;
                 if observed && let Decoded::Exec(exec) = &record {
-                    crate::pipeline::exec_event::add_cwd(
-                        &mut event,
-                        std::path::Path::new("/proc"),
-                        header.tgid,
-                    );
+                    let proc_root = std::path::Path::new("/proc");
+                    crate::pipeline::exec_event::add_cwd(&mut event, proc_root, header.tgid);
+                    crate::enrich::environ::complete_envs(&mut event, proc_root, header.tgid);
                     return self.report_exec(&header, exec, event, sink);
                 }
                 self.report(&header, event, observed, sink)

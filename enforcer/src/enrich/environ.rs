@@ -1,0 +1,158 @@
+//! Completes an exec environment the kernel truncated. The exec record carries the first
+//! 512 bytes of the environment block; a miner configured by variables (F4) could push
+//! `POOL_URL=` past them with padding. When the record says `env_truncated`, the whole block
+//! is read from `/proc/<tgid>/environ` (at most [`ENVIRON_CAP`] bytes) and replaces
+//! `exec.envs` when it starts with the entries the kernel copied (the same process image:
+//! not a reused PID). Best effort, after the exec: a process that is gone, or that rewrote
+//! its environment in memory before the read, keeps the kernel's prefix; the event says which
+//! source it carries (`exec.env_source`: `kernel` or `proc`).
+
+use std::{io::Read as _, path::Path};
+
+use serde_json::Value;
+
+/// Most environment bytes read from `/proc` (the rest is flagged `env_truncated`).
+pub const ENVIRON_CAP: usize = 64 * 1024;
+
+/// Replaces a truncated `exec.envs` of `event` by the environment of process `tgid` under
+/// `proc_root`, when that environment starts with the kernel's entries. Leaves events whose
+/// environment is complete or absent as they are.
+pub fn complete_envs(event: &mut Value, proc_root: &Path, tgid: u32) {
+    let Some(Value::Object(exec)) = event.get_mut("exec") else {
+        return;
+    };
+    if exec.get("env_truncated") != Some(&Value::Bool(true)) {
+        return;
+    }
+    let kernel: Vec<&str> = match exec.get("envs") {
+        Some(Value::Array(envs)) => envs.iter().filter_map(Value::as_str).collect(),
+        _ => return,
+    };
+    let Some((entries, truncated)) = read_environ(&proc_root.join(tgid.to_string())) else {
+        exec.insert("env_source".into(), Value::from("kernel"));
+        return;
+    };
+    if !starts_with_kernel_entries(&entries, &kernel) {
+        exec.insert("env_source".into(), Value::from("kernel"));
+        return;
+    }
+    exec.insert("envs".into(), Value::from(entries));
+    exec.insert("env_truncated".into(), Value::from(truncated));
+    exec.insert("env_source".into(), Value::from("proc"));
+}
+
+/// The entries of `<proc_dir>/environ` (at most [`ENVIRON_CAP`] bytes) and whether there was
+/// more; `None` when it cannot be read.
+fn read_environ(proc_dir: &Path) -> Option<(Vec<String>, bool)> {
+    let file = std::fs::File::open(proc_dir.join("environ")).ok()?;
+    let mut bytes = Vec::new();
+    file.take(ENVIRON_CAP as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let truncated = bytes.len() > ENVIRON_CAP;
+    bytes.truncate(ENVIRON_CAP);
+    let block = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+    if block.is_empty() {
+        return Some((Vec::new(), truncated));
+    }
+    let entries = block
+        .split(|&b| b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    Some((entries, truncated))
+}
+
+/// Whether `entries` starts with the kernel's: each complete kernel entry equal, the last one
+/// (possibly cut by the kernel's byte limit) a prefix of its counterpart.
+fn starts_with_kernel_entries(entries: &[String], kernel: &[&str]) -> bool {
+    let Some((last, complete)) = kernel.split_last() else {
+        return true;
+    };
+    complete.len() < entries.len()
+        && complete.iter().zip(entries).all(|(k, e)| *k == e)
+        && entries
+            .get(complete.len())
+            .is_some_and(|e| e.starts_with(last))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn proc_with(tgid: u32, environ: &[u8]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(tgid.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("environ"), environ).unwrap();
+        root
+    }
+
+    fn truncated_event(envs: &[&str]) -> Value {
+        json!({ "exec": { "envs": envs, "env_truncated": true } })
+    }
+
+    #[test]
+    fn a_truncated_environment_is_completed_from_proc() {
+        let root = proc_with(
+            7,
+            b"AAA_PAD=xxxx\0POOL_URL=stratum+tcp://p:3333\0PATH=/bin\0",
+        );
+        let mut event = truncated_event(&["AAA_PAD=xx"]);
+        complete_envs(&mut event, root.path(), 7);
+        assert_eq!(
+            event["exec"]["envs"],
+            json!(["AAA_PAD=xxxx", "POOL_URL=stratum+tcp://p:3333", "PATH=/bin"])
+        );
+        assert_eq!(event["exec"]["env_truncated"], false);
+        assert_eq!(event["exec"]["env_source"], "proc");
+    }
+
+    #[test]
+    fn another_process_image_under_the_pid_is_not_used() {
+        let root = proc_with(7, b"OTHER=1\0POOL_URL=x\0");
+        let mut event = truncated_event(&["AAA_PAD=xx"]);
+        complete_envs(&mut event, root.path(), 7);
+        assert_eq!(event["exec"]["envs"], json!(["AAA_PAD=xx"]));
+        assert_eq!(event["exec"]["env_truncated"], true);
+        assert_eq!(event["exec"]["env_source"], "kernel");
+    }
+
+    #[test]
+    fn a_gone_process_keeps_the_kernel_prefix() {
+        let root = tempfile::tempdir().unwrap();
+        let mut event = truncated_event(&["A=1", "B=2"]);
+        complete_envs(&mut event, root.path(), 9);
+        assert_eq!(event["exec"]["envs"], json!(["A=1", "B=2"]));
+        assert_eq!(event["exec"]["env_source"], "kernel");
+    }
+
+    #[test]
+    fn complete_environments_and_events_without_one_are_left_alone() {
+        let root = proc_with(7, b"A=1\0B=2\0");
+        let mut complete = json!({ "exec": { "envs": ["A=1"], "env_truncated": false } });
+        let before = complete.clone();
+        complete_envs(&mut complete, root.path(), 7);
+        assert_eq!(complete, before);
+        let mut none = json!({ "exec": { "args": [] } });
+        let before = none.clone();
+        complete_envs(&mut none, root.path(), 7);
+        assert_eq!(none, before);
+    }
+
+    #[test]
+    fn the_read_is_capped_and_the_cap_is_flagged() {
+        let mut environ = b"A=".to_vec();
+        environ.resize(ENVIRON_CAP + 100, b'x');
+        let root = proc_with(7, &environ);
+        let mut event = truncated_event(&["A=xx"]);
+        complete_envs(&mut event, root.path(), 7);
+        assert_eq!(event["exec"]["env_truncated"], true);
+        assert_eq!(event["exec"]["env_source"], "proc");
+        let envs = event["exec"]["envs"].as_array().unwrap();
+        assert_eq!(envs[0].as_str().unwrap().len(), ENVIRON_CAP);
+    }
+}
