@@ -34,10 +34,13 @@ use enforcer_common::{
         COMM_LEN, Counter, EXEC_ARGS_MISSING, EXEC_ENV_MISSING, EXEC_SHA256_KERNEL, EventKind,
         ExecRecord, Hook,
     },
-    plan::{EXEC_HASH_IN_KERNEL, HashKey, InodeKey, PLAN_FLAG_HASH_CLEAN, PlanVerdict, SHA256_LEN},
+    plan::{
+        EXEC_HASH_IN_KERNEL, HashKey, InodeKey, PLAN_FLAG_HASH_CLEAN, PlanSettings, PlanVerdict,
+        SHA256_LEN,
+    },
 };
 
-use super::Verdict;
+use super::{Verdict, fail_open};
 use crate::{
     emit,
     kernel::{self, ReadError},
@@ -59,24 +62,24 @@ pub(crate) fn lsm_bprm_creds_from_file(ctx: LsmContext) -> i32 {
     if previous != 0 {
         return previous;
     }
-    match try_bprm_creds_from_file(&ctx) {
-        Ok(verdict) => verdict.ret(),
-        Err(ReadError) => {
-            count(Counter::ReadError);
-            Verdict::Allow.ret()
-        }
+    fail_open(try_bprm_creds_from_file(&ctx))
+}
+
+/// The plan settings when the kernel hashes: the lsm tier with a non-empty hash plan
+/// (`EXEC_HASH_IN_KERNEL`); `None` otherwise.
+#[inline(always)]
+pub(super) fn hash_settings() -> Option<PlanSettings> {
+    if config().tier != Tier::Lsm as u32 {
+        return None;
     }
+    let settings = plan_settings();
+    (settings.exec & EXEC_HASH_IN_KERNEL != 0).then_some(settings)
 }
 
 fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
-    let cfg = config();
-    if cfg.tier != Tier::Lsm as u32 {
+    let Some(settings) = hash_settings() else {
         return Ok(Verdict::Allow);
-    }
-    let settings = plan_settings();
-    if settings.exec & EXEC_HASH_IN_KERNEL == 0 {
-        return Ok(Verdict::Allow);
-    }
+    };
     let bprm: *const u8 = ctx.arg(0);
     let file: *const u8 = ctx.arg(1);
     let mut key = InodeKey::default();
@@ -132,7 +135,7 @@ pub(super) fn is_clean(cached: &PlanVerdict, generation: u32) -> bool {
 pub(super) fn hash_and_look_up(
     file: *const u8,
     key: &InodeKey,
-    settings: &enforcer_common::plan::PlanSettings,
+    settings: &PlanSettings,
     digest: &mut HashKey,
 ) -> Result<Option<PlanVerdict>, ReadError> {
     let size = kernel::file_size(file)?;

@@ -30,7 +30,7 @@ use enforcer_common::{
     plan::{EXEC_CHECK_MMAP, NAME_LEN, PATH_LEN},
 };
 
-use super::{Verdict, exec_record::emit_exec};
+use super::{Verdict, exec_record::emit_exec, fail_open};
 use crate::{
     kernel::{self, ReadError},
     maps::{EXEC_NAME_PLAN, SCRATCH, config, count, plan_settings},
@@ -43,16 +43,26 @@ const PROT_EXEC: u64 = 4;
 /// Entry point for `mmap_file`.
 #[lsm(hook = "mmap_file")]
 pub(crate) fn lsm_mmap_file(ctx: LsmContext) -> i32 {
+    match exec_mapping(&ctx) {
+        Ok(file) => fail_open(check_mapping(file, Hook::LsmMmapFile)),
+        Err(ret) => ret,
+    }
+}
+
+/// The `mmap_file` arguments the exec checks start from: `Ok(file)` (null for anonymous
+/// memory) for a `PROT_EXEC` mapping no earlier LSM refused, else `Err` with the value to
+/// return at once.
+#[inline(always)]
+pub(super) fn exec_mapping(ctx: &LsmContext) -> Result<*const u8, i32> {
     let previous: i32 = ctx.arg(4);
     if previous != 0 {
-        return previous;
+        return Err(previous);
     }
     let prot: u64 = ctx.arg(2);
     if prot & PROT_EXEC == 0 {
-        return 0;
+        return Err(0);
     }
-    let file: *const u8 = ctx.arg(0);
-    finish(check_mapping(file, Hook::LsmMmapFile))
+    Ok(ctx.arg(0))
 }
 
 /// Entry point for `file_mprotect`.
@@ -67,22 +77,7 @@ pub(crate) fn lsm_file_mprotect(ctx: LsmContext) -> i32 {
         return 0;
     }
     let vma: *const u8 = ctx.arg(0);
-    match kernel::vma_file(vma) {
-        Ok(file) => finish(check_mapping(file, Hook::LsmFileMprotect)),
-        Err(ReadError) => finish(Err(ReadError)),
-    }
-}
-
-/// The hook's return value (a failed read fails open, counted).
-#[inline(always)]
-fn finish(result: Result<Verdict, ReadError>) -> i32 {
-    match result {
-        Ok(verdict) => verdict.ret(),
-        Err(ReadError) => {
-            count(Counter::ReadError);
-            Verdict::Allow.ret()
-        }
-    }
+    fail_open(kernel::vma_file(vma).and_then(|file| check_mapping(file, Hook::LsmFileMprotect)))
 }
 
 /// Checks the file `file` (null: anonymous memory) being mapped executable.

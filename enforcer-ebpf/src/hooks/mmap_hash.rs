@@ -29,58 +29,36 @@
 //! Sleepable: no per-CPU scratch (see `bprm_creds_from_file`).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
-use enforcer_common::{
-    config::Tier,
-    event::Counter,
-    plan::{EXEC_HASH_IN_KERNEL, HashKey, InodeKey, SHA256_LEN},
-};
+use enforcer_common::plan::{HashKey, InodeKey, SHA256_LEN};
 
 use super::{
     Verdict,
-    bprm_creds_from_file::{HashedFile, emit_record, hash_and_look_up, is_clean},
+    bprm_creds_from_file::{HashedFile, emit_record, hash_and_look_up, hash_settings, is_clean},
+    fail_open,
+    mmap_exec::exec_mapping,
 };
 use crate::{
     kernel::{self, ReadError},
-    maps::{EXEC_INODE_PLAN, config, count, plan_settings},
+    maps::{EXEC_INODE_PLAN, config},
     plan::{Site, act},
 };
-
-/// `PROT_EXEC`.
-const PROT_EXEC: u64 = 4;
 
 /// Entry point; see the module documentation for the verdict table.
 #[lsm(hook = "mmap_file", sleepable)]
 pub(crate) fn lsm_mmap_file_hash(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(4);
-    if previous != 0 {
-        return previous;
-    }
-    let prot: u64 = ctx.arg(2);
-    if prot & PROT_EXEC == 0 {
-        return 0;
-    }
-    match try_mmap_file_hash(&ctx) {
-        Ok(verdict) => verdict.ret(),
-        Err(ReadError) => {
-            count(Counter::ReadError);
-            Verdict::Allow.ret()
-        }
+    match exec_mapping(&ctx) {
+        Ok(file) => fail_open(try_mmap_file_hash(file)),
+        Err(ret) => ret,
     }
 }
 
-fn try_mmap_file_hash(ctx: &LsmContext) -> Result<Verdict, ReadError> {
-    let cfg = config();
-    if cfg.tier != Tier::Lsm as u32 {
-        return Ok(Verdict::Allow);
-    }
-    let settings = plan_settings();
-    if settings.exec & EXEC_HASH_IN_KERNEL == 0 {
-        return Ok(Verdict::Allow);
-    }
-    let file: *const u8 = ctx.arg(0);
+fn try_mmap_file_hash(file: *const u8) -> Result<Verdict, ReadError> {
     if file.is_null() {
         return Ok(Verdict::Allow);
     }
+    let Some(settings) = hash_settings() else {
+        return Ok(Verdict::Allow);
+    };
     let mut key = InodeKey::default();
     kernel::read_file_identity(file, &mut key)?;
     if let Some(cached) = EXEC_INODE_PLAN.get_ptr(key) {
@@ -100,7 +78,7 @@ fn try_mmap_file_hash(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     let Some(plan) = hash_and_look_up(file, &key, &settings, &mut digest)? else {
         return Ok(Verdict::Allow);
     };
-    let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
+    let (verdict, deny) = act(&plan, &config(), Site::Lsm);
     emit_record(HashedFile::Mapped(file), &key, &verdict, &digest, true);
     Ok(if deny { Verdict::Deny } else { Verdict::Allow })
 }

@@ -49,6 +49,19 @@ fn sockaddr_call(
     Some((fd, sock_type))
 }
 
+/// The return value of an LSM hook whose work ended in `result`: a failed kernel read fails
+/// open (allow), counted in `Counter::ReadError`.
+#[inline(always)]
+fn fail_open(result: Result<Verdict, crate::kernel::ReadError>) -> i32 {
+    match result {
+        Ok(verdict) => verdict.ret(),
+        Err(crate::kernel::ReadError) => {
+            crate::maps::count(enforcer_common::event::Counter::ReadError);
+            Verdict::Allow.ret()
+        }
+    }
+}
+
 /// What an LSM hook returns to the kernel.
 #[repr(i32)]
 #[derive(Clone, Copy, PartialEq, Eq)]

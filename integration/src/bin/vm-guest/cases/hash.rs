@@ -169,6 +169,22 @@ fn mean_us(path: &str, n: u32) -> Result<u128, String> {
     Ok(total.as_micros() / u128::from(n.max(1)))
 }
 
+/// Checks that the engine of `start` (an `engine_start` record) runs in the lsm tier and
+/// hashes in the kernel.
+pub(super) fn expect_kernel_hash(start: &serde_json::Value) -> Result<(), String> {
+    expect_field(start, "tier", "lsm")?;
+    let exec_hash = audit::str_field(start, "exec_hash").unwrap_or("");
+    if exec_hash.starts_with("kernel") {
+        return Ok(());
+    }
+    // The verifier log can be long: its start and end say why.
+    let (head, tail) = (
+        exec_hash.get(..600),
+        exec_hash.get(exec_hash.len().saturating_sub(3000)..),
+    );
+    Err(format!("exec_hash {head:?} ... {tail:?}, want kernel"))
+}
+
 /// In-kernel hashing: the first exec of a never-seen renamed copy fails with EPERM, decided in
 /// `bprm_creds_from_file` with the digest in the record; a changed copy runs.
 pub(crate) fn lsm_hash_first_exec(ctx: &Ctx) -> Result<(), String> {
@@ -201,16 +217,7 @@ fn first_exec_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), St
             ctx.log(line);
         }
     }
-    expect_field(&start, "tier", "lsm")?;
-    let exec_hash = audit::str_field(&start, "exec_hash").unwrap_or("");
-    if !exec_hash.starts_with("kernel") {
-        // The verifier log can be long: its start and end say why.
-        let (head, tail) = (
-            exec_hash.get(..600),
-            exec_hash.get(exec_hash.len().saturating_sub(3000)..),
-        );
-        return Err(format!("exec_hash {head:?} ... {tail:?}, want kernel"));
-    }
+    expect_kernel_hash(&start)?;
     match timed(RENAMED, &["true"]) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
         Err(e) => {

@@ -16,7 +16,7 @@ use super::exec::{
     RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, expect_field,
     require_engine,
 };
-use super::hash::{POLICY, RULE, sha256_of, write_exe, write_hash_policy};
+use super::hash::{POLICY, RULE, expect_kernel_hash, sha256_of, write_exe, write_hash_policy};
 use crate::audit;
 use crate::engine::Engine;
 
@@ -111,12 +111,7 @@ pub(crate) fn lsm_mmap_hash(ctx: &Ctx) -> Result<(), String> {
 }
 
 fn mapping_hashed_and_denied(ctx: &Ctx, engine: &mut Engine, sha: &str) -> Result<(), String> {
-    let start = engine.wait_started(START_TIMEOUT * 4)?;
-    expect_field(&start, "tier", "lsm")?;
-    let exec_hash = audit::str_field(&start, "exec_hash").unwrap_or("");
-    if !exec_hash.starts_with("kernel") {
-        return Err(format!("exec_hash {:?}, want kernel", exec_hash.get(..600)));
-    }
+    expect_kernel_hash(&engine.wait_started(START_TIMEOUT * 4)?)?;
     let out = Command::new(LD_SO)
         .args([MAPPED_MINER, MAPPED_MARKER, "x"])
         .stdin(Stdio::null())
