@@ -31,7 +31,7 @@ use super::{
 use crate::{audit, engine::Engine};
 
 /// Scratch directory of the fixtures' copies and markers.
-const DIR: &str = "/tmp/default-policy";
+pub(super) const DIR: &str = "/tmp/default-policy";
 /// The mock pool's ports (the rules do not look at ports).
 const POOL: [&str; 3] = ["127.0.0.1:3333", "127.0.0.1:14444", "127.0.0.1:443"];
 /// How long the fake miner may spin before the case stops it.
@@ -39,7 +39,7 @@ const MINER_SECS: &str = "60";
 
 /// What a fixture saw.
 #[derive(Debug, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     /// Its exec or its send failed with EPERM.
     Refused,
     /// SIGKILL ended it.
@@ -262,7 +262,7 @@ fn negatives(stub: &StubDns) -> Result<(), String> {
 }
 
 /// Copies `src` to the scratch directory as `name`, mode 0755.
-fn install(src: &str, name: &str) -> Result<String, String> {
+pub(super) fn install(src: &str, name: &str) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt as _;
     let dst = format!("{DIR}/{name}");
     std::fs::copy(src, &dst).map_err(|e| format!("copy {src} to {dst}: {e}"))?;
@@ -272,11 +272,18 @@ fn install(src: &str, name: &str) -> Result<String, String> {
 }
 
 /// Runs `write-marker` installed as `name`: refused at exec, killed, or ran (marker written).
-fn marker_exec(name: &str, args: &[&str]) -> Result<Outcome, String> {
+pub(super) fn marker_exec(name: &str, args: &[&str]) -> Result<Outcome, String> {
     let exe = install(layout::WRITE_MARKER, name)?;
+    run_marker(&exe, name, args)
+}
+
+/// Runs the `write-marker` copy `exe` installed as `name` (see [`marker_exec`]). Copying the
+/// file while other threads fork would make its exec fail with `ETXTBSY` (a child holding the
+/// copy's write descriptor), so a storm installs first and runs this.
+pub(super) fn run_marker(exe: &str, name: &str, args: &[&str]) -> Result<Outcome, String> {
     let marker = format!("{DIR}/{name}.ran");
     let _ = std::fs::remove_file(&marker);
-    let result = Command::new(&exe)
+    let result = Command::new(exe)
         .arg(&marker)
         .args(args)
         .stdin(Stdio::null())

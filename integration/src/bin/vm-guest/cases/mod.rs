@@ -13,6 +13,7 @@ mod lifecycle;
 mod mmap;
 mod network;
 mod sockets;
+mod storm;
 mod stratum;
 
 use enforcer_integration::vm::protocol::{self, Verdict};
@@ -53,6 +54,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_mmap_hash",
         run: mmap::lsm_mmap_hash,
+    },
+    Case {
+        name: "lsm_exec_storm",
+        run: storm::lsm_exec_storm,
     },
     Case {
         name: "lsm_stratum_deny",
