@@ -308,8 +308,11 @@ enum Wake {
     /// `EVENTS` has records (its readiness is cleared before the drain, so a record that comes
     /// during the drain wakes the loop again).
     Events,
-    /// `LIFECYCLE` has records (a wake-up, or its drain timer).
+    /// `LIFECYCLE` has records (its wake-up: a rule is about them, or the ring fills up).
     Lifecycle,
+    /// The drain timer ([`lifecycle::DRAIN_INTERVAL`]): pending fork and exit records are
+    /// handled and the audit log's gathered event records written.
+    Tick,
     /// The CPU sampling timer.
     Cpu,
     /// A file hash is done.
@@ -441,7 +444,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 guard.map_err(io_err("ring buffer poll"))?.clear_ready();
                 Wake::Lifecycle
             }
-            _ = lifecycle_timer.tick() => Wake::Lifecycle,
+            _ = lifecycle_timer.tick() => Wake::Tick,
             _ = cpu_timer.tick(), if cpu.is_some() => Wake::Cpu,
             Some(done) = next_hash(&mut hash_results) => Wake::Hash(done),
             _ = sigterm.recv() => break "SIGTERM",
@@ -456,7 +459,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             &mut sink,
         )?;
         match wake {
-            Wake::Events | Wake::Lifecycle => {}
+            // Event records are written on the tick (or at 64 KiB, or before the next action
+            // record): one write(2) per drain was a tenth of the daemon's CPU in an exec storm.
+            Wake::Events | Wake::Lifecycle => continue,
+            Wake::Tick => {}
             Wake::Cpu => {
                 if let Some(sampler) = cpu.as_mut() {
                     let now = crate::actions::kill::boot_now_ns();

@@ -22,7 +22,8 @@ impl Sink {
         })
     }
 
-    /// Writes the audit log's gathered event records (after each ring-buffer drain).
+    /// Writes the audit log's gathered event records (on the run loop's drain tick, every
+    /// `lifecycle::DRAIN_INTERVAL`).
     pub fn flush(&mut self) -> Result<(), WriteError> {
         match &mut self.audit {
             Some(audit) => audit.flush(),
