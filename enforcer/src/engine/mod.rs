@@ -311,7 +311,7 @@ enum Wake {
     /// `LIFECYCLE` has records (its wake-up: a rule is about them, or the ring fills up).
     Lifecycle,
     /// The drain timer ([`lifecycle::DRAIN_INTERVAL`]): pending fork and exit records are
-    /// handled and the audit log's gathered event records written.
+    /// handled.
     Tick,
     /// The CPU sampling timer.
     Cpu,
@@ -459,10 +459,11 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             &mut sink,
         )?;
         match wake {
-            // Event records are written on the tick (or at 64 KiB, or before the next action
-            // record): one write(2) per drain was a tenth of the daemon's CPU in an exec storm.
-            Wake::Events | Wake::Lifecycle => continue,
-            Wake::Tick => {}
+            // Event records are written after every drain, not only on the tick: gathering
+            // 20 ms of them made the next action record's durable write (which writes them
+            // first) slow, and the userspace kill of the CryptoNote login took 1.4 ms at p50
+            // instead of 0.4 ms (benches/README.md, kill latency).
+            Wake::Events | Wake::Lifecycle | Wake::Tick => {}
             Wake::Cpu => {
                 if let Some(sampler) = cpu.as_mut() {
                     let now = crate::actions::kill::boot_now_ns();

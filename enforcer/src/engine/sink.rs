@@ -22,8 +22,7 @@ impl Sink {
         })
     }
 
-    /// Writes the audit log's gathered event records (on the run loop's drain tick, every
-    /// `lifecycle::DRAIN_INTERVAL`).
+    /// Writes the audit log's gathered event records (after each ring-buffer drain).
     pub fn flush(&mut self) -> Result<(), WriteError> {
         match &mut self.audit {
             Some(audit) => audit.flush(),
