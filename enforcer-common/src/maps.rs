@@ -3,6 +3,9 @@
 
 /// Ring buffer of event records (every record starts with an [`crate::event::EventHeader`]).
 pub const EVENTS: &str = "EVENTS";
+/// Ring buffer of fork and exit records (the process cache's feed), written without waking
+/// the daemon unless a rule is about them (see [`crate::plan::RECORD_LIFECYCLE_WAKE`]).
+pub const LIFECYCLE: &str = "LIFECYCLE";
 /// Per-CPU counters indexed by [`crate::event::Counter`].
 pub const COUNTERS: &str = "COUNTERS";
 /// Exec plan: executable basename -> verdict.

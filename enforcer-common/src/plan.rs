@@ -129,6 +129,29 @@ pub const RECORD_FILE_ALL: u32 = 32;
 /// read decides for every ordinary file).
 pub const RECORD_FILE_READ_DEVICES: u32 = 64;
 
+/// [`PlanSettings::record`] bit: some enabled rule is about fork or exit events, so their
+/// records (`LIFECYCLE` ring buffer) wake the daemon as soon as it waits, like every record of
+/// `EVENTS`. Without it they are submitted with `BPF_RB_NO_WAKEUP`: the daemon reads them
+/// with the next `EVENTS` record it is woken for (merged by timestamp, so a process's fork is
+/// handled before its exec), on its lifecycle timer, or when [`LIFECYCLE_WAKE_BYTES`] are
+/// pending. A wake-up cost the fork and exit programs 6-10 us each on the 6.18 host.
+pub const RECORD_LIFECYCLE_WAKE: u32 = 1 << 16;
+
+/// Size of the `LIFECYCLE` ring buffer.
+pub const LIFECYCLE_RING_BYTES: u32 = 1 << 20;
+
+/// Pending bytes in `LIFECYCLE` from which a fork or exit record wakes the daemon
+/// (`BPF_RB_FORCE_WAKEUP`) even without [`RECORD_LIFECYCLE_WAKE`], so a burst of forks
+/// with no other record does not fill the ring before the timer drains it.
+pub const LIFECYCLE_WAKE_BYTES: u64 = (LIFECYCLE_RING_BYTES as u64) / 4;
+
+/// `bpf_ringbuf_submit` flag: do not wake the consumer (kernel UAPI `BPF_RB_NO_WAKEUP`).
+pub const BPF_RB_NO_WAKEUP: u64 = 1;
+/// `bpf_ringbuf_submit` flag: wake the consumer (kernel UAPI `BPF_RB_FORCE_WAKEUP`).
+pub const BPF_RB_FORCE_WAKEUP: u64 = 2;
+/// `bpf_ringbuf_query` flag: bytes not consumed yet (kernel UAPI `BPF_RB_AVAIL_DATA`).
+pub const BPF_RB_AVAIL_DATA: u64 = 0;
+
 /// Plan flag of an `EXEC_INODE_PLAN` entry the kernel wrote after hashing the file in the
 /// lsm tier (`bpf_ima_file_hash`) and finding no listed SHA-256: the file version is clean
 /// for the hash plan of [`PlanSettings::hash_generation`] (`actions == 0`; never a match).

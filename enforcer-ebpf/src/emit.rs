@@ -14,7 +14,12 @@ use enforcer_common::{
     net::{SockAddr, SocketRecord},
 };
 
-use crate::maps::{EVENTS, count};
+use enforcer_common::plan::{
+    BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, LIFECYCLE_WAKE_BYTES,
+    RECORD_LIFECYCLE_WAKE,
+};
+
+use crate::maps::{EVENTS, LIFECYCLE, count, plan_settings};
 
 /// Reserves a ring-buffer slot for a `T`, counting the loss when the buffer is full.
 #[inline(always)]
@@ -24,6 +29,31 @@ pub(crate) fn reserve<T: 'static>() -> Option<RingBufEntry<T>> {
         count(Counter::RingbufFull);
     }
     entry
+}
+
+/// Reserves a `LIFECYCLE` slot for a fork or exit record, counting the loss when full.
+#[inline(always)]
+pub(crate) fn reserve_lifecycle<T: 'static>() -> Option<RingBufEntry<T>> {
+    let entry = LIFECYCLE.reserve::<T>(0);
+    if entry.is_none() {
+        count(Counter::RingbufFull);
+    }
+    entry
+}
+
+/// Submit flags of a fork or exit record: the ring buffer's adaptive wake-up when a rule is
+/// about them (`RECORD_LIFECYCLE_WAKE`); else no wake-up, unless a quarter of the ring is
+/// pending (the daemon then drains it before it fills).
+#[inline(always)]
+pub(crate) fn lifecycle_flags() -> u64 {
+    if plan_settings().record & RECORD_LIFECYCLE_WAKE != 0 {
+        return 0;
+    }
+    if LIFECYCLE.query(BPF_RB_AVAIL_DATA) >= LIFECYCLE_WAKE_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
 }
 
 /// Rule reference and outcome carried by a header.

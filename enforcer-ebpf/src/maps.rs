@@ -11,13 +11,25 @@ use enforcer_common::{
     kernel_event::{KERNEL_OP_SLOTS, KernelRecord},
     net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
-    plan::{FileId, HashKey, InodeKey, MethodKey, NameKey, PathKey, PlanSettings, PlanVerdict},
+    plan::{
+        FileId, HashKey, InodeKey, LIFECYCLE_RING_BYTES, MethodKey, NameKey, PathKey, PlanSettings,
+        PlanVerdict,
+    },
 };
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
 /// record cannot be reserved the verdict still applies and `Counter::RingbufFull` goes up.
 #[map(name = "EVENTS")]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Fork and exit records (`ForkRecord`, `ExitRecord`) for the daemon's process cache and the
+/// audit log, apart from [`EVENTS`] so that they can be written without a wake-up (see
+/// `emit::lifecycle_flags`) without delaying the wake-up of the records that can lead to an
+/// action: the ring buffer's adaptive wake-up skips a record whenever older ones are pending,
+/// so quiet records in `EVENTS` would silence the loud ones behind them. A full buffer bumps
+/// `Counter::RingbufFull`.
+#[map(name = "LIFECYCLE")]
+pub(crate) static LIFECYCLE: RingBuf = RingBuf::with_byte_size(LIFECYCLE_RING_BYTES, 0);
 
 /// Per-CPU counters, indexed by `enforcer_common::event::Counter`. Userspace sums the CPUs.
 #[map(name = "COUNTERS")]

@@ -7,7 +7,9 @@
 //!   after `do_exit` decremented `p->signal->live`; a record only when that count is 0, i.e.
 //!   the last thread of the process is gone.
 //!
-//! A failed kernel read skips the record and bumps `Counter::ReadError`.
+//! Records go to the `LIFECYCLE` ring buffer, without a wake-up unless a rule is about them
+//! (`emit::lifecycle_flags`). A failed kernel read skips the record and bumps
+//! `Counter::ReadError`.
 
 use aya_ebpf::{
     helpers::generated::bpf_get_current_comm, macros::raw_tracepoint,
@@ -51,7 +53,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         return Ok(());
     }
     let start: u64 = read_at(child, off.task_start_boottime)?;
-    let Some(mut entry) = emit::reserve::<ForkRecord>() else {
+    let Some(mut entry) = emit::reserve_lifecycle::<ForkRecord>() else {
         return Ok(());
     };
     let rec = entry.as_mut_ptr();
@@ -70,7 +72,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         // On failure the helper zeroes the buffer itself.
         bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
     }
-    entry.submit(0);
+    entry.submit(emit::lifecycle_flags());
     Ok(())
 }
 
@@ -84,7 +86,7 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     }
     let exit_code: i32 = read_at(task, off.task_exit_code)?;
     let start: u64 = read_at(task, off.task_start_boottime)?;
-    let Some(mut entry) = emit::reserve::<ExitRecord>() else {
+    let Some(mut entry) = emit::reserve_lifecycle::<ExitRecord>() else {
         return Ok(());
     };
     let rec = entry.as_mut_ptr();
@@ -103,6 +105,6 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         // On failure the helper zeroes the buffer itself.
         bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
     }
-    entry.submit(0);
+    entry.submit(emit::lifecycle_flags());
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! `enforcer run`: load the policy, probe the tier, load and attach the programs with the plan
-//! in their maps, write `engine_start`, then drain the ring buffer (and, when the policy has
+//! in their maps, write `engine_start`, then drain the ring buffers (`EVENTS`, and merged into
+//! it the fork and exit records of `LIFECYCLE`, see `lifecycle.rs`; and, when the policy has
 //! `cpu` rules, run a CPU sampling round every `--cpu-interval`) until SIGINT/SIGTERM and write
 //! `engine_stop`.
 
 mod enforce;
 mod handler;
 mod learned;
+mod lifecycle;
 mod sink;
 
 use std::{
@@ -16,8 +18,11 @@ use std::{
     rc::Rc,
 };
 
-use aya::{Ebpf, maps::RingBuf};
-use enforcer_common::maps::EVENTS;
+use aya::{
+    Ebpf,
+    maps::{MapData, RingBuf},
+};
+use enforcer_common::maps::{EVENTS, LIFECYCLE};
 use enforcer_policy::CompiledPolicy;
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -284,6 +289,36 @@ fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { what, source }
 }
 
+/// Takes a ring buffer map out of the loaded object and registers it with the event loop.
+fn ring_buffer(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<AsyncFd<RingBuf<MapData>>, EngineError> {
+    let map = ebpf.take_map(name).ok_or(LoadError::MissingProgram(name))?;
+    let ring =
+        RingBuf::try_from(map).map_err(|e| io_err("ring buffer")(std::io::Error::other(e)))?;
+    // SAFETY: the AsyncFd takes ownership of the RingBuf, which owns the map fd, so the fd
+    // stays open for as long as it is registered and is deregistered before it closes.
+    unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| io_err("ring buffer fd")(e.into()))
+}
+
+/// What woke the run loop.
+enum Wake {
+    /// `EVENTS` has records (its readiness is cleared before the drain, so a record that comes
+    /// during the drain wakes the loop again).
+    Events,
+    /// `LIFECYCLE` has records (its wake-up: a rule is about them, or the ring fills up).
+    Lifecycle,
+    /// The drain timer ([`lifecycle::DRAIN_INTERVAL`]): pending fork and exit records are
+    /// handled.
+    Tick,
+    /// The CPU sampling timer.
+    Cpu,
+    /// A file hash is done.
+    Hash(Done),
+}
+
 /// Runs the engine until SIGINT or SIGTERM.
 pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineError> {
     let euid = nix::unistd::geteuid();
@@ -363,16 +398,9 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         );
     }
 
-    let map = loaded
-        .ebpf
-        .take_map(EVENTS)
-        .ok_or(LoadError::MissingProgram("EVENTS map"))?;
-    let ring =
-        RingBuf::try_from(map).map_err(|e| io_err("ring buffer")(std::io::Error::other(e)))?;
-    // SAFETY: the AsyncFd takes ownership of the RingBuf, which owns the map fd, so the fd
-    // stays open for as long as it is registered and is deregistered before it closes.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| io_err("ring buffer fd")(e.into()))?;
+    let mut ring = ring_buffer(&mut loaded.ebpf, EVENTS)?;
+    let mut lifecycle_ring = ring_buffer(&mut loaded.ebpf, LIFECYCLE)?;
+    let mut lifecycle = lifecycle::Pending::default();
     let clock = BootClock::new().map_err(|e| io_err("boot clock")(e.into()))?;
     let plan = LivePlan {
         ebpf: &mut loaded.ebpf,
@@ -403,43 +431,60 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut cpu_timer = tokio::time::interval(options.cpu.interval);
     let mut cpu = cpu_sampler(&policy, options.cpu);
     cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lifecycle_timer = tokio::time::interval(lifecycle::DRAIN_INTERVAL);
+    lifecycle_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let reason = loop {
-        tokio::select! {
+        let wake = tokio::select! {
             guard = ring.readable_mut() => {
-                let mut guard = guard.map_err(io_err("ring buffer poll"))?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    handler.handle(&item, &mut sink)?;
-                }
-                sink.flush()?;
-                guard.clear_ready();
+                guard.map_err(io_err("ring buffer poll"))?.clear_ready();
+                Wake::Events
             }
-            _ = cpu_timer.tick(), if cpu.is_some() => {
+            guard = lifecycle_ring.readable_mut() => {
+                guard.map_err(io_err("ring buffer poll"))?.clear_ready();
+                Wake::Lifecycle
+            }
+            _ = lifecycle_timer.tick() => Wake::Tick,
+            _ = cpu_timer.tick(), if cpu.is_some() => Wake::Cpu,
+            Some(done) = next_hash(&mut hash_results) => Wake::Hash(done),
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+        };
+        // Whatever woke the loop, both rings are drained first, in the kernel's order.
+        lifecycle::drain(
+            ring.get_mut(),
+            lifecycle_ring.get_mut(),
+            &mut lifecycle,
+            &mut handler,
+            &mut sink,
+        )?;
+        match wake {
+            // Event records are written after every drain, not only on the tick: gathering
+            // 20 ms of them made the next action record's durable write (which writes them
+            // first) slow, and the userspace kill of the CryptoNote login took 1.4 ms at p50
+            // instead of 0.4 ms (benches/README.md, kill latency).
+            Wake::Events | Wake::Lifecycle | Wake::Tick => {}
+            Wake::Cpu => {
                 if let Some(sampler) = cpu.as_mut() {
                     let now = crate::actions::kill::boot_now_ns();
                     let hot = sampler.round(now);
                     handler.cpu_round(&hot, now, &mut sink)?;
-                    sink.flush()?;
                 }
             }
-            Some(done) = next_hash(&mut hash_results) => {
-                handler.hash_done(done, &mut sink)?;
-                sink.flush()?;
-            }
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
+            Wake::Hash(done) => handler.hash_done(done, &mut sink)?,
         }
+        sink.flush()?;
     };
     // Drain what is left before detaching.
-    {
-        let ring = ring.get_mut();
-        while let Some(item) = ring.next() {
-            handler.handle(&item, &mut sink)?;
-        }
-        handler.stop_hashing(&mut sink)?;
-        sink.flush()?;
-    }
+    lifecycle::drain(
+        ring.get_mut(),
+        lifecycle_ring.get_mut(),
+        &mut lifecycle,
+        &mut handler,
+        &mut sink,
+    )?;
+    handler.stop_hashing(&mut sink)?;
+    sink.flush()?;
     let decode_errors = handler.decode_errors();
     drop(handler);
     sink.write(&Record::EngineStop {

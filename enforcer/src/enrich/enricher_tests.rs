@@ -295,3 +295,26 @@ fn finds_this_test_process_in_the_real_proc() {
         assert_eq!(last, Some(json!(1)), "{v}");
     }
 }
+
+#[test]
+fn the_exit_of_a_cached_process_reads_nothing_from_proc() {
+    let p = FakeProc::tree();
+    let mut e = p.enricher(64);
+    e.seed_from_proc(p.root()).unwrap();
+    let loads = e.cache().stats();
+    // The process is still in /proc (a zombie): the old path read it and kept the cached
+    // record (same incarnation); the new one answers from the cache alone, with the same JSON.
+    assert!(e.cache_mut().on_exit(77, 3, 0));
+    let mut process = json!({ "pid": 77, "comm": "bash" });
+    e.enrich_exiting_process_at(&mut process, 77, 1000 * TICK);
+    assert_eq!(e.cache().stats(), loads, "no /proc read");
+    assert_eq!(process["exit"], json!({ "code": 3, "signal": 0 }));
+    assert_eq!(process["ancestors"][0]["file"]["name"], "sshd");
+    let mut old = json!({ "pid": 77, "comm": "bash" });
+    e.enrich_process_at(&mut old, 77, 1000 * TICK);
+    assert_eq!(process, old);
+    // An exit before the cached incarnation started is not its exit: /proc decides, as before.
+    let mut early = json!({ "pid": 77 });
+    e.enrich_exiting_process_at(&mut early, 77, 19 * TICK);
+    assert_eq!(early, json!({ "pid": 77 }));
+}

@@ -89,6 +89,18 @@ impl Enricher {
         self.json_of(tgid)
     }
 
+    /// Like [`Enricher::enrich_process_at`] for the exit record that has just marked the live
+    /// cached record of `tgid` exited: that record answers, `/proc` is not read (see
+    /// [`ProcessCache::lookup_cached_at`]).
+    pub fn enrich_exiting_process_at(&mut self, process: &mut Value, tgid: u32, event_ns: u64) {
+        let extra = if self.cache.lookup_cached_at(tgid, event_ns).is_some() {
+            self.json_of(tgid)
+        } else {
+            self.process_json_at(tgid, event_ns)
+        };
+        process_json::merge_missing(process, extra);
+    }
+
     /// Adds what the cache knows of the process at `event_ns` to an event's `process` object
     /// (built from the kernel record) without overwriting a member it has (see
     /// [`process_json::merge_missing`]).

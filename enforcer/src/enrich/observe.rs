@@ -25,7 +25,12 @@ impl Enricher {
                 let (code, signal, _) = split_status(r.exit_code);
                 let code = i32::try_from(code).unwrap_or(i32::MAX);
                 let signal = i32::try_from(signal).unwrap_or(i32::MAX);
-                self.cache_mut().on_exit(header.tgid, code, signal);
+                if self.cache_mut().on_exit(header.tgid, code, signal) {
+                    if let Some(process) = event.get_mut("process") {
+                        self.enrich_exiting_process_at(process, header.tgid, header.timestamp_ns);
+                    }
+                    return;
+                }
             }
             Decoded::Exec(_) if header.hook == Hook::TpSchedProcessExec as u32 => {
                 self.on_exec_event(

@@ -24,7 +24,7 @@ use enforcer_common::{
         ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL,
         EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN,
         PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS,
-        RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, SHA256_LEN, padded,
+        RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE, SHA256_LEN, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -167,7 +167,8 @@ fn verdict_or_stop(ctx: Ctx<'_>, indices: &[u32]) -> PlanVerdict {
 const _: () = assert!(enforcer_policy::MAX_DNS_PORTS <= DNS_PORT_SLOTS);
 
 /// The `PLAN_SETTINGS` record bits of `policy`: connects filtered when every connect rule is
-/// in the plan; binds and accepts reported only when an enabled rule is about them.
+/// in the plan; binds and accepts reported only when an enabled rule is about them; fork and
+/// exit records wake the daemon only when an enabled rule is about them.
 pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     let about = |kind: Kind| {
         policy
@@ -184,6 +185,9 @@ pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     }
     if about(Kind::Accept) {
         bits |= RECORD_ACCEPTS;
+    }
+    if about(Kind::Fork) || about(Kind::Exit) {
+        bits |= RECORD_LIFECYCLE_WAKE;
     }
     bits | super::file_plan::settings_bits(plan)
 }
@@ -552,6 +556,28 @@ mod tests {
         );
         assert_eq!(
             merge_with(rules, &[0], 3, &HashSet::new()).unwrap().flags,
+            0
+        );
+    }
+
+    #[test]
+    fn lifecycle_records_wake_the_daemon_only_when_a_rule_is_about_them() {
+        let quiet = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: n\n    expression: exec.file.name == \"xmrig\"\n    action: kill\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings_bits(&quiet, &quiet.lower()) & RECORD_LIFECYCLE_WAKE,
+            0
+        );
+        let about_exits = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: x\n    expression: exit.signal == 9\n    action: alert\n",
+        )
+        .unwrap();
+        assert_ne!(
+            settings_bits(&about_exits, &about_exits.lower()) & RECORD_LIFECYCLE_WAKE,
             0
         );
     }

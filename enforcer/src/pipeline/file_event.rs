@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn file_records_round_trip() {
         let rec = test_file_record(FileOp::Rename, "/etc/a", "/etc/b");
-        assert_eq!(decode(as_bytes(&rec)), Ok(Decoded::File(Box::new(rec))));
+        assert_eq!(decode(as_bytes(&rec)), Ok(Decoded::File(rec)));
         let bytes = as_bytes(&rec);
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len]).is_err());

@@ -60,6 +60,23 @@ impl ProcessCache {
         self.touch(tgid)
     }
 
+    /// The cached record of `tgid` when it started no later than `event_ns`'s clock tick,
+    /// live or exited, without reading `/proc`. For the exit record of a process whose live
+    /// record [`ProcessCache::on_exit`] has just marked: that record is the exiting
+    /// incarnation, and [`ProcessCache::lookup_at`] would read `/proc` for an exited record
+    /// (a zombie or nothing: the same answer, at the cost of four file reads per exit).
+    pub fn lookup_cached_at(&mut self, tgid: u32, event_ns: u64) -> Option<&ProcessRecord> {
+        let tick = self.config.tick_ns;
+        let fits = self
+            .entries
+            .get(&tgid)
+            .is_some_and(|e| e.rec.start_ns / tick <= event_ns / tick);
+        if !fits {
+            return None;
+        }
+        self.touch(tgid)
+    }
+
     /// The newest known incarnation of `tgid`: the cached live record, else `/proc`'s (which
     /// replaces an exited cached one), else the cached exited record.
     pub fn lookup_or_load(&mut self, tgid: u32) -> Option<&ProcessRecord> {

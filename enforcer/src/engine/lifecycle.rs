@@ -1,0 +1,174 @@
+//! The `LIFECYCLE` ring buffer (fork and exit records) and its merge with `EVENTS`.
+//!
+//! The kernel writes fork and exit records there without waking the daemon (unless a rule is
+//! about them, `RECORD_LIFECYCLE_WAKE`), so an exec storm wakes the daemon once per exec
+//! instead of three times. They are read: before each `EVENTS` record, the ones made before it
+//! (by kernel timestamp) are handled first, so the process cache sees a process's fork before
+//! its exec and the audit log keeps the kernel's order; after each `EVENTS` drain, the rest;
+//! and on [`DRAIN_INTERVAL`] when no other record comes (or when the kernel wakes the daemon
+//! because a quarter of the ring is pending). Records are copied out of the ring so that the
+//! ones newer than the current `EVENTS` record can wait; at most one ring's worth is held.
+
+use std::{collections::VecDeque, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use enforcer_common::event::EventHeader;
+
+use super::{handler::Handler, sink::Sink};
+use crate::audit::writer::WriteError;
+
+/// How long a fork or exit record waits at most when no other record wakes the daemon.
+pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The kernel timestamp of a record (0 for a record too short for a header: handled first,
+/// and counted as a decode error by the handler).
+pub(crate) fn timestamp(bytes: &[u8]) -> u64 {
+    let start = std::mem::offset_of!(EventHeader, timestamp_ns);
+    bytes
+        .get(start..start + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
+}
+
+/// Handles every record of `events` in order, each after the lifecycle records made before it,
+/// then the remaining lifecycle records.
+pub(crate) fn drain(
+    events: &mut RingBuf<MapData>,
+    ring: &mut RingBuf<MapData>,
+    pending: &mut Pending,
+    handler: &mut Handler<'_>,
+    sink: &mut Sink,
+) -> Result<(), WriteError> {
+    while let Some(item) = events.next() {
+        // Pulled after the event record was read: every fork or exit made before it is in.
+        pending.pull(ring);
+        pending.handle_until(timestamp(&item), handler, sink)?;
+        handler.handle(&item, sink)?;
+    }
+    pending.pull(ring);
+    pending.handle_all(handler, sink)
+}
+
+/// Fork and exit records read from the ring and not handled yet, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    records: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl Pending {
+    /// Copies every record the ring holds (in the ring's order) and consumes it.
+    pub(crate) fn pull(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(item) = ring.next() {
+            self.records.push_back((timestamp(&item), item.to_vec()));
+        }
+    }
+
+    /// Handles the pulled records made no later than `ts`.
+    pub(crate) fn handle_until(
+        &mut self,
+        ts: u64,
+        handler: &mut Handler<'_>,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
+        while self.records.front().is_some_and(|(t, _)| *t <= ts) {
+            if let Some((_, bytes)) = self.records.pop_front() {
+                handler.handle(&bytes, sink)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles every pulled record.
+    pub(crate) fn handle_all(
+        &mut self,
+        handler: &mut Handler<'_>,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
+        self.handle_until(u64::MAX, handler, sink)
+    }
+
+    /// Records waiting.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Queues a record as [`Pending::pull`] does (tests have no ring buffer).
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.records.push_back((timestamp(bytes), bytes.to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use enforcer_common::{
+        event::{EventKind, Hook},
+        process::{ExitRecord, ForkRecord},
+    };
+
+    use super::*;
+    use crate::{
+        audit::AuditReader,
+        engine::enforce::testing,
+        pipeline::decode::{as_bytes, test_exec_record, test_header},
+    };
+
+    #[test]
+    fn timestamps_come_from_the_header_and_short_records_sort_first() {
+        let mut rec = test_exec_record();
+        rec.header.timestamp_ns = 1234;
+        assert_eq!(timestamp(as_bytes(&rec)), 1234);
+        assert_eq!(timestamp(&[1, 2, 3]), 0);
+    }
+
+    #[test]
+    fn older_lifecycle_records_are_handled_before_the_event_record() {
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: a\n    expression: exec.file.name == \"nothing\"\n    action: alert\n",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
+        let mut fork = ForkRecord {
+            header: test_header::<ForkRecord>(EventKind::Fork, Hook::TpSchedProcessFork),
+            child_tgid: 10,
+            _pad: 0,
+            child_start_ns: 30,
+            comm: [0; 16],
+        };
+        fork.header.timestamp_ns = 30;
+        fork.header.tgid = 1;
+        let mut exit = ExitRecord {
+            header: test_header::<ExitRecord>(EventKind::Exit, Hook::TpSchedProcessExit),
+            exit_code: 0,
+            _pad: 0,
+            start_ns: 30,
+            comm: [0; 16],
+        };
+        exit.header.timestamp_ns = 50;
+        let mut exec = test_exec_record();
+        exec.header.timestamp_ns = 42;
+        let mut pending = Pending::default();
+        pending.push(as_bytes(&fork));
+        pending.push(as_bytes(&exit));
+        // The exec record (42 ns) comes: the fork (30 ns) first, the exit (50 ns) after it.
+        pending
+            .handle_until(timestamp(as_bytes(&exec)), &mut handler, &mut sink)
+            .unwrap();
+        assert_eq!(pending.len(), 1);
+        handler.handle(as_bytes(&exec), &mut sink).unwrap();
+        pending.handle_all(&mut handler, &mut sink).unwrap();
+        assert_eq!(pending.len(), 0);
+        sink.flush().unwrap();
+        let (records, _) = AuditReader::read_path(&log).unwrap();
+        let kinds: Vec<_> = records
+            .iter()
+            .filter(|r| r["type"] == "event")
+            .map(|r| r["event"]["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds, ["fork", "exec", "exit"]);
+    }
+}
