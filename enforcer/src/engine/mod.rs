@@ -317,6 +317,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     if !euid.is_root() {
         return Err(EngineError::NotRoot(euid.as_raw()));
     }
+    // Handled from here on: a SIGTERM while starting stops the engine cleanly once it runs
+    // (with pins, the default action would leave them behind).
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
     let run_id = loader::pins::RunId::current().map_err(io_err("run id"))?;
     let pin_root = Path::new(loader::pins::PIN_ROOT);
     // Before the sink opens the log (and closes a torn tail): what the previous run left.
@@ -462,8 +466,6 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         handler = handler.with_hasher(hasher, Some(inode_plan));
         hash_results = Some(results);
     }
-    let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
     let mut cpu_timer = tokio::time::interval(options.cpu.interval);
     let mut cpu = cpu_sampler(&policy, options.cpu);
     cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

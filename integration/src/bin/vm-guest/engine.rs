@@ -71,6 +71,13 @@ impl Engine {
             .arg(mode)
             .arg("--audit-log")
             .arg(audit_log)
+            // A case that ends early SIGKILLs its engine: unless the case asks for pins, none
+            // are left for the next case.
+            .args(if extra.contains(&"--on-crash") {
+                &[][..]
+            } else {
+                &["--on-crash", "stop"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -83,6 +90,19 @@ impl Engine {
             audit_log: audit_log.to_path_buf(),
             output_log: output_log.to_path_buf(),
         })
+    }
+
+    /// Kills the engine with SIGKILL (no clean stop) and reaps it.
+    pub(crate) fn sigkill(&mut self) -> Result<ExitStatus, String> {
+        let Some(mut child) = self.child.take() else {
+            return Err("engine already stopped".to_owned());
+        };
+        child
+            .kill()
+            .map_err(|e| format!("cannot SIGKILL the engine: {e}"))?;
+        child
+            .wait()
+            .map_err(|e| format!("cannot reap the engine: {e}"))
     }
 
     /// `Err` when the engine has already exited (with its status).
