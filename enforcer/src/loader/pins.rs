@@ -33,8 +33,6 @@ use super::{LoadError, program};
 pub const BPFFS: &str = "/sys/fs/bpf";
 /// The directory of the engine's pins (one sub-directory per run).
 pub const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
-/// `statfs` magic of bpffs.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// File name of the pinned `COUNTERS` map in a run directory. (bpffs refuses names with a
 /// dot: EPERM, they are reserved for the kernel's own files.)
 pub const COUNTERS_PIN: &str = "map-COUNTERS";
@@ -117,7 +115,8 @@ pub fn ensure_bpffs() -> io::Result<()> {
 }
 
 fn is_bpffs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
 /// An engine run: its process and when it started.

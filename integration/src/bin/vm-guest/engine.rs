@@ -58,6 +58,27 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot remove old {}: {e}", audit_log.display())),
         }
+        Self::spawn(policy, mode, audit_log, output_log, extra)
+    }
+
+    /// [`Engine::start_args`] appending to the audit log a previous engine wrote (a restart).
+    pub(crate) fn restart_args(
+        policy: &str,
+        mode: &str,
+        audit_log: &Path,
+        output_log: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
+        Self::spawn(policy, mode, audit_log, output_log, extra)
+    }
+
+    fn spawn(
+        policy: &str,
+        mode: &str,
+        audit_log: &Path,
+        output_log: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
         let out = File::create(output_log)
             .map_err(|e| format!("cannot create {}: {e}", output_log.display()))?;
         let err = out
