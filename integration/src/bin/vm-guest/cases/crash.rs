@@ -125,7 +125,10 @@ fn pinned_then_killed(ctx: &Ctx, engine: &mut Engine) -> Result<(String, u64), S
 }
 
 fn restarted(ctx: &Ctx, engine: &mut Engine, old_run: &str, old_pid: u64) -> Result<(), String> {
-    engine.wait_started(START_TIMEOUT)?;
+    // The log holds the killed run's `engine_start` too: wait for this run's.
+    engine.wait_record(START_TIMEOUT, "engine_start of the restarted engine", |r| {
+        audit::is_type(r, "engine_start") && r["pid"] != old_pid
+    })?;
     let gap = engine.wait_record(RECORD_TIMEOUT, "engine_gap record", |r| {
         audit::is_type(r, "engine_gap")
     })?;
