@@ -50,3 +50,24 @@ fn an_unknown_mode_is_a_usage_error() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("maybe"), "{stderr}");
 }
+
+#[test]
+fn keep_enforcing_in_monitor_mode_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "version: 1\nrules: []\n").unwrap();
+    let policy = policy.to_str().unwrap();
+    let (code, stderr) = run(&[
+        "run",
+        "--policy",
+        policy,
+        "--mode",
+        "monitor",
+        "--on-crash",
+        "keep-enforcing",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("needs --mode block"), "{stderr}");
+    let (code, stderr) = run(&["run", "--policy", policy, "--on-crash", "sometimes"]);
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -12,9 +12,10 @@
 pub mod reader;
 pub mod record;
 pub mod report;
+pub mod tail;
 pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};
-pub use record::{Action, BreakerSettings, BreakerTrip, Record};
+pub use record::{Action, BreakerSettings, BreakerTrip, EngineGap, Record};
 pub use report::{Outcome, Report};
 pub use writer::AuditWriter;

@@ -51,6 +51,43 @@ pub struct BreakerTrip {
     pub window_s: u64,
 }
 
+/// An `engine_gap` record: a previous run that ended without a clean stop.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EngineGap {
+    /// The previous run's id, when its `engine_start` record or its pins name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_run_id: Option<String>,
+    /// The previous engine's process id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_pid: Option<u32>,
+    /// Time of the previous run's `engine_start` record (this audit log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_start: Option<String>,
+    /// Time of the last record in this audit log before this start: the engine was alive then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_last_record: Option<String>,
+    /// When this engine started (its programs were attached).
+    pub this_start: String,
+    /// `pinned`: the previous run's enforcing programs stayed attached until this engine
+    /// replaced them (kernel denies and kills went on; userspace rules, kills widened to a
+    /// scope, and records did not); `none`: nothing enforced from `unenforced_from` to
+    /// `this_start`.
+    pub enforcement: &'static str,
+    /// Start of the time without enforcement (`enforcement: none`): the previous run's last
+    /// record, the latest time it is known to have run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unenforced_from: Option<String>,
+    /// Pinned links of the previous run this engine removed after attaching its own programs.
+    pub pins_removed: usize,
+    /// The previous run's kernel counters (whole run, read from its pinned `COUNTERS` map):
+    /// e.g. `exec_matched` counts the execs it denied or killed, alone or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_counters: Option<Value>,
+    /// How the gap was found: `audit_log` (the log ends with an `engine_start` and no
+    /// `engine_stop`) and/or `pins` (a dead run's pins were left).
+    pub detected_by: Vec<&'static str>,
+}
+
 /// One audit record.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -88,7 +125,18 @@ pub enum Record {
         /// Kernel-activity syscalls this kernel does not let the engine see (syscall -> why,
         /// e.g. no module syscalls without `CONFIG_MODULES`).
         kernel_syscalls_unseen: std::collections::BTreeMap<String, String>,
+        /// This run (`<pid>-<start ticks>-<start, Unix seconds>`), the name of its pin
+        /// directory under `/sys/fs/bpf/enforcer/`.
+        run_id: String,
+        /// `keep-enforcing` (the enforcing programs are pinned and survive a killed engine) or
+        /// `stop` (a killed engine's programs detach with it).
+        on_crash: &'static str,
+        /// Links pinned for `keep-enforcing` (0 with `stop`).
+        pinned_links: usize,
     },
+    /// Written after `engine_start` when the previous run did not stop cleanly (its log ends
+    /// without `engine_stop`, or its pins were left behind): what ran while no engine did.
+    EngineGap(EngineGap),
     /// Written on a clean shutdown.
     EngineStop {
         /// Signal or reason.

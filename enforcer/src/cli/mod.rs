@@ -4,6 +4,7 @@ mod default_never_kill;
 mod policy_cmd;
 mod run;
 mod status;
+mod unpin;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,13 @@ enum Command {
     /// Probing loads the kernel programs without attaching them, so it needs root; without
     /// root the tier is reported as unknown.
     Status(status::StatusArgs),
+    /// Remove the enforcement a killed engine left pinned (`enforcer run --on-crash
+    /// keep-enforcing`).
+    ///
+    /// A run's pins live in /sys/fs/bpf/enforcer/<run id>/; removing them detaches its
+    /// programs. Pins of a running engine are kept (stop it instead). `enforcer status` lists
+    /// them. The next `enforcer run` also replaces them, with no moment unenforced.
+    Unpin(unpin::UnpinArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to an exit status with a
@@ -53,6 +61,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Status(args) => status::run(args),
+        Command::Unpin(args) => unpin::run(args),
     };
     match result {
         Ok(code) => code,

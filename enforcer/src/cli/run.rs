@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use enforcer::{
     actions::breaker::Limits,
     cpu::CpuSettings,
-    engine::{self, Mode, Options},
+    engine::{self, Mode, OnCrash, Options},
     hash::HashConfig,
 };
 
@@ -73,6 +73,22 @@ pub(crate) struct RunArgs {
     /// killed after the fact by the userspace hasher, as in the signal tier.
     #[arg(long)]
     no_kernel_hash: bool,
+    /// What happens to enforcement when the engine dies without a clean stop (SIGKILL, OOM
+    /// kill, crash). `keep-enforcing` (default in block mode): the programs that deny and kill
+    /// are pinned under /sys/fs/bpf/enforcer/<run id>/ and keep enforcing the policy in the
+    /// kernel with no daemon (no records, no userspace rules) until the next `enforcer run`
+    /// replaces them (it attaches first, then removes them, and writes an `engine_gap` record)
+    /// or `enforcer unpin` removes them. `stop` (fail-open; the only choice in monitor mode):
+    /// the programs detach with the engine. A clean stop (SIGINT/SIGTERM) always ends
+    /// enforcement.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    on_crash: Option<OnCrashArg>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnCrashArg {
+    KeepEnforcing,
+    Stop,
 }
 
 /// A CPU sampling interval between 100 ms and 1 h.
@@ -125,6 +141,16 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let on_crash = match (args.mode, args.on_crash) {
+        (ModeArg::Monitor, Some(OnCrashArg::KeepEnforcing)) => {
+            eprintln!(
+                "enforcer: error: --on-crash keep-enforcing needs --mode block (monitor mode enforces nothing)"
+            );
+            return Ok(ExitCode::from(2));
+        }
+        (ModeArg::Block, None | Some(OnCrashArg::KeepEnforcing)) => OnCrash::KeepEnforcing,
+        (_, _) => OnCrash::Stop,
+    };
     let options = Options {
         policy_path: args.policy,
         mode: match args.mode {
@@ -154,6 +180,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ..HashConfig::default()
         },
         kernel_hash: !args.no_kernel_hash,
+        on_crash,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -226,6 +253,16 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn on_crash_is_unset_by_default_and_takes_two_values() {
+        assert_eq!(parse(&[]).unwrap().on_crash, None);
+        let keep = parse(&["--on-crash", "keep-enforcing"]).unwrap();
+        assert_eq!(keep.on_crash, Some(OnCrashArg::KeepEnforcing));
+        let stop = parse(&["--on-crash", "stop"]).unwrap();
+        assert_eq!(stop.on_crash, Some(OnCrashArg::Stop));
+        assert!(parse(&["--on-crash", "maybe"]).is_err());
     }
 
     #[test]

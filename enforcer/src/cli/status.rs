@@ -307,6 +307,40 @@ struct Status {
     /// Whether executables can be hashed in the kernel, or why not.
     exec_hash: String,
     coverage: Vec<Coverage>,
+    /// Enforcement pinned under /sys/fs/bpf/enforcer/ (`--on-crash keep-enforcing`), by run.
+    pinned: Vec<PinnedStatus>,
+}
+
+/// A run's pinned enforcement, for `enforcer status`.
+#[derive(Debug, Serialize)]
+struct PinnedStatus {
+    dir: String,
+    run_id: Option<String>,
+    pid: Option<u32>,
+    /// Whether the engine of the run still runs; `false`: its programs enforce on their own.
+    engine_running: bool,
+    links: Vec<String>,
+    /// The run's kernel counters (from its pinned `COUNTERS` map).
+    counters: Option<serde_json::Value>,
+}
+
+/// The pinned runs, or an empty list when none (or the directory is unreadable: said on stderr).
+fn pinned() -> Vec<PinnedStatus> {
+    let root = std::path::Path::new(loader::pins::PIN_ROOT);
+    let runs = loader::pins::runs(root).unwrap_or_else(|e| {
+        eprintln!("enforcer: cannot list {}: {e}", root.display());
+        Vec::new()
+    });
+    runs.into_iter()
+        .map(|run| PinnedStatus {
+            dir: run.dir.display().to_string(),
+            run_id: run.run.map(|r| r.to_string()),
+            pid: run.run.map(|r| r.pid),
+            engine_running: run.alive,
+            counters: run.counters(),
+            links: run.links,
+        })
+        .collect()
 }
 
 /// Runs `enforcer status`.
@@ -321,6 +355,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         tier_reason,
         exec_hash,
         coverage: tier.map(coverage).unwrap_or_default(),
+        pinned: pinned(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -339,6 +374,23 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "  {:<44} {:<9} stop={:<5} {} {}",
             c.event, seen, c.stop, c.hooks, c.note
         );
+    }
+    for p in &status.pinned {
+        let state = if p.engine_running {
+            "engine running"
+        } else {
+            "ENGINE GONE: its programs still enforce (`enforcer unpin` removes them)"
+        };
+        println!(
+            "pinned {} run={} pid={} links={} {state}",
+            p.dir,
+            p.run_id.as_deref().unwrap_or("?"),
+            p.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            p.links.len()
+        );
+    }
+    if status.pinned.is_empty() {
+        println!("pinned none");
     }
     Ok(ExitCode::SUCCESS)
 }

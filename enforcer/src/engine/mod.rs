@@ -5,6 +5,7 @@
 //! `engine_stop`.
 
 mod enforce;
+mod gap;
 mod handler;
 mod learned;
 mod lifecycle;
@@ -64,6 +65,27 @@ impl Mode {
     }
 }
 
+/// What happens to enforcement when the engine dies without a clean stop (SIGKILL, OOM kill,
+/// a crash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnCrash {
+    /// The enforcing programs are pinned under bpffs and keep denying and killing until the
+    /// next engine replaces them or `enforcer unpin` removes them (fail-closed).
+    KeepEnforcing,
+    /// The programs detach with the engine's file descriptors (fail-open).
+    Stop,
+}
+
+impl OnCrash {
+    /// Name used in records and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnCrash::KeepEnforcing => "keep-enforcing",
+            OnCrash::Stop => "stop",
+        }
+    }
+}
+
 /// Options of `enforcer run`.
 #[derive(Debug)]
 pub struct Options {
@@ -85,6 +107,8 @@ pub struct Options {
     pub hash: HashConfig,
     /// Hash first-seen executables in the kernel in the lsm tier (`bprm_creds_from_file`).
     pub kernel_hash: bool,
+    /// Enforcement after an unclean stop (monitor mode has nothing to keep: always `Stop`).
+    pub on_crash: OnCrash,
 }
 
 /// The loaded kernel plan, rewritten when the kill breaker disarms a rule.
@@ -171,6 +195,9 @@ pub enum EngineError {
     /// The audit log failed.
     #[error(transparent)]
     Audit(#[from] WriteError),
+    /// Pinning the enforcing programs (`--on-crash keep-enforcing`) failed.
+    #[error("cannot pin the enforcing programs (`--on-crash stop` runs without pins)")]
+    Pin(#[from] loader::pins::PinFailure),
     /// An I/O error of the event loop (ring buffer, signals, clock).
     #[error("{what}: {source}")]
     Io {
@@ -325,6 +352,14 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     if !euid.is_root() {
         return Err(EngineError::NotRoot(euid.as_raw()));
     }
+    // Handled from here on: a SIGTERM while starting stops the engine cleanly once it runs
+    // (with pins, the default action would leave them behind).
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
+    let run_id = loader::pins::RunId::current().map_err(io_err("run id"))?;
+    let pin_root = Path::new(loader::pins::PIN_ROOT);
+    // Before the sink opens the log (and closes a torn tail): what the previous run left.
+    let previous = gap::survey(options.audit_log.as_deref(), pin_root);
     let mut sink = Sink::open(options.audit_log.as_deref(), options.print)?;
     let mut offsets =
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
@@ -353,6 +388,33 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         Ok(root) => tracing::info!("DNS responses watched at ingress of {}", root.display()),
         Err(why) => tracing::warn!("DNS responses are not seen: {why}"),
     }
+
+    // Monitor mode denies and kills nothing: nothing to keep.
+    let on_crash = if dry_run {
+        OnCrash::Stop
+    } else {
+        options.on_crash
+    };
+    let enforcing_links = std::mem::take(&mut loaded.enforcing_links);
+    let pins = match on_crash {
+        OnCrash::KeepEnforcing => Some(loader::pins::pin(
+            &mut loaded.ebpf,
+            enforcing_links,
+            pin_root,
+            run_id,
+        )?),
+        OnCrash::Stop => None,
+    };
+    if let Some(pins) = &pins {
+        tracing::info!(
+            "{} enforcing link(s) pinned in {}",
+            pins.links(),
+            pins.dir().display()
+        );
+    }
+    // This run's programs are attached (and pinned): only now do a dead run's pins go.
+    let this_start = crate::audit::writer::timestamp(std::time::SystemTime::now());
+    let gaps = gap::take_over(previous, &this_start);
 
     let tier = if dry_run {
         "monitor"
@@ -390,7 +452,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             window_s: options.breaker.window.as_secs(),
         },
         exec_hash,
+        run_id: run_id.to_string(),
+        on_crash: on_crash.name(),
+        pinned_links: pins.as_ref().map_or(0, loader::pins::Pins::links),
     })?;
+    for gap in gaps {
+        sink.write(&Record::EngineGap(gap))?;
+    }
     if loaded.tier == KernelTier::Signal && !dry_run {
         tracing::warn!(
             "BPF LSM unavailable ({}): signal tier, exec deny rules stop the process with SIGKILL before it runs",
@@ -426,8 +494,6 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         handler = handler.with_hasher(hasher, Some(inode_plan));
         hash_results = Some(results);
     }
-    let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
     let mut cpu_timer = tokio::time::interval(options.cpu.interval);
     let mut cpu = cpu_sampler(&policy, options.cpu);
     cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -492,6 +558,12 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         counters: counters::read(&loaded.ebpf),
         decode_errors,
     })?;
+    // A clean stop ends enforcement: the pins go, then the programs detach.
+    if let Some(pins) = pins
+        && let Err(e) = pins.remove()
+    {
+        tracing::warn!("cannot remove the pins of this run: {e}");
+    }
     drop(loaded);
     Ok(())
 }

@@ -75,6 +75,13 @@ pub(crate) fn summary(record: &Record) -> String {
         } => {
             format!("engine_stop reason={reason} counters={counters} decode_errors={decode_errors}")
         }
+        Record::EngineGap(gap) => format!(
+            "engine_gap previous_run={} enforcement={} unenforced_from={} pins_removed={}",
+            gap.previous_run_id.as_deref().unwrap_or("?"),
+            gap.enforcement,
+            gap.unenforced_from.as_deref().unwrap_or("-"),
+            gap.pins_removed
+        ),
         Record::Event { event } => format!(
             "{} {}",
             event["kind"].as_str().unwrap_or("?"),

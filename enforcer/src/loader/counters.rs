@@ -1,8 +1,11 @@
 //! Reads the kernel's per-CPU counters (`COUNTERS`), summed over CPUs.
 
-use aya::{Ebpf, maps::PerCpuArray};
+use aya::{
+    Ebpf,
+    maps::{Map, PerCpuArray},
+};
 use enforcer_common::{event::Counter, maps::COUNTERS};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Every counter with its name, in slot order.
 pub const ALL: [(Counter, &str); 27] = [
@@ -37,10 +40,15 @@ pub const ALL: [(Counter, &str); 27] = [
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.
 pub fn read(ebpf: &Ebpf) -> Value {
-    let mut out = Map::new();
-    let Some(map) = ebpf.map(COUNTERS) else {
-        return Value::Object(out);
-    };
+    match ebpf.map(COUNTERS) {
+        Some(map) => read_map(map),
+        None => Value::Object(serde_json::Map::new()),
+    }
+}
+
+/// The counters of a `COUNTERS` map (e.g. opened from a pin), as [`read`] returns them.
+pub fn read_map(map: &Map) -> Value {
+    let mut out = serde_json::Map::new();
     let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else {
         return Value::Object(out);
     };

@@ -7,6 +7,7 @@ pub mod inode_plan;
 pub mod kernel_syscalls;
 pub mod never_kill;
 pub mod offsets;
+pub mod pins;
 pub mod plan_sync;
 pub mod tier;
 pub mod tracefs;
@@ -20,6 +21,7 @@ use enforcer_common::{
     maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, programs},
     offsets::KernelOffsets,
 };
+pub use pins::EnforcingLink;
 pub use tier::KernelTier;
 
 /// The kernel programs, built by `build.rs` for bpfel-unknown-none.
@@ -172,6 +174,9 @@ pub struct Loaded {
     /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
     /// all. All bits until set.
     pub kernel_ops_wanted: u32,
+    /// The links of the programs that deny or kill (see [`pins`]), as [`Loaded::attach`] made
+    /// them: what `--on-crash keep-enforcing` pins.
+    pub enforcing_links: Vec<EnforcingLink>,
 }
 
 fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebpf, LoadError> {
@@ -356,6 +361,7 @@ pub fn load_with(
         kernel_hash,
         kernel_tracepoints: kernel_syscalls::available(layout),
         kernel_ops_wanted: u32::MAX,
+        enforcing_links: Vec::new(),
     })
 }
 
@@ -364,38 +370,51 @@ impl Loaded {
     /// between attach and plan.
     pub fn attach(&mut self) -> Result<(), LoadError> {
         for (name, tracepoint) in RAW_TRACEPOINTS {
-            program::<RawTracePoint>(&mut self.ebpf, name)?
+            let id = program::<RawTracePoint>(&mut self.ebpf, name)?
                 .attach(tracepoint)
                 .map_err(program_err("attach", name))?;
+            if pins::enforces(name) {
+                self.enforcing_links
+                    .push(EnforcingLink::RawTracePoint(name, id));
+            }
         }
         for (name, category, tracepoint) in TRACEPOINTS {
             if self.tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name) {
                 continue;
             }
-            program::<TracePoint>(&mut self.ebpf, name)?
+            let id = program::<TracePoint>(&mut self.ebpf, name)?
                 .attach(category, tracepoint)
                 .map_err(program_err("attach", name))?;
+            if pins::enforces(name) {
+                self.enforcing_links
+                    .push(EnforcingLink::TracePoint(name, tracepoint, id));
+            }
         }
         for (entry, state) in &self.kernel_tracepoints {
             if state.is_ok() && self.kernel_ops_wanted & entry.syscall.op().bit() != 0 {
                 let name = programs::TP_SYS_ENTER_KERNEL;
-                program::<TracePoint>(&mut self.ebpf, name)?
+                let id = program::<TracePoint>(&mut self.ebpf, name)?
                     .attach("syscalls", entry.tracepoint)
                     .map_err(program_err("attach", name))?;
+                self.enforcing_links
+                    .push(EnforcingLink::TracePoint(name, entry.tracepoint, id));
             }
         }
         self.dns_responses = self.attach_dns_responses()?;
         if self.tier == KernelTier::Lsm {
             for (name, _) in LSM_PROGRAMS {
-                program::<Lsm>(&mut self.ebpf, name)?
+                let id = program::<Lsm>(&mut self.ebpf, name)?
                     .attach()
                     .map_err(program_err("attach", name))?;
+                self.enforcing_links.push(EnforcingLink::Lsm(name, id));
             }
             for (name, _) in LSM_KERNEL_HASH {
-                if self.kernel_hash.is_ok()
-                    && let Err(err) = program::<Lsm>(&mut self.ebpf, name)?.attach()
-                {
-                    self.kernel_hash = Err(format!("cannot attach {name}: {err}"));
+                if self.kernel_hash.is_err() {
+                    break;
+                }
+                match program::<Lsm>(&mut self.ebpf, name)?.attach() {
+                    Ok(id) => self.enforcing_links.push(EnforcingLink::Lsm(name, id)),
+                    Err(err) => self.kernel_hash = Err(format!("cannot attach {name}: {err}")),
                 }
             }
         }

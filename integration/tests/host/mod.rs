@@ -81,14 +81,22 @@ impl Engine {
     }
 
     /// Starts `enforcer run` with the policy file or directory at `policy_path` (the audit log
-    /// goes into `dir`) and waits for its `engine_start` record.
+    /// goes into `dir`) and waits for its `engine_start` record. Unless `extra` says otherwise
+    /// the engine runs with `--on-crash stop`: [`Engine`]'s drop SIGKILLs it, and a killed test
+    /// engine must not leave its programs pinned on a machine other tests share.
     pub(crate) fn start_at(dir: &Path, policy_path: &Path, mode: &str, extra: &[&str]) -> Engine {
         let audit = dir.join(format!("audit-{mode}.jsonl"));
+        let on_crash: &[&str] = if extra.contains(&"--on-crash") {
+            &[]
+        } else {
+            &["--on-crash", "stop"]
+        };
         let child = Command::new(enforcer_bin())
             .args(["run", "--quiet", "--mode", mode, "--policy"])
             .arg(policy_path)
             .arg("--audit-log")
             .arg(&audit)
+            .args(on_crash)
             .args(extra)
             .stdin(Stdio::null())
             .spawn()
@@ -140,6 +148,26 @@ impl Engine {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The engine's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Kills the engine with SIGKILL (no clean stop) and reaps it; returns its audit log.
+    pub(crate) fn sigkill(mut self) -> PathBuf {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+            let status = child.wait().unwrap();
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(libc::SIGKILL),
+                "{status}"
+            );
+        }
+        self.audit.clone()
     }
 
     /// Sends SIGTERM and asserts a clean exit.

@@ -58,6 +58,27 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot remove old {}: {e}", audit_log.display())),
         }
+        Self::spawn(policy, mode, audit_log, output_log, extra)
+    }
+
+    /// [`Engine::start_args`] appending to the audit log a previous engine wrote (a restart).
+    pub(crate) fn restart_args(
+        policy: &str,
+        mode: &str,
+        audit_log: &Path,
+        output_log: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
+        Self::spawn(policy, mode, audit_log, output_log, extra)
+    }
+
+    fn spawn(
+        policy: &str,
+        mode: &str,
+        audit_log: &Path,
+        output_log: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
         let out = File::create(output_log)
             .map_err(|e| format!("cannot create {}: {e}", output_log.display()))?;
         let err = out
@@ -71,6 +92,13 @@ impl Engine {
             .arg(mode)
             .arg("--audit-log")
             .arg(audit_log)
+            // A case that ends early SIGKILLs its engine: unless the case asks for pins, none
+            // are left for the next case.
+            .args(if extra.contains(&"--on-crash") {
+                &[][..]
+            } else {
+                &["--on-crash", "stop"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -83,6 +111,19 @@ impl Engine {
             audit_log: audit_log.to_path_buf(),
             output_log: output_log.to_path_buf(),
         })
+    }
+
+    /// Kills the engine with SIGKILL (no clean stop) and reaps it.
+    pub(crate) fn sigkill(&mut self) -> Result<ExitStatus, String> {
+        let Some(mut child) = self.child.take() else {
+            return Err("engine already stopped".to_owned());
+        };
+        child
+            .kill()
+            .map_err(|e| format!("cannot SIGKILL the engine: {e}"))?;
+        child
+            .wait()
+            .map_err(|e| format!("cannot reap the engine: {e}"))
     }
 
     /// `Err` when the engine has already exited (with its status).

@@ -2,6 +2,7 @@
 //! To add a case, write `fn my_case(ctx: &Ctx) -> Result<(), String>` in a module here and list
 //! it in [`ALL`]; the host runner picks it up through `vm-guest --list`.
 
+mod crash;
 mod default_policy;
 mod dns_response;
 mod exec;
@@ -110,6 +111,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_kernel_events",
         run: kernel::lsm_kernel_events,
+    },
+    Case {
+        name: "lsm_crash_pinned",
+        run: crash::lsm_crash_pinned,
     },
 ];
 

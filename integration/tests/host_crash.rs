@@ -1,0 +1,279 @@
+//! F16 on the host (signal tier): SIGKILL the engine, then run F1.
+//! - `--on-crash keep-enforcing`: the enforcing programs stay pinned under
+//!   /sys/fs/bpf/enforcer/<run id>/ and the kernel still kills F1 with no daemon; `enforcer
+//!   status` lists the pins; a restart attaches, removes the old pins and writes an
+//!   `engine_gap` record (`enforcement: pinned`, the old run's counters); a clean stop leaves
+//!   no pins and F1 runs again.
+//! - `--on-crash stop`: F1 runs unhindered once the engine is killed; the restart's
+//!   `engine_gap` says nothing enforced from the last record to the restart.
+//!
+//! F1 here is the catalog's exec-deny shape (`write-marker` installed as a miner, denied in
+//! the kernel at exec) under the name `xmrig-f16`, without the catalog's miner flags, and
+//! denied by its unique temporary path: other engines on a shared machine (e.g. one running
+//! `policy/default`) kill `xmrig` by name and its flags by argv, which would make the "F1 runs
+//! unhindered" checks flaky, and the pinned programs of this test must not touch anything but
+//! its own payload. Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod host;
+
+use std::{
+    os::unix::process::ExitStatusExt as _,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use host::{Engine, can_run, enforcer_bin, install};
+use serde_json::Value;
+
+/// One test at a time: a restart takes over every dead run's pins.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
+const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
+/// Pinned links are released by the kernel after their last reference goes (deferred work
+/// and an RCU grace period): how long a detach may take to show.
+const DETACH: Duration = Duration::from_secs(5);
+
+/// Removes the pins of the engine processes it names when dropped (a failed test must not
+/// leave enforcement behind on a shared machine).
+struct PinGuard {
+    pids: Vec<u32>,
+}
+
+impl PinGuard {
+    fn pin_dirs(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(PIN_ROOT) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+                pid.is_some_and(|p| self.pids.contains(&p))
+            })
+            .map(|e| e.path())
+            .collect()
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        for dir in self.pin_dirs() {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for entry in entries.filter_map(Result::ok) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
+fn policy(f1: &Path) -> String {
+    format!(
+        r#"version: 1
+rules:
+  - id: deny-f1
+    description: F1 (xmrig) denied at exec by its path
+    severity: high
+    expression: exec.file.path == "{}"
+    action: deny
+"#,
+        f1.display()
+    )
+}
+
+/// F1's install name (see the module documentation).
+const F1_NAME: &str = "xmrig-f16";
+
+/// Runs F1: it writes `marker` when it runs at all.
+fn run_f1(f1: &Path, marker: &Path) -> ExitStatus {
+    Command::new(f1).arg(marker).status().unwrap()
+}
+
+/// Runs F1 until it is not killed (the old programs detach a moment after their pins go).
+fn f1_runs_within(f1: &Path, marker: &Path, within: Duration) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = run_f1(f1, marker);
+        if status.signal() != Some(libc::SIGKILL) || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn records(audit: &Path) -> Vec<Value> {
+    std::fs::read_to_string(audit)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn status_json() -> Value {
+    let out = Command::new(enforcer_bin())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let f1 = install(Path::new(WRITE_MARKER), dir.path(), F1_NAME);
+    std::fs::write(dir.path().join("policy.yaml"), policy(&f1)).unwrap();
+    (dir, f1)
+}
+
+#[test]
+fn keep_enforcing_a_killed_engine_still_kills_f1_and_the_restart_reports_the_gap() {
+    if !can_run("keep_enforcing_a_killed_engine_still_kills_f1_and_the_restart_reports_the_gap") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, f1) = setup();
+    let policy = dir.path().join("policy.yaml");
+    let keep = ["--on-crash", "keep-enforcing"];
+    let mut guard = PinGuard { pids: Vec::new() };
+
+    let engine = Engine::start_at(dir.path(), &policy, "block", &keep);
+    guard.pids.push(engine.pid());
+    let start = records(&engine.audit)
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    assert_eq!(start["on_crash"], "keep-enforcing", "{start}");
+    assert!(start["pinned_links"].as_u64().unwrap() >= 1, "{start}");
+    let run_id = start["run_id"].as_str().unwrap().to_owned();
+    assert!(
+        Path::new(PIN_ROOT).join(&run_id).is_dir(),
+        "pins of {run_id}"
+    );
+    let old_pid = engine.pid();
+    let audit = engine.sigkill();
+
+    // No daemon: the pinned sched_process_exec program kills F1 in the kernel.
+    let marker = dir.path().join("m-alone");
+    for _ in 0..3 {
+        let status = run_f1(&f1, &marker);
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "F1 alone: {status}");
+    }
+    assert!(!marker.exists(), "F1 ran user code with no daemon");
+    let status = status_json();
+    let pinned = status["pinned"].as_array().unwrap();
+    let left = pinned
+        .iter()
+        .find(|p| p["run_id"] == run_id.as_str())
+        .unwrap_or_else(|| panic!("status lists {run_id}: {status:#}"));
+    assert_eq!(left["engine_running"], false, "{left}");
+    assert!(
+        left["counters"]["exec_matched"].as_u64().unwrap() >= 3,
+        "{left}"
+    );
+
+    // Restart: own programs first, then the old pins go, and the gap is recorded.
+    let mut engine = Engine::start_at(dir.path(), &policy, "block", &keep);
+    guard.pids.push(engine.pid());
+    let gap = engine.wait_for(Duration::from_secs(10), "engine_gap", |r| {
+        r["type"] == "engine_gap"
+    });
+    assert_eq!(gap["previous_run_id"], run_id.as_str(), "{gap:#}");
+    assert_eq!(gap["previous_pid"], old_pid, "{gap:#}");
+    assert_eq!(gap["enforcement"], "pinned", "{gap:#}");
+    assert_eq!(gap["detected_by"], serde_json::json!(["audit_log", "pins"]));
+    assert_eq!(gap["previous_start"], start["ts"], "{gap:#}");
+    assert!(gap["previous_last_record"].is_string(), "{gap:#}");
+    assert!(gap["this_start"].is_string(), "{gap:#}");
+    assert!(gap["pins_removed"].as_u64().unwrap() >= 1, "{gap:#}");
+    assert!(
+        gap["pinned_counters"]["exec_matched"].as_u64().unwrap() >= 3,
+        "the old run's denials while alone: {gap:#}"
+    );
+    assert!(
+        !Path::new(PIN_ROOT).join(&run_id).exists(),
+        "old pins removed"
+    );
+    let marker = dir.path().join("m-restarted");
+    let status = run_f1(&f1, &marker);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "restarted: {status}");
+
+    // Clean stop: pins gone, F1 runs.
+    let records = engine.stop();
+    let new_run = records
+        .iter()
+        .rfind(|r| r["type"] == "engine_start")
+        .unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !Path::new(PIN_ROOT).join(&new_run).exists(),
+        "a clean stop removes the pins"
+    );
+    assert!(guard.pin_dirs().is_empty(), "{:?}", guard.pin_dirs());
+    let marker = dir.path().join("m-stopped");
+    let status = f1_runs_within(&f1, &marker, DETACH);
+    assert!(status.success(), "F1 after a clean stop: {status}");
+    assert!(marker.exists());
+    assert_eq!(audit, dir.path().join("audit-block.jsonl"));
+}
+
+#[test]
+fn stop_a_killed_engine_lets_f1_run_and_the_restart_reports_the_unenforced_gap() {
+    if !can_run("stop_a_killed_engine_lets_f1_run_and_the_restart_reports_the_unenforced_gap") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, f1) = setup();
+    let policy = dir.path().join("policy.yaml");
+    let stop = ["--on-crash", "stop"];
+    let mut guard = PinGuard { pids: Vec::new() };
+
+    let engine = Engine::start_at(dir.path(), &policy, "block", &stop);
+    guard.pids.push(engine.pid());
+    let marker = dir.path().join("m-enforced");
+    let status = run_f1(&f1, &marker);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "enforced: {status}");
+    let start = records(&engine.audit)
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    assert_eq!(start["on_crash"], "stop", "{start}");
+    assert_eq!(start["pinned_links"], 0, "{start}");
+    let run_id = start["run_id"].as_str().unwrap().to_owned();
+    let old_pid = engine.pid();
+    assert!(guard.pin_dirs().is_empty(), "no pins with --on-crash stop");
+    let audit = engine.sigkill();
+    let last = records(&audit).last().unwrap()["ts"].clone();
+
+    let marker = dir.path().join("m-alone");
+    let status = f1_runs_within(&f1, &marker, DETACH);
+    assert!(status.success(), "F1 with no engine (fail-open): {status}");
+    assert!(marker.exists());
+
+    let mut engine = Engine::start_at(dir.path(), &policy, "block", &stop);
+    guard.pids.push(engine.pid());
+    let gap = engine.wait_for(Duration::from_secs(10), "engine_gap", |r| {
+        r["type"] == "engine_gap"
+    });
+    assert_eq!(gap["previous_run_id"], run_id.as_str(), "{gap:#}");
+    assert_eq!(gap["previous_pid"], old_pid, "{gap:#}");
+    assert_eq!(gap["enforcement"], "none", "{gap:#}");
+    assert_eq!(gap["detected_by"], serde_json::json!(["audit_log"]));
+    assert_eq!(gap["unenforced_from"], last, "{gap:#}");
+    assert_eq!(gap["previous_last_record"], last, "{gap:#}");
+    assert_eq!(gap["pins_removed"], 0, "{gap:#}");
+    assert!(gap.get("pinned_counters").is_none(), "{gap:#}");
+    let records = engine.stop();
+    assert_eq!(
+        records.iter().filter(|r| r["type"] == "engine_gap").count(),
+        1,
+        "a clean stop leaves nothing to report"
+    );
+}
