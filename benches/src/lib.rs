@@ -62,6 +62,8 @@ pub fn start_engine(spec: &EngineSpec, audit: &Path) -> anyhow::Result<Child> {
         .arg(&spec.policy)
         .arg("--audit-log")
         .arg(audit)
+        // A killed benchmark must not leave its policy enforced host-wide.
+        .args(["--on-crash", "stop"])
         .stdin(Stdio::null())
         .spawn()
         .context("start enforcer")?;
