@@ -344,6 +344,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 let why = state.as_ref().err()?;
                 Some((entry.syscall.name().to_owned(), why.clone()))
             })
+            .chain(loaded.file_hooks.iter().filter_map(|(hook, state)| {
+                let why = state.as_ref().err()?;
+                Some((hook.name(), why.clone()))
+            }))
             .collect(),
         never_kill: options
             .never_kill

@@ -27,6 +27,15 @@ pub fn op_of(name: &str) -> Option<FileOp> {
         "rename" => FileOp::Rename,
         "chmod" => FileOp::Chmod,
         "chown" => FileOp::Chown,
+        "link" => FileOp::Link,
+        "symlink" => FileOp::Symlink,
+        "mkdir" => FileOp::Mkdir,
+        "rmdir" => FileOp::Rmdir,
+        "setxattr" => FileOp::Setxattr,
+        "utimes" => FileOp::Utimes,
+        "truncate" => FileOp::Truncate,
+        "mount" => FileOp::Mount,
+        "umount" => FileOp::Umount,
         _ => return None,
     })
 }

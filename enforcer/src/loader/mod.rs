@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod file_plan;
+pub mod file_syscalls;
 pub mod inode_plan;
 pub mod kernel_syscalls;
 pub mod never_kill;
@@ -56,7 +57,7 @@ pub enum LoadError {
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 14] = [
+const LSM_PROGRAMS: [(&str, &str); 21] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
@@ -65,6 +66,13 @@ const LSM_PROGRAMS: [(&str, &str); 14] = [
     (programs::LSM_PATH_RENAME, "path_rename"),
     (programs::LSM_PATH_CHMOD, "path_chmod"),
     (programs::LSM_PATH_CHOWN, "path_chown"),
+    (programs::LSM_PATH_LINK, "path_link"),
+    (programs::LSM_PATH_SYMLINK, "path_symlink"),
+    (programs::LSM_PATH_MKDIR, "path_mkdir"),
+    (programs::LSM_PATH_RMDIR, "path_rmdir"),
+    (programs::LSM_PATH_TRUNCATE, "path_truncate"),
+    (programs::LSM_SB_MOUNT, "sb_mount"),
+    (programs::LSM_SB_UMOUNT, "sb_umount"),
     (programs::LSM_MMAP_FILE, "mmap_file"),
     (programs::LSM_FILE_MPROTECT, "file_mprotect"),
     (programs::LSM_KERNEL_READ_FILE, "kernel_read_file"),
@@ -163,6 +171,9 @@ pub struct Loaded {
     pub kernel_hash: Result<(), String>,
     /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
     pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
+    /// The path-syscall tracepoints and optional file LSM hooks beyond the base set: attached
+    /// (or loaded), or why not (absent on this kernel, or no job in this tier).
+    pub file_hooks: Vec<(file_syscalls::FileHook, Result<(), String>)>,
     /// `KernelOp` bits whose tracepoints [`Loaded::attach`] attaches (the engine sets the
     /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
     /// all. All bits until set.
@@ -276,6 +287,7 @@ pub fn load_with(
     offsets.nr_chown = syscall_nr(libc::SYS_chown);
     offsets.nr_lchown = syscall_nr(libc::SYS_lchown);
     offsets.nr_fchownat = syscall_nr(libc::SYS_fchownat);
+    file_syscalls::set_numbers(offsets);
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
         Ok(list) => Err(format!(
@@ -320,7 +332,9 @@ pub fn load_with(
         // Not loaded where an LSM program does their job: no verifier time spent on them
         // (the file path programs are the largest of the object).
         if loaded_names.contains(&name)
-            || (tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name))
+            || (tier == KernelTier::Lsm
+                && REPLACED_BY_LSM.contains(&name)
+                && name != programs::TP_SYS_ENTER_PATH)
         {
             continue;
         }
@@ -336,6 +350,7 @@ pub fn load_with(
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
+    let file_hooks = file_syscalls::load_optional(&mut ebpf, tier, layout)?;
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
         (KernelTier::Lsm, false) => {
@@ -350,6 +365,7 @@ pub fn load_with(
         dns_responses: Err("not attached yet".to_owned()),
         kernel_hash,
         kernel_tracepoints: kernel_syscalls::available(layout),
+        file_hooks,
         kernel_ops_wanted: u32::MAX,
     })
 }
@@ -371,6 +387,7 @@ impl Loaded {
                 .attach(category, tracepoint)
                 .map_err(program_err("attach", name))?;
         }
+        file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
         for (entry, state) in &self.kernel_tracepoints {
             if state.is_ok() && self.kernel_ops_wanted & entry.syscall.op().bit() != 0 {
                 let name = programs::TP_SYS_ENTER_KERNEL;

@@ -1,8 +1,11 @@
 //! Turns decoded `FileRecord`s into the event JSON of the file kinds (`open`, `unlink`,
-//! `rename`, `chmod`, `chown`): the kind's own object (`open.file.path`, `open.flags`,
-//! `rename.old.path`, `rename.new.path`, `chmod.mode`, `chown.uid`, ...), and a common `file`
-//! object (`file.operation`, `file.path`, `file.name`, `file.path_truncated`, and the path
-//! flags), so truncation or an unresolved path is never silent.
+//! `rename`, `chmod`, `chown`, `link`, `mkdir`, `rmdir`, `setxattr`, `utimes`, `truncate`,
+//! `mount`, `umount`): the kind's own object (`open.file.path`, `open.flags`,
+//! `rename.old.path`, `rename.new.path`, `chmod.mode`, `chown.uid`, `link.target.path`,
+//! `link.is_symlink`, `setxattr.name`, `mount.target`, `mount.source`, `mount.fstype`, ...),
+//! and a common `file` object (`file.operation`, `file.path`, `file.name`,
+//! `file.path_truncated`, and the path flags; `file.new_path` for two-path kinds), so
+//! truncation or an unresolved path is never silent.
 
 use enforcer_common::file::{
     FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_RELATIVE, FILE_PATH_TRUNCATED,
@@ -21,6 +24,15 @@ fn kind_of(op: u32) -> (&'static str, &'static str) {
         Some(FileOp::Rename) => ("rename", "rename"),
         Some(FileOp::Chmod) => ("chmod", "chmod"),
         Some(FileOp::Chown) => ("chown", "chown"),
+        Some(FileOp::Link) => ("link", "link"),
+        Some(FileOp::Symlink) => ("link", "symlink"),
+        Some(FileOp::Mkdir) => ("mkdir", "mkdir"),
+        Some(FileOp::Rmdir) => ("rmdir", "rmdir"),
+        Some(FileOp::Setxattr) => ("setxattr", "setxattr"),
+        Some(FileOp::Utimes) => ("utimes", "utimes"),
+        Some(FileOp::Truncate) => ("truncate", "truncate"),
+        Some(FileOp::Mount) => ("mount", "mount"),
+        Some(FileOp::Umount) => ("umount", "umount"),
         None => ("file", "unknown"),
     }
 }
@@ -68,6 +80,20 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
             }
             Value::Object(obj)
         }
+        "link" => json!({
+            "file": path_obj(&path),
+            "target": path_obj(&new_path),
+            "is_symlink": operation == "symlink",
+        }),
+        "mkdir" => json!({ "file": path_obj(&path), "mode": rec.mode & 0o7777 }),
+        "setxattr" => json!({ "file": path_obj(&path), "name": new_path }),
+        "mount" => json!({
+            "target": path,
+            "source": new_path,
+            "fstype": text(&rec.fstype, rec.fstype.len()),
+            "flags": rec.open_flags,
+        }),
+        "umount" => json!({ "target": path, "flags": rec.open_flags }),
         _ => json!({ "file": path_obj(&path) }),
     };
     let flag = |bit: u32| rec.flags & bit != 0;
@@ -80,7 +106,7 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
         "path_dots": flag(FILE_PATH_DOTS) || has_dots(&path) || has_dots(&new_path),
         "path_unresolved": flag(FILE_PATH_UNRESOLVED),
     });
-    if kind == "rename"
+    if matches!(kind, "rename" | "link")
         && let Value::Object(map) = &mut file
     {
         map.insert("new_path".into(), Value::from(new_path));
@@ -123,6 +149,7 @@ pub(crate) fn test_file_record(op: FileOp, path: &str, new_path: &str) -> FileRe
         path: [0; FILE_PATH_LEN],
         new_path: [0; FILE_PATH_LEN],
         comm: [0; COMM_LEN],
+        fstype: [0; enforcer_common::file::FILE_FSTYPE_LEN],
     };
     rec.path[..path.len()].copy_from_slice(path.as_bytes());
     rec.new_path[..new_path.len()].copy_from_slice(new_path.as_bytes());

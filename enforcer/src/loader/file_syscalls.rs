@@ -1,0 +1,252 @@
+//! The file operations beyond open/unlink/rename/chmod/chown: the path-syscall tracepoints of
+//! link, symlink, mkdir, rmdir, setxattr, utimes, truncate, mount, umount and the descriptor
+//! forms of chmod/chown (all served by the one `tp_sys_enter_path` program), and the optional
+//! file LSM hooks (`file_truncate`, 6.2+; `move_mount`). A tracepoint or hook the running
+//! kernel does not have is skipped and reported (`engine_start.kernel_syscalls_unseen`), never
+//! a load failure.
+//!
+//! In the lsm tier the LSM hooks do the tracepoints' job, except for setxattr and utimes (no
+//! path LSM hook sees them): their tracepoints stay attached there (a deny is then a kill).
+
+use std::{fs, path::Path};
+
+use aya::{
+    Ebpf,
+    programs::{Lsm, TracePoint},
+};
+use enforcer_common::{maps::programs, offsets::KernelOffsets};
+
+use super::{
+    KernelTier, LoadError, program, program_err, syscall_nr,
+    tracefs::{self, SyscallLayout, TRACEFS},
+};
+
+/// `setxattrat` (kernels 6.13+): one number on every architecture (the unified table since
+/// 5.1); the libc crate does not name it yet.
+const SYS_SETXATTRAT: libc::c_long = 463;
+
+/// A path-syscall tracepoint: name, argument names (as in its format file), and whether it
+/// stays attached in the lsm tier.
+type PathTracepoint = (&'static str, &'static [&'static str], bool);
+
+/// Every path-syscall tracepoint of this module.
+pub const PATH_TRACEPOINTS: [PathTracepoint; 23] = [
+    ("sys_enter_link", &["oldname", "newname"], false),
+    (
+        "sys_enter_linkat",
+        &["olddfd", "oldname", "newdfd", "newname", "flags"],
+        false,
+    ),
+    ("sys_enter_symlink", &["oldname", "newname"], false),
+    (
+        "sys_enter_symlinkat",
+        &["oldname", "newdfd", "newname"],
+        false,
+    ),
+    ("sys_enter_mkdir", &["pathname", "mode"], false),
+    ("sys_enter_mkdirat", &["dfd", "pathname", "mode"], false),
+    ("sys_enter_rmdir", &["pathname"], false),
+    (
+        "sys_enter_setxattr",
+        &["pathname", "name", "value", "size", "flags"],
+        true,
+    ),
+    (
+        "sys_enter_lsetxattr",
+        &["pathname", "name", "value", "size", "flags"],
+        true,
+    ),
+    (
+        "sys_enter_fsetxattr",
+        &["fd", "name", "value", "size", "flags"],
+        true,
+    ),
+    (
+        "sys_enter_setxattrat",
+        &["dfd", "pathname", "at_flags", "name"],
+        true,
+    ),
+    (
+        "sys_enter_utimensat",
+        &["dfd", "filename", "utimes", "flags"],
+        true,
+    ),
+    ("sys_enter_utimes", &["filename", "utimes"], true),
+    ("sys_enter_utime", &["filename", "times"], true),
+    ("sys_enter_futimesat", &["dfd", "filename", "utimes"], true),
+    ("sys_enter_truncate", &["path", "length"], false),
+    ("sys_enter_ftruncate", &["fd", "length"], false),
+    (
+        "sys_enter_mount",
+        &["dev_name", "dir_name", "type", "flags", "data"],
+        false,
+    ),
+    (
+        "sys_enter_move_mount",
+        &[
+            "from_dfd",
+            "from_pathname",
+            "to_dfd",
+            "to_pathname",
+            "flags",
+        ],
+        false,
+    ),
+    ("sys_enter_umount", &["name", "flags"], false),
+    ("sys_enter_fchmod", &["fd", "mode"], false),
+    ("sys_enter_fchown", &["fd", "user", "group"], false),
+    (
+        "sys_enter_fchmodat2",
+        &["dfd", "filename", "mode", "flags"],
+        false,
+    ),
+];
+
+/// Optional LSM programs (lsm tier): program name and hook.
+pub const OPTIONAL_LSM: [(&str, &str); 2] = [
+    (programs::LSM_FILE_TRUNCATE, "file_truncate"),
+    (programs::LSM_MOVE_MOUNT, "move_mount"),
+];
+
+/// One optional file hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileHook {
+    /// A `syscalls/` tracepoint of `tp_sys_enter_path`.
+    Tracepoint(&'static str),
+    /// An LSM program and its hook.
+    Lsm(&'static str, &'static str),
+}
+
+impl FileHook {
+    /// How the record names it (`sys_enter_link`, `lsm/file_truncate`).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Tracepoint(tp) => (*tp).to_owned(),
+            Self::Lsm(_, hook) => format!("lsm/{hook}"),
+        }
+    }
+}
+
+/// Writes the syscall numbers of the path syscalls into `offsets` (this build's numbers are
+/// the running kernel's: same architecture).
+pub fn set_numbers(offsets: &mut KernelOffsets) {
+    offsets.nr_link = syscall_nr(libc::SYS_link);
+    offsets.nr_linkat = syscall_nr(libc::SYS_linkat);
+    offsets.nr_symlink = syscall_nr(libc::SYS_symlink);
+    offsets.nr_symlinkat = syscall_nr(libc::SYS_symlinkat);
+    offsets.nr_mkdir = syscall_nr(libc::SYS_mkdir);
+    offsets.nr_mkdirat = syscall_nr(libc::SYS_mkdirat);
+    offsets.nr_rmdir = syscall_nr(libc::SYS_rmdir);
+    offsets.nr_setxattr = syscall_nr(libc::SYS_setxattr);
+    offsets.nr_lsetxattr = syscall_nr(libc::SYS_lsetxattr);
+    offsets.nr_fsetxattr = syscall_nr(libc::SYS_fsetxattr);
+    offsets.nr_setxattrat = syscall_nr(SYS_SETXATTRAT);
+    offsets.nr_utimensat = syscall_nr(libc::SYS_utimensat);
+    offsets.nr_utimes = syscall_nr(libc::SYS_utimes);
+    offsets.nr_utime = syscall_nr(libc::SYS_utime);
+    offsets.nr_futimesat = syscall_nr(libc::SYS_futimesat);
+    offsets.nr_truncate = syscall_nr(libc::SYS_truncate);
+    offsets.nr_ftruncate = syscall_nr(libc::SYS_ftruncate);
+    offsets.nr_mount = syscall_nr(libc::SYS_mount);
+    offsets.nr_umount2 = syscall_nr(libc::SYS_umount2);
+    offsets.nr_move_mount = syscall_nr(libc::SYS_move_mount);
+    offsets.nr_fchmod = syscall_nr(libc::SYS_fchmod);
+    offsets.nr_fchown = syscall_nr(libc::SYS_fchown);
+    offsets.nr_fchmodat2 = syscall_nr(libc::SYS_fchmodat2);
+}
+
+/// Whether tracepoint `name` exists and shares `layout`; `Err` says why not.
+fn check(name: &str, args: &[&str], layout: SyscallLayout) -> Result<(), String> {
+    let path = Path::new(TRACEFS)
+        .join("events/syscalls")
+        .join(name)
+        .join("format");
+    let text = fs::read_to_string(&path)
+        .map_err(|_| "no such syscall tracepoint on this kernel".to_owned())?;
+    let nr = tracefs::check_layout(name, &text, &["__syscall_nr"]).map_err(|e| e.to_string())?;
+    let first = tracefs::check_layout(name, &text, args).map_err(|e| e.to_string())?;
+    if (SyscallLayout { nr, args: first }) == layout {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} does not share the syscall tracepoint layout"
+        ))
+    }
+}
+
+/// The hooks of this module that have a job in `tier`, each checked (tracepoints) or loaded
+/// (LSM programs): `Err` says why the kernel does not let the engine see it.
+pub fn load_optional(
+    ebpf: &mut Ebpf,
+    tier: KernelTier,
+    layout: SyscallLayout,
+) -> Result<Vec<(FileHook, Result<(), String>)>, LoadError> {
+    let lsm = tier == KernelTier::Lsm;
+    let mut out = Vec::new();
+    for (name, args, in_lsm_tier) in PATH_TRACEPOINTS {
+        if lsm && !in_lsm_tier {
+            continue;
+        }
+        out.push((FileHook::Tracepoint(name), check(name, args, layout)));
+    }
+    if lsm {
+        let btf = aya::Btf::from_sys_fs()?;
+        for (name, hook) in OPTIONAL_LSM {
+            let state = program::<Lsm>(ebpf, name)?.load(hook, &btf).map_err(|err| {
+                format!(
+                    "LSM program {name} does not load (hook {hook} absent before 6.2?): {}",
+                    err.to_string().trim_end_matches(". Verifier output: ")
+                )
+            });
+            out.push((FileHook::Lsm(name, hook), state));
+        }
+    }
+    Ok(out)
+}
+
+/// Attaches every hook of `hooks` that loaded.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    tier: KernelTier,
+    hooks: &[(FileHook, Result<(), String>)],
+) -> Result<(), LoadError> {
+    for (hook, state) in hooks {
+        if state.is_err() {
+            continue;
+        }
+        match *hook {
+            FileHook::Tracepoint(tp) => {
+                let name = programs::TP_SYS_ENTER_PATH;
+                program::<TracePoint>(ebpf, name)?
+                    .attach("syscalls", tp)
+                    .map_err(program_err("attach", name))?;
+            }
+            FileHook::Lsm(name, _) if tier == KernelTier::Lsm => {
+                program::<Lsm>(ebpf, name)?
+                    .attach()
+                    .map_err(program_err("attach", name))?;
+            }
+            FileHook::Lsm(..) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_tracepoint_is_named_once() {
+        let mut names: Vec<_> = PATH_TRACEPOINTS.iter().map(|t| t.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PATH_TRACEPOINTS.len());
+        for (name, ..) in PATH_TRACEPOINTS {
+            assert!(
+                !tracefs::SYSCALL_TRACEPOINTS.iter().any(|t| t.0 == name),
+                "{name} is in the mandatory list"
+            );
+        }
+    }
+}
