@@ -239,6 +239,80 @@ mod tests {
         );
     }
 
+    /// The operations of issue 4 beyond open/unlink/rename/chmod/chown: each op's kind, body
+    /// and the default policy's two new rules.
+    #[test]
+    fn new_file_operations_have_their_kind_and_fields() {
+        let rec = test_file_record(FileOp::Symlink, "/etc/cron.d/job", "/tmp/x");
+        let ev = file_event(&rec, "t");
+        assert_eq!(ev["kind"], "link");
+        assert_eq!(ev["file"]["operation"], "symlink");
+        assert_eq!(ev["link"]["file"]["path"], "/etc/cron.d/job");
+        assert_eq!(ev["link"]["target"]["path"], "/tmp/x");
+        assert_eq!(ev["link"]["is_symlink"], true);
+        assert_eq!(ev["file"]["new_path"], "/tmp/x");
+        let ev = file_event(&test_file_record(FileOp::Link, "/a/h", "/a/f"), "t");
+        assert_eq!(
+            (&ev["kind"], &ev["link"]["is_symlink"]),
+            (&"link".into(), &false.into())
+        );
+        let mut rec = test_file_record(FileOp::Mkdir, "/a/d", "");
+        rec.mode = 0o40750;
+        let ev = file_event(&rec, "t");
+        assert_eq!(
+            (&ev["kind"], &ev["mkdir"]["mode"]),
+            (&"mkdir".into(), &0o750.into())
+        );
+        let ev = file_event(&test_file_record(FileOp::Setxattr, "/a/f", "user.x"), "t");
+        assert_eq!(ev["setxattr"]["name"], "user.x");
+        assert_eq!(ev["setxattr"]["file"]["path"], "/a/f");
+        assert!(ev["file"].get("new_path").is_none());
+        for (op, kind) in [
+            (FileOp::Rmdir, "rmdir"),
+            (FileOp::Utimes, "utimes"),
+            (FileOp::Truncate, "truncate"),
+        ] {
+            let ev = file_event(&test_file_record(op, "/a/f", ""), "t");
+            assert_eq!(
+                (&ev["kind"], &ev[kind]["file"]["path"]),
+                (&kind.into(), &"/a/f".into())
+            );
+            assert_eq!(ev["file"]["operation"], kind);
+        }
+        let mut rec = test_file_record(FileOp::Mount, "/proc/1234", "/tmp/empty");
+        rec.fstype[..4].copy_from_slice(b"none");
+        rec.open_flags = 4096;
+        let ev = file_event(&rec, "t");
+        assert_eq!(ev["mount"]["target"], "/proc/1234");
+        assert_eq!(ev["mount"]["source"], "/tmp/empty");
+        assert_eq!(ev["mount"]["fstype"], "none");
+        assert_eq!(ev["mount"]["flags"], 4096);
+        let ev = file_event(&test_file_record(FileOp::Umount, "/mnt/x", ""), "t");
+        assert_eq!(ev["umount"]["target"], "/mnt/x");
+
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default");
+        let policy = enforcer_policy::load(&dir).unwrap();
+        let rules = |rec: &FileRecord| -> Vec<String> {
+            let event = enforcer_policy::Event::from_json(&file_event(rec, "t")).unwrap();
+            policy
+                .eval(&event)
+                .iter()
+                .map(|m| m.rule_id.to_string())
+                .collect()
+        };
+        assert!(rules(&rec).contains(&"mount-over-proc-pid".to_owned()));
+        let sys = test_file_record(FileOp::Mount, "/proc/sys/fs/binfmt_misc", "binfmt_misc");
+        assert!(!rules(&sys).contains(&"mount-over-proc-pid".to_owned()));
+        let link = test_file_record(FileOp::Symlink, "/etc/cron.d/job", "/tmp/x");
+        assert!(rules(&link).contains(&"fim-persistence-link".to_owned()));
+        let unit = test_file_record(
+            FileOp::Symlink,
+            "/etc/systemd/system/multi-user.target.wants/a.service",
+            "/lib/systemd/system/a.service",
+        );
+        assert!(!rules(&unit).contains(&"fim-persistence-link".to_owned()));
+    }
+
     #[test]
     fn chown_leaves_unchanged_ids_out() {
         let mut rec = test_file_record(FileOp::Chown, "/etc/passwd", "");

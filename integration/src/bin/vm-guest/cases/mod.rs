@@ -5,6 +5,7 @@
 mod default_policy;
 mod dns_response;
 mod exec;
+mod file_ops;
 mod files;
 mod hash;
 mod infra;
@@ -97,6 +98,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_file_monitor",
         run: files::lsm_file_monitor,
+    },
+    Case {
+        name: "lsm_file_ops",
+        run: file_ops::lsm_file_ops,
     },
     Case {
         name: "lsm_kernel_events",
