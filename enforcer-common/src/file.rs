@@ -129,6 +129,95 @@ pub struct FileRecord {
     pub fstype: [u8; FILE_FSTYPE_LEN],
 }
 
+/// The read-only global [`crate::maps::GLOBAL_PATH_SYSCALLS`]: this architecture's numbers of
+/// the path syscalls added for issue 4 (the first ones are in `KernelOffsets`). A global of its
+/// own, read field by field, so the programs that never look at it (every one but the path
+/// tracepoint) do not copy it with each `offsets()` read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathSyscalls {
+    /// Number of `link`.
+    pub link: u32,
+    /// Number of `linkat`.
+    pub linkat: u32,
+    /// Number of `symlink`.
+    pub symlink: u32,
+    /// Number of `symlinkat`.
+    pub symlinkat: u32,
+    /// Number of `mkdir`.
+    pub mkdir: u32,
+    /// Number of `mkdirat`.
+    pub mkdirat: u32,
+    /// Number of `rmdir`.
+    pub rmdir: u32,
+    /// Number of `setxattr`.
+    pub setxattr: u32,
+    /// Number of `lsetxattr`.
+    pub lsetxattr: u32,
+    /// Number of `fsetxattr`.
+    pub fsetxattr: u32,
+    /// Number of `setxattrat`.
+    pub setxattrat: u32,
+    /// Number of `utimensat`.
+    pub utimensat: u32,
+    /// Number of `utimes`.
+    pub utimes: u32,
+    /// Number of `utime`.
+    pub utime: u32,
+    /// Number of `futimesat`.
+    pub futimesat: u32,
+    /// Number of `truncate`.
+    pub truncate: u32,
+    /// Number of `ftruncate`.
+    pub ftruncate: u32,
+    /// Number of `mount`.
+    pub mount: u32,
+    /// Number of `umount2`.
+    pub umount2: u32,
+    /// Number of `move_mount`.
+    pub move_mount: u32,
+    /// Number of `fchmod`.
+    pub fchmod: u32,
+    /// Number of `fchown`.
+    pub fchown: u32,
+    /// Number of `fchmodat2`.
+    pub fchmodat2: u32,
+    /// Padding to a multiple of 8 bytes.
+    pub _pad: u32,
+}
+
+impl PathSyscalls {
+    /// Every number 0: the kernel object's initial value, replaced by the loader before load.
+    pub const ZERO: Self = Self {
+        link: 0,
+        linkat: 0,
+        symlink: 0,
+        symlinkat: 0,
+        mkdir: 0,
+        mkdirat: 0,
+        rmdir: 0,
+        setxattr: 0,
+        lsetxattr: 0,
+        fsetxattr: 0,
+        setxattrat: 0,
+        utimensat: 0,
+        utimes: 0,
+        utime: 0,
+        futimesat: 0,
+        truncate: 0,
+        ftruncate: 0,
+        mount: 0,
+        umount2: 0,
+        move_mount: 0,
+        fchmod: 0,
+        fchown: 0,
+        fchmodat2: 0,
+        _pad: 0,
+    };
+}
+
+const _: () = assert!(core::mem::size_of::<PathSyscalls>() == 4 * 24);
+
 /// Key of `FILE_WATCH`: a watched path by the hash of its bytes ([`path_hash`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

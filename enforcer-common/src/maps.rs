@@ -50,6 +50,8 @@ pub const KERNEL_OP_PLAN: &str = "KERNEL_OP_PLAN";
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Read-only global holding the [`crate::offsets::KernelOffsets`].
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+/// Read-only global holding the [`crate::file::PathSyscalls`].
+pub const GLOBAL_PATH_SYSCALLS: &str = "PATH_SYSCALLS";
 
 /// Program names (the Rust function names in `enforcer-ebpf`).
 pub mod programs {

@@ -174,52 +174,6 @@ pub struct KernelOffsets {
     pub cred_uid: u32,
     /// `struct cred` -> `cap_inheritable` (`kernel_cap_t`, 8 bytes).
     pub cred_cap_inheritable: u32,
-    /// Number of `link`.
-    pub nr_link: u32,
-    /// Number of `linkat`.
-    pub nr_linkat: u32,
-    /// Number of `symlink`.
-    pub nr_symlink: u32,
-    /// Number of `symlinkat`.
-    pub nr_symlinkat: u32,
-    /// Number of `mkdir`.
-    pub nr_mkdir: u32,
-    /// Number of `mkdirat`.
-    pub nr_mkdirat: u32,
-    /// Number of `rmdir`.
-    pub nr_rmdir: u32,
-    /// Number of `setxattr`.
-    pub nr_setxattr: u32,
-    /// Number of `lsetxattr`.
-    pub nr_lsetxattr: u32,
-    /// Number of `fsetxattr`.
-    pub nr_fsetxattr: u32,
-    /// Number of `setxattrat` (its tracepoint is absent before 6.13 / 6.6).
-    pub nr_setxattrat: u32,
-    /// Number of `utimensat`.
-    pub nr_utimensat: u32,
-    /// Number of `utimes`.
-    pub nr_utimes: u32,
-    /// Number of `utime`.
-    pub nr_utime: u32,
-    /// Number of `futimesat`.
-    pub nr_futimesat: u32,
-    /// Number of `truncate`.
-    pub nr_truncate: u32,
-    /// Number of `ftruncate`.
-    pub nr_ftruncate: u32,
-    /// Number of `mount`.
-    pub nr_mount: u32,
-    /// Number of `umount2`.
-    pub nr_umount2: u32,
-    /// Number of `move_mount`.
-    pub nr_move_mount: u32,
-    /// Number of `fchmod`.
-    pub nr_fchmod: u32,
-    /// Number of `fchown`.
-    pub nr_fchown: u32,
-    /// Number of `fchmodat2` (its tracepoint is absent before 6.13 / 6.6).
-    pub nr_fchmodat2: u32,
 }
 
 impl KernelOffsets {
@@ -305,31 +259,7 @@ impl KernelOffsets {
         inode_nlink: 0,
         cred_uid: 0,
         cred_cap_inheritable: 0,
-        nr_link: 0,
-        nr_linkat: 0,
-        nr_symlink: 0,
-        nr_symlinkat: 0,
-        nr_mkdir: 0,
-        nr_mkdirat: 0,
-        nr_rmdir: 0,
-        nr_setxattr: 0,
-        nr_lsetxattr: 0,
-        nr_fsetxattr: 0,
-        nr_setxattrat: 0,
-        nr_utimensat: 0,
-        nr_utimes: 0,
-        nr_utime: 0,
-        nr_futimesat: 0,
-        nr_truncate: 0,
-        nr_ftruncate: 0,
-        nr_mount: 0,
-        nr_umount2: 0,
-        nr_move_mount: 0,
-        nr_fchmod: 0,
-        nr_fchown: 0,
-        nr_fchmodat2: 0,
     };
 }
 
-const _: () =
-    assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 2 + 4 * 23);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 2);

@@ -35,12 +35,12 @@ use enforcer_common::{
     plan::RECORD_FILES,
 };
 
-use super::{Verdict, sys_enter_send::syscall_arg};
+use super::Verdict;
 use crate::{
     emit,
     file::{self, FileScratch, Slot, Space},
     kernel::{self, ReadError, read_at},
-    maps::{config, count, offsets, plan_settings},
+    maps::{config, count, offsets, path_syscall, plan_settings},
     plan::{Site, act},
 };
 
@@ -98,7 +98,8 @@ pub(crate) struct PathCall {
 #[inline(always)]
 fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadError> {
     let off = offsets();
-    let a = |i| syscall_arg(ctx, i);
+    let base = off.tp_syscall_args;
+    let a = |i| arg_at(ctx, base, i);
     let mut c = PathCall {
         op: 0,
         dfd: AT_FDCWD,
@@ -135,12 +136,12 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         c.op = FileOp::Chmod as u32;
         c.path = a(0)?;
         c.mode = a(1)? as u32;
-    } else if nr == off.nr_fchmodat || nr == off.nr_fchmodat2 {
+    } else if nr == off.nr_fchmodat || nr == path_syscall(|n| &n.fchmodat2) {
         c.op = FileOp::Chmod as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
         c.mode = a(2)? as u32;
-    } else if nr == off.nr_fchmod {
+    } else if nr == path_syscall(|n| &n.fchmod) {
         c.op = FileOp::Chmod as u32;
         c.dfd = a(0)? as i32;
         c.mode = a(1)? as u32;
@@ -155,13 +156,13 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         c.path = a(1)?;
         c.uid = a(2)? as u32;
         c.gid = a(3)? as u32;
-    } else if nr == off.nr_fchown {
+    } else if nr == path_syscall(|n| &n.fchown) {
         c.op = FileOp::Chown as u32;
         c.dfd = a(0)? as i32;
         c.uid = a(1)? as u32;
         c.gid = a(2)? as u32;
     } else {
-        return gather_more(ctx, nr, c);
+        return gather_more(ctx, nr, base, c);
     }
     Ok(Some(c))
 }
@@ -171,13 +172,13 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
 fn gather_more(
     ctx: &TracePointContext,
     nr: u32,
+    base: u32,
     mut c: PathCall,
 ) -> Result<Option<PathCall>, ReadError> {
-    let off = offsets();
-    let a = |i| syscall_arg(ctx, i);
-    if nr == off.nr_link || nr == off.nr_symlink {
+    let a = |i| arg_at(ctx, base, i);
+    if nr == path_syscall(|n| &n.link) || nr == path_syscall(|n| &n.symlink) {
         // (oldname, newname): the new name is the path acted on.
-        c.op = if nr == off.nr_link {
+        c.op = if nr == path_syscall(|n| &n.link) {
             c.second = SECOND_PATH;
             FileOp::Link as u32
         } else {
@@ -186,61 +187,64 @@ fn gather_more(
         };
         c.new_path = a(0)?;
         c.path = a(1)?;
-    } else if nr == off.nr_linkat {
+    } else if nr == path_syscall(|n| &n.linkat) {
         c.op = FileOp::Link as u32;
         c.new_dfd = a(0)? as i32;
         c.new_path = a(1)?;
         c.dfd = a(2)? as i32;
         c.path = a(3)?;
         c.second = SECOND_PATH;
-    } else if nr == off.nr_symlinkat {
+    } else if nr == path_syscall(|n| &n.symlinkat) {
         c.op = FileOp::Symlink as u32;
         c.new_path = a(0)?;
         c.dfd = a(1)? as i32;
         c.path = a(2)?;
         c.second = SECOND_STR;
-    } else if nr == off.nr_mkdir {
+    } else if nr == path_syscall(|n| &n.mkdir) {
         c.op = FileOp::Mkdir as u32;
         c.path = a(0)?;
         c.mode = a(1)? as u32;
-    } else if nr == off.nr_mkdirat {
+    } else if nr == path_syscall(|n| &n.mkdirat) {
         c.op = FileOp::Mkdir as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
         c.mode = a(2)? as u32;
-    } else if nr == off.nr_rmdir {
+    } else if nr == path_syscall(|n| &n.rmdir) {
         c.op = FileOp::Rmdir as u32;
         c.path = a(0)?;
-    } else if nr == off.nr_setxattr || nr == off.nr_lsetxattr || nr == off.nr_fsetxattr {
+    } else if nr == path_syscall(|n| &n.setxattr)
+        || nr == path_syscall(|n| &n.lsetxattr)
+        || nr == path_syscall(|n| &n.fsetxattr)
+    {
         c.op = FileOp::Setxattr as u32;
-        if nr == off.nr_fsetxattr {
+        if nr == path_syscall(|n| &n.fsetxattr) {
             c.dfd = a(0)? as i32;
         } else {
             c.path = a(0)?;
         }
         c.new_path = a(1)?;
         c.second = SECOND_STR;
-    } else if nr == off.nr_setxattrat {
+    } else if nr == path_syscall(|n| &n.setxattrat) {
         c.op = FileOp::Setxattr as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
         c.new_path = a(3)?;
         c.second = SECOND_STR;
-    } else if nr == off.nr_utimes || nr == off.nr_utime {
+    } else if nr == path_syscall(|n| &n.utimes) || nr == path_syscall(|n| &n.utime) {
         c.op = FileOp::Utimes as u32;
         c.path = a(0)?;
-    } else if nr == off.nr_utimensat || nr == off.nr_futimesat {
+    } else if nr == path_syscall(|n| &n.utimensat) || nr == path_syscall(|n| &n.futimesat) {
         // utimensat(fd, NULL, ...) is futimens: the descriptor's own times.
         c.op = FileOp::Utimes as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
-    } else if nr == off.nr_truncate {
+    } else if nr == path_syscall(|n| &n.truncate) {
         c.op = FileOp::Truncate as u32;
         c.path = a(0)?;
-    } else if nr == off.nr_ftruncate {
+    } else if nr == path_syscall(|n| &n.ftruncate) {
         c.op = FileOp::Truncate as u32;
         c.dfd = a(0)? as i32;
-    } else if nr == off.nr_mount {
+    } else if nr == path_syscall(|n| &n.mount) {
         // (dev_name, dir_name, type, flags, data)
         c.op = FileOp::Mount as u32;
         c.new_path = a(0)?;
@@ -248,7 +252,7 @@ fn gather_more(
         c.fstype = a(2)?;
         c.flags = a(3)? as u32;
         c.second = SECOND_STR;
-    } else if nr == off.nr_move_mount {
+    } else if nr == path_syscall(|n| &n.move_mount) {
         // (from_dfd, from_pathname, to_dfd, to_pathname, flags)
         c.op = FileOp::Mount as u32;
         c.new_dfd = a(0)? as i32;
@@ -256,7 +260,7 @@ fn gather_more(
         c.dfd = a(2)? as i32;
         c.path = a(3)?;
         c.second = SECOND_PATH;
-    } else if nr == off.nr_umount2 {
+    } else if nr == path_syscall(|n| &n.umount2) {
         c.op = FileOp::Umount as u32;
         c.path = a(0)?;
         c.flags = a(1)? as u32;
@@ -264,6 +268,13 @@ fn gather_more(
         return Ok(None);
     }
     Ok(Some(c))
+}
+
+/// Syscall argument `i` of the tracepoint record whose arguments start at `base`.
+#[inline(always)]
+fn arg_at(ctx: &TracePointContext, base: u32, i: usize) -> Result<u64, ReadError> {
+    // SAFETY: a read of the tracepoint record at an offset checked against its format file.
+    unsafe { ctx.read_at::<u64>(base as usize + 8 * i) }.map_err(|_| ReadError)
 }
 
 /// The user path `ptr` (relative to `dfd`) as an absolute path in `slot`; returns its length.

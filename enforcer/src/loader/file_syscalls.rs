@@ -14,7 +14,7 @@ use aya::{
     Ebpf,
     programs::{Lsm, TracePoint},
 };
-use enforcer_common::{maps::programs, offsets::KernelOffsets};
+use enforcer_common::{file::PathSyscalls, maps::programs};
 
 use super::{
     KernelTier, LoadError, program, program_err, syscall_nr,
@@ -127,32 +127,35 @@ impl FileHook {
     }
 }
 
-/// Writes the syscall numbers of the path syscalls into `offsets` (this build's numbers are
-/// the running kernel's: same architecture).
-pub fn set_numbers(offsets: &mut KernelOffsets) {
-    offsets.nr_link = syscall_nr(libc::SYS_link);
-    offsets.nr_linkat = syscall_nr(libc::SYS_linkat);
-    offsets.nr_symlink = syscall_nr(libc::SYS_symlink);
-    offsets.nr_symlinkat = syscall_nr(libc::SYS_symlinkat);
-    offsets.nr_mkdir = syscall_nr(libc::SYS_mkdir);
-    offsets.nr_mkdirat = syscall_nr(libc::SYS_mkdirat);
-    offsets.nr_rmdir = syscall_nr(libc::SYS_rmdir);
-    offsets.nr_setxattr = syscall_nr(libc::SYS_setxattr);
-    offsets.nr_lsetxattr = syscall_nr(libc::SYS_lsetxattr);
-    offsets.nr_fsetxattr = syscall_nr(libc::SYS_fsetxattr);
-    offsets.nr_setxattrat = syscall_nr(SYS_SETXATTRAT);
-    offsets.nr_utimensat = syscall_nr(libc::SYS_utimensat);
-    offsets.nr_utimes = syscall_nr(libc::SYS_utimes);
-    offsets.nr_utime = syscall_nr(libc::SYS_utime);
-    offsets.nr_futimesat = syscall_nr(libc::SYS_futimesat);
-    offsets.nr_truncate = syscall_nr(libc::SYS_truncate);
-    offsets.nr_ftruncate = syscall_nr(libc::SYS_ftruncate);
-    offsets.nr_mount = syscall_nr(libc::SYS_mount);
-    offsets.nr_umount2 = syscall_nr(libc::SYS_umount2);
-    offsets.nr_move_mount = syscall_nr(libc::SYS_move_mount);
-    offsets.nr_fchmod = syscall_nr(libc::SYS_fchmod);
-    offsets.nr_fchown = syscall_nr(libc::SYS_fchown);
-    offsets.nr_fchmodat2 = syscall_nr(libc::SYS_fchmodat2);
+/// The numbers of the path syscalls for `GLOBAL_PATH_SYSCALLS` (this build's numbers are the
+/// running kernel's: same architecture).
+pub fn numbers() -> PathSyscalls {
+    PathSyscalls {
+        link: syscall_nr(libc::SYS_link),
+        linkat: syscall_nr(libc::SYS_linkat),
+        symlink: syscall_nr(libc::SYS_symlink),
+        symlinkat: syscall_nr(libc::SYS_symlinkat),
+        mkdir: syscall_nr(libc::SYS_mkdir),
+        mkdirat: syscall_nr(libc::SYS_mkdirat),
+        rmdir: syscall_nr(libc::SYS_rmdir),
+        setxattr: syscall_nr(libc::SYS_setxattr),
+        lsetxattr: syscall_nr(libc::SYS_lsetxattr),
+        fsetxattr: syscall_nr(libc::SYS_fsetxattr),
+        setxattrat: syscall_nr(SYS_SETXATTRAT),
+        utimensat: syscall_nr(libc::SYS_utimensat),
+        utimes: syscall_nr(libc::SYS_utimes),
+        utime: syscall_nr(libc::SYS_utime),
+        futimesat: syscall_nr(libc::SYS_futimesat),
+        truncate: syscall_nr(libc::SYS_truncate),
+        ftruncate: syscall_nr(libc::SYS_ftruncate),
+        mount: syscall_nr(libc::SYS_mount),
+        umount2: syscall_nr(libc::SYS_umount2),
+        move_mount: syscall_nr(libc::SYS_move_mount),
+        fchmod: syscall_nr(libc::SYS_fchmod),
+        fchown: syscall_nr(libc::SYS_fchown),
+        fchmodat2: syscall_nr(libc::SYS_fchmodat2),
+        _pad: 0,
+    }
 }
 
 /// Whether tracepoint `name` exists and shares `layout`; `Err` says why not.

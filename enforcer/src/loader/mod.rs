@@ -18,7 +18,7 @@ use aya::{
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
-    maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, programs},
+    maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, GLOBAL_PATH_SYSCALLS, programs},
     offsets::KernelOffsets,
 };
 pub use tier::KernelTier;
@@ -190,6 +190,7 @@ fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebp
     Ok(EbpfLoader::new()
         .override_global(GLOBAL_CONFIG, &config, true)
         .override_global(GLOBAL_OFFSETS, offsets, true)
+        .override_global(GLOBAL_PATH_SYSCALLS, &file_syscalls::numbers(), true)
         .load(PROGRAMS)?)
 }
 
@@ -287,7 +288,6 @@ pub fn load_with(
     offsets.nr_chown = syscall_nr(libc::SYS_chown);
     offsets.nr_lchown = syscall_nr(libc::SYS_lchown);
     offsets.nr_fchownat = syscall_nr(libc::SYS_fchownat);
-    file_syscalls::set_numbers(offsets);
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
         Ok(list) => Err(format!(
