@@ -20,7 +20,7 @@
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     event::{Counter, Hook},
-    file::FileOp,
+    file::{FILE_NEW_PATH_TRUNCATED, FileOp},
 };
 
 use super::file_path::{finish, lsm_gate, lsm_one, lsm_path, path_dentry, second_is_matched};
@@ -206,6 +206,8 @@ pub(crate) fn lsm_sb_mount(ctx: LsmContext) -> i32 {
         if let Ok(len) = file::read_str(s, Slot::NewPath, Space::Kernel, dev_name) {
             s.record.new_path_len = len;
         }
+        // Not a path to match: a long source is no reason to report (`file::reported`).
+        s.record.flags &= !FILE_NEW_PATH_TRUNCATED;
     }
     let fstype: u64 = ctx.arg(2);
     file::read_fstype(s, Space::Kernel, fstype);

@@ -31,7 +31,7 @@ use aya_ebpf::{
 use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
-    file::{FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp},
+    file::{FILE_NEW_PATH_TRUNCATED, FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp},
     plan::RECORD_FILES,
 };
 
@@ -380,6 +380,10 @@ pub(crate) fn tp_sys_enter_path(ctx: TracePointContext) -> u32 {
         s.record.new_path_len = len;
         if second_is_matched(call.op) {
             file::match_path(s, Slot::NewPath, len, call.op);
+        } else {
+            // A long attribute name or mount source is no path to match: not a reason to
+            // report an unwatched event (`file::reported`).
+            s.record.flags &= !FILE_NEW_PATH_TRUNCATED;
         }
     }
     file::read_fstype(s, Space::User, call.fstype);

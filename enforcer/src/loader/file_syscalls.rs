@@ -7,6 +7,10 @@
 //!
 //! In the lsm tier the LSM hooks do the tracepoints' job, except for setxattr and utimes (no
 //! path LSM hook sees them): their tracepoints stay attached there (a deny is then a kill).
+//! There, the LSM programs of these operations and the path program are loaded only for the
+//! operations the policy is about (`file_plan::ops_wanted`; all when a file rule names no
+//! path): each costs verifier time at every start. The signal tier attaches every tracepoint
+//! (the program returns at once without a file rule).
 
 use std::{fs, path::Path};
 
@@ -14,7 +18,10 @@ use aya::{
     Ebpf,
     programs::{Lsm, TracePoint},
 };
-use enforcer_common::{file::PathSyscalls, maps::programs};
+use enforcer_common::{
+    file::{FileOp, PathSyscalls},
+    maps::programs,
+};
 
 use super::{
     KernelTier, LoadError, program, program_err, syscall_nr,
@@ -25,61 +32,64 @@ use super::{
 /// 5.1); the libc crate does not name it yet.
 const SYS_SETXATTRAT: libc::c_long = 463;
 
-/// A path-syscall tracepoint: name, argument names (as in its format file), and whether it
-/// stays attached in the lsm tier.
-type PathTracepoint = (&'static str, &'static [&'static str], bool);
+/// A path-syscall tracepoint: name, argument names (as in its format file), and the operation
+/// for which it stays attached in the lsm tier (`None`: an LSM hook does its job there).
+type PathTracepoint = (&'static str, &'static [&'static str], Option<FileOp>);
+
+const SX: Option<FileOp> = Some(FileOp::Setxattr);
+const UT: Option<FileOp> = Some(FileOp::Utimes);
 
 /// Every path-syscall tracepoint of this module.
 pub const PATH_TRACEPOINTS: [PathTracepoint; 23] = [
-    ("sys_enter_link", &["oldname", "newname"], false),
+    ("sys_enter_link", &["oldname", "newname"], None),
     (
         "sys_enter_linkat",
         &["olddfd", "oldname", "newdfd", "newname", "flags"],
-        false,
+        None,
     ),
-    ("sys_enter_symlink", &["oldname", "newname"], false),
+    ("sys_enter_symlink", &["oldname", "newname"], None),
     (
         "sys_enter_symlinkat",
         &["oldname", "newdfd", "newname"],
-        false,
+        None,
     ),
-    ("sys_enter_mkdir", &["pathname", "mode"], false),
-    ("sys_enter_mkdirat", &["dfd", "pathname", "mode"], false),
-    ("sys_enter_rmdir", &["pathname"], false),
+    ("sys_enter_mkdir", &["pathname", "mode"], None),
+    ("sys_enter_mkdirat", &["dfd", "pathname", "mode"], None),
+    ("sys_enter_rmdir", &["pathname"], None),
     (
         "sys_enter_setxattr",
         &["pathname", "name", "value", "size", "flags"],
-        true,
+        SX,
     ),
     (
         "sys_enter_lsetxattr",
         &["pathname", "name", "value", "size", "flags"],
-        true,
+        SX,
     ),
     (
         "sys_enter_fsetxattr",
         &["fd", "name", "value", "size", "flags"],
-        true,
+        SX,
     ),
     (
         "sys_enter_setxattrat",
         &["dfd", "pathname", "at_flags", "name"],
-        true,
+        SX,
     ),
     (
         "sys_enter_utimensat",
         &["dfd", "filename", "utimes", "flags"],
-        true,
+        UT,
     ),
-    ("sys_enter_utimes", &["filename", "utimes"], true),
-    ("sys_enter_utime", &["filename", "times"], true),
-    ("sys_enter_futimesat", &["dfd", "filename", "utimes"], true),
-    ("sys_enter_truncate", &["path", "length"], false),
-    ("sys_enter_ftruncate", &["fd", "length"], false),
+    ("sys_enter_utimes", &["filename", "utimes"], UT),
+    ("sys_enter_utime", &["filename", "times"], UT),
+    ("sys_enter_futimesat", &["dfd", "filename", "utimes"], UT),
+    ("sys_enter_truncate", &["path", "length"], None),
+    ("sys_enter_ftruncate", &["fd", "length"], None),
     (
         "sys_enter_mount",
         &["dev_name", "dir_name", "type", "flags", "data"],
-        false,
+        None,
     ),
     (
         "sys_enter_move_mount",
@@ -90,23 +100,49 @@ pub const PATH_TRACEPOINTS: [PathTracepoint; 23] = [
             "to_pathname",
             "flags",
         ],
-        false,
+        None,
     ),
-    ("sys_enter_umount", &["name", "flags"], false),
-    ("sys_enter_fchmod", &["fd", "mode"], false),
-    ("sys_enter_fchown", &["fd", "user", "group"], false),
+    ("sys_enter_umount", &["name", "flags"], None),
+    ("sys_enter_fchmod", &["fd", "mode"], None),
+    ("sys_enter_fchown", &["fd", "user", "group"], None),
     (
         "sys_enter_fchmodat2",
         &["dfd", "filename", "mode", "flags"],
-        false,
+        None,
     ),
 ];
 
-/// Optional LSM programs (lsm tier): program name and hook.
-pub const OPTIONAL_LSM: [(&str, &str); 2] = [
-    (programs::LSM_FILE_TRUNCATE, "file_truncate"),
-    (programs::LSM_MOVE_MOUNT, "move_mount"),
+/// LSM programs of the operations (lsm tier; loaded with the others, a failure is the lsm
+/// tier's failure): program name, hook, the operation that needs it.
+pub const FILE_OP_LSM: [(&str, &str, FileOp); 7] = [
+    (programs::LSM_PATH_LINK, "path_link", FileOp::Link),
+    (programs::LSM_PATH_SYMLINK, "path_symlink", FileOp::Symlink),
+    (programs::LSM_PATH_MKDIR, "path_mkdir", FileOp::Mkdir),
+    (programs::LSM_PATH_RMDIR, "path_rmdir", FileOp::Rmdir),
+    (
+        programs::LSM_PATH_TRUNCATE,
+        "path_truncate",
+        FileOp::Truncate,
+    ),
+    (programs::LSM_SB_MOUNT, "sb_mount", FileOp::Mount),
+    (programs::LSM_SB_UMOUNT, "sb_umount", FileOp::Umount),
 ];
+
+/// Optional LSM programs (lsm tier; absent hooks are skipped and reported): program name,
+/// hook, the operation that needs it.
+pub const OPTIONAL_LSM: [(&str, &str, FileOp); 2] = [
+    (
+        programs::LSM_FILE_TRUNCATE,
+        "file_truncate",
+        FileOp::Truncate,
+    ),
+    (programs::LSM_MOVE_MOUNT, "move_mount", FileOp::Mount),
+];
+
+/// Whether `op` is in the `file_ops` bits (bit `1 << op`).
+pub fn wants(file_ops: u32, op: FileOp) -> bool {
+    file_ops & (1 << op as u32) != 0
+}
 
 /// One optional file hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,32 +213,51 @@ fn check(name: &str, args: &[&str], layout: SyscallLayout) -> Result<(), String>
     }
 }
 
-/// The hooks of this module that have a job in `tier`, each checked (tracepoints) or loaded
-/// (LSM programs): `Err` says why the kernel does not let the engine see it.
+/// The hooks of this module that have a job in `tier` for the `file_ops` bits, each checked
+/// (tracepoints) or loaded (the path program in the lsm tier, optional LSM programs): `Err`
+/// says why the kernel does not let the engine see it. The LSM programs of `FILE_OP_LSM` were
+/// loaded with the others; they are listed for `attach`.
 pub fn load_optional(
     ebpf: &mut Ebpf,
     tier: KernelTier,
     layout: SyscallLayout,
+    file_ops: u32,
 ) -> Result<Vec<(FileHook, Result<(), String>)>, LoadError> {
     let lsm = tier == KernelTier::Lsm;
     let mut out = Vec::new();
-    for (name, args, in_lsm_tier) in PATH_TRACEPOINTS {
-        if lsm && !in_lsm_tier {
+    for (name, args, lsm_op) in PATH_TRACEPOINTS {
+        if lsm && !lsm_op.is_some_and(|op| wants(file_ops, op)) {
             continue;
         }
         out.push((FileHook::Tracepoint(name), check(name, args, layout)));
     }
-    if lsm {
-        let btf = aya::Btf::from_sys_fs()?;
-        for (name, hook) in OPTIONAL_LSM {
-            let state = program::<Lsm>(ebpf, name)?.load(hook, &btf).map_err(|err| {
-                format!(
-                    "LSM program {name} does not load (hook {hook} absent before 6.2?): {}",
-                    err.to_string().trim_end_matches(". Verifier output: ")
-                )
-            });
-            out.push((FileHook::Lsm(name, hook), state));
+    if !lsm {
+        return Ok(out);
+    }
+    if !out.is_empty() {
+        // Not loaded with the signal-tier tracepoints in the lsm tier: only for these.
+        let name = programs::TP_SYS_ENTER_PATH;
+        program::<TracePoint>(ebpf, name)?
+            .load()
+            .map_err(program_err("load", name))?;
+    }
+    for (name, hook, op) in FILE_OP_LSM {
+        if wants(file_ops, op) {
+            out.push((FileHook::Lsm(name, hook), Ok(())));
         }
+    }
+    let btf = aya::Btf::from_sys_fs()?;
+    for (name, hook, op) in OPTIONAL_LSM {
+        if !wants(file_ops, op) {
+            continue;
+        }
+        let state = program::<Lsm>(ebpf, name)?.load(hook, &btf).map_err(|err| {
+            format!(
+                "LSM program {name} does not load (hook {hook} absent before 6.2?): {}",
+                err.to_string().trim_end_matches(". Verifier output: ")
+            )
+        });
+        out.push((FileHook::Lsm(name, hook), state));
     }
     Ok(out)
 }

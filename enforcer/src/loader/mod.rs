@@ -57,7 +57,7 @@ pub enum LoadError {
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 21] = [
+const LSM_PROGRAMS: [(&str, &str); 14] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
@@ -66,13 +66,6 @@ const LSM_PROGRAMS: [(&str, &str); 21] = [
     (programs::LSM_PATH_RENAME, "path_rename"),
     (programs::LSM_PATH_CHMOD, "path_chmod"),
     (programs::LSM_PATH_CHOWN, "path_chown"),
-    (programs::LSM_PATH_LINK, "path_link"),
-    (programs::LSM_PATH_SYMLINK, "path_symlink"),
-    (programs::LSM_PATH_MKDIR, "path_mkdir"),
-    (programs::LSM_PATH_RMDIR, "path_rmdir"),
-    (programs::LSM_PATH_TRUNCATE, "path_truncate"),
-    (programs::LSM_SB_MOUNT, "sb_mount"),
-    (programs::LSM_SB_UMOUNT, "sb_umount"),
     (programs::LSM_MMAP_FILE, "mmap_file"),
     (programs::LSM_FILE_MPROTECT, "file_mprotect"),
     (programs::LSM_KERNEL_READ_FILE, "kernel_read_file"),
@@ -216,10 +209,15 @@ where
         .map_err(program_err("load", name))
 }
 
-/// Loads every LSM program; the first error says why the lsm tier is unavailable.
-fn load_lsm_programs(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
+/// Loads every LSM program (of the file operations beyond the original five, those of the
+/// `FileOp` bits in `file_ops`); the first error says why the lsm tier is unavailable.
+fn load_lsm_programs(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<(), String>, LoadError> {
     let btf = aya::Btf::from_sys_fs()?;
-    for (name, hook) in LSM_PROGRAMS {
+    let wanted = file_syscalls::FILE_OP_LSM
+        .iter()
+        .filter(|(.., op)| file_syscalls::wants(file_ops, *op))
+        .map(|(name, hook, _)| (*name, *hook));
+    for (name, hook) in LSM_PROGRAMS.into_iter().chain(wanted) {
         if let Err(err) = program::<Lsm>(ebpf, name)?.load(hook, &btf) {
             let reason =
                 format!("bpf is an active LSM but LSM program {name} does not load: {err}");
@@ -257,13 +255,17 @@ fn load_kernel_hash(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
 /// Probes the tier and loads the programs for it. `dry_run` makes the programs record what
 /// they would do instead of doing it. `offsets` gets the tracepoint argument offsets.
 pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadError> {
-    load_with(dry_run, true, offsets)
+    load_with(dry_run, true, u32::MAX, offsets)
 }
 
-/// [`load`]; `kernel_hash` false leaves the in-kernel hash program out (userspace hashes).
+/// [`load`]; `kernel_hash` false leaves the in-kernel hash program out (userspace hashes);
+/// `file_ops` (bit `1 << FileOp`) says which file operations the policy is about: in the lsm
+/// tier the LSM programs and the setxattr/utimes tracepoints of the operations beyond open,
+/// unlink, rename, chmod and chown are loaded only for those (`u32::MAX`: all).
 pub fn load_with(
     dry_run: bool,
     kernel_hash: bool,
+    file_ops: u32,
     offsets: &mut KernelOffsets,
 ) -> Result<Loaded, LoadError> {
     tracefs::ensure_mounted()?;
@@ -300,7 +302,7 @@ pub fn load_with(
     let (mut ebpf, tier, tier_reason) = match lsm_state {
         Ok(()) => {
             let mut ebpf = load_object(Tier::Lsm, dry_run, offsets)?;
-            match load_lsm_programs(&mut ebpf)? {
+            match load_lsm_programs(&mut ebpf, file_ops)? {
                 Ok(()) => (
                     ebpf,
                     KernelTier::Lsm,
@@ -332,9 +334,7 @@ pub fn load_with(
         // Not loaded where an LSM program does their job: no verifier time spent on them
         // (the file path programs are the largest of the object).
         if loaded_names.contains(&name)
-            || (tier == KernelTier::Lsm
-                && REPLACED_BY_LSM.contains(&name)
-                && name != programs::TP_SYS_ENTER_PATH)
+            || (tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name))
         {
             continue;
         }
@@ -350,7 +350,7 @@ pub fn load_with(
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
-    let file_hooks = file_syscalls::load_optional(&mut ebpf, tier, layout)?;
+    let file_hooks = file_syscalls::load_optional(&mut ebpf, tier, layout, file_ops)?;
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
         (KernelTier::Lsm, false) => {
