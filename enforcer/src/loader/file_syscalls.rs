@@ -237,9 +237,11 @@ pub fn load_optional(
     if !out.is_empty() {
         // Not loaded with the signal-tier tracepoints in the lsm tier: only for these.
         let name = programs::TP_SYS_ENTER_PATH;
+        let started = std::time::Instant::now();
         program::<TracePoint>(ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
+        super::slow_load(name, started);
     }
     for (name, hook, op) in FILE_OP_LSM {
         if wants(file_ops, op) {
@@ -251,7 +253,10 @@ pub fn load_optional(
         if !wants(file_ops, op) {
             continue;
         }
-        let state = program::<Lsm>(ebpf, name)?.load(hook, &btf).map_err(|err| {
+        let started = std::time::Instant::now();
+        let state = program::<Lsm>(ebpf, name)?.load(hook, &btf);
+        super::slow_load(name, started);
+        let state = state.map_err(|err| {
             format!(
                 "LSM program {name} does not load (hook {hook} absent before 6.2?): {}",
                 err.to_string().trim_end_matches(". Verifier output: ")

@@ -218,7 +218,10 @@ fn load_lsm_programs(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<(), String
         .filter(|(.., op)| file_syscalls::wants(file_ops, *op))
         .map(|(name, hook, _)| (*name, *hook));
     for (name, hook) in LSM_PROGRAMS.into_iter().chain(wanted) {
-        if let Err(err) = program::<Lsm>(ebpf, name)?.load(hook, &btf) {
+        let started = std::time::Instant::now();
+        let result = program::<Lsm>(ebpf, name)?.load(hook, &btf);
+        slow_load(name, started);
+        if let Err(err) = result {
             let reason =
                 format!("bpf is an active LSM but LSM program {name} does not load: {err}");
             return Ok(Err(reason
@@ -227,6 +230,15 @@ fn load_lsm_programs(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<(), String
         }
     }
     Ok(Ok(()))
+}
+
+/// Says when loading program `name` (verifier time) took more than a second: on a slow
+/// machine (the VM cases run under TCG) that is where the engine's start time goes.
+fn slow_load(name: &str, started: std::time::Instant) {
+    let took = started.elapsed();
+    if took > std::time::Duration::from_secs(1) {
+        tracing::warn!("loading {name} took {} ms", took.as_millis());
+    }
 }
 
 /// A syscall number as the tracepoint records carry it (`__syscall_nr`, small and positive;
@@ -338,9 +350,11 @@ pub fn load_with(
         {
             continue;
         }
+        let started = std::time::Instant::now();
         program::<TracePoint>(&mut ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
+        slow_load(name, started);
         loaded_names.push(name);
     }
     program::<TracePoint>(&mut ebpf, programs::TP_SYS_ENTER_KERNEL)?
