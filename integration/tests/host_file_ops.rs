@@ -136,10 +136,8 @@ fn signal_tier_reports_each_new_file_operation() {
     // Hard link: the new name is the path, the existing file the target.
     let h = w.join("h");
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::link(cpath(&a).as_ptr(), cpath(&h).as_ptr()) },
-        0
-    );
+    let r = unsafe { libc::link(cpath(&a).as_ptr(), cpath(&h).as_ptr()) };
+    assert_eq!(r, 0);
     let ev = wait_op(&mut engine, "link", &h);
     assert_eq!(ev["kind"], "link");
     assert_eq!(ev["link"]["target"]["path"], a.to_str().unwrap(), "{ev:#}");
@@ -181,10 +179,8 @@ fn signal_tier_reports_each_new_file_operation() {
 
     // utimes by path (utimensat), truncate by path.
     // SAFETY: valid path; NULL times means now.
-    assert_eq!(
-        unsafe { libc::utimensat(libc::AT_FDCWD, cpath(&a).as_ptr(), std::ptr::null(), 0) },
-        0
-    );
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, cpath(&a).as_ptr(), std::ptr::null(), 0) };
+    assert_eq!(r, 0);
     let ev = wait_op(&mut engine, "utimes", &a);
     assert_eq!(ev["kind"], "utimes");
     ours(&ev);

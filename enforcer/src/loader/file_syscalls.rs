@@ -144,6 +144,9 @@ pub fn wants(file_ops: u32, op: FileOp) -> bool {
     file_ops & (1 << op as u32) != 0
 }
 
+/// A hook and whether it loaded (or the tracepoint exists), or why not.
+pub type HookState = (FileHook, Result<(), String>);
+
 /// One optional file hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileHook {
@@ -222,7 +225,7 @@ pub fn load_optional(
     tier: KernelTier,
     layout: SyscallLayout,
     file_ops: u32,
-) -> Result<Vec<(FileHook, Result<(), String>)>, LoadError> {
+) -> Result<Vec<HookState>, LoadError> {
     let lsm = tier == KernelTier::Lsm;
     let mut out = Vec::new();
     for (name, args, lsm_op) in PATH_TRACEPOINTS {
@@ -268,11 +271,7 @@ pub fn load_optional(
 }
 
 /// Attaches every hook of `hooks` that loaded.
-pub fn attach(
-    ebpf: &mut Ebpf,
-    tier: KernelTier,
-    hooks: &[(FileHook, Result<(), String>)],
-) -> Result<(), LoadError> {
+pub fn attach(ebpf: &mut Ebpf, tier: KernelTier, hooks: &[HookState]) -> Result<(), LoadError> {
     for (hook, state) in hooks {
         if state.is_err() {
             continue;

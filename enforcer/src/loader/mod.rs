@@ -166,7 +166,7 @@ pub struct Loaded {
     pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
     /// The path-syscall tracepoints and optional file LSM hooks beyond the base set: attached
     /// (or loaded), or why not (absent on this kernel, or no job in this tier).
-    pub file_hooks: Vec<(file_syscalls::FileHook, Result<(), String>)>,
+    pub file_hooks: Vec<file_syscalls::HookState>,
     /// `KernelOp` bits whose tracepoints [`Loaded::attach`] attaches (the engine sets the
     /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
     /// all. All bits until set.

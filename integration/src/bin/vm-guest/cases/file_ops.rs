@@ -114,7 +114,7 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         format!("{DENY}/soft"),
         format!("{DENY}/sub"),
     );
-    // SAFETY (this block): valid NUL-terminated paths; plain syscalls on the case's files.
+    // SAFETY: valid NUL-terminated paths; plain syscalls on the case's files.
     unsafe {
         expect_eperm("link", libc::link(c(KEEP).as_ptr(), c(&hard).as_ptr()))?;
         expect_eperm(
@@ -139,7 +139,7 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     let file = std::fs::File::open(KEEP).map_err(|e| format!("open {KEEP}: {e}"))?;
     let fd = file.as_raw_fd();
     let before = file.metadata().map_err(|e| format!("stat {KEEP}: {e}"))?;
-    // SAFETY (this block): our own open descriptor.
+    // SAFETY: our own open descriptor.
     unsafe {
         expect_eperm("fchmod", libc::fchmod(fd, 0o600))?;
         expect_eperm("fchown", libc::fchown(fd, 1, 1))?;
@@ -184,9 +184,9 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     }
 
     // setxattr: the tracepoint kills the caller (a forked child that only makes the call).
-    // SAFETY: the child makes two syscalls and exits; no allocation after the fork.
     let name = c("user.fops");
     let keep = c(KEEP);
+    // SAFETY: the child makes two syscalls and exits; no allocation after the fork.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: valid strings and a 1-byte value; _exit never returns.
