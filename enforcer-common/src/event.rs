@@ -104,9 +104,24 @@ pub enum Hook {
     LsmPathChown = 20,
     /// Tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one program).
     TpSysExitOpen = 21,
-    /// Tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,
-    /// fchmodat,chown,lchown,fchownat}` (one program).
+    /// Tracepoints `syscalls/sys_enter_*` of the path syscalls (unlink, rename, chmod, chown,
+    /// link, symlink, mkdir, rmdir, setxattr, utimes, truncate, mount, umount families; one
+    /// program).
     TpSysEnterPath = 22,
+    /// LSM `path_link`.
+    LsmPathLink = 23,
+    /// LSM `path_symlink`.
+    LsmPathSymlink = 24,
+    /// LSM `path_mkdir`.
+    LsmPathMkdir = 25,
+    /// LSM `path_rmdir`.
+    LsmPathRmdir = 26,
+    /// LSM `path_truncate` (and `file_truncate`, kernels 6.2+).
+    LsmPathTruncate = 27,
+    /// LSM `sb_mount` (and `move_mount`).
+    LsmSbMount = 28,
+    /// LSM `sb_umount`.
+    LsmSbUmount = 29,
     /// Sleepable LSM `bprm_creds_from_file` (in-kernel content hash).
     LsmBprmCredsFromFile = 50,
     /// LSM `mmap_file` (a file mapped executable).
@@ -154,6 +169,13 @@ impl TryFrom<u32> for Hook {
             20 => Ok(Self::LsmPathChown),
             21 => Ok(Self::TpSysExitOpen),
             22 => Ok(Self::TpSysEnterPath),
+            23 => Ok(Self::LsmPathLink),
+            24 => Ok(Self::LsmPathSymlink),
+            25 => Ok(Self::LsmPathMkdir),
+            26 => Ok(Self::LsmPathRmdir),
+            27 => Ok(Self::LsmPathTruncate),
+            28 => Ok(Self::LsmSbMount),
+            29 => Ok(Self::LsmSbUmount),
             50 => Ok(Self::LsmBprmCredsFromFile),
             51 => Ok(Self::LsmMmapFile),
             52 => Ok(Self::LsmFileMprotect),

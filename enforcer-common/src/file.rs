@@ -24,10 +24,28 @@ pub enum FileOp {
     Unlink = 3,
     /// rename / renameat / renameat2 (both paths are matched).
     Rename = 4,
-    /// chmod / fchmodat.
+    /// chmod / fchmodat / fchmodat2 / fchmod (on a descriptor).
     Chmod = 5,
-    /// chown / lchown / fchownat.
+    /// chown / lchown / fchownat / fchown (on a descriptor).
     Chown = 6,
+    /// A hard link: `path` is the new name, `new_path` the existing file.
+    Link = 7,
+    /// A symbolic link: `path` is the new name, `new_path` the link's text (as given).
+    Symlink = 8,
+    /// mkdir / mkdirat (`mode`: the mode asked for).
+    Mkdir = 9,
+    /// rmdir.
+    Rmdir = 10,
+    /// setxattr / lsetxattr / fsetxattr / setxattrat: `new_path` holds the attribute name.
+    Setxattr = 11,
+    /// utimensat / utimes / utime / futimesat (futimens on a descriptor too).
+    Utimes = 12,
+    /// truncate / ftruncate (lsm tier: an `O_TRUNC` open too).
+    Truncate = 13,
+    /// mount / move_mount: `path` is the mount point, `new_path` the source, `fstype` the type.
+    Mount = 14,
+    /// umount2: `path` is the mount point.
+    Umount = 15,
 }
 
 impl FileOp {
@@ -40,6 +58,15 @@ impl FileOp {
             4 => Some(Self::Rename),
             5 => Some(Self::Chmod),
             6 => Some(Self::Chown),
+            7 => Some(Self::Link),
+            8 => Some(Self::Symlink),
+            9 => Some(Self::Mkdir),
+            10 => Some(Self::Rmdir),
+            11 => Some(Self::Setxattr),
+            12 => Some(Self::Utimes),
+            13 => Some(Self::Truncate),
+            14 => Some(Self::Mount),
+            15 => Some(Self::Umount),
             _ => None,
         }
     }
@@ -48,7 +75,10 @@ impl FileOp {
 /// Path flag: the path is longer than [`FILE_PATH_LEN`] - 1 bytes or deeper than
 /// [`FILE_DEPTH`] components; the record holds its start (never matched in the kernel).
 pub const FILE_PATH_TRUNCATED: u32 = 1;
-/// Path flag: the new path of a rename is truncated.
+/// Bytes of the file system type a mount record carries ([`FileRecord::fstype`]), NUL padded.
+pub const FILE_FSTYPE_LEN: usize = 16;
+
+/// Path flag: the second path (`new_path`) is truncated.
 pub const FILE_NEW_PATH_TRUNCATED: u32 = 2;
 /// Path flag: the user gave a relative path; the kernel joined it to the working directory
 /// or the directory descriptor (signal tier).
@@ -85,15 +115,108 @@ pub struct FileRecord {
     pub gid: u32,
     /// Valid bytes in `path`.
     pub path_len: u32,
-    /// Valid bytes in `new_path` (renames).
+    /// Valid bytes in `new_path`.
     pub new_path_len: u32,
-    /// The path (absolute unless `FILE_PATH_UNRESOLVED`).
+    /// The path acted on (absolute unless `FILE_PATH_UNRESOLVED`): the new name of a link,
+    /// the mount point of a mount.
     pub path: [u8; FILE_PATH_LEN],
-    /// The new path of a rename.
+    /// The second path or string: the new path of a rename, the existing file of a hard link,
+    /// the text of a symlink, the attribute name of a setxattr, the source of a mount.
     pub new_path: [u8; FILE_PATH_LEN],
     /// The task's comm.
     pub comm: [u8; crate::event::COMM_LEN],
+    /// The file system type of a mount (NUL padded, possibly cut), else zeros.
+    pub fstype: [u8; FILE_FSTYPE_LEN],
 }
+
+/// The read-only global [`crate::maps::GLOBAL_PATH_SYSCALLS`]: this architecture's numbers of
+/// the path syscalls added for issue 4 (the first ones are in `KernelOffsets`). A global of its
+/// own, read field by field, so the programs that never look at it (every one but the path
+/// tracepoint) do not copy it with each `offsets()` read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathSyscalls {
+    /// Number of `link`.
+    pub link: u32,
+    /// Number of `linkat`.
+    pub linkat: u32,
+    /// Number of `symlink`.
+    pub symlink: u32,
+    /// Number of `symlinkat`.
+    pub symlinkat: u32,
+    /// Number of `mkdir`.
+    pub mkdir: u32,
+    /// Number of `mkdirat`.
+    pub mkdirat: u32,
+    /// Number of `rmdir`.
+    pub rmdir: u32,
+    /// Number of `setxattr`.
+    pub setxattr: u32,
+    /// Number of `lsetxattr`.
+    pub lsetxattr: u32,
+    /// Number of `fsetxattr`.
+    pub fsetxattr: u32,
+    /// Number of `setxattrat`.
+    pub setxattrat: u32,
+    /// Number of `utimensat`.
+    pub utimensat: u32,
+    /// Number of `utimes`.
+    pub utimes: u32,
+    /// Number of `utime`.
+    pub utime: u32,
+    /// Number of `futimesat`.
+    pub futimesat: u32,
+    /// Number of `truncate`.
+    pub truncate: u32,
+    /// Number of `ftruncate`.
+    pub ftruncate: u32,
+    /// Number of `mount`.
+    pub mount: u32,
+    /// Number of `umount2`.
+    pub umount2: u32,
+    /// Number of `move_mount`.
+    pub move_mount: u32,
+    /// Number of `fchmod`.
+    pub fchmod: u32,
+    /// Number of `fchown`.
+    pub fchown: u32,
+    /// Number of `fchmodat2`.
+    pub fchmodat2: u32,
+    /// Padding to a multiple of 8 bytes.
+    pub _pad: u32,
+}
+
+impl PathSyscalls {
+    /// Every number 0: the kernel object's initial value, replaced by the loader before load.
+    pub const ZERO: Self = Self {
+        link: 0,
+        linkat: 0,
+        symlink: 0,
+        symlinkat: 0,
+        mkdir: 0,
+        mkdirat: 0,
+        rmdir: 0,
+        setxattr: 0,
+        lsetxattr: 0,
+        fsetxattr: 0,
+        setxattrat: 0,
+        utimensat: 0,
+        utimes: 0,
+        utime: 0,
+        futimesat: 0,
+        truncate: 0,
+        ftruncate: 0,
+        mount: 0,
+        umount2: 0,
+        move_mount: 0,
+        fchmod: 0,
+        fchown: 0,
+        fchmodat2: 0,
+        _pad: 0,
+    };
+}
+
+const _: () = assert!(core::mem::size_of::<PathSyscalls>() == 4 * 24);
 
 /// Key of `FILE_WATCH`: a watched path by the hash of its bytes ([`path_hash`]).
 #[repr(C)]
@@ -129,7 +252,9 @@ pub const fn path_hash(bytes: &[u8]) -> u64 {
     h
 }
 
-const _: () = assert!(core::mem::size_of::<FileRecord>() == 64 + 32 + 2 * FILE_PATH_LEN + 16);
+const _: () = assert!(
+    core::mem::size_of::<FileRecord>() == 64 + 32 + 2 * FILE_PATH_LEN + 16 + FILE_FSTYPE_LEN
+);
 const _: () = assert!(core::mem::offset_of!(FileRecord, path) == 96);
 const _: () = assert!(core::mem::offset_of!(FileRecord, new_path) == 96 + FILE_PATH_LEN);
 const _: () = assert!(core::mem::size_of::<FileWatchKey>() == 16);
@@ -140,11 +265,11 @@ mod tests {
 
     #[test]
     fn ops_round_trip() {
-        for op in 1..=6 {
+        for op in 1..=15 {
             assert_eq!(FileOp::from_u32(op).map(|o| o as u32), Some(op));
         }
         assert_eq!(FileOp::from_u32(0), None);
-        assert_eq!(FileOp::from_u32(7), None);
+        assert_eq!(FileOp::from_u32(16), None);
     }
 
     #[test]

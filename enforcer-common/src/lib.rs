@@ -38,6 +38,7 @@ mod pod {
         crate::file::FileWatchKey,
         plan::HashKey,
         KernelOffsets,
+        crate::file::PathSyscalls,
         EngineConfig
     );
 }

@@ -53,6 +53,8 @@ pub const KERNEL_OP_PLAN: &str = "KERNEL_OP_PLAN";
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Read-only global holding the [`crate::offsets::KernelOffsets`].
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+/// Read-only global holding the [`crate::file::PathSyscalls`].
+pub const GLOBAL_PATH_SYSCALLS: &str = "PATH_SYSCALLS";
 
 /// Program names (the Rust function names in `enforcer-ebpf`).
 pub mod programs {
@@ -83,9 +85,9 @@ pub mod programs {
     /// Tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one program): write opens
     /// of watched paths (signal and monitor tiers).
     pub const TP_SYS_EXIT_OPEN: &str = "tp_sys_exit_open";
-    /// Tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,
-    /// fchmodat,chown,lchown,fchownat}` (one program): path operations on watched paths
-    /// (signal and monitor tiers).
+    /// Tracepoints `syscalls/sys_enter_*` of the path syscalls (one program): path operations
+    /// on watched paths (signal and monitor tiers; in the lsm tier only setxattr and utimes,
+    /// which no path LSM hook sees).
     pub const TP_SYS_ENTER_PATH: &str = "tp_sys_enter_path";
     /// LSM `file_open`: write opens of watched paths, deny (lsm tier).
     pub const LSM_FILE_OPEN: &str = "lsm_file_open";
@@ -97,6 +99,24 @@ pub mod programs {
     pub const LSM_PATH_CHMOD: &str = "lsm_path_chmod";
     /// LSM `path_chown` (lsm tier).
     pub const LSM_PATH_CHOWN: &str = "lsm_path_chown";
+    /// LSM `path_link` (lsm tier).
+    pub const LSM_PATH_LINK: &str = "lsm_path_link";
+    /// LSM `path_symlink` (lsm tier).
+    pub const LSM_PATH_SYMLINK: &str = "lsm_path_symlink";
+    /// LSM `path_mkdir` (lsm tier).
+    pub const LSM_PATH_MKDIR: &str = "lsm_path_mkdir";
+    /// LSM `path_rmdir` (lsm tier).
+    pub const LSM_PATH_RMDIR: &str = "lsm_path_rmdir";
+    /// LSM `path_truncate` (lsm tier): truncate(2); on 6.1 ftruncate and `O_TRUNC` too.
+    pub const LSM_PATH_TRUNCATE: &str = "lsm_path_truncate";
+    /// LSM `file_truncate` (lsm tier, kernels 6.2+): ftruncate and `O_TRUNC` opens.
+    pub const LSM_FILE_TRUNCATE: &str = "lsm_file_truncate";
+    /// LSM `sb_mount` (lsm tier).
+    pub const LSM_SB_MOUNT: &str = "lsm_sb_mount";
+    /// LSM `move_mount` (lsm tier, kernels 5.2+ with the hook: 6.1 has it).
+    pub const LSM_MOVE_MOUNT: &str = "lsm_move_mount";
+    /// LSM `sb_umount` (lsm tier).
+    pub const LSM_SB_UMOUNT: &str = "lsm_sb_umount";
     /// Sleepable LSM `bprm_creds_from_file`: in-kernel SHA-256 of first-seen executables
     /// (`bpf_ima_file_hash`) against the hash plan (lsm tier, optional).
     pub const LSM_BPRM_CREDS_FROM_FILE: &str = "lsm_bprm_creds_from_file";

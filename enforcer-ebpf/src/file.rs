@@ -12,8 +12,8 @@ use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_use
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook},
     file::{
-        FILE_DEPTH, FILE_NEW_PATH_TRUNCATED, FILE_PATH_LEN, FILE_PATH_TRUNCATED, FileRecord,
-        FileWatchKey, PATH_HASH_INIT, path_hash_step,
+        FILE_DEPTH, FILE_FSTYPE_LEN, FILE_NEW_PATH_TRUNCATED, FILE_PATH_LEN, FILE_PATH_TRUNCATED,
+        FileRecord, FileWatchKey, PATH_HASH_INIT, path_hash_step,
     },
     plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL},
 };
@@ -218,6 +218,62 @@ pub(crate) fn read_user_path(s: &mut FileScratch, slot: Slot, user: u64) -> Resu
     Ok(len.min(FILE_PATH_LEN as u32 - 1))
 }
 
+/// Where a string argument lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Space {
+    User,
+    Kernel,
+}
+
+/// Reads the string at `ptr` (in `space`) as it is into the start of `slot` (a symlink's
+/// text, an attribute name, a mount source: nothing is joined or resolved); returns its
+/// length, flags truncation.
+#[inline(always)]
+pub(crate) fn read_str(
+    s: &mut FileScratch,
+    slot: Slot,
+    space: Space,
+    ptr: u64,
+) -> Result<u32, ReadError> {
+    if space == Space::User {
+        return read_user_path(s, slot, ptr);
+    }
+    let base = buf(s, slot);
+    // SAFETY: destination is the 256-byte path buffer, size 256.
+    let r =
+        unsafe { bpf_probe_read_kernel_str(base.cast(), FILE_PATH_LEN as u32, ptr as *const _) };
+    if r <= 0 {
+        return Err(ReadError);
+    }
+    let len = r as u32 - 1;
+    if len >= FILE_PATH_LEN as u32 - 1 {
+        s.record.flags |= FILE_PATH_TRUNCATED << (slot as u32);
+    }
+    Ok(len.min(FILE_PATH_LEN as u32 - 1))
+}
+
+/// Reads a mount's file system type at `ptr` (in `space`; null: none) into the record's
+/// `fstype` (cut to `FILE_FSTYPE_LEN - 1` bytes; left zero when unreadable).
+#[inline(always)]
+pub(crate) fn read_fstype(s: &mut FileScratch, space: Space, ptr: u64) {
+    if ptr == 0 {
+        return;
+    }
+    let dst = s.record.fstype.as_mut_ptr().cast();
+    // SAFETY: destination is the FILE_FSTYPE_LEN-byte `fstype` buffer, size FILE_FSTYPE_LEN.
+    let r = unsafe {
+        match space {
+            Space::User => bpf_probe_read_user_str(dst, FILE_FSTYPE_LEN as u32, ptr as *const _),
+            Space::Kernel => {
+                bpf_probe_read_kernel_str(dst, FILE_FSTYPE_LEN as u32, ptr as *const _)
+            }
+        }
+    };
+    if r <= 0 {
+        s.record.fstype = [0; FILE_FSTYPE_LEN];
+    }
+}
+
 /// Looks `hash` up for `op`; remembers the first acting entry and whether any entry was found.
 #[inline(always)]
 fn lookup(s: &mut FileScratch, hash: u64, op: u32, exact: u32) {
@@ -271,6 +327,7 @@ pub(crate) fn reset(s: &mut FileScratch, op: u32) {
     s.record.gid = u32::MAX;
     s.record.path_len = 0;
     s.record.new_path_len = 0;
+    s.record.fstype = [0; FILE_FSTYPE_LEN];
     s.acting = 0;
     s.watched = 0;
 }

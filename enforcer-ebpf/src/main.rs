@@ -10,8 +10,8 @@
 //! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor | connect records and pool-address match; SIGKILL in the signal tier |
 //! | `lsm_socket_connect` | LSM `socket_connect` | lsm | connect records; deny connects to pool addresses |
 //! | `tp_sys_exit_open` | tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` | signal, monitor | write opens of watched paths; SIGKILL for deny/kill rules |
-//! | `tp_sys_enter_path` | tracepoints `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,lchown,fchownat}` | signal, monitor | path operations on watched paths; SIGKILL for deny/kill rules |
-//! | `lsm_file_open`, `lsm_path_{unlink,rename,chmod,chown}` | LSM hooks of the same names | lsm | file events on watched paths; -EPERM for deny rules |
+//! | `tp_sys_enter_path` | tracepoints `syscalls/sys_enter_*` of the path syscalls (unlink, rename, chmod, chown, link, symlink, mkdir, rmdir, setxattr, utimes, truncate, mount, umount families and fchmod/fchown) | signal, monitor; lsm (setxattr, utimes only) | path operations on watched paths; SIGKILL for deny/kill rules |
+//! | `lsm_file_open`, `lsm_path_{unlink,rename,chmod,chown,link,symlink,mkdir,rmdir,truncate}`, `lsm_file_truncate`, `lsm_sb_mount`, `lsm_move_mount`, `lsm_sb_umount` | LSM hooks of the same names (`file_truncate`, `move_mount` optional) | lsm | file events on watched paths; -EPERM for deny rules |
 //! | `lsm_bprm_creds_from_file` | sleepable LSM `bprm_creds_from_file` | lsm (optional) | SHA-256 of first-seen executables in the kernel (`bpf_ima_file_hash`), deny on a hash-plan match; verdicts cached by file identity |
 //! | `lsm_mmap_file_hash` | sleepable LSM `mmap_file` | lsm (optional, with `lsm_bprm_creds_from_file`) | SHA-256 of a file mapped executable with no cached verdict (a renamed miner run through ld.so), deny on a hash-plan match |
 //! | `lsm_mmap_file`, `lsm_file_mprotect` | LSM `mmap_file`, `file_mprotect` | lsm | a file mapped executable (a program run through ld.so) checked against the exec name and identity plans |

@@ -223,6 +223,19 @@ pub(crate) fn offsets() -> KernelOffsets {
     unsafe { core::ptr::read_volatile(&OFFSETS) }
 }
 
+/// Numbers of the path syscalls added for issue 4 (`enforcer_common::maps::GLOBAL_PATH_SYSCALLS`).
+#[unsafe(no_mangle)]
+static PATH_SYSCALLS: enforcer_common::file::PathSyscalls =
+    enforcer_common::file::PathSyscalls::ZERO;
+
+/// The number of one path syscall: `pick` names the field; only that field is read (volatile,
+/// see [`config`]).
+#[inline(always)]
+pub(crate) fn path_syscall(pick: fn(&enforcer_common::file::PathSyscalls) -> &u32) -> u32 {
+    // SAFETY: as for `config`; the reference is to a field of the static.
+    unsafe { core::ptr::read_volatile(pick(&PATH_SYSCALLS)) }
+}
+
 /// Adds one to a per-CPU counter.
 #[inline(always)]
 pub(crate) fn count(counter: enforcer_common::event::Counter) {

@@ -29,6 +29,7 @@ const SOCKETS_POLICY: &str = include_str!("../fixtures/watch-sockets.yaml");
 const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
 const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
 const FILES_POLICY: &str = include_str!("../fixtures/protect-files.yaml");
+const FILE_OPS_POLICY: &str = include_str!("../fixtures/file-ops.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 const FAKE_MINER: &str = env!("CARGO_BIN_EXE_fake-miner");
@@ -133,6 +134,7 @@ fn lsm_tier_in_vm() {
         .file(layout::LEARNED_POLICY, LEARNED_POLICY, 0o644)
         .binary(FAKE_MINER, layout::FAKE_MINER)
         .file(layout::FILES_POLICY, FILES_POLICY, 0o644)
+        .file(layout::FILE_OPS_POLICY, FILE_OPS_POLICY, 0o644)
         .binary(KERNEL_OPS, layout::KERNEL_OPS)
         .file(layout::KERNEL_POLICY, KERNEL_POLICY, 0o644)
         .strip_debug(true);

@@ -113,7 +113,8 @@ pub struct KernelPlan {
     /// Watched file paths (`crate::lower::files`), sorted by operation, path, exactness.
     pub file_watches: Vec<FileWatchEntry>,
     /// Some enabled rule is about a file event kind (`open`, `unlink`, `rename`, `chmod`,
-    /// `chown`): the kernel's file hooks run.
+    /// `chown`, `link`, `mkdir`, `rmdir`, `setxattr`, `utimes`, `truncate`, `mount`,
+    /// `umount`): the kernel's file hooks run.
     pub file_rules: bool,
     /// Every enabled file rule restricts its paths to `file_watches`: the kernel reports only
     /// the file events under a watched path.
@@ -123,7 +124,8 @@ pub struct KernelPlan {
 /// One watched path of one file operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileWatchEntry {
-    /// `open_write`, `open_read`, `unlink`, `rename`, `chmod` or `chown`.
+    /// `open_write`, `open_read`, `unlink`, `rename`, `chmod`, `chown`, `link`, `symlink`,
+    /// `mkdir`, `rmdir`, `setxattr`, `utimes`, `truncate`, `mount` or `umount`.
     pub op: String,
     /// Absolute path without a trailing `/`.
     pub path: String,

@@ -173,7 +173,7 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
             if plan.file_filtered {
                 "only under watched paths (in-kernel filter)"
             } else {
-                "all writes, unlinks, renames, chmods, chowns (some file rule names no path)"
+                "all file events of the watched kinds (some file rule names no path)"
             }
         );
         for e in plan.file_watches.iter().take(20) {

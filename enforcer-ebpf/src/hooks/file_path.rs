@@ -1,11 +1,19 @@
-//! Path operations on watched files: unlink, rename, chmod, chown.
+//! Path operations on watched files: unlink, rename, chmod, chown (LSM hooks here), and the
+//! one path-syscall tracepoint program of every path operation (the LSM hooks of link,
+//! symlink, mkdir, rmdir, truncate, mount and umount are in `file_ops.rs`).
 //!
 //! | operation | lsm tier | signal / monitor tier |
 //! |---|---|---|
 //! | unlink | LSM `path_unlink(dir, dentry)` | `sys_enter_unlink(pathname)`, `sys_enter_unlinkat(dfd, pathname, flag)` |
 //! | rename | LSM `path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)` | `sys_enter_rename`, `sys_enter_renameat`, `sys_enter_renameat2` |
-//! | chmod | LSM `path_chmod(path, mode)` | `sys_enter_chmod`, `sys_enter_fchmodat` |
-//! | chown | LSM `path_chown(path, uid, gid)` | `sys_enter_chown`, `sys_enter_lchown`, `sys_enter_fchownat` |
+//! | chmod | LSM `path_chmod(path, mode)` (fchmod too) | `sys_enter_chmod`, `sys_enter_fchmodat`, `sys_enter_fchmodat2`, `sys_enter_fchmod` |
+//! | chown | LSM `path_chown(path, uid, gid)` (fchown too) | `sys_enter_chown`, `sys_enter_lchown`, `sys_enter_fchownat`, `sys_enter_fchown` |
+//! | link, symlink | LSM `path_link`, `path_symlink` | `sys_enter_{link,linkat,symlink,symlinkat}` |
+//! | mkdir, rmdir | LSM `path_mkdir`, `path_rmdir` | `sys_enter_{mkdir,mkdirat,rmdir}` |
+//! | setxattr | the tracepoint (no path LSM hook) | `sys_enter_{setxattr,lsetxattr,fsetxattr,setxattrat}` |
+//! | utimes | the tracepoint (no path LSM hook) | `sys_enter_{utimensat,utimes,utime,futimesat}` |
+//! | truncate | LSM `path_truncate`, `file_truncate` (6.2+) | `sys_enter_{truncate,ftruncate}` |
+//! | mount, umount | LSM `sb_mount`, `move_mount`, `sb_umount` | `sys_enter_{mount,move_mount,umount}` |
 //!
 //! The LSM hooks build the path from the kernel's dentry and mount (resolved, symlinks
 //! followed where the syscall follows them) and return `-EPERM` for a deny match. The
@@ -13,8 +21,8 @@
 //! kernel resolves it: an absolute path is taken as written; a relative one is joined to the
 //! working directory or the directory descriptor (`FILE_PATH_RELATIVE`); `.`/`..` components
 //! are not resolved (`FILE_PATH_DOTS`); a deny there is a SIGKILL, sent before the syscall
-//! runs but delivered when it returns, so the operation itself completes. `fchmod`/`fchown`
-//! on a descriptor are not seen in either tier.
+//! runs but delivered when it returns, so the operation itself completes. Calls on a
+//! descriptor (fchmod, fchown, fsetxattr, ftruncate, futimens) take the descriptor's path.
 
 use aya_ebpf::{
     macros::{lsm, tracepoint},
@@ -23,16 +31,16 @@ use aya_ebpf::{
 use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
-    file::{FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp},
+    file::{FILE_NEW_PATH_TRUNCATED, FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp},
     plan::RECORD_FILES,
 };
 
-use super::{Verdict, sys_enter_send::syscall_arg};
+use super::Verdict;
 use crate::{
     emit,
-    file::{self, FileScratch, Slot},
+    file::{self, FileScratch, Slot, Space},
     kernel::{self, ReadError, read_at},
-    maps::{config, count, offsets, plan_settings},
+    maps::{config, count, offsets, path_syscall, plan_settings},
     plan::{Site, act},
 };
 
@@ -55,8 +63,18 @@ pub(super) fn finish(s: &mut FileScratch, bits: u32, hook: Hook, site: Site) -> 
     if deny { Verdict::Deny } else { Verdict::Allow }
 }
 
+/// How the tracepoint reads a call's second string ([`PathCall::second`]).
+pub(crate) const SECOND_NONE: u32 = 0;
+/// A path, resolved like the first one (rename's new path, a hard link's existing file,
+/// move_mount's source).
+pub(crate) const SECOND_PATH: u32 = 1;
+/// A string taken as written (a symlink's text, an attribute name, a mount source).
+pub(crate) const SECOND_STR: u32 = 2;
+
 /// The arguments of one path syscall, gathered per syscall number and read back once, so the
 /// verifier checks the rest of the program once (see `SEND_SCRATCH` in the architecture notes).
+/// A null `path` means the call is about descriptor `dfd` itself (fchmod, fchown, fsetxattr,
+/// ftruncate, futimens).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct PathCall {
@@ -68,13 +86,20 @@ pub(crate) struct PathCall {
     pub(crate) new_path: u64,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// `SECOND_*`: what `new_path` is.
+    pub(crate) second: u32,
+    /// Mount flags (mount), else 0.
+    pub(crate) flags: u32,
+    /// The file system type string (mount), else null.
+    pub(crate) fstype: u64,
 }
 
 /// The arguments of syscall `nr`, `None` for a syscall this program does not handle.
 #[inline(always)]
 fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadError> {
     let off = offsets();
-    let a = |i| syscall_arg(ctx, i);
+    let base = off.tp_syscall_args;
+    let a = |i| arg_at(ctx, base, i);
     let mut c = PathCall {
         op: 0,
         dfd: AT_FDCWD,
@@ -84,6 +109,9 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         new_path: 0,
         uid: u32::MAX,
         gid: u32::MAX,
+        second: SECOND_NONE,
+        flags: 0,
+        fstype: 0,
     };
     if nr == off.nr_unlink {
         c.op = FileOp::Unlink as u32;
@@ -96,21 +124,27 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         c.op = FileOp::Rename as u32;
         c.path = a(0)?;
         c.new_path = a(1)?;
+        c.second = SECOND_PATH;
     } else if nr == off.nr_renameat || nr == off.nr_renameat2 {
         c.op = FileOp::Rename as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
         c.new_dfd = a(2)? as i32;
         c.new_path = a(3)?;
+        c.second = SECOND_PATH;
     } else if nr == off.nr_chmod {
         c.op = FileOp::Chmod as u32;
         c.path = a(0)?;
         c.mode = a(1)? as u32;
-    } else if nr == off.nr_fchmodat {
+    } else if nr == off.nr_fchmodat || nr == path_syscall(|n| &n.fchmodat2) {
         c.op = FileOp::Chmod as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
         c.mode = a(2)? as u32;
+    } else if nr == path_syscall(|n| &n.fchmod) {
+        c.op = FileOp::Chmod as u32;
+        c.dfd = a(0)? as i32;
+        c.mode = a(1)? as u32;
     } else if nr == off.nr_chown || nr == off.nr_lchown {
         c.op = FileOp::Chown as u32;
         c.path = a(0)?;
@@ -122,24 +156,145 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         c.path = a(1)?;
         c.uid = a(2)? as u32;
         c.gid = a(3)? as u32;
+    } else if nr == path_syscall(|n| &n.fchown) {
+        c.op = FileOp::Chown as u32;
+        c.dfd = a(0)? as i32;
+        c.uid = a(1)? as u32;
+        c.gid = a(2)? as u32;
+    } else {
+        return gather_more(ctx, nr, base, c);
+    }
+    Ok(Some(c))
+}
+
+/// [`gather`] for the link, directory, attribute, time, truncate and mount syscalls.
+#[inline(always)]
+fn gather_more(
+    ctx: &TracePointContext,
+    nr: u32,
+    base: u32,
+    mut c: PathCall,
+) -> Result<Option<PathCall>, ReadError> {
+    let a = |i| arg_at(ctx, base, i);
+    if nr == path_syscall(|n| &n.link) || nr == path_syscall(|n| &n.symlink) {
+        // (oldname, newname): the new name is the path acted on.
+        c.op = if nr == path_syscall(|n| &n.link) {
+            c.second = SECOND_PATH;
+            FileOp::Link as u32
+        } else {
+            c.second = SECOND_STR;
+            FileOp::Symlink as u32
+        };
+        c.new_path = a(0)?;
+        c.path = a(1)?;
+    } else if nr == path_syscall(|n| &n.linkat) {
+        c.op = FileOp::Link as u32;
+        c.new_dfd = a(0)? as i32;
+        c.new_path = a(1)?;
+        c.dfd = a(2)? as i32;
+        c.path = a(3)?;
+        c.second = SECOND_PATH;
+    } else if nr == path_syscall(|n| &n.symlinkat) {
+        c.op = FileOp::Symlink as u32;
+        c.new_path = a(0)?;
+        c.dfd = a(1)? as i32;
+        c.path = a(2)?;
+        c.second = SECOND_STR;
+    } else if nr == path_syscall(|n| &n.mkdir) {
+        c.op = FileOp::Mkdir as u32;
+        c.path = a(0)?;
+        c.mode = a(1)? as u32;
+    } else if nr == path_syscall(|n| &n.mkdirat) {
+        c.op = FileOp::Mkdir as u32;
+        c.dfd = a(0)? as i32;
+        c.path = a(1)?;
+        c.mode = a(2)? as u32;
+    } else if nr == path_syscall(|n| &n.rmdir) {
+        c.op = FileOp::Rmdir as u32;
+        c.path = a(0)?;
+    } else if nr == path_syscall(|n| &n.setxattr)
+        || nr == path_syscall(|n| &n.lsetxattr)
+        || nr == path_syscall(|n| &n.fsetxattr)
+    {
+        c.op = FileOp::Setxattr as u32;
+        if nr == path_syscall(|n| &n.fsetxattr) {
+            c.dfd = a(0)? as i32;
+        } else {
+            c.path = a(0)?;
+        }
+        c.new_path = a(1)?;
+        c.second = SECOND_STR;
+    } else if nr == path_syscall(|n| &n.setxattrat) {
+        c.op = FileOp::Setxattr as u32;
+        c.dfd = a(0)? as i32;
+        c.path = a(1)?;
+        c.new_path = a(3)?;
+        c.second = SECOND_STR;
+    } else if nr == path_syscall(|n| &n.utimes) || nr == path_syscall(|n| &n.utime) {
+        c.op = FileOp::Utimes as u32;
+        c.path = a(0)?;
+    } else if nr == path_syscall(|n| &n.utimensat) || nr == path_syscall(|n| &n.futimesat) {
+        // utimensat(fd, NULL, ...) is futimens: the descriptor's own times.
+        c.op = FileOp::Utimes as u32;
+        c.dfd = a(0)? as i32;
+        c.path = a(1)?;
+    } else if nr == path_syscall(|n| &n.truncate) {
+        c.op = FileOp::Truncate as u32;
+        c.path = a(0)?;
+    } else if nr == path_syscall(|n| &n.ftruncate) {
+        c.op = FileOp::Truncate as u32;
+        c.dfd = a(0)? as i32;
+    } else if nr == path_syscall(|n| &n.mount) {
+        // (dev_name, dir_name, type, flags, data)
+        c.op = FileOp::Mount as u32;
+        c.new_path = a(0)?;
+        c.path = a(1)?;
+        c.fstype = a(2)?;
+        c.flags = a(3)? as u32;
+        c.second = SECOND_STR;
+    } else if nr == path_syscall(|n| &n.move_mount) {
+        // (from_dfd, from_pathname, to_dfd, to_pathname, flags)
+        c.op = FileOp::Mount as u32;
+        c.new_dfd = a(0)? as i32;
+        c.new_path = a(1)?;
+        c.dfd = a(2)? as i32;
+        c.path = a(3)?;
+        c.second = SECOND_PATH;
+    } else if nr == path_syscall(|n| &n.umount2) {
+        c.op = FileOp::Umount as u32;
+        c.path = a(0)?;
+        c.flags = a(1)? as u32;
     } else {
         return Ok(None);
     }
     Ok(Some(c))
 }
 
+/// Syscall argument `i` of the tracepoint record whose arguments start at `base`.
+#[inline(always)]
+fn arg_at(ctx: &TracePointContext, base: u32, i: usize) -> Result<u64, ReadError> {
+    // SAFETY: a read of the tracepoint record at an offset checked against its format file.
+    unsafe { ctx.read_at::<u64>(base as usize + 8 * i) }.map_err(|_| ReadError)
+}
+
 /// The user path `ptr` (relative to `dfd`) as an absolute path in `slot`; returns its length.
+/// A null `ptr` is descriptor `dfd`'s own path.
 #[inline(always)]
 fn user_path(s: &mut FileScratch, slot: Slot, dfd: i32, ptr: u64) -> Result<u32, ReadError> {
-    let len = file::read_user_path(s, slot, ptr)?;
-    let first = match slot {
-        Slot::Path => s.record.path[0],
-        Slot::NewPath => s.record.new_path[0],
-    };
-    if first == b'/' {
-        return Ok(len);
+    let mut len = 0;
+    if ptr != 0 {
+        len = file::read_user_path(s, slot, ptr)?;
+        let first = match slot {
+            Slot::Path => s.record.path[0],
+            Slot::NewPath => s.record.new_path[0],
+        };
+        if first == b'/' {
+            return Ok(len);
+        }
+        s.record.flags |= FILE_PATH_RELATIVE;
+    } else if dfd == AT_FDCWD {
+        return Err(ReadError);
     }
-    s.record.flags |= FILE_PATH_RELATIVE;
     let off = offsets();
     let base = if dfd == AT_FDCWD {
         kernel::current_pwd().ok()
@@ -155,15 +310,24 @@ fn user_path(s: &mut FileScratch, slot: Slot, dfd: i32, ptr: u64) -> Result<u32,
         })
     };
     let Some((mnt, dentry)) = base else {
+        if ptr == 0 {
+            return Err(ReadError);
+        }
         s.record.flags |= FILE_PATH_UNRESOLVED;
         return Ok(len);
     };
     let base_len = file::build_dentry_path(s, slot, mnt, dentry)?;
+    if ptr == 0 {
+        return Ok(base_len);
+    }
     file::append_user(s, slot, base_len, ptr)
 }
 
-/// `syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,
-/// lchown,fchownat}`.
+/// `syscalls/sys_enter_*` of the path syscalls: unlink, unlinkat, rename, renameat,
+/// renameat2, chmod, fchmodat, fchmodat2, fchmod, chown, lchown, fchownat, fchown, link,
+/// linkat, symlink, symlinkat, mkdir, mkdirat, rmdir, setxattr, lsetxattr, fsetxattr,
+/// setxattrat, utimensat, utimes, utime, futimesat, truncate, ftruncate, mount, move_mount,
+/// umount (umount2).
 #[tracepoint(category = "syscalls", name = "sys_enter_unlinkat")]
 pub(crate) fn tp_sys_enter_path(ctx: TracePointContext) -> u32 {
     let bits = plan_settings().record;
@@ -196,28 +360,48 @@ pub(crate) fn tp_sys_enter_path(ctx: TracePointContext) -> u32 {
     s.record.mode = call.mode;
     s.record.uid = call.uid;
     s.record.gid = call.gid;
+    s.record.open_flags = call.flags;
     let Ok(len) = user_path(s, Slot::Path, call.dfd, call.path) else {
         count(Counter::ReadError);
         return 0;
     };
     s.record.path_len = len;
     file::match_path(s, Slot::Path, len, call.op);
-    if call.op == FileOp::Rename as u32 {
-        let Ok(len) = user_path(s, Slot::NewPath, call.new_dfd, call.new_path) else {
+    if call.second != SECOND_NONE && call.new_path != 0 {
+        let second = if call.second == SECOND_PATH {
+            user_path(s, Slot::NewPath, call.new_dfd, call.new_path)
+        } else {
+            file::read_str(s, Slot::NewPath, Space::User, call.new_path)
+        };
+        let Ok(len) = second else {
             count(Counter::ReadError);
             return 0;
         };
         s.record.new_path_len = len;
-        file::match_path(s, Slot::NewPath, len, call.op);
+        if second_is_matched(call.op) {
+            file::match_path(s, Slot::NewPath, len, call.op);
+        } else {
+            // A long attribute name or mount source is no path to match: not a reason to
+            // report an unwatched event (`file::reported`).
+            s.record.flags &= !FILE_NEW_PATH_TRUNCATED;
+        }
     }
+    file::read_fstype(s, Space::User, call.fstype);
     let _ = finish(s, bits, Hook::TpSysEnterPath, Site::Tracepoint);
     0
+}
+
+/// Whether the second path of `op` is matched against the watch too (a rename's either side,
+/// a link's target); an attribute name or a mount source is not a path to watch.
+#[inline(always)]
+pub(super) fn second_is_matched(op: u32) -> bool {
+    op == FileOp::Rename as u32 || op == FileOp::Link as u32 || op == FileOp::Symlink as u32
 }
 
 /// The lsm-tier gate: the previous LSM's verdict stands, and nothing runs outside the lsm tier
 /// or without file rules. Returns the plan's record bits when the hook should run.
 #[inline(always)]
-fn lsm_gate(previous: i32) -> Option<u32> {
+pub(super) fn lsm_gate(previous: i32) -> Option<u32> {
     if previous != 0 || config().tier != Tier::Lsm as u32 {
         return None;
     }
@@ -227,7 +411,7 @@ fn lsm_gate(previous: i32) -> Option<u32> {
 
 /// Path of `dentry` under the mount of `struct path *dir` into `slot`.
 #[inline(always)]
-fn lsm_path(
+pub(super) fn lsm_path(
     s: &mut FileScratch,
     slot: Slot,
     dir: *const u8,
@@ -239,13 +423,13 @@ fn lsm_path(
 
 /// The dentry of `struct path *path`.
 #[inline(always)]
-fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
+pub(super) fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
     read_at(path, offsets().path_dentry)
 }
 
 /// Builds, matches and finishes a one-path LSM event.
 #[inline(always)]
-fn lsm_one(
+pub(super) fn lsm_one(
     s: &mut FileScratch,
     bits: u32,
     dir: *const u8,

@@ -9,6 +9,7 @@ mod dns_query;
 mod dns_response;
 mod exec_record;
 mod file_open;
+mod file_ops;
 mod file_path;
 mod kernel_activity;
 mod kernel_lsm;

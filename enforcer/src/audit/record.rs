@@ -122,8 +122,10 @@ pub enum Record {
         /// executables in `bprm_creds_from_file` and refuses listed ones), `userspace: <why
         /// not in the kernel>` (hashed after the exec), or `off` (no rule can use a hash).
         exec_hash: String,
-        /// Kernel-activity syscalls this kernel does not let the engine see (syscall -> why,
-        /// e.g. no module syscalls without `CONFIG_MODULES`).
+        /// Kernel-activity syscalls, file syscall tracepoints and optional file LSM hooks this
+        /// kernel does not let the engine see (name -> why, e.g. no module syscalls without
+        /// `CONFIG_MODULES`, no `sys_enter_fchmodat2` before 6.6, no `lsm/file_truncate`
+        /// before 6.2).
         kernel_syscalls_unseen: std::collections::BTreeMap<String, String>,
         /// This run (`<pid>-<start ticks>-<start, Unix seconds>`), the name of its pin
         /// directory under `/sys/fs/bpf/enforcer/`.

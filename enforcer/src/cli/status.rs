@@ -280,19 +280,36 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
                 "file unlink, rename, chmod, chown",
                 "lsm/path_{unlink,rename,chmod,chown}",
                 "deny",
-                "resolved paths; fchmod/fchown on a descriptor not seen",
+                "resolved paths; fchmod/fchown on a descriptor go through path_chmod/path_chown",
             )
         } else {
             row(
                 "file unlink, rename, chmod, chown",
-                "tp/syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,chown,lchown,fchownat}",
+                "tp/syscalls/sys_enter_{unlink,unlinkat,rename,renameat,renameat2,chmod,fchmodat,fchmodat2,fchmod,chown,lchown,fchownat,fchown}",
                 "kill",
-                "the path as written (relative ones joined to cwd/dirfd, `..` not resolved); the operation completes; fchmod/fchown not seen",
+                "the path as written (relative ones joined to cwd/dirfd, `..` not resolved; fchmod/fchown: the descriptor's path); the operation completes",
             )
         },
-        missing(
-            "file link/symlink, mkdir/rmdir, setxattr, utimes, truncate, mount/umount",
-            "not implemented yet",
+        if lsm {
+            row(
+                "file link/symlink, mkdir/rmdir, truncate, mount/umount",
+                "lsm/path_{link,symlink,mkdir,rmdir,truncate}, lsm/file_truncate (6.2+), lsm/sb_mount, lsm/move_mount, lsm/sb_umount",
+                "deny",
+                "resolved paths; a link watched by its new name and its target, a mount by its mount point; 6.1: O_TRUNC opens and ftruncate through path_truncate",
+            )
+        } else {
+            row(
+                "file link/symlink, mkdir/rmdir, truncate, mount/umount",
+                "tp/syscalls/sys_enter_{link,linkat,symlink,symlinkat,mkdir,mkdirat,rmdir,truncate,ftruncate,mount,move_mount,umount}",
+                "kill",
+                "the path as written; the operation completes; O_TRUNC opens are open events, not truncate",
+            )
+        },
+        row(
+            "file setxattr, utimes",
+            "tp/syscalls/sys_enter_{setxattr,lsetxattr,fsetxattr,setxattrat,utimensat,utimes,utime,futimesat}",
+            "kill",
+            "no path LSM hook sees them (inode hooks carry no mount): the tracepoint in every tier, the operation completes; setxattrat on 6.13+ only",
         ),
     ];
     rows.extend(kernel_rows(lsm, has));
@@ -451,12 +468,27 @@ mod tests {
             .iter()
             .find(|c| c.event == "kernel: module load, unload");
         assert!(module.is_some_and(|c| !c.seen), "said, not hidden");
+        assert!(
+            signal.iter().any(|c| !c.seen),
+            "families not seen are listed"
+        );
         for table in [&lsm, &signal] {
-            assert!(
-                table.iter().any(|c| !c.seen),
-                "families not seen are listed"
-            );
             assert!(table.iter().all(|c| c.seen != c.hooks.is_empty()));
+            // Every file operation is seen (issue 4): none is listed as not seen.
+            assert!(
+                table
+                    .iter()
+                    .filter(|c| c.event.starts_with("file"))
+                    .all(|c| c.seen)
+            );
         }
+        assert_eq!(
+            stop(
+                &lsm,
+                "file link/symlink, mkdir/rmdir, truncate, mount/umount"
+            ),
+            Some("deny")
+        );
+        assert_eq!(stop(&lsm, "file setxattr, utimes"), Some("kill"));
     }
 }

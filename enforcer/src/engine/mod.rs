@@ -366,7 +366,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let dry_run = options.mode == Mode::Monitor;
     // The hash program only when the policy lists SHA-256 values for the kernel.
     let kernel_hash = options.kernel_hash && !policy.lower().exec_hashes.is_empty();
-    let mut loaded = loader::load_with(dry_run, kernel_hash, &mut offsets)?;
+    let file_ops = loader::file_plan::ops_wanted(&policy.lower());
+    let mut loaded = loader::load_with(dry_run, kernel_hash, file_ops, &mut offsets)?;
     let generation = 1;
     for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {
         tracing::warn!("{conflict}");
@@ -441,6 +442,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 let why = state.as_ref().err()?;
                 Some((entry.syscall.name().to_owned(), why.clone()))
             })
+            .chain(loaded.file_hooks.iter().filter_map(|(hook, state)| {
+                let why = state.as_ref().err()?;
+                Some((hook.name(), why.clone()))
+            }))
             .collect(),
         never_kill: options
             .never_kill

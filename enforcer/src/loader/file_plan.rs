@@ -27,8 +27,29 @@ pub fn op_of(name: &str) -> Option<FileOp> {
         "rename" => FileOp::Rename,
         "chmod" => FileOp::Chmod,
         "chown" => FileOp::Chown,
+        "link" => FileOp::Link,
+        "symlink" => FileOp::Symlink,
+        "mkdir" => FileOp::Mkdir,
+        "rmdir" => FileOp::Rmdir,
+        "setxattr" => FileOp::Setxattr,
+        "utimes" => FileOp::Utimes,
+        "truncate" => FileOp::Truncate,
+        "mount" => FileOp::Mount,
+        "umount" => FileOp::Umount,
         _ => return None,
     })
+}
+
+/// The file operations the plan is about, as bits `1 << FileOp` (all when some file rule names
+/// no path: the kernel then reports every file event).
+pub fn ops_wanted(plan: &KernelPlan) -> u32 {
+    if plan.file_rules && !plan.file_filtered {
+        return u32::MAX;
+    }
+    plan.file_watches
+        .iter()
+        .filter_map(|e| op_of(&e.op))
+        .fold(0, |bits, op| bits | 1 << op as u32)
 }
 
 /// The `PLAN_SETTINGS` record bits of the file family.

@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod file_plan;
+pub mod file_syscalls;
 pub mod inode_plan;
 pub mod kernel_syscalls;
 pub mod never_kill;
@@ -18,7 +19,7 @@ use aya::{
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
-    maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, programs},
+    maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, GLOBAL_PATH_SYSCALLS, programs},
     offsets::KernelOffsets,
 };
 pub use pins::EnforcingLink;
@@ -170,6 +171,9 @@ pub struct Loaded {
     pub kernel_hash: Result<(), String>,
     /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
     pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
+    /// The path-syscall tracepoints and optional file LSM hooks beyond the base set: attached
+    /// (or loaded), or why not (absent on this kernel, or no job in this tier).
+    pub file_hooks: Vec<file_syscalls::HookState>,
     /// `KernelOp` bits whose tracepoints [`Loaded::attach`] attaches (the engine sets the
     /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
     /// all. All bits until set.
@@ -189,6 +193,7 @@ fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebp
     Ok(EbpfLoader::new()
         .override_global(GLOBAL_CONFIG, &config, true)
         .override_global(GLOBAL_OFFSETS, offsets, true)
+        .override_global(GLOBAL_PATH_SYSCALLS, &file_syscalls::numbers(), true)
         .load(PROGRAMS)?)
 }
 
@@ -214,11 +219,19 @@ where
         .map_err(program_err("load", name))
 }
 
-/// Loads every LSM program; the first error says why the lsm tier is unavailable.
-fn load_lsm_programs(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
+/// Loads every LSM program (of the file operations beyond the original five, those of the
+/// `FileOp` bits in `file_ops`); the first error says why the lsm tier is unavailable.
+fn load_lsm_programs(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<(), String>, LoadError> {
     let btf = aya::Btf::from_sys_fs()?;
-    for (name, hook) in LSM_PROGRAMS {
-        if let Err(err) = program::<Lsm>(ebpf, name)?.load(hook, &btf) {
+    let wanted = file_syscalls::FILE_OP_LSM
+        .iter()
+        .filter(|(.., op)| file_syscalls::wants(file_ops, *op))
+        .map(|(name, hook, _)| (*name, *hook));
+    for (name, hook) in LSM_PROGRAMS.into_iter().chain(wanted) {
+        let started = std::time::Instant::now();
+        let result = program::<Lsm>(ebpf, name)?.load(hook, &btf);
+        slow_load(name, started);
+        if let Err(err) = result {
             let reason =
                 format!("bpf is an active LSM but LSM program {name} does not load: {err}");
             return Ok(Err(reason
@@ -227,6 +240,15 @@ fn load_lsm_programs(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
         }
     }
     Ok(Ok(()))
+}
+
+/// Says when loading program `name` (verifier time) took more than a second: on a slow
+/// machine (the VM cases run under TCG) that is where the engine's start time goes.
+fn slow_load(name: &str, started: std::time::Instant) {
+    let took = started.elapsed();
+    if took > std::time::Duration::from_secs(1) {
+        tracing::warn!("loading {name} took {} ms", took.as_millis());
+    }
 }
 
 /// A syscall number as the tracepoint records carry it (`__syscall_nr`, small and positive;
@@ -255,13 +277,17 @@ fn load_kernel_hash(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
 /// Probes the tier and loads the programs for it. `dry_run` makes the programs record what
 /// they would do instead of doing it. `offsets` gets the tracepoint argument offsets.
 pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadError> {
-    load_with(dry_run, true, offsets)
+    load_with(dry_run, true, u32::MAX, offsets)
 }
 
-/// [`load`]; `kernel_hash` false leaves the in-kernel hash program out (userspace hashes).
+/// [`load`]; `kernel_hash` false leaves the in-kernel hash program out (userspace hashes);
+/// `file_ops` (bit `1 << FileOp`) says which file operations the policy is about: in the lsm
+/// tier the LSM programs and the setxattr/utimes tracepoints of the operations beyond open,
+/// unlink, rename, chmod and chown are loaded only for those (`u32::MAX`: all).
 pub fn load_with(
     dry_run: bool,
     kernel_hash: bool,
+    file_ops: u32,
     offsets: &mut KernelOffsets,
 ) -> Result<Loaded, LoadError> {
     tracefs::ensure_mounted()?;
@@ -298,7 +324,7 @@ pub fn load_with(
     let (mut ebpf, tier, tier_reason) = match lsm_state {
         Ok(()) => {
             let mut ebpf = load_object(Tier::Lsm, dry_run, offsets)?;
-            match load_lsm_programs(&mut ebpf)? {
+            match load_lsm_programs(&mut ebpf, file_ops)? {
                 Ok(()) => (
                     ebpf,
                     KernelTier::Lsm,
@@ -334,9 +360,11 @@ pub fn load_with(
         {
             continue;
         }
+        let started = std::time::Instant::now();
         program::<TracePoint>(&mut ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
+        slow_load(name, started);
         loaded_names.push(name);
     }
     program::<TracePoint>(&mut ebpf, programs::TP_SYS_ENTER_KERNEL)?
@@ -346,6 +374,7 @@ pub fn load_with(
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
+    let file_hooks = file_syscalls::load_optional(&mut ebpf, tier, layout, file_ops)?;
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
         (KernelTier::Lsm, false) => {
@@ -360,6 +389,7 @@ pub fn load_with(
         dns_responses: Err("not attached yet".to_owned()),
         kernel_hash,
         kernel_tracepoints: kernel_syscalls::available(layout),
+        file_hooks,
         kernel_ops_wanted: u32::MAX,
         enforcing_links: Vec::new(),
     })
@@ -390,6 +420,7 @@ impl Loaded {
                     .push(EnforcingLink::TracePoint(name, tracepoint, id));
             }
         }
+        file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
         for (entry, state) in &self.kernel_tracepoints {
             if state.is_ok() && self.kernel_ops_wanted & entry.syscall.op().bit() != 0 {
                 let name = programs::TP_SYS_ENTER_KERNEL;

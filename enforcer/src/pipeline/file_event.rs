@@ -1,8 +1,11 @@
 //! Turns decoded `FileRecord`s into the event JSON of the file kinds (`open`, `unlink`,
-//! `rename`, `chmod`, `chown`): the kind's own object (`open.file.path`, `open.flags`,
-//! `rename.old.path`, `rename.new.path`, `chmod.mode`, `chown.uid`, ...), and a common `file`
-//! object (`file.operation`, `file.path`, `file.name`, `file.path_truncated`, and the path
-//! flags), so truncation or an unresolved path is never silent.
+//! `rename`, `chmod`, `chown`, `link`, `mkdir`, `rmdir`, `setxattr`, `utimes`, `truncate`,
+//! `mount`, `umount`): the kind's own object (`open.file.path`, `open.flags`,
+//! `rename.old.path`, `rename.new.path`, `chmod.mode`, `chown.uid`, `link.target.path`,
+//! `link.is_symlink`, `setxattr.name`, `mount.target`, `mount.source`, `mount.fstype`, ...),
+//! and a common `file` object (`file.operation`, `file.path`, `file.name`,
+//! `file.path_truncated`, and the path flags; `file.new_path` for two-path kinds), so
+//! truncation or an unresolved path is never silent.
 
 use enforcer_common::file::{
     FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_RELATIVE, FILE_PATH_TRUNCATED,
@@ -21,6 +24,15 @@ fn kind_of(op: u32) -> (&'static str, &'static str) {
         Some(FileOp::Rename) => ("rename", "rename"),
         Some(FileOp::Chmod) => ("chmod", "chmod"),
         Some(FileOp::Chown) => ("chown", "chown"),
+        Some(FileOp::Link) => ("link", "link"),
+        Some(FileOp::Symlink) => ("link", "symlink"),
+        Some(FileOp::Mkdir) => ("mkdir", "mkdir"),
+        Some(FileOp::Rmdir) => ("rmdir", "rmdir"),
+        Some(FileOp::Setxattr) => ("setxattr", "setxattr"),
+        Some(FileOp::Utimes) => ("utimes", "utimes"),
+        Some(FileOp::Truncate) => ("truncate", "truncate"),
+        Some(FileOp::Mount) => ("mount", "mount"),
+        Some(FileOp::Umount) => ("umount", "umount"),
         None => ("file", "unknown"),
     }
 }
@@ -68,6 +80,20 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
             }
             Value::Object(obj)
         }
+        "link" => json!({
+            "file": path_obj(&path),
+            "target": path_obj(&new_path),
+            "is_symlink": operation == "symlink",
+        }),
+        "mkdir" => json!({ "file": path_obj(&path), "mode": rec.mode & 0o7777 }),
+        "setxattr" => json!({ "file": path_obj(&path), "name": new_path }),
+        "mount" => json!({
+            "target": path,
+            "source": new_path,
+            "fstype": text(&rec.fstype, rec.fstype.len()),
+            "flags": rec.open_flags,
+        }),
+        "umount" => json!({ "target": path, "flags": rec.open_flags }),
         _ => json!({ "file": path_obj(&path) }),
     };
     let flag = |bit: u32| rec.flags & bit != 0;
@@ -80,7 +106,7 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
         "path_dots": flag(FILE_PATH_DOTS) || has_dots(&path) || has_dots(&new_path),
         "path_unresolved": flag(FILE_PATH_UNRESOLVED),
     });
-    if kind == "rename"
+    if matches!(kind, "rename" | "link")
         && let Value::Object(map) = &mut file
     {
         map.insert("new_path".into(), Value::from(new_path));
@@ -123,6 +149,7 @@ pub(crate) fn test_file_record(op: FileOp, path: &str, new_path: &str) -> FileRe
         path: [0; FILE_PATH_LEN],
         new_path: [0; FILE_PATH_LEN],
         comm: [0; COMM_LEN],
+        fstype: [0; enforcer_common::file::FILE_FSTYPE_LEN],
     };
     rec.path[..path.len()].copy_from_slice(path.as_bytes());
     rec.new_path[..new_path.len()].copy_from_slice(new_path.as_bytes());
@@ -210,6 +237,80 @@ mod tests {
                 .iter()
                 .any(|m| &*m.rule_id == "raw-memory-device-open")
         );
+    }
+
+    /// The operations of issue 4 beyond open/unlink/rename/chmod/chown: each op's kind, body
+    /// and the default policy's two new rules.
+    #[test]
+    fn new_file_operations_have_their_kind_and_fields() {
+        let rec = test_file_record(FileOp::Symlink, "/etc/cron.d/job", "/tmp/x");
+        let ev = file_event(&rec, "t");
+        assert_eq!(ev["kind"], "link");
+        assert_eq!(ev["file"]["operation"], "symlink");
+        assert_eq!(ev["link"]["file"]["path"], "/etc/cron.d/job");
+        assert_eq!(ev["link"]["target"]["path"], "/tmp/x");
+        assert_eq!(ev["link"]["is_symlink"], true);
+        assert_eq!(ev["file"]["new_path"], "/tmp/x");
+        let ev = file_event(&test_file_record(FileOp::Link, "/a/h", "/a/f"), "t");
+        assert_eq!(
+            (&ev["kind"], &ev["link"]["is_symlink"]),
+            (&"link".into(), &false.into())
+        );
+        let mut rec = test_file_record(FileOp::Mkdir, "/a/d", "");
+        rec.mode = 0o40750;
+        let ev = file_event(&rec, "t");
+        assert_eq!(
+            (&ev["kind"], &ev["mkdir"]["mode"]),
+            (&"mkdir".into(), &0o750.into())
+        );
+        let ev = file_event(&test_file_record(FileOp::Setxattr, "/a/f", "user.x"), "t");
+        assert_eq!(ev["setxattr"]["name"], "user.x");
+        assert_eq!(ev["setxattr"]["file"]["path"], "/a/f");
+        assert!(ev["file"].get("new_path").is_none());
+        for (op, kind) in [
+            (FileOp::Rmdir, "rmdir"),
+            (FileOp::Utimes, "utimes"),
+            (FileOp::Truncate, "truncate"),
+        ] {
+            let ev = file_event(&test_file_record(op, "/a/f", ""), "t");
+            assert_eq!(
+                (&ev["kind"], &ev[kind]["file"]["path"]),
+                (&kind.into(), &"/a/f".into())
+            );
+            assert_eq!(ev["file"]["operation"], kind);
+        }
+        let mut rec = test_file_record(FileOp::Mount, "/proc/1234", "/tmp/empty");
+        rec.fstype[..4].copy_from_slice(b"none");
+        rec.open_flags = 4096;
+        let ev = file_event(&rec, "t");
+        assert_eq!(ev["mount"]["target"], "/proc/1234");
+        assert_eq!(ev["mount"]["source"], "/tmp/empty");
+        assert_eq!(ev["mount"]["fstype"], "none");
+        assert_eq!(ev["mount"]["flags"], 4096);
+        let ev = file_event(&test_file_record(FileOp::Umount, "/mnt/x", ""), "t");
+        assert_eq!(ev["umount"]["target"], "/mnt/x");
+
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default");
+        let policy = enforcer_policy::load(&dir).unwrap();
+        let rules = |rec: &FileRecord| -> Vec<String> {
+            let event = enforcer_policy::Event::from_json(&file_event(rec, "t")).unwrap();
+            policy
+                .eval(&event)
+                .iter()
+                .map(|m| m.rule_id.to_string())
+                .collect()
+        };
+        assert!(rules(&rec).contains(&"mount-over-proc-pid".to_owned()));
+        let sys = test_file_record(FileOp::Mount, "/proc/sys/fs/binfmt_misc", "binfmt_misc");
+        assert!(!rules(&sys).contains(&"mount-over-proc-pid".to_owned()));
+        let link = test_file_record(FileOp::Symlink, "/etc/cron.d/job", "/tmp/x");
+        assert!(rules(&link).contains(&"fim-persistence-link".to_owned()));
+        let unit = test_file_record(
+            FileOp::Symlink,
+            "/etc/systemd/system/multi-user.target.wants/a.service",
+            "/lib/systemd/system/a.service",
+        );
+        assert!(!rules(&unit).contains(&"fim-persistence-link".to_owned()));
     }
 
     #[test]

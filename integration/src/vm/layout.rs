@@ -32,6 +32,9 @@ pub const DNS_POLICY: &str = "/etc/enforcer/watch-dns.yaml";
 pub const LEARNED_POLICY: &str = "/etc/enforcer/learned-pool.yaml";
 /// The policy of the file cases (protected files, a watched directory, the huge-page rule).
 pub const FILES_POLICY: &str = "/etc/enforcer/protect-files.yaml";
+/// The policy of the file operation case (link, mkdir, rmdir, truncate, mount, umount, fchmod,
+/// fchown, setxattr denied; utimes watched).
+pub const FILE_OPS_POLICY: &str = "/etc/enforcer/file-ops.yaml";
 /// The stub DNS resolver (`stub-dns --listen ADDR --answer NAME=IP... --record FILE`).
 pub const STUB_DNS: &str = "/bin/stub-dns";
 /// The DNS client (`dns-client --server ADDR --name NAME --via CALL`).

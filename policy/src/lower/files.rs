@@ -1,5 +1,8 @@
-//! File rules (`open`, `unlink`, `rename`, `chmod`, `chown`): the watched paths the kernel
-//! filters by, and which deny/kill rules the kernel can enforce itself.
+//! File rules (`open`, `unlink`, `rename`, `chmod`, `chown`, `link`, `mkdir`, `rmdir`,
+//! `setxattr`, `utimes`, `truncate`, `mount`, `umount`): the watched paths the kernel filters
+//! by, and which deny/kill rules the kernel can enforce itself. Each kind is one kernel
+//! operation (`link` two: `link` and `symlink`), watched on the path acted on (a link's new
+//! name and its target, a mount's mount point).
 //!
 //! *Watched paths* (every enabled file rule): the paths a rule can match, read from its
 //! positive tests on the kind's path fields (`==`, `in` a string or glob list, `startswith`,
@@ -45,7 +48,19 @@ pub struct FileRule {
 pub fn is_file_kind(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Open | Kind::Unlink | Kind::Rename | Kind::Chmod | Kind::Chown
+        Kind::Open
+            | Kind::Unlink
+            | Kind::Rename
+            | Kind::Chmod
+            | Kind::Chown
+            | Kind::Link
+            | Kind::Mkdir
+            | Kind::Rmdir
+            | Kind::Setxattr
+            | Kind::Utimes
+            | Kind::Truncate
+            | Kind::Mount
+            | Kind::Umount
     )
 }
 
@@ -57,6 +72,14 @@ fn path_fields(kind: Kind) -> &'static [&'static str] {
         Kind::Rename => &["rename.old.path", "rename.new.path"],
         Kind::Chmod => &["chmod.file.path"],
         Kind::Chown => &["chown.file.path"],
+        Kind::Link => &["link.file.path", "link.target.path"],
+        Kind::Mkdir => &["mkdir.file.path"],
+        Kind::Rmdir => &["rmdir.file.path"],
+        Kind::Setxattr => &["setxattr.file.path"],
+        Kind::Utimes => &["utimes.file.path"],
+        Kind::Truncate => &["truncate.file.path"],
+        Kind::Mount => &["mount.target"],
+        Kind::Umount => &["umount.target"],
         _ => &[],
     }
 }
@@ -211,6 +234,14 @@ pub fn analyze(c: &Cond, kind: Kind) -> FileRule {
         Kind::Rename => vec!["rename"],
         Kind::Chmod => vec!["chmod"],
         Kind::Chown => vec!["chown"],
+        Kind::Link => vec!["link", "symlink"],
+        Kind::Mkdir => vec!["mkdir"],
+        Kind::Rmdir => vec!["rmdir"],
+        Kind::Setxattr => vec!["setxattr"],
+        Kind::Utimes => vec!["utimes"],
+        Kind::Truncate => vec!["truncate"],
+        Kind::Mount => vec!["mount"],
+        Kind::Umount => vec!["umount"],
         _ => Vec::new(),
     };
     let blocker = match path_part {

@@ -467,6 +467,13 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         "Path whose times changed.",
     ),
     f(
+        "truncate.file.path",
+        T::Str,
+        Some(K::Truncate),
+        "/truncate/file/path",
+        "Path truncated.",
+    ),
+    f(
         "mount.source",
         T::Str,
         Some(K::Mount),

@@ -41,6 +41,8 @@ pub enum Kind {
     Setxattr,
     /// A file's times were changed.
     Utimes,
+    /// A file was truncated (truncate, ftruncate; in the lsm tier an `O_TRUNC` open too).
+    Truncate,
     /// A file system was mounted.
     Mount,
     /// A file system was unmounted.
@@ -64,7 +66,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in evaluation-bucket order.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Exec,
         Kind::Fork,
         Kind::Exit,
@@ -78,6 +80,7 @@ impl Kind {
         Kind::Rmdir,
         Kind::Setxattr,
         Kind::Utimes,
+        Kind::Truncate,
         Kind::Mount,
         Kind::Umount,
         Kind::Dns,
@@ -105,6 +108,7 @@ impl Kind {
             Kind::Rmdir => "rmdir",
             Kind::Setxattr => "setxattr",
             Kind::Utimes => "utimes",
+            Kind::Truncate => "truncate",
             Kind::Mount => "mount",
             Kind::Umount => "umount",
             Kind::Dns => "dns",

@@ -6,6 +6,7 @@ mod crash;
 mod default_policy;
 mod dns_response;
 mod exec;
+mod file_ops;
 mod files;
 mod hash;
 mod infra;
@@ -107,6 +108,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_file_monitor",
         run: files::lsm_file_monitor,
+    },
+    Case {
+        name: "lsm_file_ops",
+        run: file_ops::lsm_file_ops,
     },
     Case {
         name: "lsm_kernel_events",
