@@ -10,15 +10,11 @@
 mod host;
 
 use std::{
-    ffi::CString,
-    os::unix::{ffi::OsStrExt as _, process::ExitStatusExt as _},
-    path::{Path, PathBuf},
-    process::Command,
-    sync::Mutex,
+    os::unix::process::ExitStatusExt as _, path::Path, process::Command, sync::Mutex,
     time::Duration,
 };
 
-use host::{Engine, actions, can_run};
+use host::{Engine, actions, can_run, canonical_workdir, cpath, stop_counter};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -60,14 +56,6 @@ rules:
     )
 }
 
-/// A temporary directory by its canonical path (the kernel reports resolved paths).
-fn workdir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().canonicalize().unwrap();
-    std::fs::create_dir(path.join("w")).unwrap();
-    (dir, path)
-}
-
 /// The file event records (`type: event` of a file kind) whose `file.path` is `path`.
 fn file_events<'a>(records: &'a [Value], path: &str) -> Vec<&'a Value> {
     records
@@ -89,17 +77,13 @@ fn sh(script: &str) -> std::process::ExitStatus {
     Command::new("sh").args(["-c", script]).status().unwrap()
 }
 
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
 #[test]
 fn signal_tier_reports_each_file_event_kind() {
     if !can_run("signal_tier_reports_each_file_event_kind") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_tmp, dir) = workdir();
+    let (_tmp, dir) = canonical_workdir(&["w"]);
     let mut engine = Engine::start(&dir, &policy(&dir), "block");
     let w = dir.join("w");
     let a = w.join("a");
@@ -168,7 +152,7 @@ fn signal_tier_kills_a_write_to_a_protected_file() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_tmp, dir) = workdir();
+    let (_tmp, dir) = canonical_workdir(&["w"]);
     let protected = dir.join("protected");
     std::fs::write(&protected, b"original\n").unwrap();
     let target = protected.to_str().unwrap().to_owned();
@@ -218,24 +202,13 @@ fn open_storm(path: &Path, flags: libc::c_int, n: usize) {
     }
 }
 
-/// The kernel counter `name` of the `engine_stop` record.
-fn counter(records: &[Value], name: &str) -> u64 {
-    let stop = records
-        .iter()
-        .find(|r| r["type"] == "engine_stop")
-        .expect("engine_stop record");
-    stop["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("counter {name}: {stop:#}"))
-}
-
 #[test]
 fn noise_opens_outside_watched_paths_stay_in_the_kernel() {
     if !can_run("noise_opens_outside_watched_paths_stay_in_the_kernel") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_tmp, dir) = workdir();
+    let (_tmp, dir) = canonical_workdir(&["w"]);
     let noise = dir.join("noise.txt");
     std::fs::write(&noise, b"n").unwrap();
     let engine = Engine::start(&dir, &policy(&dir), "block");
@@ -248,8 +221,8 @@ fn noise_opens_outside_watched_paths_stay_in_the_kernel() {
         file_events(&records, noise_s).is_empty(),
         "an unwatched path was reported"
     );
-    let seen = counter(&records, "file_seen");
-    let filtered = counter(&records, "file_filtered");
+    let seen = stop_counter(&records, "file_seen");
+    let filtered = stop_counter(&records, "file_filtered");
     // Every write open had its path matched in the kernel and stayed there; the read-only
     // opens left at the flags check (no path built: not even counted as seen).
     assert!(filtered >= N as u64, "file_filtered {filtered} < {N}");
@@ -260,7 +233,7 @@ fn noise_opens_outside_watched_paths_stay_in_the_kernel() {
     );
     eprintln!(
         "noise: file_seen {seen}, file_filtered {filtered}, file_matched {}",
-        counter(&records, "file_matched")
+        stop_counter(&records, "file_matched")
     );
 }
 
@@ -274,7 +247,7 @@ fn hugepage_sysctl_write_is_a_tagged_alert() {
         eprintln!("SKIPPED hugepage_sysctl_write_is_a_tagged_alert: no {NR_HUGEPAGES}");
         return;
     };
-    let (_tmp, dir) = workdir();
+    let (_tmp, dir) = canonical_workdir(&["w"]);
     let mut engine = Engine::start(&dir, &policy(&dir), "block");
     // The same value written back: harmless, and a real write of the sysctl.
     std::fs::write(NR_HUGEPAGES, current.trim()).unwrap();

@@ -11,17 +11,14 @@ mod host;
 
 use std::{
     ffi::CString,
-    os::{
-        fd::AsRawFd as _,
-        unix::{ffi::OsStrExt as _, process::ExitStatusExt as _},
-    },
-    path::{Path, PathBuf},
+    os::{fd::AsRawFd as _, unix::process::ExitStatusExt as _},
+    path::Path,
     process::Command,
     sync::Mutex,
     time::Duration,
 };
 
-use host::{Engine, actions, can_run};
+use host::{Engine, actions, can_run, canonical_workdir, cpath, stop_counter};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -70,16 +67,6 @@ rules:
     )
 }
 
-/// A temporary directory by its canonical path, with `w/` and `deny/` made before the engine
-/// starts.
-fn workdir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().canonicalize().unwrap();
-    std::fs::create_dir(path.join("w")).unwrap();
-    std::fs::create_dir(path.join("deny")).unwrap();
-    (dir, path)
-}
-
 /// Waits for the event with `file.operation` `op` on `path` and returns it.
 fn wait_op(engine: &mut Engine, op: &str, path: &Path) -> Value {
     let path = path.to_str().unwrap().to_owned();
@@ -91,10 +78,6 @@ fn wait_op(engine: &mut Engine, op: &str, path: &Path) -> Value {
     let ev = r["event"].clone();
     assert_eq!(ev["hook"], "tp/syscalls/sys_enter_<path syscall>", "{ev:#}");
     ev
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
 }
 
 /// Asserts the event came from this process.
@@ -112,7 +95,7 @@ fn signal_tier_reports_each_new_file_operation() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_tmp, dir) = workdir();
+    let (_tmp, dir) = canonical_workdir(&["w", "deny"]);
     let w = dir.join("w");
     let a = w.join("a");
     std::fs::write(&a, b"0123456789").unwrap();
@@ -272,7 +255,7 @@ fn signal_tier_kills_a_denied_mkdir() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_tmp, dir) = workdir();
+    let (_tmp, dir) = canonical_workdir(&["w", "deny"]);
     let target = dir.join("deny/x");
     let mut engine = Engine::start(&dir, &policy(&dir), "block");
     let status = Command::new("mkdir").arg(&target).status().unwrap();
@@ -294,24 +277,13 @@ fn signal_tier_kills_a_denied_mkdir() {
     assert!(target.is_dir());
 }
 
-/// The kernel counter `name` of the `engine_stop` record.
-fn counter(records: &[Value], name: &str) -> u64 {
-    let stop = records
-        .iter()
-        .find(|r| r["type"] == "engine_stop")
-        .expect("engine_stop record");
-    stop["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("counter {name}: {stop:#}"))
-}
-
 #[test]
 fn unwatched_directory_operations_stay_in_the_kernel() {
     if !can_run("unwatched_directory_operations_stay_in_the_kernel") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_tmp, dir) = workdir();
+    let (_tmp, dir) = canonical_workdir(&["w", "deny"]);
     let noise = dir.join("noise");
     let engine = Engine::start(&dir, &policy(&dir), "block");
     const N: usize = 2_000;
@@ -330,7 +302,7 @@ fn unwatched_directory_operations_stay_in_the_kernel() {
             .any(|r| r["type"] == "event" && r["event"]["file"]["path"] == noise_s),
         "an unwatched path was reported"
     );
-    let filtered = counter(&records, "file_filtered");
+    let filtered = stop_counter(&records, "file_filtered");
     assert!(
         filtered >= 2 * N as u64,
         "file_filtered {filtered} < {}",
@@ -338,7 +310,7 @@ fn unwatched_directory_operations_stay_in_the_kernel() {
     );
     eprintln!(
         "noise: file_seen {}, file_filtered {filtered}, file_matched {}",
-        counter(&records, "file_seen"),
-        counter(&records, "file_matched")
+        stop_counter(&records, "file_seen"),
+        stop_counter(&records, "file_matched")
     );
 }

@@ -45,6 +45,34 @@ pub(crate) fn enforcer_bin() -> PathBuf {
     })
 }
 
+/// The kernel counter `name` of the `engine_stop` record in `records`.
+pub(crate) fn stop_counter(records: &[Value], name: &str) -> u64 {
+    let stop = records
+        .iter()
+        .find(|r| r["type"] == "engine_stop")
+        .expect("engine_stop record");
+    stop["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("counter {name}: {stop:#}"))
+}
+
+/// A NUL-terminated copy of `p` for libc calls.
+pub(crate) fn cpath(p: &Path) -> std::ffi::CString {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// A temporary directory by its canonical path (the kernel reports resolved paths), with the
+/// sub-directories `subdirs` made in it.
+pub(crate) fn canonical_workdir(subdirs: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    for sub in subdirs {
+        std::fs::create_dir(path.join(sub)).unwrap();
+    }
+    (dir, path)
+}
+
 /// The `action` records with `action`, and for `rule` when one is given.
 pub(crate) fn actions<'a>(
     records: &'a [Value],
