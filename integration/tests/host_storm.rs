@@ -21,7 +21,7 @@ use std::{
 };
 
 use enforcer_integration::catalog;
-use host::{Engine, actions, can_run, install};
+use host::{Engine, actions, can_run, install, stop_counter};
 
 const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
 
@@ -93,9 +93,8 @@ fn f1_is_still_killed_during_an_exec_storm_and_losses_are_counted() {
         .iter()
         .find(|r| r["type"] == "engine_stop")
         .expect("a clean engine_stop record");
-    let counters = &stopped["counters"];
-    let lost = counters["ringbuf_full"].as_u64().unwrap();
-    let seen = counters["exec_seen"].as_u64().unwrap();
+    let lost = stop_counter(&records, "ringbuf_full");
+    let seen = stop_counter(&records, "exec_seen");
     let kill_records = actions(&records, "kill", Some(f1.rule))
         .into_iter()
         .filter(|r| r["event"]["exec"]["file"]["name"] == f1.name)

@@ -146,11 +146,8 @@ fn positives(
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
     ctx.log("F2 (renamed miner, miner arguments)");
     let f4 = catalog::ENV_MINER;
-    let mut command = Command::new(install(layout::FAKE_MINER, f4.name)?);
-    command
-        .args(["--spin-threads", "1", "--spin-secs", MINER_SECS])
-        .env_clear()
-        .envs(f4.envs.iter().copied());
+    let mut command = miner_command(&install(layout::FAKE_MINER, f4.name)?);
+    command.env_clear().envs(f4.envs.iter().copied());
     let got = until_acted(engine, command, f4.rule)?;
     expect_outcome(got, Outcome::Killed, block, f4.fixture)?;
     expect(f4.fixture, Some(f4.name), f4.rule, false);
@@ -304,11 +301,16 @@ pub(super) fn run_marker(exe: &str, name: &str, args: &[&str]) -> Result<Outcome
 /// then reaps it: killed by the engine (waited for when the record says `kill`), or stopped
 /// here and reported as [`Outcome::Ran`].
 fn miner(engine: &mut Engine, exe: &str, args: &[&str], rule: &str) -> Result<Outcome, String> {
-    let mut command = Command::new(exe);
-    command
-        .args(["--spin-threads", "1", "--spin-secs", MINER_SECS])
-        .args(args);
+    let mut command = miner_command(exe);
+    command.args(args);
     until_acted(engine, command, rule)
+}
+
+/// The fake miner at `exe` with one spinner for [`MINER_SECS`].
+fn miner_command(exe: &str) -> Command {
+    let mut command = Command::new(exe);
+    command.args(["--spin-threads", "1", "--spin-secs", MINER_SECS]);
+    command
 }
 
 /// Spawns `command`, waits for `rule` to act on it, then reaps it as [`miner`] does.
