@@ -6,9 +6,16 @@
 //! Verifier notes (6.1): every write position is masked right before the constant-size string
 //! read (`black_box` + `& 0xff`), the buffer has 256 bytes of slack after each path, so a
 //! 256-byte read at any masked position stays inside the map value; loops are bounded
-//! (`FILE_DEPTH` components, `FILE_PATH_LEN` bytes).
+//! (`FILE_DEPTH` components, `FILE_PATH_LEN` bytes). Verifier cost: the byte loop of
+//! [`match_path`] runs in `bpf_loop` (its body is checked once, not once per byte), and a built
+//! path's length goes through map memory before it is returned, so the verifier carries no
+//! length ranges from a first path into the second one of a rename or link (each distinct
+//! range was a separate state walked through the whole second path: 350k instructions for
+//! `path_link` on 6.1, a start of many seconds under TCG).
 
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user_str};
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::generated::{bpf_loop, bpf_probe_read_kernel_str, bpf_probe_read_user_str};
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook},
     file::{
@@ -43,6 +50,27 @@ pub(crate) struct FileScratch {
     pub(crate) depth: u32,
     /// The path syscall being handled (`hooks/file_path.rs`).
     pub(crate) call: crate::hooks::PathCall,
+    /// State of the [`match_path`] loop (map memory: see `dns.rs` on `bpf_loop` state).
+    pub(crate) matching: MatchState,
+}
+
+/// The [`match_path`] loop state in [`FileScratch::matching`].
+#[repr(C)]
+pub(crate) struct MatchState {
+    /// Hash of the path bytes walked so far.
+    hash: u64,
+    /// Valid bytes of the path.
+    len: u64,
+    /// The file operation looked up.
+    op: u32,
+    /// The [`Slot`] matched (0: `path`, 1: `new_path`).
+    slot: u32,
+}
+
+/// What `bpf_loop` hands to [`match_step`]: a stack pointer to the scratch.
+#[repr(C)]
+struct LoopCtx {
+    scratch: *mut FileScratch,
 }
 
 /// Which path of the record a builder writes.
@@ -162,7 +190,22 @@ pub(crate) fn build_dentry_path(
     if truncated {
         s.record.flags |= FILE_PATH_TRUNCATED << (slot as u32);
     }
-    Ok(pos)
+    Ok(through_map(s, slot, pos))
+}
+
+/// Stores `len` as the record's length of `slot` and returns it read back from map memory: an
+/// unknown value to the verifier, so every exit of a path builder continues in one state.
+#[inline(always)]
+fn through_map(s: &mut FileScratch, slot: Slot, len: u32) -> u32 {
+    let field = match slot {
+        Slot::Path => &mut s.record.path_len,
+        Slot::NewPath => &mut s.record.new_path_len,
+    };
+    // SAFETY: a field of the scratch slot.
+    unsafe {
+        core::ptr::write_volatile(field, len);
+        core::ptr::read_volatile(field)
+    }
 }
 
 /// Appends `/` and the user string at `user` to the path of `slot` of length `len`; returns the
@@ -293,27 +336,61 @@ fn lookup(s: &mut FileScratch, hash: u64, op: u32, exact: u32) {
 
 /// Matches the path of `slot` (length `len`) against `FILE_WATCH` for `op`: each directory
 /// prefix (at every `/` after the first byte), then the whole path as an exact entry. A
-/// truncated path is not matched. The loop keeps no data-dependent counters (the verifier
-/// would track each value as its own state); `.`/`..` components are flagged by userspace.
+/// truncated path is not matched. The byte loop runs in `bpf_loop` ([`match_step`]) with its
+/// state in the scratch; `.`/`..` components are flagged by userspace.
 #[inline(always)]
 pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
     if s.record.flags & (FILE_PATH_TRUNCATED << (slot as u32)) != 0 {
         return;
     }
-    let base = buf(s, slot);
-    let mut h = PATH_HASH_INIT;
-    for i in 0..FILE_PATH_LEN {
-        if i as u32 >= len {
-            break;
-        }
-        // SAFETY: i < 256, inside the path buffer.
-        let b = unsafe { *base.add(i) };
-        if b == b'/' && i > 0 {
-            lookup(s, h, op, 0);
-        }
-        h = path_hash_step(h, b);
+    s.matching = MatchState {
+        hash: PATH_HASH_INIT,
+        len: u64::from(len),
+        op,
+        slot: slot as u32,
+    };
+    let mut ctx = LoopCtx { scratch: s };
+    // SAFETY: the callback and its context follow bpf_loop's contract (see match_step).
+    unsafe {
+        bpf_loop(
+            FILE_PATH_LEN as u32,
+            match_step as *const () as *mut c_void,
+            (&mut ctx as *mut LoopCtx).cast(),
+            0,
+        );
     }
-    lookup(s, h, op, 1);
+    // SAFETY: the scratch pointer is still valid; a volatile read, as the helper wrote it.
+    let hash = unsafe { core::ptr::read_volatile(&(*ctx.scratch).matching.hash) };
+    lookup(s, hash, op, 1);
+}
+
+/// One byte of [`match_path`]: looks the directory prefix up at a `/`, then hashes the byte.
+/// Returns 1 to stop the loop.
+///
+/// # Safety
+/// `ctx` is the `LoopCtx` [`match_path`] passes to `bpf_loop`.
+unsafe extern "C" fn match_step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer match_path gave it, to a live LoopCtx whose
+    // scratch pointer comes from a successful per-CPU array look-up.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let i = index as usize;
+    if index >= s.matching.len {
+        return 1;
+    }
+    let path = if s.matching.slot == Slot::NewPath as u32 {
+        &s.record.new_path
+    } else {
+        &s.record.path
+    };
+    let Some(&b) = path.get(i) else {
+        return 1;
+    };
+    let hash = s.matching.hash;
+    if b == b'/' && i > 0 {
+        lookup(s, hash, s.matching.op, 0);
+    }
+    s.matching.hash = path_hash_step(hash, b);
+    0
 }
 
 /// Resets the per-event state of the scratch slot.

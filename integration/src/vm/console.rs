@@ -1,5 +1,6 @@
 //! Turns a captured serial console into a [`GuestReport`]: one result per guest case, the
-//! guest's own totals, `/init` information and the console tail for failure messages.
+//! guest's own totals, `/init` information, the console tail and the first kernel fault
+//! report (soft lockup, oops, panic, RCU stall) for failure messages.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,20 @@ use super::protocol::{self, Line, Verdict};
 
 /// How many console lines a failure message shows.
 pub const TAIL_LINES: usize = 40;
+
+/// How many lines of the first kernel fault report a failure message shows (enough for the
+/// report's call trace).
+pub const FAULT_LINES: usize = 60;
+
+/// Console markers that start a kernel fault report.
+const FAULT_MARKERS: [&str; 6] = [
+    "BUG:",
+    "Oops",
+    "Kernel panic",
+    "rcu: INFO:",
+    "WARNING: CPU",
+    "general protection fault",
+];
 
 /// One guest case as reported on the console.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +49,9 @@ pub struct GuestReport {
     pub unfinished: BTreeMap<String, Vec<String>>,
     /// The last [`TAIL_LINES`] console lines.
     pub tail: Vec<String>,
+    /// The first kernel fault report (see [`FAULT_MARKERS`]): up to [`FAULT_LINES`] lines from
+    /// its first line; empty when the kernel reported none.
+    pub first_fault: Vec<String>,
 }
 
 impl GuestReport {
@@ -97,6 +115,16 @@ pub fn parse(console: &str) -> GuestReport {
     report.unfinished = pending_logs;
     let start = lines.len().saturating_sub(TAIL_LINES);
     report.tail = lines[start..].iter().map(|l| (*l).to_owned()).collect();
+    if let Some(first) = lines
+        .iter()
+        .position(|l| FAULT_MARKERS.iter().any(|m| l.contains(m)))
+    {
+        report.first_fault = lines[first..]
+            .iter()
+            .take(FAULT_LINES)
+            .map(|l| (*l).to_owned())
+            .collect();
+    }
     report
 }
 
@@ -160,6 +188,21 @@ VMINFO harness-exit 1\r
             r.tail.last().map(String::as_str),
             Some("Kernel panic - not syncing: Attempted to kill init!")
         );
+    }
+
+    #[test]
+    fn keeps_the_first_fault_report_with_its_trace() {
+        let mut console = String::from("VMLOG a started\n");
+        console.push_str("[ 1.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [x:1]\n");
+        for i in 0..100 {
+            console.push_str(&format!("trace {i}\n"));
+        }
+        console.push_str("[ 9.0] watchdog: BUG: soft lockup - CPU#0 stuck for 48s! [x:1]\n");
+        let r = parse(&console);
+        assert_eq!(r.first_fault.len(), FAULT_LINES);
+        assert!(r.first_fault[0].contains("stuck for 22s"));
+        assert_eq!(r.first_fault[1], "trace 0");
+        assert!(parse(GOOD).first_fault.is_empty());
     }
 
     #[test]

@@ -41,13 +41,18 @@ pub struct QemuConfig {
 }
 
 impl QemuConfig {
-    /// The verified recipe: TCG, `-cpu max`, 1 GiB, 2 CPUs, serial console, BPF LSM enabled.
+    /// The verified recipe: TCG, `-cpu max`, 1 GiB, 2 CPUs, serial console, BPF LSM enabled,
+    /// soft lockups fatal.
     pub fn new(qemu: impl Into<PathBuf>, timeout: Duration) -> Self {
         Self {
             qemu: qemu.into(),
             memory_mib: 1024,
             cpus: 2,
-            append: "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,bpf".to_owned(),
+            // A soft lockup panics with every CPU's backtrace (and ends the boot at once)
+            // instead of hanging until the timeout.
+            append: "console=ttyS0 quiet panic=-1 softlockup_panic=1 \
+                     softlockup_all_cpu_backtrace=1 lsm=lockdown,capability,bpf"
+                .to_owned(),
             timeout,
             echo: None,
         }

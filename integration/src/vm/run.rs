@@ -81,6 +81,13 @@ impl KernelRun {
         if !stderr.is_empty() {
             message.push_str(&format!("\nQEMU stderr:\n{stderr}"));
         }
+        if !self.report.first_fault.is_empty() {
+            message.push_str(&format!(
+                "\nfirst kernel fault report ({} lines):\n{}",
+                self.report.first_fault.len(),
+                self.report.first_fault.join("\n")
+            ));
+        }
         message.push_str(&format!(
             "\nlast {} console lines:\n{}",
             self.report.tail.len(),

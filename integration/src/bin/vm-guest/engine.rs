@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use crate::audit;
 
+/// How long an engine start may take before the guest prints where it is stuck.
+const SLOW_START: Duration = Duration::from_secs(40);
+
 /// A running `enforcer run`. Dropping it kills the engine (SIGKILL) if it still runs.
 #[derive(Debug)]
 pub(crate) struct Engine {
@@ -139,14 +142,26 @@ impl Engine {
     }
 
     /// Waits for the `engine_start` record (the engine writes it once everything is attached).
+    /// A start slower than [`SLOW_START`] prints a diagnosis (see [`crate::diag`]) once.
     pub(crate) fn wait_started(&mut self, timeout: Duration) -> Result<Value, String> {
         let audit_log = self.audit_log.clone();
+        let started = Instant::now();
+        let mut diagnosed = false;
         audit::wait_for(
             &audit_log,
             timeout,
             "\"type\":\"engine_start\" record",
             |r| audit::is_type(r, "engine_start"),
-            || self.check_running(),
+            || {
+                self.check_running()?;
+                if !diagnosed && started.elapsed() >= SLOW_START {
+                    diagnosed = true;
+                    if let Some(child) = self.child.as_ref() {
+                        crate::diag::slow_start(child.id(), started.elapsed());
+                    }
+                }
+                Ok(())
+            },
         )
     }
 

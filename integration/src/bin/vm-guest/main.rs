@@ -7,6 +7,7 @@
 
 mod audit;
 mod cases;
+mod diag;
 mod engine;
 mod payload;
 
