@@ -97,6 +97,10 @@ pub(crate) struct PayloadScratch {
     pub(crate) pending: PendingSend,
     /// A word the classifier launders loop positions through (see `classify::opaque`).
     pub(crate) slot: u64,
+    /// Valid bytes of the payload for the `"method"` search (`classify::find_method`).
+    pub(crate) search_len: u64,
+    /// Where that search found the end of `"method"` (0: not found).
+    pub(crate) search_at: u64,
 }
 
 /// DNS plan, exact names: `enforcer_common::net::name_hash` of a lowercase question name ->

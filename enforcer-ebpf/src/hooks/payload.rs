@@ -39,8 +39,7 @@ pub(crate) fn on_json_send(send: &Send) -> Result<(), ReadError> {
     let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
-    let pending = &mut scratch.pending;
-    let rec = &mut pending.record;
+    let rec = &mut scratch.pending.record;
     let buf = send.buf;
     // Reads of constant sizes only: a length computed from `len` gets spilled by LLVM and
     // 6.1's verifier loses its bound. A 128-byte read can fail where a short buffer ends at an
@@ -60,7 +59,9 @@ pub(crate) fn on_json_send(send: &Send) -> Result<(), ReadError> {
     let len = send.buf_len;
     let data_len = if len < got as u64 { len as usize } else { got };
     rec.method = [0; METHOD_LEN];
-    let method_len = find_method(&rec.data, data_len, &mut rec.method, &mut scratch.slot);
+    let method_len = find_method(scratch, data_len);
+    let pending = &mut scratch.pending;
+    let rec = &mut pending.record;
     if method_len == 0 {
         return Ok(());
     }
