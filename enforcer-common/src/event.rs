@@ -260,8 +260,10 @@ pub const EXEC_ENV_MISSING: u32 = 128;
 pub const EXEC_CREDS: u32 = 256;
 
 /// Bytes of NUL-separated environment entries an exec record carries (read only when a rule
-/// reads `exec.envs`).
-pub const ENV_LEN: usize = 512;
+/// reads `exec.envs`). Larger environments are completed from `/proc/<pid>/environ` by the
+/// daemon, which costs a read on the exec path: 2 KiB holds an interactive shell's (~1.3 KiB)
+/// and most services' environments.
+pub const ENV_LEN: usize = 2048;
 
 /// Bytes of NUL-separated arguments an exec record carries.
 pub const ARGS_LEN: usize = 512;

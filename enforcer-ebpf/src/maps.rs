@@ -19,8 +19,9 @@ use enforcer_common::{
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
 /// record cannot be reserved the verdict still applies and `Counter::RingbufFull` goes up.
+/// 2 MiB: about 550 exec records (3.6 KiB each) between two drains.
 #[map(name = "EVENTS")]
-pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(2 << 20, 0);
 
 /// Fork and exit records (`ForkRecord`, `ExitRecord`) for the daemon's process cache and the
 /// audit log, apart from [`EVENTS`] so that they can be written without a wake-up (see

@@ -129,8 +129,9 @@ impl Bench {
     }
 
     /// F4: the fake miner installed as `name`, given only `f.envs` as its environment, after
-    /// `pad` bytes of padding in a variable that sorts first (past the kernel's 512-byte copy
-    /// of the environment when `pad` is large: userspace then reads the rest from `/proc`).
+    /// `pad` bytes of padding in a variable that sorts first (past the kernel's copy of the
+    /// environment, `ENV_LEN` bytes, when `pad` is large: userspace then reads the rest from
+    /// `/proc`).
     fn env_miner(
         &self,
         engine: &mut Engine,
@@ -261,9 +262,11 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     kill(bench.env_miner(engine, &f4, f4.name, 0), f4.fixture);
     expect(f4.fixture, Some(f4.name), f4.rule, false);
     expect(f4.fixture, Some(f4.name), f4.alert_rule, true);
-    // F4 evading the kernel's 512-byte environment copy with 2 KiB of padding first.
+    // F4 evading the kernel's copy of the environment with padding first.
     let padded = "app-svc-padded";
-    kill(bench.env_miner(engine, &f4, padded, 2048), "F4 padded");
+    // Twice the kernel's copy (`ENV_LEN`, 2 KiB).
+    let pad = 4096;
+    kill(bench.env_miner(engine, &f4, padded, pad), "F4 padded");
     expect(f4.fixture, Some(padded), f4.rule, false);
     // F12: the miner started by the dynamic loader: killed in userspace by the loader's
     // argument (the lsm tier also refuses the mapping, see the VM's lsm_mmap_ld_so).

@@ -1,5 +1,5 @@
 //! Completes an exec environment the kernel truncated. The exec record carries the first
-//! 512 bytes of the environment block; a miner configured by variables (F4) could push
+//! `ENV_LEN` (2 KiB) bytes of the environment block; a miner configured by variables (F4) could push
 //! `POOL_URL=` past them with padding. When the record says `env_truncated`, the whole block
 //! is read from `/proc/<tgid>/environ` (at most [`ENVIRON_CAP`] bytes) and replaces
 //! `exec.envs` when it starts with the entries the kernel copied (the same process image:
