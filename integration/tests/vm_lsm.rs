@@ -1,6 +1,7 @@
 //! LSM tier, for real: boots every cached Debian kernel once in a throw-away QEMU VM with an
 //! initramfs holding the engine (`enforcer`), the guest harness (`vm-guest`), the payload
-//! (`write-marker`) and the deny-marker policy, and turns the guest's `VMTEST` lines into one
+//! (`write-marker`), the policies, each cached kernel's msr module at
+//! `/lib/modules/<release>/msr.ko`, and turns the guest's `VMTEST` lines into one
 //! result per kernel and case. See integration/README.md for the protocol and the switches.
 //!
 //! Skips loudly (`SKIPPED: <reason>`) when the host cannot run the VM (not root, no QEMU, no
@@ -143,6 +144,20 @@ fn lsm_tier_in_vm() {
     }
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);
+    }
+    // Each kernel's msr module at /lib/modules/<release>/msr.ko (catalog F7, case lsm_msr).
+    // A kernel cached without it boots anyway; the case then fails and names scripts/setup.
+    for kernel in &kernels {
+        match (&kernel.release, &kernel.msr_module) {
+            (Some(release), Some(module)) => {
+                builder = builder.host_file(module, layout::msr_module(release), 0o644);
+            }
+            _ => println!(
+                "WARNING: kernel {} has no msr.ko and release in its cache (run scripts/setup): \
+                 lsm_msr will FAIL",
+                kernel.name
+            ),
+        }
     }
     let cache_dir = paths::vm_cache_dir(&root);
     std::fs::create_dir_all(&cache_dir).expect("cannot create the VM cache dir");

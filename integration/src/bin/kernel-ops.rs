@@ -4,7 +4,8 @@
 //! "errno": <0 or the failure>}`. Calls that need a separate process (credential changes,
 //! unshare, ptrace targets) run in a forked child whose pid is `pid`.
 //!
-//! Usage: `kernel-ops OP [ARG]` with OP one of `finit-module PATH`, `init-module`,
+//! Usage: `kernel-ops OP [ARG]` with OP one of `finit-module PATH [PARAMS]` (PARAMS default
+//! `allow_writes=on`, what catalog F7's `modprobe msr allow_writes=on` passes), `init-module`,
 //! `delete-module NAME`, `bpf-map NAME`, `bpf-prog NAME`, `ptrace-attach`, `ptrace-seize`,
 //! `traceme`, `vm-writev`, `kexec-load`, `kexec-file-load PATH`, `creds`, `capset`,
 //! `unshare-uts`, `setns-uts`, `memfd-exec NAME`, `setuid-storm N` (prints ns per call).
@@ -148,7 +149,7 @@ fn main() -> ExitCode {
     match op {
         "finit-module" => {
             let fd = open_path(arg);
-            let params = cstring("allow_writes=on");
+            let params = cstring(args.get(2).map_or("allow_writes=on", String::as_str));
             // SAFETY: a descriptor, a NUL-terminated parameter string and flags.
             let ret = unsafe { libc::syscall(libc::SYS_finit_module, fd, params.as_ptr(), 0) };
             report(op, me, 0, errno_of(ret));

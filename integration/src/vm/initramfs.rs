@@ -96,6 +96,23 @@ impl InitramfsBuilder {
         self
     }
 
+    /// Adds a copy of the host file `host` (not an executable: no libraries, never stripped)
+    /// with `mode` at `guest`.
+    pub fn host_file(
+        mut self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<PathBuf>,
+        mode: u32,
+    ) -> Self {
+        self.entries.push(Entry {
+            guest: guest.into(),
+            source: Source::Host(host.into()),
+            mode,
+            executable: false,
+        });
+        self
+    }
+
     /// Adds a file with the given contents and mode at `guest`.
     pub fn file(
         mut self,
@@ -375,6 +392,7 @@ mod tests {
         let image = InitramfsBuilder::new(busybox, "#!/bin/busybox sh\necho hi\n")
             .binary("/bin/ls", "/bin/host-ls")
             .file("/etc/enforcer/policy.yaml", "version: 1\n", 0o644)
+            .host_file("/bin/ls", "/lib/modules/6.1.0-x/msr.ko", 0o644)
             .strip_debug(true)
             .build(&out)?;
         assert!(image.size > 0);
@@ -391,6 +409,7 @@ mod tests {
             "bin/poweroff",
             "bin/host-ls",
             "etc/enforcer/policy.yaml",
+            "lib/modules/6.1.0-x/msr.ko",
             "lib64/ld-linux-x86-64.so.2",
         ] {
             assert!(

@@ -1,5 +1,7 @@
 //! Kernel discovery: every `<workspace>/.cache/kernels/<name>/vmlinuz` (downloaded by
-//! `scripts/setup`), with the Debian package named in `<name>/package`, sorted by version.
+//! `scripts/setup`), with the Debian package named in `<name>/package`, the package's msr
+//! module (`<name>/msr.ko`, decompressed) and its module release (`<name>/release`, what
+//! `uname -r` says in the guest), sorted by version.
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,10 @@ pub struct Kernel {
     pub vmlinuz: PathBuf,
     /// The Debian package it came from, when the cache recorded it.
     pub package: Option<String>,
+    /// The kernel's release (`uname -r`, the name of its module directory), when cached.
+    pub release: Option<String>,
+    /// The package's msr module (uncompressed), when cached (catalog F7, case `lsm_msr`).
+    pub msr_module: Option<PathBuf>,
 }
 
 impl Kernel {
@@ -61,18 +67,34 @@ pub fn discover(cache_dir: &Path) -> Result<Vec<Kernel>, KernelError> {
         if !vmlinuz.is_file() {
             continue;
         }
-        let package = std::fs::read_to_string(dir.join("package"))
-            .ok()
-            .map(|text| text.trim().to_owned())
-            .filter(|text| !text.is_empty());
+        let msr_module = Some(dir.join("msr.ko")).filter(|path| path.is_file());
         kernels.push(Kernel {
             name: entry.file_name().to_string_lossy().into_owned(),
             vmlinuz,
-            package,
+            package: first_line(&dir.join("package")),
+            release: first_line(&dir.join("release")).filter(|r| is_release_name(r)),
+            msr_module,
         });
     }
     kernels.sort_by(|a, b| compare_versions(&a.name, &b.name));
     Ok(kernels)
+}
+
+/// The first line of the text file at `path`, trimmed; `None` when absent or blank.
+fn first_line(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.lines().next().map(|line| line.trim().to_owned()))
+        .filter(|text| !text.is_empty())
+}
+
+/// A release usable as one guest path component (`6.12.117+deb13-cloud-amd64`): no `/`, not
+/// `.` or `..`, printable ASCII.
+fn is_release_name(release: &str) -> bool {
+    !matches!(release, "." | "..")
+        && release
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c))
 }
 
 /// Keeps the kernels named in `filter` (comma-separated, e.g. `6.1,6.12`; `None` or blank keeps
@@ -149,10 +171,15 @@ mod tests {
     fn discover_lists_only_dirs_with_vmlinuz() -> Result<(), Box<dyn std::error::Error>> {
         let dir = std::env::temp_dir().join(format!("vm-kernels-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for (name, image, package) in [
-            ("6.12", true, Some("pkg-612\n")),
-            ("6.1", true, None),
-            ("empty", false, None),
+        for (name, image, package, release) in [
+            (
+                "6.12",
+                true,
+                Some("pkg-612\n"),
+                Some("6.12.117+deb13-cloud-amd64\n"),
+            ),
+            ("6.1", true, None, Some("../etc\n")),
+            ("empty", false, None, None),
         ] {
             std::fs::create_dir_all(dir.join(name))?;
             if image {
@@ -161,6 +188,10 @@ mod tests {
             if let Some(p) = package {
                 std::fs::write(dir.join(name).join("package"), p)?;
             }
+            if let Some(r) = release {
+                std::fs::write(dir.join(name).join("release"), r)?;
+                std::fs::write(dir.join(name).join("msr.ko"), b"module")?;
+            }
         }
         let kernels = discover(&dir)?;
         std::fs::remove_dir_all(&dir)?;
@@ -168,6 +199,13 @@ mod tests {
         assert_eq!(names, ["6.1", "6.12"]);
         assert_eq!(kernels[0].package, None);
         assert_eq!(kernels[1].package.as_deref(), Some("pkg-612"));
+        assert_eq!(
+            kernels[1].release.as_deref(),
+            Some("6.12.117+deb13-cloud-amd64")
+        );
+        assert_eq!(kernels[1].msr_module, Some(dir.join("6.12/msr.ko")));
+        // A release that is not one plain path component is not trusted.
+        assert_eq!(kernels[0].release, None);
         Ok(())
     }
 
@@ -183,6 +221,8 @@ mod tests {
             name: name.to_owned(),
             vmlinuz: PathBuf::from(format!("/k/{name}/vmlinuz")),
             package: None,
+            release: None,
+            msr_module: None,
         };
         let all = vec![k("6.1"), k("6.12")];
         let (kept, missing) = select(all.clone(), Some("6.12, 7.2"));

@@ -47,3 +47,11 @@ pub const DEFAULT_POLICY_DIR: &str = "/etc/enforcer/default";
 pub const KERNEL_OPS: &str = "/bin/kernel-ops";
 /// The policy of the kernel-activity case (module loads and ptrace denied, the rest watched).
 pub const KERNEL_POLICY: &str = "/etc/enforcer/vm-kernel.yaml";
+/// Where the image carries each cached kernel's msr module: `<dir>/<release>/msr.ko`, so the
+/// guest picks its own by `uname -r` (one image serves every kernel).
+pub const MODULES_DIR: &str = "/lib/modules";
+
+/// The guest path of the msr module built for the kernel `release`.
+pub fn msr_module(release: &str) -> String {
+    format!("{MODULES_DIR}/{release}/msr.ko")
+}

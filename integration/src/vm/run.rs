@@ -162,6 +162,8 @@ mod tests {
                 name: "6.1".into(),
                 vmlinuz: PathBuf::from("/k/6.1/vmlinuz"),
                 package: None,
+                release: None,
+                msr_module: None,
             },
             report: console::parse(&capture.console_text()),
             capture,

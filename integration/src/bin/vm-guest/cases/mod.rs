@@ -13,6 +13,7 @@ mod infra;
 mod kernel;
 mod lifecycle;
 mod mmap;
+mod msr;
 mod network;
 mod sockets;
 mod storm;
@@ -116,6 +117,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_kernel_events",
         run: kernel::lsm_kernel_events,
+    },
+    Case {
+        name: "lsm_msr",
+        run: msr::lsm_msr,
     },
     Case {
         name: "lsm_crash_pinned",

@@ -1,0 +1,208 @@
+//! Catalog F7's file and module side in the lsm tier, with the real msr module and device and
+//! the shipped policy (`policy/default`) in block mode: `finit_module` of this kernel's
+//! `msr.ko` with `allow_writes=on` (the image carries one module per cached kernel at
+//! `/lib/modules/<release>/msr.ko`; the case takes the one `uname -r` names), a write of `on`
+//! to `/sys/module/msr/parameters/allow_writes` and an `O_WRONLY` open of `/dev/cpu/0/msr`
+//! (the node devtmpfs creates when the module loads). The three rules are alerts: each
+//! operation must succeed and give its `alert` record (`msr-module-load-writes`,
+//! `msr-allow-writes-sysfs`, `msr-device-write`) naming the module or the path; the only other
+//! rule acting is `msr-allow-writes-cmdline` (an alert: the loader's argv says
+//! `allow_writes=on`, as modprobe's does), and nothing is denied or killed. The module is
+//! unloaded at the end.
+
+use std::{
+    io::Write as _,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use enforcer_integration::vm::layout;
+use serde_json::Value;
+
+use super::{
+    Ctx,
+    exec::{
+        RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, expect_field,
+        require_engine,
+    },
+};
+use crate::{audit, engine::Engine};
+
+const AUDIT: &str = "/tmp/audit-msr.jsonl";
+const SYSFS_PARAM: &str = "/sys/module/msr/parameters/allow_writes";
+const DEVICE: &str = "/dev/cpu/0/msr";
+/// How long the device node may take to appear after the load (devtmpfs makes it while the
+/// module initialises; this only bounds a surprise).
+const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `kernel-ops ARGS` and returns its report line.
+fn kernel_ops(args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(layout::KERNEL_OPS)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run kernel-ops {args:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("");
+    serde_json::from_str(line).map_err(|e| format!("kernel-ops {args:?}: {e}: {out:?}"))
+}
+
+/// This kernel's module in the image, or why there is none.
+fn module_path() -> Result<String, String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_err(|e| format!("cannot read the kernel release: {e}"))?;
+    let release = release.trim();
+    let path = layout::msr_module(release);
+    if Path::new(&path).is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "no {path} in the image: the kernel cache has no msr.ko for release {release} \
+             (run scripts/setup: it keeps msr.ko and release next to vmlinuz)"
+        ))
+    }
+}
+
+/// See the module documentation.
+pub(crate) fn lsm_msr(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    let module = module_path()?;
+    if Path::new("/sys/module/msr").exists() {
+        return Err("msr is already loaded (or built in) before the case".to_owned());
+    }
+    let mut engine = Engine::start_with(
+        layout::DEFAULT_POLICY_DIR,
+        "block",
+        Path::new(AUDIT),
+        Path::new("/tmp/enforcer-msr.log"),
+    )?;
+    let result = while_attached(ctx, &mut engine, &module);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    // Unload whatever happened, so the later cases see the kernel as before.
+    let unload = if Path::new("/sys/module/msr").exists() {
+        let report = kernel_ops(&["delete-module", "msr"]);
+        match report {
+            Ok(r) if r["errno"] == 0 => Ok(()),
+            Ok(r) => Err(format!("cannot unload msr: {r}")),
+            Err(e) => Err(e),
+        }
+    } else {
+        Ok(())
+    };
+    result?;
+    unload?;
+    ctx.log("msr unloaded");
+    Ok(())
+}
+
+fn while_attached(ctx: &Ctx, engine: &mut Engine, module: &str) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    expect_field(&start, "tier", "lsm")?;
+
+    let load = kernel_ops(&["finit-module", module, "allow_writes=on"])?;
+    if load["errno"] != 0 {
+        return Err(format!("finit_module of {module} must succeed: {load}"));
+    }
+    let param = std::fs::read_to_string(SYSFS_PARAM)
+        .map_err(|e| format!("msr loaded but {SYSFS_PARAM} unreadable: {e}"))?;
+    ctx.log(format!(
+        "finit_module {module} allow_writes=on: loaded, {SYSFS_PARAM} says {}",
+        param.trim()
+    ));
+
+    // O_WRONLY (no O_CREAT, no O_TRUNC: sysfs attributes take neither).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(SYSFS_PARAM)
+        .and_then(|mut f| f.write_all(b"on"))
+        .map_err(|e| format!("write of on to {SYSFS_PARAM} must succeed: {e}"))?;
+
+    let appeared = Instant::now();
+    while !Path::new(DEVICE).exists() {
+        if appeared.elapsed() > NODE_TIMEOUT {
+            return Err(format!("{DEVICE} did not appear after the module load"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let device = std::fs::OpenOptions::new()
+        .write(true)
+        .open(DEVICE)
+        .map_err(|e| format!("O_WRONLY open of {DEVICE} must succeed: {e}"))?;
+    drop(device);
+    ctx.log(format!(
+        "wrote on to {SYSFS_PARAM}, opened {DEVICE} O_WRONLY"
+    ));
+
+    let me = std::process::id();
+    let a = engine.wait_record(RECORD_TIMEOUT, "alert of msr-module-load-writes", |r| {
+        audit::is_action(r, "alert", "msr-module-load-writes")
+    })?;
+    let k = &a["event"]["kernel"];
+    if k["op"] != "module_load"
+        || k["syscall"] != "finit_module"
+        || k["module"]["name"] != "msr"
+        || k["module"]["file"] != "msr.ko"
+        || !k["module"]["args"]
+            .as_str()
+            .is_some_and(|s| s.contains("allow_writes=on"))
+        || a["event"]["process"]["pid"] != load["pid"]
+    {
+        return Err(format!(
+            "msr-module-load-writes alert without the module, its args or the loader's pid: {a}"
+        ));
+    }
+    for (rule, path) in [
+        ("msr-allow-writes-sysfs", SYSFS_PARAM),
+        ("msr-device-write", DEVICE),
+    ] {
+        let a = engine.wait_record(RECORD_TIMEOUT, &format!("alert of {rule}"), |r| {
+            audit::is_action(r, "alert", rule)
+        })?;
+        let ev = &a["event"];
+        if ev["hook"] != "lsm/file_open"
+            || ev["open"]["file"]["path"] != path
+            || ev["process"]["pid"] != me
+            || ev["open"]["flags"].as_u64().map(|f| f & 0o3) != Some(0o1)
+        {
+            return Err(format!(
+                "{rule} alert without lsm/file_open, {path}, O_WRONLY or this pid: {a}"
+            ));
+        }
+    }
+    ctx.log("alerts: msr-module-load-writes, msr-allow-writes-sysfs, msr-device-write");
+    let stopped = engine.terminate(STOP_TIMEOUT)?;
+
+    // Exactly those rules acted on the fixture's processes, and only by alerting.
+    let records = audit::records(Path::new(AUDIT))?;
+    let mut acted: Vec<String> = records
+        .iter()
+        .filter(|r| audit::is_type(r, "action"))
+        .filter(|r| {
+            let pid = &r["event"]["process"]["pid"];
+            *pid == me || *pid == load["pid"]
+        })
+        .map(|r| {
+            format!(
+                "{} {}",
+                audit::str_field(r, "action").unwrap_or("?"),
+                audit::str_field(r, "rule").unwrap_or("?")
+            )
+        })
+        .collect();
+    acted.sort();
+    acted.dedup();
+    // The loader's command line carries `allow_writes=on`, as modprobe's would: the exec rule
+    // `msr-allow-writes-cmdline` alerts on it too.
+    let want = [
+        "alert msr-allow-writes-cmdline",
+        "alert msr-allow-writes-sysfs",
+        "alert msr-device-write",
+        "alert msr-module-load-writes",
+    ];
+    if acted != want {
+        return Err(format!("actions on the fixture: {acted:?}, want {want:?}"));
+    }
+    expect_clean_exit(stopped)
+}
