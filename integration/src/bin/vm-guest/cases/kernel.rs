@@ -23,7 +23,7 @@ use crate::{audit, engine::Engine};
 const AUDIT: &str = "/tmp/audit-kernel.jsonl";
 
 /// Runs `kernel-ops ARGS` and returns its report line.
-fn kernel_ops(args: &[&str]) -> Result<Value, String> {
+pub(super) fn kernel_ops(args: &[&str]) -> Result<Value, String> {
     let out = Command::new(layout::KERNEL_OPS)
         .args(args)
         .output()

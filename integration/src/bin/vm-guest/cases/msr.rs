@@ -13,12 +13,10 @@
 use std::{
     io::Write as _,
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
 use enforcer_integration::vm::layout;
-use serde_json::Value;
 
 use super::{
     Ctx,
@@ -26,6 +24,7 @@ use super::{
         RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, expect_field,
         require_engine,
     },
+    kernel::kernel_ops,
 };
 use crate::{audit, engine::Engine};
 
@@ -35,17 +34,6 @@ const DEVICE: &str = "/dev/cpu/0/msr";
 /// How long the device node may take to appear after the load (devtmpfs makes it while the
 /// module initialises; this only bounds a surprise).
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Runs `kernel-ops ARGS` and returns its report line.
-fn kernel_ops(args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(layout::KERNEL_OPS)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run kernel-ops {args:?}: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or("");
-    serde_json::from_str(line).map_err(|e| format!("kernel-ops {args:?}: {e}: {out:?}"))
-}
 
 /// This kernel's module in the image, or why there is none.
 fn module_path() -> Result<String, String> {
