@@ -41,8 +41,8 @@ pub struct QemuConfig {
 }
 
 impl QemuConfig {
-    /// The verified recipe: TCG, `-cpu max`, 1 GiB, 2 CPUs, serial console, BPF LSM enabled,
-    /// soft lockups fatal.
+    /// The verified recipe: single-threaded TCG, `-cpu max`, 1 GiB, 2 CPUs, serial console,
+    /// BPF LSM enabled, soft lockups fatal.
     pub fn new(qemu: impl Into<PathBuf>, timeout: Duration) -> Self {
         Self {
             qemu: qemu.into(),
@@ -61,8 +61,13 @@ impl QemuConfig {
     /// The full QEMU argument list for `kernel` and `initrd`.
     pub fn args(&self, kernel: &Path, initrd: &Path) -> Vec<String> {
         let mut args: Vec<String> = [
+            // One host thread runs both vCPUs in turn. With multi-threaded TCG, code the guest
+            // patches on one vCPU (jump labels and static calls flipped by every BPF attach
+            // and detach, through text_poke_bp) was seen executing stale on the other: an
+            // "Oops: int3" in syscall_trace_enter on 6.12 and a two-CPU soft lockup on 6.1,
+            // each while an engine attached and the guest harness made syscalls.
             "-accel",
-            "tcg",
+            "tcg,thread=single",
             "-cpu",
             "max",
             "-nographic",
@@ -324,7 +329,7 @@ mod tests {
             .args(Path::new("/k/vmlinuz"), Path::new("/t/initrd.gz"))
             .join(" ");
         for part in [
-            "-accel tcg",
+            "-accel tcg,thread=single",
             "-cpu max",
             "-m 1024",
             "-smp 2",
