@@ -12,9 +12,9 @@
 //! (a compiler run), N4 (ordinary names containing "pool") and N5 (ordinary JSON-RPC on a pool
 //! port) raise nothing. The file side of F7 (`/sys/module/msr/parameters/allow_writes`,
 //! `/dev/cpu/N/msr`) is in `host_msr.rs` (stand-in files: the host has no msr module) and the
-//! VM case `lsm_msr` (the real module); F17 is in `host_cpu.rs`, F15 in `host_storm.rs`. Loopback only: a stub resolver and a mock
-//! pool, never a real one. Needs root; skips loudly otherwise (fails under
-//! ENFORCER_REQUIRE_HOST=1, as in CI).
+//! VM case `lsm_msr` (the real module); F17 is in `host_cpu.rs`, F15 in `host_storm.rs`.
+//! Loopback only: a stub resolver and a mock pool, never a real one. Needs root; skips loudly
+//! otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod host;

@@ -1,11 +1,11 @@
 //! Completes an exec environment the kernel truncated. The exec record carries the first
-//! `ENV_LEN` (2 KiB) bytes of the environment block; a miner configured by variables (F4) could push
-//! `POOL_URL=` past them with padding. When the record says `env_truncated`, the whole block
-//! is read from `/proc/<tgid>/environ` (at most [`ENVIRON_CAP`] bytes) and replaces
-//! `exec.envs` when it starts with the entries the kernel copied (the same process image:
-//! not a reused PID). Best effort, after the exec: a process that is gone, or that rewrote
-//! its environment in memory before the read, keeps the kernel's prefix; the event says which
-//! source it carries (`exec.env_source`: `kernel` or `proc`).
+//! `ENV_LEN` (2 KiB) bytes of the environment block; a miner configured by variables (F4)
+//! could push `POOL_URL=` past them with padding. When the record says `env_truncated`, the
+//! whole block is read from `/proc/<tgid>/environ` (at most [`ENVIRON_CAP`] bytes) and
+//! replaces `exec.envs` when it starts with the entries the kernel copied (the same process
+//! image: not a reused PID). Best effort, after the exec: a process that is gone, or that
+//! rewrote its environment in memory before the read, keeps the kernel's prefix; the event
+//! says which source it carries (`exec.env_source`: `kernel` or `proc`).
 
 use std::{io::Read as _, path::Path};
 

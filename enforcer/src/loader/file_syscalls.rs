@@ -244,7 +244,7 @@ pub fn load_optional(
         program::<TracePoint>(ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
-        super::slow_load(ebpf, name, started);
+        super::log_load(ebpf, name, started);
     }
     for (name, hook, op) in FILE_OP_LSM {
         if wants(file_ops, op) {
@@ -258,7 +258,7 @@ pub fn load_optional(
         }
         let started = std::time::Instant::now();
         let state = program::<Lsm>(ebpf, name)?.load(hook, &btf);
-        super::slow_load(ebpf, name, started);
+        super::log_load(ebpf, name, started);
         let state = state.map_err(|err| {
             format!(
                 "LSM program {name} does not load (hook {hook} absent before 6.2?): {}",

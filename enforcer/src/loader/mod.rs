@@ -230,7 +230,7 @@ fn load_lsm_programs(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<(), String
     for (name, hook) in LSM_PROGRAMS.into_iter().chain(wanted) {
         let started = std::time::Instant::now();
         let result = program::<Lsm>(ebpf, name)?.load(hook, &btf);
-        slow_load(ebpf, name, started);
+        log_load(ebpf, name, started);
         if let Err(err) = result {
             let reason =
                 format!("bpf is an active LSM but LSM program {name} does not load: {err}");
@@ -244,21 +244,32 @@ fn load_lsm_programs(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<(), String
 
 /// Logs how long loading program `name` took (verifier time) and how many instructions the
 /// verifier processed: a warning over a second (on a slow machine, such as the VM tests under
-/// TCG, that is where the engine's start time goes), info over 100 ms, debug otherwise.
-fn slow_load(ebpf: &Ebpf, name: &str, started: std::time::Instant) {
+/// TCG, that is where the engine's start time goes), info over 100 ms, debug otherwise. The
+/// count is asked of the kernel only when the message is logged.
+fn log_load(ebpf: &Ebpf, name: &str, started: std::time::Instant) {
     let took = started.elapsed();
-    let verified = ebpf
-        .program(name)
-        .and_then(|p| p.info().ok())
-        .and_then(|info| info.verified_instruction_count())
-        .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
     let ms = took.as_millis();
+    let verified = || {
+        ebpf.program(name)
+            .and_then(|p| p.info().ok())
+            .and_then(|info| info.verified_instruction_count())
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string())
+    };
     if took > std::time::Duration::from_secs(1) {
-        tracing::warn!("loading {name} took {ms} ms ({verified} instructions verified)");
+        tracing::warn!(
+            "loading {name} took {ms} ms ({} instructions verified)",
+            verified()
+        );
     } else if took > std::time::Duration::from_millis(100) {
-        tracing::info!("loading {name} took {ms} ms ({verified} instructions verified)");
+        tracing::info!(
+            "loading {name} took {ms} ms ({} instructions verified)",
+            verified()
+        );
     } else {
-        tracing::debug!("loading {name} took {ms} ms ({verified} instructions verified)");
+        tracing::debug!(
+            "loading {name} took {ms} ms ({} instructions verified)",
+            verified()
+        );
     }
 }
 
@@ -375,7 +386,7 @@ pub fn load_with(
         program::<TracePoint>(&mut ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
-        slow_load(&ebpf, name, started);
+        log_load(&ebpf, name, started);
         loaded_names.push(name);
     }
     program::<TracePoint>(&mut ebpf, programs::TP_SYS_ENTER_KERNEL)?
