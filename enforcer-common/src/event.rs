@@ -379,10 +379,15 @@ pub enum Counter {
     KernelMatched = 25,
     /// Kernel-activity syscalls of operations no rule is about (left in the kernel).
     KernelFiltered = 26,
+    /// Exec arguments searched for a listed `scheme://` (the argument plan has entries and
+    /// the executable is not spared).
+    ExecArgsSearched = 27,
+    /// Exec argument searches that found a listed scheme (acted on: kill or would-kill).
+    ExecArgsMatched = 28,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 27;
+pub const COUNTER_SLOTS: u32 = 29;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).

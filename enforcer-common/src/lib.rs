@@ -37,6 +37,7 @@ mod pod {
         plan::FileId,
         crate::file::FileWatchKey,
         plan::HashKey,
+        plan::SchemeKey,
         KernelOffsets,
         crate::file::PathSyscalls,
         EngineConfig

@@ -19,6 +19,12 @@ pub const EXEC_INODE_PLAN: &str = "EXEC_INODE_PLAN";
 /// (deny/kill rules on `exec.file.hash.sha256`); matched by the lsm tier's sleepable
 /// `bprm_creds_from_file` program with `bpf_ima_file_hash`.
 pub const EXEC_HASH_PLAN: &str = "EXEC_HASH_PLAN";
+/// Exec plan by argument: `plan::SchemeKey` (a URL scheme before `://` in an argument after
+/// `argv[0]`) -> verdict, from kill/deny rules on `exec.args contains "scheme://"`.
+pub const EXEC_SCHEME_PLAN: &str = "EXEC_SCHEME_PLAN";
+/// Executables whose arguments the scheme search skips: `plan::NameKey` (basename) -> 1
+/// (the programs those rules except, e.g. `grep`).
+pub const EXEC_ARGS_SPARED: &str = "EXEC_ARGS_SPARED";
 /// Executables the kernel never kills (`enforcer run --never-kill`): `plan::FileId` -> 1.
 pub const NEVER_KILL: &str = "NEVER_KILL";
 

@@ -27,6 +27,31 @@ pub struct NameKey(pub [u8; NAME_LEN]);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PathKey(pub [u8; PATH_LEN]);
 
+/// Longest URL scheme (the bytes before `://`) the kernel finds in exec arguments.
+pub const SCHEME_LEN: usize = 16;
+
+/// Key of [`crate::maps::EXEC_SCHEME_PLAN`]: the bytes of a URL scheme before `://`,
+/// right-aligned in [`SCHEME_LEN`] bytes with leading NULs (`stratum+tcp` is five NULs, then
+/// the eleven bytes). The kernel builds it from the bytes that precede a `://` in an
+/// argument, one length after the other, so it finds a scheme that ends right there whatever
+/// precedes it (`--url=stratum+tcp://`).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemeKey(pub [u8; SCHEME_LEN]);
+
+impl SchemeKey {
+    /// The key of `scheme` (without `://`); `None` when it is empty, longer than
+    /// [`SCHEME_LEN`] or holds a NUL (the kernel stops at a NUL: such a scheme never matches).
+    pub fn new(scheme: &[u8]) -> Option<Self> {
+        if scheme.is_empty() || scheme.len() > SCHEME_LEN || scheme.contains(&0) {
+            return None;
+        }
+        let mut key = [0u8; SCHEME_LEN];
+        key[SCHEME_LEN - scheme.len()..].copy_from_slice(scheme);
+        Some(Self(key))
+    }
+}
+
 /// Key of [`crate::maps::EXEC_INODE_PLAN`] and the executed file's identity in an
 /// [`crate::event::ExecRecord`]: one version of one file as the kernel sees it
 /// (`file->f_inode`). A write or truncate changes the change time, a rename over the path or a
@@ -168,6 +193,11 @@ pub const EXEC_CHECK_MMAP: u32 = 2;
 /// the environment block.
 pub const EXEC_RECORD_ENV: u32 = 4;
 
+/// [`PlanSettings::exec`] bit: the argument plan (`EXEC_SCHEME_PLAN`) has entries:
+/// `sched_process_exec` searches each exec's arguments after `argv[0]` for `scheme://` (every
+/// tier), unless the executable's basename is in `EXEC_ARGS_SPARED`.
+pub const EXEC_ARGS_SCHEMES: u32 = 8;
+
 /// Bytes of a SHA-256 digest.
 pub const SHA256_LEN: usize = 32;
 
@@ -234,6 +264,20 @@ const _: () = assert!(core::mem::size_of::<HashKey>() == SHA256_LEN);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheme_keys_are_right_aligned_and_bounded() {
+        let mut want = [0u8; SCHEME_LEN];
+        want[5..].copy_from_slice(b"stratum+tcp");
+        assert_eq!(SchemeKey::new(b"stratum+tcp"), Some(SchemeKey(want)));
+        assert_eq!(
+            SchemeKey::new(&[b'a'; SCHEME_LEN]),
+            Some(SchemeKey([b'a'; SCHEME_LEN]))
+        );
+        assert!(SchemeKey::new(&[b'a'; SCHEME_LEN + 1]).is_none());
+        assert!(SchemeKey::new(b"").is_none());
+        assert!(SchemeKey::new(b"a\0b").is_none());
+    }
 
     #[test]
     fn padded_keys_fit_with_a_nul_to_spare() {

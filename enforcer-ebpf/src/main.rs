@@ -3,7 +3,7 @@
 //! | program | attach point | tier | job |
 //! |---|---|---|---|
 //! | `lsm_bprm_check_security` | LSM `bprm_check_security` | lsm | deny (and optionally kill) an exec the plan names |
-//! | `tp_sched_process_exec` | raw tracepoint `sched_process_exec` | all | exec record with argv; SIGKILL in the signal tier |
+//! | `tp_sched_process_exec` | raw tracepoint `sched_process_exec` | all | exec record with argv; SIGKILL in the signal tier; SIGKILL for a listed `scheme://` in the arguments (argument plan, `args.rs`) in every tier |
 //! | `tp_sched_process_fork`, `tp_sched_process_exit` | raw tracepoints `sched_process_{fork,exit}` | all | process lifecycle records (new processes, last-thread exits) for the process cache |
 //! | `tp_sys_enter_send` | tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}` (one program, four attachments) | all | classify a socket send: DNS query (question name) or JSON-RPC method; SIGKILL in the signal tier |
 //! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login, pool look-up) |
@@ -28,6 +28,7 @@
 // clamped to fixed buffers (<= 512 bytes); checked conversions would only add verifier paths.
 #![allow(clippy::cast_possible_truncation)]
 
+mod args;
 mod classify;
 mod dns;
 mod emit;

@@ -13,7 +13,7 @@ use enforcer_common::{
     offsets::KernelOffsets,
     plan::{
         FileId, HashKey, InodeKey, LIFECYCLE_RING_BYTES, MethodKey, NameKey, PathKey, PlanSettings,
-        PlanVerdict,
+        PlanVerdict, SchemeKey,
     },
 };
 
@@ -67,6 +67,26 @@ pub(crate) static EXEC_INODE_PLAN: LruHashMap<InodeKey, PlanVerdict> =
 #[map(name = "EXEC_HASH_PLAN")]
 pub(crate) static EXEC_HASH_PLAN: HashMap<HashKey, PlanVerdict> =
     HashMap::with_max_entries(16384, 0);
+
+/// Exec plan by argument: `SchemeKey` (the bytes of a URL scheme before `://`,
+/// right-aligned) -> the rule and actions that apply. Written by the loader from kill rules of
+/// the shape `exec.args contains "scheme://" && !exceptions` (`policy` `lower::args`);
+/// looked up by `args::find_scheme` at each `://` in the arguments after `argv[0]`
+/// (`sched_process_exec`, every tier).
+#[map(name = "EXEC_SCHEME_PLAN")]
+pub(crate) static EXEC_SCHEME_PLAN: HashMap<SchemeKey, PlanVerdict> =
+    HashMap::with_max_entries(256, 0);
+
+/// Executables whose arguments the scheme search skips: NUL-padded basename -> 1. The
+/// basenames the argument rules' exceptions may hold for (text tools such as `grep`);
+/// userspace evaluates their execs with the full rules.
+#[map(name = "EXEC_ARGS_SPARED")]
+pub(crate) static EXEC_ARGS_SPARED: HashMap<NameKey, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Per-CPU scratch of the argument search (a copy of the arguments and the loop state).
+#[map(name = "ARGS_SCRATCH")]
+pub(crate) static ARGS_SCRATCH: PerCpuArray<crate::args::ArgsScratch> =
+    PerCpuArray::with_max_entries(1, 0);
 
 /// Executables never killed in the kernel (`enforcer run --never-kill`): `FileId` (inode and
 /// device of the file, as `stat` found it at start) -> 1. Consulted by `plan::act`, the one
@@ -191,6 +211,13 @@ pub(crate) struct Scratch {
     pub(crate) path: PathKey,
     /// The executed file's identity (`ino == 0`: unread).
     pub(crate) inode: InodeKey,
+    /// The exec plan entry found for this exec (`actions == 0`: none), from the name, path or
+    /// identity plans or the argument plan; in map memory so that both sources continue in
+    /// one verifier state.
+    pub(crate) plan: PlanVerdict,
+    /// The record's verdict (outcome, rule index, generation), passed through map memory for
+    /// the same reason.
+    pub(crate) verdict: [u32; 3],
 }
 
 /// File watch plan: `FileWatchKey` (FNV-1a hash of a watched path, file operation, exact path

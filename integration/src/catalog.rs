@@ -56,8 +56,9 @@ pub const NAMED_MINERS: [MinerExec; 3] = [
     },
 ];
 
-/// F2: the fake miner renamed, with a pool URL and a miner flag (after `--`, which
-/// `fake-miner` ignores): killed by its arguments.
+/// F2: a renamed program (`write-marker`, so the suites see whether any of its code ran)
+/// with a pool URL and a miner flag: killed by its arguments, in the kernel at
+/// `sched_process_exec` (argument plan), before its first instruction.
 pub const RENAMED_MINER: MinerExec = MinerExec {
     fixture: "F2",
     name: "kworker_upd",
@@ -240,6 +241,25 @@ fn started_by(record: &serde_json::Value, runner: u32) -> bool {
         || process["ancestors"]
             .as_array()
             .is_some_and(|a| a.iter().any(|p| p["pid"] == runner))
+}
+
+/// Checks that the enforcing record of `f.rule` on the program named `f.name` (kill or
+/// would-kill) was decided in the kernel.
+pub fn decided_in_kernel(records: &[serde_json::Value], f: &MinerExec) -> Result<(), String> {
+    let hit = records.iter().find(|r| {
+        r["type"] == "action"
+            && r["rule"] == f.rule
+            && (r["action"] == "kill" || r["action"] == "would_kill")
+            && r["event"]["exec"]["file"]["name"] == f.name
+    });
+    match hit {
+        Some(r) if r["decided_in"] == "kernel" => Ok(()),
+        Some(r) => Err(format!(
+            "{}: {} not decided in the kernel: {r}",
+            f.fixture, f.rule
+        )),
+        None => Err(format!("{}: no enforcing record of {}", f.fixture, f.rule)),
+    }
 }
 
 /// Checks an audit log against what the fixtures expect. `block`: enforcement records are

@@ -252,9 +252,10 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
         kill(bench.marker_exec(f.name, f.args), f.fixture);
         expect(f.fixture, Some(f.name), f.rule, false);
     }
-    // F2: renamed, with a pool URL and miner flags: killed in userspace by its arguments.
+    // F2: renamed, with a pool URL and miner flags: killed in the kernel by its arguments
+    // before its first instruction (`marker_exec` fails if the marker was written).
     let f2 = catalog::RENAMED_MINER;
-    kill(bench.miner(engine, f2.name, f2.args, f2.rule), f2.fixture);
+    kill(bench.marker_exec(f2.name, f2.args), f2.fixture);
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
     // F4: a renamed miner configured only by its environment: killed in userspace.
@@ -413,6 +414,9 @@ fn run_suite(mode: &str) {
     match catalog::check_actions(&records, &seen, mode == "block", tier, std::process::id()) {
         Ok(lines) => lines.iter().for_each(|line| println!("{mode}: {line}")),
         Err(err) => panic!("{err}; audit log: {records:#?}"),
+    }
+    if let Err(err) = catalog::decided_in_kernel(&records, &catalog::RENAMED_MINER) {
+        panic!("{err}");
     }
 }
 

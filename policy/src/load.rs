@@ -299,6 +299,7 @@ impl Loader {
         let mut learned_rules = Vec::new();
         let mut file_rules = Vec::new();
         let mut hash_rules = Vec::new();
+        let mut args_rules = Vec::new();
         let mut hash_needed = Vec::with_capacity(checked.len());
         for c in checked {
             let index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
@@ -333,6 +334,17 @@ impl Loader {
             } else {
                 lower::analyze(&c.cond).map_err(Some)
             };
+            // A kill rule on argument URL schemes: the kernel kills part of its matches
+            // before the program runs; the rule stays a userspace rule for the rest.
+            if blocks
+                && !c.raw.actions.deny
+                && !c.raw.disabled
+                && c.kind == Kind::Exec
+                && matches!(analyzed, Err(Some(_)))
+                && let Some(rule) = lower::args::analyze(&c.cond)
+            {
+                args_rules.push((index, rule));
+            }
             let (kernel, reason) = match analyzed {
                 // Enforced in the kernel through the addresses the daemon learns, or a file
                 // rule on exact paths (its watch entries carry its actions).
@@ -422,6 +434,7 @@ impl Loader {
         plan.file_watches = file_watches;
         plan.file_filtered = file_filtered;
         plan.exec_hashes = lower::hash_entries(&hash_rules);
+        (plan.exec_arg_schemes, plan.exec_args_spared) = lower::args::entries(&args_rules);
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }

@@ -14,6 +14,7 @@
 //!   ([`formula`]). The plan then holds, per listed key, the rules that hold for the names or
 //!   addresses whose kernel lookup ends at that key ([`sets`]).
 
+pub mod args;
 pub mod files;
 mod formula;
 mod sets;
@@ -434,6 +435,8 @@ pub fn build_plan(
         file_rules: false,
         file_filtered: false,
         exec_hashes: Vec::new(),
+        exec_arg_schemes: Vec::new(),
+        exec_args_spared: Vec::new(),
         kernel_ops: entries(ops),
     };
     (plan, blocked)

@@ -23,6 +23,8 @@ use crate::net;
 pub const MAX_NAME_LEN: usize = 63;
 /// Longest path the kernel matches (bytes, without the NUL).
 pub const MAX_PATH_LEN: usize = 255;
+/// Longest URL scheme (bytes before `://`) the kernel finds in exec arguments.
+pub const MAX_SCHEME_LEN: usize = 16;
 /// Longest payload method the kernel matches (bytes, without the NUL).
 pub const MAX_METHOD_LEN: usize = 31;
 /// How many leading bytes of a first write the kernel searches for the `"method"` key.
@@ -110,6 +112,16 @@ pub struct KernelPlan {
     /// executables in the kernel (`bpf_ima_file_hash`) and refuses a listed one; the rules
     /// stay userspace rules too (the signal tier, files the kernel does not hash).
     pub exec_hashes: Vec<PlanEntry>,
+    /// Exec by argument: URL schemes (the bytes before `://`, sorted) of the blocking rules of
+    /// the shape `exec.args contains "scheme://"` (`crate::lower::args`). `sched_process_exec`
+    /// finds a `scheme://` in an argument after `argv[0]` and kills before the program runs
+    /// (every tier: no LSM hook sees the new arguments). The rules stay userspace rules too
+    /// (arguments past the kernel's copy, executables in [`KernelPlan::exec_args_spared`]).
+    pub exec_arg_schemes: Vec<PlanEntry>,
+    /// Executable basenames (sorted) whose arguments the kernel does not search: every
+    /// basename an exception of an argument rule (`&& !exception`) may hold for, e.g. the text
+    /// tools of `!text_tool_exec`. Userspace evaluates those execs with the full rule.
+    pub exec_args_spared: Vec<String>,
     /// Watched file paths (`crate::lower::files`), sorted by operation, path, exactness.
     pub file_watches: Vec<FileWatchEntry>,
     /// Some enabled rule is about a file event kind (`open`, `unlink`, `rename`, `chmod`,
@@ -155,6 +167,7 @@ impl KernelPlan {
             + self.connect_nets.len()
             + self.file_watches.len()
             + self.exec_hashes.len()
+            + self.exec_arg_schemes.len()
             + self.kernel_ops.len()
     }
 

@@ -104,8 +104,16 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
         }
         let _ = writeln!(out, "\n{kind} ({} rules):", of_kind.len());
         for (i, r) in of_kind {
+            let in_args_plan = policy
+                .plan()
+                .exec_arg_schemes
+                .iter()
+                .any(|e| e.rules.iter().any(|&x| x as usize == i));
             let place = match (r.kernel, r.actions.blocks()) {
                 (Enforcement::Kernel, _) => "kernel".to_string(),
+                (Enforcement::Userspace, true) if in_args_plan => {
+                    "kernel at exec (argument plan) + userspace (kill after the fact)".to_string()
+                }
                 (Enforcement::Userspace, true) => "userspace (kill after the fact)".to_string(),
                 (Enforcement::Userspace, false) => "userspace".to_string(),
             };
@@ -118,7 +126,12 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
                 r.actions.to_string(),
                 mode_name(r)
             );
-            if let Some(why) = &r.userspace_reason {
+            if in_args_plan {
+                let _ = writeln!(
+                    out,
+                    "         in the kernel: a listed `scheme://` in the first 512 bytes of the arguments, executables not in exec_args_spared; the rest in userspace"
+                );
+            } else if let Some(why) = &r.userspace_reason {
                 let _ = writeln!(out, "         not in the kernel: {why}");
             }
             if let Some(kill) = kill_options(r) {
@@ -144,6 +157,14 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
     plan_lines(&mut out, "dns_domains", &plan.dns_domains, policy);
     plan_lines(&mut out, "connect_nets", &plan.connect_nets, policy);
     plan_lines(&mut out, "kernel_ops", &plan.kernel_ops, policy);
+    plan_lines(&mut out, "exec_arg_schemes", &plan.exec_arg_schemes, policy);
+    if !plan.exec_arg_schemes.is_empty() {
+        let _ = writeln!(
+            out,
+            "  exec_args_spared (arguments not searched in the kernel): {}",
+            plan.exec_args_spared.join(", ")
+        );
+    }
     if !plan.learned_rules.is_empty() {
         let ids: Vec<&str> = plan
             .learned_rules
@@ -401,13 +422,21 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
-    const POLICY: &str = "version: 1\nrules:\n  - id: deny-xmrig\n    expression: exec.file.name == \"xmrig\" || exec.file.path == \"/opt/m\"\n    action: deny\n  - id: args\n    expression: exec.args contains \"stratum+tcp://\"\n    action: kill\n";
+    const POLICY: &str = "version: 1\nrules:\n  - id: deny-xmrig\n    expression: exec.file.name == \"xmrig\" || exec.file.path == \"/opt/m\"\n    action: deny\n  - id: args\n    expression: exec.args contains \"--donate-level\"\n    action: kill\n  - id: url\n    expression: exec.args contains \"stratum+tcp://\"\n    action: kill\n";
 
     #[test]
     fn check_report_lists_kernel_and_userspace_rules() {
         let p = crate::load_str("p.yaml", POLICY).unwrap();
         let r = check_report(&p);
-        assert!(r.contains("policy OK: 2 rules"), "{r}");
+        assert!(r.contains("policy OK: 3 rules"), "{r}");
+        assert!(
+            r.contains("kernel at exec (argument plan) + userspace (kill after the fact)"),
+            "{r}"
+        );
+        assert!(
+            r.contains("exec_arg_schemes: 1 entries") && r.contains("stratum+tcp"),
+            "{r}"
+        );
         assert!(r.contains("deny-xmrig") && r.contains("kernel"), "{r}");
         assert!(r.contains("userspace (kill after the fact)"), "{r}");
         assert!(

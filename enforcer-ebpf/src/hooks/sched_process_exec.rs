@@ -8,9 +8,10 @@
 //!
 //! | tier | plan match | action |
 //! |---|---|---|
-//! | lsm | not looked up (the LSM hook decided) | record only |
+//! | lsm | name, path, identity: not looked up (the LSM hook decided) | record only |
 //! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` |
 //! | signal or monitor | rule or engine in monitor mode | record `would_kill` (what this tier would do) |
+//! | any, no match above | argument plan (`args`): a listed `scheme://` after `argv[0]`, executable not spared | SIGKILL (`would_kill` in monitor mode) |
 //! | any | none | record only |
 //!
 //! A failed kernel read skips the record (fail open) and bumps `Counter::ReadError`.
@@ -19,12 +20,12 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook},
-    plan::{EXEC_RECORD_ENV, NAME_LEN, PATH_LEN},
+    plan::{EXEC_ARGS_SCHEMES, EXEC_RECORD_ENV, NAME_LEN, PATH_LEN},
 };
 
 use super::exec_record::{ExecExtra, emit_exec};
 use crate::{
-    emit,
+    args, emit,
     kernel::{self, ReadError},
     maps::{SCRATCH, config, count, plan_settings},
     plan::{Site, act, lookup_exec},
@@ -56,7 +57,7 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         count(Counter::ReadError);
     }
 
-    let mut verdict = emit::Verdict::NONE;
+    scratch.plan.actions = 0;
     if cfg.tier != Tier::Lsm as u32 {
         let name_ok = target.flags & EXEC_NAME_TRUNCATED == 0;
         let path_ok = target.flags & EXEC_PATH_TRUNCATED == 0;
@@ -68,11 +69,32 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
             &scratch.inode,
         ) {
             count(Counter::ExecMatched);
-            verdict = act(&plan, &cfg, Site::Tracepoint).0;
+            scratch.plan = plan;
         }
     }
+    let settings = plan_settings();
+    let args = kernel::arg_block(task).unwrap_or((0, 0));
+    // The argument plan, in every tier: no LSM hook sees the new image's arguments.
+    if volatile(&scratch.plan.actions) == 0
+        && settings.exec & EXEC_ARGS_SCHEMES != 0
+        && !args::spared(&scratch.name)
+    {
+        count(Counter::ExecArgsSearched);
+        if let Some(plan) = args::find_scheme(args) {
+            count(Counter::ExecArgsMatched);
+            scratch.plan = plan;
+        }
+    }
+    // SAFETY: a field of the scratch slot; volatile: written on several paths above.
+    let plan = unsafe { core::ptr::read_volatile(&scratch.plan) };
+    let verdict = if plan.actions != 0 {
+        act(&plan, &cfg, Site::Tracepoint).0
+    } else {
+        emit::Verdict::NONE
+    };
+    let verdict = through_map(&mut scratch.verdict, verdict);
     let ppid = kernel::parent_tgid(task);
-    let env = if plan_settings().exec & EXEC_RECORD_ENV != 0 {
+    let env = if settings.exec & EXEC_RECORD_ENV != 0 {
         kernel::env_block(task).unwrap_or((0, 0))
     } else {
         (0, 0)
@@ -84,8 +106,32 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         &target,
         ppid,
         &verdict,
-        kernel::arg_block(task).unwrap_or((0, 0)),
+        args,
         Some(&extra),
     );
     Ok(())
+}
+
+/// `field` read from map memory (volatile: the compiler keeps the load).
+#[inline(always)]
+fn volatile(field: &u32) -> u32 {
+    // SAFETY: a valid reference to a field of a map value.
+    unsafe { core::ptr::read_volatile(field) }
+}
+
+/// `verdict` stored into `slot` and read back: unknown values to the verifier, so every path
+/// of `act` continues into the record in one state.
+#[inline(always)]
+fn through_map(slot: &mut [u32; 3], verdict: emit::Verdict) -> emit::Verdict {
+    let values = [verdict.outcome, verdict.rule_index, verdict.generation];
+    // SAFETY: a field of the scratch slot; volatile keeps the store and the loads.
+    unsafe {
+        core::ptr::write_volatile(slot, values);
+        let read = core::ptr::read_volatile(slot);
+        emit::Verdict {
+            outcome: read[0],
+            rule_index: read[1],
+            generation: read[2],
+        }
+    }
 }

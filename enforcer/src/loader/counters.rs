@@ -8,7 +8,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::Value;
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 27] = [
+pub const ALL: [(Counter, &str); 29] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -36,6 +36,8 @@ pub const ALL: [(Counter, &str); 27] = [
     (Counter::KernelSeen, "kernel_seen"),
     (Counter::KernelMatched, "kernel_matched"),
     (Counter::KernelFiltered, "kernel_filtered"),
+    (Counter::ExecArgsSearched, "exec_args_searched"),
+    (Counter::ExecArgsMatched, "exec_args_matched"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

@@ -369,9 +369,11 @@ pub fn load_with(
         ),
     };
     for (name, _) in RAW_TRACEPOINTS {
+        let started = std::time::Instant::now();
         program::<RawTracePoint>(&mut ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
+        log_load(&ebpf, name, started);
     }
     let mut loaded_names: Vec<&str> = Vec::new();
     for (name, _, _) in TRACEPOINTS {

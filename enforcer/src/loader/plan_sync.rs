@@ -16,15 +16,17 @@ use aya::{
 use enforcer_common::{
     kernel_event::{KERNEL_OP_SLOTS, KernelOp},
     maps::{
-        CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_HASH_PLAN,
-        EXEC_NAME_PLAN, EXEC_PATH_PLAN, KERNEL_OP_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
+        CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_ARGS_SPARED,
+        EXEC_HASH_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN, KERNEL_OP_PLAN,
+        PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
     },
     net::name_hash,
     plan::{
-        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL,
-        EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN,
-        PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS,
-        RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE, SHA256_LEN, padded,
+        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_ARGS_SCHEMES, EXEC_CHECK_MMAP,
+        EXEC_HASH_IN_KERNEL, EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey,
+        PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
+        RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE,
+        SCHEME_LEN, SHA256_LEN, SchemeKey, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -195,7 +197,8 @@ pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
 /// The `PLAN_SETTINGS` exec bits of `policy`: hash in the kernel when the hash plan has
 /// entries; check executable mappings when the exec plan can match a mapped file (names,
 /// hashes, or the identities the daemon writes when a rule reads the hash); carry the
-/// environment in exec records when a rule reads `exec.envs`.
+/// environment in exec records when a rule reads `exec.envs`; search exec arguments when the
+/// argument plan has entries.
 pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     let mut bits = 0;
     if !plan.exec_hashes.is_empty() {
@@ -209,6 +212,9 @@ pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     }
     if policy.rules_reading("exec.envs").contains(&true) {
         bits |= EXEC_RECORD_ENV;
+    }
+    if !plan.exec_arg_schemes.is_empty() {
+        bits |= EXEC_ARGS_SCHEMES;
     }
     bits
 }
@@ -315,6 +321,49 @@ fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<
             ..verdict
         };
         hash.insert(HashKey(digest), verdict, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Writes the argument plan: `EXEC_ARGS_SPARED` first (so no spared executable is ever
+/// searched under the new schemes), then `EXEC_SCHEME_PLAN`; returns the scheme entries.
+fn write_schemes(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize, PlanError> {
+    let map = EXEC_ARGS_SPARED;
+    let mut spared: HashMap<_, NameKey, u32> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    for name in &plan.exec_args_spared {
+        let key = padded::<NAME_LEN>(name.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
+            map,
+            value: name.clone(),
+            max: NAME_LEN - 1,
+        })?;
+        spared
+            .insert(NameKey(key), 1, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+    }
+    let map = EXEC_SCHEME_PLAN;
+    let mut hash: HashMap<_, SchemeKey, PlanVerdict> = ebpf
+        .map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })?;
+    let mut written = 0;
+    for entry in &plan.exec_arg_schemes {
+        let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
+        else {
+            continue;
+        };
+        let key = SchemeKey::new(entry.value.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
+            map,
+            value: entry.value.clone(),
+            max: SCHEME_LEN,
+        })?;
+        hash.insert(key, verdict, 0)
             .map_err(|source| PlanError::Map { map, source })?;
         written += 1;
     }
@@ -471,9 +520,10 @@ pub fn write_with(
     let files = super::file_plan::write(ebpf, ctx.rules, &plan, generation, disarmed)?;
     let hashes = write_hashes(ebpf, &plan.exec_hashes, ctx)?;
     let ops = write_kernel_ops(ebpf, &plan.kernel_ops, ctx)?;
+    let schemes = write_schemes(ebpf, &plan, ctx)?;
     // After the entries, so a newly filtered family never misses an entry's events.
     write_settings(ebpf, policy, &plan, generation)?;
-    Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes + ops)
+    Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes + ops + schemes)
 }
 
 /// Writes `KERNEL_OP_PLAN`: every slot, the merged verdict of the rules naming its operation
@@ -616,6 +666,12 @@ mod tests {
             0,
             "paths are not checked at mmap"
         );
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: u\n    expression: exec.args contains \"stratum+tcp://\" && exec.file.name != \"grep\"\n    action: kill\n",
+        )
+        .unwrap();
+        assert_eq!(exec_bits(&policy, &policy.lower()), EXEC_ARGS_SCHEMES);
     }
 
     #[test]

@@ -1,0 +1,107 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::{KernelPlan, load_str};
+
+fn plan(rules: &str) -> KernelPlan {
+    let text = format!(
+        "lists:\n  - name: tools\n    type: string\n    items: [grep, less]\n  - name: schemes\n    type: string\n    items: [\"stratum+tcp://\", \"stratum+ssl://\"]\nmacros:\n  - name: tool\n    expression: exec.file.name in tools || (exec.file.name == \"busybox\" && exec.argv0 endswith \"/grep\")\nrules:\n{rules}"
+    );
+    load_str("p.yaml", &text).expect("policy loads").lower()
+}
+
+fn schemes(plan: &KernelPlan) -> Vec<(&str, Vec<u32>)> {
+    plan.exec_arg_schemes
+        .iter()
+        .map(|e| (e.value.as_str(), e.rules.clone()))
+        .collect()
+}
+
+#[test]
+fn a_scheme_rule_with_a_name_exception_is_lowered_with_its_spared_names() {
+    let plan = plan(
+        "  - id: url\n    expression: exec.args contains schemes && !tool\n    action: kill\n",
+    );
+    assert_eq!(
+        schemes(&plan),
+        [("stratum+ssl", vec![0]), ("stratum+tcp", vec![0])]
+    );
+    // The busybox branch needs argv0 too; its name bounds it.
+    assert_eq!(plan.exec_args_spared, ["busybox", "grep", "less"]);
+}
+
+#[test]
+fn negated_name_tests_and_single_values_are_exceptions_and_schemes() {
+    let plan = plan(
+        "  - id: url\n    expression: exec.args contains \"daemon+http://\" && exec.file.name != \"vim\" && exec.file.name not in tools\n    action: kill\n",
+    );
+    assert_eq!(schemes(&plan), [("daemon+http", vec![0])]);
+    assert_eq!(plan.exec_args_spared, ["grep", "less", "vim"]);
+}
+
+#[test]
+fn rules_the_kernel_could_get_wrong_are_not_lowered() {
+    for expr in [
+        // Not a scheme: no `://`, or too long for the kernel's key.
+        "exec.args contains \"--url\"",
+        "exec.args contains \"averyveryverylongscheme://\"",
+        // An exception the kernel cannot bound by basename.
+        "exec.args contains schemes && !(exec.argv0 == \"grep\")",
+        // A second condition the kernel does not check.
+        "exec.args contains schemes && process.uid == 0",
+        "exec.args contains schemes && exec.args contains \"daemon+http://\"",
+        // A disjunction with something else.
+        "exec.args contains schemes || exec.file.name == \"x\"",
+        // Negated scheme test.
+        "!(exec.args contains schemes)",
+        // argv[0] is not in `exec.args`, and the kernel skips it.
+        "exec.argv0 contains \"stratum+tcp://\"",
+    ] {
+        let plan = plan(&format!(
+            "  - id: r\n    expression: '{expr}'\n    action: kill\n"
+        ));
+        assert!(plan.exec_arg_schemes.is_empty(), "{expr} was lowered");
+    }
+}
+
+#[test]
+fn only_enabled_kill_rules_are_lowered() {
+    let alert = plan("  - id: a\n    expression: exec.args contains schemes\n    action: alert\n");
+    assert!(alert.exec_arg_schemes.is_empty());
+    let disabled = plan(
+        "  - id: a\n    expression: exec.args contains schemes\n    action: kill\n    disabled: true\n",
+    );
+    assert!(disabled.exec_arg_schemes.is_empty());
+    let monitor = plan(
+        "  - id: a\n    expression: exec.args contains schemes\n    action: kill\n    mode: monitor\n",
+    );
+    assert_eq!(
+        monitor.exec_arg_schemes.len(),
+        2,
+        "monitor rules record would_kill"
+    );
+}
+
+#[test]
+fn the_default_policy_lowers_its_stratum_url_rule() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default");
+    let policy = crate::load(&dir).expect("default policy loads");
+    let plan = policy.lower();
+    let rule = policy
+        .rules()
+        .iter()
+        .position(|r| r.id == "miner-args-stratum-url")
+        .unwrap();
+    let rule = u32::try_from(rule).unwrap();
+    assert!(
+        plan.exec_arg_schemes
+            .iter()
+            .any(|e| e.value == "stratum+tcp" && e.rules == [rule])
+    );
+    for spared in ["grep", "less", "busybox", "toybox"] {
+        assert!(
+            plan.exec_args_spared.iter().any(|s| s == spared),
+            "{spared}"
+        );
+    }
+    assert!(!plan.exec_args_spared.iter().any(|s| s == "kworker_upd"));
+}
