@@ -12,7 +12,7 @@
 //!
 //! Two variants: `lsm_msr` with the shipped policy alone (no rule acts on module loads in the
 //! kernel, so the `sys_enter_finit_module` tracepoint reports the load), and `lsm_msr_hook`
-//! with the shipped policy plus [`HOOK_RULE`], a `deny` of every module load in `monitor`
+//! with the shipped policy plus `module-load-hook` ([`HOOK_POLICY`]), a `deny` of every module load in `monitor`
 //! mode: the plan then acts on module loads, so LSM `kernel_read_file` reports the load
 //! (`would_deny`, the load goes on) and the tracepoint leaves it to the hook. That record must
 //! carry the parameters too (read from the loader's registers), so `msr-module-load-writes`
@@ -59,10 +59,9 @@ fn module_path() -> Result<String, String> {
     }
 }
 
-/// The test rule `lsm_msr_hook` adds to the shipped policy.
-const HOOK_RULE: &str = "module-load-hook";
-/// Where `lsm_msr_hook` writes its policy: a copy of the shipped one plus [`HOOK_RULE`].
+/// Where `lsm_msr_hook` writes its policy: a copy of the shipped one plus [`HOOK_POLICY`].
 const HOOK_POLICY_DIR: &str = "/tmp/msr-hook-policy";
+/// The test rule `module-load-hook` that `lsm_msr_hook` adds to the shipped policy.
 const HOOK_POLICY: &str = "version: 1
 rules:
   - id: module-load-hook
@@ -99,7 +98,7 @@ pub(crate) fn lsm_msr(ctx: &Ctx) -> Result<(), String> {
     )
 }
 
-/// The shipped policy plus [`HOOK_RULE`]: LSM `kernel_read_file` reports the module load, with
+/// The shipped policy plus `module-load-hook`: LSM `kernel_read_file` reports the module load, with
 /// its parameters; see the module documentation.
 pub(crate) fn lsm_msr_hook(ctx: &Ctx) -> Result<(), String> {
     copy_dir(Path::new(layout::DEFAULT_POLICY_DIR), Path::new(HOOK_POLICY_DIR))?;
