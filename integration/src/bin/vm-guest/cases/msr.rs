@@ -101,7 +101,10 @@ pub(crate) fn lsm_msr(ctx: &Ctx) -> Result<(), String> {
 /// The shipped policy plus `module-load-hook`: LSM `kernel_read_file` reports the module load, with
 /// its parameters; see the module documentation.
 pub(crate) fn lsm_msr_hook(ctx: &Ctx) -> Result<(), String> {
-    copy_dir(Path::new(layout::DEFAULT_POLICY_DIR), Path::new(HOOK_POLICY_DIR))?;
+    copy_dir(
+        Path::new(layout::DEFAULT_POLICY_DIR),
+        Path::new(HOOK_POLICY_DIR),
+    )?;
     let file = format!("{HOOK_POLICY_DIR}/90-module-load-hook.yaml");
     std::fs::write(&file, HOOK_POLICY).map_err(|e| format!("write {file}: {e}"))?;
     run(
