@@ -20,10 +20,12 @@ pub const KERNEL_DATA_LEN: usize = 128;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelSyscall {
     /// `init_module(umod, len, uargs)`: args `[umod, len]`; `data` = `uargs` (string); no
-    /// name (the image is not read: `KERNEL_NAME_UNKNOWN`).
+    /// name (the image is not read: `KERNEL_NAME_UNKNOWN`). From LSM `kernel_load_data` the
+    /// args and `uargs` are read from the caller's saved registers (`KERNEL_DATA_UNREAD` when
+    /// they are not the syscall's).
     InitModule = 1,
     /// `finit_module(fd, uargs, flags)`: args `[fd, flags]`; `name` = the file's basename
-    /// (dentry), `data` = `uargs`.
+    /// (dentry), `data` = `uargs` (from LSM `kernel_read_file`: as for `InitModule`).
     FinitModule = 2,
     /// `delete_module(name, flags)`: args `[flags]`; `name` = the module name (user string).
     DeleteModule = 3,
@@ -250,7 +252,8 @@ pub const KERNEL_DATA_TRUNCATED: u32 = 2;
 pub const KERNEL_NAME_UNKNOWN: u32 = 4;
 /// Kernel flag: the `old` credentials could not be read.
 pub const KERNEL_CREDS_UNKNOWN: u32 = 8;
-/// Kernel flag: `data` could not be read from the caller's memory.
+/// Kernel flag: `data` could not be read from the caller's memory (or, for a module load
+/// seen by an LSM hook, its registers were not the syscall's): the event has no module args.
 pub const KERNEL_DATA_UNREAD: u32 = 16;
 
 /// The caller's credentials before the call (`current->cred`), for set*id and capset.

@@ -281,9 +281,10 @@ fn user_string_name(ptr: u64, rec: &mut KernelRecord) {
     }
 }
 
-/// A user string (module parameters) into `rec.data`.
+/// A user string (module parameters) into `rec.data` (also used by the LSM hooks' module
+/// loads, `module_args.rs`, so both records carry the parameters alike).
 #[inline(always)]
-fn user_string_data(ptr: u64, rec: &mut KernelRecord) {
+pub(crate) fn user_string_data(ptr: u64, rec: &mut KernelRecord) {
     if ptr == 0 {
         return;
     }

@@ -5,15 +5,20 @@
 //!
 //! | hook (args) | operation | record (`KernelSyscall`) |
 //! |---|---|---|
-//! | `kernel_read_file(file, id, contents)`, id `READING_MODULE` (2) / `READING_MODULE_COMPRESSED` (7) | module load (`finit_module`) | `FinitModule`, name = file basename |
+//! | `kernel_read_file(file, id, contents)`, id `READING_MODULE` (2) / `READING_MODULE_COMPRESSED` (7) | module load (`finit_module`) | `FinitModule`, name = file basename, args `[fd, flags]` and data = parameters from the caller's registers |
 //! | same, id `READING_KEXEC_IMAGE` (3) | kexec (`kexec_file_load`) | `KexecFileLoad`, name = file basename |
-//! | `kernel_load_data(id, contents)`, id `LOADING_MODULE` (2) | module load (`init_module`) | `InitModule`, name unknown |
+//! | `kernel_load_data(id, contents)`, id `LOADING_MODULE` (2) | module load (`init_module`) | `InitModule`, name unknown, args `[umod, len]` and data = parameters from the caller's registers |
 //! | same, id `LOADING_KEXEC_IMAGE` (3) | kexec (`kexec_load`) | `KexecLoad` |
 //! | `ptrace_access_check(child, mode)` with `PTRACE_MODE_ATTACH` | ptrace (attach, seize, `process_vm_*`, `/proc/PID/mem`) | `PtraceAccess`, args `[mode, target tgid]` |
 //! | `ptrace_traceme(parent)` | ptrace (`PTRACE_TRACEME`) | `PtraceTraceme`, args `[0, parent tgid]` |
 //!
-//! An earlier LSM's refusal is returned unchanged. Module parameters are not visible here, so
-//! a refused module load's record has none. A call refused before the LSM (no
+//! Module parameters are not arguments of these hooks: `module_args.rs` reads them (and the
+//! syscall's other arguments) from the caller's saved user registers, after checking the saved
+//! syscall number is `finit_module` / `init_module`, so the record carries them as the
+//! tracepoint's does; when that check fails (or off x86_64) the record has
+//! `KERNEL_DATA_UNREAD` and the event `kernel.module.args_unknown` instead of args.
+//!
+//! An earlier LSM's refusal is returned unchanged. A call refused before the LSM (no
 //! `CAP_SYS_MODULE`, a same-thread-group ptrace) is not reported.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
@@ -26,6 +31,7 @@ use enforcer_common::{
 use super::{
     Verdict,
     kernel_activity::{emit_kernel, op_plan, reset},
+    module_args::module_args,
 };
 use crate::{
     kernel,
@@ -74,6 +80,9 @@ fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) ->
                     Err(_) => rec.flags |= KERNEL_NAME_UNKNOWN,
                 }
             }
+        }
+        if op == KernelOp::ModuleLoad {
+            module_args(syscall, rec);
         }
         emit_kernel(rec, hook, &verdict);
     }

@@ -16,6 +16,7 @@ mod kernel_lsm;
 mod lifecycle;
 mod mmap_exec;
 mod mmap_hash;
+mod module_args;
 mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;

@@ -349,8 +349,14 @@ pub fn kernel_event(rec: &KernelRecord, ts: &str) -> Value {
             } else {
                 module.insert("name_unknown".into(), Value::Bool(true));
             }
-            if syscall != S::DeleteModule && h.hook == Hook::TpSysEnterKernel as u32 {
-                module.insert("args".into(), Value::from(text(data, data.len())));
+            // Both the tracepoint and the LSM hooks read the parameters; when they could not
+            // (`KERNEL_DATA_UNREAD`) the event says so rather than claiming none were given.
+            if syscall != S::DeleteModule {
+                if rec.flags & KERNEL_DATA_UNREAD != 0 {
+                    module.insert("args_unknown".into(), Value::Bool(true));
+                } else {
+                    module.insert("args".into(), Value::from(text(data, data.len())));
+                }
             }
             if syscall == S::DeleteModule {
                 module.insert("flags".into(), Value::from(rec.args[0]));
@@ -496,6 +502,35 @@ mod tests {
         assert_eq!(ev["kernel"]["module"]["args"], "allow_writes=on");
         assert_eq!(ev["hook"], "tp/syscalls/sys_enter_finit_module");
         assert_eq!(ev["process"]["comm"], "modprobe");
+    }
+
+    #[test]
+    fn an_lsm_module_load_has_its_args_and_unread_args_are_unknown() {
+        let mut rec = test_kernel_record();
+        rec.header.hook = Hook::LsmKernelReadFile as u32;
+        let ev = kernel_event(&rec, "t");
+        assert_eq!(ev["hook"], "lsm/kernel_read_file");
+        assert_eq!(ev["kernel"]["stage"], "permission_check");
+        assert_eq!(ev["kernel"]["module"]["args"], "allow_writes=on");
+        assert!(ev["kernel"]["module"].get("args_unknown").is_none());
+        for hook in [Hook::LsmKernelReadFile, Hook::TpSysEnterKernel] {
+            rec.header.hook = hook as u32;
+            rec.flags |= KERNEL_DATA_UNREAD;
+            rec.data_len = 0;
+            let ev = kernel_event(&rec, "t");
+            assert!(ev["kernel"]["module"].get("args").is_none(), "{ev}");
+            assert_eq!(ev["kernel"]["module"]["args_unknown"], true);
+            assert_eq!(ev["kernel"]["data_unread"], true);
+        }
+        rec.syscall = KernelSyscall::InitModule as u32;
+        rec.header.hook = Hook::LsmKernelLoadData as u32;
+        rec.flags = KERNEL_NAME_UNKNOWN;
+        rec.data[..12].copy_from_slice(b"kernel_ops=1");
+        rec.data_len = 12;
+        let ev = kernel_event(&rec, "t");
+        assert_eq!(ev["hook"], "lsm/kernel_load_data");
+        assert_eq!(ev["kernel"]["module"]["name_unknown"], true);
+        assert_eq!(ev["kernel"]["module"]["args"], "kernel_ops=1");
     }
 
     #[test]

@@ -881,7 +881,7 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         T::Str,
         Some(K::Kernel),
         "/kernel/module/args",
-        "Module parameters for module_load (e.g. `allow_writes=on`).",
+        "Module parameters for module_load (e.g. `allow_writes=on`); absent when they could not be read (the event then has `kernel.module.args_unknown`), so `!(kernel.module.args contains ...)` holds then.",
     ),
     f(
         "kernel.bpf.cmd",

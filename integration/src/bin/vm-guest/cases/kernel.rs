@@ -1,7 +1,8 @@
 //! Kernel-activity case (lsm tier), with the policy of `fixtures/vm-kernel.yaml`: a module
 //! load (`finit_module` of a file that is not a module, `init_module` of a bogus image) and a
 //! ptrace attach are refused with EPERM by LSM `kernel_read_file` / `kernel_load_data` /
-//! `ptrace_access_check` (a `deny` record from the hook, once); a module unload, a bpf map
+//! `ptrace_access_check` (a `deny` record from the hook, once, the module loads' with the
+//! parameters kernel-ops passed, read from its registers); a module unload, a bpf map
 //! creation, credential changes, unshare and kexec are reported by the tracepoint (alerts).
 //! Before the engine starts and after it stops, the same module load fails with another error
 //! (the kernel's own, not EPERM), so the EPERM is the rule's.
@@ -88,12 +89,15 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
             "finit_module deny",
             deny("deny-module-load", "finit_module"),
         )?;
+        // The parameters come from the caller's registers (`module_args.rs`): kernel-ops
+        // passes `allow_writes=on` to finit_module and `kernel_ops=1` to init_module.
         if d["event"]["hook"] != "lsm/kernel_read_file"
             || d["event"]["kernel"]["module"]["file"] != "busybox"
+            || d["event"]["kernel"]["module"]["args"] != "allow_writes=on"
             || d["event"]["process"]["pid"] != finit["pid"]
         {
             return Err(format!(
-                "finit_module deny without its hook, file or pid: {d}"
+                "finit_module deny without its hook, file, args or pid: {d}"
             ));
         }
         let d = engine.wait_record(
@@ -101,8 +105,13 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
             "init_module deny",
             deny("deny-module-load", "init_module"),
         )?;
-        if d["event"]["hook"] != "lsm/kernel_load_data" {
-            return Err(format!("init_module deny not from kernel_load_data: {d}"));
+        if d["event"]["hook"] != "lsm/kernel_load_data"
+            || d["event"]["kernel"]["module"]["args"] != "kernel_ops=1"
+            || d["event"]["process"]["pid"] != init["pid"]
+        {
+            return Err(format!(
+                "init_module deny not from kernel_load_data, or without its args or pid: {d}"
+            ));
         }
         let d = engine.wait_record(
             RECORD_TIMEOUT,

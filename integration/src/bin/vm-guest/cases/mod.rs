@@ -123,6 +123,10 @@ pub(crate) const ALL: &[Case] = &[
         run: msr::lsm_msr,
     },
     Case {
+        name: "lsm_msr_hook",
+        run: msr::lsm_msr_hook,
+    },
+    Case {
         name: "lsm_crash_pinned",
         run: crash::lsm_crash_pinned,
     },

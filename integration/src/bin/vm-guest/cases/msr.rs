@@ -9,6 +9,14 @@
 //! rule acting is `msr-allow-writes-cmdline` (an alert: the loader's argv says
 //! `allow_writes=on`, as modprobe's does), and nothing is denied or killed. The module is
 //! unloaded at the end.
+//!
+//! Two variants: `lsm_msr` with the shipped policy alone (no rule acts on module loads in the
+//! kernel, so the `sys_enter_finit_module` tracepoint reports the load), and `lsm_msr_hook`
+//! with the shipped policy plus `module-load-hook` ([`HOOK_POLICY`]), a `deny` of every module load in `monitor`
+//! mode: the plan then acts on module loads, so LSM `kernel_read_file` reports the load
+//! (`would_deny`, the load goes on) and the tracepoint leaves it to the hook. That record must
+//! carry the parameters too (read from the loader's registers), so `msr-module-load-writes`
+//! fires on it and `kernel-module-load-msr` (msr without `allow_writes=on`) does not.
 
 use std::{
     io::Write as _,
@@ -51,20 +59,95 @@ fn module_path() -> Result<String, String> {
     }
 }
 
-/// See the module documentation.
+/// Where `lsm_msr_hook` writes its policy: a copy of the shipped one plus [`HOOK_POLICY`].
+const HOOK_POLICY_DIR: &str = "/tmp/msr-hook-policy";
+/// The test rule `module-load-hook` that `lsm_msr_hook` adds to the shipped policy.
+const HOOK_POLICY: &str = "version: 1
+rules:
+  - id: module-load-hook
+    description: >-
+      Test rule of the VM case lsm_msr_hook: every module load is refused in the LSM hook, in
+      monitor mode, so the hook reports the load and the load goes on. False-positive risk:
+      every module load (test only).
+    severity: low
+    expression: kernel.op == \"module_load\"
+    action: deny
+    mode: monitor
+";
+
+/// What differs between the two variants.
+struct Variant {
+    /// Guest policy file or directory.
+    policy: &'static str,
+    /// The program whose record the module load's actions carry.
+    load_hook: &'static str,
+    /// Actions on the fixture's processes besides the four alerts both variants expect.
+    extra_actions: &'static [&'static str],
+}
+
+/// The shipped policy alone: the tracepoint reports the module load; see the module
+/// documentation.
 pub(crate) fn lsm_msr(ctx: &Ctx) -> Result<(), String> {
+    run(
+        ctx,
+        &Variant {
+            policy: layout::DEFAULT_POLICY_DIR,
+            load_hook: "tp/syscalls/sys_enter_finit_module",
+            extra_actions: &[],
+        },
+    )
+}
+
+/// The shipped policy plus `module-load-hook`: LSM `kernel_read_file` reports the module load, with
+/// its parameters; see the module documentation.
+pub(crate) fn lsm_msr_hook(ctx: &Ctx) -> Result<(), String> {
+    copy_dir(
+        Path::new(layout::DEFAULT_POLICY_DIR),
+        Path::new(HOOK_POLICY_DIR),
+    )?;
+    let file = format!("{HOOK_POLICY_DIR}/90-module-load-hook.yaml");
+    std::fs::write(&file, HOOK_POLICY).map_err(|e| format!("write {file}: {e}"))?;
+    run(
+        ctx,
+        &Variant {
+            policy: HOOK_POLICY_DIR,
+            load_hook: "lsm/kernel_read_file",
+            extra_actions: &["would_deny module-load-hook"],
+        },
+    )
+}
+
+/// Copies the files of `from` (and of its subdirectories) to `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("mkdir {}: {e}", to.display()))?;
+    let entries =
+        std::fs::read_dir(from).map_err(|e| format!("read_dir {}: {e}", from.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("read_dir {}: {e}", from.display()))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)
+                .map_err(|e| format!("copy {} to {}: {e}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn run(ctx: &Ctx, variant: &Variant) -> Result<(), String> {
     require_engine()?;
     let module = module_path()?;
     if Path::new("/sys/module/msr").exists() {
         return Err("msr is already loaded (or built in) before the case".to_owned());
     }
     let mut engine = Engine::start_with(
-        layout::DEFAULT_POLICY_DIR,
+        variant.policy,
         "block",
         Path::new(AUDIT),
         Path::new("/tmp/enforcer-msr.log"),
     )?;
-    let result = while_attached(ctx, &mut engine, &module);
+    let result = while_attached(ctx, &mut engine, &module, variant);
     if result.is_err() {
         dump(ctx, &engine);
     }
@@ -85,7 +168,12 @@ pub(crate) fn lsm_msr(ctx: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
-fn while_attached(ctx: &Ctx, engine: &mut Engine, module: &str) -> Result<(), String> {
+fn while_attached(
+    ctx: &Ctx,
+    engine: &mut Engine,
+    module: &str,
+    variant: &Variant,
+) -> Result<(), String> {
     let start = engine.wait_started(START_TIMEOUT)?;
     expect_field(&start, "tier", "lsm")?;
 
@@ -128,7 +216,8 @@ fn while_attached(ctx: &Ctx, engine: &mut Engine, module: &str) -> Result<(), St
         audit::is_action(r, "alert", "msr-module-load-writes")
     })?;
     let k = &a["event"]["kernel"];
-    if k["op"] != "module_load"
+    if a["event"]["hook"] != variant.load_hook
+        || k["op"] != "module_load"
         || k["syscall"] != "finit_module"
         || k["module"]["name"] != "msr"
         || k["module"]["file"] != "msr.ko"
@@ -138,9 +227,15 @@ fn while_attached(ctx: &Ctx, engine: &mut Engine, module: &str) -> Result<(), St
         || a["event"]["process"]["pid"] != load["pid"]
     {
         return Err(format!(
-            "msr-module-load-writes alert without the module, its args or the loader's pid: {a}"
+            "msr-module-load-writes alert not from {} or without the module, its args or the \
+             loader's pid: {a}",
+            variant.load_hook
         ));
     }
+    ctx.log(format!(
+        "msr-module-load-writes from {} with args {}",
+        variant.load_hook, k["module"]["args"]
+    ));
     for (rule, path) in [
         ("msr-allow-writes-sysfs", SYSFS_PARAM),
         ("msr-device-write", DEVICE),
@@ -183,12 +278,27 @@ fn while_attached(ctx: &Ctx, engine: &mut Engine, module: &str) -> Result<(), St
     acted.dedup();
     // The loader's command line carries `allow_writes=on`, as modprobe's would: the exec rule
     // `msr-allow-writes-cmdline` alerts on it too.
-    let want = [
+    let mut want = vec![
         "alert msr-allow-writes-cmdline",
         "alert msr-allow-writes-sysfs",
         "alert msr-device-write",
         "alert msr-module-load-writes",
     ];
+    want.extend_from_slice(variant.extra_actions);
+    want.sort_unstable();
+    // The load is reported once, by the variant's program.
+    let loads: Vec<&str> = records
+        .iter()
+        .filter(|r| audit::is_type(r, "action"))
+        .filter(|r| r["event"]["kernel"]["op"] == "module_load")
+        .filter_map(|r| r["event"]["hook"].as_str())
+        .collect();
+    if loads.iter().any(|hook| *hook != variant.load_hook) {
+        return Err(format!(
+            "module-load actions from {loads:?}, want only {}",
+            variant.load_hook
+        ));
+    }
     if acted != want {
         return Err(format!("actions on the fixture: {acted:?}, want {want:?}"));
     }
