@@ -111,11 +111,7 @@ pub fn write(
     disarmed: &HashSet<u32>,
 ) -> Result<usize, PlanError> {
     let map = FILE_WATCH;
-    let mut hash: HashMap<_, FileWatchKey, PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let mut hash: HashMap<_, FileWatchKey, PlanVerdict> = super::plan_sync::plan_map(ebpf, map)?;
     let mut written = 0;
     for entry in &plan.file_watches {
         let Some((key, verdict)) = entry_kv(rules, entry, generation, disarmed) else {

@@ -16,14 +16,7 @@ use super::plan_sync::PlanError;
 /// Writes the identity of every `paths` entry that exists into `NEVER_KILL`; returns the paths
 /// that could not be read, with the reason (the engine warns about them).
 pub fn write(ebpf: &mut Ebpf, paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, PlanError> {
-    let mut map: HashMap<_, FileId, u32> = ebpf
-        .map_mut(NEVER_KILL)
-        .ok_or(PlanError::MissingMap(NEVER_KILL))?
-        .try_into()
-        .map_err(|source| PlanError::Map {
-            map: NEVER_KILL,
-            source,
-        })?;
+    let mut map: HashMap<_, FileId, u32> = super::plan_sync::plan_map(ebpf, NEVER_KILL)?;
     let mut missing = Vec::new();
     for path in paths {
         match std::fs::metadata(path) {

@@ -60,6 +60,17 @@ pub enum PlanError {
     },
 }
 
+/// The plan map `map` of `ebpf` as the aya map type `M` (hash map, array or LPM trie).
+pub(super) fn plan_map<'e, M>(ebpf: &'e mut Ebpf, map: &'static str) -> Result<M, PlanError>
+where
+    M: TryFrom<&'e mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    ebpf.map_mut(map)
+        .ok_or(PlanError::MissingMap(map))?
+        .try_into()
+        .map_err(|source| PlanError::Map { map, source })
+}
+
 /// The kernel action bits of a rule, 0 when it only alerts.
 fn action_bits(rule: &RuleInfo) -> u32 {
     let mut bits = 0;
@@ -121,11 +132,7 @@ fn write_map<const N: usize, K: aya::Pod>(
     ctx: Ctx<'_>,
     key: fn([u8; N]) -> K,
 ) -> Result<usize, PlanError> {
-    let mut hash: HashMap<_, K, PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let mut hash: HashMap<_, K, PlanVerdict> = plan_map(ebpf, map)?;
     let mut written = 0;
     for entry in entries {
         let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
@@ -234,11 +241,7 @@ fn settings_map(
     ebpf: &mut Ebpf,
 ) -> Result<(Array<&mut aya::maps::MapData, PlanSettings>, PlanSettings), PlanError> {
     let map = PLAN_SETTINGS;
-    let array: Array<_, PlanSettings> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let array: Array<_, PlanSettings> = plan_map(ebpf, map)?;
     let current = array.get(&0, 0).unwrap_or_default();
     Ok((array, current))
 }
@@ -300,11 +303,7 @@ pub fn parse_sha256(hex: &str) -> Option<[u8; SHA256_LEN]> {
 /// before the new image exists; the caller of execve is not killed, as for inode verdicts).
 fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<usize, PlanError> {
     let map = EXEC_HASH_PLAN;
-    let mut hash: HashMap<_, HashKey, PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let mut hash: HashMap<_, HashKey, PlanVerdict> = plan_map(ebpf, map)?;
     let mut written = 0;
     for entry in entries {
         let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
@@ -331,11 +330,7 @@ fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<
 /// searched under the new schemes), then `EXEC_SCHEME_PLAN`; returns the scheme entries.
 fn write_schemes(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize, PlanError> {
     let map = EXEC_ARGS_SPARED;
-    let mut spared: HashMap<_, NameKey, u32> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let mut spared: HashMap<_, NameKey, u32> = plan_map(ebpf, map)?;
     for name in &plan.exec_args_spared {
         let key = padded::<NAME_LEN>(name.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
             map,
@@ -347,11 +342,7 @@ fn write_schemes(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usi
             .map_err(|source| PlanError::Map { map, source })?;
     }
     let map = EXEC_SCHEME_PLAN;
-    let mut hash: HashMap<_, SchemeKey, PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let mut hash: HashMap<_, SchemeKey, PlanVerdict> = plan_map(ebpf, map)?;
     let mut written = 0;
     for entry in &plan.exec_arg_schemes {
         let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
@@ -377,11 +368,7 @@ fn write_dns(
     entries: &[PlanEntry],
     ctx: Ctx<'_>,
 ) -> Result<usize, PlanError> {
-    let mut hash: HashMap<_, u64, PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let mut hash: HashMap<_, u64, PlanVerdict> = plan_map(ebpf, map)?;
     for entry in entries {
         let verdict = verdict_or_stop(ctx, &entry.rules);
         hash.insert(name_hash(entry.value.as_bytes()), verdict, 0)
@@ -423,11 +410,7 @@ fn set_connect_key(
         key: Key<[u8; N]>,
         verdict: Option<PlanVerdict>,
     ) -> Result<(), PlanError> {
-        let mut trie: LpmTrie<_, [u8; N], PlanVerdict> = ebpf
-            .map_mut(map)
-            .ok_or(PlanError::MissingMap(map))?
-            .try_into()
-            .map_err(|source| PlanError::Map { map, source })?;
+        let mut trie: LpmTrie<_, [u8; N], PlanVerdict> = plan_map(ebpf, map)?;
         match verdict {
             Some(v) => trie.insert(&key, v, 0),
             None => trie.remove(&key),
@@ -534,11 +517,7 @@ fn write_kernel_ops(
     ctx: Ctx<'_>,
 ) -> Result<usize, PlanError> {
     let map = KERNEL_OP_PLAN;
-    let mut array: Array<_, PlanVerdict> = ebpf
-        .map_mut(map)
-        .ok_or(PlanError::MissingMap(map))?
-        .try_into()
-        .map_err(|source| PlanError::Map { map, source })?;
+    let mut array: Array<_, PlanVerdict> = plan_map(ebpf, map)?;
     let mut slots = [None; KERNEL_OP_SLOTS as usize];
     for entry in entries {
         let Some(op) = KernelOp::from_name(&entry.value) else {
