@@ -5,11 +5,10 @@
 //! return).
 //!
 //! The arguments are copied into [`ArgsScratch::buf`] after [`SCHEME_LEN`] zero bytes, and a
-//! `bpf_loop` ([`word_step`]) walks them eight bytes at a time with its state in the scratch
-//! (map memory, see ARCHITECTURE.md's verifier lessons): a word with no `:` (and, until
-//! `argv[0]`'s NUL is found, no NUL) costs two word tests; a byte loop examines the others.
-//! (One callback per byte cost 6-7 us for a 330-byte command line on the 2-vCPU host: an
-//! indirect call per byte.) Bytes up to the first NUL (`argv[0]`) are skipped: `exec.args`
+//! `bpf_loop` ([`step`]) walks them with a cursor in the scratch (map memory, see
+//! ARCHITECTURE.md's verifier lessons): a word with no `:` (and, until `argv[0]`'s NUL is
+//! found, no NUL) is skipped in one step; the bytes of the other words one step each. (One
+//! step per byte cost 6-7 us for a 330-byte command line on the 2-vCPU host.) Bytes up to the first NUL (`argv[0]`) are skipped: `exec.args`
 //! does not hold it. At each `://` the bytes before it are looked up in `EXEC_SCHEME_PLAN`
 //! one length after the other (1 to [`SCHEME_LEN`] bytes, right-aligned keys), stopping at a
 //! NUL (the start of the argument): at most [`SCHEME_LEN`] look-ups per `://`, none for a
@@ -42,13 +41,15 @@ pub(crate) struct ArgsScratch {
     /// Position of the NUL that ends `argv[0]` (0: not found yet; it is never at 0, the
     /// zero prefix comes first).
     argv0_end: u64,
+    /// Next position the walk examines.
+    cursor: u64,
     /// The look-up key being built.
     key: SchemeKey,
     /// The verdict found (`actions == 0`: none yet).
     found: PlanVerdict,
 }
 
-/// What `bpf_loop` hands to [`word_step`]: a stack pointer to the scratch.
+/// What `bpf_loop` hands to [`step`]: a stack pointer to the scratch.
 #[repr(C)]
 struct LoopCtx {
     scratch: *mut ArgsScratch,
@@ -96,46 +97,46 @@ fn lookup_before(s: &mut ArgsScratch, pos: usize) -> bool {
     false
 }
 
-/// One 8-byte word of the walk, word `index` of the copied arguments: a word with neither a
-/// `:` nor (before `argv[0]`'s end is known) a NUL is skipped with two word tests; otherwise
-/// its bytes are examined one by one. Returns 1 to stop.
+/// One step of the walk at `ArgsScratch::cursor`: at a word boundary, a word with neither a
+/// `:` nor (before `argv[0]`'s end is known) a NUL is skipped whole; otherwise one byte is
+/// examined. The callback stays small (6.1 verifies it once per state the program reaches
+/// `bpf_loop` in: a byte loop inside it took 537k instructions). Returns 1 to stop.
 ///
 /// # Safety
 /// `ctx` is the `LoopCtx` [`find_scheme`] passes to `bpf_loop`.
-unsafe extern "C" fn word_step(index: u64, ctx: *mut c_void) -> i64 {
+unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes back the pointer find_scheme gave it, to a live LoopCtx whose
     // scratch pointer comes from a successful per-CPU array look-up.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
-    let start = (SCHEME_LEN + (core::hint::black_box(index) as usize) * 8) & POS_MASK & !7;
-    if start as u64 >= s.end {
+    let pos = (core::hint::black_box(s.cursor) as usize) & POS_MASK;
+    if pos as u64 + 2 >= s.end {
         return 1;
     }
-    // SAFETY: `start` is a multiple of 8 below BUF_LEN - 7 and `buf` is 8-byte aligned, so
-    // the word is inside the buffer and aligned.
-    let word = unsafe { core::ptr::read(s.buf.as_ptr().add(start).cast::<u64>()) };
-    let looking_for_nul = s.argv0_end == 0;
-    if !has_zero_byte(word ^ splat(b':')) && !(looking_for_nul && has_zero_byte(word)) {
+    if pos.is_multiple_of(8) {
+        let start = pos & POS_MASK & !7;
+        // SAFETY: `start` is a multiple of 8 below BUF_LEN - 7 and `buf` is 8-byte aligned,
+        // so the word is inside the buffer and aligned.
+        let word = unsafe { core::ptr::read(s.buf.as_ptr().add(start).cast::<u64>()) };
+        let nul_pending = s.argv0_end == 0 && has_zero_byte(word);
+        if !has_zero_byte(word ^ splat(b':')) && !nul_pending {
+            s.cursor = (pos + 8) as u64;
+            return 0;
+        }
+    }
+    s.cursor = (pos + 1) as u64;
+    let b = at(&s.buf, pos);
+    if s.argv0_end == 0 {
+        if b == 0 {
+            s.argv0_end = pos as u64;
+        }
         return 0;
     }
-    let mut k = 0;
-    while k < 8 {
-        let pos = start + k;
-        if pos as u64 + 2 >= s.end {
-            return 1;
-        }
-        let b = at(&s.buf, pos);
-        if s.argv0_end == 0 {
-            if b == 0 {
-                s.argv0_end = pos as u64;
-            }
-        } else if b == b':'
-            && at(&s.buf, pos + 1) == b'/'
-            && at(&s.buf, pos + 2) == b'/'
-            && lookup_before(s, pos)
-        {
-            return 1;
-        }
-        k += 1;
+    if b == b':'
+        && at(&s.buf, pos + 1) == b'/'
+        && at(&s.buf, pos + 2) == b'/'
+        && lookup_before(s, pos)
+    {
+        return 1;
     }
     0
 }
@@ -171,13 +172,14 @@ pub(crate) fn find_scheme(args: (u64, u64)) -> Option<PlanVerdict> {
     }
     s.end = (SCHEME_LEN + len) as u64;
     s.argv0_end = 0;
+    s.cursor = SCHEME_LEN as u64;
     s.found.actions = 0;
     let mut ctx = LoopCtx { scratch: s };
-    // SAFETY: the callback and its context follow bpf_loop's contract (see word_step).
+    // SAFETY: the callback and its context follow bpf_loop's contract (see step).
     unsafe {
         bpf_loop(
-            len.div_ceil(8) as u32,
-            word_step as *const () as *mut c_void,
+            len as u32,
+            step as *const () as *mut c_void,
             (&mut ctx as *mut LoopCtx).cast(),
             0,
         );
