@@ -258,6 +258,14 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     kill(bench.marker_exec(f2.name, f2.args), f2.fixture);
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
+    // F2 evading the kernel's copy of the command line (`ARGS_LEN`, 512 bytes) with a padding
+    // argument first: the kernel's argument plan cannot see the URL; userspace completes the
+    // arguments from /proc and kills after the fact.
+    let padded_url = "svc-padded-url";
+    let pad = "x".repeat(600);
+    let args = ["--", pad.as_str(), f2.args[1]];
+    kill(bench.miner(engine, padded_url, &args, f2.rule), "F2 padded");
+    expect(f2.fixture, Some(padded_url), f2.rule, false);
     // F4: a renamed miner configured only by its environment: killed in userspace.
     let f4 = catalog::ENV_MINER;
     kill(bench.env_miner(engine, &f4, f4.name, 0), f4.fixture);

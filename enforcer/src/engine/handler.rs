@@ -156,7 +156,8 @@ impl<'p> Handler<'p> {
                 if observed && let Decoded::Exec(exec) = &record {
                     let proc_root = std::path::Path::new("/proc");
                     crate::pipeline::exec_event::add_cwd(&mut event, proc_root, header.tgid);
-                    crate::enrich::environ::complete_envs(&mut event, proc_root, header.tgid);
+                    crate::enrich::exec_blocks::complete_envs(&mut event, proc_root, header.tgid);
+                    crate::enrich::exec_blocks::complete_args(&mut event, proc_root, header.tgid);
                     return self.report_exec(&header, exec, event, sink);
                 }
                 self.report(&header, event, observed, sink)

@@ -1,17 +1,18 @@
-//! Completes an exec environment the kernel truncated. The exec record carries the first
-//! `ENV_LEN` (2 KiB) bytes of the environment block; a miner configured by variables (F4)
-//! could push `POOL_URL=` past them with padding. When the record says `env_truncated`, the
-//! whole block is read from `/proc/<tgid>/environ` (at most [`ENVIRON_CAP`] bytes) and
-//! replaces `exec.envs` when it starts with the entries the kernel copied (the same process
-//! image: not a reused PID). Best effort, after the exec: a process that is gone, or that
-//! rewrote its environment in memory before the read, keeps the kernel's prefix; the event
-//! says which source it carries (`exec.env_source`: `kernel` or `proc`).
+//! Completes an exec's arguments and environment the kernel truncated. The exec record carries
+//! the first `ARGS_LEN` (512) bytes of the command line and the first `ENV_LEN` (2 KiB) of the
+//! environment block; a miner could push its pool URL past them with padding (F2 and F4
+//! "padded"). When the record says so (`exec.truncated.args`, `exec.env_truncated`), the whole
+//! block is read from `/proc/<tgid>/cmdline` or `environ` (at most [`ENVIRON_CAP`] bytes) and
+//! replaces the kernel's copy when it starts with the entries the kernel copied (the same
+//! process image: not a reused PID). Best effort, after the exec: a process that is gone, or
+//! that rewrote the block in memory before the read, keeps the kernel's prefix; the event says
+//! which source it carries (`exec.args_source`, `exec.env_source`: `kernel` or `proc`).
 
 use std::{io::Read as _, path::Path};
 
 use serde_json::Value;
 
-/// Most environment bytes read from `/proc` (the rest is flagged `env_truncated`).
+/// Most bytes of one block read from `/proc` (the rest is flagged truncated).
 pub const ENVIRON_CAP: usize = 64 * 1024;
 
 /// Replaces a truncated `exec.envs` of `event` by the environment of process `tgid` under
@@ -28,7 +29,8 @@ pub fn complete_envs(event: &mut Value, proc_root: &Path, tgid: u32) {
         Some(Value::Array(envs)) => envs.iter().filter_map(Value::as_str).collect(),
         _ => return,
     };
-    let Some((entries, truncated)) = read_environ(&proc_root.join(tgid.to_string())) else {
+    let Some((entries, truncated)) = read_block(&proc_root.join(tgid.to_string()), "environ")
+    else {
         exec.insert("env_source".into(), Value::from("kernel"));
         return;
     };
@@ -41,10 +43,42 @@ pub fn complete_envs(event: &mut Value, proc_root: &Path, tgid: u32) {
     exec.insert("env_source".into(), Value::from("proc"));
 }
 
-/// The entries of `<proc_dir>/environ` (at most [`ENVIRON_CAP`] bytes) and whether there was
-/// more; `None` when it cannot be read.
-fn read_environ(proc_dir: &Path) -> Option<(Vec<String>, bool)> {
-    let file = std::fs::File::open(proc_dir.join("environ")).ok()?;
+/// Replaces a truncated `exec.argv0` and `exec.args` of `event` by the command line of process
+/// `tgid` under `proc_root`, when it starts with the kernel's entries (`argv[0]` first).
+/// Leaves events whose arguments are complete or absent as they are.
+pub fn complete_args(event: &mut Value, proc_root: &Path, tgid: u32) {
+    let Some(Value::Object(exec)) = event.get_mut("exec") else {
+        return;
+    };
+    if exec.get("truncated").and_then(|t| t.get("args")) != Some(&Value::Bool(true)) {
+        return;
+    }
+    let Some(argv0) = exec.get("argv0").and_then(Value::as_str) else {
+        return;
+    };
+    let mut kernel = vec![argv0];
+    if let Some(Value::Array(args)) = exec.get("args") {
+        kernel.extend(args.iter().filter_map(Value::as_str));
+    }
+    let completed = read_block(&proc_root.join(tgid.to_string()), "cmdline")
+        .filter(|(entries, _)| starts_with_kernel_entries(entries, &kernel));
+    let Some((mut entries, truncated)) = completed else {
+        exec.insert("args_source".into(), Value::from("kernel"));
+        return;
+    };
+    let args = entries.split_off(1);
+    exec.insert("argv0".into(), Value::from(entries.pop()));
+    exec.insert("args".into(), Value::from(args));
+    if let Some(Value::Object(flags)) = exec.get_mut("truncated") {
+        flags.insert("args".into(), Value::from(truncated));
+    }
+    exec.insert("args_source".into(), Value::from("proc"));
+}
+
+/// The entries of `<proc_dir>/<file>` (NUL separated, at most [`ENVIRON_CAP`] bytes) and
+/// whether there was more; `None` when it cannot be read.
+fn read_block(proc_dir: &Path, file: &str) -> Option<(Vec<String>, bool)> {
+    let file = std::fs::File::open(proc_dir.join(file)).ok()?;
     let mut bytes = Vec::new();
     file.take(ENVIRON_CAP as u64 + 1)
         .read_to_end(&mut bytes)
@@ -141,6 +175,40 @@ mod tests {
         let before = none.clone();
         complete_envs(&mut none, root.path(), 7);
         assert_eq!(none, before);
+    }
+
+    #[test]
+    fn truncated_arguments_are_completed_from_the_command_line() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("7");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("cmdline"),
+            b"kworker\0--\0xxxxxxxx\0--url=stratum+tcp://p:3333\0",
+        )
+        .unwrap();
+        let mut event = json!({ "exec": {
+            "argv0": "kworker", "args": ["--", "xxx"], "truncated": { "args": true } } });
+        complete_args(&mut event, root.path(), 7);
+        assert_eq!(event["exec"]["argv0"], "kworker");
+        assert_eq!(
+            event["exec"]["args"],
+            json!(["--", "xxxxxxxx", "--url=stratum+tcp://p:3333"])
+        );
+        assert_eq!(event["exec"]["truncated"]["args"], false);
+        assert_eq!(event["exec"]["args_source"], "proc");
+        // Another image under the pid (argv[0] differs): the kernel's prefix stays.
+        let mut other = json!({ "exec": {
+            "argv0": "other", "args": ["--"], "truncated": { "args": true } } });
+        complete_args(&mut other, root.path(), 7);
+        assert_eq!(other["exec"]["args"], json!(["--"]));
+        assert_eq!(other["exec"]["args_source"], "kernel");
+        // Complete arguments are left alone.
+        let mut complete = json!({ "exec": {
+            "argv0": "kworker", "args": ["--"], "truncated": { "args": false } } });
+        let before = complete.clone();
+        complete_args(&mut complete, root.path(), 7);
+        assert_eq!(complete, before);
     }
 
     #[test]
