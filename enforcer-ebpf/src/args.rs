@@ -8,11 +8,11 @@
 //! `bpf_loop` ([`step`]) walks them with a cursor in the scratch (map memory, see
 //! ARCHITECTURE.md's verifier lessons): a word with no `:` (and, until `argv[0]`'s NUL is
 //! found, no NUL) is skipped in one step; the bytes of the other words one step each. (One
-//! step per byte cost 6-7 us for a 330-byte command line on the 2-vCPU host.) Bytes up to the first NUL (`argv[0]`) are skipped: `exec.args`
-//! does not hold it. At each `://` the bytes before it are looked up in `EXEC_SCHEME_PLAN`
-//! one length after the other (1 to [`SCHEME_LEN`] bytes, right-aligned keys), stopping at a
-//! NUL (the start of the argument): at most [`SCHEME_LEN`] look-ups per `://`, none for a
-//! command line without one.
+//! step per byte cost 6-7 us for a 330-byte command line on the 2-vCPU host.) Bytes up to the
+//! first NUL (`argv[0]`) are skipped: `exec.args` does not hold it. At each `://` the bytes
+//! before it are looked up in `EXEC_SCHEME_PLAN` one length after the other (1 to
+//! [`SCHEME_LEN`] bytes, right-aligned keys), stopping at a NUL (the start of the argument):
+//! at most [`SCHEME_LEN`] look-ups per `://`, none for a command line without one.
 
 use core::ffi::c_void;
 

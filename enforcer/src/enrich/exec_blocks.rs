@@ -2,18 +2,20 @@
 //! the first `ARGS_LEN` (512) bytes of the command line and the first `ENV_LEN` (2 KiB) of the
 //! environment block; a miner could push its pool URL past them with padding (F2 and F4
 //! "padded"). When the record says so (`exec.truncated.args`, `exec.env_truncated`), the whole
-//! block is read from `/proc/<tgid>/cmdline` or `environ` (at most [`ENVIRON_CAP`] bytes) and
+//! block is read from `/proc/<tgid>/cmdline` or `environ` (at most [`PROC_BLOCK_CAP`] bytes) and
 //! replaces the kernel's copy when it starts with the entries the kernel copied (the same
 //! process image: not a reused PID). Best effort, after the exec: a process that is gone, or
 //! that rewrote the block in memory before the read, keeps the kernel's prefix; the event says
 //! which source it carries (`exec.args_source`, `exec.env_source`: `kernel` or `proc`).
 
-use std::{io::Read as _, path::Path};
+use std::path::Path;
 
 use serde_json::Value;
 
+use super::proc_read::{nul_entries, read_bounded};
+
 /// Most bytes of one block read from `/proc` (the rest is flagged truncated).
-pub const ENVIRON_CAP: usize = 64 * 1024;
+pub const PROC_BLOCK_CAP: usize = 64 * 1024;
 
 /// Replaces a truncated `exec.envs` of `event` by the environment of process `tgid` under
 /// `proc_root`, when that environment starts with the kernel's entries. Leaves events whose
@@ -75,25 +77,13 @@ pub fn complete_args(event: &mut Value, proc_root: &Path, tgid: u32) {
     exec.insert("args_source".into(), Value::from("proc"));
 }
 
-/// The entries of `<proc_dir>/<file>` (NUL separated, at most [`ENVIRON_CAP`] bytes) and
+/// The entries of `<proc_dir>/<file>` (NUL separated, at most [`PROC_BLOCK_CAP`] bytes) and
 /// whether there was more; `None` when it cannot be read.
 fn read_block(proc_dir: &Path, file: &str) -> Option<(Vec<String>, bool)> {
-    let file = std::fs::File::open(proc_dir.join(file)).ok()?;
-    let mut bytes = Vec::new();
-    file.take(ENVIRON_CAP as u64 + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    let truncated = bytes.len() > ENVIRON_CAP;
-    bytes.truncate(ENVIRON_CAP);
-    let block = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
-    if block.is_empty() {
-        return Some((Vec::new(), truncated));
-    }
-    let entries = block
-        .split(|&b| b == 0)
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect();
-    Some((entries, truncated))
+    let mut bytes = read_bounded(&proc_dir.join(file), PROC_BLOCK_CAP as u64 + 1)?;
+    let truncated = bytes.len() > PROC_BLOCK_CAP;
+    bytes.truncate(PROC_BLOCK_CAP);
+    Some((nul_entries(&bytes), truncated))
 }
 
 /// Whether `entries` starts with the kernel's: each complete kernel entry equal, the last one
@@ -214,13 +204,13 @@ mod tests {
     #[test]
     fn the_read_is_capped_and_the_cap_is_flagged() {
         let mut environ = b"A=".to_vec();
-        environ.resize(ENVIRON_CAP + 100, b'x');
+        environ.resize(PROC_BLOCK_CAP + 100, b'x');
         let root = proc_with(7, &environ);
         let mut event = truncated_event(&["A=xx"]);
         complete_envs(&mut event, root.path(), 7);
         assert_eq!(event["exec"]["env_truncated"], true);
         assert_eq!(event["exec"]["env_source"], "proc");
         let envs = event["exec"]["envs"].as_array().unwrap();
-        assert_eq!(envs[0].as_str().unwrap().len(), ENVIRON_CAP);
+        assert_eq!(envs[0].as_str().unwrap().len(), PROC_BLOCK_CAP);
     }
 }

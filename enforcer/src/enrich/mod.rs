@@ -7,6 +7,7 @@
 //! | [`process_cache`] | process records by tgid (exe, argv, comm, uid, cgroup, container, exit), their identity under PID reuse (`(tgid, start time)`), the ancestor walk, the memory bound and eviction policy, reading `/proc` to seed and on a miss |
 //! | [`container`] | container id and runtime from a cgroup path; choosing the cgroup path in `/proc/<pid>/cgroup` |
 //! | [`cgroup_paths`] | cgroup id -> path, so an exec in a known cgroup reads nothing from `/proc` |
+//! | `proc_read` | bounded reads of `/proc` files and their NUL-separated blocks |
 //! | [`exec_blocks`] | completing a truncated exec command line or environment from `/proc/<pid>/cmdline`, `environ` |
 //! | [`process_json`] | the JSON shape of process records that the policy evaluator reads (`process.*`, `process.ancestors.*`) |
 //! | [`Enricher`] | the facade the handler holds: a cache and the ancestor depth, producing a `process` object with `ancestors` and `container` |
@@ -15,6 +16,7 @@ mod cgroup_paths;
 pub mod container;
 pub mod exec_blocks;
 mod observe;
+mod proc_read;
 pub mod process_cache;
 pub mod process_json;
 

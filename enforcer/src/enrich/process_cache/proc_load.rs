@@ -3,7 +3,6 @@
 //! Every read is bounded: `cmdline` to [`ARGV_MAX_BYTES`] (+1 to notice a cut), `status` to
 //! 16 KiB, `cgroup` to 64 KiB.
 
-use std::io::Read as _;
 use std::path::Path;
 
 use procfs::process::Process;
@@ -13,6 +12,7 @@ use super::{
     bound_argv, cut,
 };
 use crate::enrich::container::{cgroup_path_of, container_id};
+use crate::enrich::proc_read::{nul_entries, read_bounded};
 
 /// Bytes of `/proc/<pid>/status` read at most.
 const MAX_STATUS: u64 = 16 * 1024;
@@ -26,14 +26,6 @@ pub struct SeedReport {
     pub skipped: usize,
     /// The scan stopped because the cache's capacity was reached.
     pub truncated: bool,
-}
-
-/// Reads at most `max` bytes of a file.
-fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut buf = Vec::new();
-    file.take(max).read_to_end(&mut buf).ok()?;
-    Some(buf)
 }
 
 /// The real uid in the text of `/proc/<pid>/status`: the first number of the `Uid:` line.
@@ -54,14 +46,7 @@ fn cmdline(dir: &Path) -> (Vec<String>, bool) {
         return (Vec::new(), false);
     };
     let cut_short = bytes.len() > ARGV_MAX_BYTES;
-    let valid = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
-    if valid.is_empty() {
-        return (Vec::new(), cut_short);
-    }
-    let args = valid
-        .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned());
-    let (argv, truncated) = bound_argv(args);
+    let (argv, truncated) = bound_argv(nul_entries(&bytes));
     (argv, truncated || cut_short)
 }
 
