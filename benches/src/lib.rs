@@ -51,6 +51,12 @@ pub struct EngineSpec {
     /// Policy the engine runs (block mode).
     #[arg(long, default_value = "policy/default")]
     pub policy: PathBuf,
+    /// Diagnostic: stop the daemon (SIGSTOP) once the engine has started, so the "with" side
+    /// measures the kernel programs alone: no ring-buffer wake-up fires (the reader lags) and
+    /// the daemon takes no CPU; records past a full ring are dropped. Not a way to run the
+    /// engine: with the daemon stopped nothing is evaluated in userspace.
+    #[arg(long)]
+    pub freeze_daemon: bool,
 }
 
 /// Starts the engine of `spec` in block mode with its audit log at `audit` (an old one is
@@ -98,7 +104,14 @@ fn with_engine(
     workload: &mut impl FnMut() -> anyhow::Result<Round>,
 ) -> anyhow::Result<Round> {
     let engine = start_engine(spec, audit)?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(engine.id())?);
+    if spec.freeze_daemon {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP)?;
+    }
     let on = workload();
+    if spec.freeze_daemon {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT)?;
+    }
     stop_engine(engine)?;
     on
 }

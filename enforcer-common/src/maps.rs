@@ -6,6 +6,9 @@ pub const EVENTS: &str = "EVENTS";
 /// Ring buffer of fork and exit records (the process cache's feed), written without waking
 /// the daemon unless a rule is about them (see [`crate::plan::RECORD_LIFECYCLE_WAKE`]).
 pub const LIFECYCLE: &str = "LIFECYCLE";
+/// One `u32`: 1 while the daemon reads `EVENTS` on its millisecond poll timer (it is busy), so
+/// `EVENTS` records are submitted without a wake-up (see [`crate::plan::EVENTS_WAKE_BYTES`]).
+pub const EVENTS_POLLED: &str = "EVENTS_POLLED";
 /// Per-CPU counters indexed by [`crate::event::Counter`].
 pub const COUNTERS: &str = "COUNTERS";
 /// Exec plan: executable basename -> verdict.

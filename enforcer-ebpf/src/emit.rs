@@ -15,11 +15,11 @@ use enforcer_common::{
 };
 
 use enforcer_common::plan::{
-    BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, LIFECYCLE_WAKE_BYTES,
-    RECORD_LIFECYCLE_WAKE,
+    BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, EVENTS_WAKE_BYTES,
+    LIFECYCLE_WAKE_BYTES, RECORD_LIFECYCLE_WAKE,
 };
 
-use crate::maps::{EVENTS, LIFECYCLE, count, plan_settings};
+use crate::maps::{EVENTS, EVENTS_POLLED, LIFECYCLE, count, plan_settings};
 
 /// Reserves a ring-buffer slot for a `T`, counting the loss when the buffer is full.
 #[inline(always)]
@@ -50,6 +50,21 @@ pub(crate) fn lifecycle_flags() -> u64 {
         return 0;
     }
     if LIFECYCLE.query(BPF_RB_AVAIL_DATA) >= LIFECYCLE_WAKE_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
+/// Submit flags of an `EVENTS` record: the ring buffer's adaptive wake-up, unless the daemon
+/// polls the ring (`EVENTS_POLLED`: it is busy and reads every millisecond); then no wake-up,
+/// unless a quarter of the ring is pending.
+#[inline(always)]
+pub(crate) fn event_flags() -> u64 {
+    if EVENTS_POLLED.get(0).is_none_or(|polled| *polled == 0) {
+        return 0;
+    }
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= EVENTS_WAKE_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -133,5 +148,5 @@ pub(crate) fn socket_record(
         // On failure the helper zeroes the buffer itself.
         bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
     }
-    entry.submit(0);
+    entry.submit(event_flags());
 }

@@ -439,7 +439,10 @@ pub(crate) fn emit(s: &mut FileScratch, hook: Hook, verdict: &emit::Verdict) {
             COMM_LEN as u32,
         );
     }
-    if EVENTS.output::<FileRecord>(&s.record, 0).is_err() {
+    if EVENTS
+        .output::<FileRecord>(&s.record, emit::event_flags())
+        .is_err()
+    {
         count(Counter::RingbufFull);
     }
 }

@@ -12,16 +12,23 @@ use enforcer_common::{
     net::{DNS_NAME_LEN, PendingDns},
     offsets::KernelOffsets,
     plan::{
-        FileId, HashKey, InodeKey, LIFECYCLE_RING_BYTES, MethodKey, NameKey, PathKey, PlanSettings,
-        PlanVerdict, SchemeKey,
+        EVENTS_RING_BYTES, FileId, HashKey, InodeKey, LIFECYCLE_RING_BYTES, MethodKey, NameKey,
+        PathKey, PlanSettings, PlanVerdict, SchemeKey,
     },
 };
 
 /// Event records for userspace: every record starts with an `EventHeader`. Best effort: when a
 /// record cannot be reserved the verdict still applies and `Counter::RingbufFull` goes up.
-/// 2 MiB: about 550 exec records (3.6 KiB each) between two drains.
+/// 2 MiB: about 550 exec records (3.6 KiB each) between two drains. Submitted with
+/// `emit::event_flags` (the adaptive wake-up, none while the daemon polls).
 #[map(name = "EVENTS")]
-pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(2 << 20, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+
+/// Slot 0: 1 while the daemon polls `EVENTS` every millisecond (written by the daemon's
+/// `engine/polling.rs` when records come faster than it is woken for them), else 0. Read by
+/// `emit::event_flags` at every `EVENTS` submit.
+#[map(name = "EVENTS_POLLED")]
+pub(crate) static EVENTS_POLLED: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Fork and exit records (`ForkRecord`, `ExitRecord`) for the daemon's process cache and the
 /// audit log, apart from [`EVENTS`] so that they can be written without a wake-up (see

@@ -24,6 +24,7 @@ use enforcer_integration::catalog;
 use host::{Engine, actions, can_run, install, stop_counter};
 
 const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
+const FAKE_MINER: &str = env!("CARGO_BIN_EXE_fake-miner");
 
 /// Threads running the storm.
 const STORM_THREADS: usize = 2;
@@ -112,5 +113,73 @@ fn f1_is_still_killed_during_an_exec_storm_and_losses_are_counted() {
     assert!(
         kill_records == F1_RUNS || lost > 0,
         "{kill_records} kill records for {F1_RUNS} kills and no counted loss"
+    );
+}
+
+/// Starts F4 (the fake miner configured by its environment, killed in userspace by the
+/// daemon) and asserts that it dies by SIGKILL well before its 20 s spin ends, with the
+/// engine's kill record.
+fn f4_is_killed(engine: &mut Engine, exe: &Path, what: &str) {
+    let f4 = catalog::ENV_MINER;
+    let mut child = Command::new(exe)
+        .args(["--spin-threads", "1", "--spin-secs", "20"])
+        .env_clear()
+        .envs(f4.envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let record = engine.wait_for(Duration::from_secs(10), what, |r| {
+        r["type"] == "action" && r["rule"] == f4.rule && r["event"]["process"]["pid"] == pid
+    });
+    assert_eq!(record["action"], "kill", "{what}: {record}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{what}: {status}");
+}
+
+#[test]
+fn userspace_kills_work_while_the_daemon_polls_and_after() {
+    if !can_run("userspace_kills_work_while_the_daemon_polls_and_after") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default");
+    let mut engine = Engine::start_at(dir.path(), &policy, "block", &[]);
+    let exe = install(Path::new(FAKE_MINER), dir.path(), catalog::ENV_MINER.name);
+
+    let (stop, execs) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let storm_threads = storm(&stop, &execs);
+    std::thread::sleep(Duration::from_millis(500));
+    for run in 0..5 {
+        f4_is_killed(
+            &mut engine,
+            &exe,
+            &format!("F4 during the storm, run {run}"),
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    storm_threads.into_iter().for_each(|t| t.join().unwrap());
+    // The daemon stops polling after a few empty polls; a lone record then wakes it again.
+    for run in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        f4_is_killed(&mut engine, &exe, &format!("F4 after the storm, run {run}"));
+    }
+    let records = engine.stop();
+    let stopped = records
+        .iter()
+        .find(|r| r["type"] == "engine_stop")
+        .expect("a clean engine_stop record");
+    println!(
+        "{} storm execs, polling periods {}",
+        execs.load(Ordering::Relaxed),
+        stopped["polling_periods"]
+    );
+    assert!(
+        stopped["polling_periods"].as_u64().unwrap_or(0) >= 1,
+        "the storm never made the daemon poll: {stopped}"
     );
 }

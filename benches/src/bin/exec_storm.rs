@@ -14,12 +14,8 @@ use enforcer_benches::{EngineSpec, Round, alternate, report};
 /// Exec storm with and without the engine.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The engine binary.
-    #[arg(long, default_value = "target/release/enforcer")]
-    enforcer: PathBuf,
-    /// Policy the engine runs (block mode).
-    #[arg(long, default_value = "benches/policies/exec-storm.yaml")]
-    policy: PathBuf,
+    #[command(flatten)]
+    engine: EngineSpec,
     /// Execs per round.
     #[arg(long, default_value_t = 3000)]
     iterations: usize,
@@ -41,11 +37,9 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     };
     Round::measure(args.iterations / 10 + 1, exec)?; // warm-up
-    let spec = EngineSpec {
-        binary: args.enforcer.clone(),
-        policy: args.policy.clone(),
-    };
-    let (without, with) = alternate(&spec, args.rounds, || Round::measure(args.iterations, exec))?;
+    let (without, with) = alternate(&args.engine, args.rounds, || {
+        Round::measure(args.iterations, exec)
+    })?;
     report(
         &format!(
             "exec storm ({} execs of {} per round)",

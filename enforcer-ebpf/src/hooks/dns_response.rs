@@ -185,6 +185,6 @@ fn on_packet(ctx: &SkBuffContext) -> Option<()> {
     }
     // SAFETY: as above.
     unsafe { (*rec).data_len = copy };
-    entry.submit(0);
+    entry.submit(emit::event_flags());
     Some(())
 }

@@ -110,7 +110,7 @@ pub(crate) fn emit_exec(
         }
         (*rec).flags = flags;
     }
-    entry.submit(0);
+    entry.submit(emit::event_flags());
 }
 
 /// Writes the [`ExecExtra`] fields into `rec`; returns the `EXEC_*` flags they give.

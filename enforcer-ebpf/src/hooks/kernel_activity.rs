@@ -76,7 +76,10 @@ pub(crate) fn emit_kernel(rec: &mut KernelRecord, hook: Hook, verdict: &emit::Ve
     );
     // SAFETY: writes at most COMM_LEN bytes into the record's comm array (zeroed on failure).
     unsafe { bpf_get_current_comm(rec.comm.as_mut_ptr().cast(), COMM_LEN as u32) };
-    if EVENTS.output::<KernelRecord>(&*rec, 0).is_err() {
+    if EVENTS
+        .output::<KernelRecord>(&*rec, emit::event_flags())
+        .is_err()
+    {
         count(Counter::RingbufFull);
     }
 }

@@ -16,7 +16,7 @@
 //! the verifier's paths past its budget on 6.1): it is reported as unknown.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_user_buf,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_buf},
     macros::{map, tracepoint},
     maps::PerCpuArray,
     programs::TracePointContext,
@@ -28,7 +28,7 @@ use crate::{
     classify::starts_like_json_object,
     dns::{self, MIN_QUERY_LEN},
     kernel::ReadError,
-    maps::{count, offsets},
+    maps::{config, count, offsets},
 };
 
 /// One send, whatever the syscall. Built in [`SEND_SCRATCH`] and read back with a volatile
@@ -79,6 +79,12 @@ static SEND_SCRATCH: PerCpuArray<Send> = PerCpuArray::with_max_entries(1, 0);
 /// starts with its `struct user_msghdr`).
 #[tracepoint(category = "syscalls", name = "sys_enter_write")]
 pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
+    // The engine's own writes (its audit log, after every drain) are never inspected: one
+    // comparison instead of reading the buffer's first bytes (about 2 us each in an exec
+    // storm, measured with `bpf_stats` on the 6.18 host).
+    if (bpf_get_current_pid_tgid() >> 32) as u32 == config().engine_tgid {
+        return 0;
+    }
     let off = offsets();
     // SAFETY: `__syscall_nr` is the i32 at this offset (checked against the format files).
     let Ok(nr) = (unsafe { ctx.read_at::<i32>(off.tp_syscall_nr as usize) }) else {

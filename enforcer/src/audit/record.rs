@@ -147,6 +147,9 @@ pub enum Record {
         counters: Value,
         /// Records the daemon could not decode.
         decode_errors: u64,
+        /// Times the daemon went from being woken for each `EVENTS` record to polling the ring
+        /// because records came fast (`engine/polling.rs`).
+        polling_periods: u64,
     },
     /// A decoded kernel event.
     Event {

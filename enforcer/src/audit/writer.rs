@@ -175,6 +175,7 @@ mod tests {
             reason: "t".into(),
             counters: serde_json::json!({}),
             decode_errors: 0,
+            polling_periods: 0,
         })
         .unwrap();
         w.write(&event(3)).unwrap();

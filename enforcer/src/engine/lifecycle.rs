@@ -31,22 +31,25 @@ pub(crate) fn timestamp(bytes: &[u8]) -> u64 {
 }
 
 /// Handles every record of `events` in order, each after the lifecycle records made before it,
-/// then the remaining lifecycle records.
+/// then the remaining lifecycle records. Returns how many `events` records there were.
 pub(crate) fn drain(
     events: &mut RingBuf<MapData>,
     ring: &mut RingBuf<MapData>,
     pending: &mut Pending,
     handler: &mut Handler<'_>,
     sink: &mut Sink,
-) -> Result<(), WriteError> {
+) -> Result<usize, WriteError> {
+    let mut handled = 0;
     while let Some(item) = events.next() {
         // Pulled after the event record was read: every fork or exit made before it is in.
         pending.pull(ring);
         pending.handle_until(timestamp(&item), handler, sink)?;
         handler.handle(&item, sink)?;
+        handled += 1;
     }
     pending.pull(ring);
-    pending.handle_all(handler, sink)
+    pending.handle_all(handler, sink)?;
+    Ok(handled)
 }
 
 /// Fork and exit records read from the ring and not handled yet, oldest first.

@@ -9,6 +9,7 @@ mod gap;
 mod handler;
 mod learned;
 mod lifecycle;
+mod polling;
 mod sink;
 
 use std::{
@@ -340,6 +341,8 @@ enum Wake {
     /// The drain timer ([`lifecycle::DRAIN_INTERVAL`]): pending fork and exit records are
     /// handled.
     Tick,
+    /// The poll timer ([`polling::POLL_INTERVAL`]), while records come fast.
+    Poll,
     /// The CPU sampling timer.
     Cpu,
     /// A file hash is done.
@@ -474,6 +477,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut ring = ring_buffer(&mut loaded.ebpf, EVENTS)?;
     let mut lifecycle_ring = ring_buffer(&mut loaded.ebpf, LIFECYCLE)?;
     let mut lifecycle = lifecycle::Pending::default();
+    let mut poll_flag = polling::PollFlag::take(&mut loaded.ebpf)?;
+    let mut poller = polling::Poller::default();
     let clock = BootClock::new().map_err(|e| io_err("boot clock")(e.into()))?;
     let plan = LivePlan {
         ebpf: &mut loaded.ebpf,
@@ -504,6 +509,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lifecycle_timer = tokio::time::interval(lifecycle::DRAIN_INTERVAL);
     lifecycle_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll_timer = tokio::time::interval(polling::POLL_INTERVAL);
+    poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let reason = loop {
         let wake = tokio::select! {
@@ -515,6 +522,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 guard.map_err(io_err("ring buffer poll"))?.clear_ready();
                 Wake::Lifecycle
             }
+            _ = poll_timer.tick(), if poller.polling() => Wake::Poll,
             _ = lifecycle_timer.tick() => Wake::Tick,
             _ = cpu_timer.tick(), if cpu.is_some() => Wake::Cpu,
             Some(done) = next_hash(&mut hash_results) => Wake::Hash(done),
@@ -522,19 +530,28 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             _ = sigint.recv() => break "SIGINT",
         };
         // Whatever woke the loop, both rings are drained first, in the kernel's order.
-        lifecycle::drain(
+        let handled = lifecycle::drain(
             ring.get_mut(),
             lifecycle_ring.get_mut(),
             &mut lifecycle,
             &mut handler,
             &mut sink,
         )?;
+        let switch = match wake {
+            Wake::Events => poller.woken(std::time::Instant::now()),
+            Wake::Poll => poller.polled(handled),
+            _ => polling::Switch::Keep,
+        };
+        if switch == polling::Switch::StartPolling {
+            poll_timer.reset();
+        }
+        poll_flag.apply(switch);
         match wake {
             // Event records are written after every drain, not only on the tick: gathering
             // 20 ms of them made the next action record's durable write (which writes them
             // first) slow, and the userspace kill of the CryptoNote login took 1.4 ms at p50
             // instead of 0.4 ms (benches/README.md, kill latency).
-            Wake::Events | Wake::Lifecycle | Wake::Tick => {}
+            Wake::Events | Wake::Lifecycle | Wake::Tick | Wake::Poll => {}
             Wake::Cpu => {
                 if let Some(sampler) = cpu.as_mut() {
                     let now = crate::actions::kill::boot_now_ns();
@@ -562,6 +579,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         reason: reason.to_owned(),
         counters: counters::read(&loaded.ebpf),
         decode_errors,
+        polling_periods: poller.periods(),
     })?;
     // A clean stop ends enforcement: the pins go, then the programs detach.
     if let Some(pins) = pins

@@ -72,8 +72,11 @@ pub(crate) fn summary(record: &Record) -> String {
             reason,
             counters,
             decode_errors,
+            polling_periods,
         } => {
-            format!("engine_stop reason={reason} counters={counters} decode_errors={decode_errors}")
+            format!(
+                "engine_stop reason={reason} counters={counters} decode_errors={decode_errors} polling_periods={polling_periods}"
+            )
         }
         Record::EngineGap(gap) => format!(
             "engine_gap previous_run={} enforcement={} unenforced_from={} pins_removed={}",

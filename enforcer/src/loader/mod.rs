@@ -56,6 +56,14 @@ pub enum LoadError {
     /// The kernel-activity syscall table could not be written.
     #[error("cannot write the kernel-activity syscall table: {0}")]
     SyscallTable(#[from] aya::maps::MapError),
+    /// A map the daemon reads or writes has an unexpected type.
+    #[error("cannot open map {map}: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// The cause.
+        source: aya::maps::MapError,
+    },
 }
 
 /// LSM programs (lsm tier only): program name and hook.
