@@ -30,6 +30,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod report;
 pub mod schema;
+pub mod selection;
 pub mod source;
 pub mod stratum;
 pub mod values;

@@ -5,6 +5,7 @@
 mod hashing;
 
 use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
+use enforcer_policy::selection::EntrySelector;
 use enforcer_policy::{
     CompiledPolicy, Enforcement, Event, Kind, Mode, RuleInfo, ratelimit::RateLimiter,
 };
@@ -53,6 +54,8 @@ pub(crate) struct Handler<'p> {
     indicators: Indicators,
     /// Content hashes of executed files, when the policy reads them.
     hashing: Option<hashing::Hashing>,
+    /// The environment entries the rules test: the only ones written (`env_evidence.rs`).
+    env_selector: EntrySelector,
 }
 
 /// A process cache seeded from `/proc`, so processes started before the engine resolve.
@@ -121,6 +124,7 @@ impl<'p> Handler<'p> {
             enforcer,
             indicators: cpu::new_indicators(),
             hashing: None,
+            env_selector: policy.entry_selector("exec.envs"),
         }
     }
 
@@ -209,6 +213,13 @@ impl<'p> Handler<'p> {
         }
     }
 
+    /// `event` as the audit log gets it, once every rule has seen it whole: the environment
+    /// entries no rule tests are left out.
+    fn recorded(&self, mut event: Value) -> Value {
+        crate::pipeline::env_evidence::keep_selected_envs(&mut event, &self.env_selector);
+        event
+    }
+
     fn ts(&self, header: &EventHeader) -> String {
         timestamp(self.clock.wall(header.timestamp_ns))
     }
@@ -227,7 +238,9 @@ impl<'p> Handler<'p> {
             return Ok(());
         }
         self.userspace_rules(header, &event, Select::All, sink)?;
-        sink.write(&Record::Event { event })
+        sink.write(&Record::Event {
+            event: self.recorded(event),
+        })
     }
 
     /// The kernel's enforcement records of `header` (whose event did not need to wait).
@@ -245,7 +258,8 @@ impl<'p> Handler<'p> {
             .map(|r| (header.rule_index, r));
         for action in outcome::actions(header.outcome) {
             for act in self.enforcer.kernel(action, info, header, event) {
-                sink.write(&act.into_record(&rule, &severity, self.tier, event.clone()))?;
+                let event = self.recorded(event.clone());
+                sink.write(&act.into_record(&rule, &severity, self.tier, event))?;
             }
         }
         Ok(())
@@ -331,7 +345,8 @@ impl<'p> Handler<'p> {
             }
             let severity = rule.severity.to_string();
             for act in performed {
-                sink.write(&act.into_record(&rule.id, &severity, self.tier, event.clone()))?;
+                let event = self.recorded(event.clone());
+                sink.write(&act.into_record(&rule.id, &severity, self.tier, event))?;
             }
         }
         Ok(())

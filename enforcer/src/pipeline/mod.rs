@@ -2,6 +2,7 @@
 //! audit records. The engine loop (`engine.rs`) drives it.
 
 pub mod decode;
+pub mod env_evidence;
 pub mod event_json;
 pub mod exec_event;
 pub mod file_event;

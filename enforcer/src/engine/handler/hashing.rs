@@ -129,7 +129,9 @@ impl Handler<'_> {
         info.write_into(&mut event);
         self.userspace_rules(&header, &event, Select::OnlyHash, sink)?;
         self.learn(&file, &info, &event);
-        sink.write(&Record::Event { event })
+        sink.write(&Record::Event {
+            event: self.recorded(event),
+        })
     }
 
     /// When the hash of the executed file matches deny or kill rules, gives the file (as the
@@ -188,7 +190,9 @@ impl Handler<'_> {
         let info = HashInfo::unavailable(Unavailable::Stopping, None, None);
         for (_, (_, mut event, _)) in waiting {
             info.write_into(&mut event);
-            sink.write(&Record::Event { event })?;
+            sink.write(&Record::Event {
+                event: self.recorded(event),
+            })?;
         }
         Ok(())
     }
