@@ -125,31 +125,38 @@ fn cmp<T: Ord>(op: CmpOp, a: T, b: T) -> bool {
 }
 
 impl Matcher {
+    /// Whether one string matches (false for the matchers of other types).
+    pub fn matches_str(&self, x: &str) -> bool {
+        match self {
+            Matcher::StrEq(s) => **s == *x,
+            Matcher::StrIn(set) => set.contains(x),
+            Matcher::Domain(set) => domain_in(set, x),
+            Matcher::Contains(f) => f.find(x.as_bytes()).is_some(),
+            Matcher::ContainsAny(ac, _) => ac.is_match(x),
+            Matcher::StartsWith(p) => x.starts_with(&**p),
+            Matcher::StartsWithAny(ac, _) => ac.is_match(Input::new(x).anchored(Anchored::Yes)),
+            Matcher::EndsWith(p) => x.ends_with(&**p),
+            Matcher::EndsWithAny(ps) => ps.iter().any(|p| x.ends_with(&**p)),
+            Matcher::Regex(r) => r.is_match(x),
+            Matcher::RegexSet(r) => r.is_match(x),
+            Matcher::Glob(g) => g.is_match(x),
+            Matcher::GlobSet(g, _) => g.is_match(x),
+            Matcher::Any(ms) => ms.iter().any(|m| m.matches_str(x)),
+            _ => false,
+        }
+    }
+
     /// Whether one scalar value matches.
     pub fn matches(&self, v: &Val) -> bool {
         match (self, v) {
             (Matcher::Bool(b), Val::Bool(x)) => b == x,
-            (Matcher::StrEq(s), Val::Str(x)) => **s == **x,
-            (Matcher::StrIn(set), Val::Str(x)) => set.contains(&**x),
-            (Matcher::Domain(set), Val::Str(x)) => domain_in(set, x),
-            (Matcher::Contains(f), Val::Str(x)) => f.find(x.as_bytes()).is_some(),
-            (Matcher::ContainsAny(ac, _), Val::Str(x)) => ac.is_match(&**x),
-            (Matcher::StartsWith(p), Val::Str(x)) => x.starts_with(&**p),
-            (Matcher::StartsWithAny(ac, _), Val::Str(x)) => {
-                ac.is_match(Input::new(&**x).anchored(Anchored::Yes))
-            }
-            (Matcher::EndsWith(p), Val::Str(x)) => x.ends_with(&**p),
-            (Matcher::EndsWithAny(ps), Val::Str(x)) => ps.iter().any(|p| x.ends_with(&**p)),
-            (Matcher::Regex(r), Val::Str(x)) => r.is_match(x),
-            (Matcher::RegexSet(r), Val::Str(x)) => r.is_match(x),
-            (Matcher::Glob(g), Val::Str(x)) => g.is_match(&**x),
-            (Matcher::GlobSet(g, _), Val::Str(x)) => g.is_match(&**x),
+            (Matcher::Any(ms), v) => ms.iter().any(|m| m.matches(v)),
+            (_, Val::Str(x)) => self.matches_str(x),
             (Matcher::Int(op, b), Val::Int(x)) => cmp(*op, *x, *b),
             (Matcher::IntIn(set), Val::Int(x)) => set.contains(x),
             (Matcher::Dur(op, b), Val::Dur(x)) => cmp(*op, *x, *b),
             (Matcher::IpEq(a), Val::Ip(x)) => a == x,
             (Matcher::IpIn(set), Val::Ip(x)) => set.contains(x),
-            (Matcher::Any(ms), v) => ms.iter().any(|m| m.matches(v)),
             (_, Val::List(items)) => items.iter().any(|i| self.matches(i)),
             _ => false,
         }

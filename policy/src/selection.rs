@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use crate::{
-    event::Val,
     ir::{Cond, CondNode, Matcher},
     policy::CompiledPolicy,
     schema,
@@ -21,11 +20,7 @@ pub struct EntrySelector {
 impl EntrySelector {
     /// Whether some test of the policy matches `entry` on its own.
     pub fn selects(&self, entry: &str) -> bool {
-        if self.matchers.is_empty() {
-            return false;
-        }
-        let value = Val::Str(entry.into());
-        self.matchers.iter().any(|m| m.matches(&value))
+        self.matchers.iter().any(|m| m.matches_str(entry))
     }
 }
 
