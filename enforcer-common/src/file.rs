@@ -83,8 +83,9 @@ pub const FILE_NEW_PATH_TRUNCATED: u32 = 2;
 /// Path flag: the user gave a relative path; the kernel joined it to the working directory
 /// or the directory descriptor (signal tier).
 pub const FILE_PATH_RELATIVE: u32 = 4;
-/// Path flag: the path holds a `.` or `..` component the kernel did not resolve (signal
-/// tier: the path as written).
+/// Path flag: the path holds a `.`, `..` or empty (`//`) component the kernel did not resolve
+/// (signal tier: the path as written). The kernel reports such an event whether or not the
+/// path as written is watched; userspace matches the rules on the cleaned path.
 pub const FILE_PATH_DOTS: u32 = 8;
 /// Path flag: the base directory of a relative path could not be read; the path is the
 /// relative one as given.

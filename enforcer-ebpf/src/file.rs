@@ -19,8 +19,8 @@ use aya_ebpf::helpers::generated::{bpf_loop, bpf_probe_read_kernel_str, bpf_prob
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook},
     file::{
-        FILE_DEPTH, FILE_FSTYPE_LEN, FILE_NEW_PATH_TRUNCATED, FILE_PATH_LEN, FILE_PATH_TRUNCATED,
-        FileRecord, FileWatchKey, PATH_HASH_INIT, path_hash_step,
+        FILE_DEPTH, FILE_FSTYPE_LEN, FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_LEN,
+        FILE_PATH_TRUNCATED, FileOp, FileRecord, FileWatchKey, PATH_HASH_INIT, path_hash_step,
     },
     plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL},
 };
@@ -65,6 +65,22 @@ pub(crate) struct MatchState {
     op: u32,
     /// The [`Slot`] matched (0: `path`, 1: `new_path`).
     slot: u32,
+    /// Bytes of the current component so far.
+    comp: u32,
+    /// `.` bytes of the current component so far (a component of one or two bytes that are
+    /// all dots is `.` or `..`).
+    dots: u32,
+    /// 1 when the slot holds a path whose `.`, `..` and empty components are flagged; 0 for a
+    /// symlink's text (relative targets such as `../lib/x` are ordinary there).
+    check_dots: u32,
+}
+
+impl MatchState {
+    /// Whether the component just walked is `.` or `..`.
+    #[inline(always)]
+    fn dot_component(&self) -> bool {
+        self.check_dots != 0 && self.comp > 0 && self.comp <= 2 && self.comp == self.dots
+    }
 }
 
 /// What `bpf_loop` hands to [`match_step`]: a stack pointer to the scratch.
@@ -337,7 +353,9 @@ fn lookup(s: &mut FileScratch, hash: u64, op: u32, exact: u32) {
 /// Matches the path of `slot` (length `len`) against `FILE_WATCH` for `op`: each directory
 /// prefix (at every `/` after the first byte), then the whole path as an exact entry. A
 /// truncated path is not matched. The byte loop runs in `bpf_loop` ([`match_step`]) with its
-/// state in the scratch; `.`/`..` components are flagged by userspace.
+/// state in the scratch; it flags `.`/`..` components (`FILE_PATH_DOTS`: only user paths of
+/// the signal tier's path syscalls have them), so the event is reported for userspace to match
+/// on the normalised path.
 #[inline(always)]
 pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
     if s.record.flags & (FILE_PATH_TRUNCATED << (slot as u32)) != 0 {
@@ -348,6 +366,9 @@ pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
         len: u64::from(len),
         op,
         slot: slot as u32,
+        comp: 0,
+        dots: 0,
+        check_dots: u32::from(!(slot == Slot::NewPath && op == FileOp::Symlink as u32)),
     };
     let mut ctx = LoopCtx { scratch: s };
     // SAFETY: the callback and its context follow bpf_loop's contract (see match_step).
@@ -361,6 +382,9 @@ pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
     }
     // SAFETY: the scratch pointer is still valid; a volatile read, as the helper wrote it.
     let hash = unsafe { core::ptr::read_volatile(&(*ctx.scratch).matching.hash) };
+    if s.matching.dot_component() {
+        s.record.flags |= FILE_PATH_DOTS;
+    }
     lookup(s, hash, op, 1);
 }
 
@@ -386,8 +410,22 @@ unsafe extern "C" fn match_step(index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     };
     let hash = s.matching.hash;
-    if b == b'/' && i > 0 {
-        lookup(s, hash, s.matching.op, 0);
+    if b == b'/' {
+        // `.`, `..`, or an empty component (`//`).
+        let empty = s.matching.check_dots != 0 && i > 0 && s.matching.comp == 0;
+        if s.matching.dot_component() || empty {
+            s.record.flags |= FILE_PATH_DOTS;
+        }
+        s.matching.comp = 0;
+        s.matching.dots = 0;
+        if i > 0 {
+            lookup(s, hash, s.matching.op, 0);
+        }
+    } else {
+        s.matching.comp += 1;
+        if b == b'.' {
+            s.matching.dots += 1;
+        }
     }
     s.matching.hash = path_hash_step(hash, b);
     0
@@ -410,7 +448,9 @@ pub(crate) fn reset(s: &mut FileScratch, op: u32) {
 }
 
 /// Whether the event is reported: a watched path, a path the kernel could not match
-/// (truncated), or a plan that cannot filter file events. Counts seen/filtered/matched.
+/// (truncated, or with a `.`/`..` component: the signal tier's path as written, which
+/// userspace normalises and matches again), or a plan that cannot filter file events. Counts
+/// seen/filtered/matched.
 #[inline(always)]
 pub(crate) fn reported(s: &FileScratch, record_bits: u32) -> bool {
     count(Counter::FileSeen);
@@ -419,7 +459,7 @@ pub(crate) fn reported(s: &FileScratch, record_bits: u32) -> bool {
         return true;
     }
     if record_bits & RECORD_FILE_ALL != 0
-        || s.record.flags & (FILE_PATH_TRUNCATED | FILE_NEW_PATH_TRUNCATED) != 0
+        || s.record.flags & (FILE_PATH_TRUNCATED | FILE_NEW_PATH_TRUNCATED | FILE_PATH_DOTS) != 0
     {
         count(Counter::FileUnfiltered);
         return true;

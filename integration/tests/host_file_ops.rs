@@ -2,8 +2,10 @@
 //! no BPF LSM on the host): link, symlink, mkdir, rmdir, setxattr, utimes, truncate, mount,
 //! umount, and fchmod/fchown/ftruncate/futimens on a descriptor. Each is triggered by its real
 //! system call on a watched path and the decoded record's fields are checked; a denied mkdir
-//! kills the caller; 2,000 mkdir/rmdir pairs outside every watched path produce no record and
-//! are counted as filtered in the kernel.
+//! kills the caller, also when its path is written with `..`, `.` or `//` to dodge the kernel's
+//! prefix match (reported by the kernel, matched and killed in userspace on the cleaned path);
+//! 2,000 mkdir/rmdir pairs outside every watched path produce no record and are counted as
+//! filtered in the kernel.
 //! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -275,6 +277,74 @@ fn signal_tier_kills_a_denied_mkdir() {
     assert_eq!(kills[0]["event"]["process"]["comm"], "mkdir");
     // The signal tier kills when the syscall returns: the directory was made.
     assert!(target.is_dir());
+}
+
+/// Forks a child that makes the directory `path` as written and then sleeps for 10 s; returns
+/// the signal that ended it (`None`: it exited).
+fn mkdir_then_sleep(path: &str) -> Option<i32> {
+    let c = CString::new(path).unwrap();
+    // SAFETY: the child calls only async-signal-safe functions (mkdir, sleep, _exit) on memory
+    // prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::mkdir(c.as_ptr(), 0o700);
+            libc::sleep(10);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status))
+}
+
+#[test]
+fn signal_tier_kills_a_denied_mkdir_written_with_dots() {
+    if !can_run("signal_tier_kills_a_denied_mkdir_written_with_dots") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_tmp, dir) = canonical_workdir(&["w", "deny", "other"]);
+    let mut engine = Engine::start(&dir, &policy(&dir), "block");
+    let d = dir.display();
+    for (written, cleaned) in [
+        (
+            format!("{d}/other/../deny/dotdot"),
+            format!("{d}/deny/dotdot"),
+        ),
+        (format!("{d}/./deny/dot"), format!("{d}/deny/dot")),
+        (format!("{d}//deny/slashes"), format!("{d}/deny/slashes")),
+    ] {
+        // Killed in userspace after the fact: the caller must outlive its mkdir.
+        assert_eq!(mkdir_then_sleep(&written), Some(libc::SIGKILL), "{written}");
+        let kill = engine.wait_for(Duration::from_secs(10), &written, |r| {
+            r["type"] == "action"
+                && r["rule"] == "deny-mkdir"
+                && r["event"]["mkdir"]["file"]["path"] == cleaned.as_str()
+        });
+        assert_eq!(kill["action"], "kill", "{kill:#}");
+        assert_eq!(kill["decided_in"], "userspace", "{kill:#}");
+        assert_eq!(kill["event"]["file"]["path_as_written"], written.as_str());
+        assert_eq!(kill["event"]["file"]["path_dots"], true);
+    }
+    // Dots on the way to an unwatched directory: reported (the kernel cannot tell), no action.
+    let other = format!("{d}/deny/../other/fine");
+    let status = Command::new("mkdir").arg(&other).status().unwrap();
+    assert!(status.success(), "{other}: {status}");
+    let fine = format!("{d}/other/fine");
+    engine.wait_for(Duration::from_secs(10), &other, |r| {
+        r["type"] == "event" && r["event"]["mkdir"]["file"]["path"] == fine.as_str()
+    });
+    let records = engine.stop();
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["type"] == "action" && r["event"]["mkdir"]["file"]["path"] == fine.as_str()),
+        "{records:#?}"
+    );
 }
 
 #[test]

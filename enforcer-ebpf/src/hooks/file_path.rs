@@ -19,9 +19,11 @@
 //! followed where the syscall follows them) and return `-EPERM` for a deny match. The
 //! tracepoint (one program, told apart by `__syscall_nr`) sees the user's string before the
 //! kernel resolves it: an absolute path is taken as written; a relative one is joined to the
-//! working directory or the directory descriptor (`FILE_PATH_RELATIVE`); `.`/`..` components
-//! are not resolved (`FILE_PATH_DOTS`); a deny there is a SIGKILL, sent before the syscall
-//! runs but delivered when it returns, so the operation itself completes. Calls on a
+//! working directory or the directory descriptor (`FILE_PATH_RELATIVE`); a path with `.`,
+//! `..` or empty components (`FILE_PATH_DOTS`, flagged by the match walk) is reported whatever
+//! it matched and not acted on in the kernel: userspace cleans it lexically, matches the rules
+//! and kills after the fact (symbolic links are not followed); a deny there is a SIGKILL, sent
+//! before the syscall runs but delivered when it returns, so the operation itself completes. Calls on a
 //! descriptor (fchmod, fchown, fsetxattr, ftruncate, futimens) take the descriptor's path.
 
 use aya_ebpf::{
@@ -31,7 +33,9 @@ use aya_ebpf::{
 use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
-    file::{FILE_NEW_PATH_TRUNCATED, FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp},
+    file::{
+        FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp,
+    },
     plan::RECORD_FILES,
 };
 
@@ -48,12 +52,15 @@ use crate::{
 const AT_FDCWD: i32 = -100;
 
 /// Acts on the match the scratch slot holds and reports the event when it is watched (or
-/// acted on); returns the LSM verdict.
+/// acted on); returns the LSM verdict. A path written with `.`, `..` or `//` components (only
+/// the signal tier's user paths have them, `FILE_PATH_DOTS`) is not acted on: its match on the
+/// path as written means nothing either way (`/etc/cron.d/../../tmp/x` is not under
+/// `/etc/cron.d`); it is reported, and userspace matches the cleaned path and kills.
 #[inline(always)]
 pub(super) fn finish(s: &mut FileScratch, bits: u32, hook: Hook, site: Site) -> Verdict {
     let mut verdict = emit::Verdict::NONE;
     let mut deny = false;
-    if s.acting != 0 {
+    if s.acting != 0 && s.record.flags & FILE_PATH_DOTS == 0 {
         let plan = s.verdict;
         (verdict, deny) = act(&plan, &config(), site);
     }

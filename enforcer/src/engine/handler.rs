@@ -85,6 +85,13 @@ fn attribute_header(header: &mut EventHeader, event: &Value) {
     header.cgroup_id = event["process"]["cgroup"]["id"].as_u64().unwrap_or(0);
 }
 
+/// Whether the kernel matched its plan on a path as the user wrote it, with `.`, `..` or
+/// empty components (signal tier, `file.path_dots`): the rules matched here on the cleaned
+/// path are then acted on in userspace, even the kernel plan's.
+fn matched_as_written(event: &Value) -> bool {
+    event.pointer("/file/path_dots") == Some(&Value::Bool(true))
+}
+
 /// Which matching rules [`Handler::userspace_rules`] acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Select {
@@ -307,11 +314,15 @@ impl<'p> Handler<'p> {
             let acted_in_kernel = header.outcome != 0
                 && header.rule_index == m.rule_index
                 && (rule.actions.deny || rule.actions.kill);
-            if reported_by_kernel(rule) || acted_in_kernel {
+            // A kernel plan rule the kernel could not match (a path as written with dots) is
+            // acted on here; its deny becomes what deny is in the signal tier, a SIGKILL (after
+            // the fact), never an alert.
+            let evaded_kernel = reported_by_kernel(rule) && matched_as_written(event);
+            if (reported_by_kernel(rule) && !evaded_kernel) || acted_in_kernel {
                 continue;
             }
             let mut performed = Vec::new();
-            if rule.actions.kill {
+            if rule.actions.kill || (rule.actions.deny && evaded_kernel) {
                 if self.dry_run || rule.mode == Some(Mode::Monitor) {
                     performed.push(self.enforcer.would_kill(header));
                 } else if header.outcome & OUTCOME_KILLED != 0 {

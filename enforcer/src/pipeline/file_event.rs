@@ -54,9 +54,17 @@ fn path_obj(path: &str) -> Value {
 
 /// The event JSON of a file record.
 pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
-    let path = text(&rec.path, rec.path_len as usize);
-    let new_path = text(&rec.new_path, rec.new_path_len as usize);
+    let written = text(&rec.path, rec.path_len as usize);
+    let new_written = text(&rec.new_path, rec.new_path_len as usize);
     let (kind, operation) = kind_of(rec.op);
+    // Rules see the cleaned paths (`lexical_path`); the second string is a path only for a
+    // rename and a hard link (a symlink's is its text, a setxattr's an attribute name).
+    let path = super::lexical_path::clean(&written).unwrap_or_else(|| written.clone());
+    let new_path = match (kind, operation) {
+        ("rename", _) | ("link", "link") => super::lexical_path::clean(&new_written),
+        _ => None,
+    }
+    .unwrap_or_else(|| new_written.clone());
     let body = match kind {
         "open" => json!({
             "file": path_obj(&path),
@@ -103,9 +111,17 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
         "name": basename(&path),
         "path_truncated": flag(FILE_PATH_TRUNCATED),
         "path_relative": flag(FILE_PATH_RELATIVE),
-        "path_dots": flag(FILE_PATH_DOTS) || has_dots(&path) || has_dots(&new_path),
+        "path_dots": flag(FILE_PATH_DOTS) || has_dots(&written) || has_dots(&new_written),
         "path_unresolved": flag(FILE_PATH_UNRESOLVED),
     });
+    if let Value::Object(map) = &mut file {
+        if path != written {
+            map.insert("path_as_written".into(), Value::from(written));
+        }
+        if new_path != new_written {
+            map.insert("new_path_as_written".into(), Value::from(new_written));
+        }
+    }
     if matches!(kind, "rename" | "link")
         && let Value::Object(map) = &mut file
     {

@@ -7,6 +7,7 @@ pub mod event_json;
 pub mod exec_event;
 pub mod file_event;
 pub mod kernel_event;
+pub mod lexical_path;
 pub mod net_event;
 pub mod outcome;
 pub mod payload_event;
