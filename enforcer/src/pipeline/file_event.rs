@@ -13,7 +13,10 @@ use enforcer_common::file::{
 };
 use serde_json::{Map, Value, json};
 
-use super::exec_event::{hook_name, process_json, text};
+use super::{
+    exec_event::{hook_name, process_json, text},
+    lexical_path::has_dot_component,
+};
 
 /// The event kind and operation name of a record's `op`.
 fn kind_of(op: u32) -> (&'static str, &'static str) {
@@ -40,11 +43,6 @@ fn kind_of(op: u32) -> (&'static str, &'static str) {
 /// The last component of `path`.
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
-}
-
-/// Whether `path` has a `.` or `..` component (the signal tier takes user paths as written).
-fn has_dots(path: &str) -> bool {
-    path.split('/').any(|c| c == "." || c == "..")
 }
 
 /// A `{"path", "name"}` object.
@@ -111,7 +109,7 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
         "name": basename(&path),
         "path_truncated": flag(FILE_PATH_TRUNCATED),
         "path_relative": flag(FILE_PATH_RELATIVE),
-        "path_dots": flag(FILE_PATH_DOTS) || has_dots(&written) || has_dots(&new_written),
+        "path_dots": flag(FILE_PATH_DOTS) || has_dot_component(&written) || has_dot_component(&new_written),
         "path_unresolved": flag(FILE_PATH_UNRESOLVED),
     });
     if let Value::Object(map) = &mut file {

@@ -25,7 +25,8 @@ pub fn clean(path: &str) -> Option<String> {
     changed.then(|| format!("/{}", parts.join("/")))
 }
 
-fn has_dot_component(path: &str) -> bool {
+/// Whether `path` has a `.` or `..` component.
+pub fn has_dot_component(path: &str) -> bool {
     path.split('/').any(|c| c == "." || c == "..")
 }
 
