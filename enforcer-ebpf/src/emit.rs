@@ -61,7 +61,7 @@ pub(crate) fn lifecycle_flags() -> u64 {
 /// unless a quarter of the ring is pending.
 #[inline(always)]
 pub(crate) fn event_flags() -> u64 {
-    if EVENTS_POLLED.get(0).is_none_or(|polled| *polled == 0) {
+    if !polled() {
         return 0;
     }
     if EVENTS.query(BPF_RB_AVAIL_DATA) >= EVENTS_WAKE_BYTES {
@@ -69,6 +69,20 @@ pub(crate) fn event_flags() -> u64 {
     } else {
         BPF_RB_NO_WAKEUP
     }
+}
+
+/// Submit flags of an `EVENTS` record that can start a userspace kill and is rare next to
+/// execs (a payload whose method the plan lists, a DNS query): the adaptive wake-up, or a
+/// forced one while the daemon polls, so that the kill does not wait for the next poll.
+#[inline(always)]
+pub(crate) fn urgent_event_flags() -> u64 {
+    if polled() { BPF_RB_FORCE_WAKEUP } else { 0 }
+}
+
+/// Whether the daemon polls `EVENTS` (`EVENTS_POLLED`).
+#[inline(always)]
+fn polled() -> bool {
+    EVENTS_POLLED.get(0).is_some_and(|polled| *polled != 0)
 }
 
 /// Rule reference and outcome carried by a header.

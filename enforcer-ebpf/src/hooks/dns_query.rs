@@ -129,5 +129,5 @@ pub(crate) fn emit_dns(body: &DnsRecord, hook: Hook, verdict: &emit::Verdict) {
         // On failure the helper zeroes the buffer itself.
         bpf_get_current_comm((*rec).comm.as_mut_ptr().cast(), COMM_LEN as u32);
     }
-    entry.submit(emit::event_flags());
+    entry.submit(emit::urgent_event_flags());
 }

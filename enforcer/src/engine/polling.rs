@@ -6,7 +6,9 @@
 //! host it was about 16 us of `sched_process_exec`'s 21-23 us per exec (irq_work, the
 //! self-IPI and the daemon's wake-up), plus a daemon wake-up per exec. While the daemon polls,
 //! it writes 1 into `EVENTS_POLLED` and the kernel submits `EVENTS` records without a
-//! wake-up (`emit::event_flags`; it still forces one when a quarter of the ring is pending).
+//! wake-up (`emit::event_flags`; it still forces one when a quarter of the ring is pending,
+//! and for the rare records that start userspace kills: payloads and DNS queries,
+//! `emit::urgent_event_flags`).
 //!
 //! - **Start**: two `EVENTS` wake-ups less than [`START_GAP`] apart (more than 500 records a
 //!   second).
