@@ -57,12 +57,12 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
     let (kind, operation) = kind_of(rec.op);
     // Rules see the cleaned paths (`lexical_path`); the second string is a path only for a
     // rename and a hard link (a symlink's is its text, a setxattr's an attribute name).
+    let second_is_path = matches!((kind, operation), ("rename", _) | ("link", "link"));
     let path = super::lexical_path::clean(&written).unwrap_or_else(|| written.clone());
-    let new_path = match (kind, operation) {
-        ("rename", _) | ("link", "link") => super::lexical_path::clean(&new_written),
-        _ => None,
-    }
-    .unwrap_or_else(|| new_written.clone());
+    let new_path = second_is_path
+        .then(|| super::lexical_path::clean(&new_written))
+        .flatten()
+        .unwrap_or_else(|| new_written.clone());
     let body = match kind {
         "open" => json!({
             "file": path_obj(&path),
@@ -109,7 +109,9 @@ pub fn file_event(rec: &FileRecord, ts: &str) -> Value {
         "name": basename(&path),
         "path_truncated": flag(FILE_PATH_TRUNCATED),
         "path_relative": flag(FILE_PATH_RELATIVE),
-        "path_dots": flag(FILE_PATH_DOTS) || has_dot_component(&written) || has_dot_component(&new_written),
+        "path_dots": flag(FILE_PATH_DOTS)
+            || has_dot_component(&written)
+            || (second_is_path && has_dot_component(&new_written)),
         "path_unresolved": flag(FILE_PATH_UNRESOLVED),
     });
     if let Value::Object(map) = &mut file {
@@ -337,5 +339,20 @@ mod tests {
         let rec = test_file_record(FileOp::Unlink, "/tmp/../etc/passwd", "");
         assert_eq!(file_event(&rec, "t")["file"]["path_dots"], true);
         assert!(ev["chown"].get("gid").is_none());
+    }
+
+    #[test]
+    fn paths_written_with_dots_are_cleaned_but_a_symlink_text_is_not() {
+        let rec = test_file_record(FileOp::Rename, "/tmp/../etc/a", "/etc//cron.d/./b");
+        let ev = file_event(&rec, "t");
+        assert_eq!(ev["rename"]["old"]["path"], "/etc/a");
+        assert_eq!(ev["rename"]["new"]["path"], "/etc/cron.d/b");
+        assert_eq!(ev["file"]["path_as_written"], "/tmp/../etc/a");
+        assert_eq!(ev["file"]["new_path_as_written"], "/etc//cron.d/./b");
+        let rec = test_file_record(FileOp::Symlink, "/usr/lib/x", "../../lib/x");
+        let ev = file_event(&rec, "t");
+        assert_eq!(ev["link"]["target"]["path"], "../../lib/x");
+        assert_eq!(ev["file"]["path_dots"], false, "{ev}");
+        assert!(ev["file"].get("new_path_as_written").is_none());
     }
 }
