@@ -49,7 +49,14 @@ pub(crate) fn lifecycle_flags() -> u64 {
     if plan_settings().record & RECORD_LIFECYCLE_WAKE != 0 {
         return 0;
     }
-    if LIFECYCLE.query(BPF_RB_AVAIL_DATA) >= LIFECYCLE_WAKE_BYTES {
+    quiet_flags(LIFECYCLE.query(BPF_RB_AVAIL_DATA), LIFECYCLE_WAKE_BYTES)
+}
+
+/// Submit flags of a record the daemon reads without being woken: none, unless `pending`
+/// bytes of its ring have reached `wake_at` (the daemon must drain before the ring fills).
+#[inline(always)]
+fn quiet_flags(pending: u64, wake_at: u64) -> u64 {
+    if pending >= wake_at {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -64,11 +71,7 @@ pub(crate) fn event_flags() -> u64 {
     if !polled() {
         return 0;
     }
-    if EVENTS.query(BPF_RB_AVAIL_DATA) >= EVENTS_WAKE_BYTES {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    }
+    quiet_flags(EVENTS.query(BPF_RB_AVAIL_DATA), EVENTS_WAKE_BYTES)
 }
 
 /// Submit flags of an `EVENTS` record that can start a userspace kill and is rare next to

@@ -76,10 +76,16 @@ pub(crate) struct MatchState {
 }
 
 impl MatchState {
-    /// Whether the component just walked is `.` or `..`.
+    /// Whether the component just walked makes the path unclean: `.` or `..`, or (when
+    /// `empty_counts`, i.e. at a `/` that is not the first byte) an empty one (`//`).
     #[inline(always)]
-    fn dot_component(&self) -> bool {
-        self.check_dots != 0 && self.comp > 0 && self.comp <= 2 && self.comp == self.dots
+    fn unclean_component(&self, empty_counts: bool) -> bool {
+        self.check_dots != 0
+            && if self.comp == 0 {
+                empty_counts
+            } else {
+                self.comp <= 2 && self.comp == self.dots
+            }
     }
 }
 
@@ -353,9 +359,9 @@ fn lookup(s: &mut FileScratch, hash: u64, op: u32, exact: u32) {
 /// Matches the path of `slot` (length `len`) against `FILE_WATCH` for `op`: each directory
 /// prefix (at every `/` after the first byte), then the whole path as an exact entry. A
 /// truncated path is not matched. The byte loop runs in `bpf_loop` ([`match_step`]) with its
-/// state in the scratch; it flags `.`/`..` components (`FILE_PATH_DOTS`: only user paths of
-/// the signal tier's path syscalls have them), so the event is reported for userspace to match
-/// on the normalised path.
+/// state in the scratch; it flags `.`, `..` and empty components (`FILE_PATH_DOTS`: only user
+/// paths of the signal tier's path syscalls have them), so the event is reported for userspace
+/// to match on the cleaned path.
 #[inline(always)]
 pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
     if s.record.flags & (FILE_PATH_TRUNCATED << (slot as u32)) != 0 {
@@ -382,7 +388,7 @@ pub(crate) fn match_path(s: &mut FileScratch, slot: Slot, len: u32, op: u32) {
     }
     // SAFETY: the scratch pointer is still valid; a volatile read, as the helper wrote it.
     let hash = unsafe { core::ptr::read_volatile(&(*ctx.scratch).matching.hash) };
-    if s.matching.dot_component() {
+    if s.matching.unclean_component(false) {
         s.record.flags |= FILE_PATH_DOTS;
     }
     lookup(s, hash, op, 1);
@@ -411,9 +417,7 @@ unsafe extern "C" fn match_step(index: u64, ctx: *mut c_void) -> i64 {
     };
     let hash = s.matching.hash;
     if b == b'/' {
-        // `.`, `..`, or an empty component (`//`).
-        let empty = s.matching.check_dots != 0 && i > 0 && s.matching.comp == 0;
-        if s.matching.dot_component() || empty {
+        if s.matching.unclean_component(i > 0) {
             s.record.flags |= FILE_PATH_DOTS;
         }
         s.matching.comp = 0;
@@ -448,8 +452,8 @@ pub(crate) fn reset(s: &mut FileScratch, op: u32) {
 }
 
 /// Whether the event is reported: a watched path, a path the kernel could not match
-/// (truncated, or with a `.`/`..` component: the signal tier's path as written, which
-/// userspace normalises and matches again), or a plan that cannot filter file events. Counts
+/// (truncated, or with a `.`, `..` or empty component: the signal tier's path as written,
+/// which userspace cleans and matches again), or a plan that cannot filter file events. Counts
 /// seen/filtered/matched.
 #[inline(always)]
 pub(crate) fn reported(s: &FileScratch, record_bits: u32) -> bool {

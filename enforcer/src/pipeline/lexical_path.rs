@@ -8,8 +8,11 @@ pub fn clean(path: &str) -> Option<String> {
     let rest = path.strip_prefix('/')?;
     let mut parts: Vec<&str> = Vec::new();
     let mut changed = false;
-    for comp in rest.split('/') {
+    let mut comps = rest.split('/').peekable();
+    while let Some(comp) = comps.next() {
         match comp {
+            // A trailing slash alone (`/etc/`) is an empty last component, not a change.
+            "" if comps.peek().is_none() => {}
             "" | "." => changed = true,
             ".." => {
                 parts.pop();
@@ -17,10 +20,6 @@ pub fn clean(path: &str) -> Option<String> {
             }
             _ => parts.push(comp),
         }
-    }
-    // A trailing slash alone (`/etc/`) is an empty last component, not a change of meaning.
-    if rest.ends_with('/') && !rest.contains("//") && !has_dot_component(rest) {
-        return None;
     }
     changed.then(|| format!("/{}", parts.join("/")))
 }
