@@ -71,11 +71,22 @@ pub struct Event {
 impl Event {
     /// Decodes a bare event or an audit record holding one under `"event"`.
     pub fn from_json(value: &Value) -> Result<Event, EventError> {
+        Event::decode(value, None)
+    }
+
+    /// Like [`Event::from_json`], reading only the fields whose [`FieldId`] is `true` in
+    /// `read` (the fields a policy's rules test, [`crate::CompiledPolicy::decode_event`]):
+    /// the others stay absent, and a wrong JSON type in them is not an error.
+    pub fn from_json_reading(value: &Value, read: &[bool]) -> Result<Event, EventError> {
+        Event::decode(value, Some(read))
+    }
+
+    fn decode(value: &Value, read: Option<&[bool]>) -> Result<Event, EventError> {
         let obj = value.as_object().ok_or(EventError::NotAnObject)?;
         if obj.get("kind").is_none()
             && let Some(inner) = obj.get("event")
         {
-            return Event::from_json(inner);
+            return Event::decode(inner, read);
         }
         let kind_name = obj
             .get("kind")
@@ -86,7 +97,9 @@ impl Event {
         let mut slots = vec![None; schema::FIELDS.len()];
         let mut derived_public = None;
         for (i, def) in schema::FIELDS.iter().enumerate() {
-            if def.kind.is_some_and(|k| k != kind) {
+            if def.kind.is_some_and(|k| k != kind)
+                || read.is_some_and(|r| !r.get(i).copied().unwrap_or(false))
+            {
                 continue;
             }
             let mut v = match def.locator {
@@ -335,6 +348,44 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_policy_decodes_only_the_fields_its_enabled_rules_test() {
+        let policy = crate::load_str(
+            "p.yaml",
+            r#"macros:
+  - name: in_tmp
+    expression: exec.file.path startswith "/tmp/"
+rules:
+  - id: tmp-miner
+    expression: in_tmp && !(process.uid == 0)
+    action: alert
+  - id: off
+    expression: exec.cwd == "/"
+    action: alert
+    disabled: true
+"#,
+        )
+        .unwrap();
+        // A wrong type in a field no rule tests is not read, so not an error either.
+        let ev = json!({"kind":"exec","process":{"uid":1000,"comm":7},
+            "exec":{"file":{"path":"/tmp/xmrig"},"cwd":"/","argv0":"xmrig"}});
+        let e = policy.decode_event(&ev).unwrap();
+        let field = |name| e.get(schema::lookup(name).unwrap());
+        assert_eq!(
+            field("exec.file.path"),
+            Some(&Val::Str("/tmp/xmrig".into()))
+        );
+        assert_eq!(field("process.uid"), Some(&Val::Int(1000)));
+        for untested in ["exec.cwd", "exec.argv0", "exec.file.name", "process.comm"] {
+            assert_eq!(field(untested), None, "{untested}");
+        }
+        assert!(
+            Event::from_json(&ev).is_err(),
+            "the whole event has a bad process.comm"
+        );
+        assert_eq!(policy.eval(&e).len(), 1);
     }
 
     #[test]

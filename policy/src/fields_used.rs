@@ -5,6 +5,21 @@ use crate::{
     schema,
 };
 
+/// Which fields `conds` test, by [`schema::FieldId`] (macro bodies included): `true` at the
+/// index of each field read.
+pub fn fields_read<'c>(conds: impl IntoIterator<Item = &'c Cond>) -> Vec<bool> {
+    let read = std::cell::RefCell::new(vec![false; schema::FIELDS.len()]);
+    for cond in conds {
+        cond.reads(&|field| {
+            if let Some(slot) = read.borrow_mut().get_mut(usize::from(field)) {
+                *slot = true;
+            }
+            false
+        });
+    }
+    read.into_inner()
+}
+
 /// Whether `cond` reads a field whose dotted name starts with `prefix`.
 pub fn reads(cond: &Cond, prefix: &str) -> bool {
     match &cond.node {

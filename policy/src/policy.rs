@@ -19,7 +19,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::event::{Event, Val};
+use crate::event::{Event, EventError, Val};
 use crate::index::{Bucket, Scratch};
 use crate::ir::{Cond, CondNode};
 use crate::model::{Actions, Mode, RuleInfo};
@@ -60,6 +60,9 @@ pub struct CompiledPolicy {
     /// Per rule: whether it needs the file hash to be computed (it reads `exec.file.hash.*`
     /// and is not a test on hash lists that are all empty).
     pub(crate) hash_needed: Vec<bool>,
+    /// By field id: whether an enabled rule tests the field ([`CompiledPolicy::decode_event`]
+    /// reads only those).
+    pub(crate) read_fields: Vec<bool>,
 }
 
 /// Most DNS server ports a policy may name (53 included): the kernel compares each.
@@ -86,6 +89,13 @@ impl CompiledPolicy {
             buckets.push(Bucket::build(&members));
         }
         let ids = rules.iter().map(|r| Arc::from(r.id.as_str())).collect();
+        let read_fields = crate::fields_used::fields_read(
+            rules
+                .iter()
+                .zip(&conds)
+                .filter(|(r, _)| !r.disabled)
+                .map(|(_, c)| c),
+        );
         CompiledPolicy {
             rules,
             ids,
@@ -97,6 +107,7 @@ impl CompiledPolicy {
             files,
             dns_ports: vec![53],
             hash_needed: Vec::new(),
+            read_fields,
         }
     }
 
@@ -188,6 +199,13 @@ impl CompiledPolicy {
             .enumerate()
             .map(|(i, r)| *r && self.hash_needed.get(i).copied().unwrap_or(true))
             .collect()
+    }
+
+    /// Decodes `value` (an event's JSON, see [`Event::from_json`]) for this policy: only the
+    /// fields its enabled rules test are read, so [`CompiledPolicy::eval`] gives the same
+    /// matches as on the whole event at a fraction of the decoding.
+    pub fn decode_event(&self, value: &serde_json::Value) -> Result<Event, EventError> {
+        Event::from_json_reading(value, &self.read_fields)
     }
 
     /// Rule indices of the rules of `kind` (enabled ones), ascending.

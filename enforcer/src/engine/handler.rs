@@ -6,9 +6,7 @@ mod hashing;
 
 use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
 use enforcer_policy::selection::EntrySelector;
-use enforcer_policy::{
-    CompiledPolicy, Enforcement, Event, Kind, Mode, RuleInfo, ratelimit::RateLimiter,
-};
+use enforcer_policy::{CompiledPolicy, Enforcement, Kind, Mode, RuleInfo, ratelimit::RateLimiter};
 use serde_json::Value;
 
 use super::{
@@ -21,7 +19,7 @@ use crate::{
     clock::BootClock,
     cpu::indicators::Indicators,
     dns::QueryLog,
-    enrich::Enricher,
+    enrich::{Enricher, LifecycleChains},
     pipeline::{
         decode::{self, Decoded},
         event_json::event_json,
@@ -58,9 +56,14 @@ pub(crate) struct Handler<'p> {
     env_selector: EntrySelector,
 }
 
-/// A process cache seeded from `/proc`, so processes started before the engine resolve.
-fn seeded_enricher() -> Enricher {
-    let mut enricher = Enricher::default();
+/// A process cache seeded from `/proc`, so processes started before the engine resolve. Fork
+/// and exit events get the ancestor chain only when a rule of their kind may read it.
+fn seeded_enricher(policy: &CompiledPolicy) -> Enricher {
+    let has_rules = |kind| !policy.rules_of_kind(kind).is_empty();
+    let mut enricher = Enricher::default().with_lifecycle_chains(LifecycleChains {
+        fork: has_rules(Kind::Fork),
+        exit: has_rules(Kind::Exit),
+    });
     match enricher.seed_from_proc(std::path::Path::new("/proc")) {
         Ok(report) => tracing::info!("process cache seeded with {} processes", report.loaded),
         Err(err) => tracing::warn!("process cache not seeded from /proc: {err}"),
@@ -90,6 +93,23 @@ fn attribute_header(header: &mut EventHeader, event: &Value) {
 /// path are then acted on in userspace, even the kernel plan's.
 fn matched_as_written(event: &Value) -> bool {
     event.pointer("/file/path_dots") == Some(&Value::Bool(true))
+}
+
+/// Takes `process.ancestors` out of a fork or exit event record: the process's chain is in
+/// the records of its exec and of what it did, and the audit log's fork and exit records have
+/// one shape whether or not a rule of their kind made the enricher build it. Action records
+/// keep it as evidence.
+fn without_lifecycle_chain(event: &mut Value) {
+    let lifecycle = matches!(
+        event
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(Kind::from_name),
+        Some(Kind::Fork | Kind::Exit)
+    );
+    if lifecycle && let Some(Value::Object(process)) = event.get_mut("process") {
+        process.remove("ancestors");
+    }
 }
 
 /// Which matching rules [`Handler::userspace_rules`] acts on.
@@ -125,7 +145,7 @@ impl<'p> Handler<'p> {
             clock,
             decode_errors: 0,
             limiter: RateLimiter::default(),
-            enricher: seeded_enricher(),
+            enricher: seeded_enricher(policy),
             queries: QueryLog::default(),
             learned: Learned::default(),
             enforcer,
@@ -245,9 +265,9 @@ impl<'p> Handler<'p> {
             return Ok(());
         }
         self.userspace_rules(header, &event, Select::All, sink)?;
-        sink.write(&Record::Event {
-            event: self.recorded(event),
-        })
+        let mut event = self.recorded(event);
+        without_lifecycle_chain(&mut event);
+        sink.write(&Record::Event { event })
     }
 
     /// The kernel's enforcement records of `header` (whose event did not need to wait).
@@ -295,7 +315,7 @@ impl<'p> Handler<'p> {
         if kind.is_some_and(|k| self.policy.rules_of_kind(k).is_empty()) {
             return Ok(());
         }
-        let Ok(ev) = Event::from_json(event) else {
+        let Ok(ev) = self.policy.decode_event(event) else {
             return Ok(());
         };
         for m in self.policy.eval(&ev) {
@@ -366,7 +386,7 @@ impl<'p> Handler<'p> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::{
         audit::AuditReader,
@@ -412,6 +432,107 @@ rules:
         assert_eq!(count("action", "alert"), 1, "{records:#?}");
         assert_eq!(count("action", "would_kill"), 3, "{records:#?}");
         assert_eq!(handler.decode_errors(), 1);
+    }
+
+    /// The audit records of a fork, an exec and an exit of this test process under `policy`.
+    fn lifecycle_records(policy: &str) -> Vec<Value> {
+        use enforcer_common::{
+            event::EventKind,
+            process::{ExitRecord, ForkRecord},
+        };
+
+        use crate::pipeline::decode::test_header;
+        let policy = enforcer_policy::load_str("p.yaml", policy).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
+        // This process: seeded from /proc with its parents (the test runner, cargo, ...).
+        let me = std::process::id();
+        let mut fork = ForkRecord {
+            header: test_header::<ForkRecord>(EventKind::Fork, Hook::TpSchedProcessFork),
+            child_tgid: 4_000_000,
+            _pad: 0,
+            child_start_ns: 30,
+            comm: [0; 16],
+        };
+        fork.header.tgid = me;
+        let parent = std::os::unix::process::parent_id();
+        fork.header.ppid = parent;
+        let mut exec = test_exec_record();
+        (exec.header.tgid, exec.header.pid, exec.header.ppid) = (me, me, parent);
+        let mut exit = ExitRecord {
+            header: test_header::<ExitRecord>(EventKind::Exit, Hook::TpSchedProcessExit),
+            exit_code: 0,
+            _pad: 0,
+            start_ns: 0,
+            comm: [0; 16],
+        };
+        (exit.header.tgid, exit.header.ppid) = (me, parent);
+        for (i, bytes) in [as_bytes(&fork), as_bytes(&exec), as_bytes(&exit)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut copy = bytes.to_vec();
+            // Timestamps in order, late enough for this process's start time.
+            let at = std::mem::offset_of!(EventHeader, timestamp_ns);
+            copy[at..at + 8].copy_from_slice(&(u64::MAX / 2 + i as u64).to_ne_bytes());
+            handler.handle(&copy, &mut sink).unwrap();
+        }
+        sink.flush().unwrap();
+        AuditReader::read_path(&log).unwrap().0
+    }
+
+    fn chain_of<'r>(records: &'r [Value], kind: &str, record_type: &str) -> &'r Value {
+        let r = records
+            .iter()
+            .find(|r| r["type"] == record_type && r["event"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {record_type} {kind} record: {records:#?}"));
+        &r["event"]["process"]["ancestors"]
+    }
+
+    #[test]
+    fn fork_and_exit_records_are_written_without_the_ancestor_chain() {
+        let records = lifecycle_records(POLICY);
+        let exec_chain = chain_of(&records, "exec", "event");
+        assert!(
+            exec_chain.as_array().is_some_and(|a| !a.is_empty()),
+            "{records:#?}"
+        );
+        assert!(
+            chain_of(&records, "fork", "event").is_null(),
+            "{records:#?}"
+        );
+        assert!(
+            chain_of(&records, "exit", "event").is_null(),
+            "{records:#?}"
+        );
+        // The process is still named.
+        let fork = records
+            .iter()
+            .find(|r| r["event"]["kind"] == "fork")
+            .unwrap();
+        assert_eq!(fork["event"]["process"]["pid"], std::process::id());
+    }
+
+    #[test]
+    fn an_exit_rule_reads_the_ancestor_chain_and_its_action_record_keeps_it() {
+        let me = std::process::id();
+        let parent = std::os::unix::process::parent_id();
+        let policy = format!(
+            "rules:\n  - id: exit-under-parent\n    expression: exit.code == 0 && \
+             process.ancestors.pid == {parent}\n    action: alert\n"
+        );
+        let records = lifecycle_records(&policy);
+        let alert = chain_of(&records, "exit", "action");
+        assert_eq!(alert[0]["pid"], parent, "{records:#?}");
+        assert!(
+            chain_of(&records, "exit", "event").is_null(),
+            "{records:#?}"
+        );
+        assert!(
+            records
+                .iter()
+                .any(|r| r["rule"] == "exit-under-parent" && r["event"]["process"]["pid"] == me)
+        );
     }
 
     #[test]

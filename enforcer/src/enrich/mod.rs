@@ -32,6 +32,35 @@ pub struct Enricher {
     cache: ProcessCache,
     max_depth: usize,
     cgroup_paths: cgroup_paths::CgroupPaths,
+    lifecycle_chains: LifecycleChains,
+}
+
+/// Whether fork and exit events get the ancestor chain in their `process` object. Every
+/// other event always does. A process's chain is already in the records of its exec (and of
+/// whatever it does), so a fork or exit needs it only when a rule of its kind may read it;
+/// building it for the three records of every exec was a third of the daemon's work in an
+/// exec storm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifecycleChains {
+    /// Fork events get `process.ancestors`.
+    pub fork: bool,
+    /// Exit events get `process.ancestors`.
+    pub exit: bool,
+}
+
+impl LifecycleChains {
+    /// Both kinds get the chain.
+    pub const ALL: LifecycleChains = LifecycleChains {
+        fork: true,
+        exit: true,
+    };
+}
+
+/// Whether an enriched `process` object gets its `ancestors` array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Chain {
+    With,
+    Without,
 }
 
 impl Default for Enricher {
@@ -48,7 +77,14 @@ impl Enricher {
             cache: ProcessCache::new(config),
             max_depth: DEFAULT_MAX_DEPTH,
             cgroup_paths: cgroup_paths::CgroupPaths::default(),
+            lifecycle_chains: LifecycleChains::ALL,
         }
+    }
+
+    /// Sets which lifecycle events (fork, exit) get the ancestor chain (all by default).
+    pub fn with_lifecycle_chains(mut self, chains: LifecycleChains) -> Self {
+        self.lifecycle_chains = chains;
+        self
     }
 
     /// Sets the depth of ancestor chains (capped at [`process_cache::MAX_DEPTH_LIMIT`]).
@@ -79,26 +115,42 @@ impl Enricher {
         if self.cache.lookup(tgid, start_ns).is_none() {
             return json!({ "pid": tgid });
         }
-        self.json_of(tgid)
+        self.json_of(tgid, Chain::With)
     }
 
     /// Like [`Enricher::process_json_for`] for an event at `event_ns` whose process start time
     /// is not known (see [`ProcessCache::lookup_at`]).
     pub fn process_json_at(&mut self, tgid: u32, event_ns: u64) -> Value {
+        self.chained_json_at(tgid, event_ns, Chain::With)
+    }
+
+    /// [`Enricher::process_json_at`], with or without `ancestors`.
+    fn chained_json_at(&mut self, tgid: u32, event_ns: u64, chain: Chain) -> Value {
         if self.cache.lookup_at(tgid, event_ns).is_none() {
             return json!({ "pid": tgid });
         }
-        self.json_of(tgid)
+        self.json_of(tgid, chain)
     }
 
     /// Like [`Enricher::enrich_process_at`] for the exit record that has just marked the live
     /// cached record of `tgid` exited: that record answers, `/proc` is not read (see
     /// [`ProcessCache::lookup_cached_at`]).
     pub fn enrich_exiting_process_at(&mut self, process: &mut Value, tgid: u32, event_ns: u64) {
+        self.enrich_exiting_chained(process, tgid, event_ns, Chain::With);
+    }
+
+    /// [`Enricher::enrich_exiting_process_at`], with or without `ancestors`.
+    fn enrich_exiting_chained(
+        &mut self,
+        process: &mut Value,
+        tgid: u32,
+        event_ns: u64,
+        chain: Chain,
+    ) {
         let extra = if self.cache.lookup_cached_at(tgid, event_ns).is_some() {
-            self.json_of(tgid)
+            self.json_of(tgid, chain)
         } else {
-            self.process_json_at(tgid, event_ns)
+            self.chained_json_at(tgid, event_ns, chain)
         };
         process_json::merge_missing(process, extra);
     }
@@ -107,12 +159,23 @@ impl Enricher {
     /// (built from the kernel record) without overwriting a member it has (see
     /// [`process_json::merge_missing`]).
     pub fn enrich_process_at(&mut self, process: &mut Value, tgid: u32, event_ns: u64) {
-        let extra = self.process_json_at(tgid, event_ns);
+        self.enrich_chained(process, tgid, event_ns, Chain::With);
+    }
+
+    /// [`Enricher::enrich_process_at`], with or without `ancestors`.
+    fn enrich_chained(&mut self, process: &mut Value, tgid: u32, event_ns: u64, chain: Chain) {
+        let extra = self.chained_json_at(tgid, event_ns, chain);
         process_json::merge_missing(process, extra);
     }
 
-    /// The JSON of the cached record of `tgid` with its ancestors.
-    fn json_of(&mut self, tgid: u32) -> Value {
+    /// The JSON of the cached record of `tgid`, with its ancestors when `chain` says so.
+    fn json_of(&mut self, tgid: u32, chain: Chain) -> Value {
+        if chain == Chain::Without {
+            return self
+                .cache
+                .peek(tgid)
+                .map_or_else(|| json!({ "pid": tgid }), process_json::to_json);
+        }
         let pids = self.cache.ancestor_pids(tgid, self.max_depth);
         let Some(rec) = self.cache.peek(tgid) else {
             return json!({ "pid": tgid });

@@ -6,16 +6,22 @@ use std::path::Path;
 use enforcer_common::event::Hook;
 use serde_json::Value;
 
-use super::{Enricher, process_cache::ExecInfo};
+use super::{Chain, Enricher, process_cache::ExecInfo};
 use crate::pipeline::{decode::Decoded, process_event::split_status};
 
 /// Where `/proc` is.
 const PROC: &str = "/proc";
 
 impl Enricher {
-    /// Updates the cache from `record`, then enriches `event` (its JSON) in place.
+    /// Updates the cache from `record`, then enriches `event` (its JSON) in place: a fork or
+    /// exit gets the ancestor chain only as [`super::LifecycleChains`] says.
     pub fn observe(&mut self, record: &Decoded, event: &mut Value) {
         let header = *record.header();
+        let chain = match record {
+            Decoded::Fork(_) if !self.lifecycle_chains.fork => Chain::Without,
+            Decoded::Exit(_) if !self.lifecycle_chains.exit => Chain::Without,
+            _ => Chain::With,
+        };
         match record {
             Decoded::Fork(r) => {
                 self.cache_mut()
@@ -27,7 +33,12 @@ impl Enricher {
                 let signal = i32::try_from(signal).unwrap_or(i32::MAX);
                 if self.cache_mut().on_exit(header.tgid, code, signal) {
                     if let Some(process) = event.get_mut("process") {
-                        self.enrich_exiting_process_at(process, header.tgid, header.timestamp_ns);
+                        self.enrich_exiting_chained(
+                            process,
+                            header.tgid,
+                            header.timestamp_ns,
+                            chain,
+                        );
                     }
                     return;
                 }
@@ -44,7 +55,7 @@ impl Enricher {
             _ => {}
         }
         if let Some(process) = event.get_mut("process") {
-            self.enrich_process_at(process, header.tgid, header.timestamp_ns);
+            self.enrich_chained(process, header.tgid, header.timestamp_ns, chain);
         }
     }
 

@@ -6,10 +6,15 @@ use enforcer_policy::{Code, CompiledPolicy, Diagnostics, Event, load_str};
 use serde_json::Value;
 
 /// Evaluates `case["event"]` and asserts the matched rule ids equal `case["expect"]` as a set
-/// and come in ascending rule-index order. `what` names the case in failure messages.
+/// and come in ascending rule-index order, and that the event decoded for the policy (only
+/// the fields its rules test) matches the same. `what` names the case in failure messages.
 pub(crate) fn check_case(policy: &CompiledPolicy, case: &Value, what: &str) {
     let ev = Event::from_json(&case["event"]).unwrap_or_else(|e| panic!("{what}: {e}"));
     let matches = policy.eval(&ev);
+    let lean = policy
+        .decode_event(&case["event"])
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(policy.eval(&lean), matches, "{what}: decode_event");
     let got: Vec<String> = matches.iter().map(|m| m.rule_id.to_string()).collect();
     let mut want: Vec<String> = case["expect"]
         .as_array()

@@ -8,7 +8,6 @@ use enforcer_common::{
     event::{EventHeader, ExecRecord},
     plan::InodeKey,
 };
-use enforcer_policy::Event;
 use serde_json::Value;
 
 use super::{Handler, Select, Sink};
@@ -147,7 +146,7 @@ impl Handler<'_> {
         if !hashed_this_version(info, file) {
             return;
         }
-        let Ok(ev) = Event::from_json(event) else {
+        let Ok(ev) = self.policy.decode_event(event) else {
             return;
         };
         let indices: Vec<u32> = self
