@@ -57,6 +57,11 @@ pub struct EngineSpec {
     /// engine: with the daemon stopped nothing is evaluated in userspace.
     #[arg(long)]
     pub freeze_daemon: bool,
+    /// Seconds to wait before every round, with or without the engine: the engine's start
+    /// (the verifier) and stop (freeing its programs) are seconds of CPU, and a round measured
+    /// right after them runs slower for reasons that are not the engine's steady cost.
+    #[arg(long, default_value_t = 0.0)]
+    pub settle: f64,
 }
 
 /// Starts the engine of `spec` in block mode with its audit log at `audit` (an old one is
@@ -125,6 +130,11 @@ pub fn alternate(
 ) -> anyhow::Result<(Vec<Round>, Vec<Round>)> {
     let audit = std::env::temp_dir().join("enforcer-bench-audit.jsonl");
     let (mut without, mut with) = (Vec::new(), Vec::new());
+    let settle = Duration::try_from_secs_f64(spec.settle).unwrap_or(Duration::ZERO);
+    let mut workload = || {
+        std::thread::sleep(settle);
+        workload()
+    };
     for round in 0..rounds {
         let (base, on) = if round % 2 == 0 {
             let base = workload()?;
@@ -134,8 +144,10 @@ pub fn alternate(
             (workload()?, on)
         };
         eprintln!(
-            "round {round}: without {:.0}/s, with {:.0}/s",
-            base.per_sec, on.per_sec
+            "round {round}: without {:.0}/s, with {:.0}/s, ratio {:.3}",
+            base.per_sec,
+            on.per_sec,
+            on.per_sec / base.per_sec
         );
         without.push(base);
         with.push(on);
@@ -155,6 +167,20 @@ pub fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// A distribution-free ~95 % confidence interval of the median of `sorted` values: the order
+/// statistics `k` places in from either end, with `k` from the normal approximation of the
+/// binomial (`(n - 1.96 sqrt(n)) / 2`). `None` below 6 values, where no such interval exists.
+pub fn median_interval(sorted: &[f64]) -> Option<(f64, f64)> {
+    let n = sorted.len();
+    if n < 6 {
+        return None;
+    }
+    let k = ((n as f64 - 1.96 * (n as f64).sqrt()) / 2.0)
+        .floor()
+        .max(0.0) as usize;
+    Some((*sorted.get(k)?, *sorted.get(n - 1 - k)?))
 }
 
 /// Prints throughput medians, the median per-round ratio and the p50/p99 latency deltas.
@@ -189,6 +215,11 @@ pub fn report(what: &str, without: &[Round], with: &[Round]) {
         "ratio with/without (median of per-round ratios): {:.3}",
         median(&mut ratios)
     );
+    if let Some((low, high)) = median_interval(&ratios) {
+        println!("  95% confidence interval of that median: {low:.3} .. {high:.3}");
+    } else {
+        println!("  (too few rounds for a confidence interval: 6 or more give one)");
+    }
     for (name, q) in [("p50", 500), ("p99", 990)] {
         let (b, w) = (us(percentile(&lb, q)), us(percentile(&lw, q)));
         println!(
@@ -201,6 +232,16 @@ pub fn report(what: &str, without: &[Round], with: &[Round]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_interval_widens_with_fewer_values() {
+        let v: Vec<f64> = (1..=16).map(f64::from).collect();
+        // k = floor((16 - 7.84) / 2) = 4: the 5th and 12th values.
+        assert_eq!(median_interval(&v), Some((5.0, 12.0)));
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(median_interval(&v), Some((41.0, 60.0)));
+        assert_eq!(median_interval(&[1.0; 5]), None);
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
