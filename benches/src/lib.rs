@@ -177,9 +177,12 @@ pub fn median_interval(sorted: &[f64]) -> Option<(f64, f64)> {
     if n < 6 {
         return None;
     }
-    let k = ((n as f64 - 1.96 * (n as f64).sqrt()) / 2.0)
-        .floor()
-        .max(0.0) as usize;
+    // The largest k with n - 2k >= 1.96 sqrt(n), in integers: (n - 2k)^2 * 10^4 >= 38416 n.
+    let holds = |k: usize| {
+        let spread = n.saturating_sub(2 * k) as u128;
+        spread * spread * 10_000 >= 38_416 * n as u128
+    };
+    let k = (0..n / 2).take_while(|&k| holds(k)).last()?;
     Some((*sorted.get(k)?, *sorted.get(n - 1 - k)?))
 }
 
