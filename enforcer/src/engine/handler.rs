@@ -436,36 +436,19 @@ rules:
 
     /// The audit records of a fork, an exec and an exit of this test process under `policy`.
     fn lifecycle_records(policy: &str) -> Vec<Value> {
-        use enforcer_common::{
-            event::EventKind,
-            process::{ExitRecord, ForkRecord},
-        };
-
-        use crate::pipeline::decode::test_header;
+        use crate::pipeline::decode::{test_exit_record, test_fork_record};
         let policy = enforcer_policy::load_str("p.yaml", policy).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         // This process: seeded from /proc with its parents (the test runner, cargo, ...).
         let me = std::process::id();
-        let mut fork = ForkRecord {
-            header: test_header::<ForkRecord>(EventKind::Fork, Hook::TpSchedProcessFork),
-            child_tgid: 4_000_000,
-            _pad: 0,
-            child_start_ns: 30,
-            comm: [0; 16],
-        };
+        let mut fork = test_fork_record(4_000_000, 30);
         fork.header.tgid = me;
         let parent = std::os::unix::process::parent_id();
         fork.header.ppid = parent;
         let mut exec = test_exec_record();
         (exec.header.tgid, exec.header.pid, exec.header.ppid) = (me, me, parent);
-        let mut exit = ExitRecord {
-            header: test_header::<ExitRecord>(EventKind::Exit, Hook::TpSchedProcessExit),
-            exit_code: 0,
-            _pad: 0,
-            start_ns: 0,
-            comm: [0; 16],
-        };
+        let mut exit = test_exit_record(0, 0);
         (exit.header.tgid, exit.header.ppid) = (me, parent);
         for (i, bytes) in [as_bytes(&fork), as_bytes(&exec), as_bytes(&exit)]
             .into_iter()

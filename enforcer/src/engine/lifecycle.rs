@@ -106,16 +106,11 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use enforcer_common::{
-        event::{EventKind, Hook},
-        process::{ExitRecord, ForkRecord},
-    };
-
     use super::*;
     use crate::{
         audit::AuditReader,
         engine::enforce::testing,
-        pipeline::decode::{as_bytes, test_exec_record, test_header},
+        pipeline::decode::{as_bytes, test_exec_record, test_exit_record, test_fork_record},
     };
 
     #[test]
@@ -135,22 +130,10 @@ mod tests {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
-        let mut fork = ForkRecord {
-            header: test_header::<ForkRecord>(EventKind::Fork, Hook::TpSchedProcessFork),
-            child_tgid: 10,
-            _pad: 0,
-            child_start_ns: 30,
-            comm: [0; 16],
-        };
+        let mut fork = test_fork_record(10, 30);
         fork.header.timestamp_ns = 30;
         fork.header.tgid = 1;
-        let mut exit = ExitRecord {
-            header: test_header::<ExitRecord>(EventKind::Exit, Hook::TpSchedProcessExit),
-            exit_code: 0,
-            _pad: 0,
-            start_ns: 30,
-            comm: [0; 16],
-        };
+        let mut exit = test_exit_record(0, 30);
         exit.header.timestamp_ns = 50;
         let mut exec = test_exec_record();
         exec.header.timestamp_ns = 42;

@@ -142,6 +142,40 @@ pub(crate) fn test_header<T>(kind: EventKind, hook: enforcer_common::event::Hook
     }
 }
 
+/// A fork record for tests: process 10 (see [`test_header`]) started `child` at
+/// `child_start_ns`.
+#[cfg(test)]
+pub(crate) fn test_fork_record(
+    child: u32,
+    child_start_ns: u64,
+) -> enforcer_common::process::ForkRecord {
+    use enforcer_common::{event::Hook, process::ForkRecord};
+    ForkRecord {
+        header: test_header::<ForkRecord>(EventKind::Fork, Hook::TpSchedProcessFork),
+        child_tgid: child,
+        _pad: 0,
+        child_start_ns,
+        comm: [0; 16],
+    }
+}
+
+/// An exit record for tests: process 10 (see [`test_header`]), started at `start_ns`, exited
+/// with wait status `exit_code`.
+#[cfg(test)]
+pub(crate) fn test_exit_record(
+    exit_code: u32,
+    start_ns: u64,
+) -> enforcer_common::process::ExitRecord {
+    use enforcer_common::{event::Hook, process::ExitRecord};
+    ExitRecord {
+        header: test_header::<ExitRecord>(EventKind::Exit, Hook::TpSchedProcessExit),
+        exit_code,
+        _pad: 0,
+        start_ns,
+        comm: [0; 16],
+    }
+}
+
 /// A valid exec record for tests: `/usr/bin/true -x yz`.
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)]

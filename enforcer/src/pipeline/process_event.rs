@@ -45,10 +45,8 @@ pub fn exit_event(rec: &ExitRecord, ts: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use enforcer_common::event::{EventKind, Hook};
-
     use super::*;
-    use crate::pipeline::decode::test_header;
+    use crate::pipeline::decode::{test_exit_record, test_fork_record};
 
     #[test]
     fn wait_statuses_split_into_code_and_signal() {
@@ -60,23 +58,11 @@ mod tests {
 
     #[test]
     fn lifecycle_events_have_the_policy_shape() {
-        let fork = ForkRecord {
-            header: test_header::<ForkRecord>(EventKind::Fork, Hook::TpSchedProcessFork),
-            child_tgid: 77,
-            _pad: 0,
-            child_start_ns: 40,
-            comm: [0; 16],
-        };
+        let fork = test_fork_record(77, 40);
         let ev = fork_event(&fork, "t");
         assert_eq!(ev["fork"]["child"]["pid"], 77);
         assert_eq!(ev["process"]["pid"], 10);
-        let exit = ExitRecord {
-            header: test_header::<ExitRecord>(EventKind::Exit, Hook::TpSchedProcessExit),
-            exit_code: 2 << 8,
-            _pad: 0,
-            start_ns: 40,
-            comm: [0; 16],
-        };
+        let exit = test_exit_record(2 << 8, 40);
         let ev = exit_event(&exit, "t");
         assert_eq!(ev["exit"]["code"], 2);
         assert_eq!(ev["exit"]["signal"], 0);
