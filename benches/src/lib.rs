@@ -11,13 +11,55 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-/// One round of a workload: its throughput and the latency of each operation.
+/// One round of a workload: its throughput, the latency of each operation, and the CPU time
+/// it used.
 #[derive(Debug)]
 pub struct Round {
     /// Operations per second.
     pub per_sec: f64,
     /// Latency of every operation.
     pub latencies: Vec<Duration>,
+    /// CPU time (user and system) per operation of this process and of the children it
+    /// reaped during the round: the workload's own processes, including the kernel programs
+    /// that ran in their context. Less sensitive than the wall clock to when the machine's
+    /// vCPUs are scheduled.
+    pub cpu_per_op: Duration,
+    /// CPU time per operation of the engine's daemon during the round (its threads'
+    /// `schedstat`), on the "with" side.
+    pub engine_cpu_per_op: Option<Duration>,
+}
+
+/// A `timeval` as a duration (0 for a negative one).
+fn duration_of(tv: nix::sys::time::TimeVal) -> Duration {
+    let secs = u64::try_from(tv.tv_sec()).unwrap_or(0);
+    let micros = u64::try_from(tv.tv_usec()).unwrap_or(0);
+    Duration::from_secs(secs) + Duration::from_micros(micros)
+}
+
+/// CPU time used so far by this process and its reaped children.
+fn own_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN]
+        .into_iter()
+        .filter_map(|who| getrusage(who).ok())
+        .map(|u| duration_of(u.user_time()) + duration_of(u.system_time()))
+        .sum()
+}
+
+/// CPU time used so far by the threads of process `pid` (the first field of each
+/// `/proc/<pid>/task/<tid>/schedstat`, in nanoseconds).
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(entry.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// `total` divided among `ops` operations.
+fn per_op(total: Duration, ops: usize) -> Duration {
+    total / u32::try_from(ops.max(1)).unwrap_or(u32::MAX)
 }
 
 impl Round {
@@ -27,6 +69,7 @@ impl Round {
         mut op: impl FnMut() -> anyhow::Result<()>,
     ) -> anyhow::Result<Self> {
         let mut latencies = Vec::with_capacity(iterations);
+        let cpu_before = own_cpu();
         let start = Instant::now();
         for _ in 0..iterations {
             let t = Instant::now();
@@ -36,7 +79,9 @@ impl Round {
         let elapsed = start.elapsed().as_secs_f64();
         Ok(Round {
             per_sec: iterations as f64 / elapsed,
+            cpu_per_op: per_op(own_cpu().saturating_sub(cpu_before), iterations),
             latencies,
+            engine_cpu_per_op: None,
         })
     }
 }
@@ -113,7 +158,14 @@ fn with_engine(
     if spec.freeze_daemon {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP)?;
     }
-    let on = workload();
+    let engine_before = process_cpu(engine.id());
+    let on = workload().map(|mut round| {
+        if let (Some(before), Some(after)) = (engine_before, process_cpu(engine.id())) {
+            round.engine_cpu_per_op =
+                Some(per_op(after.saturating_sub(before), round.latencies.len()));
+        }
+        round
+    });
     if spec.freeze_daemon {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT)?;
     }
@@ -144,10 +196,13 @@ pub fn alternate(
             (workload()?, on)
         };
         eprintln!(
-            "round {round}: without {:.0}/s, with {:.0}/s, ratio {:.3}",
+            "round {round}: without {:.0}/s, with {:.0}/s, ratio {:.3}; CPU per operation \
+             without {:?}, with {:?}",
             base.per_sec,
             on.per_sec,
-            on.per_sec / base.per_sec
+            on.per_sec / base.per_sec,
+            base.cpu_per_op,
+            on.cpu_per_op
         );
         without.push(base);
         with.push(on);
@@ -222,6 +277,36 @@ pub fn report(what: &str, without: &[Round], with: &[Round]) {
         println!("  95% confidence interval of that median: {low:.3} .. {high:.3}");
     } else {
         println!("  (too few rounds for a confidence interval: 6 or more give one)");
+    }
+    let us_of = |d: &Duration| d.as_secs_f64() * 1e6;
+    let mut cpu_without: Vec<f64> = without.iter().map(|r| us_of(&r.cpu_per_op)).collect();
+    let mut cpu_with: Vec<f64> = with.iter().map(|r| us_of(&r.cpu_per_op)).collect();
+    let mut cpu_ratios: Vec<f64> = with
+        .iter()
+        .zip(without)
+        .map(|(w, b)| b.cpu_per_op.as_secs_f64() / w.cpu_per_op.as_secs_f64().max(1e-12))
+        .collect();
+    println!(
+        "workload CPU per operation (median): without {:.2} us, with {:.2} us",
+        median(&mut cpu_without),
+        median(&mut cpu_with)
+    );
+    println!(
+        "CPU ratio without/with (median of per-round ratios): {:.3}",
+        median(&mut cpu_ratios)
+    );
+    if let Some((low, high)) = median_interval(&cpu_ratios) {
+        println!("  95% confidence interval of that median: {low:.3} .. {high:.3}");
+    }
+    let mut daemon: Vec<f64> = with
+        .iter()
+        .filter_map(|r| r.engine_cpu_per_op.as_ref().map(us_of))
+        .collect();
+    if !daemon.is_empty() {
+        println!(
+            "engine daemon CPU per operation (median): {:.2} us",
+            median(&mut daemon)
+        );
     }
     for (name, q) in [("p50", 500), ("p99", 990)] {
         let (b, w) = (us(percentile(&lb, q)), us(percentile(&lw, q)));
