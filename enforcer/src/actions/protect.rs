@@ -21,9 +21,12 @@ pub enum Protected {
     /// A kernel thread.
     #[error("pid {0} is a kernel thread")]
     KernelThread(u32),
-    /// A live process without an executable link.
-    #[error("pid {0} has no executable (/proc/{0}/exe): a kernel thread or an exiting process")]
-    NoExe(u32),
+    /// A live process whose executable link could not be read (with the error, so a spared
+    /// record says why).
+    #[error(
+        "pid {0} has no executable (/proc/{0}/exe: {1}): a kernel thread or an exiting process"
+    )]
+    NoExe(u32, String),
     /// An executable listed with `--never-kill`.
     #[error("pid {pid} runs {}, listed with --never-kill", path.display())]
     NeverKill {
@@ -140,7 +143,9 @@ impl Protection {
             Ok(exe) if self.never_kill(&exe) => Err(Protected::NeverKill { pid, path: exe }),
             Ok(_) => Ok(()),
             // The process may have exited between the two reads: only a live one is protected.
-            Err(_) if proc.stat(pid).is_ok_and(|s| !s.is_zombie()) => Err(Protected::NoExe(pid)),
+            Err(err) if proc.stat(pid).is_ok_and(|s| !s.is_zombie()) => {
+                Err(Protected::NoExe(pid, err.to_string()))
+            }
             Err(_) => Ok(()),
         }
     }
@@ -204,7 +209,11 @@ mod tests {
         assert_eq!(p.process(&proc, 1), Err(Protected::Init));
         assert_eq!(p.process(&proc, 500), Err(Protected::Engine(500)));
         assert_eq!(p.process(&proc, 102), Err(Protected::KernelThread(102)));
-        assert_eq!(p.process(&proc, 103), Err(Protected::NoExe(103)));
+        assert!(
+            matches!(p.process(&proc, 103), Err(Protected::NoExe(103, ref e)) if !e.is_empty()),
+            "{:?}",
+            p.process(&proc, 103)
+        );
         assert_eq!(p.process(&proc, 104), Ok(()));
         assert_eq!(p.process(&proc, 999), Ok(()), "gone: not protected");
     }

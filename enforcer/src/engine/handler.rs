@@ -162,6 +162,19 @@ impl<'p> Handler<'p> {
 
     /// Handles one ring-buffer record.
     pub(crate) fn handle(&mut self, bytes: &[u8], sink: &mut Sink) -> Result<(), WriteError> {
+        self.handle_knowing(bytes, sink, false)
+    }
+
+    /// Handles one ring-buffer record; `exited` says the record's process is known to have
+    /// exited since (its exit record is waiting): an exec record then reads nothing from
+    /// `/proc/<pid>` (`cwd`, a truncated command line or environment), which would give nothing
+    /// or, were the pid reused, another process's values.
+    pub(crate) fn handle_knowing(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut Sink,
+        exited: bool,
+    ) -> Result<(), WriteError> {
         match decode::decode(bytes) {
             Ok(record) => {
                 let mut header = *record.header();
@@ -185,10 +198,12 @@ impl<'p> Handler<'p> {
                 let observed = !matches!(record, Decoded::Exec(_))
                     || header.hook == Hook::TpSchedProcessExec as u32;
                 if observed && let Decoded::Exec(exec) = &record {
-                    let proc_root = std::path::Path::new("/proc");
-                    crate::pipeline::exec_event::add_cwd(&mut event, proc_root, header.tgid);
-                    crate::enrich::exec_blocks::complete_envs(&mut event, proc_root, header.tgid);
-                    crate::enrich::exec_blocks::complete_args(&mut event, proc_root, header.tgid);
+                    let proc_dir = (!exited)
+                        .then(|| std::path::PathBuf::from(format!("/proc/{}", header.tgid)));
+                    let proc_dir = proc_dir.as_deref();
+                    crate::pipeline::exec_event::add_cwd(&mut event, proc_dir);
+                    crate::enrich::exec_blocks::complete_envs(&mut event, proc_dir);
+                    crate::enrich::exec_blocks::complete_args(&mut event, proc_dir);
                     return self.report_exec(&header, exec, event, sink);
                 }
                 self.report(&header, event, observed, sink)
@@ -470,6 +485,29 @@ rules:
             .find(|r| r["type"] == record_type && r["event"]["kind"] == kind)
             .unwrap_or_else(|| panic!("no {record_type} {kind} record: {records:#?}"));
         &r["event"]["process"]["ancestors"]
+    }
+
+    #[test]
+    fn an_exec_of_a_process_known_to_be_gone_reads_nothing_from_proc() {
+        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
+        // This process, which is alive: its /proc/<pid>/cwd can be read.
+        let mut exec = test_exec_record();
+        exec.header.tgid = std::process::id();
+        handler.handle(as_bytes(&exec), &mut sink).unwrap();
+        handler
+            .handle_knowing(as_bytes(&exec), &mut sink, true)
+            .unwrap();
+        sink.flush().unwrap();
+        let (records, _) = AuditReader::read_path(&log).unwrap();
+        let cwds: Vec<_> = records
+            .iter()
+            .filter(|r| r["type"] == "event")
+            .map(|r| r["event"]["exec"]["cwd"].clone())
+            .collect();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(cwds, [Value::from(here.to_str().unwrap()), Value::Null]);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::{collections::VecDeque, time::Duration};
 
 use aya::maps::{MapData, RingBuf};
-use enforcer_common::event::EventHeader;
+use enforcer_common::event::{EventHeader, EventKind};
 
 use super::{handler::Handler, sink::Sink};
 use crate::audit::writer::WriteError;
@@ -30,6 +30,22 @@ pub(crate) fn timestamp(bytes: &[u8]) -> u64 {
         .map_or(0, u64::from_ne_bytes)
 }
 
+/// The `u32` header field at `offset` of a record (`None` for a record too short).
+fn header_u32(bytes: &[u8], offset: usize) -> Option<u32> {
+    bytes
+        .get(offset..offset + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes)
+}
+
+/// The process of an exit record (`None` for any other record).
+fn exiting_tgid(bytes: &[u8]) -> Option<u32> {
+    let kind = header_u32(bytes, std::mem::offset_of!(EventHeader, kind))?;
+    (kind == EventKind::Exit as u32)
+        .then(|| header_u32(bytes, std::mem::offset_of!(EventHeader, tgid)))
+        .flatten()
+}
+
 /// Handles every record of `events` in order, each after the lifecycle records made before it,
 /// then the remaining lifecycle records. Returns how many `events` records there were.
 pub(crate) fn drain(
@@ -44,7 +60,11 @@ pub(crate) fn drain(
         // Pulled after the event record was read: every fork or exit made before it is in.
         pending.pull(ring);
         pending.handle_until(timestamp(&item), handler, sink)?;
-        handler.handle(&item, sink)?;
+        // What is still pending was made after this record: an exit there means the process
+        // is gone, and `/proc/<pid>` is no longer its (nothing, or a reused pid's process).
+        let gone = header_u32(&item, std::mem::offset_of!(EventHeader, tgid))
+            .is_some_and(|tgid| pending.exited(tgid));
+        handler.handle_knowing(&item, sink, gone)?;
         handled += 1;
     }
     pending.pull(ring);
@@ -56,14 +76,31 @@ pub(crate) fn drain(
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     records: VecDeque<(u64, Vec<u8>)>,
+    /// Processes with an exit record among `records`, with how many (a reused pid can exit
+    /// twice within one drain).
+    exits: std::collections::HashMap<u32, u32>,
 }
 
 impl Pending {
     /// Copies every record the ring holds (in the ring's order) and consumes it.
     pub(crate) fn pull(&mut self, ring: &mut RingBuf<MapData>) {
         while let Some(item) = ring.next() {
-            self.records.push_back((timestamp(&item), item.to_vec()));
+            self.push(&item);
         }
+    }
+
+    /// Queues one record (as [`Pending::pull`] does; tests, which have no ring buffer, call it
+    /// directly).
+    fn push(&mut self, bytes: &[u8]) {
+        if let Some(tgid) = exiting_tgid(bytes) {
+            *self.exits.entry(tgid).or_default() += 1;
+        }
+        self.records.push_back((timestamp(bytes), bytes.to_vec()));
+    }
+
+    /// Whether an exit record of process `tgid` is waiting.
+    pub(crate) fn exited(&self, tgid: u32) -> bool {
+        self.exits.contains_key(&tgid)
     }
 
     /// Handles the pulled records made no later than `ts`.
@@ -75,6 +112,14 @@ impl Pending {
     ) -> Result<(), WriteError> {
         while self.records.front().is_some_and(|(t, _)| *t <= ts) {
             if let Some((_, bytes)) = self.records.pop_front() {
+                if let Some(tgid) = exiting_tgid(&bytes)
+                    && let Some(count) = self.exits.get_mut(&tgid)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.exits.remove(&tgid);
+                    }
+                }
                 handler.handle(&bytes, sink)?;
             }
         }
@@ -94,12 +139,6 @@ impl Pending {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.records.len()
-    }
-
-    /// Queues a record as [`Pending::pull`] does (tests have no ring buffer).
-    #[cfg(test)]
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
-        self.records.push_back((timestamp(bytes), bytes.to_vec()));
     }
 }
 
@@ -156,5 +195,26 @@ mod tests {
             .map(|r| r["event"]["kind"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(kinds, ["fork", "exec", "exit"]);
+    }
+
+    #[test]
+    fn a_waiting_exit_record_marks_its_process_gone_until_it_is_handled() {
+        let policy = enforcer_policy::load_str("p.yaml", "rules: []\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut handler, mut sink, _) = testing::handler(&policy, dir.path());
+        let mut pending = Pending::default();
+        let mut exit = test_exit_record(0, 30);
+        exit.header.timestamp_ns = 50;
+        pending.push(as_bytes(&test_fork_record(10, 30)));
+        assert!(!pending.exited(10), "a fork is not an exit");
+        pending.push(as_bytes(&exit));
+        // The same pid exiting twice in one drain (reused): gone until both are handled.
+        exit.header.timestamp_ns = 70;
+        pending.push(as_bytes(&exit));
+        assert!(pending.exited(10) && !pending.exited(11));
+        pending.handle_until(60, &mut handler, &mut sink).unwrap();
+        assert!(pending.exited(10));
+        pending.handle_all(&mut handler, &mut sink).unwrap();
+        assert!(!pending.exited(10));
     }
 }
