@@ -8,6 +8,9 @@
 //! and on [`DRAIN_INTERVAL`] when no other record comes (or when the kernel wakes the daemon
 //! because a quarter of the ring is pending). Records are copied out of the ring so that the
 //! ones newer than the current `EVENTS` record can wait; at most one ring's worth is held.
+//! An exit record still waiting when an `EVENTS` record of its process is handled was made
+//! after it: the handler is told the process is gone ([`Pending::exited`]) and reads nothing
+//! of it from `/proc`.
 
 use std::{collections::VecDeque, time::Duration};
 
