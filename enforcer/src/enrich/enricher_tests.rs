@@ -10,7 +10,7 @@ use enforcer_policy::{Event, Val, schema};
 use serde_json::{Value, json};
 
 use super::process_cache::{CacheConfig, ExecInfo, Origin, read_record};
-use super::{Enricher, container::Runtime};
+use super::{Chain, Enricher, container::Runtime};
 
 const TICK: u64 = 10_000_000;
 const ID: &str = "7951fb549ab99e0722a949b6c121634e1f3a36b5bacbe5392991e3b12251e6b8";
@@ -196,13 +196,16 @@ fn misses_are_loaded_from_proc_with_their_ancestors() {
     let p = FakeProc::tree();
     let mut e = p.enricher(64);
     assert!(e.cache().is_empty());
-    let v = e.process_json_at(77, 1000 * TICK);
+    let v = e.process_json_at(77, 1000 * TICK, Chain::With);
     assert_eq!(v["ancestors"].as_array().unwrap().len(), 2);
     assert_eq!(e.cache().stats().proc_loads, 3);
     assert!(e.cache_mut().lookup_or_load(50).is_some());
     assert_eq!(e.cache().stats().proc_loads, 3);
     // An event before the process started is not its event.
-    assert_eq!(e.process_json_at(77, 19 * TICK), json!({ "pid": 77 }));
+    assert_eq!(
+        e.process_json_at(77, 19 * TICK, Chain::With),
+        json!({ "pid": 77 })
+    );
 }
 
 #[test]
@@ -241,7 +244,7 @@ fn enrich_keeps_the_kernel_values() {
     let p = FakeProc::tree();
     let mut e = p.enricher(64);
     let mut process = json!({ "pid": 77, "tid": 78, "uid": 0, "comm": "x", "cgroup": { "id": 7 } });
-    e.enrich_process_at(&mut process, 77, 1000 * TICK);
+    e.enrich_process_at(&mut process, 77, 1000 * TICK, Chain::With);
     assert_eq!(process["uid"], 0);
     assert_eq!(process["comm"], "x");
     assert_eq!(process["tid"], 78);
@@ -306,15 +309,15 @@ fn the_exit_of_a_cached_process_reads_nothing_from_proc() {
     // record (same incarnation); the new one answers from the cache alone, with the same JSON.
     assert!(e.cache_mut().on_exit(77, 3, 0));
     let mut process = json!({ "pid": 77, "comm": "bash" });
-    e.enrich_exiting_process_at(&mut process, 77, 1000 * TICK);
+    e.enrich_exiting_process_at(&mut process, 77, 1000 * TICK, Chain::With);
     assert_eq!(e.cache().stats(), loads, "no /proc read");
     assert_eq!(process["exit"], json!({ "code": 3, "signal": 0 }));
     assert_eq!(process["ancestors"][0]["file"]["name"], "sshd");
     let mut old = json!({ "pid": 77, "comm": "bash" });
-    e.enrich_process_at(&mut old, 77, 1000 * TICK);
+    e.enrich_process_at(&mut old, 77, 1000 * TICK, Chain::With);
     assert_eq!(process, old);
     // An exit before the cached incarnation started is not its exit: /proc decides, as before.
     let mut early = json!({ "pid": 77 });
-    e.enrich_exiting_process_at(&mut early, 77, 19 * TICK);
+    e.enrich_exiting_process_at(&mut early, 77, 19 * TICK, Chain::With);
     assert_eq!(early, json!({ "pid": 77 }));
 }

@@ -57,8 +57,10 @@ impl LifecycleChains {
 
 /// Whether an enriched `process` object gets its `ancestors` array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Chain {
+pub enum Chain {
+    /// With `ancestors` (parent first).
     With,
+    /// Without it.
     Without,
 }
 
@@ -118,13 +120,8 @@ impl Enricher {
     }
 
     /// Like [`Enricher::process_json_for`] for an event at `event_ns` whose process start time
-    /// is not known (see [`ProcessCache::lookup_at`]).
-    pub fn process_json_at(&mut self, tgid: u32, event_ns: u64) -> Value {
-        self.chained_json_at(tgid, event_ns, Chain::With)
-    }
-
-    /// [`Enricher::process_json_at`], with or without `ancestors`.
-    fn chained_json_at(&mut self, tgid: u32, event_ns: u64, chain: Chain) -> Value {
+    /// is not known (see [`ProcessCache::lookup_at`]); `ancestors` only with [`Chain::With`].
+    pub fn process_json_at(&mut self, tgid: u32, event_ns: u64, chain: Chain) -> Value {
         if self.cache.lookup_at(tgid, event_ns).is_none() {
             return json!({ "pid": tgid });
         }
@@ -134,12 +131,7 @@ impl Enricher {
     /// Like [`Enricher::enrich_process_at`] for the exit record that has just marked the live
     /// cached record of `tgid` exited: that record answers, `/proc` is not read (see
     /// [`ProcessCache::lookup_cached_at`]).
-    pub fn enrich_exiting_process_at(&mut self, process: &mut Value, tgid: u32, event_ns: u64) {
-        self.enrich_exiting_chained(process, tgid, event_ns, Chain::With);
-    }
-
-    /// [`Enricher::enrich_exiting_process_at`], with or without `ancestors`.
-    fn enrich_exiting_chained(
+    pub fn enrich_exiting_process_at(
         &mut self,
         process: &mut Value,
         tgid: u32,
@@ -149,21 +141,22 @@ impl Enricher {
         let extra = if self.cache.lookup_cached_at(tgid, event_ns).is_some() {
             self.json_of(tgid, chain)
         } else {
-            self.chained_json_at(tgid, event_ns, chain)
+            self.process_json_at(tgid, event_ns, chain)
         };
         process_json::merge_missing(process, extra);
     }
 
     /// Adds what the cache knows of the process at `event_ns` to an event's `process` object
     /// (built from the kernel record) without overwriting a member it has (see
-    /// [`process_json::merge_missing`]).
-    pub fn enrich_process_at(&mut self, process: &mut Value, tgid: u32, event_ns: u64) {
-        self.enrich_chained(process, tgid, event_ns, Chain::With);
-    }
-
-    /// [`Enricher::enrich_process_at`], with or without `ancestors`.
-    fn enrich_chained(&mut self, process: &mut Value, tgid: u32, event_ns: u64, chain: Chain) {
-        let extra = self.chained_json_at(tgid, event_ns, chain);
+    /// [`process_json::merge_missing`]); `ancestors` only with [`Chain::With`].
+    pub fn enrich_process_at(
+        &mut self,
+        process: &mut Value,
+        tgid: u32,
+        event_ns: u64,
+        chain: Chain,
+    ) {
+        let extra = self.process_json_at(tgid, event_ns, chain);
         process_json::merge_missing(process, extra);
     }
 

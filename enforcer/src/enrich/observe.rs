@@ -33,7 +33,7 @@ impl Enricher {
                 let signal = i32::try_from(signal).unwrap_or(i32::MAX);
                 if self.cache_mut().on_exit(header.tgid, code, signal) {
                     if let Some(process) = event.get_mut("process") {
-                        self.enrich_exiting_chained(
+                        self.enrich_exiting_process_at(
                             process,
                             header.tgid,
                             header.timestamp_ns,
@@ -55,7 +55,7 @@ impl Enricher {
             _ => {}
         }
         if let Some(process) = event.get_mut("process") {
-            self.enrich_chained(process, header.tgid, header.timestamp_ns, chain);
+            self.enrich_process_at(process, header.tgid, header.timestamp_ns, chain);
         }
     }
 
