@@ -241,6 +241,19 @@ pub fn median_interval(sorted: &[f64]) -> Option<(f64, f64)> {
     Some((*sorted.get(k)?, *sorted.get(n - 1 - k)?))
 }
 
+/// Prints the median of per-round `ratios` under `label`, with its confidence interval.
+fn print_median_ratio(label: &str, ratios: &mut [f64]) {
+    println!(
+        "{label} (median of per-round ratios): {:.3}",
+        median(ratios)
+    );
+    if let Some((low, high)) = median_interval(ratios) {
+        println!("  95% confidence interval of that median: {low:.3} .. {high:.3}");
+    } else {
+        println!("  (too few rounds for a confidence interval: 6 or more give one)");
+    }
+}
+
 /// Prints throughput medians, the median per-round ratio and the p50/p99 latency deltas.
 pub fn report(what: &str, without: &[Round], with: &[Round]) {
     let mut ratios: Vec<f64> = with
@@ -269,18 +282,9 @@ pub fn report(what: &str, without: &[Round], with: &[Round]) {
         "throughput with engine    (median): {:.0}/s",
         median(&mut with_rate)
     );
-    println!(
-        "ratio with/without (median of per-round ratios): {:.3}",
-        median(&mut ratios)
-    );
-    if let Some((low, high)) = median_interval(&ratios) {
-        println!("  95% confidence interval of that median: {low:.3} .. {high:.3}");
-    } else {
-        println!("  (too few rounds for a confidence interval: 6 or more give one)");
-    }
-    let us_of = |d: &Duration| d.as_secs_f64() * 1e6;
-    let mut cpu_without: Vec<f64> = without.iter().map(|r| us_of(&r.cpu_per_op)).collect();
-    let mut cpu_with: Vec<f64> = with.iter().map(|r| us_of(&r.cpu_per_op)).collect();
+    print_median_ratio("ratio with/without", &mut ratios);
+    let mut cpu_without: Vec<f64> = without.iter().map(|r| us(r.cpu_per_op)).collect();
+    let mut cpu_with: Vec<f64> = with.iter().map(|r| us(r.cpu_per_op)).collect();
     let mut cpu_ratios: Vec<f64> = with
         .iter()
         .zip(without)
@@ -291,16 +295,10 @@ pub fn report(what: &str, without: &[Round], with: &[Round]) {
         median(&mut cpu_without),
         median(&mut cpu_with)
     );
-    println!(
-        "CPU ratio without/with (median of per-round ratios): {:.3}",
-        median(&mut cpu_ratios)
-    );
-    if let Some((low, high)) = median_interval(&cpu_ratios) {
-        println!("  95% confidence interval of that median: {low:.3} .. {high:.3}");
-    }
+    print_median_ratio("CPU ratio without/with", &mut cpu_ratios);
     let mut daemon: Vec<f64> = with
         .iter()
-        .filter_map(|r| r.engine_cpu_per_op.as_ref().map(us_of))
+        .filter_map(|r| r.engine_cpu_per_op.map(us))
         .collect();
     if !daemon.is_empty() {
         println!(
