@@ -112,8 +112,21 @@ pub(crate) fn header(
     ppid: u32,
     verdict: &Verdict,
 ) -> EventHeader {
+    header_with_ids(kind, size, hook, ppid, verdict, bpf_get_current_uid_gid())
+}
+
+/// [`header`] with the current task's uid (low half) and gid (high half) given: a program
+/// that has read its credentials already spares the helper call.
+#[inline(always)]
+pub(crate) fn header_with_ids(
+    kind: EventKind,
+    size: usize,
+    hook: Hook,
+    ppid: u32,
+    verdict: &Verdict,
+    uid_gid: u64,
+) -> EventHeader {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let uid_gid = bpf_get_current_uid_gid();
     EventHeader {
         kind: kind as u32,
         size: size as u32,

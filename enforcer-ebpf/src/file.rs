@@ -27,7 +27,7 @@ use enforcer_common::{
 
 use crate::{
     emit,
-    kernel::{ReadError, read_at},
+    kernel::{self, ReadError, read_at},
     maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, count, offsets},
 };
 
@@ -38,7 +38,7 @@ pub(crate) struct FileScratch {
     pub(crate) record: FileRecord,
     /// Slack after `new_path` (a constant-size read at any masked position stays inside).
     pub(crate) slack: [u8; FILE_PATH_LEN],
-    /// Dentries of the path being built, leaf first.
+    /// Name pointers (`d_name.name`) of the components of the path being built, leaf first.
     pub(crate) comps: [u64; FILE_DEPTH],
     /// The acting plan entry found for the event (valid when `acting != 0`).
     pub(crate) verdict: PlanVerdict,
@@ -141,7 +141,7 @@ pub(crate) fn build_dentry_path(
     // The mount's root, read again only when the walk crosses into the parent mount.
     let mut root: *const u8 = read_at(vfs, off.vfsmount_root)?;
     for _ in 0..FILE_DEPTH + 8 {
-        let parent: *const u8 = read_at(d, off.dentry_parent)?;
+        let (parent, name) = kernel::dentry_parent_name(d)?;
         if d == root || d == parent {
             let up: *const u8 = read_at(mnt, off.mount_parent)?;
             if up == mnt || up.is_null() {
@@ -159,7 +159,7 @@ pub(crate) fn build_dentry_path(
         if n >= FILE_DEPTH {
             break;
         }
-        s.comps[n] = d as u64;
+        s.comps[n] = name as u64;
         // SAFETY: as above.
         unsafe { core::ptr::write_volatile(&mut s.depth, n as u32 + 1) };
         d = parent;
@@ -181,8 +181,7 @@ pub(crate) fn build_dentry_path(
         if idx >= FILE_DEPTH {
             break;
         }
-        let comp = s.comps[idx] as *const u8;
-        let name: *const u8 = read_at(comp, off.dentry_name)?;
+        let name = s.comps[idx] as *const u8;
         let p = (core::hint::black_box(pos) & 0xff) as usize;
         // SAFETY: p < 256 and the buffer has 256 bytes after the path buffer's 256.
         unsafe { *base.add(p) = b'/' };

@@ -1,10 +1,18 @@
 //! Reads of kernel structures through the offsets the loader found in the running kernel's BTF
 //! (`enforcer_common::offsets::KernelOffsets`). Every read goes through `bpf_probe_read_kernel`,
 //! so a wrong pointer yields an error, never a fault.
+//!
+//! Each read is a helper call (40-90 ns on the 2-vCPU host, where every return pays the
+//! SRSO "safe RET" mitigation), so members the kernel lays out side by side are read as one
+//! group (`KernelOffsets::layout`, `LAYOUT_*`), and a pointer a program already holds is
+//! passed on, not read again. The groups of `LAYOUT_REQUIRED` are read without a check (the
+//! loader refuses a kernel without them: a branch per group took the 6.1 verifier past its
+//! limit on the exec program); `LAYOUT_FILE_INODE_FLAGS` (not in 6.1) is checked.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
 use enforcer_common::{
     event::EXEC_NAME_TRUNCATED,
+    offsets::LAYOUT_FILE_INODE_FLAGS,
     plan::{FileId, InodeKey, NAME_LEN, PATH_LEN},
 };
 
@@ -33,6 +41,8 @@ pub(crate) struct ExecTarget {
     pub(crate) path_len: u32,
     /// `EXEC_*` flags found while reading.
     pub(crate) flags: u32,
+    /// The executable's `struct file *` (null when the target came from elsewhere).
+    pub(crate) file: *const u8,
 }
 
 /// Reads the executable's basename (`bprm->file->f_path.dentry->d_name`) into `name` and the
@@ -47,6 +57,7 @@ pub(crate) fn read_exec_target(
     let off = offsets();
     let file: *const u8 = read_at(bprm, off.binprm_file)?;
     let mut target = read_file_target(file, name)?;
+    target.file = file;
     let filename: *const u8 = read_at(bprm, off.binprm_filename)?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let path_len = unsafe { bpf_probe_read_kernel_str_bytes(filename, path) }
@@ -66,22 +77,12 @@ pub(crate) fn read_file_target(
     file: *const u8,
     name: &mut [u8; NAME_LEN],
 ) -> Result<ExecTarget, ReadError> {
-    let off = offsets();
-    let mut flags = 0;
-    let dentry: *const u8 = read_at(file, off.file_dentry)?;
-    let name_ptr: *const u8 = read_at(dentry, off.dentry_name)?;
-    let full_name_len: u32 = read_at(dentry, off.dentry_name_len)?;
-    if full_name_len as usize >= NAME_LEN {
-        flags |= EXEC_NAME_TRUNCATED;
-    }
-    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
-    let name_len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, name) }
-        .map_err(|_| ReadError)?
-        .len();
+    let (name_len, truncated) = file_basename(file, name)?;
     Ok(ExecTarget {
-        name_len: name_len as u32,
+        name_len,
         path_len: 0,
-        flags,
+        flags: if truncated { EXEC_NAME_TRUNCATED } else { 0 },
+        file,
     })
 }
 
@@ -96,9 +97,13 @@ pub(crate) fn vma_file(vma: *const u8) -> Result<*const u8, ReadError> {
 const CTIME_QUERIED: u32 = 1 << 31;
 
 /// Reads the identity of the file behind `struct file *file` (`f_inode`: inode number, change
-/// time, `i_sb->s_dev`) into `key`, in place (no struct copies through the stack).
+/// time, `i_sb->s_dev`) into `key`, in place (no struct copies through the stack); returns
+/// the `struct inode *`.
 #[inline(always)]
-pub(crate) fn read_file_identity(file: *const u8, key: &mut InodeKey) -> Result<(), ReadError> {
+pub(crate) fn read_file_identity(
+    file: *const u8,
+    key: &mut InodeKey,
+) -> Result<*const u8, ReadError> {
     let off = offsets();
     let inode: *const u8 = read_at(file, off.file_inode)?;
     key.ino = read_at(inode, off.inode_ino)?;
@@ -107,7 +112,7 @@ pub(crate) fn read_file_identity(file: *const u8, key: &mut InodeKey) -> Result<
     key.ctime_nsec = nsec & !CTIME_QUERIED;
     let sb: *const u8 = read_at(inode, off.inode_sb)?;
     key.dev = read_at(sb, off.sb_dev)?;
-    Ok(())
+    Ok(inode)
 }
 
 /// The size of the file behind `struct file *file` (`f_inode->i_size`).
@@ -116,13 +121,6 @@ pub(crate) fn file_size(file: *const u8) -> Result<i64, ReadError> {
     let off = offsets();
     let inode: *const u8 = read_at(file, off.file_inode)?;
     read_at(inode, off.inode_size)
-}
-
-/// The identity of the file an exec runs (`bprm->file`), into `key`.
-#[inline(always)]
-pub(crate) fn read_exec_identity(bprm: *const u8, key: &mut InodeKey) -> Result<(), ReadError> {
-    let file: *const u8 = read_at(bprm, offsets().binprm_file)?;
-    read_file_identity(file, key)
 }
 
 /// The inode and device of the current task's executable (`current->mm->exe_file->f_inode`).
@@ -140,8 +138,11 @@ pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
     Ok(FileId { ino, dev, _pad: 0 })
 }
 
-/// Credentials of a task after its exec: effective uid, effective and permitted capabilities.
+/// Credentials of a task after its exec: real and effective ids, effective and permitted
+/// capabilities.
 pub(crate) struct Creds {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     pub(crate) euid: u32,
     pub(crate) cap_effective: u64,
     pub(crate) cap_permitted: u64,
@@ -152,21 +153,24 @@ pub(crate) struct Creds {
 pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
     let off = offsets();
     let cred: *const u8 = read_at(task, off.task_cred)?;
+    // uid, gid, suid, sgid, euid: consecutive in every kernel (see `KernelOffsets::cred_uid`).
+    let ids: [u32; 5] = read_at(cred, off.cred_uid)?;
+    // LAYOUT_CAPS.
+    let caps: [u64; 2] = read_at(cred, off.cred_cap_permitted)?;
     Ok(Creds {
-        euid: read_at(cred, off.cred_euid)?,
-        cap_effective: read_at(cred, off.cred_cap_effective)?,
-        cap_permitted: read_at(cred, off.cred_cap_permitted)?,
+        uid: ids[0],
+        gid: ids[1],
+        euid: ids[4],
+        cap_permitted: caps[0],
+        cap_effective: caps[1],
     })
 }
 
-/// Whether the file an exec runs has no directory entry left (`bprm->file->f_inode->i_nlink`
-/// is 0: deleted, or a memfd).
+/// Whether the file of `struct inode *inode` has no directory entry left (`i_nlink` is 0:
+/// deleted, or a memfd).
 #[inline(always)]
-pub(crate) fn exec_file_unlinked(bprm: *const u8) -> Result<bool, ReadError> {
-    let off = offsets();
-    let file: *const u8 = read_at(bprm, off.binprm_file)?;
-    let inode: *const u8 = read_at(file, off.file_inode)?;
-    let nlink: u32 = read_at(inode, off.inode_nlink)?;
+pub(crate) fn inode_unlinked(inode: *const u8) -> Result<bool, ReadError> {
+    let nlink: u32 = read_at(inode, offsets().inode_nlink)?;
     Ok(nlink == 0)
 }
 
@@ -181,14 +185,11 @@ pub(crate) fn read_interp(bprm: *const u8, buf: &mut [u8; PATH_LEN]) -> Result<u
     Ok(len as u32)
 }
 
-/// The user-space environment block of `task` (`mm->env_start`, `mm->env_end`).
+/// `task->pid` and `task->tgid` (one read: `LAYOUT_PID_TGID`).
 #[inline(always)]
-pub(crate) fn env_block(task: *const u8) -> Result<(u64, u64), ReadError> {
-    let off = offsets();
-    let mm: *const u8 = read_at(task, off.task_mm)?;
-    let start: u64 = read_at(mm, off.mm_env_start)?;
-    let end: u64 = read_at(mm, off.mm_env_end)?;
-    Ok((start, end))
+pub(crate) fn pid_tgid(task: *const u8) -> Result<(i32, i32), ReadError> {
+    let ids: [i32; 2] = read_at(task, offsets().task_pid)?;
+    Ok((ids[0], ids[1]))
 }
 
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.
@@ -202,14 +203,25 @@ pub(crate) fn parent_tgid(task: *const u8) -> u32 {
     }
 }
 
-/// The user-space argument block of `task` (`mm->arg_start`, `mm->arg_end`).
+/// The user-space argument and environment blocks of a task, `(start, end)` each; `(0, 0)`
+/// for a block that could not be read.
+pub(crate) struct MmBlocks {
+    pub(crate) args: (u64, u64),
+    pub(crate) env: (u64, u64),
+}
+
+/// The argument and environment blocks of `task` (`mm->arg_start, arg_end, env_start,
+/// env_end`, one read: `LAYOUT_MM_BLOCKS`); all `(0, 0)` when unreadable.
 #[inline(always)]
-pub(crate) fn arg_block(task: *const u8) -> Result<(u64, u64), ReadError> {
+pub(crate) fn mm_blocks(task: *const u8) -> MmBlocks {
     let off = offsets();
-    let mm: *const u8 = read_at(task, off.task_mm)?;
-    let start: u64 = read_at(mm, off.mm_arg_start)?;
-    let end: u64 = read_at(mm, off.mm_arg_end)?;
-    Ok((start, end))
+    let b = read_at::<*const u8>(task, off.task_mm)
+        .and_then(|mm| read_at::<[u64; 4]>(mm, off.mm_arg_start))
+        .unwrap_or([0; 4]);
+    MmBlocks {
+        args: (b[0], b[1]),
+        env: (b[2], b[3]),
+    }
 }
 
 /// `S_IFMT` and `S_IFSOCK` of `inode.i_mode`.
@@ -225,11 +237,12 @@ pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
     let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
     let files: *const u8 = read_at(task, off.task_files).ok()?;
     let fdt: *const u8 = read_at(files, off.files_fdt).ok()?;
-    let max_fds: u32 = read_at(fdt, off.fdtable_max_fds).ok()?;
+    // `max_fds` (a u32 and its padding), then `fd`: LAYOUT_FDTABLE.
+    let pair: [u64; 2] = read_at(fdt, off.fdtable_max_fds).ok()?;
+    let (max_fds, fds) = (pair[0] as u32, pair[1] as *const u8);
     if fd >= max_fds {
         return None;
     }
-    let fds: *const u8 = read_at(fdt, off.fdtable_fd).ok()?;
     let file: *const u8 = read_at(fds, fd.checked_mul(8)?).ok()?;
     (!file.is_null()).then_some(file)
 }
@@ -257,6 +270,44 @@ pub(crate) fn socket_file(fd: u32) -> Option<*const u8> {
     (mode & S_IFMT == S_IFSOCK).then_some(file)
 }
 
+/// `dentry->d_parent` and `dentry->d_name.name` (one read of `d_parent`, `d_name.hash_len`
+/// and `d_name.name`: `LAYOUT_DENTRY`).
+#[inline(always)]
+pub(crate) fn dentry_parent_name(dentry: *const u8) -> Result<(*const u8, *const u8), ReadError> {
+    let w: [u64; 3] = read_at(dentry, offsets().dentry_parent)?;
+    Ok((w[0] as *const u8, w[2] as *const u8))
+}
+
+/// `file->f_path.mnt` and `file->f_path.dentry` (one read: `LAYOUT_FILE_PATH`).
+#[inline(always)]
+pub(crate) fn file_path(file: *const u8) -> Result<(*const u8, *const u8), ReadError> {
+    let p: [u64; 2] = read_at(file, offsets().file_mnt)?;
+    Ok((p[0] as *const u8, p[1] as *const u8))
+}
+
+/// `file->f_inode` and `file->f_flags` (one read where `LAYOUT_FILE_INODE_FLAGS`).
+#[inline(always)]
+pub(crate) fn file_inode_flags(file: *const u8) -> Result<(*const u8, u32), ReadError> {
+    let off = offsets();
+    if off.layout & LAYOUT_FILE_INODE_FLAGS != 0 {
+        let p: [u64; 2] = read_at(file, off.file_inode)?;
+        return Ok((p[0] as *const u8, p[1] as u32));
+    }
+    Ok((
+        read_at(file, off.file_inode)?,
+        read_at(file, off.file_flags)?,
+    ))
+}
+
+/// The end of a `struct qstr`: `len`, then `name` (`LAYOUT_QSTR`: `name` 4 bytes after
+/// `len`).
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct QstrTail {
+    len: u32,
+    name: *const u8,
+}
+
 /// Reads the basename of `file` (its dentry name) into `out`, NUL-terminated; returns the
 /// valid bytes and whether the name was longer than `out` holds.
 #[inline(always)]
@@ -266,8 +317,8 @@ pub(crate) fn file_basename<const N: usize>(
 ) -> Result<(u32, bool), ReadError> {
     let off = offsets();
     let dentry: *const u8 = read_at(file, off.file_dentry)?;
-    let name_ptr: *const u8 = read_at(dentry, off.dentry_name)?;
-    let full_len: u32 = read_at(dentry, off.dentry_name_len)?;
+    let qstr: QstrTail = read_at(dentry, off.dentry_name_len)?;
+    let (full_len, name_ptr) = (qstr.len, qstr.name);
     // SAFETY: probe_read_kernel_str validates the source; the destination is `out`.
     let len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, out) }
         .map_err(|_| ReadError)?

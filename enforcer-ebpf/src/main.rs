@@ -20,7 +20,7 @@
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, file paths and the watch plan in `file.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
-//! `classify.rs`, DNS name parsing and look-up in `dns.rs`, socket addresses and the connect
+//! `classify.rs`, syscall tracepoint records in `syscall_record.rs`, DNS name parsing and look-up in `dns.rs`, socket addresses and the connect
 //! plan in `net.rs`.
 #![no_std]
 #![no_main]
@@ -38,6 +38,7 @@ mod kernel;
 mod maps;
 mod net;
 mod plan;
+mod syscall_record;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -16,7 +16,8 @@ use enforcer_common::{
     plan::{RECORD_ACCEPTS, RECORD_BINDS},
 };
 
-use super::{sockaddr_call, sys_enter_send::syscall_arg};
+use super::sockaddr_call;
+use crate::syscall_record::syscall_arg;
 use crate::{
     emit, kernel,
     maps::{count, plan_settings},
@@ -55,7 +56,7 @@ pub(crate) fn tp_sys_exit_accept(ctx: TracePointContext) -> u32 {
     if plan_settings().record & RECORD_ACCEPTS == 0 {
         return 0;
     }
-    let Ok(ret) = syscall_arg(&ctx, 0) else {
+    let Ok(ret) = syscall_arg::<1>(&ctx, 0) else {
         count(Counter::ReadError);
         return 0;
     };

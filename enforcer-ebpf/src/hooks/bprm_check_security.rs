@@ -57,7 +57,7 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     scratch.path.0 = [0; PATH_LEN];
     let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
     scratch.inode.ino = 0;
-    if kernel::read_exec_identity(bprm, &mut scratch.inode).is_err() {
+    if kernel::read_file_identity(target.file, &mut scratch.inode).is_err() {
         scratch.inode.ino = 0;
         count(Counter::ReadError);
     }

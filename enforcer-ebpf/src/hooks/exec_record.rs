@@ -1,7 +1,8 @@
 //! Filling an `ExecRecord` from the per-CPU scratch keys, shared by the exec and mapping programs.
 
 use aya_ebpf::helpers::{
-    bpf_probe_read_kernel_buf, bpf_probe_read_user_buf, generated::bpf_get_current_comm,
+    bpf_get_current_uid_gid, bpf_probe_read_kernel_buf, bpf_probe_read_user_buf,
+    generated::bpf_get_current_comm,
 };
 use enforcer_common::{
     event::{
@@ -23,6 +24,8 @@ use crate::{
 pub(crate) struct ExecExtra {
     pub(crate) task: *const u8,
     pub(crate) bprm: *const u8,
+    /// The executable's `struct inode *` (null when it could not be read).
+    pub(crate) inode: *const u8,
     pub(crate) env: (u64, u64),
 }
 
@@ -48,13 +51,6 @@ pub(crate) fn emit_exec(
     // SAFETY: `rec` points at a reserved, writable ExecRecord-sized slot; every write below
     // stays inside it (fixed-size arrays, lengths clamped to their sizes).
     unsafe {
-        (*rec).header = emit::header(
-            EventKind::Exec,
-            size_of::<ExecRecord>(),
-            hook,
-            ppid,
-            verdict,
-        );
         // Helper copies, not assignments: LLVM turns a 64- or 256-byte array assignment into
         // a call to `memcpy` (a BPF subprogram with a byte loop) once the object has enough
         // copies, and 6.1 then verifies that loop once per state of the ring-buffer reference
@@ -104,26 +100,45 @@ pub(crate) fn emit_exec(
         (*rec).cap_permitted = 0;
         (*rec).env_len = 0;
         (*rec)._pad = 0;
-        match extra {
-            Some(extra) => flags |= fill_extra(rec, extra),
-            None => flags |= EXEC_ENV_MISSING,
-        }
+        let uid_gid = match extra {
+            Some(extra) => {
+                let (extra_flags, uid_gid) = fill_extra(rec, extra);
+                flags |= extra_flags;
+                uid_gid
+            }
+            None => {
+                flags |= EXEC_ENV_MISSING;
+                bpf_get_current_uid_gid()
+            }
+        };
         (*rec).flags = flags;
+        (*rec).header = emit::header_with_ids(
+            EventKind::Exec,
+            size_of::<ExecRecord>(),
+            hook,
+            ppid,
+            verdict,
+            uid_gid,
+        );
     }
     entry.submit(emit::event_flags());
 }
 
-/// Writes the [`ExecExtra`] fields into `rec`; returns the `EXEC_*` flags they give.
+/// Writes the [`ExecExtra`] fields into `rec`; returns the `EXEC_*` flags they give and the
+/// task's uid and gid for the header (from the credentials read here, or the helper when
+/// they could not be read).
 ///
 /// # Safety
 /// `rec` must point at a reserved, writable `ExecRecord`.
 #[inline(always)]
-unsafe fn fill_extra(rec: *mut ExecRecord, extra: &ExecExtra) -> u32 {
+unsafe fn fill_extra(rec: *mut ExecRecord, extra: &ExecExtra) -> (u32, u64) {
     let mut flags = 0;
+    let mut uid_gid = None;
     // SAFETY: the caller guarantees `rec`; the writes stay inside it (fixed arrays, lengths
     // clamped to their sizes).
     unsafe {
         if let Ok(creds) = kernel::creds(extra.task) {
+            uid_gid = Some(u64::from(creds.uid) | (u64::from(creds.gid) << 32));
             (*rec).euid = creds.euid;
             (*rec).cap_effective = creds.cap_effective;
             (*rec).cap_permitted = creds.cap_permitted;
@@ -132,7 +147,7 @@ unsafe fn fill_extra(rec: *mut ExecRecord, extra: &ExecExtra) -> u32 {
         if let Ok(len) = kernel::read_interp(extra.bprm, &mut (*rec).interp) {
             (*rec).interp_len = len;
         }
-        if matches!(kernel::exec_file_unlinked(extra.bprm), Ok(true)) {
+        if matches!(kernel::inode_unlinked(extra.inode), Ok(true)) {
             flags |= EXEC_DELETED;
         }
         let (start, end) = extra.env;
@@ -158,5 +173,5 @@ unsafe fn fill_extra(rec: *mut ExecRecord, extra: &ExecExtra) -> u32 {
             _ => flags |= EXEC_ENV_MISSING,
         }
     }
-    flags
+    (flags, uid_gid.unwrap_or_else(bpf_get_current_uid_gid))
 }

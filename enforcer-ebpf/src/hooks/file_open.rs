@@ -28,7 +28,8 @@ use enforcer_common::{
     plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILES},
 };
 
-use super::{Verdict, file_path::finish, sys_enter_send::syscall_arg};
+use super::{Verdict, file_path::finish};
+use crate::syscall_record::syscall_arg;
 use crate::{
     file::{self, Slot},
     kernel::{self, read_at},
@@ -52,7 +53,7 @@ pub(crate) fn tp_sys_exit_open(ctx: TracePointContext) -> u32 {
     if bits & RECORD_FILES == 0 {
         return 0;
     }
-    let Ok(ret) = syscall_arg(&ctx, 0) else {
+    let Ok(ret) = syscall_arg::<1>(&ctx, 0) else {
         count(Counter::ReadError);
         return 0;
     };
@@ -88,15 +89,12 @@ pub(crate) fn lsm_file_open(ctx: LsmContext) -> i32 {
 /// The flags check, path, match, action and record of an open of file `f`.
 #[inline(always)]
 fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
-    let off = offsets();
-    let Ok(flags) = read_at::<u32>(f, off.file_flags) else {
+    let Ok((inode, flags)) = kernel::file_inode_flags(f) else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
     let write = flags & O_WRITE_MODES != 0 || (site == Site::Lsm && flags & O_CREAT_TRUNC != 0);
-    let mode = read_at::<*const u8>(f, off.file_inode)
-        .and_then(|i| read_at::<u16>(i, off.inode_mode))
-        .unwrap_or(0);
+    let mode = read_at::<u16>(inode, offsets().inode_mode).unwrap_or(0);
     if !write && bits & RECORD_FILE_READS == 0 {
         let fmt = mode & S_IFMT;
         if bits & RECORD_FILE_READ_DEVICES == 0 || (fmt != S_IFCHR && fmt != S_IFBLK) {
@@ -114,10 +112,7 @@ fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
     file::reset(s, op as u32);
     s.record.open_flags = flags;
     s.record.mode = u32::from(mode);
-    let (Ok(mnt), Ok(dentry)) = (
-        read_at::<*const u8>(f, off.file_mnt),
-        read_at::<*const u8>(f, off.file_dentry),
-    ) else {
+    let Ok((mnt, dentry)) = kernel::file_path(f) else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };

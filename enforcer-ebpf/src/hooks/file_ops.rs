@@ -26,7 +26,7 @@ use enforcer_common::{
 use super::file_path::{finish, lsm_gate, lsm_one, lsm_path, path_dentry, second_is_matched};
 use crate::{
     file::{self, Slot, Space},
-    kernel::read_at,
+    kernel::{self, read_at},
     maps::{count, offsets},
     plan::Site,
 };
@@ -169,11 +169,7 @@ pub(crate) fn lsm_file_truncate(ctx: LsmContext) -> i32 {
         return 0;
     };
     file::reset(s, FileOp::Truncate as u32);
-    let off = offsets();
-    let (Ok(mnt), Ok(dentry)) = (
-        read_at::<*const u8>(f, off.file_mnt),
-        read_at::<*const u8>(f, off.file_dentry),
-    ) else {
+    let Ok((mnt, dentry)) = kernel::file_path(f) else {
         count(Counter::ReadError);
         return 0;
     };

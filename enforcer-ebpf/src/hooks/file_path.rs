@@ -46,6 +46,7 @@ use crate::{
     kernel::{self, ReadError, read_at},
     maps::{config, count, offsets, path_syscall, plan_settings},
     plan::{Site, act},
+    syscall_record::{syscall_arg, syscall_nr},
 };
 
 /// `AT_FDCWD`.
@@ -105,8 +106,7 @@ pub(crate) struct PathCall {
 #[inline(always)]
 fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadError> {
     let off = offsets();
-    let base = off.tp_syscall_args;
-    let a = |i| arg_at(ctx, base, i);
+    let a = |i| syscall_arg::<1>(ctx, i);
     let mut c = PathCall {
         op: 0,
         dfd: AT_FDCWD,
@@ -169,7 +169,7 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         c.uid = a(1)? as u32;
         c.gid = a(2)? as u32;
     } else {
-        return gather_more(ctx, nr, base, c);
+        return gather_more(ctx, nr, c);
     }
     Ok(Some(c))
 }
@@ -179,10 +179,9 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
 fn gather_more(
     ctx: &TracePointContext,
     nr: u32,
-    base: u32,
     mut c: PathCall,
 ) -> Result<Option<PathCall>, ReadError> {
-    let a = |i| arg_at(ctx, base, i);
+    let a = |i| syscall_arg::<1>(ctx, i);
     if nr == path_syscall(|n| &n.link) || nr == path_syscall(|n| &n.symlink) {
         // (oldname, newname): the new name is the path acted on.
         c.op = if nr == path_syscall(|n| &n.link) {
@@ -277,13 +276,6 @@ fn gather_more(
     Ok(Some(c))
 }
 
-/// Syscall argument `i` of the tracepoint record whose arguments start at `base`.
-#[inline(always)]
-fn arg_at(ctx: &TracePointContext, base: u32, i: usize) -> Result<u64, ReadError> {
-    // SAFETY: a read of the tracepoint record at an offset checked against its format file.
-    unsafe { ctx.read_at::<u64>(base as usize + 8 * i) }.map_err(|_| ReadError)
-}
-
 /// The user path `ptr` (relative to `dfd`) as an absolute path in `slot`; returns its length.
 /// A null `ptr` is descriptor `dfd`'s own path.
 #[inline(always)]
@@ -302,19 +294,10 @@ fn user_path(s: &mut FileScratch, slot: Slot, dfd: i32, ptr: u64) -> Result<u32,
     } else if dfd == AT_FDCWD {
         return Err(ReadError);
     }
-    let off = offsets();
     let base = if dfd == AT_FDCWD {
         kernel::current_pwd().ok()
     } else {
-        kernel::fd_file(dfd as u32).and_then(|f| {
-            match (
-                read_at::<*const u8>(f, off.file_mnt),
-                read_at::<*const u8>(f, off.file_dentry),
-            ) {
-                (Ok(m), Ok(d)) => Some((m, d)),
-                _ => None,
-            }
-        })
+        kernel::fd_file(dfd as u32).and_then(|f| kernel::file_path(f).ok())
     };
     let Some((mnt, dentry)) = base else {
         if ptr == 0 {
@@ -341,9 +324,7 @@ pub(crate) fn tp_sys_enter_path(ctx: TracePointContext) -> u32 {
     if bits & RECORD_FILES == 0 {
         return 0;
     }
-    let off = offsets();
-    // SAFETY: `__syscall_nr` is the i32 at this offset (checked against the format files).
-    let Ok(nr) = (unsafe { ctx.read_at::<i32>(off.tp_syscall_nr as usize) }) else {
+    let Ok(nr) = syscall_nr(&ctx) else {
         count(Counter::ReadError);
         return 0;
     };

@@ -35,13 +35,13 @@ use enforcer_common::{
     plan::PlanVerdict,
 };
 
-use super::sys_enter_send::syscall_arg;
+use crate::syscall_record::{syscall_arg, syscall_nr};
 use crate::{
     emit, kernel,
     kernel::ReadError,
     maps::{
         EVENTS, KERNEL_OP_PLAN, KERNEL_SCRATCH, KERNEL_SYSCALL_NRS, KERNEL_SYSCALLS, config, count,
-        offsets, plan_settings,
+        plan_settings,
     },
     plan::{Site, act},
 };
@@ -108,9 +108,7 @@ pub(crate) fn tp_sys_enter_kernel(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_kernel(ctx: &TracePointContext) -> Result<(), ReadError> {
-    let off = offsets();
-    // SAFETY: `__syscall_nr` is the i32 at this offset (checked against the format files).
-    let nr = unsafe { ctx.read_at::<i32>(off.tp_syscall_nr as usize) }.map_err(|_| ReadError)?;
+    let nr = syscall_nr(ctx)?;
     let nr = nr as u32;
     if nr >= KERNEL_SYSCALL_NRS {
         return Ok(());
@@ -128,7 +126,7 @@ fn try_kernel(ctx: &TracePointContext) -> Result<(), ReadError> {
     }
     let cfg = config();
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let arg0 = syscall_arg(ctx, 0)?;
+    let arg0 = syscall_arg::<1>(ctx, 0)?;
     match syscall {
         KernelSyscall::Bpf if tgid == cfg.engine_tgid || !BPF_CMDS.contains(&arg0) => {
             return Ok(());
@@ -168,32 +166,32 @@ fn gather(
     use KernelSyscall as S;
     match syscall {
         S::InitModule => {
-            rec.args = [arg0, syscall_arg(ctx, 1)?, 0];
+            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, 0];
             rec.flags |= KERNEL_NAME_UNKNOWN;
-            user_string_data(syscall_arg(ctx, 2)?, rec);
+            user_string_data(syscall_arg::<1>(ctx, 2)?, rec);
         }
         S::FinitModule => {
-            rec.args = [arg0, syscall_arg(ctx, 2)?, 0];
+            rec.args = [arg0, syscall_arg::<1>(ctx, 2)?, 0];
             fd_name(arg0, rec);
-            user_string_data(syscall_arg(ctx, 1)?, rec);
+            user_string_data(syscall_arg::<1>(ctx, 1)?, rec);
         }
         S::DeleteModule => {
-            rec.args = [syscall_arg(ctx, 1)?, 0, 0];
+            rec.args = [syscall_arg::<1>(ctx, 1)?, 0, 0];
             user_string_name(arg0, rec);
         }
         S::Bpf => {
-            let size = syscall_arg(ctx, 2)?;
+            let size = syscall_arg::<1>(ctx, 2)?;
             rec.args = [arg0, size, 0];
-            let attr = syscall_arg(ctx, 1)?;
+            let attr = syscall_arg::<1>(ctx, 1)?;
             user_data(attr, BPF_ATTR_COPY, size, rec);
         }
-        S::Ptrace => rec.args = [arg0, syscall_arg(ctx, 1)?, 0],
+        S::Ptrace => rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, 0],
         S::ProcessVmWritev => {
-            rec.args = [arg0, syscall_arg(ctx, 2)?, syscall_arg(ctx, 4)?];
+            rec.args = [arg0, syscall_arg::<1>(ctx, 2)?, syscall_arg::<1>(ctx, 4)?];
         }
-        S::KexecLoad => rec.args = [arg0, syscall_arg(ctx, 1)?, syscall_arg(ctx, 3)?],
+        S::KexecLoad => rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, syscall_arg::<1>(ctx, 3)?],
         S::KexecFileLoad => {
-            rec.args = [arg0, syscall_arg(ctx, 1)?, syscall_arg(ctx, 4)?];
+            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, syscall_arg::<1>(ctx, 4)?];
             fd_name(arg0, rec);
         }
         S::Setuid | S::Setgid | S::Setfsuid | S::Setfsgid | S::Unshare => {
@@ -201,11 +199,11 @@ fn gather(
             creds(syscall, rec);
         }
         S::Setreuid | S::Setregid | S::Setns => {
-            rec.args = [arg0, syscall_arg(ctx, 1)?, 0];
+            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, 0];
             creds(syscall, rec);
         }
         S::Setresuid | S::Setresgid => {
-            rec.args = [arg0, syscall_arg(ctx, 1)?, syscall_arg(ctx, 2)?];
+            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, syscall_arg::<1>(ctx, 2)?];
             creds(syscall, rec);
         }
         S::Capset => {
@@ -218,7 +216,7 @@ fn gather(
                 rec.args = [u64::from(header[0]), u64::from(header[1]), 0];
             }
             user_data(
-                syscall_arg(ctx, 1)?,
+                syscall_arg::<1>(ctx, 1)?,
                 CAP_DATA_LEN,
                 u64::from(CAP_DATA_LEN),
                 rec,
@@ -226,7 +224,7 @@ fn gather(
             creds(syscall, rec);
         }
         S::MemfdCreate => {
-            rec.args = [syscall_arg(ctx, 1)?, 0, 0];
+            rec.args = [syscall_arg::<1>(ctx, 1)?, 0, 0];
             user_string_name(arg0, rec);
         }
         S::PtraceAccess | S::PtraceTraceme => {}

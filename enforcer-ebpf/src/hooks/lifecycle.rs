@@ -22,7 +22,7 @@ use enforcer_common::{
 
 use crate::{
     emit,
-    kernel::{ReadError, read_at},
+    kernel::{self, ReadError, read_at},
     maps::{count, offsets},
 };
 
@@ -47,8 +47,7 @@ pub(crate) fn tp_sched_process_exit(ctx: RawTracePointContext) -> i32 {
 fn try_fork(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     let off = offsets();
     let child: *const u8 = ctx.arg(1);
-    let pid: i32 = read_at(child, off.task_pid)?;
-    let tgid: i32 = read_at(child, off.task_tgid)?;
+    let (pid, tgid) = kernel::pid_tgid(child)?;
     if pid != tgid {
         return Ok(());
     }

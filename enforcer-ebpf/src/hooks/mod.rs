@@ -34,9 +34,9 @@ fn sockaddr_call(
 ) -> Option<(u32, u32)> {
     use crate::{kernel, net};
     let (Ok(fd), Ok(addr), Ok(addr_len)) = (
-        sys_enter_send::syscall_arg(ctx, 0),
-        sys_enter_send::syscall_arg(ctx, 1),
-        sys_enter_send::syscall_arg(ctx, 2),
+        crate::syscall_record::syscall_arg::<3>(ctx, 0),
+        crate::syscall_record::syscall_arg::<3>(ctx, 1),
+        crate::syscall_record::syscall_arg::<3>(ctx, 2),
     ) else {
         crate::maps::count(enforcer_common::event::Counter::ReadError);
         return None;

@@ -52,10 +52,14 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     scratch.path.0 = [0; PATH_LEN];
     let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
     scratch.inode.ino = 0;
-    if kernel::read_exec_identity(bprm, &mut scratch.inode).is_err() {
-        scratch.inode.ino = 0;
-        count(Counter::ReadError);
-    }
+    let inode = match kernel::read_file_identity(target.file, &mut scratch.inode) {
+        Ok(inode) => inode,
+        Err(ReadError) => {
+            scratch.inode.ino = 0;
+            count(Counter::ReadError);
+            core::ptr::null()
+        }
+    };
 
     scratch.plan.actions = 0;
     if cfg.tier != Tier::Lsm as u32 {
@@ -73,7 +77,8 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         }
     }
     let settings = plan_settings();
-    let args = kernel::arg_block(task).unwrap_or((0, 0));
+    let blocks = kernel::mm_blocks(task);
+    let args = blocks.args;
     // The argument plan, in every tier: no LSM hook sees the new image's arguments.
     if volatile(&scratch.plan.actions) == 0
         && settings.exec & EXEC_ARGS_SCHEMES != 0
@@ -95,11 +100,16 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     let verdict = through_map(&mut scratch.verdict, verdict);
     let ppid = kernel::parent_tgid(task);
     let env = if settings.exec & EXEC_RECORD_ENV != 0 {
-        kernel::env_block(task).unwrap_or((0, 0))
+        blocks.env
     } else {
         (0, 0)
     };
-    let extra = ExecExtra { task, bprm, env };
+    let extra = ExecExtra {
+        task,
+        bprm,
+        inode,
+        env,
+    };
     emit_exec(
         Hook::TpSchedProcessExec,
         scratch,

@@ -29,6 +29,7 @@ use crate::{
     dns::{self, MIN_QUERY_LEN},
     kernel::ReadError,
     maps::{config, count, offsets},
+    syscall_record::{syscall_arg, syscall_nr},
 };
 
 /// One send, whatever the syscall. Built in [`SEND_SCRATCH`] and read back with a volatile
@@ -86,8 +87,7 @@ pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let off = offsets();
-    // SAFETY: `__syscall_nr` is the i32 at this offset (checked against the format files).
-    let Ok(nr) = (unsafe { ctx.read_at::<i32>(off.tp_syscall_nr as usize) }) else {
+    let Ok(nr) = syscall_nr(&ctx) else {
         count(Counter::ReadError);
         return 0;
     };
@@ -131,14 +131,6 @@ fn finish(result: Result<(), ReadError>) -> u32 {
     0
 }
 
-/// Syscall argument `i` of a `sys_enter_*` record.
-#[inline(always)]
-pub(crate) fn syscall_arg(ctx: &TracePointContext, i: usize) -> Result<u64, ReadError> {
-    let at = offsets().tp_syscall_args as usize + 8 * i;
-    // SAFETY: a read of the tracepoint record at an offset checked against its format file.
-    unsafe { ctx.read_at::<u64>(at) }.map_err(|_| ReadError)
-}
-
 /// `write` and `sendto`: the buffer is an argument.
 #[inline(always)]
 fn direct_send(
@@ -146,16 +138,16 @@ fn direct_send(
     hook: Hook,
     has_addr: bool,
 ) -> Result<Option<Send>, ReadError> {
-    let len = syscall_arg(ctx, 2)?;
+    let len = syscall_arg::<3>(ctx, 2)?;
     let (addr, addr_len) = if has_addr {
-        (syscall_arg(ctx, 4)?, syscall_arg(ctx, 5)?)
+        (syscall_arg::<3>(ctx, 4)?, syscall_arg::<3>(ctx, 5)?)
     } else {
         (0, 0)
     };
     Ok(Some(Send {
-        fd: syscall_arg(ctx, 0)? as u32,
+        fd: syscall_arg::<3>(ctx, 0)? as u32,
         hook: hook as u32,
-        buf: syscall_arg(ctx, 1)?,
+        buf: syscall_arg::<3>(ctx, 1)?,
         buf_len: len,
         total_len: len,
         total_known: 1,
@@ -176,8 +168,8 @@ fn read_user<T: Copy>(addr: u64) -> Result<T, ReadError> {
 /// msg_iovlen @24, ... }`.
 #[inline(always)]
 fn msghdr_send(ctx: &TracePointContext, hook: Hook) -> Result<Option<Send>, ReadError> {
-    let fd = syscall_arg(ctx, 0)? as u32;
-    let msg = syscall_arg(ctx, 1)?;
+    let fd = syscall_arg::<3>(ctx, 0)? as u32;
+    let msg = syscall_arg::<3>(ctx, 1)?;
     let hdr: [u64; 4] = read_user(msg)?;
     let (name, name_len, iov, iov_len) = (hdr[0], hdr[1] & 0xffff_ffff, hdr[2], hdr[3]);
     iovec_send(fd, hook, iov, iov_len, name, name_len)
@@ -186,9 +178,9 @@ fn msghdr_send(ctx: &TracePointContext, hook: Hook) -> Result<Option<Send>, Read
 /// `writev(fd, vec, vlen)`.
 #[inline(always)]
 fn writev_send(ctx: &TracePointContext) -> Result<Option<Send>, ReadError> {
-    let fd = syscall_arg(ctx, 0)? as u32;
-    let iov = syscall_arg(ctx, 1)?;
-    let iov_len = syscall_arg(ctx, 2)?;
+    let fd = syscall_arg::<3>(ctx, 0)? as u32;
+    let iov = syscall_arg::<3>(ctx, 1)?;
+    let iov_len = syscall_arg::<3>(ctx, 2)?;
     iovec_send(fd, Hook::TpSysEnterWritev, iov, iov_len, 0, 0)
 }
 

@@ -125,6 +125,12 @@ pub enum BtfError {
     /// The member path is empty or has an empty component (e.g. `"a..b"`).
     #[error("invalid member path {0:?}")]
     InvalidPath(String),
+    /// Members the programs read as one group are not side by side in this kernel
+    /// (`enforcer_common::offsets::LAYOUT_REQUIRED`).
+    #[error(
+        "unsupported kernel struct layout (a kernel built with CONFIG_RANDSTRUCT?): these members are not side by side: {0}"
+    )]
+    LayoutUnsupported(String),
     /// No `struct` with this name exists (FWD declarations do not count).
     #[error("struct {0} not found in BTF")]
     StructNotFound(String),

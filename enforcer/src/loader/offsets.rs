@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use enforcer_common::offsets::KernelOffsets;
+use enforcer_common::offsets::{KernelOffsets, LAYOUT_GROUPS, LAYOUT_REQUIRED};
 
 use crate::btf::{Btf, BtfError};
 
@@ -14,16 +14,19 @@ macro_rules! offset_table {
         /// The member each offset stands for, as (struct, dotted member path).
         pub const MEMBERS: &[(&str, &str)] = &[$(($strukt, $member)),*];
 
-        /// Reads the struct offsets from parsed BTF. The tracepoint layout (`tp_*`) is left
-        /// 0 for the loader to fill from tracefs.
+        /// Reads the struct offsets from parsed BTF, and the `layout` bits they allow. The
+        /// tracepoint layout (`tp_*`) is left 0 for the loader to fill from tracefs.
         pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
             let (inode_ctime_sec, inode_ctime_nsec) = inode_ctime(btf)?;
-            Ok(KernelOffsets {
+            let mut offsets = KernelOffsets {
                 $($field: btf.member_offset($strukt, $member)?,)*
                 inode_ctime_sec,
                 inode_ctime_nsec,
                 ..KernelOffsets::ZERO
-            })
+            };
+            offsets.layout = offsets.layout_bits();
+            check_layout(offsets.layout)?;
+            Ok(offsets)
         }
     };
 }
@@ -89,6 +92,20 @@ offset_table! {
     cred_cap_inheritable => ("cred", "cap_inheritable"),
 }
 
+/// `Err` naming the groups of `LAYOUT_REQUIRED` that `layout` lacks.
+pub fn check_layout(layout: u32) -> Result<(), BtfError> {
+    let missing: Vec<&str> = LAYOUT_GROUPS
+        .iter()
+        .filter(|(bit, _)| LAYOUT_REQUIRED & bit != 0 && layout & bit == 0)
+        .map(|(_, members)| *members)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(BtfError::LayoutUnsupported(missing.join("; ")))
+    }
+}
+
 /// The inode's change time was renamed twice: `i_ctime` (a `timespec64`, before 6.6),
 /// `__i_ctime` (6.6 to 6.10), then split into `i_ctime_sec` and `i_ctime_nsec` (6.11+).
 /// (seconds member, nanoseconds member), newest first.
@@ -123,6 +140,27 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, BtfError> {
 mod tests {
     use super::*;
     use crate::btf::VMLINUX_BTF_PATH;
+    use enforcer_common::offsets::{
+        LAYOUT_CAPS, LAYOUT_DENTRY, LAYOUT_FDTABLE, LAYOUT_FILE_INODE_FLAGS, LAYOUT_FILE_PATH,
+        LAYOUT_MM_BLOCKS, LAYOUT_PID_TGID, LAYOUT_QSTR,
+    };
+
+    #[test]
+    fn a_kernel_without_a_required_group_is_refused_by_name() {
+        assert!(check_layout(LAYOUT_REQUIRED).is_ok());
+        assert!(check_layout(LAYOUT_REQUIRED | LAYOUT_FILE_INODE_FLAGS).is_ok());
+        let err = check_layout(LAYOUT_REQUIRED & !LAYOUT_MM_BLOCKS & !LAYOUT_CAPS)
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            err,
+            Err(
+                "unsupported kernel struct layout (a kernel built with CONFIG_RANDSTRUCT?): \
+                 these members are not side by side: mm_struct: arg_start, arg_end, env_start, \
+                 env_end; cred: cap_permitted, cap_effective"
+                    .to_owned()
+            )
+        );
+    }
 
     #[test]
     fn running_kernel_offsets_resolve() {
@@ -166,6 +204,24 @@ mod tests {
             off.cred_cap_permitted,
             off.cred_cap_inheritable + 8,
             "kernel_cap_t masks are 8 bytes"
+        );
+        assert_eq!(
+            off.layout,
+            off.layout_bits(),
+            "from_btf sets the layout bits"
+        );
+        // 6.1 has `f_flags` far from `f_inode`; every other group is in place everywhere.
+        let all_but = LAYOUT_MM_BLOCKS
+            | LAYOUT_FDTABLE
+            | LAYOUT_PID_TGID
+            | LAYOUT_CAPS
+            | LAYOUT_QSTR
+            | LAYOUT_DENTRY
+            | LAYOUT_FILE_PATH;
+        assert_eq!(
+            off.layout & !LAYOUT_FILE_INODE_FLAGS,
+            all_but,
+            "every grouped read is one read on this (mainstream) kernel"
         );
     }
 }
