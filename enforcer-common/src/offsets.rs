@@ -283,6 +283,8 @@ pub const LAYOUT_DENTRY: u32 = 1 << 5;
 pub const LAYOUT_FILE_INODE_FLAGS: u32 = 1 << 6;
 /// `file`: `f_path.dentry` is the 8 bytes after `f_path.mnt` (a `struct path`).
 pub const LAYOUT_FILE_PATH: u32 = 1 << 7;
+/// `cred`: `euid` is 16 bytes after `uid` (`uid, gid, suid, sgid, euid`, 4 bytes each).
+pub const LAYOUT_CRED_IDS: u32 = 1 << 8;
 
 /// The groups the programs read as one without checking (`kernel.rs`): the loader refuses a
 /// kernel without them (a branch per group made the 6.1 verifier walk the exec program past
@@ -293,7 +295,8 @@ pub const LAYOUT_REQUIRED: u32 = LAYOUT_MM_BLOCKS
     | LAYOUT_CAPS
     | LAYOUT_QSTR
     | LAYOUT_DENTRY
-    | LAYOUT_FILE_PATH;
+    | LAYOUT_FILE_PATH
+    | LAYOUT_CRED_IDS;
 
 /// Each group bit and the members it stands for, for error messages.
 pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
@@ -308,6 +311,7 @@ pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
     (LAYOUT_DENTRY, "dentry: d_parent, d_name"),
     (LAYOUT_FILE_INODE_FLAGS, "file: f_inode, f_flags"),
     (LAYOUT_FILE_PATH, "file: f_path.mnt, f_path.dentry"),
+    (LAYOUT_CRED_IDS, "cred: uid, gid, suid, sgid, euid"),
 ];
 
 impl KernelOffsets {
@@ -351,6 +355,9 @@ impl KernelOffsets {
         if follows(self.file_mnt, self.file_dentry, 8) {
             bits |= LAYOUT_FILE_PATH;
         }
+        if follows(self.cred_uid, self.cred_euid, 16) {
+            bits |= LAYOUT_CRED_IDS;
+        }
         bits
     }
 }
@@ -381,6 +388,8 @@ mod tests {
             file_flags: 40,
             file_mnt: 64,
             file_dentry: 72,
+            cred_uid: 8,
+            cred_euid: 24,
             ..KernelOffsets::ZERO
         }
     }
@@ -397,6 +406,7 @@ mod tests {
                 | LAYOUT_DENTRY
                 | LAYOUT_FILE_INODE_FLAGS
                 | LAYOUT_FILE_PATH
+                | LAYOUT_CRED_IDS
         );
     }
 
@@ -460,6 +470,13 @@ mod tests {
                     ..mainstream()
                 },
                 LAYOUT_FILE_PATH,
+            ),
+            (
+                KernelOffsets {
+                    cred_euid: 20,
+                    ..mainstream()
+                },
+                LAYOUT_CRED_IDS,
             ),
             (
                 KernelOffsets {

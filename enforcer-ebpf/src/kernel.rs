@@ -153,7 +153,7 @@ pub(crate) struct Creds {
 pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
     let off = offsets();
     let cred: *const u8 = read_at(task, off.task_cred)?;
-    // uid, gid, suid, sgid, euid: consecutive in every kernel (see `KernelOffsets::cred_uid`).
+    // uid, gid, suid, sgid, euid: LAYOUT_CRED_IDS.
     let ids: [u32; 5] = read_at(cred, off.cred_uid)?;
     // LAYOUT_CAPS.
     let caps: [u64; 2] = read_at(cred, off.cred_cap_permitted)?;

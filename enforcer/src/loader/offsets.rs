@@ -141,8 +141,8 @@ mod tests {
     use super::*;
     use crate::btf::VMLINUX_BTF_PATH;
     use enforcer_common::offsets::{
-        LAYOUT_CAPS, LAYOUT_DENTRY, LAYOUT_FDTABLE, LAYOUT_FILE_INODE_FLAGS, LAYOUT_FILE_PATH,
-        LAYOUT_MM_BLOCKS, LAYOUT_PID_TGID, LAYOUT_QSTR,
+        LAYOUT_CAPS, LAYOUT_CRED_IDS, LAYOUT_DENTRY, LAYOUT_FDTABLE, LAYOUT_FILE_INODE_FLAGS,
+        LAYOUT_FILE_PATH, LAYOUT_MM_BLOCKS, LAYOUT_PID_TGID, LAYOUT_QSTR,
     };
 
     #[test]
@@ -217,7 +217,8 @@ mod tests {
             | LAYOUT_CAPS
             | LAYOUT_QSTR
             | LAYOUT_DENTRY
-            | LAYOUT_FILE_PATH;
+            | LAYOUT_FILE_PATH
+            | LAYOUT_CRED_IDS;
         assert_eq!(
             off.layout & !LAYOUT_FILE_INODE_FLAGS,
             all_but,
