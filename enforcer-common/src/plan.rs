@@ -208,6 +208,11 @@ pub const EXEC_RECORD_ENV: u32 = 4;
 /// tier), unless the executable's basename is in `EXEC_ARGS_SPARED`.
 pub const EXEC_ARGS_SCHEMES: u32 = 8;
 
+/// [`PlanSettings::exec`] bit: the path plan (`EXEC_PATH_PLAN`) has entries. Without it the
+/// exec programs skip that look-up (a hash of a 256-byte key on every exec; the default
+/// policy has no path entry).
+pub const EXEC_PATHS: u32 = 16;
+
 /// Bytes of a SHA-256 digest.
 pub const SHA256_LEN: usize = 32;
 

@@ -6,7 +6,10 @@ use enforcer_common::{
     event::{
         OUTCOME_DENIED, OUTCOME_KILLED, OUTCOME_SPARED, OUTCOME_WOULD_DENY, OUTCOME_WOULD_KILL,
     },
-    plan::{ACTION_DENY, ACTION_KILL, InodeKey, NameKey, PLAN_FLAG_MONITOR, PathKey, PlanVerdict},
+    plan::{
+        ACTION_DENY, ACTION_KILL, EXEC_PATHS, InodeKey, NameKey, PLAN_FLAG_MONITOR, PathKey,
+        PlanVerdict,
+    },
 };
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, generated::bpf_send_signal};
@@ -14,14 +17,15 @@ use enforcer_common::event::{Counter, OUTCOME_KILL_FAILED};
 
 use crate::{
     emit, kernel,
-    maps::{EXEC_INODE_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, NEVER_KILL, count},
+    maps::{EXEC_INODE_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, NEVER_KILL, count, plan_settings},
 };
 
 /// `SIGKILL`.
 const SIGKILL: u32 = 9;
 
-/// Looks the exec up by basename first, then by path, then by file identity (a verdict the
-/// daemon wrote for this file's content). Truncated values and unread identities never match.
+/// Looks the exec up by basename first, then by path (when the path plan has entries,
+/// `EXEC_PATHS`), then by file identity (a verdict the daemon wrote for this file's content).
+/// Truncated values and unread identities never match.
 #[inline(always)]
 pub(crate) fn lookup_exec(
     name: &NameKey,
@@ -34,7 +38,10 @@ pub(crate) fn lookup_exec(
         // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
         return Some(unsafe { *v });
     }
-    if path_ok && let Some(v) = EXEC_PATH_PLAN.get_ptr(path) {
+    if path_ok
+        && plan_settings().exec & EXEC_PATHS != 0
+        && let Some(v) = EXEC_PATH_PLAN.get_ptr(path)
+    {
         // SAFETY: as above.
         return Some(unsafe { *v });
     }

@@ -23,8 +23,8 @@ use enforcer_common::{
     net::name_hash,
     plan::{
         ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_ARGS_SCHEMES, EXEC_CHECK_MMAP,
-        EXEC_HASH_IN_KERNEL, EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey,
-        PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
+        EXEC_HASH_IN_KERNEL, EXEC_PATHS, EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN,
+        NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
         RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE,
         SCHEME_LEN, SHA256_LEN, SchemeKey, padded,
     },
@@ -205,7 +205,7 @@ pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
 /// entries; check executable mappings when the exec plan can match a mapped file (names,
 /// hashes, or the identities the daemon writes when a rule reads the hash); carry the
 /// environment in exec records when a rule reads `exec.envs`; search exec arguments when the
-/// argument plan has entries.
+/// argument plan has entries; look exec paths up when the path plan has entries.
 pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     let mut bits = 0;
     if !plan.exec_hashes.is_empty() {
@@ -222,6 +222,9 @@ pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     }
     if !plan.exec_arg_schemes.is_empty() {
         bits |= EXEC_ARGS_SCHEMES;
+    }
+    if !plan.exec_paths.is_empty() {
+        bits |= EXEC_PATHS;
     }
     bits
 }
@@ -642,8 +645,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             exec_bits(&policy, &policy.lower()),
-            0,
-            "paths are not checked at mmap"
+            EXEC_PATHS,
+            "paths are looked up at exec, not checked at mmap"
         );
         let policy = enforcer_policy::load_str(
             "p.yaml",

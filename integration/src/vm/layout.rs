@@ -7,10 +7,15 @@ pub const GUEST_HARNESS: &str = "/bin/vm-guest";
 pub const ENFORCER: &str = "/bin/enforcer";
 /// The test payload that writes a marker file (`write-marker FILE ARGS...`).
 pub const WRITE_MARKER: &str = "/bin/write-marker";
-/// The policy with the single rule `deny-write-marker`.
+/// The policy with the rules `deny-write-marker` (by name) and `deny-marker-copy-by-path`.
 pub const DENY_MARKER_POLICY: &str = "/etc/enforcer/deny-marker.yaml";
-/// Id of the rule in [`DENY_MARKER_POLICY`].
+/// Id of [`DENY_MARKER_POLICY`]'s rule about the payload's basename.
 pub const DENY_MARKER_RULE: &str = "deny-write-marker";
+/// Id of [`DENY_MARKER_POLICY`]'s rule about the path [`MARKER_COPY`] (a path rule: the
+/// kernel's path plan).
+pub const DENY_MARKER_PATH_RULE: &str = "deny-marker-copy-by-path";
+/// Where a case copies the payload under another name, which only the path rule matches.
+pub const MARKER_COPY: &str = "/tmp/marker-copy";
 /// The statically linked busybox that provides the shell and the applets.
 pub const BUSYBOX: &str = "/bin/busybox";
 /// The tmpfs where cases write markers, logs and audit logs.

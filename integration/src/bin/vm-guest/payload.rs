@@ -34,7 +34,12 @@ pub(crate) fn expect_allowed(marker: &str, when: &str) -> Result<(), String> {
 
 /// Runs the payload and expects the exec itself to fail with EPERM and no marker to appear.
 pub(crate) fn expect_denied(marker: &str, when: &str) -> Result<(), String> {
-    let result = Command::new(layout::WRITE_MARKER)
+    expect_denied_as(layout::WRITE_MARKER, marker, when)
+}
+
+/// [`expect_denied`] for a copy of the payload at `program`.
+pub(crate) fn expect_denied_as(program: &str, marker: &str, when: &str) -> Result<(), String> {
+    let result = Command::new(program)
         .arg(marker)
         .arg("x")
         .stdin(Stdio::null())
@@ -49,8 +54,7 @@ pub(crate) fn expect_denied(marker: &str, when: &str) -> Result<(), String> {
         }
         Ok(status) => {
             return Err(format!(
-                "{when}: exec of {} was allowed ({status}), want EPERM",
-                layout::WRITE_MARKER
+                "{when}: exec of {program} was allowed ({status}), want EPERM"
             ));
         }
     }

@@ -5,7 +5,9 @@
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use enforcer_integration::vm::layout::DENY_MARKER_RULE;
+use enforcer_integration::vm::layout::{
+    DENY_MARKER_PATH_RULE, DENY_MARKER_RULE, MARKER_COPY, WRITE_MARKER,
+};
 use serde_json::Value;
 
 use super::Ctx;
@@ -60,7 +62,24 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         |r| audit::is_action(r, "deny", DENY_MARKER_RULE),
     )?;
     ctx.log(format!("action record: {record}"));
+    deny_copy_by_path(ctx, engine)?;
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
+
+/// A copy of the payload under another name: only the path rule matches it, so the LSM hook
+/// must look the path plan up (the plan has a path entry: `EXEC_PATHS`).
+fn deny_copy_by_path(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+    std::fs::copy(WRITE_MARKER, MARKER_COPY)
+        .map_err(|e| format!("copy {WRITE_MARKER} to {MARKER_COPY}: {e}"))?;
+    payload::expect_denied_as(MARKER_COPY, "/tmp/m2-copy", "a copy, denied by its path")?;
+    ctx.log("attached: exec of the payload's copy failed with EPERM (path rule)");
+    let record = engine.wait_record(
+        RECORD_TIMEOUT,
+        "\"type\":\"action\",\"action\":\"deny\" record for the path rule",
+        |r| audit::is_action(r, "deny", DENY_MARKER_PATH_RULE),
+    )?;
+    ctx.log(format!("path rule action record: {record}"));
+    Ok(())
 }
 
 /// Monitor mode: the engine attaches, the exec runs and writes its marker, and the audit log
