@@ -100,7 +100,8 @@ pub struct KernelOffsets {
     /// `LAYOUT_*` bits: which groups of members this kernel lays out side by side, so the
     /// programs read each group with one helper call instead of one per member (a helper call
     /// costs 40-90 ns on the 2-vCPU host). Set by the loader from the offsets
-    /// ([`KernelOffsets::layout_bits`]); a group whose bit is clear is read member by member.
+    /// ([`KernelOffsets::layout_bits`]), which refuses a kernel without the groups of
+    /// [`LAYOUT_REQUIRED`]; the others are read member by member where their bit is clear.
     pub layout: u32,
     /// `struct dentry` -> `d_parent` (`struct dentry *`).
     pub dentry_parent: u32,
@@ -273,18 +274,18 @@ pub const LAYOUT_FDTABLE: u32 = 1 << 1;
 pub const LAYOUT_PID_TGID: u32 = 1 << 2;
 /// `cred`: `cap_effective` is the 8 bytes after `cap_permitted`.
 pub const LAYOUT_CAPS: u32 = 1 << 3;
-/// `dentry`: `d_name.name` is the 4 bytes after `d_name.len` (the `qstr` layout).
-pub const LAYOUT_QSTR: u32 = 1 << 4;
 /// `dentry`: `d_parent`, then `d_name` (`hash`, `len`, `name`): `d_name.name` is 16 bytes
-/// after `d_parent` and `d_name.len` 12 (a path walk reads a component's parent, name length
-/// and name pointer at once).
-pub const LAYOUT_DENTRY: u32 = 1 << 5;
+/// after `d_parent` and `d_name.len` 12, so also 4 bytes after `len`. A path walk reads a
+/// component's parent, name length and name pointer at once, a basename its length and
+/// pointer.
+pub const LAYOUT_DENTRY: u32 = 1 << 4;
 /// `file`: `f_flags` is the 8 bytes after `f_inode` (6.12 on; not 6.1).
-pub const LAYOUT_FILE_INODE_FLAGS: u32 = 1 << 6;
-/// `file`: `f_path.dentry` is the 8 bytes after `f_path.mnt` (a `struct path`).
-pub const LAYOUT_FILE_PATH: u32 = 1 << 7;
+pub const LAYOUT_FILE_INODE_FLAGS: u32 = 1 << 5;
+/// `path`: `dentry` is the 8 bytes after `mnt` (every `struct path`: a file's `f_path`, a
+/// task's working directory).
+pub const LAYOUT_PATH: u32 = 1 << 6;
 /// `cred`: `euid` is 16 bytes after `uid` (`uid, gid, suid, sgid, euid`, 4 bytes each).
-pub const LAYOUT_CRED_IDS: u32 = 1 << 8;
+pub const LAYOUT_CRED_IDS: u32 = 1 << 7;
 
 /// The groups the programs read as one without checking (`kernel.rs`): the loader refuses a
 /// kernel without them (a branch per group made the 6.1 verifier walk the exec program past
@@ -293,9 +294,8 @@ pub const LAYOUT_REQUIRED: u32 = LAYOUT_MM_BLOCKS
     | LAYOUT_FDTABLE
     | LAYOUT_PID_TGID
     | LAYOUT_CAPS
-    | LAYOUT_QSTR
     | LAYOUT_DENTRY
-    | LAYOUT_FILE_PATH
+    | LAYOUT_PATH
     | LAYOUT_CRED_IDS;
 
 /// Each group bit and the members it stands for, for error messages.
@@ -307,10 +307,9 @@ pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
     (LAYOUT_FDTABLE, "fdtable: max_fds, fd"),
     (LAYOUT_PID_TGID, "task_struct: pid, tgid"),
     (LAYOUT_CAPS, "cred: cap_permitted, cap_effective"),
-    (LAYOUT_QSTR, "dentry: d_name.len, d_name.name"),
     (LAYOUT_DENTRY, "dentry: d_parent, d_name"),
     (LAYOUT_FILE_INODE_FLAGS, "file: f_inode, f_flags"),
-    (LAYOUT_FILE_PATH, "file: f_path.mnt, f_path.dentry"),
+    (LAYOUT_PATH, "path: mnt, dentry"),
     (LAYOUT_CRED_IDS, "cred: uid, gid, suid, sgid, euid"),
 ];
 
@@ -341,9 +340,6 @@ impl KernelOffsets {
         if follows(self.cred_cap_permitted, self.cred_cap_effective, 8) {
             bits |= LAYOUT_CAPS;
         }
-        if follows(self.dentry_name_len, self.dentry_name, 4) {
-            bits |= LAYOUT_QSTR;
-        }
         if follows(self.dentry_parent, self.dentry_name, 16)
             && follows(self.dentry_parent, self.dentry_name_len, 12)
         {
@@ -352,8 +348,8 @@ impl KernelOffsets {
         if follows(self.file_inode, self.file_flags, 8) {
             bits |= LAYOUT_FILE_INODE_FLAGS;
         }
-        if follows(self.file_mnt, self.file_dentry, 8) {
-            bits |= LAYOUT_FILE_PATH;
+        if follows(self.path_mnt, self.path_dentry, 8) {
+            bits |= LAYOUT_PATH;
         }
         if follows(self.cred_uid, self.cred_euid, 16) {
             bits |= LAYOUT_CRED_IDS;
@@ -386,8 +382,8 @@ mod tests {
             dentry_name: 40,
             file_inode: 32,
             file_flags: 40,
-            file_mnt: 64,
-            file_dentry: 72,
+            path_mnt: 0,
+            path_dentry: 8,
             cred_uid: 8,
             cred_euid: 24,
             ..KernelOffsets::ZERO
@@ -402,10 +398,9 @@ mod tests {
                 | LAYOUT_FDTABLE
                 | LAYOUT_PID_TGID
                 | LAYOUT_CAPS
-                | LAYOUT_QSTR
                 | LAYOUT_DENTRY
                 | LAYOUT_FILE_INODE_FLAGS
-                | LAYOUT_FILE_PATH
+                | LAYOUT_PATH
                 | LAYOUT_CRED_IDS
         );
     }
@@ -447,8 +442,14 @@ mod tests {
                     dentry_name: 48,
                     ..mainstream()
                 },
-                // The name pointer is also the end of the `d_parent` group.
-                LAYOUT_QSTR | LAYOUT_DENTRY,
+                LAYOUT_DENTRY,
+            ),
+            (
+                KernelOffsets {
+                    dentry_name_len: 32,
+                    ..mainstream()
+                },
+                LAYOUT_DENTRY,
             ),
             (
                 KernelOffsets {
@@ -466,10 +467,10 @@ mod tests {
             ),
             (
                 KernelOffsets {
-                    file_dentry: 16,
+                    path_dentry: 16,
                     ..mainstream()
                 },
-                LAYOUT_FILE_PATH,
+                LAYOUT_PATH,
             ),
             (
                 KernelOffsets {

@@ -41,7 +41,7 @@ pub(crate) struct ExecTarget {
     pub(crate) path_len: u32,
     /// `EXEC_*` flags found while reading.
     pub(crate) flags: u32,
-    /// The executable's `struct file *` (null when the target came from elsewhere).
+    /// The executable's `struct file *`.
     pub(crate) file: *const u8,
 }
 
@@ -57,7 +57,6 @@ pub(crate) fn read_exec_target(
     let off = offsets();
     let file: *const u8 = read_at(bprm, off.binprm_file)?;
     let mut target = read_file_target(file, name)?;
-    target.file = file;
     let filename: *const u8 = read_at(bprm, off.binprm_filename)?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let path_len = unsafe { bpf_probe_read_kernel_str_bytes(filename, path) }
@@ -254,9 +253,7 @@ pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
     // SAFETY: the helper takes no arguments and returns the current task pointer.
     let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
     let fs: *const u8 = read_at(task, off.task_fs)?;
-    let mnt: *const u8 = read_at(fs, off.fs_pwd_mnt)?;
-    let dentry: *const u8 = read_at(fs, off.fs_pwd_dentry)?;
-    Ok((mnt, dentry))
+    path_at(fs, off.fs_pwd_mnt)
 }
 
 /// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
@@ -278,11 +275,18 @@ pub(crate) fn dentry_parent_name(dentry: *const u8) -> Result<(*const u8, *const
     Ok((w[0] as *const u8, w[2] as *const u8))
 }
 
-/// `file->f_path.mnt` and `file->f_path.dentry` (one read: `LAYOUT_FILE_PATH`).
+/// The mount and dentry of the `struct path` whose `mnt` is at `base + mnt` (one read:
+/// `LAYOUT_PATH`).
+#[inline(always)]
+fn path_at(base: *const u8, mnt: u32) -> Result<(*const u8, *const u8), ReadError> {
+    let p: [u64; 2] = read_at(base, mnt)?;
+    Ok((p[0] as *const u8, p[1] as *const u8))
+}
+
+/// `file->f_path.mnt` and `file->f_path.dentry`.
 #[inline(always)]
 pub(crate) fn file_path(file: *const u8) -> Result<(*const u8, *const u8), ReadError> {
-    let p: [u64; 2] = read_at(file, offsets().file_mnt)?;
-    Ok((p[0] as *const u8, p[1] as *const u8))
+    path_at(file, offsets().file_mnt)
 }
 
 /// `file->f_inode` and `file->f_flags` (one read where `LAYOUT_FILE_INODE_FLAGS`).
@@ -299,8 +303,7 @@ pub(crate) fn file_inode_flags(file: *const u8) -> Result<(*const u8, u32), Read
     ))
 }
 
-/// The end of a `struct qstr`: `len`, then `name` (`LAYOUT_QSTR`: `name` 4 bytes after
-/// `len`).
+/// The end of a `struct qstr`: `len`, then `name` 4 bytes on (`LAYOUT_DENTRY`).
 #[repr(C, packed)]
 #[derive(Clone, Copy)]
 struct QstrTail {

@@ -24,7 +24,7 @@ pub(crate) fn syscall_nr(ctx: &TracePointContext) -> Result<i32, ReadError> {
     if at == STANDARD_NR {
         // SAFETY: the record holds `__syscall_nr`, an aligned i32, at this constant offset
         // (the loader checked the format files); the verifier bounds context loads itself.
-        return Ok(unsafe { load::<i32>(&ctx, STANDARD_NR as usize) });
+        return Ok(unsafe { load::<i32>(ctx, STANDARD_NR as usize) });
     }
     // SAFETY: a read of the record at the offset its format file gives.
     unsafe { ctx.read_at::<i32>(at as usize) }.map_err(|_| ReadError)
@@ -45,10 +45,17 @@ pub(crate) fn syscall_arg<const ARGS: usize>(
     if i < ARGS && base == STANDARD_ARGS {
         // SAFETY: as in `syscall_nr`: an aligned u64 of every record the program sees, at a
         // constant offset.
-        return Ok(unsafe { load::<u64>(&ctx, STANDARD_ARGS as usize + 8 * i) });
+        return Ok(unsafe { load::<u64>(ctx, STANDARD_ARGS as usize + 8 * i) });
     }
     // SAFETY: a read of the record at the offset its format file gives.
     unsafe { ctx.read_at::<u64>(base as usize + 8 * i) }.map_err(|_| ReadError)
+}
+
+/// `ret` of a `sys_exit_*` record (the new descriptor, or a negative errno): in the place of
+/// the first argument, which every record has.
+#[inline(always)]
+pub(crate) fn syscall_ret(ctx: &TracePointContext) -> Result<u64, ReadError> {
+    syscall_arg::<1>(ctx, 0)
 }
 
 /// A load of a `T` at byte `at` of the tracepoint record.
@@ -56,7 +63,7 @@ pub(crate) fn syscall_arg<const ARGS: usize>(
 /// # Safety
 /// `at` must be a constant offset of an aligned `T` inside the record.
 #[inline(always)]
-unsafe fn load<T: Copy>(ctx: &&TracePointContext, at: usize) -> T {
+unsafe fn load<T: Copy>(ctx: &TracePointContext, at: usize) -> T {
     // SAFETY: the caller guarantees the offset; the context pointer is the record.
     unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(at).cast::<T>()) }
 }

@@ -17,7 +17,7 @@ use enforcer_common::{
 };
 
 use super::sockaddr_call;
-use crate::syscall_record::syscall_arg;
+use crate::syscall_record::syscall_ret;
 use crate::{
     emit, kernel,
     maps::{count, plan_settings},
@@ -56,7 +56,7 @@ pub(crate) fn tp_sys_exit_accept(ctx: TracePointContext) -> u32 {
     if plan_settings().record & RECORD_ACCEPTS == 0 {
         return 0;
     }
-    let Ok(ret) = syscall_arg::<1>(&ctx, 0) else {
+    let Ok(ret) = syscall_ret(&ctx) else {
         count(Counter::ReadError);
         return 0;
     };

@@ -29,7 +29,7 @@ use enforcer_common::{
 };
 
 use super::{Verdict, file_path::finish};
-use crate::syscall_record::syscall_arg;
+use crate::syscall_record::syscall_ret;
 use crate::{
     file::{self, Slot},
     kernel::{self, read_at},
@@ -53,7 +53,7 @@ pub(crate) fn tp_sys_exit_open(ctx: TracePointContext) -> u32 {
     if bits & RECORD_FILES == 0 {
         return 0;
     }
-    let Ok(ret) = syscall_arg::<1>(&ctx, 0) else {
+    let Ok(ret) = syscall_ret(&ctx) else {
         count(Counter::ReadError);
         return 0;
     };

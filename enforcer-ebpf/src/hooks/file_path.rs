@@ -102,11 +102,15 @@ pub(crate) struct PathCall {
     pub(crate) fstype: u64,
 }
 
+/// Arguments every path syscall tracepoint has (`unlink`, `rmdir`: 1): the ones
+/// `syscall_arg` may load directly.
+const PATH_ARGS: usize = 1;
+
 /// The arguments of syscall `nr`, `None` for a syscall this program does not handle.
 #[inline(always)]
 fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadError> {
     let off = offsets();
-    let a = |i| syscall_arg::<1>(ctx, i);
+    let a = |i| syscall_arg::<PATH_ARGS>(ctx, i);
     let mut c = PathCall {
         op: 0,
         dfd: AT_FDCWD,
@@ -181,7 +185,7 @@ fn gather_more(
     nr: u32,
     mut c: PathCall,
 ) -> Result<Option<PathCall>, ReadError> {
-    let a = |i| syscall_arg::<1>(ctx, i);
+    let a = |i| syscall_arg::<PATH_ARGS>(ctx, i);
     if nr == path_syscall(|n| &n.link) || nr == path_syscall(|n| &n.symlink) {
         // (oldname, newname): the new name is the path acted on.
         c.op = if nr == path_syscall(|n| &n.link) {

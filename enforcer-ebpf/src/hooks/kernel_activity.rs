@@ -97,6 +97,10 @@ pub(crate) fn reset(rec: &mut KernelRecord, syscall: KernelSyscall) {
     rec.data = [0; KERNEL_DATA_LEN];
 }
 
+/// Arguments every kernel-activity tracepoint has (`setuid`, `unshare`, ...: 1): the ones
+/// `syscall_arg` may load directly.
+const KERNEL_ARGS: usize = 1;
+
 /// Entry point, attached to every kernel-activity `sys_enter_*` tracepoint.
 #[tracepoint(category = "syscalls", name = "sys_enter_setuid")]
 pub(crate) fn tp_sys_enter_kernel(ctx: TracePointContext) -> u32 {
@@ -126,7 +130,7 @@ fn try_kernel(ctx: &TracePointContext) -> Result<(), ReadError> {
     }
     let cfg = config();
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let arg0 = syscall_arg::<1>(ctx, 0)?;
+    let arg0 = syscall_arg::<KERNEL_ARGS>(ctx, 0)?;
     match syscall {
         KernelSyscall::Bpf if tgid == cfg.engine_tgid || !BPF_CMDS.contains(&arg0) => {
             return Ok(());
@@ -166,32 +170,46 @@ fn gather(
     use KernelSyscall as S;
     match syscall {
         S::InitModule => {
-            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, 0];
+            rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0];
             rec.flags |= KERNEL_NAME_UNKNOWN;
-            user_string_data(syscall_arg::<1>(ctx, 2)?, rec);
+            user_string_data(syscall_arg::<KERNEL_ARGS>(ctx, 2)?, rec);
         }
         S::FinitModule => {
-            rec.args = [arg0, syscall_arg::<1>(ctx, 2)?, 0];
+            rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 2)?, 0];
             fd_name(arg0, rec);
-            user_string_data(syscall_arg::<1>(ctx, 1)?, rec);
+            user_string_data(syscall_arg::<KERNEL_ARGS>(ctx, 1)?, rec);
         }
         S::DeleteModule => {
-            rec.args = [syscall_arg::<1>(ctx, 1)?, 0, 0];
+            rec.args = [syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0, 0];
             user_string_name(arg0, rec);
         }
         S::Bpf => {
-            let size = syscall_arg::<1>(ctx, 2)?;
+            let size = syscall_arg::<KERNEL_ARGS>(ctx, 2)?;
             rec.args = [arg0, size, 0];
-            let attr = syscall_arg::<1>(ctx, 1)?;
+            let attr = syscall_arg::<KERNEL_ARGS>(ctx, 1)?;
             user_data(attr, BPF_ATTR_COPY, size, rec);
         }
-        S::Ptrace => rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, 0],
+        S::Ptrace => rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0],
         S::ProcessVmWritev => {
-            rec.args = [arg0, syscall_arg::<1>(ctx, 2)?, syscall_arg::<1>(ctx, 4)?];
+            rec.args = [
+                arg0,
+                syscall_arg::<KERNEL_ARGS>(ctx, 2)?,
+                syscall_arg::<KERNEL_ARGS>(ctx, 4)?,
+            ];
         }
-        S::KexecLoad => rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, syscall_arg::<1>(ctx, 3)?],
+        S::KexecLoad => {
+            rec.args = [
+                arg0,
+                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
+                syscall_arg::<KERNEL_ARGS>(ctx, 3)?,
+            ]
+        }
         S::KexecFileLoad => {
-            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, syscall_arg::<1>(ctx, 4)?];
+            rec.args = [
+                arg0,
+                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
+                syscall_arg::<KERNEL_ARGS>(ctx, 4)?,
+            ];
             fd_name(arg0, rec);
         }
         S::Setuid | S::Setgid | S::Setfsuid | S::Setfsgid | S::Unshare => {
@@ -199,11 +217,15 @@ fn gather(
             creds(syscall, rec);
         }
         S::Setreuid | S::Setregid | S::Setns => {
-            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, 0];
+            rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0];
             creds(syscall, rec);
         }
         S::Setresuid | S::Setresgid => {
-            rec.args = [arg0, syscall_arg::<1>(ctx, 1)?, syscall_arg::<1>(ctx, 2)?];
+            rec.args = [
+                arg0,
+                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
+                syscall_arg::<KERNEL_ARGS>(ctx, 2)?,
+            ];
             creds(syscall, rec);
         }
         S::Capset => {
@@ -216,7 +238,7 @@ fn gather(
                 rec.args = [u64::from(header[0]), u64::from(header[1]), 0];
             }
             user_data(
-                syscall_arg::<1>(ctx, 1)?,
+                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
                 CAP_DATA_LEN,
                 u64::from(CAP_DATA_LEN),
                 rec,
@@ -224,7 +246,7 @@ fn gather(
             creds(syscall, rec);
         }
         S::MemfdCreate => {
-            rec.args = [syscall_arg::<1>(ctx, 1)?, 0, 0];
+            rec.args = [syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0, 0];
             user_string_name(arg0, rec);
         }
         S::PtraceAccess | S::PtraceTraceme => {}

@@ -24,6 +24,9 @@ mod sys_enter_send;
 
 pub(crate) use file_path::PathCall;
 
+/// Arguments of `connect` and `bind` (3): all loaded directly by `syscall_arg`.
+const SOCKADDR_ARGS: usize = 3;
+
 /// The `(fd, struct sockaddr *, addrlen)` arguments of `connect`/`bind` tracepoints: reads the
 /// user address into `out` (IPv4/IPv6 only) and returns the fd and its socket type (0 when
 /// the fd is not a readable socket). A record that cannot be read is counted.
@@ -34,9 +37,9 @@ fn sockaddr_call(
 ) -> Option<(u32, u32)> {
     use crate::{kernel, net};
     let (Ok(fd), Ok(addr), Ok(addr_len)) = (
-        crate::syscall_record::syscall_arg::<3>(ctx, 0),
-        crate::syscall_record::syscall_arg::<3>(ctx, 1),
-        crate::syscall_record::syscall_arg::<3>(ctx, 2),
+        crate::syscall_record::syscall_arg::<SOCKADDR_ARGS>(ctx, 0),
+        crate::syscall_record::syscall_arg::<SOCKADDR_ARGS>(ctx, 1),
+        crate::syscall_record::syscall_arg::<SOCKADDR_ARGS>(ctx, 2),
     ) else {
         crate::maps::count(enforcer_common::event::Counter::ReadError);
         return None;

@@ -67,6 +67,10 @@ impl Send {
     }
 }
 
+/// Arguments every send tracepoint has (`write`, `sendmsg`, `writev`: 3; `sendmmsg` 4,
+/// `sendto` 6): the ones `syscall_arg` may load directly.
+const SEND_ARGS: usize = 3;
+
 /// Per-CPU slot a [`Send`] is built in (see its documentation).
 #[map(name = "SEND_SCRATCH")]
 static SEND_SCRATCH: PerCpuArray<Send> = PerCpuArray::with_max_entries(1, 0);
@@ -138,16 +142,19 @@ fn direct_send(
     hook: Hook,
     has_addr: bool,
 ) -> Result<Option<Send>, ReadError> {
-    let len = syscall_arg::<3>(ctx, 2)?;
+    let len = syscall_arg::<SEND_ARGS>(ctx, 2)?;
     let (addr, addr_len) = if has_addr {
-        (syscall_arg::<3>(ctx, 4)?, syscall_arg::<3>(ctx, 5)?)
+        (
+            syscall_arg::<SEND_ARGS>(ctx, 4)?,
+            syscall_arg::<SEND_ARGS>(ctx, 5)?,
+        )
     } else {
         (0, 0)
     };
     Ok(Some(Send {
-        fd: syscall_arg::<3>(ctx, 0)? as u32,
+        fd: syscall_arg::<SEND_ARGS>(ctx, 0)? as u32,
         hook: hook as u32,
-        buf: syscall_arg::<3>(ctx, 1)?,
+        buf: syscall_arg::<SEND_ARGS>(ctx, 1)?,
         buf_len: len,
         total_len: len,
         total_known: 1,
@@ -168,8 +175,8 @@ fn read_user<T: Copy>(addr: u64) -> Result<T, ReadError> {
 /// msg_iovlen @24, ... }`.
 #[inline(always)]
 fn msghdr_send(ctx: &TracePointContext, hook: Hook) -> Result<Option<Send>, ReadError> {
-    let fd = syscall_arg::<3>(ctx, 0)? as u32;
-    let msg = syscall_arg::<3>(ctx, 1)?;
+    let fd = syscall_arg::<SEND_ARGS>(ctx, 0)? as u32;
+    let msg = syscall_arg::<SEND_ARGS>(ctx, 1)?;
     let hdr: [u64; 4] = read_user(msg)?;
     let (name, name_len, iov, iov_len) = (hdr[0], hdr[1] & 0xffff_ffff, hdr[2], hdr[3]);
     iovec_send(fd, hook, iov, iov_len, name, name_len)
@@ -178,9 +185,9 @@ fn msghdr_send(ctx: &TracePointContext, hook: Hook) -> Result<Option<Send>, Read
 /// `writev(fd, vec, vlen)`.
 #[inline(always)]
 fn writev_send(ctx: &TracePointContext) -> Result<Option<Send>, ReadError> {
-    let fd = syscall_arg::<3>(ctx, 0)? as u32;
-    let iov = syscall_arg::<3>(ctx, 1)?;
-    let iov_len = syscall_arg::<3>(ctx, 2)?;
+    let fd = syscall_arg::<SEND_ARGS>(ctx, 0)? as u32;
+    let iov = syscall_arg::<SEND_ARGS>(ctx, 1)?;
+    let iov_len = syscall_arg::<SEND_ARGS>(ctx, 2)?;
     iovec_send(fd, Hook::TpSysEnterWritev, iov, iov_len, 0, 0)
 }
 
