@@ -133,7 +133,21 @@ fn f4_is_killed(engine: &mut Engine, exe: &Path, what: &str) {
     let record = engine.wait_for(Duration::from_secs(10), what, |r| {
         r["type"] == "action" && r["rule"] == f4.rule && r["event"]["process"]["pid"] == pid
     });
-    assert_eq!(record["action"], "kill", "{what}: {record}");
+    if record["action"] != "kill" {
+        // Both tests of this file run an engine at once, and each sees every exec: the other
+        // engine may kill F4 first. This one must still report a kill (the signal reaches a
+        // dying process), not a refusal.
+        let about_f4: Vec<String> = engine
+            .records()
+            .iter()
+            .filter(|r| r["event"]["process"]["pid"] == pid)
+            .map(ToString::to_string)
+            .collect();
+        panic!(
+            "{what}: {record}\nevery record of pid {pid}:\n{}",
+            about_f4.join("\n")
+        );
+    }
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{what}: {status}");
 }

@@ -1,6 +1,7 @@
 //! Reads what the kill path needs from a proc filesystem mounted anywhere (the real `/proc`,
 //! or a fake tree in tests): a process's stat fields (state, process group, flags, start
-//! time), its executable, its cgroup v2 path, and the processes of a process group.
+//! time), its executable (or, when its main thread has exited, a live thread's), its cgroup v2
+//! path, and the processes of a process group.
 
 use std::{
     io,
@@ -9,6 +10,11 @@ use std::{
 
 /// `task_struct.flags` bit of a kernel thread (`PF_KTHREAD`, include/linux/sched.h).
 pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// `task_struct.flags` bit of a task in `do_exit` (`PF_EXITING`, include/linux/sched.h). It is
+/// set before the task drops its memory map, so a task without an executable either has it
+/// or is a kernel thread.
+pub const PF_EXITING: u32 = 0x0000_0004;
 
 /// Longest file read from proc (stat and cgroup files are far shorter).
 const MAX_READ: usize = 64 * 1024;
@@ -37,6 +43,11 @@ impl Stat {
     /// Whether the process has exited and waits to be reaped (a zombie).
     pub fn is_zombie(&self) -> bool {
         matches!(self.state, 'Z' | 'X')
+    }
+
+    /// Whether the task is dying: in `do_exit` ([`PF_EXITING`]) or a zombie.
+    pub fn is_exiting(&self) -> bool {
+        self.flags & PF_EXITING != 0 || self.is_zombie()
     }
 }
 
@@ -87,8 +98,11 @@ impl ProcFs {
     }
 
     fn read(&self, pid: u32, file: &str) -> io::Result<String> {
-        let path = self.root.join(pid.to_string()).join(file);
-        let bytes = std::fs::read(&path)?;
+        self.read_path(&self.root.join(pid.to_string()).join(file))
+    }
+
+    fn read_path(&self, path: &Path) -> io::Result<String> {
+        let bytes = std::fs::read(path)?;
         if bytes.len() > MAX_READ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -100,11 +114,17 @@ impl ProcFs {
 
     /// The stat fields of `pid`.
     pub fn stat(&self, pid: u32) -> io::Result<Stat> {
-        let text = self.read(pid, "stat")?;
+        self.stat_at(&self.root.join(pid.to_string()))
+    }
+
+    /// The stat fields of the task whose proc directory is `dir`.
+    fn stat_at(&self, dir: &Path) -> io::Result<Stat> {
+        let path = dir.join("stat");
+        let text = self.read_path(&path)?;
         parse_stat(&text).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("malformed {}/{pid}/stat", self.root.display()),
+                format!("malformed {}", path.display()),
             )
         })
     }
@@ -112,12 +132,43 @@ impl ProcFs {
     /// The executable of `pid` (`/proc/<pid>/exe`), without the ` (deleted)` the kernel adds
     /// when the file was removed or replaced after the exec.
     pub fn exe(&self, pid: u32) -> io::Result<PathBuf> {
-        let link = std::fs::read_link(self.root.join(pid.to_string()).join("exe"))?;
-        let text = link.to_string_lossy();
-        Ok(match text.strip_suffix(" (deleted)") {
-            Some(path) => PathBuf::from(path),
-            None => link,
-        })
+        exe_at(&self.root.join(pid.to_string()))
+    }
+
+    /// The executable a live thread of process `pid` runs. `/proc/<pid>/exe` is the main
+    /// thread's, which has none once that thread has exited, even while other threads run on:
+    /// then the first readable `/proc/<pid>/task/<tid>/exe` answers.
+    ///
+    /// `Ok(None)` when no thread is left alive (each is exiting, a zombie or gone): the
+    /// process is dying. An error when a thread that is not exiting has no executable, or
+    /// the threads cannot be listed.
+    pub fn running_exe(&self, pid: u32) -> io::Result<Option<PathBuf>> {
+        if let Ok(exe) = self.exe(pid) {
+            return Ok(Some(exe));
+        }
+        let tasks = self.root.join(pid.to_string()).join("task");
+        let threads = match std::fs::read_dir(&tasks) {
+            Ok(threads) => threads,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        for thread in threads.filter_map(Result::ok) {
+            let dir = thread.path();
+            let exe = match exe_at(&dir) {
+                Ok(exe) => return Ok(Some(exe)),
+                Err(err) => err,
+            };
+            // Read after the executable: a thread that lost it in do_exit shows PF_EXITING.
+            match self.stat_at(&dir) {
+                Ok(stat) if !stat.is_exiting() => {
+                    let tid = thread.file_name();
+                    let tid = tid.to_string_lossy();
+                    return Err(io::Error::new(exe.kind(), format!("thread {tid}: {exe}")));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
     }
 
     /// The cgroup v2 path of `pid`, relative to the cgroup v2 mount (`/` is the root).
@@ -146,6 +197,16 @@ impl ProcFs {
     }
 }
 
+/// The executable of the task whose proc directory is `dir`, without ` (deleted)`.
+fn exe_at(dir: &Path) -> io::Result<PathBuf> {
+    let link = std::fs::read_link(dir.join("exe"))?;
+    let text = link.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => link,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod fake {
     //! A fake proc tree for tests.
@@ -153,8 +214,9 @@ pub(crate) mod fake {
 
     use std::path::Path;
 
-    /// Writes process `pid` under `root`: stat (with `comm`, `state`, `pgrp`, `flags`),
-    /// an `exe` link (when given) and a cgroup file (when given).
+    /// Writes process `pid` under `root`: stat (with `comm`, `pgrp`, `flags`), an `exe` link
+    /// (when given) and a cgroup file (when given); its main thread's `task/<pid>` holds the
+    /// same stat and link.
     pub(crate) fn process(
         root: &Path,
         pid: u32,
@@ -165,21 +227,64 @@ pub(crate) mod fake {
         cgroup: Option<&str>,
     ) {
         let dir = root.join(pid.to_string());
-        std::fs::create_dir_all(&dir).unwrap();
-        let stat = format!(
-            "{pid} ({comm}) S 1 {pgrp} {pgrp} 0 -1 {flags} 10 0 0 0 0 0 0 0 20 0 1 0 4242 1000 100 \
-             18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+        task(&dir, pid, comm, 'S', pgrp, flags, exe);
+        task(
+            &dir.join("task").join(pid.to_string()),
+            pid,
+            comm,
+            'S',
+            pgrp,
+            flags,
+            exe,
         );
-        std::fs::write(dir.join("stat"), stat).unwrap();
-        if let Some(exe) = exe {
-            std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
-        }
         if let Some(cgroup) = cgroup {
             std::fs::write(
                 dir.join("cgroup"),
                 format!("12:memory:/legacy\n0::{cgroup}\n"),
             )
             .unwrap();
+        }
+    }
+
+    /// Writes thread `tid` of process `pid` (`task/<tid>`) with its `state`, `flags` and
+    /// `exe` link (when given); `tid == pid` rewrites the main thread, and the process files
+    /// with it (they show the main thread).
+    pub(crate) fn thread(
+        root: &Path,
+        pid: u32,
+        tid: u32,
+        state: char,
+        flags: u32,
+        exe: Option<&str>,
+    ) {
+        let process = root.join(pid.to_string());
+        let mut dirs = vec![process.join("task").join(tid.to_string())];
+        if tid == pid {
+            dirs.push(process);
+        }
+        for dir in dirs {
+            let _ = std::fs::remove_file(dir.join("exe"));
+            task(&dir, tid, "thread", state, pid, flags, exe);
+        }
+    }
+
+    fn task(
+        dir: &Path,
+        id: u32,
+        comm: &str,
+        state: char,
+        pgrp: u32,
+        flags: u32,
+        exe: Option<&str>,
+    ) {
+        std::fs::create_dir_all(dir).unwrap();
+        let stat = format!(
+            "{id} ({comm}) {state} 1 {pgrp} {pgrp} 0 -1 {flags} 10 0 0 0 0 0 0 0 20 0 1 0 4242 1000 100 \
+             18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+        );
+        std::fs::write(dir.join("stat"), stat).unwrap();
+        if let Some(exe) = exe {
+            std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
         }
     }
 }

@@ -1,5 +1,5 @@
-//! What the engine never kills: pid 0 and 1, kernel threads (no `/proc/<pid>/exe`), the
-//! engine itself (its process, its process group, its cgroup and the cgroups above it), the
+//! What the engine never kills: pid 0 and 1, kernel threads, live processes whose executable
+//! cannot be read, the engine itself (its process, its process group, its cgroup and the cgroups above it), the
 //! root cgroup, and the executables listed with `enforcer run --never-kill`.
 
 use std::path::{Path, PathBuf};
@@ -21,11 +21,10 @@ pub enum Protected {
     /// A kernel thread.
     #[error("pid {0} is a kernel thread")]
     KernelThread(u32),
-    /// A live process whose executable link could not be read (with the error, so a spared
-    /// record says why).
-    #[error(
-        "pid {0} has no executable (/proc/{0}/exe: {1}): a kernel thread or an exiting process"
-    )]
+    /// A live process (a thread of it is not exiting) whose executable link could not be read
+    /// (with the error, so a spared record says why): what it runs is unknown, so it might be
+    /// listed with `--never-kill`.
+    #[error("pid {0} has no readable executable (/proc/{0}/exe: {1})")]
     NoExe(u32, String),
     /// An executable listed with `--never-kill`.
     #[error("pid {pid} runs {}, listed with --never-kill", path.display())]
@@ -121,8 +120,9 @@ impl Protection {
         self.never_kill.iter().any(|p| p == exe)
     }
 
-    /// Whether process `pid` may be killed. A process that is gone, or a zombie, is not
-    /// protected (nothing can harm it; the kill path reports it gone).
+    /// Whether process `pid` may be killed. A process that is gone, or dying (every thread
+    /// exiting or a zombie), is not protected: nothing can harm it. Another agent, or a second
+    /// rule, may have killed it a moment before.
     pub fn process(&self, proc: &ProcFs, pid: u32) -> Result<(), Protected> {
         match pid {
             0 => return Err(Protected::Pid0),
@@ -136,17 +136,10 @@ impl Protection {
         if stat.is_kernel_thread() {
             return Err(Protected::KernelThread(pid));
         }
-        if stat.is_zombie() {
-            return Ok(());
-        }
-        match proc.exe(pid) {
-            Ok(exe) if self.never_kill(&exe) => Err(Protected::NeverKill { pid, path: exe }),
+        match proc.running_exe(pid) {
+            Ok(Some(exe)) if self.never_kill(&exe) => Err(Protected::NeverKill { pid, path: exe }),
             Ok(_) => Ok(()),
-            // The process may have exited between the two reads: only a live one is protected.
-            Err(err) if proc.stat(pid).is_ok_and(|s| !s.is_zombie()) => {
-                Err(Protected::NoExe(pid, err.to_string()))
-            }
-            Err(_) => Ok(()),
+            Err(err) => Err(Protected::NoExe(pid, err.to_string())),
         }
     }
 
@@ -186,7 +179,7 @@ impl Protection {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::actions::procfs::{PF_KTHREAD, fake};
+    use crate::actions::procfs::{PF_EXITING, PF_KTHREAD, fake};
 
     fn engine() -> EngineIdentity {
         EngineIdentity {
@@ -216,6 +209,50 @@ mod tests {
         );
         assert_eq!(p.process(&proc, 104), Ok(()));
         assert_eq!(p.process(&proc, 999), Ok(()), "gone: not protected");
+    }
+
+    /// The flake this fixes: two engines (or two rules) kill one miner; the second finds it in
+    /// `do_exit`, without an executable, and used to refuse with a misleading `spared`.
+    #[test]
+    fn a_dying_process_is_not_protected_but_a_live_thread_still_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let agent = "/opt/agent/bin/agent";
+        let p = Protection::new(engine(), &[PathBuf::from(agent)]);
+        let proc = ProcFs::new(root);
+        // In do_exit after exit_mm: PF_EXITING, no executable.
+        fake::process(root, 300, "xmrig", 300, PF_EXITING, None, None);
+        assert_eq!(p.process(&proc, 300), Ok(()));
+        // A zombie.
+        fake::process(root, 301, "xmrig", 301, 0, None, None);
+        fake::thread(root, 301, 301, 'Z', PF_EXITING, None);
+        assert_eq!(p.process(&proc, 301), Ok(()));
+        // The main thread has exited (a zombie leader), another runs on: its executable is
+        // the process's, so --never-kill still protects it...
+        fake::process(root, 302, "agent", 302, 0, None, None);
+        fake::thread(root, 302, 302, 'Z', PF_EXITING, None);
+        fake::thread(root, 302, 303, 'S', 0, Some(agent));
+        assert_eq!(
+            p.process(&proc, 302),
+            Err(Protected::NeverKill {
+                pid: 302,
+                path: PathBuf::from(agent)
+            })
+        );
+        // ...and an unlisted one may be killed.
+        fake::process(root, 304, "xmrig", 304, 0, None, None);
+        fake::thread(root, 304, 304, 'Z', PF_EXITING, None);
+        fake::thread(root, 304, 305, 'R', 0, Some("/tmp/xmrig"));
+        assert_eq!(p.process(&proc, 304), Ok(()));
+        // A live thread without an executable: what runs is unknown, so it is spared.
+        fake::process(root, 306, "odd", 306, 0, None, None);
+        fake::thread(root, 306, 306, 'Z', PF_EXITING, None);
+        fake::thread(root, 306, 307, 'S', 0, None);
+        assert!(
+            matches!(p.process(&proc, 306), Err(Protected::NoExe(306, ref e)) if e.contains("thread 307")),
+            "{:?}",
+            p.process(&proc, 306)
+        );
     }
 
     #[test]

@@ -409,3 +409,99 @@ fn a_cgroup_that_holds_the_engine_is_refused() {
     assert_eq!(inside.try_wait().unwrap(), None, "must still run");
     reap(std::slice::from_mut(&mut inside));
 }
+
+/// A forked child of this test binary whose main thread has exited while a second thread
+/// sleeps on: its leader is a zombie and `/proc/<pid>/exe` is gone; only `task/<tid>/exe`
+/// names it. Dropped before [`ForkedChild::wait`] (a failed assertion), it is killed and
+/// reaped, so it cannot hold the test's output pipe open.
+struct ForkedChild {
+    pid: nix::unistd::Pid,
+    reaped: bool,
+}
+
+impl ForkedChild {
+    fn whose_main_thread_exited() -> Self {
+        extern "C" fn park(_: *mut libc::c_void) -> *mut libc::c_void {
+            loop {
+                // SAFETY: pause has no preconditions.
+                unsafe { libc::pause() };
+            }
+        }
+        // SAFETY: the child only calls pthread_create, pause and the exit system call, which
+        // take no lock another thread of this (multithreaded) test process could have held at
+        // the fork.
+        let pid = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let mut thread: libc::pthread_t = 0;
+                // SAFETY: `park` has the signature pthread_create expects and ignores its
+                // argument; a null attribute pointer asks for the defaults. The raw exit
+                // system call ends this thread alone, without the unwinding of pthread_exit
+                // (which aborts in Rust frames).
+                unsafe {
+                    libc::pthread_create(&mut thread, std::ptr::null(), park, std::ptr::null_mut());
+                    libc::syscall(libc::SYS_exit, 0);
+                }
+                unreachable!("the exit system call returned");
+            }
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        let child = Self { pid, reaped: false };
+        let (proc, id) = (ProcFs::real(), child.id());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while proc.exe(id).is_ok() || !proc.stat(id).unwrap().is_zombie() {
+            assert!(
+                Instant::now() < deadline,
+                "pid {id}: the main thread never exited"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child
+    }
+
+    fn id(&self) -> u32 {
+        self.pid.as_raw().unsigned_abs()
+    }
+
+    fn wait(&mut self) -> nix::sys::wait::WaitStatus {
+        let status = nix::sys::wait::waitpid(self.pid, None).unwrap();
+        self.reaped = true;
+        status
+    }
+}
+
+impl Drop for ForkedChild {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(self.pid, None);
+        }
+    }
+}
+
+#[test]
+fn a_never_kill_process_whose_main_thread_exited_is_still_spared() {
+    let this = std::env::current_exe().unwrap();
+    let mut child = ForkedChild::whose_main_thread_exited();
+    let pid = child.id();
+    assert_eq!(ProcFs::real().running_exe(pid).unwrap(), Some(this.clone()));
+    let err = killer(std::slice::from_ref(&this))
+        .prepare(KillScope::Process, now_target(pid))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "pid {pid} runs {}, listed with --never-kill",
+            this.display()
+        )
+    );
+    // Not listed, it is killed: the signal reaches the thread that runs on.
+    let k = killer(&[]);
+    let done = k
+        .execute(k.prepare(KillScope::Process, now_target(pid)).unwrap())
+        .unwrap();
+    assert_eq!(done.what, format!("pid {pid}"));
+    assert_eq!(
+        child.wait(),
+        nix::sys::wait::WaitStatus::Signaled(child.pid, nix::sys::signal::Signal::SIGKILL, false)
+    );
+}
