@@ -140,6 +140,8 @@ pub enum Hook {
     LsmPtraceAccessCheck = 33,
     /// LSM `ptrace_traceme`.
     LsmPtraceTraceme = 34,
+    /// Raw tracepoint `module:module_load` (a module is loaded, whatever the syscall).
+    TpModuleLoad = 35,
 }
 
 impl TryFrom<u32> for Hook {
@@ -185,6 +187,7 @@ impl TryFrom<u32> for Hook {
             32 => Ok(Self::LsmKernelLoadData),
             33 => Ok(Self::LsmPtraceAccessCheck),
             34 => Ok(Self::LsmPtraceTraceme),
+            35 => Ok(Self::TpModuleLoad),
             other => Err(UnknownKind(other)),
         }
     }

@@ -3,7 +3,8 @@
 //! [`KernelRecord`], with a [`KernelSyscall`] saying what was called; the meaning of its
 //! `args` and `data` per syscall is written on each variant. Emitted by the
 //! `sys_enter_*` tracepoint program (every tier) or, for the operations an LSM hook can refuse
-//! (module loads, kexec, ptrace attach), by that hook in the lsm tier when a rule acts on them.
+//! (module loads, kexec, ptrace attach), by that hook in the lsm tier when a rule acts on them;
+//! a loaded module, by the `module:module_load` tracepoint.
 
 use crate::event::{COMM_LEN, EventHeader};
 
@@ -70,10 +71,17 @@ pub enum KernelSyscall {
     PtraceAccess = 21,
     /// LSM `ptrace_traceme(parent)`: args `[0, parent tgid]`. lsm tier only.
     PtraceTraceme = 22,
+    /// Tracepoint `module:module_load`: a module was loaded (by `init_module`,
+    /// `finit_module` or the kernel's own `request_module`), just before its init function
+    /// runs; `name` = the module's name, from the kernel's `struct module` (so an
+    /// `init_module` image is named too); no `data`: the kernel has parsed the parameters in
+    /// place by then (`=` and spaces turned into NULs), so they are left to the syscall's
+    /// record. Every tier, where the kernel has modules.
+    ModuleLoaded = 23,
 }
 
 /// Number of [`KernelSyscall`] values, plus one (0 is "none").
-pub const KERNEL_SYSCALL_SLOTS: u32 = 23;
+pub const KERNEL_SYSCALL_SLOTS: u32 = 24;
 
 impl TryFrom<u32> for KernelSyscall {
     type Error = crate::event::UnknownKind;
@@ -103,6 +111,7 @@ impl TryFrom<u32> for KernelSyscall {
             20 => S::MemfdCreate,
             21 => S::PtraceAccess,
             22 => S::PtraceTraceme,
+            23 => S::ModuleLoaded,
             other => return Err(crate::event::UnknownKind(other)),
         })
     }
@@ -135,6 +144,9 @@ pub enum KernelOp {
     Setns = 9,
     /// `memfd_create`.
     MemfdCreate = 10,
+    /// A module loaded (`module:module_load`): unlike `ModuleLoad`, the attempt, it names
+    /// the module whatever the syscall, and comes only for a load that got that far.
+    ModuleLoaded = 11,
 }
 
 /// Slots of `KERNEL_OP_PLAN` (every [`KernelOp`] value is below).
@@ -142,7 +154,7 @@ pub const KERNEL_OP_SLOTS: u32 = 16;
 
 impl KernelOp {
     /// Every operation, in value order.
-    pub const ALL: [KernelOp; 11] = [
+    pub const ALL: [KernelOp; 12] = [
         KernelOp::ModuleLoad,
         KernelOp::ModuleUnload,
         KernelOp::Bpf,
@@ -154,6 +166,7 @@ impl KernelOp {
         KernelOp::Unshare,
         KernelOp::Setns,
         KernelOp::MemfdCreate,
+        KernelOp::ModuleLoaded,
     ];
 
     /// The name rules use (`kernel.op`).
@@ -170,6 +183,7 @@ impl KernelOp {
             KernelOp::Unshare => "unshare",
             KernelOp::Setns => "setns",
             KernelOp::MemfdCreate => "memfd_create",
+            KernelOp::ModuleLoaded => "module_loaded",
         }
     }
 
@@ -210,6 +224,7 @@ impl KernelSyscall {
             S::Unshare => KernelOp::Unshare,
             S::Setns => KernelOp::Setns,
             S::MemfdCreate => KernelOp::MemfdCreate,
+            S::ModuleLoaded => KernelOp::ModuleLoaded,
         }
     }
 
@@ -239,6 +254,7 @@ impl KernelSyscall {
             S::MemfdCreate => "memfd_create",
             S::PtraceAccess => "ptrace_access_check",
             S::PtraceTraceme => "ptrace_traceme",
+            S::ModuleLoaded => "module:module_load",
         }
     }
 }

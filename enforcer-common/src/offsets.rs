@@ -178,6 +178,8 @@ pub struct KernelOffsets {
     pub cred_uid: u32,
     /// `struct cred` -> `cap_inheritable` (`kernel_cap_t`, 8 bytes).
     pub cred_cap_inheritable: u32,
+    /// `struct module` -> `name` (`char[MODULE_NAME_LEN]`).
+    pub module_name: u32,
 }
 
 impl KernelOffsets {
@@ -263,6 +265,7 @@ impl KernelOffsets {
         inode_nlink: 0,
         cred_uid: 0,
         cred_cap_inheritable: 0,
+        module_name: 0,
     };
 }
 
@@ -358,7 +361,7 @@ impl KernelOffsets {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 2);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3);
 
 #[cfg(test)]
 mod tests {

@@ -108,6 +108,7 @@ fn kernel_activity_is_recorded_with_its_fields() {
 
     // Modules and kexec: recorded when the kernel has the syscalls, said otherwise.
     if seen("finit_module") {
+        assert!(seen("module:module_load"), "{unseen:?}");
         let e = one(&records, pid_of(&finit), "finit_module");
         assert_eq!(e["kernel"]["op"], "module_load");
         assert_eq!(e["kernel"]["module"]["file"], "not-a-module");
@@ -120,7 +121,12 @@ fn kernel_activity_is_recorded_with_its_fields() {
         assert_eq!(e["kernel"]["op"], "module_unload");
         assert_eq!(e["kernel"]["module"]["name"], "no_such_module_xyz");
     } else {
-        for name in ["init_module", "finit_module", "delete_module"] {
+        for name in [
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "module:module_load",
+        ] {
             assert!(!seen(name), "{name}: {unseen:?}");
         }
         assert!(events(&records, pid_of(&finit), "finit_module").is_empty());

@@ -36,7 +36,7 @@ pub const MAX_DNS_LABEL_LEN: usize = 63;
 
 /// The kernel-activity operations the plan can name (`kernel.op` values), in the kernel's
 /// `KernelOp` order (`enforcer_common::kernel_event`).
-pub const KERNEL_OPS: [&str; 11] = [
+pub const KERNEL_OPS: [&str; 12] = [
     "module_load",
     "module_unload",
     "bpf",
@@ -48,6 +48,7 @@ pub const KERNEL_OPS: [&str; 11] = [
     "unshare",
     "setns",
     "memfd_create",
+    "module_loaded",
 ];
 
 /// One map entry: a value and every rule (index into `CompiledPolicy::rules`) that contributes it.

@@ -249,7 +249,8 @@ fn gather(
             rec.args = [syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0, 0];
             user_string_name(arg0, rec);
         }
-        S::PtraceAccess | S::PtraceTraceme => {}
+        // Not syscalls: reported by their own programs (`kernel_lsm.rs`, `module_loaded.rs`).
+        S::PtraceAccess | S::PtraceTraceme | S::ModuleLoaded => {}
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod lifecycle;
 mod mmap_exec;
 mod mmap_hash;
 mod module_args;
+mod module_loaded;
 mod payload;
 mod sched_process_exec;
 mod socket_sendmsg;

@@ -86,15 +86,15 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
         ),
         (true, true) => row(
             "kernel: module load, unload",
-            "tp/syscalls/sys_enter_{init,finit,delete}_module, lsm/kernel_read_file, lsm/kernel_load_data",
+            "tp/syscalls/sys_enter_{init,finit,delete}_module, lsm/kernel_read_file, lsm/kernel_load_data, raw_tp/module_load",
             "deny",
-            "loads refused by kernel.op rules; init_module images carry no name; unloads: kill",
+            "loads refused by kernel.op rules; an init_module image is named only once loaded (module_loaded); unloads: kill",
         ),
         (true, false) => row(
             "kernel: module load, unload",
-            "tp/syscalls/sys_enter_{init,finit,delete}_module",
+            "tp/syscalls/sys_enter_{init,finit,delete}_module, raw_tp/module_load",
             "kill",
-            "the load runs before the kill lands; init_module images carry no name",
+            "the load runs before the kill lands; an init_module image is named only once loaded (module_loaded)",
         ),
     });
     rows.push(match (has.kexec, lsm) {

@@ -449,6 +449,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 let why = state.as_ref().err()?;
                 Some((hook.name(), why.clone()))
             }))
+            .chain(
+                loaded
+                    .module_loads
+                    .as_ref()
+                    .err()
+                    .map(|why| (loader::module_loads::TRACEPOINT.to_owned(), why.clone())),
+            )
             .collect(),
         never_kill: options
             .never_kill

@@ -6,6 +6,7 @@ pub mod file_plan;
 pub mod file_syscalls;
 pub mod inode_plan;
 pub mod kernel_syscalls;
+pub mod module_loads;
 pub mod never_kill;
 pub mod offsets;
 pub mod pins;
@@ -179,6 +180,8 @@ pub struct Loaded {
     pub kernel_hash: Result<(), String>,
     /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
     pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
+    /// The `module:module_load` program: loaded, or why not (see [`module_loads`]).
+    pub module_loads: Result<(), String>,
     /// The path-syscall tracepoints and optional file LSM hooks beyond the base set: attached
     /// (or loaded), or why not (absent on this kernel, or no job in this tier).
     pub file_hooks: Vec<file_syscalls::HookState>,
@@ -403,6 +406,7 @@ pub fn load_with(
         .load()
         .map_err(program_err("load", programs::TP_SYS_ENTER_KERNEL))?;
     kernel_syscalls::write_table(&mut ebpf)?;
+    let module_loads = module_loads::load(&mut ebpf)?;
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
@@ -421,6 +425,7 @@ pub fn load_with(
         dns_responses: Err("not attached yet".to_owned()),
         kernel_hash,
         kernel_tracepoints: kernel_syscalls::available(layout),
+        module_loads,
         file_hooks,
         kernel_ops_wanted: u32::MAX,
         enforcing_links: Vec::new(),
@@ -462,6 +467,11 @@ impl Loaded {
                 self.enforcing_links
                     .push(EnforcingLink::TracePoint(name, entry.tracepoint, id));
             }
+        }
+        if let Some(link) =
+            module_loads::attach(&mut self.ebpf, &self.module_loads, self.kernel_ops_wanted)?
+        {
+            self.enforcing_links.push(link);
         }
         self.dns_responses = self.attach_dns_responses()?;
         if self.tier == KernelTier::Lsm {

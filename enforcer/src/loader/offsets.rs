@@ -90,6 +90,7 @@ offset_table! {
     inode_nlink => ("inode", "i_nlink"),
     cred_uid => ("cred", "uid"),
     cred_cap_inheritable => ("cred", "cap_inheritable"),
+    module_name => ("module", "name"),
 }
 
 /// `Err` naming the groups of `LAYOUT_REQUIRED` that `layout` lacks.

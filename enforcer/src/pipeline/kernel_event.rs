@@ -182,6 +182,16 @@ fn ns_types(flags: u64) -> Vec<&'static str> {
         .collect()
 }
 
+/// What a record's hook saw: a syscall at entry (`attempt`), a loaded module (`loaded`), or
+/// an LSM permission check (`permission_check`).
+fn stage(hook: u32) -> &'static str {
+    match Hook::try_from(hook) {
+        Ok(Hook::TpSysEnterKernel) => "attempt",
+        Ok(Hook::TpModuleLoad) => "loaded",
+        _ => "permission_check",
+    }
+}
+
 /// The module name a module file's basename stands for: `msr.ko.zst` -> `msr`, dashes as
 /// underscores (the kernel's spelling).
 pub fn module_name_of_file(file: &str) -> String {
@@ -328,7 +338,7 @@ pub fn kernel_event(rec: &KernelRecord, ts: &str) -> Value {
     let mut k = json!({
         "op": op.name(),
         "syscall": syscall.name(),
-        "stage": if h.hook == Hook::TpSysEnterKernel as u32 { "attempt" } else { "permission_check" },
+        "stage": stage(h.hook),
         "truncated": {
             "name": rec.flags & KERNEL_NAME_TRUNCATED != 0,
             "data": rec.flags & KERNEL_DATA_TRUNCATED != 0,
@@ -339,19 +349,20 @@ pub fn kernel_event(rec: &KernelRecord, ts: &str) -> Value {
     }
     use KernelSyscall as S;
     match syscall {
-        S::InitModule | S::FinitModule | S::DeleteModule => {
+        S::InitModule | S::FinitModule | S::DeleteModule | S::ModuleLoaded => {
             let mut module = Map::new();
             if syscall == S::FinitModule && !name_unknown {
                 module.insert("file".into(), Value::from(name.clone()));
                 module.insert("name".into(), Value::from(module_name_of_file(&name)));
-            } else if syscall == S::DeleteModule && !name_unknown {
+            } else if matches!(syscall, S::DeleteModule | S::ModuleLoaded) && !name_unknown {
                 module.insert("name".into(), Value::from(name.clone()));
             } else {
                 module.insert("name_unknown".into(), Value::Bool(true));
             }
             // Both the tracepoint and the LSM hooks read the parameters; when they could not
             // (`KERNEL_DATA_UNREAD`) the event says so rather than claiming none were given.
-            if syscall != S::DeleteModule {
+            // A loaded module's parameters are not in its record (see `KernelSyscall`).
+            if !matches!(syscall, S::DeleteModule | S::ModuleLoaded) {
                 if rec.flags & KERNEL_DATA_UNREAD != 0 {
                     module.insert("args_unknown".into(), Value::Bool(true));
                 } else {
@@ -502,6 +513,28 @@ mod tests {
         assert_eq!(ev["kernel"]["module"]["args"], "allow_writes=on");
         assert_eq!(ev["hook"], "tp/syscalls/sys_enter_finit_module");
         assert_eq!(ev["process"]["comm"], "modprobe");
+    }
+
+    #[test]
+    fn a_loaded_module_is_named_by_the_kernel() {
+        let mut rec = test_kernel_record();
+        rec.header.hook = Hook::TpModuleLoad as u32;
+        rec.syscall = KernelSyscall::ModuleLoaded as u32;
+        rec.name = [0; enforcer_common::kernel_event::KERNEL_NAME_LEN];
+        rec.name[..3].copy_from_slice(b"msr");
+        rec.name_len = 3;
+        let ev = kernel_event(&rec, "t");
+        assert_eq!(ev["kernel"]["op"], "module_loaded");
+        assert_eq!(ev["kernel"]["syscall"], "module:module_load");
+        assert_eq!(ev["kernel"]["stage"], "loaded");
+        assert_eq!(ev["kernel"]["module"]["name"], "msr");
+        assert!(ev["kernel"]["module"].get("file").is_none(), "{ev}");
+        assert!(ev["kernel"]["module"].get("args").is_none(), "{ev}");
+        assert!(ev["kernel"]["module"].get("args_unknown").is_none(), "{ev}");
+        assert_eq!(ev["hook"], "raw_tp/module_load");
+        rec.flags = KERNEL_NAME_UNKNOWN;
+        let ev = kernel_event(&rec, "t");
+        assert_eq!(ev["kernel"]["module"]["name_unknown"], true);
     }
 
     #[test]

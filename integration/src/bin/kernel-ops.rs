@@ -5,7 +5,8 @@
 //! unshare, ptrace targets) run in a forked child whose pid is `pid`.
 //!
 //! Usage: `kernel-ops OP [ARG]` with OP one of `finit-module PATH [PARAMS]` (PARAMS default
-//! `allow_writes=on`, what catalog F7's `modprobe msr allow_writes=on` passes), `init-module`,
+//! `allow_writes=on`, what catalog F7's `modprobe msr allow_writes=on` passes), `init-module`
+//! (a bogus 64-byte image), `init-module-file PATH [PARAMS]` (the file's image, from memory),
 //! `delete-module NAME`, `bpf-map NAME`, `bpf-prog NAME`, `ptrace-attach`, `ptrace-seize`,
 //! `traceme`, `vm-writev`, `kexec-load`, `kexec-file-load PATH`, `creds`, `capset`,
 //! `unshare-uts`, `setns-uts`, `memfd-exec NAME`, `setuid-storm N` (prints ns per call).
@@ -167,6 +168,25 @@ fn main() -> ExitCode {
                 )
             };
             report(op, me, 0, errno_of(ret));
+        }
+        "init-module-file" => {
+            let errno = match std::fs::read(arg) {
+                Ok(image) => {
+                    let params = cstring(args.get(2).map_or("allow_writes=on", String::as_str));
+                    // SAFETY: `image.len()` readable bytes and a NUL-terminated string.
+                    let ret = unsafe {
+                        libc::syscall(
+                            libc::SYS_init_module,
+                            image.as_ptr(),
+                            image.len(),
+                            params.as_ptr(),
+                        )
+                    };
+                    errno_of(ret)
+                }
+                Err(err) => err.raw_os_error().unwrap_or(-1),
+            };
+            report(op, me, 0, errno);
         }
         "delete-module" => {
             let name = cstring(arg);

@@ -13,6 +13,7 @@ mod infra;
 mod kernel;
 mod lifecycle;
 mod mmap;
+mod module_loaded;
 mod msr;
 mod network;
 mod sockets;
@@ -125,6 +126,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_msr_hook",
         run: msr::lsm_msr_hook,
+    },
+    Case {
+        name: "lsm_module_loaded",
+        run: module_loaded::lsm_module_loaded,
     },
     Case {
         name: "lsm_crash_pinned",

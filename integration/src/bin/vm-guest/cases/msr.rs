@@ -44,7 +44,7 @@ const DEVICE: &str = "/dev/cpu/0/msr";
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// This kernel's module in the image, or why there is none.
-fn module_path() -> Result<String, String> {
+pub(super) fn module_path() -> Result<String, String> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_err(|e| format!("cannot read the kernel release: {e}"))?;
     let release = release.trim();
