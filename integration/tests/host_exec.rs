@@ -139,6 +139,62 @@ fn block_mode_kills_denied_execs_before_user_code_and_lets_others_run() {
     );
 }
 
+/// `--events none`: the kernel's kill and a userspace rule's alert are written with the
+/// events that caused them, and no activity is (no `event` record at all).
+#[test]
+fn with_events_none_only_actions_are_written() {
+    if !can_run("with_events_none_only_actions_are_written") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let denied = install(Path::new(WRITE_MARKER), dir.path(), "denied-by-name");
+    let watched = install(Path::new(WRITE_MARKER), dir.path(), "watched-payload");
+    let policy = format!(
+        "{}  - id: alert-watched\n    description: test rule, alerts on a payload in userspace\n    severity: low\n    expression: exec.file.name == \"watched-payload\" && exec.args contains \"alpha\"\n    action: alert\n",
+        policy("denied-by-name", &dir.path().join("nothing"))
+    );
+    let mut engine = Engine::start_with(dir.path(), &policy, "block", &["--events", "none"]);
+    let status = Command::new(&denied)
+        .arg(dir.path().join("m-denied"))
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    let status = Command::new(&watched)
+        .arg(dir.path().join("m-watched"))
+        .arg("alpha")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    engine.wait_for(Duration::from_secs(10), "alert of alert-watched", |r| {
+        r["type"] == "action" && r["rule"] == "alert-watched"
+    });
+    let records = engine.stop();
+    let start = records
+        .iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    assert_eq!(start["events"], "none", "{start}");
+    let alert = actions(&records, "alert", Some("alert-watched"));
+    assert_eq!(alert.len(), 1, "{records:#?}");
+    assert_eq!(
+        alert[0]["event"]["exec"]["args"][1], "alpha",
+        "{}",
+        alert[0]
+    );
+    assert_eq!(
+        actions(&records, "kill", Some("deny-by-name")).len(),
+        1,
+        "{records:#?}"
+    );
+    let events: Vec<&Value> = records.iter().filter(|r| r["type"] == "event").collect();
+    assert!(
+        events.is_empty(),
+        "event records with --events none: {events:#?}"
+    );
+    assert!(records.iter().any(|r| r["type"] == "engine_stop"));
+}
+
 #[test]
 fn monitor_mode_records_would_kill_and_lets_the_binary_run() {
     if !can_run("monitor_mode_records_would_kill_and_lets_the_binary_run") {

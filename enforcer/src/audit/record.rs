@@ -133,6 +133,9 @@ pub enum Record {
         /// `keep-enforcing` (the enforcing programs are pinned and survive a killed engine) or
         /// `stop` (a killed engine's programs detach with it).
         on_crash: &'static str,
+        /// `all` (observed activity is written as `event` records) or `none` (`--events
+        /// none`: only actions, enforcement and engine records).
+        events: &'static str,
         /// Links pinned for `keep-enforcing` (0 with `stop`).
         pinned_links: usize,
     },

@@ -30,6 +30,13 @@ pub(crate) struct RunArgs {
     /// Do not print events and actions on stdout.
     #[arg(long)]
     quiet: bool,
+    /// Which observed activity is written (audit log and stdout) as `event` records: `all`
+    /// (every exec, fork, exit, file, network and kernel event the programs report) or `none`
+    /// (only what the engine did or would do: actions with the event that caused them,
+    /// enforcement and engine records). `none` keeps the audit log small on busy hosts and
+    /// spares the daemon the writing; rules see every event either way.
+    #[arg(long, value_enum, default_value_t = EventsArg::All)]
+    events: EventsArg,
     /// Never kill a process running this executable (absolute path; repeatable). Besides
     /// these, pid 1, kernel threads and the engine itself are never killed; a rule that
     /// matches them writes a `spared` record instead. Applies to the kills the daemon performs
@@ -122,6 +129,12 @@ fn window(value: &str) -> Result<Duration, String> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EventsArg {
+    All,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ModeArg {
     Block,
     Monitor,
@@ -159,6 +172,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         audit_log: args.audit_log,
         print: !args.quiet,
+        events: args.events == EventsArg::All,
         never_kill: if args.no_default_never_kill {
             args.never_kill
         } else {

@@ -280,6 +280,9 @@ impl<'p> Handler<'p> {
             return Ok(());
         }
         self.userspace_rules(header, &event, Select::All, sink)?;
+        if !sink.records_events() {
+            return Ok(());
+        }
         let mut event = self.recorded(event);
         without_lifecycle_chain(&mut event);
         sink.write(&Record::Event { event })

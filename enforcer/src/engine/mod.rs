@@ -98,6 +98,9 @@ pub struct Options {
     pub audit_log: Option<PathBuf>,
     /// Print events and actions on stdout.
     pub print: bool,
+    /// Write `event` records (observed activity) to the audit log and stdout; without them
+    /// only actions, enforcement and engine records are written.
+    pub events: bool,
     /// Executables (absolute paths) never killed, besides the built-in protected processes.
     pub never_kill: Vec<PathBuf>,
     /// The kill breaker's limits for rules without a `breaker:` override.
@@ -364,6 +367,9 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     // Before the sink opens the log (and closes a torn tail): what the previous run left.
     let previous = gap::survey(options.audit_log.as_deref(), pin_root);
     let mut sink = Sink::open(options.audit_log.as_deref(), options.print)?;
+    if !options.events {
+        sink = sink.without_events();
+    }
     let mut offsets =
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
     let dry_run = options.mode == Mode::Monitor;
@@ -469,6 +475,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         exec_hash,
         run_id: run_id.to_string(),
         on_crash: on_crash.name(),
+        events: if options.events { "all" } else { "none" },
         pinned_links: pins.as_ref().map_or(0, loader::pins::Pins::links),
     })?;
     for gap in gaps {

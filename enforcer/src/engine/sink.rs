@@ -1,4 +1,5 @@
-//! Where records go: the audit log (when configured) and a one-line summary on stdout.
+//! Where records go: the audit log (when configured) and a one-line summary on stdout; with
+//! `enforcer run --events none`, without the `event` records.
 
 use std::{io::Write as _, path::Path};
 
@@ -11,6 +12,8 @@ use crate::audit::{AuditWriter, Record, writer::WriteError};
 pub struct Sink {
     audit: Option<AuditWriter>,
     print: bool,
+    /// Whether `event` records (observed activity) are written; the others always are.
+    events: bool,
 }
 
 impl Sink {
@@ -19,7 +22,20 @@ impl Sink {
         Ok(Self {
             audit: audit_log.map(AuditWriter::open).transpose()?,
             print,
+            events: true,
         })
+    }
+
+    /// The same sink, leaving `event` records out: the audit log and stdout then hold what
+    /// the engine did or would do (actions, enforcement and engine records) and no activity.
+    pub fn without_events(mut self) -> Self {
+        self.events = false;
+        self
+    }
+
+    /// Whether `event` records are written (callers skip building them otherwise).
+    pub fn records_events(&self) -> bool {
+        self.events
     }
 
     /// Writes the audit log's gathered event records (after each ring-buffer drain).
@@ -32,6 +48,9 @@ impl Sink {
 
     /// Writes `record` to the audit log and prints its summary.
     pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
+        if !self.events && matches!(record, Record::Event { .. }) {
+            return Ok(());
+        }
         if let Some(audit) = &mut self.audit {
             audit.write(record)?;
         }
