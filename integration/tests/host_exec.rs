@@ -182,6 +182,14 @@ fn with_events_none_only_actions_are_written() {
         "{}",
         alert[0]
     );
+    // Forks and exits still feed the process cache (only their events are not built).
+    let process = &alert[0]["event"]["process"];
+    assert_eq!(process["ppid"], std::process::id(), "{process}");
+    assert_eq!(
+        process["ancestors"][0]["pid"],
+        std::process::id(),
+        "{process}"
+    );
     assert_eq!(
         actions(&records, "kill", Some("deny-by-name")).len(),
         1,

@@ -178,6 +178,11 @@ impl<'p> Handler<'p> {
         match decode::decode(bytes) {
             Ok(record) => {
                 let mut header = *record.header();
+                if !sink.records_events() && self.lifecycle_unread(&record) {
+                    self.enricher.observe_lifecycle(&record);
+                    self.expire_learned(header.timestamp_ns);
+                    return Ok(());
+                }
                 let mut event = event_json(&record, &self.ts(&header));
                 self.enricher.observe(&record, &mut event);
                 self.expire_learned(header.timestamp_ns);
@@ -214,6 +219,18 @@ impl<'p> Handler<'p> {
                 Ok(())
             }
         }
+    }
+
+    /// Whether `record` is a fork or exit that no rule can match and that carries no kernel
+    /// verdict: with no `event` records written, its event would be built for nothing, so
+    /// only the process cache takes it (most of a busy host's records).
+    fn lifecycle_unread(&self, record: &Decoded) -> bool {
+        let kind = match record {
+            Decoded::Fork(_) => Kind::Fork,
+            Decoded::Exit(_) => Kind::Exit,
+            _ => return false,
+        };
+        record.header().outcome == 0 && self.policy.rules_of_kind(kind).is_empty()
     }
 
     /// Writes the addresses a DNS response teaches into the connect plan.

@@ -22,27 +22,13 @@ impl Enricher {
             Decoded::Exit(_) if !self.lifecycle_chains.exit => Chain::Without,
             _ => Chain::With,
         };
+        if self.observe_lifecycle(record) {
+            if let Some(process) = event.get_mut("process") {
+                self.enrich_exiting_process_at(process, header.tgid, header.timestamp_ns, chain);
+            }
+            return;
+        }
         match record {
-            Decoded::Fork(r) => {
-                self.cache_mut()
-                    .on_fork(header.tgid, r.child_tgid, r.child_start_ns);
-            }
-            Decoded::Exit(r) => {
-                let (code, signal, _) = split_status(r.exit_code);
-                let code = i32::try_from(code).unwrap_or(i32::MAX);
-                let signal = i32::try_from(signal).unwrap_or(i32::MAX);
-                if self.cache_mut().on_exit(header.tgid, code, signal) {
-                    if let Some(process) = event.get_mut("process") {
-                        self.enrich_exiting_process_at(
-                            process,
-                            header.tgid,
-                            header.timestamp_ns,
-                            chain,
-                        );
-                    }
-                    return;
-                }
-            }
             Decoded::Exec(_) if header.hook == Hook::TpSchedProcessExec as u32 => {
                 self.on_exec_event(
                     header.tgid,
@@ -56,6 +42,27 @@ impl Enricher {
         }
         if let Some(process) = event.get_mut("process") {
             self.enrich_process_at(process, header.tgid, header.timestamp_ns, chain);
+        }
+    }
+
+    /// Updates the cache from a fork or an exit record (nothing for the others), all a
+    /// lifecycle record does when no rule and no sink reads its event. `true` for the exit of
+    /// a process the cache holds: its event then describes the process as it was.
+    pub fn observe_lifecycle(&mut self, record: &Decoded) -> bool {
+        let header = record.header();
+        match record {
+            Decoded::Fork(r) => {
+                self.cache_mut()
+                    .on_fork(header.tgid, r.child_tgid, r.child_start_ns);
+                false
+            }
+            Decoded::Exit(r) => {
+                let (code, signal, _) = split_status(r.exit_code);
+                let code = i32::try_from(code).unwrap_or(i32::MAX);
+                let signal = i32::try_from(signal).unwrap_or(i32::MAX);
+                self.cache_mut().on_exit(header.tgid, code, signal)
+            }
+            _ => false,
         }
     }
 
