@@ -99,6 +99,21 @@ fn cstring(s: &str) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
+/// `init_module` of `image` with `params`: 0 or the errno.
+fn init_module(image: &[u8], params: &str) -> i32 {
+    let params = cstring(params);
+    // SAFETY: `image.len()` readable bytes and a NUL-terminated string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_init_module,
+            image.as_ptr(),
+            image.len(),
+            params.as_ptr(),
+        )
+    };
+    errno_of(ret)
+}
+
 fn open_path(path: &str) -> i32 {
     let c = cstring(path);
     // SAFETY: a NUL-terminated path and flags.
@@ -155,35 +170,13 @@ fn main() -> ExitCode {
             let ret = unsafe { libc::syscall(libc::SYS_finit_module, fd, params.as_ptr(), 0) };
             report(op, me, 0, errno_of(ret));
         }
-        "init-module" => {
-            let image = [0u8; 64];
-            let params = cstring("kernel_ops=1");
-            // SAFETY: 64 readable bytes of a bogus image and a NUL-terminated string.
-            let ret = unsafe {
-                libc::syscall(
-                    libc::SYS_init_module,
-                    image.as_ptr(),
-                    image.len(),
-                    params.as_ptr(),
-                )
-            };
-            report(op, me, 0, errno_of(ret));
-        }
+        "init-module" => report(op, me, 0, init_module(&[0u8; 64], "kernel_ops=1")),
         "init-module-file" => {
             let errno = match std::fs::read(arg) {
-                Ok(image) => {
-                    let params = cstring(args.get(2).map_or("allow_writes=on", String::as_str));
-                    // SAFETY: `image.len()` readable bytes and a NUL-terminated string.
-                    let ret = unsafe {
-                        libc::syscall(
-                            libc::SYS_init_module,
-                            image.as_ptr(),
-                            image.len(),
-                            params.as_ptr(),
-                        )
-                    };
-                    errno_of(ret)
-                }
+                Ok(image) => init_module(
+                    &image,
+                    args.get(2).map_or("allow_writes=on", String::as_str),
+                ),
                 Err(err) => err.raw_os_error().unwrap_or(-1),
             };
             report(op, me, 0, errno);

@@ -13,7 +13,7 @@ use super::{
     Ctx,
     exec::{RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_field, require_engine},
     kernel::kernel_ops,
-    msr::module_path,
+    msr::{module_path, unload_msr},
 };
 use crate::{audit, engine::Engine};
 
@@ -49,15 +49,7 @@ pub(crate) fn lsm_module_loaded(ctx: &Ctx) -> Result<(), String> {
     if result.is_err() {
         dump(ctx, &engine);
     }
-    let unload = if Path::new("/sys/module/msr").exists() {
-        match kernel_ops(&["delete-module", "msr"]) {
-            Ok(r) if r["errno"] == 0 => Ok(()),
-            Ok(r) => Err(format!("cannot unload msr: {r}")),
-            Err(e) => Err(e),
-        }
-    } else {
-        Ok(())
-    };
+    let unload = unload_msr();
     result?;
     unload
 }

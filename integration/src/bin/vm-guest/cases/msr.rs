@@ -59,6 +59,18 @@ pub(super) fn module_path() -> Result<String, String> {
     }
 }
 
+/// Unloads msr when it is loaded, so the later cases see the kernel as before.
+pub(super) fn unload_msr() -> Result<(), String> {
+    if !Path::new("/sys/module/msr").exists() {
+        return Ok(());
+    }
+    match kernel_ops(&["delete-module", "msr"]) {
+        Ok(r) if r["errno"] == 0 => Ok(()),
+        Ok(r) => Err(format!("cannot unload msr: {r}")),
+        Err(e) => Err(e),
+    }
+}
+
 /// Where `lsm_msr_hook` writes its policy: a copy of the shipped one plus [`HOOK_POLICY`].
 const HOOK_POLICY_DIR: &str = "/tmp/msr-hook-policy";
 /// The test rule `module-load-hook` that `lsm_msr_hook` adds to the shipped policy.
@@ -152,16 +164,7 @@ fn run(ctx: &Ctx, variant: &Variant) -> Result<(), String> {
         dump(ctx, &engine);
     }
     // Unload whatever happened, so the later cases see the kernel as before.
-    let unload = if Path::new("/sys/module/msr").exists() {
-        let report = kernel_ops(&["delete-module", "msr"]);
-        match report {
-            Ok(r) if r["errno"] == 0 => Ok(()),
-            Ok(r) => Err(format!("cannot unload msr: {r}")),
-            Err(e) => Err(e),
-        }
-    } else {
-        Ok(())
-    };
+    let unload = unload_msr();
     result?;
     unload?;
     ctx.log("msr unloaded");
