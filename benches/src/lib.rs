@@ -107,6 +107,10 @@ pub struct EngineSpec {
     /// right after them runs slower for reasons that are not the engine's steady cost.
     #[arg(long, default_value_t = 0.0)]
     pub settle: f64,
+    /// The engine's `--events`: `all` (every observed event written, the default) or `none`
+    /// (only actions and engine records).
+    #[arg(long = "engine-events", default_value = "all", value_parser = ["all", "none"])]
+    pub events: String,
 }
 
 /// Starts the engine of `spec` in block mode with its audit log at `audit` (an old one is
@@ -120,6 +124,7 @@ pub fn start_engine(spec: &EngineSpec, audit: &Path) -> anyhow::Result<Child> {
         .arg(audit)
         // A killed benchmark must not leave its policy enforced host-wide.
         .args(["--on-crash", "stop"])
+        .args(["--events", spec.events.as_str()])
         .stdin(Stdio::null())
         .spawn()
         .context("start enforcer")?;
