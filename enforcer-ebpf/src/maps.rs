@@ -202,8 +202,9 @@ pub(crate) const KERNEL_SYSCALL_NRS: u32 = 1024;
 #[map(name = "KERNEL_OP_PLAN")]
 pub(crate) static KERNEL_OP_PLAN: Array<PlanVerdict> = Array::with_max_entries(KERNEL_OP_SLOTS, 0);
 
-/// Per-CPU scratch a `KernelRecord` is built in (slot 0: the tracepoint, slot 1: the LSM
-/// hooks), then copied to [`EVENTS`].
+/// Per-CPU scratch a `KernelRecord` is built in (slot 0: the syscall tracepoint and
+/// `module:module_load`, which never run at once on a CPU; slot 1: the LSM hooks), then
+/// copied to [`EVENTS`].
 #[map(name = "KERNEL_SCRATCH")]
 pub(crate) static KERNEL_SCRATCH: PerCpuArray<KernelRecord> = PerCpuArray::with_max_entries(2, 0);
 
