@@ -272,5 +272,8 @@ fn locate_enforcer(root: &Path) -> Option<PathBuf> {
         preflight::ENFORCER_BIN_ENV,
         path.display()
     );
+    if let Some(why) = paths::stale_engine_reason(&path) {
+        panic!("{why}");
+    }
     Some(path)
 }
