@@ -12,8 +12,8 @@ use std::{
 pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// `task_struct.flags` bit of a task in `do_exit` (`PF_EXITING`, include/linux/sched.h). It is
-/// set before the task drops its memory map, so a task without an executable either has it
-/// or is a kernel thread.
+/// set before the task drops its memory map: a user task without an executable has it (or is
+/// already a zombie).
 pub const PF_EXITING: u32 = 0x0000_0004;
 
 /// Longest file read from proc (stat and cgroup files are far shorter).
