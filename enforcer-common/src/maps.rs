@@ -139,8 +139,8 @@ pub mod programs {
     /// Tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (one program):
     /// module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create records.
     pub const TP_SYS_ENTER_KERNEL: &str = "tp_sys_enter_kernel";
-    /// Raw tracepoint `module:module_load`: the name and parameters of each module loaded,
-    /// from the kernel's `struct module` (where the kernel has modules).
+    /// Raw tracepoint `module:module_load`: the name of each module loaded, from the kernel's
+    /// `struct module` (where the kernel has modules).
     pub const TP_MODULE_LOAD: &str = "tp_module_load";
     /// LSM `kernel_read_file`: module (finit_module) and kexec_file_load deny (lsm tier).
     pub const LSM_KERNEL_READ_FILE: &str = "lsm_kernel_read_file";

@@ -184,6 +184,20 @@ pub(crate) fn read_interp(bprm: *const u8, buf: &mut [u8; PATH_LEN]) -> Result<u
     Ok(len as u32)
 }
 
+/// Reads `module->name` into `buf`; returns the bytes read (without the NUL).
+#[inline(always)]
+pub(crate) fn module_name<const N: usize>(
+    module: *const u8,
+    buf: &mut [u8; N],
+) -> Result<u32, ReadError> {
+    let name = module.wrapping_add(offsets().module_name as usize);
+    // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
+    let len = unsafe { bpf_probe_read_kernel_str_bytes(name, buf) }
+        .map_err(|_| ReadError)?
+        .len();
+    Ok(len as u32)
+}
+
 /// `task->pid` and `task->tgid` (one read: `LAYOUT_PID_TGID`).
 #[inline(always)]
 pub(crate) fn pid_tgid(task: *const u8) -> Result<(i32, i32), ReadError> {

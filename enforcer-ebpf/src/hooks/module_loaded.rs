@@ -12,10 +12,7 @@
 //! | plan entry with an action | SIGKILL to the loading task through `plan::act` (the module's init still runs: a tracepoint cannot refuse) |
 //! | otherwise | `KernelRecord`: `name` = `module->name` (no parameters: the kernel has parsed `module->args` in place by then, turning `=` and spaces into NULs; the syscall's record has them) |
 
-use aya_ebpf::{
-    helpers::generated::bpf_probe_read_kernel_str, macros::raw_tracepoint,
-    programs::RawTracePointContext,
-};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use enforcer_common::{
     event::{Counter, Hook},
     kernel_event::{
@@ -26,8 +23,8 @@ use enforcer_common::{
 use super::kernel_activity::{emit_kernel, op_plan, reset};
 use crate::{
     emit,
-    kernel::ReadError,
-    maps::{KERNEL_SCRATCH, config, count, offsets, plan_settings},
+    kernel::{self, ReadError},
+    maps::{KERNEL_SCRATCH, config, count, plan_settings},
     plan::{Site, act},
 };
 
@@ -55,33 +52,20 @@ fn try_module_load(ctx: &RawTracePointContext) -> Result<(), ReadError> {
         (verdict, _) = act(&plan, &config(), Site::Tracepoint);
     }
     let rec = KERNEL_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
-    // SAFETY: per-CPU slot 0 from a successful look-up; the syscall tracepoint and LSM
-    // programs that share it ran to their end earlier in this syscall, and BPF programs are
-    // not re-entered on the same CPU while one runs.
+    // SAFETY: per-CPU slot 0 from a successful look-up; the syscall tracepoint program that
+    // shares it ran to its end earlier in this syscall, and BPF programs are not re-entered
+    // on the same CPU while one runs.
     let rec = unsafe { &mut *rec };
     reset(rec, KernelSyscall::ModuleLoaded);
-    let name = module.wrapping_add(offsets().module_name as usize);
-    match kernel_string(name, &mut rec.name) {
-        Some(len) => {
+    match kernel::module_name(module, &mut rec.name) {
+        Ok(len) => {
             rec.name_len = len;
             if len == KERNEL_NAME_LEN as u32 - 1 {
                 rec.flags |= KERNEL_NAME_TRUNCATED;
             }
         }
-        None => rec.flags |= KERNEL_NAME_UNKNOWN,
+        Err(ReadError) => rec.flags |= KERNEL_NAME_UNKNOWN,
     }
     emit_kernel(rec, Hook::TpModuleLoad, &verdict);
     Ok(())
-}
-
-/// The NUL-terminated kernel string at `src` into `dst`: its length without the NUL (cut to
-/// `N - 1`), or `None` when it cannot be read.
-#[inline(always)]
-fn kernel_string<const N: usize>(src: *const u8, dst: &mut [u8; N]) -> Option<u32> {
-    // SAFETY: the helper writes at most N bytes into `dst` and checks the kernel address.
-    let len = unsafe { bpf_probe_read_kernel_str(dst.as_mut_ptr().cast(), N as u32, src.cast()) };
-    if len <= 0 {
-        return None;
-    }
-    Some((len as u32 - 1).min(N as u32 - 1))
 }
