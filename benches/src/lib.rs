@@ -4,6 +4,7 @@
 //! binaries; criterion micro-benchmarks live in `benches/`.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -27,6 +28,42 @@ pub struct Round {
     /// CPU time per operation of the engine's daemon during the round (its threads'
     /// `schedstat`), on the "with" side.
     pub engine_cpu_per_op: Option<Duration>,
+    /// With `--program-stats`, on the "with" side: what each BPF program (by name) ran during
+    /// the round.
+    pub programs: ProgramStats,
+}
+
+/// Run count and run time of BPF programs, summed by program name. The kernel keeps the first
+/// 15 bytes of a name: a name cut there gets the low 16 bits of the program's tag (a hash of
+/// its instructions) after a `~`, so `tp_sched_process_exec` and `_fork` stay apart.
+pub type ProgramStats = BTreeMap<String, (u64, Duration)>;
+
+/// The run counts and times of every BPF program loaded on the host, by name. They only
+/// advance while statistics are enabled ([`aya::sys::enable_stats`]).
+fn program_stats() -> ProgramStats {
+    let mut stats = ProgramStats::new();
+    for info in aya::programs::loaded_programs().flatten() {
+        let name = match info.name_as_str().unwrap_or("?") {
+            cut if cut.len() >= 15 => format!("{cut}~{:04x}", info.tag() & 0xffff),
+            whole => whole.to_owned(),
+        };
+        let entry = stats.entry(name).or_default();
+        entry.0 += info.run_count();
+        entry.1 += info.run_time();
+    }
+    stats
+}
+
+/// What ran between two [`program_stats`] snapshots (programs that did not run are left out).
+fn program_stats_since(before: &ProgramStats, after: ProgramStats) -> ProgramStats {
+    after
+        .into_iter()
+        .filter_map(|(name, (count, time))| {
+            let (count0, time0) = before.get(&name).copied().unwrap_or_default();
+            let runs = count.saturating_sub(count0);
+            (runs > 0).then(|| (name, (runs, time.saturating_sub(time0))))
+        })
+        .collect()
 }
 
 /// A `timeval` as a duration (0 for a negative one).
@@ -82,6 +119,7 @@ impl Round {
             cpu_per_op: per_op(own_cpu().saturating_sub(cpu_before), iterations),
             latencies,
             engine_cpu_per_op: None,
+            programs: ProgramStats::new(),
         })
     }
 }
@@ -111,6 +149,54 @@ pub struct EngineSpec {
     /// (only actions and engine records).
     #[arg(long = "engine-events", default_value = "all", value_parser = ["all", "none"])]
     pub events: String,
+    /// Diagnostic: turn the kernel's BPF run-time statistics on during the rounds with the
+    /// engine and report each program's runs and run time per operation. The statistics cost
+    /// two clock reads per program run, so the ratios of such a run are not the engine's.
+    #[arg(long)]
+    pub program_stats: bool,
+    /// Diagnostic: profile the whole machine with `perf record -a -e cpu-clock` into this file
+    /// during each round with the engine (the last such round's profile is kept), after the
+    /// engine has started. Sampling perturbs the figures.
+    #[arg(long, value_name = "FILE")]
+    pub perf_record: Option<PathBuf>,
+    /// `--perf-record`'s sampling period, in nanoseconds of CPU clock.
+    #[arg(long, default_value_t = 20_000)]
+    pub perf_period: u64,
+}
+
+/// A running `perf record` (see [`EngineSpec::perf_record`]).
+struct Profiler(Child);
+
+impl Profiler {
+    /// Starts `perf record` of the whole machine into `data`.
+    fn start(data: &Path, period: u64) -> anyhow::Result<Self> {
+        let child = Command::new("perf")
+            .args(["record", "-q", "-a", "-e", "cpu-clock", "-c"])
+            .arg(period.to_string())
+            .arg("-o")
+            .arg(data)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("start perf record")?;
+        // perf opens its events before it writes the file header.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !data.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Self(child))
+    }
+
+    /// Stops it with SIGINT (perf then writes its file and ends by that signal) and waits.
+    fn stop(mut self) -> anyhow::Result<()> {
+        use std::os::unix::process::ExitStatusExt as _;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
+        let status = self.0.wait()?;
+        if !status.success() && status.signal() != Some(libc::SIGINT) {
+            bail!("perf record exit status {status}");
+        }
+        Ok(())
+    }
 }
 
 /// Starts the engine of `spec` in block mode with its audit log at `audit` (an old one is
@@ -163,14 +249,34 @@ fn with_engine(
     if spec.freeze_daemon {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP)?;
     }
+    let stats_on = if spec.program_stats {
+        Some(aya::sys::enable_stats(aya::sys::Stats::RunTime).context("enable BPF statistics")?)
+    } else {
+        None
+    };
+    let profiler = match &spec.perf_record {
+        Some(data) => {
+            let _ = std::fs::remove_file(data);
+            Some(Profiler::start(data, spec.perf_period)?)
+        }
+        None => None,
+    };
+    let programs_before = program_stats();
     let engine_before = process_cpu(engine.id());
     let on = workload().map(|mut round| {
         if let (Some(before), Some(after)) = (engine_before, process_cpu(engine.id())) {
             round.engine_cpu_per_op =
                 Some(per_op(after.saturating_sub(before), round.latencies.len()));
         }
+        if stats_on.is_some() {
+            round.programs = program_stats_since(&programs_before, program_stats());
+        }
         round
     });
+    drop(stats_on);
+    if let Some(profiler) = profiler {
+        profiler.stop()?;
+    }
     if spec.freeze_daemon {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT)?;
     }
@@ -311,11 +417,46 @@ pub fn report(what: &str, without: &[Round], with: &[Round]) {
             median(&mut daemon)
         );
     }
+    report_programs(with);
     for (name, q) in [("p50", 500), ("p99", 990)] {
         let (b, w) = (us(percentile(&lb, q)), us(percentile(&lw, q)));
         println!(
             "latency {name}: without {b:.2} us, with {w:.2} us, delta {:+.2} us",
             w - b
+        );
+    }
+}
+
+/// Prints each BPF program's runs and run time per operation over all `rounds` (nothing when
+/// no statistics were taken), most expensive first.
+fn report_programs(rounds: &[Round]) {
+    let ops: usize = rounds
+        .iter()
+        .filter(|r| !r.programs.is_empty())
+        .map(|r| r.latencies.len())
+        .sum();
+    let mut total = ProgramStats::new();
+    for (name, (runs, time)) in rounds.iter().flat_map(|r| r.programs.iter()) {
+        let entry = total.entry(name.clone()).or_default();
+        entry.0 += runs;
+        entry.1 += *time;
+    }
+    if ops == 0 || total.is_empty() {
+        return;
+    }
+    let mut rows: Vec<(String, u64, Duration)> =
+        total.into_iter().map(|(n, (r, t))| (n, r, t)).collect();
+    rows.sort_by_key(|row| std::cmp::Reverse(row.2));
+    let all: Duration = rows.iter().map(|r| r.2).sum();
+    println!(
+        "BPF programs per operation (with statistics on): {:.3} us in all",
+        all.as_secs_f64() * 1e6 / ops as f64
+    );
+    for (name, runs, time) in rows {
+        println!(
+            "  {name:<21} {:>8.2} runs {:>9.3} us",
+            runs as f64 / ops as f64,
+            time.as_secs_f64() * 1e6 / ops as f64
         );
     }
 }

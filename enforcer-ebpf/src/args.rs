@@ -22,7 +22,10 @@ use enforcer_common::{
     plan::{NameKey, PlanVerdict, SCHEME_LEN, SchemeKey},
 };
 
-use crate::maps::{ARGS_SCRATCH, EXEC_ARGS_SPARED, EXEC_SCHEME_PLAN};
+use crate::{
+    maps::{ARGS_SCRATCH, EXEC_ARGS_SPARED, EXEC_SCHEME_PLAN},
+    mem,
+};
 
 /// Size of [`ArgsScratch::buf`]: a power of two that holds the zero prefix and the copy.
 const BUF_LEN: usize = 1024;
@@ -76,7 +79,7 @@ fn has_zero_byte(word: u64) -> bool {
 /// first, stopping at a NUL (the argument's start); stores a hit in `s.found`.
 #[inline(always)]
 fn lookup_before(s: &mut ArgsScratch, pos: usize) -> bool {
-    s.key = SchemeKey([0; SCHEME_LEN]);
+    mem::zero(&mut s.key);
     let mut len = 1;
     while len <= SCHEME_LEN {
         // `pos >= SCHEME_LEN`, and the bytes before the copy are zero: the walk stops there.
@@ -157,7 +160,9 @@ pub(crate) fn find_scheme(args: (u64, u64)) -> Option<PlanVerdict> {
     let scratch = ARGS_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch; sched_process_exec does not re-enter on this CPU.
     let s = unsafe { &mut *scratch };
-    s.buf[..SCHEME_LEN].copy_from_slice(&[0; SCHEME_LEN]);
+    const { assert!(core::mem::offset_of!(ArgsScratch, buf) == 0 && BUF_LEN > SCHEME_LEN) };
+    // SAFETY: `buf` starts the (8-byte aligned) map value and holds more than SCHEME_LEN bytes.
+    unsafe { mem::zero_bytes(s.buf.as_mut_ptr().cast::<[u8; SCHEME_LEN]>()) };
     // Checked again after a trip through the stack (see exec_record's argv copy).
     let len = core::hint::black_box(len);
     if len == 0 || len > ARGS_LEN {

@@ -29,6 +29,7 @@ use crate::{
     emit,
     kernel::{self, ReadError, read_at},
     maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, count, offsets},
+    mem,
 };
 
 /// Contents of `FILE_SCRATCH`.
@@ -52,6 +53,18 @@ pub(crate) struct FileScratch {
     pub(crate) call: crate::hooks::PathCall,
     /// State of the [`match_path`] loop (map memory: see `dns.rs` on `bpf_loop` state).
     pub(crate) matching: MatchState,
+}
+
+/// Zeroes the record's `fstype` with word stores (see `mem.rs`).
+#[inline(always)]
+fn zero_fstype(s: &mut FileScratch) {
+    const {
+        // The record starts the (8-byte aligned) map value, and `fstype` is word aligned in it.
+        assert!(core::mem::offset_of!(FileScratch, record) == 0);
+        assert!(core::mem::offset_of!(FileRecord, fstype).is_multiple_of(8));
+    };
+    // SAFETY: a writable FILE_FSTYPE_LEN-byte field, 8-byte aligned (asserted above).
+    unsafe { mem::zero_bytes(&raw mut s.record.fstype) };
 }
 
 /// The [`match_path`] loop state in [`FileScratch::matching`].
@@ -334,7 +347,7 @@ pub(crate) fn read_fstype(s: &mut FileScratch, space: Space, ptr: u64) {
         }
     };
     if r <= 0 {
-        s.record.fstype = [0; FILE_FSTYPE_LEN];
+        zero_fstype(s);
     }
 }
 
@@ -445,7 +458,7 @@ pub(crate) fn reset(s: &mut FileScratch, op: u32) {
     s.record.gid = u32::MAX;
     s.record.path_len = 0;
     s.record.new_path_len = 0;
-    s.record.fstype = [0; FILE_FSTYPE_LEN];
+    zero_fstype(s);
     s.acting = 0;
     s.watched = 0;
 }

@@ -18,7 +18,7 @@
 //! | `tp_sys_enter_kernel` | tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create; one program) | all | kernel-activity records when a rule is about the operation; SIGKILL for a `kernel.op` deny/kill rule outside the LSM hooks |
 //! | `lsm_kernel_read_file`, `lsm_kernel_load_data`, `lsm_ptrace_access_check`, `lsm_ptrace_traceme` | LSM hooks of the same names | lsm | deny module loads, kexec and ptrace attaches a `kernel.op` rule names (and record them) |
 //!
-//! Maps are in `maps.rs`, record emission in `emit.rs`, struct reads through load-time offsets in
+//! Maps are in `maps.rs`, record emission in `emit.rs`, zeroing without `memset` in `mem.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, file paths and the watch plan in `file.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
 //! `classify.rs`, syscall tracepoint records in `syscall_record.rs`, DNS name parsing and look-up in `dns.rs`, socket addresses and the connect
 //! plan in `net.rs`.
@@ -36,6 +36,7 @@ mod file;
 mod hooks;
 mod kernel;
 mod maps;
+mod mem;
 mod net;
 mod plan;
 mod syscall_record;

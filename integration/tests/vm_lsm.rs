@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -41,25 +41,6 @@ const BOOT_ALLOWANCE: Duration = Duration::from_secs(120);
 /// Per case: an engine case takes 20-35 s under emulation (engine start included) and gives
 /// up on its own after at most 60 + 20 + 30 s.
 const CASE_ALLOWANCE: Duration = Duration::from_secs(75);
-
-/// The files of `policy/default` (YAML at the top, lists below), as (guest path, contents).
-fn default_policy_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let src = root.join("policy/default");
-    let mut files = Vec::new();
-    for sub in ["", "lists"] {
-        let dir = src.join(sub);
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                let guest = Path::new(layout::DEFAULT_POLICY_DIR)
-                    .join(sub)
-                    .join(path.file_name().unwrap());
-                files.push((guest, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    files
-}
 
 /// The hard limit of one boot running `cases` cases.
 fn boot_timeout(cases: usize) -> Duration {
@@ -105,7 +86,7 @@ fn lsm_tier_in_vm() {
     }
 
     let cases = expected_cases();
-    let enforcer = locate_enforcer(&root);
+    let enforcer = paths::engine_under_test(&root).unwrap_or_else(|why| panic!("{why}"));
     match &enforcer {
         Some(path) => println!("enforcer binary: {}", path.display()),
         None => println!(
@@ -120,7 +101,7 @@ fn lsm_tier_in_vm() {
         harness.extend(cases.iter().cloned());
     }
     let init = init_script::render(&InitConfig { harness });
-    let mut builder = InitramfsBuilder::new(&tools.busybox, init)
+    let builder = InitramfsBuilder::new(&tools.busybox, init)
         .binary(GUEST_HARNESS, layout::GUEST_HARNESS)
         .binary(WRITE_MARKER, layout::WRITE_MARKER)
         .file(layout::DENY_MARKER_POLICY, DENY_MARKER_POLICY, 0o644)
@@ -139,9 +120,12 @@ fn lsm_tier_in_vm() {
         .binary(KERNEL_OPS, layout::KERNEL_OPS)
         .file(layout::KERNEL_POLICY, KERNEL_POLICY, 0o644)
         .strip_debug(true);
-    for (guest, contents) in default_policy_files(&root) {
-        builder = builder.file(guest, contents, 0o644);
-    }
+    let mut builder = builder
+        .policy_dir(
+            &root.join("policy/default"),
+            Path::new(layout::DEFAULT_POLICY_DIR),
+        )
+        .expect("cannot read policy/default");
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);
     }
@@ -261,19 +245,4 @@ fn expected_cases() -> Vec<String> {
         .collect();
     assert!(!cases.is_empty(), "vm-guest --list names no case");
     cases
-}
-
-/// `$ENFORCER_BIN`, else `<workspace>/target/release/enforcer`, else `target/debug/enforcer`.
-fn locate_enforcer(root: &Path) -> Option<PathBuf> {
-    let path = paths::enforcer_binary(root)?;
-    assert!(
-        paths::is_executable_file(&path),
-        "{}={} is not an executable file",
-        preflight::ENFORCER_BIN_ENV,
-        path.display()
-    );
-    if let Some(why) = paths::stale_engine_reason(&path) {
-        panic!("{why}");
-    }
-    Some(path)
 }

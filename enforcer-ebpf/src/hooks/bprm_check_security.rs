@@ -17,13 +17,13 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
-    plan::{NAME_LEN, PATH_LEN},
 };
 
 use super::{Verdict, exec_record::emit_exec};
 use crate::{
     kernel::{self, ReadError},
     maps::{SCRATCH, config, count},
+    mem,
     plan::{Site, act, lookup_exec},
 };
 
@@ -53,8 +53,8 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     // SAFETY: per-CPU scratch from a successful look-up; BPF programs are not re-entered on
     // the same CPU while this one runs, so the exclusive borrow is sound.
     let scratch = unsafe { &mut *scratch };
-    scratch.name.0 = [0; NAME_LEN];
-    scratch.path.0 = [0; PATH_LEN];
+    mem::zero(&mut scratch.name);
+    mem::zero(&mut scratch.path);
     let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
     scratch.inode.ino = 0;
     if kernel::read_file_identity(target.file, &mut scratch.inode).is_err() {

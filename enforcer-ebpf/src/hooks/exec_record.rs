@@ -1,22 +1,25 @@
 //! Filling an `ExecRecord` from the per-CPU scratch keys, shared by the exec and mapping programs.
 
+use core::ptr::write_volatile;
+
 use aya_ebpf::helpers::{
     bpf_get_current_uid_gid, bpf_probe_read_kernel_buf, bpf_probe_read_user_buf,
     generated::bpf_get_current_comm,
 };
-use enforcer_common::{
-    event::{
-        ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_CREDS,
-        EXEC_DELETED, EXEC_ENV_MISSING, EXEC_ENV_TRUNCATED, EventKind, ExecRecord, Hook,
-    },
-    plan::SHA256_LEN,
+use enforcer_common::event::{
+    ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_CREDS, EXEC_DELETED,
+    EXEC_ENV_MISSING, EXEC_ENV_TRUNCATED, EventKind, ExecRecord, Hook,
 };
 
 use crate::{
     emit::{self, Verdict},
     kernel::{self, ExecTarget},
     maps::Scratch,
+    mem,
 };
+
+// `ExecRecord::sha256` sits on an 8-byte boundary, as `mem::zero_bytes` needs.
+const _: () = assert!(core::mem::offset_of!(ExecRecord, sha256).is_multiple_of(8));
 
 /// What only the record of a successful exec carries (read after the exec, in the new image's
 /// context): credentials, interpreter, unlinked flag, and the environment block when a rule
@@ -62,7 +65,8 @@ pub(crate) fn emit_exec(
         (*rec).file.ctime_nsec = scratch.inode.ctime_nsec;
         (*rec).file.dev = scratch.inode.dev;
         // Hashed in the kernel only by bprm_creds_from_file, which writes its own record.
-        (*rec).sha256 = [0; SHA256_LEN];
+        // (8-byte aligned: ring-buffer records are, and the field is: asserted at the top.)
+        mem::zero_bytes(&raw mut (*rec).sha256);
         (*rec).name_len = target.name_len;
         (*rec).path_len = target.path_len;
         // Straight into the record (a copy through the stack leaves bytes the 6.1 verifier
@@ -94,12 +98,13 @@ pub(crate) fn emit_exec(
             _ => flags |= EXEC_ARGS_MISSING,
         }
         (*rec).args_len = args_len;
-        (*rec).euid = 0;
-        (*rec).interp_len = 0;
-        (*rec).cap_effective = 0;
-        (*rec).cap_permitted = 0;
-        (*rec).env_len = 0;
-        (*rec)._pad = 0;
+        // Volatile: LLVM merges adjacent zero stores into a `memset` call (see mem.rs).
+        write_volatile(&raw mut (*rec).euid, 0);
+        write_volatile(&raw mut (*rec).interp_len, 0);
+        write_volatile(&raw mut (*rec).cap_effective, 0);
+        write_volatile(&raw mut (*rec).cap_permitted, 0);
+        write_volatile(&raw mut (*rec).env_len, 0);
+        write_volatile(&raw mut (*rec)._pad, 0);
         let uid_gid = match extra {
             Some(extra) => {
                 let (extra_flags, uid_gid) = fill_extra(rec, extra);

@@ -27,13 +27,14 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, Hook},
-    plan::{EXEC_CHECK_MMAP, NAME_LEN, PATH_LEN},
+    plan::EXEC_CHECK_MMAP,
 };
 
 use super::{Verdict, exec_record::emit_exec, fail_open};
 use crate::{
     kernel::{self, ReadError},
     maps::{EXEC_NAME_PLAN, SCRATCH, config, count, plan_settings},
+    mem,
     plan::{Site, act, lookup_inode},
 };
 
@@ -94,8 +95,7 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up (see the exec hooks).
     let scratch = unsafe { &mut *scratch };
-    scratch.name.0 = [0; NAME_LEN];
-    scratch.path.0 = [0; PATH_LEN];
+    mem::zero(&mut scratch.name);
     let target = kernel::read_file_target(file, &mut scratch.name.0)?;
     scratch.inode.ino = 0;
     kernel::read_file_identity(file, &mut scratch.inode)?;
@@ -121,6 +121,8 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
         return Ok(Verdict::Allow);
     }
     count(Counter::MmapMatched);
+    // The hook has no path string: the record's is empty.
+    mem::zero(&mut scratch.path);
     let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
     emit_exec(hook, scratch, &target, 0, &verdict, (0, 0), None);
     Ok(if deny { Verdict::Deny } else { Verdict::Allow })

@@ -20,7 +20,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook},
-    plan::{EXEC_ARGS_SCHEMES, EXEC_RECORD_ENV, NAME_LEN, PATH_LEN},
+    plan::{EXEC_ARGS_SCHEMES, EXEC_RECORD_ENV},
 };
 
 use super::exec_record::{ExecExtra, emit_exec};
@@ -28,6 +28,7 @@ use crate::{
     args, emit,
     kernel::{self, ReadError},
     maps::{SCRATCH, config, count, plan_settings},
+    mem,
     plan::{Site, act, lookup_exec},
 };
 
@@ -48,8 +49,8 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: see the LSM hook: per-CPU scratch, no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
-    scratch.name.0 = [0; NAME_LEN];
-    scratch.path.0 = [0; PATH_LEN];
+    mem::zero(&mut scratch.name);
+    mem::zero(&mut scratch.path);
     let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
     scratch.inode.ino = 0;
     let inode = match kernel::read_file_identity(target.file, &mut scratch.inode) {

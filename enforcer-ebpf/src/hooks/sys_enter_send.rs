@@ -15,8 +15,10 @@
 //! the first message), or the second when the first is a 2-byte TCP DNS length prefix. With several iovecs the total length is not summed (a loop over them multiplies
 //! the verifier's paths past its budget on 6.1): it is reported as unknown.
 
+use core::{ffi::c_void, mem::MaybeUninit};
+
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_buf},
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_buf, generated},
     macros::{map, tracepoint},
     maps::PerCpuArray,
     programs::TracePointContext,
@@ -244,10 +246,18 @@ enum Shape {
 /// Reads the first 16 bytes and classifies them.
 #[inline(always)]
 fn shape(send: &Send) -> Shape {
-    let mut head = [0u8; 16];
-    // SAFETY: probe_read_user validates the user address; a short buffer near an unmapped
-    // page fails the read and only the 8-byte JSON test below is tried (a query is longer).
-    if unsafe { bpf_probe_read_user_buf(send.buf as *const u8, &mut head) }.is_err() {
+    // Not zeroed first: a `[0u8; 16]` is a `memset` call (a byte loop, see mem.rs) on every
+    // send, and the helper writes all 16 bytes anyway (zeros when the read fails).
+    let mut head = MaybeUninit::<[u8; 16]>::uninit();
+    // SAFETY: probe_read_user validates the user address and writes 16 bytes at `head`.
+    let read = unsafe {
+        generated::bpf_probe_read_user(head.as_mut_ptr().cast(), 16, send.buf as *const c_void)
+    };
+    // SAFETY: the helper initialized all 16 bytes, with the data or with zeros.
+    let head = unsafe { head.assume_init_ref() };
+    // A short buffer near an unmapped page fails the read and only the 8-byte JSON test
+    // below is tried (a query is longer).
+    if read != 0 {
         let mut short = [0u8; 8];
         // SAFETY: as above.
         let ok = unsafe { bpf_probe_read_user_buf(send.buf as *const u8, &mut short) }.is_ok();
@@ -262,17 +272,17 @@ fn shape(send: &Send) -> Shape {
     if send.split_prefix != 0 {
         if send.split_prefix - 1 == send.buf_len
             && send.buf_len >= MIN_QUERY_LEN
-            && dns::looks_like_query(&head, 0)
+            && dns::looks_like_query(head, 0)
         {
             return Shape::DnsQuery { tcp: true };
         }
-    } else if send.buf_len >= MIN_QUERY_LEN && dns::looks_like_query(&head, 0) {
+    } else if send.buf_len >= MIN_QUERY_LEN && dns::looks_like_query(head, 0) {
         return Shape::DnsQuery { tcp: false };
     }
     let prefix = u64::from(u16::from_be_bytes([head[0], head[1]]));
     if send.buf_len >= MIN_QUERY_LEN + 2
         && prefix + 2 == send.buf_len
-        && dns::looks_like_query(&head, 2)
+        && dns::looks_like_query(head, 2)
     {
         return Shape::DnsQuery { tcp: true };
     }

@@ -129,6 +129,22 @@ impl InitramfsBuilder {
         self
     }
 
+    /// Adds the files of the host policy directory `host` (its top-level files and those of
+    /// its `lists/`, the layout of `policy/default`) under `guest`.
+    pub fn policy_dir(mut self, host: &Path, guest: &Path) -> Result<Self, InitramfsError> {
+        for sub in ["", "lists"] {
+            let dir = host.join(sub);
+            for entry in fs::read_dir(&dir).map_err(io("read", &dir))? {
+                let path = entry.map_err(io("read", &dir))?.path();
+                if let (true, Some(name)) = (path.is_file(), path.file_name()) {
+                    let contents = fs::read(&path).map_err(io("read", &path))?;
+                    self = self.file(guest.join(sub).join(name), contents, 0o644);
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// Strips debug sections from executables (`strip --strip-debug`) to keep the image small;
     /// symbols stay, so backtraces still name functions. Copies unchanged if `strip` fails.
     pub fn strip_debug(mut self, strip: bool) -> Self {

@@ -128,6 +128,25 @@ pub fn stale_engine_reason(binary: &Path) -> Option<String> {
     ))
 }
 
+/// The engine binary to test ([`enforcer_binary`]), refused when it is not an executable
+/// file or is stale ([`stale_engine_reason`]); `Ok(None)` when there is no build at all.
+pub fn engine_under_test(root: &Path) -> Result<Option<PathBuf>, String> {
+    let Some(path) = enforcer_binary(root) else {
+        return Ok(None);
+    };
+    if !is_executable_file(&path) {
+        return Err(format!(
+            "{}={} is not an executable file",
+            super::preflight::ENFORCER_BIN_ENV,
+            path.display()
+        ));
+    }
+    match stale_engine_reason(&path) {
+        Some(why) => Err(why),
+        None => Ok(Some(path)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

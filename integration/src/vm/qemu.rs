@@ -38,6 +38,11 @@ pub struct QemuConfig {
     pub timeout: Duration,
     /// Copy console lines to stderr as they arrive, prefixed with `tag`.
     pub echo: Option<String>,
+    /// `Some(n)`: the guest's clocks count instructions, one every 2^n ns (QEMU `-icount
+    /// shift=n,sleep=off`), so a guest timing is an instruction count whatever else the host
+    /// is doing, and an idle guest skips to its next timer at once. `None` (the tests): the
+    /// guest's clocks follow the host's.
+    pub icount_shift: Option<u8>,
 }
 
 impl QemuConfig {
@@ -55,6 +60,7 @@ impl QemuConfig {
                 .to_owned(),
             timeout,
             echo: None,
+            icount_shift: None,
         }
     }
 
@@ -90,6 +96,9 @@ impl QemuConfig {
             "-append".to_owned(),
             self.append.clone(),
         ]);
+        if let Some(shift) = self.icount_shift {
+            args.extend(["-icount".to_owned(), format!("shift={shift},sleep=off")]);
+        }
         args
     }
 }
@@ -344,6 +353,18 @@ mod tests {
         assert!(config.append.contains("lsm=lockdown,capability,bpf"));
         assert!(config.append.contains("console=ttyS0"));
         assert!(config.append.contains("panic=-1"));
+        assert!(
+            !args.contains("-icount"),
+            "the tests run on the host's clock"
+        );
+        let counted = QemuConfig {
+            icount_shift: Some(0),
+            ..config
+        };
+        let args = counted
+            .args(Path::new("/k/vmlinuz"), Path::new("/t/initrd.gz"))
+            .join(" ");
+        assert!(args.contains("-icount shift=0,sleep=off"), "{args}");
     }
 
     /// A stand-in "QEMU" (a shell script) that prints and then hangs is killed at the timeout.

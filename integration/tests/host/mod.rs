@@ -41,13 +41,14 @@ pub(crate) fn can_run(test: &str) -> bool {
 /// The engine binary: `$ENFORCER_BIN`, else the workspace's release or debug build.
 pub(crate) fn enforcer_bin() -> PathBuf {
     let root = paths::workspace_root();
-    let binary = paths::enforcer_binary(&root).unwrap_or_else(|| {
-        panic!("enforcer binary not found: build it with `cargo build --release -p enforcer` or set ENFORCER_BIN")
-    });
-    if let Some(why) = paths::stale_engine_reason(&binary) {
-        panic!("{why}");
+    match paths::engine_under_test(&root) {
+        Ok(Some(binary)) => binary,
+        Ok(None) => panic!(
+            "enforcer binary not found: build it with `cargo build --release -p enforcer` or set \
+             ENFORCER_BIN"
+        ),
+        Err(why) => panic!("{why}"),
     }
-    binary
 }
 
 /// The kernel counter `name` of the `engine_stop` record in `records`.

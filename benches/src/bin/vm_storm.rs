@@ -1,0 +1,344 @@
+//! The whole-system storms (`exec_storm`, `open_storm`, ...) run inside a QEMU VM whose clock
+//! counts instructions: the lsm tier's cost (BPF LSM is active in the VM, not on the host),
+//! as a figure that does not move with what else the host is doing.
+//!
+//! QEMU runs the guest under TCG with `-icount shift=N,sleep=off`: the guest's clocks advance
+//! by 2^N ns per instruction executed, and an idle guest jumps to its next timer at once. Every
+//! time a storm prints (throughput, latency, CPU per operation) is then an instruction count:
+//! with the default `--icount-shift 0`, 1 us is 1,000 guest instructions. That is not real
+//! time on real hardware (no caches, no pipeline, no mitigations' costs), and the guest's
+//! "real time" counts every vCPU's instructions in turn; the default `--cpus 1` keeps the
+//! workload's own CPU time (`CPU per operation`) free of the daemon's. The ratios and the
+//! deltas in instructions are the figures to read; a storm's noise is what the guest itself
+//! does differently between rounds, not the host.
+//!
+//! `sudo target/release/vm_storm [--kernel 6.12] [--storm "exec_storm --iterations 500
+//! --rounds 6"]...`; the storms are run in order in one boot, each with `--enforcer` and
+//! `--policy` set to the guest's copies. Needs what the VM tests need (root, QEMU, busybox, a
+//! cached kernel: `scripts/setup`) and `cargo build --release -p enforcer -p enforcer-benches`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use enforcer_integration::vm::init_script::{self, InitConfig};
+use enforcer_integration::vm::initramfs::InitramfsBuilder;
+use enforcer_integration::vm::qemu::{self, QemuConfig};
+use enforcer_integration::vm::{console, kernels, layout, paths, preflight};
+
+/// The storms run when `--storm` is not given.
+const DEFAULT_STORMS: &[&str] = &[
+    "exec_storm --iterations 500 --rounds 6 --settle 1",
+    "open_storm --access read --iterations 20000 --rounds 6 --settle 1",
+    "open_storm --access write --iterations 20000 --rounds 6 --settle 1",
+];
+/// The storm binaries copied into the guest (from beside this program).
+const STORM_BINARIES: &[&str] = &["exec_storm", "open_storm", "write_storm", "net_storm"];
+/// The guest directory of the storm binaries and of the exec storm's default program.
+const GUEST_BENCH_DIR: &str = "/opt/bench";
+/// Where the guest's policy is copied.
+const GUEST_POLICY: &str = "/etc/enforcer/bench-policy";
+/// Where `--perf` puts the host's perf in the guest.
+const GUEST_PERF: &str = "/bin/perf";
+/// The console markers around one storm's output: `VMBENCH-BEGIN <n>`, `VMBENCH-END <n> <rc>`.
+const BEGIN: &str = "VMBENCH-BEGIN";
+const END: &str = "VMBENCH-END";
+/// The audit log the storms' engine writes (`enforcer_benches::alternate`, in the guest's
+/// temporary directory).
+const GUEST_AUDIT: &str = "/tmp/enforcer-bench-audit.jsonl";
+
+/// Runs the whole-system storms in a VM (lsm tier), timed in guest instructions.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The cached kernel to boot (a directory name under `.cache/kernels`); the newest when
+    /// not given.
+    #[arg(long)]
+    kernel: Option<String>,
+    /// A storm and its options, without `--enforcer` and `--policy` (set to the guest's
+    /// copies); repeat for several, run in order in one boot. The exec storm's `--program`
+    /// defaults to the host's `/bin/true` with its libraries, copied to `/opt/bench/true`.
+    #[arg(long = "storm")]
+    storms: Vec<String>,
+    /// The policy the engine runs: a file or a directory like `policy/default`.
+    #[arg(long, default_value = "policy/default")]
+    policy: PathBuf,
+    /// Guest vCPUs. With more than one, the guest's clock also counts the other vCPUs'
+    /// instructions (QEMU runs them in turn).
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
+    /// One guest instruction per 2^N ns of guest time.
+    #[arg(long, default_value_t = 0)]
+    icount_shift: u8,
+    /// Diagnostic: profile the last round with the engine of each storm (the storms'
+    /// `--perf-record`, with the host's `perf` copied into the guest) and print the guest's
+    /// flat profile by command and symbol after it. The guest's clock counts instructions, so
+    /// the samples are spread by instructions executed. Sampling perturbs the storm's figures.
+    #[arg(long)]
+    perf: bool,
+    /// `--perf`'s sampling period in guest nanoseconds (instructions at shift 0).
+    #[arg(long, default_value_t = 20_000)]
+    perf_period: u64,
+    /// Hard limit for the whole boot, in minutes (QEMU is killed when it expires).
+    #[arg(long, default_value_t = 90)]
+    timeout_minutes: u64,
+}
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("vm_storm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Boots once, runs every storm, prints their reports; `Ok(false)` when a storm failed.
+fn run(args: &Args) -> anyhow::Result<bool> {
+    let root = paths::workspace_root();
+    let tools = preflight::check_host()
+        .map_err(|problems| anyhow::anyhow!("the VM cannot run here: {}", problems.join("; ")))?;
+    let kernel = pick_kernel(&root, args.kernel.as_deref())?;
+    let enforcer = paths::engine_under_test(&root)
+        .map_err(anyhow::Error::msg)?
+        .context("no enforcer build: run `cargo build --release -p enforcer`")?;
+    let storms: Vec<String> = if args.storms.is_empty() {
+        DEFAULT_STORMS.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        args.storms.clone()
+    };
+    let commands = storms
+        .iter()
+        .map(|storm| guest_command(storm))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let profile = args.perf.then_some(args.perf_period);
+    let script = bench_script(&commands, profile);
+    let init = init_script::render(&InitConfig {
+        harness: vec!["/bin/sh".to_owned(), "/bench.sh".to_owned()],
+    });
+    let here = std::env::current_exe().context("locate this program")?;
+    let bin_dir = here.parent().context("this program's directory")?;
+    let mut builder = InitramfsBuilder::new(&tools.busybox, init)
+        .binary(&enforcer, layout::ENFORCER)
+        .binary("/bin/true", format!("{GUEST_BENCH_DIR}/true"))
+        .file("/bench.sh", script, 0o755)
+        .strip_debug(true);
+    if args.perf {
+        let perf = paths::find_in_path("perf")
+            .context("--perf: no perf on PATH (apt-get install linux-perf)")?;
+        builder = builder.binary(perf, GUEST_PERF);
+    }
+    if let Some(bad) = storms.iter().find(|s| s.contains("--perf")) {
+        bail!("--storm {bad:?}: use vm_storm's --perf");
+    }
+    for name in STORM_BINARIES {
+        let path = bin_dir.join(name);
+        if !paths::is_executable_file(&path) {
+            bail!(
+                "{} missing: run `cargo build --release -p enforcer-benches`",
+                path.display()
+            );
+        }
+        builder = builder.binary(path, format!("{GUEST_BENCH_DIR}/{name}"));
+    }
+    let policy = root.join(&args.policy);
+    builder = if policy.is_dir() {
+        builder.policy_dir(&policy, Path::new(GUEST_POLICY))?
+    } else {
+        let contents =
+            std::fs::read(&policy).with_context(|| format!("read {}", policy.display()))?;
+        builder.file(GUEST_POLICY, contents, 0o644)
+    };
+    let cache_dir = paths::vm_cache_dir(&root);
+    std::fs::create_dir_all(&cache_dir).context("create the VM cache directory")?;
+    let image = builder.build(&cache_dir.join("vm-storm.cpio.gz"))?;
+
+    let mut config = QemuConfig::new(
+        &tools.qemu,
+        Duration::from_secs(args.timeout_minutes.saturating_mul(60)),
+    );
+    config.cpus = args.cpus;
+    config.icount_shift = Some(args.icount_shift);
+    config.echo = Some(kernel.name.clone());
+    println!(
+        "vm_storm: kernel {} ({}), {} vCPU, -icount shift={} (1 us of guest time = {} guest \
+         instructions), policy {}",
+        kernel.name,
+        kernel.package_label(),
+        args.cpus,
+        args.icount_shift,
+        1000u64 >> args.icount_shift.min(10),
+        args.policy.display()
+    );
+    let capture = qemu::boot(&kernel.vmlinuz, &image.path, &config)?;
+    let log = cache_dir.join(format!("vm-storm-{}.log", kernel.name));
+    let _ = std::fs::write(&log, capture.timestamped_text());
+    let text = capture.console_text();
+    let report = console::parse(&text);
+    println!(
+        "guest: release {}, LSMs {}, whole run {:.0} s (host), console {}",
+        report.info.get("kernel").map_or("unknown", String::as_str),
+        report.info.get("lsm").map_or("unknown", String::as_str),
+        capture.elapsed.as_secs_f64(),
+        log.display()
+    );
+    let mut all_passed = true;
+    for (index, command) in commands.iter().enumerate() {
+        println!("\n$ {command}");
+        match storm_output(&text, index) {
+            Some((lines, 0)) => lines.iter().for_each(|l| println!("{l}")),
+            Some((lines, rc)) => {
+                lines.iter().for_each(|l| println!("{l}"));
+                println!("FAILED: exit status {rc}");
+                all_passed = false;
+            }
+            None => {
+                println!("FAILED: no end marker (timeout or crash: see the console log)");
+                all_passed = false;
+            }
+        }
+    }
+    Ok(all_passed)
+}
+
+/// The cached kernel named `name`, else the newest.
+fn pick_kernel(root: &Path, name: Option<&str>) -> anyhow::Result<kernels::Kernel> {
+    let cache = paths::kernel_cache_dir(root);
+    let all = kernels::discover(&cache)?;
+    let (mut chosen, missing) = kernels::select(all, name);
+    if !missing.is_empty() {
+        bail!(
+            "kernel {} is not cached in {} (run scripts/setup)",
+            missing.join(", "),
+            cache.display()
+        );
+    }
+    chosen.pop().with_context(|| {
+        format!(
+            "no kernel cached in {} (run scripts/setup)",
+            cache.display()
+        )
+    })
+}
+
+/// The guest command line of `storm` (`NAME OPTIONS...`): the binary's guest path, the guest's
+/// engine and policy, and for the exec storm the copied `/bin/true` unless `--program` is
+/// given.
+fn guest_command(storm: &str) -> anyhow::Result<String> {
+    let mut words = storm.split_whitespace();
+    let name = words.next().context("an empty --storm")?;
+    if !STORM_BINARIES.contains(&name) {
+        bail!(
+            "unknown storm {name:?}: one of {}",
+            STORM_BINARIES.join(", ")
+        );
+    }
+    let options: Vec<&str> = words.collect();
+    if let Some(bad) = options
+        .iter()
+        .find(|o| o.starts_with("--enforcer") || o.starts_with("--policy"))
+    {
+        bail!("--storm {storm:?}: {bad} is set by vm_storm");
+    }
+    let mut command = vec![
+        format!("{GUEST_BENCH_DIR}/{name}"),
+        "--enforcer".to_owned(),
+        layout::ENFORCER.to_owned(),
+        "--policy".to_owned(),
+        GUEST_POLICY.to_owned(),
+    ];
+    let sets_program = |o: &&str| *o == "--program" || o.starts_with("--program=");
+    if name == "exec_storm" && !options.iter().any(sets_program) {
+        command.extend(["--program".to_owned(), format!("{GUEST_BENCH_DIR}/true")]);
+    }
+    command.extend(options.iter().map(|o| init_script::shell_quote(o)));
+    Ok(command.join(" "))
+}
+
+/// The guest's `/bench.sh`: each command between its console markers, then the engine's tier
+/// from the last storm's audit log; with `profile` (a sampling period), each command under
+/// `perf record` and its flat profile after it.
+fn bench_script(commands: &[String], profile: Option<u64>) -> String {
+    let mut s = String::from("#!/bin/busybox sh\ncd /tmp\n");
+    for (index, command) in commands.iter().enumerate() {
+        s.push_str(&format!("echo \"{BEGIN} {index}\"\n"));
+        let data = format!("/tmp/perf-{index}.data");
+        match profile {
+            Some(period) => s.push_str(&format!(
+                "{command} --perf-record {data} --perf-period {period} 2>&1\n"
+            )),
+            None => s.push_str(&format!("{command} 2>&1\n")),
+        }
+        s.push_str(&format!(
+            "rc=$?\ngrep -o '\"kernel_tier\":\"[a-z]*\"' {GUEST_AUDIT} | head -n 1\n"
+        ));
+        if profile.is_some() {
+            s.push_str(&format!(
+                "{GUEST_PERF} report -i {data} --stdio --no-children --sort comm,sym \
+                 --percent-limit 0.02 2>/dev/null | grep -v '^$'\n"
+            ));
+        }
+        s.push_str(&format!("echo \"{END} {index} $rc\"\n"));
+    }
+    s
+}
+
+/// The lines storm `index` printed and its exit status, or `None` without its end marker.
+fn storm_output(console: &str, index: usize) -> Option<(Vec<String>, i32)> {
+    let begin = format!("{BEGIN} {index}");
+    let end = format!("{END} {index} ");
+    let mut lines = Vec::new();
+    let mut inside = false;
+    for line in console.lines() {
+        let line = line.trim_end_matches('\r');
+        if line == begin {
+            inside = true;
+        } else if let Some(rc) = line.strip_prefix(&end).filter(|_| inside) {
+            return Some((lines, rc.trim().parse().unwrap_or(-1)));
+        } else if inside {
+            lines.push(line.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_storm_runs_with_the_guest_engine_policy_and_program() {
+        let command = guest_command("exec_storm --iterations 10").unwrap();
+        assert_eq!(
+            command,
+            "/opt/bench/exec_storm --enforcer /bin/enforcer --policy \
+             /etc/enforcer/bench-policy --program /opt/bench/true --iterations 10"
+        );
+        let own = guest_command("exec_storm --program-stats --program=/bin/true").unwrap();
+        assert!(!own.contains("/opt/bench/true"), "{own}");
+        let stats = guest_command("exec_storm --program-stats").unwrap();
+        assert!(stats.contains("--program /opt/bench/true"), "{stats}");
+        let open = guest_command("open_storm --access write").unwrap();
+        assert!(!open.contains("--program"), "{open}");
+        assert!(guest_command("exec_storm --policy x").is_err());
+        assert!(guest_command("rm -rf /").is_err());
+        assert!(guest_command("  ").is_err());
+    }
+
+    #[test]
+    fn each_storm_output_is_cut_at_its_markers() {
+        let console = "boot\nVMBENCH-BEGIN 0\nround 0\r\nratio 1.0\nVMBENCH-END 0 0\n\
+                       VMBENCH-BEGIN 1\nhalf\n";
+        let (lines, rc) = storm_output(console, 0).unwrap();
+        assert_eq!(lines, ["round 0", "ratio 1.0"]);
+        assert_eq!(rc, 0);
+        assert_eq!(storm_output(console, 1), None);
+        let failed = "VMBENCH-BEGIN 0\nVMBENCH-END 0 2\n";
+        assert_eq!(storm_output(failed, 0), Some((vec![], 2)));
+    }
+}
