@@ -40,6 +40,8 @@ const STORM_BINARIES: &[&str] = &["exec_storm", "open_storm", "write_storm", "ne
 const GUEST_BENCH_DIR: &str = "/opt/bench";
 /// Where the guest's policy is copied.
 const GUEST_POLICY: &str = "/etc/enforcer/bench-policy";
+/// The LSM list of the VM's kernel command line (BPF LSM active); `--tier signal` drops `bpf`.
+const LSM_WITH_BPF: &str = "lsm=lockdown,capability,bpf";
 /// Where `--perf` puts the host's perf in the guest.
 const GUEST_PERF: &str = "/bin/perf";
 /// The console markers around one storm's output: `VMBENCH-BEGIN <n>`, `VMBENCH-END <n> <rc>`.
@@ -68,6 +70,11 @@ struct Args {
     /// instructions (QEMU runs them in turn).
     #[arg(long, default_value_t = 1)]
     cpus: u32,
+    /// The kernel tier the engine runs in: `lsm` (BPF LSM active, the default) or `signal`
+    /// (the guest kernel boots without `bpf` in its LSM list, as on a host without BPF LSM:
+    /// the tier of the host's own storms, measured here in instructions).
+    #[arg(long, default_value = "lsm", value_parser = ["lsm", "signal"])]
+    tier: String,
     /// One guest instruction per 2^N ns of guest time.
     #[arg(long, default_value_t = 0)]
     icount_shift: u8,
@@ -162,13 +169,15 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         Duration::from_secs(args.timeout_minutes.saturating_mul(60)),
     );
     config.cpus = args.cpus;
+    config.append = command_line_for_tier(&config.append, &args.tier)?;
     config.icount_shift = Some(args.icount_shift);
     config.echo = Some(kernel.name.clone());
     println!(
-        "vm_storm: kernel {} ({}), {} vCPU, -icount shift={} (1 us of guest time = {} guest \
-         instructions), policy {}",
+        "vm_storm: kernel {} ({}), {} tier wanted, {} vCPU, -icount shift={} (1 us of guest \
+         time = {} guest instructions), policy {}",
         kernel.name,
         kernel.package_label(),
+        args.tier,
         args.cpus,
         args.icount_shift,
         1000u64 >> args.icount_shift.min(10),
@@ -203,6 +212,18 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         }
     }
     Ok(all_passed)
+}
+
+/// The kernel command line `append` for `tier`: unchanged for `lsm`; for `signal`, without
+/// `bpf` in the LSM list.
+fn command_line_for_tier(append: &str, tier: &str) -> anyhow::Result<String> {
+    if tier != "signal" {
+        return Ok(append.to_owned());
+    }
+    if !append.contains(LSM_WITH_BPF) {
+        bail!("--tier signal: the VM's command line has no {LSM_WITH_BPF} to change");
+    }
+    Ok(append.replace(LSM_WITH_BPF, "lsm=lockdown,capability"))
 }
 
 /// The cached kernel named `name`, else the newest.
@@ -328,6 +349,16 @@ mod tests {
         assert!(guest_command("exec_storm --policy x").is_err());
         assert!(guest_command("rm -rf /").is_err());
         assert!(guest_command("  ").is_err());
+    }
+
+    #[test]
+    fn the_signal_tier_boots_without_bpf_in_the_lsm_list() {
+        let recipe = QemuConfig::new("qemu", Duration::from_secs(1)).append;
+        assert_eq!(command_line_for_tier(&recipe, "lsm").unwrap(), recipe);
+        let signal = command_line_for_tier(&recipe, "signal").unwrap();
+        assert!(signal.contains("lsm=lockdown,capability"), "{signal}");
+        assert!(!signal.contains("bpf"), "{signal}");
+        assert!(command_line_for_tier("console=ttyS0", "signal").is_err());
     }
 
     #[test]
