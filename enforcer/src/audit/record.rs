@@ -159,6 +159,13 @@ pub enum Record {
         /// The event, in the shape `enforcer policy eval` reads.
         event: Value,
     },
+    /// A fork or exit event no rule reads, written from its typed form: the same line as an
+    /// [`Record::Event`] of it (`enrich/lifecycle_event.rs`).
+    #[serde(rename = "event")]
+    LifecycleEvent {
+        /// The event.
+        event: crate::enrich::LifecycleEvent,
+    },
     /// An enforcement record (deny, kill, would_deny, would_kill, ...).
     Action {
         /// What happened.
@@ -188,6 +195,11 @@ pub enum Record {
 impl Record {
     /// Whether the record is fsynced (lifecycle and enforcement records are).
     pub fn is_durable(&self) -> bool {
-        !matches!(self, Record::Event { .. })
+        !self.is_event()
+    }
+
+    /// Whether the record is an event record (written only with `--events all`).
+    pub fn is_event(&self) -> bool {
+        matches!(self, Record::Event { .. } | Record::LifecycleEvent { .. })
     }
 }

@@ -178,10 +178,20 @@ impl<'p> Handler<'p> {
         match decode::decode(bytes) {
             Ok(record) => {
                 let mut header = *record.header();
-                if !sink.records_events() && self.lifecycle_unread(&record) {
-                    self.enricher.observe_lifecycle(&record);
+                if self.lifecycle_unread(&record) {
+                    // No rule reads it: the cache takes it, and the audit log gets its event
+                    // without a JSON tree being built (`enrich/lifecycle_event.rs`).
+                    let event = if sink.records_events() {
+                        self.enricher.lifecycle_event(&record, self.ts(&header))
+                    } else {
+                        self.enricher.observe_lifecycle(&record);
+                        None
+                    };
                     self.expire_learned(header.timestamp_ns);
-                    return Ok(());
+                    return match event {
+                        Some(event) => sink.write(&Record::LifecycleEvent { event }),
+                        None => Ok(()),
+                    };
                 }
                 let mut event = event_json(&record, &self.ts(&header));
                 self.enricher.observe(&record, &mut event);
@@ -222,8 +232,8 @@ impl<'p> Handler<'p> {
     }
 
     /// Whether `record` is a fork or exit that no rule can match and that carries no kernel
-    /// verdict: with no `event` records written, its event would be built for nothing, so
-    /// only the process cache takes it (most of a busy host's records).
+    /// verdict (most of a busy host's records): only the process cache and the audit log's
+    /// `event` record take it, and no JSON tree is built for it.
     fn lifecycle_unread(&self, record: &Decoded) -> bool {
         let kind = match record {
             Decoded::Fork(_) => Kind::Fork,

@@ -48,7 +48,7 @@ impl Sink {
 
     /// Writes `record` to the audit log and prints its summary.
     pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
-        if !self.events && matches!(record, Record::Event { .. }) {
+        if !self.events && record.is_event() {
             return Ok(());
         }
         if let Some(audit) = &mut self.audit {
@@ -109,6 +109,7 @@ pub(crate) fn summary(record: &Record) -> String {
             event["kind"].as_str().unwrap_or("?"),
             exec_summary(event)
         ),
+        Record::LifecycleEvent { event } => event.summary(),
         Record::Action {
             action,
             rule,

@@ -15,6 +15,7 @@
 mod cgroup_paths;
 pub mod container;
 pub mod exec_blocks;
+mod lifecycle_event;
 mod observe;
 mod proc_read;
 pub mod process_cache;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+pub use lifecycle_event::LifecycleEvent;
 use process_cache::{CacheConfig, DEFAULT_MAX_DEPTH, ProcessCache, SeedReport};
 
 /// The enrichment facade: a process cache and the depth of ancestor chains.
