@@ -134,3 +134,39 @@ pub(crate) fn summary(record: &Record) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::enrich::Enricher;
+    use crate::pipeline::{
+        decode::{Decoded, test_exit_record, test_fork_record},
+        process_event::{exit_event, fork_event},
+    };
+
+    /// `enforcer run` prints the same line for a fork or exit written from its typed form as
+    /// for the same event as a JSON tree.
+    #[test]
+    fn typed_lifecycle_events_print_the_json_tree_summary() {
+        for (record, mut tree) in [
+            (
+                Decoded::Fork(test_fork_record(77, 40)),
+                fork_event(&test_fork_record(77, 40), "t"),
+            ),
+            (
+                Decoded::Exit(test_exit_record(9, 40)),
+                exit_event(&test_exit_record(9, 40), "t"),
+            ),
+        ] {
+            Enricher::default().observe(&record, &mut tree);
+            let typed = Enricher::default()
+                .lifecycle_event(&record, "t".to_owned())
+                .unwrap();
+            assert_eq!(
+                summary(&Record::LifecycleEvent { event: typed }),
+                summary(&Record::Event { event: tree })
+            );
+        }
+    }
+}
