@@ -47,11 +47,16 @@ fn program_stats() -> ProgramStats {
             cut if cut.len() >= 15 => format!("{cut}~{:04x}", info.tag() & 0xffff),
             whole => whole.to_owned(),
         };
-        let entry = stats.entry(name).or_default();
-        entry.0 += info.run_count();
-        entry.1 += info.run_time();
+        add_runs(&mut stats, name, info.run_count(), info.run_time());
     }
     stats
+}
+
+/// Adds `runs` runs taking `time` to `name`'s entry of `stats`.
+fn add_runs(stats: &mut ProgramStats, name: String, runs: u64, time: Duration) {
+    let entry = stats.entry(name).or_default();
+    entry.0 += runs;
+    entry.1 += time;
 }
 
 /// What ran between two [`program_stats`] snapshots (programs that did not run are left out).
@@ -261,15 +266,16 @@ fn with_engine(
         }
         None => None,
     };
-    let programs_before = program_stats();
+    // Listing every loaded program costs a few system calls per program: only with stats on.
+    let programs_before = stats_on.as_ref().map(|_| program_stats());
     let engine_before = process_cpu(engine.id());
     let on = workload().map(|mut round| {
         if let (Some(before), Some(after)) = (engine_before, process_cpu(engine.id())) {
             round.engine_cpu_per_op =
                 Some(per_op(after.saturating_sub(before), round.latencies.len()));
         }
-        if stats_on.is_some() {
-            round.programs = program_stats_since(&programs_before, program_stats());
+        if let Some(before) = &programs_before {
+            round.programs = program_stats_since(before, program_stats());
         }
         round
     });
@@ -437,9 +443,7 @@ fn report_programs(rounds: &[Round]) {
         .sum();
     let mut total = ProgramStats::new();
     for (name, (runs, time)) in rounds.iter().flat_map(|r| r.programs.iter()) {
-        let entry = total.entry(name.clone()).or_default();
-        entry.0 += runs;
-        entry.1 += *time;
+        add_runs(&mut total, name.clone(), *runs, *time);
     }
     if ops == 0 || total.is_empty() {
         return;

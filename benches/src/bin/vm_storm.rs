@@ -139,9 +139,6 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             .context("--perf: no perf on PATH (apt-get install linux-perf)")?;
         builder = builder.binary(perf, GUEST_PERF);
     }
-    if let Some(bad) = storms.iter().find(|s| s.contains("--perf")) {
-        bail!("--storm {bad:?}: use vm_storm's --perf");
-    }
     for name in STORM_BINARIES {
         let path = bin_dir.join(name);
         if !paths::is_executable_file(&path) {
@@ -259,11 +256,10 @@ fn guest_command(storm: &str) -> anyhow::Result<String> {
         );
     }
     let options: Vec<&str> = words.collect();
-    if let Some(bad) = options
-        .iter()
-        .find(|o| o.starts_with("--enforcer") || o.starts_with("--policy"))
-    {
-        bail!("--storm {storm:?}: {bad} is set by vm_storm");
+    if let Some(bad) = options.iter().find(|o| {
+        o.starts_with("--enforcer") || o.starts_with("--policy") || o.starts_with("--perf")
+    }) {
+        bail!("--storm {storm:?}: {bad} is set by vm_storm (profiles: vm_storm --perf)");
     }
     let mut command = vec![
         format!("{GUEST_BENCH_DIR}/{name}"),
@@ -281,8 +277,8 @@ fn guest_command(storm: &str) -> anyhow::Result<String> {
 }
 
 /// The guest's `/bench.sh`: each command between its console markers, then the engine's tier
-/// from the last storm's audit log; with `profile` (a sampling period), each command under
-/// `perf record` and its flat profile after it.
+/// from the last storm's audit log; with `profile` (a sampling period), each command with
+/// `--perf-record` (its last round with the engine profiled) and the flat profile after it.
 fn bench_script(commands: &[String], profile: Option<u64>) -> String {
     let mut s = String::from("#!/bin/busybox sh\ncd /tmp\n");
     for (index, command) in commands.iter().enumerate() {
@@ -347,6 +343,7 @@ mod tests {
         let open = guest_command("open_storm --access write").unwrap();
         assert!(!open.contains("--program"), "{open}");
         assert!(guest_command("exec_storm --policy x").is_err());
+        assert!(guest_command("exec_storm --perf-record /tmp/p").is_err());
         assert!(guest_command("rm -rf /").is_err());
         assert!(guest_command("  ").is_err());
     }

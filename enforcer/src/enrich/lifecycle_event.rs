@@ -11,7 +11,7 @@
 use enforcer_common::event::EventHeader;
 use serde::Serialize;
 
-use super::{Enricher, process_cache::ProcessRecord};
+use super::{Enricher, process_cache::ProcessRecord, process_json::basename};
 use crate::pipeline::{
     decode::Decoded,
     exec_event::{hook_name, text},
@@ -32,11 +32,6 @@ pub struct LifecycleEvent {
 }
 
 impl LifecycleEvent {
-    /// `fork` or `exit`.
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
     /// The one-line summary `enforcer run` prints: what `engine/sink.rs` prints for the same
     /// event as a JSON tree (a fork or exit has no executable or arguments of its own).
     pub fn summary(&self) -> String {
@@ -160,7 +155,7 @@ impl ProcessPart {
             file: cached
                 .filter(|rec| !rec.exe.is_empty())
                 .map(|rec| FilePart {
-                    name: rec.exe.rsplit('/').next().unwrap_or(&rec.exe).to_owned(),
+                    name: basename(&rec.exe).to_owned(),
                     path: rec.exe.clone(),
                 }),
             gid: h.gid,
@@ -180,14 +175,12 @@ impl Enricher {
     pub fn lifecycle_event(&mut self, record: &Decoded, ts: String) -> Option<LifecycleEvent> {
         let header = *record.header();
         let (tgid, at) = (header.tgid, header.timestamp_ns);
-        let exited_cached = self.observe_lifecycle(record);
-        let known = if exited_cached {
-            self.cache_mut().lookup_cached_at(tgid, at).is_some()
-                || self.cache_mut().lookup_at(tgid, at).is_some()
+        let exiting = self.observe_lifecycle(record);
+        let cached = if self.knows_at(tgid, at, exiting) {
+            self.cache().peek(tgid)
         } else {
-            self.cache_mut().lookup_at(tgid, at).is_some()
+            None
         };
-        let cached = if known { self.cache().peek(tgid) } else { None };
         let (comm, fork, exit) = match record {
             Decoded::Fork(r) => (
                 &r.comm,

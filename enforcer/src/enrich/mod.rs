@@ -124,10 +124,20 @@ impl Enricher {
     /// Like [`Enricher::process_json_for`] for an event at `event_ns` whose process start time
     /// is not known (see [`ProcessCache::lookup_at`]); `ancestors` only with [`Chain::With`].
     pub fn process_json_at(&mut self, tgid: u32, event_ns: u64, chain: Chain) -> Value {
-        if self.cache.lookup_at(tgid, event_ns).is_none() {
+        if !self.knows_at(tgid, event_ns, false) {
             return json!({ "pid": tgid });
         }
         self.json_of(tgid, chain)
+    }
+
+    /// Whether the cache holds the incarnation of `tgid` an event at `event_ns` is about
+    /// (then [`ProcessCache::peek`] gives it). `exiting`: the event is the exit that has just
+    /// marked the live cached record exited, which answers without reading `/proc` (see
+    /// [`ProcessCache::lookup_cached_at`]); otherwise, or when it does not fit,
+    /// [`ProcessCache::lookup_at`].
+    pub(crate) fn knows_at(&mut self, tgid: u32, event_ns: u64, exiting: bool) -> bool {
+        (exiting && self.cache.lookup_cached_at(tgid, event_ns).is_some())
+            || self.cache.lookup_at(tgid, event_ns).is_some()
     }
 
     /// Like [`Enricher::enrich_process_at`] for the exit record that has just marked the live
@@ -140,10 +150,10 @@ impl Enricher {
         event_ns: u64,
         chain: Chain,
     ) {
-        let extra = if self.cache.lookup_cached_at(tgid, event_ns).is_some() {
+        let extra = if self.knows_at(tgid, event_ns, true) {
             self.json_of(tgid, chain)
         } else {
-            self.process_json_at(tgid, event_ns, chain)
+            json!({ "pid": tgid })
         };
         process_json::merge_missing(process, extra);
     }

@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use super::process_cache::ProcessRecord;
 
 /// Basename of a path (the whole string when it has no `/`).
-fn basename(path: &str) -> &str {
+pub(crate) fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
