@@ -142,6 +142,8 @@ pub enum Hook {
     LsmPtraceTraceme = 34,
     /// Raw tracepoint `module:module_load` (a module is loaded, whatever the syscall).
     TpModuleLoad = 35,
+    /// LSM `bpf` (a `bpf(2)` call).
+    LsmBpf = 36,
 }
 
 impl TryFrom<u32> for Hook {
@@ -188,6 +190,7 @@ impl TryFrom<u32> for Hook {
             33 => Ok(Self::LsmPtraceAccessCheck),
             34 => Ok(Self::LsmPtraceTraceme),
             35 => Ok(Self::TpModuleLoad),
+            36 => Ok(Self::LsmBpf),
             other => Err(UnknownKind(other)),
         }
     }
@@ -337,9 +340,8 @@ pub enum Counter {
     PayloadClassified = 5,
     /// Payload plan matches.
     PayloadMatched = 6,
-    /// A pending payload verdict the LSM hook found for another socket or size (left over from
-    /// a send that never reached the hook) and ignored.
-    PendingStale = 7,
+    // 7 was `PendingStale` (send verdicts handed from a tracepoint to the LSM hook, which
+    // now classifies sends itself); not reused, so old and new counters never mix.
     /// DNS queries seen in socket sends.
     DnsSeen = 8,
     /// DNS plan matches.
@@ -402,6 +404,10 @@ pub const PAYLOAD_TRUNCATED: u32 = 1;
 /// and the LSM hook matches the send by its socket alone.
 pub const PAYLOAD_SIZE_UNKNOWN: u32 = 2;
 
+/// `fd` of a payload or DNS record seen by LSM `socket_sendmsg`, which gets the socket, not
+/// the descriptor: no descriptor (the audit record says `null`).
+pub const NO_FD: u32 = u32::MAX;
+
 /// A socket write whose first bytes are a JSON-RPC request (a JSON object with a `"method"`
 /// string): emitted by the payload tracepoints (signal and monitor tiers) or by the LSM
 /// `socket_sendmsg` hook (lsm tier), whether or not the method is in the plan.
@@ -428,20 +434,6 @@ pub struct PayloadRecord {
     pub data: [u8; PAYLOAD_LEN],
     /// The writer's comm.
     pub comm: [u8; COMM_LEN],
-}
-
-/// Value of [`crate::maps::PENDING_SEND`]: what the payload tracepoint found, for the LSM
-/// hook of the same syscall to act on and report.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingSend {
-    /// The plan entry that matched.
-    pub verdict: crate::plan::PlanVerdict,
-    /// Kernel address of the `struct file` written to: the LSM hook acts only when its socket's
-    /// file is this one (and the size matches), so a left-over entry cannot hit another send.
-    pub file: u64,
-    /// The record the LSM hook emits, with its header filled in by the hook.
-    pub record: PayloadRecord,
 }
 
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);

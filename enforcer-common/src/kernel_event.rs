@@ -205,6 +205,17 @@ impl KernelOp {
             KernelOp::ModuleLoad | KernelOp::Kexec | KernelOp::Ptrace
         )
     }
+
+    /// Whether the lsm tier's LSM hooks report every call of it from the caller's registers
+    /// (`kernel_lsm.rs`), so its `sys_enter_*` tracepoints are not attached there (where the
+    /// engine reads the registers: x86_64). Module unloads, credential changes, namespaces and
+    /// memfd have no such hook.
+    pub const fn reported_by_lsm(self) -> bool {
+        matches!(
+            self,
+            KernelOp::ModuleLoad | KernelOp::Kexec | KernelOp::Ptrace | KernelOp::Bpf
+        )
+    }
 }
 
 impl KernelSyscall {

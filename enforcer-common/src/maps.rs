@@ -33,17 +33,12 @@ pub const NEVER_KILL: &str = "NEVER_KILL";
 
 /// Payload plan: JSON-RPC method of a process's socket write -> verdict.
 pub const PAYLOAD_METHOD_PLAN: &str = "PAYLOAD_METHOD_PLAN";
-/// Payload verdicts the tracepoint leaves for the LSM `socket_sendmsg` hook of the same
-/// syscall: thread id (pid_tgid) -> `PendingSend`.
-pub const PENDING_SEND: &str = "PENDING_SEND";
 
 /// DNS plan, exact question names: `net::name_hash` of the name -> verdict.
 pub const DNS_NAME_PLAN: &str = "DNS_NAME_PLAN";
 /// DNS plan, domains and their sub-domains: `net::name_hash` of the domain -> verdict
 /// (longest listed suffix wins; `actions == 0` means excluded).
 pub const DNS_DOMAIN_PLAN: &str = "DNS_DOMAIN_PLAN";
-/// DNS verdicts the send tracepoint leaves for LSM `socket_sendmsg`: pid_tgid -> `PendingDns`.
-pub const PENDING_DNS: &str = "PENDING_DNS";
 /// Connect plan, IPv4: LPM trie of 4-byte addresses -> verdict.
 pub const CONNECT_V4_PLAN: &str = "CONNECT_V4_PLAN";
 /// Connect plan, IPv6: LPM trie of 16-byte addresses -> verdict.
@@ -150,4 +145,6 @@ pub mod programs {
     pub const LSM_PTRACE_ACCESS_CHECK: &str = "lsm_ptrace_access_check";
     /// LSM `ptrace_traceme`: PTRACE_TRACEME deny (lsm tier).
     pub const LSM_PTRACE_TRACEME: &str = "lsm_ptrace_traceme";
+    /// LSM `bpf`.
+    pub const LSM_BPF: &str = "lsm_bpf";
 }

@@ -2,7 +2,7 @@
 //! the daemon. The DNS name hash is defined here once so the loader's keys and the kernel's
 //! look-ups agree.
 
-use crate::{event::COMM_LEN, event::EventHeader, plan::PlanVerdict};
+use crate::{event::COMM_LEN, event::EventHeader};
 
 /// Bytes of a DNS message a [`DnsRecord`] carries (queries are far shorter; EDNS options fit).
 pub const DNS_DATA_LEN: usize = 512;
@@ -92,19 +92,6 @@ pub struct DnsResponseRecord {
     pub client: SockAddr,
     /// The DNS message from its header on.
     pub data: [u8; DNS_RESPONSE_DATA_LEN],
-}
-
-/// A DNS verdict the send tracepoint leaves for LSM `socket_sendmsg` of the same syscall
-/// ([`crate::maps::PENDING_DNS`]).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingDns {
-    /// The plan entry that matched.
-    pub verdict: PlanVerdict,
-    /// Kernel address of the socket's `struct file`: the LSM hook acts only on this socket.
-    pub file: u64,
-    /// The record the LSM hook emits.
-    pub record: DnsRecord,
 }
 
 /// A socket operation of a process, `header.kind` says which:

@@ -38,8 +38,6 @@ pub struct KernelOffsets {
     pub file_inode: u32,
     /// `struct inode` -> `i_mode` (umode_t, u16).
     pub inode_mode: u32,
-    /// `struct socket` -> `file` (`struct file *`).
-    pub socket_file: u32,
     /// `struct file` -> `private_data` (`void *`, the `struct socket *` of a socket file).
     pub file_private_data: u32,
     /// `struct socket` -> `type` (short: `SOCK_STREAM`, `SOCK_DGRAM`, ...).
@@ -180,6 +178,27 @@ pub struct KernelOffsets {
     pub cred_cap_inheritable: u32,
     /// `struct module` -> `name` (`char[MODULE_NAME_LEN]`).
     pub module_name: u32,
+    /// `struct msghdr` -> `msg_name` (kernel pointer to the copied address, or null).
+    pub msghdr_name: u32,
+    /// `struct msghdr` -> `msg_namelen` (int).
+    pub msghdr_namelen: u32,
+    /// `struct msghdr` -> `msg_iter` (an embedded `struct iov_iter`).
+    pub msghdr_iter: u32,
+    /// `struct iov_iter` -> `iter_type` (u8).
+    pub iter_type: u32,
+    /// `struct iov_iter` -> `iov_offset` (size_t; in a union from 6.1 to 6.3).
+    pub iter_iov_offset: u32,
+    /// `struct iov_iter` -> `count` (size_t; bytes left).
+    pub iter_count: u32,
+    /// `struct iov_iter` -> `ubuf` (user buffer of an `ITER_UBUF`; the same union holds the
+    /// kernel copy of the `struct iovec` array of an `ITER_IOVEC`, `iov` / `__iov`).
+    pub iter_ubuf: u32,
+    /// `struct iov_iter` -> `nr_segs` (unsigned long).
+    pub iter_nr_segs: u32,
+    /// Value of `ITER_UBUF` in this kernel's `enum iter_type` (`u32::MAX`: no such type).
+    pub iter_type_ubuf: u32,
+    /// Value of `ITER_IOVEC` in this kernel's `enum iter_type` (0 in 6.1, 1 in 6.12).
+    pub iter_type_iovec: u32,
 }
 
 impl KernelOffsets {
@@ -201,7 +220,6 @@ impl KernelOffsets {
         fdtable_fd: 0,
         file_inode: 0,
         inode_mode: 0,
-        socket_file: 0,
         file_private_data: 0,
         socket_type: 0,
         socket_sk: 0,
@@ -266,6 +284,16 @@ impl KernelOffsets {
         cred_uid: 0,
         cred_cap_inheritable: 0,
         module_name: 0,
+        msghdr_name: 0,
+        msghdr_namelen: 0,
+        msghdr_iter: 0,
+        iter_type: 0,
+        iter_iov_offset: 0,
+        iter_count: 0,
+        iter_ubuf: 0,
+        iter_nr_segs: 0,
+        iter_type_ubuf: u32::MAX,
+        iter_type_iovec: u32::MAX,
     };
 }
 
@@ -361,7 +389,8 @@ impl KernelOffsets {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3);
+const _: () =
+    assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9);
 
 #[cfg(test)]
 mod tests {

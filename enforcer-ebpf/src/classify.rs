@@ -81,7 +81,7 @@ unsafe extern "C" fn needle_step(index: u64, ctx: *mut c_void) -> i64 {
     if pos + NEEDLE.len() > PAYLOAD_LEN || pos as u64 + NEEDLE.len() as u64 > s.search_len {
         return 1;
     }
-    let data = &s.pending.record.data;
+    let data = &s.record.data;
     // Each index masked right before its use: LLVM would otherwise walk a pointer from an
     // index the verifier holds as possibly negative.
     let mut k = 0;
@@ -130,8 +130,8 @@ pub(crate) fn find_method(scratch: &mut PayloadScratch, len: usize) -> usize {
         return 0;
     }
     let slot = &mut scratch.slot;
-    let data = &scratch.pending.record.data;
-    let method = &mut scratch.pending.record.method;
+    let data = &scratch.record.data;
+    let method = &mut scratch.record.method;
     let Some(after) = opaque(slot, after, PAYLOAD_LEN) else {
         return 0;
     };

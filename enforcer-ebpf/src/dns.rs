@@ -96,7 +96,7 @@ unsafe extern "C" fn parse_step(index: u64, ctx: *mut c_void) -> i64 {
         st.status = UNPARSEABLE;
         return 1;
     }
-    let Some(&b) = scratch.pending.record.data.get(pos) else {
+    let Some(&b) = scratch.record.data.get(pos) else {
         st.status = UNPARSEABLE;
         return 1;
     };
@@ -217,7 +217,7 @@ pub(crate) fn lookup(scratch: &mut DnsScratch, len: usize) -> Option<PlanVerdict
         )
     };
     // SAFETY: as above.
-    unsafe { (*ctx.scratch).pending.record.name_hash = hash };
+    unsafe { (*ctx.scratch).record.name_hash = hash };
     if let Some(v) = DNS_NAME_PLAN.get_ptr(hash) {
         // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
         return Some(unsafe { *v });

@@ -359,9 +359,3 @@ pub(crate) fn current_creds(
     out.caps[2] = read_at(cred, off.cred_cap_effective)?;
     Ok(())
 }
-
-/// The `struct file *` of a `struct socket *` (`sock->file`).
-#[inline(always)]
-pub(crate) fn file_of_socket(sock: *const u8) -> Option<*const u8> {
-    read_at(sock, offsets().socket_file).ok()
-}

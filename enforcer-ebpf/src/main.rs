@@ -5,8 +5,8 @@
 //! | `lsm_bprm_check_security` | LSM `bprm_check_security` | lsm | deny (and optionally kill) an exec the plan names |
 //! | `tp_sched_process_exec` | raw tracepoint `sched_process_exec` | all | exec record with argv; SIGKILL in the signal tier; SIGKILL for a listed `scheme://` in the arguments (argument plan, `args.rs`) in every tier |
 //! | `tp_sched_process_fork`, `tp_sched_process_exit` | raw tracepoints `sched_process_{fork,exit}` | all | process lifecycle records (new processes, last-thread exits) for the process cache |
-//! | `tp_sys_enter_send` | tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}` (one program, four attachments) | all | classify a socket send: DNS query (question name) or JSON-RPC method; SIGKILL in the signal tier |
-//! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | deny the send the tracepoint flagged (stratum login, pool look-up) |
+//! | `tp_sys_enter_send` | tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}` (one program, five attachments) | signal, monitor | classify a socket send (`send.rs`): DNS query (question name) or JSON-RPC method; SIGKILL for deny/kill rules |
+//! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | classify every socket send from the kernel's copy of the message (`send.rs`); deny stratum logins and pool look-ups |
 //! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor | connect records and pool-address match; SIGKILL in the signal tier |
 //! | `lsm_socket_connect` | LSM `socket_connect` | lsm | connect records; deny connects to pool addresses |
 //! | `tp_sys_exit_open` | tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` | signal, monitor | write opens of watched paths; SIGKILL for deny/kill rules |
@@ -15,8 +15,8 @@
 //! | `lsm_bprm_creds_from_file` | sleepable LSM `bprm_creds_from_file` | lsm (optional) | SHA-256 of first-seen executables in the kernel (`bpf_ima_file_hash`), deny on a hash-plan match; verdicts cached by file identity |
 //! | `lsm_mmap_file_hash` | sleepable LSM `mmap_file` | lsm (optional, with `lsm_bprm_creds_from_file`) | SHA-256 of a file mapped executable with no cached verdict (a renamed miner run through ld.so), deny on a hash-plan match |
 //! | `lsm_mmap_file`, `lsm_file_mprotect` | LSM `mmap_file`, `file_mprotect` | lsm | a file mapped executable (a program run through ld.so) checked against the exec name and identity plans |
-//! | `tp_sys_enter_kernel` | tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create; one program) | all | kernel-activity records when a rule is about the operation; SIGKILL for a `kernel.op` deny/kill rule outside the LSM hooks |
-//! | `lsm_kernel_read_file`, `lsm_kernel_load_data`, `lsm_ptrace_access_check`, `lsm_ptrace_traceme` | LSM hooks of the same names | lsm | deny module loads, kexec and ptrace attaches a `kernel.op` rule names (and record them) |
+//! | `tp_sys_enter_kernel` | tracepoints `syscalls/sys_enter_*` of the kernel-activity syscalls (module, bpf, ptrace, kexec, set*id, capset, unshare, setns, memfd_create; one program) | all (lsm: only those no LSM hook reports) | kernel-activity records when a rule is about the operation; SIGKILL for a `kernel.op` deny/kill rule outside the LSM hooks |
+//! | `lsm_kernel_read_file`, `lsm_kernel_load_data`, `lsm_ptrace_access_check`, `lsm_ptrace_traceme`, `lsm_bpf` | LSM hooks of the same names | lsm | report module loads, kexec, ptrace attaches and `bpf` calls a rule is about, from the caller's registers (x86_64: their tracepoints are then not attached); deny those a `kernel.op` rule refuses |
 //!
 //! Maps are in `maps.rs`, record emission in `emit.rs`, zeroing without `memset` in `mem.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, file paths and the watch plan in `file.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
@@ -40,6 +40,7 @@ mod mem;
 mod net;
 mod plan;
 mod syscall_record;
+mod user_regs;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,9 +7,9 @@ use aya_ebpf::{
 };
 use enforcer_common::{
     config::EngineConfig,
-    event::{COUNTER_SLOTS, PendingSend},
+    event::{COUNTER_SLOTS, PayloadRecord},
     kernel_event::{KERNEL_OP_SLOTS, KernelRecord},
-    net::{DNS_NAME_LEN, PendingDns},
+    net::{DNS_NAME_LEN, DnsRecord},
     offsets::KernelOffsets,
     plan::{
         EVENTS_RING_BYTES, FileId, HashKey, InodeKey, LIFECYCLE_RING_BYTES, MethodKey, NameKey,
@@ -107,14 +107,7 @@ pub(crate) static NEVER_KILL: HashMap<FileId, u32> = HashMap::with_max_entries(1
 pub(crate) static PAYLOAD_METHOD_PLAN: HashMap<MethodKey, PlanVerdict> =
     HashMap::with_max_entries(256, 0);
 
-/// Payload verdicts waiting for the LSM `socket_sendmsg` hook of the same syscall: thread id
-/// (pid_tgid) -> what the payload tracepoint found. LRU, so entries the hook never consumes
-/// (a send that failed before reaching it) age out instead of filling the map.
-#[map(name = "PENDING_SEND")]
-pub(crate) static PENDING_SEND: LruHashMap<u64, PendingSend> =
-    LruHashMap::with_max_entries(4096, 0);
-
-/// Per-CPU scratch for building a `PendingSend` (too large for the stack).
+/// Per-CPU scratch for building a payload record (too large for the stack).
 #[map(name = "PAYLOAD_SCRATCH")]
 pub(crate) static PAYLOAD_SCRATCH: PerCpuArray<PayloadScratch> =
     PerCpuArray::with_max_entries(1, 0);
@@ -122,7 +115,8 @@ pub(crate) static PAYLOAD_SCRATCH: PerCpuArray<PayloadScratch> =
 /// Contents of [`PAYLOAD_SCRATCH`].
 #[repr(C)]
 pub(crate) struct PayloadScratch {
-    pub(crate) pending: PendingSend,
+    /// The record being built.
+    pub(crate) record: PayloadRecord,
     /// A word the classifier launders loop positions through (see `classify::opaque`).
     pub(crate) slot: u64,
     /// Valid bytes of the payload for the `"method"` search (`classify::find_method`).
@@ -143,11 +137,6 @@ pub(crate) static DNS_NAME_PLAN: HashMap<u64, PlanVerdict> = HashMap::with_max_e
 #[map(name = "DNS_DOMAIN_PLAN")]
 pub(crate) static DNS_DOMAIN_PLAN: HashMap<u64, PlanVerdict> = HashMap::with_max_entries(65536, 0);
 
-/// DNS verdicts waiting for LSM `socket_sendmsg` in the same syscall: pid_tgid -> what the send
-/// tracepoint found. LRU, like [`PENDING_SEND`].
-#[map(name = "PENDING_DNS")]
-pub(crate) static PENDING_DNS: LruHashMap<u64, PendingDns> = LruHashMap::with_max_entries(1024, 0);
-
 /// Per-CPU scratch for a DNS query being classified (too large for the stack).
 #[map(name = "DNS_SCRATCH")]
 pub(crate) static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);
@@ -155,8 +144,8 @@ pub(crate) static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_e
 /// Contents of [`DNS_SCRATCH`].
 #[repr(C)]
 pub(crate) struct DnsScratch {
-    /// The record (and, in the lsm tier, the pending verdict) being built.
-    pub(crate) pending: PendingDns,
+    /// The record being built.
+    pub(crate) record: DnsRecord,
     /// The question name, dotted and lowercase.
     pub(crate) name: [u8; DNS_NAME_LEN],
     /// State of the name-parsing loop (in map memory on purpose: see `dns::LoopCtx`).

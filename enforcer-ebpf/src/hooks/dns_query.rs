@@ -1,21 +1,20 @@
-//! DNS queries a process sends, called from the send tracepoints (`sys_enter_send.rs`) once the
-//! first bytes look like a query header:
-//! 1. stop unless the fd is a socket;
+//! DNS queries a process sends, called from `send.rs` (LSM `socket_sendmsg` in the lsm tier, the
+//! send tracepoints elsewhere) once the first bytes look like a query header:
+//! 1. stop unless the send is on a socket;
 //! 2. copy up to 512 bytes of the message (after the TCP length prefix, if any);
 //! 3. parse the question name and look it up in `DNS_NAME_PLAN` / `DNS_DOMAIN_PLAN`
 //!    (`dns.rs`); a name the kernel cannot parse is recorded and counted, not matched;
 //! 4. note the server: the syscall's address, else the connected socket's peer.
 //!
-//! | tier | plan match (with an action) | action |
+//! | seen by | plan match (with an action) | action |
 //! |---|---|---|
-//! | lsm | yes | leave a `PendingDns` for LSM `socket_sendmsg`, which fails the send with EPERM (the resolver call fails) and reports |
-//! | signal | deny or kill rule, enforcing | SIGKILL to the sender (a tracepoint cannot deny), record `kill` |
-//! | any | rule or engine in monitor mode | record `would_deny` / `would_kill` (lsm: via the LSM hook) |
-//! | any | no | record the query (no verdict) |
+//! | LSM `socket_sendmsg` | deny rule, enforcing | refuse the send with EPERM (the resolver call fails), record `deny` (+ `kill` if the rule kills) |
+//! | send tracepoint | deny or kill rule, enforcing | SIGKILL to the sender (a tracepoint cannot deny), record `kill` |
+//! | either | rule or engine in monitor mode | record `would_deny` / `would_kill` |
+//! | either | no | record the query (no verdict) |
 
 use aya_ebpf::helpers::generated::bpf_get_current_comm;
 use enforcer_common::{
-    config::Tier,
     event::{COMM_LEN, Counter, EventKind, Hook},
     net::{
         DNS_DATA_LEN, DNS_NAME_UNPARSED, DNS_SERVER_FROM_SOCKET, DNS_TCP, DNS_TRUNCATED, DnsRecord,
@@ -23,20 +22,21 @@ use enforcer_common::{
     },
 };
 
-use super::{payload::read_user, sys_enter_send::Send};
+use super::{payload::read_user, send::Send};
 use crate::{
     dns, emit,
-    kernel::{self, ReadError},
-    maps::{DNS_SCRATCH, PENDING_DNS, config, count},
-    net::{self, Space},
+    kernel::ReadError,
+    maps::{DNS_SCRATCH, config, count},
+    net,
     plan::{Site, act},
 };
 
 /// Records (and, where the plan says so, stops) a DNS query; see the module documentation.
+/// `Ok(true)`: refuse the send.
 #[inline(always)]
-pub(crate) fn on_query(send: &Send, tcp: bool) -> Result<(), ReadError> {
-    let Some(file) = kernel::socket_file(send.fd) else {
-        return Ok(());
+pub(crate) fn on_query(send: &Send, tcp: bool, site: Site) -> Result<bool, ReadError> {
+    let Some(sock) = send.socket() else {
+        return Ok(false);
     };
     count(Counter::DnsSeen);
     let scratch = DNS_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
@@ -47,7 +47,7 @@ pub(crate) fn on_query(send: &Send, tcp: bool) -> Result<(), ReadError> {
     } else {
         (send.buf, send.buf_len)
     };
-    let rec = &mut scratch.pending.record;
+    let rec = &mut scratch.record;
     // Constant read sizes, largest first (see payload.rs for why).
     let data = &mut rec.data;
     let got = if read_user(start, &mut data[..]) {
@@ -77,8 +77,7 @@ pub(crate) fn on_query(send: &Send, tcp: bool) -> Result<(), ReadError> {
         rec.flags |= DNS_TRUNCATED;
     }
     rec.server = SockAddr::default();
-    if !net::read_sockaddr(send.addr, send.addr_len, Space::User, &mut rec.server)
-        && let Some(sock) = net::socket_of_file(file)
+    if !net::read_sockaddr(send.addr, send.addr_len, send.addr_space(), &mut rec.server)
         && net::socket_peer(sock, &mut rec.server)
     {
         rec.flags |= DNS_SERVER_FROM_SOCKET;
@@ -88,31 +87,21 @@ pub(crate) fn on_query(send: &Send, tcp: bool) -> Result<(), ReadError> {
     let plan = match dns::parse_name(scratch, data_len) {
         Some(name_len) => dns::lookup(scratch, name_len),
         None => {
-            scratch.pending.record.flags |= DNS_NAME_UNPARSED;
+            scratch.record.flags |= DNS_NAME_UNPARSED;
             count(Counter::DnsUnparsed);
             None
         }
     };
     let mut verdict = emit::Verdict::NONE;
+    let mut deny = false;
     if let Some(plan) = plan
         && plan.actions != 0
     {
         count(Counter::DnsMatched);
-        let cfg = config();
-        if cfg.tier == Tier::Lsm as u32 {
-            let pending = &mut scratch.pending;
-            pending.verdict = plan;
-            pending.file = file as u64;
-            let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-            // By reference, as in payload.rs: a by-value copy would not fit the stack.
-            #[allow(clippy::needless_borrows_for_generic_args)]
-            let _ = PENDING_DNS.insert(pid_tgid, &*pending, 0);
-            return Ok(());
-        }
-        verdict = act(&plan, &cfg, Site::Tracepoint).0;
+        (verdict, deny) = act(&plan, &config(), site);
     }
-    emit_dns(&scratch.pending.record, send.hook(), &verdict);
-    Ok(())
+    emit_dns(&scratch.record, send.hook(), &verdict);
+    Ok(deny)
 }
 
 /// Emits a DNS record: `body` with a header for the current task.

@@ -1,8 +1,10 @@
-//! Kernel-activity syscalls, seen in every tier by one tracepoint program attached to the
+//! Kernel-activity syscalls, in every tier: one tracepoint program attached to the
 //! `syscalls/sys_enter_*` tracepoint of each of them (those the running kernel has: without
 //! `CONFIG_MODULES` or `CONFIG_KEXEC*` the module and kexec ones do not exist, and the loader
-//! reports them unseen). The program tells them apart by `__syscall_nr` through
-//! `KERNEL_SYSCALLS`.
+//! reports them unseen), and, in the lsm tier, the LSM hooks of `kernel_lsm.rs`, which report
+//! module loads, kexec, ptrace and `bpf` through the same [`on_call`] from the caller's
+//! registers (the loader then does not attach those tracepoints). Calls are told apart by
+//! syscall number through `KERNEL_SYSCALLS`.
 //!
 //! | step | cost |
 //! |---|---|
@@ -10,9 +12,9 @@
 //! | no enabled rule is about the operation (`PLAN_SETTINGS.kernel_ops`) | return, `kernel_filtered` + 1 |
 //! | `bpf` by the engine, or a `bpf` command other than map create / prog load / attach / BTF load / link create / raw tracepoint open | return |
 //! | `ptrace` request other than `PTRACE_TRACEME` / `ATTACH` / `SEIZE` | return |
-//! | lsm tier, operation an LSM hook refuses (module load, kexec, ptrace) and the plan acts on it | return: `kernel_lsm.rs` reports it, with its verdict |
-//! | plan entry with an action (signal tier) | SIGKILL through `plan::act` (the syscall itself runs: a tracepoint cannot refuse it) |
-//! | otherwise | `KernelRecord` of the attempt (the result is not known at entry) |
+//! | tracepoint in the lsm tier (an architecture without `user_regs`), operation an LSM hook refuses (module load, kexec, ptrace) and the plan acts on it | return: `kernel_lsm.rs` reports it, with its verdict |
+//! | plan entry with an action | LSM hook: deny (and kill) through `plan::act`; tracepoint: SIGKILL (the syscall itself runs) |
+//! | otherwise | `KernelRecord` of the call (from a tracepoint: the attempt, the result is not known at entry) |
 //!
 //! What each syscall's record carries is documented on `enforcer_common::kernel_event::KernelSyscall`.
 
@@ -101,68 +103,108 @@ pub(crate) fn reset(rec: &mut KernelRecord, syscall: KernelSyscall) {
 /// `syscall_arg` may load directly.
 const KERNEL_ARGS: usize = 1;
 
+/// Where a kernel-activity call's arguments come from: the tracepoint's record, or the
+/// caller's saved registers (`user_regs.rs`, for the LSM hooks). Each source gets its own
+/// inlined copy of [`on_call`], verified in its own program.
+pub(crate) trait CallArgs {
+    /// Argument `i` (a constant at every call site once inlined).
+    fn arg(&self, i: usize) -> Result<u64, ReadError>;
+}
+
+impl CallArgs for TracePointContext {
+    #[inline(always)]
+    fn arg(&self, i: usize) -> Result<u64, ReadError> {
+        syscall_arg::<KERNEL_ARGS>(self, i)
+    }
+}
+
+impl CallArgs for [u64; 6] {
+    #[inline(always)]
+    fn arg(&self, i: usize) -> Result<u64, ReadError> {
+        self.get(i).copied().ok_or(ReadError)
+    }
+}
+
 /// Entry point, attached to every kernel-activity `sys_enter_*` tracepoint.
 #[tracepoint(category = "syscalls", name = "sys_enter_setuid")]
 pub(crate) fn tp_sys_enter_kernel(ctx: TracePointContext) -> u32 {
-    if try_kernel(&ctx).is_err() {
+    let result = syscall_nr(&ctx).and_then(|nr| match kernel_syscall(nr as u32 as u64) {
+        Some(syscall) => on_call(syscall, &ctx, Hook::TpSysEnterKernel, Site::Tracepoint),
+        None => Ok(false),
+    });
+    if result.is_err() {
         count(Counter::ReadError);
     }
     0
 }
 
+/// The kernel-activity call with syscall number `nr` (`KERNEL_SYSCALLS`), if it is one.
 #[inline(always)]
-fn try_kernel(ctx: &TracePointContext) -> Result<(), ReadError> {
-    let nr = syscall_nr(ctx)?;
-    let nr = nr as u32;
-    if nr >= KERNEL_SYSCALL_NRS {
-        return Ok(());
+pub(crate) fn kernel_syscall(nr: u64) -> Option<KernelSyscall> {
+    if nr >= u64::from(KERNEL_SYSCALL_NRS) {
+        return None;
     }
-    let Some(code) = KERNEL_SYSCALLS.get(nr) else {
-        return Ok(());
-    };
-    let Ok(syscall) = KernelSyscall::try_from(*code) else {
-        return Ok(());
-    };
+    let code = KERNEL_SYSCALLS.get(nr as u32)?;
+    KernelSyscall::try_from(*code).ok()
+}
+
+/// Reports (and, where the plan acts, stops) one call, its arguments from `args`, seen by
+/// `hook` at `site`; see the module documentation. `Ok(true)`: refuse it (LSM site only).
+#[inline(always)]
+pub(crate) fn on_call<A: CallArgs>(
+    syscall: KernelSyscall,
+    args: &A,
+    hook: Hook,
+    site: Site,
+) -> Result<bool, ReadError> {
     let op = syscall.op();
     if plan_settings().kernel_ops & op.bit() == 0 {
         count(Counter::KernelFiltered);
-        return Ok(());
+        return Ok(false);
     }
     let cfg = config();
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let arg0 = syscall_arg::<KERNEL_ARGS>(ctx, 0)?;
+    let arg0 = args.arg(0)?;
     match syscall {
         KernelSyscall::Bpf if tgid == cfg.engine_tgid || !BPF_CMDS.contains(&arg0) => {
-            return Ok(());
+            return Ok(false);
         }
-        KernelSyscall::Ptrace if !PTRACE_REQUESTS.contains(&arg0) => return Ok(()),
+        KernelSyscall::Ptrace if !PTRACE_REQUESTS.contains(&arg0) => return Ok(false),
         _ => {}
     }
-    count(Counter::KernelSeen);
     let plan = op_plan(op);
-    if cfg.tier == Tier::Lsm as u32 && op.lsm_enforced() && plan.is_some() {
-        // The LSM hook of this operation acts and reports (one record per event).
-        return Ok(());
+    if site == Site::Tracepoint
+        && cfg.tier == Tier::Lsm as u32
+        && op.lsm_enforced()
+        && plan.is_some()
+    {
+        // Where the tracepoint is attached in the lsm tier (no `user_regs` on this
+        // architecture), the LSM hook of this operation acts and reports.
+        return Ok(false);
     }
+    count(Counter::KernelSeen);
     let mut verdict = emit::Verdict::NONE;
+    let mut deny = false;
     if let Some(plan) = plan {
         count(Counter::KernelMatched);
-        (verdict, _) = act(&plan, &cfg, Site::Tracepoint);
+        (verdict, deny) = act(&plan, &cfg, site);
     }
-    let rec = KERNEL_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
-    // SAFETY: per-CPU slot 0 from a successful look-up, used by this program only; BPF
+    // Slot 0 for the tracepoint, 1 for the LSM hooks: a tracepoint may fire inside a hook.
+    let slot = if site == Site::Lsm { 1 } else { 0 };
+    let rec = KERNEL_SCRATCH.get_ptr_mut(slot).ok_or(ReadError)?;
+    // SAFETY: per-CPU slot from a successful look-up, used by one kind of program only; BPF
     // programs are not re-entered on the same CPU while it runs.
     let rec = unsafe { &mut *rec };
     reset(rec, syscall);
-    gather(ctx, syscall, arg0, rec)?;
-    emit_kernel(rec, Hook::TpSysEnterKernel, &verdict);
-    Ok(())
+    gather(args, syscall, arg0, rec)?;
+    emit_kernel(rec, hook, &verdict);
+    Ok(deny)
 }
 
-/// Fills the syscall-specific part of `rec` from the tracepoint's arguments.
+/// Fills the syscall-specific part of `rec` from the call's arguments.
 #[inline(always)]
-fn gather(
-    ctx: &TracePointContext,
+fn gather<A: CallArgs>(
+    args: &A,
     syscall: KernelSyscall,
     arg0: u64,
     rec: &mut KernelRecord,
@@ -170,46 +212,32 @@ fn gather(
     use KernelSyscall as S;
     match syscall {
         S::InitModule => {
-            rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0];
+            rec.args = [arg0, args.arg(1)?, 0];
             rec.flags |= KERNEL_NAME_UNKNOWN;
-            user_string_data(syscall_arg::<KERNEL_ARGS>(ctx, 2)?, rec);
+            user_string_data(args.arg(2)?, rec);
         }
         S::FinitModule => {
-            rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 2)?, 0];
+            rec.args = [arg0, args.arg(2)?, 0];
             fd_name(arg0, rec);
-            user_string_data(syscall_arg::<KERNEL_ARGS>(ctx, 1)?, rec);
+            user_string_data(args.arg(1)?, rec);
         }
         S::DeleteModule => {
-            rec.args = [syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0, 0];
+            rec.args = [args.arg(1)?, 0, 0];
             user_string_name(arg0, rec);
         }
         S::Bpf => {
-            let size = syscall_arg::<KERNEL_ARGS>(ctx, 2)?;
+            let size = args.arg(2)?;
             rec.args = [arg0, size, 0];
-            let attr = syscall_arg::<KERNEL_ARGS>(ctx, 1)?;
+            let attr = args.arg(1)?;
             user_data(attr, BPF_ATTR_COPY, size, rec);
         }
-        S::Ptrace => rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0],
+        S::Ptrace => rec.args = [arg0, args.arg(1)?, 0],
         S::ProcessVmWritev => {
-            rec.args = [
-                arg0,
-                syscall_arg::<KERNEL_ARGS>(ctx, 2)?,
-                syscall_arg::<KERNEL_ARGS>(ctx, 4)?,
-            ];
+            rec.args = [arg0, args.arg(2)?, args.arg(4)?];
         }
-        S::KexecLoad => {
-            rec.args = [
-                arg0,
-                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
-                syscall_arg::<KERNEL_ARGS>(ctx, 3)?,
-            ]
-        }
+        S::KexecLoad => rec.args = [arg0, args.arg(1)?, args.arg(3)?],
         S::KexecFileLoad => {
-            rec.args = [
-                arg0,
-                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
-                syscall_arg::<KERNEL_ARGS>(ctx, 4)?,
-            ];
+            rec.args = [arg0, args.arg(1)?, args.arg(4)?];
             fd_name(arg0, rec);
         }
         S::Setuid | S::Setgid | S::Setfsuid | S::Setfsgid | S::Unshare => {
@@ -217,15 +245,11 @@ fn gather(
             creds(syscall, rec);
         }
         S::Setreuid | S::Setregid | S::Setns => {
-            rec.args = [arg0, syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0];
+            rec.args = [arg0, args.arg(1)?, 0];
             creds(syscall, rec);
         }
         S::Setresuid | S::Setresgid => {
-            rec.args = [
-                arg0,
-                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
-                syscall_arg::<KERNEL_ARGS>(ctx, 2)?,
-            ];
+            rec.args = [arg0, args.arg(1)?, args.arg(2)?];
             creds(syscall, rec);
         }
         S::Capset => {
@@ -237,16 +261,11 @@ fn gather(
             if ok {
                 rec.args = [u64::from(header[0]), u64::from(header[1]), 0];
             }
-            user_data(
-                syscall_arg::<KERNEL_ARGS>(ctx, 1)?,
-                CAP_DATA_LEN,
-                u64::from(CAP_DATA_LEN),
-                rec,
-            );
+            user_data(args.arg(1)?, CAP_DATA_LEN, u64::from(CAP_DATA_LEN), rec);
             creds(syscall, rec);
         }
         S::MemfdCreate => {
-            rec.args = [syscall_arg::<KERNEL_ARGS>(ctx, 1)?, 0, 0];
+            rec.args = [args.arg(1)?, 0, 0];
             user_string_name(arg0, rec);
         }
         // Not syscalls: reported by their own programs (`kernel_lsm.rs`, `module_loaded.rs`).

@@ -1,42 +1,47 @@
-//! LSM hooks of the kernel-activity family (lsm tier only): the operations a rule can refuse.
-//! Each returns at once unless `KERNEL_OP_PLAN` has a rule acting (deny, kill) on its
-//! operation; then it acts through `plan::act` and reports the event (the tracepoint leaves
-//! such events to it, so each is reported once).
+//! LSM hooks of the kernel-activity family (lsm tier only): module loads, kexec, ptrace and
+//! `bpf(2)`, reported and, where a rule acts, refused.
 //!
-//! | hook (args) | operation | record (`KernelSyscall`) |
+//! Each hook first asks the caller's saved registers (`user_regs.rs`) which call it is in. When
+//! they name the call the hook stands for, it reports it through `kernel_activity::on_call`
+//! with those arguments: the same record the `sys_enter_*` tracepoint builds (parameters,
+//! file name, `bpf_attr`, ...), the hook's name, and an LSM verdict. The loader then does not
+//! attach these operations' tracepoints, so no syscall tracepoint is needed for them.
+//!
+//! | hook (args) | the call it stands for | otherwise (fallback) |
 //! |---|---|---|
-//! | `kernel_read_file(file, id, contents)`, id `READING_MODULE` (2) / `READING_MODULE_COMPRESSED` (7) | module load (`finit_module`) | `FinitModule`, name = file basename, args `[fd, flags]` and data = parameters from the caller's registers |
-//! | same, id `READING_KEXEC_IMAGE` (3) | kexec (`kexec_file_load`) | `KexecFileLoad`, name = file basename |
-//! | `kernel_load_data(id, contents)`, id `LOADING_MODULE` (2) | module load (`init_module`) | `InitModule`, name unknown, args `[umod, len]` and data = parameters from the caller's registers |
-//! | same, id `LOADING_KEXEC_IMAGE` (3) | kexec (`kexec_load`) | `KexecLoad` |
-//! | `ptrace_access_check(child, mode)` with `PTRACE_MODE_ATTACH` | ptrace (attach, seize, `process_vm_*`, `/proc/PID/mem`) | `PtraceAccess`, args `[mode, target tgid]` |
-//! | `ptrace_traceme(parent)` | ptrace (`PTRACE_TRACEME`) | `PtraceTraceme`, args `[0, parent tgid]` |
+//! | `kernel_read_file(file, id, contents)`, id `READING_MODULE` (2) / `READING_MODULE_COMPRESSED` (7) | `finit_module` | `FinitModule`, name = file basename, parameters unread |
+//! | same, id `READING_KEXEC_IMAGE` (3) | `kexec_file_load` | `KexecFileLoad`, name = file basename |
+//! | `kernel_load_data(id, contents)`, id `LOADING_MODULE` (2) | `init_module` | `InitModule`, name unknown, parameters unread |
+//! | same, id `LOADING_KEXEC_IMAGE` (3) | `kexec_load` | `KexecLoad` |
+//! | `ptrace_access_check(child, mode)` with `PTRACE_MODE_ATTACH` | `ptrace` (attach, seize), `process_vm_writev` | `PtraceAccess`, args `[mode, target tgid]` (`process_vm_readv`, `/proc/PID/mem`, ...) |
+//! | `ptrace_traceme(parent)` | `ptrace(PTRACE_TRACEME)` | `PtraceTraceme`, args `[0, parent tgid]` |
+//! | `bpf(cmd, attr, size[, kernel])` | `bpf` | nothing (a call from the kernel, not a process) |
 //!
-//! Module parameters are not arguments of these hooks: `module_args.rs` reads them (and the
-//! syscall's other arguments) from the caller's saved user registers, after checking the saved
-//! syscall number is `finit_module` / `init_module`, so the record carries them as the
-//! tracepoint's does; when that check fails (or off x86_64) the record has
-//! `KERNEL_DATA_UNREAD` and the event `kernel.module.args_unknown` instead of args.
+//! The fallback (registers of another call, a kernel thread, or an architecture other than
+//! x86_64 where the tracepoints stay attached) only acts and reports when the plan acts on
+//! the operation, as the tracepoint reports the rest.
 //!
-//! An earlier LSM's refusal is returned unchanged. A call refused before the LSM (no
-//! `CAP_SYS_MODULE`, a same-thread-group ptrace) is not reported.
+//! An earlier LSM's refusal is returned unchanged (the `bpf` hook reads no previous value:
+//! its arity changed in 6.9, and a BPF LSM program runs only while every earlier one returned
+//! 0, so it would always be 0). A call refused before the LSM (no `CAP_SYS_MODULE`, a
+//! same-thread-group ptrace) is not reported.
 
-use aya_ebpf::{macros::lsm, programs::LsmContext};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
-    kernel_event::{KERNEL_NAME_UNKNOWN, KernelOp, KernelSyscall},
+    kernel_event::{KERNEL_DATA_UNREAD, KERNEL_NAME_UNKNOWN, KernelOp, KernelSyscall},
 };
 
 use super::{
-    Verdict,
-    kernel_activity::{emit_kernel, op_plan, reset},
-    module_args::module_args,
+    Verdict, fail_open,
+    kernel_activity::{emit_kernel, kernel_syscall, on_call, op_plan, reset},
 };
 use crate::{
     kernel,
     maps::{KERNEL_SCRATCH, config, count, offsets},
     plan::{Site, act},
+    user_regs,
 };
 
 /// `enum kernel_read_file_id` / `kernel_load_data_id` values (the order is fixed by the
@@ -47,13 +52,42 @@ const READING_MODULE_COMPRESSED: u32 = 7;
 /// `PTRACE_MODE_ATTACH`.
 const PTRACE_MODE_ATTACH: u32 = 2;
 
-/// Acts on `syscall` when the plan says so; `file` (may be null) names it, `target` is the
-/// other task (ptrace) or null.
+/// Reports the call the caller's registers name when it is one of `calls` (see the module
+/// documentation); `None` when they name another (or cannot be read): the caller falls back.
 #[inline(always)]
-fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) -> i32 {
+fn from_registers(calls: &[KernelSyscall], hook: Hook) -> Option<i32> {
+    let regs = user_regs::current().ok()?;
+    let syscall = kernel_syscall(regs.nr)?;
+    if !calls.contains(&syscall) {
+        return None;
+    }
+    Some(fail_open(
+        on_call(syscall, &regs.args, hook, Site::Lsm)
+            .map(|deny| if deny { Verdict::Deny } else { Verdict::Allow }),
+    ))
+}
+
+/// Reports `calls` from the registers, else falls back to [`on_op`] with `fallback`.
+#[inline(always)]
+fn report(
+    calls: &[KernelSyscall],
+    fallback: KernelSyscall,
+    hook: Hook,
+    file: *const u8,
+    args: [u64; 3],
+) -> i32 {
     if config().tier != Tier::Lsm as u32 {
         return 0;
     }
+    match from_registers(calls, hook) {
+        Some(ret) => ret,
+        None => on_op(fallback, hook, file, args),
+    }
+}
+
+/// The fallback: acts on `syscall` when the plan says so; `file` (may be null) names it.
+#[inline(always)]
+fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) -> i32 {
     let op = syscall.op();
     let Some(plan) = op_plan(op) else {
         return 0;
@@ -82,7 +116,7 @@ fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) ->
             }
         }
         if op == KernelOp::ModuleLoad {
-            module_args(syscall, rec);
+            rec.flags |= KERNEL_DATA_UNREAD;
         }
         emit_kernel(rec, hook, &verdict);
     }
@@ -99,13 +133,15 @@ pub(crate) fn lsm_kernel_read_file(ctx: LsmContext) -> i32 {
     let file: *const u8 = ctx.arg(0);
     let id: u32 = ctx.arg(1);
     match id {
-        READING_MODULE | READING_MODULE_COMPRESSED => on_op(
+        READING_MODULE | READING_MODULE_COMPRESSED => report(
+            &[KernelSyscall::FinitModule],
             KernelSyscall::FinitModule,
             Hook::LsmKernelReadFile,
             file,
             [0; 3],
         ),
-        READING_KEXEC_IMAGE => on_op(
+        READING_KEXEC_IMAGE => report(
+            &[KernelSyscall::KexecFileLoad],
             KernelSyscall::KexecFileLoad,
             Hook::LsmKernelReadFile,
             file,
@@ -124,13 +160,15 @@ pub(crate) fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
     }
     let id: u32 = ctx.arg(0);
     match id {
-        READING_MODULE => on_op(
+        READING_MODULE => report(
+            &[KernelSyscall::InitModule],
             KernelSyscall::InitModule,
             Hook::LsmKernelLoadData,
             core::ptr::null(),
             [0; 3],
         ),
-        READING_KEXEC_IMAGE => on_op(
+        READING_KEXEC_IMAGE => report(
+            &[KernelSyscall::KexecLoad],
             KernelSyscall::KexecLoad,
             Hook::LsmKernelLoadData,
             core::ptr::null(),
@@ -158,7 +196,8 @@ pub(crate) fn lsm_ptrace_access_check(ctx: LsmContext) -> i32 {
         return 0;
     }
     let child: *const u8 = ctx.arg(0);
-    on_op(
+    report(
+        &[KernelSyscall::Ptrace, KernelSyscall::ProcessVmWritev],
         KernelSyscall::PtraceAccess,
         Hook::LsmPtraceAccessCheck,
         core::ptr::null(),
@@ -174,10 +213,24 @@ pub(crate) fn lsm_ptrace_traceme(ctx: LsmContext) -> i32 {
         return previous;
     }
     let parent: *const u8 = ctx.arg(0);
-    on_op(
+    report(
+        &[KernelSyscall::Ptrace],
         KernelSyscall::PtraceTraceme,
         Hook::LsmPtraceTraceme,
         core::ptr::null(),
         [0, tgid_of(parent), 0],
     )
+}
+
+/// LSM `bpf(int cmd, union bpf_attr *attr, unsigned int size[, bool kernel])`: reports the
+/// `bpf(2)` calls of processes other than the engine (refused when a `kernel.op == "bpf"`
+/// rule denies); a call made from the kernel (no matching registers) is not reported.
+#[lsm(hook = "bpf")]
+pub(crate) fn lsm_bpf(_ctx: LsmContext) -> i32 {
+    let cfg = config();
+    if cfg.tier != Tier::Lsm as u32 || (bpf_get_current_pid_tgid() >> 32) as u32 == cfg.engine_tgid
+    {
+        return 0;
+    }
+    from_registers(&[KernelSyscall::Bpf], Hook::LsmBpf).unwrap_or(0)
 }

@@ -16,10 +16,10 @@ mod kernel_lsm;
 mod lifecycle;
 mod mmap_exec;
 mod mmap_hash;
-mod module_args;
 mod module_loaded;
 mod payload;
 mod sched_process_exec;
+mod send;
 mod socket_sendmsg;
 mod sys_enter_send;
 

@@ -1,19 +1,19 @@
 //! First-payload classification of a socket send that starts like a JSON object (stratum
-//! logins), called from the send tracepoints (`sys_enter_send.rs`):
-//! 1. stop unless the fd is a socket;
+//! logins), called from `send.rs` (LSM `socket_sendmsg` in the lsm tier, the send tracepoints
+//! elsewhere):
+//! 1. stop unless the send is on a socket;
 //! 2. read up to 128 bytes and find a JSON-RPC `"method"` (`classify.rs`); stop if none;
 //! 3. look the method up in `PAYLOAD_METHOD_PLAN`.
 //!
-//! | tier | plan match | action |
+//! | seen by | plan match | action |
 //! |---|---|---|
-//! | lsm | yes | leave a `PendingSend` for LSM `socket_sendmsg` (which denies and reports) |
-//! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` (the write in flight still completes: only the lsm tier stops the bytes) |
-//! | signal or monitor | rule or engine in monitor mode | record `would_kill` |
-//! | any | no | record the JSON-RPC payload (no verdict) |
+//! | LSM `socket_sendmsg` | deny rule, enforcing | refuse the send (`-EPERM`: not a byte leaves; + SIGKILL if the rule kills), record `deny` |
+//! | send tracepoint | deny or kill rule, enforcing | SIGKILL, record `kill` (the write in flight still completes: only the lsm tier stops the bytes) |
+//! | either | rule or engine in monitor mode | record `would_deny` / `would_kill` |
+//! | either | no | record the JSON-RPC payload (no verdict) |
 
 use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm};
 use enforcer_common::{
-    config::Tier,
     event::{
         COMM_LEN, Counter, EventKind, PAYLOAD_LEN, PAYLOAD_SIZE_UNKNOWN, PAYLOAD_TRUNCATED,
         PayloadRecord,
@@ -21,25 +21,25 @@ use enforcer_common::{
     plan::{METHOD_LEN, MethodKey},
 };
 
-use super::sys_enter_send::Send;
+use super::send::Send;
 use crate::{
     classify::find_method,
     emit,
-    kernel::{self, ReadError},
-    maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, PENDING_SEND, config, count},
+    kernel::ReadError,
+    maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, config, count},
     plan::{Site, act},
 };
 
-/// Classifies a JSON-looking send; see the module documentation.
+/// Classifies a JSON-looking send; see the module documentation. `Ok(true)`: refuse it.
 #[inline(always)]
-pub(crate) fn on_json_send(send: &Send) -> Result<(), ReadError> {
-    let Some(file) = kernel::socket_file(send.fd) else {
-        return Ok(());
-    };
+pub(crate) fn on_json_send(send: &Send, site: Site) -> Result<bool, ReadError> {
+    if send.socket().is_none() {
+        return Ok(false);
+    }
     let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
-    let rec = &mut scratch.pending.record;
+    let rec = &mut scratch.record;
     let buf = send.buf;
     // Reads of constant sizes only: a length computed from `len` gets spilled by LLVM and
     // 6.1's verifier loses its bound. A 128-byte read can fail where a short buffer ends at an
@@ -60,10 +60,9 @@ pub(crate) fn on_json_send(send: &Send) -> Result<(), ReadError> {
     let data_len = if len < got as u64 { len as usize } else { got };
     rec.method = [0; METHOD_LEN];
     let method_len = find_method(scratch, data_len);
-    let pending = &mut scratch.pending;
-    let rec = &mut pending.record;
+    let rec = &mut scratch.record;
     if method_len == 0 {
-        return Ok(());
+        return Ok(false);
     }
     count(Counter::PayloadClassified);
     rec.fd = send.fd;
@@ -81,27 +80,17 @@ pub(crate) fn on_json_send(send: &Send) -> Result<(), ReadError> {
     }
     rec._pad = 0;
 
-    let cfg = config();
     let plan = PAYLOAD_METHOD_PLAN.get_ptr(MethodKey(rec.method));
     let mut verdict = emit::Verdict::NONE;
+    let mut deny = false;
     if let Some(plan) = plan {
         // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
         let plan = unsafe { *plan };
         count(Counter::PayloadMatched);
-        let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-        if cfg.tier == Tier::Lsm as u32 {
-            // The LSM hook of this syscall decides and reports.
-            pending.verdict = plan;
-            pending.file = file as u64;
-            // By reference: a by-value PendingSend would be copied onto the 512-byte stack.
-            #[allow(clippy::needless_borrows_for_generic_args)]
-            let _ = PENDING_SEND.insert(pid_tgid, &*pending, 0);
-            return Ok(());
-        }
-        verdict = act(&plan, &cfg, Site::Tracepoint).0;
+        (verdict, deny) = act(&plan, &config(), site);
     }
-    emit_payload(&pending.record, send.hook(), &verdict);
-    Ok(())
+    emit_payload(&scratch.record, send.hook(), &verdict);
+    Ok(deny)
 }
 
 /// Copies `dst.len()` bytes of user memory at `buf` into `dst`; false when the read faults.

@@ -1,89 +1,40 @@
-//! Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}`: classification of
-//! what a process sends on a socket, in every tier. One program serves the five; for each
-//! syscall it
-//! gathers the same [`Send`] (fd,
-//! first buffer, total length, destination address if the call names one) from its syscall's
-//! arguments (at `KernelOffsets::tp_syscall_args`, 8 bytes apart) and user structures (`struct
-//! user_msghdr`, `struct iovec`, stable UAPI layouts), reads the first 16 bytes, and hands the
-//! send to one of:
-//! - `dns_query.rs` when the bytes are the header of a DNS query (UDP, or TCP with its 2-byte
-//!   length prefix): pool look-ups;
-//! - `payload.rs` when they start like a JSON object: stratum logins.
+//! Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}`: the sends of the
+//! signal and monitor tiers (the lsm tier sees them in LSM `socket_sendmsg` instead, and does
+//! not attach these). One program serves the five; for each syscall it gathers a [`Send`]
+//! (`send.rs`) from its syscall's arguments (at `KernelOffsets::tp_syscall_args`, 8 bytes
+//! apart) and user structures (`struct user_msghdr`, `struct iovec`, stable UAPI layouts).
 //!
-//! Anything else (the cost of an ordinary write) ends after that one 16-byte read.
+//! A tracepoint runs on every `write(2)` of every task, a socket or not: the descriptor is
+//! looked up only once the first bytes look like a query or a JSON object.
 //! `sendmsg`/`sendmmsg`/`writev`: only the first iovec is inspected (and for `sendmmsg` only
-//! the first message), or the second when the first is a 2-byte TCP DNS length prefix. With several iovecs the total length is not summed (a loop over them multiplies
-//! the verifier's paths past its budget on 6.1): it is reported as unknown.
-
-use core::{ffi::c_void, mem::MaybeUninit};
+//! the first message), or the second when the first is a 2-byte TCP DNS length prefix. With
+//! several iovecs the total length is not summed (a loop over them multiplies the verifier's
+//! paths past its budget on 6.1): it is reported as unknown.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_buf, generated},
-    macros::{map, tracepoint},
-    maps::PerCpuArray,
-    programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use enforcer_common::event::{Counter, Hook};
 
-use super::{dns_query, payload};
+use super::send::{Send, gathered};
 use crate::{
-    classify::starts_like_json_object,
-    dns::{self, MIN_QUERY_LEN},
     kernel::ReadError,
     maps::{config, count, offsets},
+    plan::Site,
     syscall_record::{syscall_arg, syscall_nr},
 };
-
-/// One send, whatever the syscall. Built in [`SEND_SCRATCH`] and read back with a volatile
-/// copy before classification, so the verifier sees one state for the four syscalls instead
-/// of four (each with its own constants), which 6.1's verifier cannot afford.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub(crate) struct Send {
-    /// The file descriptor.
-    pub(crate) fd: u32,
-    /// The program (a `Hook` value).
-    pub(crate) hook: u32,
-    /// User address of the (first) buffer.
-    pub(crate) buf: u64,
-    /// Bytes in that buffer.
-    pub(crate) buf_len: u64,
-    /// Bytes the whole send carries (when `total_known`).
-    pub(crate) total_len: u64,
-    /// 0 when a `sendmsg` has several iovecs and `total_len` is the first one's length.
-    pub(crate) total_known: u64,
-    /// User address of the destination `struct sockaddr`, 0 when the call names none.
-    pub(crate) addr: u64,
-    /// Its length.
-    pub(crate) addr_len: u64,
-    /// 0, or 1 + the value of a 2-byte TCP DNS length prefix that came as its own iovec
-    /// just before `buf` (glibc's resolver writes the prefix and the query as two iovecs).
-    pub(crate) split_prefix: u64,
-}
-
-impl Send {
-    /// The program that saw the send.
-    #[inline(always)]
-    pub(crate) fn hook(&self) -> Hook {
-        Hook::try_from(self.hook).unwrap_or(Hook::TpSysEnterWrite)
-    }
-}
 
 /// Arguments every send tracepoint has (`write`, `sendmsg`, `writev`: 3; `sendmmsg` 4,
 /// `sendto` 6): the ones `syscall_arg` may load directly.
 const SEND_ARGS: usize = 3;
 
-/// Per-CPU slot a [`Send`] is built in (see its documentation).
-#[map(name = "SEND_SCRATCH")]
-static SEND_SCRATCH: PerCpuArray<Send> = PerCpuArray::with_max_entries(1, 0);
-
-/// `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg}`: one program attached to the four
-/// tracepoints (verified once, not four times), which tells them apart by the record's
+/// `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}`: one program attached to the
+/// five tracepoints (verified once, not five times), which tells them apart by the record's
 /// `__syscall_nr` (not `common_type`: for syscall tracepoints the kernel overwrites the first
 /// 8 bytes of the record it hands to BPF with a `pt_regs` pointer). The argument layouts:
 /// `write(fd, buf, count)`, `sendto(fd, buff, len, flags, addr, addr_len)`,
 /// `sendmsg(fd, msg, flags)`, `sendmmsg(fd, mmsg, vlen, flags)` (the first `struct mmsghdr`
-/// starts with its `struct user_msghdr`).
+/// starts with its `struct user_msghdr`), `writev(fd, vec, vlen)`.
 #[tracepoint(category = "syscalls", name = "sys_enter_write")]
 pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
     // The engine's own writes (its audit log, after every drain) are never inspected: one
@@ -98,13 +49,8 @@ pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let id = nr as u32;
-    let Some(slot) = SEND_SCRATCH.get_ptr_mut(0) else {
-        return 0;
-    };
-    // SAFETY: per-CPU slot from a successful look-up; no re-entry on this CPU.
-    let slot = unsafe { &mut *slot };
     // Gather first, classify once: every call of `classify` is inlined (and verified) anew.
-    let gathered = if id == off.nr_write {
+    let send = if id == off.nr_write {
         direct_send(&ctx, Hook::TpSysEnterWrite, false)
     } else if id == off.nr_sendto {
         direct_send(&ctx, Hook::TpSysEnterSendto, true)
@@ -117,21 +63,8 @@ pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
     } else {
         return 0;
     };
-    let result = gathered.and_then(|send| {
-        let Some(send) = send else {
-            return Ok(());
-        };
-        *slot = send;
-        // SAFETY: `slot` is valid; the volatile read makes the fields opaque map data.
-        let send = unsafe { core::ptr::read_volatile(slot) };
-        classify(&send)
-    });
-    finish(result)
-}
-
-#[inline(always)]
-fn finish(result: Result<(), ReadError>) -> u32 {
-    if result.is_err() {
+    // A tracepoint cannot refuse: a deny is a kill (decided in `plan::act`).
+    if gathered(send, Site::Tracepoint).is_err() {
         count(Counter::ReadError);
     }
     0
@@ -163,6 +96,8 @@ fn direct_send(
         addr,
         addr_len,
         split_prefix: 0,
+        sock: 0,
+        addr_in_kernel: 0,
     }))
 }
 
@@ -219,6 +154,8 @@ fn iovec_send(
         addr,
         addr_len,
         split_prefix: 0,
+        sock: 0,
+        addr_in_kernel: 0,
     };
     if first[1] == 2 && iov_len >= 2 {
         let prefix: [u8; 2] = read_user(first[0])?;
@@ -230,81 +167,4 @@ fn iovec_send(
         send.split_prefix = 1 + u64::from(u16::from_be_bytes(prefix));
     }
     Ok(Some(send))
-}
-
-/// What the first bytes of a send look like.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    /// A DNS query (`tcp`: after a 2-byte length prefix).
-    DnsQuery { tcp: bool },
-    /// A JSON object.
-    Json,
-    /// Anything else.
-    Other,
-}
-
-/// Reads the first 16 bytes and classifies them.
-#[inline(always)]
-fn shape(send: &Send) -> Shape {
-    // Not zeroed first: a `[0u8; 16]` is a `memset` call (a byte loop, see mem.rs) on every
-    // send, and the helper writes all 16 bytes anyway (zeros when the read fails).
-    let mut head = MaybeUninit::<[u8; 16]>::uninit();
-    // SAFETY: probe_read_user validates the user address and writes 16 bytes at `head`.
-    let read = unsafe {
-        generated::bpf_probe_read_user(head.as_mut_ptr().cast(), 16, send.buf as *const c_void)
-    };
-    // SAFETY: the helper initialized all 16 bytes, with the data or with zeros.
-    let head = unsafe { head.assume_init_ref() };
-    // A short buffer near an unmapped page fails the read and only the 8-byte JSON test
-    // below is tried (a query is longer).
-    if read != 0 {
-        let mut short = [0u8; 8];
-        // SAFETY: as above.
-        let ok = unsafe { bpf_probe_read_user_buf(send.buf as *const u8, &mut short) }.is_ok();
-        return if ok && starts_like_json_object(&short, 8) {
-            Shape::Json
-        } else {
-            Shape::Other
-        };
-    }
-    // DNS first: a query's random id could start like `{`, never the other way round (JSON
-    // text has no zero bytes where the header has them).
-    if send.split_prefix != 0 {
-        if send.split_prefix - 1 == send.buf_len
-            && send.buf_len >= MIN_QUERY_LEN
-            && dns::looks_like_query(head, 0)
-        {
-            return Shape::DnsQuery { tcp: true };
-        }
-    } else if send.buf_len >= MIN_QUERY_LEN && dns::looks_like_query(head, 0) {
-        return Shape::DnsQuery { tcp: false };
-    }
-    let prefix = u64::from(u16::from_be_bytes([head[0], head[1]]));
-    if send.buf_len >= MIN_QUERY_LEN + 2
-        && prefix + 2 == send.buf_len
-        && dns::looks_like_query(head, 2)
-    {
-        return Shape::DnsQuery { tcp: true };
-    }
-    let mut short = [0u8; 8];
-    short.copy_from_slice(&head[..8]);
-    if starts_like_json_object(&short, 8) {
-        Shape::Json
-    } else {
-        Shape::Other
-    }
-}
-
-/// Dispatches a send by its [`shape`]; each path is reached from one call site only, so it is
-/// inlined (and verified) once per program.
-#[inline(always)]
-fn classify(send: &Send) -> Result<(), ReadError> {
-    if send.buf_len < 12 {
-        return Ok(());
-    }
-    match shape(send) {
-        Shape::DnsQuery { tcp } => dns_query::on_query(send, tcp),
-        Shape::Json => payload::on_json_send(send),
-        Shape::Other => Ok(()),
-    }
 }

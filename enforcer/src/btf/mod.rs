@@ -21,6 +21,7 @@
 //! # let _ = off; Ok(()) }
 //! ```
 
+mod enums;
 mod members;
 mod parse;
 #[cfg(test)]
@@ -131,6 +132,17 @@ pub enum BtfError {
         "unsupported kernel struct layout (a kernel built with CONFIG_RANDSTRUCT?): these members are not side by side: {0}"
     )]
     LayoutUnsupported(String),
+    /// No `enum` with this name exists.
+    #[error("enum {0} not found in BTF")]
+    EnumNotFound(String),
+    /// The enum exists but has no such enumerator.
+    #[error("enum {enum_name} has no enumerator {enumerator}")]
+    EnumeratorNotFound {
+        /// Enum that was searched.
+        enum_name: String,
+        /// The missing enumerator.
+        enumerator: String,
+    },
     /// No `struct` with this name exists (FWD declarations do not count).
     #[error("struct {0} not found in BTF")]
     StructNotFound(String),
@@ -224,6 +236,12 @@ impl Btf {
     /// `STRUCT` (never a `FWD` or `UNION`) that has the member wins.
     pub fn member_offset(&self, struct_name: &str, member_path: &str) -> Result<u32, BtfError> {
         self.table.member_offset(struct_name, member_path)
+    }
+
+    /// Value of `enumerator` in `enum enum_name` (the first ENUM or ENUM64 of that name
+    /// that has it).
+    pub fn enum_value(&self, enum_name: &str, enumerator: &str) -> Result<i64, BtfError> {
+        self.table.enum_value(enum_name, enumerator)
     }
 }
 

@@ -122,10 +122,21 @@ pub(super) struct TypeRec {
     pub(super) size_or_type: u32,
     /// For INT: the encoding word (bits 0-7 bit count, 16-23 bit offset).
     pub(super) int_encoding: u32,
-    /// For STRUCT/UNION: first index into [`TypeTable::members`].
+    /// For STRUCT/UNION: first index into [`TypeTable::members`]; for ENUM/ENUM64: into
+    /// [`TypeTable::enumerators`].
     members_start: usize,
-    /// For STRUCT/UNION: number of members.
+    /// For STRUCT/UNION: number of members; for ENUM/ENUM64: number of enumerators.
     members_len: usize,
+}
+
+/// One `struct btf_enum` or `struct btf_enum64`, its value widened to 64 bits (signed when
+/// the enum's `kind_flag` says so).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct EnumeratorRec {
+    /// Offset of the enumerator's name.
+    pub(super) name_off: u32,
+    /// Its value.
+    pub(super) value: i64,
 }
 
 /// One `struct btf_member`.
@@ -145,6 +156,7 @@ pub(super) struct TypeTable {
     /// Indexed by type id; entry 0 is the implicit `void`.
     pub(super) types: Vec<TypeRec>,
     members: Vec<MemberRec>,
+    enumerators: Vec<EnumeratorRec>,
     strings: Vec<u8>,
 }
 
@@ -252,6 +264,7 @@ impl TypeTable {
         let mut table = TypeTable {
             types: Vec::with_capacity(type_sec.len() / 32),
             members: Vec::new(),
+            enumerators: Vec::new(),
             strings: str_sec.to_vec(),
         };
         table.types.push(TypeRec {
@@ -316,6 +329,27 @@ impl TypeTable {
                         });
                     }
                 }
+                Kind::Enum | Kind::Enum64 => {
+                    rec.members_start = self.enumerators.len();
+                    rec.members_len = vlen;
+                    let signed = rec.kind_flag;
+                    for chunk in extra.chunks_exact(elem.unwrap_or(8)) {
+                        let low = read_u32(chunk, 4, what)?;
+                        let value = if kind == Kind::Enum64 {
+                            let high = read_u32(chunk, 8, what)?;
+                            // Two's complement reinterpretation, as the kernel stores it.
+                            (u64::from(high) << 32 | u64::from(low)) as i64
+                        } else if signed {
+                            i64::from(low as i32)
+                        } else {
+                            i64::from(low)
+                        };
+                        self.enumerators.push(EnumeratorRec {
+                            name_off: read_u32(chunk, 0, what)?,
+                            value,
+                        });
+                    }
+                }
                 _ => {}
             }
             self.types.push(rec);
@@ -360,8 +394,22 @@ impl TypeTable {
         Ok(tail.split(|&b| b == 0).next().unwrap_or(&[]))
     }
 
+    /// Enumerators of an ENUM/ENUM64 record (empty for other kinds).
+    pub(super) fn enumerators_of(&self, rec: &TypeRec) -> &[EnumeratorRec] {
+        if !matches!(rec.kind, Kind::Enum | Kind::Enum64) {
+            return &[];
+        }
+        rec.members_start
+            .checked_add(rec.members_len)
+            .and_then(|end| self.enumerators.get(rec.members_start..end))
+            .unwrap_or(&[])
+    }
+
     /// Members of a STRUCT/UNION record (empty for other kinds).
     pub(super) fn members_of(&self, rec: &TypeRec) -> &[MemberRec] {
+        if !matches!(rec.kind, Kind::Struct | Kind::Union) {
+            return &[];
+        }
         rec.members_start
             .checked_add(rec.members_len)
             .and_then(|end| self.members.get(rec.members_start..end))

@@ -86,9 +86,9 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
         ),
         (true, true) => row(
             "kernel: module load, unload",
-            "tp/syscalls/sys_enter_{init,finit,delete}_module, lsm/kernel_read_file, lsm/kernel_load_data, raw_tp/module_load",
+            "lsm/kernel_read_file, lsm/kernel_load_data (loads, from the caller's registers on x86_64), tp/syscalls/sys_enter_delete_module, raw_tp/module_load",
             "deny",
-            "loads refused by kernel.op rules; an init_module image is named only once loaded (module_loaded); unloads: kill",
+            "loads refused by kernel.op rules, and reported only once they pass the capability check; an init_module image is named only once loaded (module_loaded); unloads: kill",
         ),
         (true, false) => row(
             "kernel: module load, unload",
@@ -104,9 +104,9 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
         ),
         (true, true) => row(
             "kernel: kexec",
-            "tp/syscalls/sys_enter_kexec_{load,file_load}, lsm/kernel_read_file, lsm/kernel_load_data",
+            "lsm/kernel_read_file, lsm/kernel_load_data (from the caller's registers on x86_64)",
             "deny",
-            "refused by a kernel.op rule",
+            "refused by a kernel.op rule; reported only once past the capability check",
         ),
         (true, false) => row(
             "kernel: kexec",
@@ -118,9 +118,9 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
     rows.push(if lsm {
         row(
             "kernel: ptrace attach",
-            "tp/syscalls/sys_enter_{ptrace,process_vm_writev}, lsm/ptrace_access_check, lsm/ptrace_traceme",
+            "lsm/ptrace_access_check, lsm/ptrace_traceme (from the caller's registers on x86_64)",
             "deny",
-            "a deny also refuses other attach-mode access (process_vm_*, /proc/PID/mem)",
+            "a deny also refuses other attach-mode access (process_vm_*, /proc/PID/mem); a same-process attach is refused before the hook, unreported",
         )
     } else {
         row(
@@ -130,9 +130,24 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
             "the attach happens before the kill lands",
         )
     });
+    rows.push(if lsm {
+        row(
+            "kernel: bpf",
+            "lsm/bpf (from the caller's registers on x86_64)",
+            "deny",
+            "reported when a rule is about the operation",
+        )
+    } else {
+        row(
+            "kernel: bpf",
+            "tp/syscalls/sys_enter_bpf",
+            "kill",
+            "attempts at syscall entry (result not known), reported when a rule is about the operation",
+        )
+    });
     rows.push(row(
-        "kernel: bpf, set*id, capset, unshare, setns, memfd_create",
-        "tp/syscalls/sys_enter_{bpf,set*id,capset,unshare,setns,memfd_create}",
+        "kernel: set*id, capset, unshare, setns, memfd_create",
+        "tp/syscalls/sys_enter_{set*id,capset,unshare,setns,memfd_create}",
         "kill",
         "attempts at syscall entry (result not known), reported when a rule is about the operation; no LSM deny",
     ));
@@ -200,9 +215,9 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         if lsm {
             row(
                 "dns query",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}, lsm/socket_sendmsg",
+                "lsm/socket_sendmsg",
                 "deny",
-                "not io_uring",
+                "every socket send, io_uring included; no fd in the record",
             )
         } else {
             row(
@@ -230,9 +245,9 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         if lsm {
             row(
                 "stratum payload",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}, lsm/socket_sendmsg",
+                "lsm/socket_sendmsg",
                 "deny",
-                "first JSON-RPC method of a send",
+                "first JSON-RPC method of every message sent, io_uring included; no fd in the record",
             )
         } else {
             row(
@@ -258,7 +273,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
             "bind, accept",
             "tp/syscalls/sys_enter_bind, tp/syscalls/sys_exit_accept{,4}",
             "none",
-            "detection only, reported when a rule is about them; not io_uring",
+            "detection only, attached and reported only when a rule is about them; not io_uring",
         ),
         if lsm {
             row(

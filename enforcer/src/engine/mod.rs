@@ -393,6 +393,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     tracing::info!("content hashes of executed files: {exec_hash}");
     let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
     loaded.kernel_ops_wanted = plan_sync::kernel_op_bits(&policy);
+    loaded.records_wanted = plan_sync::socket_record_bits(&policy);
     loaded.attach()?;
     match &loaded.dns_responses {
         Ok(root) => tracing::info!("DNS responses watched at ingress of {}", root.display()),

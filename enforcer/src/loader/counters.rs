@@ -8,7 +8,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::Value;
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 29] = [
+pub const ALL: [(Counter, &str); 28] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -16,7 +16,6 @@ pub const ALL: [(Counter, &str); 29] = [
     (Counter::ExecMatched, "exec_matched"),
     (Counter::PayloadClassified, "payload_classified"),
     (Counter::PayloadMatched, "payload_matched"),
-    (Counter::PendingStale, "pending_stale"),
     (Counter::DnsSeen, "dns_seen"),
     (Counter::DnsMatched, "dns_matched"),
     (Counter::DnsUnparsed, "dns_unparsed"),

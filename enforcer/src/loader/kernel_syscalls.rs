@@ -40,6 +40,11 @@ const fn tp(
 
 use KernelSyscall as S;
 
+/// Whether the kernel programs read a syscall's arguments from the caller's saved registers
+/// (`enforcer-ebpf/src/user_regs.rs`: the x86_64 register layout only), which lets the lsm
+/// tier's LSM hooks report the operations of `KernelOp::reported_by_lsm` without tracepoints.
+pub const LSM_READS_SYSCALL_REGISTERS: bool = cfg!(target_arch = "x86_64");
+
 /// Every kernel-activity syscall the tracepoint program serves.
 pub const TRACEPOINTS: [KernelTracepoint; 20] = [
     tp(

@@ -22,6 +22,7 @@ use enforcer_common::{
     config::{EngineConfig, Tier},
     maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, GLOBAL_PATH_SYSCALLS, programs},
     offsets::KernelOffsets,
+    plan::{RECORD_ACCEPTS, RECORD_BINDS},
 };
 pub use pins::EnforcingLink;
 pub use tier::KernelTier;
@@ -68,7 +69,7 @@ pub enum LoadError {
 }
 
 /// LSM programs (lsm tier only): program name and hook.
-const LSM_PROGRAMS: [(&str, &str); 14] = [
+const LSM_PROGRAMS: [(&str, &str); 15] = [
     (programs::LSM_BPRM_CHECK_SECURITY, "bprm_check_security"),
     (programs::LSM_SOCKET_SENDMSG, "socket_sendmsg"),
     (programs::LSM_SOCKET_CONNECT, "socket_connect"),
@@ -83,6 +84,7 @@ const LSM_PROGRAMS: [(&str, &str); 14] = [
     (programs::LSM_KERNEL_LOAD_DATA, "kernel_load_data"),
     (programs::LSM_PTRACE_ACCESS_CHECK, "ptrace_access_check"),
     (programs::LSM_PTRACE_TRACEME, "ptrace_traceme"),
+    (programs::LSM_BPF, "bpf"),
 ];
 /// The sleepable in-kernel hash programs (lsm tier, optional: they need `bpf_ima_file_hash`),
 /// loaded and attached as one unit: executables (`bprm_creds_from_file`) and files mapped
@@ -154,9 +156,10 @@ const TRACEPOINTS: [(&str, &str, &str); 23] = [
 ];
 
 /// Tracepoint programs whose whole job an LSM program does in the lsm tier: not attached
-/// there, so the syscall they watch pays for no call. (The send tracepoint stays: it classifies
-/// the payload for the LSM `socket_sendmsg` hook.)
-const REPLACED_BY_LSM: [&str; 3] = [
+/// there, so the syscall they watch pays for no call (the send family: LSM `socket_sendmsg`
+/// reads the kernel's copy of the message, and sees only socket sends).
+const REPLACED_BY_LSM: [&str; 4] = [
+    programs::TP_SYS_ENTER_SEND,
     programs::TP_SYS_ENTER_CONNECT,
     programs::TP_SYS_EXIT_OPEN,
     programs::TP_SYS_ENTER_PATH,
@@ -189,6 +192,11 @@ pub struct Loaded {
     /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
     /// all. All bits until set.
     pub kernel_ops_wanted: u32,
+    /// `RECORD_BINDS` / `RECORD_ACCEPTS`: whether [`Loaded::attach`] attaches the bind and
+    /// accept tracepoints (the engine sets the policy's `plan_sync::socket_record_bits`; their
+    /// programs record nothing without a rule, and any syscall tracepoint puts every syscall
+    /// of every task on the kernel's slower traced path). All bits until set.
+    pub records_wanted: u32,
     /// The links of the programs that deny or kill (see [`pins`]), as [`Loaded::attach`] made
     /// them: what `--on-crash keep-enforcing` pins.
     pub enforcing_links: Vec<EnforcingLink>,
@@ -428,6 +436,7 @@ pub fn load_with(
         module_loads,
         file_hooks,
         kernel_ops_wanted: u32::MAX,
+        records_wanted: u32::MAX,
         enforcing_links: Vec::new(),
     })
 }
@@ -449,6 +458,9 @@ impl Loaded {
             if self.tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name) {
                 continue;
             }
+            if !self.wants_records_of(name) {
+                continue;
+            }
             let id = program::<TracePoint>(&mut self.ebpf, name)?
                 .attach(category, tracepoint)
                 .map_err(program_err("attach", name))?;
@@ -459,7 +471,12 @@ impl Loaded {
         }
         file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
         for (entry, state) in &self.kernel_tracepoints {
-            if state.is_ok() && self.kernel_ops_wanted & entry.syscall.op().bit() != 0 {
+            let op = entry.syscall.op();
+            // The LSM hooks report these from the caller's registers (`user_regs.rs`).
+            let lsm_reports = self.tier == KernelTier::Lsm
+                && kernel_syscalls::LSM_READS_SYSCALL_REGISTERS
+                && op.reported_by_lsm();
+            if state.is_ok() && self.kernel_ops_wanted & op.bit() != 0 && !lsm_reports {
                 let name = programs::TP_SYS_ENTER_KERNEL;
                 let id = program::<TracePoint>(&mut self.ebpf, name)?
                     .attach("syscalls", entry.tracepoint)
@@ -492,6 +509,16 @@ impl Loaded {
             }
         }
         Ok(())
+    }
+
+    /// Whether tracepoint program `name` has a job under the policy: the bind and accept
+    /// programs only record for a rule (`records_wanted`).
+    fn wants_records_of(&self, name: &str) -> bool {
+        match name {
+            programs::TP_SYS_ENTER_BIND => self.records_wanted & RECORD_BINDS != 0,
+            programs::TP_SYS_EXIT_ACCEPT => self.records_wanted & RECORD_ACCEPTS != 0,
+            _ => true,
+        }
     }
 
     /// Attaches the DNS response program at ingress of the cgroup v2 root (every socket of

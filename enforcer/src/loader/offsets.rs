@@ -18,10 +18,13 @@ macro_rules! offset_table {
         /// tracepoint layout (`tp_*`) is left 0 for the loader to fill from tracefs.
         pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
             let (inode_ctime_sec, inode_ctime_nsec) = inode_ctime(btf)?;
+            let (iter_type_ubuf, iter_type_iovec) = iter_types(btf)?;
             let mut offsets = KernelOffsets {
                 $($field: btf.member_offset($strukt, $member)?,)*
                 inode_ctime_sec,
                 inode_ctime_nsec,
+                iter_type_ubuf,
+                iter_type_iovec,
                 ..KernelOffsets::ZERO
             };
             offsets.layout = offsets.layout_bits();
@@ -48,7 +51,6 @@ offset_table! {
     fdtable_fd => ("fdtable", "fd"),
     file_inode => ("file", "f_inode"),
     inode_mode => ("inode", "i_mode"),
-    socket_file => ("socket", "file"),
     file_private_data => ("file", "private_data"),
     socket_type => ("socket", "type"),
     socket_sk => ("socket", "sk"),
@@ -91,6 +93,14 @@ offset_table! {
     cred_uid => ("cred", "uid"),
     cred_cap_inheritable => ("cred", "cap_inheritable"),
     module_name => ("module", "name"),
+    msghdr_name => ("msghdr", "msg_name"),
+    msghdr_namelen => ("msghdr", "msg_namelen"),
+    msghdr_iter => ("msghdr", "msg_iter"),
+    iter_type => ("iov_iter", "iter_type"),
+    iter_iov_offset => ("iov_iter", "iov_offset"),
+    iter_count => ("iov_iter", "count"),
+    iter_ubuf => ("iov_iter", "ubuf"),
+    iter_nr_segs => ("iov_iter", "nr_segs"),
 }
 
 /// `Err` naming the groups of `LAYOUT_REQUIRED` that `layout` lacks.
@@ -130,6 +140,21 @@ fn inode_ctime(btf: &Btf) -> Result<(u32, u32), BtfError> {
         }
     }
     Err(last.unwrap_or_else(|| BtfError::StructNotFound("inode".to_owned())))
+}
+
+/// The values of `ITER_UBUF` (`u32::MAX` before 6.0, which has no such type) and `ITER_IOVEC`
+/// in this kernel's `enum iter_type`, which 6.4 renumbered.
+fn iter_types(btf: &Btf) -> Result<(u32, u32), BtfError> {
+    let value = |name| {
+        btf.enum_value("iter_type", name)
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+    };
+    let ubuf = match value("ITER_UBUF") {
+        Ok(v) => v,
+        Err(BtfError::EnumeratorNotFound { .. }) => u32::MAX,
+        Err(err) => return Err(err),
+    };
+    Ok((ubuf, value("ITER_IOVEC")?))
 }
 
 /// Reads the offsets from the BTF file at `path` (normally /sys/kernel/btf/vmlinux).
@@ -190,6 +215,14 @@ mod tests {
         assert_ne!(off.inode_ctime_nsec, off.inode_ctime_sec);
         assert_ne!(off.task_cred, 0);
         assert_ne!(off.cred_uid, 0);
+        assert_ne!(off.msghdr_iter, 0);
+        assert_ne!(off.iter_count, 0);
+        assert_ne!(off.iter_ubuf, 0);
+        assert_ne!(off.iter_type_iovec, u32::MAX);
+        assert_ne!(
+            off.iter_type_ubuf, off.iter_type_iovec,
+            "two different iter types"
+        );
         let fsgid = Btf::from_file(path)
             .ok()
             .and_then(|btf| btf.member_offset("cred", "fsgid").ok());

@@ -179,26 +179,36 @@ const _: () = assert!(enforcer_policy::MAX_DNS_PORTS <= DNS_PORT_SLOTS);
 /// in the plan; binds and accepts reported only when an enabled rule is about them; fork and
 /// exit records wake the daemon only when an enabled rule is about them.
 pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
-    let about = |kind: Kind| {
-        policy
-            .rules()
-            .iter()
-            .any(|r| r.event_kind == kind && !r.disabled)
-    };
-    let mut bits = 0;
+    let mut bits = socket_record_bits(policy);
     if plan.connect_filtered {
         bits |= RECORD_CONNECT_MATCHED_ONLY;
     }
-    if about(Kind::Bind) {
-        bits |= RECORD_BINDS;
-    }
-    if about(Kind::Accept) {
-        bits |= RECORD_ACCEPTS;
-    }
-    if about(Kind::Fork) || about(Kind::Exit) {
+    if is_about(policy, Kind::Fork) || is_about(policy, Kind::Exit) {
         bits |= RECORD_LIFECYCLE_WAKE;
     }
     bits | super::file_plan::settings_bits(plan)
+}
+
+/// Whether an enabled rule of `policy` is about events of `kind`.
+fn is_about(policy: &CompiledPolicy, kind: Kind) -> bool {
+    policy
+        .rules()
+        .iter()
+        .any(|r| r.event_kind == kind && !r.disabled)
+}
+
+/// `RECORD_BINDS` / `RECORD_ACCEPTS` when an enabled rule of `policy` is about binds /
+/// accepts: their programs record nothing otherwise, and the loader does not even attach
+/// their tracepoints (`Loaded::records_wanted`).
+pub fn socket_record_bits(policy: &CompiledPolicy) -> u32 {
+    let mut bits = 0;
+    if is_about(policy, Kind::Bind) {
+        bits |= RECORD_BINDS;
+    }
+    if is_about(policy, Kind::Accept) {
+        bits |= RECORD_ACCEPTS;
+    }
+    bits
 }
 
 /// The `PLAN_SETTINGS` exec bits of `policy`: hash in the kernel when the hash plan has

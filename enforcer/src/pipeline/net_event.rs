@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use enforcer_common::event::EventKind;
+use enforcer_common::event::{EventKind, NO_FD};
 use enforcer_common::net::{
     AF_INET, AF_INET6, DNS_NAME_UNPARSED, DNS_SERVER_FROM_SOCKET, DNS_TCP, DNS_TRUNCATED,
     DnsRecord, DnsResponseRecord, SockAddr, SocketRecord,
@@ -42,6 +42,16 @@ fn addr_json(addr: &SockAddr) -> Value {
 }
 
 /// `tcp`, `udp` or the raw socket type.
+/// A record's descriptor: `null` for `NO_FD` (seen by LSM `socket_sendmsg`, which has the
+/// socket, not the descriptor).
+pub(crate) fn fd_json(fd: u32) -> Value {
+    if fd == NO_FD {
+        Value::Null
+    } else {
+        Value::from(fd)
+    }
+}
+
 fn protocol(sock_type: u32) -> Value {
     match sock_type {
         1 => Value::from("tcp"),
@@ -97,7 +107,7 @@ pub fn dns_event(rec: &DnsRecord, ts: &str) -> Value {
         "ts": ts,
         "hook": hook_name(rec.header.hook),
         "process": process_json(&rec.header, &rec.comm),
-        "fd": rec.fd,
+        "fd": fd_json(rec.fd),
         "dns": Value::Object(obj),
     })
 }

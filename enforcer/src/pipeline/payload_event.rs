@@ -6,6 +6,7 @@ use enforcer_common::event::{PAYLOAD_TRUNCATED, PayloadRecord};
 use serde_json::{Value, json};
 
 use super::exec_event::{hook_name, process_json, text};
+use super::net_event::fd_json;
 
 /// The event JSON of a payload record.
 pub fn payload_event(rec: &PayloadRecord, ts: &str) -> Value {
@@ -18,7 +19,7 @@ pub fn payload_event(rec: &PayloadRecord, ts: &str) -> Value {
         "hook": hook_name(rec.header.hook),
         "process": process_json(&rec.header, &rec.comm),
         "payload": {
-            "fd": rec.fd,
+            "fd": fd_json(rec.fd),
             "size": rec.size,
             "data": String::from_utf8_lossy(data),
             "truncated": rec.flags & PAYLOAD_TRUNCATED != 0,
@@ -64,5 +65,11 @@ mod tests {
         assert_eq!(ev["process"]["pid"], 10);
         rec.data_len = 20;
         assert_eq!(payload_event(&rec, "t")["payload"]["complete_json"], false);
+        // Seen by LSM socket_sendmsg: the socket, no descriptor.
+        rec.fd = enforcer_common::event::NO_FD;
+        rec.header.hook = Hook::LsmSocketSendmsg as u32;
+        let ev = payload_event(&rec, "t");
+        assert_eq!(ev["payload"]["fd"], serde_json::Value::Null);
+        assert_eq!(ev["hook"], "lsm/socket_sendmsg");
     }
 }

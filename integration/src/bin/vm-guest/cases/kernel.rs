@@ -1,9 +1,10 @@
 //! Kernel-activity case (lsm tier), with the policy of `fixtures/vm-kernel.yaml`: a module
 //! load (`finit_module` of a file that is not a module, `init_module` of a bogus image) and a
 //! ptrace attach are refused with EPERM by LSM `kernel_read_file` / `kernel_load_data` /
-//! `ptrace_access_check` (a `deny` record from the hook, once, the module loads' with the
-//! parameters kernel-ops passed, read from its registers); a module unload, a bpf map
-//! creation, credential changes, unshare and kexec are reported by the tracepoint (alerts).
+//! `ptrace_access_check` (a `deny` record from the hook, once, built from the caller's
+//! registers: the syscall, the parameters kernel-ops passed, the ptrace target); a bpf map
+//! creation and kexec are reported by LSM `bpf` / `kernel_load_data` (alerts, no tracepoint
+//! attached for them), a module unload, credential changes and unshare by the tracepoint.
 //! Before the engine starts and after it stops, the same module load fails with another error
 //! (the kernel's own, not EPERM), so the EPERM is the rule's.
 
@@ -89,7 +90,7 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
             "finit_module deny",
             deny("deny-module-load", "finit_module"),
         )?;
-        // The parameters come from the caller's registers (`module_args.rs`): kernel-ops
+        // The parameters come from the caller's registers (`user_regs.rs`): kernel-ops
         // passes `allow_writes=on` to finit_module and `kernel_ops=1` to init_module.
         if d["event"]["hook"] != "lsm/kernel_read_file"
             || d["event"]["kernel"]["module"]["file"] != "busybox"
@@ -113,16 +114,15 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
                 "init_module deny not from kernel_load_data, or without its args or pid: {d}"
             ));
         }
-        let d = engine.wait_record(
-            RECORD_TIMEOUT,
-            "ptrace deny",
-            deny("deny-ptrace", "ptrace_access_check"),
-        )?;
-        if d["event"]["kernel"]["target"]["pid"] != attach["target"]
+        let d = engine.wait_record(RECORD_TIMEOUT, "ptrace deny", deny("deny-ptrace", "ptrace"))?;
+        if d["event"]["hook"] != "lsm/ptrace_access_check"
+            || d["event"]["kernel"]["target"]["pid"] != attach["target"]
             || d["event"]["process"]["pid"] != attach["pid"]
+            || d["event"]["kernel"]["ptrace"]["request"] != "attach"
         {
             return Err(format!(
-                "ptrace deny without the tracer and target pids: {d}"
+                "ptrace deny not from ptrace_access_check, or without the request, tracer and \
+                 target pids: {d}"
             ));
         }
         ctx.log("module loads and the ptrace attach refused with EPERM by the LSM hooks");
@@ -152,8 +152,11 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
             "bpf alert",
             alert("bpf", map["pid"].clone()),
         )?;
-        if a["event"]["kernel"]["bpf"]["map"]["name"] != "vm_map" {
-            return Err(format!("bpf map_create without the map name: {a}"));
+        if a["event"]["kernel"]["bpf"]["map"]["name"] != "vm_map" || a["event"]["hook"] != "lsm/bpf"
+        {
+            return Err(format!(
+                "bpf map_create without the map name, or not from lsm/bpf: {a}"
+            ));
         }
         let a = engine.wait_record(
             RECORD_TIMEOUT,
@@ -169,11 +172,14 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
             alert("unshare", unshare["pid"].clone()),
         )?;
         if start["kernel_syscalls_unseen"].get("kexec_load").is_none() {
-            engine.wait_record(
+            let a = engine.wait_record(
                 RECORD_TIMEOUT,
                 "kexec_load alert",
                 alert("kexec_load", kexec["pid"].clone()),
             )?;
+            if a["event"]["hook"] != "lsm/kernel_load_data" {
+                return Err(format!("kexec_load not from lsm/kernel_load_data: {a}"));
+            }
         } else {
             ctx.log(format!(
                 "this kernel has no kexec_load: {}",
@@ -192,7 +198,7 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
                 "the refused finit_module is reported {reports} times"
             ));
         }
-        ctx.log("unload, bpf, credentials, unshare and kexec reported by the tracepoint");
+        ctx.log("bpf and kexec reported by their LSM hooks; unload, credentials, unshare by the tracepoint");
         expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
     })();
     if result.is_err() {

@@ -11,12 +11,13 @@
 //! unloaded at the end.
 //!
 //! Two variants: `lsm_msr` with the shipped policy alone (no rule acts on module loads in the
-//! kernel, so the `sys_enter_finit_module` tracepoint reports the load), and `lsm_msr_hook`
-//! with the shipped policy plus `module-load-hook` ([`HOOK_POLICY`]), a `deny` of every module load in `monitor`
-//! mode: the plan then acts on module loads, so LSM `kernel_read_file` reports the load
-//! (`would_deny`, the load goes on) and the tracepoint leaves it to the hook. That record must
-//! carry the parameters too (read from the loader's registers), so `msr-module-load-writes`
-//! fires on it and `kernel-module-load-msr` (msr without `allow_writes=on`) does not.
+//! kernel: LSM `kernel_read_file` reports the load from the loader's registers, an alert; no
+//! `sys_enter_finit_module` tracepoint is attached), and `lsm_msr_hook` with the shipped
+//! policy plus `module-load-hook` ([`HOOK_POLICY`]), a `deny` of every module load in
+//! `monitor` mode: the plan then acts on module loads, and the same hook reports the load
+//! with `would_deny` (the load goes on). Both records must carry the parameters (read from the
+//! loader's registers), so `msr-module-load-writes` fires on them and `kernel-module-load-msr`
+//! (msr without `allow_writes=on`) does not.
 
 use std::{
     io::Write as _,
@@ -104,7 +105,7 @@ pub(crate) fn lsm_msr(ctx: &Ctx) -> Result<(), String> {
         ctx,
         &Variant {
             policy: layout::DEFAULT_POLICY_DIR,
-            load_hook: "tp/syscalls/sys_enter_finit_module",
+            load_hook: "lsm/kernel_read_file",
             extra_actions: &[],
         },
     )
