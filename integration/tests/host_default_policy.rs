@@ -411,6 +411,18 @@ fn run_suite(mode: &str) {
         start["kernel_tier"].as_str().or(start["tier"].as_str()),
         Some("signal")
     );
+    // The signal tier watches sends and opens with syscall tracepoints; binds and accepts only
+    // for a rule, and the shipped policy has none.
+    let attached: Vec<&str> = start["syscall_tracepoints"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+        .unwrap_or_default();
+    for wanted in ["sys_enter_write", "sys_exit_openat"] {
+        assert!(attached.contains(&wanted), "{wanted} not in {attached:?}");
+    }
+    for unwanted in ["sys_enter_bind", "sys_exit_accept", "sys_exit_accept4"] {
+        assert!(!attached.contains(&unwanted), "{unwanted} in {attached:?}");
+    }
     negatives(&bench);
     let seen = positives(&bench, &mut engine, mode);
     let last = seen.last().map(|e| e.rule).unwrap();

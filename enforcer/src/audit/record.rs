@@ -127,6 +127,10 @@ pub enum Record {
         /// `CONFIG_MODULES`, no `sys_enter_fchmodat2` before 6.6, no `lsm/file_truncate`
         /// before 6.2).
         kernel_syscalls_unseen: std::collections::BTreeMap<String, String>,
+        /// The `syscalls/sys_*` tracepoints attached. While any is, every system call of every
+        /// task takes the kernel's slower traced path (benches/README, `vm_storm`); the lsm
+        /// tier on x86_64 needs none for the default policy.
+        syscall_tracepoints: Vec<&'static str>,
         /// This run (`<pid>-<start ticks>-<start, Unix seconds>`), the name of its pin
         /// directory under `/sys/fs/bpf/enforcer/`.
         run_id: String,

@@ -464,6 +464,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     .map(|why| (loader::module_loads::TRACEPOINT.to_owned(), why.clone())),
             )
             .collect(),
+        syscall_tracepoints: loaded.syscall_tracepoints.clone(),
         never_kill: options
             .never_kill
             .iter()

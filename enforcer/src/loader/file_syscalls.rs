@@ -270,8 +270,13 @@ pub fn load_optional(
     Ok(out)
 }
 
-/// Attaches every hook of `hooks` that loaded.
-pub fn attach(ebpf: &mut Ebpf, tier: KernelTier, hooks: &[HookState]) -> Result<(), LoadError> {
+/// Attaches every hook of `hooks` that loaded; returns the syscall tracepoints attached.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    tier: KernelTier,
+    hooks: &[HookState],
+) -> Result<Vec<&'static str>, LoadError> {
+    let mut tracepoints = Vec::new();
     for (hook, state) in hooks {
         if state.is_err() {
             continue;
@@ -282,6 +287,7 @@ pub fn attach(ebpf: &mut Ebpf, tier: KernelTier, hooks: &[HookState]) -> Result<
                 program::<TracePoint>(ebpf, name)?
                     .attach("syscalls", tp)
                     .map_err(program_err("attach", name))?;
+                tracepoints.push(tp);
             }
             FileHook::Lsm(name, _) if tier == KernelTier::Lsm => {
                 program::<Lsm>(ebpf, name)?
@@ -291,7 +297,7 @@ pub fn attach(ebpf: &mut Ebpf, tier: KernelTier, hooks: &[HookState]) -> Result<
             FileHook::Lsm(..) => {}
         }
     }
-    Ok(())
+    Ok(tracepoints)
 }
 
 #[cfg(test)]

@@ -197,6 +197,10 @@ pub struct Loaded {
     /// programs record nothing without a rule, and any syscall tracepoint puts every syscall
     /// of every task on the kernel's slower traced path). All bits until set.
     pub records_wanted: u32,
+    /// The `syscalls/` tracepoints [`Loaded::attach`] attached. Once any is, every system
+    /// call of every task takes the kernel's slower traced path; in the lsm tier on x86_64
+    /// the default policy needs none.
+    pub syscall_tracepoints: Vec<&'static str>,
     /// The links of the programs that deny or kill (see [`pins`]), as [`Loaded::attach`] made
     /// them: what `--on-crash keep-enforcing` pins.
     pub enforcing_links: Vec<EnforcingLink>,
@@ -437,6 +441,7 @@ pub fn load_with(
         file_hooks,
         kernel_ops_wanted: u32::MAX,
         records_wanted: u32::MAX,
+        syscall_tracepoints: Vec::new(),
         enforcing_links: Vec::new(),
     })
 }
@@ -464,12 +469,16 @@ impl Loaded {
             let id = program::<TracePoint>(&mut self.ebpf, name)?
                 .attach(category, tracepoint)
                 .map_err(program_err("attach", name))?;
+            if category == "syscalls" {
+                self.syscall_tracepoints.push(tracepoint);
+            }
             if pins::enforces(name) {
                 self.enforcing_links
                     .push(EnforcingLink::TracePoint(name, tracepoint, id));
             }
         }
-        file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
+        let path_tracepoints = file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
+        self.syscall_tracepoints.extend(path_tracepoints);
         for (entry, state) in &self.kernel_tracepoints {
             let op = entry.syscall.op();
             // The LSM hooks report these from the caller's registers (`user_regs.rs`).
@@ -481,6 +490,7 @@ impl Loaded {
                 let id = program::<TracePoint>(&mut self.ebpf, name)?
                     .attach("syscalls", entry.tracepoint)
                     .map_err(program_err("attach", name))?;
+                self.syscall_tracepoints.push(entry.tracepoint);
                 self.enforcing_links
                     .push(EnforcingLink::TracePoint(name, entry.tracepoint, id));
             }

@@ -91,6 +91,15 @@ fn fixtures(ctx: &Ctx, stub: &StubDns, engine: &mut Engine, mode: &str) -> Resul
     if start["kernel_tier"] != "lsm" && start["tier"] != "lsm" {
         return Err(format!("not the lsm tier: {start}"));
     }
+    // The shipped policy needs no syscall tracepoint in the lsm tier (x86_64): every system
+    // call of every task would otherwise take the kernel's traced path.
+    if start["syscall_tracepoints"] != serde_json::json!([]) {
+        return Err(format!(
+            "the default policy attached syscall tracepoints in the lsm tier: {}",
+            start["syscall_tracepoints"]
+        ));
+    }
+    ctx.log("no syscall tracepoint attached");
     negatives(stub)?;
     ctx.log("N1 (busybox grep), N4 and N5 ran untouched");
     let expected = positives(ctx, stub, engine, block)?;
