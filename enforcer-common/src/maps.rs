@@ -48,6 +48,9 @@ pub const PLAN_SETTINGS: &str = "PLAN_SETTINGS";
 
 /// File watch plan: `file::FileWatchKey` (path hash, operation, exact or prefix) -> verdict.
 pub const FILE_WATCH: &str = "FILE_WATCH";
+/// First components of the watched paths: `file::path_hash` of `/<component>` -> 1 (see
+/// `plan::RECORD_FILE_TOPS`).
+pub const FILE_WATCH_TOPS: &str = "FILE_WATCH_TOPS";
 /// Kernel-activity syscalls: syscall number -> `kernel_event::KernelSyscall` value.
 pub const KERNEL_SYSCALLS: &str = "KERNEL_SYSCALLS";
 /// Kernel-activity plan: `kernel_event::KernelOp` -> verdict (`actions == 0`: none).

@@ -153,6 +153,10 @@ pub const RECORD_FILE_ALL: u32 = 32;
 /// a read-only open is matched only when it opened a character or block device (one inode
 /// read decides for every ordinary file).
 pub const RECORD_FILE_READ_DEVICES: u32 = 64;
+/// [`PlanSettings::record`] bit: every watched path lies under a first component listed in
+/// `FILE_WATCH_TOPS` (no watched path is `/` itself), so the open hooks drop an open whose
+/// path's first component is not listed, before building the path string.
+pub const RECORD_FILE_TOPS: u32 = 128;
 
 /// [`PlanSettings::record`] bit: some enabled rule is about fork or exit events, so their
 /// records (`LIFECYCLE` ring buffer) wake the daemon as soon as it waits, like every record of

@@ -28,7 +28,7 @@ use enforcer_common::{
 use crate::{
     emit,
     kernel::{self, ReadError, read_at},
-    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, count, offsets},
+    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, FILE_WATCH_TOPS, count, offsets},
     mem,
 };
 
@@ -142,6 +142,19 @@ pub(crate) fn build_dentry_path(
     vfsmount: *const u8,
     dentry: *const u8,
 ) -> Result<u32, ReadError> {
+    let complete = walk_dentry(s, vfsmount, dentry)?;
+    write_path(s, slot, complete)
+}
+
+/// The walk of [`build_dentry_path`]: collects the name pointers of the path's components in
+/// [`FileScratch::comps`] (leaf first; their count in [`FileScratch::depth`]); returns whether
+/// it reached the root (false: deeper than `FILE_DEPTH`).
+#[inline(always)]
+pub(crate) fn walk_dentry(
+    s: &mut FileScratch,
+    vfsmount: *const u8,
+    dentry: *const u8,
+) -> Result<bool, ReadError> {
     let off = offsets();
     let mut d = dentry;
     let mut vfs = vfsmount;
@@ -177,7 +190,18 @@ pub(crate) fn build_dentry_path(
         unsafe { core::ptr::write_volatile(&mut s.depth, n as u32 + 1) };
         d = parent;
     }
-    // SAFETY: as above.
+    Ok(complete)
+}
+
+/// The string of [`build_dentry_path`]: writes the components [`walk_dentry`] collected into
+/// `slot`; returns the path's length.
+#[inline(always)]
+pub(crate) fn write_path(
+    s: &mut FileScratch,
+    slot: Slot,
+    complete: bool,
+) -> Result<u32, ReadError> {
+    // SAFETY: a field of the scratch slot.
     let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
     let mut truncated = !complete;
     let base = buf(s, slot);
@@ -225,6 +249,50 @@ pub(crate) fn build_dentry_path(
         s.record.flags |= FILE_PATH_TRUNCATED << (slot as u32);
     }
     Ok(through_map(s, slot, pos))
+}
+
+/// Bytes of a first component [`top_watched`] reads (with its NUL); a longer one is not
+/// judged.
+const TOP_LEN: usize = 32;
+
+/// Whether the path [`walk_dentry`] collected can be watched, judged by its first component
+/// alone (`FILE_WATCH_TOPS`, valid while `PLAN_SETTINGS` has `RECORD_FILE_TOPS`): false only
+/// for a complete walk whose first component, `/` and up to `TOP_LEN - 1` bytes, is not
+/// listed. One string read, one hash of a few bytes and one look-up, instead of the whole
+/// path's string reads and a look-up per directory.
+#[inline(always)]
+pub(crate) fn top_watched(s: &FileScratch, complete: bool) -> bool {
+    // SAFETY: a field of the scratch slot.
+    let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
+    if !complete || n == 0 {
+        return true;
+    }
+    // Laundered and checked right before the index (as in `write_path`): LLVM would otherwise
+    // check a copy and index with the unchecked value, which the verifier refuses.
+    let idx = core::hint::black_box(n - 1);
+    if idx >= FILE_DEPTH {
+        return true;
+    }
+    let name = s.comps[idx];
+    let mut top = core::mem::MaybeUninit::<[u8; TOP_LEN]>::uninit();
+    // SAFETY: the helper writes at most TOP_LEN bytes into `top` (NUL-terminated).
+    let r = unsafe {
+        bpf_probe_read_kernel_str(top.as_mut_ptr().cast(), TOP_LEN as u32, name as *const _)
+    };
+    if r <= 1 || r as usize >= TOP_LEN {
+        return true;
+    }
+    // SAFETY: the helper initialized the bytes up to its NUL (`r` bytes); only those are read.
+    let top = unsafe { top.assume_init_ref() };
+    let len = r as usize - 1;
+    let mut hash = path_hash_step(PATH_HASH_INIT, b'/');
+    for (i, &b) in top.iter().enumerate() {
+        if i >= len {
+            break;
+        }
+        hash = path_hash_step(hash, b);
+    }
+    FILE_WATCH_TOPS.get_ptr(hash).is_some()
 }
 
 /// Stores `len` as the record's length of `slot` and returns it read back from map memory: an

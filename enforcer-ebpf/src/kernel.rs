@@ -122,14 +122,22 @@ pub(crate) fn file_size(file: *const u8) -> Result<i64, ReadError> {
     read_at(inode, off.inode_size)
 }
 
-/// The inode and device of the current task's executable (`current->mm->exe_file->f_inode`).
+/// The current task's executable (`current->mm->exe_file`; during an exec, from the point the
+/// new program's segments are mapped, the new program's file).
 #[inline(always)]
-pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
+pub(crate) fn current_exe_file() -> Result<*const u8, ReadError> {
     let off = offsets();
     // SAFETY: the helper takes no arguments and returns the current task pointer.
     let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
     let mm: *const u8 = read_at(task, off.task_mm)?;
-    let file: *const u8 = read_at(mm, off.mm_exe_file)?;
+    read_at(mm, off.mm_exe_file)
+}
+
+/// The inode and device of the current task's executable (`current->mm->exe_file->f_inode`).
+#[inline(always)]
+pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
+    let off = offsets();
+    let file = current_exe_file()?;
     let inode: *const u8 = read_at(file, off.file_inode)?;
     let ino: u64 = read_at(inode, off.inode_ino)?;
     let sb: *const u8 = read_at(inode, off.inode_sb)?;

@@ -225,6 +225,12 @@ pub(crate) struct Scratch {
 pub(crate) static FILE_WATCH: HashMap<enforcer_common::file::FileWatchKey, PlanVerdict> =
     HashMap::with_max_entries(16384, 0);
 
+/// First components of the watched paths: `path_hash` of `/<component>` -> 1. While
+/// `PLAN_SETTINGS` has `RECORD_FILE_TOPS`, an open whose path starts with a component not
+/// listed here is dropped before its path string is built (`file::top_watched`).
+#[map(name = "FILE_WATCH_TOPS")]
+pub(crate) static FILE_WATCH_TOPS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
+
 /// Per-CPU scratch for a file event: the record, path building and match state.
 #[map(name = "FILE_SCRATCH")]
 pub(crate) static FILE_SCRATCH: PerCpuArray<crate::file::FileScratch> =

@@ -4,9 +4,11 @@
 //! Cheap exits first, so an ordinary open never leaves the kernel: no file rule in the plan
 //! (`RECORD_FILES`), a failed open, a read-only open when no rule watches reads
 //! (`RECORD_FILE_READS`), or watches only device reads (`RECORD_FILE_READ_DEVICES`) and the
-//! file is not a device. Then the path is built from the opened file's dentry and mount and
-//! matched against `FILE_WATCH` (`file::match_path`); unmatched events are counted
-//! (`file_filtered`) and dropped.
+//! file is not a device. Then the dentry and mount chain is walked; when the plan allows it
+//! (`RECORD_FILE_TOPS`), a path whose first component no watched path starts with is dropped
+//! there (`file::top_watched`: `/tmp/x`, `/home/...` under a policy that watches `/etc`,
+//! `/root`, `/usr`, ...). Otherwise the path string is built and matched against `FILE_WATCH`
+//! (`file::match_path`); unmatched events are counted (`file_filtered`) and dropped.
 //!
 //! | tier | match with deny/kill | action |
 //! |---|---|---|
@@ -25,7 +27,7 @@ use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
     file::FileOp,
-    plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILES},
+    plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILE_TOPS, RECORD_FILES},
 };
 
 use super::{Verdict, file_path::finish};
@@ -116,7 +118,16 @@ fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
-    let Ok(len) = file::build_dentry_path(s, Slot::Path, mnt, dentry) else {
+    let Ok(complete) = file::walk_dentry(s, mnt, dentry) else {
+        count(Counter::ReadError);
+        return Verdict::Allow;
+    };
+    if bits & RECORD_FILE_TOPS != 0 && !file::top_watched(s, complete) {
+        count(Counter::FileSeen);
+        count(Counter::FileFiltered);
+        return Verdict::Allow;
+    }
+    let Ok(len) = file::write_path(s, Slot::Path, complete) else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };

@@ -18,8 +18,9 @@
 //! | situation | returns | record |
 //! |---|---|---|
 //! | no `PROT_EXEC`, no file, empty exec plan, an earlier LSM refused | unchanged | none |
+//! | the file is the task's own executable (`mm->exe_file`: the kernel mapping the program during its exec, already judged by the exec hooks) | 0 | none, no look-up |
 //! | no plan match | 0 | none (`mmap_checked` + 1) |
-//! | match, but the file is the task's own executable (the kernel mapping the program during its exec, already judged by the exec hooks) | 0 | none |
+//! | match, but the file is the task's own executable by identity (another open of it) | 0 | none |
 //! | match, rule `deny`, enforcing | `-EPERM` (+ SIGKILL if the rule kills) | exec record from `lsm/mmap_file` or `lsm/file_mprotect` |
 //! | match, monitor | 0 | `would_deny` / `would_kill` |
 
@@ -91,6 +92,13 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     if cfg.tier != Tier::Lsm as u32 || plan_settings().exec & EXEC_CHECK_MMAP == 0 {
         return Ok(Verdict::Allow);
     }
+    // The kernel maps a program's own file during its exec (`load_elf_binary`, after
+    // `mm->exe_file` is set): the exec hooks judged that file, so no look-up. Three reads
+    // instead of a name, an identity and two hash look-ups, for one of the three executable
+    // mappings of a dynamically linked program's exec.
+    if kernel::current_exe_file().is_ok_and(|exe| exe == file) {
+        return Ok(Verdict::Allow);
+    }
     count(Counter::MmapChecked);
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up (see the exec hooks).
@@ -113,7 +121,7 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
             None => return Ok(Verdict::Allow),
         },
     };
-    // The kernel maps a program's own file during its exec; the exec hooks judged that one.
+    // Another `struct file` of the task's own executable (the same inode): judged at exec too.
     if let Ok(exe) = kernel::current_exe_id()
         && exe.ino == scratch.inode.ino
         && exe.dev == scratch.inode.dev

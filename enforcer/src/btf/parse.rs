@@ -129,6 +129,17 @@ pub(super) struct TypeRec {
     members_len: usize,
 }
 
+impl TypeRec {
+    /// This record's `members_start..members_start + members_len` of `all` (empty when out of
+    /// bounds).
+    fn span_of<'t, T>(&self, all: &'t [T]) -> &'t [T] {
+        self.members_start
+            .checked_add(self.members_len)
+            .and_then(|end| all.get(self.members_start..end))
+            .unwrap_or(&[])
+    }
+}
+
 /// One `struct btf_enum` or `struct btf_enum64`, its value widened to 64 bits (signed when
 /// the enum's `kind_flag` says so).
 #[derive(Debug, Clone, Copy)]
@@ -396,23 +407,19 @@ impl TypeTable {
 
     /// Enumerators of an ENUM/ENUM64 record (empty for other kinds).
     pub(super) fn enumerators_of(&self, rec: &TypeRec) -> &[EnumeratorRec] {
-        if !matches!(rec.kind, Kind::Enum | Kind::Enum64) {
-            return &[];
+        if matches!(rec.kind, Kind::Enum | Kind::Enum64) {
+            rec.span_of(&self.enumerators)
+        } else {
+            &[]
         }
-        rec.members_start
-            .checked_add(rec.members_len)
-            .and_then(|end| self.enumerators.get(rec.members_start..end))
-            .unwrap_or(&[])
     }
 
     /// Members of a STRUCT/UNION record (empty for other kinds).
     pub(super) fn members_of(&self, rec: &TypeRec) -> &[MemberRec] {
-        if !matches!(rec.kind, Kind::Struct | Kind::Union) {
-            return &[];
+        if matches!(rec.kind, Kind::Struct | Kind::Union) {
+            rec.span_of(&self.members)
+        } else {
+            &[]
         }
-        rec.members_start
-            .checked_add(rec.members_len)
-            .and_then(|end| self.members.get(rec.members_start..end))
-            .unwrap_or(&[])
     }
 }

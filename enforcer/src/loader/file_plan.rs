@@ -3,15 +3,15 @@
 //! (`enforcer_common::file::FileWatchKey`); value = the merged verdict of the rules the
 //! kernel enforces there, with `PLAN_FLAG_RECORD` (report the event) always set.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use aya::{Ebpf, maps::HashMap};
 use enforcer_common::{
     file::{FileOp, FileWatchKey, path_hash},
-    maps::FILE_WATCH,
+    maps::{FILE_WATCH, FILE_WATCH_TOPS},
     plan::{
         PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_READ_DEVICES,
-        RECORD_FILE_READS, RECORD_FILES,
+        RECORD_FILE_READS, RECORD_FILE_TOPS, RECORD_FILES,
     },
 };
 use enforcer_policy::{FileWatchEntry, KernelPlan, RuleInfo};
@@ -52,6 +52,23 @@ pub fn ops_wanted(plan: &KernelPlan) -> u32 {
         .fold(0, |bits, op| bits | 1 << op as u32)
 }
 
+/// The first component (`/etc` of `/etc/cron.d`) of an absolute path; `None` for `/` (or a
+/// path that is not absolute).
+fn top_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    (end > 0).then(|| &path[..=end])
+}
+
+/// `path_hash` of every watched path's first component (`FILE_WATCH_TOPS`); `None` when some
+/// watched path has none (`/` itself): the kernel cannot then filter by first component.
+pub fn tops(plan: &KernelPlan) -> Option<BTreeSet<u64>> {
+    plan.file_watches
+        .iter()
+        .map(|e| top_of(&e.path).map(|top| path_hash(top.as_bytes())))
+        .collect()
+}
+
 /// The `PLAN_SETTINGS` record bits of the file family.
 pub fn settings_bits(plan: &KernelPlan) -> u32 {
     let mut bits = 0;
@@ -59,6 +76,8 @@ pub fn settings_bits(plan: &KernelPlan) -> u32 {
         bits |= RECORD_FILES;
         if !plan.file_filtered {
             bits |= RECORD_FILE_ALL | RECORD_FILE_READS;
+        } else if tops(plan).is_some() {
+            bits |= RECORD_FILE_TOPS;
         }
         let mut reads = plan.file_watches.iter().filter(|e| e.is_read()).peekable();
         if reads.peek().is_some() {
@@ -121,6 +140,13 @@ pub fn write(
             .map_err(|source| PlanError::Map { map, source })?;
         written += 1;
     }
+    let map = FILE_WATCH_TOPS;
+    let mut top_map: HashMap<_, u64, u32> = super::plan_sync::plan_map(ebpf, map)?;
+    for top in tops(plan).unwrap_or_default() {
+        top_map
+            .insert(top, 1, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+    }
     Ok(written)
 }
 
@@ -178,6 +204,13 @@ rules:
         let bits = settings_bits(&plan);
         assert_eq!(bits & RECORD_FILE_ALL, 0);
         assert_ne!(bits & RECORD_FILE_READS, 0);
+        // First components: /etc, /root, /dev; the kernel may drop other opens by them.
+        assert_ne!(bits & RECORD_FILE_TOPS, 0);
+        let want: BTreeSet<u64> = ["/etc", "/root", "/dev"]
+            .iter()
+            .map(|t| path_hash(t.as_bytes()))
+            .collect();
+        assert_eq!(tops(&plan), Some(want));
         // Device reads only: the kernel checks reads of device files alone.
         let dev = enforcer_policy::load_str(
             "p.yaml",
@@ -187,6 +220,32 @@ rules:
         let bits = settings_bits(&dev.lower());
         assert_eq!(bits & RECORD_FILE_READS, 0);
         assert_ne!(bits & RECORD_FILE_READ_DEVICES, 0);
+    }
+
+    #[test]
+    fn first_components_of_paths() {
+        assert_eq!(top_of("/etc/cron.d"), Some("/etc"));
+        assert_eq!(top_of("/etc"), Some("/etc"));
+        assert_eq!(top_of("/sys/module/msr/parameters"), Some("/sys"));
+        assert_eq!(top_of("/"), None);
+        assert_eq!(top_of(""), None);
+        assert_eq!(top_of("etc/x"), None);
+    }
+
+    #[test]
+    fn a_watched_root_turns_the_first_component_filter_off() {
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: all\n    expression: open.file.path startswith \"/\" && open.is_write\n    action: alert\n",
+        )
+        .unwrap();
+        let plan = policy.lower();
+        if plan.file_filtered {
+            assert_eq!(tops(&plan), None, "{:?}", plan.file_watches);
+            assert_eq!(settings_bits(&plan) & RECORD_FILE_TOPS, 0);
+        } else {
+            assert_ne!(settings_bits(&plan) & RECORD_FILE_ALL, 0);
+        }
     }
 
     #[test]
