@@ -159,7 +159,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     };
     let cache_dir = paths::vm_cache_dir(&root);
     std::fs::create_dir_all(&cache_dir).context("create the VM cache directory")?;
-    let image = builder.build(&cache_dir.join("vm-storm.cpio.gz"))?;
+    // One image (and log) per kernel and tier: runs of different tiers may go side by side.
+    let run_name = format!("vm-storm-{}-{}", kernel.name, args.tier);
+    let image = builder.build(&cache_dir.join(format!("{run_name}.cpio.gz")))?;
 
     let mut config = QemuConfig::new(
         &tools.qemu,
@@ -181,7 +183,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         args.policy.display()
     );
     let capture = qemu::boot(&kernel.vmlinuz, &image.path, &config)?;
-    let log = cache_dir.join(format!("vm-storm-{}.log", kernel.name));
+    let log = cache_dir.join(format!("{run_name}.log"));
     let _ = std::fs::write(&log, capture.timestamped_text());
     let text = capture.console_text();
     let report = console::parse(&text);
