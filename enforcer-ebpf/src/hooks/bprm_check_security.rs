@@ -85,5 +85,5 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         (0, 0),
         None,
     );
-    Ok(if deny { Verdict::Deny } else { Verdict::Allow })
+    Ok(Verdict::deny_if(deny))
 }

@@ -111,7 +111,7 @@ fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
     let source = HashedFile::Exec(bprm);
     emit_record(source, &key, &verdict, &digest, hashed);
-    Ok(if deny { Verdict::Deny } else { Verdict::Allow })
+    Ok(Verdict::deny_if(deny))
 }
 
 /// The file a hash record is about, and where its name comes from.

@@ -102,5 +102,5 @@ fn on_connect(dest: &SockAddr, fd: u32, sock_type: u32, site: Site) -> Verdict {
         local_port: 0,
     };
     emit::socket_record(EventKind::Connect, hook, &facts, &verdict);
-    if deny { Verdict::Deny } else { Verdict::Allow }
+    Verdict::deny_if(deny)
 }

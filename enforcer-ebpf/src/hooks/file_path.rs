@@ -68,7 +68,7 @@ pub(super) fn finish(s: &mut FileScratch, bits: u32, hook: Hook, site: Site) -> 
     if file::reported(s, bits) || verdict.outcome != 0 {
         file::emit(s, hook, &verdict);
     }
-    if deny { Verdict::Deny } else { Verdict::Allow }
+    Verdict::deny_if(deny)
 }
 
 /// How the tracepoint reads a call's second string ([`PathCall::second`]).

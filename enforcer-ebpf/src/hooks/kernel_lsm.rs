@@ -62,8 +62,7 @@ fn from_registers(calls: &[KernelSyscall], hook: Hook) -> Option<i32> {
         return None;
     }
     Some(fail_open(
-        on_call(syscall, &regs.args, hook, Site::Lsm)
-            .map(|deny| if deny { Verdict::Deny } else { Verdict::Allow }),
+        on_call(syscall, &regs.args, hook, Site::Lsm).map(Verdict::deny_if),
     ))
 }
 
@@ -120,7 +119,7 @@ fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) ->
         }
         emit_kernel(rec, hook, &verdict);
     }
-    if deny { Verdict::Deny } else { Verdict::Allow }.ret()
+    Verdict::deny_if(deny).ret()
 }
 
 /// LSM `kernel_read_file(struct file *file, enum kernel_read_file_id id, bool contents)`.

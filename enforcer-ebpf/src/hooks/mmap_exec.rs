@@ -133,5 +133,5 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     mem::zero(&mut scratch.path);
     let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
     emit_exec(hook, scratch, &target, 0, &verdict, (0, 0), None);
-    Ok(if deny { Verdict::Deny } else { Verdict::Allow })
+    Ok(Verdict::deny_if(deny))
 }

@@ -80,5 +80,5 @@ fn try_mmap_file_hash(file: *const u8) -> Result<Verdict, ReadError> {
     };
     let (verdict, deny) = act(&plan, &config(), Site::Lsm);
     emit_record(HashedFile::Mapped(file), &key, &verdict, &digest, true);
-    Ok(if deny { Verdict::Deny } else { Verdict::Allow })
+    Ok(Verdict::deny_if(deny))
 }

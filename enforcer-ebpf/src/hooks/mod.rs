@@ -79,6 +79,12 @@ pub(crate) enum Verdict {
 }
 
 impl Verdict {
+    /// `Deny` when `deny` (what `plan::act` decided), else `Allow`.
+    #[inline(always)]
+    pub(crate) fn deny_if(deny: bool) -> Self {
+        if deny { Self::Deny } else { Self::Allow }
+    }
+
     /// The hook's return value, in a form the verifier can bound to the LSM range [-4095, 0].
     /// LLVM would otherwise turn the two-valued verdict into arithmetic (`-(x)` of a 0/1 value)
     /// that the verifier cannot range-check. The value goes through `black_box` as a 64-bit

@@ -61,10 +61,7 @@ pub(crate) fn lsm_socket_sendmsg(ctx: LsmContext) -> i32 {
     }
     let sock: *const u8 = ctx.arg(0);
     let msg: *const u8 = ctx.arg(1);
-    fail_open(
-        gathered(msghdr_send(sock, msg), Site::Lsm)
-            .map(|deny| if deny { Verdict::Deny } else { Verdict::Allow }),
-    )
+    fail_open(gathered(msghdr_send(sock, msg), Site::Lsm).map(Verdict::deny_if))
 }
 
 /// Reads a `struct iovec { iov_base @0, iov_len @8 }` of the kernel's copy of the array.
