@@ -234,18 +234,34 @@ rules:
 
     #[test]
     fn a_watched_root_turns_the_first_component_filter_off() {
+        // The lowering makes a prefix of "/" no filter at all.
         let policy = enforcer_policy::load_str(
             "p.yaml",
             "rules:\n  - id: all\n    expression: open.file.path startswith \"/\" && open.is_write\n    action: alert\n",
         )
         .unwrap();
-        let plan = policy.lower();
-        if plan.file_filtered {
-            assert_eq!(tops(&plan), None, "{:?}", plan.file_watches);
-            assert_eq!(settings_bits(&plan) & RECORD_FILE_TOPS, 0);
-        } else {
-            assert_ne!(settings_bits(&plan) & RECORD_FILE_ALL, 0);
-        }
+        let bits = settings_bits(&policy.lower());
+        assert_ne!(bits & RECORD_FILE_ALL, 0);
+        assert_eq!(bits & RECORD_FILE_TOPS, 0);
+        // A plan entry without a first component (should one ever be written) turns the
+        // filter off instead of hiding every path from it.
+        let entry = |path: &str| FileWatchEntry {
+            op: "open_write".to_owned(),
+            path: path.to_owned(),
+            exact: false,
+            rules: Vec::new(),
+            watchers: vec![0],
+        };
+        let mut plan = KernelPlan {
+            file_rules: true,
+            file_filtered: true,
+            file_watches: vec![entry("/etc")],
+            ..KernelPlan::default()
+        };
+        assert_ne!(settings_bits(&plan) & RECORD_FILE_TOPS, 0);
+        plan.file_watches.push(entry("/"));
+        assert_eq!(tops(&plan), None);
+        assert_eq!(settings_bits(&plan) & RECORD_FILE_TOPS, 0);
     }
 
     #[test]
