@@ -161,7 +161,8 @@ pub struct EngineSpec {
     pub program_stats: bool,
     /// Diagnostic: profile the whole machine with `perf record -a -e cpu-clock` into this file
     /// during each round with the engine (the last such round's profile is kept), after the
-    /// engine has started. Sampling perturbs the figures.
+    /// engine has started, and into FILE.without during each round without it. Sampling
+    /// perturbs the figures.
     #[arg(long, value_name = "FILE")]
     pub perf_record: Option<PathBuf>,
     /// `--perf-record`'s sampling period, in nanoseconds of CPU clock.
@@ -175,6 +176,11 @@ struct Profiler(Child);
 impl Profiler {
     /// Starts `perf record` of the whole machine into `data`.
     fn start(data: &Path, period: u64) -> anyhow::Result<Self> {
+        // The kernel lowers the sample rate when its sampling interrupt looks slow, and under
+        // QEMU's emulator every interrupt does: the guest's profile ended with one sample.
+        // 0 turns that throttling off for this diagnostic run.
+        std::fs::write("/proc/sys/kernel/perf_cpu_time_max_percent", "0")
+            .context("turn off perf's sample-rate throttling (perf_cpu_time_max_percent)")?;
         let child = Command::new("perf")
             .args(["record", "-q", "-a", "-e", "cpu-clock", "-c"])
             .arg(period.to_string())
@@ -304,13 +310,34 @@ pub fn alternate(
         std::thread::sleep(settle);
         workload()
     };
+    // With `--perf-record FILE`, the rounds without the engine are profiled into FILE.without,
+    // so that the two profiles can be compared symbol by symbol.
+    let without_data = spec.perf_record.as_ref().map(|data| {
+        let mut name = data.clone().into_os_string();
+        name.push(".without");
+        PathBuf::from(name)
+    });
+    let without_engine = |workload: &mut dyn FnMut() -> anyhow::Result<Round>| {
+        let profiler = match &without_data {
+            Some(data) => {
+                let _ = std::fs::remove_file(data);
+                Some(Profiler::start(data, spec.perf_period)?)
+            }
+            None => None,
+        };
+        let base = workload();
+        if let Some(profiler) = profiler {
+            profiler.stop()?;
+        }
+        base
+    };
     for round in 0..rounds {
         let (base, on) = if round % 2 == 0 {
-            let base = workload()?;
+            let base = without_engine(&mut workload)?;
             (base, with_engine(spec, &audit, &mut workload)?)
         } else {
             let on = with_engine(spec, &audit, &mut workload)?;
-            (workload()?, on)
+            (without_engine(&mut workload)?, on)
         };
         eprintln!(
             "round {round}: without {:.0}/s, with {:.0}/s, ratio {:.3}; CPU per operation \

@@ -264,6 +264,11 @@ pub const EXEC_ENV_TRUNCATED: u32 = 64;
 pub const EXEC_ENV_MISSING: u32 = 128;
 /// Exec flag: the credentials and interpreter (`euid`, `cap_*`, `interp`) were read.
 pub const EXEC_CREDS: u32 = 256;
+/// Exec flag: `cwd` holds the working directory of the process after its exec, built in the
+/// kernel from `current->fs->pwd` (only the successful exec's record has one).
+pub const EXEC_CWD: u32 = 512;
+/// Exec flag: the working directory was deeper or longer than `cwd` holds and is cut.
+pub const EXEC_CWD_TRUNCATED: u32 = 1024;
 
 /// Bytes of NUL-separated environment entries an exec record carries (read only when a rule
 /// reads `exec.envs`). Larger environments are completed from `/proc/<pid>/environ` by the
@@ -313,13 +318,15 @@ pub struct ExecRecord {
     pub cap_permitted: u64,
     /// Valid bytes in `env` (NUL-separated, the last one NUL-terminated).
     pub env_len: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// Valid bytes in `cwd` (without NUL; valid with [`EXEC_CWD`]).
+    pub cwd_len: u32,
     /// `bprm->interp`: the file the kernel finally ran (for a script, its interpreter; the
     /// same as the path otherwise).
     pub interp: [u8; PATH_LEN],
     /// Environment entries, NUL-separated (see [`EXEC_ENV_MISSING`]).
     pub env: [u8; ENV_LEN],
+    /// The working directory (see [`EXEC_CWD`]).
+    pub cwd: [u8; PATH_LEN],
 }
 
 /// Indices of the per-CPU [`crate::maps::COUNTERS`] array.
@@ -455,6 +462,7 @@ const _: () = assert!(
             + 32
             + PATH_LEN
             + ENV_LEN
+            + PATH_LEN
 );
 const _: () = assert!(core::mem::offset_of!(ExecRecord, euid) == 984);
 const _: () = assert!(core::mem::offset_of!(ExecRecord, interp) == 1016);

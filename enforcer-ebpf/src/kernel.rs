@@ -10,6 +10,8 @@
 //! limit on the exec program); `LAYOUT_FILE_INODE_FLAGS` (not in 6.1) is checked.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
+
+use crate::typed::{self, Access, Typed};
 use enforcer_common::{
     event::EXEC_NAME_TRUNCATED,
     offsets::LAYOUT_FILE_INODE_FLAGS,
@@ -49,15 +51,15 @@ pub(crate) struct ExecTarget {
 /// path given to execve (`bprm->filename`) into `path`. Both buffers must be zeroed by the
 /// caller so they can serve as NUL-padded map keys.
 #[inline(always)]
-pub(crate) fn read_exec_target(
+pub(crate) fn read_exec_target<A: Access>(
     bprm: *const u8,
     name: &mut [u8; NAME_LEN],
     path: &mut [u8; PATH_LEN],
 ) -> Result<ExecTarget, ReadError> {
     let off = offsets();
-    let file: *const u8 = read_at(bprm, off.binprm_file)?;
-    let mut target = read_file_target(file, name)?;
-    let filename: *const u8 = read_at(bprm, off.binprm_filename)?;
+    let file: *const u8 = A::read(bprm, off.binprm_file)?;
+    let mut target = read_file_target::<A>(file, name)?;
+    let filename: *const u8 = A::read(bprm, off.binprm_filename)?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let path_len = unsafe { bpf_probe_read_kernel_str_bytes(filename, path) }
         .map_err(|_| ReadError)?
@@ -72,23 +74,17 @@ pub(crate) fn read_exec_target(
 /// Reads the basename of the file behind `struct file *file` (its dentry name) into `name`
 /// (zeroed by the caller); the path is not read (`path_len == 0`).
 #[inline(always)]
-pub(crate) fn read_file_target(
+pub(crate) fn read_file_target<A: Access>(
     file: *const u8,
     name: &mut [u8; NAME_LEN],
 ) -> Result<ExecTarget, ReadError> {
-    let (name_len, truncated) = file_basename(file, name)?;
+    let (name_len, truncated) = file_basename::<A, NAME_LEN>(file, name)?;
     Ok(ExecTarget {
         name_len,
         path_len: 0,
         flags: if truncated { EXEC_NAME_TRUNCATED } else { 0 },
         file,
     })
-}
-
-/// The `struct file *` a memory area maps (`vma->vm_file`; null for anonymous memory).
-#[inline(always)]
-pub(crate) fn vma_file(vma: *const u8) -> Result<*const u8, ReadError> {
-    read_at(vma, offsets().vma_vm_file)
 }
 
 /// The multigrain-timestamp flag the kernel keeps in the top bit of the change time's
@@ -99,18 +95,18 @@ const CTIME_QUERIED: u32 = 1 << 31;
 /// time, `i_sb->s_dev`) into `key`, in place (no struct copies through the stack); returns
 /// the `struct inode *`.
 #[inline(always)]
-pub(crate) fn read_file_identity(
+pub(crate) fn read_file_identity<A: Access>(
     file: *const u8,
     key: &mut InodeKey,
 ) -> Result<*const u8, ReadError> {
     let off = offsets();
-    let inode: *const u8 = read_at(file, off.file_inode)?;
-    key.ino = read_at(inode, off.inode_ino)?;
-    key.ctime_sec = read_at(inode, off.inode_ctime_sec)?;
-    let nsec: u32 = read_at(inode, off.inode_ctime_nsec)?;
+    let inode: *const u8 = A::read(file, off.file_inode)?;
+    key.ino = A::read(inode, off.inode_ino)?;
+    key.ctime_sec = A::read(inode, off.inode_ctime_sec)?;
+    let nsec: u32 = A::read(inode, off.inode_ctime_nsec)?;
     key.ctime_nsec = nsec & !CTIME_QUERIED;
-    let sb: *const u8 = read_at(inode, off.inode_sb)?;
-    key.dev = read_at(sb, off.sb_dev)?;
+    let sb: *const u8 = A::read(inode, off.inode_sb)?;
+    key.dev = A::read(sb, off.sb_dev)?;
     Ok(inode)
 }
 
@@ -127,10 +123,8 @@ pub(crate) fn file_size(file: *const u8) -> Result<i64, ReadError> {
 #[inline(always)]
 pub(crate) fn current_exe_file() -> Result<*const u8, ReadError> {
     let off = offsets();
-    // SAFETY: the helper takes no arguments and returns the current task pointer.
-    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
-    let mm: *const u8 = read_at(task, off.task_mm)?;
-    read_at(mm, off.mm_exe_file)
+    let mm: *const u8 = Typed::read(typed::current_task(), off.task_mm)?;
+    Typed::read(mm, off.mm_exe_file)
 }
 
 /// The inode and device of the current task's executable (`current->mm->exe_file->f_inode`).
@@ -138,10 +132,10 @@ pub(crate) fn current_exe_file() -> Result<*const u8, ReadError> {
 pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
     let off = offsets();
     let file = current_exe_file()?;
-    let inode: *const u8 = read_at(file, off.file_inode)?;
-    let ino: u64 = read_at(inode, off.inode_ino)?;
-    let sb: *const u8 = read_at(inode, off.inode_sb)?;
-    let dev: u32 = read_at(sb, off.sb_dev)?;
+    let inode: *const u8 = Typed::read(file, off.file_inode)?;
+    let ino: u64 = Typed::read(inode, off.inode_ino)?;
+    let sb: *const u8 = Typed::read(inode, off.inode_sb)?;
+    let dev: u32 = Typed::read(sb, off.sb_dev)?;
     Ok(FileId { ino, dev, _pad: 0 })
 }
 
@@ -159,15 +153,17 @@ pub(crate) struct Creds {
 #[inline(always)]
 pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
     let off = offsets();
-    let cred: *const u8 = read_at(task, off.task_cred)?;
-    // uid, gid, suid, sgid, euid: LAYOUT_CRED_IDS.
-    let ids: [u32; 5] = read_at(cred, off.cred_uid)?;
-    // LAYOUT_CAPS.
+    let cred: *const u8 = Typed::read(task, off.task_cred)?;
+    // uid, gid, suid, sgid, euid: LAYOUT_CRED_IDS (one `kuid_t`/`kgid_t` each).
+    let uid: u32 = Typed::read(cred, off.cred_uid)?;
+    let gid: u32 = Typed::read(cred, off.cred_uid + 4)?;
+    let euid: u32 = Typed::read(cred, off.cred_uid + 16)?;
+    // LAYOUT_CAPS, one helper read: 6.1's `kernel_cap_t` is two `u32`s, not one `u64`.
     let caps: [u64; 2] = read_at(cred, off.cred_cap_permitted)?;
     Ok(Creds {
-        uid: ids[0],
-        gid: ids[1],
-        euid: ids[4],
+        uid,
+        gid,
+        euid,
         cap_permitted: caps[0],
         cap_effective: caps[1],
     })
@@ -177,14 +173,14 @@ pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
 /// deleted, or a memfd).
 #[inline(always)]
 pub(crate) fn inode_unlinked(inode: *const u8) -> Result<bool, ReadError> {
-    let nlink: u32 = read_at(inode, offsets().inode_nlink)?;
+    let nlink: u32 = Typed::read(inode, offsets().inode_nlink)?;
     Ok(nlink == 0)
 }
 
 /// Reads `bprm->interp` into `buf`; returns the bytes read (without the NUL).
 #[inline(always)]
 pub(crate) fn read_interp(bprm: *const u8, buf: &mut [u8; PATH_LEN]) -> Result<u32, ReadError> {
-    let interp: *const u8 = read_at(bprm, offsets().binprm_interp)?;
+    let interp: *const u8 = Typed::read(bprm, offsets().binprm_interp)?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let len = unsafe { bpf_probe_read_kernel_str_bytes(interp, buf) }
         .map_err(|_| ReadError)?
@@ -206,19 +202,12 @@ pub(crate) fn module_name<const N: usize>(
     Ok(len as u32)
 }
 
-/// `task->pid` and `task->tgid` (one read: `LAYOUT_PID_TGID`).
-#[inline(always)]
-pub(crate) fn pid_tgid(task: *const u8) -> Result<(i32, i32), ReadError> {
-    let ids: [i32; 2] = read_at(task, offsets().task_pid)?;
-    Ok((ids[0], ids[1]))
-}
-
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.
 #[inline(always)]
 pub(crate) fn parent_tgid(task: *const u8) -> u32 {
     let off = offsets();
-    let parent: Result<*const u8, _> = read_at(task, off.task_real_parent);
-    match parent.and_then(|p| read_at::<i32>(p, off.task_tgid)) {
+    let parent: Result<*const u8, _> = Typed::read(task, off.task_real_parent);
+    match parent.and_then(|p| Typed::read::<i32>(p, off.task_tgid)) {
         Ok(tgid) => tgid as u32,
         Err(ReadError) => 0,
     }
@@ -236,12 +225,16 @@ pub(crate) struct MmBlocks {
 #[inline(always)]
 pub(crate) fn mm_blocks(task: *const u8) -> MmBlocks {
     let off = offsets();
-    let b = read_at::<*const u8>(task, off.task_mm)
-        .and_then(|mm| read_at::<[u64; 4]>(mm, off.mm_arg_start))
-        .unwrap_or([0; 4]);
+    let Ok(mm) = Typed::read::<*const u8>(task, off.task_mm) else {
+        return MmBlocks {
+            args: (0, 0),
+            env: (0, 0),
+        };
+    };
+    let word = |i: u32| typed::load::<u64>(mm, off.mm_arg_start + 8 * i);
     MmBlocks {
-        args: (b[0], b[1]),
-        env: (b[2], b[3]),
+        args: (word(0), word(1)),
+        env: (word(2), word(3)),
     }
 }
 
@@ -272,10 +265,12 @@ pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
 #[inline(always)]
 pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
     let off = offsets();
-    // SAFETY: the helper takes no arguments and returns the current task pointer.
-    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
-    let fs: *const u8 = read_at(task, off.task_fs)?;
-    path_at(fs, off.fs_pwd_mnt)
+    let fs: *const u8 = Typed::read(typed::current_task(), off.task_fs)?;
+    // `struct path`: `mnt`, then `dentry` (LAYOUT_PATH).
+    Ok((
+        Typed::read(fs, off.fs_pwd_mnt)?,
+        Typed::read(fs, off.fs_pwd_mnt + 8)?,
+    ))
 }
 
 /// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
@@ -325,25 +320,17 @@ pub(crate) fn file_inode_flags(file: *const u8) -> Result<(*const u8, u32), Read
     ))
 }
 
-/// The end of a `struct qstr`: `len`, then `name` 4 bytes on (`LAYOUT_DENTRY`).
-#[repr(C, packed)]
-#[derive(Clone, Copy)]
-struct QstrTail {
-    len: u32,
-    name: *const u8,
-}
-
 /// Reads the basename of `file` (its dentry name) into `out`, NUL-terminated; returns the
 /// valid bytes and whether the name was longer than `out` holds.
 #[inline(always)]
-pub(crate) fn file_basename<const N: usize>(
+pub(crate) fn file_basename<A: Access, const N: usize>(
     file: *const u8,
     out: &mut [u8; N],
 ) -> Result<(u32, bool), ReadError> {
     let off = offsets();
-    let dentry: *const u8 = read_at(file, off.file_dentry)?;
-    let qstr: QstrTail = read_at(dentry, off.dentry_name_len)?;
-    let (full_len, name_ptr) = (qstr.len, qstr.name);
+    let dentry: *const u8 = A::read(file, off.file_dentry)?;
+    let full_len: u32 = A::read(dentry, off.dentry_name_len)?;
+    let name_ptr: *const u8 = A::read(dentry, off.dentry_name_len + 4)?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is `out`.
     let len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, out) }
         .map_err(|_| ReadError)?

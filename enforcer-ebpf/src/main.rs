@@ -40,6 +40,7 @@ mod mem;
 mod net;
 mod plan;
 mod syscall_record;
+mod typed;
 mod user_regs;
 
 #[cfg(not(test))]

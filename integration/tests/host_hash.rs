@@ -203,7 +203,7 @@ fn block_mode_kills_a_miner_by_hash_and_judges_replaced_files_by_their_new_conte
     assert_eq!(decided, ["userspace", "kernel"], "{records:#?}");
     let in_kernel = &miner_kills[1];
     assert_eq!(in_kernel["tier"], "signal");
-    assert_eq!(in_kernel["event"]["hook"], "raw_tp/sched_process_exec");
+    assert_eq!(in_kernel["event"]["hook"], "tp_btf/sched_process_exec");
     assert!(
         in_kernel["event"]["exec"]["file"]["inode"]
             .as_u64()

@@ -25,6 +25,7 @@ use crate::{
     maps::{SCRATCH, config, count},
     mem,
     plan::{Site, act, lookup_exec},
+    typed::Typed,
 };
 
 /// Entry point; see the module documentation for the verdict table.
@@ -55,9 +56,9 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     let scratch = unsafe { &mut *scratch };
     mem::zero(&mut scratch.name);
     mem::zero(&mut scratch.path);
-    let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
+    let target = kernel::read_exec_target::<Typed>(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
     scratch.inode.ino = 0;
-    if kernel::read_file_identity(target.file, &mut scratch.inode).is_err() {
+    if kernel::read_file_identity::<Typed>(target.file, &mut scratch.inode).is_err() {
         scratch.inode.ino = 0;
         count(Counter::ReadError);
     }

@@ -46,6 +46,7 @@ use crate::{
     kernel::{self, ReadError},
     maps::{EXEC_HASH_PLAN, EXEC_INODE_PLAN, config, count, plan_settings},
     plan::{Site, act},
+    typed::Probed,
 };
 
 /// `HASH_ALGO_SHA256` of the kernel's `enum hash_algo`: what the helper returns when the digest
@@ -83,7 +84,7 @@ fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     let bprm: *const u8 = ctx.arg(0);
     let file: *const u8 = ctx.arg(1);
     let mut key = InodeKey::default();
-    kernel::read_file_identity(file, &mut key)?;
+    kernel::read_file_identity::<Probed>(file, &mut key)?;
     let mut digest = HashKey([0; SHA256_LEN]);
     // One site acts and emits (each inlined call site is verified again: 6.1 is slow on them).
     let key_ref = &key;
@@ -201,11 +202,11 @@ pub(super) fn emit_record(
     unsafe {
         let (target, hook) = match source {
             HashedFile::Exec(bprm) => (
-                kernel::read_exec_target(bprm, &mut (*rec).name, &mut (*rec).path),
+                kernel::read_exec_target::<Probed>(bprm, &mut (*rec).name, &mut (*rec).path),
                 Hook::LsmBprmCredsFromFile,
             ),
             HashedFile::Mapped(file) => (
-                kernel::read_file_target(file, &mut (*rec).name),
+                kernel::read_file_target::<Probed>(file, &mut (*rec).name),
                 Hook::LsmMmapFileHash,
             ),
         };
@@ -228,7 +229,7 @@ pub(super) fn emit_record(
         (*rec).cap_effective = 0;
         (*rec).cap_permitted = 0;
         (*rec).env_len = 0;
-        (*rec)._pad = 0;
+        (*rec).cwd_len = 0;
         (*rec).file = *key;
         (*rec).sha256 = digest.0;
         // On failure the helper zeroes the buffer itself.

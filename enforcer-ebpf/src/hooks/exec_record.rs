@@ -6,13 +6,18 @@ use aya_ebpf::helpers::{
     bpf_get_current_uid_gid, bpf_probe_read_kernel_buf, bpf_probe_read_user_buf,
     generated::bpf_get_current_comm,
 };
-use enforcer_common::event::{
-    ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_CREDS, EXEC_DELETED,
-    EXEC_ENV_MISSING, EXEC_ENV_TRUNCATED, EventKind, ExecRecord, Hook,
+use enforcer_common::{
+    event::{
+        ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_MISSING, EXEC_ARGS_TRUNCATED, EXEC_CREDS, EXEC_CWD,
+        EXEC_CWD_TRUNCATED, EXEC_DELETED, EXEC_ENV_MISSING, EXEC_ENV_TRUNCATED, EventKind,
+        ExecRecord, Hook,
+    },
+    file::FILE_PATH_TRUNCATED,
 };
 
 use crate::{
     emit::{self, Verdict},
+    file::{self, Slot},
     kernel::{self, ExecTarget},
     maps::Scratch,
     mem,
@@ -23,7 +28,8 @@ const _: () = assert!(core::mem::offset_of!(ExecRecord, sha256).is_multiple_of(8
 
 /// What only the record of a successful exec carries (read after the exec, in the new image's
 /// context): credentials, interpreter, unlinked flag, and the environment block when a rule
-/// reads it (`(0, 0)` otherwise).
+/// reads it (`(0, 0)` otherwise). The working directory comes with it when the program called
+/// [`build_cwd`] first.
 pub(crate) struct ExecExtra {
     pub(crate) task: *const u8,
     pub(crate) bprm: *const u8,
@@ -104,7 +110,7 @@ pub(crate) fn emit_exec(
         write_volatile(&raw mut (*rec).cap_effective, 0);
         write_volatile(&raw mut (*rec).cap_permitted, 0);
         write_volatile(&raw mut (*rec).env_len, 0);
-        write_volatile(&raw mut (*rec)._pad, 0);
+        write_volatile(&raw mut (*rec).cwd_len, 0);
         let uid_gid = match extra {
             Some(extra) => {
                 let (extra_flags, uid_gid) = fill_extra(rec, extra);
@@ -127,6 +133,66 @@ pub(crate) fn emit_exec(
         );
     }
     entry.submit(emit::event_flags());
+}
+
+/// Builds the current task's working directory (`current->fs->pwd`) in `FILE_SCRATCH`'s
+/// path with the file hooks' path walk, for [`fill_cwd`]: its length in the record's
+/// `path_len` (0 when it could not be read), `FILE_PATH_TRUNCATED` in its flags for a cut
+/// path. The result stays in map memory, and the exec program calls this first: the 6.1
+/// verifier walks the loop once per state that reaches it (a million instructions when it ran
+/// after the plan look-ups, inside the record).
+///
+/// The daemon reads `/proc/<pid>/cwd` only when this is missing or cut: that read, at the rate
+/// of execs, cost the exec storm's processes more than this walk (the kernel flushes the
+/// `/proc` entries the daemon instantiated when each process exits).
+#[inline(always)]
+pub(crate) fn build_cwd() {
+    let Some(s) = file::scratch() else {
+        return;
+    };
+    s.record.flags = 0;
+    // SAFETY: a field of the scratch slot (volatile: read back by `fill_cwd`).
+    unsafe { core::ptr::write_volatile(&mut s.record.path_len, 0) };
+    let Ok((mnt, dentry)) = kernel::current_pwd() else {
+        return;
+    };
+    if file::build_dentry_path(s, Slot::Path, mnt, dentry).is_err() {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&mut s.record.path_len, 0) };
+    }
+}
+
+/// Copies the working directory [`build_cwd`] left in `FILE_SCRATCH` into `rec.cwd`;
+/// returns the `EXEC_CWD*` flags to set (0 without one).
+///
+/// # Safety
+/// `rec` must point at a reserved, writable `ExecRecord`.
+#[inline(always)]
+unsafe fn fill_cwd(rec: *mut ExecRecord) -> u32 {
+    let Some(s) = file::scratch() else {
+        return 0;
+    };
+    // SAFETY: fields of the scratch slot, written by `build_cwd` (volatile: map memory).
+    let (len, file_flags) = unsafe {
+        (
+            core::ptr::read_volatile(&s.record.path_len),
+            core::ptr::read_volatile(&s.record.flags),
+        )
+    };
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: the caller guarantees `rec`; a fixed-size copy into its `cwd` array (the bytes
+    // past `cwd_len` are not read by the daemon).
+    unsafe {
+        let _ = bpf_probe_read_kernel_buf(s.record.path.as_ptr(), &mut (*rec).cwd);
+        (*rec).cwd_len = len;
+    }
+    if file_flags & FILE_PATH_TRUNCATED != 0 {
+        EXEC_CWD | EXEC_CWD_TRUNCATED
+    } else {
+        EXEC_CWD
+    }
 }
 
 /// Writes the [`ExecExtra`] fields into `rec`; returns the `EXEC_*` flags they give and the
@@ -155,6 +221,7 @@ unsafe fn fill_extra(rec: *mut ExecRecord, extra: &ExecExtra) -> (u32, u64) {
         if matches!(kernel::inode_unlinked(extra.inode), Ok(true)) {
             flags |= EXEC_DELETED;
         }
+        flags |= fill_cwd(rec);
         let (start, end) = extra.env;
         match end.checked_sub(start) {
             Some(span) if span > 0 => {

@@ -46,6 +46,7 @@ use crate::{
         plan_settings,
     },
     plan::{Site, act},
+    typed::Probed,
 };
 
 /// `bpf(2)` commands reported: `BPF_MAP_CREATE`, `BPF_PROG_LOAD`, `BPF_PROG_ATTACH`,
@@ -289,7 +290,7 @@ pub(crate) fn fd_name(fd: u64, rec: &mut KernelRecord) {
     let read = u32::try_from(fd)
         .ok()
         .and_then(kernel::fd_file)
-        .and_then(|file| kernel::file_basename(file, &mut rec.name).ok());
+        .and_then(|file| kernel::file_basename::<Probed, _>(file, &mut rec.name).ok());
     match read {
         Some((len, truncated)) => {
             rec.name_len = len;

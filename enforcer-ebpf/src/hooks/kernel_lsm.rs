@@ -41,6 +41,7 @@ use crate::{
     kernel,
     maps::{KERNEL_SCRATCH, config, count, offsets},
     plan::{Site, act},
+    typed::Probed,
     user_regs,
 };
 
@@ -103,7 +104,7 @@ fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) ->
             if file.is_null() {
                 rec.flags |= KERNEL_NAME_UNKNOWN;
             } else {
-                match kernel::file_basename(file, &mut rec.name) {
+                match kernel::file_basename::<Probed, _>(file, &mut rec.name) {
                     Ok((len, truncated)) => {
                         rec.name_len = len;
                         if truncated {

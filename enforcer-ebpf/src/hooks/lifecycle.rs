@@ -1,4 +1,4 @@
-//! Raw tracepoints `sched_process_fork` and `sched_process_exit`: process lifecycle records for
+//! BTF tracepoints `sched_process_fork` and `sched_process_exit`: process lifecycle records for
 //! the daemon's process cache, in every tier. No verdicts here.
 //!
 //! - `trace_sched_process_fork(struct task_struct *parent, struct task_struct *child)`: a
@@ -12,8 +12,8 @@
 //! `Counter::ReadError`.
 
 use aya_ebpf::{
-    helpers::generated::bpf_get_current_comm, macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    helpers::generated::bpf_get_current_comm, macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook},
@@ -22,13 +22,14 @@ use enforcer_common::{
 
 use crate::{
     emit,
-    kernel::{self, ReadError, read_at},
+    kernel::ReadError,
     maps::{count, offsets},
+    typed,
 };
 
 /// `sched_process_fork`; see the module documentation.
-#[raw_tracepoint(tracepoint = "sched_process_fork")]
-pub(crate) fn tp_sched_process_fork(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sched_process_fork")]
+pub(crate) fn tp_sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     if try_fork(&ctx).is_err() {
         count(Counter::ReadError);
     }
@@ -36,22 +37,26 @@ pub(crate) fn tp_sched_process_fork(ctx: RawTracePointContext) -> i32 {
 }
 
 /// `sched_process_exit`; see the module documentation.
-#[raw_tracepoint(tracepoint = "sched_process_exit")]
-pub(crate) fn tp_sched_process_exit(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sched_process_exit")]
+pub(crate) fn tp_sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     if try_exit(&ctx).is_err() {
         count(Counter::ReadError);
     }
     0
 }
 
-fn try_fork(ctx: &RawTracePointContext) -> Result<(), ReadError> {
+fn try_fork(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     let off = offsets();
     let child: *const u8 = ctx.arg(1);
-    let (pid, tgid) = kernel::pid_tgid(child)?;
+    if child.is_null() {
+        return Err(ReadError);
+    }
+    let pid: i32 = typed::load(child, off.task_pid);
+    let tgid: i32 = typed::load(child, off.task_tgid);
     if pid != tgid {
         return Ok(());
     }
-    let start: u64 = read_at(child, off.task_start_boottime)?;
+    let start: u64 = typed::load(child, off.task_start_boottime);
     let Some(mut entry) = emit::reserve_lifecycle::<ForkRecord>() else {
         return Ok(());
     };
@@ -75,16 +80,22 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     Ok(())
 }
 
-fn try_exit(ctx: &RawTracePointContext) -> Result<(), ReadError> {
+fn try_exit(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     let off = offsets();
     let task: *const u8 = ctx.arg(0);
-    let signal: *const u8 = read_at(task, off.task_signal)?;
-    let live: i32 = read_at(signal, off.signal_live)?;
+    if task.is_null() {
+        return Err(ReadError);
+    }
+    let signal: *const u8 = typed::load(task, off.task_signal);
+    if signal.is_null() {
+        return Err(ReadError);
+    }
+    let live: i32 = typed::load(signal, off.signal_live);
     if live != 0 {
         return Ok(());
     }
-    let exit_code: i32 = read_at(task, off.task_exit_code)?;
-    let start: u64 = read_at(task, off.task_start_boottime)?;
+    let exit_code: i32 = typed::load(task, off.task_exit_code);
+    let start: u64 = typed::load(task, off.task_start_boottime);
     let Some(mut entry) = emit::reserve_lifecycle::<ExitRecord>() else {
         return Ok(());
     };

@@ -34,9 +34,10 @@ use enforcer_common::{
 use super::{Verdict, exec_record::emit_exec, fail_open};
 use crate::{
     kernel::{self, ReadError},
-    maps::{EXEC_NAME_PLAN, SCRATCH, config, count, plan_settings},
+    maps::{EXEC_NAME_PLAN, SCRATCH, config, count, offsets, plan_settings},
     mem,
     plan::{Site, act, lookup_inode},
+    typed::{Access, Typed},
 };
 
 /// `PROT_EXEC`.
@@ -79,7 +80,10 @@ pub(crate) fn lsm_file_mprotect(ctx: LsmContext) -> i32 {
         return 0;
     }
     let vma: *const u8 = ctx.arg(0);
-    fail_open(kernel::vma_file(vma).and_then(|file| check_mapping(file, Hook::LsmFileMprotect)))
+    fail_open(
+        Typed::read(vma, offsets().vma_vm_file)
+            .and_then(|file| check_mapping(file, Hook::LsmFileMprotect)),
+    )
 }
 
 /// Checks the file `file` (null: anonymous memory) being mapped executable.
@@ -104,9 +108,9 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     // SAFETY: per-CPU scratch from a successful look-up (see the exec hooks).
     let scratch = unsafe { &mut *scratch };
     mem::zero(&mut scratch.name);
-    let target = kernel::read_file_target(file, &mut scratch.name.0)?;
+    let target = kernel::read_file_target::<Typed>(file, &mut scratch.name.0)?;
     scratch.inode.ino = 0;
-    kernel::read_file_identity(file, &mut scratch.inode)?;
+    kernel::read_file_identity::<Typed>(file, &mut scratch.inode)?;
     let by_name = if target.flags & EXEC_NAME_TRUNCATED == 0 {
         let name = &scratch.name;
         EXEC_NAME_PLAN.get_ptr(name)

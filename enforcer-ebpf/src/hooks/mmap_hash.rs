@@ -41,6 +41,7 @@ use crate::{
     kernel::{self, ReadError},
     maps::{EXEC_INODE_PLAN, config},
     plan::{Site, act},
+    typed::Probed,
 };
 
 /// Entry point; see the module documentation for the verdict table.
@@ -60,7 +61,7 @@ fn try_mmap_file_hash(file: *const u8) -> Result<Verdict, ReadError> {
         return Ok(Verdict::Allow);
     };
     let mut key = InodeKey::default();
-    kernel::read_file_identity(file, &mut key)?;
+    kernel::read_file_identity::<Probed>(file, &mut key)?;
     if let Some(cached) = EXEC_INODE_PLAN.get_ptr(key) {
         // SAFETY: the pointer comes from a successful map look-up; PlanVerdict is Copy.
         let cached = unsafe { *cached };

@@ -1,4 +1,4 @@
-//! Raw tracepoint `sched_process_exec`: the exec record of every successful exec (all tiers),
+//! BTF tracepoint `sched_process_exec`: the exec record of every successful exec (all tiers),
 //! and the exec kill of the signal tier.
 //!
 //! Tracepoint prototype: `trace_sched_process_exec(struct task_struct *p, pid_t old_pid,
@@ -16,33 +16,36 @@
 //!
 //! A failed kernel read skips the record (fail open) and bumps `Counter::ReadError`.
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook},
     plan::{EXEC_ARGS_SCHEMES, EXEC_RECORD_ENV},
 };
 
-use super::exec_record::{ExecExtra, emit_exec};
+use super::exec_record::{ExecExtra, build_cwd, emit_exec};
 use crate::{
     args, emit,
     kernel::{self, ReadError},
     maps::{SCRATCH, config, count, plan_settings},
     mem,
     plan::{Site, act, lookup_exec},
+    typed::Typed,
 };
 
 /// Entry point; see the module documentation.
-#[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub(crate) fn tp_sched_process_exec(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sched_process_exec")]
+pub(crate) fn tp_sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     if try_sched_process_exec(&ctx).is_err() {
         count(Counter::ReadError);
     }
     0
 }
 
-fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
+fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     count(Counter::ExecSeen);
+    // First, while the verifier's state is simple (see `build_cwd`).
+    build_cwd();
     let cfg = config();
     let task: *const u8 = ctx.arg(0);
     let bprm: *const u8 = ctx.arg(2);
@@ -51,9 +54,9 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) -> Result<(), ReadError> {
     let scratch = unsafe { &mut *scratch };
     mem::zero(&mut scratch.name);
     mem::zero(&mut scratch.path);
-    let target = kernel::read_exec_target(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
+    let target = kernel::read_exec_target::<Typed>(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
     scratch.inode.ino = 0;
-    let inode = match kernel::read_file_identity(target.file, &mut scratch.inode) {
+    let inode = match kernel::read_file_identity::<Typed>(target.file, &mut scratch.inode) {
         Ok(inode) => inode,
         Err(ReadError) => {
             scratch.inode.ino = 0;

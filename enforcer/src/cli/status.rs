@@ -166,14 +166,14 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         if lsm {
             row(
                 "exec",
-                "lsm/bprm_check_security, raw_tp/sched_process_exec",
+                "lsm/bprm_check_security, tp_btf/sched_process_exec",
                 "deny",
                 "by file name or path",
             )
         } else {
             row(
                 "exec",
-                "raw_tp/sched_process_exec",
+                "tp_btf/sched_process_exec",
                 "kill",
                 "killed before the new program runs",
             )
@@ -188,7 +188,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         } else {
             row(
                 "exec by content hash",
-                "raw_tp/sched_process_exec + userspace SHA-256",
+                "tp_btf/sched_process_exec + userspace SHA-256",
                 "kill",
                 "first exec killed after the fact (hashed in userspace); later execs killed before they run, by file identity",
             )
@@ -208,7 +208,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         },
         row(
             "fork, exit",
-            "raw_tp/sched_process_fork, raw_tp/sched_process_exit",
+            "tp_btf/sched_process_fork, tp_btf/sched_process_exit",
             "none",
             "processes only, not threads",
         ),

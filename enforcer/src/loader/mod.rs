@@ -16,7 +16,7 @@ pub mod tracefs;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm, TracePoint},
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
@@ -93,8 +93,9 @@ const LSM_KERNEL_HASH: [(&str, &str); 2] = [
     (programs::LSM_BPRM_CREDS_FROM_FILE, "bprm_creds_from_file"),
     (programs::LSM_MMAP_FILE_HASH, "mmap_file"),
 ];
-/// Raw tracepoint programs (every tier): program name and tracepoint.
-const RAW_TRACEPOINTS: [(&str, &str); 3] = [
+/// BTF tracepoint programs (every tier): program name and tracepoint. BTF-typed arguments:
+/// the programs read kernel structs with plain loads (enforcer-ebpf's `typed.rs`).
+const BTF_TRACEPOINTS: [(&str, &str); 3] = [
     (programs::TP_SCHED_PROCESS_EXEC, "sched_process_exec"),
     (programs::TP_SCHED_PROCESS_FORK, "sched_process_fork"),
     (programs::TP_SCHED_PROCESS_EXIT, "sched_process_exit"),
@@ -391,10 +392,11 @@ pub fn load_with(
             reason,
         ),
     };
-    for (name, _) in RAW_TRACEPOINTS {
+    let btf = aya::Btf::from_sys_fs()?;
+    for (name, tracepoint) in BTF_TRACEPOINTS {
         let started = std::time::Instant::now();
-        program::<RawTracePoint>(&mut ebpf, name)?
-            .load()
+        program::<BtfTracePoint>(&mut ebpf, name)?
+            .load(tracepoint, &btf)
             .map_err(program_err("load", name))?;
         log_load(&ebpf, name, started);
     }
@@ -450,13 +452,13 @@ impl Loaded {
     /// Attaches the programs. Call after the plan maps are written, so nothing slips through
     /// between attach and plan.
     pub fn attach(&mut self) -> Result<(), LoadError> {
-        for (name, tracepoint) in RAW_TRACEPOINTS {
-            let id = program::<RawTracePoint>(&mut self.ebpf, name)?
-                .attach(tracepoint)
+        for (name, _) in BTF_TRACEPOINTS {
+            let id = program::<BtfTracePoint>(&mut self.ebpf, name)?
+                .attach()
                 .map_err(program_err("attach", name))?;
             if pins::enforces(name) {
                 self.enforcing_links
-                    .push(EnforcingLink::RawTracePoint(name, id));
+                    .push(EnforcingLink::BtfTracePoint(name, id));
             }
         }
         for (name, category, tracepoint) in TRACEPOINTS {

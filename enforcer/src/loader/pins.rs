@@ -20,8 +20,9 @@ use aya::{
     maps::{Map, MapData},
     pin::PinError,
     programs::{
-        Lsm, RawTracePoint, TracePoint, links::FdLink, links::PinnedLink, lsm::LsmLinkId,
-        raw_trace_point::RawTracePointLinkId, trace_point::TracePointLinkId,
+        BtfTracePoint, Lsm, RawTracePoint, TracePoint, links::FdLink, links::PinnedLink,
+        lsm::LsmLinkId, raw_trace_point::RawTracePointLinkId, tp_btf::BtfTracePointLinkId,
+        trace_point::TracePointLinkId,
     },
 };
 use enforcer_common::maps::{COUNTERS, programs};
@@ -60,6 +61,7 @@ pub enum EnforcingLink {
     Lsm(&'static str, LsmLinkId),
     /// A raw tracepoint program.
     RawTracePoint(&'static str, RawTracePointLinkId),
+    BtfTracePoint(&'static str, BtfTracePointLinkId),
     /// A tracepoint program and its tracepoint (a program may be attached to several).
     TracePoint(&'static str, &'static str, TracePointLinkId),
 }
@@ -274,6 +276,13 @@ fn pin_into(ebpf: &mut Ebpf, links: Vec<EnforcingLink>, pins: &mut Pins) -> Resu
             }
             EnforcingLink::RawTracePoint(name, id) => {
                 let link = program::<RawTracePoint>(ebpf, name)
+                    .map_err(Box::new)?
+                    .take_link(id)
+                    .map_err(|e| link_err(name)(&e))?;
+                (format!("link-{name}"), FdLink::from(link))
+            }
+            EnforcingLink::BtfTracePoint(name, id) => {
+                let link = program::<BtfTracePoint>(ebpf, name)
                     .map_err(Box::new)?
                     .take_link(id)
                     .map_err(|e| link_err(name)(&e))?;

@@ -201,9 +201,10 @@ pub(crate) fn test_exec_record() -> ExecRecord {
         cap_effective: 0,
         cap_permitted: 0,
         env_len: 0,
-        _pad: 0,
+        cwd_len: 0,
         interp: [0; PATH_LEN],
         env: [0; enforcer_common::event::ENV_LEN],
+        cwd: [0; PATH_LEN],
     };
     rec.name[..4].copy_from_slice(b"true");
     rec.path[..13].copy_from_slice(b"/usr/bin/true");

@@ -28,6 +28,8 @@ use enforcer_integration::vm::initramfs::InitramfsBuilder;
 use enforcer_integration::vm::qemu::{self, QemuConfig};
 use enforcer_integration::vm::{console, kernels, layout, paths, preflight};
 
+mod profile_diff;
+
 /// The storms run when `--storm` is not given.
 const DEFAULT_STORMS: &[&str] = &[
     "exec_storm --iterations 500 --rounds 6 --settle 1",
@@ -47,6 +49,12 @@ const GUEST_PERF: &str = "/bin/perf";
 /// The console markers around one storm's output: `VMBENCH-BEGIN <n>`, `VMBENCH-END <n> <rc>`.
 const BEGIN: &str = "VMBENCH-BEGIN";
 const END: &str = "VMBENCH-END";
+/// The console markers before the guest's profile of the last round with the engine and of
+/// the last round without it (`--perf`).
+const PROFILE_WITH: &str = "VMBENCH-PROFILE-WITH";
+const PROFILE_WITHOUT: &str = "VMBENCH-PROFILE-WITHOUT";
+/// Rows of `--perf`'s summary (symbols whose cost the engine changed most).
+const PROFILE_ROWS: usize = 40;
 /// The audit log the storms' engine writes (`enforcer_benches::alternate`, in the guest's
 /// temporary directory).
 const GUEST_AUDIT: &str = "/tmp/enforcer-bench-audit.jsonl";
@@ -78,10 +86,12 @@ struct Args {
     /// One guest instruction per 2^N ns of guest time.
     #[arg(long, default_value_t = 0)]
     icount_shift: u8,
-    /// Diagnostic: profile the last round with the engine of each storm (the storms'
-    /// `--perf-record`, with the host's `perf` copied into the guest) and print the guest's
-    /// flat profile by command and symbol after it. The guest's clock counts instructions, so
-    /// the samples are spread by instructions executed. Sampling perturbs the storm's figures.
+    /// Diagnostic: profile the last round with and the last round without the engine of each
+    /// storm (the storms' `--perf-record`, with the host's `perf` copied into the guest) and
+    /// print, symbol by symbol, what the engine adds to the workload (all commands but the
+    /// engine and perf), in instructions per operation. The guest's clock counts
+    /// instructions, so the samples are spread by instructions executed. Sampling perturbs
+    /// the storm's figures.
     #[arg(long)]
     perf: bool,
     /// `--perf`'s sampling period in guest nanoseconds (instructions at shift 0).
@@ -198,7 +208,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     for (index, command) in commands.iter().enumerate() {
         println!("\n$ {command}");
         match storm_output(&text, index) {
-            Some((lines, 0)) => lines.iter().for_each(|l| println!("{l}")),
+            Some((lines, 0)) => print_storm(&lines, command, profile),
             Some((lines, rc)) => {
                 lines.iter().for_each(|l| println!("{l}"));
                 println!("FAILED: exit status {rc}");
@@ -211,6 +221,53 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         }
     }
     Ok(all_passed)
+}
+
+/// Prints a storm's output; with a profile (`--perf`, sampling `period`), the two listings are
+/// replaced by what the engine adds to the workload, symbol by symbol.
+fn print_storm(lines: &[String], command: &str, profile: Option<u64>) {
+    let start = lines.iter().position(|l| l == PROFILE_WITH);
+    let middle = lines.iter().position(|l| l == PROFILE_WITHOUT);
+    let (Some(period), Some(start), Some(middle)) = (profile, start, middle) else {
+        lines.iter().for_each(|l| println!("{l}"));
+        return;
+    };
+    lines[..start].iter().for_each(|l| println!("{l}"));
+    let with = profile_diff::parse(&lines[start + 1..middle.max(start + 1)]);
+    let without = profile_diff::parse(&lines[middle + 1..]);
+    let operations = iterations(command);
+    let deltas = profile_diff::workload_deltas(&with, &without, period, operations.unwrap_or(1));
+    let unit = match operations {
+        Some(n) => format!("thousands of guest instructions per operation ({n} per round)"),
+        None => "thousands of guest instructions per round (no --iterations given)".to_owned(),
+    };
+    println!("\nprofile of the workload, last round with vs without the engine, in {unit}:");
+    println!("{:>10} {:>10} {:>10}  symbol", "with", "without", "added");
+    let total: f64 = deltas.iter().map(profile_diff::Delta::added).sum();
+    for d in deltas.iter().take(PROFILE_ROWS) {
+        println!(
+            "{:>10.3} {:>10.3} {:>+10.3}  {}",
+            d.with / 1e3,
+            d.without / 1e3,
+            d.added() / 1e3,
+            d.symbol
+        );
+    }
+    println!("all symbols: {:+.3} (sampling noise included)", total / 1e3);
+}
+
+/// The storm's `--iterations N` (operations per round), if given.
+fn iterations(command: &str) -> Option<u64> {
+    let mut words = command.split_whitespace();
+    while let Some(word) = words.next() {
+        if word == "--iterations" {
+            return words.next()?.trim_matches('\'').parse().ok();
+        }
+        if let Some(n) = word.strip_prefix("--iterations=") {
+            return n.trim_matches('\'').parse().ok();
+        }
+    }
+    None
 }
 
 /// The kernel command line `append` for `tier`: unchanged for `lsm`; for `signal`, without
@@ -280,7 +337,7 @@ fn guest_command(storm: &str) -> anyhow::Result<String> {
 
 /// The guest's `/bench.sh`: each command between its console markers, then the engine's tier
 /// from the last storm's audit log; with `profile` (a sampling period), each command with
-/// `--perf-record` (its last round with the engine profiled) and the flat profile after it.
+/// `--perf-record` and the two flat profiles after it (with the engine, then without).
 fn bench_script(commands: &[String], profile: Option<u64>) -> String {
     let mut s = String::from("#!/bin/busybox sh\ncd /tmp\n");
     for (index, command) in commands.iter().enumerate() {
@@ -296,10 +353,15 @@ fn bench_script(commands: &[String], profile: Option<u64>) -> String {
             "rc=$?\ngrep -o '\"kernel_tier\":\"[a-z]*\"' {GUEST_AUDIT} | head -n 1\n"
         ));
         if profile.is_some() {
-            s.push_str(&format!(
-                "{GUEST_PERF} report -i {data} --stdio --no-children --sort comm,sym \
-                 --percent-limit 0.02 2>/dev/null | grep -v '^$'\n"
-            ));
+            for (marker, file) in [
+                (PROFILE_WITH, data.clone()),
+                (PROFILE_WITHOUT, format!("{data}.without")),
+            ] {
+                s.push_str(&format!(
+                    "echo {marker}\n{GUEST_PERF} report -i {file} --stdio --no-children \
+                     --show-nr-samples --sort comm,sym 2>/dev/null | grep -v '^$'\n"
+                ));
+            }
         }
         s.push_str(&format!("echo \"{END} {index} $rc\"\n"));
     }
