@@ -1,6 +1,8 @@
 //! Reads of kernel structures through the offsets the loader found in the running kernel's BTF
-//! (`enforcer_common::offsets::KernelOffsets`). Every read goes through `bpf_probe_read_kernel`,
-//! so a wrong pointer yields an error, never a fault.
+//! (`enforcer_common::offsets::KernelOffsets`). A read through a BTF-typed pointer is a plain
+//! load (`typed.rs`; functions generic over `typed::Access` let the caller say which pointer
+//! it holds); every other read goes through `bpf_probe_read_kernel`. Either way a wrong
+//! pointer yields an error or a zero, never a fault.
 //!
 //! Each read is a helper call (40-90 ns on the 2-vCPU host, where every return pays the
 //! SRSO "safe RET" mitigation), so members the kernel lays out side by side are read as one
@@ -295,28 +297,31 @@ pub(crate) fn dentry_parent_name(dentry: *const u8) -> Result<(*const u8, *const
 /// The mount and dentry of the `struct path` whose `mnt` is at `base + mnt` (one read:
 /// `LAYOUT_PATH`).
 #[inline(always)]
-fn path_at(base: *const u8, mnt: u32) -> Result<(*const u8, *const u8), ReadError> {
+fn path_at<A: Access>(base: *const u8, mnt: u32) -> Result<(*const u8, *const u8), ReadError> {
+    if A::TYPED {
+        return Ok((A::read(base, mnt)?, A::read(base, mnt + 8)?));
+    }
     let p: [u64; 2] = read_at(base, mnt)?;
     Ok((p[0] as *const u8, p[1] as *const u8))
 }
 
 /// `file->f_path.mnt` and `file->f_path.dentry`.
 #[inline(always)]
-pub(crate) fn file_path(file: *const u8) -> Result<(*const u8, *const u8), ReadError> {
-    path_at(file, offsets().file_mnt)
+pub(crate) fn file_path<A: Access>(file: *const u8) -> Result<(*const u8, *const u8), ReadError> {
+    path_at::<A>(file, offsets().file_mnt)
 }
 
 /// `file->f_inode` and `file->f_flags` (one read where `LAYOUT_FILE_INODE_FLAGS`).
 #[inline(always)]
-pub(crate) fn file_inode_flags(file: *const u8) -> Result<(*const u8, u32), ReadError> {
+pub(crate) fn file_inode_flags<A: Access>(file: *const u8) -> Result<(*const u8, u32), ReadError> {
     let off = offsets();
-    if off.layout & LAYOUT_FILE_INODE_FLAGS != 0 {
+    if !A::TYPED && off.layout & LAYOUT_FILE_INODE_FLAGS != 0 {
         let p: [u64; 2] = read_at(file, off.file_inode)?;
         return Ok((p[0] as *const u8, p[1] as u32));
     }
     Ok((
-        read_at(file, off.file_inode)?,
-        read_at(file, off.file_flags)?,
+        A::read(file, off.file_inode)?,
+        A::read(file, off.file_flags)?,
     ))
 }
 

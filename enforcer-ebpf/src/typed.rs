@@ -18,6 +18,10 @@ use crate::kernel::{ReadError, read_at};
 /// How a reader reaches kernel memory: [`Probed`] (any pointer) or [`Typed`] (BTF-typed
 /// pointers only).
 pub(crate) trait Access {
+    /// Whether this is [`Typed`]: members the kernel lays out side by side are then loaded
+    /// one by one; [`Probed`] reads them in one helper call (`KernelOffsets::layout`).
+    const TYPED: bool;
+
     /// The `T` (one member: 1, 2, 4 or 8 bytes) at `base + offset`; `Err` for a null
     /// `base` or a failed read.
     fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, ReadError>;
@@ -27,6 +31,8 @@ pub(crate) trait Access {
 pub(crate) struct Probed;
 
 impl Access for Probed {
+    const TYPED: bool = false;
+
     #[inline(always)]
     fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, ReadError> {
         read_at(base, offset)
@@ -37,6 +43,8 @@ impl Access for Probed {
 pub(crate) struct Typed;
 
 impl Access for Typed {
+    const TYPED: bool = true;
+
     #[inline(always)]
     fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, ReadError> {
         if base.is_null() {

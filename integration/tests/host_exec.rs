@@ -322,12 +322,14 @@ fn exec_records_carry_credentials_interpreter_environment_and_the_unlinked_flag(
 
     let ev = exec_event_at(&records, &script.display().to_string()).expect("script event");
     assert_eq!(ev["exec"]["interpreter"], "/bin/sh", "{ev}");
-    // Read from /proc when the record is handled (the script is still sleeping then).
-    assert_eq!(
-        ev["exec"]["cwd"],
-        dir.path().canonicalize().unwrap().display().to_string(),
-        "{ev}"
-    );
+    // The working directory is walked in the kernel at the exec: every record has it, also
+    // those of processes gone before the daemon handled them (nothing left in /proc).
+    let cwd = dir.path().canonicalize().unwrap().display().to_string();
+    assert_eq!(ev["exec"]["cwd"], cwd.as_str(), "{ev}");
+    for path in [payload.display().to_string(), doomed_path.clone()] {
+        let ev = exec_event_at(&records, &path).expect("exec event");
+        assert_eq!(ev["exec"]["cwd"], cwd.as_str(), "{ev}");
+    }
 
     let ev = exec_event_at(&records, &doomed_path).expect("unlinked file event");
     assert_eq!(ev["exec"]["is_deleted"], true, "{ev}");

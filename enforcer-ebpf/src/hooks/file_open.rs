@@ -34,9 +34,10 @@ use super::{Verdict, file_path::finish};
 use crate::syscall_record::syscall_ret;
 use crate::{
     file::{self, Slot},
-    kernel::{self, read_at},
+    kernel,
     maps::{config, count, offsets, plan_settings},
     plan::Site,
+    typed::{Access, Probed, Typed},
 };
 
 /// `O_ACCMODE` bits that write.
@@ -66,7 +67,7 @@ pub(crate) fn tp_sys_exit_open(ctx: TracePointContext) -> u32 {
     let Some(f) = kernel::fd_file(fd as u32) else {
         return 0;
     };
-    let _ = on_open(f, bits, Site::Tracepoint);
+    let _ = on_open::<Probed>(f, bits, Site::Tracepoint);
     0
 }
 
@@ -85,18 +86,19 @@ pub(crate) fn lsm_file_open(ctx: LsmContext) -> i32 {
         return 0;
     }
     let f: *const u8 = ctx.arg(0);
-    on_open(f, bits, Site::Lsm).ret()
+    on_open::<Typed>(f, bits, Site::Lsm).ret()
 }
 
-/// The flags check, path, match, action and record of an open of file `f`.
+/// The flags check, path, match, action and record of an open of file `f` (read as `A` says:
+/// the LSM hook's `file` is BTF-typed, the tracepoint's comes from the descriptor table).
 #[inline(always)]
-fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
-    let Ok((inode, flags)) = kernel::file_inode_flags(f) else {
+fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
+    let Ok((inode, flags)) = kernel::file_inode_flags::<A>(f) else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
     let write = flags & O_WRITE_MODES != 0 || (site == Site::Lsm && flags & O_CREAT_TRUNC != 0);
-    let mode = read_at::<u16>(inode, offsets().inode_mode).unwrap_or(0);
+    let mode = A::read::<u16>(inode, offsets().inode_mode).unwrap_or(0);
     if !write && bits & RECORD_FILE_READS == 0 {
         let fmt = mode & S_IFMT;
         if bits & RECORD_FILE_READ_DEVICES == 0 || (fmt != S_IFCHR && fmt != S_IFBLK) {
@@ -114,7 +116,7 @@ fn on_open(f: *const u8, bits: u32, site: Site) -> Verdict {
     file::reset(s, op as u32);
     s.record.open_flags = flags;
     s.record.mode = u32::from(mode);
-    let Ok((mnt, dentry)) = kernel::file_path(f) else {
+    let Ok((mnt, dentry)) = kernel::file_path::<A>(f) else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };

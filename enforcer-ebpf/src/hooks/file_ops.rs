@@ -29,6 +29,7 @@ use crate::{
     kernel::{self, read_at},
     maps::{count, offsets},
     plan::Site,
+    typed::Typed,
 };
 
 /// LSM `path_link(struct dentry *old_dentry, const struct path *new_dir,
@@ -169,7 +170,7 @@ pub(crate) fn lsm_file_truncate(ctx: LsmContext) -> i32 {
         return 0;
     };
     file::reset(s, FileOp::Truncate as u32);
-    let Ok((mnt, dentry)) = kernel::file_path(f) else {
+    let Ok((mnt, dentry)) = kernel::file_path::<Typed>(f) else {
         count(Counter::ReadError);
         return 0;
     };

@@ -47,6 +47,7 @@ use crate::{
     maps::{config, count, offsets, path_syscall, plan_settings},
     plan::{Site, act},
     syscall_record::{syscall_arg, syscall_nr},
+    typed::Probed,
 };
 
 /// `AT_FDCWD`.
@@ -301,7 +302,7 @@ fn user_path(s: &mut FileScratch, slot: Slot, dfd: i32, ptr: u64) -> Result<u32,
     let base = if dfd == AT_FDCWD {
         kernel::current_pwd().ok()
     } else {
-        kernel::fd_file(dfd as u32).and_then(|f| kernel::file_path(f).ok())
+        kernel::fd_file(dfd as u32).and_then(|f| kernel::file_path::<Probed>(f).ok())
     };
     let Some((mnt, dentry)) = base else {
         if ptr == 0 {

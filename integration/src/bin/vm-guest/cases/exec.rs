@@ -102,7 +102,13 @@ fn allow_while_monitoring(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> 
     let start = engine.wait_started(START_TIMEOUT)?;
     ctx.log(format!("engine_start record: {start}"));
     expect_field(&start, "mode", "monitor")?;
-    payload::expect_allowed("/tmp/m4", "while attached in monitor mode")?;
+    // Run from /tmp (its own mount here): the kernel's walk of the working directory crosses
+    // into the parent mount.
+    let previous = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    std::env::set_current_dir("/tmp").map_err(|e| format!("cd /tmp: {e}"))?;
+    let ran = payload::expect_allowed("/tmp/m4", "while attached in monitor mode");
+    std::env::set_current_dir(&previous).map_err(|e| format!("cd back: {e}"))?;
+    ran?;
     ctx.log("monitor mode: write-marker ran and wrote /tmp/m4");
     let record = engine.wait_record(
         RECORD_TIMEOUT,
@@ -110,6 +116,24 @@ fn allow_while_monitoring(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> 
         |r| audit::is_action(r, "would_deny", DENY_MARKER_RULE),
     )?;
     ctx.log(format!("action record: {record}"));
+    // The exec record's working directory is walked in the kernel (6.1's verifier took it
+    // only as the exec program's first step).
+    let cwd = std::path::Path::new("/tmp")
+        .canonicalize()
+        .map_err(|e| format!("/tmp: {e}"))?;
+    let event = engine.wait_record(
+        RECORD_TIMEOUT,
+        "the exec event of write-marker from tp_btf/sched_process_exec",
+        |r| {
+            r["type"] == "event"
+                && r["event"]["hook"] == "tp_btf/sched_process_exec"
+                && r["event"]["exec"]["file"]["name"] == "write-marker"
+        },
+    )?;
+    if event["event"]["exec"]["cwd"] != cwd.display().to_string().as_str() {
+        return Err(format!("exec.cwd is not {}: {event}", cwd.display()));
+    }
+    ctx.log(format!("exec event with exec.cwd {}", cwd.display()));
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
 }
 
