@@ -249,16 +249,16 @@ const S_IFSOCK: u16 = 0o140000;
 #[inline(always)]
 pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
     let off = offsets();
-    // SAFETY: the helper takes no arguments and returns the current task pointer.
-    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
-    let files: *const u8 = read_at(task, off.task_files).ok()?;
-    let fdt: *const u8 = read_at(files, off.files_fdt).ok()?;
-    // `max_fds` (a u32 and its padding), then `fd`: LAYOUT_FDTABLE.
-    let pair: [u64; 2] = read_at(fdt, off.fdtable_max_fds).ok()?;
-    let (max_fds, fds) = (pair[0] as u32, pair[1] as *const u8);
+    // Typed down to the table; `fd` is a `struct file **`, which BTF types as a number, so
+    // the slot itself is read with the helper (and the file pointer is untyped).
+    let files: *const u8 = Typed::read(typed::current_task(), off.task_files).ok()?;
+    let fdt: *const u8 = Typed::read(files, off.files_fdt).ok()?;
+    let max_fds: u32 = Typed::read(fdt, off.fdtable_max_fds).ok()?;
     if fd >= max_fds {
         return None;
     }
+    // `fd` follows `max_fds` and its padding (LAYOUT_FDTABLE).
+    let fds: *const u8 = Typed::read(fdt, off.fdtable_max_fds + 8).ok()?;
     let file: *const u8 = read_at(fds, fd.checked_mul(8)?).ok()?;
     (!file.is_null()).then_some(file)
 }
