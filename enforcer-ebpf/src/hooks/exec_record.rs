@@ -63,9 +63,9 @@ pub(crate) fn emit_exec(
         // Helper copies, not assignments: LLVM turns a 64- or 256-byte array assignment into
         // a call to `memcpy` (a BPF subprogram with a byte loop) once the object has enough
         // copies, and 6.1 then verifies that loop once per state of the ring-buffer reference
-        // until it gives up (E2BIG). On failure the helper zeroes the destination.
-        let _ = bpf_probe_read_kernel_buf(scratch.name.0.as_ptr(), &mut (*rec).name);
-        let _ = bpf_probe_read_kernel_buf(scratch.path.0.as_ptr(), &mut (*rec).path);
+        // until it gives up (E2BIG). Only the valid bytes and their NUL are copied.
+        copy_prefix(scratch.name.0.as_ptr(), &mut (*rec).name, target.name_len);
+        copy_prefix(scratch.path.0.as_ptr(), &mut (*rec).path, target.path_len);
         (*rec).file.ino = scratch.inode.ino;
         (*rec).file.ctime_sec = scratch.inode.ctime_sec;
         (*rec).file.ctime_nsec = scratch.inode.ctime_nsec;
@@ -135,6 +135,24 @@ pub(crate) fn emit_exec(
     entry.submit(emit::event_flags());
 }
 
+/// Copies the `len` valid bytes of the string at `src` (a scratch buffer) and its NUL into
+/// `dst`, at most `N` bytes: the record's bytes past them are never read (the daemon reads the
+/// lengths), and a helper copy of a whole 256-byte buffer cost about 250 guest instructions.
+/// On a failed read the helper zeroes what it was given.
+///
+/// # Safety
+/// `src` must be readable kernel memory of at least `N` bytes.
+#[inline(always)]
+unsafe fn copy_prefix<const N: usize>(src: *const u8, dst: &mut [u8; N], len: u32) {
+    let n = (len as usize + 1).min(N);
+    // Checked again after a trip through the stack (see the argv read in `emit_exec`).
+    let n = core::hint::black_box(n);
+    if n > 0 && n <= N {
+        // SAFETY: the caller guarantees `src`; `dst[..n]` is inside the record.
+        let _ = unsafe { bpf_probe_read_kernel_buf(src, &mut dst[..n]) };
+    }
+}
+
 /// Builds the current task's working directory (`current->fs->pwd`) in `FILE_SCRATCH`'s
 /// path with the file hooks' path walk, for [`fill_cwd`]: its length in the record's
 /// `path_len` (0 when it could not be read), `FILE_PATH_TRUNCATED` in its flags for a cut
@@ -182,10 +200,9 @@ unsafe fn fill_cwd(rec: *mut ExecRecord) -> u32 {
     if len == 0 {
         return 0;
     }
-    // SAFETY: the caller guarantees `rec`; a fixed-size copy into its `cwd` array (the bytes
-    // past `cwd_len` are not read by the daemon).
+    // SAFETY: the caller guarantees `rec`; the copy stays inside its `cwd` array.
     unsafe {
-        let _ = bpf_probe_read_kernel_buf(s.record.path.as_ptr(), &mut (*rec).cwd);
+        copy_prefix(s.record.path.as_ptr(), &mut (*rec).cwd, len);
         (*rec).cwd_len = len;
     }
     if file_flags & FILE_PATH_TRUNCATED != 0 {
