@@ -9,9 +9,11 @@
 //!
 //! Cost: every mapping of every library passes here. Without `PROT_EXEC` the program returns
 //! at once; with it, and only when `PLAN_SETTINGS` says the exec plan has entries
-//! (`EXEC_CHECK_MMAP`), it reads the file's basename and identity and does one look-up in
-//! `EXEC_NAME_PLAN` and, when needed, one in `EXEC_INODE_PLAN` (known-bad content: the
-//! daemon's hash verdicts and the in-kernel hash's cache). The path plan is not consulted (the
+//! (`EXEC_CHECK_MMAP`), it reads the file's identity and the length of its basename, reads
+//! the basename and looks it up in `EXEC_NAME_PLAN` only when a listed name has that length
+//! (`PlanSettings::exec_name_lens`), and otherwise or without a match looks the identity up
+//! in `EXEC_INODE_PLAN` (known-bad content: the daemon's hash verdicts and the in-kernel
+//! hash's cache). The path plan is not consulted (the
 //! hook has no path string), and a never-seen file is not hashed here (the hook is not
 //! sleepable).
 //!
@@ -28,7 +30,7 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, Hook},
-    plan::EXEC_CHECK_MMAP,
+    plan::{EXEC_CHECK_MMAP, name_length_listed},
 };
 
 use super::{Verdict, exec_record::emit_exec, fail_open};
@@ -93,7 +95,8 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
         return Ok(Verdict::Allow);
     }
     let cfg = config();
-    if cfg.tier != Tier::Lsm as u32 || plan_settings().exec & EXEC_CHECK_MMAP == 0 {
+    let settings = plan_settings();
+    if cfg.tier != Tier::Lsm as u32 || settings.exec & EXEC_CHECK_MMAP == 0 {
         return Ok(Verdict::Allow);
     }
     // The kernel maps a program's own file during its exec (`load_elf_binary`, after
@@ -107,13 +110,23 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up (see the exec hooks).
     let scratch = unsafe { &mut *scratch };
-    mem::zero(&mut scratch.name);
-    let target = kernel::read_file_target::<Typed>(file, &mut scratch.name.0)?;
     scratch.inode.ino = 0;
     kernel::read_file_identity::<Typed>(file, &mut scratch.inode)?;
-    let by_name = if target.flags & EXEC_NAME_TRUNCATED == 0 {
-        let name = &scratch.name;
-        EXEC_NAME_PLAN.get_ptr(name)
+    // The name is read and looked up only when a listed name has its length (a string read,
+    // a 64-byte key and its hash: about half of a checked mapping's cost).
+    let off = offsets();
+    let name_len: u32 = Typed::read(file, off.file_dentry)
+        .and_then(|dentry| Typed::read(dentry, off.dentry_name_len))?;
+    let by_name = if name_length_listed(settings.exec_name_lens, name_len) {
+        mem::zero(&mut scratch.name);
+        let target = kernel::read_file_target::<Typed>(file, &mut scratch.name.0)?;
+        if target.flags & EXEC_NAME_TRUNCATED == 0 {
+            // By reference: the key stays in map memory (no 64-byte copy to the stack).
+            let name = &scratch.name;
+            EXEC_NAME_PLAN.get_ptr(name)
+        } else {
+            None
+        }
     } else {
         None
     };
@@ -133,7 +146,10 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
         return Ok(Verdict::Allow);
     }
     count(Counter::MmapMatched);
-    // The hook has no path string: the record's is empty.
+    // The record's name (read again: the look-up above may have skipped it). The hook has no
+    // path string: the record's is empty.
+    mem::zero(&mut scratch.name);
+    let target = kernel::read_file_target::<Typed>(file, &mut scratch.name.0)?;
     mem::zero(&mut scratch.path);
     let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
     emit_exec(hook, scratch, &target, 0, &verdict, (0, 0), None);

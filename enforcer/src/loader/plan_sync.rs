@@ -26,7 +26,7 @@ use enforcer_common::{
         EXEC_HASH_IN_KERNEL, EXEC_PATHS, EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN,
         NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
         RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE,
-        SCHEME_LEN, SHA256_LEN, SchemeKey, padded,
+        SCHEME_LEN, SHA256_LEN, SchemeKey, name_length_bits, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -271,6 +271,22 @@ pub fn write_hash_limits(ebpf: &mut Ebpf, limits: HashLimits) -> Result<(), Plan
     })
 }
 
+/// The lengths of the plan's exec names (`PlanSettings::exec_name_lens`).
+fn name_lengths(plan: &KernelPlan) -> u64 {
+    name_length_bits(plan.exec_names.iter().map(|entry| entry.value.as_str()))
+}
+
+/// Adds `bits` to `PLAN_SETTINGS.exec_name_lens` (the old lengths stay until the plan's
+/// settings are written).
+fn widen_name_lengths(ebpf: &mut Ebpf, bits: u64) -> Result<(), PlanError> {
+    let (mut array, mut settings) = settings_map(ebpf)?;
+    settings.exec_name_lens |= bits;
+    array.set(0, settings, 0).map_err(|source| PlanError::Map {
+        map: PLAN_SETTINGS,
+        source,
+    })
+}
+
 /// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan,
 /// and which exec checks run (the hash limits are kept).
 fn write_settings(
@@ -290,6 +306,7 @@ fn write_settings(
         dns_ports,
         exec: exec_bits(policy, plan),
         hash_generation: generation,
+        exec_name_lens: name_lengths(plan),
         ..current
     };
     array.set(0, settings, 0).map_err(|source| PlanError::Map {
@@ -501,6 +518,8 @@ pub fn write_with(
         generation,
         disarmed,
     };
+    // Widened before the names are written, narrowed after (write_settings).
+    widen_name_lengths(ebpf, name_lengths(&plan))?;
     let names = write_map::<NAME_LEN, _>(ebpf, EXEC_NAME_PLAN, &plan.exec_names, ctx, NameKey)?;
     let paths = write_map::<PATH_LEN, _>(ebpf, EXEC_PATH_PLAN, &plan.exec_paths, ctx, PathKey)?;
     let methods = write_map::<METHOD_LEN, _>(
