@@ -249,25 +249,27 @@ pub struct HashLimits {
     pub fresh_s: u64,
 }
 
-/// The settings array and its current value (zero when unreadable).
-fn settings_map(
+/// Rewrites `PLAN_SETTINGS` with `change` applied to its current value (zero when unreadable):
+/// each writer changes its own fields and keeps the others.
+fn update_settings(
     ebpf: &mut Ebpf,
-) -> Result<(Array<&mut aya::maps::MapData, PlanSettings>, PlanSettings), PlanError> {
-    let map = PLAN_SETTINGS;
-    let array: Array<_, PlanSettings> = plan_map(ebpf, map)?;
-    let current = array.get(&0, 0).unwrap_or_default();
-    Ok((array, current))
+    change: impl FnOnce(&mut PlanSettings),
+) -> Result<(), PlanError> {
+    let mut array: Array<_, PlanSettings> = plan_map(ebpf, PLAN_SETTINGS)?;
+    let mut settings = array.get(&0, 0).unwrap_or_default();
+    change(&mut settings);
+    array.set(0, settings, 0).map_err(|source| PlanError::Map {
+        map: PLAN_SETTINGS,
+        source,
+    })
 }
 
 /// Writes the in-kernel hash limits into `PLAN_SETTINGS` (before the plan, so the hash
 /// program never runs with a zero size cap under a non-empty hash plan).
 pub fn write_hash_limits(ebpf: &mut Ebpf, limits: HashLimits) -> Result<(), PlanError> {
-    let (mut array, mut settings) = settings_map(ebpf)?;
-    settings.hash_max_size = limits.max_size;
-    settings.hash_fresh_s = limits.fresh_s;
-    array.set(0, settings, 0).map_err(|source| PlanError::Map {
-        map: PLAN_SETTINGS,
-        source,
+    update_settings(ebpf, |settings| {
+        settings.hash_max_size = limits.max_size;
+        settings.hash_fresh_s = limits.fresh_s;
     })
 }
 
@@ -279,12 +281,7 @@ fn name_lengths(plan: &KernelPlan) -> u64 {
 /// Adds `bits` to `PLAN_SETTINGS.exec_name_lens` (the old lengths stay until the plan's
 /// settings are written).
 fn widen_name_lengths(ebpf: &mut Ebpf, bits: u64) -> Result<(), PlanError> {
-    let (mut array, mut settings) = settings_map(ebpf)?;
-    settings.exec_name_lens |= bits;
-    array.set(0, settings, 0).map_err(|source| PlanError::Map {
-        map: PLAN_SETTINGS,
-        source,
-    })
+    update_settings(ebpf, |settings| settings.exec_name_lens |= bits)
 }
 
 /// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan,
@@ -295,23 +292,17 @@ fn write_settings(
     plan: &KernelPlan,
     generation: u32,
 ) -> Result<(), PlanError> {
-    let (mut array, current) = settings_map(ebpf)?;
     let mut dns_ports = [0u16; DNS_PORT_SLOTS];
     for (slot, port) in dns_ports.iter_mut().zip(policy.dns_server_ports()) {
         *slot = *port;
     }
-    let settings = PlanSettings {
-        record: settings_bits(policy, plan),
-        kernel_ops: kernel_op_bits(policy),
-        dns_ports,
-        exec: exec_bits(policy, plan),
-        hash_generation: generation,
-        exec_name_lens: name_lengths(plan),
-        ..current
-    };
-    array.set(0, settings, 0).map_err(|source| PlanError::Map {
-        map: PLAN_SETTINGS,
-        source,
+    update_settings(ebpf, |settings| {
+        settings.record = settings_bits(policy, plan);
+        settings.kernel_ops = kernel_op_bits(policy);
+        settings.dns_ports = dns_ports;
+        settings.exec = exec_bits(policy, plan);
+        settings.hash_generation = generation;
+        settings.exec_name_lens = name_lengths(plan);
     })
 }
 
