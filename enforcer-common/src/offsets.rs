@@ -301,14 +301,13 @@ impl KernelOffsets {
 pub const LAYOUT_MM_BLOCKS: u32 = 1 << 0;
 /// `fdtable`: `fd` is the 8 bytes after `max_fds` (a `u32` and its padding).
 pub const LAYOUT_FDTABLE: u32 = 1 << 1;
-/// `task_struct`: `tgid` is the 4 bytes after `pid`.
-pub const LAYOUT_PID_TGID: u32 = 1 << 2;
+// 1 << 2 was `LAYOUT_PID_TGID` (`task_struct`: `tgid` after `pid`); the fork program loads
+// the two members one by one now.
 /// `cred`: `cap_effective` is the 8 bytes after `cap_permitted`.
 pub const LAYOUT_CAPS: u32 = 1 << 3;
 /// `dentry`: `d_parent`, then `d_name` (`hash`, `len`, `name`): `d_name.name` is 16 bytes
 /// after `d_parent` and `d_name.len` 12, so also 4 bytes after `len`. A path walk reads a
-/// component's parent, name length and name pointer at once, a basename its length and
-/// pointer.
+/// component's parent, name length and name pointer at once.
 pub const LAYOUT_DENTRY: u32 = 1 << 4;
 /// `file`: `f_flags` is the 8 bytes after `f_inode` (6.12 on; not 6.1).
 pub const LAYOUT_FILE_INODE_FLAGS: u32 = 1 << 5;
@@ -321,13 +320,8 @@ pub const LAYOUT_CRED_IDS: u32 = 1 << 7;
 /// The groups the programs read as one without checking (`kernel.rs`): the loader refuses a
 /// kernel without them (a branch per group made the 6.1 verifier walk the exec program past
 /// its limit of a million instructions). Every kernel from 6.1 to 6.18 has them.
-pub const LAYOUT_REQUIRED: u32 = LAYOUT_MM_BLOCKS
-    | LAYOUT_FDTABLE
-    | LAYOUT_PID_TGID
-    | LAYOUT_CAPS
-    | LAYOUT_DENTRY
-    | LAYOUT_PATH
-    | LAYOUT_CRED_IDS;
+pub const LAYOUT_REQUIRED: u32 =
+    LAYOUT_MM_BLOCKS | LAYOUT_FDTABLE | LAYOUT_CAPS | LAYOUT_DENTRY | LAYOUT_PATH | LAYOUT_CRED_IDS;
 
 /// Each group bit and the members it stands for, for error messages.
 pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
@@ -336,7 +330,6 @@ pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
         "mm_struct: arg_start, arg_end, env_start, env_end",
     ),
     (LAYOUT_FDTABLE, "fdtable: max_fds, fd"),
-    (LAYOUT_PID_TGID, "task_struct: pid, tgid"),
     (LAYOUT_CAPS, "cred: cap_permitted, cap_effective"),
     (LAYOUT_DENTRY, "dentry: d_parent, d_name"),
     (LAYOUT_FILE_INODE_FLAGS, "file: f_inode, f_flags"),
@@ -364,9 +357,6 @@ impl KernelOffsets {
         }
         if follows(self.fdtable_max_fds, self.fdtable_fd, 8) {
             bits |= LAYOUT_FDTABLE;
-        }
-        if follows(self.task_pid, self.task_tgid, 4) {
-            bits |= LAYOUT_PID_TGID;
         }
         if follows(self.cred_cap_permitted, self.cred_cap_effective, 8) {
             bits |= LAYOUT_CAPS;
@@ -428,7 +418,6 @@ mod tests {
             mainstream().layout_bits(),
             LAYOUT_MM_BLOCKS
                 | LAYOUT_FDTABLE
-                | LAYOUT_PID_TGID
                 | LAYOUT_CAPS
                 | LAYOUT_DENTRY
                 | LAYOUT_FILE_INODE_FLAGS
@@ -454,13 +443,6 @@ mod tests {
                     ..mainstream()
                 },
                 LAYOUT_FDTABLE,
-            ),
-            (
-                KernelOffsets {
-                    task_tgid: 1476,
-                    ..mainstream()
-                },
-                LAYOUT_PID_TGID,
             ),
             (
                 KernelOffsets {

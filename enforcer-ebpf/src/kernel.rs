@@ -4,8 +4,8 @@
 //! it holds); every other read goes through `bpf_probe_read_kernel`. Either way a wrong
 //! pointer yields an error or a zero, never a fault.
 //!
-//! Each read is a helper call (40-90 ns on the 2-vCPU host, where every return pays the
-//! SRSO "safe RET" mitigation), so members the kernel lays out side by side are read as one
+//! Each probed read is a helper call (40-90 ns on the 2-vCPU host, where every return pays
+//! the SRSO "safe RET" mitigation), so members the kernel lays out side by side are read as one
 //! group (`KernelOffsets::layout`, `LAYOUT_*`), and a pointer a program already holds is
 //! passed on, not read again. The groups of `LAYOUT_REQUIRED` are read without a check (the
 //! loader refuses a kernel without them: a branch per group took the 6.1 verifier past its
@@ -159,7 +159,7 @@ pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
     // uid, gid, suid, sgid, euid: LAYOUT_CRED_IDS (one `kuid_t`/`kgid_t` each).
     let uid: u32 = Typed::read(cred, off.cred_uid)?;
     let gid: u32 = Typed::read(cred, off.cred_uid + 4)?;
-    let euid: u32 = Typed::read(cred, off.cred_uid + 16)?;
+    let euid: u32 = Typed::read(cred, off.cred_euid)?;
     // LAYOUT_CAPS, one helper read: 6.1's `kernel_cap_t` is two `u32`s, not one `u64`.
     let caps: [u64; 2] = read_at(cred, off.cred_cap_permitted)?;
     Ok(Creds {
@@ -233,10 +233,10 @@ pub(crate) fn mm_blocks(task: *const u8) -> MmBlocks {
             env: (0, 0),
         };
     };
-    let word = |i: u32| typed::load::<u64>(mm, off.mm_arg_start + 8 * i);
+    let word = |offset: u32| typed::load::<u64>(mm, offset);
     MmBlocks {
-        args: (word(0), word(1)),
-        env: (word(2), word(3)),
+        args: (word(off.mm_arg_start), word(off.mm_arg_end)),
+        env: (word(off.mm_env_start), word(off.mm_env_end)),
     }
 }
 
@@ -257,8 +257,7 @@ pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
     if fd >= max_fds {
         return None;
     }
-    // `fd` follows `max_fds` and its padding (LAYOUT_FDTABLE).
-    let fds: *const u8 = Typed::read(fdt, off.fdtable_max_fds + 8).ok()?;
+    let fds: *const u8 = Typed::read(fdt, off.fdtable_fd).ok()?;
     let file: *const u8 = read_at(fds, fd.checked_mul(8)?).ok()?;
     (!file.is_null()).then_some(file)
 }
@@ -268,11 +267,7 @@ pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
 pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
     let off = offsets();
     let fs: *const u8 = Typed::read(typed::current_task(), off.task_fs)?;
-    // `struct path`: `mnt`, then `dentry` (LAYOUT_PATH).
-    Ok((
-        Typed::read(fs, off.fs_pwd_mnt)?,
-        Typed::read(fs, off.fs_pwd_mnt + 8)?,
-    ))
+    path_at::<Typed>(fs, off.fs_pwd_mnt, off.fs_pwd_dentry)
 }
 
 /// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
@@ -294,12 +289,16 @@ pub(crate) fn dentry_parent_name(dentry: *const u8) -> Result<(*const u8, *const
     Ok((w[0] as *const u8, w[2] as *const u8))
 }
 
-/// The mount and dentry of the `struct path` whose `mnt` is at `base + mnt` (one read:
-/// `LAYOUT_PATH`).
+/// The mount and dentry of the `struct path` whose members are at `base + mnt` and
+/// `base + dentry` (probed: one read of both, `LAYOUT_PATH`).
 #[inline(always)]
-fn path_at<A: Access>(base: *const u8, mnt: u32) -> Result<(*const u8, *const u8), ReadError> {
+fn path_at<A: Access>(
+    base: *const u8,
+    mnt: u32,
+    dentry: u32,
+) -> Result<(*const u8, *const u8), ReadError> {
     if A::TYPED {
-        return Ok((A::read(base, mnt)?, A::read(base, mnt + 8)?));
+        return Ok((A::read(base, mnt)?, A::read(base, dentry)?));
     }
     let p: [u64; 2] = read_at(base, mnt)?;
     Ok((p[0] as *const u8, p[1] as *const u8))
@@ -308,7 +307,8 @@ fn path_at<A: Access>(base: *const u8, mnt: u32) -> Result<(*const u8, *const u8
 /// `file->f_path.mnt` and `file->f_path.dentry`.
 #[inline(always)]
 pub(crate) fn file_path<A: Access>(file: *const u8) -> Result<(*const u8, *const u8), ReadError> {
-    path_at::<A>(file, offsets().file_mnt)
+    let off = offsets();
+    path_at::<A>(file, off.file_mnt, off.file_dentry)
 }
 
 /// `file->f_inode` and `file->f_flags` (one read where `LAYOUT_FILE_INODE_FLAGS`).
@@ -335,7 +335,7 @@ pub(crate) fn file_basename<A: Access, const N: usize>(
     let off = offsets();
     let dentry: *const u8 = A::read(file, off.file_dentry)?;
     let full_len: u32 = A::read(dentry, off.dentry_name_len)?;
-    let name_ptr: *const u8 = A::read(dentry, off.dentry_name_len + 4)?;
+    let name_ptr: *const u8 = A::read(dentry, off.dentry_name)?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is `out`.
     let len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, out) }
         .map_err(|_| ReadError)?

@@ -24,7 +24,7 @@ use crate::{
     emit,
     kernel::ReadError,
     maps::{count, offsets},
-    typed,
+    typed::{Access, Typed},
 };
 
 /// `sched_process_fork`; see the module documentation.
@@ -48,15 +48,12 @@ pub(crate) fn tp_sched_process_exit(ctx: BtfTracePointContext) -> i32 {
 fn try_fork(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     let off = offsets();
     let child: *const u8 = ctx.arg(1);
-    if child.is_null() {
-        return Err(ReadError);
-    }
-    let pid: i32 = typed::load(child, off.task_pid);
-    let tgid: i32 = typed::load(child, off.task_tgid);
+    let pid: i32 = Typed::read(child, off.task_pid)?;
+    let tgid: i32 = Typed::read(child, off.task_tgid)?;
     if pid != tgid {
         return Ok(());
     }
-    let start: u64 = typed::load(child, off.task_start_boottime);
+    let start: u64 = Typed::read(child, off.task_start_boottime)?;
     let Some(mut entry) = emit::reserve_lifecycle::<ForkRecord>() else {
         return Ok(());
     };
@@ -83,19 +80,13 @@ fn try_fork(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
 fn try_exit(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     let off = offsets();
     let task: *const u8 = ctx.arg(0);
-    if task.is_null() {
-        return Err(ReadError);
-    }
-    let signal: *const u8 = typed::load(task, off.task_signal);
-    if signal.is_null() {
-        return Err(ReadError);
-    }
-    let live: i32 = typed::load(signal, off.signal_live);
+    let signal: *const u8 = Typed::read(task, off.task_signal)?;
+    let live: i32 = Typed::read(signal, off.signal_live)?;
     if live != 0 {
         return Ok(());
     }
-    let exit_code: i32 = typed::load(task, off.task_exit_code);
-    let start: u64 = typed::load(task, off.task_start_boottime);
+    let exit_code: i32 = Typed::read(task, off.task_exit_code)?;
+    let start: u64 = Typed::read(task, off.task_start_boottime)?;
     let Some(mut entry) = emit::reserve_lifecycle::<ExitRecord>() else {
         return Ok(());
     };
