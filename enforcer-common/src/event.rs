@@ -391,10 +391,10 @@ pub enum Counter {
     KernelMatched = 25,
     /// Kernel-activity syscalls of operations no rule is about (left in the kernel).
     KernelFiltered = 26,
-    /// Exec arguments searched for a listed `scheme://` (the argument plan has entries and
-    /// the executable is not spared).
+    /// Exec arguments searched for a listed `scheme://` (the argument plan has entries).
     ExecArgsSearched = 27,
-    /// Exec argument searches that found a listed scheme (acted on: kill or would-kill).
+    /// Exec argument searches that found a listed scheme in the arguments of an executable
+    /// that is not spared (acted on: kill or would-kill).
     ExecArgsMatched = 28,
 }
 

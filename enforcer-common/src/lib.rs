@@ -10,10 +10,12 @@ pub mod event;
 pub mod file;
 pub mod kernel_event;
 pub mod maps;
+pub mod name_filter;
 pub mod net;
 pub mod offsets;
 pub mod plan;
 pub mod process;
+pub mod word;
 
 /// Implements `aya::Pod` for map keys and values on the userspace side.
 #[cfg(feature = "user")]

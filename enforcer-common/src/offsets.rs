@@ -316,12 +316,21 @@ pub const LAYOUT_FILE_INODE_FLAGS: u32 = 1 << 5;
 pub const LAYOUT_PATH: u32 = 1 << 6;
 /// `cred`: `euid` is 16 bytes after `uid` (`uid, gid, suid, sgid, euid`, 4 bytes each).
 pub const LAYOUT_CRED_IDS: u32 = 1 << 7;
+/// `mount`: `mnt_parent`, `mnt_mountpoint`, then the embedded `mnt` whose first member is
+/// `mnt_root`: a path walk reads a mount's parent, mount point and root at once (one read per
+/// mount crossing instead of three).
+pub const LAYOUT_MOUNT: u32 = 1 << 8;
 
 /// The groups the programs read as one without checking (`kernel.rs`): the loader refuses a
 /// kernel without them (a branch per group made the 6.1 verifier walk the exec program past
 /// its limit of a million instructions). Every kernel from 6.1 to 6.18 has them.
-pub const LAYOUT_REQUIRED: u32 =
-    LAYOUT_MM_BLOCKS | LAYOUT_FDTABLE | LAYOUT_CAPS | LAYOUT_DENTRY | LAYOUT_PATH | LAYOUT_CRED_IDS;
+pub const LAYOUT_REQUIRED: u32 = LAYOUT_MM_BLOCKS
+    | LAYOUT_FDTABLE
+    | LAYOUT_CAPS
+    | LAYOUT_DENTRY
+    | LAYOUT_PATH
+    | LAYOUT_CRED_IDS
+    | LAYOUT_MOUNT;
 
 /// Each group bit and the members it stands for, for error messages.
 pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
@@ -335,6 +344,10 @@ pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
     (LAYOUT_FILE_INODE_FLAGS, "file: f_inode, f_flags"),
     (LAYOUT_PATH, "path: mnt, dentry"),
     (LAYOUT_CRED_IDS, "cred: uid, gid, suid, sgid, euid"),
+    (
+        LAYOUT_MOUNT,
+        "mount: mnt_parent, mnt_mountpoint, mnt.mnt_root",
+    ),
 ];
 
 impl KernelOffsets {
@@ -375,6 +388,12 @@ impl KernelOffsets {
         if follows(self.cred_uid, self.cred_euid, 16) {
             bits |= LAYOUT_CRED_IDS;
         }
+        if follows(self.mount_parent, self.mount_mountpoint, 8)
+            && follows(self.mount_parent, self.mount_mnt, 16)
+            && self.vfsmount_root == 0
+        {
+            bits |= LAYOUT_MOUNT;
+        }
         bits
     }
 }
@@ -408,6 +427,10 @@ mod tests {
             path_dentry: 8,
             cred_uid: 8,
             cred_euid: 24,
+            mount_parent: 16,
+            mount_mountpoint: 24,
+            mount_mnt: 32,
+            vfsmount_root: 0,
             ..KernelOffsets::ZERO
         }
     }
@@ -423,6 +446,7 @@ mod tests {
                 | LAYOUT_FILE_INODE_FLAGS
                 | LAYOUT_PATH
                 | LAYOUT_CRED_IDS
+                | LAYOUT_MOUNT
         );
     }
 
@@ -492,6 +516,27 @@ mod tests {
                     ..mainstream()
                 },
                 LAYOUT_CRED_IDS,
+            ),
+            (
+                KernelOffsets {
+                    mount_mountpoint: 40,
+                    ..mainstream()
+                },
+                LAYOUT_MOUNT,
+            ),
+            (
+                KernelOffsets {
+                    mount_mnt: 48,
+                    ..mainstream()
+                },
+                LAYOUT_MOUNT,
+            ),
+            (
+                KernelOffsets {
+                    vfsmount_root: 8,
+                    ..mainstream()
+                },
+                LAYOUT_MOUNT,
             ),
             (
                 KernelOffsets {

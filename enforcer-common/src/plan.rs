@@ -10,6 +10,8 @@ pub const PATH_LEN: usize = 256;
 /// Longest JSON-RPC method the kernel matches in a first payload (NUL padded key size).
 pub const METHOD_LEN: usize = 32;
 
+use crate::name_filter::NameFilter;
+
 /// Key of [`crate::maps::PAYLOAD_METHOD_PLAN`]: a JSON-RPC method name, NUL padded.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,34 +253,32 @@ pub struct PlanSettings {
     /// coarse timestamp tick keeps the change time ("racily clean"). The loader adds the TAI
     /// offset it measured and a margin to the userspace settle time.
     pub hash_fresh_s: u64,
-    /// Bit `n` set: some name in `EXEC_NAME_PLAN` is `n` bytes long (1 to `NAME_LEN - 1`).
-    /// `mmap_file` reads and looks up a mapped file's name only when its length is listed.
-    /// A plan update first widens this to the old and new lengths, then writes the names,
-    /// then narrows it to the new ones: no name goes unlooked-for in between.
-    pub exec_name_lens: u64,
+    /// Which names `EXEC_NAME_PLAN` may hold: `mmap_file` reads a mapped file's name and the
+    /// exec hooks look a basename up only when it passes (see the type for the update order).
+    pub exec_names: NameFilter,
+}
+
+impl PlanSettings {
+    /// All zero: every family reported, no exec check skipped, no name filtered.
+    pub const REPORT_ALL: Self = Self {
+        record: 0,
+        kernel_ops: 0,
+        dns_ports: [0; DNS_PORT_SLOTS],
+        exec: 0,
+        hash_generation: 0,
+        hash_max_size: 0,
+        hash_fresh_s: 0,
+        exec_names: NameFilter {
+            lens: 0,
+            prefixes: [0; 4],
+        },
+    };
 }
 
 /// Slots of [`PlanSettings::dns_ports`].
 pub const DNS_PORT_SLOTS: usize = 8;
 
-const _: () = assert!(core::mem::size_of::<PlanSettings>() == 56);
-
-/// The [`PlanSettings::exec_name_lens`] bits of `names` (lengths of 64 bytes or more, which
-/// no name key holds, set none).
-pub fn name_length_bits<'a>(names: impl IntoIterator<Item = &'a str>) -> u64 {
-    names
-        .into_iter()
-        .map(str::len)
-        .filter(|len| *len < 64)
-        .fold(0, |bits, len| bits | 1 << len)
-}
-
-/// Whether a name of `len` bytes can be in `EXEC_NAME_PLAN` under `bits`
-/// ([`PlanSettings::exec_name_lens`]).
-#[inline(always)]
-pub fn name_length_listed(bits: u64, len: u32) -> bool {
-    len < 64 && bits & (1 << len) != 0
-}
+const _: () = assert!(core::mem::size_of::<PlanSettings>() == 88);
 
 /// Value of every plan map: which rule the entry comes from and what to do on a match.
 #[repr(C)]
@@ -305,25 +305,6 @@ const _: () = assert!(core::mem::size_of::<HashKey>() == SHA256_LEN);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn name_lengths_are_listed_exactly() {
-        let long = "x".repeat(70);
-        let bits = name_length_bits(["xmrig", "minerd", "xmr-stak", long.as_str()]);
-        assert_eq!(bits, 1 << 5 | 1 << 6 | 1 << 8);
-        for len in 0..80 {
-            assert_eq!(
-                name_length_listed(bits, len),
-                matches!(len, 5 | 6 | 8),
-                "{len}"
-            );
-        }
-        assert_eq!(name_length_bits([]), 0);
-        assert!(name_length_listed(
-            name_length_bits(["a".repeat(63).as_str()]),
-            63
-        ));
-    }
 
     #[test]
     fn scheme_keys_are_right_aligned_and_bounded() {

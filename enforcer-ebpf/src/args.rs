@@ -6,10 +6,10 @@
 //!
 //! The arguments are copied into [`ArgsScratch::buf`] after [`SCHEME_LEN`] zero bytes, and a
 //! `bpf_loop` ([`step`]) walks them with a cursor in the scratch (map memory, see
-//! ARCHITECTURE.md's verifier lessons): a word with no `:` (and, until `argv[0]`'s NUL is
-//! found, no NUL) is skipped in one step; the bytes of the other words one step each. (One
-//! step per byte cost 6-7 us for a 330-byte command line on the 2-vCPU host.) Bytes up to the
-//! first NUL (`argv[0]`) are skipped: `exec.args` does not hold it. At each `://` the bytes
+//! ARCHITECTURE.md's verifier lessons), a word at a time: `argv[0]` (which `exec.args` does
+//! not hold) is skipped up to its NUL, found inside its word; after it a word with no `:` is
+//! skipped in one step, and a step on a word with one goes to its first `:`. (One step per
+//! byte cost 6-7 us for a 330-byte command line on the 2-vCPU host.) At each `://` the bytes
 //! before it are looked up in `EXEC_SCHEME_PLAN` one length after the other (1 to
 //! [`SCHEME_LEN`] bytes, right-aligned keys), stopping at a NUL (the start of the argument):
 //! at most [`SCHEME_LEN`] look-ups per `://`, none for a command line without one.
@@ -20,6 +20,7 @@ use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_loop};
 use enforcer_common::{
     event::ARGS_LEN,
     plan::{NameKey, PlanVerdict, SCHEME_LEN, SchemeKey},
+    word::{first_zero_byte, has_byte, has_zero_byte, mask_first_bytes, splat},
 };
 
 use crate::{
@@ -64,17 +65,6 @@ fn at(buf: &[u8; BUF_LEN], pos: usize) -> u8 {
     buf[core::hint::black_box(pos) & POS_MASK]
 }
 
-/// `0x0101..01` times `byte`: a word of eight copies.
-const fn splat(byte: u8) -> u64 {
-    0x0101_0101_0101_0101 * byte as u64
-}
-
-/// Whether some byte of `word` is zero (the classic SWAR test).
-#[inline(always)]
-fn has_zero_byte(word: u64) -> bool {
-    word.wrapping_sub(splat(1)) & !word & splat(0x80) != 0
-}
-
 /// Looks up the 1 to [`SCHEME_LEN`] bytes before `pos` (a `:` followed by `//`), shortest
 /// first, stopping at a NUL (the argument's start); stores a hit in `s.found`.
 #[inline(always)]
@@ -100,10 +90,13 @@ fn lookup_before(s: &mut ArgsScratch, pos: usize) -> bool {
     false
 }
 
-/// One step of the walk at `ArgsScratch::cursor`: at a word boundary, a word with neither a
-/// `:` nor (before `argv[0]`'s end is known) a NUL is skipped whole; otherwise one byte is
-/// examined. The callback stays small (6.1 verifies it once per state the program reaches
-/// `bpf_loop` in: a byte loop inside it took 537k instructions). Returns 1 to stop.
+/// One step of the walk at `ArgsScratch::cursor`, on the aligned word that holds it (its bytes
+/// before the cursor masked off): until `argv[0]`'s NUL is found, the word is skipped, or the
+/// cursor jumps past that NUL; after it, a word with no `:` is skipped, and in a word with one
+/// the first `:` is checked for a `//` after it and a listed scheme before it, and the cursor
+/// moves past it. The callback stays small (6.1 verifies it once per state the
+/// program reaches `bpf_loop` in: a byte loop inside it took 537k instructions). Returns 1 to
+/// stop.
 ///
 /// # Safety
 /// `ctx` is the `LoopCtx` [`find_scheme`] passes to `bpf_loop`.
@@ -115,30 +108,33 @@ unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
     if pos as u64 + 2 >= s.end {
         return 1;
     }
-    if pos.is_multiple_of(8) {
-        let start = pos & POS_MASK & !7;
-        // SAFETY: `start` is a multiple of 8 below BUF_LEN - 7 and `buf` is 8-byte aligned,
-        // so the word is inside the buffer and aligned.
-        let word = unsafe { core::ptr::read(s.buf.as_ptr().add(start).cast::<u64>()) };
-        let nul_pending = s.argv0_end == 0 && has_zero_byte(word);
-        if !has_zero_byte(word ^ splat(b':')) && !nul_pending {
-            s.cursor = (pos + 8) as u64;
-            return 0;
-        }
-    }
-    s.cursor = (pos + 1) as u64;
-    let b = at(&s.buf, pos);
+    let start = pos & POS_MASK & !7;
+    // SAFETY: `start` is a multiple of 8 below BUF_LEN - 7 and `buf` is 8-byte aligned, so the
+    // word is inside the buffer and aligned.
+    let word = unsafe { core::ptr::read(s.buf.as_ptr().add(start).cast::<u64>()) };
+    // The bytes before the cursor, already examined, masked off.
+    let word = mask_first_bytes(word, pos & 7);
     if s.argv0_end == 0 {
-        if b == 0 {
-            s.argv0_end = pos as u64;
+        if has_zero_byte(word) {
+            let end = start + first_zero_byte(word);
+            s.argv0_end = end as u64;
+            s.cursor = (end + 1) as u64;
+        } else {
+            s.cursor = (start + 8) as u64;
         }
         return 0;
     }
-    if b == b':'
-        && at(&s.buf, pos + 1) == b'/'
-        && at(&s.buf, pos + 2) == b'/'
-        && lookup_before(s, pos)
-    {
+    if !has_byte(word, b':') {
+        s.cursor = (start + 8) as u64;
+        return 0;
+    }
+    // The word's first `:` from the cursor on; the next step starts after it.
+    let colon = start + first_zero_byte(word ^ splat(b':'));
+    if colon as u64 + 2 >= s.end {
+        return 1;
+    }
+    s.cursor = (colon + 1) as u64;
+    if at(&s.buf, colon + 1) == b'/' && at(&s.buf, colon + 2) == b'/' && lookup_before(s, colon) {
         return 1;
     }
     0

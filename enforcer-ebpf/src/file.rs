@@ -28,7 +28,7 @@ use enforcer_common::{
 use crate::{
     emit,
     kernel::{self, ReadError, read_at},
-    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, FILE_WATCH_TOPS, count, offsets},
+    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, FILE_WATCH_TOPS, count, offset},
     mem,
 };
 
@@ -146,6 +146,15 @@ pub(crate) fn build_dentry_path(
     write_path(s, slot, complete)
 }
 
+/// `struct mount`'s `mnt_parent`, `mnt_mountpoint` and `mnt.mnt_root`, side by side
+/// (`LAYOUT_MOUNT`, required by the loader).
+#[repr(C)]
+struct MountLinks {
+    parent: u64,
+    mountpoint: u64,
+    root: u64,
+}
+
 /// The walk of [`build_dentry_path`]: collects the name pointers of the path's components in
 /// [`FileScratch::comps`] (leaf first; their count in [`FileScratch::depth`]); returns whether
 /// it reached the root (false: deeper than `FILE_DEPTH`).
@@ -155,29 +164,27 @@ pub(crate) fn walk_dentry(
     vfsmount: *const u8,
     dentry: *const u8,
 ) -> Result<bool, ReadError> {
-    let off = offsets();
     let mut d = dentry;
-    let mut vfs = vfsmount;
-    let mut mnt = vfs.wrapping_sub(off.mount_mnt as usize);
+    let mut mnt = vfsmount.wrapping_sub(offset(|o| &o.mount_mnt) as usize);
     // The component count lives in map memory: as a stack value the verifier would check the
     // rest of the walk once per count.
     // SAFETY: a field of the scratch slot.
     unsafe { core::ptr::write_volatile(&mut s.depth, 0) };
     let mut complete = false;
-    // The mount's root, read again only when the walk crosses into the parent mount.
-    let mut root: *const u8 = read_at(vfs, off.vfsmount_root)?;
+    // The mount's parent, mount point and root (one read: `LAYOUT_MOUNT`), read again only
+    // when the walk crosses into the parent mount.
+    let mut m: MountLinks = read_at(mnt, offset(|o| &o.mount_parent))?;
     for _ in 0..FILE_DEPTH + 8 {
         let (parent, name) = kernel::dentry_parent_name(d)?;
-        if d == root || d == parent {
-            let up: *const u8 = read_at(mnt, off.mount_parent)?;
+        if d as u64 == m.root || d == parent {
+            let up = m.parent as *const u8;
             if up == mnt || up.is_null() {
                 complete = true;
                 break;
             }
-            d = read_at(mnt, off.mount_mountpoint)?;
+            d = m.mountpoint as *const u8;
             mnt = up;
-            vfs = mnt.wrapping_add(off.mount_mnt as usize);
-            root = read_at(vfs, off.vfsmount_root)?;
+            m = read_at(mnt, offset(|o| &o.mount_parent))?;
             continue;
         }
         // SAFETY: a field of the scratch slot.

@@ -20,7 +20,7 @@ use enforcer_common::{
     plan::{FileId, InodeKey, NAME_LEN, PATH_LEN},
 };
 
-use crate::maps::offsets;
+use crate::maps::offset;
 
 /// A kernel read failed (the helper's negative errno).
 #[derive(Clone, Copy)]
@@ -58,10 +58,32 @@ pub(crate) fn read_exec_target<A: Access>(
     name: &mut [u8; NAME_LEN],
     path: &mut [u8; PATH_LEN],
 ) -> Result<ExecTarget, ReadError> {
-    let off = offsets();
-    let file: *const u8 = A::read(bprm, off.binprm_file)?;
-    let mut target = read_file_target::<A>(file, name)?;
-    let filename: *const u8 = A::read(bprm, off.binprm_filename)?;
+    let mut target = read_exec_file::<A>(bprm, name)?;
+    read_exec_path::<A>(bprm, path, &mut target)?;
+    Ok(target)
+}
+
+/// The executable of the exec `bprm` (`bprm->file`) and its basename into `name` (zeroed by
+/// the caller); the path is not read (`path_len == 0`: [`read_exec_path`]).
+#[inline(always)]
+pub(crate) fn read_exec_file<A: Access>(
+    bprm: *const u8,
+    name: &mut [u8; NAME_LEN],
+) -> Result<ExecTarget, ReadError> {
+    let file: *const u8 = A::read(bprm, offset(|o| &o.binprm_file))?;
+    read_file_target::<A>(file, name)
+}
+
+/// Reads the path as given to execve (`bprm->filename`) into `path`, NUL-terminated, and its
+/// length and truncation into `target`. The bytes after the NUL are left as they were: zero
+/// `path` first when it is a look-up key.
+#[inline(always)]
+pub(crate) fn read_exec_path<A: Access>(
+    bprm: *const u8,
+    path: &mut [u8; PATH_LEN],
+    target: &mut ExecTarget,
+) -> Result<(), ReadError> {
+    let filename: *const u8 = A::read(bprm, offset(|o| &o.binprm_filename))?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let path_len = unsafe { bpf_probe_read_kernel_str_bytes(filename, path) }
         .map_err(|_| ReadError)?
@@ -70,7 +92,7 @@ pub(crate) fn read_exec_target<A: Access>(
         target.flags |= enforcer_common::event::EXEC_PATH_TRUNCATED;
     }
     target.path_len = path_len as u32;
-    Ok(target)
+    Ok(())
 }
 
 /// Reads the basename of the file behind `struct file *file` (its dentry name) into `name`
@@ -101,43 +123,39 @@ pub(crate) fn read_file_identity<A: Access>(
     file: *const u8,
     key: &mut InodeKey,
 ) -> Result<*const u8, ReadError> {
-    let off = offsets();
-    let inode: *const u8 = A::read(file, off.file_inode)?;
-    key.ino = A::read(inode, off.inode_ino)?;
-    key.ctime_sec = A::read(inode, off.inode_ctime_sec)?;
-    let nsec: u32 = A::read(inode, off.inode_ctime_nsec)?;
+    let inode: *const u8 = A::read(file, offset(|o| &o.file_inode))?;
+    key.ino = A::read(inode, offset(|o| &o.inode_ino))?;
+    key.ctime_sec = A::read(inode, offset(|o| &o.inode_ctime_sec))?;
+    let nsec: u32 = A::read(inode, offset(|o| &o.inode_ctime_nsec))?;
     key.ctime_nsec = nsec & !CTIME_QUERIED;
-    let sb: *const u8 = A::read(inode, off.inode_sb)?;
-    key.dev = A::read(sb, off.sb_dev)?;
+    let sb: *const u8 = A::read(inode, offset(|o| &o.inode_sb))?;
+    key.dev = A::read(sb, offset(|o| &o.sb_dev))?;
     Ok(inode)
 }
 
 /// The size of the file behind `struct file *file` (`f_inode->i_size`).
 #[inline(always)]
 pub(crate) fn file_size(file: *const u8) -> Result<i64, ReadError> {
-    let off = offsets();
-    let inode: *const u8 = read_at(file, off.file_inode)?;
-    read_at(inode, off.inode_size)
+    let inode: *const u8 = read_at(file, offset(|o| &o.file_inode))?;
+    read_at(inode, offset(|o| &o.inode_size))
 }
 
 /// The current task's executable (`current->mm->exe_file`; during an exec, from the point the
 /// new program's segments are mapped, the new program's file).
 #[inline(always)]
 pub(crate) fn current_exe_file() -> Result<*const u8, ReadError> {
-    let off = offsets();
-    let mm: *const u8 = Typed::read(typed::current_task(), off.task_mm)?;
-    Typed::read(mm, off.mm_exe_file)
+    let mm: *const u8 = Typed::read(typed::current_task(), offset(|o| &o.task_mm))?;
+    Typed::read(mm, offset(|o| &o.mm_exe_file))
 }
 
 /// The inode and device of the current task's executable (`current->mm->exe_file->f_inode`).
 #[inline(always)]
 pub(crate) fn current_exe_id() -> Result<FileId, ReadError> {
-    let off = offsets();
     let file = current_exe_file()?;
-    let inode: *const u8 = Typed::read(file, off.file_inode)?;
-    let ino: u64 = Typed::read(inode, off.inode_ino)?;
-    let sb: *const u8 = Typed::read(inode, off.inode_sb)?;
-    let dev: u32 = Typed::read(sb, off.sb_dev)?;
+    let inode: *const u8 = Typed::read(file, offset(|o| &o.file_inode))?;
+    let ino: u64 = Typed::read(inode, offset(|o| &o.inode_ino))?;
+    let sb: *const u8 = Typed::read(inode, offset(|o| &o.inode_sb))?;
+    let dev: u32 = Typed::read(sb, offset(|o| &o.sb_dev))?;
     Ok(FileId { ino, dev, _pad: 0 })
 }
 
@@ -154,14 +172,13 @@ pub(crate) struct Creds {
 /// The credentials of `task` (`task->cred`).
 #[inline(always)]
 pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
-    let off = offsets();
-    let cred: *const u8 = Typed::read(task, off.task_cred)?;
+    let cred: *const u8 = Typed::read(task, offset(|o| &o.task_cred))?;
     // uid, gid, suid, sgid, euid: LAYOUT_CRED_IDS (one `kuid_t`/`kgid_t` each).
-    let uid: u32 = Typed::read(cred, off.cred_uid)?;
-    let gid: u32 = Typed::read(cred, off.cred_uid + 4)?;
-    let euid: u32 = Typed::read(cred, off.cred_euid)?;
+    let uid: u32 = Typed::read(cred, offset(|o| &o.cred_uid))?;
+    let gid: u32 = Typed::read(cred, offset(|o| &o.cred_uid) + 4)?;
+    let euid: u32 = Typed::read(cred, offset(|o| &o.cred_euid))?;
     // LAYOUT_CAPS, one helper read: 6.1's `kernel_cap_t` is two `u32`s, not one `u64`.
-    let caps: [u64; 2] = read_at(cred, off.cred_cap_permitted)?;
+    let caps: [u64; 2] = read_at(cred, offset(|o| &o.cred_cap_permitted))?;
     Ok(Creds {
         uid,
         gid,
@@ -175,14 +192,14 @@ pub(crate) fn creds(task: *const u8) -> Result<Creds, ReadError> {
 /// deleted, or a memfd).
 #[inline(always)]
 pub(crate) fn inode_unlinked(inode: *const u8) -> Result<bool, ReadError> {
-    let nlink: u32 = Typed::read(inode, offsets().inode_nlink)?;
+    let nlink: u32 = Typed::read(inode, offset(|o| &o.inode_nlink))?;
     Ok(nlink == 0)
 }
 
 /// Reads `bprm->interp` into `buf`; returns the bytes read (without the NUL).
 #[inline(always)]
 pub(crate) fn read_interp(bprm: *const u8, buf: &mut [u8; PATH_LEN]) -> Result<u32, ReadError> {
-    let interp: *const u8 = Typed::read(bprm, offsets().binprm_interp)?;
+    let interp: *const u8 = Typed::read(bprm, offset(|o| &o.binprm_interp))?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let len = unsafe { bpf_probe_read_kernel_str_bytes(interp, buf) }
         .map_err(|_| ReadError)?
@@ -196,7 +213,7 @@ pub(crate) fn module_name<const N: usize>(
     module: *const u8,
     buf: &mut [u8; N],
 ) -> Result<u32, ReadError> {
-    let name = module.wrapping_add(offsets().module_name as usize);
+    let name = module.wrapping_add(offset(|o| &o.module_name) as usize);
     // SAFETY: probe_read_kernel_str validates the source; the destination is our buffer.
     let len = unsafe { bpf_probe_read_kernel_str_bytes(name, buf) }
         .map_err(|_| ReadError)?
@@ -207,9 +224,8 @@ pub(crate) fn module_name<const N: usize>(
 /// The parent's process id of `task` (`task->real_parent->tgid`), 0 when unreadable.
 #[inline(always)]
 pub(crate) fn parent_tgid(task: *const u8) -> u32 {
-    let off = offsets();
-    let parent: Result<*const u8, _> = Typed::read(task, off.task_real_parent);
-    match parent.and_then(|p| Typed::read::<i32>(p, off.task_tgid)) {
+    let parent: Result<*const u8, _> = Typed::read(task, offset(|o| &o.task_real_parent));
+    match parent.and_then(|p| Typed::read::<i32>(p, offset(|o| &o.task_tgid))) {
         Ok(tgid) => tgid as u32,
         Err(ReadError) => 0,
     }
@@ -226,8 +242,7 @@ pub(crate) struct MmBlocks {
 /// env_end`, one read: `LAYOUT_MM_BLOCKS`); all `(0, 0)` when unreadable.
 #[inline(always)]
 pub(crate) fn mm_blocks(task: *const u8) -> MmBlocks {
-    let off = offsets();
-    let Ok(mm) = Typed::read::<*const u8>(task, off.task_mm) else {
+    let Ok(mm) = Typed::read::<*const u8>(task, offset(|o| &o.task_mm)) else {
         return MmBlocks {
             args: (0, 0),
             env: (0, 0),
@@ -235,8 +250,14 @@ pub(crate) fn mm_blocks(task: *const u8) -> MmBlocks {
     };
     let word = |offset: u32| typed::load::<u64>(mm, offset);
     MmBlocks {
-        args: (word(off.mm_arg_start), word(off.mm_arg_end)),
-        env: (word(off.mm_env_start), word(off.mm_env_end)),
+        args: (
+            word(offset(|o| &o.mm_arg_start)),
+            word(offset(|o| &o.mm_arg_end)),
+        ),
+        env: (
+            word(offset(|o| &o.mm_env_start)),
+            word(offset(|o| &o.mm_env_end)),
+        ),
     }
 }
 
@@ -248,16 +269,15 @@ const S_IFSOCK: u16 = 0o140000;
 /// checked against `max_fds`), `None` when unreadable or closed.
 #[inline(always)]
 pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
-    let off = offsets();
     // Typed down to the table; `fd` is a `struct file **`, which BTF types as a number, so
     // the slot itself is read with the helper (and the file pointer is untyped).
-    let files: *const u8 = Typed::read(typed::current_task(), off.task_files).ok()?;
-    let fdt: *const u8 = Typed::read(files, off.files_fdt).ok()?;
-    let max_fds: u32 = Typed::read(fdt, off.fdtable_max_fds).ok()?;
+    let files: *const u8 = Typed::read(typed::current_task(), offset(|o| &o.task_files)).ok()?;
+    let fdt: *const u8 = Typed::read(files, offset(|o| &o.files_fdt)).ok()?;
+    let max_fds: u32 = Typed::read(fdt, offset(|o| &o.fdtable_max_fds)).ok()?;
     if fd >= max_fds {
         return None;
     }
-    let fds: *const u8 = Typed::read(fdt, off.fdtable_fd).ok()?;
+    let fds: *const u8 = Typed::read(fdt, offset(|o| &o.fdtable_fd)).ok()?;
     let file: *const u8 = read_at(fds, fd.checked_mul(8)?).ok()?;
     (!file.is_null()).then_some(file)
 }
@@ -265,9 +285,8 @@ pub(crate) fn fd_file(fd: u32) -> Option<*const u8> {
 /// The current task's working directory (`current->fs->pwd`: mount, dentry).
 #[inline(always)]
 pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
-    let off = offsets();
-    let fs: *const u8 = Typed::read(typed::current_task(), off.task_fs)?;
-    path_at::<Typed>(fs, off.fs_pwd_mnt, off.fs_pwd_dentry)
+    let fs: *const u8 = Typed::read(typed::current_task(), offset(|o| &o.task_fs))?;
+    path_at::<Typed>(fs, offset(|o| &o.fs_pwd_mnt), offset(|o| &o.fs_pwd_dentry))
 }
 
 /// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
@@ -275,9 +294,8 @@ pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
 #[inline(always)]
 pub(crate) fn socket_file(fd: u32) -> Option<*const u8> {
     let file = fd_file(fd)?;
-    let off = offsets();
-    let inode: *const u8 = read_at(file, off.file_inode).ok()?;
-    let mode: u16 = read_at(inode, off.inode_mode).ok()?;
+    let inode: *const u8 = read_at(file, offset(|o| &o.file_inode)).ok()?;
+    let mode: u16 = read_at(inode, offset(|o| &o.inode_mode)).ok()?;
     (mode & S_IFMT == S_IFSOCK).then_some(file)
 }
 
@@ -285,7 +303,7 @@ pub(crate) fn socket_file(fd: u32) -> Option<*const u8> {
 /// and `d_name.name`: `LAYOUT_DENTRY`).
 #[inline(always)]
 pub(crate) fn dentry_parent_name(dentry: *const u8) -> Result<(*const u8, *const u8), ReadError> {
-    let w: [u64; 3] = read_at(dentry, offsets().dentry_parent)?;
+    let w: [u64; 3] = read_at(dentry, offset(|o| &o.dentry_parent))?;
     Ok((w[0] as *const u8, w[2] as *const u8))
 }
 
@@ -307,21 +325,19 @@ fn path_at<A: Access>(
 /// `file->f_path.mnt` and `file->f_path.dentry`.
 #[inline(always)]
 pub(crate) fn file_path<A: Access>(file: *const u8) -> Result<(*const u8, *const u8), ReadError> {
-    let off = offsets();
-    path_at::<A>(file, off.file_mnt, off.file_dentry)
+    path_at::<A>(file, offset(|o| &o.file_mnt), offset(|o| &o.file_dentry))
 }
 
 /// `file->f_inode` and `file->f_flags` (one read where `LAYOUT_FILE_INODE_FLAGS`).
 #[inline(always)]
 pub(crate) fn file_inode_flags<A: Access>(file: *const u8) -> Result<(*const u8, u32), ReadError> {
-    let off = offsets();
-    if !A::TYPED && off.layout & LAYOUT_FILE_INODE_FLAGS != 0 {
-        let p: [u64; 2] = read_at(file, off.file_inode)?;
+    if !A::TYPED && offset(|o| &o.layout) & LAYOUT_FILE_INODE_FLAGS != 0 {
+        let p: [u64; 2] = read_at(file, offset(|o| &o.file_inode))?;
         return Ok((p[0] as *const u8, p[1] as u32));
     }
     Ok((
-        A::read(file, off.file_inode)?,
-        A::read(file, off.file_flags)?,
+        A::read(file, offset(|o| &o.file_inode))?,
+        A::read(file, offset(|o| &o.file_flags))?,
     ))
 }
 
@@ -332,10 +348,9 @@ pub(crate) fn file_basename<A: Access, const N: usize>(
     file: *const u8,
     out: &mut [u8; N],
 ) -> Result<(u32, bool), ReadError> {
-    let off = offsets();
-    let dentry: *const u8 = A::read(file, off.file_dentry)?;
-    let full_len: u32 = A::read(dentry, off.dentry_name_len)?;
-    let name_ptr: *const u8 = A::read(dentry, off.dentry_name)?;
+    let dentry: *const u8 = A::read(file, offset(|o| &o.file_dentry))?;
+    let full_len: u32 = A::read(dentry, offset(|o| &o.dentry_name_len))?;
+    let name_ptr: *const u8 = A::read(dentry, offset(|o| &o.dentry_name))?;
     // SAFETY: probe_read_kernel_str validates the source; the destination is `out`.
     let len = unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, out) }
         .map_err(|_| ReadError)?
@@ -349,13 +364,12 @@ pub(crate) fn file_basename<A: Access, const N: usize>(
 pub(crate) fn current_creds(
     out: &mut enforcer_common::kernel_event::CredIds,
 ) -> Result<(), ReadError> {
-    let off = offsets();
     // SAFETY: the helper takes no arguments and returns the current task pointer.
     let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
-    let cred: *const u8 = read_at(task, off.task_cred)?;
-    out.ids = read_at(cred, off.cred_uid)?;
-    out.caps[0] = read_at(cred, off.cred_cap_inheritable)?;
-    out.caps[1] = read_at(cred, off.cred_cap_permitted)?;
-    out.caps[2] = read_at(cred, off.cred_cap_effective)?;
+    let cred: *const u8 = read_at(task, offset(|o| &o.task_cred))?;
+    out.ids = read_at(cred, offset(|o| &o.cred_uid))?;
+    out.caps[0] = read_at(cred, offset(|o| &o.cred_cap_inheritable))?;
+    out.caps[1] = read_at(cred, offset(|o| &o.cred_cap_permitted))?;
+    out.caps[2] = read_at(cred, offset(|o| &o.cred_cap_effective))?;
     Ok(())
 }

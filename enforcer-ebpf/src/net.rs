@@ -13,7 +13,7 @@ use enforcer_common::{
 
 use crate::{
     kernel::read_at,
-    maps::{CONNECT_V4_PLAN, CONNECT_V6_PLAN, offsets},
+    maps::{CONNECT_V4_PLAN, CONNECT_V6_PLAN, offset},
 };
 
 /// Where a `struct sockaddr` lives.
@@ -77,30 +77,29 @@ pub(crate) fn read_sockaddr(ptr: u64, len: u64, space: Space, out: &mut SockAddr
 /// The `struct socket *` of a socket file (`file->private_data`).
 #[inline(always)]
 pub(crate) fn socket_of_file(file: *const u8) -> Option<*const u8> {
-    read_at(file, offsets().file_private_data).ok()
+    read_at(file, offset(|o| &o.file_private_data)).ok()
 }
 
 /// The socket type (`sock->type`: `SOCK_STREAM`, `SOCK_DGRAM`, ...), 0 when unreadable.
 #[inline(always)]
 pub(crate) fn socket_type(sock: *const u8) -> u32 {
-    read_at::<i16>(sock, offsets().socket_type).map_or(0, |t| t as u32)
+    read_at::<i16>(sock, offset(|o| &o.socket_type)).map_or(0, |t| t as u32)
 }
 
 /// The peer of a connected socket (`sock->sk->__sk_common`), into `out`.
 #[inline(always)]
 pub(crate) fn socket_peer(sock: *const u8, out: &mut SockAddr) -> bool {
-    let off = offsets();
-    let Ok(sk) = read_at::<*const u8>(sock, off.socket_sk) else {
+    let Ok(sk) = read_at::<*const u8>(sock, offset(|o| &o.socket_sk)) else {
         return false;
     };
-    let Ok(family) = read_at::<u16>(sk, off.skc_family) else {
+    let Ok(family) = read_at::<u16>(sk, offset(|o| &o.skc_family)) else {
         return false;
     };
-    let Ok(port) = read_at::<u16>(sk, off.skc_dport) else {
+    let Ok(port) = read_at::<u16>(sk, offset(|o| &o.skc_dport)) else {
         return false;
     };
     if family == AF_INET {
-        let Ok(addr) = read_at::<[u8; 4]>(sk, off.skc_daddr) else {
+        let Ok(addr) = read_at::<[u8; 4]>(sk, offset(|o| &o.skc_daddr)) else {
             return false;
         };
         out.addr = [0; 16];
@@ -109,7 +108,7 @@ pub(crate) fn socket_peer(sock: *const u8, out: &mut SockAddr) -> bool {
         out.addr[2] = addr[2];
         out.addr[3] = addr[3];
     } else if family == AF_INET6 {
-        let Ok(addr) = read_at::<[u8; 16]>(sk, off.skc_v6_daddr) else {
+        let Ok(addr) = read_at::<[u8; 16]>(sk, offset(|o| &o.skc_v6_daddr)) else {
             return false;
         };
         out.addr = addr;
@@ -125,9 +124,8 @@ pub(crate) fn socket_peer(sock: *const u8, out: &mut SockAddr) -> bool {
 /// unreadable.
 #[inline(always)]
 pub(crate) fn socket_local_port(sock: *const u8) -> u16 {
-    let off = offsets();
-    read_at::<*const u8>(sock, off.socket_sk)
-        .and_then(|sk| read_at::<u16>(sk, off.skc_num))
+    read_at::<*const u8>(sock, offset(|o| &o.socket_sk))
+        .and_then(|sk| read_at::<u16>(sk, offset(|o| &o.skc_num)))
         .unwrap_or(0)
 }
 

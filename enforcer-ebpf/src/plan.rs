@@ -23,23 +23,31 @@ use crate::{
 /// `SIGKILL`.
 const SIGKILL: u32 = 9;
 
-/// Looks the exec up by basename first, then by path (when the path plan has entries,
-/// `EXEC_PATHS`), then by file identity (a verdict the daemon wrote for this file's content).
-/// Truncated values and unread identities never match.
+/// Looks the exec up by basename first (`name_len` bytes; when the plan's name filter lets it
+/// through), then by path (when the path plan has entries, `EXEC_PATHS`), then by file
+/// identity (a verdict the daemon wrote for this file's content). Truncated values and unread
+/// identities never match.
 #[inline(always)]
 pub(crate) fn lookup_exec(
     name: &NameKey,
+    name_len: u32,
     name_ok: bool,
     path: &PathKey,
     path_ok: bool,
     inode: &InodeKey,
 ) -> Option<PlanVerdict> {
-    if name_ok && let Some(v) = EXEC_NAME_PLAN.get_ptr(name) {
+    let settings = plan_settings();
+    if name_ok
+        && settings
+            .exec_names
+            .may_hold(name_len, name_key_prefix(name))
+        && let Some(v) = EXEC_NAME_PLAN.get_ptr(name)
+    {
         // SAFETY: the pointer comes from a successful map look-up and PlanVerdict is Copy.
         return Some(unsafe { *v });
     }
     if path_ok
-        && plan_settings().exec & EXEC_PATHS != 0
+        && settings.exec & EXEC_PATHS != 0
         && let Some(v) = EXEC_PATH_PLAN.get_ptr(path)
     {
         // SAFETY: as above.
@@ -49,6 +57,13 @@ pub(crate) fn lookup_exec(
         return lookup_inode(inode);
     }
     None
+}
+
+/// The first eight bytes of a name key (zero past the name: keys are zeroed before the read).
+#[inline(always)]
+fn name_key_prefix(name: &NameKey) -> u64 {
+    // SAFETY: a `NameKey` is 8-byte aligned and holds 64 bytes.
+    unsafe { core::ptr::read(name.0.as_ptr().cast::<u64>()) }
 }
 
 /// The verdict `EXEC_INODE_PLAN` holds for a file identity; a clean entry of the kernel's hash

@@ -10,7 +10,7 @@
 
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
 
-use crate::{kernel::ReadError, maps::offsets};
+use crate::{kernel::ReadError, maps::offset};
 
 /// Offset of `__syscall_nr` in the standard layout.
 const STANDARD_NR: u32 = 8;
@@ -20,7 +20,7 @@ const STANDARD_ARGS: u32 = 16;
 /// `__syscall_nr` of the record.
 #[inline(always)]
 pub(crate) fn syscall_nr(ctx: &TracePointContext) -> Result<i32, ReadError> {
-    let at = offsets().tp_syscall_nr;
+    let at = offset(|o| &o.tp_syscall_nr);
     if at == STANDARD_NR {
         // SAFETY: the record holds `__syscall_nr`, an aligned i32, at this constant offset
         // (the loader checked the format files); the verifier bounds context loads itself.
@@ -41,7 +41,7 @@ pub(crate) fn syscall_arg<const ARGS: usize>(
     ctx: &TracePointContext,
     i: usize,
 ) -> Result<u64, ReadError> {
-    let base = offsets().tp_syscall_args;
+    let base = offset(|o| &o.tp_syscall_args);
     if i < ARGS && base == STANDARD_ARGS {
         // SAFETY: as in `syscall_nr`: an aligned u64 of every record the program sees, at a
         // constant offset.

@@ -17,12 +17,13 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, Hook},
+    plan::EXEC_PATHS,
 };
 
 use super::{Verdict, exec_record::emit_exec};
 use crate::{
     kernel::{self, ReadError},
-    maps::{SCRATCH, config, count},
+    maps::{SCRATCH, config, count, plan_settings},
     mem,
     plan::{Site, act, lookup_exec},
     typed::Typed,
@@ -55,8 +56,14 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     // the same CPU while this one runs, so the exclusive borrow is sound.
     let scratch = unsafe { &mut *scratch };
     mem::zero(&mut scratch.name);
-    mem::zero(&mut scratch.path);
-    let target = kernel::read_exec_target::<Typed>(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
+    let mut target = kernel::read_exec_file::<Typed>(bprm, &mut scratch.name.0)?;
+    // The path (a string read and a 256-byte key) only when the path plan has entries; else
+    // only for the record of a match, below.
+    let paths = plan_settings().exec & EXEC_PATHS != 0;
+    if paths {
+        mem::zero(&mut scratch.path);
+        kernel::read_exec_path::<Typed>(bprm, &mut scratch.path.0, &mut target)?;
+    }
     scratch.inode.ino = 0;
     if kernel::read_file_identity::<Typed>(target.file, &mut scratch.inode).is_err() {
         scratch.inode.ino = 0;
@@ -64,9 +71,10 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
     }
 
     let name_ok = target.flags & enforcer_common::event::EXEC_NAME_TRUNCATED == 0;
-    let path_ok = target.flags & enforcer_common::event::EXEC_PATH_TRUNCATED == 0;
+    let path_ok = paths && target.flags & enforcer_common::event::EXEC_PATH_TRUNCATED == 0;
     let Some(plan) = lookup_exec(
         &scratch.name,
+        target.name_len,
         name_ok,
         &scratch.path,
         path_ok,
@@ -75,6 +83,11 @@ fn try_bprm_check_security(ctx: &LsmContext) -> Result<Verdict, ReadError> {
         return Ok(Verdict::Allow);
     };
     count(Counter::ExecMatched);
+    // A path that cannot be read leaves the record's empty; the verdict stands.
+    if !paths && kernel::read_exec_path::<Typed>(bprm, &mut scratch.path.0, &mut target).is_err() {
+        target.path_len = 0;
+        count(Counter::ReadError);
+    }
 
     let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
     emit_exec(

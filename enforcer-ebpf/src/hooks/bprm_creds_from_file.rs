@@ -69,7 +69,7 @@ pub(crate) fn lsm_bprm_creds_from_file(ctx: LsmContext) -> i32 {
 /// The plan settings when the kernel hashes: the lsm tier with a non-empty hash plan
 /// (`EXEC_HASH_IN_KERNEL`); `None` otherwise.
 #[inline(always)]
-pub(super) fn hash_settings() -> Option<PlanSettings> {
+pub(super) fn hash_settings() -> Option<&'static PlanSettings> {
     if config().tier != Tier::Lsm as u32 {
         return None;
     }
@@ -102,7 +102,7 @@ fn try_bprm_creds_from_file(ctx: &LsmContext) -> Result<Verdict, ReadError> {
             return Ok(Verdict::Allow);
         }
         _ => {
-            let Some(plan) = hash_and_look_up(file, &key, &settings, &mut digest)? else {
+            let Some(plan) = hash_and_look_up(file, &key, settings, &mut digest)? else {
                 return Ok(Verdict::Allow);
             };
             (plan, true)

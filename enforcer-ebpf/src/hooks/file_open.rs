@@ -35,7 +35,7 @@ use crate::syscall_record::syscall_ret;
 use crate::{
     file::{self, Slot},
     kernel,
-    maps::{config, count, offsets, plan_settings},
+    maps::{config, count, offset, plan_settings},
     plan::Site,
     typed::{Access, Probed, Typed},
 };
@@ -98,7 +98,7 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
         return Verdict::Allow;
     };
     let write = flags & O_WRITE_MODES != 0 || (site == Site::Lsm && flags & O_CREAT_TRUNC != 0);
-    let mode = A::read::<u16>(inode, offsets().inode_mode).unwrap_or(0);
+    let mode = A::read::<u16>(inode, offset(|o| &o.inode_mode)).unwrap_or(0);
     if !write && bits & RECORD_FILE_READS == 0 {
         let fmt = mode & S_IFMT;
         if bits & RECORD_FILE_READ_DEVICES == 0 || (fmt != S_IFCHR && fmt != S_IFBLK) {

@@ -27,7 +27,7 @@ use super::file_path::{finish, lsm_gate, lsm_one, lsm_path, path_dentry, second_
 use crate::{
     file::{self, Slot, Space},
     kernel::{self, read_at},
-    maps::{count, offsets},
+    maps::{count, offset},
     plan::Site,
     typed::Typed,
 };
@@ -73,10 +73,13 @@ pub(crate) fn lsm_path_symlink(ctx: LsmContext) -> i32 {
     let op = FileOp::Symlink as u32;
     file::reset(s, op);
     let old_name: u64 = ctx.arg(2);
-    let (Ok(len), Ok(text_len)) = (
-        lsm_path(s, Slot::Path, ctx.arg(0), ctx.arg(1)),
-        file::read_str(s, Slot::NewPath, Space::Kernel, old_name),
-    ) else {
+    // One after the other, each with its own exit: evaluated as a pair, LLVM loaded a stack
+    // slot that the path walk's early failure leaves unwritten (6.1 refuses the program).
+    let Ok(len) = lsm_path(s, Slot::Path, ctx.arg(0), ctx.arg(1)) else {
+        count(Counter::ReadError);
+        return 0;
+    };
+    let Ok(text_len) = file::read_str(s, Slot::NewPath, Space::Kernel, old_name) else {
         count(Counter::ReadError);
         return 0;
     };
@@ -261,7 +264,7 @@ pub(crate) fn lsm_sb_umount(ctx: LsmContext) -> i32 {
     let flags: u64 = ctx.arg(1);
     s.record.open_flags = flags as u32;
     let mnt: *const u8 = ctx.arg(0);
-    let Ok(root) = read_at::<*const u8>(mnt, offsets().vfsmount_root) else {
+    let Ok(root) = read_at::<*const u8>(mnt, offset(|o| &o.vfsmount_root)) else {
         count(Counter::ReadError);
         return 0;
     };

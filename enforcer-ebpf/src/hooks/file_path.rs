@@ -44,7 +44,7 @@ use crate::{
     emit,
     file::{self, FileScratch, Slot, Space},
     kernel::{self, ReadError, read_at},
-    maps::{config, count, offsets, path_syscall, plan_settings},
+    maps::{config, count, offset, path_syscall, plan_settings},
     plan::{Site, act},
     syscall_record::{syscall_arg, syscall_nr},
     typed::Probed,
@@ -110,7 +110,6 @@ const PATH_ARGS: usize = 1;
 /// The arguments of syscall `nr`, `None` for a syscall this program does not handle.
 #[inline(always)]
 fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadError> {
-    let off = offsets();
     let a = |i| syscall_arg::<PATH_ARGS>(ctx, i);
     let mut c = PathCall {
         op: 0,
@@ -125,30 +124,30 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         flags: 0,
         fstype: 0,
     };
-    if nr == off.nr_unlink {
+    if nr == offset(|o| &o.nr_unlink) {
         c.op = FileOp::Unlink as u32;
         c.path = a(0)?;
-    } else if nr == off.nr_unlinkat {
+    } else if nr == offset(|o| &o.nr_unlinkat) {
         c.op = FileOp::Unlink as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
-    } else if nr == off.nr_rename {
+    } else if nr == offset(|o| &o.nr_rename) {
         c.op = FileOp::Rename as u32;
         c.path = a(0)?;
         c.new_path = a(1)?;
         c.second = SECOND_PATH;
-    } else if nr == off.nr_renameat || nr == off.nr_renameat2 {
+    } else if nr == offset(|o| &o.nr_renameat) || nr == offset(|o| &o.nr_renameat2) {
         c.op = FileOp::Rename as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
         c.new_dfd = a(2)? as i32;
         c.new_path = a(3)?;
         c.second = SECOND_PATH;
-    } else if nr == off.nr_chmod {
+    } else if nr == offset(|o| &o.nr_chmod) {
         c.op = FileOp::Chmod as u32;
         c.path = a(0)?;
         c.mode = a(1)? as u32;
-    } else if nr == off.nr_fchmodat || nr == path_syscall(|n| &n.fchmodat2) {
+    } else if nr == offset(|o| &o.nr_fchmodat) || nr == path_syscall(|n| &n.fchmodat2) {
         c.op = FileOp::Chmod as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
@@ -157,12 +156,12 @@ fn gather(ctx: &TracePointContext, nr: u32) -> Result<Option<PathCall>, ReadErro
         c.op = FileOp::Chmod as u32;
         c.dfd = a(0)? as i32;
         c.mode = a(1)? as u32;
-    } else if nr == off.nr_chown || nr == off.nr_lchown {
+    } else if nr == offset(|o| &o.nr_chown) || nr == offset(|o| &o.nr_lchown) {
         c.op = FileOp::Chown as u32;
         c.path = a(0)?;
         c.uid = a(1)? as u32;
         c.gid = a(2)? as u32;
-    } else if nr == off.nr_fchownat {
+    } else if nr == offset(|o| &o.nr_fchownat) {
         c.op = FileOp::Chown as u32;
         c.dfd = a(0)? as i32;
         c.path = a(1)?;
@@ -410,14 +409,14 @@ pub(super) fn lsm_path(
     dir: *const u8,
     dentry: *const u8,
 ) -> Result<u32, ReadError> {
-    let mnt: *const u8 = read_at(dir, offsets().path_mnt)?;
+    let mnt: *const u8 = read_at(dir, offset(|o| &o.path_mnt))?;
     file::build_dentry_path(s, slot, mnt, dentry)
 }
 
 /// The dentry of `struct path *path`.
 #[inline(always)]
 pub(super) fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
-    read_at(path, offsets().path_dentry)
+    read_at(path, offset(|o| &o.path_dentry))
 }
 
 /// Builds, matches and finishes a one-path LSM event.

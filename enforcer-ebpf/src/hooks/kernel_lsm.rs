@@ -39,7 +39,7 @@ use super::{
 };
 use crate::{
     kernel,
-    maps::{KERNEL_SCRATCH, config, count, offsets},
+    maps::{KERNEL_SCRATCH, config, count, offset},
     plan::{Site, act},
     typed::Probed,
     user_regs,
@@ -181,7 +181,7 @@ pub(crate) fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
 /// The process id of `task` (`task->tgid`), 0 when unreadable.
 #[inline(always)]
 fn tgid_of(task: *const u8) -> u64 {
-    kernel::read_at::<i32>(task, offsets().task_tgid).map_or(0, |t| t as u32 as u64)
+    kernel::read_at::<i32>(task, offset(|o| &o.task_tgid)).map_or(0, |t| t as u32 as u64)
 }
 
 /// LSM `ptrace_access_check(struct task_struct *child, unsigned int mode)`.

@@ -23,7 +23,7 @@ use enforcer_common::{
 use crate::{
     emit,
     kernel::ReadError,
-    maps::{count, offsets},
+    maps::{count, offset},
     typed::{Access, Typed},
 };
 
@@ -46,14 +46,13 @@ pub(crate) fn tp_sched_process_exit(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_fork(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
-    let off = offsets();
     let child: *const u8 = ctx.arg(1);
-    let pid: i32 = Typed::read(child, off.task_pid)?;
-    let tgid: i32 = Typed::read(child, off.task_tgid)?;
+    let pid: i32 = Typed::read(child, offset(|o| &o.task_pid))?;
+    let tgid: i32 = Typed::read(child, offset(|o| &o.task_tgid))?;
     if pid != tgid {
         return Ok(());
     }
-    let start: u64 = Typed::read(child, off.task_start_boottime)?;
+    let start: u64 = Typed::read(child, offset(|o| &o.task_start_boottime))?;
     let Some(mut entry) = emit::reserve_lifecycle::<ForkRecord>() else {
         return Ok(());
     };
@@ -78,15 +77,14 @@ fn try_fork(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
 }
 
 fn try_exit(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
-    let off = offsets();
     let task: *const u8 = ctx.arg(0);
-    let signal: *const u8 = Typed::read(task, off.task_signal)?;
-    let live: i32 = Typed::read(signal, off.signal_live)?;
+    let signal: *const u8 = Typed::read(task, offset(|o| &o.task_signal))?;
+    let live: i32 = Typed::read(signal, offset(|o| &o.signal_live))?;
     if live != 0 {
         return Ok(());
     }
-    let exit_code: i32 = Typed::read(task, off.task_exit_code)?;
-    let start: u64 = Typed::read(task, off.task_start_boottime)?;
+    let exit_code: i32 = Typed::read(task, offset(|o| &o.task_exit_code))?;
+    let start: u64 = Typed::read(task, offset(|o| &o.task_start_boottime))?;
     let Some(mut entry) = emit::reserve_lifecycle::<ExitRecord>() else {
         return Ok(());
     };

@@ -76,7 +76,7 @@ fn try_mmap_file_hash(file: *const u8) -> Result<Verdict, ReadError> {
         return Ok(Verdict::Allow);
     }
     let mut digest = HashKey([0; SHA256_LEN]);
-    let Some(plan) = hash_and_look_up(file, &key, &settings, &mut digest)? else {
+    let Some(plan) = hash_and_look_up(file, &key, settings, &mut digest)? else {
         return Ok(Verdict::Allow);
     };
     let (verdict, deny) = act(&plan, &config(), Site::Lsm);

@@ -20,7 +20,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook},
-    plan::{EXEC_ARGS_SCHEMES, EXEC_RECORD_ENV},
+    plan::{EXEC_ARGS_SCHEMES, EXEC_PATHS, EXEC_RECORD_ENV},
 };
 
 use super::exec_record::{ExecExtra, build_cwd, emit_exec};
@@ -53,7 +53,11 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     // SAFETY: see the LSM hook: per-CPU scratch, no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
     mem::zero(&mut scratch.name);
-    mem::zero(&mut scratch.path);
+    // The path is a look-up key (zero-padded) only in the signal and monitor tiers with a
+    // path plan; otherwise only its valid bytes are copied into the record.
+    if cfg.tier != Tier::Lsm as u32 && plan_settings().exec & EXEC_PATHS != 0 {
+        mem::zero(&mut scratch.path);
+    }
     let target = kernel::read_exec_target::<Typed>(bprm, &mut scratch.name.0, &mut scratch.path.0)?;
     scratch.inode.ino = 0;
     let inode = match kernel::read_file_identity::<Typed>(target.file, &mut scratch.inode) {
@@ -71,6 +75,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
         let path_ok = target.flags & EXEC_PATH_TRUNCATED == 0;
         if let Some(plan) = lookup_exec(
             &scratch.name,
+            target.name_len,
             name_ok,
             &scratch.path,
             path_ok,
@@ -83,13 +88,14 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     let settings = plan_settings();
     let blocks = kernel::mm_blocks(task);
     let args = blocks.args;
-    // The argument plan, in every tier: no LSM hook sees the new image's arguments.
-    if volatile(&scratch.plan.actions) == 0
-        && settings.exec & EXEC_ARGS_SCHEMES != 0
-        && !args::spared(&scratch.name)
-    {
+    // The argument plan, in every tier: no LSM hook sees the new image's arguments. Whether
+    // the executable is spared is looked up only on a match (a 64-byte key's hash, for the
+    // rare command line with a listed scheme).
+    if volatile(&scratch.plan.actions) == 0 && settings.exec & EXEC_ARGS_SCHEMES != 0 {
         count(Counter::ExecArgsSearched);
-        if let Some(plan) = args::find_scheme(args) {
+        if let Some(plan) = args::find_scheme(args)
+            && !args::spared(&scratch.name)
+        {
             count(Counter::ExecArgsMatched);
             scratch.plan = plan;
         }

@@ -43,7 +43,7 @@ use super::{
 };
 use crate::{
     kernel::{ReadError, read_at},
-    maps::{config, offsets},
+    maps::{config, offset},
     plan::Site,
 };
 
@@ -74,17 +74,16 @@ fn kernel_iovec(at: u64) -> Result<[u64; 2], ReadError> {
 /// The [`Send`] of `sock` and `msg`; `Ok(None)` for kernel buffers (nothing a process wrote).
 #[inline(always)]
 fn msghdr_send(sock: *const u8, msg: *const u8) -> Result<Option<Send>, ReadError> {
-    let off = offsets();
-    let iter = msg.wrapping_add(off.msghdr_iter as usize);
-    let kind: u8 = read_at(iter, off.iter_type)?;
+    let iter = msg.wrapping_add(offset(|o| &o.msghdr_iter) as usize);
+    let kind: u8 = read_at(iter, offset(|o| &o.iter_type))?;
     let kind = u32::from(kind);
-    let base: u64 = read_at(iter, off.iter_ubuf)?;
-    let skip: u64 = read_at(iter, off.iter_iov_offset)?;
-    let count: u64 = read_at(iter, off.iter_count)?;
-    let (buf, len, split_prefix) = if kind == off.iter_type_ubuf {
+    let base: u64 = read_at(iter, offset(|o| &o.iter_ubuf))?;
+    let skip: u64 = read_at(iter, offset(|o| &o.iter_iov_offset))?;
+    let count: u64 = read_at(iter, offset(|o| &o.iter_count))?;
+    let (buf, len, split_prefix) = if kind == offset(|o| &o.iter_type_ubuf) {
         (base.wrapping_add(skip), count, 0)
-    } else if kind == off.iter_type_iovec {
-        let segs: u64 = read_at(iter, off.iter_nr_segs)?;
+    } else if kind == offset(|o| &o.iter_type_iovec) {
+        let segs: u64 = read_at(iter, offset(|o| &o.iter_nr_segs))?;
         if segs == 0 {
             return Ok(None);
         }
@@ -110,8 +109,8 @@ fn msghdr_send(sock: *const u8, msg: *const u8) -> Result<Option<Send>, ReadErro
     } else {
         return Ok(None);
     };
-    let addr: u64 = read_at(msg, off.msghdr_name)?;
-    let addr_len: i32 = read_at(msg, off.msghdr_namelen)?;
+    let addr: u64 = read_at(msg, offset(|o| &o.msghdr_name))?;
+    let addr_len: i32 = read_at(msg, offset(|o| &o.msghdr_namelen))?;
     Ok(Some(Send {
         fd: NO_FD,
         hook: Hook::LsmSocketSendmsg as u32,

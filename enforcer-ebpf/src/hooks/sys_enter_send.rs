@@ -19,7 +19,7 @@ use enforcer_common::event::{Counter, Hook};
 use super::send::{Send, gathered};
 use crate::{
     kernel::ReadError,
-    maps::{config, count, offsets},
+    maps::{config, count, offset},
     plan::Site,
     syscall_record::{syscall_arg, syscall_nr},
 };
@@ -43,22 +43,21 @@ pub(crate) fn tp_sys_enter_send(ctx: TracePointContext) -> u32 {
     if (bpf_get_current_pid_tgid() >> 32) as u32 == config().engine_tgid {
         return 0;
     }
-    let off = offsets();
     let Ok(nr) = syscall_nr(&ctx) else {
         count(Counter::ReadError);
         return 0;
     };
     let id = nr as u32;
     // Gather first, classify once: every call of `classify` is inlined (and verified) anew.
-    let send = if id == off.nr_write {
+    let send = if id == offset(|o| &o.nr_write) {
         direct_send(&ctx, Hook::TpSysEnterWrite, false)
-    } else if id == off.nr_sendto {
+    } else if id == offset(|o| &o.nr_sendto) {
         direct_send(&ctx, Hook::TpSysEnterSendto, true)
-    } else if id == off.nr_sendmsg {
+    } else if id == offset(|o| &o.nr_sendmsg) {
         msghdr_send(&ctx, Hook::TpSysEnterSendmsg)
-    } else if id == off.nr_sendmmsg {
+    } else if id == offset(|o| &o.nr_sendmmsg) {
         msghdr_send(&ctx, Hook::TpSysEnterSendmmsg)
-    } else if id == off.nr_writev {
+    } else if id == offset(|o| &o.nr_writev) {
         writev_send(&ctx)
     } else {
         return 0;

@@ -20,13 +20,14 @@ use enforcer_common::{
         EXEC_HASH_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN, KERNEL_OP_PLAN,
         PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
     },
+    name_filter::NameFilter,
     net::name_hash,
     plan::{
         ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_ARGS_SCHEMES, EXEC_CHECK_MMAP,
         EXEC_HASH_IN_KERNEL, EXEC_PATHS, EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN,
         NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
         RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE,
-        SCHEME_LEN, SHA256_LEN, SchemeKey, name_length_bits, padded,
+        SCHEME_LEN, SHA256_LEN, SchemeKey, padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -273,15 +274,17 @@ pub fn write_hash_limits(ebpf: &mut Ebpf, limits: HashLimits) -> Result<(), Plan
     })
 }
 
-/// The lengths of the plan's exec names (`PlanSettings::exec_name_lens`).
-fn name_lengths(plan: &KernelPlan) -> u64 {
-    name_length_bits(plan.exec_names.iter().map(|entry| entry.value.as_str()))
+/// The filter of the plan's exec names (`PlanSettings::exec_names`).
+fn name_filter(plan: &KernelPlan) -> NameFilter {
+    NameFilter::of(plan.exec_names.iter().map(|entry| entry.value.as_str()))
 }
 
-/// Adds `bits` to `PLAN_SETTINGS.exec_name_lens` (the old lengths stay until the plan's
-/// settings are written).
-fn widen_name_lengths(ebpf: &mut Ebpf, bits: u64) -> Result<(), PlanError> {
-    update_settings(ebpf, |settings| settings.exec_name_lens |= bits)
+/// Adds `filter` to `PLAN_SETTINGS.exec_names` (the old names stay let through until the
+/// plan's settings are written).
+fn widen_name_filter(ebpf: &mut Ebpf, filter: NameFilter) -> Result<(), PlanError> {
+    update_settings(ebpf, |settings| {
+        settings.exec_names = settings.exec_names.union(filter);
+    })
 }
 
 /// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan,
@@ -302,7 +305,7 @@ fn write_settings(
         settings.dns_ports = dns_ports;
         settings.exec = exec_bits(policy, plan);
         settings.hash_generation = generation;
-        settings.exec_name_lens = name_lengths(plan);
+        settings.exec_names = name_filter(plan);
     })
 }
 
@@ -510,7 +513,7 @@ pub fn write_with(
         disarmed,
     };
     // Widened before the names are written, narrowed after (write_settings).
-    widen_name_lengths(ebpf, name_lengths(&plan))?;
+    widen_name_filter(ebpf, name_filter(&plan))?;
     let names = write_map::<NAME_LEN, _>(ebpf, EXEC_NAME_PLAN, &plan.exec_names, ctx, NameKey)?;
     let paths = write_map::<PATH_LEN, _>(ebpf, EXEC_PATH_PLAN, &plan.exec_paths, ctx, PathKey)?;
     let methods = write_map::<METHOD_LEN, _>(
