@@ -162,8 +162,8 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
 
 /// Whether the name of `dentry` (`len` bytes, a length the filter lists) may be in
 /// `EXEC_NAME_PLAN`, by its first eight bytes (one 8-byte read; the bytes past a shorter name
-/// are masked off: inline names have 32 bytes of storage, and a read past an external name's
-/// end stays in its slab object).
+/// are masked off). The read stays inside the name's storage: a name shorter than eight bytes
+/// is stored inline (`d_iname`, 32 bytes or more), and an external name is longer than that.
 #[inline(always)]
 fn name_may_be_listed(filter: &NameFilter, dentry: *const u8, len: u32) -> Result<bool, ReadError> {
     let name: u64 = Typed::read(dentry, offset(|o| &o.dentry_name))?;
