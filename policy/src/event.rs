@@ -36,6 +36,30 @@ pub enum Val {
     List(Vec<Val>),
 }
 
+/// What a typed event (one the daemon holds as a Rust struct, not as JSON) gives for one
+/// field, [`Event::from_typed`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Given {
+    /// The field's value, as decoding its JSON would give it ([`Val::text`], [`Val::texts`]).
+    Value(Val),
+    /// The event has no value for the field (a JSON member missing or `null`).
+    Absent,
+    /// The typed event cannot give this field: the caller decodes the event's JSON instead.
+    Unknown,
+}
+
+impl Val {
+    /// A string value, cut at [`MAX_STRING`] bytes as decoding cuts it.
+    pub fn text(s: &str) -> Val {
+        Val::Str(cut(s))
+    }
+
+    /// A list of strings, at most [`MAX_LIST`] of them, each cut as [`Val::text`] does.
+    pub fn texts<'a>(items: impl IntoIterator<Item = &'a str>) -> Val {
+        Val::List(items.into_iter().take(MAX_LIST).map(Val::text).collect())
+    }
+}
+
 /// Why an event could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
@@ -151,6 +175,39 @@ impl Event {
             kind,
             slots,
             derived_public,
+        })
+    }
+
+    /// Builds an event of `kind` from a typed source instead of JSON: `get` gives each field
+    /// `read` selects (by name) as decoding the event's JSON would. `None` when `get` answers
+    /// [`Given::Unknown`] for one of them, or when a selected field is derived from an address
+    /// (`is_public`), which only decoding computes.
+    pub fn from_typed(
+        kind: Kind,
+        read: &[bool],
+        mut get: impl FnMut(&'static str) -> Given,
+    ) -> Option<Event> {
+        let mut slots = vec![None; schema::FIELDS.len()];
+        for (slot, (def, wanted)) in slots.iter_mut().zip(schema::FIELDS.iter().zip(read)) {
+            if !wanted || def.kind.is_some_and(|k| k != kind) {
+                continue;
+            }
+            if matches!(def.derive, Some(Derive::IsPublic(_))) {
+                return None;
+            }
+            *slot = match get(def.name) {
+                Given::Value(Val::Str(s)) if def.name == schema::DNS_NAME_FIELD => Some(Val::Str(
+                    s.trim_end_matches('.').to_ascii_lowercase().into(),
+                )),
+                Given::Value(v) => Some(canonical_val(v)),
+                Given::Absent => None,
+                Given::Unknown => return None,
+            };
+        }
+        Some(Event {
+            kind,
+            slots,
+            derived_public: None,
         })
     }
 
@@ -329,6 +386,43 @@ mod tests {
             ]))
         );
         assert_eq!(e.get(schema::lookup("exec.argv0").unwrap()), None);
+    }
+
+    #[test]
+    fn a_typed_event_is_the_decoded_event_of_the_same_values() {
+        let json = json!({"kind":"exec","process":{"pid":7},
+            "exec":{"file":{"path":"/tmp/xmrig","name":"xmrig"},"args":["-o","x"]}});
+        let read = vec![true; schema::FIELDS.len()];
+        let typed = Event::from_typed(Kind::Exec, &read, |name| match name {
+            "process.pid" => Given::Value(Val::Int(7)),
+            "exec.file.path" => Given::Value(Val::text("/tmp/xmrig")),
+            "exec.file.name" => Given::Value(Val::text("xmrig")),
+            "exec.args" => Given::Value(Val::texts(["-o", "x"])),
+            _ => Given::Absent,
+        })
+        .unwrap();
+        let decoded = Event::from_json(&json).unwrap();
+        for (i, def) in schema::FIELDS.iter().enumerate() {
+            let id = FieldId::try_from(i).unwrap();
+            assert_eq!(typed.get(id), decoded.get(id), "{}", def.name);
+        }
+        // A field the source does not know, or an unread one.
+        let unknown = |name: &str| {
+            if name == "exec.argv0" {
+                Given::Unknown
+            } else {
+                Given::Absent
+            }
+        };
+        assert!(Event::from_typed(Kind::Exec, &read, unknown).is_none());
+        let mut only_name = vec![false; schema::FIELDS.len()];
+        only_name[usize::from(schema::lookup("exec.file.name").unwrap())] = true;
+        assert!(Event::from_typed(Kind::Exec, &only_name, unknown).is_some());
+        // Strings are cut as decoding cuts them; lists are bounded.
+        let long = "é".repeat(MAX_STRING);
+        assert_eq!(Val::text(&long), Val::Str(cut(&long)));
+        let many = vec!["a"; MAX_LIST + 5];
+        assert!(matches!(Val::texts(many), Val::List(l) if l.len() == MAX_LIST));
     }
 
     #[test]

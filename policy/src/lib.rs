@@ -37,7 +37,7 @@ pub mod values;
 pub mod yaml;
 
 pub use diag::{Code, Diagnostic, Diagnostics};
-pub use event::{Event, EventError, Val};
+pub use event::{Event, EventError, Given, Val};
 pub use index::Scratch;
 pub use load::{load, load_str};
 pub use model::{Actions, BreakerOverride, Enforcement, KillScope, Mode, RuleInfo, Severity};

@@ -208,6 +208,17 @@ impl CompiledPolicy {
         Event::from_json_reading(value, &self.read_fields)
     }
 
+    /// Builds the event of a typed source for this policy, reading only the fields its enabled
+    /// rules test, as [`CompiledPolicy::decode_event`] does from JSON (see
+    /// [`Event::from_typed`]; `None`: decode the JSON instead).
+    pub fn typed_event(
+        &self,
+        kind: Kind,
+        get: impl FnMut(&'static str) -> crate::event::Given,
+    ) -> Option<Event> {
+        Event::from_typed(kind, &self.read_fields, get)
+    }
+
     /// Rule indices of the rules of `kind` (enabled ones), ascending.
     pub fn rules_of_kind(&self, kind: Kind) -> &[u32] {
         self.buckets.get(kind.index()).map_or(&[], |b| &b.all)

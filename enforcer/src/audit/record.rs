@@ -170,6 +170,13 @@ pub enum Record {
         /// The event.
         event: crate::enrich::LifecycleEvent,
     },
+    /// An exec event no rule matched, written from its typed form: the same line as an
+    /// [`Record::Event`] of it (`pipeline/exec_typed.rs`).
+    #[serde(rename = "event")]
+    ExecEvent {
+        /// The event.
+        event: Box<crate::pipeline::exec_typed::ExecEvent>,
+    },
     /// An enforcement record (deny, kill, would_deny, would_kill, ...).
     Action {
         /// What happened.
@@ -204,6 +211,9 @@ impl Record {
 
     /// Whether the record is an event record (written only with `--events all`).
     pub fn is_event(&self) -> bool {
-        matches!(self, Record::Event { .. } | Record::LifecycleEvent { .. })
+        matches!(
+            self,
+            Record::Event { .. } | Record::LifecycleEvent { .. } | Record::ExecEvent { .. }
+        )
     }
 }

@@ -1,7 +1,9 @@
 //! Handling one ring-buffer record: decode, build the event, turn the kernel's verdict into
 //! enforcement records, evaluate the userspace rules, and write it all to the sink.
-//! Exec events whose file hash is computed after the fact are finished in [`hashing`].
+//! Successful execs are handled in typed form in [`exec`]; exec events whose file hash is
+//! computed after the fact are finished in [`hashing`].
 
+mod exec;
 mod hashing;
 
 use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
@@ -193,6 +195,11 @@ impl<'p> Handler<'p> {
                         None => Ok(()),
                     };
                 }
+                if let Decoded::Exec(exec) = &record
+                    && header.hook == Hook::TpSchedProcessExec as u32
+                {
+                    return self.handle_exec(exec, exited, sink);
+                }
                 let mut event = event_json(&record, &self.ts(&header));
                 self.enricher.observe(&record, &mut event);
                 self.expire_learned(header.timestamp_ns);
@@ -209,18 +216,9 @@ impl<'p> Handler<'p> {
                     _ => {}
                 }
                 // The LSM exec hook reports only execs it acted on; the exec itself is reported
-                // by the tracepoint when it succeeds, and only that record is evaluated.
-                let observed = !matches!(record, Decoded::Exec(_))
-                    || header.hook == Hook::TpSchedProcessExec as u32;
-                if observed && let Decoded::Exec(exec) = &record {
-                    let proc_dir = (!exited)
-                        .then(|| std::path::PathBuf::from(format!("/proc/{}", header.tgid)));
-                    let proc_dir = proc_dir.as_deref();
-                    crate::pipeline::exec_event::add_cwd(&mut event, proc_dir);
-                    crate::enrich::exec_blocks::complete_envs(&mut event, proc_dir);
-                    crate::enrich::exec_blocks::complete_args(&mut event, proc_dir);
-                    return self.report_exec(&header, exec, event, sink);
-                }
+                // by the tracepoint when it succeeds (`handle_exec`), and only that record is
+                // evaluated.
+                let observed = !matches!(record, Decoded::Exec(_));
                 self.report(&header, event, observed, sink)
             }
             Err(err) => {

@@ -110,6 +110,7 @@ pub(crate) fn summary(record: &Record) -> String {
             exec_summary(event)
         ),
         Record::LifecycleEvent { event } => event.summary(),
+        Record::ExecEvent { event } => event.summary(),
         Record::Action {
             action,
             rule,
@@ -166,6 +167,27 @@ mod tests {
             assert_eq!(
                 summary(&Record::LifecycleEvent { event: typed }),
                 summary(&Record::Event { event: tree })
+            );
+        }
+    }
+
+    /// The same for an exec, with and without a `ppid` and arguments.
+    #[test]
+    fn typed_exec_events_print_the_json_tree_summary() {
+        use crate::enrich::process_part::ProcessPart;
+        use crate::pipeline::{decode::test_exec_record, exec_event::exec_event};
+        let mut bare = test_exec_record();
+        (bare.header.ppid, bare.args_len) = (0, 0);
+        for rec in [test_exec_record(), bare] {
+            let process = ProcessPart::new(&rec.header, &rec.comm, None, None);
+            let typed = crate::pipeline::exec_typed::ExecEvent::new(&rec, "t".into(), process);
+            assert_eq!(
+                summary(&Record::ExecEvent {
+                    event: Box::new(typed)
+                }),
+                summary(&Record::Event {
+                    event: exec_event(&rec, "t")
+                })
             );
         }
     }

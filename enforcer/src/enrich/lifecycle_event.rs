@@ -8,15 +8,10 @@
 //!
 //! Members are declared in the order `serde_json`'s sorted maps write them.
 
-use enforcer_common::event::EventHeader;
 use serde::Serialize;
 
-use super::{Enricher, process_cache::ProcessRecord, process_json::basename};
-use crate::pipeline::{
-    decode::Decoded,
-    exec_event::{hook_name, text},
-    process_event::split_status,
-};
+use super::{Chain, Enricher, process_part::ProcessPart};
+use crate::pipeline::{decode::Decoded, exec_event::hook_name, process_event::split_status};
 
 /// A fork or exit event (see the module documentation).
 #[derive(Debug, Serialize)]
@@ -66,121 +61,14 @@ struct ExitPart {
     start_ns: u64,
 }
 
-/// The event's `process`: the kernel record's members, then what the cache adds.
-#[derive(Debug, Serialize)]
-struct ProcessPart {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    argv: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    argv_truncated: Option<bool>,
-    cgroup: CgroupPart,
-    comm: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    container: Option<ContainerPart>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exit: Option<ExitStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<FilePart>,
-    gid: u32,
-    pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ppid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    start_ns: Option<u64>,
-    tid: u32,
-    uid: u32,
-}
-
-#[derive(Debug, Serialize)]
-struct CgroupPart {
-    id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ContainerPart {
-    id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    runtime: Option<&'static str>,
-}
-
-#[derive(Debug, Serialize)]
-struct ExitStatus {
-    code: i32,
-    signal: i32,
-}
-
-#[derive(Debug, Serialize)]
-struct FilePart {
-    name: String,
-    path: String,
-}
-
-impl ProcessPart {
-    /// The record's members (`process_json`), completed with `cached`'s where the record has
-    /// none (`merge_missing` of `process_json::to_json`).
-    fn new(h: &EventHeader, comm: &[u8], cached: Option<&ProcessRecord>) -> Self {
-        let ppid = match (h.ppid, cached) {
-            (0, Some(rec)) => Some(rec.ppid),
-            (0, None) => None,
-            (ppid, _) => Some(ppid),
-        };
-        let container =
-            cached
-                .filter(|rec| rec.cgroup_path.is_some())
-                .map(|rec| match &rec.container {
-                    Some(c) => ContainerPart {
-                        id: c.id.clone(),
-                        runtime: Some(c.runtime.name()),
-                    },
-                    None => ContainerPart {
-                        id: String::new(),
-                        runtime: None,
-                    },
-                });
-        Self {
-            argv: cached.map(|rec| rec.argv.clone()),
-            argv_truncated: cached.map(|rec| rec.argv_truncated),
-            cgroup: CgroupPart {
-                id: h.cgroup_id,
-                path: cached.and_then(|rec| rec.cgroup_path.clone()),
-            },
-            comm: text(comm, comm.len()),
-            container,
-            exit: cached.and_then(|rec| rec.exited_at).map(|e| ExitStatus {
-                code: e.code,
-                signal: e.signal,
-            }),
-            file: cached
-                .filter(|rec| !rec.exe.is_empty())
-                .map(|rec| FilePart {
-                    name: basename(&rec.exe).to_owned(),
-                    path: rec.exe.clone(),
-                }),
-            gid: h.gid,
-            pid: h.tgid,
-            ppid,
-            start_ns: cached.map(|rec| rec.start_ns),
-            tid: h.pid,
-            uid: h.uid,
-        }
-    }
-}
-
 impl Enricher {
     /// Updates the cache from the fork or exit `record` (as [`Enricher::observe`] does) and
     /// returns its event, without ancestors; `None` for any other record. `ts` is the event's
     /// wall-clock time.
     pub fn lifecycle_event(&mut self, record: &Decoded, ts: String) -> Option<LifecycleEvent> {
         let header = *record.header();
-        let (tgid, at) = (header.tgid, header.timestamp_ns);
+        let at = header.timestamp_ns;
         let exiting = self.observe_lifecycle(record);
-        let cached = if self.knows_at(tgid, at, exiting) {
-            self.cache().peek(tgid)
-        } else {
-            None
-        };
         let (comm, fork, exit) = match record {
             Decoded::Fork(r) => (
                 &r.comm,
@@ -210,7 +98,7 @@ impl Enricher {
             kind: if fork.is_some() { "fork" } else { "exit" },
             fork,
             hook: hook_name(header.hook),
-            process: ProcessPart::new(&header, comm, cached),
+            process: self.process_part(&header, comm, exiting, Chain::Without),
             ts,
         })
     }

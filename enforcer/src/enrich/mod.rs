@@ -10,6 +10,7 @@
 //! | `proc_read` | bounded reads of `/proc` files and their NUL-separated blocks |
 //! | [`exec_blocks`] | completing a truncated exec command line or environment from `/proc/<pid>/cmdline`, `environ` |
 //! | [`process_json`] | the JSON shape of process records that the policy evaluator reads (`process.*`, `process.ancestors.*`) |
+//! | `process_part` | the same `process` object in typed form, for the events written without a JSON tree (fork, exit, exec) |
 //! | [`Enricher`] | the facade the handler holds: a cache and the ancestor depth, producing a `process` object with `ancestors` and `container` |
 
 mod cgroup_paths;
@@ -20,6 +21,7 @@ mod observe;
 mod proc_read;
 pub mod process_cache;
 pub mod process_json;
+pub(crate) mod process_part;
 
 use std::path::Path;
 

@@ -1,13 +1,18 @@
 //! Feeds decoded kernel records into the process cache (fork, exec, exit) and adds what the
-//! cache knows (parent chain, container, start time) to every event's `process` object.
+//! cache knows (parent chain, container, start time) to every event's `process` object, as a
+//! JSON tree or in typed form ([`ProcessPart`]).
 
 use std::path::Path;
 
-use enforcer_common::event::Hook;
+use enforcer_common::event::{EventHeader, ExecRecord, Hook};
 use serde_json::Value;
 
-use super::{Chain, Enricher, process_cache::ExecInfo};
-use crate::pipeline::{decode::Decoded, process_event::split_status};
+use super::{
+    Chain, Enricher,
+    process_cache::ExecInfo,
+    process_part::{AncestorPart, ProcessPart},
+};
+use crate::pipeline::{decode::Decoded, exec_typed::ExecEvent, process_event::split_status};
 
 /// Where `/proc` is.
 const PROC: &str = "/proc";
@@ -30,13 +35,7 @@ impl Enricher {
         }
         match record {
             Decoded::Exec(_) if header.hook == Hook::TpSchedProcessExec as u32 => {
-                self.on_exec_event(
-                    header.tgid,
-                    header.ppid,
-                    header.uid,
-                    header.cgroup_id,
-                    event,
-                );
+                self.on_exec_event(&header, event);
             }
             _ => {}
         }
@@ -66,18 +65,49 @@ impl Enricher {
         }
     }
 
-    /// An exec keeps the process's identity (pid and start time): the start comes from the
-    /// cached record (its fork) or from `/proc`.
-    fn on_exec_event(&mut self, tgid: u32, ppid: u32, uid: u32, cgroup_id: u64, event: &Value) {
-        let cgroup_path = self.cgroup_paths.path_of(cgroup_id, tgid, Path::new(PROC));
-        let cache = self.cache_mut();
-        let start_ns = match cache.peek(tgid) {
-            Some(rec) => rec.start_ns,
-            None => match cache.lookup_or_load(tgid) {
-                Some(rec) => rec.start_ns,
-                None => return,
-            },
+    /// Updates the cache from the exec record `rec` and completes its typed `event`'s
+    /// `process` with the cache's, ancestors included: what [`Enricher::observe`] does for
+    /// the JSON tree of the same record.
+    pub(crate) fn observe_exec(&mut self, rec: &ExecRecord, event: &mut ExecEvent) {
+        let h = &rec.header;
+        let mut argv: Vec<String> = event.exec.argv0.iter().cloned().collect();
+        argv.extend(event.exec.args.iter().cloned());
+        let (exe, comm) = (event.exec.file.path.clone(), event.process.comm.clone());
+        self.on_exec(h, exe, argv, comm);
+        event.process = self.process_part(h, &rec.comm, false, Chain::With);
+    }
+
+    /// The typed `process` object of an event of `h` (whose task's name is `comm`): the
+    /// kernel's members completed with what the cache holds of the process at the event's
+    /// time (`exiting`: see [`Enricher::knows_at`]), the ancestors with [`Chain::With`].
+    pub(crate) fn process_part(
+        &mut self,
+        h: &EventHeader,
+        comm: &[u8],
+        exiting: bool,
+        chain: Chain,
+    ) -> ProcessPart {
+        if !self.knows_at(h.tgid, h.timestamp_ns, exiting) {
+            return ProcessPart::new(h, comm, None, None);
+        }
+        let pids = match chain {
+            Chain::With => Some(self.cache.ancestor_pids(h.tgid, self.max_depth)),
+            Chain::Without => None,
         };
+        let Some(rec) = self.cache.peek(h.tgid) else {
+            return ProcessPart::new(h, comm, None, None);
+        };
+        let ancestors = pids.map(|pids| {
+            pids.iter()
+                .filter_map(|p| self.cache.peek(*p))
+                .map(AncestorPart::new)
+                .collect()
+        });
+        ProcessPart::new(h, comm, Some(rec), ancestors)
+    }
+
+    /// The exec of the event JSON `event` (see [`Enricher::on_exec`]).
+    fn on_exec_event(&mut self, h: &EventHeader, event: &Value) {
         let text = |ptr: &str| {
             event
                 .pointer(ptr)
@@ -88,15 +118,34 @@ impl Enricher {
         if let Some(args) = event.pointer("/exec/args").and_then(Value::as_array) {
             argv.extend(args.iter().filter_map(|a| a.as_str().map(str::to_owned)));
         }
+        let exe = text("/exec/file/path").unwrap_or_default();
+        let comm = text("/process/comm").unwrap_or_default();
+        self.on_exec(h, exe, argv, comm);
+    }
+
+    /// An exec keeps the process's identity (pid and start time): the start comes from the
+    /// cached record (its fork) or from `/proc`; a process known to neither is not cached.
+    fn on_exec(&mut self, h: &EventHeader, exe: String, argv: Vec<String>, comm: String) {
+        let cgroup_path = self
+            .cgroup_paths
+            .path_of(h.cgroup_id, h.tgid, Path::new(PROC));
+        let cache = self.cache_mut();
+        let start_ns = match cache.peek(h.tgid) {
+            Some(rec) => rec.start_ns,
+            None => match cache.lookup_or_load(h.tgid) {
+                Some(rec) => rec.start_ns,
+                None => return,
+            },
+        };
         cache.on_exec(ExecInfo {
-            tgid,
-            ppid,
+            tgid: h.tgid,
+            ppid: h.ppid,
             start_ns,
-            exe: text("/exec/file/path").unwrap_or_default(),
+            exe,
             argv,
-            comm: text("/process/comm").unwrap_or_default(),
-            uid,
-            cgroup_id: Some(cgroup_id),
+            comm,
+            uid: h.uid,
+            cgroup_id: Some(h.cgroup_id),
             cgroup_path,
         });
     }

@@ -27,7 +27,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use self::{budget::ByteBudget, cache::HashCache, worker::Workers};
@@ -133,30 +133,59 @@ impl HashInfo {
         self.result.as_ref().ok().map(|h| hex(&h.sha256))
     }
 
-    /// Writes `exec.file.hash` into an exec event (`sha256` only when known; `status`, and
-    /// `reason` when unavailable; where it came from and what it cost).
+    /// The event's `exec.file.hash` (`sha256` only when known; `status`, and `reason` when
+    /// unavailable; where it came from and what it cost).
+    pub fn part(&self) -> HashPart {
+        let (sha256, bytes, reason) = match &self.result {
+            Ok(h) => (Some(hex(&h.sha256)), Some(h.bytes), None),
+            Err(why) => (None, None, Some(why.to_string())),
+        };
+        let hashed = self.status == Status::Hashed;
+        HashPart {
+            bytes,
+            queued_us: hashed.then_some(self.queued_us),
+            reason,
+            sha256,
+            source: self.source.map(Source::name),
+            status: self.status.name(),
+            took_us: hashed.then_some(self.took_us),
+        }
+    }
+
+    /// Writes [`HashInfo::part`] into an exec event's JSON as `exec.file.hash`.
     pub fn write_into(&self, event: &mut Value) {
-        let mut hash = json!({ "status": self.status.name() });
-        match &self.result {
-            Ok(h) => {
-                hash["sha256"] = Value::from(hex(&h.sha256));
-                hash["bytes"] = Value::from(h.bytes);
-            }
-            Err(why) => hash["reason"] = Value::from(why.to_string()),
-        }
-        if let Some(source) = self.source {
-            hash["source"] = Value::from(source.name());
-        }
-        if self.status == Status::Hashed {
-            hash["queued_us"] = Value::from(self.queued_us);
-            hash["took_us"] = Value::from(self.took_us);
-        }
-        if let Some(file) = event.pointer_mut("/exec/file")
-            && let Value::Object(file) = file
+        if let Some(Value::Object(file)) = event.pointer_mut("/exec/file")
+            && let Ok(hash) = serde_json::to_value(self.part())
         {
             file.insert("hash".to_owned(), hash);
         }
     }
+}
+
+/// An exec event's `exec.file.hash`, as the audit log and the rules read it. Members are
+/// declared in the order `serde_json`'s sorted maps write them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HashPart {
+    /// Bytes hashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Time queued, microseconds (hashed for this event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_us: Option<u64>,
+    /// Why there is no hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The SHA-256, lowercase hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Where the bytes came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    /// `hashed`, `cached` or `unavailable`.
+    pub status: &'static str,
+    /// Time hashing, microseconds (hashed for this event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_us: Option<u64>,
 }
 
 /// What [`ExecHasher::begin`] gives: the answer now, or a ticket for a result to come.

@@ -3,6 +3,7 @@
 use std::{fs, io::Write as _, os::unix::fs::MetadataExt as _, path::Path};
 
 use super::*;
+use serde_json::json;
 
 /// SHA-256("abc"), FIPS 180-2 appendix B.1.
 const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";

@@ -6,6 +6,14 @@
 use enforcer_policy::selection::EntrySelector;
 use serde_json::Value;
 
+/// Keeps in `envs` only the entries `selector` selects; returns how many it removed (the
+/// typed exec event's `exec.envs_omitted`).
+pub fn retain_selected(envs: &mut Vec<String>, selector: &EntrySelector) -> usize {
+    let before = envs.len();
+    envs.retain(|e| selector.selects(e));
+    before - envs.len()
+}
+
 /// Keeps in `event`'s `exec.envs` only the entries `selector` selects; sets
 /// `exec.envs_omitted` to the number removed (when there are any).
 pub fn keep_selected_envs(event: &mut Value, selector: &EntrySelector) {

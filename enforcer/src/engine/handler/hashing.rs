@@ -83,28 +83,35 @@ impl Handler<'_> {
         }
     }
 
-    /// Reports an exec the tracepoint saw, with its file's hash when the policy reads it.
+    /// Starts hashing the file of the exec `rec` (at `path`) when the policy reads hashes:
+    /// the hash now (cached, or unavailable), or a ticket for it.
+    pub(super) fn begin_hash(&mut self, rec: &ExecRecord, path: &str) -> Option<Begin> {
+        let hashing = self.hashing.as_mut()?;
+        Some(
+            hashing
+                .hasher
+                .begin(rec.header.tgid, path, kernel_identity(&rec.file).as_ref()),
+        )
+    }
+
+    /// Reports an exec the tracepoint saw as the JSON tree `event`, whose hash (when the policy
+    /// reads it) `begun` gave: a ready one is in `event` already and may teach the inode plan;
+    /// a queued one leaves the rules that read it, and the event record, for [`Self::hash_done`].
     pub(super) fn report_exec(
         &mut self,
         header: &EventHeader,
         rec: &ExecRecord,
-        mut event: Value,
+        event: Value,
+        begun: Option<Begin>,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
-        let Some(hashing) = self.hashing.as_mut() else {
-            return self.report(header, event, true, sink);
-        };
-        let path = event["exec"]["file"]["path"].as_str().unwrap_or("");
-        let begun = hashing
-            .hasher
-            .begin(header.tgid, path, kernel_identity(&rec.file).as_ref());
         match begun {
-            Begin::Ready(info) => {
-                info.write_into(&mut event);
+            None => self.report(header, event, true, sink),
+            Some(Begin::Ready(info)) => {
                 self.learn(&rec.file, &info, &event);
                 self.report(header, event, true, sink)
             }
-            Begin::Queued(id) => {
+            Some(Begin::Queued(id)) => {
                 self.kernel_records(header, &event, sink)?;
                 self.userspace_rules(header, &event, Select::WithoutHash, sink)?;
                 if let Some(hashing) = self.hashing.as_mut() {
