@@ -34,7 +34,7 @@ pub const fn mask_prefix(raw: u64, len: u32) -> u64 {
     if len >= 8 {
         raw
     } else {
-        raw & ((1u64 << (8 * len)) - 1)
+        raw & crate::word::first_bytes(len as usize)
     }
 }
 
@@ -47,6 +47,13 @@ pub const fn prefix_bit(len: u32, prefix: u64) -> u32 {
 }
 
 impl NameFilter {
+    /// Lets every name through (each one is looked up): the filter is only a shortcut, so this
+    /// is the safe value when the plan's real filter cannot be read.
+    pub const ALL: Self = Self {
+        lens: u64::MAX,
+        prefixes: [u64::MAX; 4],
+    };
+
     /// The filter of `names` (names of 64 bytes or more, which no name key holds, are left
     /// out).
     pub fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
@@ -163,5 +170,24 @@ mod tests {
         );
         let longest = "y".repeat(63);
         assert!(NameFilter::of([longest.as_str()]).may_hold(63, name_prefix(longest.as_bytes())));
+    }
+
+    #[test]
+    fn the_fallback_filter_lets_every_name_through() {
+        for name in ["xmrig", "libc.so.6", "a", "y".repeat(63).as_str()] {
+            let len = name.len() as u32;
+            assert!(
+                NameFilter::ALL.may_hold(len, name_prefix(name.as_bytes())),
+                "{name}"
+            );
+        }
+        assert!(
+            !NameFilter::ALL.may_hold(64, 0),
+            "longer names are never listed"
+        );
+        assert_eq!(
+            crate::plan::PlanSettings::REPORT_ALL.exec_names,
+            NameFilter::ALL
+        );
     }
 }

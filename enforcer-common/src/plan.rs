@@ -259,7 +259,8 @@ pub struct PlanSettings {
 }
 
 impl PlanSettings {
-    /// All zero: every family reported, no exec check skipped, no name filtered.
+    /// Every family reported, no exec check skipped, every name looked up (zero but for the
+    /// name filter, which lets everything through: [`NameFilter::ALL`]).
     pub const REPORT_ALL: Self = Self {
         record: 0,
         kernel_ops: 0,
@@ -268,10 +269,7 @@ impl PlanSettings {
         hash_generation: 0,
         hash_max_size: 0,
         hash_fresh_s: 0,
-        exec_names: NameFilter {
-            lens: 0,
-            prefixes: [0; 4],
-        },
+        exec_names: NameFilter::ALL,
     };
 }
 

@@ -41,12 +41,19 @@ pub const fn first_zero_byte(word: u64) -> usize {
     ((lowest >> 7).wrapping_mul(0x0001_0203_0405_0607) >> 56) as usize
 }
 
+/// A word whose first `count` bytes (in memory order; `count` < 8) are 0xff and the others 0.
+#[inline(always)]
+#[must_use]
+pub const fn first_bytes(count: usize) -> u64 {
+    (1u64 << (8 * (count & 7))) - 1
+}
+
 /// `word` with its first `count` bytes (in memory order; `count` < 8) replaced by 0x01, a byte
 /// that is neither NUL nor any character a search looks for.
 #[inline(always)]
 #[must_use]
 pub const fn mask_first_bytes(word: u64, count: usize) -> u64 {
-    let below = (1u64 << (8 * (count & 7))) - 1;
+    let below = first_bytes(count);
     (word & !below) | (splat(1) & below)
 }
 
@@ -92,6 +99,8 @@ mod tests {
     #[test]
     fn masked_bytes_are_neither_nul_nor_searched_for() {
         let w = word(*b"a\0:b\0c:d");
+        assert_eq!(first_bytes(0), 0);
+        assert_eq!(first_bytes(3), 0x00ff_ffff);
         assert_eq!(mask_first_bytes(w, 0), w);
         assert_eq!(first_zero_byte(mask_first_bytes(w, 2)), 4);
         assert!(has_byte(mask_first_bytes(w, 3), b':'));

@@ -174,7 +174,8 @@ pub(crate) static PLAN_SETTINGS: Array<PlanSettings> = Array::with_max_entries(1
 /// Plan settings that report everything, for when `PLAN_SETTINGS` cannot be read.
 static NO_PLAN_SETTINGS: PlanSettings = PlanSettings::REPORT_ALL;
 
-/// The plan settings (all zero when unreadable: report everything). A reference: each use
+/// The plan settings (when unreadable: report everything, skip no check, look every name up).
+/// A reference: each use
 /// loads the fields it reads (a copy of the 88-byte struct cost eleven loads, eleven stores
 /// and, for the default, a `memset` call).
 #[inline(always)]
