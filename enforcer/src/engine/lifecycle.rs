@@ -81,7 +81,7 @@ pub(crate) struct Pending {
     records: VecDeque<(u64, Vec<u8>)>,
     /// Processes with an exit record among `records`, with how many (a reused pid can exit
     /// twice within one drain).
-    exits: std::collections::HashMap<u32, u32>,
+    exits: foldhash::HashMap<u32, u32>,
 }
 
 impl Pending {

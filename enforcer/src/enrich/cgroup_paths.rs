@@ -5,7 +5,9 @@
 //! [`super::container::cgroup_path_of`] picks for the first process seen in it. Bounded: when
 //! full, the map starts over (a miss costs one `/proc` read).
 
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
+
+use foldhash::HashMap;
 
 use super::container::cgroup_path_of;
 

@@ -26,7 +26,7 @@
 //! still in their grace period (they cannot be read back: late events of a just-exited process
 //! must keep resolving). "Use" is an insert, an update or a look-up that returned the record.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

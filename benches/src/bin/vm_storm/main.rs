@@ -89,9 +89,9 @@ struct Args {
     /// Diagnostic: profile the last round with and the last round without the engine of each
     /// storm (the storms' `--perf-record`, with the host's `perf` copied into the guest) and
     /// print, symbol by symbol, what the engine adds to the workload (all commands but the
-    /// engine and perf), in instructions per operation. The guest's clock counts
-    /// instructions, so the samples are spread by instructions executed. Sampling perturbs
-    /// the storm's figures.
+    /// engine and perf), then the engine's daemon's own symbols, in instructions per
+    /// operation. The guest's clock counts instructions, so the samples are spread by
+    /// instructions executed. Sampling perturbs the storm's figures.
     #[arg(long)]
     perf: bool,
     /// `--perf`'s sampling period in guest nanoseconds (instructions at shift 0).
@@ -224,7 +224,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
 }
 
 /// Prints a storm's output; with a profile (`--perf`, sampling `period`), the two listings are
-/// replaced by what the engine adds to the workload, symbol by symbol.
+/// replaced by what the engine adds to the workload, symbol by symbol, and by the daemon's own
+/// symbols.
 fn print_storm(lines: &[String], command: &str, profile: Option<u64>) {
     let start = lines.iter().position(|l| l == PROFILE_WITH);
     let middle = lines.iter().position(|l| l == PROFILE_WITHOUT);
@@ -254,6 +255,13 @@ fn print_storm(lines: &[String], command: &str, profile: Option<u64>) {
         );
     }
     println!("all symbols: {:+.3} (sampling noise included)", total / 1e3);
+    let engine = profile_diff::engine_costs(&with, period, operations.unwrap_or(1));
+    println!("\nprofile of the engine's daemon, last round with it, in {unit}:");
+    for (symbol, cost) in engine.iter().take(PROFILE_ROWS) {
+        println!("{:>10.3}  {symbol}", cost / 1e3);
+    }
+    let daemon: f64 = engine.iter().map(|(_, cost)| cost).sum();
+    println!("all symbols: {:.3}", daemon / 1e3);
 }
 
 /// The storm's `--iterations N` (operations per round), if given.

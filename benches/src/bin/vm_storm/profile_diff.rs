@@ -1,12 +1,15 @@
-//! `vm_storm --perf`: what the engine adds to the workload, symbol by symbol. The guest prints
-//! two `perf report --show-nr-samples --sort comm,sym` listings (the last round with the engine,
-//! the last without); this module subtracts the second from the first and turns sample counts
-//! into guest instructions per operation (one sample every `period` instructions).
+//! `vm_storm --perf`: what the engine adds to the workload, symbol by symbol, and what the
+//! engine's daemon spends itself. The guest prints two `perf report --show-nr-samples --sort
+//! comm,sym` listings (the last round with the engine, the last without); this module
+//! subtracts the second from the first and turns sample counts into guest instructions per
+//! operation (one sample every `period` instructions).
 
 use std::collections::HashMap;
 
-/// Commands that are not the workload (the engine, the profiler, the storm's own helpers).
-const NOT_WORKLOAD: &[&str] = &["enforcer", "perf"];
+/// The engine's command name.
+const ENGINE: &str = "enforcer";
+/// Commands that are not the workload (the engine, the profiler).
+const NOT_WORKLOAD: &[&str] = &[ENGINE, "perf"];
 
 /// Samples per `(command, symbol)` of one `perf report --show-nr-samples` listing. Lines that
 /// are not rows (headers, comments, blank lines) are skipped.
@@ -77,6 +80,23 @@ pub(crate) fn workload_deltas(
     deltas
 }
 
+/// The engine's daemon's own symbols (command `enforcer`) in the round with it, per operation,
+/// largest first: the daemon's share of the CPU, where `workload_deltas` leaves it out.
+pub(crate) fn engine_costs(
+    with: &HashMap<(String, String), u64>,
+    period: u64,
+    operations: u64,
+) -> Vec<(String, f64)> {
+    let per_op = |samples: u64| samples as f64 * period as f64 / operations.max(1) as f64;
+    let mut costs: Vec<(String, f64)> = with
+        .iter()
+        .filter(|((comm, _), _)| comm == ENGINE)
+        .map(|((_, symbol), samples)| (symbol.clone(), per_op(*samples)))
+        .collect();
+    costs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    costs
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -120,5 +140,21 @@ mod tests {
         assert_eq!(deltas[1].with, 15_000.0);
         assert_eq!(deltas[1].added(), 3000.0);
         assert_eq!(deltas[2].added(), -1000.0);
+    }
+
+    #[test]
+    fn the_engine_costs_are_its_own_symbols_per_operation() {
+        let with = parse(&lines(
+            "  1.0%  100  true  [k] a\n  1.0%  30  enforcer  [.] serde\n\
+             1.0%  50  enforcer  [k] do_epoll_wait\n",
+        ));
+        let costs = engine_costs(&with, 1000, 10);
+        assert_eq!(
+            costs,
+            [
+                ("do_epoll_wait".to_owned(), 5000.0),
+                ("serde".to_owned(), 3000.0)
+            ]
+        );
     }
 }
