@@ -179,22 +179,26 @@ impl Event {
     }
 
     /// Builds an event of `kind` from a typed source instead of JSON: `get` gives each field
-    /// `read` selects (by name) as decoding the event's JSON would. `None` when `get` answers
-    /// [`Given::Unknown`] for one of them, or when a selected field is derived from an address
-    /// (`is_public`), which only decoding computes.
+    /// of `read` (ids; fields of other kinds are skipped) by name, as decoding the event's JSON
+    /// would. `None` when `get` answers [`Given::Unknown`] for one of them, or when one is
+    /// derived from an address (`is_public`), which only decoding computes.
     pub fn from_typed(
         kind: Kind,
-        read: &[bool],
+        read: &[FieldId],
         mut get: impl FnMut(&'static str) -> Given,
     ) -> Option<Event> {
         let mut slots = vec![None; schema::FIELDS.len()];
-        for (slot, (def, wanted)) in slots.iter_mut().zip(schema::FIELDS.iter().zip(read)) {
-            if !wanted || def.kind.is_some_and(|k| k != kind) {
+        for &id in read {
+            let def = schema::def(id);
+            if def.kind.is_some_and(|k| k != kind) {
                 continue;
             }
             if matches!(def.derive, Some(Derive::IsPublic(_))) {
                 return None;
             }
+            let Some(slot) = slots.get_mut(usize::from(id)) else {
+                continue;
+            };
             *slot = match get(def.name) {
                 Given::Value(Val::Str(s)) if def.name == schema::DNS_NAME_FIELD => Some(Val::Str(
                     s.trim_end_matches('.').to_ascii_lowercase().into(),
@@ -392,7 +396,9 @@ mod tests {
     fn a_typed_event_is_the_decoded_event_of_the_same_values() {
         let json = json!({"kind":"exec","process":{"pid":7},
             "exec":{"file":{"path":"/tmp/xmrig","name":"xmrig"},"args":["-o","x"]}});
-        let read = vec![true; schema::FIELDS.len()];
+        let read: Vec<FieldId> = (0..schema::FIELDS.len())
+            .map(|i| FieldId::try_from(i).unwrap())
+            .collect();
         let typed = Event::from_typed(Kind::Exec, &read, |name| match name {
             "process.pid" => Given::Value(Val::Int(7)),
             "exec.file.path" => Given::Value(Val::text("/tmp/xmrig")),
@@ -415,14 +421,41 @@ mod tests {
             }
         };
         assert!(Event::from_typed(Kind::Exec, &read, unknown).is_none());
-        let mut only_name = vec![false; schema::FIELDS.len()];
-        only_name[usize::from(schema::lookup("exec.file.name").unwrap())] = true;
+        let only_name = [schema::lookup("exec.file.name").unwrap()];
         assert!(Event::from_typed(Kind::Exec, &only_name, unknown).is_some());
         // Strings are cut as decoding cuts them; lists are bounded.
         let long = "é".repeat(MAX_STRING);
         assert_eq!(Val::text(&long), Val::Str(cut(&long)));
         let many = vec!["a"; MAX_LIST + 5];
         assert!(matches!(Val::texts(many), Val::List(l) if l.len() == MAX_LIST));
+    }
+
+    #[test]
+    fn a_policy_asks_a_typed_event_for_the_fields_its_rules_of_that_kind_read() {
+        let policy = crate::load_str(
+            "p.yaml",
+            r#"rules:
+  - id: a
+    expression: exec.file.name == "x" && process.uid == 0
+    action: alert
+  - id: b
+    expression: dns.question.name == "pool.example"
+    action: alert
+"#,
+        )
+        .unwrap();
+        let mut asked = Vec::new();
+        let event = policy.typed_event(Kind::Exec, |name| {
+            asked.push(name);
+            Given::Value(if name == "process.uid" {
+                Val::Int(0)
+            } else {
+                Val::text("x")
+            })
+        });
+        asked.sort_unstable();
+        assert_eq!(asked, ["exec.file.name", "process.uid"]);
+        assert_eq!(policy.eval(&event.unwrap()).len(), 1);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::ir::{Cond, CondNode};
 use crate::model::{Actions, Mode, RuleInfo};
 use crate::net;
 use crate::plan::KernelPlan;
-use crate::schema::Kind;
+use crate::schema::{self, FieldId, Kind};
 use crate::source::SourceMap;
 
 /// A matching rule.
@@ -63,6 +63,9 @@ pub struct CompiledPolicy {
     /// By field id: whether an enabled rule tests the field ([`CompiledPolicy::decode_event`]
     /// reads only those).
     pub(crate) read_fields: Vec<bool>,
+    /// By kind ([`Kind::index`]): the ids of the fields read for an event of that kind (its
+    /// own and the common ones), for [`CompiledPolicy::typed_event`].
+    read_by_kind: Vec<Vec<FieldId>>,
 }
 
 /// Most DNS server ports a policy may name (53 included): the kernel compares each.
@@ -96,6 +99,21 @@ impl CompiledPolicy {
                 .filter(|(r, _)| !r.disabled)
                 .map(|(_, c)| c),
         );
+        let read_by_kind = Kind::ALL
+            .iter()
+            .map(|kind| {
+                let of_kind = |(i, def): (usize, &schema::FieldDef)| {
+                    let wanted = read_fields.get(i).copied().unwrap_or(false)
+                        && def.kind.is_none_or(|k| k == *kind);
+                    wanted.then(|| FieldId::try_from(i).ok()).flatten()
+                };
+                schema::FIELDS
+                    .iter()
+                    .enumerate()
+                    .filter_map(of_kind)
+                    .collect()
+            })
+            .collect();
         CompiledPolicy {
             rules,
             ids,
@@ -108,6 +126,7 @@ impl CompiledPolicy {
             dns_ports: vec![53],
             hash_needed: Vec::new(),
             read_fields,
+            read_by_kind,
         }
     }
 
@@ -216,7 +235,11 @@ impl CompiledPolicy {
         kind: Kind,
         get: impl FnMut(&'static str) -> crate::event::Given,
     ) -> Option<Event> {
-        Event::from_typed(kind, &self.read_fields, get)
+        let read = self
+            .read_by_kind
+            .get(kind.index())
+            .map_or(&[][..], Vec::as_slice);
+        Event::from_typed(kind, read, get)
     }
 
     /// Rule indices of the rules of `kind` (enabled ones), ascending.

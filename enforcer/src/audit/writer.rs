@@ -93,20 +93,27 @@ impl AuditWriter {
     /// of the log is the order of the calls); lifecycle and action records are written at once
     /// and synced to disk. Every `write` call carries whole lines only.
     pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
-        self.line.clear();
         let envelope = Envelope {
             ts: timestamp(SystemTime::now()),
             record,
         };
-        serde_json::to_writer(&mut self.line, &envelope)?;
-        self.line.push(b'\n');
         if !record.is_durable() {
-            self.pending.extend_from_slice(&self.line);
+            // Serialized in place after the gathered lines; a record that fails halfway is
+            // taken back out, so only whole lines are ever written.
+            let start = self.pending.len();
+            if let Err(err) = serde_json::to_writer(&mut self.pending, &envelope) {
+                self.pending.truncate(start);
+                return Err(err.into());
+            }
+            self.pending.push(b'\n');
             if self.pending.len() >= PENDING_LIMIT {
                 self.flush()?;
             }
             return Ok(());
         }
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &envelope)?;
+        self.line.push(b'\n');
         self.flush()?;
         let write_err = |source| WriteError::Write {
             path: self.path.clone(),
