@@ -40,10 +40,14 @@ impl Handler<'_> {
         }
         let waits_for_hash = matches!(begun, Some(Begin::Queued(_)));
         if event.cut_blocks() || header.outcome != 0 || waits_for_hash || self.may_match(&event) {
-            let Ok(mut tree) = serde_json::to_value(&event) else {
-                // Not reachable: the event has string keys only.
-                self.decode_errors += 1;
-                return Ok(());
+            let mut tree = match serde_json::to_value(&event) {
+                Ok(tree) => tree,
+                Err(err) => {
+                    // Not reachable: the event has string keys only.
+                    self.decode_errors += 1;
+                    tracing::error!("exec event of pid {} not evaluated: {err}", header.tgid);
+                    return Ok(());
+                }
             };
             exec_blocks::complete_envs(&mut tree, proc_dir);
             exec_blocks::complete_args(&mut tree, proc_dir);
