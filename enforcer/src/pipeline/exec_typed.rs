@@ -15,7 +15,7 @@ use enforcer_common::event::{
 };
 use serde::Serialize;
 
-use super::exec_event::{hook_name, text};
+use super::exec_event::{hook_name, lossy, text};
 use crate::{enrich::process_part::ProcessPart, hash::HashPart};
 
 /// An exec event (see the module documentation).
@@ -97,7 +97,7 @@ fn entries(buf: &[u8], len: usize) -> Vec<String> {
         .strip_suffix(&[0])
         .unwrap_or(valid)
         .split(|&b| b == 0)
-        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .map(lossy)
         .collect()
 }
 

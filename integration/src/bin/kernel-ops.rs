@@ -8,7 +8,8 @@
 //! `allow_writes=on`, what catalog F7's `modprobe msr allow_writes=on` passes), `init-module`
 //! (a bogus 64-byte image), `init-module-file PATH [PARAMS]` (the file's image, from memory),
 //! `delete-module NAME`, `bpf-map NAME`, `bpf-prog NAME`, `ptrace-attach`, `ptrace-seize`,
-//! `traceme`, `vm-writev`, `kexec-load`, `kexec-file-load PATH`, `creds`, `capset`,
+//! `traceme`, `vm-writev`, `proc-mem` (open of a child's `/proc/PID/mem` for writing: the
+//! kernel's ptrace access check from `openat`), `kexec-load`, `kexec-file-load PATH`, `creds`, `capset`,
 //! `unshare-uts`, `setns-uts`, `memfd-exec NAME`, `setuid-storm N` (prints ns per call).
 #![allow(clippy::cast_possible_truncation)]
 
@@ -244,6 +245,19 @@ fn main() -> ExitCode {
             // SLOT, valid there; the kernel checks both.
             let ret = unsafe { libc::process_vm_writev(target, &local, 1, &remote, 1, 0) };
             let errno = errno_of(ret as libc::c_long);
+            reap(target);
+            report(op, me, target, errno);
+        }
+        "proc-mem" => {
+            let target = sleeper();
+            let path = cstring(&format!("/proc/{target}/mem"));
+            // SAFETY: a NUL-terminated path and flags; the descriptor is closed at once.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+            let errno = errno_of(libc::c_long::from(fd));
+            if fd >= 0 {
+                // SAFETY: our own descriptor.
+                unsafe { libc::close(fd) };
+            }
             reap(target);
             report(op, me, target, errno);
         }

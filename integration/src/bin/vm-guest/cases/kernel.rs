@@ -2,7 +2,10 @@
 //! load (`finit_module` of a file that is not a module, `init_module` of a bogus image) and a
 //! ptrace attach are refused with EPERM by LSM `kernel_read_file` / `kernel_load_data` /
 //! `ptrace_access_check` (a `deny` record from the hook, once, built from the caller's
-//! registers: the syscall, the parameters kernel-ops passed, the ptrace target); a bpf map
+//! registers: the syscall, the parameters kernel-ops passed, the ptrace target); an open of
+//! a child's `/proc/PID/mem` for writing, whose registers name `openat`, is refused (EACCES,
+//! the kernel's answer to a refused access check) by the hook's fallback
+//! (`ptrace_access_check` as the syscall, the target from the hook); a bpf map
 //! creation and kexec are reported by LSM `bpf` / `kernel_load_data` (alerts, no tracepoint
 //! attached for them), a module unload, credential changes and unshare by the tracepoint.
 //! Before the engine starts and after it stops, the same module load fails with another error
@@ -57,6 +60,12 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
         "without the engine: finit_module errno {}",
         errno(&before)
     ));
+    let mem_before = kernel_ops(&["proc-mem"])?;
+    if errno(&mem_before) != 0 {
+        return Err(format!(
+            "without the engine a parent opens its child's /proc/PID/mem: {mem_before}"
+        ));
+    }
     let mut engine = Engine::start_with(
         layout::KERNEL_POLICY,
         "block",
@@ -126,6 +135,31 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
             ));
         }
         ctx.log("module loads and the ptrace attach refused with EPERM by the LSM hooks");
+
+        // The fallback: the registers name `openat`, not a call the hook stands for. The open
+        // fails with EACCES: `ptrace_may_access` answers yes or no, and `mm_access` turns a
+        // no into EACCES whatever the hook returned.
+        let mem = kernel_ops(&["proc-mem"])?;
+        if errno(&mem) != i64::from(libc::EACCES) {
+            return Err(format!(
+                "the open of /proc/PID/mem must be refused (EACCES): {mem}"
+            ));
+        }
+        let d = engine.wait_record(
+            RECORD_TIMEOUT,
+            "/proc/PID/mem deny",
+            deny("deny-ptrace", "ptrace_access_check"),
+        )?;
+        if d["event"]["hook"] != "lsm/ptrace_access_check"
+            || d["event"]["kernel"]["target"]["pid"] != mem["target"]
+            || d["event"]["process"]["pid"] != mem["pid"]
+        {
+            return Err(format!(
+                "/proc/PID/mem deny not from the hook's fallback, or without tracer and \
+                 target pids: {d}"
+            ));
+        }
+        ctx.log("an open of /proc/PID/mem refused by the ptrace hook's fallback");
 
         let delete = kernel_ops(&["delete-module", "no_such_module_xyz"])?;
         let map = kernel_ops(&["bpf-map", "vm_map"])?;
