@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use enforcer_common::event::{EventHeader, ExecRecord, Hook};
+use enforcer_common::event::{EventHeader, ExecRecord};
 use serde_json::Value;
 
 use super::{
@@ -33,12 +33,9 @@ impl Enricher {
             }
             return;
         }
-        match record {
-            Decoded::Exec(_) if header.hook == Hook::TpSchedProcessExec as u32 => {
-                self.on_exec_event(&header, event);
-            }
-            _ => {}
-        }
+        // A successful exec (the tracepoint's record) is handled in typed form
+        // ([`Enricher::observe_exec`]); an exec record here is the LSM hook's, which the cache
+        // does not take (the exec may still fail).
         if let Some(process) = event.get_mut("process") {
             self.enrich_process_at(process, header.tgid, header.timestamp_ns, chain);
         }
@@ -104,23 +101,6 @@ impl Enricher {
                 .collect()
         });
         ProcessPart::new(h, comm, Some(rec), ancestors)
-    }
-
-    /// The exec of the event JSON `event` (see [`Enricher::on_exec`]).
-    fn on_exec_event(&mut self, h: &EventHeader, event: &Value) {
-        let text = |ptr: &str| {
-            event
-                .pointer(ptr)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let mut argv: Vec<String> = text("/exec/argv0").into_iter().collect();
-        if let Some(args) = event.pointer("/exec/args").and_then(Value::as_array) {
-            argv.extend(args.iter().filter_map(|a| a.as_str().map(str::to_owned)));
-        }
-        let exe = text("/exec/file/path").unwrap_or_default();
-        let comm = text("/process/comm").unwrap_or_default();
-        self.on_exec(h, exe, argv, comm);
     }
 
     /// An exec keeps the process's identity (pid and start time): the start comes from the

@@ -10,15 +10,11 @@ use enforcer_policy::{Event, Given, Kind, schema};
 use serde_json::Value;
 
 use crate::enrich::{
-    Enricher,
+    Chain, Enricher,
     process_cache::{CacheConfig, ExecInfo},
     process_part::ProcessPart,
 };
-use crate::pipeline::{
-    decode::{self, Decoded},
-    exec_event::exec_event,
-    exec_typed::ExecEvent,
-};
+use crate::pipeline::{decode, exec_event::exec_event, exec_typed::ExecEvent};
 
 const DOCKER: &str = "/system.slice/docker-\
     0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
@@ -52,15 +48,17 @@ fn enricher(cached: Option<Option<&str>>) -> Enricher {
     e
 }
 
-/// The typed event of `rec` enriched by a fresh `enricher(cached)`, and the JSON tree the
-/// general path builds for it with another.
+/// The typed event of `rec` enriched by `enricher(cached)`, and the JSON tree of the same
+/// record enriched by the general path (`Enricher::enrich_process_at`, the merge of the
+/// cache's `process` JSON) from the cache as the exec left it.
 fn both(rec: &ExecRecord, cached: Option<Option<&str>>) -> (ExecEvent, Value) {
-    let (mut tree_enricher, mut typed_enricher) = (enricher(cached), enricher(cached));
+    let mut e = enricher(cached);
+    let process = || ProcessPart::new(&rec.header, &rec.comm, None, None);
+    let mut typed = ExecEvent::new(rec, "t".to_owned(), process());
+    e.observe_exec(rec, &mut typed);
     let mut tree = exec_event(rec, "t");
-    tree_enricher.observe(&Decoded::Exec(*rec), &mut tree);
-    let process = ProcessPart::new(&rec.header, &rec.comm, None, None);
-    let mut typed = ExecEvent::new(rec, "t".to_owned(), process);
-    typed_enricher.observe_exec(rec, &mut typed);
+    let h = rec.header;
+    e.enrich_process_at(&mut tree["process"], h.tgid, h.timestamp_ns, Chain::With);
     (typed, tree)
 }
 
