@@ -165,9 +165,7 @@ impl Event {
             if def.name == schema::DNS_NAME_FIELD
                 && let Some(Val::Str(s)) = &v
             {
-                v = Some(Val::Str(
-                    s.trim_end_matches('.').to_ascii_lowercase().into(),
-                ));
+                v = Some(dns_name(s));
             }
             slots[i] = v;
         }
@@ -200,9 +198,9 @@ impl Event {
                 continue;
             };
             *slot = match get(def.name) {
-                Given::Value(Val::Str(s)) if def.name == schema::DNS_NAME_FIELD => Some(Val::Str(
-                    s.trim_end_matches('.').to_ascii_lowercase().into(),
-                )),
+                Given::Value(Val::Str(s)) if def.name == schema::DNS_NAME_FIELD => {
+                    Some(dns_name(&s))
+                }
                 Given::Value(v) => Some(canonical_val(v)),
                 Given::Absent => None,
                 Given::Unknown => return None,
@@ -256,6 +254,11 @@ impl Event {
         }
         e
     }
+}
+
+/// A DNS name as rules compare it: without the trailing dot, lowercase.
+fn dns_name(name: &str) -> Val {
+    Val::Str(name.trim_end_matches('.').to_ascii_lowercase().into())
 }
 
 fn canonical_val(v: Val) -> Val {
