@@ -11,14 +11,16 @@
 //! | [`exec_blocks`] | completing a truncated exec command line or environment from `/proc/<pid>/cmdline`, `environ` |
 //! | [`process_json`] | the JSON shape of process records that the policy evaluator reads (`process.*`, `process.ancestors.*`) |
 //! | `process_part` | the same `process` object in typed form, for the events written without a JSON tree (fork, exit, exec) |
+//! | `ancestry` | the typed ancestor chains, built and serialized once per parent and shared while the cache still agrees with them |
 //! | [`Enricher`] | the facade the handler holds: a cache and the ancestor depth, producing a `process` object with `ancestors` and `container` |
 
+mod ancestry;
 mod cgroup_paths;
 pub mod container;
 pub mod exec_blocks;
 mod lifecycle_event;
 mod observe;
-mod proc_read;
+pub(crate) mod proc_read;
 pub mod process_cache;
 pub mod process_json;
 pub(crate) mod process_part;
@@ -37,6 +39,7 @@ pub struct Enricher {
     max_depth: usize,
     cgroup_paths: cgroup_paths::CgroupPaths,
     lifecycle_chains: LifecycleChains,
+    ancestry: ancestry::AncestryMemo,
 }
 
 /// Whether fork and exit events get the ancestor chain in their `process` object. Every
@@ -83,6 +86,7 @@ impl Enricher {
             max_depth: DEFAULT_MAX_DEPTH,
             cgroup_paths: cgroup_paths::CgroupPaths::default(),
             lifecycle_chains: LifecycleChains::ALL,
+            ancestry: ancestry::AncestryMemo::default(),
         }
     }
 

@@ -7,11 +7,7 @@ use std::path::Path;
 use enforcer_common::event::{EventHeader, ExecRecord};
 use serde_json::Value;
 
-use super::{
-    Chain, Enricher,
-    process_cache::ExecInfo,
-    process_part::{AncestorPart, ProcessPart},
-};
+use super::{Chain, Enricher, process_cache::ExecInfo, process_part::ProcessPart};
 use crate::pipeline::{decode::Decoded, exec_typed::ExecEvent, process_event::split_status};
 
 /// Where `/proc` is.
@@ -95,10 +91,8 @@ impl Enricher {
             return ProcessPart::new(h, comm, None, None);
         };
         let ancestors = pids.map(|pids| {
-            pids.iter()
-                .filter_map(|p| self.cache.peek(*p))
-                .map(AncestorPart::new)
-                .collect()
+            let records: Vec<_> = pids.iter().filter_map(|p| self.cache.peek(*p)).collect();
+            self.ancestry.chain(&records)
         });
         ProcessPart::new(h, comm, Some(rec), ancestors)
     }

@@ -11,15 +11,32 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// The entries of a NUL-separated block (one trailing NUL ignored; lossy UTF-8); a block that
-/// is empty or only a NUL gives none.
+/// The entries of a NUL-separated block (one trailing NUL ignored; lossy UTF-8): an empty
+/// block gives none, a lone NUL one empty entry (an `argv` of `[""]`). The exec record's
+/// argument and environment blocks and `/proc`'s `cmdline` and `environ` all split here.
 pub(crate) fn nul_entries(bytes: &[u8]) -> Vec<String> {
-    let block = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-    if block.is_empty() {
+    if bytes.is_empty() {
         return Vec::new();
     }
-    block
+    bytes
+        .strip_suffix(&[0])
+        .unwrap_or(bytes)
         .split(|&b| b == 0)
-        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .map(crate::pipeline::exec_event::lossy)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nul_entries;
+
+    #[test]
+    fn blocks_split_at_each_nul_with_one_trailing_nul_ignored() {
+        assert!(nul_entries(b"").is_empty());
+        assert_eq!(nul_entries(b"\0"), [""]);
+        assert_eq!(nul_entries(b"a\0b"), ["a", "b"]);
+        assert_eq!(nul_entries(b"a\0b\0"), ["a", "b"]);
+        assert_eq!(nul_entries(b"a\0\0"), ["a", ""]);
+        assert_eq!(nul_entries(b"\xff\0"), ["\u{fffd}"]);
+    }
 }

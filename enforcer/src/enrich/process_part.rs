@@ -11,14 +11,14 @@
 use enforcer_common::event::EventHeader;
 use serde::Serialize;
 
-use super::{process_cache::ProcessRecord, process_json::basename};
+use super::{ancestry::Ancestors, process_cache::ProcessRecord, process_json::basename};
 use crate::pipeline::exec_event::text;
 
 /// The event's `process`: the kernel record's members, then what the cache adds.
 #[derive(Debug, Serialize)]
 pub(crate) struct ProcessPart {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) ancestors: Option<Vec<AncestorPart>>,
+    pub(crate) ancestors: Option<Ancestors>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) argv: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +100,20 @@ impl AncestorPart {
             uid: rec.uid,
         }
     }
+
+    /// Whether this part is what [`AncestorPart::new`] makes of `rec` now (the file's name is
+    /// the path's basename, so the path decides it).
+    pub(crate) fn describes(&self, rec: &ProcessRecord) -> bool {
+        self.pid == rec.tgid
+            && self.ppid == rec.ppid
+            && self.start_ns == rec.start_ns
+            && self.uid == rec.uid
+            && self.comm == rec.comm
+            && match &self.file {
+                Some(file) => file.path == rec.exe,
+                None => rec.exe.is_empty(),
+            }
+    }
 }
 
 impl ProcessPart {
@@ -110,7 +124,7 @@ impl ProcessPart {
         h: &EventHeader,
         comm: &[u8],
         cached: Option<&ProcessRecord>,
-        ancestors: Option<Vec<AncestorPart>>,
+        ancestors: Option<Ancestors>,
     ) -> Self {
         let ppid = match (h.ppid, cached) {
             (0, Some(rec)) => Some(rec.ppid),

@@ -28,7 +28,7 @@ impl ExecEvent {
     /// The value of the rule field `name` (see the module documentation).
     pub(crate) fn field(&self, name: &str) -> Given {
         let (p, e) = (&self.process, &self.exec);
-        let ancestors = || p.ancestors.iter().flatten();
+        let ancestors = || p.ancestors.as_deref().unwrap_or_default().iter();
         let ancestor_files = || ancestors().filter_map(|a| a.file.as_ref());
         let parent_file = || p.ancestors.as_ref().and_then(|a| a.first()?.file.as_ref());
         match name {

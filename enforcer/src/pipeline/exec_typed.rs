@@ -15,8 +15,11 @@ use enforcer_common::event::{
 };
 use serde::Serialize;
 
-use super::exec_event::{hook_name, lossy, text};
-use crate::{enrich::process_part::ProcessPart, hash::HashPart};
+use super::exec_event::{hook_name, text};
+use crate::{
+    enrich::{proc_read::nul_entries, process_part::ProcessPart},
+    hash::HashPart,
+};
 
 /// An exec event (see the module documentation).
 #[derive(Debug, Serialize)]
@@ -86,19 +89,9 @@ struct Truncated {
 /// The memfd prefix of a memfd's dentry name (`memfd:NAME`).
 const MEMFD_PREFIX: &str = "memfd:";
 
-/// The NUL-separated entries of a block (`len` clamped to the buffer); an empty block gives
-/// none.
+/// The NUL-separated entries of a block (`len` clamped to the buffer).
 fn entries(buf: &[u8], len: usize) -> Vec<String> {
-    let valid = &buf[..len.min(buf.len())];
-    if valid.is_empty() {
-        return Vec::new();
-    }
-    valid
-        .strip_suffix(&[0])
-        .unwrap_or(valid)
-        .split(|&b| b == 0)
-        .map(lossy)
-        .collect()
+    nul_entries(&buf[..len.min(buf.len())])
 }
 
 /// The working directory the kernel read at the exec (`current->fs->pwd`), when the record
