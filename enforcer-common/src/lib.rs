@@ -40,6 +40,7 @@ mod pod {
         crate::file::FileWatchKey,
         plan::HashKey,
         plan::SchemeKey,
+        plan::FlagKey,
         KernelOffsets,
         crate::file::PathSyscalls,
         EngineConfig

@@ -54,6 +54,34 @@ impl SchemeKey {
     }
 }
 
+/// Bytes of a [`FlagKey`]: the longest flag the kernel finds is one byte shorter.
+pub const FLAG_LEN: usize = 32;
+
+/// Key of [`crate::maps::EXEC_FLAG_PLAN`]: a long command-line flag (`--donate-level`), NUL
+/// padded to [`FLAG_LEN`] bytes. The kernel builds it from an argument's bytes up to its
+/// first `=` (or its end), so `--donate-level=1` and `--donate-level` give the same key.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlagKey(pub [u8; FLAG_LEN]);
+
+impl FlagKey {
+    /// The key of `flag`; `None` unless it is `--` followed by 1 to `FLAG_LEN - 3` bytes, none
+    /// of them a NUL or `=` (the kernel's key ends at the first of those).
+    pub fn new(flag: &[u8]) -> Option<Self> {
+        let ok = flag.len() > 2
+            && flag.len() < FLAG_LEN
+            && flag.starts_with(b"--")
+            && !flag.contains(&0)
+            && !flag.contains(&b'=');
+        if !ok {
+            return None;
+        }
+        let mut key = [0u8; FLAG_LEN];
+        key[..flag.len()].copy_from_slice(flag);
+        Some(Self(key))
+    }
+}
+
 /// Key of [`crate::maps::EXEC_INODE_PLAN`] and the executed file's identity in an
 /// [`crate::event::ExecRecord`]: one version of one file as the kernel sees it
 /// (`file->f_inode`). A write or truncate changes the change time, a rename over the path or a
@@ -214,6 +242,11 @@ pub const EXEC_RECORD_ENV: u32 = 4;
 /// tier), unless the executable's basename is in `EXEC_ARGS_SPARED`.
 pub const EXEC_ARGS_SCHEMES: u32 = 8;
 
+/// [`PlanSettings::exec`] bit: the flag plan (`EXEC_FLAG_PLAN`) has entries: the same search
+/// as [`EXEC_ARGS_SCHEMES`] also looks each argument that starts with `--` up, up to its
+/// first `=`.
+pub const EXEC_ARGS_FLAGS: u32 = 32;
+
 /// [`PlanSettings::exec`] bit: the path plan (`EXEC_PATH_PLAN`) has entries. Without it the
 /// exec programs skip that look-up (a hash of a 256-byte key on every exec; the default
 /// policy has no path entry).
@@ -316,6 +349,19 @@ mod tests {
         assert!(SchemeKey::new(&[b'a'; SCHEME_LEN + 1]).is_none());
         assert!(SchemeKey::new(b"").is_none());
         assert!(SchemeKey::new(b"a\0b").is_none());
+    }
+
+    #[test]
+    fn flag_keys_hold_long_flags_without_their_value() {
+        let mut want = [0u8; FLAG_LEN];
+        want[..14].copy_from_slice(b"--donate-level");
+        assert_eq!(FlagKey::new(b"--donate-level"), Some(FlagKey(want)));
+        let longest = [b'-'; FLAG_LEN - 1];
+        assert!(FlagKey::new(&longest).is_some());
+        assert!(FlagKey::new(&[b'-'; FLAG_LEN]).is_none());
+        for bad in [&b"--"[..], b"-o", b"donate", b"--a=b", b"--a\0b"] {
+            assert!(FlagKey::new(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

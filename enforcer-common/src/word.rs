@@ -41,6 +41,20 @@ pub const fn first_zero_byte(word: u64) -> usize {
     ((lowest >> 7).wrapping_mul(0x0001_0203_0405_0607) >> 56) as usize
 }
 
+/// The index (in memory order) of the first byte of `word` that is zero or `byte`; 8 when it
+/// has none.
+#[inline(always)]
+#[must_use]
+pub const fn first_zero_or(word: u64, byte: u8) -> usize {
+    let flags = zero_flags(word) | zero_flags(word ^ splat(byte));
+    if flags == 0 {
+        return 8;
+    }
+    // Each test's lowest flag is exact, so the lowest of the two is.
+    let lowest = flags & flags.wrapping_neg();
+    ((lowest >> 7).wrapping_mul(0x0001_0203_0405_0607) >> 56) as usize
+}
+
 /// A word whose first `count` bytes (in memory order; `count` < 8) are 0xff and the others 0.
 #[inline(always)]
 #[must_use]
@@ -108,5 +122,20 @@ mod tests {
         assert!(!has_byte(mask_first_bytes(w, 7), b':'));
         let tail = mask_first_bytes(word(*b"ab:\0\0\0\0x"), 7);
         assert!(!has_zero_byte(tail) && !has_byte(tail, b':'));
+    }
+
+    #[test]
+    fn the_first_zero_or_given_byte_is_found_wherever_it_is() {
+        assert_eq!(first_zero_or(word(*b"abcdefgh"), b'='), 8);
+        for index in 0..8 {
+            for (stop, after) in [(0u8, b'='), (b'=', 0), (b'=', b'='), (0, 0x01)] {
+                let mut bytes = *b"--abcdef";
+                bytes[index] = stop;
+                for b in bytes.iter_mut().skip(index + 1) {
+                    *b = after;
+                }
+                assert_eq!(first_zero_or(word(bytes), b'='), index, "{bytes:?}");
+            }
+        }
     }
 }

@@ -13,24 +13,35 @@
 //! before it are looked up in `EXEC_SCHEME_PLAN` one length after the other (1 to
 //! [`SCHEME_LEN`] bytes, right-aligned keys), stopping at a NUL (the start of the argument):
 //! at most [`SCHEME_LEN`] look-ups per `://`, none for a command line without one.
+//!
+//! With the flag plan on (`EXEC_ARGS_FLAGS`), a step also stops at each NUL (the start of the
+//! next argument): an argument that starts with `--` is looked up in `EXEC_FLAG_PLAN` by its
+//! bytes up to its first `=` or its end, at most [`FLAG_LEN`] - 1 of them ([`lookup_flag`]:
+//! four words, no loop). The copy is followed by [`FLAG_LEN`] zero bytes, so an argument cut
+//! by the copy's end ends there; it is still a prefix of the real argument, which therefore
+//! starts with any flag its key names.
 
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_loop};
 use enforcer_common::{
     event::ARGS_LEN,
-    plan::{NameKey, PlanVerdict, SCHEME_LEN, SchemeKey},
-    word::{first_zero_byte, has_byte, has_zero_byte, mask_first_bytes, splat},
+    plan::{EXEC_ARGS_FLAGS, FLAG_LEN, FlagKey, NameKey, PlanVerdict, SCHEME_LEN, SchemeKey},
+    word::{
+        first_bytes, first_zero_byte, first_zero_or, has_byte, has_zero_byte, mask_first_bytes,
+        splat,
+    },
 };
 
 use crate::{
-    maps::{ARGS_SCRATCH, EXEC_ARGS_SPARED, EXEC_SCHEME_PLAN},
+    maps::{ARGS_SCRATCH, EXEC_ARGS_SPARED, EXEC_FLAG_PLAN, EXEC_SCHEME_PLAN},
     mem,
 };
 
-/// Size of [`ArgsScratch::buf`]: a power of two that holds the zero prefix and the copy.
+/// Size of [`ArgsScratch::buf`]: a power of two that holds the zero prefix, the copy and the
+/// zero bytes after it.
 const BUF_LEN: usize = 1024;
-const _: () = assert!(BUF_LEN.is_power_of_two() && SCHEME_LEN + ARGS_LEN <= BUF_LEN);
+const _: () = assert!(BUF_LEN.is_power_of_two() && SCHEME_LEN + ARGS_LEN + FLAG_LEN <= BUF_LEN);
 /// Mask of a position in the buffer.
 const POS_MASK: usize = BUF_LEN - 1;
 
@@ -49,6 +60,10 @@ pub(crate) struct ArgsScratch {
     cursor: u64,
     /// The look-up key being built.
     key: SchemeKey,
+    /// The flag look-up key being built.
+    flag: FlagKey,
+    /// Whether arguments starting with `--` are looked up (`EXEC_ARGS_FLAGS`), 0 or 1.
+    flags_on: u64,
     /// The verdict found (`actions == 0`: none yet).
     found: PlanVerdict,
 }
@@ -90,6 +105,60 @@ fn lookup_before(s: &mut ArgsScratch, pos: usize) -> bool {
     false
 }
 
+/// Looks up the argument that starts at `pos` (with `--`) by its bytes up to its first `=` or
+/// NUL, when there are fewer than [`FLAG_LEN`] of them; stores a hit in `s.found`. Four
+/// words read and masked, no loop (the callback must stay small).
+#[inline(always)]
+fn lookup_flag(s: &mut ArgsScratch, pos: usize) -> bool {
+    let pos = core::hint::black_box(pos) & POS_MASK;
+    if pos >= BUF_LEN - FLAG_LEN {
+        return false;
+    }
+    let mut ended = false;
+    let mut i = 0;
+    while i < FLAG_LEN / 8 {
+        let word = if ended {
+            0
+        } else {
+            // SAFETY: pos + 8 * i + 8 <= pos + FLAG_LEN < BUF_LEN: inside the buffer.
+            let word =
+                unsafe { core::ptr::read_unaligned(s.buf.as_ptr().add(pos + 8 * i).cast::<u64>()) };
+            let stop = first_zero_or(word, b'=');
+            if stop < 8 {
+                ended = true;
+                word & first_bytes(stop)
+            } else {
+                word
+            }
+        };
+        // SAFETY: i < FLAG_LEN / 8: an aligned word of the (8-byte aligned) key.
+        unsafe { core::ptr::write_volatile(s.flag.0.as_mut_ptr().add(8 * i).cast::<u64>(), word) };
+        i += 1;
+    }
+    // No `=` or NUL in FLAG_LEN bytes: longer than any key.
+    if !ended {
+        return false;
+    }
+    if let Some(v) = EXEC_FLAG_PLAN.get_ptr(s.flag) {
+        // SAFETY: the pointer comes from a successful map look-up; PlanVerdict is Copy.
+        s.found = unsafe { *v };
+        return true;
+    }
+    false
+}
+
+/// After the NUL at `nul` (an argument's end; the cursor is past it): with the flag plan on,
+/// the next argument is looked up when it starts with `--`. Returns 1 on a hit (the walk
+/// stops), else 0.
+#[inline(always)]
+fn after_nul(s: &mut ArgsScratch, nul: usize) -> i64 {
+    if s.flags_on == 0 || nul as u64 + 2 >= s.end {
+        return 0;
+    }
+    let flag = at(&s.buf, nul + 1) == b'-' && at(&s.buf, nul + 2) == b'-';
+    i64::from(flag && lookup_flag(s, nul + 1))
+}
+
 /// One step of the walk at `ArgsScratch::cursor`, on the aligned word that holds it (its bytes
 /// before the cursor masked off): until `argv[0]`'s NUL is found, the word is skipped, or the
 /// cursor jumps past that NUL; after it, a word with no `:` is skipped, and in a word with one
@@ -99,9 +168,9 @@ fn lookup_before(s: &mut ArgsScratch, pos: usize) -> bool {
 /// stop.
 ///
 /// # Safety
-/// `ctx` is the `LoopCtx` [`find_scheme`] passes to `bpf_loop`.
+/// `ctx` is the `LoopCtx` [`search`] passes to `bpf_loop`.
 unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: bpf_loop passes back the pointer find_scheme gave it, to a live LoopCtx whose
+    // SAFETY: bpf_loop passes back the pointer search gave it, to a live LoopCtx whose
     // scratch pointer comes from a successful per-CPU array look-up.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
     let pos = (core::hint::black_box(s.cursor) as usize) & POS_MASK;
@@ -119,22 +188,34 @@ unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
             let end = start + first_zero_byte(word);
             s.argv0_end = end as u64;
             s.cursor = (end + 1) as u64;
+            return after_nul(s, end);
         } else {
             s.cursor = (start + 8) as u64;
         }
         return 0;
     }
-    if !has_byte(word, b':') {
+    // The word's first `:` from the cursor on (and, for the flag plan, its first NUL: an
+    // argument's end); the next step starts after it.
+    let index = if s.flags_on != 0 {
+        first_zero_or(word, b':')
+    } else if has_byte(word, b':') {
+        first_zero_byte(word ^ splat(b':'))
+    } else {
+        8
+    };
+    if index >= 8 {
         s.cursor = (start + 8) as u64;
         return 0;
     }
-    // The word's first `:` from the cursor on; the next step starts after it.
-    let colon = start + first_zero_byte(word ^ splat(b':'));
-    if colon as u64 + 2 >= s.end {
+    let stop = start + index;
+    if stop as u64 + 2 >= s.end {
         return 1;
     }
-    s.cursor = (colon + 1) as u64;
-    if at(&s.buf, colon + 1) == b'/' && at(&s.buf, colon + 2) == b'/' && lookup_before(s, colon) {
+    s.cursor = (stop + 1) as u64;
+    if at(&s.buf, stop) != b':' {
+        return after_nul(s, stop);
+    }
+    if at(&s.buf, stop + 1) == b'/' && at(&s.buf, stop + 2) == b'/' && lookup_before(s, stop) {
         return 1;
     }
     0
@@ -146,10 +227,11 @@ pub(crate) fn spared(name: &NameKey) -> bool {
     EXEC_ARGS_SPARED.get_ptr(name).is_some()
 }
 
-/// The verdict of the first listed `scheme://` in the user-space argument block
-/// `(start, end)` of the current task (its first [`ARGS_LEN`] bytes), if any.
+/// The verdict of the first listed `scheme://` (or, with `EXEC_ARGS_FLAGS` in `exec_bits`,
+/// listed flag) in the user-space argument block `(start, end)` of the current task (its
+/// first [`ARGS_LEN`] bytes), if any.
 #[inline(always)]
-pub(crate) fn find_scheme(args: (u64, u64)) -> Option<PlanVerdict> {
+pub(crate) fn search(args: (u64, u64), exec_bits: u32) -> Option<PlanVerdict> {
     let (start, end) = args;
     let span = end.checked_sub(start)? as usize;
     let len = if span > ARGS_LEN { ARGS_LEN } else { span };
@@ -171,6 +253,17 @@ pub(crate) fn find_scheme(args: (u64, u64)) -> Option<PlanVerdict> {
     if copied.is_err() {
         return None;
     }
+    // The zero bytes after the copy (see the module documentation).
+    let tail = (SCHEME_LEN + len) & POS_MASK;
+    if tail + FLAG_LEN <= BUF_LEN {
+        let mut i = 0;
+        while i < FLAG_LEN {
+            // SAFETY: tail + i < tail + FLAG_LEN <= BUF_LEN: inside the buffer.
+            unsafe { core::ptr::write_volatile(s.buf.as_mut_ptr().add(tail + i), 0) };
+            i += 1;
+        }
+    }
+    s.flags_on = u64::from(exec_bits & EXEC_ARGS_FLAGS != 0);
     s.end = (SCHEME_LEN + len) as u64;
     s.argv0_end = 0;
     s.cursor = SCHEME_LEN as u64;

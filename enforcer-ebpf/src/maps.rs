@@ -12,8 +12,8 @@ use enforcer_common::{
     net::{DNS_NAME_LEN, DnsRecord},
     offsets::KernelOffsets,
     plan::{
-        EVENTS_RING_BYTES, FileId, HashKey, InodeKey, LIFECYCLE_RING_BYTES, MethodKey, NameKey,
-        PathKey, PlanSettings, PlanVerdict, SchemeKey,
+        EVENTS_RING_BYTES, FileId, FlagKey, HashKey, InodeKey, LIFECYCLE_RING_BYTES, MethodKey,
+        NameKey, PathKey, PlanSettings, PlanVerdict, SchemeKey,
     },
 };
 
@@ -78,13 +78,22 @@ pub(crate) static EXEC_HASH_PLAN: HashMap<HashKey, PlanVerdict> =
 /// Exec plan by argument: `SchemeKey` (the bytes of a URL scheme before `://`,
 /// right-aligned) -> the rule and actions that apply. Written by the loader from kill rules of
 /// the shape `exec.args contains "scheme://" && !exceptions` (`policy` `lower::args`);
-/// looked up by `args::find_scheme` at each `://` in the arguments after `argv[0]`
+/// looked up by `args::search` at each `://` in the arguments after `argv[0]`
 /// (`sched_process_exec`, every tier).
 #[map(name = "EXEC_SCHEME_PLAN")]
 pub(crate) static EXEC_SCHEME_PLAN: HashMap<SchemeKey, PlanVerdict> =
     HashMap::with_max_entries(256, 0);
 
-/// Executables whose arguments the scheme search skips: NUL-padded basename -> 1. The
+/// Exec plan by flag: `FlagKey` (an argument after `argv[0]` that starts with `--`, its bytes
+/// up to its first `=`, NUL padded) -> the rule and actions that apply. Written by the loader
+/// from kill rules of the shape `exec.args startswith "--flag" && !exceptions` (`policy`
+/// `lower::args`); looked up by `args::search` at each such argument (`sched_process_exec`,
+/// every tier, when `PlanSettings::exec` has `EXEC_ARGS_FLAGS`).
+#[map(name = "EXEC_FLAG_PLAN")]
+pub(crate) static EXEC_FLAG_PLAN: HashMap<FlagKey, PlanVerdict> = HashMap::with_max_entries(256, 0);
+
+/// Executables whose arguments the argument search (schemes and flags) skips: NUL-padded
+/// basename -> 1. The
 /// basenames the argument rules' exceptions may hold for (text tools such as `grep`);
 /// userspace evaluates their execs with the full rules.
 #[map(name = "EXEC_ARGS_SPARED")]

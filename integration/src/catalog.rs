@@ -70,6 +70,16 @@ pub const RENAMED_MINER: MinerExec = MinerExec {
     rule: "miner-args-stratum-url",
 };
 
+/// F2's miner flag alone: a renamed program (`write-marker`) whose one tell is an xmrig-family
+/// flag, killed in the kernel at `sched_process_exec` (flag plan) before its first
+/// instruction.
+pub const FLAGGED_MINER: MinerExec = MinerExec {
+    fixture: "F2 flag",
+    name: "app-flagged",
+    args: &["--", "--donate-level=1"],
+    rule: "miner-args-flags",
+};
+
 /// The alert F2's kernel-thread-like name raises besides.
 pub const MASQUERADE_RULE: &str = "kernel-thread-name-exec";
 

@@ -1,8 +1,9 @@
 //! The shipped policy (`policy/default`) against the catalog fixtures on the host (signal tier:
 //! no BPF LSM here), in block mode and again in monitor mode (the catalog's DRY run).
 //!
-//! Block mode: F1, F5, F6 (miner names, killed in the kernel before user code), F2 and F11
-//! (renamed or fileless miner with miner arguments, killed in userspace), F3 and F10 (a
+//! Block mode: F1, F5, F6 (miner names, killed in the kernel before user code), F2, its flag
+//! alone, and F11 (renamed or fileless miner with miner arguments, killed in the kernel at
+//! exec by its pool URL or its flag; F2 padded past the kernel's copy in userspace), F3 and F10 (a
 //! renamed miner speaking stratum v1, EthereumStratum or CryptoNote to the mock pool), F9
 //! (pool host and pool domain lookups), F4 (a miner configured only by its environment), F12
 //! (a miner started by the dynamic loader), F13 (a Python stratum client), F7's command lines
@@ -258,6 +259,13 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     kill(bench.marker_exec(f2.name, f2.args), f2.fixture);
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
+    // F2's flag alone: killed in the kernel by the flag plan, before its first instruction.
+    let flagged = catalog::FLAGGED_MINER;
+    kill(
+        bench.marker_exec(flagged.name, flagged.args),
+        flagged.fixture,
+    );
+    expect(flagged.fixture, Some(flagged.name), flagged.rule, false);
     // F2 evading the kernel's copy of the command line (`ARGS_LEN`, 512 bytes) with a padding
     // argument first: the kernel's argument plan cannot see the URL; userspace completes the
     // arguments from /proc and kills after the fact.
@@ -435,8 +443,10 @@ fn run_suite(mode: &str) {
         Ok(lines) => lines.iter().for_each(|line| println!("{mode}: {line}")),
         Err(err) => panic!("{err}; audit log: {records:#?}"),
     }
-    if let Err(err) = catalog::decided_in_kernel(&records, &catalog::RENAMED_MINER) {
-        panic!("{err}");
+    for f in [&catalog::RENAMED_MINER, &catalog::FLAGGED_MINER] {
+        if let Err(err) = catalog::decided_in_kernel(&records, f) {
+            panic!("{err}");
+        }
     }
 }
 

@@ -334,7 +334,7 @@ impl Loader {
             } else {
                 lower::analyze(&c.cond).map_err(Some)
             };
-            // A kill rule on argument URL schemes: the kernel kills part of its matches
+            // A kill rule on argument URL schemes or flags: the kernel kills part of its matches
             // before the program runs; the rule stays a userspace rule for the rest.
             if blocks
                 && !c.raw.actions.deny
@@ -434,7 +434,12 @@ impl Loader {
         plan.file_watches = file_watches;
         plan.file_filtered = file_filtered;
         plan.exec_hashes = lower::hash_entries(&hash_rules);
-        (plan.exec_arg_schemes, plan.exec_args_spared) = lower::args::entries(&args_rules);
+        let args = lower::args::entries(&args_rules);
+        (
+            plan.exec_arg_schemes,
+            plan.exec_arg_flags,
+            plan.exec_args_spared,
+        ) = args;
         if !self.diags.is_empty() {
             return Err(self.finish_err());
         }

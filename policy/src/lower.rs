@@ -436,6 +436,7 @@ pub fn build_plan(
         file_filtered: false,
         exec_hashes: Vec::new(),
         exec_arg_schemes: Vec::new(),
+        exec_arg_flags: Vec::new(),
         exec_args_spared: Vec::new(),
         kernel_ops: entries(ops),
     };

@@ -25,6 +25,8 @@ pub const MAX_NAME_LEN: usize = 63;
 pub const MAX_PATH_LEN: usize = 255;
 /// Longest URL scheme (bytes before `://`) the kernel finds in exec arguments.
 pub const MAX_SCHEME_LEN: usize = 16;
+/// Longest long flag (`--` included, bytes) the kernel finds in exec arguments.
+pub const MAX_FLAG_LEN: usize = 31;
 /// Longest payload method the kernel matches (bytes, without the NUL).
 pub const MAX_METHOD_LEN: usize = 31;
 /// How many leading bytes of a first write the kernel searches for the `"method"` key.
@@ -119,6 +121,13 @@ pub struct KernelPlan {
     /// (every tier: no LSM hook sees the new arguments). The rules stay userspace rules too
     /// (arguments past the kernel's copy, executables in [`KernelPlan::exec_args_spared`]).
     pub exec_arg_schemes: Vec<PlanEntry>,
+    /// Exec by argument: long flags (`--donate-level`, sorted) of the blocking rules of the
+    /// shape `exec.args startswith "--flag"` (`crate::lower::args`). `sched_process_exec`
+    /// looks up each argument after `argv[0]` that starts with `--`, by its bytes up to its
+    /// first `=`, and kills before the program runs (every tier). The rules stay userspace
+    /// rules too (an argument longer than the flag, arguments past the kernel's copy,
+    /// executables in [`KernelPlan::exec_args_spared`]).
+    pub exec_arg_flags: Vec<PlanEntry>,
     /// Executable basenames (sorted) whose arguments the kernel does not search: every
     /// basename an exception of an argument rule (`&& !exception`) may hold for, e.g. the text
     /// tools of `!text_tool_exec`. Userspace evaluates those execs with the full rule.
@@ -169,6 +178,7 @@ impl KernelPlan {
             + self.file_watches.len()
             + self.exec_hashes.len()
             + self.exec_arg_schemes.len()
+            + self.exec_arg_flags.len()
             + self.kernel_ops.len()
     }
 

@@ -104,10 +104,11 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
         }
         let _ = writeln!(out, "\n{kind} ({} rules):", of_kind.len());
         for (i, r) in of_kind {
-            let in_args_plan = policy
-                .plan()
+            let plan = policy.plan();
+            let in_args_plan = plan
                 .exec_arg_schemes
                 .iter()
+                .chain(&plan.exec_arg_flags)
                 .any(|e| e.rules.iter().any(|&x| x as usize == i));
             let place = match (r.kernel, r.actions.blocks()) {
                 (Enforcement::Kernel, _) => "kernel".to_string(),
@@ -129,7 +130,7 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
             if in_args_plan {
                 let _ = writeln!(
                     out,
-                    "         in the kernel: a listed `scheme://` in the first 512 bytes of the arguments, executables not in exec_args_spared; the rest in userspace"
+                    "         in the kernel: a listed `scheme://` or `--flag` in the first 512 bytes of the arguments, executables not in exec_args_spared; the rest in userspace"
                 );
             } else if let Some(why) = &r.userspace_reason {
                 let _ = writeln!(out, "         not in the kernel: {why}");
@@ -158,7 +159,8 @@ pub fn check_report(policy: &CompiledPolicy) -> String {
     plan_lines(&mut out, "connect_nets", &plan.connect_nets, policy);
     plan_lines(&mut out, "kernel_ops", &plan.kernel_ops, policy);
     plan_lines(&mut out, "exec_arg_schemes", &plan.exec_arg_schemes, policy);
-    if !plan.exec_arg_schemes.is_empty() {
+    plan_lines(&mut out, "exec_arg_flags", &plan.exec_arg_flags, policy);
+    if !plan.exec_arg_schemes.is_empty() || !plan.exec_arg_flags.is_empty() {
         let _ = writeln!(
             out,
             "  exec_args_spared (arguments not searched in the kernel): {}",

@@ -25,12 +25,19 @@ struct Args {
     /// The program to exec.
     #[arg(long, default_value = "/bin/true")]
     program: PathBuf,
+    /// An argument to exec the program with (repeat for several, in order; `--arg=--x=1` or
+    /// `--arg --x=1`): the kernel's argument search walks them.
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    program_args: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let exec = || -> anyhow::Result<()> {
-        let status = Command::new(&args.program).status().context("exec")?;
+        let status = Command::new(&args.program)
+            .args(&args.program_args)
+            .status()
+            .context("exec")?;
         if !status.success() {
             bail!("{} failed: {status}", args.program.display());
         }
@@ -42,9 +49,14 @@ fn main() -> anyhow::Result<()> {
     })?;
     report(
         &format!(
-            "exec storm ({} execs of {} per round)",
+            "exec storm ({} execs of {}{} per round)",
             args.iterations,
-            args.program.display()
+            args.program.display(),
+            if args.program_args.is_empty() {
+                String::new()
+            } else {
+                format!(" with {} arguments", args.program_args.len())
+            }
         ),
         &without,
         &with,

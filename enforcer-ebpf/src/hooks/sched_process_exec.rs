@@ -11,7 +11,7 @@
 //! | lsm | name, path, identity: not looked up (the LSM hook decided) | record only |
 //! | signal | deny or kill rule, enforcing | SIGKILL, record `kill` |
 //! | signal or monitor | rule or engine in monitor mode | record `would_kill` (what this tier would do) |
-//! | any, no match above | argument plan (`args`): a listed `scheme://` after `argv[0]`, executable not spared | SIGKILL (`would_kill` in monitor mode) |
+//! | any, no match above | argument plan (`args`): a listed `scheme://` or `--flag` after `argv[0]`, executable not spared | SIGKILL (`would_kill` in monitor mode) |
 //! | any | none | record only |
 //!
 //! A failed kernel read skips the record (fail open) and bumps `Counter::ReadError`.
@@ -20,7 +20,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use enforcer_common::{
     config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, EXEC_PATH_TRUNCATED, Hook},
-    plan::{EXEC_ARGS_SCHEMES, EXEC_PATHS, EXEC_RECORD_ENV},
+    plan::{EXEC_ARGS_FLAGS, EXEC_ARGS_SCHEMES, EXEC_PATHS, EXEC_RECORD_ENV},
 };
 
 use super::exec_record::{ExecExtra, build_cwd, emit_exec};
@@ -91,9 +91,10 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) -> Result<(), ReadError> {
     // The argument plan, in every tier: no LSM hook sees the new image's arguments. Whether
     // the executable is spared is looked up only on a match (a 64-byte key's hash, for the
     // rare command line with a listed scheme).
-    if volatile(&scratch.plan.actions) == 0 && settings.exec & EXEC_ARGS_SCHEMES != 0 {
+    let arg_plans = settings.exec & (EXEC_ARGS_SCHEMES | EXEC_ARGS_FLAGS);
+    if volatile(&scratch.plan.actions) == 0 && arg_plans != 0 {
         count(Counter::ExecArgsSearched);
-        if let Some(plan) = args::find_scheme(args)
+        if let Some(plan) = args::search(args, arg_plans)
             && !args::spared(&scratch.name)
         {
             count(Counter::ExecArgsMatched);

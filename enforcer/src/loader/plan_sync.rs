@@ -17,17 +17,18 @@ use enforcer_common::{
     kernel_event::{KERNEL_OP_SLOTS, KernelOp},
     maps::{
         CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_ARGS_SPARED,
-        EXEC_HASH_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN, KERNEL_OP_PLAN,
-        PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
+        EXEC_FLAG_PLAN, EXEC_HASH_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN,
+        KERNEL_OP_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
     },
     name_filter::NameFilter,
     net::name_hash,
     plan::{
-        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_ARGS_SCHEMES, EXEC_CHECK_MMAP,
-        EXEC_HASH_IN_KERNEL, EXEC_PATHS, EXEC_RECORD_ENV, HashKey, METHOD_LEN, MethodKey, NAME_LEN,
-        NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict,
-        RECORD_ACCEPTS, RECORD_BINDS, RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE,
-        SCHEME_LEN, SHA256_LEN, SchemeKey, padded,
+        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_ARGS_FLAGS, EXEC_ARGS_SCHEMES,
+        EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL, EXEC_PATHS, EXEC_RECORD_ENV, FLAG_LEN, FlagKey,
+        HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR,
+        PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS, RECORD_BINDS,
+        RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE, SCHEME_LEN, SHA256_LEN, SchemeKey,
+        padded,
     },
 };
 use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
@@ -215,8 +216,9 @@ pub fn socket_record_bits(policy: &CompiledPolicy) -> u32 {
 /// The `PLAN_SETTINGS` exec bits of `policy`: hash in the kernel when the hash plan has
 /// entries; check executable mappings when the exec plan can match a mapped file (names,
 /// hashes, or the identities the daemon writes when a rule reads the hash); carry the
-/// environment in exec records when a rule reads `exec.envs`; search exec arguments when the
-/// argument plan has entries; look exec paths up when the path plan has entries.
+/// environment in exec records when a rule reads `exec.envs`; search exec arguments for
+/// schemes and for flags when those plans have entries; look exec paths up when the path plan
+/// has entries.
 pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     let mut bits = 0;
     if !plan.exec_hashes.is_empty() {
@@ -233,6 +235,9 @@ pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
     }
     if !plan.exec_arg_schemes.is_empty() {
         bits |= EXEC_ARGS_SCHEMES;
+    }
+    if !plan.exec_arg_flags.is_empty() {
+        bits |= EXEC_ARGS_FLAGS;
     }
     if !plan.exec_paths.is_empty() {
         bits |= EXEC_PATHS;
@@ -351,8 +356,9 @@ fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<
 }
 
 /// Writes the argument plan: `EXEC_ARGS_SPARED` first (so no spared executable is ever
-/// searched under the new schemes), then `EXEC_SCHEME_PLAN`; returns the scheme entries.
-fn write_schemes(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize, PlanError> {
+/// searched under the new schemes or flags), then `EXEC_SCHEME_PLAN` and `EXEC_FLAG_PLAN`;
+/// returns the scheme and flag entries.
+fn write_args(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize, PlanError> {
     let map = EXEC_ARGS_SPARED;
     let mut spared: HashMap<_, NameKey, u32> = plan_map(ebpf, map)?;
     for name in &plan.exec_args_spared {
@@ -377,6 +383,22 @@ fn write_schemes(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usi
             map,
             value: entry.value.clone(),
             max: SCHEME_LEN,
+        })?;
+        hash.insert(key, verdict, 0)
+            .map_err(|source| PlanError::Map { map, source })?;
+        written += 1;
+    }
+    let map = EXEC_FLAG_PLAN;
+    let mut hash: HashMap<_, FlagKey, PlanVerdict> = plan_map(ebpf, map)?;
+    for entry in &plan.exec_arg_flags {
+        let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
+        else {
+            continue;
+        };
+        let key = FlagKey::new(entry.value.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
+            map,
+            value: entry.value.clone(),
+            max: FLAG_LEN - 1,
         })?;
         hash.insert(key, verdict, 0)
             .map_err(|source| PlanError::Map { map, source })?;
@@ -529,10 +551,10 @@ pub fn write_with(
     let files = super::file_plan::write(ebpf, ctx.rules, &plan, generation, disarmed)?;
     let hashes = write_hashes(ebpf, &plan.exec_hashes, ctx)?;
     let ops = write_kernel_ops(ebpf, &plan.kernel_ops, ctx)?;
-    let schemes = write_schemes(ebpf, &plan, ctx)?;
+    let args = write_args(ebpf, &plan, ctx)?;
     // After the entries, so a newly filtered family never misses an entry's events.
     write_settings(ebpf, policy, &plan, generation)?;
-    Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes + ops + schemes)
+    Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes + ops + args)
 }
 
 /// Writes `KERNEL_OP_PLAN`: every slot, the merged verdict of the rules naming its operation
@@ -677,6 +699,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(exec_bits(&policy, &policy.lower()), EXEC_ARGS_SCHEMES);
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: f\n    expression: exec.args startswith \"--donate-level\"\n    action: kill\n",
+        )
+        .unwrap();
+        assert_eq!(exec_bits(&policy, &policy.lower()), EXEC_ARGS_FLAGS);
     }
 
     #[test]

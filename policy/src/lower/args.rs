@@ -1,12 +1,13 @@
 //! Argument rules the kernel can act on before the program runs (fixture F2: a renamed miner
-//! given a pool URL).
+//! given a pool URL; F11: one given a miner's flag).
 //!
 //! A blocking exec rule qualifies when its condition is, through macros, a conjunction of
-//! exactly one *scheme test* and any number of *exceptions*:
+//! exactly one *argument test* and any number of *exceptions*:
 //!
-//! - the scheme test is a disjunction of `exec.args contains "scheme://"` tests (a string or a
-//!   list), each value a URL scheme of 1 to [`MAX_SCHEME_LEN`] printable ASCII bytes followed by
-//!   `://`;
+//! - the argument test is either a disjunction of `exec.args contains "scheme://"` tests (a
+//!   string or a list), each value a URL scheme of 1 to [`MAX_SCHEME_LEN`] printable ASCII
+//!   bytes followed by `://`; or a disjunction of `exec.args startswith "--flag"` tests, each
+//!   value `--` and 1 to [`MAX_FLAG_LEN`] - 2 printable ASCII bytes, no `=`;
 //! - an exception is a negation (`!E`, `exec.file.name != "v"`, `exec.file.name not in list`)
 //!   whose inner condition `E` can only hold for executables whose basename is in a set this
 //!   module computes ([`names_over`]): `exec.file.name == / in` tests, unions of them (`||`),
@@ -14,17 +15,19 @@
 //!   only widens the set).
 //!
 //! The kernel (`sched_process_exec`, every tier) kills an exec whose arguments after `argv[0]`
-//! contain a listed `scheme://` and whose basename is in no rule's set ([`KernelPlan::exec_args_spared`]
-//! is the union). The sets over-approximate the exceptions, so every exec the kernel kills is
-//! one the rule matches; the kernel never stops what the rule would spare. The rule stays a
-//! userspace rule for what the kernel leaves (spared basenames, arguments past its copy).
+//! contain a listed `scheme://`, or hold an argument whose bytes up to its first `=` (or its
+//! end) are a listed flag, and whose basename is in no rule's set
+//! ([`KernelPlan::exec_args_spared`] is the union). Such an argument starts with the flag, the
+//! sets over-approximate the exceptions, so every exec the kernel kills is one the rule
+//! matches; the kernel never stops what the rule would spare. The rule stays a userspace rule
+//! for what the kernel leaves (spared basenames, arguments past its copy, `--flagX`).
 //!
 //! [`KernelPlan::exec_args_spared`]: crate::plan::KernelPlan::exec_args_spared
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ir::{Cond, CondNode, Matcher};
-use crate::plan::{MAX_NAME_LEN, MAX_SCHEME_LEN, PlanEntry};
+use crate::plan::{MAX_FLAG_LEN, MAX_NAME_LEN, MAX_SCHEME_LEN, PlanEntry};
 use crate::schema::{self, FieldId};
 
 /// What an argument rule contributes to the kernel plan.
@@ -32,6 +35,8 @@ use crate::schema::{self, FieldId};
 pub struct ArgsRule {
     /// URL schemes (without `://`) whose `scheme://` in an argument makes the rule hold.
     pub schemes: Vec<String>,
+    /// Long flags an argument starting with makes the rule hold.
+    pub flags: Vec<String>,
     /// Basenames the rule's exceptions may hold for: the kernel leaves their execs to
     /// userspace.
     pub spared: BTreeSet<String>,
@@ -43,37 +48,72 @@ pub fn analyze(c: &Cond) -> Option<ArgsRule> {
     let name = schema::lookup("exec.file.name")?;
     let mut parts = Vec::new();
     conjuncts(c, &mut parts);
-    let mut schemes = None;
+    let mut test = None;
     let mut spared = BTreeSet::new();
     for part in parts {
-        if let Some(found) = scheme_test(part, args) {
-            if schemes.replace(found).is_some() {
-                // Two scheme tests must both hold; the kernel checks one.
+        if let Some(found) = argument_test(part, args) {
+            if test.replace(found).is_some() {
+                // Two argument tests must both hold; the kernel checks one.
                 return None;
             }
             continue;
         }
         spared.extend(exception(part, name)?);
     }
-    let schemes = schemes.filter(|s| !s.is_empty())?;
-    Some(ArgsRule { schemes, spared })
+    let (schemes, flags) = match test? {
+        ArgumentTest::Schemes(schemes) => (schemes, Vec::new()),
+        ArgumentTest::Flags(flags) => (Vec::new(), flags),
+    };
+    if schemes.is_empty() && flags.is_empty() {
+        return None;
+    }
+    Some(ArgsRule {
+        schemes,
+        flags,
+        spared,
+    })
 }
 
-/// The plan entries of the argument rules `(index, rule)`: one per scheme, its rules; and the
-/// union of their spared basenames.
-pub fn entries(rules: &[(u32, ArgsRule)]) -> (Vec<PlanEntry>, Vec<String>) {
-    let mut schemes: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+/// What an argument test asks the kernel to find.
+enum ArgumentTest {
+    /// A `scheme://` in an argument.
+    Schemes(Vec<String>),
+    /// An argument starting with a long flag.
+    Flags(Vec<String>),
+}
+
+/// The argument test `c` is, if any (see the module documentation).
+fn argument_test(c: &Cond, args: FieldId) -> Option<ArgumentTest> {
+    if let Some(schemes) = scheme_test(c, args) {
+        return Some(ArgumentTest::Schemes(schemes));
+    }
+    flag_test(c, args).map(ArgumentTest::Flags)
+}
+
+/// The plan entries of the argument rules `(index, rule)`: one per scheme, and one per flag,
+/// each with its rules; and the union of their spared basenames.
+pub fn entries(rules: &[(u32, ArgsRule)]) -> (Vec<PlanEntry>, Vec<PlanEntry>, Vec<String>) {
     let mut spared = BTreeSet::new();
-    for (idx, rule) in rules {
-        for s in &rule.schemes {
-            let e = schemes.entry(s).or_default();
-            if e.last() != Some(idx) {
-                e.push(*idx);
-            }
-        }
+    for (_, rule) in rules {
         spared.extend(rule.spared.iter().cloned());
     }
-    let entries = schemes
+    let schemes = values_entries(rules, |rule| &rule.schemes);
+    let flags = values_entries(rules, |rule| &rule.flags);
+    (schemes, flags, spared.into_iter().collect())
+}
+
+/// One plan entry per value `values` gives a rule, with the rules giving it (sorted).
+fn values_entries(
+    rules: &[(u32, ArgsRule)],
+    values: impl Fn(&ArgsRule) -> &Vec<String>,
+) -> Vec<PlanEntry> {
+    let mut by_value: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (idx, rule) in rules {
+        for value in values(rule) {
+            by_value.entry(value).or_default().push(*idx);
+        }
+    }
+    by_value
         .into_iter()
         .map(|(value, mut rules)| {
             rules.sort_unstable();
@@ -83,8 +123,7 @@ pub fn entries(rules: &[(u32, ArgsRule)]) -> (Vec<PlanEntry>, Vec<String>) {
                 rules,
             }
         })
-        .collect();
-    (entries, spared.into_iter().collect())
+        .collect()
 }
 
 /// The terms of the conjunction `c` (flattening `&&` and macros).
@@ -122,6 +161,40 @@ fn scheme_test(c: &Cond, args: FieldId) -> Option<Vec<String>> {
         }
         _ => None,
     }
+}
+
+/// The flags of a disjunction of positive `exec.args startswith "--flag"` tests; `None` when
+/// `c` is anything else or a value is not a flag the kernel can find.
+fn flag_test(c: &Cond, args: FieldId) -> Option<Vec<String>> {
+    match &c.node {
+        CondNode::Or(items) => {
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(flag_test(i, args)?);
+            }
+            Some(out)
+        }
+        CondNode::Macro(_, inner) => flag_test(inner, args),
+        CondNode::Test(t) if t.field == args && !t.negate => {
+            let values: Vec<&str> = match &*t.matcher {
+                Matcher::StartsWith(prefix) => vec![prefix],
+                Matcher::StartsWithAny(_, prefixes) => prefixes.iter().map(|p| &**p).collect(),
+                _ => return None,
+            };
+            values.into_iter().map(flag_of).collect()
+        }
+        _ => None,
+    }
+}
+
+/// `value` when it is a long flag the kernel can find: `--` and 1 to [`MAX_FLAG_LEN`] - 2
+/// printable ASCII bytes, no `=` (the kernel's key ends at the first `=`).
+fn flag_of(value: &str) -> Option<String> {
+    let ok = value.len() > 2
+        && value.len() <= MAX_FLAG_LEN
+        && value.starts_with("--")
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
+    ok.then(|| value.to_string())
 }
 
 /// The scheme of `value` when it is `scheme://` with a scheme the kernel can find.

@@ -29,6 +29,58 @@ fn a_scheme_rule_with_a_name_exception_is_lowered_with_its_spared_names() {
     assert_eq!(plan.exec_args_spared, ["busybox", "grep", "less"]);
 }
 
+fn flags(plan: &KernelPlan) -> Vec<(&str, Vec<u32>)> {
+    plan.exec_arg_flags
+        .iter()
+        .map(|e| (e.value.as_str(), e.rules.clone()))
+        .collect()
+}
+
+#[test]
+fn a_flag_rule_is_lowered_beside_a_scheme_rule_and_they_share_the_spared_names() {
+    let plan = plan(
+        "  - id: url\n    expression: exec.args contains schemes && !tool\n    action: kill\n  - id: flags\n    expression: (exec.args startswith (\"--donate-level\", \"--nicehash\") || exec.args startswith \"--cpu-priority\") && exec.file.name != \"vim\"\n    action: kill\n",
+    );
+    assert_eq!(
+        flags(&plan),
+        [
+            ("--cpu-priority", vec![1]),
+            ("--donate-level", vec![1]),
+            ("--nicehash", vec![1])
+        ]
+    );
+    assert_eq!(schemes(&plan).len(), 2, "the scheme rule's entries stay");
+    assert_eq!(plan.exec_args_spared, ["busybox", "grep", "less", "vim"]);
+}
+
+#[test]
+fn flags_the_kernel_cannot_key_are_not_lowered() {
+    for expr in [
+        // Short options, bare words, values: the kernel keys `--name` up to its `=`.
+        "exec.args startswith \"-o\"",
+        "exec.args startswith \"--\"",
+        "exec.args startswith \"donate-level\"",
+        "exec.args startswith \"--donate-level=1\"",
+        // Longer than the kernel's key.
+        "exec.args startswith \"--a-very-long-option-name-over-31\"",
+        // One of a list the kernel cannot key leaves the whole test to userspace.
+        "exec.args startswith (\"--donate-level\", \"-t\")",
+        // Not a prefix test, or a second argument test.
+        "exec.args endswith \"--donate-level\"",
+        "exec.args == \"--donate-level\"",
+        "exec.args startswith \"--donate-level\" && exec.args contains schemes",
+        "!(exec.args startswith \"--donate-level\")",
+    ] {
+        let plan = plan(&format!(
+            "  - id: r\n    expression: '{expr}'\n    action: kill\n"
+        ));
+        assert!(plan.exec_arg_flags.is_empty(), "{expr} was lowered");
+    }
+    let alert =
+        plan("  - id: a\n    expression: exec.args startswith \"--nicehash\"\n    action: alert\n");
+    assert!(alert.exec_arg_flags.is_empty(), "alerts stay in userspace");
+}
+
 #[test]
 fn negated_name_tests_and_single_values_are_exceptions_and_schemes() {
     let plan = plan(
@@ -82,7 +134,7 @@ fn only_enabled_kill_rules_are_lowered() {
 }
 
 #[test]
-fn the_default_policy_lowers_its_stratum_url_rule() {
+fn the_default_policy_lowers_its_stratum_url_and_miner_flag_rules() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default");
     let policy = crate::load(&dir).expect("default policy loads");
     let plan = policy.lower();
@@ -104,4 +156,19 @@ fn the_default_policy_lowers_its_stratum_url_rule() {
         );
     }
     assert!(!plan.exec_args_spared.iter().any(|s| s == "kworker_upd"));
+    let flags_rule = policy
+        .rules()
+        .iter()
+        .position(|r| r.id == "miner-args-flags")
+        .unwrap();
+    let flags_rule = u32::try_from(flags_rule).unwrap();
+    for flag in ["--donate-level", "--cpu-priority", "--randomx-1gb-pages"] {
+        assert!(
+            plan.exec_arg_flags
+                .iter()
+                .any(|e| e.value == flag && e.rules == [flags_rule]),
+            "{flag}: {:?}",
+            plan.exec_arg_flags
+        );
+    }
 }

@@ -113,7 +113,8 @@ fn fixtures(ctx: &Ctx, stub: &StubDns, engine: &mut Engine, mode: &str) -> Resul
     for line in catalog::check_actions(&records, &expected, block, tier, std::process::id())? {
         ctx.log(format!("{mode}: {line}"));
     }
-    catalog::decided_in_kernel(&records, &catalog::RENAMED_MINER)
+    catalog::decided_in_kernel(&records, &catalog::RENAMED_MINER)?;
+    catalog::decided_in_kernel(&records, &catalog::FLAGGED_MINER)
 }
 
 /// Asserts `got` is what block mode (`stopped`) or monitor mode ([`Outcome::Ran`]) expects.
@@ -155,6 +156,11 @@ fn positives(
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
     ctx.log("F2 (renamed miner, miner arguments)");
+    let flagged = catalog::FLAGGED_MINER;
+    let got = marker_exec(flagged.name, flagged.args)?;
+    expect_outcome(got, Outcome::Killed, block, flagged.fixture)?;
+    expect(flagged.fixture, Some(flagged.name), flagged.rule, false);
+    ctx.log("F2 flag (renamed, a miner flag only)");
     let f4 = catalog::ENV_MINER;
     let mut command = miner_command(&install(layout::FAKE_MINER, f4.name)?);
     command.env_clear().envs(f4.envs.iter().copied());
