@@ -127,12 +127,28 @@ pub fn merge_with(
     })
 }
 
+/// Writes the plan map `map` of NUL-padded keys (`N` bytes, wrapped by `key`): each entry's
+/// merged verdict; returns the entries written.
 fn write_map<const N: usize, K: aya::Pod>(
     ebpf: &mut Ebpf,
     map: &'static str,
     entries: &[PlanEntry],
     ctx: Ctx<'_>,
     key: fn([u8; N]) -> K,
+) -> Result<usize, PlanError> {
+    write_keyed(ebpf, map, entries, ctx, |value| {
+        padded::<N>(value).map(key).ok_or(N - 1)
+    })
+}
+
+/// Writes the plan map `map`: each entry's merged verdict under `key` of its value (`Err`:
+/// the longest value the key holds); returns the entries written.
+fn write_keyed<K: aya::Pod>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    entries: &[PlanEntry],
+    ctx: Ctx<'_>,
+    key: impl Fn(&[u8]) -> Result<K, usize>,
 ) -> Result<usize, PlanError> {
     let mut hash: HashMap<_, K, PlanVerdict> = plan_map(ebpf, map)?;
     let mut written = 0;
@@ -141,12 +157,12 @@ fn write_map<const N: usize, K: aya::Pod>(
         else {
             continue;
         };
-        let bytes = padded::<N>(entry.value.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
+        let key = key(entry.value.as_bytes()).map_err(|max| PlanError::KeyTooLong {
             map,
             value: entry.value.clone(),
-            max: N - 1,
+            max,
         })?;
-        hash.insert(key(bytes), verdict, 0)
+        hash.insert(key, verdict, 0)
             .map_err(|source| PlanError::Map { map, source })?;
         written += 1;
     }
@@ -371,40 +387,13 @@ fn write_args(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize,
             .insert(NameKey(key), 1, 0)
             .map_err(|source| PlanError::Map { map, source })?;
     }
-    let map = EXEC_SCHEME_PLAN;
-    let mut hash: HashMap<_, SchemeKey, PlanVerdict> = plan_map(ebpf, map)?;
-    let mut written = 0;
-    for entry in &plan.exec_arg_schemes {
-        let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
-        else {
-            continue;
-        };
-        let key = SchemeKey::new(entry.value.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
-            map,
-            value: entry.value.clone(),
-            max: SCHEME_LEN,
-        })?;
-        hash.insert(key, verdict, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
-        written += 1;
-    }
-    let map = EXEC_FLAG_PLAN;
-    let mut hash: HashMap<_, FlagKey, PlanVerdict> = plan_map(ebpf, map)?;
-    for entry in &plan.exec_arg_flags {
-        let Some(verdict) = merge_with(ctx.rules, &entry.rules, ctx.generation, ctx.disarmed)
-        else {
-            continue;
-        };
-        let key = FlagKey::new(entry.value.as_bytes()).ok_or_else(|| PlanError::KeyTooLong {
-            map,
-            value: entry.value.clone(),
-            max: FLAG_LEN - 1,
-        })?;
-        hash.insert(key, verdict, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
-        written += 1;
-    }
-    Ok(written)
+    let schemes = write_keyed(ebpf, EXEC_SCHEME_PLAN, &plan.exec_arg_schemes, ctx, |v| {
+        SchemeKey::new(v).ok_or(SCHEME_LEN)
+    })?;
+    let flags = write_keyed(ebpf, EXEC_FLAG_PLAN, &plan.exec_arg_flags, ctx, |v| {
+        FlagKey::new(v).ok_or(FLAG_LEN - 1)
+    })?;
+    Ok(schemes + flags)
 }
 
 /// Writes a DNS plan map: `name_hash(value)` -> verdict.

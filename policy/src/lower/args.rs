@@ -138,51 +138,44 @@ fn conjuncts<'c>(c: &'c Cond, out: &mut Vec<&'c Cond>) {
 /// The schemes of a disjunction of positive `exec.args contains "scheme://"` tests; `None`
 /// when `c` is anything else or a value is not a scheme the kernel can find.
 fn scheme_test(c: &Cond, args: FieldId) -> Option<Vec<String>> {
-    match &c.node {
-        CondNode::Or(items) => {
-            let mut out = Vec::new();
-            for i in items {
-                out.extend(scheme_test(i, args)?);
-            }
-            Some(out)
-        }
-        CondNode::Macro(_, inner) => scheme_test(inner, args),
-        CondNode::Test(t) if t.field == args && !t.negate => {
-            let values: Vec<String> = match &*t.matcher {
-                Matcher::Contains(finder) => {
-                    vec![String::from_utf8(finder.needle().to_vec()).ok()?]
-                }
-                Matcher::ContainsAny(_, patterns) => {
-                    patterns.iter().map(|p| p.to_string()).collect()
-                }
-                _ => return None,
-            };
-            values.iter().map(|v| scheme_of(v)).collect()
-        }
+    disjunction_values(c, args, &|matcher| match matcher {
+        Matcher::Contains(finder) => Some(vec![
+            String::from_utf8(finder.needle().to_vec())
+                .ok()
+                .and_then(|v| scheme_of(&v))?,
+        ]),
+        Matcher::ContainsAny(_, patterns) => patterns.iter().map(|p| scheme_of(p)).collect(),
         _ => None,
-    }
+    })
 }
 
 /// The flags of a disjunction of positive `exec.args startswith "--flag"` tests; `None` when
 /// `c` is anything else or a value is not a flag the kernel can find.
 fn flag_test(c: &Cond, args: FieldId) -> Option<Vec<String>> {
+    disjunction_values(c, args, &|matcher| match matcher {
+        Matcher::StartsWith(prefix) => Some(vec![flag_of(prefix)?]),
+        Matcher::StartsWithAny(_, prefixes) => prefixes.iter().map(|p| flag_of(p)).collect(),
+        _ => None,
+    })
+}
+
+/// The values `values` takes from each positive test on `args` of the disjunction `c`
+/// (through macros); `None` when `c` holds anything else or `values` refuses a test.
+fn disjunction_values(
+    c: &Cond,
+    args: FieldId,
+    values: &dyn Fn(&Matcher) -> Option<Vec<String>>,
+) -> Option<Vec<String>> {
     match &c.node {
         CondNode::Or(items) => {
             let mut out = Vec::new();
             for i in items {
-                out.extend(flag_test(i, args)?);
+                out.extend(disjunction_values(i, args, values)?);
             }
             Some(out)
         }
-        CondNode::Macro(_, inner) => flag_test(inner, args),
-        CondNode::Test(t) if t.field == args && !t.negate => {
-            let values: Vec<&str> = match &*t.matcher {
-                Matcher::StartsWith(prefix) => vec![prefix],
-                Matcher::StartsWithAny(_, prefixes) => prefixes.iter().map(|p| &**p).collect(),
-                _ => return None,
-            };
-            values.into_iter().map(flag_of).collect()
-        }
+        CondNode::Macro(_, inner) => disjunction_values(inner, args, values),
+        CondNode::Test(t) if t.field == args && !t.negate => values(&t.matcher),
         _ => None,
     }
 }

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::{KernelPlan, load_str};
+use crate::{KernelPlan, PlanEntry, load_str};
 
 fn plan(rules: &str) -> KernelPlan {
     let text = format!(
@@ -9,11 +9,16 @@ fn plan(rules: &str) -> KernelPlan {
     load_str("p.yaml", &text).expect("policy loads").lower()
 }
 
-fn schemes(plan: &KernelPlan) -> Vec<(&str, Vec<u32>)> {
-    plan.exec_arg_schemes
+/// Each entry's value and rules.
+fn pairs(entries: &[PlanEntry]) -> Vec<(&str, Vec<u32>)> {
+    entries
         .iter()
         .map(|e| (e.value.as_str(), e.rules.clone()))
         .collect()
+}
+
+fn schemes(plan: &KernelPlan) -> Vec<(&str, Vec<u32>)> {
+    pairs(&plan.exec_arg_schemes)
 }
 
 #[test]
@@ -30,10 +35,7 @@ fn a_scheme_rule_with_a_name_exception_is_lowered_with_its_spared_names() {
 }
 
 fn flags(plan: &KernelPlan) -> Vec<(&str, Vec<u32>)> {
-    plan.exec_arg_flags
-        .iter()
-        .map(|e| (e.value.as_str(), e.rules.clone()))
-        .collect()
+    pairs(&plan.exec_arg_flags)
 }
 
 #[test]
