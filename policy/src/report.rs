@@ -424,19 +424,23 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
-    const POLICY: &str = "version: 1\nrules:\n  - id: deny-xmrig\n    expression: exec.file.name == \"xmrig\" || exec.file.path == \"/opt/m\"\n    action: deny\n  - id: args\n    expression: exec.args contains \"--donate-level\"\n    action: kill\n  - id: url\n    expression: exec.args contains \"stratum+tcp://\"\n    action: kill\n";
+    const POLICY: &str = "version: 1\nrules:\n  - id: deny-xmrig\n    expression: exec.file.name == \"xmrig\" || exec.file.path == \"/opt/m\"\n    action: deny\n  - id: args\n    expression: exec.args contains \"--donate-level\"\n    action: kill\n  - id: url\n    expression: exec.args contains \"stratum+tcp://\"\n    action: kill\n  - id: flag\n    expression: exec.args startswith \"--nicehash\"\n    action: kill\n";
 
     #[test]
     fn check_report_lists_kernel_and_userspace_rules() {
         let p = crate::load_str("p.yaml", POLICY).unwrap();
         let r = check_report(&p);
-        assert!(r.contains("policy OK: 3 rules"), "{r}");
+        assert!(r.contains("policy OK: 4 rules"), "{r}");
         assert!(
             r.contains("kernel at exec (argument plan) + userspace (kill after the fact)"),
             "{r}"
         );
         assert!(
             r.contains("exec_arg_schemes: 1 entries") && r.contains("stratum+tcp"),
+            "{r}"
+        );
+        assert!(
+            r.contains("exec_arg_flags: 1 entries") && r.contains("--nicehash"),
             "{r}"
         );
         assert!(r.contains("deny-xmrig") && r.contains("kernel"), "{r}");
