@@ -28,8 +28,8 @@ pub const EXEC_SCHEME_PLAN: &str = "EXEC_SCHEME_PLAN";
 /// Exec plan by flag: `plan::FlagKey` (an argument after `argv[0]` that starts with `--`, up
 /// to its first `=`) -> verdict, from kill/deny rules on `exec.args startswith "--flag"`.
 pub const EXEC_FLAG_PLAN: &str = "EXEC_FLAG_PLAN";
-/// Executables whose arguments the scheme search skips: `plan::NameKey` (basename) -> 1
-/// (the programs those rules except, e.g. `grep`).
+/// Executables whose arguments the argument search (schemes and flags) skips:
+/// `plan::NameKey` (basename) -> 1 (the programs those rules except, e.g. `grep`).
 pub const EXEC_ARGS_SPARED: &str = "EXEC_ARGS_SPARED";
 /// Executables the kernel never kills (`enforcer run --never-kill`): `plan::FileId` -> 1.
 pub const NEVER_KILL: &str = "NEVER_KILL";

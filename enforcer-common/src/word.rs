@@ -31,12 +31,19 @@ pub const fn has_byte(word: u64, byte: u8) -> bool {
 }
 
 /// The index (in memory order, little-endian) of the first zero byte of `word`; 0 when it has
-/// none (check [`has_zero_byte`] first). No count-trailing-zeros instruction in BPF: the
-/// multiplication moves the index of the lowest flag into the top byte.
+/// none (check [`has_zero_byte`] first).
 #[inline(always)]
 #[must_use]
 pub const fn first_zero_byte(word: u64) -> usize {
-    let flags = zero_flags(word);
+    lowest_flag_byte(zero_flags(word))
+}
+
+/// The byte index (in memory order) of the lowest flag of `flags` (the flags of
+/// [`zero_flags`], or several such words or-ed together: each one's lowest flag is exact, so
+/// the lowest of all is). No count-trailing-zeros instruction in BPF: the multiplication
+/// moves the index of the lowest flag into the top byte.
+#[inline(always)]
+const fn lowest_flag_byte(flags: u64) -> usize {
     let lowest = flags & flags.wrapping_neg();
     ((lowest >> 7).wrapping_mul(0x0001_0203_0405_0607) >> 56) as usize
 }
@@ -50,9 +57,7 @@ pub const fn first_zero_or(word: u64, byte: u8) -> usize {
     if flags == 0 {
         return 8;
     }
-    // Each test's lowest flag is exact, so the lowest of the two is.
-    let lowest = flags & flags.wrapping_neg();
-    ((lowest >> 7).wrapping_mul(0x0001_0203_0405_0607) >> 56) as usize
+    lowest_flag_byte(flags)
 }
 
 /// A word whose first `count` bytes (in memory order; `count` < 8) are 0xff and the others 0.

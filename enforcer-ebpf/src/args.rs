@@ -161,9 +161,10 @@ fn after_nul(s: &mut ArgsScratch, nul: usize) -> i64 {
 
 /// One step of the walk at `ArgsScratch::cursor`, on the aligned word that holds it (its bytes
 /// before the cursor masked off): until `argv[0]`'s NUL is found, the word is skipped, or the
-/// cursor jumps past that NUL; after it, a word with no `:` is skipped, and in a word with one
-/// the first `:` is checked for a `//` after it and a listed scheme before it, and the cursor
-/// moves past it. The callback stays small (6.1 verifies it once per state the
+/// cursor jumps past that NUL; after it, a word with no `:` (nor, with the flag plan, NUL) is
+/// skipped, and in a word with one the first is examined and the cursor moves past it: a `:`
+/// is checked for a `//` after it and a listed scheme before it, a NUL for a listed flag
+/// after it ([`after_nul`]). The callback stays small (6.1 verifies it once per state the
 /// program reaches `bpf_loop` in: a byte loop inside it took 537k instructions). Returns 1 to
 /// stop.
 ///

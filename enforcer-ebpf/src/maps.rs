@@ -93,9 +93,8 @@ pub(crate) static EXEC_SCHEME_PLAN: HashMap<SchemeKey, PlanVerdict> =
 pub(crate) static EXEC_FLAG_PLAN: HashMap<FlagKey, PlanVerdict> = HashMap::with_max_entries(256, 0);
 
 /// Executables whose arguments the argument search (schemes and flags) skips: NUL-padded
-/// basename -> 1. The
-/// basenames the argument rules' exceptions may hold for (text tools such as `grep`);
-/// userspace evaluates their execs with the full rules.
+/// basename -> 1. The basenames the argument rules' exceptions may hold for (text tools such
+/// as `grep`); userspace evaluates their execs with the full rules.
 #[map(name = "EXEC_ARGS_SPARED")]
 pub(crate) static EXEC_ARGS_SPARED: HashMap<NameKey, u32> = HashMap::with_max_entries(1024, 0);
 
@@ -184,8 +183,7 @@ pub(crate) static PLAN_SETTINGS: Array<PlanSettings> = Array::with_max_entries(1
 static NO_PLAN_SETTINGS: PlanSettings = PlanSettings::REPORT_ALL;
 
 /// The plan settings (when unreadable: report everything, skip no check, look every name up).
-/// A reference: each use
-/// loads the fields it reads (a copy of the 88-byte struct cost eleven loads, eleven stores
+/// A reference: each use loads the fields it reads (a copy of the 88-byte struct cost eleven loads, eleven stores
 /// and, for the default, a `memset` call).
 #[inline(always)]
 pub(crate) fn plan_settings() -> &'static PlanSettings {
