@@ -29,7 +29,8 @@ pub const EXEC_SCHEME_PLAN: &str = "EXEC_SCHEME_PLAN";
 /// to its first `=`) -> verdict, from kill/deny rules on `exec.args startswith "--flag"`.
 pub const EXEC_FLAG_PLAN: &str = "EXEC_FLAG_PLAN";
 /// Executables whose arguments the argument search (schemes and flags) skips:
-/// `plan::NameKey` (basename) -> 1 (the programs those rules except, e.g. `grep`).
+/// `plan::NameKey` (basename) -> the policy generation that wrote it (the programs those
+/// rules except, e.g. `grep`; the kernel tests presence only).
 pub const EXEC_ARGS_SPARED: &str = "EXEC_ARGS_SPARED";
 /// Executables the kernel never kills (`enforcer run --never-kill`): `plan::FileId` -> 1.
 pub const NEVER_KILL: &str = "NEVER_KILL";
@@ -51,8 +52,8 @@ pub const PLAN_SETTINGS: &str = "PLAN_SETTINGS";
 
 /// File watch plan: `file::FileWatchKey` (path hash, operation, exact or prefix) -> verdict.
 pub const FILE_WATCH: &str = "FILE_WATCH";
-/// First components of the watched paths: `file::path_hash` of `/<component>` -> 1 (see
-/// `plan::RECORD_FILE_TOPS`).
+/// First components of the watched paths: `file::path_hash` of `/<component>` -> the policy
+/// generation that wrote it (see `plan::RECORD_FILE_TOPS`; the kernel tests presence only).
 pub const FILE_WATCH_TOPS: &str = "FILE_WATCH_TOPS";
 /// Kernel-activity syscalls: syscall number -> `kernel_event::KernelSyscall` value.
 pub const KERNEL_SYSCALLS: &str = "KERNEL_SYSCALLS";

@@ -93,8 +93,9 @@ pub(crate) static EXEC_SCHEME_PLAN: HashMap<SchemeKey, PlanVerdict> =
 pub(crate) static EXEC_FLAG_PLAN: HashMap<FlagKey, PlanVerdict> = HashMap::with_max_entries(256, 0);
 
 /// Executables whose arguments the argument search (schemes and flags) skips: NUL-padded
-/// basename -> 1. The basenames the argument rules' exceptions may hold for (text tools such
-/// as `grep`); userspace evaluates their execs with the full rules.
+/// basename -> the policy generation that wrote it (presence is what counts). The basenames
+/// the argument rules' exceptions may hold for (text tools such as `grep`); userspace
+/// evaluates their execs with the full rules.
 #[map(name = "EXEC_ARGS_SPARED")]
 pub(crate) static EXEC_ARGS_SPARED: HashMap<NameKey, u32> = HashMap::with_max_entries(1024, 0);
 
@@ -238,7 +239,8 @@ pub(crate) struct Scratch {
 pub(crate) static FILE_WATCH: HashMap<enforcer_common::file::FileWatchKey, PlanVerdict> =
     HashMap::with_max_entries(16384, 0);
 
-/// First components of the watched paths: `path_hash` of `/<component>` -> 1. While
+/// First components of the watched paths: `path_hash` of `/<component>` -> the policy
+/// generation that wrote it (presence is what counts). While
 /// `PLAN_SETTINGS` has `RECORD_FILE_TOPS`, an open whose path starts with a component not
 /// listed here is dropped before its path string is built (`file::top_watched`).
 #[map(name = "FILE_WATCH_TOPS")]

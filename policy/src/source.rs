@@ -137,6 +137,11 @@ impl SourceMap {
         id
     }
 
+    /// Every file, in the order read.
+    pub fn files(&self) -> impl Iterator<Item = &SourceFile> {
+        self.files.iter()
+    }
+
     /// The file behind `id`.
     pub fn file(&self, id: FileId) -> Option<&SourceFile> {
         self.files.get(id.0 as usize)

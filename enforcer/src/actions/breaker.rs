@@ -144,6 +144,19 @@ impl<C: Clock> Breaker<C> {
         &self.disarmed
     }
 
+    /// Moves every rule's state to its index under a reloaded policy (`to`: the new index of
+    /// an old one, `None` for a rule the reload removed, whose state goes) and replaces the
+    /// limit overrides with `overrides`. A disarmed rule stays disarmed, and the kills counted
+    /// toward its limit still count, as long as its id is in the policy.
+    pub fn rekey(&mut self, to: impl Fn(u32) -> Option<u32>, overrides: HashMap<u32, Limits>) {
+        self.overrides = overrides;
+        self.recent = std::mem::take(&mut self.recent)
+            .into_iter()
+            .filter_map(|(rule, recent)| Some((to(rule)?, recent)))
+            .collect();
+        self.disarmed = self.disarmed.iter().filter_map(|&rule| to(rule)).collect();
+    }
+
     /// Counts a kill by `rule` of `binary` in cgroup `cgroup` (to come, or already performed
     /// by the kernel) and says whether the rule may (still) kill.
     pub fn admit(&mut self, rule: u32, binary: &str, cgroup: u64) -> Admission {
@@ -233,6 +246,39 @@ mod tests {
         assert!(b.is_disarmed(3));
         assert_eq!(b.disarmed(), &HashSet::from([3]));
         assert_eq!(b.admit(4, "/bin/b5", 7), Admission::Allowed, "other rules");
+    }
+
+    #[test]
+    fn a_reload_moves_state_by_rule_and_drops_removed_rules() {
+        let (mut b, _) = breaker(2, 60);
+        for i in 0..3 {
+            b.admit(3, &format!("/bin/b{i}"), 7);
+        }
+        assert!(b.is_disarmed(3));
+        b.admit(5, "/bin/one", 7);
+        b.admit(5, "/bin/two", 7);
+        b.admit(6, "/bin/x", 7);
+        // Rule 3 is now 0, rule 5 is now 1 with its own limits, rule 6 is gone.
+        let one = Limits {
+            max_targets: 1,
+            window: Duration::from_secs(60),
+        };
+        b.rekey(
+            |old| match old {
+                3 => Some(0),
+                5 => Some(1),
+                _ => None,
+            },
+            HashMap::from([(1, one)]),
+        );
+        assert_eq!(b.disarmed(), &HashSet::from([0]));
+        assert_eq!(b.limits(1), one);
+        assert!(
+            matches!(b.admit(1, "/bin/three", 7), Admission::Tripped(_)),
+            "the two kills before the reload still count"
+        );
+        assert_eq!(b.admit(2, "/bin/x", 7), Admission::Allowed);
+        assert_eq!(b.limits(0).max_targets, 2, "defaults again");
     }
 
     #[test]

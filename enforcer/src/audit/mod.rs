@@ -16,6 +16,6 @@ pub mod tail;
 pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};
-pub use record::{Action, BreakerSettings, BreakerTrip, EngineGap, Record};
+pub use record::{Action, BreakerSettings, BreakerTrip, EngineGap, PolicyReload, Record};
 pub use report::{Outcome, Report};
 pub use writer::AuditWriter;

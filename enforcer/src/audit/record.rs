@@ -88,6 +88,41 @@ pub struct EngineGap {
     pub detected_by: Vec<&'static str>,
 }
 
+/// A `policy_reload` record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicyReload {
+    /// `sighup` or `file_change`.
+    pub trigger: &'static str,
+    /// `applied` (the new policy is in force), `unchanged` (the files hold the policy in
+    /// force), `refused` (invalid, or it needs programs this run did not load: the previous
+    /// policy stays in force), `failed` (the kernel plan could not be written: the previous
+    /// policy was written back).
+    pub outcome: &'static str,
+    /// Policy path as given.
+    pub policy: String,
+    /// The generation in force after this record (the kernel plan's and the records').
+    pub policy_generation: u32,
+    /// The generation in force before.
+    pub previous_generation: u32,
+    /// Rules of the policy in force after this record.
+    pub rules: usize,
+    /// Rule ids the reload added.
+    pub added: Vec<String>,
+    /// Rule ids the reload removed.
+    pub removed: Vec<String>,
+    /// Kernel plan entries written for the new generation.
+    pub kernel_entries_written: usize,
+    /// Kernel plan entries of earlier generations removed after the new ones were in place.
+    pub kernel_entries_removed: usize,
+    /// Why it was refused or failed (an invalid policy: `file:line:col: message`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How executed files are hashed under the policy in force (as in `engine_start`).
+    pub exec_hash: String,
+    /// Time from the trigger to the record, in microseconds.
+    pub duration_us: u64,
+}
+
 /// One audit record.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -146,6 +181,9 @@ pub enum Record {
     /// Written after `engine_start` when the previous run did not stop cleanly (its log ends
     /// without `engine_stop`, or its pins were left behind): what ran while no engine did.
     EngineGap(EngineGap),
+    /// A policy reload (`SIGHUP`, or the policy files changed): what was tried and what is in
+    /// force now.
+    PolicyReload(PolicyReload),
     /// Written on a clean shutdown.
     EngineStop {
         /// Signal or reason.

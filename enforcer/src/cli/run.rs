@@ -90,6 +90,30 @@ pub(crate) struct RunArgs {
     /// enforcement.
     #[arg(long, value_enum, value_name = "WHAT")]
     on_crash: Option<OnCrashArg>,
+    /// How often the policy files (and the list files they name) are checked for changes,
+    /// e.g. `2s`; `off`: reload only on SIGHUP. A change, once it has stayed for one more
+    /// interval, reloads the policy as SIGHUP does: an invalid policy, or one that needs
+    /// programs this run did not load, is refused and the running policy stays in force; a
+    /// `policy_reload` audit record says which.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = policy_watch)]
+    policy_watch: PolicyWatchArg,
+}
+
+/// `--policy-watch`: an interval, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PolicyWatchArg(Option<Duration>);
+
+/// A policy watch interval between 100 ms and 1 h, or `off`.
+fn policy_watch(value: &str) -> Result<PolicyWatchArg, String> {
+    if value == "off" {
+        return Ok(PolicyWatchArg(None));
+    }
+    let interval = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&interval) {
+        Ok(PolicyWatchArg(Some(interval)))
+    } else {
+        Err("the interval must be between 100ms and 1h (or `off`)".to_owned())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -195,6 +219,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         kernel_hash: !args.no_kernel_hash,
         on_crash,
+        policy_watch: args.policy_watch.0,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -266,6 +291,21 @@ mod tests {
             &["--cpu-floor", "0"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn policy_watch_defaults_to_2s_and_can_be_off() {
+        let every = |d| PolicyWatchArg(Some(Duration::from_secs(d)));
+        assert_eq!(parse(&[]).unwrap().policy_watch, every(2));
+        assert_eq!(
+            parse(&["--policy-watch", "30s"]).unwrap().policy_watch,
+            every(30)
+        );
+        let off = parse(&["--policy-watch", "off"]).unwrap();
+        assert_eq!(off.policy_watch, PolicyWatchArg(None));
+        for bad in ["10ms", "2h", "sometimes"] {
+            assert!(parse(&["--policy-watch", bad]).is_err(), "{bad}");
         }
     }
 

@@ -9,7 +9,11 @@
 //! - A rule whose breaker trips gets one `disarmed` record; the kernel plan is rewritten with
 //!   the rule in monitor mode ([`PlanControl`]), so the kernel records `would_kill` for it.
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    rc::Rc,
+};
 
 use enforcer_common::event::EventHeader;
 use enforcer_policy::{CompiledPolicy, Enforcement, KillScope, Mode, RuleInfo};
@@ -35,7 +39,28 @@ pub(crate) trait PlanControl: std::fmt::Debug {
 
     /// Writes the connect plan entry of an address learned from DNS answers, with the learned
     /// rules that hold for it now (none: the entry goes back to what the static plan says).
-    fn learned(&mut self, ip: std::net::IpAddr, rules: &[u32]) -> Result<(), PlanError>;
+    fn learned(&mut self, ip: IpAddr, rules: &[u32]) -> Result<(), PlanError>;
+
+    /// Makes `policy` the plan as generation `generation` (a reload, or the restore of the
+    /// previous policy after a failed one): writes its entries with the rules in `disarmed` in
+    /// monitor mode and the `learned` addresses with their rules, then removes every entry of
+    /// an earlier generation (`loader::plan_sweep`).
+    fn reload(
+        &mut self,
+        policy: Rc<CompiledPolicy>,
+        generation: u32,
+        disarmed: &HashSet<u32>,
+        learned: &[(IpAddr, Vec<u32>)],
+    ) -> Result<PlanReload, PlanError>;
+}
+
+/// What a reload did to the kernel plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PlanReload {
+    /// Entries written (the new generation's).
+    pub(crate) written: usize,
+    /// Entries of earlier generations removed.
+    pub(crate) swept: usize,
 }
 
 /// One enforcement (or alert) record to write for a rule.
@@ -87,10 +112,21 @@ impl Act {
     }
 }
 
+/// The breaker limits of the rules of `policy` with a `breaker:` override, by index.
+fn overrides(policy: &CompiledPolicy, limits: Limits) -> HashMap<u32, Limits> {
+    (0u32..)
+        .zip(policy.rules())
+        .filter(|(_, rule)| rule.breaker.is_some())
+        .map(|(i, rule)| (i, limits.with_override(rule.breaker)))
+        .collect()
+}
+
 /// The enforcement side of the handler: the kill path, the breaker, and the kernel plan.
 #[derive(Debug)]
 pub(crate) struct Enforcer<'p> {
     killer: Killer,
+    /// The breaker's limits for rules without a `breaker:` override.
+    limits: Limits,
     breaker: Breaker<MonotonicClock>,
     plan: Box<dyn PlanControl + 'p>,
     clock: BootClock,
@@ -108,13 +144,12 @@ impl<'p> Enforcer<'p> {
         dry_run: bool,
     ) -> Self {
         let mut breaker = Breaker::new(limits, MonotonicClock::default());
-        for (i, rule) in policy.rules().iter().enumerate() {
-            if let (Ok(i), Some(_)) = (u32::try_from(i), rule.breaker) {
-                breaker.set_limits(i, limits.with_override(rule.breaker));
-            }
+        for (i, limits) in overrides(policy, limits) {
+            breaker.set_limits(i, limits);
         }
         Self {
             killer,
+            limits,
             breaker,
             plan,
             clock,
@@ -125,6 +160,46 @@ impl<'p> Enforcer<'p> {
     /// The rules the kill breaker disarmed.
     pub(crate) fn disarmed(&self) -> &HashSet<u32> {
         self.breaker.disarmed()
+    }
+
+    /// Moves the kernel plan from `old` to generation `generation` of `new` with the
+    /// `learned` addresses (already judged under `new`), then the breaker: a disarmed rule
+    /// stays disarmed under the same id. Nothing changes here when the plan write fails.
+    pub(crate) fn reload(
+        &mut self,
+        old: &CompiledPolicy,
+        new: &Rc<CompiledPolicy>,
+        generation: u32,
+        learned: &[(IpAddr, Vec<u32>)],
+    ) -> Result<PlanReload, PlanError> {
+        let to = |index: u32| {
+            let rule = old.rules().get(index as usize)?;
+            super::generations::index_of(new, &rule.id)
+        };
+        let disarmed: HashSet<u32> = self
+            .breaker
+            .disarmed()
+            .iter()
+            .filter_map(|&i| to(i))
+            .collect();
+        let done = self
+            .plan
+            .reload(Rc::clone(new), generation, &disarmed, learned)?;
+        self.breaker.rekey(to, overrides(new, self.limits));
+        Ok(done)
+    }
+
+    /// Writes `policy` (the current one, whose indices the breaker uses) back as generation
+    /// `generation` after a reload whose plan write failed.
+    pub(crate) fn restore(
+        &mut self,
+        policy: &Rc<CompiledPolicy>,
+        generation: u32,
+        learned: &[(IpAddr, Vec<u32>)],
+    ) -> Result<PlanReload, PlanError> {
+        let disarmed = self.breaker.disarmed().clone();
+        self.plan
+            .reload(Rc::clone(policy), generation, &disarmed, learned)
     }
 
     fn act(&self, action: Action, detail: Option<String>, report: Report, by: &'static str) -> Act {
@@ -243,7 +318,7 @@ impl<'p> Enforcer<'p> {
     /// Kills `header`'s process (at the rule's scope) for userspace rule `rule`, unless the
     /// Writes the plan entry of an address learned from DNS answers (see
     /// [`PlanControl::learned`]); a failure is logged, the static plan still applies.
-    pub(crate) fn learned(&mut self, ip: std::net::IpAddr, rules: &[u32]) {
+    pub(crate) fn learned(&mut self, ip: IpAddr, rules: &[u32]) {
         if let Err(err) = self.plan.learned(ip, rules) {
             tracing::warn!("cannot write the learned address {ip} into the connect plan: {err}");
         }
@@ -374,7 +449,7 @@ fn target(header: &EventHeader, event: &Value) -> Target {
 pub(crate) mod testing {
     //! An enforcer and a handler for tests, with a kernel plan that records the downgrades.
     #![allow(clippy::expect_used)]
-    use std::{cell::RefCell, path::PathBuf, rc::Rc};
+    use std::{cell::RefCell, path::PathBuf};
 
     use super::*;
     use crate::actions::{
@@ -383,9 +458,17 @@ pub(crate) mod testing {
         protect::{EngineIdentity, Protection},
     };
 
-    /// Records every `disarm` call.
+    /// One `reload` call: the generation, the disarmed rules and the learned addresses.
+    pub(crate) type FakeReload = (u32, HashSet<u32>, Vec<(IpAddr, Vec<u32>)>);
+
+    /// Records every `disarm` call (`.0`) and every `reload` call (`.1`); a reload fails
+    /// while `.2` is set.
     #[derive(Clone, Debug, Default)]
-    pub(crate) struct FakePlan(pub(crate) Rc<RefCell<Vec<HashSet<u32>>>>);
+    pub(crate) struct FakePlan(
+        pub(crate) Rc<RefCell<Vec<HashSet<u32>>>>,
+        pub(crate) Rc<RefCell<Vec<FakeReload>>>,
+        pub(crate) Rc<std::cell::Cell<bool>>,
+    );
 
     impl PlanControl for FakePlan {
         fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, PlanError> {
@@ -393,8 +476,27 @@ pub(crate) mod testing {
             Ok(disarmed.len())
         }
 
-        fn learned(&mut self, _ip: std::net::IpAddr, _rules: &[u32]) -> Result<(), PlanError> {
+        fn learned(&mut self, _ip: IpAddr, _rules: &[u32]) -> Result<(), PlanError> {
             Ok(())
+        }
+
+        fn reload(
+            &mut self,
+            _policy: Rc<CompiledPolicy>,
+            generation: u32,
+            disarmed: &HashSet<u32>,
+            learned: &[(IpAddr, Vec<u32>)],
+        ) -> Result<PlanReload, PlanError> {
+            if self.2.get() {
+                return Err(PlanError::MissingMap("EXEC_NAME_PLAN"));
+            }
+            self.1
+                .borrow_mut()
+                .push((generation, disarmed.clone(), learned.to_vec()));
+            Ok(PlanReload {
+                written: 1,
+                swept: 0,
+            })
         }
     }
 
@@ -418,7 +520,7 @@ pub(crate) mod testing {
     /// the built-ins, default breaker, a fake plan), its sink writing `dir/audit.jsonl`, and
     /// that path.
     pub(crate) fn handler<'p>(
-        policy: &'p CompiledPolicy,
+        policy: &Rc<CompiledPolicy>,
         dir: &std::path::Path,
     ) -> (
         crate::engine::handler::Handler<'p>,
@@ -436,8 +538,14 @@ pub(crate) mod testing {
             clock,
             false,
         );
-        let handler =
-            crate::engine::handler::Handler::new(policy, "signal", false, clock, enforcer);
+        let handler = crate::engine::handler::Handler::new(
+            Rc::clone(policy),
+            1,
+            "signal",
+            false,
+            clock,
+            enforcer,
+        );
         (handler, sink, log)
     }
 }

@@ -7,6 +7,7 @@ use std::{
     os::unix::process::{CommandExt as _, ExitStatusExt as _},
     path::PathBuf,
     process::{Child, Command},
+    rc::Rc,
     time::Duration,
 };
 
@@ -25,7 +26,7 @@ use crate::{
 
 /// A userspace kill rule (the kernel cannot match `contains`) on the test record
 /// (`/usr/bin/true -x yz`), and a kernel kill rule on the name `true`.
-fn policy(extra: &str, kernel: bool) -> CompiledPolicy {
+fn policy(extra: &str, kernel: bool) -> Rc<CompiledPolicy> {
     let expression = if kernel {
         "exec.file.name == \"true\""
     } else {
@@ -34,12 +35,12 @@ fn policy(extra: &str, kernel: bool) -> CompiledPolicy {
     let src = format!(
         "rules:\n  - id: kill-it\n    expression: {expression:?}\n    action: kill\n{extra}"
     );
-    enforcer_policy::load_str("p.yaml", &src).unwrap()
+    Rc::new(enforcer_policy::load_str("p.yaml", &src).unwrap())
 }
 
 /// Runs `records` through a handler and returns the audit records written.
 fn run(
-    policy: &CompiledPolicy,
+    policy: &Rc<CompiledPolicy>,
     never_kill: &[PathBuf],
     limits: Limits,
     plan: &FakePlan,
@@ -50,7 +51,7 @@ fn run(
     let mut sink = Sink::open(Some(&log), false).unwrap();
     let clock = BootClock::new().unwrap();
     let enforcer = testing::enforcer(policy, never_kill, limits, plan.clone(), clock, false);
-    let mut handler = Handler::new(policy, "signal", false, clock, enforcer);
+    let mut handler = Handler::new(Rc::clone(policy), 1, "signal", false, clock, enforcer);
     for rec in records {
         handler.handle(as_bytes(rec), &mut sink).unwrap();
     }

@@ -5,6 +5,9 @@
 
 mod exec;
 mod hashing;
+mod reload;
+
+use std::rc::Rc;
 
 use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
 use enforcer_policy::selection::EntrySelector;
@@ -13,6 +16,7 @@ use serde_json::Value;
 
 use super::{
     enforce::{Act, Enforcer},
+    generations::Generations,
     learned::Learned,
     sink::Sink,
 };
@@ -35,7 +39,11 @@ mod cpu;
 /// Turns records into audit records.
 #[derive(Debug)]
 pub(crate) struct Handler<'p> {
-    policy: &'p CompiledPolicy,
+    /// The current generation's policy (the one `generations` holds as current).
+    policy: Rc<CompiledPolicy>,
+    /// The current policy generation and a few earlier ones, for kernel records written
+    /// before a reload (`generations.rs`).
+    generations: Generations,
     tier: &'static str,
     dry_run: bool,
     clock: BootClock,
@@ -58,14 +66,19 @@ pub(crate) struct Handler<'p> {
     env_selector: EntrySelector,
 }
 
+/// Which lifecycle events get the ancestor chain under `policy`: those a rule is about.
+fn lifecycle_chains(policy: &CompiledPolicy) -> LifecycleChains {
+    let has_rules = |kind| !policy.rules_of_kind(kind).is_empty();
+    LifecycleChains {
+        fork: has_rules(Kind::Fork),
+        exit: has_rules(Kind::Exit),
+    }
+}
+
 /// A process cache seeded from `/proc`, so processes started before the engine resolve. Fork
 /// and exit events get the ancestor chain only when a rule of their kind may read it.
 fn seeded_enricher(policy: &CompiledPolicy) -> Enricher {
-    let has_rules = |kind| !policy.rules_of_kind(kind).is_empty();
-    let mut enricher = Enricher::default().with_lifecycle_chains(LifecycleChains {
-        fork: has_rules(Kind::Fork),
-        exit: has_rules(Kind::Exit),
-    });
+    let mut enricher = Enricher::default().with_lifecycle_chains(lifecycle_chains(policy));
     match enricher.seed_from_proc(std::path::Path::new("/proc")) {
         Ok(report) => tracing::info!("process cache seeded with {} processes", report.loaded),
         Err(err) => tracing::warn!("process cache not seeded from /proc: {err}"),
@@ -132,28 +145,31 @@ fn reported_by_kernel(rule: &RuleInfo) -> bool {
 }
 
 impl<'p> Handler<'p> {
-    /// A handler for `policy`, in `tier`, acting through `enforcer`.
+    /// A handler for generation `generation` of `policy`, in `tier`, acting through
+    /// `enforcer`.
     pub(crate) fn new(
-        policy: &'p CompiledPolicy,
+        policy: Rc<CompiledPolicy>,
+        generation: u32,
         tier: &'static str,
         dry_run: bool,
         clock: BootClock,
         enforcer: Enforcer<'p>,
     ) -> Self {
         Self {
+            enricher: seeded_enricher(&policy),
+            env_selector: policy.entry_selector("exec.envs"),
+            generations: Generations::new(generation, Rc::clone(&policy)),
             policy,
             tier,
             dry_run,
             clock,
             decode_errors: 0,
             limiter: RateLimiter::default(),
-            enricher: seeded_enricher(policy),
             queries: QueryLog::default(),
             learned: Learned::default(),
             enforcer,
             indicators: cpu::new_indicators(),
             hashing: None,
-            env_selector: policy.entry_selector("exec.envs"),
         }
     }
 
@@ -178,7 +194,8 @@ impl<'p> Handler<'p> {
         exited: bool,
     ) -> Result<(), WriteError> {
         match decode::decode(bytes) {
-            Ok(record) => {
+            Ok(mut record) => {
+                self.generations.translate(record.header_mut());
                 let mut header = *record.header();
                 if self.lifecycle_unread(&record) {
                     // No rule reads it: the cache takes it, and the audit log gets its event
@@ -243,7 +260,7 @@ impl<'p> Handler<'p> {
 
     /// Writes the addresses a DNS response teaches into the connect plan.
     fn learn_addresses(&mut self, event: &Value, now_ns: u64) {
-        for ip in self.learned.learn(self.policy, event, now_ns) {
+        for ip in self.learned.learn(&self.policy, event, now_ns) {
             let rules = self.learned.rules(&ip);
             self.enforcer.learned(ip, &rules);
         }
@@ -273,10 +290,12 @@ impl<'p> Handler<'p> {
         }
     }
 
-    fn rule_id(&self, index: u32) -> (String, String) {
-        match self.policy.rules().get(index as usize) {
+    /// The id and severity of the rule `header`'s kernel verdict names (in the generation
+    /// that wrote it).
+    fn rule_id(&self, header: &EventHeader) -> (String, String) {
+        match self.generations.rule_of(header) {
             Some(rule) => (rule.id.clone(), rule.severity.to_string()),
-            None => (format!("#{index}"), "unknown".to_owned()),
+            None => (format!("#{}", header.rule_index), "unknown".to_owned()),
         }
     }
 
@@ -320,11 +339,14 @@ impl<'p> Handler<'p> {
         event: &Value,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
-        let (rule, severity) = self.rule_id(header.rule_index);
-        let info = self
-            .policy
+        let (rule, severity) = self.rule_id(header);
+        // A rule a reload removed is named, but has no breaker or scope any more.
+        let current = self.generations.is_current(header);
+        let policy = Rc::clone(&self.policy);
+        let info = policy
             .rules()
             .get(header.rule_index as usize)
+            .filter(|_| current)
             .map(|r| (header.rule_index, r));
         for action in outcome::actions(header.outcome) {
             for act in self.enforcer.kernel(action, info, header, event) {
@@ -358,11 +380,12 @@ impl<'p> Handler<'p> {
         if kind.is_some_and(|k| self.policy.rules_of_kind(k).is_empty()) {
             return Ok(());
         }
-        let Ok(ev) = self.policy.decode_event(event) else {
+        let policy = Rc::clone(&self.policy);
+        let Ok(ev) = policy.decode_event(event) else {
             return Ok(());
         };
-        for m in self.policy.eval(&ev) {
-            let Some(rule) = self.policy.rules().get(m.rule_index as usize) else {
+        for m in policy.eval(&ev) {
+            let Some(rule) = policy.rules().get(m.rule_index as usize) else {
                 continue;
             };
             if response && !rule.dns_responses {
@@ -376,6 +399,7 @@ impl<'p> Handler<'p> {
             // rule, or a verdict the daemon wrote into the kernel for this file).
             let acted_in_kernel = header.outcome != 0
                 && header.rule_index == m.rule_index
+                && self.generations.is_current(header)
                 && (rule.actions.deny || rule.actions.kill);
             // A kernel plan rule the kernel could not match (a path as written with dots) is
             // acted on here; its deny becomes what deny is in the signal tier, a SIGKILL (after
@@ -390,7 +414,7 @@ impl<'p> Handler<'p> {
                     performed.push(self.enforcer.would_kill(header));
                 } else if header.outcome & OUTCOME_KILLED != 0 {
                     // The kernel already killed this process for this very event.
-                    let (by, _) = self.rule_id(header.rule_index);
+                    let (by, _) = self.rule_id(header);
                     performed.push(Act::alert(Some(format!(
                         "already killed in the kernel by rule {by}"
                     ))));
@@ -455,7 +479,7 @@ rules:
 
     #[test]
     fn alerts_follow_every_and_enforcement_is_never_limited() {
-        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let policy = std::rc::Rc::new(enforcer_policy::load_str("p.yaml", POLICY).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         let rec = test_exec_record();
@@ -480,7 +504,7 @@ rules:
     /// The audit records of a fork, an exec and an exit of this test process under `policy`.
     fn lifecycle_records(policy: &str) -> Vec<Value> {
         use crate::pipeline::decode::{test_exit_record, test_fork_record};
-        let policy = enforcer_policy::load_str("p.yaml", policy).unwrap();
+        let policy = std::rc::Rc::new(enforcer_policy::load_str("p.yaml", policy).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         // This process: seeded from /proc with its parents (the test runner, cargo, ...).
@@ -517,7 +541,7 @@ rules:
 
     #[test]
     fn an_exec_of_a_process_known_to_be_gone_reads_nothing_from_proc() {
-        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let policy = std::rc::Rc::new(enforcer_policy::load_str("p.yaml", POLICY).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         // This process, which is alive: its /proc/<pid>/cwd can be read.
@@ -586,9 +610,10 @@ rules:
 
     #[test]
     fn a_process_the_kernel_killed_is_not_killed_again() {
-        let policy =
+        let policy = std::rc::Rc::new(
             enforcer_policy::load_str("p.yaml", POLICY.replace("    mode: monitor\n", "").as_str())
-                .unwrap();
+                .unwrap(),
+        );
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         let mut rec = test_exec_record();

@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn a_correlated_sample_is_killed_and_a_lone_one_alerts() {
-        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let policy = std::rc::Rc::new(enforcer_policy::load_str("p.yaml", POLICY).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         let mut miner = Command::new("sleep").arg("30").spawn().unwrap();

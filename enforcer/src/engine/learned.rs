@@ -23,6 +23,23 @@ pub(crate) const MIN_TTL_NS: u64 = 60_000_000_000;
 /// Longest time an address is held (ns).
 pub(crate) const MAX_TTL_NS: u64 = 86_400_000_000_000;
 
+/// The rules on `connect.addr.dns_name` of `policy` that a connect to `ip`, learned from an
+/// answer for `name`, matches.
+fn matching_rules(policy: &CompiledPolicy, ip: IpAddr, name: &str) -> Vec<u32> {
+    let learned_rules = &policy.plan().learned_rules;
+    let probe = json!({"kind": "connect",
+                       "connect": {"addr": {"ip": ip.to_string(), "dns_name": name}}});
+    let Ok(probe) = Event::from_json(&probe) else {
+        return Vec::new();
+    };
+    policy
+        .eval(&probe)
+        .iter()
+        .map(|m| m.rule_index)
+        .filter(|i| learned_rules.contains(i))
+        .collect()
+}
+
 #[derive(Debug)]
 struct Entry {
     /// Rule index -> when it stops applying (boot-clock ns).
@@ -49,8 +66,7 @@ impl Learned {
         event: &Value,
         now_ns: u64,
     ) -> Vec<IpAddr> {
-        let learned_rules = &policy.plan().learned_rules;
-        if learned_rules.is_empty() {
+        if policy.plan().learned_rules.is_empty() {
             return Vec::new();
         }
         let Some(name) = event.pointer("/dns/question/name").and_then(Value::as_str) else {
@@ -70,17 +86,7 @@ impl Learned {
                 .unwrap_or(0)
                 .saturating_mul(1_000_000_000);
             let until = now_ns.saturating_add(ttl_ns.clamp(MIN_TTL_NS, MAX_TTL_NS));
-            let probe = json!({"kind": "connect",
-                               "connect": {"addr": {"ip": ip.to_string(), "dns_name": name}}});
-            let Ok(probe) = Event::from_json(&probe) else {
-                continue;
-            };
-            let matched: Vec<u32> = policy
-                .eval(&probe)
-                .iter()
-                .map(|m| m.rule_index)
-                .filter(|i| learned_rules.contains(i))
-                .collect();
+            let matched = matching_rules(policy, ip, name);
             if !matched.is_empty() && self.insert(ip, name, &matched, until) {
                 changed.push(ip);
             }
@@ -144,6 +150,31 @@ impl Learned {
             }
         }
         changed
+    }
+
+    /// The addresses learned so far, judged again under a reloaded `policy`: each address
+    /// keeps its question name and its latest expiry, and gets the new policy's rules on
+    /// `connect.addr.dns_name` that match that name. Addresses no new rule matches are dropped.
+    pub(crate) fn under(&self, policy: &CompiledPolicy) -> Learned {
+        let mut learned = Learned::default();
+        for (ip, entry) in &self.by_ip {
+            let Some(until) = entry.rules.values().max().copied() else {
+                continue;
+            };
+            let matched = matching_rules(policy, *ip, &entry.name);
+            if !matched.is_empty() {
+                learned.insert(*ip, &entry.name, &matched, until);
+            }
+        }
+        learned
+    }
+
+    /// Every learned address with its rules (ascending).
+    pub(crate) fn all(&self) -> Vec<(IpAddr, Vec<u32>)> {
+        self.by_ip
+            .iter()
+            .map(|(ip, e)| (*ip, e.rules.keys().copied().collect()))
+            .collect()
     }
 
     /// The rules that apply to `ip` now (ascending).
@@ -240,6 +271,60 @@ rules:
         assert_eq!(learned.rules(&ip), vec![2]);
         assert_eq!(learned.expire(301_000_000_000), vec![ip]);
         assert!(learned.by_ip.is_empty() && learned.expiry.is_empty());
+    }
+
+    #[test]
+    fn a_reloaded_policy_judges_the_learned_names_again() {
+        let policy = enforcer_policy::load_str("p.yaml", POLICY).unwrap();
+        let mut learned = Learned::default();
+        let (pool, other): (IpAddr, IpAddr) =
+            ("127.0.0.78".parse().unwrap(), "127.0.0.79".parse().unwrap());
+        learned.learn(
+            &policy,
+            &response("pool.example-miner.test", &[("127.0.0.78", 120)]),
+            0,
+        );
+        // The new policy lists other.test (first rule) and no longer the miner's domain.
+        let reloaded = enforcer_policy::load_str(
+            "p.yaml",
+            &POLICY.replace("example-miner.test", "other.test").replace(
+                "rules:\n",
+                "rules:\n  - id: first\n    expression: exec.file.name == \"x\"\n    action: kill\n",
+            ),
+        )
+        .unwrap();
+        assert!(
+            learned.under(&reloaded).all().is_empty(),
+            "no longer listed"
+        );
+        learned.learn(
+            &policy,
+            &response("x.example-miner.test", &[("127.0.0.79", 300)]),
+            0,
+        );
+        let both = enforcer_policy::load_str(
+            "p.yaml",
+            &POLICY.replace(
+                "rules:\n",
+                "rules:\n  - id: first\n    expression: exec.file.name == \"x\"\n    action: kill\n",
+            ),
+        )
+        .unwrap();
+        let mut under = learned.under(&both);
+        let mut all = under.all();
+        all.sort();
+        assert_eq!(
+            all,
+            vec![(pool, vec![1]), (other, vec![1])],
+            "rule 0 is now 1"
+        );
+        assert_eq!(under.name(&other), Some("x.example-miner.test"));
+        assert!(under.expire(119_000_000_000).is_empty());
+        assert_eq!(
+            under.expire(121_000_000_000),
+            vec![pool],
+            "expiries are kept"
+        );
     }
 
     #[test]

@@ -165,11 +165,11 @@ mod tests {
 
     #[test]
     fn older_lifecycle_records_are_handled_before_the_event_record() {
-        let policy = enforcer_policy::load_str(
+        let policy = std::rc::Rc::new(enforcer_policy::load_str(
             "p.yaml",
             "rules:\n  - id: a\n    expression: exec.file.name == \"nothing\"\n    action: alert\n",
         )
-        .unwrap();
+        .unwrap());
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         let mut fork = test_fork_record(10, 30);
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_waiting_exit_record_marks_its_process_gone_until_it_is_handled() {
-        let policy = enforcer_policy::load_str("p.yaml", "rules: []\n").unwrap();
+        let policy = std::rc::Rc::new(enforcer_policy::load_str("p.yaml", "rules: []\n").unwrap());
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, _) = testing::handler(&policy, dir.path());
         let mut pending = Pending::default();

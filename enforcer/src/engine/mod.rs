@@ -6,10 +6,12 @@
 
 mod enforce;
 mod gap;
+mod generations;
 mod handler;
 mod learned;
 mod lifecycle;
 mod polling;
+mod reload;
 mod sink;
 
 use std::{
@@ -18,6 +20,7 @@ use std::{
     net::IpAddr,
     path::{Path, PathBuf},
     rc::Rc,
+    time::Duration,
 };
 
 use aya::{
@@ -113,13 +116,17 @@ pub struct Options {
     pub kernel_hash: bool,
     /// Enforcement after an unclean stop (monitor mode has nothing to keep: always `Stop`).
     pub on_crash: OnCrash,
+    /// How often the policy files are checked for changes (a change reloads the policy, as
+    /// `SIGHUP` does); `None`: only on `SIGHUP`.
+    pub policy_watch: Option<Duration>,
 }
 
-/// The loaded kernel plan, rewritten when the kill breaker disarms a rule.
+/// The loaded kernel plan, rewritten when the kill breaker disarms a rule, when DNS answers
+/// teach an address, and when the policy is reloaded.
 #[derive(Debug)]
 struct LivePlan<'a> {
     ebpf: &'a mut Ebpf,
-    policy: &'a CompiledPolicy,
+    policy: Rc<CompiledPolicy>,
     generation: u32,
     /// Rules the kill breaker disarmed so far.
     disarmed: HashSet<u32>,
@@ -132,12 +139,12 @@ struct LivePlan<'a> {
 impl enforce::PlanControl for LivePlan<'_> {
     fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, plan_sync::PlanError> {
         self.disarmed.clone_from(disarmed);
-        let written = plan_sync::write_with(self.ebpf, self.policy, self.generation, disarmed)?
+        let written = plan_sync::write_with(self.ebpf, &self.policy, self.generation, disarmed)?
             + self.inode.borrow_mut().disarm(disarmed)?;
         for (ip, rules) in &self.learned {
             plan_sync::write_learned(
                 self.ebpf,
-                self.policy,
+                &self.policy,
                 self.generation,
                 disarmed,
                 *ip,
@@ -150,7 +157,7 @@ impl enforce::PlanControl for LivePlan<'_> {
     fn learned(&mut self, ip: IpAddr, rules: &[u32]) -> Result<(), plan_sync::PlanError> {
         plan_sync::write_learned(
             self.ebpf,
-            self.policy,
+            &self.policy,
             self.generation,
             &self.disarmed,
             ip,
@@ -162,6 +169,29 @@ impl enforce::PlanControl for LivePlan<'_> {
             self.learned.insert(ip, rules.to_vec());
         }
         Ok(())
+    }
+
+    fn reload(
+        &mut self,
+        policy: Rc<CompiledPolicy>,
+        generation: u32,
+        disarmed: &HashSet<u32>,
+        learned: &[(IpAddr, Vec<u32>)],
+    ) -> Result<enforce::PlanReload, plan_sync::PlanError> {
+        // Held from the first write on: a failure part-way leaves entries of `generation`, and
+        // the restore that follows must write over them with a later one.
+        self.policy = policy;
+        self.generation = generation;
+        self.disarmed.clone_from(disarmed);
+        self.learned = learned.iter().cloned().collect();
+        let mut written = plan_sync::write_with(self.ebpf, &self.policy, generation, disarmed)?;
+        for (ip, rules) in learned {
+            plan_sync::write_learned(self.ebpf, &self.policy, generation, disarmed, *ip, rules)?;
+            written += 1;
+        }
+        let swept = self.inode.borrow_mut().renew(generation)?
+            + loader::plan_sweep::sweep(self.ebpf, generation)?;
+        Ok(enforce::PlanReload { written, swept })
     }
 }
 
@@ -301,16 +331,16 @@ fn kernel_hash_limits(hash: &HashConfig) -> plan_sync::HashLimits {
     }
 }
 
-/// How executed files are hashed under `policy` with the programs `loaded`, for the start
-/// record and the log.
-fn exec_hash_state(policy: &CompiledPolicy, loaded: &loader::Loaded) -> String {
+/// How executed files are hashed under `policy` with the kernel hash programs in the state
+/// `kernel_hash`, for the start and reload records and the log.
+fn exec_hash_state(policy: &CompiledPolicy, kernel_hash: &Result<(), String>) -> String {
     if !policy.hash_needed().contains(&true) {
         return "off (no rule can match a hash)".to_owned();
     }
     if policy.lower().exec_hashes.is_empty() {
         return "userspace (no deny/kill rule on hash lists for the kernel)".to_owned();
     }
-    match &loaded.kernel_hash {
+    match kernel_hash {
         Ok(()) => "kernel (bpf_ima_file_hash in bprm_creds_from_file; userspace for larger files and when the helper fails)".to_owned(),
         Err(why) => format!("userspace, after the exec (not in the kernel: {why})"),
     }
@@ -350,10 +380,31 @@ enum Wake {
     Cpu,
     /// A file hash is done.
     Hash(Done),
+    /// The policy file watch timer (`--policy-watch`).
+    Watch,
+    /// A policy reload was asked for.
+    Reload(reload::Trigger),
+}
+
+/// Starts the executable hasher when the handler's policy reads hashes and none runs yet.
+fn start_hashing(
+    handler: &mut handler::Handler<'_>,
+    config: &HashConfig,
+    inode_plan: &Rc<RefCell<InodePlan>>,
+    results: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Done>>,
+) -> Result<(), EngineError> {
+    if handler.is_hashing() || !handler.policy().hash_needed().contains(&true) {
+        return Ok(());
+    }
+    let (hasher, rx) = ExecHasher::start(config.clone()).map_err(io_err("hash threads"))?;
+    handler.start_hashing(hasher, Some(Rc::clone(inode_plan)));
+    *results = Some(rx);
+    Ok(())
 }
 
 /// Runs the engine until SIGINT or SIGTERM.
 pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineError> {
+    let policy = Rc::new(policy);
     let euid = nix::unistd::geteuid();
     if !euid.is_root() {
         return Err(EngineError::NotRoot(euid.as_raw()));
@@ -362,6 +413,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     // (with pins, the default action would leave them behind).
     let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(io_err("SIGHUP handler"))?;
     let run_id = loader::pins::RunId::current().map_err(io_err("run id"))?;
     let pin_root = Path::new(loader::pins::PIN_ROOT);
     // Before the sink opens the log (and closes a torn tail): what the previous run left.
@@ -389,7 +441,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     }
     plan_sync::write_hash_limits(&mut loaded.ebpf, kernel_hash_limits(&options.hash))?;
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
-    let exec_hash = exec_hash_state(&policy, &loaded);
+    let exec_hash = exec_hash_state(&policy, &loaded.kernel_hash);
     tracing::info!("content hashes of executed files: {exec_hash}");
     let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
     loaded.kernel_ops_wanted = plan_sync::kernel_op_bits(&policy);
@@ -496,9 +548,16 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut poll_flag = polling::PollFlag::take(&mut loaded.ebpf)?;
     let mut poller = polling::Poller::default();
     let clock = BootClock::new().map_err(|e| io_err("boot clock")(e.into()))?;
+    let coverage = reload::Coverage {
+        tier: loaded.tier,
+        file_ops,
+        kernel_ops: loaded.kernel_ops_wanted,
+        records: loaded.records_wanted,
+    };
+    let mut reloader = reload::Reloader::new(&options.policy_path, &policy, generation, coverage);
     let plan = LivePlan {
         ebpf: &mut loaded.ebpf,
-        policy: &policy,
+        policy: Rc::clone(&policy),
         generation,
         disarmed: HashSet::new(),
         learned: HashMap::new(),
@@ -512,16 +571,22 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         clock,
         dry_run,
     );
-    let mut handler = handler::Handler::new(&policy, tier, dry_run, clock, enforcer);
+    let mut handler = handler::Handler::new(
+        Rc::clone(&policy),
+        generation,
+        tier,
+        dry_run,
+        clock,
+        enforcer,
+    );
     let mut hash_results = None;
-    if policy.hash_needed().contains(&true) {
-        let (hasher, results) =
-            ExecHasher::start(options.hash.clone()).map_err(io_err("hash threads"))?;
-        handler = handler.with_hasher(hasher, Some(inode_plan));
-        hash_results = Some(results);
-    }
+    start_hashing(&mut handler, &options.hash, &inode_plan, &mut hash_results)?;
     let mut cpu_timer = tokio::time::interval(options.cpu.interval);
-    let mut cpu = cpu_sampler(&policy, options.cpu);
+    let mut cpu = cpu_sampler(&policy, options.cpu.clone());
+    // Never ticks when the watch is off.
+    let mut watch_timer =
+        tokio::time::interval(options.policy_watch.unwrap_or(Duration::from_secs(3600)));
+    watch_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lifecycle_timer = tokio::time::interval(lifecycle::DRAIN_INTERVAL);
     lifecycle_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -542,6 +607,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             _ = lifecycle_timer.tick() => Wake::Tick,
             _ = cpu_timer.tick(), if cpu.is_some() => Wake::Cpu,
             Some(done) = next_hash(&mut hash_results) => Wake::Hash(done),
+            _ = sighup.recv() => Wake::Reload(reload::Trigger::Signal),
+            _ = watch_timer.tick(), if options.policy_watch.is_some() => Wake::Watch,
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         };
@@ -576,6 +643,24 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 }
             }
             Wake::Hash(done) => handler.hash_done(done, &mut sink)?,
+            Wake::Watch if !reloader.files_changed() => {}
+            Wake::Watch | Wake::Reload(_) => {
+                let trigger = match wake {
+                    Wake::Reload(trigger) => trigger,
+                    _ => reload::Trigger::FileChange,
+                };
+                let record = reloader.reload(trigger, &mut handler, |p| {
+                    exec_hash_state(p, &loaded.kernel_hash)
+                });
+                sink.write(&Record::PolicyReload(record))?;
+                // What the new policy needs in userspace: the hasher, the CPU sampler.
+                start_hashing(&mut handler, &options.hash, &inode_plan, &mut hash_results)?;
+                if !crate::cpu::policy_needs_cpu(handler.policy()) {
+                    cpu = None;
+                } else if cpu.is_none() {
+                    cpu = cpu_sampler(handler.policy(), options.cpu.clone());
+                }
+            }
         }
         sink.flush()?;
     };

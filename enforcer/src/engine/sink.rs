@@ -97,6 +97,20 @@ pub(crate) fn summary(record: &Record) -> String {
                 "engine_stop reason={reason} counters={counters} decode_errors={decode_errors} polling_periods={polling_periods}"
             )
         }
+        Record::PolicyReload(reload) => format!(
+            "policy_reload trigger={} outcome={} generation={} rules={} added={:?} removed={:?}{}",
+            reload.trigger,
+            reload.outcome,
+            reload.policy_generation,
+            reload.rules,
+            reload.added,
+            reload.removed,
+            reload
+                .reason
+                .as_deref()
+                .map(|r| format!(" reason={r}"))
+                .unwrap_or_default()
+        ),
         Record::EngineGap(gap) => format!(
             "engine_gap previous_run={} enforcement={} unenforced_from={} pins_removed={}",
             gap.previous_run_id.as_deref().unwrap_or("?"),

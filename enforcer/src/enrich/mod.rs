@@ -96,6 +96,11 @@ impl Enricher {
         self
     }
 
+    /// Changes which lifecycle events get the ancestor chain (a policy reload).
+    pub fn set_lifecycle_chains(&mut self, chains: LifecycleChains) {
+        self.lifecycle_chains = chains;
+    }
+
     /// Sets the depth of ancestor chains (capped at [`process_cache::MAX_DEPTH_LIMIT`]).
     pub fn with_max_depth(mut self, max_depth: usize) -> Self {
         self.max_depth = max_depth.min(process_cache::MAX_DEPTH_LIMIT);

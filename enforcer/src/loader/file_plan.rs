@@ -144,7 +144,7 @@ pub fn write(
     let mut top_map: HashMap<_, u64, u32> = super::plan_sync::plan_map(ebpf, map)?;
     for top in tops(plan).unwrap_or_default() {
         top_map
-            .insert(top, 1, 0)
+            .insert(top, generation, 0)
             .map_err(|source| PlanError::Map { map, source })?;
     }
     Ok(written)

@@ -26,6 +26,8 @@ pub trait InodeMap: std::fmt::Debug {
     fn put(&mut self, key: InodeKey, verdict: PlanVerdict) -> Result<(), PlanError>;
     /// Every entry.
     fn entries(&self) -> Vec<(InodeKey, PlanVerdict)>;
+    /// Removes the entry of `key`.
+    fn remove(&mut self, key: &InodeKey) -> Result<(), PlanError>;
 }
 
 impl InodeMap for HashMap<MapData, InodeKey, PlanVerdict> {
@@ -39,6 +41,13 @@ impl InodeMap for HashMap<MapData, InodeKey, PlanVerdict> {
 
     fn entries(&self) -> Vec<(InodeKey, PlanVerdict)> {
         self.iter().filter_map(Result::ok).collect()
+    }
+
+    fn remove(&mut self, key: &InodeKey) -> Result<(), PlanError> {
+        HashMap::remove(self, key).map_err(|source| PlanError::Map {
+            map: EXEC_INODE_PLAN,
+            source,
+        })
     }
 }
 
@@ -93,6 +102,22 @@ impl InodePlan {
         Ok(Some(verdict))
     }
 
+    /// Starts policy generation `generation` (a reload): every verdict of an earlier one goes,
+    /// since the rules and lists behind it may have changed; returns how many. The daemon's
+    /// hash cache still knows those files, so the next exec of one is judged at once under the
+    /// new rules (and its identity written again when they deny it).
+    pub fn renew(&mut self, generation: u32) -> Result<usize, PlanError> {
+        self.generation = generation;
+        let mut removed = 0;
+        for (key, verdict) in self.map.entries() {
+            if verdict.generation != generation {
+                self.map.remove(&key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Rewrites the entries named by a rule in `disarmed` in monitor mode (the kill breaker
     /// disarmed it); returns how many.
     pub fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, PlanError> {
@@ -133,6 +158,11 @@ pub(crate) mod testing {
         fn entries(&self) -> Vec<(InodeKey, PlanVerdict)> {
             self.0.borrow().clone()
         }
+
+        fn remove(&mut self, key: &InodeKey) -> Result<(), PlanError> {
+            self.0.borrow_mut().retain(|(k, _)| k != key);
+            Ok(())
+        }
     }
 }
 
@@ -170,5 +200,35 @@ mod tests {
         assert_eq!(plan.disarm(&HashSet::from([0])).unwrap(), 0);
         assert_eq!(plan.disarm(&HashSet::from([1])).unwrap(), 1);
         assert_eq!(fake.0.borrow()[0].1.flags, PLAN_FLAG_MONITOR);
+    }
+
+    #[test]
+    fn a_new_generation_drops_the_verdicts_of_earlier_ones() {
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: kill\n    expression: exec.file.hash.sha256 == \"00\"\n    action: kill\n",
+        )
+        .unwrap();
+        let fake = FakeInodeMap::default();
+        let mut plan = InodePlan::with_map(Box::new(fake.clone()), 1);
+        let key = |ino| InodeKey {
+            ino,
+            ctime_sec: 1,
+            ctime_nsec: 2,
+            dev: 3,
+        };
+        let none = HashSet::new();
+        plan.judge(key(1), policy.rules(), &[0], &none).unwrap();
+        plan.judge(key(2), policy.rules(), &[0], &none).unwrap();
+        assert_eq!(plan.renew(2).unwrap(), 2);
+        assert!(fake.0.borrow().is_empty());
+        let v = plan.judge(key(3), policy.rules(), &[0], &none).unwrap();
+        assert_eq!(
+            v.map(|v| v.generation),
+            Some(2),
+            "written under the new one"
+        );
+        assert_eq!(plan.renew(2).unwrap(), 0, "its own entries stay");
+        assert_eq!(fake.0.borrow().len(), 1);
     }
 }

@@ -372,7 +372,7 @@ fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<
 }
 
 /// Writes the argument plan: `EXEC_ARGS_SPARED` first (so no spared executable is ever
-/// searched under the new schemes or flags), then `EXEC_SCHEME_PLAN` and `EXEC_FLAG_PLAN`;
+/// searched under the new schemes or flags; the value is the generation, for the sweep), then `EXEC_SCHEME_PLAN` and `EXEC_FLAG_PLAN`;
 /// returns the scheme and flag entries.
 fn write_args(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize, PlanError> {
     let map = EXEC_ARGS_SPARED;
@@ -384,7 +384,7 @@ fn write_args(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize,
             max: NAME_LEN - 1,
         })?;
         spared
-            .insert(NameKey(key), 1, 0)
+            .insert(NameKey(key), ctx.generation, 0)
             .map_err(|source| PlanError::Map { map, source })?;
     }
     let schemes = write_keyed(ebpf, EXEC_SCHEME_PLAN, &plan.exec_arg_schemes, ctx, |v| {

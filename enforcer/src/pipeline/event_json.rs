@@ -29,6 +29,22 @@ impl Decoded {
             Decoded::Kernel(r) => &r.header,
         }
     }
+
+    /// The record's header, to change (a verdict of an earlier policy generation is renamed
+    /// to the current one's rule).
+    pub fn header_mut(&mut self) -> &mut EventHeader {
+        match self {
+            Decoded::Exec(r) => &mut r.header,
+            Decoded::Payload(r) => &mut r.header,
+            Decoded::Dns(r) => &mut r.header,
+            Decoded::DnsResponse(r) => &mut r.header,
+            Decoded::Socket(r) => &mut r.header,
+            Decoded::Fork(r) => &mut r.header,
+            Decoded::Exit(r) => &mut r.header,
+            Decoded::File(r) => &mut r.header,
+            Decoded::Kernel(r) => &mut r.header,
+        }
+    }
 }
 
 /// The event JSON of `record`; `ts` is the wall-clock time of its kernel timestamp.

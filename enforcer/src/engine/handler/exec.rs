@@ -103,11 +103,13 @@ mod tests {
 
     /// The audit records of `rec` handled under a policy of the one exec rule `expression`.
     fn records(expression: &str, rec: &ExecRecord) -> Vec<Value> {
-        let policy = enforcer_policy::load_str(
-            "p.yaml",
-            &format!("rules:\n  - id: r\n    expression: {expression}\n    action: alert\n"),
-        )
-        .unwrap();
+        let policy = std::rc::Rc::new(
+            enforcer_policy::load_str(
+                "p.yaml",
+                &format!("rules:\n  - id: r\n    expression: {expression}\n    action: alert\n"),
+            )
+            .unwrap(),
+        );
         let dir = tempfile::tempdir().unwrap();
         let (mut handler, mut sink, log) = testing::handler(&policy, dir.path());
         handler.handle(as_bytes(rec), &mut sink).unwrap();

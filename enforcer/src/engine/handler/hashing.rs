@@ -22,7 +22,7 @@ use crate::{
 pub(crate) struct Hashing {
     hasher: ExecHasher,
     /// Per rule index: whether the rule reads `exec.file.hash.*`.
-    rules: Vec<bool>,
+    pub(super) rules: Vec<bool>,
     /// Events waiting for their hash: job id -> (header, event, the kernel's file identity).
     waiting: HashMap<u64, (EventHeader, Value, InodeKey)>,
     /// Where a hash match becomes a kernel verdict for the file (none in unit tests that do
@@ -52,13 +52,14 @@ fn hashed_this_version(info: &HashInfo, file: &InodeKey) -> bool {
 }
 
 impl Handler<'_> {
-    /// Hashes executed files with `hasher` and evaluates the rules that read the hash; a
-    /// deny or kill match is written into `inode_plan` for the file.
-    pub(crate) fn with_hasher(
-        mut self,
+    /// Hashes executed files with `hasher` from now on (at start, or after a reload to a
+    /// policy that reads hashes) and evaluates the rules that read the hash; a deny or kill
+    /// match is written into `inode_plan` for the file.
+    pub(crate) fn start_hashing(
+        &mut self,
         hasher: ExecHasher,
         inode_plan: Option<Rc<RefCell<InodePlan>>>,
-    ) -> Self {
+    ) {
         let rules = self.policy.rules_reading("exec.file.hash.");
         self.hashing = Some(Hashing {
             hasher,
@@ -66,7 +67,11 @@ impl Handler<'_> {
             waiting: HashMap::new(),
             inode_plan,
         });
-        self
+    }
+
+    /// Whether executed files are hashed.
+    pub(crate) fn is_hashing(&self) -> bool {
+        self.hashing.is_some()
     }
 
     /// Whether rule `index` is one `select` picks.
@@ -129,9 +134,11 @@ impl Handler<'_> {
             return Ok(());
         };
         let (id, info) = hashing.hasher.finish(done);
-        let Some((header, mut event, file)) = hashing.waiting.remove(&id) else {
+        let Some((mut header, mut event, file)) = hashing.waiting.remove(&id) else {
             return Ok(());
         };
+        // A reload may have come while the file was hashed.
+        self.generations.translate(&mut header);
         info.write_into(&mut event);
         self.userspace_rules(&header, &event, Select::OnlyHash, sink)?;
         self.learn(&file, &info, &event);
@@ -224,10 +231,11 @@ mod tests {
 
     #[test]
     fn hash_rules_are_evaluated_when_the_hash_arrives_and_others_at_once() {
-        let policy = enforcer_policy::load_str(
-            "p.yaml",
-            &format!(
-                r#"rules:
+        let policy = std::rc::Rc::new(
+            enforcer_policy::load_str(
+                "p.yaml",
+                &format!(
+                    r#"rules:
   - id: by-name
     expression: exec.file.name == "true"
     action: alert
@@ -236,9 +244,10 @@ mod tests {
     action: kill
     mode: monitor
 "#
-            ),
-        )
-        .unwrap();
+                ),
+            )
+            .unwrap(),
+        );
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("abc");
         std::fs::write(&exe, b"abc").unwrap();
@@ -264,8 +273,8 @@ mod tests {
             clock,
             false,
         );
-        let mut handler =
-            Handler::new(&policy, "signal", false, clock, enforcer).with_hasher(hasher, None);
+        let mut handler = Handler::new(Rc::clone(&policy), 1, "signal", false, clock, enforcer);
+        handler.start_hashing(hasher, None);
         handler
             .handle(as_bytes(&test_exec_record()), &mut sink)
             .unwrap();
