@@ -184,6 +184,12 @@ impl Engine {
         }
     }
 
+    /// Sends SIGHUP (a policy reload).
+    pub(crate) fn sighup(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    }
+
     /// The engine's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

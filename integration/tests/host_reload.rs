@@ -1,0 +1,254 @@
+//! Policy reloads on the host (signal tier): SIGHUP swaps the kernel plan with no gap (a
+//! binary both policies deny is never let run while reloads come and go), the new rules act in
+//! the kernel at once, an invalid policy or one that needs programs this run did not attach
+//! is refused with the old one left in force, and a change of the policy file is picked up by
+//! the watch. Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in
+//! CI).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod host;
+
+use std::{
+    os::unix::process::ExitStatusExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use host::{Engine, actions, can_run, install};
+use serde_json::Value;
+
+/// Engines are started one at a time: each would see the others' payloads.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
+
+/// A policy that kills the execs of `names` (rule `deny-<name>` each).
+fn policy(names: &[&str]) -> String {
+    let rules: String = names
+        .iter()
+        .map(|n| {
+            format!("  - id: deny-{n}\n    severity: high\n    expression: exec.file.name == \"{n}\"\n    action: deny\n")
+        })
+        .collect();
+    format!("version: 1\nrules:\n{rules}")
+}
+
+/// Replaces the policy file the way editors and config managers do (a new inode).
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Runs `payload` (a `write-marker` copy) with a fresh marker; true when it was let run.
+fn ran(payload: &Path, dir: &Path) -> bool {
+    let marker = dir.join(format!(
+        "marker-{}",
+        payload.file_name().unwrap().to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&marker);
+    let status = Command::new(payload)
+        .arg(&marker)
+        .arg("x")
+        .status()
+        .unwrap();
+    let wrote = marker.exists();
+    assert_eq!(
+        wrote,
+        status.signal() != Some(libc::SIGKILL),
+        "{}: {status}, marker {wrote}",
+        payload.display()
+    );
+    wrote
+}
+
+#[test]
+fn sighup_swaps_the_plan_without_a_gap_and_refuses_what_it_cannot_apply() {
+    if !can_run("sighup_swaps_the_plan_without_a_gap_and_refuses_what_it_cannot_apply") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let app_a = install(Path::new(WRITE_MARKER), dir.path(), "app-a");
+    let app_b = install(Path::new(WRITE_MARKER), dir.path(), "app-b");
+    let app_both = install(Path::new(WRITE_MARKER), dir.path(), "app-both");
+    let policy_a = policy(&["app-a", "app-both"]);
+    let policy_b = policy(&["app-both", "app-b"]);
+    let mut engine = Engine::start_with(
+        dir.path(),
+        &policy_a,
+        "block",
+        &["--policy-watch", "off", "--events", "none"],
+    );
+    let policy_path = dir.path().join("policy.yaml");
+    assert!(!ran(&app_a, dir.path()), "policy A denies app-a");
+    assert!(ran(&app_b, dir.path()), "policy A lets app-b run");
+
+    // While the policy swaps back and forth, app-both (denied by both) is run without pause.
+    let stop = Arc::new(AtomicBool::new(false));
+    let looper = {
+        let (stop, app_both, dir) = (Arc::clone(&stop), app_both.clone(), dir.path().join("loop"));
+        std::fs::create_dir(&dir).unwrap();
+        std::thread::spawn(move || {
+            let (mut runs, mut escaped) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                runs += 1;
+                escaped += u32::from(ran(&app_both, &dir));
+                // Paced, so that the engine is not buried in records (a gap of a millisecond
+                // still meets several runs over the reloads).
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            (runs, escaped)
+        })
+    };
+    let reloads = 12;
+    for i in 0..reloads {
+        replace(&policy_path, if i % 2 == 0 { &policy_b } else { &policy_a });
+        engine.sighup();
+        let record = nth_reload(&mut engine, i);
+        assert_eq!(record["outcome"], "applied", "{record}");
+        assert_eq!(record["trigger"], "sighup");
+        assert_eq!(record["policy_generation"], i + 2, "{record}");
+        assert_eq!(record["previous_generation"], i + 1, "{record}");
+        if i == 0 {
+            assert_eq!(record["added"], serde_json::json!(["deny-app-b"]));
+            assert_eq!(record["removed"], serde_json::json!(["deny-app-a"]));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (runs, escaped) = looper.join().unwrap();
+    eprintln!("app-both: {runs} runs across {reloads} reloads, {escaped} let run");
+    assert!(runs >= u32::try_from(reloads).unwrap(), "{runs} runs");
+    assert_eq!(
+        escaped, 0,
+        "app-both ran {escaped} of {runs} times across {reloads} reloads"
+    );
+    for record in engine
+        .records()
+        .iter()
+        .filter(|r| r["type"] == "policy_reload")
+    {
+        assert_eq!(
+            record["kernel_entries_removed"], 1,
+            "the other app's entry, after the new one was in: {record}"
+        );
+    }
+
+    // Policy B is in force (12 reloads: B, A, ..., A; one more makes it B).
+    replace(&policy_path, &policy_b);
+    engine.sighup();
+    assert_eq!(nth_reload(&mut engine, reloads)["outcome"], "applied");
+    assert!(!ran(&app_b, dir.path()), "policy B denies app-b");
+    assert!(ran(&app_a, dir.path()), "policy B lets app-a run");
+    let records = engine.records();
+    let last_b = actions(&records, "kill", Some("deny-app-b"));
+    assert_eq!(
+        last_b.last().unwrap()["decided_in"],
+        "kernel",
+        "{:#?}",
+        last_b.last()
+    );
+
+    // The same files again: nothing to do.
+    engine.sighup();
+    let same = nth_reload(&mut engine, reloads + 1);
+    assert_eq!(same["outcome"], "unchanged", "{same}");
+    assert_eq!(same["policy_generation"], reloads + 2);
+
+    // An invalid policy is refused with its place; B stays in force.
+    replace(
+        &policy_path,
+        &format!("{policy_b}  - id: broken\n    expression: exec.file.name ==\n    action: deny\n"),
+    );
+    engine.sighup();
+    let refused = nth_reload(&mut engine, reloads + 2);
+    assert_eq!(refused["outcome"], "refused", "{refused}");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(reason.contains("policy.yaml:"), "{reason}");
+    assert!(!ran(&app_b, dir.path()), "B is still in force");
+
+    // A rule about binds needs the bind tracepoint, which this run did not attach.
+    replace(
+        &policy_path,
+        &format!(
+            "{policy_b}  - id: binds\n    expression: bind.addr.port == 3333\n    action: alert\n"
+        ),
+    );
+    engine.sighup();
+    let uncovered = nth_reload(&mut engine, reloads + 3);
+    assert_eq!(uncovered["outcome"], "refused", "{uncovered}");
+    assert!(
+        uncovered["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bind events"),
+        "{uncovered}"
+    );
+    assert!(!ran(&app_b, dir.path()), "B is still in force");
+    assert!(ran(&app_a, dir.path()));
+    let records = engine.stop();
+    assert!(records.iter().any(|r| r["type"] == "engine_stop"));
+}
+
+#[test]
+fn a_changed_policy_file_is_reloaded_by_the_watch() {
+    if !can_run("a_changed_policy_file_is_reloaded_by_the_watch") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let app_a = install(Path::new(WRITE_MARKER), dir.path(), "app-a");
+    let app_b = install(Path::new(WRITE_MARKER), dir.path(), "app-b");
+    let mut engine = Engine::start_with(
+        dir.path(),
+        &policy(&["app-a"]),
+        "block",
+        &["--policy-watch", "200ms"],
+    );
+    assert!(!ran(&app_a, dir.path()));
+    let policy_path: PathBuf = dir.path().join("policy.yaml");
+    replace(&policy_path, &policy(&["app-b"]));
+    let record = nth_reload(&mut engine, 0);
+    assert_eq!(record["trigger"], "file_change", "{record}");
+    assert_eq!(record["outcome"], "applied", "{record}");
+    assert!(!ran(&app_b, dir.path()), "the new policy is in force");
+    assert!(ran(&app_a, dir.path()));
+    // A broken edit is refused once, not at every poll.
+    replace(&policy_path, "rules: [\n");
+    let refused = nth_reload(&mut engine, 1);
+    assert_eq!(refused["outcome"], "refused", "{refused}");
+    std::thread::sleep(Duration::from_secs(1));
+    let reloads = engine
+        .records()
+        .iter()
+        .filter(|r| r["type"] == "policy_reload")
+        .count();
+    assert_eq!(reloads, 2, "no retry of an unchanged broken file");
+    assert!(!ran(&app_b, dir.path()), "the last good policy stays");
+}
+
+/// The `n`th `policy_reload` record (from 0), waiting for it.
+fn nth_reload(engine: &mut Engine, n: usize) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(r) = engine
+            .records()
+            .into_iter()
+            .filter(|r| r["type"] == "policy_reload")
+            .nth(n)
+        {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no policy_reload record #{n}: {:#?}",
+            engine.records()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
