@@ -116,6 +116,16 @@ impl Engine {
         })
     }
 
+    /// Sends SIGHUP (a policy reload).
+    pub(crate) fn sighup(&self) -> Result<(), String> {
+        let child = self.child.as_ref().ok_or("engine already stopped")?;
+        let pid = nix::unistd::Pid::from_raw(
+            i32::try_from(child.id()).map_err(|e| format!("engine pid: {e}"))?,
+        );
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
+            .map_err(|e| format!("SIGHUP to the engine: {e}"))
+    }
+
     /// Kills the engine with SIGKILL (no clean stop) and reaps it.
     pub(crate) fn sigkill(&mut self) -> Result<ExitStatus, String> {
         let Some(mut child) = self.child.take() else {

@@ -16,6 +16,7 @@ mod mmap;
 mod module_loaded;
 mod msr;
 mod network;
+mod reload;
 mod sockets;
 mod storm;
 mod stratum;
@@ -122,6 +123,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_msr",
         run: msr::lsm_msr,
+    },
+    Case {
+        name: "lsm_policy_reload",
+        run: reload::lsm_policy_reload,
     },
     Case {
         name: "lsm_msr_hook",

@@ -1,0 +1,185 @@
+//! Policy reload in the lsm tier: SIGHUP swaps the kernel plan while a binary both policies
+//! deny is run without pause (every exec refused with EPERM, none let through), and the new
+//! policy's denies are made in the LSM hook at once.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use enforcer_integration::vm::layout::WRITE_MARKER;
+use serde_json::Value;
+
+use super::{
+    Ctx,
+    exec::{RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, require_engine},
+};
+use crate::{audit, engine::Engine};
+
+const DIR: &str = "/tmp/reload";
+const AUDIT: &str = "/tmp/audit-reload.jsonl";
+/// Reloads while the denied binary runs.
+const RELOADS: usize = 6;
+
+/// A policy denying the execs of `names` (rule `deny-<name>` each).
+fn policy(names: &[&str]) -> String {
+    let rules: String = names
+        .iter()
+        .map(|n| {
+            format!(
+                "  - id: deny-{n}\n    expression: exec.file.name == \"{n}\"\n    action: deny\n"
+            )
+        })
+        .collect();
+    format!("version: 1\nrules:\n{rules}")
+}
+
+/// Runs `program MARKER x`: `Ok(true)` when it ran, `Ok(false)` when the exec was refused
+/// with EPERM.
+fn runs(program: &str, marker: &str) -> Result<bool, String> {
+    let _ = std::fs::remove_file(marker);
+    match Command::new(program)
+        .arg(marker)
+        .arg("x")
+        .stdin(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() && Path::new(marker).exists() => Ok(true),
+        Ok(status) => Err(format!("{program}: ran but {status}, marker missing")),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
+        Err(e) => Err(format!(
+            "{program}: exec failed with {e}, want EPERM or a run"
+        )),
+    }
+}
+
+/// The `n`th `policy_reload` record (from 0), waiting for it.
+fn nth_reload(engine: &Engine, n: usize) -> Result<Value, String> {
+    let deadline = Instant::now() + RECORD_TIMEOUT;
+    loop {
+        let found = audit::records(&engine.audit_log)?
+            .into_iter()
+            .filter(|r| audit::is_type(r, "policy_reload"))
+            .nth(n);
+        if let Some(record) = found {
+            return Ok(record);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no policy_reload record #{n}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub(crate) fn lsm_policy_reload(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    std::fs::create_dir_all(DIR).map_err(|e| format!("{DIR}: {e}"))?;
+    let (app_a, app_b) = (format!("{DIR}/app-a"), format!("{DIR}/app-b"));
+    for app in [&app_a, &app_b] {
+        std::fs::copy(WRITE_MARKER, app).map_err(|e| format!("copy to {app}: {e}"))?;
+    }
+    let policy_path = format!("{DIR}/policy.yaml");
+    let policy_a = policy(&["write-marker", "app-a"]);
+    let policy_b = policy(&["write-marker", "app-b"]);
+    std::fs::write(&policy_path, &policy_a).map_err(|e| format!("{policy_path}: {e}"))?;
+    let mut engine = Engine::start_args(
+        &policy_path,
+        "block",
+        AUDIT.as_ref(),
+        "/tmp/enforcer-reload.log".as_ref(),
+        &["--policy-watch", "off", "--events", "none"],
+    )?;
+    let result = swap(
+        ctx,
+        &mut engine,
+        &policy_path,
+        [&policy_a, &policy_b],
+        [&app_a, &app_b],
+    );
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result?;
+    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
+
+fn swap(
+    ctx: &Ctx,
+    engine: &mut Engine,
+    policy_path: &str,
+    [policy_a, policy_b]: [&String; 2],
+    [app_a, app_b]: [&String; 2],
+) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    if audit::str_field(&start, "tier") != Some("lsm") {
+        return Err(format!("not the lsm tier: {start}"));
+    }
+    if runs(app_a, "/tmp/reload-a")? || !runs(app_b, "/tmp/reload-b")? {
+        return Err("policy A must deny app-a and let app-b run".to_owned());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let looper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut tries, mut let_run) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                tries += 1;
+                match runs(WRITE_MARKER, "/tmp/reload-loop") {
+                    Ok(false) => {}
+                    Ok(true) => let_run += 1,
+                    Err(e) => return Err(e),
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            Ok((tries, let_run))
+        })
+    };
+    let mut reloaded = Ok(());
+    for i in 0..RELOADS {
+        let text = if i % 2 == 0 { policy_b } else { policy_a };
+        reloaded = std::fs::write(policy_path, text)
+            .map_err(|e| format!("{policy_path}: {e}"))
+            .and_then(|()| engine.sighup())
+            .and_then(|()| nth_reload(engine, i))
+            .and_then(|r| match audit::str_field(&r, "outcome") {
+                Some("applied") => Ok(()),
+                _ => Err(format!("reload {i} not applied: {r}")),
+            });
+        if reloaded.is_err() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (tries, let_run) = looper
+        .join()
+        .map_err(|_| "the exec loop panicked".to_owned())??;
+    reloaded?;
+    ctx.log(format!(
+        "write-marker: {tries} execs across {RELOADS} reloads, {let_run} let run"
+    ));
+    if let_run != 0 {
+        return Err(format!(
+            "write-marker, denied by both policies, ran {let_run} of {tries} times"
+        ));
+    }
+    // RELOADS is even: policy A is in force; one more makes it B.
+    std::fs::write(policy_path, policy_b).map_err(|e| format!("{policy_path}: {e}"))?;
+    engine.sighup()?;
+    let last = nth_reload(engine, RELOADS)?;
+    ctx.log(format!("last reload: {last}"));
+    if !runs(app_a, "/tmp/reload-a")? || runs(app_b, "/tmp/reload-b")? {
+        return Err("policy B must let app-a run and deny app-b".to_owned());
+    }
+    let record = engine.wait_record(RECORD_TIMEOUT, "deny record for deny-app-b", |r| {
+        audit::is_action(r, "deny", "deny-app-b")
+    })?;
+    match audit::str_field(&record, "decided_in") {
+        Some("kernel") => Ok(()),
+        _ => Err(format!("deny-app-b not decided in the kernel: {record}")),
+    }
+}
