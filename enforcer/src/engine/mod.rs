@@ -124,8 +124,10 @@ pub struct Options {
 /// The loaded kernel plan, rewritten when the kill breaker disarms a rule, when DNS answers
 /// teach an address, and when the policy is reloaded.
 #[derive(Debug)]
-struct LivePlan<'a> {
-    ebpf: &'a mut Ebpf,
+struct LivePlan {
+    /// The loaded programs and maps (shared with the run loop, which reads the counters and
+    /// attaches programs a reloaded policy needs).
+    loaded: Rc<RefCell<loader::Loaded>>,
     policy: Rc<CompiledPolicy>,
     generation: u32,
     /// Rules the kill breaker disarmed so far.
@@ -136,27 +138,21 @@ struct LivePlan<'a> {
     inode: Rc<RefCell<InodePlan>>,
 }
 
-impl enforce::PlanControl for LivePlan<'_> {
+impl enforce::PlanControl for LivePlan {
     fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, plan_sync::PlanError> {
         self.disarmed.clone_from(disarmed);
-        let written = plan_sync::write_with(self.ebpf, &self.policy, self.generation, disarmed)?
+        let ebpf = &mut self.loaded.borrow_mut().ebpf;
+        let written = plan_sync::write_with(ebpf, &self.policy, self.generation, disarmed)?
             + self.inode.borrow_mut().disarm(disarmed)?;
         for (ip, rules) in &self.learned {
-            plan_sync::write_learned(
-                self.ebpf,
-                &self.policy,
-                self.generation,
-                disarmed,
-                *ip,
-                rules,
-            )?;
+            plan_sync::write_learned(ebpf, &self.policy, self.generation, disarmed, *ip, rules)?;
         }
         Ok(written + self.learned.len())
     }
 
     fn learned(&mut self, ip: IpAddr, rules: &[u32]) -> Result<(), plan_sync::PlanError> {
         plan_sync::write_learned(
-            self.ebpf,
+            &mut self.loaded.borrow_mut().ebpf,
             &self.policy,
             self.generation,
             &self.disarmed,
@@ -184,13 +180,14 @@ impl enforce::PlanControl for LivePlan<'_> {
         self.generation = generation;
         self.disarmed.clone_from(disarmed);
         self.learned = learned.iter().cloned().collect();
-        let mut written = plan_sync::write_with(self.ebpf, &self.policy, generation, disarmed)?;
+        let ebpf = &mut self.loaded.borrow_mut().ebpf;
+        let mut written = plan_sync::write_with(ebpf, &self.policy, generation, disarmed)?;
         for (ip, rules) in learned {
-            plan_sync::write_learned(self.ebpf, &self.policy, generation, disarmed, *ip, rules)?;
+            plan_sync::write_learned(ebpf, &self.policy, generation, disarmed, *ip, rules)?;
             written += 1;
         }
         let swept = self.inode.borrow_mut().renew(generation)?
-            + loader::plan_sweep::sweep(self.ebpf, generation)?;
+            + loader::plan_sweep::sweep(ebpf, generation)?;
         Ok(enforce::PlanReload { written, swept })
     }
 }
@@ -386,6 +383,27 @@ enum Wake {
     Reload(reload::Trigger),
 }
 
+/// Loads and attaches the kernel hash programs for a reloaded policy that lists SHA-256
+/// values when the one at start did not (lsm tier); pins them with the run's other enforcing
+/// programs. A failure leaves `loaded.kernel_hash` saying why: files are then hashed in
+/// userspace after the exec, as the reload record's `exec_hash` says.
+fn enable_kernel_hash(loaded: &mut loader::Loaded, pins: Option<&mut loader::pins::Pins>) {
+    let links = match loaded.enable_kernel_hash() {
+        Ok(links) => links,
+        Err(err) => {
+            loaded.kernel_hash = Err(format!("cannot load the kernel hash programs: {err}"));
+            return;
+        }
+    };
+    if let (Some(pins), false) = (pins, links.is_empty())
+        && let Err(err) = pins.add(&mut loaded.ebpf, links)
+    {
+        tracing::warn!(
+            "the kernel hash programs are not pinned (they stop with the engine): {err}"
+        );
+    }
+}
+
 /// Starts the executable hasher when the handler's policy reads hashes and none runs yet.
 fn start_hashing(
     handler: &mut handler::Handler<'_>,
@@ -555,8 +573,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         records: loaded.records_wanted,
     };
     let mut reloader = reload::Reloader::new(&options.policy_path, &policy, generation, coverage);
+    let mut pins = pins;
+    let loaded = Rc::new(RefCell::new(loaded));
     let plan = LivePlan {
-        ebpf: &mut loaded.ebpf,
+        loaded: Rc::clone(&loaded),
         policy: Rc::clone(&policy),
         generation,
         disarmed: HashSet::new(),
@@ -649,9 +669,16 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     Wake::Reload(trigger) => trigger,
                     _ => reload::Trigger::FileChange,
                 };
-                let record = reloader.reload(trigger, &mut handler, |p| {
-                    exec_hash_state(p, &loaded.kernel_hash)
-                });
+                let record = reloader.reload(
+                    trigger,
+                    &mut handler,
+                    |new| {
+                        if options.kernel_hash && !new.lower().exec_hashes.is_empty() {
+                            enable_kernel_hash(&mut loaded.borrow_mut(), pins.as_mut());
+                        }
+                    },
+                    |p| exec_hash_state(p, &loaded.borrow().kernel_hash),
+                );
                 sink.write(&Record::PolicyReload(record))?;
                 // What the new policy needs in userspace: the hasher, the CPU sampler.
                 start_hashing(&mut handler, &options.hash, &inode_plan, &mut hash_results)?;
@@ -678,7 +705,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     drop(handler);
     sink.write(&Record::EngineStop {
         reason: reason.to_owned(),
-        counters: counters::read(&loaded.ebpf),
+        counters: counters::read(&loaded.borrow().ebpf),
         decode_errors,
         polling_periods: poller.periods(),
     })?;

@@ -229,11 +229,14 @@ impl Reloader {
     }
 
     /// Loads the policy again and applies it through `handler`; returns the record to write.
-    /// `exec_hash` says how files are hashed under a policy (for the record).
+    /// `prepare` runs just before a policy is applied (it attaches programs the policy can use
+    /// that were not needed at start); `exec_hash` says how files are hashed under a policy
+    /// (for the record).
     pub(crate) fn reload(
         &mut self,
         trigger: Trigger,
         handler: &mut Handler<'_>,
+        prepare: impl FnOnce(&CompiledPolicy),
         exec_hash: impl Fn(&CompiledPolicy) -> String,
     ) -> PolicyReload {
         let started = std::time::Instant::now();
@@ -259,6 +262,7 @@ impl Reloader {
             Ok(new) => {
                 let missing = uncovered(&self.coverage, &new);
                 if missing.is_empty() {
+                    prepare(&new);
                     self.apply(Rc::new(new), handler, &mut record);
                 } else {
                     record.outcome = "refused";

@@ -511,17 +511,38 @@ impl Loaded {
                     .map_err(program_err("attach", name))?;
                 self.enforcing_links.push(EnforcingLink::Lsm(name, id));
             }
-            for (name, _) in LSM_KERNEL_HASH {
-                if self.kernel_hash.is_err() {
-                    break;
-                }
-                match program::<Lsm>(&mut self.ebpf, name)?.attach() {
-                    Ok(id) => self.enforcing_links.push(EnforcingLink::Lsm(name, id)),
-                    Err(err) => self.kernel_hash = Err(format!("cannot attach {name}: {err}")),
-                }
-            }
+            let links = self.attach_kernel_hash()?;
+            self.enforcing_links.extend(links);
         }
         Ok(())
+    }
+
+    /// Attaches the loaded kernel hash programs (while [`Loaded::kernel_hash`] is `Ok`); a
+    /// refusal of the kernel turns it into the reason.
+    fn attach_kernel_hash(&mut self) -> Result<Vec<EnforcingLink>, LoadError> {
+        let mut links = Vec::new();
+        for (name, _) in LSM_KERNEL_HASH {
+            if self.kernel_hash.is_err() {
+                break;
+            }
+            match program::<Lsm>(&mut self.ebpf, name)?.attach() {
+                Ok(id) => links.push(EnforcingLink::Lsm(name, id)),
+                Err(err) => self.kernel_hash = Err(format!("cannot attach {name}: {err}")),
+            }
+        }
+        Ok(links)
+    }
+
+    /// Loads and attaches the kernel hash programs of the lsm tier when they are not yet (a
+    /// reloaded policy lists SHA-256 values where the one at start listed none); returns the
+    /// links made (for the pins). Outside the lsm tier, or when the kernel refuses them,
+    /// [`Loaded::kernel_hash`] says why and nothing is attached.
+    pub fn enable_kernel_hash(&mut self) -> Result<Vec<EnforcingLink>, LoadError> {
+        if self.tier != KernelTier::Lsm || self.kernel_hash.is_ok() {
+            return Ok(Vec::new());
+        }
+        self.kernel_hash = load_kernel_hash(&mut self.ebpf)?;
+        self.attach_kernel_hash()
     }
 
     /// Whether tracepoint program `name` has a job under the policy: the bind and accept

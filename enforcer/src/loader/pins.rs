@@ -258,7 +258,31 @@ pub fn pin(
     }
 }
 
+impl Pins {
+    /// Pins `links` too (enforcing programs attached after start, by a policy reload).
+    pub fn add(&mut self, ebpf: &mut Ebpf, links: Vec<EnforcingLink>) -> Result<(), PinFailure> {
+        pin_links(ebpf, links, self)
+    }
+}
+
 fn pin_into(ebpf: &mut Ebpf, links: Vec<EnforcingLink>, pins: &mut Pins) -> Result<(), PinFailure> {
+    pin_links(ebpf, links, pins)?;
+    if let Some(map) = ebpf.map(COUNTERS) {
+        let path = pins.dir.join(COUNTERS_PIN);
+        map.pin(&path).map_err(|source| PinFailure::Pin {
+            what: COUNTERS_PIN.to_owned(),
+            source,
+        })?;
+        pins.map = Some(path);
+    }
+    Ok(())
+}
+
+fn pin_links(
+    ebpf: &mut Ebpf,
+    links: Vec<EnforcingLink>,
+    pins: &mut Pins,
+) -> Result<(), PinFailure> {
     let link_err = |program: &'static str| {
         move |e: &dyn std::fmt::Display| PinFailure::Link {
             program,
@@ -303,14 +327,6 @@ fn pin_into(ebpf: &mut Ebpf, links: Vec<EnforcingLink>, pins: &mut Pins) -> Resu
             .pin(&path)
             .map_err(|source| PinFailure::Pin { what: file, source })?;
         pins.links.push(pinned);
-    }
-    if let Some(map) = ebpf.map(COUNTERS) {
-        let path = pins.dir.join(COUNTERS_PIN);
-        map.pin(&path).map_err(|source| PinFailure::Pin {
-            what: COUNTERS_PIN.to_owned(),
-            source,
-        })?;
-        pins.map = Some(path);
     }
     Ok(())
 }

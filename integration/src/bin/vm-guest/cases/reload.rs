@@ -1,6 +1,8 @@
 //! Policy reload in the lsm tier: SIGHUP swaps the kernel plan while a binary both policies
-//! deny is run without pause (every exec refused with EPERM, none let through), and the new
-//! policy's denies are made in the LSM hook at once.
+//! deny is run without pause (every exec refused with EPERM, none let through), the new
+//! policy's denies are made in the LSM hook at once, and a reload that adds a SHA-256 value
+//! loads the kernel hash programs (not needed at start) so a never-run file with that content
+//! is refused on its first exec.
 
 use std::{
     path::Path,
@@ -178,8 +180,48 @@ fn swap(
     let record = engine.wait_record(RECORD_TIMEOUT, "deny record for deny-app-b", |r| {
         audit::is_action(r, "deny", "deny-app-b")
     })?;
-    match audit::str_field(&record, "decided_in") {
+    if audit::str_field(&record, "decided_in") != Some("kernel") {
+        return Err(format!("deny-app-b not decided in the kernel: {record}"));
+    }
+    hash_list_added(ctx, engine, policy_path, policy_b)
+}
+
+/// The policy at start lists no SHA-256 value, so the kernel hash programs were not loaded; a
+/// reload that lists one loads and attaches them, and a never-run file with that content is
+/// refused on its first exec.
+fn hash_list_added(
+    ctx: &Ctx,
+    engine: &mut Engine,
+    policy_path: &str,
+    policy_b: &str,
+) -> Result<(), String> {
+    let app_c = format!("{DIR}/app-c");
+    let mut bytes = std::fs::read(WRITE_MARKER).map_err(|e| format!("{WRITE_MARKER}: {e}"))?;
+    bytes.extend_from_slice(b"reload-case: unique content");
+    super::hash::write_exe(&app_c, &bytes)?;
+    let sha = super::hash::sha256_of(&app_c)?;
+    let lists = format!("lists:\n  - name: bad\n    type: hash\n    items: [\"{sha}\"]\nrules:\n");
+    let with_hash = format!(
+        "{}  - id: deny-hash\n    expression: exec.file.hash.sha256 in bad\n    action: kill\n",
+        policy_b.replacen("rules:\n", &lists, 1)
+    );
+    std::fs::write(policy_path, with_hash).map_err(|e| format!("{policy_path}: {e}"))?;
+    engine.sighup()?;
+    let record = nth_reload(engine, RELOADS + 1)?;
+    ctx.log(format!("hash reload: {record}"));
+    if audit::str_field(&record, "outcome") != Some("applied")
+        || !audit::str_field(&record, "exec_hash").is_some_and(|h| h.starts_with("kernel"))
+    {
+        return Err(format!("want applied with kernel hashing: {record}"));
+    }
+    if runs(&app_c, "/tmp/reload-c")? {
+        return Err("app-c, listed by hash, ran on its first exec".to_owned());
+    }
+    let deny = engine.wait_record(RECORD_TIMEOUT, "deny record for deny-hash", |r| {
+        audit::is_action(r, "deny", "deny-hash")
+    })?;
+    match audit::str_field(&deny, "decided_in") {
         Some("kernel") => Ok(()),
-        _ => Err(format!("deny-app-b not decided in the kernel: {record}")),
+        _ => Err(format!("deny-hash not decided in the kernel: {deny}")),
     }
 }
