@@ -12,3 +12,4 @@ pub mod enrich;
 pub mod hash;
 pub mod loader;
 pub mod pipeline;
+pub mod report;

@@ -448,6 +448,71 @@ fn run_suite(mode: &str) {
             panic!("{err}");
         }
     }
+    report_names_every_fixture(&engine_audit(&bench, mode), mode, &seen);
+}
+
+/// The audit log `Engine::start_at` gave the engine.
+fn engine_audit(bench: &Bench, mode: &str) -> PathBuf {
+    bench.dir.path().join(format!("audit-{mode}.jsonl"))
+}
+
+/// `enforcer report` of the run's audit log lists every fixture's rule as stopping something
+/// (or, in a dry run, as what block mode would have stopped), or as alerting for alert rules.
+fn report_names_every_fixture(audit: &Path, mode: &str, seen: &[Expected]) {
+    let out = Command::new(host::enforcer_bin())
+        .args(["report", "--format", "json", "--audit-log"])
+        .arg(audit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["runs"][0]["mode"], mode, "{report:#}");
+    assert_eq!(report["runs"][0]["stop_reason"], "SIGTERM");
+    let acted = |rule: &str, alert: bool| {
+        let actions = report["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["rule"] == rule)
+            .map(|r| r["actions"].clone())
+            .unwrap_or_default();
+        let names: &[&str] = match (alert, mode) {
+            (true, _) => &["alert"],
+            (false, "block") => &["deny", "kill"],
+            (false, _) => &["would_deny", "would_kill"],
+        };
+        names
+            .iter()
+            .filter_map(|a| actions[*a].as_u64())
+            .sum::<u64>()
+    };
+    for expected in seen {
+        assert!(
+            acted(expected.rule, expected.alert) > 0,
+            "{mode}: rule {} not in the report as {}: {report:#}",
+            expected.rule,
+            if expected.alert { "alerting" } else { "acting" }
+        );
+    }
+    let md = Command::new(host::enforcer_bin())
+        .args(["report", "--audit-log"])
+        .arg(audit)
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert_eq!(
+        md.contains("would have acted"),
+        mode == "monitor",
+        "the dry run's summary: {md}"
+    );
+    println!(
+        "{mode}: enforcer report lists the {} fixtures' rules",
+        seen.len()
+    );
 }
 
 #[test]

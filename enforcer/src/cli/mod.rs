@@ -2,6 +2,7 @@
 
 mod default_never_kill;
 mod policy_cmd;
+mod report;
 mod run;
 mod status;
 mod unpin;
@@ -43,6 +44,13 @@ enum Command {
     /// programs. Pins of a running engine are kept (stop it instead). `enforcer status` lists
     /// them. The next `enforcer run` also replaces them, with no moment unenforced.
     Unpin(unpin::UnpinArgs),
+    /// Write a policy audit report of an audit log: rule by rule, what was denied and killed,
+    /// or in a dry run (`--mode monitor`) what would have been, on which executables and
+    /// containers, with response times; the engine runs, restart gaps and policy reloads.
+    ///
+    /// Read `enforcer run --mode monitor` logs with it before switching a host to block mode.
+    /// Needs no root.
+    Report(report::ReportArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to an exit status with a
@@ -62,6 +70,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Status(args) => status::run(args),
         Command::Unpin(args) => unpin::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,489 @@
+//! Policy audit reports (`enforcer report`): what an audit log says the engine did, or in a dry
+//! run would have done, rule by rule, and what ran it.
+//!
+//! The log is read once, record by record ([`Aggregator::add`]), in bounded memory: per rule at
+//! most [`MAX_TARGETS`] distinct executables and containers are told apart (the rest are
+//! counted together) and at most [`MAX_SAMPLES`] response times are kept; at most
+//! [`MAX_RULES`] rules are told apart. [`AuditReport`] is the result, rendered as JSON
+//! (`serde`), Markdown ([`markdown`]) or HTML ([`html`]).
+
+pub mod html;
+pub mod markdown;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::audit::ReadSummary;
+
+/// Distinct executables (and containers) told apart per rule.
+pub const MAX_TARGETS: usize = 1000;
+/// Response times kept per rule and decision place (the first ones).
+pub const MAX_SAMPLES: usize = 10_000;
+/// Rules told apart; the actions of any further rule are counted under [`OTHER_RULES`].
+pub const MAX_RULES: usize = 10_000;
+/// The name under which the rules beyond [`MAX_RULES`] are counted.
+pub const OTHER_RULES: &str = "(other rules)";
+/// The name under which targets beyond [`MAX_TARGETS`] are counted.
+pub const OTHER_TARGETS: &str = "(others)";
+/// Targets listed per rule in the report.
+pub const TOP_TARGETS: usize = 10;
+
+/// The actions that stop something (done, or in a dry run or monitor-mode rule, would be).
+const ENFORCING: [&str; 4] = ["deny", "kill", "would_deny", "would_kill"];
+
+/// A policy audit report.
+#[derive(Debug, Default, Serialize)]
+pub struct AuditReport {
+    /// Where the records came from and what could not be read.
+    pub source: Source,
+    /// The engine runs found (`engine_start` to `engine_stop`), in log order.
+    pub runs: Vec<Run>,
+    /// Every rule that matched, enforcing ones first (by severity, then matches).
+    pub rules: Vec<RuleSummary>,
+    /// `event` records by kind (empty for a log written with `--events none`).
+    pub events: BTreeMap<String, u64>,
+    /// Totals of the rules' actions (`kill`, `would_kill`, ...).
+    pub actions: BTreeMap<String, u64>,
+}
+
+/// The log the report was made from.
+#[derive(Debug, Default, Serialize)]
+pub struct Source {
+    /// Path as given.
+    pub path: String,
+    /// Records read (before the time window).
+    pub records: usize,
+    /// Records inside the time window.
+    pub in_window: usize,
+    /// A torn last line (0 or 1).
+    pub torn_tail: usize,
+    /// Lines that are not records.
+    pub corrupt: usize,
+    /// `--since`, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// `--until`, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Time of the first record in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first: Option<String>,
+    /// Time of the last record in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+}
+
+/// One engine run.
+#[derive(Debug, Default, Serialize)]
+pub struct Run {
+    /// `engine_start` time.
+    pub started: String,
+    /// `engine_stop` time; none when the run had not stopped (still running, or killed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Why it stopped (`SIGTERM`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// `block` or `monitor`.
+    pub mode: String,
+    /// `lsm`, `signal` or `monitor`.
+    pub tier: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Policy path.
+    pub policy: String,
+    /// Rules at start.
+    pub rules: u64,
+    /// Engine version.
+    pub version: String,
+    /// Unclean stops of earlier runs this run found (`engine_gap` records), with the time
+    /// nothing enforced (`unenforced_from`), when known.
+    pub gaps: Vec<Gap>,
+    /// Policy reloads (`policy_reload` records).
+    pub reloads: Vec<Reload>,
+}
+
+/// An `engine_gap` record, shortly.
+#[derive(Debug, Default, Serialize)]
+pub struct Gap {
+    /// `pinned` (the kernel kept enforcing) or `none`.
+    pub enforcement: String,
+    /// Start of the time nothing enforced (`enforcement: none`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unenforced_from: Option<String>,
+    /// When this run took over.
+    pub until: String,
+}
+
+/// A `policy_reload` record, shortly.
+#[derive(Debug, Default, Serialize)]
+pub struct Reload {
+    /// Record time.
+    pub at: String,
+    /// `sighup` or `file_change`.
+    pub trigger: String,
+    /// `applied`, `unchanged`, `refused` or `failed`.
+    pub outcome: String,
+    /// Generation in force after it.
+    pub generation: u64,
+    /// Rule ids added.
+    pub added: Vec<String>,
+    /// Rule ids removed.
+    pub removed: Vec<String>,
+    /// Why it was refused or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What one rule did.
+#[derive(Debug, Default, Serialize)]
+pub struct RuleSummary {
+    /// Rule id.
+    pub rule: String,
+    /// Severity, as the records give it.
+    pub severity: String,
+    /// Records by action (`kill`, `would_kill`, `alert`, `spared`, ...).
+    pub actions: BTreeMap<String, u64>,
+    /// Enforcement records by where they were decided (`kernel`, `userspace`).
+    pub decided_in: BTreeMap<String, u64>,
+    /// Distinct executables (beyond [`MAX_TARGETS`], counted as one more).
+    pub executables: usize,
+    /// The executables with most records, most first (at most [`TOP_TARGETS`]).
+    pub top_executables: Vec<Target>,
+    /// Distinct containers (`host` for processes in none, the cgroup path when no container
+    /// id is known).
+    pub containers: usize,
+    /// The containers with most records, most first (at most [`TOP_TARGETS`]).
+    pub top_containers: Vec<Target>,
+    /// First record time.
+    pub first_seen: String,
+    /// Last record time.
+    pub last_seen: String,
+    /// Response times of what was performed (`report.response_us`), by decision place.
+    pub response_us: BTreeMap<String, Percentiles>,
+    /// The latest detail of a `kill_failed`, `spared` or `disarmed` record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_detail: Option<String>,
+}
+
+impl RuleSummary {
+    /// Records that stop something (done or would be).
+    pub fn enforcing(&self) -> u64 {
+        ENFORCING.iter().filter_map(|a| self.actions.get(*a)).sum()
+    }
+
+    /// All records of the rule.
+    pub fn total(&self) -> u64 {
+        self.actions.values().sum()
+    }
+}
+
+/// A target and its record count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// Executable path (or `comm:<name>`), or container.
+    pub name: String,
+    /// Records.
+    pub count: u64,
+}
+
+/// Percentiles of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// Values in the sample.
+    pub n: usize,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile (nearest rank).
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// The percentiles of `values` (sorted in place); none when empty.
+    pub fn of(values: &mut [u64]) -> Option<Self> {
+        values.sort_unstable();
+        let n = values.len();
+        let rank = |p: usize| values[(n * p).div_ceil(100).clamp(1, n) - 1];
+        (n > 0).then(|| Percentiles {
+            n,
+            p50: rank(50),
+            p99: rank(99),
+            max: values[n - 1],
+        })
+    }
+}
+
+/// Counts by name, at most [`MAX_TARGETS`] names (the rest under [`OTHER_TARGETS`]).
+#[derive(Debug, Default)]
+struct Counts(HashMap<String, u64>);
+
+impl Counts {
+    fn add(&mut self, name: &str) {
+        let key = if self.0.len() < MAX_TARGETS || self.0.contains_key(name) {
+            name
+        } else {
+            OTHER_TARGETS
+        };
+        *self.0.entry(key.to_owned()).or_default() += 1;
+    }
+
+    fn top(&self) -> Vec<Target> {
+        let mut all: Vec<Target> = self
+            .0
+            .iter()
+            .map(|(name, &count)| Target {
+                name: name.clone(),
+                count,
+            })
+            .collect();
+        all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        all.truncate(TOP_TARGETS);
+        all
+    }
+}
+
+#[derive(Debug, Default)]
+struct RuleState {
+    summary: RuleSummary,
+    executables: Counts,
+    containers: Counts,
+    response: BTreeMap<String, Vec<u64>>,
+}
+
+/// Folds audit records into an [`AuditReport`].
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    report: AuditReport,
+    rules: HashMap<String, RuleState>,
+}
+
+/// The string at `pointer` of `record`.
+fn text<'a>(record: &'a Value, pointer: &str) -> Option<&'a str> {
+    record.pointer(pointer).and_then(Value::as_str)
+}
+
+fn owned(record: &Value, pointer: &str) -> String {
+    text(record, pointer).unwrap_or_default().to_owned()
+}
+
+/// The executable an action's event names: the exec'd file, else the process's file, else
+/// its `comm`.
+fn executable(event: &Value) -> String {
+    let path = text(event, "/exec/file/path")
+        .or_else(|| text(event, "/process/file/path"))
+        .filter(|p| !p.is_empty());
+    match path {
+        Some(path) => path.to_owned(),
+        None => format!("comm:{}", text(event, "/process/comm").unwrap_or("?")),
+    }
+}
+
+/// The container an action's event names: its id, `host` when the cgroup names none, else the
+/// cgroup path (or `unknown`).
+fn container(event: &Value) -> String {
+    match text(event, "/process/container/id") {
+        Some("") => "host".to_owned(),
+        Some(id) => id.chars().take(12).collect(),
+        None => text(event, "/process/cgroup/path")
+            .unwrap_or("unknown")
+            .to_owned(),
+    }
+}
+
+impl Aggregator {
+    /// A report of the log at `path` (named in the report), keeping the records whose time is
+    /// within `since..=until` (RFC 3339, compared as the log writes them: UTC).
+    pub fn new(path: &str, since: Option<String>, until: Option<String>) -> Self {
+        let mut aggregator = Self::default();
+        aggregator.report.source.path = path.to_owned();
+        aggregator.report.source.since = since;
+        aggregator.report.source.until = until;
+        aggregator
+    }
+
+    fn in_window(&self, ts: &str) -> bool {
+        let source = &self.report.source;
+        source.since.as_deref().is_none_or(|s| ts >= s)
+            && source.until.as_deref().is_none_or(|u| ts <= u)
+    }
+
+    /// Takes one record.
+    pub fn add(&mut self, record: &Value) {
+        self.report.source.records += 1;
+        let ts = text(record, "/ts").unwrap_or_default();
+        if !self.in_window(ts) {
+            return;
+        }
+        let source = &mut self.report.source;
+        source.in_window += 1;
+        if source.first.is_none() {
+            source.first = Some(ts.to_owned());
+        }
+        source.last = Some(ts.to_owned());
+        match text(record, "/type").unwrap_or_default() {
+            "engine_start" => self.report.runs.push(Run {
+                started: ts.to_owned(),
+                mode: owned(record, "/mode"),
+                tier: owned(record, "/tier"),
+                kernel: owned(record, "/kernel"),
+                policy: owned(record, "/policy"),
+                rules: record["rules"].as_u64().unwrap_or(0),
+                version: owned(record, "/version"),
+                ..Run::default()
+            }),
+            "engine_stop" => {
+                if let Some(run) = self.report.runs.last_mut() {
+                    run.stopped = Some(ts.to_owned());
+                    run.stop_reason = text(record, "/reason").map(str::to_owned);
+                }
+            }
+            "engine_gap" => {
+                if let Some(run) = self.report.runs.last_mut() {
+                    run.gaps.push(Gap {
+                        enforcement: owned(record, "/enforcement"),
+                        unenforced_from: text(record, "/unenforced_from").map(str::to_owned),
+                        until: owned(record, "/this_start"),
+                    });
+                }
+            }
+            "policy_reload" => {
+                if let Some(run) = self.report.runs.last_mut() {
+                    let ids = |key: &str| {
+                        record[key]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned))
+                            .into_iter()
+                            .flatten()
+                            .collect()
+                    };
+                    run.reloads.push(Reload {
+                        at: ts.to_owned(),
+                        trigger: owned(record, "/trigger"),
+                        outcome: owned(record, "/outcome"),
+                        generation: record["policy_generation"].as_u64().unwrap_or(0),
+                        added: ids("added"),
+                        removed: ids("removed"),
+                        reason: text(record, "/reason").map(str::to_owned),
+                    });
+                }
+            }
+            "event" => {
+                let kind = text(record, "/event/kind").unwrap_or("?");
+                *self.report.events.entry(kind.to_owned()).or_default() += 1;
+            }
+            "action" => self.action(record, ts),
+            _ => {}
+        }
+    }
+
+    fn action(&mut self, record: &Value, ts: &str) {
+        let action = text(record, "/action").unwrap_or("?");
+        *self.report.actions.entry(action.to_owned()).or_default() += 1;
+        let mut rule = text(record, "/rule").unwrap_or("?");
+        if !self.rules.contains_key(rule) && self.rules.len() >= MAX_RULES {
+            rule = OTHER_RULES;
+        }
+        let state = self.rules.entry(rule.to_owned()).or_default();
+        let summary = &mut state.summary;
+        if summary.rule.is_empty() {
+            summary.rule = rule.to_owned();
+            summary.severity = owned(record, "/severity");
+            summary.first_seen = ts.to_owned();
+        }
+        summary.last_seen = ts.to_owned();
+        *summary.actions.entry(action.to_owned()).or_default() += 1;
+        if ENFORCING.contains(&action) {
+            let place = text(record, "/decided_in").unwrap_or("?");
+            *summary.decided_in.entry(place.to_owned()).or_default() += 1;
+            if matches!(action, "deny" | "kill")
+                && let Some(us) = record
+                    .pointer("/report/response_us")
+                    .and_then(Value::as_u64)
+            {
+                let sample = state.response.entry(place.to_owned()).or_default();
+                if sample.len() < MAX_SAMPLES {
+                    sample.push(us);
+                }
+            }
+        }
+        if matches!(action, "kill_failed" | "spared" | "disarmed")
+            && let Some(detail) = text(record, "/detail")
+        {
+            summary.last_detail = Some(detail.to_owned());
+        }
+        let event = &record["event"];
+        state.executables.add(&executable(event));
+        state.containers.add(&container(event));
+    }
+
+    /// Takes what the reader found besides the records.
+    pub fn read_summary(&mut self, summary: ReadSummary) {
+        self.report.source.torn_tail = summary.torn_tail;
+        self.report.source.corrupt = summary.corrupt;
+    }
+
+    /// The report.
+    pub fn finish(mut self) -> AuditReport {
+        let mut rules: Vec<RuleSummary> = self
+            .rules
+            .into_values()
+            .map(|mut state| {
+                let summary = &mut state.summary;
+                summary.executables = state.executables.0.len();
+                summary.top_executables = state.executables.top();
+                summary.containers = state.containers.0.len();
+                summary.top_containers = state.containers.top();
+                summary.response_us = state
+                    .response
+                    .iter_mut()
+                    .filter_map(|(place, v)| Some((place.clone(), Percentiles::of(v)?)))
+                    .collect();
+                state.summary
+            })
+            .collect();
+        rules.sort_by(|a, b| {
+            (b.enforcing() > 0)
+                .cmp(&(a.enforcing() > 0))
+                .then_with(|| severity_rank(&b.severity).cmp(&severity_rank(&a.severity)))
+                .then_with(|| b.total().cmp(&a.total()))
+                .then_with(|| a.rule.cmp(&b.rule))
+        });
+        self.report.rules = rules;
+        self.report
+    }
+}
+
+/// Orders severities, most severe highest.
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 4,
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
+}
+
+impl AuditReport {
+    /// Whether some run of the report was a dry run (monitor mode).
+    pub fn dry_run(&self) -> bool {
+        self.runs.iter().any(|r| r.mode == "monitor")
+    }
+
+    /// The rules that would have denied or killed (dry runs, monitor-mode rules): what block
+    /// mode would change.
+    pub fn would_act(&self) -> impl Iterator<Item = &RuleSummary> {
+        self.rules.iter().filter(|r| {
+            r.actions.get("would_deny").copied().unwrap_or(0)
+                + r.actions.get("would_kill").copied().unwrap_or(0)
+                > 0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

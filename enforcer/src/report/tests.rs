@@ -1,0 +1,185 @@
+#![allow(clippy::unwrap_used)]
+use serde_json::json;
+
+use super::*;
+
+fn action(ts: &str, action: &str, rule: &str, exe: &str, container: &str) -> Value {
+    json!({"ts": ts, "type": "action", "action": action, "rule": rule, "severity": "high",
+           "decided_in": "kernel", "tier": "lsm",
+           "report": {"response_us": 40},
+           "event": {"kind": "exec", "exec": {"file": {"path": exe}},
+                     "process": {"comm": "x", "container": {"id": container}}}})
+}
+
+fn aggregate(records: &[Value]) -> AuditReport {
+    let mut aggregator = Aggregator::new("audit.jsonl", None, None);
+    for r in records {
+        aggregator.add(r);
+    }
+    aggregator.finish()
+}
+
+#[test]
+fn actions_are_summed_per_rule_with_their_targets() {
+    let records = vec![
+        json!({"ts": "2026-01-01T00:00:00Z", "type": "engine_start", "mode": "monitor",
+               "tier": "monitor", "kernel": "6.12", "policy": "policy/default", "rules": 30,
+               "version": "0.1.0"}),
+        action(
+            "2026-01-01T00:00:01Z",
+            "would_kill",
+            "miner-name",
+            "/tmp/xmrig",
+            "",
+        ),
+        action(
+            "2026-01-01T00:00:02Z",
+            "would_kill",
+            "miner-name",
+            "/tmp/xmrig",
+            "",
+        ),
+        action(
+            "2026-01-01T00:00:03Z",
+            "would_kill",
+            "miner-name",
+            "/opt/minerd",
+            "abcdef0123456789",
+        ),
+        action(
+            "2026-01-01T00:00:04Z",
+            "alert",
+            "shell-in-container",
+            "/bin/sh",
+            "abcdef0123456789",
+        ),
+        json!({"ts": "2026-01-01T00:00:05Z", "type": "event", "event": {"kind": "exec"}}),
+        json!({"ts": "2026-01-01T00:00:06Z", "type": "policy_reload", "trigger": "sighup",
+               "outcome": "refused", "policy_generation": 1, "added": [], "removed": [],
+               "reason": "p.yaml:3:5: unknown field"}),
+        json!({"ts": "2026-01-01T00:00:07Z", "type": "engine_stop", "reason": "SIGTERM"}),
+    ];
+    let report = aggregate(&records);
+    assert!(report.dry_run());
+    assert_eq!(report.runs.len(), 1);
+    let run = &report.runs[0];
+    assert_eq!(run.stop_reason.as_deref(), Some("SIGTERM"));
+    assert_eq!(run.reloads[0].outcome, "refused");
+    assert_eq!(report.rules.len(), 2);
+    let miner = &report.rules[0];
+    assert_eq!(miner.rule, "miner-name", "enforcing rules first");
+    assert_eq!(miner.actions["would_kill"], 3);
+    assert_eq!(miner.executables, 2);
+    assert_eq!(
+        miner.top_executables[0],
+        Target {
+            name: "/tmp/xmrig".into(),
+            count: 2
+        }
+    );
+    assert_eq!(miner.containers, 2);
+    assert!(miner.top_containers.iter().any(|c| c.name == "host"));
+    assert!(
+        miner
+            .top_containers
+            .iter()
+            .any(|c| c.name == "abcdef012345")
+    );
+    assert_eq!(
+        (miner.first_seen.as_str(), miner.last_seen.as_str()),
+        ("2026-01-01T00:00:01Z", "2026-01-01T00:00:03Z")
+    );
+    assert!(miner.response_us.is_empty(), "nothing was performed");
+    assert_eq!(report.would_act().count(), 1);
+    assert_eq!(report.events["exec"], 1);
+    assert_eq!(report.actions["alert"], 1);
+}
+
+#[test]
+fn response_times_of_performed_actions_and_the_time_window() {
+    let mut records: Vec<Value> = (0..100)
+        .map(|i| {
+            let mut r = action(
+                &format!("2026-01-01T00:01:{:02}Z", i % 60),
+                "kill",
+                "k",
+                "/x",
+                "",
+            );
+            r["report"]["response_us"] = json!(i + 1);
+            r
+        })
+        .collect();
+    records.push(action("2026-01-02T00:00:00Z", "kill", "late", "/y", ""));
+    let report = aggregate(&records);
+    let p = report
+        .rules
+        .iter()
+        .find(|r| r.rule == "k")
+        .unwrap()
+        .response_us["kernel"];
+    assert_eq!((p.n, p.p50, p.p99, p.max), (100, 50, 99, 100));
+    let mut windowed = Aggregator::new("a", Some("2026-01-02T00:00:00Z".into()), None);
+    for r in &records {
+        windowed.add(r);
+    }
+    let windowed = windowed.finish();
+    assert_eq!(windowed.source.records, 101);
+    assert_eq!(windowed.source.in_window, 1);
+    assert_eq!(windowed.rules.len(), 1);
+    assert_eq!(windowed.rules[0].rule, "late");
+}
+
+#[test]
+fn targets_and_rules_are_bounded() {
+    let mut aggregator = Aggregator::new("a", None, None);
+    for i in 0..(MAX_TARGETS + 50) {
+        aggregator.add(&action("t", "kill", "r", &format!("/bin/{i}"), ""));
+    }
+    for i in 0..(MAX_RULES + 5) {
+        aggregator.add(&action("t", "alert", &format!("rule-{i}"), "/x", ""));
+    }
+    let report = aggregator.finish();
+    let r = report.rules.iter().find(|r| r.rule == "r").unwrap();
+    assert_eq!(r.executables, MAX_TARGETS + 1, "the rest counted as one");
+    assert_eq!(r.top_executables[0].name, OTHER_TARGETS);
+    assert_eq!(r.top_executables[0].count, 50);
+    assert_eq!(r.top_executables.len(), TOP_TARGETS);
+    assert_eq!(
+        report.rules.len(),
+        MAX_RULES + 1,
+        "and the bucket of the rest"
+    );
+    let other = report.rules.iter().find(|r| r.rule == OTHER_RULES).unwrap();
+    assert_eq!(other.actions["alert"], 6);
+}
+
+#[test]
+fn renderings_escape_what_the_log_holds() {
+    let records = vec![
+        json!({"ts": "t0", "type": "engine_start", "mode": "block", "tier": "lsm"}),
+        action("t1", "kill", "<script>alert(1)</script>", "/tmp/a|b", ""),
+    ];
+    let report = aggregate(&records);
+    let page = html::render(&report);
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(page.contains("&lt;script&gt;"));
+    let md = markdown::render(&report);
+    assert!(md.contains("/tmp/a\\|b (1)"), "{md}");
+    assert!(md.contains("## Rules"));
+    assert!(
+        !md.contains("would have acted"),
+        "a block run acted for real"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["rules"][0]["actions"]["kill"], 1);
+}
+
+#[test]
+fn percentiles_by_nearest_rank() {
+    assert_eq!(Percentiles::of(&mut []), None);
+    let one = Percentiles::of(&mut [7]).unwrap();
+    assert_eq!((one.p50, one.p99, one.max), (7, 7, 7));
+    let p = Percentiles::of(&mut [5, 1, 4, 2, 3]).unwrap();
+    assert_eq!((p.n, p.p50, p.p99, p.max), (5, 3, 5, 5));
+}
