@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use html_escape::encode_text as esc;
 
 use super::{
-    AuditReport,
+    AuditReport, WOULD_ACT,
     markdown::{actions, response, targets},
 };
 
@@ -43,14 +43,8 @@ pub fn render(report: &AuditReport) -> String {
         esc(source.first.as_deref().unwrap_or("-")),
         esc(source.last.as_deref().unwrap_or("-")),
     );
-    if source.torn_tail + source.corrupt > 0 {
-        let _ = writeln!(
-            out,
-            "<p class=\"warn\">{} line(s) could not be read ({} torn at the end, {} corrupt).</p>",
-            source.torn_tail + source.corrupt,
-            source.torn_tail,
-            source.corrupt
-        );
+    if let Some(note) = source.unreadable() {
+        let _ = writeln!(out, "<p class=\"warn\">{}</p>", esc(&note));
     }
     out.push_str("<h2>Summary</h2>\n<table>\n");
     header(&mut out, &["action", "records"]);
@@ -60,7 +54,7 @@ pub fn render(report: &AuditReport) -> String {
     out.push_str("</table>\n");
     let would: Vec<_> = report.would_act().collect();
     if !would.is_empty() {
-        out.push_str("<p><strong>In block mode these rules would have acted</strong> (dry run or monitor-mode rules); review their executables before switching:</p>\n<ul>\n");
+        let _ = writeln!(out, "<p><strong>{}</strong></p>\n<ul>", esc(WOULD_ACT));
         for rule in would {
             let _ = writeln!(
                 out,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AuditReport, RuleSummary, Target};
+use super::{AuditReport, RuleSummary, Target, WOULD_ACT};
 
 /// A table cell: `|` escaped, line breaks as spaces, so no value can break the table.
 pub(crate) fn cell(text: &str) -> String {
@@ -63,14 +63,8 @@ pub fn render(report: &AuditReport) -> String {
         source.first.as_deref().unwrap_or("-"),
         source.last.as_deref().unwrap_or("-"),
     );
-    if source.torn_tail + source.corrupt > 0 {
-        let _ = writeln!(
-            out,
-            "\n**{} line(s) could not be read** ({} torn at the end, {} corrupt).",
-            source.torn_tail + source.corrupt,
-            source.torn_tail,
-            source.corrupt
-        );
+    if let Some(note) = source.unreadable() {
+        let _ = writeln!(out, "\n**{note}**");
     }
     summary(&mut out, report);
     runs(&mut out, report);
@@ -95,11 +89,7 @@ fn summary(out: &mut String, report: &AuditReport) {
     }
     let would: Vec<&RuleSummary> = report.would_act().collect();
     if !would.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n**In block mode these rules would have acted** (dry run or monitor-mode rules); \
-             review their executables before switching:\n"
-        );
+        let _ = writeln!(out, "\n**{WOULD_ACT}**\n");
         for rule in would {
             let _ = writeln!(
                 out,

@@ -75,6 +75,23 @@ pub struct Source {
     pub last: Option<String>,
 }
 
+impl Source {
+    /// The note on lines that could not be read, when some could not.
+    pub fn unreadable(&self) -> Option<String> {
+        let lines = self.torn_tail + self.corrupt;
+        (lines > 0).then(|| {
+            format!(
+                "{lines} line(s) could not be read ({} torn at the end, {} corrupt).",
+                self.torn_tail, self.corrupt
+            )
+        })
+    }
+}
+
+/// What introduces the rules that would have acted in block mode.
+pub const WOULD_ACT: &str = "In block mode these rules would have acted (dry run or \
+    monitor-mode rules); review their executables before switching:";
+
 /// One engine run.
 #[derive(Debug, Default, Serialize)]
 pub struct Run {
