@@ -383,25 +383,40 @@ enum Wake {
     Reload(reload::Trigger),
 }
 
-/// Loads and attaches the kernel hash programs for a reloaded policy that lists SHA-256
-/// values when the one at start did not (lsm tier); pins them with the run's other enforcing
-/// programs. A failure leaves `loaded.kernel_hash` saying why: files are then hashed in
-/// userspace after the exec, as the reload record's `exec_hash` says.
-fn enable_kernel_hash(loaded: &mut loader::Loaded, pins: Option<&mut loader::pins::Pins>) {
-    let links = match loaded.enable_kernel_hash() {
-        Ok(links) => links,
-        Err(err) => {
-            loaded.kernel_hash = Err(format!("cannot load the kernel hash programs: {err}"));
-            return;
+/// Attaches what reloaded `policy` needs that the start did not: the tracepoints of kernel
+/// operations, binds and accepts (`Loaded::widen`; a failure refuses the reload) and, when it
+/// lists SHA-256 values and `kernel_hash` allows it, the kernel hash programs (lsm tier; a
+/// failure is left in `loaded.kernel_hash`: files are then hashed in userspace after the
+/// exec, as the reload record's `exec_hash` says). Pins the enforcing ones with the run's
+/// others.
+fn attach_for(
+    loaded: &mut loader::Loaded,
+    pins: Option<&mut loader::pins::Pins>,
+    policy: &CompiledPolicy,
+    kernel_hash: bool,
+) -> Result<(), String> {
+    let mut links = loaded
+        .widen(
+            plan_sync::kernel_op_bits(policy),
+            plan_sync::socket_record_bits(policy),
+        )
+        .map_err(|err| format!("cannot attach what the new policy needs: {err}"))?;
+    if kernel_hash && !policy.lower().exec_hashes.is_empty() {
+        match loaded.enable_kernel_hash() {
+            Ok(more) => links.extend(more),
+            Err(err) => {
+                loaded.kernel_hash = Err(format!("cannot load the kernel hash programs: {err}"));
+            }
         }
-    };
+    }
     if let (Some(pins), false) = (pins, links.is_empty())
         && let Err(err) = pins.add(&mut loaded.ebpf, links)
     {
         tracing::warn!(
-            "the kernel hash programs are not pinned (they stop with the engine): {err}"
+            "programs attached by the reload are not pinned (they stop with the engine): {err}"
         );
     }
+    Ok(())
 }
 
 /// Starts the executable hasher when the handler's policy reads hashes and none runs yet.
@@ -569,8 +584,6 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let coverage = reload::Coverage {
         tier: loaded.tier,
         file_ops,
-        kernel_ops: loaded.kernel_ops_wanted,
-        records: loaded.records_wanted,
     };
     let mut reloader = reload::Reloader::new(&options.policy_path, &policy, generation, coverage);
     let mut pins = pins;
@@ -673,9 +686,12 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     trigger,
                     &mut handler,
                     |new| {
-                        if options.kernel_hash && !new.lower().exec_hashes.is_empty() {
-                            enable_kernel_hash(&mut loaded.borrow_mut(), pins.as_mut());
-                        }
+                        attach_for(
+                            &mut loaded.borrow_mut(),
+                            pins.as_mut(),
+                            new,
+                            options.kernel_hash,
+                        )
                     },
                     |p| exec_hash_state(p, &loaded.borrow().kernel_hash),
                 );

@@ -2,7 +2,8 @@
 //!
 //! A reload loads and checks the files again. It is refused, and the running policy stays in
 //! force, when the new policy is invalid (the reason names file, line and column) or needs a
-//! program this run did not load or attach ([`uncovered`]). Otherwise the handler applies it
+//! program this run did not load ([`uncovered`]); programs that were loaded but not attached
+//! are attached first (the caller's `prepare`). Otherwise the handler applies it
 //! as the next generation: the kernel plan is rewritten without a gap (`loader::plan_sweep`),
 //! and the userspace state follows the rules by id. Every attempt writes one `policy_reload`
 //! record.
@@ -17,13 +18,13 @@ use std::{
     rc::Rc,
 };
 
-use enforcer_common::{file::FileOp, kernel_event::KernelOp, plan::RECORD_ACCEPTS};
+use enforcer_common::file::FileOp;
 use enforcer_policy::CompiledPolicy;
 
 use super::handler::Handler;
 use crate::{
     audit::PolicyReload,
-    loader::{self, KernelTier, plan_sync},
+    loader::{self, KernelTier},
 };
 
 /// Most files the watch follows (a policy holds at most `MAX_FILES` policy files, plus
@@ -119,53 +120,41 @@ impl PolicyWatch {
     }
 }
 
-/// What the programs of this run were loaded and attached for: a reloaded policy that needs
-/// more is refused ([`uncovered`]).
+/// What the programs of this run were loaded for: a reloaded policy that needs more is
+/// refused ([`uncovered`]). Tracepoints the start left unattached (kernel operations, binds,
+/// accepts) and the kernel hash programs are attached on demand instead
+/// (`Loaded::widen`, `Loaded::enable_kernel_hash`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Coverage {
     /// The kernel tier.
     pub(crate) tier: KernelTier,
     /// File operations whose programs were loaded (`1 << FileOp`).
     pub(crate) file_ops: u32,
-    /// Kernel operations whose tracepoints were attached (`KernelOp::bit`).
-    pub(crate) kernel_ops: u32,
-    /// `RECORD_BINDS` / `RECORD_ACCEPTS`: whether the bind and accept tracepoints were.
-    pub(crate) records: u32,
 }
 
-/// What `policy` needs that the running programs do not give (empty: it can be applied).
+/// What `policy` needs that the loaded programs cannot give (empty: it can be applied): the
+/// lsm tier's programs of the file operations loaded only for a policy about them
+/// (`file_syscalls::lsm_optional_ops`).
 pub(crate) fn uncovered(coverage: &Coverage, policy: &CompiledPolicy) -> Vec<String> {
-    let mut missing = Vec::new();
-    let file_ops = loader::file_plan::ops_wanted(&policy.lower()) & !coverage.file_ops;
-    for bit in (0..32).filter(|b| file_ops & (1 << b) != 0) {
-        match FileOp::from_u32(bit) {
-            Some(op) => missing.push(format!("file operation {op:?}")),
-            None => missing.push(format!("file operation #{bit}")),
-        }
+    if coverage.tier != KernelTier::Lsm {
+        return Vec::new();
     }
-    let kernel_ops = plan_sync::kernel_op_bits(policy) & !coverage.kernel_ops;
-    for op in KernelOp::ALL {
-        let lsm_reports = coverage.tier == KernelTier::Lsm
-            && loader::kernel_syscalls::LSM_READS_SYSCALL_REGISTERS
-            && op.reported_by_lsm();
-        if kernel_ops & op.bit() != 0 && !lsm_reports {
-            missing.push(format!("kernel operation {}", op.name()));
-        }
-    }
-    let records = plan_sync::socket_record_bits(policy) & !coverage.records;
-    if records & enforcer_common::plan::RECORD_BINDS != 0 {
-        missing.push("bind events".to_owned());
-    }
-    if records & RECORD_ACCEPTS != 0 {
-        missing.push("accept events".to_owned());
-    }
-    missing
+    let file_ops = loader::file_plan::ops_wanted(&policy.lower())
+        & !coverage.file_ops
+        & loader::file_syscalls::lsm_optional_ops();
+    (0..32)
+        .filter(|b| file_ops & (1 << b) != 0)
+        .map(|bit| match FileOp::from_u32(bit) {
+            Some(op) => format!("file operation {op:?}"),
+            None => format!("file operation #{bit}"),
+        })
+        .collect()
 }
 
 /// The reason of a refusal for the `missing` programs.
 pub(crate) fn uncovered_reason(missing: &[String]) -> String {
     format!(
-        "the new policy needs programs this run did not load or attach ({}); restart the engine to apply it",
+        "the new policy needs programs this run did not load ({}); restart the engine to apply it",
         missing.join(", ")
     )
 }
@@ -229,14 +218,14 @@ impl Reloader {
     }
 
     /// Loads the policy again and applies it through `handler`; returns the record to write.
-    /// `prepare` runs just before a policy is applied (it attaches programs the policy can use
-    /// that were not needed at start); `exec_hash` says how files are hashed under a policy
-    /// (for the record).
+    /// `prepare` runs just before a policy is applied: it attaches programs the policy needs
+    /// that the start did not (its error refuses the reload); `exec_hash` says how files are
+    /// hashed under a policy (for the record).
     pub(crate) fn reload(
         &mut self,
         trigger: Trigger,
         handler: &mut Handler<'_>,
-        prepare: impl FnOnce(&CompiledPolicy),
+        prepare: impl FnOnce(&CompiledPolicy) -> Result<(), String>,
         exec_hash: impl Fn(&CompiledPolicy) -> String,
     ) -> PolicyReload {
         let started = std::time::Instant::now();
@@ -261,12 +250,17 @@ impl Reloader {
             Ok(new) if same_sources(&new, &current) => record.outcome = "unchanged",
             Ok(new) => {
                 let missing = uncovered(&self.coverage, &new);
-                if missing.is_empty() {
-                    prepare(&new);
-                    self.apply(Rc::new(new), handler, &mut record);
+                let prepared = if missing.is_empty() {
+                    prepare(&new)
                 } else {
-                    record.outcome = "refused";
-                    record.reason = Some(uncovered_reason(&missing));
+                    Err(uncovered_reason(&missing))
+                };
+                match prepared {
+                    Ok(()) => self.apply(Rc::new(new), handler, &mut record),
+                    Err(reason) => {
+                        record.outcome = "refused";
+                        record.reason = Some(reason);
+                    }
                 }
             }
         }
@@ -366,27 +360,33 @@ mod tests {
     }
 
     #[test]
-    fn coverage_refuses_what_was_not_attached() {
+    fn coverage_refuses_lsm_file_operations_whose_programs_were_not_loaded() {
         let policy = enforcer_policy::load_str(
             "p.yaml",
-            "rules:\n  - id: b\n    expression: bind.addr.port == 3333\n    action: alert\n  - id: k\n    expression: kernel.op == \"kexec\"\n    action: alert\n",
+            "rules:\n  - id: x\n    expression: setxattr.file.path == \"/etc/passwd\"\n    action: alert\n  - id: o\n    expression: open.file.path == \"/etc/shadow\" && open.is_write\n    action: deny\n  - id: b\n    expression: bind.addr.port == 3333\n    action: alert\n",
         )
         .unwrap();
         let none = Coverage {
-            tier: KernelTier::Signal,
-            file_ops: u32::MAX,
-            kernel_ops: 0,
-            records: 0,
+            tier: KernelTier::Lsm,
+            file_ops: 0,
         };
         let missing = uncovered(&none, &policy);
-        assert_eq!(missing, ["kernel operation kexec", "bind events"]);
+        assert_eq!(
+            missing,
+            ["file operation Setxattr"],
+            "opens are always loaded; binds attach on demand"
+        );
         assert!(uncovered_reason(&missing).contains("restart the engine"));
         let all = Coverage {
-            kernel_ops: u32::MAX,
-            records: u32::MAX,
+            file_ops: u32::MAX,
             ..none
         };
         assert!(uncovered(&all, &policy).is_empty());
+        let signal = Coverage {
+            tier: KernelTier::Signal,
+            ..none
+        };
+        assert!(uncovered(&signal, &policy).is_empty(), "all loaded there");
     }
 
     #[test]

@@ -139,6 +139,16 @@ pub const OPTIONAL_LSM: [(&str, &str, FileOp); 2] = [
     (programs::LSM_MOVE_MOUNT, "move_mount", FileOp::Mount),
 ];
 
+/// The file operations (`1 << FileOp` bits) whose programs the lsm tier loads only for a
+/// policy that is about them (`load_optional`, and `FILE_OP_LSM` in the loader); the others
+/// (open, unlink, rename, chmod, chown) are always loaded, and the signal tier loads all.
+pub fn lsm_optional_ops() -> u32 {
+    let lsm = FILE_OP_LSM.iter().chain(&OPTIONAL_LSM).map(|(.., op)| *op);
+    let tracepoints = PATH_TRACEPOINTS.iter().filter_map(|(.., op)| *op);
+    lsm.chain(tracepoints)
+        .fold(0, |bits, op| bits | 1 << op as u32)
+}
+
 /// Whether `op` is in the `file_ops` bits (bit `1 << op`).
 pub fn wants(file_ops: u32, op: FileOp) -> bool {
     file_ops & (1 << op as u32) != 0

@@ -469,40 +469,13 @@ impl Loaded {
             if !self.wants_records_of(name) {
                 continue;
             }
-            let id = program::<TracePoint>(&mut self.ebpf, name)?
-                .attach(category, tracepoint)
-                .map_err(program_err("attach", name))?;
-            if category == "syscalls" {
-                self.syscall_tracepoints.push(tracepoint);
-            }
-            if pins::enforces(name) {
-                self.enforcing_links
-                    .push(EnforcingLink::TracePoint(name, tracepoint, id));
-            }
+            let link = self.attach_tracepoint(name, category, tracepoint)?;
+            self.enforcing_links.extend(link);
         }
         let path_tracepoints = file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
         self.syscall_tracepoints.extend(path_tracepoints);
-        for (entry, state) in &self.kernel_tracepoints {
-            let op = entry.syscall.op();
-            // The LSM hooks report these from the caller's registers (`user_regs.rs`).
-            let lsm_reports = self.tier == KernelTier::Lsm
-                && kernel_syscalls::LSM_READS_SYSCALL_REGISTERS
-                && op.reported_by_lsm();
-            if state.is_ok() && self.kernel_ops_wanted & op.bit() != 0 && !lsm_reports {
-                let name = programs::TP_SYS_ENTER_KERNEL;
-                let id = program::<TracePoint>(&mut self.ebpf, name)?
-                    .attach("syscalls", entry.tracepoint)
-                    .map_err(program_err("attach", name))?;
-                self.syscall_tracepoints.push(entry.tracepoint);
-                self.enforcing_links
-                    .push(EnforcingLink::TracePoint(name, entry.tracepoint, id));
-            }
-        }
-        if let Some(link) =
-            module_loads::attach(&mut self.ebpf, &self.module_loads, self.kernel_ops_wanted)?
-        {
-            self.enforcing_links.push(link);
-        }
+        let links = self.attach_kernel_ops(self.kernel_ops_wanted)?;
+        self.enforcing_links.extend(links);
         self.dns_responses = self.attach_dns_responses()?;
         if self.tier == KernelTier::Lsm {
             for (name, _) in LSM_PROGRAMS {
@@ -515,6 +488,86 @@ impl Loaded {
             self.enforcing_links.extend(links);
         }
         Ok(())
+    }
+
+    /// Attaches tracepoint program `name` to `category:tracepoint`; returns its link when the
+    /// program enforces (for the pins).
+    fn attach_tracepoint(
+        &mut self,
+        name: &'static str,
+        category: &str,
+        tracepoint: &'static str,
+    ) -> Result<Option<EnforcingLink>, LoadError> {
+        let id = program::<TracePoint>(&mut self.ebpf, name)?
+            .attach(category, tracepoint)
+            .map_err(program_err("attach", name))?;
+        if category == "syscalls" {
+            self.syscall_tracepoints.push(tracepoint);
+        }
+        Ok(pins::enforces(name).then_some(EnforcingLink::TracePoint(name, tracepoint, id)))
+    }
+
+    /// Attaches what reports the kernel operations `ops` (`KernelOp::bit`): their syscall
+    /// tracepoints (those present on this kernel, and not reported by an LSM hook) and the
+    /// `module:module_load` program; returns the links (all enforce).
+    fn attach_kernel_ops(&mut self, ops: u32) -> Result<Vec<EnforcingLink>, LoadError> {
+        let mut links = Vec::new();
+        let wanted: Vec<&'static str> = self
+            .kernel_tracepoints
+            .iter()
+            .filter(|(entry, state)| {
+                let op = entry.syscall.op();
+                // The LSM hooks report these from the caller's registers (`user_regs.rs`).
+                let lsm_reports = self.tier == KernelTier::Lsm
+                    && kernel_syscalls::LSM_READS_SYSCALL_REGISTERS
+                    && op.reported_by_lsm();
+                state.is_ok() && ops & op.bit() != 0 && !lsm_reports
+            })
+            .map(|(entry, _)| entry.tracepoint)
+            .collect();
+        for tracepoint in wanted {
+            let name = programs::TP_SYS_ENTER_KERNEL;
+            let id = program::<TracePoint>(&mut self.ebpf, name)?
+                .attach("syscalls", tracepoint)
+                .map_err(program_err("attach", name))?;
+            self.syscall_tracepoints.push(tracepoint);
+            links.push(EnforcingLink::TracePoint(name, tracepoint, id));
+        }
+        links.extend(module_loads::attach(
+            &mut self.ebpf,
+            &self.module_loads,
+            ops,
+        )?);
+        Ok(links)
+    }
+
+    /// Attaches what a reloaded policy needs beyond what is attached: the programs of the
+    /// kernel operations in `kernel_ops` and of the records in `records` (`RECORD_BINDS`,
+    /// `RECORD_ACCEPTS`) not wanted so far. Returns the enforcing links made (for the pins).
+    /// Nothing is detached: a program a policy no longer needs stays attached, and quiet (its
+    /// settings bits are clear).
+    pub fn widen(
+        &mut self,
+        kernel_ops: u32,
+        records: u32,
+    ) -> Result<Vec<EnforcingLink>, LoadError> {
+        let new_records = records & !self.records_wanted;
+        let new_ops = kernel_ops & !self.kernel_ops_wanted;
+        let mut links = Vec::new();
+        for (name, category, tracepoint) in TRACEPOINTS {
+            let bit = match name {
+                programs::TP_SYS_ENTER_BIND => RECORD_BINDS,
+                programs::TP_SYS_EXIT_ACCEPT => RECORD_ACCEPTS,
+                _ => continue,
+            };
+            if new_records & bit != 0 {
+                links.extend(self.attach_tracepoint(name, category, tracepoint)?);
+            }
+        }
+        self.records_wanted |= records;
+        links.extend(self.attach_kernel_ops(new_ops)?);
+        self.kernel_ops_wanted |= kernel_ops;
+        Ok(links)
     }
 
     /// Attaches the loaded kernel hash programs (while [`Loaded::kernel_hash`] is `Ok`); a

@@ -2,7 +2,8 @@
 //! deny is run without pause (every exec refused with EPERM, none let through), the new
 //! policy's denies are made in the LSM hook at once, and a reload that adds a SHA-256 value
 //! loads the kernel hash programs (not needed at start) so a never-run file with that content
-//! is refused on its first exec.
+//! is refused on its first exec; one that needs an LSM hook the start did not load (mkdir) is
+//! refused and the running policy stays.
 
 use std::{
     path::Path,
@@ -220,8 +221,25 @@ fn hash_list_added(
     let deny = engine.wait_record(RECORD_TIMEOUT, "deny record for deny-hash", |r| {
         audit::is_action(r, "deny", "deny-hash")
     })?;
-    match audit::str_field(&deny, "decided_in") {
-        Some("kernel") => Ok(()),
-        _ => Err(format!("deny-hash not decided in the kernel: {deny}")),
+    if audit::str_field(&deny, "decided_in") != Some("kernel") {
+        return Err(format!("deny-hash not decided in the kernel: {deny}"));
     }
+    // The lsm tier loads the mkdir hook only for a policy about mkdir: a restart is needed.
+    let mkdir = format!(
+        "{policy_b}  - id: mkdirs\n    expression: mkdir.file.path == \"/tmp/x\"\n    action: alert\n"
+    );
+    std::fs::write(policy_path, mkdir).map_err(|e| format!("{policy_path}: {e}"))?;
+    engine.sighup()?;
+    let refused = nth_reload(engine, RELOADS + 2)?;
+    ctx.log(format!("mkdir reload: {refused}"));
+    let reason = audit::str_field(&refused, "reason").unwrap_or_default();
+    if audit::str_field(&refused, "outcome") != Some("refused")
+        || !reason.contains("file operation Mkdir")
+    {
+        return Err(format!("want refused for the mkdir hook: {refused}"));
+    }
+    if runs(&app_c, "/tmp/reload-c")? {
+        return Err("the hash policy must stay in force after a refusal".to_owned());
+    }
+    Ok(())
 }
