@@ -695,6 +695,12 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     },
                     |p| exec_hash_state(p, &loaded.borrow().kernel_hash),
                 );
+                if record.outcome == "applied" {
+                    for conflict in never_kill_in_kernel_plan(handler.policy(), &options.never_kill)
+                    {
+                        tracing::warn!("{conflict}");
+                    }
+                }
                 sink.write(&Record::PolicyReload(record))?;
                 // What the new policy needs in userspace: the hasher, the CPU sampler.
                 start_hashing(&mut handler, &options.hash, &inode_plan, &mut hash_results)?;

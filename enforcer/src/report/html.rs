@@ -7,7 +7,7 @@ use html_escape::encode_text as esc;
 
 use super::{
     AuditReport, WOULD_ACT,
-    markdown::{actions, response, targets},
+    markdown::{actions, response, sample, targets},
 };
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
@@ -58,11 +58,12 @@ pub fn render(report: &AuditReport) -> String {
         for rule in would {
             let _ = writeln!(
                 out,
-                "<li><code>{}</code> ({}): {} on {}</li>",
+                "<li><code>{}</code> ({}): {} on {}{}</li>",
                 esc(&rule.rule),
                 esc(&rule.severity),
                 esc(&actions(rule)),
-                esc(&targets(&rule.top_executables, rule.executables))
+                esc(&targets(&rule.top_executables, rule.executables)),
+                esc(&sample(rule))
             );
         }
         out.push_str("</ul>\n");

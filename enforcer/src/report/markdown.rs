@@ -39,6 +39,19 @@ pub(crate) fn response(rule: &RuleSummary) -> String {
         .join(", ")
 }
 
+/// `; first: <command line> (parent <exe>)` of a rule's sample, or nothing.
+pub(crate) fn sample(rule: &RuleSummary) -> String {
+    let Some(sample) = &rule.sample else {
+        return String::new();
+    };
+    let parent = sample
+        .parent
+        .as_deref()
+        .map(|p| format!(" (parent {p})"))
+        .unwrap_or_default();
+    format!("; first, pid {}: {}{parent}", sample.pid, sample.cmdline)
+}
+
 /// The report as Markdown.
 pub fn render(report: &AuditReport) -> String {
     let mut out = String::new();
@@ -93,11 +106,12 @@ fn summary(out: &mut String, report: &AuditReport) {
         for rule in would {
             let _ = writeln!(
                 out,
-                "- `{}` ({}): {} on {}",
+                "- `{}` ({}): {} on {}{}",
                 rule.rule,
                 rule.severity,
                 actions(rule),
-                targets(&rule.top_executables, rule.executables)
+                targets(&rule.top_executables, rule.executables),
+                sample(rule)
             );
         }
     }

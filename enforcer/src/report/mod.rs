@@ -183,6 +183,58 @@ pub struct RuleSummary {
     /// The latest detail of a `kill_failed`, `spared` or `disarmed` record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_detail: Option<String>,
+    /// The first record's process, as evidence to review (a dry run's false positive shows
+    /// here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Sample>,
+}
+
+/// Longest command line kept in a [`Sample`] (characters).
+pub const SAMPLE_CMDLINE: usize = 200;
+
+/// The process of a rule's first record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// Record time.
+    pub at: String,
+    /// Process id.
+    pub pid: u64,
+    /// The executable (as in the targets).
+    pub executable: String,
+    /// Its command line (`argv0` and arguments of an exec, else the process's `argv`), cut to
+    /// [`SAMPLE_CMDLINE`] characters.
+    pub cmdline: String,
+    /// The parent's executable, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+impl Sample {
+    fn of(at: &str, event: &Value) -> Sample {
+        let words = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut argv = words(&event["process"]["argv"]);
+        if let Some(argv0) = text(event, "/exec/argv0") {
+            argv = std::iter::once(argv0.to_owned())
+                .chain(words(&event["exec"]["args"]))
+                .collect();
+        }
+        Sample {
+            at: at.to_owned(),
+            pid: event["process"]["pid"].as_u64().unwrap_or(0),
+            executable: executable(event),
+            cmdline: argv.join(" ").chars().take(SAMPLE_CMDLINE).collect(),
+            parent: text(event, "/process/ancestors/0/file/path").map(str::to_owned),
+        }
+    }
 }
 
 impl RuleSummary {
@@ -410,6 +462,7 @@ impl Aggregator {
             summary.rule = rule.to_owned();
             summary.severity = owned(record, "/severity");
             summary.first_seen = ts.to_owned();
+            summary.sample = Some(Sample::of(ts, &record["event"]));
         }
         summary.last_seen = ts.to_owned();
         *summary.actions.entry(action.to_owned()).or_default() += 1;

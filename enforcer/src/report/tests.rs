@@ -7,8 +7,11 @@ fn action(ts: &str, action: &str, rule: &str, exe: &str, container: &str) -> Val
     json!({"ts": ts, "type": "action", "action": action, "rule": rule, "severity": "high",
            "decided_in": "kernel", "tier": "lsm",
            "report": {"response_us": 40},
-           "event": {"kind": "exec", "exec": {"file": {"path": exe}},
-                     "process": {"comm": "x", "container": {"id": container}}}})
+           "event": {"kind": "exec",
+                     "exec": {"file": {"path": exe}, "argv0": "xmrig",
+                              "args": ["-o", "pool.example:3333"]},
+                     "process": {"pid": 42, "comm": "x", "container": {"id": container},
+                                 "ancestors": [{"file": {"path": "/bin/bash"}}]}}})
 }
 
 fn aggregate(records: &[Value]) -> AuditReport {
@@ -91,6 +94,24 @@ fn actions_are_summed_per_rule_with_their_targets() {
     );
     assert!(miner.response_us.is_empty(), "nothing was performed");
     assert_eq!(report.would_act().count(), 1);
+    let sample = miner.sample.as_ref().unwrap();
+    assert_eq!(
+        (
+            sample.at.as_str(),
+            sample.executable.as_str(),
+            sample.cmdline.as_str()
+        ),
+        (
+            "2026-01-01T00:00:01Z",
+            "/tmp/xmrig",
+            "xmrig -o pool.example:3333"
+        ),
+    );
+    assert_eq!(sample.parent.as_deref(), Some("/bin/bash"));
+    assert!(
+        markdown::render(&report)
+            .contains("first, pid 42: xmrig -o pool.example:3333 (parent /bin/bash)")
+    );
     assert_eq!(report.events["exec"], 1);
     assert_eq!(report.actions["alert"], 1);
 }
