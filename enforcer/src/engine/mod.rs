@@ -586,6 +586,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         file_ops,
     };
     let mut reloader = reload::Reloader::new(&options.policy_path, &policy, generation, coverage);
+    reloader.warn_writable();
     let mut pins = pins;
     let loaded = Rc::new(RefCell::new(loaded));
     let plan = LivePlan {

@@ -102,6 +102,16 @@ impl PolicyWatch {
         self.pending = None;
     }
 
+    /// The watched files (and the policy directory) that someone other than root can write:
+    /// whoever can write them decides what the engine enforces at the next reload.
+    pub(crate) fn writable_by_others(&self) -> Vec<PathBuf> {
+        self.paths
+            .iter()
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.uid() != 0 || m.mode() & 0o022 != 0))
+            .cloned()
+            .collect()
+    }
+
     fn stamps(&self) -> Vec<Stamp> {
         self.paths.iter().map(|p| stamp(p)).collect()
     }
@@ -212,6 +222,19 @@ impl Reloader {
         }
     }
 
+    /// Warns about the policy files someone other than root can write (at start, and after a
+    /// reload that may have added files).
+    pub(crate) fn warn_writable(&self) {
+        let writable = self.watch.writable_by_others();
+        if !writable.is_empty() {
+            let list: Vec<String> = writable.iter().map(|p| p.display().to_string()).collect();
+            tracing::warn!(
+                "policy files writable by a user other than root (they decide what is enforced at the next reload): {}",
+                list.join(", ")
+            );
+        }
+    }
+
     /// Whether the policy files changed and have settled (a reload is due).
     pub(crate) fn files_changed(&mut self) -> bool {
         self.watch.changed()
@@ -263,6 +286,9 @@ impl Reloader {
                     }
                 }
             }
+        }
+        if record.outcome == "applied" {
+            self.warn_writable();
         }
         record.rules = handler.policy().rules().len();
         record.exec_hash = exec_hash(handler.policy());
@@ -387,6 +413,26 @@ mod tests {
             ..none
         };
         assert!(uncovered(&signal, &policy).is_empty(), "all loaded there");
+    }
+
+    #[test]
+    fn files_others_can_write_are_named() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.yaml");
+        write(&file, ONE);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let policy = enforcer_policy::load(dir.path()).unwrap();
+        let watch = PolicyWatch::new(dir.path(), &policy);
+        let root = nix::unistd::geteuid().is_root();
+        assert_eq!(
+            watch.writable_by_others().is_empty(),
+            root,
+            "owned by the test's user"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(watch.writable_by_others().contains(&file));
     }
 
     #[test]
