@@ -1,8 +1,9 @@
 //! `enforcer run`: load the policy, probe the tier, load and attach the programs with the plan
 //! in their maps, write `engine_start`, then drain the ring buffers (`EVENTS`, and merged into
 //! it the fork and exit records of `LIFECYCLE`, see `lifecycle.rs`; and, when the policy has
-//! `cpu` rules, run a CPU sampling round every `--cpu-interval`) until SIGINT/SIGTERM and write
-//! `engine_stop`.
+//! `cpu` rules, run a CPU sampling round every `--cpu-interval`; on SIGHUP or a change of the
+//! policy files, reload the policy, see `reload.rs`) until SIGINT/SIGTERM and write
+//! `engine_stop`. `live_plan.rs` writes the kernel plan after start.
 
 mod enforce;
 mod gap;
@@ -10,14 +11,13 @@ mod generations;
 mod handler;
 mod learned;
 mod lifecycle;
+mod live_plan;
 mod polling;
 mod reload;
 mod sink;
 
 use std::{
     cell::RefCell,
-    collections::{HashMap, HashSet},
-    net::IpAddr,
     path::{Path, PathBuf},
     rc::Rc,
     time::Duration,
@@ -119,77 +119,6 @@ pub struct Options {
     /// How often the policy files are checked for changes (a change reloads the policy, as
     /// `SIGHUP` does); `None`: only on `SIGHUP`.
     pub policy_watch: Option<Duration>,
-}
-
-/// The loaded kernel plan, rewritten when the kill breaker disarms a rule, when DNS answers
-/// teach an address, and when the policy is reloaded.
-#[derive(Debug)]
-struct LivePlan {
-    /// The loaded programs and maps (shared with the run loop, which reads the counters and
-    /// attaches programs a reloaded policy needs).
-    loaded: Rc<RefCell<loader::Loaded>>,
-    policy: Rc<CompiledPolicy>,
-    generation: u32,
-    /// Rules the kill breaker disarmed so far.
-    disarmed: HashSet<u32>,
-    /// Learned addresses and their rules, as written (rewritten on a disarm).
-    learned: HashMap<IpAddr, Vec<u32>>,
-    /// The verdicts the daemon wrote by file identity (content hash matches).
-    inode: Rc<RefCell<InodePlan>>,
-}
-
-impl enforce::PlanControl for LivePlan {
-    fn disarm(&mut self, disarmed: &HashSet<u32>) -> Result<usize, plan_sync::PlanError> {
-        self.disarmed.clone_from(disarmed);
-        let ebpf = &mut self.loaded.borrow_mut().ebpf;
-        let written = plan_sync::write_with(ebpf, &self.policy, self.generation, disarmed)?
-            + self.inode.borrow_mut().disarm(disarmed)?;
-        for (ip, rules) in &self.learned {
-            plan_sync::write_learned(ebpf, &self.policy, self.generation, disarmed, *ip, rules)?;
-        }
-        Ok(written + self.learned.len())
-    }
-
-    fn learned(&mut self, ip: IpAddr, rules: &[u32]) -> Result<(), plan_sync::PlanError> {
-        plan_sync::write_learned(
-            &mut self.loaded.borrow_mut().ebpf,
-            &self.policy,
-            self.generation,
-            &self.disarmed,
-            ip,
-            rules,
-        )?;
-        if rules.is_empty() {
-            self.learned.remove(&ip);
-        } else {
-            self.learned.insert(ip, rules.to_vec());
-        }
-        Ok(())
-    }
-
-    fn reload(
-        &mut self,
-        policy: Rc<CompiledPolicy>,
-        generation: u32,
-        disarmed: &HashSet<u32>,
-        learned: &[(IpAddr, Vec<u32>)],
-    ) -> Result<enforce::PlanReload, plan_sync::PlanError> {
-        // Held from the first write on: a failure part-way leaves entries of `generation`, and
-        // the restore that follows must write over them with a later one.
-        self.policy = policy;
-        self.generation = generation;
-        self.disarmed.clone_from(disarmed);
-        self.learned = learned.iter().cloned().collect();
-        let ebpf = &mut self.loaded.borrow_mut().ebpf;
-        let mut written = plan_sync::write_with(ebpf, &self.policy, generation, disarmed)?;
-        for (ip, rules) in learned {
-            plan_sync::write_learned(ebpf, &self.policy, generation, disarmed, *ip, rules)?;
-            written += 1;
-        }
-        let swept = self.inode.borrow_mut().renew(generation)?
-            + loader::plan_sweep::sweep(ebpf, generation)?;
-        Ok(enforce::PlanReload { written, swept })
-    }
 }
 
 /// The kill path: exclusions (`never_kill`, pid 1, kernel threads, this engine), the process
@@ -589,14 +518,12 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     reloader.warn_writable();
     let mut pins = pins;
     let loaded = Rc::new(RefCell::new(loaded));
-    let plan = LivePlan {
-        loaded: Rc::clone(&loaded),
-        policy: Rc::clone(&policy),
+    let plan = live_plan::LivePlan::new(
+        Rc::clone(&loaded),
+        Rc::clone(&policy),
         generation,
-        disarmed: HashSet::new(),
-        learned: HashMap::new(),
-        inode: Rc::clone(&inode_plan),
-    };
+        Rc::clone(&inode_plan),
+    );
     let enforcer = enforce::Enforcer::new(
         &policy,
         killer(&options.never_kill),
