@@ -6,6 +6,8 @@
 //!   no pins and F1 runs again.
 //! - `--on-crash stop`: F1 runs unhindered once the engine is killed; the restart's
 //!   `engine_gap` says nothing enforced from the last record to the restart.
+//! - A reload that attaches a program (a ptrace rule's tracepoint) pins it with the others:
+//!   with the engine killed, the tracer is still killed.
 //!
 //! F1 here is the catalog's exec-deny shape (`write-marker` installed as a miner, denied in
 //! the kernel at exec) under the name `xmrig-f16`, without the catalog's miner flags, and
@@ -73,7 +75,7 @@ impl Drop for PinGuard {
     }
 }
 
-fn policy(f1: &Path) -> String {
+fn policy_text(f1: &Path) -> String {
     format!(
         r#"version: 1
 rules:
@@ -127,7 +129,7 @@ fn status_json() -> Value {
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let f1 = install(Path::new(WRITE_MARKER), dir.path(), F1_NAME);
-    std::fs::write(dir.path().join("policy.yaml"), policy(&f1)).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), policy_text(&f1)).unwrap();
     (dir, f1)
 }
 
@@ -222,6 +224,78 @@ fn keep_enforcing_a_killed_engine_still_kills_f1_and_the_restart_reports_the_gap
     assert!(status.success(), "F1 after a clean stop: {status}");
     assert!(marker.exists());
     assert_eq!(audit, dir.path().join("audit-block.jsonl"));
+}
+
+/// The links in the pin directory of run `run_id`.
+fn pinned_links(run_id: &str) -> Vec<String> {
+    std::fs::read_dir(Path::new(PIN_ROOT).join(run_id))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("link-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn keep_enforcing_pins_what_a_reload_attached() {
+    if !can_run("keep_enforcing_pins_what_a_reload_attached") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, f1) = setup();
+    let policy = dir.path().join("policy.yaml");
+    let mut guard = PinGuard { pids: Vec::new() };
+    let extra = ["--on-crash", "keep-enforcing", "--policy-watch", "off"];
+    let mut engine = Engine::start_at(dir.path(), &policy, "block", &extra);
+    guard.pids.push(engine.pid());
+    let start = records(&engine.audit)
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    let run_id = start["run_id"].as_str().unwrap().to_owned();
+    let ptrace_pin = "link-tp_sys_enter_kernel-sys_enter_ptrace";
+    assert!(
+        !pinned_links(&run_id).iter().any(|l| l == ptrace_pin),
+        "no kernel rule at start: {:?}",
+        pinned_links(&run_id)
+    );
+
+    // A reload adds a ptrace rule: its tracepoint is attached, and pinned with the others.
+    let reloaded = format!(
+        "{}  - id: deny-ptrace\n    expression: kernel.op == \"ptrace\"\n    action: deny\n",
+        policy_text(&f1)
+    );
+    std::fs::write(&policy, reloaded).unwrap();
+    engine.sighup();
+    let reload = engine.wait_for(Duration::from_secs(20), "policy_reload", |r| {
+        r["type"] == "policy_reload"
+    });
+    assert_eq!(reload["outcome"], "applied", "{reload}");
+    assert!(
+        pinned_links(&run_id).iter().any(|l| l == ptrace_pin),
+        "{:?}",
+        pinned_links(&run_id)
+    );
+    engine.sigkill();
+
+    // No daemon: the pinned ptrace program still kills the tracer, and F1 is still denied.
+    let status = Command::new(env!("CARGO_BIN_EXE_kernel-ops"))
+        .arg("ptrace-attach")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "tracer alone: {status}"
+    );
+    let marker = dir.path().join("m-alone");
+    assert_eq!(run_f1(&f1, &marker).signal(), Some(libc::SIGKILL));
+    assert!(!marker.exists());
+    // The guard removes the pins (the programs detach a moment later).
 }
 
 #[test]
