@@ -208,6 +208,16 @@ pub struct Loaded {
     pub enforcing_links: Vec<EnforcingLink>,
 }
 
+/// Whether tracepoint program `name` has a job with the `records` bits (`RECORD_BINDS`,
+/// `RECORD_ACCEPTS`): the bind and accept programs only record for a rule, the others always.
+fn has_job(name: &str, records: u32) -> bool {
+    match name {
+        programs::TP_SYS_ENTER_BIND => records & RECORD_BINDS != 0,
+        programs::TP_SYS_EXIT_ACCEPT => records & RECORD_ACCEPTS != 0,
+        _ => true,
+    }
+}
+
 fn load_object(tier: Tier, dry_run: bool, offsets: &KernelOffsets) -> Result<Ebpf, LoadError> {
     let config = EngineConfig {
         tier: tier as u32,
@@ -551,20 +561,15 @@ impl Loaded {
         kernel_ops: u32,
         records: u32,
     ) -> Result<Vec<EnforcingLink>, LoadError> {
-        let new_records = records & !self.records_wanted;
         let new_ops = kernel_ops & !self.kernel_ops_wanted;
+        let widened = self.records_wanted | records;
         let mut links = Vec::new();
         for (name, category, tracepoint) in TRACEPOINTS {
-            let bit = match name {
-                programs::TP_SYS_ENTER_BIND => RECORD_BINDS,
-                programs::TP_SYS_EXIT_ACCEPT => RECORD_ACCEPTS,
-                _ => continue,
-            };
-            if new_records & bit != 0 {
+            if !self.wants_records_of(name) && has_job(name, widened) {
                 links.extend(self.attach_tracepoint(name, category, tracepoint)?);
             }
         }
-        self.records_wanted |= records;
+        self.records_wanted = widened;
         links.extend(self.attach_kernel_ops(new_ops)?);
         self.kernel_ops_wanted |= kernel_ops;
         Ok(links)
@@ -601,11 +606,7 @@ impl Loaded {
     /// Whether tracepoint program `name` has a job under the policy: the bind and accept
     /// programs only record for a rule (`records_wanted`).
     fn wants_records_of(&self, name: &str) -> bool {
-        match name {
-            programs::TP_SYS_ENTER_BIND => self.records_wanted & RECORD_BINDS != 0,
-            programs::TP_SYS_EXIT_ACCEPT => self.records_wanted & RECORD_ACCEPTS != 0,
-            _ => true,
-        }
+        has_job(name, self.records_wanted)
     }
 
     /// Attaches the DNS response program at ingress of the cgroup v2 root (every socket of
