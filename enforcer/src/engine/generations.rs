@@ -31,6 +31,16 @@ impl Generations {
         }
     }
 
+    /// The current generation's number.
+    pub(crate) fn generation(&self) -> u32 {
+        self.current.0
+    }
+
+    /// The current generation's policy.
+    pub(crate) fn current(&self) -> &Rc<CompiledPolicy> {
+        &self.current.1
+    }
+
     /// Makes `policy` current as `generation`; the one it replaces is kept for naming.
     pub(crate) fn advance(&mut self, generation: u32, policy: Rc<CompiledPolicy>) {
         let previous = std::mem::replace(&mut self.current, (generation, policy));
@@ -160,6 +170,6 @@ mod tests {
             "z",
             "the last {EARLIER_KEPT} are kept"
         );
-        assert_eq!(generations.current.0, last);
+        assert_eq!(generations.generation(), last);
     }
 }

@@ -39,10 +39,8 @@ mod cpu;
 /// Turns records into audit records.
 #[derive(Debug)]
 pub(crate) struct Handler<'p> {
-    /// The current generation's policy (the one `generations` holds as current).
-    policy: Rc<CompiledPolicy>,
-    /// The current policy generation and a few earlier ones, for kernel records written
-    /// before a reload (`generations.rs`).
+    /// The current policy generation (its policy is the one the handler applies) and a few
+    /// earlier ones, for kernel records written before a reload (`generations.rs`).
     generations: Generations,
     tier: &'static str,
     dry_run: bool,
@@ -158,8 +156,7 @@ impl<'p> Handler<'p> {
         Self {
             enricher: seeded_enricher(&policy),
             env_selector: policy.entry_selector("exec.envs"),
-            generations: Generations::new(generation, Rc::clone(&policy)),
-            policy,
+            generations: Generations::new(generation, policy),
             tier,
             dry_run,
             clock,
@@ -171,6 +168,17 @@ impl<'p> Handler<'p> {
             indicators: cpu::new_indicators(),
             hashing: None,
         }
+    }
+
+    /// The current policy.
+    pub(crate) fn policy(&self) -> &Rc<CompiledPolicy> {
+        self.generations.current()
+    }
+
+    /// The current policy generation (after a failed reload, the generation the previous
+    /// policy was written back as).
+    pub(crate) fn generation(&self) -> u32 {
+        self.generations.generation()
     }
 
     /// Records that could not be decoded so far.
@@ -255,12 +263,15 @@ impl<'p> Handler<'p> {
             Decoded::Exit(_) => Kind::Exit,
             _ => return false,
         };
-        record.header().outcome == 0 && self.policy.rules_of_kind(kind).is_empty()
+        record.header().outcome == 0 && self.policy().rules_of_kind(kind).is_empty()
     }
 
     /// Writes the addresses a DNS response teaches into the connect plan.
     fn learn_addresses(&mut self, event: &Value, now_ns: u64) {
-        for ip in self.learned.learn(&self.policy, event, now_ns) {
+        for ip in self
+            .learned
+            .learn(self.generations.current(), event, now_ns)
+        {
             let rules = self.learned.rules(&ip);
             self.enforcer.learned(ip, &rules);
         }
@@ -342,7 +353,7 @@ impl<'p> Handler<'p> {
         let (rule, severity) = self.rule_id(header);
         // A rule a reload removed is named, but has no breaker or scope any more.
         let current = self.generations.is_current(header);
-        let policy = Rc::clone(&self.policy);
+        let policy = Rc::clone(self.policy());
         let info = policy
             .rules()
             .get(header.rule_index as usize)
@@ -377,10 +388,10 @@ impl<'p> Handler<'p> {
             .get("kind")
             .and_then(Value::as_str)
             .and_then(Kind::from_name);
-        if kind.is_some_and(|k| self.policy.rules_of_kind(k).is_empty()) {
+        if kind.is_some_and(|k| self.policy().rules_of_kind(k).is_empty()) {
             return Ok(());
         }
-        let policy = Rc::clone(&self.policy);
+        let policy = Rc::clone(self.policy());
         let Ok(ev) = policy.decode_event(event) else {
             return Ok(());
         };
@@ -434,9 +445,7 @@ impl<'p> Handler<'p> {
                     .unwrap_or("");
                 let now = std::time::Instant::now();
                 if !performed.is_empty()
-                    || self
-                        .limiter
-                        .allow(self.policy.rules(), m.rule_index, key, now)
+                    || self.limiter.allow(policy.rules(), m.rule_index, key, now)
                 {
                     performed.push(Act::alert(None));
                 }

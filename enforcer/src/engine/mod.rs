@@ -514,7 +514,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         tier: loaded.tier,
         file_ops,
     };
-    let mut reloader = reload::Reloader::new(&options.policy_path, &policy, generation, coverage);
+    let mut reloader = reload::Reloader::new(&options.policy_path, &policy, coverage);
     reloader.warn_writable();
     let mut pins = pins;
     let loaded = Rc::new(RefCell::new(loaded));

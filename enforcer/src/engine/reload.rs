@@ -201,24 +201,16 @@ pub(crate) struct Reloader {
     path: PathBuf,
     watch: PolicyWatch,
     coverage: Coverage,
-    /// The last generation used (written, or attempted).
-    last_generation: u32,
 }
 
 impl Reloader {
-    /// A reloader of the policy at `path`, whose generation `generation` of `policy` is in
-    /// force under programs that cover `coverage`.
-    pub(crate) fn new(
-        path: &Path,
-        policy: &CompiledPolicy,
-        generation: u32,
-        coverage: Coverage,
-    ) -> Self {
+    /// A reloader of the policy at `path`, `policy` in force under programs that cover
+    /// `coverage`.
+    pub(crate) fn new(path: &Path, policy: &CompiledPolicy, coverage: Coverage) -> Self {
         Self {
             path: path.to_path_buf(),
             watch: PolicyWatch::new(path, policy),
             coverage,
-            last_generation: generation,
         }
     }
 
@@ -253,7 +245,7 @@ impl Reloader {
     ) -> PolicyReload {
         let started = std::time::Instant::now();
         let current = Rc::clone(handler.policy());
-        let previous_generation = self.last_generation;
+        let previous_generation = handler.generation();
         let mut record = PolicyReload {
             trigger: trigger.name(),
             policy: self.path.display().to_string(),
@@ -319,8 +311,9 @@ impl Reloader {
         record: &mut PolicyReload,
     ) {
         let (added, removed) = rule_changes(handler.policy(), &new);
-        let generation = self.last_generation + 1;
-        self.last_generation = generation;
+        // The handler's generation is the last one used: a failed reload moves it past the
+        // attempted one too (`Handler::restore`).
+        let generation = handler.generation() + 1;
         match handler.reload(Rc::clone(&new), generation) {
             Ok(done) => {
                 record.outcome = "applied";
@@ -332,7 +325,6 @@ impl Reloader {
             }
             Err(err) => {
                 let restored = generation + 1;
-                self.last_generation = restored;
                 record.outcome = "failed";
                 record.policy_generation = restored;
                 record.reason = Some(match handler.restore(new, generation, restored) {

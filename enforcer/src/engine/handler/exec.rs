@@ -65,12 +65,13 @@ impl Handler<'_> {
     /// Whether a rule may match the typed `event`: one does, or the event cannot give a field
     /// a rule reads (its JSON tree will be decoded).
     fn may_match(&self, event: &ExecEvent) -> bool {
-        if self.policy.rules_of_kind(Kind::Exec).is_empty() {
+        let policy = self.policy();
+        if policy.rules_of_kind(Kind::Exec).is_empty() {
             return false;
         }
-        self.policy
+        policy
             .typed_event(Kind::Exec, |name| event.field(name))
-            .is_none_or(|ev| !self.policy.eval(&ev).is_empty())
+            .is_none_or(|ev| !policy.eval(&ev).is_empty())
     }
 }
 

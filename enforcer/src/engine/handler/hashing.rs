@@ -60,7 +60,7 @@ impl Handler<'_> {
         hasher: ExecHasher,
         inode_plan: Option<Rc<RefCell<InodePlan>>>,
     ) {
-        let rules = self.policy.rules_reading("exec.file.hash.");
+        let rules = self.policy().rules_reading("exec.file.hash.");
         self.hashing = Some(Hashing {
             hasher,
             rules,
@@ -160,11 +160,11 @@ impl Handler<'_> {
         if !hashed_this_version(info, file) {
             return;
         }
-        let Ok(ev) = self.policy.decode_event(event) else {
+        let Ok(ev) = self.policy().decode_event(event) else {
             return;
         };
         let indices: Vec<u32> = self
-            .policy
+            .policy()
             .eval(&ev)
             .iter()
             .map(|m| m.rule_index)
@@ -175,7 +175,7 @@ impl Handler<'_> {
         }
         let judged = plan.borrow_mut().judge(
             *file,
-            self.policy.rules(),
+            self.policy().rules(),
             &indices,
             self.enforcer.disarmed(),
         );

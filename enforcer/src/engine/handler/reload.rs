@@ -10,11 +10,6 @@ use super::{Handler, lifecycle_chains};
 use crate::{engine::enforce::PlanReload, loader::plan_sync::PlanError};
 
 impl Handler<'_> {
-    /// The current policy.
-    pub(crate) fn policy(&self) -> &Rc<CompiledPolicy> {
-        &self.policy
-    }
-
     /// Makes `policy` current as generation `generation`. When the kernel plan cannot be
     /// written, nothing changes in userspace and the error is returned: the caller then
     /// writes the current policy back ([`Handler::restore`]).
@@ -24,9 +19,12 @@ impl Handler<'_> {
         generation: u32,
     ) -> Result<PlanReload, PlanError> {
         let learned = self.learned.under(&policy);
-        let done = self
-            .enforcer
-            .reload(&self.policy, &policy, generation, &learned.all())?;
+        let done = self.enforcer.reload(
+            self.generations.current(),
+            &policy,
+            generation,
+            &learned.all(),
+        )?;
         self.learned = learned;
         self.generations.advance(generation, Rc::clone(&policy));
         self.enricher
@@ -37,7 +35,6 @@ impl Handler<'_> {
         if let Some(hashing) = self.hashing.as_mut() {
             hashing.rules = policy.rules_reading("exec.file.hash.");
         }
-        self.policy = policy;
         Ok(done)
     }
 
@@ -50,10 +47,11 @@ impl Handler<'_> {
         failed: u32,
         restored: u32,
     ) -> Result<PlanReload, PlanError> {
+        let current = Rc::clone(self.policy());
         self.generations.advance(failed, attempted);
-        self.generations.advance(restored, Rc::clone(&self.policy));
+        self.generations.advance(restored, Rc::clone(&current));
         self.enforcer
-            .restore(&self.policy, restored, &self.learned.all())
+            .restore(&current, restored, &self.learned.all())
     }
 }
 
