@@ -60,6 +60,58 @@ pub const KERNEL_SYSCALLS: &str = "KERNEL_SYSCALLS";
 /// Kernel-activity plan: `kernel_event::KernelOp` -> verdict (`actions == 0`: none).
 pub const KERNEL_OP_PLAN: &str = "KERNEL_OP_PLAN";
 
+/// How many entries the plan maps written from a policy hold: their `max_entries` in the
+/// kernel object, and what the loader checks a policy's plan against before writing it.
+pub mod capacity {
+    /// [`super::EXEC_NAME_PLAN`].
+    pub const EXEC_NAME_PLAN: u32 = 4096;
+    /// [`super::EXEC_PATH_PLAN`].
+    pub const EXEC_PATH_PLAN: u32 = 4096;
+    /// [`super::EXEC_HASH_PLAN`].
+    pub const EXEC_HASH_PLAN: u32 = 16384;
+    /// [`super::EXEC_SCHEME_PLAN`].
+    pub const EXEC_SCHEME_PLAN: u32 = 256;
+    /// [`super::EXEC_FLAG_PLAN`].
+    pub const EXEC_FLAG_PLAN: u32 = 256;
+    /// [`super::EXEC_ARGS_SPARED`].
+    pub const EXEC_ARGS_SPARED: u32 = 1024;
+    /// [`super::PAYLOAD_METHOD_PLAN`].
+    pub const PAYLOAD_METHOD_PLAN: u32 = 256;
+    /// [`super::DNS_NAME_PLAN`].
+    pub const DNS_NAME_PLAN: u32 = 65536;
+    /// [`super::DNS_DOMAIN_PLAN`].
+    pub const DNS_DOMAIN_PLAN: u32 = 65536;
+    /// [`super::CONNECT_V4_PLAN`] (the policy's prefixes and the addresses learned from DNS
+    /// answers).
+    pub const CONNECT_V4_PLAN: u32 = 65536;
+    /// [`super::CONNECT_V6_PLAN`] (as [`CONNECT_V4_PLAN`]).
+    pub const CONNECT_V6_PLAN: u32 = 16384;
+    /// [`super::FILE_WATCH`].
+    pub const FILE_WATCH: u32 = 16384;
+    /// [`super::FILE_WATCH_TOPS`].
+    pub const FILE_WATCH_TOPS: u32 = 1024;
+
+    /// The capacity of the plan map named `map` (`None`: not a map written from a policy).
+    pub fn of(map: &str) -> Option<u32> {
+        Some(match map {
+            super::EXEC_NAME_PLAN => EXEC_NAME_PLAN,
+            super::EXEC_PATH_PLAN => EXEC_PATH_PLAN,
+            super::EXEC_HASH_PLAN => EXEC_HASH_PLAN,
+            super::EXEC_SCHEME_PLAN => EXEC_SCHEME_PLAN,
+            super::EXEC_FLAG_PLAN => EXEC_FLAG_PLAN,
+            super::EXEC_ARGS_SPARED => EXEC_ARGS_SPARED,
+            super::PAYLOAD_METHOD_PLAN => PAYLOAD_METHOD_PLAN,
+            super::DNS_NAME_PLAN => DNS_NAME_PLAN,
+            super::DNS_DOMAIN_PLAN => DNS_DOMAIN_PLAN,
+            super::CONNECT_V4_PLAN => CONNECT_V4_PLAN,
+            super::CONNECT_V6_PLAN => CONNECT_V6_PLAN,
+            super::FILE_WATCH => FILE_WATCH,
+            super::FILE_WATCH_TOPS => FILE_WATCH_TOPS,
+            _ => return None,
+        })
+    }
+}
+
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Read-only global holding the [`crate::offsets::KernelOffsets`].

@@ -9,6 +9,7 @@ use enforcer_common::{
     config::EngineConfig,
     event::{COUNTER_SLOTS, PayloadRecord},
     kernel_event::{KERNEL_OP_SLOTS, KernelRecord},
+    maps::capacity,
     net::{DNS_NAME_LEN, DnsRecord},
     offsets::KernelOffsets,
     plan::{
@@ -47,12 +48,12 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 /// resolved) -> the rule and actions that apply. Written by the loader from the policy.
 #[map(name = "EXEC_NAME_PLAN")]
 pub(crate) static EXEC_NAME_PLAN: HashMap<NameKey, PlanVerdict> =
-    HashMap::with_max_entries(4096, 0);
+    HashMap::with_max_entries(capacity::EXEC_NAME_PLAN, 0);
 
 /// Exec plan by path: NUL-padded path as given to execve -> the rule and actions that apply.
 #[map(name = "EXEC_PATH_PLAN")]
 pub(crate) static EXEC_PATH_PLAN: HashMap<PathKey, PlanVerdict> =
-    HashMap::with_max_entries(4096, 0);
+    HashMap::with_max_entries(capacity::EXEC_PATH_PLAN, 0);
 
 /// Exec plan by file identity: `InodeKey` (inode number, change time, device) of an executable
 /// -> the rule and actions that apply. Written by the daemon, not from the policy text: when a
@@ -73,7 +74,7 @@ pub(crate) static EXEC_INODE_PLAN: LruHashMap<InodeKey, PlanVerdict> =
 /// [`EXEC_INODE_PLAN`]: a match as that verdict, no match as a `PLAN_FLAG_HASH_CLEAN` entry.
 #[map(name = "EXEC_HASH_PLAN")]
 pub(crate) static EXEC_HASH_PLAN: HashMap<HashKey, PlanVerdict> =
-    HashMap::with_max_entries(16384, 0);
+    HashMap::with_max_entries(capacity::EXEC_HASH_PLAN, 0);
 
 /// Exec plan by argument: `SchemeKey` (the bytes of a URL scheme before `://`,
 /// right-aligned) -> the rule and actions that apply. Written by the loader from kill rules of
@@ -82,7 +83,7 @@ pub(crate) static EXEC_HASH_PLAN: HashMap<HashKey, PlanVerdict> =
 /// (`sched_process_exec`, every tier).
 #[map(name = "EXEC_SCHEME_PLAN")]
 pub(crate) static EXEC_SCHEME_PLAN: HashMap<SchemeKey, PlanVerdict> =
-    HashMap::with_max_entries(256, 0);
+    HashMap::with_max_entries(capacity::EXEC_SCHEME_PLAN, 0);
 
 /// Exec plan by flag: `FlagKey` (an argument after `argv[0]` that starts with `--`, its bytes
 /// up to its first `=`, NUL padded) -> the rule and actions that apply. Written by the loader
@@ -90,14 +91,16 @@ pub(crate) static EXEC_SCHEME_PLAN: HashMap<SchemeKey, PlanVerdict> =
 /// `lower::args`); looked up by `args::search` at each such argument (`sched_process_exec`,
 /// every tier, when `PlanSettings::exec` has `EXEC_ARGS_FLAGS`).
 #[map(name = "EXEC_FLAG_PLAN")]
-pub(crate) static EXEC_FLAG_PLAN: HashMap<FlagKey, PlanVerdict> = HashMap::with_max_entries(256, 0);
+pub(crate) static EXEC_FLAG_PLAN: HashMap<FlagKey, PlanVerdict> =
+    HashMap::with_max_entries(capacity::EXEC_FLAG_PLAN, 0);
 
 /// Executables whose arguments the argument search (schemes and flags) skips: NUL-padded
 /// basename -> the policy generation that wrote it (presence is what counts). The basenames
 /// the argument rules' exceptions may hold for (text tools such as `grep`); userspace
 /// evaluates their execs with the full rules.
 #[map(name = "EXEC_ARGS_SPARED")]
-pub(crate) static EXEC_ARGS_SPARED: HashMap<NameKey, u32> = HashMap::with_max_entries(1024, 0);
+pub(crate) static EXEC_ARGS_SPARED: HashMap<NameKey, u32> =
+    HashMap::with_max_entries(capacity::EXEC_ARGS_SPARED, 0);
 
 /// Per-CPU scratch of the argument search (a copy of the arguments and the loop state).
 #[map(name = "ARGS_SCRATCH")]
@@ -114,7 +117,7 @@ pub(crate) static NEVER_KILL: HashMap<FileId, u32> = HashMap::with_max_entries(1
 /// actions that apply (stratum logins: `mining.subscribe`, `login`, ...).
 #[map(name = "PAYLOAD_METHOD_PLAN")]
 pub(crate) static PAYLOAD_METHOD_PLAN: HashMap<MethodKey, PlanVerdict> =
-    HashMap::with_max_entries(256, 0);
+    HashMap::with_max_entries(capacity::PAYLOAD_METHOD_PLAN, 0);
 
 /// Per-CPU scratch for building a payload record (too large for the stack).
 #[map(name = "PAYLOAD_SCRATCH")]
@@ -138,13 +141,15 @@ pub(crate) struct PayloadScratch {
 /// the rules that match exactly that name. Consulted first; an entry with `actions == 0`
 /// means "no rule matches this name" and ends the look-up.
 #[map(name = "DNS_NAME_PLAN")]
-pub(crate) static DNS_NAME_PLAN: HashMap<u64, PlanVerdict> = HashMap::with_max_entries(65536, 0);
+pub(crate) static DNS_NAME_PLAN: HashMap<u64, PlanVerdict> =
+    HashMap::with_max_entries(capacity::DNS_NAME_PLAN, 0);
 
 /// DNS plan, domains: `name_hash` of a domain -> the rules that match its sub-domains (and the
 /// domain itself when it is not in [`DNS_NAME_PLAN`]). The longest listed suffix of the
 /// question name wins; `actions == 0` is an exclusion (no rule).
 #[map(name = "DNS_DOMAIN_PLAN")]
-pub(crate) static DNS_DOMAIN_PLAN: HashMap<u64, PlanVerdict> = HashMap::with_max_entries(65536, 0);
+pub(crate) static DNS_DOMAIN_PLAN: HashMap<u64, PlanVerdict> =
+    HashMap::with_max_entries(capacity::DNS_DOMAIN_PLAN, 0);
 
 /// Per-CPU scratch for a DNS query being classified (too large for the stack).
 #[map(name = "DNS_SCRATCH")]
@@ -167,12 +172,12 @@ pub(crate) struct DnsScratch {
 /// prefix it is (`actions == 0`: excluded). IPv4-mapped IPv6 destinations are looked up here.
 #[map(name = "CONNECT_V4_PLAN")]
 pub(crate) static CONNECT_V4_PLAN: LpmTrie<[u8; 4], PlanVerdict> =
-    LpmTrie::with_max_entries(65536, 0);
+    LpmTrie::with_max_entries(capacity::CONNECT_V4_PLAN, 0);
 
 /// Connect plan, IPv6: as [`CONNECT_V4_PLAN`] for 16-byte addresses.
 #[map(name = "CONNECT_V6_PLAN")]
 pub(crate) static CONNECT_V6_PLAN: LpmTrie<[u8; 16], PlanVerdict> =
-    LpmTrie::with_max_entries(16384, 0);
+    LpmTrie::with_max_entries(capacity::CONNECT_V6_PLAN, 0);
 
 /// Plan-wide settings, one entry written with the plan: which event families the kernel may
 /// leave unreported (in-kernel approvers, `RECORD_*` bits). Zero (report everything) until
@@ -237,14 +242,15 @@ pub(crate) struct Scratch {
 /// matched by `file::match_path` at every component boundary of the event's path.
 #[map(name = "FILE_WATCH")]
 pub(crate) static FILE_WATCH: HashMap<enforcer_common::file::FileWatchKey, PlanVerdict> =
-    HashMap::with_max_entries(16384, 0);
+    HashMap::with_max_entries(capacity::FILE_WATCH, 0);
 
 /// First components of the watched paths: `path_hash` of `/<component>` -> the policy
 /// generation that wrote it (presence is what counts). While
 /// `PLAN_SETTINGS` has `RECORD_FILE_TOPS`, an open whose path starts with a component not
 /// listed here is dropped before its path string is built (`file::top_watched`).
 #[map(name = "FILE_WATCH_TOPS")]
-pub(crate) static FILE_WATCH_TOPS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
+pub(crate) static FILE_WATCH_TOPS: HashMap<u64, u32> =
+    HashMap::with_max_entries(capacity::FILE_WATCH_TOPS, 0);
 
 /// Per-CPU scratch for a file event: the record, path building and match state.
 #[map(name = "FILE_SCRATCH")]

@@ -71,3 +71,39 @@ fn keep_enforcing_in_monitor_mode_is_refused() {
     let (code, stderr) = run(&["run", "--policy", policy, "--on-crash", "sometimes"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// A policy with `count` executable names to deny.
+fn names_policy(count: usize) -> String {
+    let names: Vec<String> = (0..count).map(|i| format!("n{i:05}")).collect();
+    format!(
+        "version: 1\nlists:\n  - name: names\n    type: string\n    items: [{}]\nrules:\n  - id: too-many\n    expression: exec.file.name in names\n    action: deny\n",
+        names.join(", ")
+    )
+}
+
+#[test]
+fn a_policy_the_kernel_maps_cannot_hold_is_refused_by_check_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("big.yaml");
+    std::fs::write(&policy, names_policy(4097)).unwrap();
+    let policy = policy.to_str().unwrap();
+    let (code, stderr) = run(&["policy", "check", policy]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "4097 executable names (map EXEC_NAME_PLAN holds 4096), from rule too-many at"
+        ) && stderr.contains("big.yaml:7"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["run", "--policy", policy]);
+    assert_eq!(code, 2, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("enforcer: error: invalid policy") && last.contains("EXEC_NAME_PLAN"),
+        "{stderr}"
+    );
+    // One name fewer fits.
+    std::fs::write(dir.path().join("big.yaml"), names_policy(4096)).unwrap();
+    let (code, stderr) = run(&["policy", "check", policy]);
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -1,8 +1,9 @@
 //! Policy reloads on the host (signal tier): SIGHUP swaps the kernel plan with no gap (a
 //! binary both policies deny is never let run while reloads come and go), the new rules act in
 //! the kernel at once, an invalid policy is refused with the old one left in force, a rule
-//! about binds gets the bind tracepoint the start did not attach, and a change of the policy
-//! file is picked up by the watch. Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in
+//! about binds gets the bind tracepoint the start did not attach, a policy the plan maps cannot
+//! hold is refused (alone) or undone (together with the running one), and a change of the
+//! policy file is picked up by the watch. Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in
 //! CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -231,6 +232,90 @@ fn a_changed_policy_file_is_reloaded_by_the_watch() {
         .count();
     assert_eq!(reloads, 2, "no retry of an unchanged broken file");
     assert!(!ran(&app_b, dir.path()), "the last good policy stays");
+}
+
+/// A policy whose one rule denies the execs of `listed` and of `count` made-up names starting
+/// with `prefix` (a list as large as real hash and name lists get).
+fn list_policy(prefix: &str, count: usize, listed: &[&str]) -> String {
+    let mut items: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
+    items.extend(listed.iter().map(|n| (*n).to_owned()));
+    format!(
+        "version: 1\nlists:\n  - name: names\n    type: string\n    items: [{}]\nrules:\n  - id: deny-listed\n    expression: exec.file.name in names\n    action: deny\n",
+        items.join(", ")
+    )
+}
+
+#[test]
+fn a_reload_the_plan_maps_cannot_hold_leaves_the_running_policy_in_force() {
+    if !can_run("a_reload_the_plan_maps_cannot_hold_leaves_the_running_policy_in_force") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let app_a = install(Path::new(WRITE_MARKER), dir.path(), "app-a");
+    let app_b = install(Path::new(WRITE_MARKER), dir.path(), "app-b");
+    let app_both = install(Path::new(WRITE_MARKER), dir.path(), "app-both");
+    // 3,002 executable names each: either fits EXEC_NAME_PLAN (4,096) alone, not both at once.
+    let policy_a = list_policy("a", 3000, &["app-a", "app-both"]);
+    let policy_b = list_policy("b", 3000, &["app-b", "app-both"]);
+    let mut engine = Engine::start_with(
+        dir.path(),
+        &policy_a,
+        "block",
+        &["--policy-watch", "off", "--events", "none"],
+    );
+    let policy_path = dir.path().join("policy.yaml");
+    assert!(!ran(&app_a, dir.path()), "policy A denies app-a");
+
+    // B fits alone, so the check lets it through; the kernel map fills part-way through the
+    // write (A's entries stay until B's are all in), and A is written back.
+    replace(&policy_path, &policy_b);
+    engine.sighup();
+    let failed = nth_reload(&mut engine, 0);
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("plan map EXEC_NAME_PLAN is full (4096 entries)")
+            && reason.contains("a restart applies the new policy")
+            && reason.contains("the previous policy was written back"),
+        "{reason}"
+    );
+    assert_eq!(
+        failed["policy_generation"], 3,
+        "attempted 2, restored 3: {failed}"
+    );
+    assert!(!ran(&app_a, dir.path()), "A is in force again");
+    assert!(!ran(&app_both, dir.path()), "A is in force again");
+    assert!(
+        ran(&app_b, dir.path()),
+        "B's entries written before the map filled were swept"
+    );
+
+    // A policy too large on its own is refused before anything is written.
+    replace(&policy_path, &list_policy("c", 5000, &["app-b"]));
+    engine.sighup();
+    let refused = nth_reload(&mut engine, 1);
+    assert_eq!(refused["outcome"], "refused", "{refused}");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("5001 executable names (map EXEC_NAME_PLAN holds 4096)")
+            && reason.contains("deny-listed at"),
+        "{reason}"
+    );
+    assert_eq!(refused["policy_generation"], 3, "{refused}");
+    assert!(!ran(&app_a, dir.path()), "A is still in force");
+    assert!(ran(&app_b, dir.path()));
+
+    // A small policy then applies, and A's entries are swept: the maps are clean.
+    replace(&policy_path, &policy(&["app-b"]));
+    engine.sighup();
+    let applied = nth_reload(&mut engine, 2);
+    assert_eq!(applied["outcome"], "applied", "{applied}");
+    assert_eq!(applied["kernel_entries_removed"], 3002, "{applied}");
+    assert!(!ran(&app_b, dir.path()), "the small policy denies app-b");
+    assert!(ran(&app_a, dir.path()));
+    assert!(ran(&app_both, dir.path()));
+    engine.stop();
 }
 
 /// The `n`th `policy_reload` record (from 0), waiting for it.

@@ -1,6 +1,7 @@
 //! The command line: argument parsing and dispatch. One file per subcommand.
 
 mod default_never_kill;
+mod error_line;
 mod policy_cmd;
 mod report;
 mod run;
@@ -75,7 +76,7 @@ pub(crate) fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("enforcer: error: {err:#}");
+            eprintln!("enforcer: error: {}", error_line::error_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use enforcer::loader::plan_capacity;
 
 /// Longest event input read from a file or stdin.
 const MAX_EVENT_BYTES: u64 = enforcer_policy::report::MAX_EVENT_INPUT as u64;
@@ -44,7 +45,13 @@ pub(crate) fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check { path } => match enforcer_policy::load(&path) {
             Ok(policy) => {
                 print!("{}", enforcer_policy::report::check_report(&policy));
-                Ok(ExitCode::SUCCESS)
+                match plan_capacity::check(policy.rules(), &policy.lower()) {
+                    Ok(()) => Ok(ExitCode::SUCCESS),
+                    Err(too_large) => {
+                        eprintln!("error: {too_large}");
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
             }
             Err(diagnostics) => {
                 eprintln!("{diagnostics}");

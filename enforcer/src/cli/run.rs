@@ -12,6 +12,7 @@ use enforcer::{
     cpu::CpuSettings,
     engine::{self, Mode, OnCrash, Options},
     hash::HashConfig,
+    loader::plan_capacity,
 };
 
 /// Arguments of `enforcer run`.
@@ -178,6 +179,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if let Err(too_large) = plan_capacity::check(policy.rules(), &policy.lower()) {
+        eprintln!(
+            "enforcer: error: invalid policy {}: {too_large}",
+            args.policy.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let on_crash = match (args.mode, args.on_crash) {
         (ModeArg::Monitor, Some(OnCrashArg::KeepEnforcing)) => {
             eprintln!(

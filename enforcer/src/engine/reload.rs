@@ -24,7 +24,7 @@ use enforcer_policy::CompiledPolicy;
 use super::handler::Handler;
 use crate::{
     audit::PolicyReload,
-    loader::{self, KernelTier},
+    loader::{self, KernelTier, plan_capacity, plan_sync::PlanError},
 };
 
 /// Most files the watch follows (a policy holds at most `MAX_FILES` policy files, plus
@@ -265,10 +265,12 @@ impl Reloader {
             Ok(new) if same_sources(&new, &current) => record.outcome = "unchanged",
             Ok(new) => {
                 let missing = uncovered(&self.coverage, &new);
-                let prepared = if missing.is_empty() {
-                    prepare(&new)
-                } else {
+                let prepared = if !missing.is_empty() {
                     Err(uncovered_reason(&missing))
+                } else if let Err(too_large) = plan_capacity::check(new.rules(), &new.lower()) {
+                    Err(too_large)
+                } else {
+                    prepare(&new)
                 };
                 match prepared {
                     Ok(()) => self.apply(Rc::new(new), handler, &mut record),
@@ -324,6 +326,12 @@ impl Reloader {
                 record.kernel_entries_removed = done.swept;
             }
             Err(err) => {
+                let err = match err {
+                    PlanError::Full { .. } => format!(
+                        "{err}: the running policy's entries and the new ones do not fit together until the old ones are swept (a restart applies the new policy)"
+                    ),
+                    other => other.to_string(),
+                };
                 let restored = generation + 1;
                 record.outcome = "failed";
                 record.policy_generation = restored;

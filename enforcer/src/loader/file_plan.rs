@@ -137,7 +137,7 @@ pub fn write(
             continue;
         };
         hash.insert(key, verdict, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
+            .map_err(|source| PlanError::write(map, source))?;
         written += 1;
     }
     let map = FILE_WATCH_TOPS;
@@ -145,7 +145,7 @@ pub fn write(
     for top in tops(plan).unwrap_or_default() {
         top_map
             .insert(top, generation, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
+            .map_err(|source| PlanError::write(map, source))?;
     }
     Ok(written)
 }

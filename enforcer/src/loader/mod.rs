@@ -10,6 +10,7 @@ pub mod module_loads;
 pub mod never_kill;
 pub mod offsets;
 pub mod pins;
+pub mod plan_capacity;
 pub mod plan_sweep;
 pub mod plan_sync;
 pub mod tier;

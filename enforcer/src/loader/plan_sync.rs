@@ -39,6 +39,20 @@ pub enum PlanError {
     /// A plan map is missing from the kernel object.
     #[error("plan map {0} is missing from the kernel object")]
     MissingMap(&'static str),
+    /// The policy's plan takes more entries than a plan map holds (`plan_capacity`): nothing
+    /// was written.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A plan map had no room for an entry (`E2BIG`), although the plan was checked to fit
+    /// alone: during a reload the maps hold the running policy's entries and the new ones
+    /// until the old are swept; at run time, the addresses learned from DNS answers.
+    #[error("plan map {map} is full ({capacity} entries)")]
+    Full {
+        /// Map name.
+        map: &'static str,
+        /// Entries it holds.
+        capacity: u32,
+    },
     /// A map operation failed.
     #[error("cannot write plan map {map}: {source}")]
     Map {
@@ -62,6 +76,21 @@ pub enum PlanError {
     },
 }
 
+impl PlanError {
+    /// The error of a failed write to the plan map `map`: [`PlanError::Full`] when the map
+    /// had no room (`E2BIG`), else [`PlanError::Map`].
+    pub(super) fn write(map: &'static str, source: aya::maps::MapError) -> Self {
+        let no_room = matches!(
+            &source,
+            aya::maps::MapError::SyscallError(err) if err.io_error.raw_os_error() == Some(nix::libc::E2BIG)
+        );
+        match enforcer_common::maps::capacity::of(map) {
+            Some(capacity) if no_room => Self::Full { map, capacity },
+            _ => Self::Map { map, source },
+        }
+    }
+}
+
 /// The plan map `map` of `ebpf` as the aya map type `M` (hash map, array or LPM trie).
 pub(super) fn plan_map<'e, M>(ebpf: &'e mut Ebpf, map: &'static str) -> Result<M, PlanError>
 where
@@ -70,7 +99,7 @@ where
     ebpf.map_mut(map)
         .ok_or(PlanError::MissingMap(map))?
         .try_into()
-        .map_err(|source| PlanError::Map { map, source })
+        .map_err(|source| PlanError::write(map, source))
 }
 
 /// The kernel action bits of a rule, 0 when it only alerts.
@@ -163,7 +192,7 @@ fn write_keyed<K: aya::Pod>(
             max,
         })?;
         hash.insert(key, verdict, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
+            .map_err(|source| PlanError::write(map, source))?;
         written += 1;
     }
     Ok(written)
@@ -365,7 +394,7 @@ fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<
             ..verdict
         };
         hash.insert(HashKey(digest), verdict, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
+            .map_err(|source| PlanError::write(map, source))?;
         written += 1;
     }
     Ok(written)
@@ -385,7 +414,7 @@ fn write_args(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize,
         })?;
         spared
             .insert(NameKey(key), ctx.generation, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
+            .map_err(|source| PlanError::write(map, source))?;
     }
     let schemes = write_keyed(ebpf, EXEC_SCHEME_PLAN, &plan.exec_arg_schemes, ctx, |v| {
         SchemeKey::new(v).ok_or(SCHEME_LEN)
@@ -407,7 +436,7 @@ fn write_dns(
     for entry in entries {
         let verdict = verdict_or_stop(ctx, &entry.rules);
         hash.insert(name_hash(entry.value.as_bytes()), verdict, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
+            .map_err(|source| PlanError::write(map, source))?;
     }
     Ok(entries.len())
 }
@@ -450,7 +479,7 @@ fn set_connect_key(
             Some(v) => trie.insert(&key, v, 0),
             None => trie.remove(&key),
         }
-        .map_err(|source| PlanError::Map { map, source })
+        .map_err(|source| PlanError::write(map, source))
     }
     match addr {
         IpAddr::V4(a) => set(ebpf, CONNECT_V4_PLAN, Key::new(len, a.octets()), verdict),
@@ -518,6 +547,7 @@ pub fn write_with(
     disarmed: &HashSet<u32>,
 ) -> Result<usize, PlanError> {
     let plan = policy.lower();
+    super::plan_capacity::check(policy.rules(), &plan).map_err(PlanError::TooLarge)?;
     let ctx = Ctx {
         rules: policy.rules(),
         generation,
@@ -573,7 +603,7 @@ fn write_kernel_ops(
         });
         array
             .set(index, verdict, 0)
-            .map_err(|source| PlanError::Map { map, source })?;
+            .map_err(|source| PlanError::write(map, source))?;
     }
     Ok(written)
 }
