@@ -98,3 +98,74 @@ fn bad_input_is_refused_with_a_reason() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rotated_files_are_read_oldest_first_and_lost_records_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let start = r#"{"ts":"2026-11-01T10:00:00.000000Z","type":"engine_start","mode":"block","tier":"signal","kernel":"6.18","policy":"p","rules":1,"version":"0.1.0"}"#;
+    let kill = |ts: &str| {
+        format!(
+            r#"{{"ts":"{ts}","type":"action","action":"kill","rule":"r","severity":"high","decided_in":"kernel","tier":"signal","event":{{"kind":"exec","exec":{{"file":{{"path":"/tmp/m"}}}},"process":{{"container":{{"id":""}}}}}}}}"#
+        )
+    };
+    let lost = r#"{"ts":"2026-11-01T10:00:05.000000Z","type":"audit_lost","since":"2026-11-01T10:00:03.000000Z","until":"2026-11-01T10:00:05.000000Z","error":"No space left on device","events_lost":40,"records_lost":2,"records_held":1}"#;
+    let stop = r#"{"ts":"2026-11-01T10:00:09.000000Z","type":"engine_stop","reason":"SIGTERM"}"#;
+    // Written as `enforcer run` rotates: the oldest in .2.
+    std::fs::write(
+        dir.path().join("audit.jsonl.2"),
+        format!("{start}\n{}\n", kill("2026-11-01T10:00:01.000000Z")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("audit.jsonl.1"),
+        format!("{}\n{lost}\n", kill("2026-11-01T10:00:02.000000Z")),
+    )
+    .unwrap();
+    std::fs::write(
+        &log,
+        format!("{}\n{stop}\n", kill("2026-11-01T10:00:06.000000Z")),
+    )
+    .unwrap();
+    let report = |extra: &[&str]| {
+        let out = Command::new(host::enforcer_bin())
+            .arg("report")
+            .arg("--audit-log")
+            .arg(&log)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let all: Value = serde_json::from_str(&report(&["--format", "json"])).unwrap();
+    let files: Vec<&str> = all["source"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(files, ["audit.jsonl.2", "audit.jsonl.1", "audit.jsonl"]);
+    assert_eq!(all["rules"][0]["actions"]["kill"], 3);
+    assert_eq!(
+        all["runs"][0]["stop_reason"], "SIGTERM",
+        "one run across the files"
+    );
+    assert_eq!(all["source"]["outages"], 1);
+    assert_eq!(all["source"]["events_lost"], 40);
+    assert_eq!(all["source"]["records_lost"], 2);
+    let md = report(&[]);
+    assert!(
+        md.contains("could not write the audit log 1 time(s)")
+            && md.contains("40 event record(s) and 2 other record(s) were lost"),
+        "{md}"
+    );
+    assert!(md.contains("Files read, oldest first:"), "{md}");
+    let html = report(&["--format", "html"]);
+    assert!(html.contains("2 other record(s) were lost"), "{html}");
+    // The current file alone.
+    let alone: Value =
+        serde_json::from_str(&report(&["--format", "json", "--no-rotated"])).unwrap();
+    assert_eq!(alone["rules"][0]["actions"]["kill"], 1);
+    assert_eq!(alone["source"]["files"].as_array().unwrap().len(), 1);
+}

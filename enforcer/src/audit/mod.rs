@@ -5,10 +5,19 @@
 //!   `O_APPEND` file, so a crash of the engine (even SIGKILL) loses at most the record being
 //!   written and never interleaves two records;
 //! - records that matter after a power loss (engine lifecycle, actions) are also `fdatasync`ed;
+//! - a write that fails part-way (a full disk) is cut off the file again, so a batch of
+//!   records is in the log whole or not at all;
 //! - when the file does not end with a newline at open (a torn tail from a crash, or a power
-//!   loss), the writer starts with a newline so the next record is whole, and the reader skips
-//!   and counts the torn line instead of failing.
+//!   loss, or a failed write that could not be cut off), the writer starts with a newline so
+//!   the next record is whole, and the reader skips and counts the torn line instead of
+//!   failing;
+//! - a log that cannot be written (disk full, I/O error) never stops the engine
+//!   ([`guarded::GuardedLog`]): event records are counted as lost, the others held in memory
+//!   (bounded), and an `audit_lost` record says what was lost once the log can be written again;
+//! - with a size limit ([`writer::Rotation`]), the log is renamed `PATH.1` (older ones shift up
+//!   to `PATH.<keep>`) and a new one started, between whole lines.
 
+pub mod guarded;
 pub mod reader;
 pub mod record;
 pub mod report;
@@ -16,6 +25,8 @@ pub mod tail;
 pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};
-pub use record::{Action, BreakerSettings, BreakerTrip, EngineGap, PolicyReload, Record};
+pub use record::{
+    Action, AuditLost, BreakerSettings, BreakerTrip, EngineGap, PolicyReload, Record,
+};
 pub use report::{Outcome, Report};
-pub use writer::AuditWriter;
+pub use writer::{AuditWriter, Rotation};

@@ -123,6 +123,25 @@ pub struct PolicyReload {
     pub duration_us: u64,
 }
 
+/// An `audit_lost` record: the log could not be written for a while (disk full, an I/O
+/// error); written first once it can be again, followed by the records held meanwhile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditLost {
+    /// When the first write failed.
+    pub since: String,
+    /// When the log could be written again.
+    pub until: String,
+    /// The first write error.
+    pub error: String,
+    /// `event` records not written (events are not held).
+    pub events_lost: u64,
+    /// Other records (actions, engine records) not written: those beyond what is held.
+    pub records_lost: u64,
+    /// Other records held in memory meanwhile and written right after this one, with their
+    /// own times.
+    pub records_held: u64,
+}
+
 /// One audit record.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -184,6 +203,8 @@ pub enum Record {
     /// A policy reload (`SIGHUP`, or the policy files changed): what was tried and what is in
     /// force now.
     PolicyReload(PolicyReload),
+    /// The log could not be written for a while; what was lost (see [`AuditLost`]).
+    AuditLost(AuditLost),
     /// Written on a clean shutdown.
     EngineStop {
         /// Signal or reason.

@@ -1,15 +1,26 @@
 //! `enforcer report`.
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-use enforcer::{audit::AuditReader, report::Aggregator};
+use enforcer::{
+    audit::{AuditReader, writer::rotated_path},
+    report::Aggregator,
+};
 
 /// Arguments of `enforcer report`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReportArgs {
-    /// The audit log (JSON lines) of `enforcer run --audit-log`; read once, in bounded memory.
+    /// The audit log (JSON lines) of `enforcer run --audit-log`; read once, in bounded memory,
+    /// after its rotated files (FILE.N .. FILE.1, oldest first) when there are some.
     #[arg(long, value_name = "FILE")]
     audit_log: PathBuf,
+    /// Read FILE alone, not its rotated files.
+    #[arg(long)]
+    no_rotated: bool,
     /// `md` (Markdown, default), `json` (the report's data) or `html` (one self-contained page).
     #[arg(long, value_enum, default_value_t = Format::Md)]
     format: Format,
@@ -35,28 +46,42 @@ fn rfc3339(value: &str) -> Result<String, String> {
     Ok(enforcer::audit::writer::timestamp(time))
 }
 
+/// Most rotated files read (`enforcer run --audit-keep` allows as many).
+const MAX_ROTATED: u32 = 1000;
+
+/// The files of the log at `path`, oldest first: its rotated files `PATH.N` .. `PATH.1`
+/// (numbered without a hole from 1) unless `alone`, then `PATH`.
+fn log_files(path: &Path, alone: bool) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = if alone {
+        Vec::new()
+    } else {
+        (1..=MAX_ROTATED)
+            .map(|n| rotated_path(path, n))
+            .take_while(|p| p.exists())
+            .collect()
+    };
+    files.reverse();
+    files.push(path.to_path_buf());
+    files
+}
+
 /// Reads the log and prints the report on stdout.
 pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let file = match std::fs::File::open(&args.audit_log) {
-        Ok(file) => file,
-        Err(err) => {
-            eprintln!(
-                "enforcer: error: cannot read the audit log {}: {err}",
-                args.audit_log.display()
-            );
-            return Ok(ExitCode::from(2));
-        }
-    };
     let path = args.audit_log.display().to_string();
     let mut aggregator = Aggregator::new(&path, args.since, args.until);
-    let summary = AuditReader::for_each(std::io::BufReader::new(file), |record| {
-        aggregator.add(&record);
-    });
-    match summary {
-        Ok(summary) => aggregator.read_summary(summary),
-        Err(err) => {
-            eprintln!("enforcer: error: cannot read the audit log {path}: {err}");
-            return Ok(ExitCode::from(2));
+    for file_path in log_files(&args.audit_log, args.no_rotated) {
+        let name = file_path.display().to_string();
+        let read = std::fs::File::open(&file_path).and_then(|file| {
+            AuditReader::for_each(std::io::BufReader::new(file), |record| {
+                aggregator.add(&record);
+            })
+        });
+        match read {
+            Ok(summary) => aggregator.read_summary(&name, summary),
+            Err(err) => {
+                eprintln!("enforcer: error: cannot read the audit log {name}: {err}");
+                return Ok(ExitCode::from(2));
+            }
         }
     }
     let report = aggregator.finish();

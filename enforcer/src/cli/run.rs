@@ -9,6 +9,7 @@ use std::{
 use anyhow::Context as _;
 use enforcer::{
     actions::breaker::Limits,
+    audit::Rotation,
     cpu::CpuSettings,
     engine::{self, Mode, OnCrash, Options},
     hash::HashConfig,
@@ -25,9 +26,18 @@ pub(crate) struct RunArgs {
     /// killed and every would-be action is recorded.
     #[arg(long, value_enum, default_value_t = ModeArg::Block)]
     mode: ModeArg,
-    /// Append audit records (JSON lines) to FILE; created with mode 0600.
+    /// Append audit records (JSON lines) to FILE; created with mode 0600. A disk that fills
+    /// never stops the engine: event records are then counted as lost, the others held in
+    /// memory (16 MiB), and an `audit_lost` record says what was lost once FILE can be written.
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it would grow past this many MiB: FILE becomes FILE.1, older
+    /// ones shift up to FILE.<--audit-keep>, the oldest is removed. 0: never rotate.
+    #[arg(long, value_name = "MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    audit_max_mib: u64,
+    /// Rotated audit logs kept (FILE.1 .. FILE.N); `enforcer report` reads them with FILE.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    audit_keep: u32,
     /// Do not print events and actions on stdout.
     #[arg(long)]
     quiet: bool,
@@ -203,6 +213,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ModeArg::Monitor => Mode::Monitor,
         },
         audit_log: args.audit_log,
+        audit_rotation: Rotation {
+            max_bytes: args.audit_max_mib << 20,
+            keep: args.audit_keep,
+        },
         print: !args.quiet,
         events: args.events == EventsArg::All,
         never_kill: if args.no_default_never_kill {

@@ -21,16 +21,37 @@ pub(crate) struct Previous {
 /// Reads the audit log's end and the pinned runs under `pin_root` (errors are logged: they
 /// cost the gap record, never the start).
 pub(crate) fn survey(audit_log: Option<&Path>, pin_root: &Path) -> Previous {
-    let tail = audit_log.and_then(|path| {
-        crate::audit::tail::read(path)
-            .inspect_err(|e| tracing::warn!("cannot read the end of {}: {e}", path.display()))
-            .ok()
-            .flatten()
-    });
+    let tail = audit_log.and_then(log_tail);
     let runs = pins::runs(pin_root)
         .inspect_err(|e| tracing::warn!("cannot list {}: {e}", pin_root.display()))
         .unwrap_or_default();
     Previous { tail, runs }
+}
+
+/// The end of the audit log at `path`. When it holds no lifecycle record (it was rotated
+/// during the last run, whose `engine_start` is in `PATH.1`), or is missing (a crash between
+/// the rename and the new file), the newest rotated log supplies what it lacks.
+fn log_tail(path: &Path) -> Option<Tail> {
+    let read = |path: &Path| {
+        crate::audit::tail::read(path)
+            .inspect_err(|e| tracing::warn!("cannot read the end of {}: {e}", path.display()))
+            .ok()
+            .flatten()
+    };
+    let current = read(path);
+    if current.as_ref().is_some_and(|t| t.lifecycle.is_some()) {
+        return current;
+    }
+    let Some(older) = read(&crate::audit::writer::rotated_path(path, 1)) else {
+        return current;
+    };
+    Some(match current {
+        Some(tail) => Tail {
+            last_ts: tail.last_ts.or(older.last_ts),
+            lifecycle: older.lifecycle,
+        },
+        None => older,
+    })
 }
 
 /// Whether the engine that wrote `start` (an `engine_start` record) still runs: its run id
@@ -110,6 +131,30 @@ mod tests {
 
     fn tail(lines: &str) -> Tail {
         crate::audit::tail::read_from_str(lines)
+    }
+
+    #[test]
+    fn a_log_rotated_during_the_last_run_takes_its_start_from_the_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(
+            crate::audit::writer::rotated_path(&path, 1),
+            "{\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"engine_start\",\"pid\":7}\n{\"ts\":\"2026-01-01T00:00:01Z\",\"type\":\"event\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &path,
+            "{\"ts\":\"2026-01-01T00:00:02Z\",\"type\":\"event\"}\n",
+        )
+        .unwrap();
+        let tail = log_tail(&path).unwrap();
+        assert_eq!(tail.unclean_start().unwrap()["pid"], 7);
+        assert_eq!(tail.last_ts.as_deref(), Some("2026-01-01T00:00:02Z"));
+        // A crash between the rename and the new file: the rotated log says it all.
+        std::fs::remove_file(&path).unwrap();
+        let tail = log_tail(&path).unwrap();
+        assert_eq!(tail.last_ts.as_deref(), Some("2026-01-01T00:00:01Z"));
+        assert!(tail.unclean_start().is_some());
     }
 
     #[test]

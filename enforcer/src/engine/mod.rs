@@ -99,6 +99,8 @@ pub struct Options {
     pub mode: Mode,
     /// Audit log path (JSON lines); none means stdout only.
     pub audit_log: Option<PathBuf>,
+    /// When the audit log is rotated.
+    pub audit_rotation: crate::audit::Rotation,
     /// Print events and actions on stdout.
     pub print: bool,
     /// Write `event` records (observed activity) to the audit log and stdout; without them
@@ -380,7 +382,11 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let pin_root = Path::new(loader::pins::PIN_ROOT);
     // Before the sink opens the log (and closes a torn tail): what the previous run left.
     let previous = gap::survey(options.audit_log.as_deref(), pin_root);
-    let mut sink = Sink::open(options.audit_log.as_deref(), options.print)?;
+    let mut sink = Sink::open_rotating(
+        options.audit_log.as_deref(),
+        options.audit_rotation,
+        options.print,
+    )?;
     if !options.events {
         sink = sink.without_events();
     }

@@ -5,22 +5,35 @@ use std::{io::Write as _, path::Path};
 
 use serde_json::Value;
 
-use crate::audit::{AuditWriter, Record, writer::WriteError};
+use crate::audit::{AuditWriter, Record, Rotation, guarded::GuardedLog, writer::WriteError};
 
 /// The engine's record sinks.
 #[derive(Debug)]
 pub struct Sink {
-    audit: Option<AuditWriter>,
+    audit: Option<GuardedLog>,
     print: bool,
     /// Whether `event` records (observed activity) are written; the others always are.
     events: bool,
 }
 
 impl Sink {
-    /// Opens the audit log at `audit_log`, if any.
+    /// Opens the audit log at `audit_log`, if any, never rotated.
     pub fn open(audit_log: Option<&Path>, print: bool) -> Result<Self, WriteError> {
+        Self::open_rotating(audit_log, Rotation::NEVER, print)
+    }
+
+    /// Opens the audit log at `audit_log`, if any, rotated as `rotation` says. Only the open
+    /// can fail: later write failures are absorbed ([`GuardedLog`]).
+    pub fn open_rotating(
+        audit_log: Option<&Path>,
+        rotation: Rotation,
+        print: bool,
+    ) -> Result<Self, WriteError> {
+        let writer = audit_log
+            .map(|path| AuditWriter::open_rotating(path, rotation))
+            .transpose()?;
         Ok(Self {
-            audit: audit_log.map(AuditWriter::open).transpose()?,
+            audit: writer.map(GuardedLog::new),
             print,
             events: true,
         })
@@ -38,15 +51,18 @@ impl Sink {
         self.events
     }
 
-    /// Writes the audit log's gathered event records (after each ring-buffer drain).
+    /// Writes the audit log's gathered event records (after each ring-buffer drain); while
+    /// the log fails, tries it again when due. Never fails (the `Result` is the callers').
     pub fn flush(&mut self) -> Result<(), WriteError> {
-        match &mut self.audit {
-            Some(audit) => audit.flush(),
-            None => Ok(()),
+        if let Some(audit) = &mut self.audit {
+            audit.flush();
         }
+        Ok(())
     }
 
-    /// Writes `record` to the audit log and prints its summary.
+    /// Writes `record` to the audit log and prints its summary. A log that cannot be written
+    /// does not fail this (see [`GuardedLog`]); `Err` only when the record cannot be
+    /// serialized.
     pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
         if !self.events && record.is_event() {
             return Ok(());
@@ -110,6 +126,15 @@ pub(crate) fn summary(record: &Record) -> String {
                 .as_deref()
                 .map(|r| format!(" reason={r}"))
                 .unwrap_or_default()
+        ),
+        Record::AuditLost(lost) => format!(
+            "audit_lost since={} until={} events_lost={} records_lost={} records_held={} error={}",
+            lost.since,
+            lost.until,
+            lost.events_lost,
+            lost.records_lost,
+            lost.records_held,
+            lost.error
         ),
         Record::EngineGap(gap) => format!(
             "engine_gap previous_run={} enforcement={} unenforced_from={} pins_removed={}",

@@ -43,7 +43,10 @@ pub fn render(report: &AuditReport) -> String {
         esc(source.first.as_deref().unwrap_or("-")),
         esc(source.last.as_deref().unwrap_or("-")),
     );
-    if let Some(note) = source.unreadable() {
+    if let Some(note) = source.rotated_note() {
+        let _ = writeln!(out, "<p>{}</p>", esc(&note));
+    }
+    for note in [source.unreadable(), source.lost()].into_iter().flatten() {
         let _ = writeln!(out, "<p class=\"warn\">{}</p>", esc(&note));
     }
     out.push_str("<h2>Summary</h2>\n<table>\n");

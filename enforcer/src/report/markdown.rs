@@ -76,7 +76,10 @@ pub fn render(report: &AuditReport) -> String {
         source.first.as_deref().unwrap_or("-"),
         source.last.as_deref().unwrap_or("-"),
     );
-    if let Some(note) = source.unreadable() {
+    if let Some(note) = source.rotated_note() {
+        let _ = writeln!(out, "\n{}", cell(&note));
+    }
+    for note in [source.unreadable(), source.lost()].into_iter().flatten() {
         let _ = writeln!(out, "\n**{note}**");
     }
     summary(&mut out, report);

@@ -53,14 +53,22 @@ pub struct AuditReport {
 pub struct Source {
     /// Path as given.
     pub path: String,
+    /// The files read, oldest first: the rotated logs (`PATH.N` .. `PATH.1`), then `PATH`.
+    pub files: Vec<String>,
     /// Records read (before the time window).
     pub records: usize,
     /// Records inside the time window.
     pub in_window: usize,
-    /// A torn last line (0 or 1).
+    /// Torn last lines (at most one per file).
     pub torn_tail: usize,
     /// Lines that are not records.
     pub corrupt: usize,
+    /// Times the engine could not write the log (`audit_lost` records in the window).
+    pub outages: u64,
+    /// `event` records those outages lost.
+    pub events_lost: u64,
+    /// Other records (actions, engine records) those outages lost.
+    pub records_lost: u64,
     /// `--since`, as given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
@@ -85,6 +93,22 @@ impl Source {
                 self.torn_tail, self.corrupt
             )
         })
+    }
+
+    /// The note on records the engine could not write, when it could not.
+    pub fn lost(&self) -> Option<String> {
+        (self.outages > 0).then(|| {
+            format!(
+                "The engine could not write the audit log {} time(s) (disk full or I/O errors): {} event record(s) and {} other record(s) were lost; the counts above miss them.",
+                self.outages, self.events_lost, self.records_lost
+            )
+        })
+    }
+
+    /// The files read, when the log was rotated (empty otherwise).
+    pub fn rotated_note(&self) -> Option<String> {
+        (self.files.len() > 1)
+            .then(|| format!("Files read, oldest first: {}.", self.files.join(", ")))
     }
 }
 
@@ -440,6 +464,12 @@ impl Aggregator {
                     });
                 }
             }
+            "audit_lost" => {
+                let source = &mut self.report.source;
+                source.outages += 1;
+                source.events_lost += record["events_lost"].as_u64().unwrap_or(0);
+                source.records_lost += record["records_lost"].as_u64().unwrap_or(0);
+            }
             "event" => {
                 let kind = text(record, "/event/kind").unwrap_or("?");
                 *self.report.events.entry(kind.to_owned()).or_default() += 1;
@@ -490,10 +520,13 @@ impl Aggregator {
         state.containers.add(&container(event));
     }
 
-    /// Takes what the reader found besides the records.
-    pub fn read_summary(&mut self, summary: ReadSummary) {
-        self.report.source.torn_tail = summary.torn_tail;
-        self.report.source.corrupt = summary.corrupt;
+    /// Takes what the reader found in the file `file` besides the records (call once per file
+    /// read, in the order read).
+    pub fn read_summary(&mut self, file: &str, summary: ReadSummary) {
+        let source = &mut self.report.source;
+        source.files.push(file.to_owned());
+        source.torn_tail += summary.torn_tail;
+        source.corrupt += summary.corrupt;
     }
 
     /// The report.

@@ -1,0 +1,309 @@
+//! The audit log as the running engine writes it ([`GuardedLog`]): a write that fails (the
+//! disk is full, an I/O error) never stops the engine. Enforcement does not depend on the log;
+//! an engine that exited on a full disk would hand whoever can fill that disk a way to turn it
+//! off.
+//!
+//! During an outage, event records are counted and dropped, and the other records (actions,
+//! engine and reload records) are held in memory, at most [`HELD_BYTES`] of them (beyond, they
+//! are counted). Every [`RETRY`] the log is tried again; once it takes a write, an
+//! `audit_lost` record says what was lost and the held records follow it, with their own
+//! times. The outage is logged when it starts, every [`WARN_EVERY`] while it lasts, and when it
+//! ends.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{
+    AuditLost, Record,
+    writer::{AuditWriter, WriteError, timestamp},
+};
+
+/// Most bytes of records held during an outage.
+pub const HELD_BYTES: usize = 16 << 20;
+/// How often a failing log is tried again.
+pub const RETRY: Duration = Duration::from_secs(1);
+/// How often a lasting outage is logged.
+pub const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// An audit log whose write failures are absorbed (see the module documentation).
+#[derive(Debug)]
+pub struct GuardedLog {
+    writer: AuditWriter,
+    outage: Option<Outage>,
+}
+
+/// A time during which the log could not be written.
+#[derive(Debug)]
+struct Outage {
+    since: SystemTime,
+    error: String,
+    events_lost: u64,
+    records_lost: u64,
+    /// Durable records' lines, in order, stamped when they were made.
+    held: Vec<Vec<u8>>,
+    held_bytes: usize,
+    next_try: Instant,
+    next_warning: Instant,
+}
+
+impl GuardedLog {
+    /// Guards `writer`.
+    pub fn new(writer: AuditWriter) -> Self {
+        Self {
+            writer,
+            outage: None,
+        }
+    }
+
+    /// Whether the log is failing now, and how many records it lost so far (events, others).
+    pub fn outage(&self) -> Option<(u64, u64)> {
+        self.outage
+            .as_ref()
+            .map(|o| (o.events_lost, o.records_lost))
+    }
+
+    /// Writes `record` (see [`AuditWriter::write`]); a failed write starts an outage instead of
+    /// an error. `Err` only when the record cannot be serialized.
+    pub fn write(&mut self, record: &Record) -> Result<(), serde_json::Error> {
+        if self.outage.is_some() {
+            if record.is_durable() {
+                let line = serialized(self.writer.line_of(record))?;
+                self.hold(line);
+            } else if let Some(outage) = &mut self.outage {
+                outage.events_lost += 1;
+            }
+            self.try_again();
+            return Ok(());
+        }
+        if record.is_durable() {
+            let line = serialized(self.writer.line_of(record))?;
+            if let Err(err) = self.writer.flush() {
+                self.fail(&err);
+            } else if let Err(err) = self.writer.write_durable_line(&line) {
+                // The line itself is held, not lost.
+                let _ = self.writer.take_unwritten();
+                self.fail(&err);
+            } else {
+                return Ok(());
+            }
+            self.hold(line);
+            return Ok(());
+        }
+        match self.writer.write(record) {
+            Ok(()) => Ok(()),
+            Err(WriteError::Serialize(err)) => Err(err),
+            Err(err) => {
+                self.fail(&err);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the gathered event records; during an outage, tries the log again when due.
+    pub fn flush(&mut self) {
+        if self.outage.is_some() {
+            self.try_again();
+        } else if let Err(err) = self.writer.flush() {
+            self.fail(&err);
+        }
+    }
+
+    /// Starts an outage (or adds to it) after `err`, counting what the writer left unwritten.
+    fn fail(&mut self, err: &WriteError) {
+        let unwritten = self.writer.take_unwritten();
+        let now = Instant::now();
+        let outage = self.outage.get_or_insert_with(|| {
+            tracing::error!(
+                "{err}: enforcement goes on; event records are counted as lost and up to {} MiB of other records are held until the log can be written (tried every {} s)",
+                HELD_BYTES >> 20,
+                RETRY.as_secs()
+            );
+            Outage {
+                since: SystemTime::now(),
+                error: err.to_string(),
+                events_lost: 0,
+                records_lost: 0,
+                held: Vec::new(),
+                held_bytes: 0,
+                next_try: now + RETRY,
+                next_warning: now + WARN_EVERY,
+            }
+        });
+        outage.events_lost += unwritten;
+    }
+
+    /// Holds a durable record's line for after the outage (counted as lost beyond the bound).
+    fn hold(&mut self, line: Vec<u8>) {
+        let Some(outage) = &mut self.outage else {
+            return;
+        };
+        if outage.held_bytes + line.len() > HELD_BYTES {
+            outage.records_lost += 1;
+        } else {
+            outage.held_bytes += line.len();
+            outage.held.push(line);
+        }
+    }
+
+    /// When due, writes the `audit_lost` record and the held lines (one write, one sync); on
+    /// success the outage ends.
+    fn try_again(&mut self) {
+        let now = Instant::now();
+        let Some(outage) = &mut self.outage else {
+            return;
+        };
+        if now < outage.next_try {
+            return;
+        }
+        outage.next_try = now + RETRY;
+        if now >= outage.next_warning {
+            outage.next_warning = now + WARN_EVERY;
+            tracing::warn!(
+                "the audit log {} still cannot be written: {} event records and {} other records lost, {} held, since {}",
+                self.writer.path().display(),
+                outage.events_lost,
+                outage.records_lost,
+                outage.held.len(),
+                timestamp(outage.since)
+            );
+        }
+        let lost = AuditLost {
+            since: timestamp(outage.since),
+            until: timestamp(SystemTime::now()),
+            error: outage.error.clone(),
+            events_lost: outage.events_lost,
+            records_lost: outage.records_lost,
+            records_held: outage.held.len() as u64,
+        };
+        let Ok(mut lines) = self.writer.line_of(&Record::AuditLost(lost.clone())) else {
+            return;
+        };
+        for line in &outage.held {
+            lines.extend_from_slice(line);
+        }
+        if self.writer.write_durable_line(&lines).is_err() {
+            // Still failing (a write that went in part is closed by the next one).
+            let _ = self.writer.take_unwritten();
+            return;
+        }
+        tracing::warn!(
+            "the audit log {} can be written again (since {}): {} event records and {} other records were lost; {} held records written",
+            self.writer.path().display(),
+            lost.since,
+            lost.events_lost,
+            lost.records_lost,
+            lost.records_held
+        );
+        self.outage = None;
+    }
+}
+
+/// The serialization error of a line, if any (a record that cannot be serialized is a bug,
+/// reported to the caller).
+fn serialized(line: Result<Vec<u8>, WriteError>) -> Result<Vec<u8>, serde_json::Error> {
+    match line {
+        Ok(line) => Ok(line),
+        Err(WriteError::Serialize(err)) => Err(err),
+        // `line_of` only serializes.
+        Err(other) => Err(serde::ser::Error::custom(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn event(n: u64) -> Record {
+        Record::Event {
+            event: serde_json::json!({ "kind": "exec", "n": n }),
+        }
+    }
+
+    fn stop(reason: &str) -> Record {
+        Record::EngineStop {
+            reason: reason.into(),
+            counters: serde_json::json!({}),
+            decode_errors: 0,
+            polling_periods: 0,
+        }
+    }
+
+    /// `/dev/full` takes no write (ENOSPC): the log keeps going, counting and holding.
+    #[test]
+    fn a_log_that_takes_no_write_counts_events_and_holds_the_rest() {
+        let writer = AuditWriter::open(std::path::Path::new("/dev/full")).unwrap();
+        let mut log = GuardedLog::new(writer);
+        for n in 0..3 {
+            log.write(&event(n)).unwrap();
+        }
+        assert_eq!(log.outage(), None, "events wait for a flush");
+        log.flush();
+        assert_eq!(log.outage(), Some((3, 0)), "the flushed batch was lost");
+        log.write(&stop("a")).unwrap();
+        log.write(&event(4)).unwrap();
+        log.flush();
+        let outage = log.outage.as_ref().unwrap();
+        assert_eq!((outage.events_lost, outage.held.len()), (4, 1));
+        assert!(
+            outage.error.contains("No space left on device"),
+            "{outage:?}"
+        );
+    }
+
+    #[test]
+    fn held_records_beyond_the_bound_are_counted() {
+        let writer = AuditWriter::open(std::path::Path::new("/dev/full")).unwrap();
+        let mut log = GuardedLog::new(writer);
+        let big = "x".repeat(1 << 20);
+        for _ in 0..(HELD_BYTES >> 20) + 3 {
+            log.write(&stop(&big)).unwrap();
+        }
+        let outage = log.outage.as_ref().unwrap();
+        assert!(outage.held_bytes <= HELD_BYTES);
+        assert_eq!(outage.records_lost, 4, "{} held", outage.held.len());
+    }
+
+    #[test]
+    fn the_lost_record_and_the_held_records_follow_the_outage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = GuardedLog::new(AuditWriter::open(&path).unwrap());
+        log.write(&stop("before")).unwrap();
+        // An outage as a full disk makes it (the file itself stays writable here).
+        log.fail(&WriteError::Write {
+            path: path.clone(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        });
+        log.write(&event(1)).unwrap();
+        log.write(&stop("during")).unwrap();
+        assert!(log.outage().is_some(), "retried only after RETRY");
+        log.outage.as_mut().unwrap().next_try = Instant::now();
+        log.flush();
+        assert_eq!(log.outage(), None);
+        log.write(&stop("after")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<String> = records
+            .iter()
+            .map(|r| format!("{}{}", r["type"].as_str().unwrap(), r["reason"]))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "engine_stop\"before\"",
+                "audit_lostnull",
+                "engine_stop\"during\"",
+                "engine_stop\"after\""
+            ]
+        );
+        assert_eq!(records[1]["events_lost"], 1);
+        assert_eq!(records[1]["records_held"], 1);
+        assert!(
+            records[2]["ts"].as_str().unwrap() <= records[1]["ts"].as_str().unwrap(),
+            "held records keep their own time"
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The audit log under pressure on the host (signal tier): a disk that fills under the log does
+//! not stop the engine (the kernel and the daemon keep acting; an `audit_lost` record says what
+//! was lost once the log can be written again, and the actions held meanwhile follow it), and a
+//! log past its size is rotated. Needs root (and `mount` for a small tmpfs); skips loudly
+//! otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod host;
+
+use std::{
+    io::Write as _,
+    os::unix::process::ExitStatusExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use host::{Engine, can_run, install};
+use serde_json::Value;
+
+/// Engines are started one at a time: each would see the others' processes.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
+
+/// A kernel deny (the exec of `app-deny`) and a userspace kill (a pool URL in the
+/// environment, which the kernel does not read).
+const POLICY: &str = r#"version: 1
+rules:
+  - id: deny-app
+    expression: exec.file.name == "app-deny"
+    action: deny
+  - id: env-pool
+    expression: exec.envs contains "stratum+tcp://"
+    action: kill
+"#;
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount tmpfs on {}: {status}",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system of `dir` with `dir/filler` until a write fails.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 4096];
+    while file.write_all(&chunk).is_ok() {}
+    // The last bytes of a page.
+    while file.write_all(&[0]).is_ok() {}
+    path
+}
+
+/// Runs `app` (a `write-marker` copy) with a marker in `dir`; true when it was let run.
+fn ran(app: &Path, dir: &Path) -> bool {
+    let marker = dir.join("marker");
+    let _ = std::fs::remove_file(&marker);
+    let status = Command::new(app).arg(&marker).arg("x").status().unwrap();
+    assert_eq!(marker.exists(), status.signal() != Some(libc::SIGKILL));
+    marker.exists()
+}
+
+/// Starts `sleeper` with a pool URL in its environment; returns how it ended (the daemon
+/// kills it after the exec).
+fn env_miner_ends(sleeper: &Path) -> std::process::ExitStatus {
+    let mut child = Command::new(sleeper)
+        .arg("30")
+        .env("POOL_URL", "stratum+tcp://pool.example.com:3333")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn engine_alive(engine: &Engine) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", engine.pid()))
+        .is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+#[test]
+fn a_full_disk_under_the_audit_log_does_not_stop_enforcement() {
+    if !can_run("a_full_disk_under_the_audit_log_does_not_stop_enforcement") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let app = install(Path::new(WRITE_MARKER), work.path(), "app-deny");
+    let sleeper = install(Path::new("/bin/sleep"), work.path(), "sleeper");
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let logs = work.path().join("logs");
+    let _tmpfs = Tmpfs::mount(&logs, "1m");
+    let mut engine = Engine::start_at(
+        &logs,
+        &policy,
+        "block",
+        &["--policy-watch", "1s", "--audit-max-mib", "0"],
+    );
+    let filler = fill(&logs);
+
+    // The log takes nothing now: the engine goes on deciding, in the kernel and in userspace.
+    for _ in 0..50 {
+        assert!(Command::new("/bin/true").status().unwrap().success());
+    }
+    assert!(!ran(&app, work.path()), "the kernel still denies");
+    let status = env_miner_ends(&sleeper);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the daemon still kills: {status}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(engine_alive(&engine), "the engine is still running");
+    assert!(
+        !engine.records().iter().any(|r| r["type"] == "audit_lost"),
+        "nothing can be written yet"
+    );
+
+    // Room again: the next try writes what was lost, then the held actions.
+    std::fs::remove_file(&filler).unwrap();
+    let lost = engine.wait_for(Duration::from_secs(20), "the audit_lost record", |r| {
+        r["type"] == "audit_lost"
+    });
+    eprintln!("{lost}");
+    assert!(lost["events_lost"].as_u64().unwrap() > 0, "{lost}");
+    assert!(lost["records_held"].as_u64().unwrap() >= 2, "{lost}");
+    assert_eq!(lost["records_lost"], 0, "{lost}");
+    assert!(
+        lost["error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{lost}"
+    );
+    assert!(!ran(&app, work.path()));
+    let records = engine.stop();
+    let at = records
+        .iter()
+        .position(|r| r["type"] == "audit_lost")
+        .unwrap();
+    let held_kill = |rule: &str, decided_in: &str| {
+        records[at..].iter().any(|r| {
+            r["type"] == "action"
+                && r["action"] == "kill"
+                && r["rule"] == rule
+                && r["decided_in"] == decided_in
+        })
+    };
+    assert!(held_kill("deny-app", "kernel"), "{records:#?}");
+    assert!(held_kill("env-pool", "userspace"), "{records:#?}");
+    assert!(records.iter().any(|r| r["type"] == "engine_stop"));
+    // No line was left in part: a write the full disk cut short was cut off the file.
+    let text = std::fs::read_to_string(engine_log(&logs)).unwrap();
+    let unreadable = text
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).is_err())
+        .count();
+    assert_eq!(unreadable, 0, "torn or corrupt lines in the log");
+}
+
+fn engine_log(dir: &Path) -> PathBuf {
+    dir.join("audit-block.jsonl")
+}
+
+#[test]
+fn a_log_past_its_size_is_rotated_and_reported_whole() {
+    if !can_run("a_log_past_its_size_is_rotated_and_reported_whole") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let app = install(Path::new(WRITE_MARKER), work.path(), "app-deny");
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let engine = Engine::start_at(
+        work.path(),
+        &policy,
+        "block",
+        &[
+            "--policy-watch",
+            "off",
+            "--audit-max-mib",
+            "1",
+            "--audit-keep",
+            "2",
+        ],
+    );
+    // About 2.5 KB of event records per exec: 1,500 execs make three or more files' worth.
+    assert!(!ran(&app, work.path()));
+    for _ in 0..1500 {
+        Command::new("/bin/true").status().unwrap();
+    }
+    assert!(!ran(&app, work.path()));
+    engine.stop();
+    let log = engine_log(work.path());
+    let rotated = |n: u32| PathBuf::from(format!("{}.{n}", log.display()));
+    assert!(
+        rotated(1).exists() && rotated(2).exists(),
+        "rotated twice or more"
+    );
+    assert!(!rotated(3).exists(), "--audit-keep 2");
+    for file in [rotated(2), rotated(1), log.clone()] {
+        let len = std::fs::metadata(&file).unwrap().len();
+        assert!(len <= 1 << 20, "{} is {len} bytes", file.display());
+    }
+    // The report reads the three files as one log, oldest first.
+    let out = Command::new(host::enforcer_bin())
+        .args(["report", "--format", "json", "--audit-log"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["source"]["files"].as_array().unwrap().len(), 3);
+    assert_eq!(report["source"]["corrupt"], 0);
+    assert_eq!(report["source"]["torn_tail"], 0);
+    let kills = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "deny-app")
+        .map(|r| r["actions"]["kill"].as_u64().unwrap_or(0));
+    // The first kill may be in a file rotated away; the last is in the newest files.
+    assert!(kills.is_some_and(|k| k >= 1), "{report:#}");
+    let current = std::fs::read_to_string(&log).unwrap();
+    let last: Value = serde_json::from_str(current.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["type"], "engine_stop",
+        "the stop is in the current file"
+    );
+}
