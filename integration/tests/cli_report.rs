@@ -122,9 +122,13 @@ fn rotated_files_are_read_oldest_first_and_lost_records_are_reported() {
         format!("{}\n{lost}\n", kill("2026-11-01T10:00:02.000000Z")),
     )
     .unwrap();
+    let reopened = r#"{"ts":"2026-11-01T10:00:07.000000Z","type":"audit_reopened","found":"deleted or moved","noticed":"2026-11-01T10:00:07.000000Z"}"#;
     std::fs::write(
         &log,
-        format!("{}\n{stop}\n", kill("2026-11-01T10:00:06.000000Z")),
+        format!(
+            "{reopened}\n{}\n{stop}\n",
+            kill("2026-11-01T10:00:06.000000Z")
+        ),
     )
     .unwrap();
     let report = |extra: &[&str]| {
@@ -161,6 +165,8 @@ fn rotated_files_are_read_oldest_first_and_lost_records_are_reported() {
         "{md}"
     );
     assert!(md.contains("Files read, oldest first:"), "{md}");
+    assert!(md.contains("deleted or moved away 1 time(s)"), "{md}");
+    assert_eq!(all["source"]["reopened"], 1);
     let html = report(&["--format", "html"]);
     assert!(html.contains("2 other record(s) were lost"), "{html}");
     // The current file alone.

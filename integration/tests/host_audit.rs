@@ -266,3 +266,39 @@ fn a_log_past_its_size_is_rotated_and_reported_whole() {
         "the stop is in the current file"
     );
 }
+
+#[test]
+fn a_log_deleted_while_the_engine_runs_is_started_again() {
+    if !can_run("a_log_deleted_while_the_engine_runs_is_started_again") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let app = install(Path::new(WRITE_MARKER), work.path(), "app-deny");
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let mut engine = Engine::start_at(
+        work.path(),
+        &policy,
+        "block",
+        &["--policy-watch", "off", "--events", "none"],
+    );
+    // Removing evidence: the log is deleted under the running engine.
+    std::fs::remove_file(engine_log(work.path())).unwrap();
+    let reopened = engine.wait_for(Duration::from_secs(10), "audit_reopened", |r| {
+        r["type"] == "audit_reopened"
+    });
+    assert_eq!(reopened["found"], "deleted or moved", "{reopened}");
+    assert!(!ran(&app, work.path()));
+    let records = engine.stop();
+    let types: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["audit_reopened", "action", "engine_stop"],
+        "{records:#?}"
+    );
+    assert_eq!(records[1]["rule"], "deny-app");
+}

@@ -9,11 +9,16 @@
 //! `audit_lost` record says what was lost and the held records follow it, with their own
 //! times. The outage is logged when it starts, every [`WARN_EVERY`] while it lasts, and when it
 //! ends.
+//!
+//! A log file deleted or moved away while the engine runs (an operator's rotation, or someone
+//! removing evidence) would swallow every later record: every [`CHECK_EVERY`] the path is
+//! compared with the open file, and opened again when it names another file or none, starting
+//! with an `audit_reopened` record.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{
-    AuditLost, Record,
+    AuditLost, AuditReopened, Record,
     writer::{AuditWriter, WriteError, timestamp},
 };
 
@@ -23,12 +28,19 @@ pub const HELD_BYTES: usize = 16 << 20;
 pub const RETRY: Duration = Duration::from_secs(1);
 /// How often a lasting outage is logged.
 pub const WARN_EVERY: Duration = Duration::from_secs(60);
+/// How often the engine looks whether its log file was deleted or moved away.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// An audit log whose write failures are absorbed (see the module documentation).
 #[derive(Debug)]
 pub struct GuardedLog {
     writer: AuditWriter,
     outage: Option<Outage>,
+    /// When to look again whether the log file was deleted or moved away.
+    next_check: Instant,
+    /// The log file was deleted or moved away and opening it again failed: retried with the
+    /// outage, and this record written first once it succeeds.
+    reopen_due: Option<AuditReopened>,
 }
 
 /// A time during which the log could not be written.
@@ -51,6 +63,8 @@ impl GuardedLog {
         Self {
             writer,
             outage: None,
+            next_check: Instant::now() + CHECK_EVERY,
+            reopen_due: None,
         }
     }
 
@@ -99,11 +113,54 @@ impl GuardedLog {
     }
 
     /// Writes the gathered event records; during an outage, tries the log again when due.
+    /// Every [`CHECK_EVERY`], opens the log again if its file was deleted or moved away.
     pub fn flush(&mut self) {
+        self.check_detached();
         if self.outage.is_some() {
             self.try_again();
         } else if let Err(err) = self.writer.flush() {
             self.fail(&err);
+        }
+    }
+
+    /// When due, opens the log again if its path no longer names the open file, and writes an
+    /// `audit_reopened` record first in it (on failure, the outage retries the open).
+    fn check_detached(&mut self) {
+        let now = Instant::now();
+        if now < self.next_check {
+            return;
+        }
+        self.next_check = now + CHECK_EVERY;
+        if self.reopen_due.is_some() || !self.writer.detached() {
+            return;
+        }
+        let found = if self.writer.path().exists() {
+            "replaced"
+        } else {
+            "deleted or moved"
+        };
+        tracing::warn!(
+            "the audit log {} was {found} while the engine ran: opening it again",
+            self.writer.path().display()
+        );
+        let reopened = AuditReopened {
+            found,
+            noticed: timestamp(SystemTime::now()),
+        };
+        if let Err(err) = self.writer.reopen() {
+            self.fail(&err);
+            self.reopen_due = Some(reopened);
+            return;
+        }
+        let Ok(line) = self.writer.line_of(&Record::AuditReopened(reopened)) else {
+            return;
+        };
+        if self.outage.is_some() {
+            self.hold(line);
+        } else if let Err(err) = self.writer.write_durable_line_first(&line) {
+            let _ = self.writer.take_unwritten();
+            self.fail(&err);
+            self.hold(line);
         }
     }
 
@@ -155,6 +212,17 @@ impl GuardedLog {
             return;
         }
         outage.next_try = now + RETRY;
+        if let Some(reopened) = self.reopen_due.take() {
+            if self.writer.reopen().is_err() {
+                self.reopen_due = Some(reopened);
+                return;
+            }
+            // The first record of the new file, before what the outage lost.
+            if let Ok(line) = self.writer.line_of(&Record::AuditReopened(reopened)) {
+                outage.held_bytes += line.len();
+                outage.held.insert(0, line);
+            }
+        }
         if now >= outage.next_warning {
             outage.next_warning = now + WARN_EVERY;
             tracing::warn!(
@@ -248,6 +316,77 @@ mod tests {
             outage.error.contains("No space left on device"),
             "{outage:?}"
         );
+    }
+
+    #[test]
+    fn a_log_deleted_or_moved_away_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = GuardedLog::new(AuditWriter::open(&path).unwrap());
+        log.write(&stop("one")).unwrap();
+        for (how, found) in [("moved", "deleted or moved"), ("replaced", "replaced")] {
+            let away = dir.path().join(format!("{how}.jsonl"));
+            std::fs::rename(&path, &away).unwrap();
+            if how == "replaced" {
+                std::fs::write(&path, "").unwrap();
+            }
+            log.write(&event(1)).unwrap();
+            log.next_check = Instant::now();
+            log.flush();
+            log.write(&stop(how)).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let types: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                    format!(
+                        "{}{}",
+                        r["type"].as_str().unwrap(),
+                        r["found"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            assert_eq!(
+                types,
+                [
+                    format!("audit_reopened{found}"),
+                    "event".into(),
+                    "engine_stop".into()
+                ],
+                "{how}"
+            );
+            assert_eq!(log.outage(), None);
+        }
+        // Not looked at before CHECK_EVERY has passed, and not when nothing changed.
+        log.flush();
+        assert!(!log.writer.detached());
+    }
+
+    #[test]
+    fn a_log_whose_directory_is_gone_is_an_outage_until_it_can_be_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let path = logs.join("audit.jsonl");
+        let mut log = GuardedLog::new(AuditWriter::open(&path).unwrap());
+        std::fs::rename(&logs, dir.path().join("gone")).unwrap();
+        log.next_check = Instant::now();
+        log.flush();
+        assert!(log.outage().is_some() && log.reopen_due.is_some());
+        log.write(&stop("during")).unwrap();
+        std::fs::create_dir(&logs).unwrap();
+        log.outage.as_mut().unwrap().next_try = Instant::now();
+        log.flush();
+        assert_eq!(log.outage(), None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let types: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                r["type"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(types, ["audit_lost", "audit_reopened", "engine_stop"]);
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! - a log that cannot be written (disk full, I/O error) never stops the engine
 //!   ([`guarded::GuardedLog`]): event records are counted as lost, the others held in memory
 //!   (bounded), and an `audit_lost` record says what was lost once the log can be written again;
+//! - a log file deleted or moved away while the engine runs is noticed within a second and
+//!   the path opened again, starting with an `audit_reopened` record;
 //! - with a size limit ([`writer::Rotation`]), the log is renamed `PATH.1` (older ones shift up
 //!   to `PATH.<keep>`) and a new one started, between whole lines.
 
@@ -26,7 +28,7 @@ pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};
 pub use record::{
-    Action, AuditLost, BreakerSettings, BreakerTrip, EngineGap, PolicyReload, Record,
+    Action, AuditLost, AuditReopened, BreakerSettings, BreakerTrip, EngineGap, PolicyReload, Record,
 };
 pub use report::{Outcome, Report};
 pub use writer::{AuditWriter, Rotation};

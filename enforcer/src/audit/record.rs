@@ -142,6 +142,17 @@ pub struct AuditLost {
     pub records_held: u64,
 }
 
+/// An `audit_reopened` record, the first of a log the engine opened again because its file
+/// was deleted or moved away while it ran (by an operator's log rotation, or by someone
+/// removing evidence).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditReopened {
+    /// `deleted or moved` (nothing had the name) or `replaced` (another file had it).
+    pub found: &'static str,
+    /// When the engine noticed (it looks every second).
+    pub noticed: String,
+}
+
 /// One audit record.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -205,6 +216,8 @@ pub enum Record {
     PolicyReload(PolicyReload),
     /// The log could not be written for a while; what was lost (see [`AuditLost`]).
     AuditLost(AuditLost),
+    /// The log's file was deleted or moved while the engine ran (see [`AuditReopened`]).
+    AuditReopened(AuditReopened),
     /// Written on a clean shutdown.
     EngineStop {
         /// Signal or reason.

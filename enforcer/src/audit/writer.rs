@@ -120,6 +120,33 @@ impl AuditWriter {
         &self.path
     }
 
+    /// Whether the path no longer names the open file: it was deleted, or moved (and maybe
+    /// replaced by another file). `false` when that cannot be told.
+    pub fn detached(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(open) = self.file.metadata() else {
+            return false;
+        };
+        match std::fs::metadata(&self.path) {
+            Ok(named) => (named.dev(), named.ino()) != (open.dev(), open.ino()),
+            Err(err) => err.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+
+    /// Opens the path again (the log was deleted or moved): the next records go to the file
+    /// it names now, created if need be. Gathered event records are kept for it.
+    pub fn reopen(&mut self) -> Result<(), WriteError> {
+        let open_err = |source| WriteError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = open_append(&self.path).map_err(open_err)?;
+        self.size = close_torn_tail(&mut file).map_err(open_err)?;
+        self.file = file;
+        self.maybe_torn = false;
+        Ok(())
+    }
+
     /// Writes one record as one whole line. Event records are gathered and written together
     /// (at 64 KiB, at [`AuditWriter::flush`], or before the next durable record, so the order
     /// of the log is the order of the calls); lifecycle and action records are written at once
@@ -157,6 +184,12 @@ impl AuditWriter {
     /// event records, and syncs it to disk.
     pub fn write_durable_line(&mut self, line: &[u8]) -> Result<(), WriteError> {
         self.flush()?;
+        self.write_durable_line_first(line)
+    }
+
+    /// Writes a durable record's line ahead of the gathered event records (the first record
+    /// of a file opened again), and syncs it.
+    pub fn write_durable_line_first(&mut self, line: &[u8]) -> Result<(), WriteError> {
         self.put(line, 1)?;
         self.file.sync_data().map_err(|source| {
             self.unwritten += 1;

@@ -136,6 +136,10 @@ pub(crate) fn summary(record: &Record) -> String {
             lost.records_held,
             lost.error
         ),
+        Record::AuditReopened(reopened) => format!(
+            "audit_reopened found={} noticed={}",
+            reopened.found, reopened.noticed
+        ),
         Record::EngineGap(gap) => format!(
             "engine_gap previous_run={} enforcement={} unenforced_from={} pins_removed={}",
             gap.previous_run_id.as_deref().unwrap_or("?"),

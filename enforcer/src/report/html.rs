@@ -46,7 +46,10 @@ pub fn render(report: &AuditReport) -> String {
     if let Some(note) = source.rotated_note() {
         let _ = writeln!(out, "<p>{}</p>", esc(&note));
     }
-    for note in [source.unreadable(), source.lost()].into_iter().flatten() {
+    for note in [source.unreadable(), source.lost(), source.reopened_note()]
+        .into_iter()
+        .flatten()
+    {
         let _ = writeln!(out, "<p class=\"warn\">{}</p>", esc(&note));
     }
     out.push_str("<h2>Summary</h2>\n<table>\n");

@@ -69,6 +69,8 @@ pub struct Source {
     pub events_lost: u64,
     /// Other records (actions, engine records) those outages lost.
     pub records_lost: u64,
+    /// Times the log file was deleted or moved away under the engine (`audit_reopened`).
+    pub reopened: u64,
     /// `--since`, as given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
@@ -101,6 +103,16 @@ impl Source {
             format!(
                 "The engine could not write the audit log {} time(s) (disk full or I/O errors): {} event record(s) and {} other record(s) were lost; the counts above miss them.",
                 self.outages, self.events_lost, self.records_lost
+            )
+        })
+    }
+
+    /// The note on a log file deleted or moved away under the engine, when it was.
+    pub fn reopened_note(&self) -> Option<String> {
+        (self.reopened > 0).then(|| {
+            format!(
+                "The log file was deleted or moved away {} time(s) while the engine ran: the records before each are missing here.",
+                self.reopened
             )
         })
     }
@@ -470,6 +482,7 @@ impl Aggregator {
                 source.events_lost += record["events_lost"].as_u64().unwrap_or(0);
                 source.records_lost += record["records_lost"].as_u64().unwrap_or(0);
             }
+            "audit_reopened" => self.report.source.reopened += 1,
             "event" => {
                 let kind = text(record, "/event/kind").unwrap_or("?");
                 *self.report.events.entry(kind.to_owned()).or_default() += 1;
