@@ -204,3 +204,75 @@ fn percentiles_by_nearest_rank() {
     let p = Percentiles::of(&mut [5, 1, 4, 2, 3]).unwrap();
     assert_eq!((p.n, p.p50, p.p99, p.max), (5, 3, 5, 5));
 }
+
+/// Any bytes as an audit log: the reader and the aggregator take them, and every format
+/// renders, without a panic (the property-test twin of the `audit_report` fuzz target).
+mod arbitrary_logs {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::audit::AuditReader;
+
+    /// Lines that look like records enough to reach the aggregator's branches.
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        let types = prop_oneof![
+            Just("engine_start"),
+            Just("engine_stop"),
+            Just("engine_gap"),
+            Just("policy_reload"),
+            Just("audit_lost"),
+            Just("audit_reopened"),
+            Just("event"),
+            Just("action"),
+        ];
+        let value = prop_oneof![
+            Just("null".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[^\"\\\\]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            Just("{\"exec\":{\"file\":{\"path\":\"|<b>\"}}}".to_owned()),
+            Just("[1,\"a\"]".to_owned()),
+        ];
+        let key = prop_oneof![
+            Just("ts"),
+            Just("action"),
+            Just("rule"),
+            Just("event"),
+            Just("report"),
+            Just("events_lost"),
+            Just("added"),
+            Just("decided_in"),
+        ];
+        (
+            types,
+            proptest::collection::vec((key, value), 0..6),
+            any::<bool>(),
+        )
+            .prop_map(|(kind, fields, torn)| {
+                let body: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                let mut line = format!("{{\"type\":\"{kind}\",{}}}", body.join(",")).into_bytes();
+                if torn {
+                    line.truncate(line.len() / 2);
+                }
+                line
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_log_reads_aggregates_and_renders(
+            lines in proptest::collection::vec(line(), 0..40),
+            noise in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut text = lines.join(&b"\n"[..]);
+            text.extend_from_slice(&noise);
+            let mut aggregator = Aggregator::new("a.jsonl", None, Some("2026".to_owned()));
+            let summary = AuditReader::for_each(&text[..], |record| aggregator.add(&record)).unwrap();
+            aggregator.read_summary("a.jsonl", summary);
+            let report = aggregator.finish();
+            let _ = super::super::markdown::render(&report);
+            let _ = super::super::html::render(&report);
+            let _ = serde_json::to_string(&report).unwrap();
+        }
+    }
+}
