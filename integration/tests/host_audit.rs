@@ -1,7 +1,8 @@
 //! The audit log under pressure on the host (signal tier): a disk that fills under the log does
 //! not stop the engine (the kernel and the daemon keep acting; an `audit_lost` record says what
-//! was lost once the log can be written again, and the actions held meanwhile follow it), and a
-//! log past its size is rotated. Needs root (and `mount` for a small tmpfs); skips loudly
+//! was lost once the log can be written again, and the actions held meanwhile follow it), a
+//! log past its size is rotated, a deleted log is started again, and `engine_stats` records
+//! give the kernel's counters while the engine runs. Needs root (and `mount` for a small tmpfs); skips loudly
 //! otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -301,4 +302,48 @@ fn a_log_deleted_while_the_engine_runs_is_started_again() {
         "{records:#?}"
     );
     assert_eq!(records[1]["rule"], "deny-app");
+}
+
+#[test]
+fn engine_stats_records_give_the_counters_while_the_engine_runs() {
+    if !can_run("engine_stats_records_give_the_counters_while_the_engine_runs") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let mut engine = Engine::start_at(
+        work.path(),
+        &policy,
+        "block",
+        &[
+            "--policy-watch",
+            "off",
+            "--events",
+            "none",
+            "--stats-interval",
+            "1s",
+        ],
+    );
+    for _ in 0..20 {
+        Command::new("/bin/true").status().unwrap();
+    }
+    let first = engine.wait_for(Duration::from_secs(10), "engine_stats", |r| {
+        r["type"] == "engine_stats"
+    });
+    let later = engine.wait_for(Duration::from_secs(10), "a later engine_stats", |r| {
+        r["type"] == "engine_stats" && r["ts"].as_str() > first["ts"].as_str()
+    });
+    let records = engine.stop();
+    let stop = records.iter().find(|r| r["type"] == "engine_stop").unwrap();
+    for stats in [&first, &later] {
+        assert!(stats["period_s"].as_u64().unwrap() <= 2, "{stats}");
+        assert_eq!(stats["records_lost_since_last"], 0, "{stats}");
+        assert!(stats["counters"]["ringbuf_full"].is_u64(), "{stats}");
+    }
+    // Counters so far: they only grow, and the stop's are the last.
+    let execs = |r: &Value| r["counters"]["exec_seen"].as_u64().unwrap();
+    assert!(execs(&later) >= 20, "{later}");
+    assert!(execs(&first) <= execs(&later) && execs(&later) <= execs(stop));
 }

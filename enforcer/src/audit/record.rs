@@ -218,6 +218,17 @@ pub enum Record {
     AuditLost(AuditLost),
     /// The log's file was deleted or moved while the engine ran (see [`AuditReopened`]).
     AuditReopened(AuditReopened),
+    /// Written every `--stats-interval` while the engine runs (`engine/stats.rs`).
+    EngineStats {
+        /// Seconds since the previous `engine_stats` (or the start).
+        period_s: u64,
+        /// Kernel records lost since the previous one (the ring buffer was full).
+        records_lost_since_last: u64,
+        /// Records the daemon could not decode, so far.
+        decode_errors: u64,
+        /// The kernel's counters so far (name -> value summed over CPUs), as in `engine_stop`.
+        counters: Value,
+    },
     /// Written on a clean shutdown.
     EngineStop {
         /// Signal or reason.

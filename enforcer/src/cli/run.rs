@@ -106,22 +106,28 @@ pub(crate) struct RunArgs {
     /// interval, reloads the policy as SIGHUP does: an invalid policy, or one that needs
     /// programs this run did not load, is refused and the running policy stays in force; a
     /// `policy_reload` audit record says which.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = policy_watch)]
-    policy_watch: PolicyWatchArg,
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = interval_or_off)]
+    policy_watch: IntervalArg,
+    /// How often an `engine_stats` record gives the kernel's counters so far, e.g. `60s`;
+    /// `off`: only `engine_stop` does. Records the kernel could not hand over (a full ring
+    /// buffer: the kernel's verdicts still applied, userspace rules did not see them) are also
+    /// logged as a warning at each interval that had some.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = interval_or_off)]
+    stats_interval: IntervalArg,
 }
 
-/// `--policy-watch`: an interval, or `off`.
+/// `--policy-watch`, `--stats-interval`: an interval, or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PolicyWatchArg(Option<Duration>);
+struct IntervalArg(Option<Duration>);
 
-/// A policy watch interval between 100 ms and 1 h, or `off`.
-fn policy_watch(value: &str) -> Result<PolicyWatchArg, String> {
+/// An interval between 100 ms and 1 h, or `off`.
+fn interval_or_off(value: &str) -> Result<IntervalArg, String> {
     if value == "off" {
-        return Ok(PolicyWatchArg(None));
+        return Ok(IntervalArg(None));
     }
     let interval = humantime::parse_duration(value).map_err(|e| e.to_string())?;
     if (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&interval) {
-        Ok(PolicyWatchArg(Some(interval)))
+        Ok(IntervalArg(Some(interval)))
     } else {
         Err("the interval must be between 100ms and 1h (or `off`)".to_owned())
     }
@@ -242,6 +248,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         kernel_hash: !args.no_kernel_hash,
         on_crash,
         policy_watch: args.policy_watch.0,
+        stats_interval: args.stats_interval.0,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -318,17 +325,28 @@ mod tests {
 
     #[test]
     fn policy_watch_defaults_to_2s_and_can_be_off() {
-        let every = |d| PolicyWatchArg(Some(Duration::from_secs(d)));
+        let every = |d| IntervalArg(Some(Duration::from_secs(d)));
         assert_eq!(parse(&[]).unwrap().policy_watch, every(2));
         assert_eq!(
             parse(&["--policy-watch", "30s"]).unwrap().policy_watch,
             every(30)
         );
         let off = parse(&["--policy-watch", "off"]).unwrap();
-        assert_eq!(off.policy_watch, PolicyWatchArg(None));
+        assert_eq!(off.policy_watch, IntervalArg(None));
         for bad in ["10ms", "2h", "sometimes"] {
             assert!(parse(&["--policy-watch", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn stats_interval_defaults_to_a_minute_and_can_be_off() {
+        assert_eq!(
+            parse(&[]).unwrap().stats_interval,
+            IntervalArg(Some(Duration::from_secs(60)))
+        );
+        let off = parse(&["--stats-interval", "off"]).unwrap();
+        assert_eq!(off.stats_interval, IntervalArg(None));
+        assert!(parse(&["--stats-interval", "1ms"]).is_err());
     }
 
     #[test]

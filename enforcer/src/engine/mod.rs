@@ -15,6 +15,7 @@ mod live_plan;
 mod polling;
 mod reload;
 mod sink;
+mod stats;
 
 use std::{
     cell::RefCell,
@@ -101,6 +102,8 @@ pub struct Options {
     pub audit_log: Option<PathBuf>,
     /// When the audit log is rotated.
     pub audit_rotation: crate::audit::Rotation,
+    /// How often an `engine_stats` record is written (`None`: never).
+    pub stats_interval: Option<Duration>,
     /// Print events and actions on stdout.
     pub print: bool,
     /// Write `event` records (observed activity) to the audit log and stdout; without them
@@ -312,6 +315,8 @@ enum Wake {
     Watch,
     /// A policy reload was asked for.
     Reload(reload::Trigger),
+    /// The `--stats-interval` timer.
+    Stats,
 }
 
 /// Attaches what reloaded `policy` needs that the start did not: the tracepoints of kernel
@@ -559,6 +564,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     lifecycle_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut poll_timer = tokio::time::interval(polling::POLL_INTERVAL);
     poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Never ticks when off; the first tick (at once) is skipped.
+    let stats_period = options.stats_interval.unwrap_or(Duration::from_secs(3600));
+    let mut stats_timer =
+        tokio::time::interval_at(tokio::time::Instant::now() + stats_period, stats_period);
+    stats_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stats = stats::Stats::default();
+    let mut stats_at = std::time::Instant::now();
 
     let reason = loop {
         let wake = tokio::select! {
@@ -576,6 +588,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             Some(done) = next_hash(&mut hash_results) => Wake::Hash(done),
             _ = sighup.recv() => Wake::Reload(reload::Trigger::Signal),
             _ = watch_timer.tick(), if options.policy_watch.is_some() => Wake::Watch,
+            _ = stats_timer.tick(), if options.stats_interval.is_some() => Wake::Stats,
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         };
@@ -610,6 +623,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 }
             }
             Wake::Hash(done) => handler.hash_done(done, &mut sink)?,
+            Wake::Stats => {
+                let now = std::time::Instant::now();
+                let period_s = now.duration_since(stats_at).as_secs();
+                stats_at = now;
+                let counters = counters::read(&loaded.borrow().ebpf);
+                sink.write(&stats.record(counters, handler.decode_errors(), period_s))?;
+            }
             Wake::Watch if !reloader.files_changed() => {}
             Wake::Watch | Wake::Reload(_) => {
                 let trigger = match wake {

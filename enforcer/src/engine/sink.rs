@@ -127,6 +127,15 @@ pub(crate) fn summary(record: &Record) -> String {
                 .map(|r| format!(" reason={r}"))
                 .unwrap_or_default()
         ),
+        Record::EngineStats {
+            period_s,
+            records_lost_since_last,
+            counters,
+            ..
+        } => format!(
+            "engine_stats period_s={period_s} records_lost_since_last={records_lost_since_last} exec_seen={} ringbuf_full={}",
+            counters["exec_seen"], counters["ringbuf_full"]
+        ),
         Record::AuditLost(lost) => format!(
             "audit_lost since={} until={} events_lost={} records_lost={} records_held={} error={}",
             lost.since,

@@ -46,9 +46,14 @@ pub fn render(report: &AuditReport) -> String {
     if let Some(note) = source.rotated_note() {
         let _ = writeln!(out, "<p>{}</p>", esc(&note));
     }
-    for note in [source.unreadable(), source.lost(), source.reopened_note()]
-        .into_iter()
-        .flatten()
+    for note in [
+        source.unreadable(),
+        source.lost(),
+        source.reopened_note(),
+        report.kernel_lost_note(),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = writeln!(out, "<p class=\"warn\">{}</p>", esc(&note));
     }

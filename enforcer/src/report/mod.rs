@@ -124,6 +124,18 @@ impl Source {
     }
 }
 
+impl AuditReport {
+    /// The note on kernel records the runs lost, when they lost some.
+    pub fn kernel_lost_note(&self) -> Option<String> {
+        let lost: u64 = self.runs.iter().map(|r| r.kernel_records_lost).sum();
+        (lost > 0).then(|| {
+            format!(
+                "The kernel could not hand {lost} record(s) to the engine (its ring buffer was full): their kernel verdicts applied, but they are not in this log and rules evaluated in userspace did not see them."
+            )
+        })
+    }
+}
+
 /// What introduces the rules that would have acted in block mode.
 pub const WOULD_ACT: &str = "In block mode these rules would have acted (dry run or \
     monitor-mode rules); review their executables before switching:";
@@ -156,6 +168,9 @@ pub struct Run {
     pub gaps: Vec<Gap>,
     /// Policy reloads (`policy_reload` records).
     pub reloads: Vec<Reload>,
+    /// Kernel records the run lost (a full ring buffer: `ringbuf_full` in its last
+    /// `engine_stats` or `engine_stop` counters).
+    pub kernel_records_lost: u64,
 }
 
 /// An `engine_gap` record, shortly.
@@ -445,7 +460,9 @@ impl Aggregator {
                     run.stopped = Some(ts.to_owned());
                     run.stop_reason = text(record, "/reason").map(str::to_owned);
                 }
+                self.kernel_lost(record);
             }
+            "engine_stats" => self.kernel_lost(record),
             "engine_gap" => {
                 if let Some(run) = self.report.runs.last_mut() {
                     run.gaps.push(Gap {
@@ -489,6 +506,18 @@ impl Aggregator {
             }
             "action" => self.action(record, ts),
             _ => {}
+        }
+    }
+
+    /// Takes the `ringbuf_full` counter of an `engine_stats` or `engine_stop` record (the
+    /// run's total so far).
+    fn kernel_lost(&mut self, record: &Value) {
+        if let Some(run) = self.report.runs.last_mut()
+            && let Some(lost) = record
+                .pointer("/counters/ringbuf_full")
+                .and_then(Value::as_u64)
+        {
+            run.kernel_records_lost = run.kernel_records_lost.max(lost);
         }
     }
 

@@ -205,6 +205,25 @@ fn percentiles_by_nearest_rank() {
     assert_eq!((p.n, p.p50, p.p99, p.max), (5, 3, 5, 5));
 }
 
+#[test]
+fn kernel_records_lost_are_the_runs_last_count() {
+    let start = json!({"ts": "2026-01-01T00:00:00Z", "type": "engine_start", "mode": "block"});
+    let stats = |ts: &str, lost: u64| json!({"ts": ts, "type": "engine_stats", "counters": {"ringbuf_full": lost}});
+    let report = aggregate(&[
+        start.clone(),
+        stats("2026-01-01T00:01:00Z", 5),
+        json!({"ts": "2026-01-01T00:02:00Z", "type": "engine_stop",
+               "counters": {"ringbuf_full": 9}}),
+        start,
+        stats("2026-01-01T00:04:00Z", 3),
+    ]);
+    let lost: Vec<u64> = report.runs.iter().map(|r| r.kernel_records_lost).collect();
+    assert_eq!(lost, [9, 3], "each run's total, not a sum of its records");
+    let note = report.kernel_lost_note().unwrap();
+    assert!(note.contains("could not hand 12 record(s)"), "{note}");
+    assert!(aggregate(&[]).kernel_lost_note().is_none());
+}
+
 /// Any bytes as an audit log: the reader and the aggregator take them, and every format
 /// renders, without a panic (the property-test twin of the `audit_report` fuzz target).
 mod arbitrary_logs {
