@@ -37,6 +37,15 @@ rules:
     action: kill
 "#;
 
+/// A work directory with `app-deny` (a `write-marker` copy) and [`POLICY`] in it.
+fn workdir() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let app = install(Path::new(WRITE_MARKER), work.path(), "app-deny");
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    (work, app, policy)
+}
+
 /// A tmpfs of `size` mounted at `dir`, unmounted on drop.
 struct Tmpfs(PathBuf);
 
@@ -121,11 +130,8 @@ fn a_full_disk_under_the_audit_log_does_not_stop_enforcement() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let work = tempfile::tempdir().unwrap();
-    let app = install(Path::new(WRITE_MARKER), work.path(), "app-deny");
+    let (work, app, policy) = workdir();
     let sleeper = install(Path::new("/bin/sleep"), work.path(), "sleeper");
-    let policy = work.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
     let logs = work.path().join("logs");
     let _tmpfs = Tmpfs::mount(&logs, "1m");
     let mut engine = Engine::start_at(
@@ -206,10 +212,7 @@ fn a_log_past_its_size_is_rotated_and_reported_whole() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let work = tempfile::tempdir().unwrap();
-    let app = install(Path::new(WRITE_MARKER), work.path(), "app-deny");
-    let policy = work.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
+    let (work, app, policy) = workdir();
     let engine = Engine::start_at(
         work.path(),
         &policy,
@@ -274,10 +277,7 @@ fn a_log_deleted_while_the_engine_runs_is_started_again() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let work = tempfile::tempdir().unwrap();
-    let app = install(Path::new(WRITE_MARKER), work.path(), "app-deny");
-    let policy = work.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
+    let (work, app, policy) = workdir();
     let mut engine = Engine::start_at(
         work.path(),
         &policy,
@@ -310,9 +310,7 @@ fn engine_stats_records_give_the_counters_while_the_engine_runs() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let work = tempfile::tempdir().unwrap();
-    let policy = work.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
+    let (work, _, policy) = workdir();
     let mut engine = Engine::start_at(
         work.path(),
         &policy,

@@ -280,21 +280,7 @@ fn serialized(line: Result<Vec<u8>, WriteError>) -> Result<Vec<u8>, serde_json::
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn event(n: u64) -> Record {
-        Record::Event {
-            event: serde_json::json!({ "kind": "exec", "n": n }),
-        }
-    }
-
-    fn stop(reason: &str) -> Record {
-        Record::EngineStop {
-            reason: reason.into(),
-            counters: serde_json::json!({}),
-            decode_errors: 0,
-            polling_periods: 0,
-        }
-    }
+    use crate::audit::test_records::{event, stop};
 
     /// `/dev/full` takes no write (ENOSPC): the log keeps going, counting and holding.
     #[test]

@@ -24,6 +24,8 @@ pub mod reader;
 pub mod record;
 pub mod report;
 pub mod tail;
+#[cfg(test)]
+mod test_records;
 pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};

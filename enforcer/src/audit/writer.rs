@@ -350,13 +350,10 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
-    use crate::audit::{AuditReader, ReadSummary};
-
-    fn event(n: u64) -> Record {
-        Record::Event {
-            event: serde_json::json!({ "kind": "exec", "n": n }),
-        }
-    }
+    use crate::audit::{
+        AuditReader, ReadSummary,
+        test_records::{event, stop},
+    };
 
     #[test]
     fn events_wait_for_a_flush_or_a_durable_record_and_keep_their_order() {
@@ -372,13 +369,7 @@ mod tests {
         w.flush().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
         w.write(&event(2)).unwrap();
-        w.write(&Record::EngineStop {
-            reason: "t".into(),
-            counters: serde_json::json!({}),
-            decode_errors: 0,
-            polling_periods: 0,
-        })
-        .unwrap();
+        w.write(&stop("t")).unwrap();
         w.write(&event(3)).unwrap();
         drop(w);
         let text = std::fs::read_to_string(&path).unwrap();

@@ -46,15 +46,7 @@ pub fn render(report: &AuditReport) -> String {
     if let Some(note) = source.rotated_note() {
         let _ = writeln!(out, "<p>{}</p>", esc(&note));
     }
-    for note in [
-        source.unreadable(),
-        source.lost(),
-        source.reopened_note(),
-        report.kernel_lost_note(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for note in report.warnings() {
         let _ = writeln!(out, "<p class=\"warn\">{}</p>", esc(&note));
     }
     out.push_str("<h2>Summary</h2>\n<table>\n");

@@ -79,15 +79,7 @@ pub fn render(report: &AuditReport) -> String {
     if let Some(note) = source.rotated_note() {
         let _ = writeln!(out, "\n{}", cell(&note));
     }
-    for note in [
-        source.unreadable(),
-        source.lost(),
-        source.reopened_note(),
-        report.kernel_lost_note(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for note in report.warnings() {
         let _ = writeln!(out, "\n**{note}**");
     }
     summary(&mut out, report);

@@ -125,6 +125,20 @@ impl Source {
 }
 
 impl AuditReport {
+    /// The warnings about what the report cannot count: unreadable lines, records the engine
+    /// could not write or the kernel could not hand over, a log file deleted under the engine.
+    pub fn warnings(&self) -> Vec<String> {
+        [
+            self.source.unreadable(),
+            self.source.lost(),
+            self.source.reopened_note(),
+            self.kernel_lost_note(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// The note on kernel records the runs lost, when they lost some.
     pub fn kernel_lost_note(&self) -> Option<String> {
         let lost: u64 = self.runs.iter().map(|r| r.kernel_records_lost).sum();
