@@ -150,6 +150,10 @@ impl AuditReport {
     }
 }
 
+/// The start of a run whose `engine_start` record is not among the records read (rotated
+/// away, or before `--since`).
+pub const START_UNSEEN: &str = "(before the records read)";
+
 /// What introduces the rules that would have acted in block mode.
 pub const WOULD_ACT: &str = "In block mode these rules would have acted (dry run or \
     monitor-mode rules); review their executables before switching:";
@@ -470,10 +474,9 @@ impl Aggregator {
                 ..Run::default()
             }),
             "engine_stop" => {
-                if let Some(run) = self.report.runs.last_mut() {
-                    run.stopped = Some(ts.to_owned());
-                    run.stop_reason = text(record, "/reason").map(str::to_owned);
-                }
+                let run = self.current_run();
+                run.stopped = Some(ts.to_owned());
+                run.stop_reason = text(record, "/reason").map(str::to_owned);
                 self.kernel_lost(record);
             }
             "engine_stats" => self.kernel_lost(record),
@@ -487,25 +490,23 @@ impl Aggregator {
                 }
             }
             "policy_reload" => {
-                if let Some(run) = self.report.runs.last_mut() {
-                    let ids = |key: &str| {
-                        record[key]
-                            .as_array()
-                            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned))
-                            .into_iter()
-                            .flatten()
-                            .collect()
-                    };
-                    run.reloads.push(Reload {
-                        at: ts.to_owned(),
-                        trigger: owned(record, "/trigger"),
-                        outcome: owned(record, "/outcome"),
-                        generation: record["policy_generation"].as_u64().unwrap_or(0),
-                        added: ids("added"),
-                        removed: ids("removed"),
-                        reason: text(record, "/reason").map(str::to_owned),
-                    });
-                }
+                let ids = |key: &str| {
+                    record[key]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned))
+                        .into_iter()
+                        .flatten()
+                        .collect()
+                };
+                self.current_run().reloads.push(Reload {
+                    at: ts.to_owned(),
+                    trigger: owned(record, "/trigger"),
+                    outcome: owned(record, "/outcome"),
+                    generation: record["policy_generation"].as_u64().unwrap_or(0),
+                    added: ids("added"),
+                    removed: ids("removed"),
+                    reason: text(record, "/reason").map(str::to_owned),
+                });
             }
             "audit_lost" => {
                 let source = &mut self.report.source;
@@ -526,13 +527,27 @@ impl Aggregator {
     /// Takes the `ringbuf_full` counter of an `engine_stats` or `engine_stop` record (the
     /// run's total so far).
     fn kernel_lost(&mut self, record: &Value) {
-        if let Some(run) = self.report.runs.last_mut()
-            && let Some(lost) = record
-                .pointer("/counters/ringbuf_full")
-                .and_then(Value::as_u64)
+        if let Some(lost) = record
+            .pointer("/counters/ringbuf_full")
+            .and_then(Value::as_u64)
         {
+            let run = self.current_run();
             run.kernel_records_lost = run.kernel_records_lost.max(lost);
         }
+    }
+
+    /// The run the records being read belong to: the last one started, or, for records before
+    /// any `engine_start` (rotated away, or before `--since`), a run whose start is
+    /// [`START_UNSEEN`].
+    fn current_run(&mut self) -> &mut Run {
+        if self.report.runs.is_empty() {
+            self.report.runs.push(Run {
+                started: START_UNSEEN.to_owned(),
+                ..Run::default()
+            });
+        }
+        let last = self.report.runs.len() - 1;
+        &mut self.report.runs[last]
     }
 
     fn action(&mut self, record: &Value, ts: &str) {

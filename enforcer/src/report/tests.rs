@@ -224,6 +224,21 @@ fn kernel_records_lost_are_the_runs_last_count() {
     assert!(aggregate(&[]).kernel_lost_note().is_none());
 }
 
+#[test]
+fn a_run_whose_start_was_rotated_away_is_still_a_run() {
+    let report = aggregate(&[
+        json!({"ts": "2026-01-01T00:01:00Z", "type": "policy_reload", "outcome": "applied",
+               "policy_generation": 2}),
+        json!({"ts": "2026-01-01T00:02:00Z", "type": "engine_stop", "reason": "SIGTERM",
+               "counters": {"ringbuf_full": 0}}),
+    ]);
+    assert_eq!(report.runs.len(), 1);
+    let run = &report.runs[0];
+    assert_eq!(run.started, START_UNSEEN);
+    assert_eq!(run.stop_reason.as_deref(), Some("SIGTERM"));
+    assert_eq!(run.reloads.len(), 1);
+}
+
 /// Any bytes as an audit log: the reader and the aggregator take them, and every format
 /// renders, without a panic (the property-test twin of the `audit_report` fuzz target).
 mod arbitrary_logs {

@@ -18,14 +18,14 @@ use super::{
 use crate::{audit, engine::Engine, payload};
 
 const AUDIT: &str = "/tmp/audit-crash.jsonl";
-const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
-const KEEP: [&str; 2] = ["--on-crash", "keep-enforcing"];
+pub(super) const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
+pub(super) const KEEP: [&str; 2] = ["--on-crash", "keep-enforcing"];
 /// Pinned links are released by deferred kernel work after their pins go.
 const DETACH: Duration = Duration::from_secs(10);
 
 /// Removes every pin when dropped: the VM is this harness's alone, and a failed case must not
 /// leave the payload denied for the cases after it.
-struct Unpin;
+pub(super) struct Unpin;
 
 impl Drop for Unpin {
     fn drop(&mut self) {

@@ -140,6 +140,10 @@ pub(crate) const ALL: &[Case] = &[
         name: "lsm_crash_pinned",
         run: crash::lsm_crash_pinned,
     },
+    Case {
+        name: "lsm_reload_pinned_hash",
+        run: reload::lsm_reload_pinned_hash,
+    },
 ];
 
 /// What a running case can do besides returning.

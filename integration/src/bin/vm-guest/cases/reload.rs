@@ -3,7 +3,9 @@
 //! policy's denies are made in the LSM hook at once, and a reload that adds a SHA-256 value
 //! loads the kernel hash programs (not needed at start) so a never-run file with that content
 //! is refused on its first exec; one that needs an LSM hook the start did not load (mkdir) is
-//! refused and the running policy stays.
+//! refused and the running policy stays. Under `--on-crash keep-enforcing` the hash programs a
+//! reload attached are pinned: with the engine SIGKILLed, a never-run copy of a listed file is
+//! still refused in the kernel.
 
 use std::{
     path::Path,
@@ -187,6 +189,111 @@ fn swap(
     hash_list_added(ctx, engine, policy_path, policy_b)
 }
 
+/// A file with content unique to `tag` (a `write-marker` with bytes appended), never run.
+fn unique_exe(path: &str, tag: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(WRITE_MARKER).map_err(|e| format!("{WRITE_MARKER}: {e}"))?;
+    bytes.extend_from_slice(tag.as_bytes());
+    super::hash::write_exe(path, &bytes)?;
+    Ok(bytes)
+}
+
+/// A policy that denies `write-marker` by name and, by SHA-256, the file at `listed`.
+fn hash_policy(listed: &str) -> Result<String, String> {
+    let sha = super::hash::sha256_of(listed)?;
+    Ok(format!(
+        "version: 1\nlists:\n  - name: bad\n    type: hash\n    items: [\"{sha}\"]\nrules:\n  - id: deny-write-marker\n    expression: exec.file.name == \"write-marker\"\n    action: deny\n  - id: deny-hash\n    expression: exec.file.hash.sha256 in bad\n    action: kill\n"
+    ))
+}
+
+/// See the module documentation: the kernel hash programs a reload attached outlive a
+/// SIGKILLed `keep-enforcing` engine.
+pub(crate) fn lsm_reload_pinned_hash(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    let unpin = super::crash::Unpin;
+    std::fs::create_dir_all(DIR).map_err(|e| format!("{DIR}: {e}"))?;
+    let policy_path = format!("{DIR}/pinned-policy.yaml");
+    std::fs::write(&policy_path, policy(&["write-marker"]))
+        .map_err(|e| format!("{policy_path}: {e}"))?;
+    let listed = format!("{DIR}/app-listed");
+    let content = unique_exe(&listed, "reload-pinned: unique content")?;
+    let mut engine = Engine::start_args(
+        &policy_path,
+        "block",
+        "/tmp/audit-reload-pinned.jsonl".as_ref(),
+        "/tmp/enforcer-reload-pinned.log".as_ref(),
+        &[
+            "--policy-watch",
+            "off",
+            "--events",
+            "none",
+            super::crash::KEEP[0],
+            super::crash::KEEP[1],
+        ],
+    )?;
+    let result = hash_reload_then_killed(ctx, &mut engine, &policy_path, &listed);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result?;
+    // No engine now: the pinned programs and maps decide. A fresh copy (a new inode, never
+    // hashed) must be hashed by the pinned `bprm_creds_from_file` program and refused.
+    let copy = format!("{DIR}/app-copy");
+    super::hash::write_exe(&copy, &content)?;
+    if runs(&copy, "/tmp/reload-pinned-copy")? {
+        return Err("a never-run copy of the listed file ran with the engine killed".to_owned());
+    }
+    ctx.log("engine SIGKILLed: a never-run copy of the listed file refused with EPERM");
+    // The cases after this one start with nothing enforced.
+    drop(unpin);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !runs(&copy, "/tmp/reload-pinned-copy")? {
+        if Instant::now() > deadline {
+            return Err("the copy is still refused 10 s after the pins were removed".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Reloads to a policy listing `listed`'s SHA-256 (the kernel hash programs attach and are
+/// pinned), checks it is refused, and SIGKILLs the engine.
+fn hash_reload_then_killed(
+    ctx: &Ctx,
+    engine: &mut Engine,
+    policy_path: &str,
+    listed: &str,
+) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    super::exec::expect_field(&start, "on_crash", "keep-enforcing")?;
+    if audit::str_field(&start, "exec_hash").is_some_and(|h| h.starts_with("kernel")) {
+        return Err(format!("the start needed no kernel hashing: {start}"));
+    }
+    let run_id = audit::str_field(&start, "run_id")
+        .ok_or_else(|| format!("engine_start has no run_id: {start}"))?
+        .to_owned();
+    std::fs::write(policy_path, hash_policy(listed)?).map_err(|e| format!("{policy_path}: {e}"))?;
+    engine.sighup()?;
+    let record = nth_reload(engine, 0)?;
+    ctx.log(format!("hash reload: {record}"));
+    if audit::str_field(&record, "outcome") != Some("applied")
+        || !audit::str_field(&record, "exec_hash").is_some_and(|h| h.starts_with("kernel"))
+    {
+        return Err(format!("want applied with kernel hashing: {record}"));
+    }
+    let pin = Path::new(super::crash::PIN_ROOT)
+        .join(&run_id)
+        .join("link-lsm_bprm_creds_from_file");
+    if !pin.exists() {
+        return Err(format!("{} is not pinned after the reload", pin.display()));
+    }
+    if runs(listed, "/tmp/reload-pinned-listed")? {
+        return Err("the listed file ran with the engine up".to_owned());
+    }
+    let status = engine.sigkill()?;
+    ctx.log(format!("engine SIGKILLed: {status}"));
+    Ok(())
+}
+
 /// The policy at start lists no SHA-256 value, so the kernel hash programs were not loaded; a
 /// reload that lists one loads and attaches them, and a never-run file with that content is
 /// refused on its first exec.
@@ -197,9 +304,7 @@ fn hash_list_added(
     policy_b: &str,
 ) -> Result<(), String> {
     let app_c = format!("{DIR}/app-c");
-    let mut bytes = std::fs::read(WRITE_MARKER).map_err(|e| format!("{WRITE_MARKER}: {e}"))?;
-    bytes.extend_from_slice(b"reload-case: unique content");
-    super::hash::write_exe(&app_c, &bytes)?;
+    unique_exe(&app_c, "reload-case: unique content")?;
     let sha = super::hash::sha256_of(&app_c)?;
     let lists = format!("lists:\n  - name: bad\n    type: hash\n    items: [\"{sha}\"]\nrules:\n");
     let with_hash = format!(
