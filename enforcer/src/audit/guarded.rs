@@ -265,6 +265,27 @@ impl GuardedLog {
     }
 }
 
+impl Drop for GuardedLog {
+    /// A last try at the end of the run; what cannot be written then is said on stderr, the
+    /// one place left.
+    fn drop(&mut self) {
+        if let Some(outage) = &mut self.outage {
+            outage.next_try = Instant::now();
+        }
+        self.flush();
+        if let Some(outage) = &self.outage {
+            tracing::error!(
+                "the audit log {} could not be written before the engine stopped: {} event records and {} other records lost, {} held records not written (since {})",
+                self.writer.path().display(),
+                outage.events_lost,
+                outage.records_lost,
+                outage.held.len(),
+                timestamp(outage.since)
+            );
+        }
+    }
+}
+
 /// The serialization error of a line, if any (a record that cannot be serialized is a bug,
 /// reported to the caller).
 fn serialized(line: Result<Vec<u8>, WriteError>) -> Result<Vec<u8>, serde_json::Error> {
@@ -373,6 +394,24 @@ mod tests {
             })
             .collect();
         assert_eq!(types, ["audit_lost", "audit_reopened", "engine_stop"]);
+    }
+
+    #[test]
+    fn the_end_of_the_run_tries_once_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = GuardedLog::new(AuditWriter::open(&path).unwrap());
+        log.fail(&WriteError::Write {
+            path: path.clone(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        });
+        log.write(&stop("last")).unwrap();
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"type\":\"audit_lost\"") && text.contains("\"reason\":\"last\""),
+            "{text}"
+        );
     }
 
     #[test]
