@@ -345,3 +345,27 @@ fn engine_stats_records_give_the_counters_while_the_engine_runs() {
     assert!(execs(&later) >= 20, "{later}");
     assert!(execs(&first) <= execs(&later) && execs(&later) <= execs(stop));
 }
+
+#[test]
+fn a_symbolic_link_at_the_audit_log_path_is_refused() {
+    if !can_run("a_symbolic_link_at_the_audit_log_path_is_refused") {
+        return;
+    }
+    let (work, _, policy) = workdir();
+    // What someone who can write a shared log directory could plant.
+    let target = work.path().join("precious");
+    std::fs::write(&target, "untouched\n").unwrap();
+    let log = work.path().join("audit.jsonl");
+    std::os::unix::fs::symlink(&target, &log).unwrap();
+    let out = Command::new(host::enforcer_bin())
+        .args(["run", "--quiet", "--on-crash", "stop", "--policy"])
+        .arg(&policy)
+        .arg("--audit-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+}

@@ -306,14 +306,38 @@ fn envelope(record: &Record) -> Envelope<'_> {
     }
 }
 
-/// Opens `path` for appending (created with mode 0600).
+/// Opens `path` for appending (created with mode 0600). A symbolic link is refused
+/// (`O_NOFOLLOW`): one planted at the log's path in a shared directory would make the engine,
+/// as root, append to whatever file it names. A log that someone other than root can write is
+/// opened with a warning: its records can be altered.
 fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+    use std::os::unix::fs::MetadataExt as _;
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
         .read(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(|err| {
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(
+                    "it is a symbolic link (refused: give the path of the file itself)",
+                )
+            } else {
+                err
+            }
+        })?;
+    let meta = file.metadata()?;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        tracing::warn!(
+            "the audit log {} can be written by a user other than root (owner uid {}, mode {:o}): its records can be altered",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(file)
 }
 
 /// Ends `file` with a newline when its last byte is not one (a torn line); returns its size.
@@ -546,6 +570,18 @@ mod tests {
         assert!(w.write(&Record::AuditLost(Default::default())).is_err());
         assert_eq!(w.take_unwritten(), 1);
         assert_eq!(w.take_unwritten(), 0);
+    }
+
+    #[test]
+    fn a_symbolic_link_at_the_log_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("shadow");
+        std::fs::write(&target, "root:x:0\n").unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = AuditWriter::open(&path).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "root:x:0\n");
     }
 
     #[test]
