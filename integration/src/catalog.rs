@@ -80,6 +80,16 @@ pub const FLAGGED_MINER: MinerExec = MinerExec {
     rule: "miner-args-flags",
 };
 
+/// F2's miner flag abbreviated as `getopt_long` takes it (`--donate-l=0` for
+/// `--donate-level`): killed in the kernel by the flag plan, which holds every abbreviation of
+/// the default policy's `long_option` list.
+pub const ABBREVIATED_FLAG_MINER: MinerExec = MinerExec {
+    fixture: "F2 flag abbreviated",
+    name: "app-abbrev",
+    args: &["--", "--donate-l=0"],
+    rule: "miner-args-flags",
+};
+
 /// The alert F2's kernel-thread-like name raises besides.
 pub const MASQUERADE_RULE: &str = "kernel-thread-name-exec";
 

@@ -259,13 +259,15 @@ fn positives(bench: &Bench, engine: &mut Engine, mode: &str) -> Vec<Expected> {
     kill(bench.marker_exec(f2.name, f2.args), f2.fixture);
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
-    // F2's flag alone: killed in the kernel by the flag plan, before its first instruction.
-    let flagged = catalog::FLAGGED_MINER;
-    kill(
-        bench.marker_exec(flagged.name, flagged.args),
-        flagged.fixture,
-    );
-    expect(flagged.fixture, Some(flagged.name), flagged.rule, false);
+    // F2's flag alone, in full and abbreviated: killed in the kernel by the flag plan, before
+    // its first instruction.
+    for flagged in [catalog::FLAGGED_MINER, catalog::ABBREVIATED_FLAG_MINER] {
+        kill(
+            bench.marker_exec(flagged.name, flagged.args),
+            flagged.fixture,
+        );
+        expect(flagged.fixture, Some(flagged.name), flagged.rule, false);
+    }
     // F2 evading the kernel's copy of the command line (`ARGS_LEN`, 512 bytes) with a padding
     // argument first: the kernel's argument plan cannot see the URL; userspace completes the
     // arguments from /proc and kills after the fact.
@@ -443,7 +445,11 @@ fn run_suite(mode: &str) {
         Ok(lines) => lines.iter().for_each(|line| println!("{mode}: {line}")),
         Err(err) => panic!("{err}; audit log: {records:#?}"),
     }
-    for f in [&catalog::RENAMED_MINER, &catalog::FLAGGED_MINER] {
+    for f in [
+        &catalog::RENAMED_MINER,
+        &catalog::FLAGGED_MINER,
+        &catalog::ABBREVIATED_FLAG_MINER,
+    ] {
         if let Err(err) = catalog::decided_in_kernel(&records, f) {
             panic!("{err}");
         }

@@ -65,6 +65,11 @@ pub enum ListType {
     Hash,
     /// Domain names: a name matches an entry when it equals it or is a sub-domain of it.
     Domain,
+    /// Long command-line options as `getopt_long` reads them: `--name`, or `--abbr[eviated]`
+    /// for every abbreviation from `--abbr` to `--abbreviated` (getopt accepts any unambiguous
+    /// prefix). An argument matches when it starts with `--` and its bytes up to its first
+    /// `=` are one of them.
+    LongOption,
 }
 
 impl ListType {
@@ -77,6 +82,7 @@ impl ListType {
             "regex" => ListType::Regex,
             "hash" => ListType::Hash,
             "domain" => ListType::Domain,
+            "long_option" => ListType::LongOption,
             _ => return None,
         })
     }
@@ -91,6 +97,7 @@ impl ListType {
             ListType::Regex => "regex",
             ListType::Hash => "hash",
             ListType::Domain => "domain",
+            ListType::LongOption => "long_option",
         }
     }
 }

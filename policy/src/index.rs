@@ -72,7 +72,9 @@ fn need(c: &Cond) -> Option<Vec<Need>> {
                 Matcher::StrIn(set) => Some(vec![Need::Str(f, set.iter().cloned().collect())]),
                 Matcher::Int(crate::ast::CmpOp::Eq, v) => Some(vec![Need::Int(f, vec![*v])]),
                 Matcher::IntIn(set) => Some(vec![Need::Int(f, set.iter().copied().collect())]),
-                Matcher::Domain(set) => sub(&set.iter().cloned().collect::<Vec<_>>()),
+                Matcher::Domain(set) | Matcher::OptionIn(set) => {
+                    sub(&set.iter().cloned().collect::<Vec<_>>())
+                }
                 Matcher::Contains(finder) => {
                     let s = String::from_utf8_lossy(finder.needle())
                         .into_owned()

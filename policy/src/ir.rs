@@ -78,6 +78,9 @@ pub enum Matcher {
     StrIn(HashSet<Box<str>>),
     /// Domain membership: the name or any parent domain is in the set.
     Domain(HashSet<Box<str>>),
+    /// Long option membership: the value starts with `--` and its bytes up to its first `=`
+    /// are in the set (`long_option` lists, abbreviations spelled out).
+    OptionIn(HashSet<Box<str>>),
     /// Substring.
     Contains(memmem::Finder<'static>),
     /// Any of several substrings (automaton, patterns).
@@ -131,6 +134,9 @@ impl Matcher {
             Matcher::StrEq(s) => **s == *x,
             Matcher::StrIn(set) => set.contains(x),
             Matcher::Domain(set) => domain_in(set, x),
+            Matcher::OptionIn(set) => {
+                x.starts_with("--") && set.contains(x.split('=').next().unwrap_or(x))
+            }
             Matcher::Contains(f) => f.find(x.as_bytes()).is_some(),
             Matcher::ContainsAny(ac, _) => ac.is_match(x),
             Matcher::StartsWith(p) => x.starts_with(&**p),

@@ -30,6 +30,9 @@ pub struct ValueSet {
     pub regexes: Vec<String>,
     /// Domain names (match the name and its sub-domains).
     pub domains: Vec<String>,
+    /// Long option names, abbreviations spelled out (`long_option` lists; an argument
+    /// matches by its bytes up to its first `=`).
+    pub options: Vec<String>,
 }
 
 impl ValueSet {
@@ -41,6 +44,7 @@ impl ValueSet {
         self.globs.extend(other.globs.iter().cloned());
         self.regexes.extend(other.regexes.iter().cloned());
         self.domains.extend(other.domains.iter().cloned());
+        self.options.extend(other.options.iter().cloned());
     }
 
     /// Total number of values.
@@ -51,6 +55,7 @@ impl ValueSet {
             + self.globs.len()
             + self.regexes.len()
             + self.domains.len()
+            + self.options.len()
     }
 
     /// Whether empty.
@@ -67,6 +72,7 @@ impl ValueSet {
             (!self.globs.is_empty(), "globs"),
             (!self.regexes.is_empty(), "regexes"),
             (!self.domains.is_empty(), "domains"),
+            (!self.options.is_empty(), "long options"),
         ]
         .into_iter()
         .filter_map(|(on, n)| on.then_some(n))
@@ -112,6 +118,35 @@ fn valid_domain(s: &str) -> bool {
                 && l.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// Longest long option name (`--` included).
+pub const MAX_OPTION_LEN: usize = 128;
+
+/// The names a `long_option` item stands for: `--name` itself, or for `--abbr[eviated]` every
+/// abbreviation from `--abbr` to `--abbreviated`; `Err` says what is wrong.
+pub fn option_names(item: &str) -> Result<Vec<String>, &'static str> {
+    let (head, tail) = match item.split_once('[') {
+        Some((head, rest)) => match rest.strip_suffix(']') {
+            Some(tail) if !tail.is_empty() => (head, tail),
+            _ => return Err("`[` must close with `]` at the end, around at least one character"),
+        },
+        None => (item, ""),
+    };
+    let name_byte = |b: u8| b.is_ascii_graphic() && !matches!(b, b'=' | b'[' | b']');
+    if !head.starts_with("--") || head.len() < 3 {
+        return Err("expected `--` and a name, e.g. `--donate-l[evel]`");
+    }
+    if !head.bytes().chain(tail.bytes()).all(name_byte) {
+        return Err("a name holds printable ASCII, no `=`, one `[...]` at the end");
+    }
+    if head.len() + tail.len() > MAX_OPTION_LEN {
+        return Err("option name too long");
+    }
+    Ok((0..=tail.len())
+        .filter(|&n| tail.is_char_boundary(n))
+        .map(|n| format!("{head}{}", &tail[..n]))
+        .collect())
 }
 
 /// Types `items` as `ty`, reporting each bad item at its span.
@@ -166,6 +201,10 @@ pub fn type_items(ty: ListType, items: &[(String, Span)], diags: &mut Vec<Diagno
                     diags.push(bad("expected a SHA-256 value: 64 hex digits"));
                 }
             }
+            ListType::LongOption => match option_names(s) {
+                Ok(names) => out.options.extend(names),
+                Err(what) => diags.push(bad(what)),
+            },
             ListType::Domain => {
                 let d = s.trim_end_matches('.').to_ascii_lowercase();
                 if valid_domain(&d) {
@@ -198,7 +237,36 @@ pub fn file_items(text: &str) -> Vec<(String, usize)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn long_options_spell_out_their_abbreviations() {
+        assert_eq!(option_names("--nicehash").unwrap(), ["--nicehash"]);
+        assert_eq!(
+            option_names("--donate-l[evel]").unwrap(),
+            [
+                "--donate-l",
+                "--donate-le",
+                "--donate-lev",
+                "--donate-leve",
+                "--donate-level"
+            ]
+        );
+        for bad in [
+            "donate",
+            "--",
+            "--a=b",
+            "--a[b",
+            "--a[]",
+            "--a[b]c",
+            "--a[b[c]]",
+            "--a b",
+        ] {
+            assert!(option_names(bad).is_err(), "{bad}");
+        }
+        assert!(option_names(&format!("--{}", "x".repeat(MAX_OPTION_LEN))).is_err());
+    }
 
     #[test]
     fn list_files_skip_comments() {

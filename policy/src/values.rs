@@ -138,6 +138,11 @@ pub fn set_matcher(
                     set.domains.iter().map(|s| s.as_str().into()).collect(),
                 ));
             }
+            if !set.options.is_empty() {
+                parts.push(Matcher::OptionIn(
+                    set.options.iter().map(|s| s.as_str().into()).collect(),
+                ));
+            }
             if !set.globs.is_empty() {
                 let mut b = GlobSetBuilder::new();
                 for g in &set.globs {

@@ -7,7 +7,9 @@
 //! - the argument test is either a disjunction of `exec.args contains "scheme://"` tests (a
 //!   string or a list), each value a URL scheme of 1 to [`MAX_SCHEME_LEN`] printable ASCII
 //!   bytes followed by `://`; or a disjunction of `exec.args startswith "--flag"` tests, each
-//!   value `--` and 1 to [`MAX_FLAG_LEN`] - 2 printable ASCII bytes, no `=`;
+//!   value `--` and 1 to [`MAX_FLAG_LEN`] - 2 printable ASCII bytes, no `=`, or of
+//!   `exec.args in <long_option list>` tests (every name, abbreviations spelled out, such a
+//!   flag: the kernel's test is then the rule's own);
 //! - an exception is a negation (`!E`, `exec.file.name != "v"`, `exec.file.name not in list`)
 //!   whose inner condition `E` can only hold for executables whose basename is in a set this
 //!   module computes ([`names_over`]): `exec.file.name == / in` tests, unions of them (`||`),
@@ -155,6 +157,12 @@ fn flag_test(c: &Cond, args: FieldId) -> Option<Vec<String>> {
     disjunction_values(c, args, &|matcher| match matcher {
         Matcher::StartsWith(prefix) => Some(vec![flag_of(prefix)?]),
         Matcher::StartsWithAny(_, prefixes) => prefixes.iter().map(|p| flag_of(p)).collect(),
+        // `exec.args in <long_option list>`: the kernel's own test, exactly.
+        Matcher::OptionIn(names) => {
+            let mut flags: Vec<String> = names.iter().map(|n| flag_of(n)).collect::<Option<_>>()?;
+            flags.sort_unstable();
+            Some(flags)
+        }
         _ => None,
     })
 }

@@ -174,3 +174,52 @@ fn the_default_policy_lowers_its_stratum_url_and_miner_flag_rules() {
         );
     }
 }
+
+#[test]
+fn a_long_option_list_is_lowered_with_every_abbreviation() {
+    let text = "lists:\n  - name: opts\n    type: long_option\n    items: [\"--donate-l[evel]\", \"--nicehash\"]\nrules:\n  - id: opts\n    expression: exec.args in opts && exec.file.name != \"grep\"\n    action: kill\n";
+    let policy = load_str("p.yaml", text).unwrap();
+    let plan = policy.lower();
+    assert_eq!(
+        flags(&plan),
+        [
+            ("--donate-l", vec![0]),
+            ("--donate-le", vec![0]),
+            ("--donate-lev", vec![0]),
+            ("--donate-leve", vec![0]),
+            ("--donate-level", vec![0]),
+            ("--nicehash", vec![0]),
+        ]
+    );
+    assert_eq!(plan.exec_args_spared, ["grep"]);
+    // The kernel's test is the rule's own: an abbreviation with or without a value matches,
+    // a longer name or a single dash does not.
+    let event = |args: &str| {
+        crate::report::parse_event(&format!(
+            r#"{{"kind":"exec","exec":{{"file":{{"name":"x"}},"args":{args}}}}}"#
+        ))
+        .unwrap()
+    };
+    let holds = |args: &str| !policy.eval(&event(args)).is_empty();
+    assert!(holds(r#"["-o","p:1","--donate-l=1"]"#));
+    assert!(holds(r#"["--donate-lev","1"]"#));
+    assert!(holds(r#"["--nicehash"]"#));
+    assert!(
+        !holds(r#"["--donate","1"]"#),
+        "shorter than the listed abbreviation"
+    );
+    assert!(!holds(r#"["--donate-levels=1"]"#));
+    assert!(!holds(r#"["-donate-level=1"]"#));
+    assert!(!holds(r#"["--nicehas"]"#), "no abbreviation listed");
+}
+
+#[test]
+fn a_bad_long_option_item_is_refused_at_its_place() {
+    let text = "lists:\n  - name: opts\n    type: long_option\n    items: [\"--ok\", \"donate\"]\nrules: []\n";
+    let err = load_str("p.yaml", text).unwrap_err().to_string();
+    assert!(
+        err.contains("invalid long_option list item `donate`"),
+        "{err}"
+    );
+    assert!(err.contains("p.yaml:4:"), "{err}");
+}

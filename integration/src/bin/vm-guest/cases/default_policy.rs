@@ -114,7 +114,8 @@ fn fixtures(ctx: &Ctx, stub: &StubDns, engine: &mut Engine, mode: &str) -> Resul
         ctx.log(format!("{mode}: {line}"));
     }
     catalog::decided_in_kernel(&records, &catalog::RENAMED_MINER)?;
-    catalog::decided_in_kernel(&records, &catalog::FLAGGED_MINER)
+    catalog::decided_in_kernel(&records, &catalog::FLAGGED_MINER)?;
+    catalog::decided_in_kernel(&records, &catalog::ABBREVIATED_FLAG_MINER)
 }
 
 /// Asserts `got` is what block mode (`stopped`) or monitor mode ([`Outcome::Ran`]) expects.
@@ -156,11 +157,12 @@ fn positives(
     expect(f2.fixture, Some(f2.name), f2.rule, false);
     expect(f2.fixture, Some(f2.name), catalog::MASQUERADE_RULE, true);
     ctx.log("F2 (renamed miner, miner arguments)");
-    let flagged = catalog::FLAGGED_MINER;
-    let got = marker_exec(flagged.name, flagged.args)?;
-    expect_outcome(got, Outcome::Killed, block, flagged.fixture)?;
-    expect(flagged.fixture, Some(flagged.name), flagged.rule, false);
-    ctx.log("F2 flag (renamed, a miner flag only)");
+    for flagged in [catalog::FLAGGED_MINER, catalog::ABBREVIATED_FLAG_MINER] {
+        let got = marker_exec(flagged.name, flagged.args)?;
+        expect_outcome(got, Outcome::Killed, block, flagged.fixture)?;
+        expect(flagged.fixture, Some(flagged.name), flagged.rule, false);
+    }
+    ctx.log("F2 flag (renamed, a miner flag only, in full and abbreviated)");
     let f4 = catalog::ENV_MINER;
     let mut command = miner_command(&install(layout::FAKE_MINER, f4.name)?);
     command.env_clear().envs(f4.envs.iter().copied());
