@@ -87,6 +87,15 @@ fn a_policy_the_kernel_maps_cannot_hold_is_refused_by_check_and_run() {
     let policy = dir.path().join("big.yaml");
     std::fs::write(&policy, names_policy(4097)).unwrap();
     let policy = policy.to_str().unwrap();
+    let out = Command::new(host::enforcer_bin())
+        .args(["policy", "check", policy])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("EXEC_NAME_PLAN           4097 / 4096  TOO MANY"),
+        "{stdout}"
+    );
     let (code, stderr) = run(&["policy", "check", policy]);
     assert_eq!(code, 1, "{stderr}");
     assert!(

@@ -39,6 +39,11 @@ fn policy(names: &[&str]) -> String {
     format!("version: 1\nrules:\n{rules}")
 }
 
+/// `app-a`, `app-b` and `app-both` (`write-marker` copies) in `dir`.
+fn apps(dir: &Path) -> [PathBuf; 3] {
+    ["app-a", "app-b", "app-both"].map(|name| install(Path::new(WRITE_MARKER), dir, name))
+}
+
 /// Replaces the policy file the way editors and config managers do (a new inode).
 fn replace(path: &Path, text: &str) {
     let tmp = path.with_extension("new");
@@ -75,9 +80,7 @@ fn sighup_swaps_the_plan_without_a_gap_and_refuses_what_it_cannot_apply() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let app_a = install(Path::new(WRITE_MARKER), dir.path(), "app-a");
-    let app_b = install(Path::new(WRITE_MARKER), dir.path(), "app-b");
-    let app_both = install(Path::new(WRITE_MARKER), dir.path(), "app-both");
+    let [app_a, app_b, app_both] = apps(dir.path());
     let policy_a = policy(&["app-a", "app-both"]);
     let policy_b = policy(&["app-both", "app-b"]);
     let mut engine = Engine::start_with(
@@ -252,9 +255,7 @@ fn a_reload_the_plan_maps_cannot_hold_leaves_the_running_policy_in_force() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let app_a = install(Path::new(WRITE_MARKER), dir.path(), "app-a");
-    let app_b = install(Path::new(WRITE_MARKER), dir.path(), "app-b");
-    let app_both = install(Path::new(WRITE_MARKER), dir.path(), "app-both");
+    let [app_a, app_b, app_both] = apps(dir.path());
     // 3,002 executable names each: either fits EXEC_NAME_PLAN (4,096) alone, not both at once.
     let policy_a = list_policy("a", 3000, &["app-a", "app-both"]);
     let policy_b = list_policy("b", 3000, &["app-b", "app-both"]);

@@ -45,7 +45,9 @@ pub(crate) fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check { path } => match enforcer_policy::load(&path) {
             Ok(policy) => {
                 print!("{}", enforcer_policy::report::check_report(&policy));
-                match plan_capacity::check(policy.rules(), &policy.lower()) {
+                let plan = policy.lower();
+                print!("{}", capacity_report(policy.rules(), &plan));
+                match plan_capacity::check(policy.rules(), &plan) {
                     Ok(()) => Ok(ExitCode::SUCCESS),
                     Err(too_large) => {
                         eprintln!("error: {too_large}");
@@ -92,6 +94,24 @@ pub(crate) fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The kernel maps the plan uses, with how full it makes them.
+fn capacity_report(
+    rules: &[enforcer_policy::RuleInfo],
+    plan: &enforcer_policy::KernelPlan,
+) -> String {
+    let mut out = String::from("kernel maps (entries / capacity):\n");
+    for load in plan_capacity::loads(rules, plan) {
+        if load.needed > 0 {
+            let mark = if load.overflows() { "  TOO MANY" } else { "" };
+            out.push_str(&format!(
+                "  {:<22} {:>6} / {}{mark}\n",
+                load.map, load.needed, load.capacity
+            ));
+        }
+    }
+    out
 }
 
 fn read_event(source: &str) -> anyhow::Result<String> {
