@@ -26,9 +26,10 @@ pub(crate) struct RunArgs {
     /// killed and every would-be action is recorded.
     #[arg(long, value_enum, default_value_t = ModeArg::Block)]
     mode: ModeArg,
-    /// Append audit records (JSON lines) to FILE; created with mode 0600. A disk that fills
-    /// never stops the engine: event records are then counted as lost, the others held in
-    /// memory (16 MiB), and an `audit_lost` record says what was lost once FILE can be written.
+    /// Append audit records (JSON lines) to FILE; created with mode 0600; a symbolic link is
+    /// refused. A disk that fills never stops the engine: event records are then counted as
+    /// lost, the others held in memory (16 MiB), and an `audit_lost` record says what was lost
+    /// once FILE can be written again. A FILE deleted or moved away is started again.
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
     /// Rotate the audit log when it would grow past this many MiB: FILE becomes FILE.1, older
