@@ -69,7 +69,8 @@ impl GuardedLog {
     }
 
     /// Whether the log is failing now, and how many records it lost so far (events, others).
-    pub fn outage(&self) -> Option<(u64, u64)> {
+    #[cfg(test)]
+    fn outage(&self) -> Option<(u64, u64)> {
         self.outage
             .as_ref()
             .map(|o| (o.events_lost, o.records_lost))
@@ -78,28 +79,14 @@ impl GuardedLog {
     /// Writes `record` (see [`AuditWriter::write`]); a failed write starts an outage instead of
     /// an error. `Err` only when the record cannot be serialized.
     pub fn write(&mut self, record: &Record) -> Result<(), serde_json::Error> {
-        if self.outage.is_some() {
-            if record.is_durable() {
-                let line = serialized(self.writer.line_of(record))?;
-                self.hold(line);
-            } else if let Some(outage) = &mut self.outage {
-                outage.events_lost += 1;
-            }
+        if record.is_durable() {
+            self.write_durable(AuditWriter::line_of(record)?, false);
             self.try_again();
             return Ok(());
         }
-        if record.is_durable() {
-            let line = serialized(self.writer.line_of(record))?;
-            if let Err(err) = self.writer.flush() {
-                self.fail(&err);
-            } else if let Err(err) = self.writer.write_durable_line(&line) {
-                // The line itself is held, not lost.
-                let _ = self.writer.take_unwritten();
-                self.fail(&err);
-            } else {
-                return Ok(());
-            }
-            self.hold(line);
+        if let Some(outage) = &mut self.outage {
+            outage.events_lost += 1;
+            self.try_again();
             return Ok(());
         }
         match self.writer.write(record) {
@@ -152,16 +139,31 @@ impl GuardedLog {
             self.reopen_due = Some(reopened);
             return;
         }
-        let Ok(line) = self.writer.line_of(&Record::AuditReopened(reopened)) else {
-            return;
-        };
-        if self.outage.is_some() {
-            self.hold(line);
-        } else if let Err(err) = self.writer.write_durable_line_first(&line) {
-            let _ = self.writer.take_unwritten();
-            self.fail(&err);
-            self.hold(line);
+        // Serializing this record cannot fail.
+        if let Ok(line) = AuditWriter::line_of(&Record::AuditReopened(reopened)) {
+            self.write_durable(line, true);
         }
+    }
+
+    /// Writes a durable record's line after the gathered event records (`first`: ahead of
+    /// them) and syncs it; holds it when the log fails (or already failed).
+    fn write_durable(&mut self, line: Vec<u8>, first: bool) {
+        if self.outage.is_none() {
+            let flushed = if first { Ok(()) } else { self.writer.flush() };
+            let written = flushed.and_then(|()| {
+                self.writer
+                    .write_durable_line_first(&line)
+                    .inspect_err(|_| {
+                        // The line itself is held, not lost.
+                        let _ = self.writer.take_unwritten();
+                    })
+            });
+            match written {
+                Ok(()) => return,
+                Err(err) => self.fail(&err),
+            }
+        }
+        self.hold(line);
     }
 
     /// Starts an outage (or adds to it) after `err`, counting what the writer left unwritten.
@@ -218,7 +220,7 @@ impl GuardedLog {
                 return;
             }
             // The first record of the new file, before what the outage lost.
-            if let Ok(line) = self.writer.line_of(&Record::AuditReopened(reopened)) {
+            if let Ok(line) = AuditWriter::line_of(&Record::AuditReopened(reopened)) {
                 outage.held_bytes += line.len();
                 outage.held.insert(0, line);
             }
@@ -242,7 +244,7 @@ impl GuardedLog {
             records_lost: outage.records_lost,
             records_held: outage.held.len() as u64,
         };
-        let Ok(mut lines) = self.writer.line_of(&Record::AuditLost(lost.clone())) else {
+        let Ok(mut lines) = AuditWriter::line_of(&Record::AuditLost(lost.clone())) else {
             return;
         };
         for line in &outage.held {
@@ -283,17 +285,6 @@ impl Drop for GuardedLog {
                 timestamp(outage.since)
             );
         }
-    }
-}
-
-/// The serialization error of a line, if any (a record that cannot be serialized is a bug,
-/// reported to the caller).
-fn serialized(line: Result<Vec<u8>, WriteError>) -> Result<Vec<u8>, serde_json::Error> {
-    match line {
-        Ok(line) => Ok(line),
-        Err(WriteError::Serialize(err)) => Err(err),
-        // `line_of` only serializes.
-        Err(other) => Err(serde::ser::Error::custom(other)),
     }
 }
 

@@ -60,7 +60,6 @@ impl Rotation {
 pub struct AuditWriter {
     file: File,
     path: PathBuf,
-    line: Vec<u8>,
     /// Event records not yet written (see [`AuditWriter::write`]).
     pending: Vec<u8>,
     /// How many records `pending` holds.
@@ -95,16 +94,10 @@ impl AuditWriter {
 
     /// [`AuditWriter::open`], rotated as `rotation` says.
     pub fn open_rotating(path: &Path, rotation: Rotation) -> Result<Self, WriteError> {
-        let open_err = |source| WriteError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = open_append(path).map_err(open_err)?;
-        let size = close_torn_tail(&mut file).map_err(open_err)?;
+        let (file, size) = open_log(path)?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
-            line: Vec::with_capacity(1024),
             pending: Vec::with_capacity(PENDING_LIMIT),
             pending_records: 0,
             unwritten: 0,
@@ -136,13 +129,7 @@ impl AuditWriter {
     /// Opens the path again (the log was deleted or moved): the next records go to the file
     /// it names now, created if need be. Gathered event records are kept for it.
     pub fn reopen(&mut self) -> Result<(), WriteError> {
-        let open_err = |source| WriteError::Open {
-            path: self.path.clone(),
-            source,
-        };
-        let mut file = open_append(&self.path).map_err(open_err)?;
-        self.size = close_torn_tail(&mut file).map_err(open_err)?;
-        self.file = file;
+        (self.file, self.size) = open_log(&self.path)?;
         self.maybe_torn = false;
         Ok(())
     }
@@ -167,17 +154,16 @@ impl AuditWriter {
             }
             return Ok(());
         }
-        let line = self.line_of(record)?;
+        let line = Self::line_of(record)?;
         self.write_durable_line(&line)
     }
 
     /// `record` as one line, stamped now (for a durable record written later, with
     /// [`AuditWriter::write_durable_line`]).
-    pub fn line_of(&mut self, record: &Record) -> Result<Vec<u8>, WriteError> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, &envelope(record))?;
-        self.line.push(b'\n');
-        Ok(self.line.clone())
+    pub fn line_of(record: &Record) -> Result<Vec<u8>, serde_json::Error> {
+        let mut line = serde_json::to_vec(&envelope(record))?;
+        line.push(b'\n');
+        Ok(line)
     }
 
     /// Writes a durable record's line (from [`AuditWriter::line_of`]) after the gathered
@@ -304,6 +290,18 @@ fn envelope(record: &Record) -> Envelope<'_> {
         ts: timestamp(SystemTime::now()),
         record,
     }
+}
+
+/// Opens the log at `path` ([`open_append`]) with a torn last line closed; returns the file
+/// and its size.
+fn open_log(path: &Path) -> Result<(File, u64), WriteError> {
+    let open_err = |source| WriteError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = open_append(path).map_err(open_err)?;
+    let size = close_torn_tail(&mut file).map_err(open_err)?;
+    Ok((file, size))
 }
 
 /// Opens `path` for appending (created with mode 0600). A symbolic link is refused
