@@ -143,8 +143,8 @@ pub fn option_names(item: &str) -> Result<Vec<String>, &'static str> {
     if head.len() + tail.len() > MAX_OPTION_LEN {
         return Err("option name too long");
     }
+    // ASCII only (checked above): every length is a boundary.
     Ok((0..=tail.len())
-        .filter(|&n| tail.is_char_boundary(n))
         .map(|n| format!("{head}{}", &tail[..n]))
         .collect())
 }

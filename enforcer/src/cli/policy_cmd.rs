@@ -45,9 +45,9 @@ pub(crate) fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check { path } => match enforcer_policy::load(&path) {
             Ok(policy) => {
                 print!("{}", enforcer_policy::report::check_report(&policy));
-                let plan = policy.lower();
-                print!("{}", capacity_report(policy.rules(), &plan));
-                match plan_capacity::check(policy.rules(), &plan) {
+                let plan = policy.plan();
+                print!("{}", capacity_report(policy.rules(), plan));
+                match plan_capacity::check(policy.rules(), plan) {
                     Ok(()) => Ok(ExitCode::SUCCESS),
                     Err(too_large) => {
                         eprintln!("error: {too_large}");

@@ -196,7 +196,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if let Err(too_large) = plan_capacity::check(policy.rules(), &policy.lower()) {
+    if let Err(too_large) = plan_capacity::check(policy.rules(), policy.plan()) {
         eprintln!(
             "enforcer: error: invalid policy {}: {too_large}",
             args.policy.display()

@@ -177,7 +177,7 @@ pub enum EngineError {
 /// rules: the kernel spares them from kills (`NEVER_KILL`), but a deny rule still refuses their
 /// exec in the lsm tier (the engine warns at start).
 fn never_kill_in_kernel_plan(policy: &CompiledPolicy, never_kill: &[PathBuf]) -> Vec<String> {
-    let plan = policy.lower();
+    let plan = policy.plan();
     let rule_ids = |indices: &[u32]| {
         indices
             .iter()
@@ -268,7 +268,7 @@ fn exec_hash_state(policy: &CompiledPolicy, kernel_hash: &Result<(), String>) ->
     if !policy.hash_needed().contains(&true) {
         return "off (no rule can match a hash)".to_owned();
     }
-    if policy.lower().exec_hashes.is_empty() {
+    if policy.plan().exec_hashes.is_empty() {
         return "userspace (no deny/kill rule on hash lists for the kernel)".to_owned();
     }
     match kernel_hash {
@@ -337,7 +337,7 @@ fn attach_for(
             plan_sync::socket_record_bits(policy),
         )
         .map_err(|err| format!("cannot attach what the new policy needs: {err}"))?;
-    if kernel_hash && !policy.lower().exec_hashes.is_empty() {
+    if kernel_hash && !policy.plan().exec_hashes.is_empty() {
         match loaded.enable_kernel_hash() {
             Ok(more) => links.extend(more),
             Err(err) => {
@@ -399,8 +399,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
     let dry_run = options.mode == Mode::Monitor;
     // The hash program only when the policy lists SHA-256 values for the kernel.
-    let kernel_hash = options.kernel_hash && !policy.lower().exec_hashes.is_empty();
-    let file_ops = loader::file_plan::ops_wanted(&policy.lower());
+    let kernel_hash = options.kernel_hash && !policy.plan().exec_hashes.is_empty();
+    let file_ops = loader::file_plan::ops_wanted(policy.plan());
     let mut loaded = loader::load_with(dry_run, kernel_hash, file_ops, &mut offsets)?;
     let generation = 1;
     for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {

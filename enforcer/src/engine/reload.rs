@@ -149,7 +149,7 @@ pub(crate) fn uncovered(coverage: &Coverage, policy: &CompiledPolicy) -> Vec<Str
     if coverage.tier != KernelTier::Lsm {
         return Vec::new();
     }
-    let file_ops = loader::file_plan::ops_wanted(&policy.lower())
+    let file_ops = loader::file_plan::ops_wanted(policy.plan())
         & !coverage.file_ops
         & loader::file_syscalls::lsm_optional_ops();
     (0..32)
@@ -267,7 +267,7 @@ impl Reloader {
                 let missing = uncovered(&self.coverage, &new);
                 let prepared = if !missing.is_empty() {
                     Err(uncovered_reason(&missing))
-                } else if let Err(too_large) = plan_capacity::check(new.rules(), &new.lower()) {
+                } else if let Err(too_large) = plan_capacity::check(new.rules(), new.plan()) {
                     Err(too_large)
                 } else {
                     prepare(&new)

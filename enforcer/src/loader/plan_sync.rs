@@ -546,15 +546,15 @@ pub fn write_with(
     generation: u32,
     disarmed: &HashSet<u32>,
 ) -> Result<usize, PlanError> {
-    let plan = policy.lower();
-    super::plan_capacity::check(policy.rules(), &plan).map_err(PlanError::TooLarge)?;
+    let plan = policy.plan();
+    super::plan_capacity::check(policy.rules(), plan).map_err(PlanError::TooLarge)?;
     let ctx = Ctx {
         rules: policy.rules(),
         generation,
         disarmed,
     };
     // Widened before the names are written, narrowed after (write_settings).
-    widen_name_filter(ebpf, name_filter(&plan))?;
+    widen_name_filter(ebpf, name_filter(plan))?;
     let names = write_map::<NAME_LEN, _>(ebpf, EXEC_NAME_PLAN, &plan.exec_names, ctx, NameKey)?;
     let paths = write_map::<PATH_LEN, _>(ebpf, EXEC_PATH_PLAN, &plan.exec_paths, ctx, PathKey)?;
     let methods = write_map::<METHOD_LEN, _>(
@@ -567,12 +567,12 @@ pub fn write_with(
     let dns_names = write_dns(ebpf, DNS_NAME_PLAN, &plan.dns_names, ctx)?;
     let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, ctx)?;
     let nets = write_connect(ebpf, &plan.connect_nets, ctx)?;
-    let files = super::file_plan::write(ebpf, ctx.rules, &plan, generation, disarmed)?;
+    let files = super::file_plan::write(ebpf, ctx.rules, plan, generation, disarmed)?;
     let hashes = write_hashes(ebpf, &plan.exec_hashes, ctx)?;
     let ops = write_kernel_ops(ebpf, &plan.kernel_ops, ctx)?;
-    let args = write_args(ebpf, &plan, ctx)?;
+    let args = write_args(ebpf, plan, ctx)?;
     // After the entries, so a newly filtered family never misses an entry's events.
-    write_settings(ebpf, policy, &plan, generation)?;
+    write_settings(ebpf, policy, plan, generation)?;
     Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes + ops + args)
 }
 
