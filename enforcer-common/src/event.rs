@@ -31,6 +31,9 @@ pub enum EventKind {
     /// A [`crate::kernel_event::KernelRecord`] (module, bpf, ptrace, kexec, credentials,
     /// namespaces, memfd).
     Kernel = 20,
+    /// A [`crate::guard::TamperRecord`]: a self-protection guard refused an attempt on the
+    /// engine.
+    Tamper = 30,
 }
 
 /// The value was not a known [`EventKind`].
@@ -53,6 +56,7 @@ impl TryFrom<u32> for EventKind {
             9 => Ok(Self::DnsResponse),
             10 => Ok(Self::File),
             20 => Ok(Self::Kernel),
+            30 => Ok(Self::Tamper),
             other => Err(UnknownKind(other)),
         }
     }
@@ -144,6 +148,20 @@ pub enum Hook {
     TpModuleLoad = 35,
     /// LSM `bpf` (a `bpf(2)` call).
     LsmBpf = 36,
+    /// Self-protection guard at LSM `task_kill` (self-protection block: 60..=69).
+    LsmGuardTaskKill = 60,
+    /// Self-protection guard at LSM `ptrace_access_check`.
+    LsmGuardPtrace = 61,
+    /// Self-protection guard at LSM `path_unlink`.
+    LsmGuardPathUnlink = 62,
+    /// Self-protection guard at LSM `path_rmdir`.
+    LsmGuardPathRmdir = 63,
+    /// Self-protection guard at LSM `path_rename`.
+    LsmGuardPathRename = 64,
+    /// Self-protection guard at LSM `sb_umount`.
+    LsmGuardSbUmount = 65,
+    /// Self-protection guard at LSM `bpf_map`.
+    LsmGuardBpfMap = 66,
 }
 
 impl TryFrom<u32> for Hook {
@@ -191,6 +209,13 @@ impl TryFrom<u32> for Hook {
             34 => Ok(Self::LsmPtraceTraceme),
             35 => Ok(Self::TpModuleLoad),
             36 => Ok(Self::LsmBpf),
+            60 => Ok(Self::LsmGuardTaskKill),
+            61 => Ok(Self::LsmGuardPtrace),
+            62 => Ok(Self::LsmGuardPathUnlink),
+            63 => Ok(Self::LsmGuardPathRmdir),
+            64 => Ok(Self::LsmGuardPathRename),
+            65 => Ok(Self::LsmGuardSbUmount),
+            66 => Ok(Self::LsmGuardBpfMap),
             other => Err(UnknownKind(other)),
         }
     }
@@ -396,10 +421,12 @@ pub enum Counter {
     /// Exec argument searches that found a listed scheme in the arguments of an executable
     /// that is not spared (acted on: kill or would-kill).
     ExecArgsMatched = 28,
+    /// Attempts on the engine a self-protection guard refused (`--self-protect`).
+    TamperDenied = 29,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTER_SLOTS: u32 = 29;
+pub const COUNTER_SLOTS: u32 = 30;
 
 /// Bytes of a socket write's first payload a [`PayloadRecord`] carries (and the kernel scans
 /// for a JSON-RPC `"method"`).

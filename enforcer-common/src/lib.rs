@@ -8,6 +8,7 @@
 pub mod config;
 pub mod event;
 pub mod file;
+pub mod guard;
 pub mod kernel_event;
 pub mod maps;
 pub mod name_filter;
@@ -43,6 +44,7 @@ mod pod {
         plan::FlagKey,
         KernelOffsets,
         crate::file::PathSyscalls,
-        EngineConfig
+        EngineConfig,
+        crate::guard::GuardSettings
     );
 }

@@ -112,6 +112,12 @@ pub mod capacity {
     }
 }
 
+/// Self-protection settings: slot 0 holds the [`crate::guard::GuardSettings`].
+pub const SELF_GUARD: &str = "SELF_GUARD";
+/// Ids of the engine's maps, which only the engine may open for writing under
+/// self-protection.
+pub const GUARDED_MAPS: &str = "GUARDED_MAPS";
+
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Read-only global holding the [`crate::offsets::KernelOffsets`].
@@ -206,4 +212,18 @@ pub mod programs {
     pub const LSM_PTRACE_TRACEME: &str = "lsm_ptrace_traceme";
     /// LSM `bpf`.
     pub const LSM_BPF: &str = "lsm_bpf";
+    /// Self-protection guard at LSM `task_kill` (`--self-protect`, lsm tier).
+    pub const LSM_GUARD_TASK_KILL: &str = "lsm_guard_task_kill";
+    /// Self-protection guard at LSM `ptrace_access_check`.
+    pub const LSM_GUARD_PTRACE: &str = "lsm_guard_ptrace";
+    /// Self-protection guard at LSM `path_unlink`.
+    pub const LSM_GUARD_PATH_UNLINK: &str = "lsm_guard_path_unlink";
+    /// Self-protection guard at LSM `path_rmdir`.
+    pub const LSM_GUARD_PATH_RMDIR: &str = "lsm_guard_path_rmdir";
+    /// Self-protection guard at LSM `path_rename`.
+    pub const LSM_GUARD_PATH_RENAME: &str = "lsm_guard_path_rename";
+    /// Self-protection guard at LSM `sb_umount`.
+    pub const LSM_GUARD_SB_UMOUNT: &str = "lsm_guard_sb_umount";
+    /// Self-protection guard at LSM `bpf_map`.
+    pub const LSM_GUARD_BPF_MAP: &str = "lsm_guard_bpf_map";
 }

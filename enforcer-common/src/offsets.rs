@@ -199,6 +199,14 @@ pub struct KernelOffsets {
     pub iter_type_ubuf: u32,
     /// Value of `ITER_IOVEC` in this kernel's `enum iter_type` (0 in 6.1, 1 in 6.12).
     pub iter_type_iovec: u32,
+    /// `struct dentry` -> `d_inode` (`struct inode *`, null for a negative dentry).
+    pub dentry_inode: u32,
+    /// `struct vfsmount` -> `mnt_sb` (`struct super_block *`).
+    pub vfsmount_sb: u32,
+    /// `struct bpf_map` -> `id` (u32).
+    pub bpf_map_id: u32,
+    /// `struct task_struct` -> `group_leader` (`struct task_struct *`).
+    pub task_group_leader: u32,
 }
 
 impl KernelOffsets {
@@ -294,6 +302,10 @@ impl KernelOffsets {
         iter_nr_segs: 0,
         iter_type_ubuf: u32::MAX,
         iter_type_iovec: u32::MAX,
+        dentry_inode: 0,
+        vfsmount_sb: 0,
+        bpf_map_id: 0,
+        task_group_leader: 0,
     };
 }
 
@@ -399,7 +411,7 @@ impl KernelOffsets {
 }
 
 const _: () =
-    assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9);
+    assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9 + 4 * 4);
 
 #[cfg(test)]
 mod tests {

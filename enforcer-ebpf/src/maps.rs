@@ -257,6 +257,17 @@ pub(crate) static FILE_WATCH_TOPS: HashMap<u64, u32> =
 pub(crate) static FILE_SCRATCH: PerCpuArray<crate::file::FileScratch> =
     PerCpuArray::with_max_entries(1, 0);
 
+/// Self-protection settings (`--self-protect`): slot 0, written by the loader before the
+/// guard programs (`hooks/self_guard.rs`) are attached; all zero: nothing is guarded.
+#[map(name = "SELF_GUARD")]
+pub(crate) static SELF_GUARD: Array<enforcer_common::guard::GuardSettings> =
+    Array::with_max_entries(1, 0);
+
+/// Ids of the engine's maps -> 1 (presence is what counts), written with [`SELF_GUARD`]:
+/// `lsm_guard_bpf_map` refuses other processes a writable descriptor of them.
+#[map(name = "GUARDED_MAPS")]
+pub(crate) static GUARDED_MAPS: HashMap<u32, u32> = HashMap::with_max_entries(256, 0);
+
 /// Engine settings, written by the loader before load (`enforcer_common::maps::GLOBAL_CONFIG`).
 #[unsafe(no_mangle)]
 static CONFIG: EngineConfig = EngineConfig::INERT;

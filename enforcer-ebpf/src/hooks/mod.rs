@@ -19,6 +19,7 @@ mod mmap_hash;
 mod module_loaded;
 mod payload;
 mod sched_process_exec;
+mod self_guard;
 mod send;
 mod socket_sendmsg;
 mod sys_enter_send;

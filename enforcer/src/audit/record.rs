@@ -207,6 +207,8 @@ pub enum Record {
         events: &'static str,
         /// Links pinned for `keep-enforcing` (0 with `stop`).
         pinned_links: usize,
+        /// Whether the self-protection guards are on (`--self-protect`).
+        self_protect: bool,
     },
     /// Written after `engine_start` when the previous run did not stop cleanly (its log ends
     /// without `engine_stop`, or its pins were left behind): what ran while no engine did.
@@ -240,6 +242,12 @@ pub enum Record {
         /// Times the daemon went from being woken for each `EVENTS` record to polling the ring
         /// because records came fast (`engine/polling.rs`).
         polling_periods: u64,
+    },
+    /// A self-protection guard (`--self-protect`) refused an attempt on the engine: a
+    /// signal, a ptrace attach, removing its pins, unmounting their bpffs or writing its maps.
+    TamperDenied {
+        /// The attempt (`kind: tamper`): the process that tried, and `tamper.guard`.
+        event: Value,
     },
     /// A decoded kernel event.
     Event {

@@ -102,6 +102,17 @@ pub(crate) struct RunArgs {
     /// enforcement.
     #[arg(long, value_enum, value_name = "WHAT")]
     on_crash: Option<OnCrashArg>,
+    /// Self-protection (lsm tier only; refused on a kernel without BPF LSM). Kernel guards
+    /// refuse every other process: a signal to the engine other than 0 and SIGHUP (except from
+    /// pid 1 and from the process that started the engine, so `systemctl stop` and a
+    /// container's stop still work; Ctrl-C in a terminal comes from the kernel and works too),
+    /// a ptrace attach to it (and /proc/PID/mem, process_vm_writev, pidfd_getfd), removing
+    /// or renaming its pins under /sys/fs/bpf/enforcer, unmounting that bpffs, and a writable
+    /// descriptor of its BPF maps. Each refusal is a `tamper_denied` audit record. The
+    /// guards end with the engine's process. Root keeps other ways around them (reboot,
+    /// kernel modules, cgroup.kill): see SECURITY.md.
+    #[arg(long)]
+    self_protect: bool,
     /// How often the policy files (and the list files they name) are checked for changes,
     /// e.g. `2s`; `off`: reload only on SIGHUP. A change, once it has stayed for one more
     /// interval, reloads the policy as SIGHUP does: an invalid policy, or one that needs
@@ -248,6 +259,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         kernel_hash: !args.no_kernel_hash,
         on_crash,
+        self_protect: args.self_protect,
         policy_watch: args.policy_watch.0,
         stats_interval: args.stats_interval.0,
     };

@@ -225,6 +225,9 @@ impl<'p> Handler<'p> {
                 {
                     return self.handle_exec(exec, exited, sink);
                 }
+                if let Decoded::Tamper(_) = &record {
+                    return self.handle_tamper(&record, &header, sink);
+                }
                 let mut event = event_json(&record, &self.ts(&header));
                 self.enricher.observe(&record, &mut event);
                 self.expire_learned(header.timestamp_ns);
@@ -252,6 +255,25 @@ impl<'p> Handler<'p> {
                 Ok(())
             }
         }
+    }
+
+    /// A self-protection refusal: a `tamper_denied` record (durable, written whatever
+    /// `--events` says) and a warning. No rule evaluates it: the guard has acted already.
+    fn handle_tamper(
+        &mut self,
+        record: &Decoded,
+        header: &EventHeader,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
+        let mut event = event_json(record, &self.ts(header));
+        self.enricher.observe(record, &mut event);
+        tracing::warn!(
+            "self-protection refused {} by pid {} ({})",
+            event["tamper"]["guard"].as_str().unwrap_or("unknown"),
+            header.tgid,
+            event["process"]["comm"].as_str().unwrap_or("")
+        );
+        sink.write(&Record::TamperDenied { event })
     }
 
     /// Whether `record` is a fork or exit that no rule can match and that carries no kernel

@@ -121,6 +121,8 @@ pub struct Options {
     pub kernel_hash: bool,
     /// Enforcement after an unclean stop (monitor mode has nothing to keep: always `Stop`).
     pub on_crash: OnCrash,
+    /// Attach the self-protection guards (`loader::self_guard`; lsm tier only).
+    pub self_protect: bool,
     /// How often the policy files are checked for changes (a change reloads the policy, as
     /// `SIGHUP` does); `None`: only on `SIGHUP`.
     pub policy_watch: Option<Duration>,
@@ -163,6 +165,9 @@ pub enum EngineError {
     /// Pinning the enforcing programs (`--on-crash keep-enforcing`) failed.
     #[error("cannot pin the enforcing programs (`--on-crash stop` runs without pins)")]
     Pin(#[from] loader::pins::PinFailure),
+    /// Self-protection (`--self-protect`) could not be turned on.
+    #[error(transparent)]
+    SelfProtect(#[from] loader::self_guard::GuardError),
     /// An I/O error of the event loop (ring buffer, signals, clock).
     #[error("{what}: {source}")]
     Io {
@@ -352,6 +357,11 @@ fn attach_for(
             "programs attached by the reload are not pinned (they stop with the engine): {err}"
         );
     }
+    if loaded.self_protected
+        && let Err(err) = loader::self_guard::protect_maps(&mut loaded.ebpf)
+    {
+        tracing::warn!("the maps of programs attached by the reload are not guarded: {err}");
+    }
     Ok(())
 }
 
@@ -402,6 +412,9 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let kernel_hash = options.kernel_hash && !policy.plan().exec_hashes.is_empty();
     let file_ops = loader::file_plan::ops_wanted(policy.plan());
     let mut loaded = loader::load_with(dry_run, kernel_hash, file_ops, &mut offsets)?;
+    if options.self_protect {
+        loader::self_guard::require_lsm(&loaded)?;
+    }
     let generation = 1;
     for conflict in never_kill_in_kernel_plan(&policy, &options.never_kill) {
         tracing::warn!("{conflict}");
@@ -451,6 +464,32 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     // This run's programs are attached (and pinned): only now do a dead run's pins go.
     let this_start = crate::audit::writer::timestamp(std::time::SystemTime::now());
     let gaps = gap::take_over(previous, &this_start);
+    // Last: the guards would refuse nothing to this process, but they keep the pins just made.
+    let self_protect = if options.self_protect {
+        let dirs = pins.as_ref().map(|p| loader::self_guard::PinDirs {
+            root: pin_root,
+            run: p.dir(),
+        });
+        let guarded = match loader::self_guard::enable(&mut loaded, dirs) {
+            Ok(guarded) => guarded,
+            Err(err) => {
+                // Not started: leave no pins behind.
+                if let Some(pins) = pins {
+                    let _ = pins.remove();
+                }
+                return Err(err.into());
+            }
+        };
+        tracing::info!(
+            "self-protection on: {} engine maps guarded, pins {}, pid {} (the engine's parent) and pid 1 may stop it",
+            guarded.maps,
+            if guarded.pins { "guarded" } else { "none" },
+            guarded.parent_pid
+        );
+        true
+    } else {
+        false
+    };
 
     let tier = if dry_run {
         "monitor"
@@ -504,6 +543,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         on_crash: on_crash.name(),
         events: if options.events { "all" } else { "none" },
         pinned_links: pins.as_ref().map_or(0, loader::pins::Pins::links),
+        self_protect,
     })?;
     for gap in gaps {
         sink.write(&Record::EngineGap(gap))?;

@@ -136,6 +136,19 @@ pub(crate) fn summary(record: &Record) -> String {
             "engine_stats period_s={period_s} records_lost_since_last={records_lost_since_last} exec_seen={} ringbuf_full={}",
             counters["exec_seen"], counters["ringbuf_full"]
         ),
+        Record::TamperDenied { event } => {
+            let p = &event["process"];
+            format!(
+                "tamper_denied guard={} hook={} pid={} uid={} comm={} exe={} tamper={}",
+                event["tamper"]["guard"],
+                event["hook"],
+                p["pid"],
+                p["uid"],
+                p["comm"],
+                p["exe"],
+                event["tamper"]
+            )
+        }
         Record::AuditLost(lost) => format!(
             "audit_lost since={} until={} events_lost={} records_lost={} records_held={} error={}",
             lost.since,

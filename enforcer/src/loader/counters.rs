@@ -8,7 +8,7 @@ use enforcer_common::{event::Counter, maps::COUNTERS};
 use serde_json::Value;
 
 /// Every counter with its name, in slot order.
-pub const ALL: [(Counter, &str); 28] = [
+pub const ALL: [(Counter, &str); 29] = [
     (Counter::RingbufFull, "ringbuf_full"),
     (Counter::ReadError, "read_error"),
     (Counter::KillFailed, "kill_failed"),
@@ -37,6 +37,7 @@ pub const ALL: [(Counter, &str); 28] = [
     (Counter::KernelFiltered, "kernel_filtered"),
     (Counter::ExecArgsSearched, "exec_args_searched"),
     (Counter::ExecArgsMatched, "exec_args_matched"),
+    (Counter::TamperDenied, "tamper_denied"),
 ];
 
 /// The counters as a JSON object (name -> sum over CPUs); unreadable slots are left out.

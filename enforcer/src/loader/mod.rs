@@ -13,6 +13,7 @@ pub mod pins;
 pub mod plan_capacity;
 pub mod plan_sweep;
 pub mod plan_sync;
+pub mod self_guard;
 pub mod tier;
 pub mod tracefs;
 
@@ -200,6 +201,9 @@ pub struct Loaded {
     /// programs record nothing without a rule, and any syscall tracepoint puts every syscall
     /// of every task on the kernel's slower traced path). All bits until set.
     pub records_wanted: u32,
+    /// Whether the self-protection guards are attached (`self_guard::enable`): programs a
+    /// reload loads get their maps guarded too.
+    pub self_protected: bool,
     /// The `syscalls/` tracepoints [`Loaded::attach`] attached. Once any is, every system
     /// call of every task takes the kernel's slower traced path; in the lsm tier on x86_64
     /// the default policy needs none.
@@ -455,6 +459,7 @@ pub fn load_with(
         file_hooks,
         kernel_ops_wanted: u32::MAX,
         records_wanted: u32::MAX,
+        self_protected: false,
         syscall_tracepoints: Vec::new(),
         enforcing_links: Vec::new(),
     })

@@ -101,6 +101,10 @@ offset_table! {
     iter_count => ("iov_iter", "count"),
     iter_ubuf => ("iov_iter", "ubuf"),
     iter_nr_segs => ("iov_iter", "nr_segs"),
+    dentry_inode => ("dentry", "d_inode"),
+    vfsmount_sb => ("vfsmount", "mnt_sb"),
+    bpf_map_id => ("bpf_map", "id"),
+    task_group_leader => ("task_struct", "group_leader"),
 }
 
 /// `Err` naming the groups of `LAYOUT_REQUIRED` that `layout` lacks.

@@ -4,6 +4,7 @@
 use enforcer_common::{
     event::{EventHeader, EventKind, ExecRecord, PayloadRecord, UnknownKind},
     file::FileRecord,
+    guard::TamperRecord,
     kernel_event::{KernelRecord, KernelSyscall},
     net::{DnsRecord, DnsResponseRecord, SocketRecord},
     process::{ExitRecord, ForkRecord},
@@ -58,6 +59,8 @@ pub enum Decoded {
     File(FileRecord),
     /// A kernel-activity event (module, bpf, ptrace, kexec, credentials, namespaces, memfd).
     Kernel(KernelRecord),
+    /// An attempt on the engine a self-protection guard refused.
+    Tamper(TamperRecord),
 }
 
 /// Decodes one ring-buffer record.
@@ -82,6 +85,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
                 .map_err(|UnknownKind(s)| DecodeError::UnknownSyscall(s))?;
             Ok(Decoded::Kernel(rec))
         }
+        EventKind::Tamper => Ok(Decoded::Tamper(sized(kind, &header, bytes)?)),
     }
 }
 

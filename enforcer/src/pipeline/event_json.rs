@@ -12,6 +12,7 @@ use super::{
     net_event::{dns_event, dns_response_event, socket_event},
     payload_event::payload_event,
     process_event::{exit_event, fork_event},
+    tamper_event::tamper_event,
 };
 
 impl Decoded {
@@ -27,6 +28,7 @@ impl Decoded {
             Decoded::Exit(r) => &r.header,
             Decoded::File(r) => &r.header,
             Decoded::Kernel(r) => &r.header,
+            Decoded::Tamper(r) => &r.header,
         }
     }
 
@@ -43,6 +45,7 @@ impl Decoded {
             Decoded::Exit(r) => &mut r.header,
             Decoded::File(r) => &mut r.header,
             Decoded::Kernel(r) => &mut r.header,
+            Decoded::Tamper(r) => &mut r.header,
         }
     }
 }
@@ -59,5 +62,6 @@ pub fn event_json(record: &Decoded, ts: &str) -> Value {
         Decoded::Exit(r) => exit_event(r, ts),
         Decoded::File(r) => file_event(r, ts),
         Decoded::Kernel(r) => kernel_event(r, ts),
+        Decoded::Tamper(r) => tamper_event(r, ts),
     }
 }

@@ -59,6 +59,7 @@ fn seed(kind: EventKind) -> Vec<u8> {
         EventKind::Exit => zero_record::<ExitRecord>(kind),
         EventKind::File => zero_record::<FileRecord>(kind),
         EventKind::Kernel => zero_record::<KernelRecord>(kind),
+        EventKind::Tamper => zero_record::<enforcer_common::guard::TamperRecord>(kind),
     }
 }
 

@@ -15,3 +15,4 @@ pub mod net_event;
 pub mod outcome;
 pub mod payload_event;
 pub mod process_event;
+pub mod tamper_event;

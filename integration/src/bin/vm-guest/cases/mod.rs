@@ -17,6 +17,7 @@ mod module_loaded;
 mod msr;
 mod network;
 mod reload;
+mod self_protect;
 mod sockets;
 mod storm;
 mod stratum;
@@ -143,6 +144,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_reload_pinned_hash",
         run: reload::lsm_reload_pinned_hash,
+    },
+    Case {
+        name: "lsm_self_protect",
+        run: self_protect::lsm_self_protect,
     },
 ];
 

@@ -1,0 +1,279 @@
+//! `--self-protect` in the lsm tier: an engine in block mode with pins and the guards is
+//! attacked by a root child process of this harness (not the engine's parent): SIGTERM,
+//! SIGKILL, ptrace attach, unlink/rename/rmdir of its pins, umount of bpffs and a writable
+//! descriptor of its pinned counters map each fail with EPERM and leave a `tamper_denied`
+//! record; a signal 0 and a read-only descriptor pass; the engine still denies the payload.
+//! The harness, its parent, may still reload it (SIGHUP) and stop it (SIGTERM), which removes
+//! the pins.
+
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use enforcer_integration::vm::layout;
+use nix::{
+    sys::wait::{WaitStatus, waitpid},
+    unistd::{ForkResult, fork},
+};
+
+use super::{
+    Ctx,
+    crash::{KEEP, PIN_ROOT, Unpin},
+    exec::{RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, require_engine},
+};
+use crate::{audit, engine::Engine, payload};
+
+const AUDIT: &str = "/tmp/audit-self-protect.jsonl";
+/// `BPF_OBJ_GET` and its `file_flags` for a read-only descriptor (`BPF_F_RDONLY`).
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_F_RDONLY: u32 = 1 << 3;
+
+/// See the module documentation.
+pub(crate) fn lsm_self_protect(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    let _unpin = Unpin;
+    let mut args = vec!["--self-protect", "--policy-watch", "off"];
+    args.extend(KEEP);
+    let mut engine = Engine::start_args(
+        layout::DENY_MARKER_POLICY,
+        "block",
+        Path::new(AUDIT),
+        Path::new("/tmp/enforcer-self-protect.log"),
+        &args,
+    )?;
+    let result = attacked(ctx, &mut engine);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result?;
+    let status = engine.terminate(STOP_TIMEOUT)?;
+    expect_clean_exit(status)?;
+    let left: Vec<_> = std::fs::read_dir(PIN_ROOT)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    if !left.is_empty() {
+        return Err(format!("pins left after the clean stop: {left:?}"));
+    }
+    ctx.log("the engine's parent stopped it with SIGTERM; no pins left");
+    Ok(())
+}
+
+/// Every attempt, in a child process; then the records, the payload and a reload.
+fn attacked(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    super::exec::expect_field(&start, "tier", "lsm")?;
+    if start["self_protect"] != true {
+        return Err(format!("engine_start does not say self_protect: {start}"));
+    }
+    let pid = i32::try_from(start["pid"].as_u64().unwrap_or(0)).map_err(|e| e.to_string())?;
+    let run = Path::new(PIN_ROOT)
+        .join(audit::str_field(&start, "run_id").ok_or_else(|| format!("no run_id: {start}"))?);
+    let pin = run.join("link-lsm_bprm_check_security");
+    let counters = run.join("map-COUNTERS");
+    let attempts = attempts(pid, &run, &pin, &counters)?;
+    let mut refused = 0;
+    for (what, want_denied, op) in attempts {
+        let errno = in_child(op)?;
+        ctx.log(format!("{what}: errno {errno}"));
+        match (want_denied, errno) {
+            (true, libc::EPERM) => refused += 1,
+            (false, 0) => {}
+            _ => {
+                return Err(format!(
+                    "{what}: errno {errno}, want {}",
+                    if want_denied { "EPERM" } else { "success" }
+                ));
+            }
+        }
+    }
+    engine.check_running()?;
+    for path in [&pin, &counters] {
+        if !path.exists() {
+            return Err(format!("{} is gone", path.display()));
+        }
+    }
+    payload::expect_denied("/tmp/sp1", "after the attempts")?;
+    let records = wait_tamper_records(engine, refused)?;
+    for guard in ["signal", "ptrace", "unpin", "umount", "map_write"] {
+        let Some(r) = records
+            .iter()
+            .find(|r| r["event"]["tamper"]["guard"] == guard)
+        else {
+            return Err(format!("no tamper_denied record for {guard}: {records:?}"));
+        };
+        if r["event"]["process"]["uid"] != 0 || r["event"]["process"]["pid"] == pid {
+            return Err(format!(
+                "{guard}: the record does not name the root child: {r}"
+            ));
+        }
+    }
+    ctx.log(format!(
+        "{} attempts refused, {} tamper_denied records",
+        refused,
+        records.len()
+    ));
+    // The parent may reload it.
+    engine.sighup()?;
+    let reload = engine.wait_record(RECORD_TIMEOUT, "policy_reload record", |r| {
+        audit::is_type(r, "policy_reload")
+    })?;
+    ctx.log(format!("SIGHUP from the parent: {reload}"));
+    Ok(())
+}
+
+/// An attempt: what it is, whether the guard must refuse it, and the call (returns errno).
+type Attempt = (&'static str, bool, Box<dyn FnOnce() -> i32>);
+
+/// The attempts on engine `pid` and its pins (`run`, a link `pin`, the `counters` map).
+fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Attempt>, String> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string());
+    let (pin_c, pin_c2, run_c, counters_c, counters_c2) =
+        (c(pin)?, c(pin)?, c(run)?, c(counters)?, c(counters)?);
+    let moved = c(&PathBuf::from(PIN_ROOT).join("moved"))?;
+    let bpffs = c(Path::new("/sys/fs/bpf"))?;
+    Ok(vec![
+        (
+            "kill -0",
+            false,
+            Box::new(move || errno_of(send_signal(pid, 0))),
+        ),
+        (
+            "kill -TERM",
+            true,
+            Box::new(move || errno_of(send_signal(pid, libc::SIGTERM))),
+        ),
+        (
+            "kill -KILL",
+            true,
+            Box::new(move || errno_of(send_signal(pid, libc::SIGKILL))),
+        ),
+        (
+            "kill -STOP",
+            true,
+            Box::new(move || errno_of(send_signal(pid, libc::SIGSTOP))),
+        ),
+        (
+            "ptrace attach",
+            true,
+            Box::new(move || {
+                // SAFETY: PTRACE_ATTACH takes a pid and null address and data.
+                let ret = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
+                errno_of(if ret < 0 { -1 } else { 0 })
+            }),
+        ),
+        (
+            "unlink a pin",
+            true,
+            Box::new(move || {
+                // SAFETY: a valid NUL-terminated path.
+                errno_of(unsafe { libc::unlink(pin_c.as_ptr()) })
+            }),
+        ),
+        (
+            "rename a pin out",
+            true,
+            Box::new(move || {
+                // SAFETY: valid NUL-terminated paths.
+                errno_of(unsafe { libc::rename(pin_c2.as_ptr(), moved.as_ptr()) })
+            }),
+        ),
+        (
+            "rmdir the run directory",
+            true,
+            Box::new(move || {
+                // SAFETY: a valid NUL-terminated path.
+                errno_of(unsafe { libc::rmdir(run_c.as_ptr()) })
+            }),
+        ),
+        (
+            "umount bpffs",
+            true,
+            Box::new(move || {
+                // SAFETY: a valid NUL-terminated path.
+                errno_of(unsafe { libc::umount2(bpffs.as_ptr(), libc::MNT_DETACH) })
+            }),
+        ),
+        (
+            "open the counters map read-write",
+            true,
+            Box::new(move || obj_get(&counters_c, 0)),
+        ),
+        (
+            "open the counters map read-only",
+            false,
+            Box::new(move || obj_get(&counters_c2, BPF_F_RDONLY)),
+        ),
+    ])
+}
+
+/// `kill(pid, sig)`.
+fn send_signal(pid: i32, sig: i32) -> i32 {
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(pid, sig) }
+}
+
+/// `bpf(BPF_OBJ_GET)` of `path` with `flags`: 0 or errno.
+fn obj_get(path: &CString, flags: u32) -> i32 {
+    // `union bpf_attr` for BPF_OBJ_GET: pathname (u64), bpf_fd (u32), file_flags (u32).
+    let mut attr = [0u8; 16];
+    attr[..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+    attr[12..16].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: attr is a valid buffer of the size given; the path outlives the call.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, attr.as_ptr(), attr.len()) };
+    errno_of(if fd < 0 { -1 } else { 0 })
+}
+
+/// 0 for a call that returned 0 or more, else this thread's errno.
+fn errno_of(ret: i32) -> i32 {
+    if ret >= 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    }
+}
+
+/// Runs `op` in a forked child (a process other than the engine's parent) and returns its
+/// result, passed back as the exit code.
+fn in_child(op: Box<dyn FnOnce() -> i32>) -> Result<i32, String> {
+    // SAFETY: the child only makes system calls and exits; it takes no lock the parent's
+    // other threads could hold.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let code = op();
+            // SAFETY: _exit ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(code),
+            other => Err(format!("attempt child: {other:?}")),
+        },
+        Err(e) => Err(format!("fork: {e}")),
+    }
+}
+
+/// Waits until the log holds `count` `tamper_denied` records; returns them.
+fn wait_tamper_records(
+    engine: &mut Engine,
+    count: usize,
+) -> Result<Vec<serde_json::Value>, String> {
+    let deadline = std::time::Instant::now() + RECORD_TIMEOUT;
+    loop {
+        let records: Vec<_> = audit::records(Path::new(AUDIT))?
+            .into_iter()
+            .filter(|r| audit::is_type(r, "tamper_denied"))
+            .collect();
+        if records.len() >= count {
+            return Ok(records);
+        }
+        engine.check_running()?;
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "{} tamper_denied records, want {count}: {records:?}",
+                records.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
