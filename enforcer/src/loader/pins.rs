@@ -344,10 +344,38 @@ pub struct PinnedRun {
     pub alive: bool,
 }
 
+/// `BPF_OBJ_GET` and its `BPF_F_RDONLY` file flag (`include/uapi/linux/bpf.h`).
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_F_RDONLY: u32 = 1 << 3;
+
+/// Opens the pinned map at `path` read-only (aya's `MapData::from_pin` asks for read-write,
+/// which a running engine's self-protection refuses to every other process; reading the
+/// counters needs no more).
+fn open_read_only(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::{fd::FromRawFd as _, unix::ffi::OsStrExt as _};
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // `union bpf_attr` for BPF_OBJ_GET: `pathname` (u64), `bpf_fd` (u32), `file_flags` (u32).
+    let mut attr = [0u8; 16];
+    attr[..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+    attr[12..].copy_from_slice(&BPF_F_RDONLY.to_ne_bytes());
+    // SAFETY: `attr` is a valid, initialized buffer of the size passed, laid out as the
+    // kernel reads it for BPF_OBJ_GET; `path` outlives the call.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, attr.as_ptr(), attr.len()) };
+    let fd = i32::try_from(fd)
+        .map_err(|_| io::Error::other("bpf(BPF_OBJ_GET) returned an fd out of range"))?;
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 impl PinnedRun {
     /// The kernel counters of the run's programs, from its pinned `COUNTERS` map.
     pub fn counters(&self) -> Option<Value> {
-        let data = MapData::from_pin(self.dir.join(COUNTERS_PIN)).ok()?;
+        let fd = open_read_only(&self.dir.join(COUNTERS_PIN)).ok()?;
+        let data = MapData::from_fd(fd).ok()?;
         let map = Map::from_map_data(data).ok()?;
         Some(super::counters::read_map(&map))
     }

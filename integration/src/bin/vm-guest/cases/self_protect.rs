@@ -114,6 +114,16 @@ fn attacked(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         refused,
         records.len()
     ));
+    // Another process may still read the pinned counters (a read-only descriptor).
+    let counted = pinned_tamper_counter()?;
+    if counted < refused as u64 {
+        return Err(format!(
+            "enforcer status counts {counted} refusals, want {refused}"
+        ));
+    }
+    ctx.log(format!(
+        "enforcer status reads the pinned counters: tamper_denied {counted}"
+    ));
     // The parent may reload it.
     engine.sighup()?;
     let reload = engine.wait_record(RECORD_TIMEOUT, "policy_reload record", |r| {
@@ -121,6 +131,26 @@ fn attacked(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     })?;
     ctx.log(format!("SIGHUP from the parent: {reload}"));
     Ok(())
+}
+
+/// `tamper_denied` of the running engine's pinned counters, as `enforcer status --json` (a
+/// process other than the engine) reads them.
+fn pinned_tamper_counter() -> Result<u64, String> {
+    let out = std::process::Command::new(layout::ENFORCER)
+        .args(["status", "--json"])
+        .output()
+        .map_err(|e| format!("enforcer status: {e}"))?;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "enforcer status --json: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    status["pinned"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|r| r["engine_running"] == true))
+        .and_then(|run| run["counters"]["tamper_denied"].as_u64())
+        .ok_or_else(|| format!("no counters of the running engine in enforcer status: {status}"))
 }
 
 /// An attempt: what it is, whether the guard must refuse it, and the call (returns errno).
