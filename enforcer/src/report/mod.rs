@@ -46,6 +46,39 @@ pub struct AuditReport {
     pub events: BTreeMap<String, u64>,
     /// Totals of the rules' actions (`kill`, `would_kill`, ...).
     pub actions: BTreeMap<String, u64>,
+    /// Attempts on the engine its self-protection refused (`tamper_denied` records).
+    pub tamper: Tamper,
+}
+
+/// The `tamper_denied` records: attempts to stop the engine or take its enforcement away that
+/// the self-protection guards (`--self-protect`) refused.
+#[derive(Debug, Default, Serialize)]
+pub struct Tamper {
+    /// Refusals by guard (`signal`, `ptrace`, `unpin`, `umount`, `map_write`).
+    pub by_guard: BTreeMap<String, u64>,
+    /// The last attempt's process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<Sample>,
+}
+
+impl Tamper {
+    /// The note on refused attempts, when there were some.
+    pub fn note(&self) -> Option<String> {
+        let total: u64 = self.by_guard.values().sum();
+        let last = self.last.as_ref()?;
+        let guards: Vec<String> = self
+            .by_guard
+            .iter()
+            .map(|(guard, n)| format!("{guard} {n}"))
+            .collect();
+        Some(format!(
+            "Self-protection refused {total} attempt(s) to stop the engine or take its enforcement away ({}); the last by {} (pid {}) at {}.",
+            guards.join(", "),
+            last.executable,
+            last.pid,
+            last.at
+        ))
+    }
 }
 
 /// The log the report was made from.
@@ -133,6 +166,7 @@ impl AuditReport {
             self.source.lost(),
             self.source.reopened_note(),
             self.kernel_lost_note(),
+            self.tamper.note(),
         ]
         .into_iter()
         .flatten()
@@ -515,6 +549,14 @@ impl Aggregator {
                 source.records_lost += record["records_lost"].as_u64().unwrap_or(0);
             }
             "audit_reopened" => self.report.source.reopened += 1,
+            "tamper_denied" => {
+                let guard = text(record, "/event/tamper/guard").unwrap_or("?");
+                let tamper = &mut self.report.tamper;
+                if tamper.by_guard.len() < MAX_RULES || tamper.by_guard.contains_key(guard) {
+                    *tamper.by_guard.entry(guard.to_owned()).or_default() += 1;
+                }
+                tamper.last = Some(Sample::of(ts, &record["event"]));
+            }
             "event" => {
                 let kind = text(record, "/event/kind").unwrap_or("?");
                 *self.report.events.entry(kind.to_owned()).or_default() += 1;

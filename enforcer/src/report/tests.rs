@@ -239,6 +239,38 @@ fn a_run_whose_start_was_rotated_away_is_still_a_run() {
     assert_eq!(run.reloads.len(), 1);
 }
 
+#[test]
+fn refused_tamper_attempts_are_counted_by_guard_and_named_in_every_format() {
+    let tamper = |ts: &str, guard: &str, exe: &str| {
+        json!({"ts": ts, "type": "tamper_denied",
+               "event": {"kind": "tamper", "tamper": {"guard": guard},
+                         "process": {"pid": 77, "file": {"path": exe}, "argv": [exe]}}})
+    };
+    let report = aggregate(&[
+        json!({"ts": "2026-01-01T00:00:00Z", "type": "engine_start", "mode": "block"}),
+        tamper("2026-01-01T00:00:01Z", "signal", "/usr/bin/kill"),
+        tamper("2026-01-01T00:00:02Z", "signal", "/usr/bin/kill"),
+        tamper("2026-01-01T00:00:03Z", "unpin", "/usr/bin/rm"),
+    ]);
+    let by_guard: Vec<(&str, u64)> = report
+        .tamper
+        .by_guard
+        .iter()
+        .map(|(g, n)| (g.as_str(), *n))
+        .collect();
+    assert_eq!(by_guard, [("signal", 2), ("unpin", 1)]);
+    let note = report.tamper.note().unwrap();
+    assert!(
+        note.contains("refused 3 attempt(s)") && note.contains("/usr/bin/rm (pid 77)"),
+        "{note}"
+    );
+    assert!(markdown::render(&report).contains("refused 3 attempt(s)"));
+    assert!(html::render(&report).contains("refused 3 attempt(s)"));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["tamper"]["by_guard"]["signal"], 2);
+    assert!(aggregate(&[]).tamper.note().is_none());
+}
+
 /// Any bytes as an audit log: the reader and the aggregator take them, and every format
 /// renders, without a panic (the property-test twin of the `audit_report` fuzz target).
 mod arbitrary_logs {
@@ -256,6 +288,7 @@ mod arbitrary_logs {
             Just("policy_reload"),
             Just("audit_lost"),
             Just("audit_reopened"),
+            Just("tamper_denied"),
             Just("event"),
             Just("action"),
         ];

@@ -29,6 +29,8 @@ const AUDIT: &str = "/tmp/audit-self-protect.jsonl";
 /// `BPF_OBJ_GET` and its `file_flags` for a read-only descriptor (`BPF_F_RDONLY`).
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_F_RDONLY: u32 = 1 << 3;
+/// `BPF_LINK_DETACH`.
+const BPF_LINK_DETACH: libc::c_long = 34;
 
 /// See the module documentation.
 pub(crate) fn lsm_self_protect(ctx: &Ctx) -> Result<(), String> {
@@ -74,18 +76,14 @@ fn attacked(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     let counters = run.join("map-COUNTERS");
     let attempts = attempts(pid, &run, &pin, &counters)?;
     let mut refused = 0;
-    for (what, want_denied, op) in attempts {
+    for (what, expect, op) in attempts {
         let errno = in_child(op)?;
         ctx.log(format!("{what}: errno {errno}"));
-        match (want_denied, errno) {
-            (true, libc::EPERM) => refused += 1,
-            (false, 0) => {}
-            _ => {
-                return Err(format!(
-                    "{what}: errno {errno}, want {}",
-                    if want_denied { "EPERM" } else { "success" }
-                ));
-            }
+        match (expect, errno) {
+            (Expect::Refused, libc::EPERM) => refused += 1,
+            (Expect::Passes, 0) => {}
+            (Expect::Unsupported, e) if e != 0 && e != libc::EPERM => {}
+            _ => return Err(format!("{what}: errno {errno}, want {expect:?}")),
         }
     }
     engine.check_running()?;
@@ -153,40 +151,51 @@ fn pinned_tamper_counter() -> Result<u64, String> {
         .ok_or_else(|| format!("no counters of the running engine in enforcer status: {status}"))
 }
 
-/// An attempt: what it is, whether the guard must refuse it, and the call (returns errno).
-type Attempt = (&'static str, bool, Box<dyn FnOnce() -> i32>);
+/// What an attempt must meet.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// A guard refuses it: EPERM and a `tamper_denied` record.
+    Refused,
+    /// It succeeds.
+    Passes,
+    /// The kernel itself refuses it, whatever the guards (another errno than EPERM).
+    Unsupported,
+}
+
+/// An attempt: what it is, what it must meet, and the call (returns errno).
+type Attempt = (&'static str, Expect, Box<dyn FnOnce() -> i32>);
 
 /// The attempts on engine `pid` and its pins (`run`, a link `pin`, the `counters` map).
 fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Attempt>, String> {
     let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string());
-    let (pin_c, pin_c2, run_c, counters_c, counters_c2) =
-        (c(pin)?, c(pin)?, c(run)?, c(counters)?, c(counters)?);
+    let (pin_c, pin_c2, pin_c3, run_c) = (c(pin)?, c(pin)?, c(pin)?, c(run)?);
+    let (counters_c, counters_c2) = (c(counters)?, c(counters)?);
     let moved = c(&PathBuf::from(PIN_ROOT).join("moved"))?;
     let bpffs = c(Path::new("/sys/fs/bpf"))?;
     Ok(vec![
         (
             "kill -0",
-            false,
+            Expect::Passes,
             Box::new(move || errno_of(send_signal(pid, 0))),
         ),
         (
             "kill -TERM",
-            true,
+            Expect::Refused,
             Box::new(move || errno_of(send_signal(pid, libc::SIGTERM))),
         ),
         (
             "kill -KILL",
-            true,
+            Expect::Refused,
             Box::new(move || errno_of(send_signal(pid, libc::SIGKILL))),
         ),
         (
             "kill -STOP",
-            true,
+            Expect::Refused,
             Box::new(move || errno_of(send_signal(pid, libc::SIGSTOP))),
         ),
         (
             "ptrace attach",
-            true,
+            Expect::Refused,
             Box::new(move || {
                 // SAFETY: PTRACE_ATTACH takes a pid and null address and data.
                 let ret = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
@@ -195,7 +204,7 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
         ),
         (
             "unlink a pin",
-            true,
+            Expect::Refused,
             Box::new(move || {
                 // SAFETY: a valid NUL-terminated path.
                 errno_of(unsafe { libc::unlink(pin_c.as_ptr()) })
@@ -203,7 +212,7 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
         ),
         (
             "rename a pin out",
-            true,
+            Expect::Refused,
             Box::new(move || {
                 // SAFETY: valid NUL-terminated paths.
                 errno_of(unsafe { libc::rename(pin_c2.as_ptr(), moved.as_ptr()) })
@@ -211,7 +220,7 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
         ),
         (
             "rmdir the run directory",
-            true,
+            Expect::Refused,
             Box::new(move || {
                 // SAFETY: a valid NUL-terminated path.
                 errno_of(unsafe { libc::rmdir(run_c.as_ptr()) })
@@ -219,7 +228,7 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
         ),
         (
             "umount bpffs",
-            true,
+            Expect::Refused,
             Box::new(move || {
                 // SAFETY: a valid NUL-terminated path.
                 errno_of(unsafe { libc::umount2(bpffs.as_ptr(), libc::MNT_DETACH) })
@@ -227,13 +236,18 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
         ),
         (
             "open the counters map read-write",
-            true,
+            Expect::Refused,
             Box::new(move || obj_get(&counters_c, 0)),
         ),
         (
             "open the counters map read-only",
-            false,
+            Expect::Passes,
             Box::new(move || obj_get(&counters_c2, BPF_F_RDONLY)),
+        ),
+        (
+            "detach a pinned LSM link (BPF_LINK_DETACH)",
+            Expect::Unsupported,
+            Box::new(move || link_detach(&pin_c3)),
         ),
     ])
 }
@@ -244,15 +258,41 @@ fn send_signal(pid: i32, sig: i32) -> i32 {
     unsafe { libc::kill(pid, sig) }
 }
 
+/// `BPF_LINK_DETACH` of the link pinned at `path` (its descriptor from `BPF_OBJ_GET`, which
+/// no hook guards for links): 0 or errno.
+fn link_detach(path: &CString) -> i32 {
+    let fd = match obj_get_fd(path, 0) {
+        Ok(fd) => fd,
+        Err(errno) => return errno,
+    };
+    let mut attr = [0u8; 8];
+    attr[..4].copy_from_slice(&fd.to_ne_bytes());
+    // SAFETY: attr is a valid buffer of the size given (`link_detach.link_fd`).
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_DETACH, attr.as_ptr(), attr.len()) };
+    errno_of(if ret < 0 { -1 } else { 0 })
+}
+
 /// `bpf(BPF_OBJ_GET)` of `path` with `flags`: 0 or errno.
 fn obj_get(path: &CString, flags: u32) -> i32 {
+    match obj_get_fd(path, flags) {
+        Ok(_) => 0,
+        Err(errno) => errno,
+    }
+}
+
+/// `bpf(BPF_OBJ_GET)` of `path` with `flags`: the descriptor (left open: the child exits) or
+/// errno.
+fn obj_get_fd(path: &CString, flags: u32) -> Result<u32, i32> {
     // `union bpf_attr` for BPF_OBJ_GET: pathname (u64), bpf_fd (u32), file_flags (u32).
     let mut attr = [0u8; 16];
     attr[..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
     attr[12..16].copy_from_slice(&flags.to_ne_bytes());
     // SAFETY: attr is a valid buffer of the size given; the path outlives the call.
     let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, attr.as_ptr(), attr.len()) };
-    errno_of(if fd < 0 { -1 } else { 0 })
+    if fd < 0 {
+        return Err(errno_of(-1));
+    }
+    u32::try_from(fd).map_err(|_| libc::EBADF)
 }
 
 /// 0 for a call that returned 0 or more, else this thread's errno.
