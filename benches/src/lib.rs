@@ -154,6 +154,9 @@ pub struct EngineSpec {
     /// (only actions and engine records).
     #[arg(long = "engine-events", default_value = "all", value_parser = ["all", "none"])]
     pub events: String,
+    /// One more `enforcer run` argument (repeatable), e.g. `--engine-arg=--self-protect`.
+    #[arg(long = "engine-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub extra_args: Vec<String>,
     /// Diagnostic: turn the kernel's BPF run-time statistics on during the rounds with the
     /// engine and report each program's runs and run time per operation. The statistics cost
     /// two clock reads per program run, so the ratios of such a run are not the engine's.
@@ -222,6 +225,7 @@ pub fn start_engine(spec: &EngineSpec, audit: &Path) -> anyhow::Result<Child> {
         // A killed benchmark must not leave its policy enforced host-wide.
         .args(["--on-crash", "stop"])
         .args(["--events", spec.events.as_str()])
+        .args(&spec.extra_args)
         .stdin(Stdio::null())
         .spawn()
         .context("start enforcer")?;

@@ -162,6 +162,12 @@ pub enum Hook {
     LsmGuardSbUmount = 65,
     /// Self-protection guard at LSM `bpf_map`.
     LsmGuardBpfMap = 66,
+    /// Self-protection guard at LSM `path_truncate` (the audit log).
+    LsmGuardPathTruncate = 67,
+    /// Self-protection guard at LSM `file_truncate` (the audit log; kernels 6.2+).
+    LsmGuardFileTruncate = 68,
+    /// Self-protection guard at LSM `file_open` (the audit log opened for writing).
+    LsmGuardFileOpen = 69,
 }
 
 impl TryFrom<u32> for Hook {
@@ -216,6 +222,9 @@ impl TryFrom<u32> for Hook {
             64 => Ok(Self::LsmGuardPathRename),
             65 => Ok(Self::LsmGuardSbUmount),
             66 => Ok(Self::LsmGuardBpfMap),
+            67 => Ok(Self::LsmGuardPathTruncate),
+            68 => Ok(Self::LsmGuardFileTruncate),
+            69 => Ok(Self::LsmGuardFileOpen),
             other => Err(UnknownKind(other)),
         }
     }

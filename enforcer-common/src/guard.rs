@@ -1,7 +1,8 @@
 //! Self-protection (`enforcer run --self-protect`, lsm tier): what the guard programs protect
 //! and the record of an attempt they refused. The guards refuse, to every process but the
 //! engine itself, a signal that would stop the engine, a ptrace attach to it, the removal of
-//! its pins from bpffs (unlink, rmdir, rename, umount) and a writable descriptor of its maps.
+//! its pins from bpffs (unlink, rmdir, rename, umount), a writable descriptor of its maps, and
+//! the removal, truncation or writing of its audit log files.
 
 use crate::event::{COMM_LEN, EventHeader};
 
@@ -42,8 +43,18 @@ pub const GUARD_ALLOWED_SIGNALS: [u32; 2] = [0, 1];
 /// `process_vm_writev`, `pidfd_getfd`); read-only modes (`/proc/PID/stat`) pass.
 pub const GUARD_PTRACE_ATTACH: u32 = 2;
 
-/// `FMODE_WRITE`: a map descriptor opened for writing.
+/// `FMODE_WRITE`: a map descriptor, or a file, opened for writing.
 pub const GUARD_FMODE_WRITE: u32 = 2;
+
+/// `TamperRecord::detail` of an unlink, rmdir or rename refused because it touched a pin
+/// directory.
+pub const GUARD_DETAIL_PINS: u32 = 0;
+/// `TamperRecord::detail` of an unlink or rename refused because it touched an audit log file
+/// (`GUARDED_FILES`).
+pub const GUARD_DETAIL_AUDIT_LOG: u32 = 1;
+
+/// Capacity of [`crate::maps::GUARDED_FILES`]: the audit log and its rotated files.
+pub const GUARDED_FILES_CAPACITY: u32 = 256;
 
 /// What a guard refused; `header.kind == EventKind::Tamper`, `header.hook` names the guard
 /// (`Hook::LsmGuard*`), `header.outcome` is `OUTCOME_DENIED`. The header's ids are the
@@ -54,9 +65,10 @@ pub struct TamperRecord {
     /// Common header.
     pub header: EventHeader,
     /// The object: the engine's pid (signal, ptrace), the inode number (unlink, rmdir,
-    /// rename), the super block's `dev_t` (umount), or the map id (map write).
+    /// rename, truncate, open), the super block's `dev_t` (umount), or the map id (map write).
     pub target: u64,
-    /// The signal number (signal), the ptrace mode, the umount flags, or the `fmode` (map).
+    /// The signal number (signal), the ptrace mode, the umount flags, the `fmode` (map, open),
+    /// or `GUARD_DETAIL_*` (unlink, rmdir, rename).
     pub detail: u32,
     /// Explicit padding.
     pub _pad: u32,

@@ -117,6 +117,9 @@ pub const SELF_GUARD: &str = "SELF_GUARD";
 /// Ids of the engine's maps, which only the engine may open for writing under
 /// self-protection.
 pub const GUARDED_MAPS: &str = "GUARDED_MAPS";
+/// Identities of the audit log's files, which only the engine may remove, truncate or open for
+/// writing under self-protection.
+pub const GUARDED_FILES: &str = "GUARDED_FILES";
 
 /// Read-only global holding the [`crate::config::EngineConfig`].
 pub const GLOBAL_CONFIG: &str = "CONFIG";
@@ -226,4 +229,10 @@ pub mod programs {
     pub const LSM_GUARD_SB_UMOUNT: &str = "lsm_guard_sb_umount";
     /// Self-protection guard at LSM `bpf_map`.
     pub const LSM_GUARD_BPF_MAP: &str = "lsm_guard_bpf_map";
+    /// Self-protection guard at LSM `path_truncate` (the audit log).
+    pub const LSM_GUARD_PATH_TRUNCATE: &str = "lsm_guard_path_truncate";
+    /// Self-protection guard at LSM `file_truncate` (the audit log; kernels 6.2+).
+    pub const LSM_GUARD_FILE_TRUNCATE: &str = "lsm_guard_file_truncate";
+    /// Self-protection guard at LSM `file_open` (the audit log opened for writing).
+    pub const LSM_GUARD_FILE_OPEN: &str = "lsm_guard_file_open";
 }

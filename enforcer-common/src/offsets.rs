@@ -207,6 +207,8 @@ pub struct KernelOffsets {
     pub bpf_map_id: u32,
     /// `struct task_struct` -> `group_leader` (`struct task_struct *`).
     pub task_group_leader: u32,
+    /// `struct file` -> `f_mode` (fmode_t, u32).
+    pub file_mode: u32,
 }
 
 impl KernelOffsets {
@@ -306,6 +308,7 @@ impl KernelOffsets {
         vfsmount_sb: 0,
         bpf_map_id: 0,
         task_group_leader: 0,
+        file_mode: 0,
     };
 }
 
@@ -411,7 +414,7 @@ impl KernelOffsets {
 }
 
 const _: () =
-    assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9 + 4 * 4);
+    assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9 + 4 * 5);
 
 #[cfg(test)]
 mod tests {

@@ -268,6 +268,13 @@ pub(crate) static SELF_GUARD: Array<enforcer_common::guard::GuardSettings> =
 #[map(name = "GUARDED_MAPS")]
 pub(crate) static GUARDED_MAPS: HashMap<u32, u32> = HashMap::with_max_entries(256, 0);
 
+/// `FileId` (inode number, `s_dev`) of the audit log and its rotated files -> 1, kept current
+/// by the daemon (after each rotation or reopening): the guards refuse other processes
+/// removing, renaming over, truncating or opening them for writing.
+#[map(name = "GUARDED_FILES")]
+pub(crate) static GUARDED_FILES: HashMap<FileId, u32> =
+    HashMap::with_max_entries(enforcer_common::guard::GUARDED_FILES_CAPACITY, 0);
+
 /// Engine settings, written by the loader before load (`enforcer_common::maps::GLOBAL_CONFIG`).
 #[unsafe(no_mangle)]
 static CONFIG: EngineConfig = EngineConfig::INERT;

@@ -27,6 +27,12 @@ fn status_reports_the_tier_and_what_each_family_gets() {
     let rows = status["coverage"].as_array().unwrap();
     let row = |event: &str| rows.iter().find(|r| r["event"] == event).unwrap();
     let want_stop = if tier == "lsm" { "deny" } else { "kill" };
+    let self_protect = status["self_protect"].as_str().unwrap();
+    assert_eq!(
+        self_protect.starts_with("available"),
+        tier == "lsm",
+        "{self_protect}"
+    );
     for event in [
         "exec",
         "dns query",

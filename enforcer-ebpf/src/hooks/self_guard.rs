@@ -6,10 +6,12 @@
 //! |---|---|---|
 //! | `lsm_guard_task_kill` | `task_kill(p, info, sig, cred)` | a signal other than 0 and `SIGHUP` to the engine, unless it comes from pid 1 or the engine's parent (pid and start time) |
 //! | `lsm_guard_ptrace` | `ptrace_access_check(child, mode)` | an attach-mode access to the engine (`ptrace`, `/proc/PID/mem`, `process_vm_writev`, `pidfd_getfd`) |
-//! | `lsm_guard_path_unlink`, `lsm_guard_path_rmdir` | `path_unlink(dir, dentry)`, `path_rmdir(dir, dentry)` | removing an entry of the pin root or of this run's pin directory |
-//! | `lsm_guard_path_rename` | `path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)` | a rename out of, into or of those directories |
+//! | `lsm_guard_path_unlink`, `lsm_guard_path_rmdir` | `path_unlink(dir, dentry)`, `path_rmdir(dir, dentry)` | removing an entry of the pin root or of this run's pin directory, or an audit log file (`GUARDED_FILES`) |
+//! | `lsm_guard_path_rename` | `path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)` | a rename out of, into or of those directories, or of or over an audit log file |
 //! | `lsm_guard_sb_umount` | `sb_umount(mnt, flags)` | unmounting the bpffs that holds the pins |
 //! | `lsm_guard_bpf_map` | `bpf_map(map, fmode)` | a writable descriptor of an engine map (`GUARDED_MAPS`); read-only ones pass |
+//! | `lsm_guard_file_open` | `file_open(file)` | opening an audit log file for writing |
+//! | `lsm_guard_path_truncate`, `lsm_guard_file_truncate` | `path_truncate(path)`, `file_truncate(file)` (6.2+) | truncating an audit log file (`truncate`, `O_TRUNC`) |
 //!
 //! Kernel-originated signals (the OOM killer, a terminal's Ctrl-C) do not reach `task_kill`.
 //! Each refusal bumps `Counter::TamperDenied` and emits a `TamperRecord`. An earlier LSM's
@@ -23,15 +25,17 @@ use aya_ebpf::{
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook, OUTCOME_DENIED},
     guard::{
-        GUARD_ALLOWED_SIGNALS, GUARD_FMODE_WRITE, GUARD_PTRACE_ATTACH, GuardSettings, TamperRecord,
+        GUARD_ALLOWED_SIGNALS, GUARD_DETAIL_AUDIT_LOG, GUARD_DETAIL_PINS, GUARD_FMODE_WRITE,
+        GUARD_PTRACE_ATTACH, GuardSettings, TamperRecord,
     },
+    plan::FileId,
 };
 
 use super::Verdict;
 use crate::{
     emit::{self, urgent_event_flags},
     kernel::{ReadError, read_at},
-    maps::{GUARDED_MAPS, SELF_GUARD, count, offset},
+    maps::{GUARDED_FILES, GUARDED_MAPS, SELF_GUARD, count, offset},
     typed,
 };
 
@@ -158,21 +162,37 @@ fn read_failed() -> i32 {
     Verdict::Allow.ret()
 }
 
-/// The inode number of `dentry` when it is one of the guarded pin directories, else `None`
-/// (a negative dentry, another file system, another directory).
+/// What guards `dentry`: `(inode number, GUARD_DETAIL_PINS)` for a pin directory,
+/// `(inode number, GUARD_DETAIL_AUDIT_LOG)` for an audit log file, `None` for anything else (a
+/// negative dentry included).
 #[inline(always)]
-fn guarded_dir(settings: &GuardSettings, dentry: *const u8) -> Result<Option<u64>, ReadError> {
+fn guarded(settings: &GuardSettings, dentry: *const u8) -> Result<Option<(u64, u32)>, ReadError> {
     let inode: *const u8 = read_at(dentry, offset(|o| &o.dentry_inode))?;
     if inode.is_null() {
         return Ok(None);
     }
+    guarded_inode(settings, inode)
+}
+
+/// [`guarded`] for an inode.
+#[inline(always)]
+fn guarded_inode(
+    settings: &GuardSettings,
+    inode: *const u8,
+) -> Result<Option<(u64, u32)>, ReadError> {
     let ino: u64 = read_at(inode, offset(|o| &o.inode_ino))?;
-    if ino != settings.run_dir_ino && ino != settings.pin_root_ino {
-        return Ok(None);
-    }
     let sb: *const u8 = read_at(inode, offset(|o| &o.inode_sb))?;
     let dev: u32 = read_at(sb, offset(|o| &o.sb_dev))?;
-    Ok((dev == settings.pin_dev).then_some(ino))
+    if settings.pin_dev != 0
+        && dev == settings.pin_dev
+        && (ino == settings.run_dir_ino || ino == settings.pin_root_ino)
+    {
+        return Ok(Some((ino, GUARD_DETAIL_PINS)));
+    }
+    let id = FileId { ino, dev, _pad: 0 };
+    Ok(GUARDED_FILES
+        .get_ptr(id)
+        .map(|_| (ino, GUARD_DETAIL_AUDIT_LOG)))
 }
 
 /// The dentry of a `const struct path *`.
@@ -182,22 +202,19 @@ fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
 }
 
 /// Guards an unlink or rmdir of `dentry` in directory `dir`: refused when either is a pin
-/// directory.
+/// directory, or `dentry` an audit log file.
 #[inline(always)]
 fn guard_removal(hook: Hook, dir: *const u8, dentry: *const u8) -> i32 {
     let Some(settings) = settings_for_others() else {
         return 0;
     };
-    if settings.pin_dev == 0 {
-        return 0;
-    }
-    let found = path_dentry(dir).and_then(|d| guarded_dir(settings, d));
+    let found = path_dentry(dir).and_then(|d| guarded(settings, d));
     let found = match found {
-        Ok(None) => guarded_dir(settings, dentry),
+        Ok(None) => guarded(settings, dentry),
         other => other,
     };
     match found {
-        Ok(Some(ino)) => refuse(hook, ino, 0),
+        Ok(Some((ino, detail))) => refuse(hook, ino, detail),
         Ok(None) => 0,
         Err(ReadError) => read_failed(),
     }
@@ -235,33 +252,30 @@ pub(crate) fn lsm_guard_path_rename(ctx: LsmContext) -> i32 {
     let Some(settings) = settings_for_others() else {
         return 0;
     };
-    if settings.pin_dev == 0 {
-        return 0;
-    }
     // One dentry after the other, each with its own exit (an array of results let LLVM spill
     // an unset register, which the 6.1 verifier refuses).
     let old_dir: *const u8 = ctx.arg(0);
-    let found = path_dentry(old_dir).and_then(|d| guarded_dir(settings, d));
+    let found = path_dentry(old_dir).and_then(|d| guarded(settings, d));
     if let Some(ret) = rename_verdict(found) {
         return ret;
     }
-    if let Some(ret) = rename_verdict(guarded_dir(settings, ctx.arg(1))) {
+    if let Some(ret) = rename_verdict(guarded(settings, ctx.arg(1))) {
         return ret;
     }
     let new_dir: *const u8 = ctx.arg(2);
-    let found = path_dentry(new_dir).and_then(|d| guarded_dir(settings, d));
+    let found = path_dentry(new_dir).and_then(|d| guarded(settings, d));
     if let Some(ret) = rename_verdict(found) {
         return ret;
     }
-    rename_verdict(guarded_dir(settings, ctx.arg(3))).unwrap_or(0)
+    rename_verdict(guarded(settings, ctx.arg(3))).unwrap_or(0)
 }
 
 /// The rename's return value when one of its dentries decided it (a pin directory: refused; a
 /// failed read: allowed), `None` to look at the next.
 #[inline(always)]
-fn rename_verdict(found: Result<Option<u64>, ReadError>) -> Option<i32> {
+fn rename_verdict(found: Result<Option<(u64, u32)>, ReadError>) -> Option<i32> {
     match found {
-        Ok(Some(ino)) => Some(refuse(Hook::LsmGuardPathRename, ino, 0)),
+        Ok(Some((ino, detail))) => Some(refuse(Hook::LsmGuardPathRename, ino, detail)),
         Ok(None) => None,
         Err(ReadError) => Some(read_failed()),
     }
@@ -314,4 +328,71 @@ pub(crate) fn lsm_guard_bpf_map(ctx: LsmContext) -> i32 {
         Ok(_) => 0,
         Err(ReadError) => read_failed(),
     }
+}
+
+/// Refuses `hook` on an audit log file: `found` is [`guarded`]'s answer for its inode (a pin
+/// directory is not a file these hooks can see).
+#[inline(always)]
+fn guard_log_file(hook: Hook, found: Result<Option<(u64, u32)>, ReadError>, detail: u32) -> i32 {
+    match found {
+        Ok(Some((ino, GUARD_DETAIL_AUDIT_LOG))) => refuse(hook, ino, detail),
+        Ok(_) => 0,
+        Err(ReadError) => read_failed(),
+    }
+}
+
+/// LSM `path_truncate(const struct path *path)`: `truncate(2)`, and on kernels before 6.2 an
+/// `O_TRUNC` open and `ftruncate`.
+#[lsm(hook = "path_truncate")]
+pub(crate) fn lsm_guard_path_truncate(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(1);
+    if previous != 0 {
+        return previous;
+    }
+    let Some(settings) = settings_for_others() else {
+        return 0;
+    };
+    let found = path_dentry(ctx.arg(0)).and_then(|d| guarded(settings, d));
+    guard_log_file(Hook::LsmGuardPathTruncate, found, 0)
+}
+
+/// The inode of `struct file *file`.
+#[inline(always)]
+fn file_inode(file: *const u8) -> Result<*const u8, ReadError> {
+    read_at(file, offset(|o| &o.file_inode))
+}
+
+/// LSM `file_truncate(struct file *file)` (6.2+): `ftruncate` and an `O_TRUNC` open.
+#[lsm(hook = "file_truncate")]
+pub(crate) fn lsm_guard_file_truncate(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(1);
+    if previous != 0 {
+        return previous;
+    }
+    let Some(settings) = settings_for_others() else {
+        return 0;
+    };
+    let found = file_inode(ctx.arg(0)).and_then(|i| guarded_inode(settings, i));
+    guard_log_file(Hook::LsmGuardFileTruncate, found, 0)
+}
+
+/// LSM `file_open(struct file *file)`: an audit log file opened for writing. A read-only open
+/// leaves after one read (`f_mode`).
+#[lsm(hook = "file_open")]
+pub(crate) fn lsm_guard_file_open(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(1);
+    if previous != 0 {
+        return previous;
+    }
+    let file: *const u8 = ctx.arg(0);
+    let fmode = match read_at::<u32>(file, offset(|o| &o.file_mode)) {
+        Ok(fmode) if fmode & GUARD_FMODE_WRITE != 0 => fmode,
+        Ok(_) => return 0,
+        Err(ReadError) => return read_failed(),
+    };
+    let Some(settings) = settings_for_others() else {
+        return 0;
+    };
+    let found = file_inode(file).and_then(|i| guarded_inode(settings, i));
+    guard_log_file(Hook::LsmGuardFileOpen, found, fmode)
 }

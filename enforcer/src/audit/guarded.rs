@@ -41,6 +41,8 @@ pub struct GuardedLog {
     /// The log file was deleted or moved away and opening it again failed: retried with the
     /// outage, and this record written first once it succeeds.
     reopen_due: Option<AuditReopened>,
+    /// The writer's generation when [`GuardedLog::files_if_changed`] last gave its files.
+    files_seen: Option<u64>,
 }
 
 /// A time during which the log could not be written.
@@ -65,6 +67,7 @@ impl GuardedLog {
             outage: None,
             next_check: Instant::now() + CHECK_EVERY,
             reopen_due: None,
+            files_seen: None,
         }
     }
 
@@ -97,6 +100,17 @@ impl GuardedLog {
                 Ok(())
             }
         }
+    }
+
+    /// The log's files (see [`AuditWriter::files`]) when they may have changed since the last
+    /// call (the first call always gives them); `None` otherwise.
+    pub fn files_if_changed(&mut self) -> Option<Vec<(u64, u64)>> {
+        let generation = self.writer.generation();
+        if self.files_seen == Some(generation) {
+            return None;
+        }
+        self.files_seen = Some(generation);
+        Some(self.writer.files())
     }
 
     /// Writes the gathered event records; during an outage, tries the log again when due.
@@ -293,6 +307,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::audit::test_records::{event, stop};
+
+    #[test]
+    fn the_files_are_given_first_and_then_only_once_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let rotation = crate::audit::Rotation {
+            max_bytes: 300,
+            keep: 2,
+        };
+        let mut log = GuardedLog::new(AuditWriter::open_rotating(&path, rotation).unwrap());
+        assert_eq!(log.files_if_changed().map(|f| f.len()), Some(1));
+        assert_eq!(log.files_if_changed(), None, "unchanged");
+        while log.files_if_changed().is_none() {
+            log.write(&stop("rotate")).unwrap();
+        }
+        assert_eq!(log.files_if_changed(), None, "given once per change");
+    }
 
     /// `/dev/full` takes no write (ENOSPC): the log keeps going, counting and holding.
     #[test]

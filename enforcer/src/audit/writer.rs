@@ -73,6 +73,9 @@ pub struct AuditWriter {
     size: u64,
     /// The size past which the next write rotates (moved on when a rotation fails).
     rotate_at: u64,
+    /// Goes up each time another file is opened (rotation, reopening): see
+    /// [`AuditWriter::files`].
+    generation: u64,
 }
 
 /// Event records are written once this many bytes are pending, or at [`AuditWriter::flush`].
@@ -105,7 +108,27 @@ impl AuditWriter {
             rotation,
             size,
             rotate_at: rotation.max_bytes,
+            generation: 0,
         })
+    }
+
+    /// Goes up each time the writer opens another file (a rotation, a reopening): the
+    /// identities [`AuditWriter::files`] gives may then have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Device and inode (`st_dev`, `st_ino`) of the open log file and of the rotated files
+    /// that exist (`PATH.1` .. `PATH.<keep>`): what self-protection guards.
+    pub fn files(&self) -> Vec<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let open = self.file.metadata().ok();
+        let rotated = (1..=self.rotation.keep)
+            .filter_map(|n| std::fs::metadata(rotated_path(&self.path, n)).ok());
+        open.into_iter()
+            .chain(rotated)
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
     }
 
     /// The log's path.
@@ -131,6 +154,7 @@ impl AuditWriter {
     pub fn reopen(&mut self) -> Result<(), WriteError> {
         (self.file, self.size) = open_log(&self.path)?;
         self.maybe_torn = false;
+        self.generation += 1;
         Ok(())
     }
 
@@ -257,6 +281,7 @@ impl AuditWriter {
         std::fs::rename(&self.path, numbered(1))?;
         self.file = open_append(&self.path)?;
         self.size = 0;
+        self.generation += 1;
         // The renames and the new file survive a power loss with their directory.
         if let Some(dir) = self.path.parent() {
             let dir = if dir.as_os_str().is_empty() {
@@ -473,6 +498,37 @@ mod tests {
             }
         );
         assert_eq!(records[1]["event"]["n"], 2);
+    }
+
+    #[test]
+    fn the_files_to_guard_follow_rotation_and_reopening() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let rotation = Rotation {
+            max_bytes: 300,
+            keep: 2,
+        };
+        let id = |p: &Path| {
+            let m = std::fs::metadata(p).unwrap();
+            (m.dev(), m.ino())
+        };
+        let mut w = AuditWriter::open_rotating(&path, rotation).unwrap();
+        assert_eq!((w.generation(), w.files()), (0, vec![id(&path)]));
+        while w.generation() == 0 {
+            w.write(&event(1)).unwrap();
+            w.flush().unwrap();
+        }
+        let mut want = vec![id(&path), id(&rotated_path(&path, 1))];
+        let mut files = w.files();
+        want.sort_unstable();
+        files.sort_unstable();
+        assert_eq!(files, want, "the new file and the rotated one");
+        std::fs::remove_file(&path).unwrap();
+        let before = w.generation();
+        w.reopen().unwrap();
+        assert_eq!(w.generation(), before + 1);
+        assert!(w.files().contains(&id(&path)), "the reopened file");
     }
 
     #[test]

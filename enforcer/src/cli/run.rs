@@ -107,8 +107,10 @@ pub(crate) struct RunArgs {
     /// pid 1 and from the process that started the engine, so `systemctl stop` and a
     /// container's stop still work; Ctrl-C in a terminal comes from the kernel and works too),
     /// a ptrace attach to it (and /proc/PID/mem, process_vm_writev, pidfd_getfd), removing
-    /// or renaming its pins under /sys/fs/bpf/enforcer, unmounting that bpffs, and a writable
-    /// descriptor of its BPF maps. Each refusal is a `tamper_denied` audit record. The
+    /// or renaming its pins under /sys/fs/bpf/enforcer, unmounting that bpffs, a writable
+    /// descriptor of its BPF maps, and removing, renaming, truncating or writing its audit log
+    /// and rotated logs (the engine rotates them itself: --audit-max-mib). Each refusal is a
+    /// `tamper_denied` audit record. The
     /// guards end with the engine's process. Root keeps other ways around them (reboot,
     /// kernel modules, cgroup.kill): see SECURITY.md.
     #[arg(long)]

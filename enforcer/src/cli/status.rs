@@ -338,6 +338,8 @@ struct Status {
     tier_reason: String,
     /// Whether executables can be hashed in the kernel, or why not.
     exec_hash: String,
+    /// Whether `enforcer run --self-protect` can run here (it needs the lsm tier), or why not.
+    self_protect: String,
     coverage: Vec<Coverage>,
     /// Enforcement pinned under /sys/fs/bpf/enforcer/ (`--on-crash keep-enforcing`), by run.
     pinned: Vec<PinnedStatus>,
@@ -386,6 +388,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         tier: tier.map(KernelTier::name),
         tier_reason,
         exec_hash,
+        self_protect: self_protection(tier),
         coverage: tier.map(coverage).unwrap_or_default(),
         pinned: pinned(),
     };
@@ -400,6 +403,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         status.tier_reason
     );
     println!("hash   {}", status.exec_hash);
+    println!("self   {}", status.self_protect);
     for c in &status.coverage {
         let seen = if c.seen { "seen" } else { "NOT SEEN" };
         println!(
@@ -425,6 +429,15 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("pinned none");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `--self-protect` can run in `tier`.
+fn self_protection(tier: Option<KernelTier>) -> String {
+    match tier {
+        Some(KernelTier::Lsm) => "available (enforcer run --self-protect)".to_owned(),
+        Some(_) => "unavailable: --self-protect needs BPF LSM (the lsm tier)".to_owned(),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// Loads the programs without attaching them to learn the tier and whether executables can

@@ -480,8 +480,10 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 return Err(err.into());
             }
         };
+        let files = sink.log_files_if_changed().unwrap_or_default();
+        let files = loader::self_guard::guard_files(&mut loaded.ebpf, &files)?;
         tracing::info!(
-            "self-protection on: {} engine maps guarded, pins {}, pid {} (the engine's parent) and pid 1 may stop it",
+            "self-protection on: {} engine maps and {files} audit log file(s) guarded, pins {}, pid {} (the engine's parent) and pid 1 may stop it",
             guarded.maps,
             if guarded.pins { "guarded" } else { "none" },
             guarded.parent_pid
@@ -706,6 +708,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             }
         }
         sink.flush()?;
+        // A rotated or reopened log: guard its new files (and no longer the ones gone).
+        if self_protect && let Some(files) = sink.log_files_if_changed() {
+            let guarded = loader::self_guard::guard_files(&mut loaded.borrow_mut().ebpf, &files);
+            if let Err(err) = guarded {
+                tracing::warn!("the audit log's new files are not guarded: {err}");
+            }
+        }
     };
     // Drain what is left before detaching.
     lifecycle::drain(

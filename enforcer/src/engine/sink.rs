@@ -60,6 +60,12 @@ impl Sink {
         Ok(())
     }
 
+    /// The audit log's files (the open one and the rotated ones, as `st_dev`, `st_ino`) when
+    /// they may have changed since the last call; `None` otherwise, or without a log.
+    pub fn log_files_if_changed(&mut self) -> Option<Vec<(u64, u64)>> {
+        self.audit.as_mut()?.files_if_changed()
+    }
+
     /// Writes `record` to the audit log and prints its summary. A log that cannot be written
     /// does not fail this (see [`GuardedLog`]); `Err` only when the record cannot be
     /// serialized.

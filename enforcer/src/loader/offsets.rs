@@ -105,6 +105,7 @@ offset_table! {
     vfsmount_sb => ("vfsmount", "mnt_sb"),
     bpf_map_id => ("bpf_map", "id"),
     task_group_leader => ("task_struct", "group_leader"),
+    file_mode => ("file", "f_mode"),
 }
 
 /// `Err` naming the groups of `LAYOUT_REQUIRED` that `layout` lacks.

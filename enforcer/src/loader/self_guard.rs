@@ -1,6 +1,7 @@
 //! Self-protection (`enforcer run --self-protect`, lsm tier only): loads and attaches the guard
 //! programs (`enforcer-ebpf` `hooks/self_guard.rs`) and writes what they protect: this
-//! process, the parent allowed to stop it, the pin directories and the engine's maps.
+//! process, the parent allowed to stop it, the pin directories, the engine's maps and the
+//! audit log's files.
 //!
 //! The guards are never pinned: they end with the engine's process, so a later engine can
 //! take over the pins a crashed one left. They are attached last, once the pins exist.
@@ -13,15 +14,15 @@ use aya::{
     programs::Lsm,
 };
 use enforcer_common::{
-    guard::GuardSettings,
-    maps::{GUARDED_MAPS, SELF_GUARD, programs},
+    guard::{GUARDED_FILES_CAPACITY, GuardSettings},
+    maps::{GUARDED_FILES, GUARDED_MAPS, SELF_GUARD, programs},
     plan::FileId,
 };
 
 use super::{KernelTier, LoadError, Loaded, program, program_err};
 
 /// The guard programs and their LSM hooks.
-pub const GUARD_PROGRAMS: [(&str, &str); 7] = [
+pub const GUARD_PROGRAMS: [(&str, &str); 9] = [
     (programs::LSM_GUARD_TASK_KILL, "task_kill"),
     (programs::LSM_GUARD_PTRACE, "ptrace_access_check"),
     (programs::LSM_GUARD_PATH_UNLINK, "path_unlink"),
@@ -29,7 +30,16 @@ pub const GUARD_PROGRAMS: [(&str, &str); 7] = [
     (programs::LSM_GUARD_PATH_RENAME, "path_rename"),
     (programs::LSM_GUARD_SB_UMOUNT, "sb_umount"),
     (programs::LSM_GUARD_BPF_MAP, "bpf_map"),
+    (programs::LSM_GUARD_FILE_OPEN, "file_open"),
+    (programs::LSM_GUARD_PATH_TRUNCATE, "path_truncate"),
 ];
+
+/// The guard of `file_truncate`, a hook kernels before 6.2 lack (there `path_truncate` sees
+/// `ftruncate` and `O_TRUNC` opens too).
+const FILE_TRUNCATE_GUARD: (&str, &str) = (programs::LSM_GUARD_FILE_TRUNCATE, "file_truncate");
+
+/// The first kernel with the `file_truncate` hook.
+const FILE_TRUNCATE_SINCE: (u32, u32) = (6, 2);
 
 /// Why self-protection could not be turned on (the engine does not start without it).
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +96,18 @@ pub struct Guarded {
     pub pins: bool,
     /// Engine maps only the engine may write.
     pub maps: usize,
+}
+
+/// Whether kernel release `release` (`uname -r`, e.g. `6.1.0-47-amd64`) is at least
+/// `(major, minor)`; `false` when it does not parse.
+fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::parse::<u32>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(a)), Some(Ok(b))) => (a, b) >= (major, minor),
+        _ => false,
+    }
 }
 
 /// `Err` unless the kernel gives the lsm tier: checked right after the load, before anything
@@ -154,7 +176,8 @@ fn dir_id(path: &Path) -> Result<FileId, GuardError> {
     Ok(FileId::from_stat(meta.dev(), meta.ino()))
 }
 
-/// Loads and attaches the guard programs.
+/// Loads and attaches the guard programs (the `file_truncate` one where the kernel has the
+/// hook: a failure there is an error from 6.2 on, where only it sees `ftruncate`).
 fn attach(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     let btf = aya::Btf::from_sys_fs()?;
     for (name, hook) in GUARD_PROGRAMS {
@@ -162,7 +185,53 @@ fn attach(ebpf: &mut Ebpf) -> Result<(), LoadError> {
         prog.load(hook, &btf).map_err(program_err("load", name))?;
         prog.attach().map_err(program_err("attach", name))?;
     }
+    let (name, hook) = FILE_TRUNCATE_GUARD;
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prog: &mut Lsm = program(ebpf, name)?;
+    match prog.load(hook, &btf) {
+        Ok(()) => {
+            prog.attach().map_err(program_err("attach", name))?;
+        }
+        Err(_) if !release_at_least(&release, FILE_TRUNCATE_SINCE) => {
+            tracing::info!(
+                "kernel {release} has no file_truncate hook: path_truncate guards O_TRUNC opens and ftruncate"
+            );
+        }
+        Err(err) => return Err(program_err("load", name)(err)),
+    }
     Ok(())
+}
+
+/// Makes `files` (`st_dev`, `st_ino` of the audit log and its rotated files) the guarded
+/// ones: entries of files no longer among them are removed first (an inode number is reused
+/// once its file is gone), then the new ones written. Returns how many are guarded.
+pub fn guard_files(ebpf: &mut Ebpf, files: &[(u64, u64)]) -> Result<usize, GuardError> {
+    let mut wanted: Vec<FileId> = files
+        .iter()
+        .map(|&(dev, ino)| FileId::from_stat(dev, ino))
+        .collect();
+    wanted.sort_unstable_by_key(|id| (id.dev, id.ino));
+    wanted.dedup();
+    wanted.truncate(GUARDED_FILES_CAPACITY as usize);
+    let mut guarded: HashMap<_, FileId, u32> = map_mut(ebpf, GUARDED_FILES)?;
+    let stale: Vec<FileId> = guarded
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|id| !wanted.contains(id))
+        .collect();
+    let failed = |source| GuardError::Map {
+        map: GUARDED_FILES,
+        source,
+    };
+    for id in &stale {
+        guarded.remove(id).map_err(failed)?;
+    }
+    for id in &wanted {
+        guarded.insert(id, 1, 0).map_err(failed)?;
+    }
+    Ok(wanted.len())
 }
 
 /// Writes the ids of every map a loaded program of the engine uses into `GUARDED_MAPS`;
@@ -218,6 +287,16 @@ mod tests {
         assert_eq!(settings.parent_start_ticks, start);
         assert!(settings.tick_ns > 0);
         assert_eq!(settings.pin_dev, 0, "no pins, nothing on bpffs guarded");
+    }
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(!release_at_least("6.1.0-47-amd64", (6, 2)));
+        assert!(release_at_least("6.12.117+deb13-cloud-amd64", (6, 2)));
+        assert!(release_at_least("6.2", (6, 2)));
+        assert!(release_at_least("7.0.1", (6, 2)));
+        assert!(!release_at_least("5.19.0", (6, 2)));
+        assert!(!release_at_least("garbage", (6, 2)));
     }
 
     #[test]

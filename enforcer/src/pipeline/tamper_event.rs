@@ -1,36 +1,61 @@
 //! The event JSON of a self-protection refusal (`TamperRecord`, `--self-protect`): who tried
 //! what on the engine. The audit log writes it in a `tamper_denied` record.
 
-use enforcer_common::{event::Hook, guard::TamperRecord};
+use enforcer_common::{
+    event::Hook,
+    guard::{GUARD_DETAIL_AUDIT_LOG, TamperRecord},
+};
 use serde_json::{Value, json};
 
 use super::exec_event::{hook_name, process_json};
 
-/// What a guard protects, by the hook that refused: `signal`, `ptrace`, `unpin` (unlink,
-/// rmdir or rename in the pin directories), `umount` (the pins' bpffs) or `map_write`.
-pub fn guard_name(hook: u32) -> &'static str {
+/// What a guard protects, by the hook that refused and its detail: `signal`, `ptrace`, `unpin`
+/// (unlink, rmdir or rename in the pin directories), `umount` (the pins' bpffs), `map_write`
+/// or `audit_log` (an audit log file removed, renamed, truncated or opened for writing).
+pub fn guard_name(hook: u32, detail: u32) -> &'static str {
     match Hook::try_from(hook) {
         Ok(Hook::LsmGuardTaskKill) => "signal",
         Ok(Hook::LsmGuardPtrace) => "ptrace",
         Ok(Hook::LsmGuardPathUnlink | Hook::LsmGuardPathRmdir | Hook::LsmGuardPathRename) => {
-            "unpin"
+            if detail == GUARD_DETAIL_AUDIT_LOG {
+                "audit_log"
+            } else {
+                "unpin"
+            }
         }
         Ok(Hook::LsmGuardSbUmount) => "umount",
         Ok(Hook::LsmGuardBpfMap) => "map_write",
+        Ok(Hook::LsmGuardPathTruncate | Hook::LsmGuardFileTruncate | Hook::LsmGuardFileOpen) => {
+            "audit_log"
+        }
         _ => "unknown",
+    }
+}
+
+/// The operation an `audit_log` refusal stopped.
+fn log_operation(hook: u32) -> &'static str {
+    match Hook::try_from(hook) {
+        Ok(Hook::LsmGuardPathUnlink) => "unlink",
+        Ok(Hook::LsmGuardPathRename) => "rename",
+        Ok(Hook::LsmGuardPathTruncate | Hook::LsmGuardFileTruncate) => "truncate",
+        Ok(Hook::LsmGuardFileOpen) => "open_write",
+        _ => "other",
     }
 }
 
 /// The event of a refused attempt; `ts` is the wall-clock time of its kernel timestamp.
 pub fn tamper_event(rec: &TamperRecord, ts: &str) -> Value {
     let h = &rec.header;
-    let guard = guard_name(h.hook);
+    let guard = guard_name(h.hook, rec.detail);
     let tamper = match guard {
         "signal" => json!({ "guard": guard, "engine_pid": rec.target, "signal": rec.detail }),
         "ptrace" => json!({ "guard": guard, "engine_pid": rec.target, "mode": rec.detail }),
         "unpin" => json!({ "guard": guard, "dir_inode": rec.target }),
         "umount" => json!({ "guard": guard, "dev": rec.target, "flags": rec.detail }),
         "map_write" => json!({ "guard": guard, "map_id": rec.target, "fmode": rec.detail }),
+        "audit_log" => json!({
+            "guard": guard, "inode": rec.target, "operation": log_operation(h.hook),
+        }),
         _ => json!({ "guard": guard, "target": rec.target, "detail": rec.detail }),
     };
     json!({
@@ -88,6 +113,9 @@ mod tests {
             (Hook::LsmGuardPathRename, "unpin", "dir_inode"),
             (Hook::LsmGuardSbUmount, "umount", "flags"),
             (Hook::LsmGuardBpfMap, "map_write", "map_id"),
+            (Hook::LsmGuardPathTruncate, "audit_log", "operation"),
+            (Hook::LsmGuardFileTruncate, "audit_log", "operation"),
+            (Hook::LsmGuardFileOpen, "audit_log", "operation"),
         ];
         for (hook, guard, field) in cases {
             let event = tamper_event(&record(hook, 7, 2), "t");
@@ -95,7 +123,13 @@ mod tests {
             assert!(event["tamper"].get(field).is_some(), "{hook:?}: {event}");
             assert_ne!(event["hook"], "unknown", "{hook:?}");
         }
-        assert_eq!(guard_name(Hook::LsmBpf as u32), "unknown");
+        assert_eq!(guard_name(Hook::LsmBpf as u32, 0), "unknown");
+        let unlink = tamper_event(
+            &record(Hook::LsmGuardPathUnlink, 7, GUARD_DETAIL_AUDIT_LOG),
+            "t",
+        );
+        assert_eq!(unlink["tamper"]["guard"], "audit_log");
+        assert_eq!(unlink["tamper"]["operation"], "unlink");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `--self-protect` in the lsm tier: an engine in block mode with pins and the guards is
 //! attacked by a root child process of this harness (not the engine's parent): SIGTERM,
-//! SIGKILL, ptrace attach, unlink/rename/rmdir of its pins, umount of bpffs and a writable
-//! descriptor of its pinned counters map each fail with EPERM and leave a `tamper_denied`
-//! record; a signal 0 and a read-only descriptor pass; the engine still denies the payload.
+//! SIGKILL, ptrace attach, unlink/rename/rmdir of its pins, umount of bpffs, a writable
+//! descriptor of its pinned counters map, and unlink, rename, truncate and writing opens of its
+//! audit log each fail with EPERM and leave a `tamper_denied` record; a signal 0, a read-only
+//! descriptor and reading the log pass; the engine still denies the payload.
 //! The harness, its parent, may still reload it (SIGHUP) and stop it (SIGTERM), which removes
 //! the pins.
 
@@ -94,7 +95,14 @@ fn attacked(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     }
     payload::expect_denied("/tmp/sp1", "after the attempts")?;
     let records = wait_tamper_records(engine, refused)?;
-    for guard in ["signal", "ptrace", "unpin", "umount", "map_write"] {
+    for guard in [
+        "signal",
+        "ptrace",
+        "unpin",
+        "umount",
+        "map_write",
+        "audit_log",
+    ] {
         let Some(r) = records
             .iter()
             .find(|r| r["event"]["tamper"]["guard"] == guard)
@@ -171,6 +179,11 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
     let (pin_c, pin_c2, pin_c3, run_c) = (c(pin)?, c(pin)?, c(pin)?, c(run)?);
     let (counters_c, counters_c2) = (c(counters)?, c(counters)?);
     let moved = c(&PathBuf::from(PIN_ROOT).join("moved"))?;
+    let log = || c(Path::new(AUDIT));
+    let (log_1, log_2, log_3, log_4, log_5, log_6) =
+        (log()?, log()?, log()?, log()?, log()?, log()?);
+    let log_moved = c(Path::new("/tmp/audit-moved.jsonl"))?;
+    let map_fd = c(&engine_map_fd(pid)?)?;
     let bpffs = c(Path::new("/sys/fs/bpf"))?;
     Ok(vec![
         (
@@ -245,11 +258,72 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
             Box::new(move || obj_get(&counters_c2, BPF_F_RDONLY)),
         ),
         (
+            "unlink the audit log",
+            Expect::Refused,
+            Box::new(move || {
+                // SAFETY: a valid NUL-terminated path.
+                errno_of(unsafe { libc::unlink(log_1.as_ptr()) })
+            }),
+        ),
+        (
+            "rename the audit log",
+            Expect::Refused,
+            Box::new(move || {
+                // SAFETY: valid NUL-terminated paths.
+                errno_of(unsafe { libc::rename(log_2.as_ptr(), log_moved.as_ptr()) })
+            }),
+        ),
+        (
+            "truncate the audit log",
+            Expect::Refused,
+            Box::new(move || {
+                // SAFETY: a valid NUL-terminated path.
+                errno_of(unsafe { libc::truncate(log_3.as_ptr(), 0) })
+            }),
+        ),
+        (
+            "open the audit log for appending",
+            Expect::Refused,
+            Box::new(move || open_errno(&log_4, libc::O_WRONLY | libc::O_APPEND)),
+        ),
+        (
+            "open the audit log with O_TRUNC",
+            Expect::Refused,
+            Box::new(move || open_errno(&log_5, libc::O_RDONLY | libc::O_TRUNC)),
+        ),
+        (
+            "open the audit log for reading",
+            Expect::Passes,
+            Box::new(move || open_errno(&log_6, libc::O_RDONLY)),
+        ),
+        (
+            "reopen an engine map through /proc/PID/fd",
+            Expect::Unsupported,
+            Box::new(move || open_errno(&map_fd, libc::O_RDWR)),
+        ),
+        (
             "detach a pinned LSM link (BPF_LINK_DETACH)",
             Expect::Unsupported,
             Box::new(move || link_detach(&pin_c3)),
         ),
     ])
+}
+
+/// `/proc/<pid>/fd/<n>` of one of the engine's BPF map descriptors.
+fn engine_map_fd(pid: i32) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
+    std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| std::fs::read_link(p).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-map"))
+        .ok_or_else(|| format!("no anon_inode:bpf-map in {}", dir.display()))
+}
+
+/// `open(path, flags)`: 0 or errno (the descriptor is left to the child's exit).
+fn open_errno(path: &CString, flags: i32) -> i32 {
+    // SAFETY: a valid NUL-terminated path; no mode is needed without O_CREAT.
+    errno_of(unsafe { libc::open(path.as_ptr(), flags) })
 }
 
 /// `kill(pid, sig)`.
