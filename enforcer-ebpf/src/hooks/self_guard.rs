@@ -14,6 +14,9 @@
 //! | `lsm_guard_path_truncate`, `lsm_guard_file_truncate` | `path_truncate(path)`, `file_truncate(file)` (6.2+) | truncating an audit log file (`truncate`, `O_TRUNC`) |
 //!
 //! Kernel-originated signals (the OOM killer, a terminal's Ctrl-C) do not reach `task_kill`.
+//! Every hook argument is BTF-typed, so members are plain loads (`typed.rs`), no helper calls;
+//! `file_open` and the truncate hooks look the file up in `GUARDED_FILES` before anything else,
+//! so an unguarded file costs a few loads and one hash look-up.
 //! Each refusal bumps `Counter::TamperDenied` and emits a `TamperRecord`. An earlier LSM's
 //! refusal is returned unchanged; a failed kernel read allows (counted in `ReadError`).
 
@@ -34,9 +37,9 @@ use enforcer_common::{
 use super::Verdict;
 use crate::{
     emit::{self, urgent_event_flags},
-    kernel::{ReadError, read_at},
+    kernel::ReadError,
     maps::{GUARDED_FILES, GUARDED_MAPS, SELF_GUARD, count, offset},
-    typed,
+    typed::{self, Access, Typed},
 };
 
 /// The guard settings when the guards are on and the caller is not the engine: the checks
@@ -82,7 +85,7 @@ fn refuse(hook: Hook, target: u64, detail: u32) -> i32 {
 /// `task->tgid` of a task pointer.
 #[inline(always)]
 fn tgid_of(task: *const u8) -> Result<u32, ReadError> {
-    read_at::<i32>(task, offset(|o| &o.task_tgid)).map(|t| t as u32)
+    Typed::read::<i32>(task, offset(|o| &o.task_tgid)).map(|t| t as u32)
 }
 
 /// Whether the caller may send a signal that stops the engine: the host's init, or the
@@ -102,8 +105,8 @@ fn may_stop_engine(settings: &GuardSettings) -> bool {
         return false;
     }
     let task = typed::current_task();
-    let leader: Result<*const u8, _> = read_at(task, offset(|o| &o.task_group_leader));
-    let start = leader.and_then(|l| read_at::<u64>(l, offset(|o| &o.task_start_boottime)));
+    let leader: Result<*const u8, _> = Typed::read(task, offset(|o| &o.task_group_leader));
+    let start = leader.and_then(|l| Typed::read::<u64>(l, offset(|o| &o.task_start_boottime)));
     matches!(start, Ok(ns) if ns / settings.tick_ns == settings.parent_start_ticks)
 }
 
@@ -167,11 +170,10 @@ fn read_failed() -> i32 {
 /// negative dentry included).
 #[inline(always)]
 fn guarded(settings: &GuardSettings, dentry: *const u8) -> Result<Option<(u64, u32)>, ReadError> {
-    let inode: *const u8 = read_at(dentry, offset(|o| &o.dentry_inode))?;
-    if inode.is_null() {
-        return Ok(None);
+    match dentry_inode(dentry)? {
+        Some(inode) => guarded_inode(settings, inode),
+        None => Ok(None),
     }
-    guarded_inode(settings, inode)
 }
 
 /// [`guarded`] for an inode.
@@ -180,9 +182,9 @@ fn guarded_inode(
     settings: &GuardSettings,
     inode: *const u8,
 ) -> Result<Option<(u64, u32)>, ReadError> {
-    let ino: u64 = read_at(inode, offset(|o| &o.inode_ino))?;
-    let sb: *const u8 = read_at(inode, offset(|o| &o.inode_sb))?;
-    let dev: u32 = read_at(sb, offset(|o| &o.sb_dev))?;
+    let ino: u64 = Typed::read(inode, offset(|o| &o.inode_ino))?;
+    let sb: *const u8 = Typed::read(inode, offset(|o| &o.inode_sb))?;
+    let dev: u32 = Typed::read(sb, offset(|o| &o.sb_dev))?;
     if settings.pin_dev != 0
         && dev == settings.pin_dev
         && (ino == settings.run_dir_ino || ino == settings.pin_root_ino)
@@ -198,7 +200,7 @@ fn guarded_inode(
 /// The dentry of a `const struct path *`.
 #[inline(always)]
 fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
-    read_at(path, offset(|o| &o.path_dentry))
+    Typed::read(path, offset(|o| &o.path_dentry))
 }
 
 /// Guards an unlink or rmdir of `dentry` in directory `dir`: refused when either is a pin
@@ -296,8 +298,8 @@ pub(crate) fn lsm_guard_sb_umount(ctx: LsmContext) -> i32 {
     }
     let mnt: *const u8 = ctx.arg(0);
     let flags: i32 = ctx.arg(1);
-    let sb: Result<*const u8, _> = read_at(mnt, offset(|o| &o.vfsmount_sb));
-    match sb.and_then(|sb| read_at::<u32>(sb, offset(|o| &o.sb_dev))) {
+    let sb: Result<*const u8, _> = Typed::read(mnt, offset(|o| &o.vfsmount_sb));
+    match sb.and_then(|sb| Typed::read::<u32>(sb, offset(|o| &o.sb_dev))) {
         Ok(dev) if dev == settings.pin_dev => {
             refuse(Hook::LsmGuardSbUmount, u64::from(dev), flags as u32)
         }
@@ -321,7 +323,7 @@ pub(crate) fn lsm_guard_bpf_map(ctx: LsmContext) -> i32 {
     if fmode & GUARD_FMODE_WRITE == 0 {
         return 0;
     }
-    match read_at::<u32>(ctx.arg(0), offset(|o| &o.bpf_map_id)) {
+    match Typed::read::<u32>(ctx.arg(0), offset(|o| &o.bpf_map_id)) {
         Ok(id) if GUARDED_MAPS.get_ptr(id).is_some() => {
             refuse(Hook::LsmGuardBpfMap, u64::from(id), fmode)
         }
@@ -330,15 +332,34 @@ pub(crate) fn lsm_guard_bpf_map(ctx: LsmContext) -> i32 {
     }
 }
 
-/// Refuses `hook` on an audit log file: `found` is [`guarded`]'s answer for its inode (a pin
-/// directory is not a file these hooks can see).
+/// The inode number of `inode` when it is an audit log file (`GUARDED_FILES`) and the caller
+/// is not the engine; `None` otherwise.
 #[inline(always)]
-fn guard_log_file(hook: Hook, found: Result<Option<(u64, u32)>, ReadError>, detail: u32) -> i32 {
+fn log_file_of_others(inode: *const u8) -> Result<Option<u64>, ReadError> {
+    let ino: u64 = Typed::read(inode, offset(|o| &o.inode_ino))?;
+    let sb: *const u8 = Typed::read(inode, offset(|o| &o.inode_sb))?;
+    let dev: u32 = Typed::read(sb, offset(|o| &o.sb_dev))?;
+    if GUARDED_FILES.get_ptr(FileId { ino, dev, _pad: 0 }).is_none() {
+        return Ok(None);
+    }
+    Ok(settings_for_others().map(|_| ino))
+}
+
+/// Refuses `hook` when `found` (from [`log_file_of_others`]) names an audit log file.
+#[inline(always)]
+fn guard_log_file(hook: Hook, found: Result<Option<u64>, ReadError>, detail: u32) -> i32 {
     match found {
-        Ok(Some((ino, GUARD_DETAIL_AUDIT_LOG))) => refuse(hook, ino, detail),
-        Ok(_) => 0,
+        Ok(Some(ino)) => refuse(hook, ino, detail),
+        Ok(None) => 0,
         Err(ReadError) => read_failed(),
     }
+}
+
+/// The inode of a dentry, `Ok(None)` for a negative one.
+#[inline(always)]
+fn dentry_inode(dentry: *const u8) -> Result<Option<*const u8>, ReadError> {
+    let inode: *const u8 = Typed::read(dentry, offset(|o| &o.dentry_inode))?;
+    Ok((!inode.is_null()).then_some(inode))
 }
 
 /// LSM `path_truncate(const struct path *path)`: `truncate(2)`, and on kernels before 6.2 an
@@ -349,17 +370,16 @@ pub(crate) fn lsm_guard_path_truncate(ctx: LsmContext) -> i32 {
     if previous != 0 {
         return previous;
     }
-    let Some(settings) = settings_for_others() else {
-        return 0;
-    };
-    let found = path_dentry(ctx.arg(0)).and_then(|d| guarded(settings, d));
+    let found = path_dentry(ctx.arg(0))
+        .and_then(dentry_inode)
+        .and_then(|inode| inode.map_or(Ok(None), log_file_of_others));
     guard_log_file(Hook::LsmGuardPathTruncate, found, 0)
 }
 
 /// The inode of `struct file *file`.
 #[inline(always)]
 fn file_inode(file: *const u8) -> Result<*const u8, ReadError> {
-    read_at(file, offset(|o| &o.file_inode))
+    Typed::read(file, offset(|o| &o.file_inode))
 }
 
 /// LSM `file_truncate(struct file *file)` (6.2+): `ftruncate` and an `O_TRUNC` open.
@@ -369,15 +389,12 @@ pub(crate) fn lsm_guard_file_truncate(ctx: LsmContext) -> i32 {
     if previous != 0 {
         return previous;
     }
-    let Some(settings) = settings_for_others() else {
-        return 0;
-    };
-    let found = file_inode(ctx.arg(0)).and_then(|i| guarded_inode(settings, i));
+    let found = file_inode(ctx.arg(0)).and_then(log_file_of_others);
     guard_log_file(Hook::LsmGuardFileTruncate, found, 0)
 }
 
 /// LSM `file_open(struct file *file)`: an audit log file opened for writing. A read-only open
-/// leaves after one read (`f_mode`).
+/// leaves after one load (`f_mode`).
 #[lsm(hook = "file_open")]
 pub(crate) fn lsm_guard_file_open(ctx: LsmContext) -> i32 {
     let previous: i32 = ctx.arg(1);
@@ -385,14 +402,11 @@ pub(crate) fn lsm_guard_file_open(ctx: LsmContext) -> i32 {
         return previous;
     }
     let file: *const u8 = ctx.arg(0);
-    let fmode = match read_at::<u32>(file, offset(|o| &o.file_mode)) {
+    let fmode = match Typed::read::<u32>(file, offset(|o| &o.file_mode)) {
         Ok(fmode) if fmode & GUARD_FMODE_WRITE != 0 => fmode,
         Ok(_) => return 0,
         Err(ReadError) => return read_failed(),
     };
-    let Some(settings) = settings_for_others() else {
-        return 0;
-    };
-    let found = file_inode(file).and_then(|i| guarded_inode(settings, i));
+    let found = file_inode(file).and_then(log_file_of_others);
     guard_log_file(Hook::LsmGuardFileOpen, found, fmode)
 }
