@@ -27,6 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use enforcer_integration::pins::PIN_ROOT;
 use host::{Engine, can_run, enforcer_bin, install};
 use serde_json::Value;
 
@@ -34,7 +35,6 @@ use serde_json::Value;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const WRITE_MARKER: &str = env!("CARGO_BIN_EXE_write-marker");
-const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
 /// Pinned links are released by the kernel after their last reference goes (deferred work
 /// and an RCU grace period): how long a detach may take to show.
 const DETACH: Duration = Duration::from_secs(5);

@@ -13,18 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use enforcer_integration::pins::run_dirs;
 use host::{can_run, enforcer_bin};
 
-const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
-
 fn pin_dirs() -> BTreeSet<String> {
-    std::fs::read_dir(PIN_ROOT)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    run_dirs().into_iter().collect()
 }
 
 #[test]

@@ -339,7 +339,10 @@ fn log_file_of_others(inode: *const u8) -> Result<Option<u64>, ReadError> {
     let ino: u64 = Typed::read(inode, offset(|o| &o.inode_ino))?;
     let sb: *const u8 = Typed::read(inode, offset(|o| &o.inode_sb))?;
     let dev: u32 = Typed::read(sb, offset(|o| &o.sb_dev))?;
-    if GUARDED_FILES.get_ptr(FileId { ino, dev, _pad: 0 }).is_none() {
+    if GUARDED_FILES
+        .get_ptr(FileId { ino, dev, _pad: 0 })
+        .is_none()
+    {
         return Ok(None);
     }
     Ok(settings_for_others().map(|_| ino))

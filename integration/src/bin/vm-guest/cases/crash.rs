@@ -18,7 +18,7 @@ use super::{
 use crate::{audit, engine::Engine, payload};
 
 const AUDIT: &str = "/tmp/audit-crash.jsonl";
-pub(super) const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
+pub(super) use enforcer_integration::pins::PIN_ROOT;
 pub(super) const KEEP: [&str; 2] = ["--on-crash", "keep-enforcing"];
 /// Pinned links are released by deferred kernel work after their pins go.
 const DETACH: Duration = Duration::from_secs(10);
@@ -41,16 +41,6 @@ impl Drop for Unpin {
             let _ = std::fs::remove_dir(run.path());
         }
     }
-}
-
-fn pinned_runs() -> Vec<String> {
-    std::fs::read_dir(PIN_ROOT)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// See the module documentation.
@@ -158,13 +148,13 @@ fn restarted(ctx: &Ctx, engine: &mut Engine, old_run: &str, old_pid: u64) -> Res
         "pinned_counters.exec_matched counts the denials",
     )?;
     want(gap["previous_start"].is_string(), "previous_start")?;
-    let runs = pinned_runs();
+    let runs = enforcer_integration::pins::run_dirs();
     if runs.iter().any(|r| r == old_run) || runs.len() != 1 {
         return Err(format!("after the restart, pinned runs: {runs:?}"));
     }
     payload::expect_denied("/tmp/c4", "restarted engine")?;
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)?;
-    let runs = pinned_runs();
+    let runs = enforcer_integration::pins::run_dirs();
     if !runs.is_empty() {
         return Err(format!("after a clean stop, pinned runs: {runs:?}"));
     }

@@ -218,18 +218,12 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
         (
             "unlink a pin",
             Expect::Refused,
-            Box::new(move || {
-                // SAFETY: a valid NUL-terminated path.
-                errno_of(unsafe { libc::unlink(pin_c.as_ptr()) })
-            }),
+            Box::new(move || unlink_errno(&pin_c)),
         ),
         (
             "rename a pin out",
             Expect::Refused,
-            Box::new(move || {
-                // SAFETY: valid NUL-terminated paths.
-                errno_of(unsafe { libc::rename(pin_c2.as_ptr(), moved.as_ptr()) })
-            }),
+            Box::new(move || rename_errno(&pin_c2, &moved)),
         ),
         (
             "rmdir the run directory",
@@ -260,18 +254,12 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
         (
             "unlink the audit log",
             Expect::Refused,
-            Box::new(move || {
-                // SAFETY: a valid NUL-terminated path.
-                errno_of(unsafe { libc::unlink(log_1.as_ptr()) })
-            }),
+            Box::new(move || unlink_errno(&log_1)),
         ),
         (
             "rename the audit log",
             Expect::Refused,
-            Box::new(move || {
-                // SAFETY: valid NUL-terminated paths.
-                errno_of(unsafe { libc::rename(log_2.as_ptr(), log_moved.as_ptr()) })
-            }),
+            Box::new(move || rename_errno(&log_2, &log_moved)),
         ),
         (
             "truncate the audit log",
@@ -318,6 +306,18 @@ fn engine_map_fd(pid: i32) -> Result<PathBuf, String> {
         .map(|e| e.path())
         .find(|p| std::fs::read_link(p).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-map"))
         .ok_or_else(|| format!("no anon_inode:bpf-map in {}", dir.display()))
+}
+
+/// `unlink(path)`: 0 or errno.
+fn unlink_errno(path: &CString) -> i32 {
+    // SAFETY: a valid NUL-terminated path.
+    errno_of(unsafe { libc::unlink(path.as_ptr()) })
+}
+
+/// `rename(from, to)`: 0 or errno.
+fn rename_errno(from: &CString, to: &CString) -> i32 {
+    // SAFETY: valid NUL-terminated paths.
+    errno_of(unsafe { libc::rename(from.as_ptr(), to.as_ptr()) })
 }
 
 /// `open(path, flags)`: 0 or errno (the descriptor is left to the child's exit).
