@@ -379,9 +379,7 @@ fn pinned() -> Vec<PinnedStatus> {
 
 /// Runs `enforcer status`.
 pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let kernel = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let kernel = loader::tier::kernel_release();
     let (tier, tier_reason, exec_hash) = probe();
     let status = Status {
         kernel,

@@ -502,9 +502,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         tier,
         kernel_tier: loaded.tier.name(),
         mode: options.mode.name(),
-        kernel: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        kernel: loader::tier::kernel_release(),
         policy_generation: generation,
         policy: options.policy_path.display().to_string(),
         rules: policy.rules().len(),

@@ -186,9 +186,7 @@ fn attach(ebpf: &mut Ebpf) -> Result<(), LoadError> {
         prog.attach().map_err(program_err("attach", name))?;
     }
     let (name, hook) = FILE_TRUNCATE_GUARD;
-    let release = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let release = super::tier::kernel_release();
     let prog: &mut Lsm = program(ebpf, name)?;
     match prog.load(hook, &btf) {
         Ok(()) => {

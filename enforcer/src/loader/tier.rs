@@ -7,6 +7,13 @@ use std::{fs, io, path::Path};
 pub const LSM_LIST: &str = "/sys/kernel/security/lsm";
 const SECURITYFS: &str = "/sys/kernel/security";
 
+/// The running kernel's release (`uname -r`), empty when it cannot be read.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// What the kernel lets the engine do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelTier {
