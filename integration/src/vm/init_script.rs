@@ -16,6 +16,8 @@ const MOUNTS: &[(&str, &str, bool)] = &[
     ("proc", "/proc", false),
     ("sysfs", "/sys", false),
     ("devtmpfs", "/dev", false),
+    // Pseudo-terminals (the Ctrl-C step of the self-protection case).
+    ("devpts", "/dev/pts", false),
     ("securityfs", "/sys/kernel/security", false),
     ("bpf", "/sys/fs/bpf", false),
     ("tracefs", "/sys/kernel/tracing", false),
@@ -93,6 +95,7 @@ mod tests {
             "proc",
             "sysfs",
             "devtmpfs",
+            "devpts",
             "securityfs",
             "bpf",
             "tracefs",

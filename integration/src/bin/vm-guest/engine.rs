@@ -2,6 +2,8 @@
 //! `engine_start` audit record, stopped with SIGTERM, and killed if a case ends early.
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -56,12 +58,26 @@ impl Engine {
         output_log: &Path,
         extra: &[&str],
     ) -> Result<Self, String> {
-        match std::fs::remove_file(audit_log) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot remove old {}: {e}", audit_log.display())),
-        }
-        Self::spawn(policy, mode, audit_log, output_log, extra)
+        remove_old(audit_log)?;
+        Self::spawn(policy, mode, audit_log, output_log, extra, None)
+    }
+
+    /// [`Engine::start_args`] with the engine on a new pseudo-terminal: it leads a new session
+    /// whose controlling terminal is the terminal's slave side (its stdin), so its process
+    /// group is the terminal's foreground group. Returns the master side: writing the
+    /// interrupt character (Ctrl-C) to it makes the kernel's tty layer send SIGINT to the
+    /// engine, as a terminal does when a user presses Ctrl-C.
+    pub(crate) fn start_on_terminal(
+        policy: &str,
+        mode: &str,
+        audit_log: &Path,
+        output_log: &Path,
+        extra: &[&str],
+    ) -> Result<(Self, OwnedFd), String> {
+        remove_old(audit_log)?;
+        let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+        let engine = Self::spawn(policy, mode, audit_log, output_log, extra, Some(pty.slave))?;
+        Ok((engine, pty.master))
     }
 
     /// [`Engine::start_args`] appending to the audit log a previous engine wrote (a restart).
@@ -72,22 +88,26 @@ impl Engine {
         output_log: &Path,
         extra: &[&str],
     ) -> Result<Self, String> {
-        Self::spawn(policy, mode, audit_log, output_log, extra)
+        Self::spawn(policy, mode, audit_log, output_log, extra, None)
     }
 
+    /// Starts the engine; with `terminal` (a pseudo-terminal's slave side) as its stdin and
+    /// controlling terminal, in a new session (see [`Engine::start_on_terminal`]).
     fn spawn(
         policy: &str,
         mode: &str,
         audit_log: &Path,
         output_log: &Path,
         extra: &[&str],
+        terminal: Option<OwnedFd>,
     ) -> Result<Self, String> {
         let out = File::create(output_log)
             .map_err(|e| format!("cannot create {}: {e}", output_log.display()))?;
         let err = out
             .try_clone()
             .map_err(|e| format!("cannot dup {}: {e}", output_log.display()))?;
-        let child = Command::new(layout::ENFORCER)
+        let mut command = Command::new(layout::ENFORCER);
+        command
             .arg("run")
             .arg("--policy")
             .arg(policy)
@@ -104,9 +124,30 @@ impl Engine {
             })
             .args(extra)
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
+            .stderr(err);
+        match terminal {
+            None => {
+                command.stdin(Stdio::null());
+            }
+            Some(slave) => {
+                command.stdin(Stdio::from(slave));
+                // SAFETY: between fork and exec the child only makes two system calls
+                // (async-signal-safe), touching no memory the parent's threads share.
+                unsafe {
+                    command.pre_exec(|| {
+                        nix::unistd::setsid()?;
+                        // The new session's first terminal: stdin becomes the controlling
+                        // terminal, with this process group in the foreground.
+                        if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+        }
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", layout::ENFORCER))?;
         Ok(Self {
@@ -198,6 +239,20 @@ impl Engine {
             let _ = child.wait();
             return Err(format!("cannot send SIGTERM to the engine: {e}"));
         }
+        self.child = Some(child);
+        self.wait_exit(timeout, "SIGTERM")
+    }
+
+    /// Waits up to `timeout` for the engine to exit after `after` (what should stop it); on
+    /// timeout the engine is killed and that is an error.
+    pub(crate) fn wait_exit(
+        &mut self,
+        timeout: Duration,
+        after: &str,
+    ) -> Result<ExitStatus, String> {
+        let Some(mut child) = self.child.take() else {
+            return Err("engine already stopped".to_owned());
+        };
         let start = Instant::now();
         loop {
             match child.try_wait() {
@@ -206,7 +261,7 @@ impl Engine {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(format!(
-                        "engine still running {} s after SIGTERM; killed",
+                        "engine still running {} s after {after}; killed",
                         timeout.as_secs()
                     ));
                 }
@@ -214,6 +269,15 @@ impl Engine {
                 Err(e) => return Err(format!("cannot wait for the engine: {e}")),
             }
         }
+    }
+}
+
+/// Removes an old `audit_log` (a case's engine starts with an empty log).
+fn remove_old(audit_log: &Path) -> Result<(), String> {
+    match std::fs::remove_file(audit_log) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove old {}: {e}", audit_log.display())),
     }
 }
 

@@ -167,7 +167,7 @@ pub(super) fn expect_clean_exit(status: ExitStatus) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "engine exited with {status} after SIGTERM, want exit status 0"
+            "engine exited with {status} after a stop signal, want exit status 0"
         ))
     }
 }

@@ -5,10 +5,12 @@
 //! audit log each fail with EPERM and leave a `tamper_denied` record; a signal 0, a read-only
 //! descriptor and reading the log pass; the engine still denies the payload.
 //! The harness, its parent, may still reload it (SIGHUP) and stop it (SIGTERM), which removes
-//! the pins.
+//! the pins. A second guarded engine, on a pseudo-terminal, refuses a root child's SIGINT and
+//! stops cleanly on Ctrl-C (the kernel's tty layer sends that one).
 
 use std::{
     ffi::CString,
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -27,6 +29,8 @@ use super::{
 use crate::{audit, engine::Engine, payload};
 
 const AUDIT: &str = "/tmp/audit-self-protect.jsonl";
+/// Audit log of the engine stopped with Ctrl-C.
+const AUDIT_TERMINAL: &str = "/tmp/audit-self-protect-terminal.jsonl";
 /// `BPF_OBJ_GET` and its `file_flags` for a read-only descriptor (`BPF_F_RDONLY`).
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_F_RDONLY: u32 = 1 << 3;
@@ -60,6 +64,54 @@ pub(crate) fn lsm_self_protect(ctx: &Ctx) -> Result<(), String> {
         return Err(format!("pins left after the clean stop: {left:?}"));
     }
     ctx.log("the engine's parent stopped it with SIGTERM; no pins left");
+    ctrl_c_stops_it(ctx)
+}
+
+/// A guarded engine on a terminal stops on Ctrl-C: the tty layer sends that SIGINT from the
+/// kernel, without `kill(2)`'s permission check, so the `task_kill` guard never sees it. The
+/// same signal from another root process is refused. The harness (the engine's parent, which
+/// the guard lets signal it) sends nothing.
+fn ctrl_c_stops_it(ctx: &Ctx) -> Result<(), String> {
+    let (mut engine, terminal) = Engine::start_on_terminal(
+        layout::DENY_MARKER_POLICY,
+        "block",
+        Path::new(AUDIT_TERMINAL),
+        Path::new("/tmp/enforcer-self-protect-terminal.log"),
+        &["--self-protect", "--policy-watch", "off"],
+    )?;
+    let result = interrupted(ctx, &mut engine, &terminal);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result
+}
+
+/// SIGINT from a root child (refused), then Ctrl-C on `terminal`: a clean stop.
+fn interrupted(ctx: &Ctx, engine: &mut Engine, terminal: &OwnedFd) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    let pid = i32::try_from(start["pid"].as_u64().unwrap_or(0)).map_err(|e| e.to_string())?;
+    let errno = in_child(Box::new(move || errno_of(send_signal(pid, libc::SIGINT))))?;
+    if errno != libc::EPERM {
+        return Err(format!(
+            "kill -INT from a root child: errno {errno}, want EPERM"
+        ));
+    }
+    wait_tamper_records(engine, Path::new(AUDIT_TERMINAL), 1)?;
+    engine.check_running()?;
+    ctx.log("kill -INT from a root child: EPERM, one tamper_denied record");
+    nix::unistd::write(terminal, b"\x03").map_err(|e| format!("Ctrl-C on the terminal: {e}"))?;
+    let status = engine.wait_exit(STOP_TIMEOUT, "Ctrl-C on its terminal")?;
+    expect_clean_exit(status)?;
+    let stop = audit::records(Path::new(AUDIT_TERMINAL))?
+        .into_iter()
+        .find(|r| audit::is_type(r, "engine_stop"))
+        .ok_or("no engine_stop record after Ctrl-C")?;
+    if stop["reason"] != "SIGINT" {
+        return Err(format!("engine_stop after Ctrl-C: {stop}"));
+    }
+    ctx.log(format!(
+        "Ctrl-C on the engine's terminal stopped it: {stop}"
+    ));
     Ok(())
 }
 
@@ -94,7 +146,7 @@ fn attacked(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         }
     }
     payload::expect_denied("/tmp/sp1", "after the attempts")?;
-    let records = wait_tamper_records(engine, refused)?;
+    let records = wait_tamper_records(engine, Path::new(AUDIT), refused)?;
     for guard in [
         "signal",
         "ptrace",
@@ -397,14 +449,15 @@ fn in_child(op: Box<dyn FnOnce() -> i32>) -> Result<i32, String> {
     }
 }
 
-/// Waits until the log holds `count` `tamper_denied` records; returns them.
+/// Waits until `log` holds `count` `tamper_denied` records; returns them.
 fn wait_tamper_records(
     engine: &mut Engine,
+    log: &Path,
     count: usize,
 ) -> Result<Vec<serde_json::Value>, String> {
     let deadline = std::time::Instant::now() + RECORD_TIMEOUT;
     loop {
-        let records: Vec<_> = audit::records(Path::new(AUDIT))?
+        let records: Vec<_> = audit::records(log)?
             .into_iter()
             .filter(|r| audit::is_type(r, "tamper_denied"))
             .collect();
