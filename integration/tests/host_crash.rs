@@ -8,6 +8,8 @@
 //!   `engine_gap` says nothing enforced from the last record to the restart.
 //! - A reload that attaches a program (a ptrace rule's tracepoint) pins it with the others:
 //!   with the engine killed, the tracer is still killed.
+//! - The path-syscall tracepoints beyond the base set (mkdir here) are pinned too: with the
+//!   engine killed, a denied mkdir is still killed.
 //!
 //! F1 here is the catalog's exec-deny shape (`write-marker` installed as a miner, denied in
 //! the kernel at exec) under the name `xmrig-f16`, without the catalog's miner flags, and
@@ -295,6 +297,57 @@ fn keep_enforcing_pins_what_a_reload_attached() {
     let marker = dir.path().join("m-alone");
     assert_eq!(run_f1(&f1, &marker).signal(), Some(libc::SIGKILL));
     assert!(!marker.exists());
+    // The guard removes the pins (the programs detach a moment later).
+}
+
+#[test]
+fn keep_enforcing_pins_the_path_syscall_tracepoints_a_file_rule_uses() {
+    if !can_run("keep_enforcing_pins_the_path_syscall_tracepoints_a_file_rule_uses") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, f1) = setup();
+    let policy = dir.path().join("policy.yaml");
+    let denied = dir.path().join("deny");
+    std::fs::create_dir(&denied).unwrap();
+    std::fs::write(
+        &policy,
+        format!(
+            "{}  - id: deny-mkdir\n    expression: mkdir.file.path startswith \"{}/\"\n    action: deny\n",
+            policy_text(&f1),
+            denied.display()
+        ),
+    )
+    .unwrap();
+    let mut guard = PinGuard { pids: Vec::new() };
+    let extra = ["--on-crash", "keep-enforcing", "--policy-watch", "off"];
+    let engine = Engine::start_at(dir.path(), &policy, "block", &extra);
+    guard.pids.push(engine.pid());
+    let start = records(&engine.audit)
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    let run_id = start["run_id"].as_str().unwrap().to_owned();
+    for pin in [
+        "link-tp_sys_enter_path-sys_enter_mkdir",
+        "link-tp_sys_enter_path-sys_enter_mkdirat",
+    ] {
+        assert!(
+            pinned_links(&run_id).iter().any(|l| l == pin),
+            "{pin} not pinned: {:?}",
+            pinned_links(&run_id)
+        );
+    }
+    engine.sigkill();
+
+    // No daemon: the pinned path program still kills a mkdir under the denied directory.
+    let target = denied.join("x");
+    let status = Command::new("mkdir").arg(&target).status().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "mkdir alone: {status}"
+    );
     // The guard removes the pins (the programs detach a moment later).
 }
 

@@ -24,7 +24,7 @@ use enforcer_common::{
 };
 
 use super::{
-    KernelTier, LoadError, program, program_err, syscall_nr,
+    EnforcingLink, KernelTier, LoadError, program, program_err, syscall_nr,
     tracefs::{self, SyscallLayout, TRACEFS},
 };
 
@@ -280,13 +280,22 @@ pub fn load_optional(
     Ok(out)
 }
 
-/// Attaches every hook of `hooks` that loaded; returns the syscall tracepoints attached.
+/// What [`attach`] attached.
+#[derive(Debug, Default)]
+pub struct Attached {
+    /// The syscall tracepoints.
+    pub tracepoints: Vec<&'static str>,
+    /// Every link made: all of these programs deny or kill (for the pins).
+    pub links: Vec<EnforcingLink>,
+}
+
+/// Attaches every hook of `hooks` that loaded.
 pub fn attach(
     ebpf: &mut Ebpf,
     tier: KernelTier,
     hooks: &[HookState],
-) -> Result<Vec<&'static str>, LoadError> {
-    let mut tracepoints = Vec::new();
+) -> Result<Attached, LoadError> {
+    let mut attached = Attached::default();
     for (hook, state) in hooks {
         if state.is_err() {
             continue;
@@ -294,20 +303,22 @@ pub fn attach(
         match *hook {
             FileHook::Tracepoint(tp) => {
                 let name = programs::TP_SYS_ENTER_PATH;
-                program::<TracePoint>(ebpf, name)?
+                let id = program::<TracePoint>(ebpf, name)?
                     .attach("syscalls", tp)
                     .map_err(program_err("attach", name))?;
-                tracepoints.push(tp);
+                attached.tracepoints.push(tp);
+                attached.links.push(EnforcingLink::TracePoint(name, tp, id));
             }
             FileHook::Lsm(name, _) if tier == KernelTier::Lsm => {
-                program::<Lsm>(ebpf, name)?
+                let id = program::<Lsm>(ebpf, name)?
                     .attach()
                     .map_err(program_err("attach", name))?;
+                attached.links.push(EnforcingLink::Lsm(name, id));
             }
             FileHook::Lsm(..) => {}
         }
     }
-    Ok(tracepoints)
+    Ok(attached)
 }
 
 #[cfg(test)]

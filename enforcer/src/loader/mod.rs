@@ -488,8 +488,9 @@ impl Loaded {
             let link = self.attach_tracepoint(name, category, tracepoint)?;
             self.enforcing_links.extend(link);
         }
-        let path_tracepoints = file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
-        self.syscall_tracepoints.extend(path_tracepoints);
+        let file_hooks = file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
+        self.syscall_tracepoints.extend(file_hooks.tracepoints);
+        self.enforcing_links.extend(file_hooks.links);
         let links = self.attach_kernel_ops(self.kernel_ops_wanted)?;
         self.enforcing_links.extend(links);
         self.dns_responses = self.attach_dns_responses()?;

@@ -4,7 +4,9 @@
 //! file, fchmod and fchown of its descriptor, a tmpfs mounted on the denied mount point and
 //! the umount of the kept mount all fail with EPERM and leave the file system unchanged, each
 //! with its deny record from its LSM hook; setxattr of the kept file (no path LSM hook) kills
-//! the caller from the tracepoint; a utimes of the kept file is reported.
+//! the caller from the tracepoint; a utimes of the kept file is reported. The engine runs with
+//! `--on-crash keep-enforcing`: once it is SIGKILLed, the pinned `path_mkdir` program still
+//! refuses a mkdir under the denied directory.
 
 use std::{
     ffi::CString,
@@ -16,10 +18,8 @@ use enforcer_integration::vm::layout;
 
 use super::{
     Ctx,
-    exec::{
-        RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, expect_field,
-        require_engine,
-    },
+    crash::{KEEP as KEEP_ENFORCING, PIN_ROOT, Unpin},
+    exec::{RECORD_TIMEOUT, START_TIMEOUT, dump, expect_field, require_engine},
 };
 use crate::{audit, engine::Engine};
 
@@ -88,11 +88,13 @@ fn expect_eperm(what: &str, r: libc::c_int) -> Result<(), String> {
 pub(crate) fn lsm_file_ops(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
     setup()?;
-    let mut engine = Engine::start_with(
+    let _unpin = Unpin;
+    let mut engine = Engine::start_args(
         layout::FILE_OPS_POLICY,
         "block",
         Path::new("/tmp/audit-file-ops.jsonl"),
         Path::new("/tmp/enforcer-file-ops.log"),
+        &KEEP_ENFORCING,
     )?;
     let result = deny_while_attached(ctx, &mut engine);
     if result.is_err() {
@@ -235,11 +237,35 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         }
     }
     ctx.log("every operation recorded by its hook");
-    let exit = engine.terminate(STOP_TIMEOUT)?;
     // The programs whose load (verifier time) took over a second: where the start time goes.
     let log = std::fs::read_to_string("/tmp/enforcer-file-ops.log").unwrap_or_default();
     for line in log.lines().filter(|l| l.contains(" took ")) {
         ctx.log(format!("engine: {line}"));
     }
-    expect_clean_exit(exit)
+    killed_engine_still_denies(ctx, engine, &start, &sub)
+}
+
+/// The optional file hooks are pinned with the others: with the engine SIGKILLed, a mkdir
+/// under the denied directory still fails with EPERM.
+fn killed_engine_still_denies(
+    ctx: &Ctx,
+    engine: &mut Engine,
+    start: &serde_json::Value,
+    sub: &str,
+) -> Result<(), String> {
+    let run = audit::str_field(start, "run_id").ok_or_else(|| format!("no run_id: {start}"))?;
+    let pin = Path::new(PIN_ROOT).join(run).join("link-lsm_path_mkdir");
+    if !pin.exists() {
+        return Err(format!("{} is not pinned", pin.display()));
+    }
+    engine.sigkill()?;
+    // SAFETY: a valid NUL-terminated path.
+    expect_eperm("mkdir with the engine killed", unsafe {
+        libc::mkdir(c(sub).as_ptr(), 0o755)
+    })?;
+    if Path::new(sub).exists() {
+        return Err(format!("{sub} exists after the denied mkdir"));
+    }
+    ctx.log("engine SIGKILLed: the pinned path_mkdir program still denies");
+    Ok(())
 }
