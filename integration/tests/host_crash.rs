@@ -8,6 +8,9 @@
 //!   `engine_gap` says nothing enforced from the last record to the restart.
 //! - A reload that attaches a program (a ptrace rule's tracepoint) pins it with the others:
 //!   with the engine killed, the tracer is still killed.
+//! - A reload whose policy drops the ptrace rule unpins and detaches its tracepoints (no
+//!   pin and no descriptor of the engine is a link to them, the tracer lives); a reload that brings the
+//!   rule back attaches and pins it again (the tracer is killed).
 //! - The path-syscall tracepoints beyond the base set (mkdir here) are pinned too: with the
 //!   engine killed, a denied mkdir is still killed.
 //!
@@ -298,6 +301,129 @@ fn keep_enforcing_pins_what_a_reload_attached() {
     assert_eq!(run_f1(&f1, &marker).signal(), Some(libc::SIGKILL));
     assert!(!marker.exists());
     // The guard removes the pins (the programs detach a moment later).
+}
+
+/// How many of the engine's descriptors are BPF links to tracepoint `tracepoint` (their
+/// `fdinfo` names it, kernels 6.6+). With its pin, the engine's descriptor is a link's only
+/// reference: neither left means the link is released.
+fn link_fds(pid: u32, tracepoint: &str) -> usize {
+    let want = format!("tp_name:\t{tracepoint}\n");
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|info| info.contains(&want)))
+        .count()
+}
+
+/// Runs the `kernel-ops ptrace-attach` fixture: its exit status.
+fn ptrace_attach() -> ExitStatus {
+    Command::new(env!("CARGO_BIN_EXE_kernel-ops"))
+        .arg("ptrace-attach")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}
+
+/// The `n`-th (1-based) `policy_reload` record, once written.
+fn nth_reload(engine: &mut Engine, n: usize) -> Value {
+    engine.wait_for(Duration::from_secs(20), "policy_reload", |_| true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reloads: Vec<Value> = records(&engine.audit)
+            .into_iter()
+            .filter(|r| r["type"] == "policy_reload")
+            .collect();
+        if let Some(r) = reloads.get(n - 1) {
+            return r.clone();
+        }
+        assert!(Instant::now() < deadline, "no reload {n}: {reloads:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn has_tracepoint(record: &Value, tracepoint: &str) -> bool {
+    record["syscall_tracepoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == tracepoint)
+}
+
+#[test]
+fn a_reload_detaches_what_the_policy_no_longer_needs_and_a_later_one_attaches_it_again() {
+    if !can_run(
+        "a_reload_detaches_what_the_policy_no_longer_needs_and_a_later_one_attaches_it_again",
+    ) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, f1) = setup();
+    let policy = dir.path().join("policy.yaml");
+    let with_ptrace = format!(
+        "{}  - id: deny-ptrace\n    expression: kernel.op == \"ptrace\"\n    action: deny\n",
+        policy_text(&f1)
+    );
+    std::fs::write(&policy, &with_ptrace).unwrap();
+    let mut guard = PinGuard { pids: Vec::new() };
+    let extra = ["--on-crash", "keep-enforcing", "--policy-watch", "off"];
+    let mut engine = Engine::start_at(dir.path(), &policy, "block", &extra);
+    let pid = engine.pid();
+    guard.pids.push(pid);
+    let start = records(&engine.audit)
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    let run_id = start["run_id"].as_str().unwrap().to_owned();
+    let ptrace_pin = "link-tp_sys_enter_kernel-sys_enter_ptrace";
+    let is_pinned = || pinned_links(&run_id).iter().any(|l| l == ptrace_pin);
+    assert!(has_tracepoint(&start, "sys_enter_ptrace"), "{start}");
+    assert!(is_pinned(), "{:?}", pinned_links(&run_id));
+    assert_eq!(link_fds(pid, "sys_enter_ptrace"), 1);
+    assert_eq!(ptrace_attach().signal(), Some(libc::SIGKILL), "tracer");
+
+    // The ptrace rule goes: its tracepoint is unpinned and detached.
+    std::fs::write(&policy, policy_text(&f1)).unwrap();
+    engine.sighup();
+    let narrowed = nth_reload(&mut engine, 1);
+    assert_eq!(narrowed["outcome"], "applied", "{narrowed}");
+    // `kernel.op == "ptrace"` watches ptrace and process_vm_writev: both go.
+    assert_eq!(
+        narrowed["detached"],
+        serde_json::json!([
+            "tp_sys_enter_kernel:sys_enter_ptrace",
+            "tp_sys_enter_kernel:sys_enter_process_vm_writev"
+        ]),
+        "{narrowed}"
+    );
+    for tracepoint in ["sys_enter_ptrace", "sys_enter_process_vm_writev"] {
+        assert!(!has_tracepoint(&narrowed, tracepoint), "{narrowed}");
+    }
+    assert!(!is_pinned(), "{:?}", pinned_links(&run_id));
+    for tracepoint in ["sys_enter_ptrace", "sys_enter_process_vm_writev"] {
+        assert_eq!(
+            link_fds(pid, tracepoint),
+            0,
+            "the engine still holds {tracepoint}"
+        );
+    }
+    let status = ptrace_attach();
+    assert!(status.success(), "tracer after the rule went: {status}");
+
+    // The rule comes back: attached and pinned again, and it kills the tracer.
+    std::fs::write(&policy, &with_ptrace).unwrap();
+    engine.sighup();
+    let widened = nth_reload(&mut engine, 2);
+    assert_eq!(widened["outcome"], "applied", "{widened}");
+    assert!(widened.get("detached").is_none(), "{widened}");
+    assert!(has_tracepoint(&widened, "sys_enter_ptrace"), "{widened}");
+    assert!(is_pinned(), "{:?}", pinned_links(&run_id));
+    assert_eq!(link_fds(pid, "sys_enter_ptrace"), 1);
+    assert_eq!(
+        ptrace_attach().signal(),
+        Some(libc::SIGKILL),
+        "tracer again"
+    );
+    engine.stop();
 }
 
 #[test]

@@ -119,6 +119,12 @@ pub struct PolicyReload {
     pub reason: Option<String>,
     /// How executed files are hashed under the policy in force (as in `engine_start`).
     pub exec_hash: String,
+    /// The `syscalls/` tracepoints attached after the reload (as in `engine_start`).
+    pub syscall_tracepoints: Vec<&'static str>,
+    /// Programs detached because the policy in force no longer needs them (`program` or
+    /// `program:tracepoint`): a rule removed, or what a refused or failed reload attached.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detached: Vec<String>,
     /// Time from the trigger to the record, in microseconds.
     pub duration_us: u64,
 }

@@ -336,12 +336,13 @@ fn attach_for(
     policy: &CompiledPolicy,
     kernel_hash: bool,
 ) -> Result<(), String> {
-    let mut links = loaded
+    loaded
         .widen(
             plan_sync::kernel_op_bits(policy),
             plan_sync::socket_record_bits(policy),
         )
         .map_err(|err| format!("cannot attach what the new policy needs: {err}"))?;
+    let mut links = Vec::new();
     if kernel_hash && !policy.plan().exec_hashes.is_empty() {
         match loaded.enable_kernel_hash() {
             Ok(more) => links.extend(more),
@@ -350,12 +351,20 @@ fn attach_for(
             }
         }
     }
-    if let (Some(pins), false) = (pins, links.is_empty())
-        && let Err(err) = pins.add(&mut loaded.ebpf, links)
-    {
-        tracing::warn!(
-            "programs attached by the reload are not pinned (they stop with the engine): {err}"
-        );
+    if let Some(pins) = pins {
+        if !links.is_empty()
+            && let Err(err) = pins.add(&mut loaded.ebpf, links)
+        {
+            // Their links are gone with the failed pin: files are hashed in userspace after
+            // the exec, and the reload record's `exec_hash` says so.
+            tracing::warn!("the kernel hash programs the reload attached cannot be pinned: {err}");
+            loaded.kernel_hash = Err(format!("cannot pin the kernel hash programs: {err}"));
+        }
+        // A link whose pin fails is gone: enforcing without it would downgrade the new
+        // policy's denials; the reload is refused instead.
+        loaded.pin_on_demand(pins).map_err(|err| {
+            format!("cannot pin what the new policy needs (--on-crash keep-enforcing): {err}")
+        })?;
     }
     if loaded.self_protected
         && let Err(err) = loader::self_guard::protect_maps(&mut loaded.ebpf)
@@ -446,12 +455,15 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     };
     let enforcing_links = std::mem::take(&mut loaded.enforcing_links);
     let pins = match on_crash {
-        OnCrash::KeepEnforcing => Some(loader::pins::pin(
-            &mut loaded.ebpf,
-            enforcing_links,
-            pin_root,
-            run_id,
-        )?),
+        OnCrash::KeepEnforcing => {
+            let mut pins = loader::pins::pin(&mut loaded.ebpf, enforcing_links, pin_root, run_id)?;
+            if let Err(err) = loaded.pin_on_demand(&mut pins) {
+                // As `pins::pin` does on a failure: the engine stops, leaving no pins.
+                let _ = pins.remove();
+                return Err(err.into());
+            }
+            Some(pins)
+        }
         OnCrash::Stop => None,
     };
     if let Some(pins) = &pins {
@@ -528,7 +540,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     .map(|why| (loader::module_loads::TRACEPOINT.to_owned(), why.clone())),
             )
             .collect(),
-        syscall_tracepoints: loaded.syscall_tracepoints.clone(),
+        syscall_tracepoints: loaded.syscall_tracepoints(),
         never_kill: options
             .never_kill
             .iter()
@@ -695,6 +707,17 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                         tracing::warn!("{conflict}");
                     }
                 }
+                // Whatever the outcome: what the policy in force no longer needs goes (a
+                // rule removed, or what a refused or failed reload attached).
+                let mut record = record;
+                let mut loaded = loaded.borrow_mut();
+                record.detached = loaded.narrow(
+                    plan_sync::kernel_op_bits(handler.policy()),
+                    plan_sync::socket_record_bits(handler.policy()),
+                    pins.as_mut(),
+                );
+                record.syscall_tracepoints = loaded.syscall_tracepoints();
+                drop(loaded);
                 sink.write(&Record::PolicyReload(record))?;
                 // What the new policy needs in userspace: the hasher, the CPU sampler.
                 start_hashing(&mut handler, &options.hash, &inode_plan, &mut hash_results)?;

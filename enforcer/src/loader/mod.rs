@@ -9,6 +9,7 @@ pub mod kernel_syscalls;
 pub mod module_loads;
 pub mod never_kill;
 pub mod offsets;
+pub mod on_demand;
 pub mod pins;
 pub mod plan_capacity;
 pub mod plan_sweep;
@@ -23,6 +24,7 @@ use aya::{
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
+    kernel_event::KernelOp,
     maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, GLOBAL_PATH_SYSCALLS, programs},
     offsets::KernelOffsets,
     plan::{RECORD_ACCEPTS, RECORD_BINDS},
@@ -61,6 +63,14 @@ pub enum LoadError {
     /// The kernel-activity syscall table could not be written.
     #[error("cannot write the kernel-activity syscall table: {0}")]
     SyscallTable(#[from] aya::maps::MapError),
+    /// A link could not be turned into a file-descriptor link (to be held or pinned).
+    #[error("cannot hold the link of program {program}: {why}")]
+    Link {
+        /// Program name.
+        program: &'static str,
+        /// The cause.
+        why: String,
+    },
     /// A map the daemon reads or writes has an unexpected type.
     #[error("cannot open map {map}: {source}")]
     Map {
@@ -204,22 +214,25 @@ pub struct Loaded {
     /// Whether the self-protection guards are attached (`self_guard::enable`): programs a
     /// reload loads get their maps guarded too.
     pub self_protected: bool,
-    /// The `syscalls/` tracepoints [`Loaded::attach`] attached. Once any is, every system
-    /// call of every task takes the kernel's slower traced path; in the lsm tier on x86_64
-    /// the default policy needs none.
-    pub syscall_tracepoints: Vec<&'static str>,
+    /// The `syscalls/` tracepoints [`Loaded::attach`] attached for good (the tier's own: send,
+    /// connect, open, path syscalls); the policy's are in `on_demand`. See
+    /// [`Loaded::syscall_tracepoints`].
+    fixed_tracepoints: Vec<&'static str>,
+    /// What the policy asked for and a reload may detach (see [`on_demand`]).
+    on_demand: on_demand::OnDemandLinks,
     /// The links of the programs that deny or kill (see [`pins`]), as [`Loaded::attach`] made
     /// them: what `--on-crash keep-enforcing` pins.
     pub enforcing_links: Vec<EnforcingLink>,
 }
 
-/// Whether tracepoint program `name` has a job with the `records` bits (`RECORD_BINDS`,
-/// `RECORD_ACCEPTS`): the bind and accept programs only record for a rule, the others always.
-fn has_job(name: &str, records: u32) -> bool {
+/// What tracepoint program `name` is attached for: the bind and accept programs only record
+/// for a rule (`RECORD_BINDS`, `RECORD_ACCEPTS`), so they are attached on demand; `None`: the
+/// others are always attached.
+fn record_need(name: &str) -> Option<on_demand::Need> {
     match name {
-        programs::TP_SYS_ENTER_BIND => records & RECORD_BINDS != 0,
-        programs::TP_SYS_EXIT_ACCEPT => records & RECORD_ACCEPTS != 0,
-        _ => true,
+        programs::TP_SYS_ENTER_BIND => Some(on_demand::Need::Records(RECORD_BINDS)),
+        programs::TP_SYS_EXIT_ACCEPT => Some(on_demand::Need::Records(RECORD_ACCEPTS)),
+        _ => None,
     }
 }
 
@@ -460,7 +473,8 @@ pub fn load_with(
         kernel_ops_wanted: u32::MAX,
         records_wanted: u32::MAX,
         self_protected: false,
-        syscall_tracepoints: Vec::new(),
+        fixed_tracepoints: Vec::new(),
+        on_demand: on_demand::OnDemandLinks::default(),
         enforcing_links: Vec::new(),
     })
 }
@@ -482,17 +496,18 @@ impl Loaded {
             if self.tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name) {
                 continue;
             }
-            if !self.wants_records_of(name) {
+            // The bind and accept programs: by `attach_records`.
+            if record_need(name).is_some() {
                 continue;
             }
             let link = self.attach_tracepoint(name, category, tracepoint)?;
             self.enforcing_links.extend(link);
         }
+        self.attach_records(self.records_wanted)?;
         let file_hooks = file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
-        self.syscall_tracepoints.extend(file_hooks.tracepoints);
+        self.fixed_tracepoints.extend(file_hooks.tracepoints);
         self.enforcing_links.extend(file_hooks.links);
-        let links = self.attach_kernel_ops(self.kernel_ops_wanted)?;
-        self.enforcing_links.extend(links);
+        self.attach_kernel_ops(self.kernel_ops_wanted)?;
         self.dns_responses = self.attach_dns_responses()?;
         if self.tier == KernelTier::Lsm {
             for (name, _) in LSM_PROGRAMS {
@@ -519,17 +534,32 @@ impl Loaded {
             .attach(category, tracepoint)
             .map_err(program_err("attach", name))?;
         if category == "syscalls" {
-            self.syscall_tracepoints.push(tracepoint);
+            self.fixed_tracepoints.push(tracepoint);
         }
         Ok(pins::enforces(name).then_some(EnforcingLink::TracePoint(name, tracepoint, id)))
     }
 
+    /// Attaches the on-demand tracepoint programs of the `records` bits (bind, accept) that
+    /// are not attached yet (`records_wanted` says which are).
+    fn attach_records(&mut self, records: u32) -> Result<(), LoadError> {
+        for (name, _, tracepoint) in TRACEPOINTS {
+            let Some(need @ on_demand::Need::Records(bit)) = record_need(name) else {
+                continue;
+            };
+            if records & bit == 0 {
+                continue;
+            }
+            let link = on_demand::attach_syscall(&mut self.ebpf, name, tracepoint)?;
+            self.on_demand.push(need, name, Some(tracepoint), link);
+        }
+        Ok(())
+    }
+
     /// Attaches what reports the kernel operations `ops` (`KernelOp::bit`): their syscall
     /// tracepoints (those present on this kernel, and not reported by an LSM hook) and the
-    /// `module:module_load` program; returns the links (all enforce).
-    fn attach_kernel_ops(&mut self, ops: u32) -> Result<Vec<EnforcingLink>, LoadError> {
-        let mut links = Vec::new();
-        let wanted: Vec<&'static str> = self
+    /// `module:module_load` program, on demand (all enforce).
+    fn attach_kernel_ops(&mut self, ops: u32) -> Result<(), LoadError> {
+        let wanted: Vec<(u32, &'static str)> = self
             .kernel_tracepoints
             .iter()
             .filter(|(entry, state)| {
@@ -540,46 +570,62 @@ impl Loaded {
                     && op.reported_by_lsm();
                 state.is_ok() && ops & op.bit() != 0 && !lsm_reports
             })
-            .map(|(entry, _)| entry.tracepoint)
+            .map(|(entry, _)| (entry.syscall.op().bit(), entry.tracepoint))
             .collect();
-        for tracepoint in wanted {
+        for (bit, tracepoint) in wanted {
             let name = programs::TP_SYS_ENTER_KERNEL;
-            let id = program::<TracePoint>(&mut self.ebpf, name)?
-                .attach("syscalls", tracepoint)
-                .map_err(program_err("attach", name))?;
-            self.syscall_tracepoints.push(tracepoint);
-            links.push(EnforcingLink::TracePoint(name, tracepoint, id));
+            let link = on_demand::attach_syscall(&mut self.ebpf, name, tracepoint)?;
+            self.on_demand
+                .push(on_demand::Need::KernelOp(bit), name, Some(tracepoint), link);
         }
-        links.extend(module_loads::attach(
-            &mut self.ebpf,
-            &self.module_loads,
-            ops,
-        )?);
-        Ok(links)
+        if let Some(link) = module_loads::attach(&mut self.ebpf, &self.module_loads, ops)? {
+            let need = on_demand::Need::KernelOp(KernelOp::ModuleLoaded.bit());
+            self.on_demand
+                .push(need, programs::TP_MODULE_LOAD, None, link);
+        }
+        Ok(())
     }
 
     /// Attaches what a reloaded policy needs beyond what is attached: the programs of the
     /// kernel operations in `kernel_ops` and of the records in `records` (`RECORD_BINDS`,
-    /// `RECORD_ACCEPTS`) not wanted so far. Returns the enforcing links made (for the pins).
-    /// Nothing is detached: a program a policy no longer needs stays attached, and quiet (its
-    /// settings bits are clear).
-    pub fn widen(
+    /// `RECORD_ACCEPTS`) not wanted so far. The enforcing ones are pinned by
+    /// [`Loaded::pin_on_demand`]; [`Loaded::narrow`] detaches what a policy no longer needs.
+    pub fn widen(&mut self, kernel_ops: u32, records: u32) -> Result<(), LoadError> {
+        let new_records = records & !self.records_wanted;
+        self.attach_records(new_records)?;
+        self.records_wanted |= new_records;
+        let new_ops = kernel_ops & !self.kernel_ops_wanted;
+        self.attach_kernel_ops(new_ops)?;
+        self.kernel_ops_wanted |= new_ops;
+        Ok(())
+    }
+
+    /// Detaches the on-demand programs a policy with `kernel_ops` and `records` bits does not
+    /// need (call once that policy's plan is in force: their settings bits are then clear, so
+    /// they were quiet already); returns their names. Unpins them from `pins` first.
+    pub fn narrow(
         &mut self,
         kernel_ops: u32,
         records: u32,
-    ) -> Result<Vec<EnforcingLink>, LoadError> {
-        let new_ops = kernel_ops & !self.kernel_ops_wanted;
-        let widened = self.records_wanted | records;
-        let mut links = Vec::new();
-        for (name, category, tracepoint) in TRACEPOINTS {
-            if !self.wants_records_of(name) && has_job(name, widened) {
-                links.extend(self.attach_tracepoint(name, category, tracepoint)?);
-            }
-        }
-        self.records_wanted = widened;
-        links.extend(self.attach_kernel_ops(new_ops)?);
-        self.kernel_ops_wanted |= kernel_ops;
-        Ok(links)
+        pins: Option<&mut pins::Pins>,
+    ) -> Vec<String> {
+        self.kernel_ops_wanted &= kernel_ops;
+        self.records_wanted &= records;
+        self.on_demand.detach_unneeded(kernel_ops, records, pins)
+    }
+
+    /// Pins the enforcing on-demand links not pinned yet (see [`on_demand`]).
+    pub fn pin_on_demand(&mut self, pins: &mut pins::Pins) -> Result<(), pins::PinFailure> {
+        self.on_demand.pin(pins)
+    }
+
+    /// The `syscalls/` tracepoints attached. While any is, every system call of every task
+    /// takes the kernel's slower traced path; in the lsm tier on x86_64 the default policy
+    /// needs none.
+    pub fn syscall_tracepoints(&self) -> Vec<&'static str> {
+        let mut all = self.fixed_tracepoints.clone();
+        all.extend(self.on_demand.syscall_tracepoints());
+        all
     }
 
     /// Attaches the loaded kernel hash programs (while [`Loaded::kernel_hash`] is `Ok`); a
@@ -608,12 +654,6 @@ impl Loaded {
         }
         self.kernel_hash = load_kernel_hash(&mut self.ebpf)?;
         self.attach_kernel_hash()
-    }
-
-    /// Whether tracepoint program `name` has a job under the policy: the bind and accept
-    /// programs only record for a rule (`records_wanted`).
-    fn wants_records_of(&self, name: &str) -> bool {
-        has_job(name, self.records_wanted)
     }
 
     /// Attaches the DNS response program at ingress of the cgroup v2 root (every socket of

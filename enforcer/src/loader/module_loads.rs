@@ -4,10 +4,13 @@
 
 use std::path::Path;
 
-use aya::{Ebpf, programs::RawTracePoint};
+use aya::{
+    Ebpf,
+    programs::{RawTracePoint, links::FdLink},
+};
 use enforcer_common::{kernel_event::KernelOp, maps::programs::TP_MODULE_LOAD};
 
-use super::{EnforcingLink, LoadError, log_load, program, program_err, tracefs::TRACEFS};
+use super::{LoadError, log_load, on_demand, program, program_err, tracefs::TRACEFS};
 
 /// The tracepoint, as `enforcer status` and the `engine_start` record name it.
 pub const TRACEPOINT: &str = "module:module_load";
@@ -38,17 +41,14 @@ pub fn load(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
 }
 
 /// Attaches the loaded program when `wanted` (the `KernelOp` bits the policy's rules are
-/// about) has `module_loaded`; the link, when made.
+/// about) has `module_loaded`; the link, when made (see [`super::on_demand`]).
 pub fn attach(
     ebpf: &mut Ebpf,
     loaded: &Result<(), String>,
     wanted: u32,
-) -> Result<Option<EnforcingLink>, LoadError> {
+) -> Result<Option<FdLink>, LoadError> {
     if loaded.is_err() || wanted & KernelOp::ModuleLoaded.bit() == 0 {
         return Ok(None);
     }
-    let id = program::<RawTracePoint>(ebpf, TP_MODULE_LOAD)?
-        .attach("module_load")
-        .map_err(program_err("attach", TP_MODULE_LOAD))?;
-    Ok(Some(EnforcingLink::RawTracePoint(TP_MODULE_LOAD, id)))
+    on_demand::attach_raw(ebpf, TP_MODULE_LOAD, "module_load").map(Some)
 }

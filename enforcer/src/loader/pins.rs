@@ -193,7 +193,8 @@ fn start_ticks(pid: u32) -> io::Result<Option<u64>> {
 #[derive(Debug)]
 pub struct Pins {
     dir: PathBuf,
-    links: Vec<PinnedLink>,
+    /// The pinned links by file name.
+    links: Vec<(String, PinnedLink)>,
     map: Option<PathBuf>,
 }
 
@@ -212,7 +213,7 @@ impl Pins {
     /// holds them (until the programs are dropped).
     pub fn remove(self) -> io::Result<()> {
         let mut first_err = None;
-        for link in self.links {
+        for (_, link) in self.links {
             // The returned FdLink still holds the attachment until the engine drops it.
             if let Err(e) = link.unpin() {
                 first_err.get_or_insert(e);
@@ -263,6 +264,39 @@ impl Pins {
     pub fn add(&mut self, ebpf: &mut Ebpf, links: Vec<EnforcingLink>) -> Result<(), PinFailure> {
         pin_links(ebpf, links, self)
     }
+
+    /// Pins `link`, already taken out of its program, as `file` in the run directory. On
+    /// failure the link is gone (see [`super::on_demand::OnDemandLinks::pin`]).
+    pub fn adopt(&mut self, file: String, link: FdLink) -> Result<(), PinFailure> {
+        let pinned = link
+            .pin(self.dir.join(&file))
+            .map_err(|source| PinFailure::Pin {
+                what: file.clone(),
+                source,
+            })?;
+        self.links.push((file, pinned));
+        Ok(())
+    }
+
+    /// Unpins link `file` and drops it: the link detaches (its program leaves the hook). Not
+    /// pinned here: nothing to do.
+    pub fn release(&mut self, file: &str) -> io::Result<()> {
+        let Some(at) = self.links.iter().position(|(name, _)| name == file) else {
+            return Ok(());
+        };
+        let (_, link) = self.links.swap_remove(at);
+        link.unpin().map(drop)
+    }
+}
+
+/// The pin file name of `program`'s link (`link-<program>`), with its tracepoint when it has
+/// one (`link-<program>-<tracepoint>`: a program may be attached to several; bpffs refuses
+/// dots).
+pub fn link_file(program: &str, tracepoint: Option<&str>) -> String {
+    match tracepoint {
+        Some(tp) => format!("link-{program}-{tp}"),
+        None => format!("link-{program}"),
+    }
 }
 
 fn pin_into(ebpf: &mut Ebpf, links: Vec<EnforcingLink>, pins: &mut Pins) -> Result<(), PinFailure> {
@@ -296,21 +330,21 @@ fn pin_links(
                     .map_err(Box::new)?
                     .take_link(id)
                     .map_err(|e| link_err(name)(&e))?;
-                (format!("link-{name}"), FdLink::from(link))
+                (link_file(name, None), FdLink::from(link))
             }
             EnforcingLink::RawTracePoint(name, id) => {
                 let link = program::<RawTracePoint>(ebpf, name)
                     .map_err(Box::new)?
                     .take_link(id)
                     .map_err(|e| link_err(name)(&e))?;
-                (format!("link-{name}"), FdLink::from(link))
+                (link_file(name, None), FdLink::from(link))
             }
             EnforcingLink::BtfTracePoint(name, id) => {
                 let link = program::<BtfTracePoint>(ebpf, name)
                     .map_err(Box::new)?
                     .take_link(id)
                     .map_err(|e| link_err(name)(&e))?;
-                (format!("link-{name}"), FdLink::from(link))
+                (link_file(name, None), FdLink::from(link))
             }
             EnforcingLink::TracePoint(name, tracepoint, id) => {
                 let link = program::<TracePoint>(ebpf, name)
@@ -319,14 +353,10 @@ fn pin_links(
                     .map_err(|e| link_err(name)(&e))?;
                 // A perf-event link is a bpf_link on every supported kernel (5.15+).
                 let fd = FdLink::try_from(link).map_err(|e| link_err(name)(&e))?;
-                (format!("link-{name}-{tracepoint}"), fd)
+                (link_file(name, Some(tracepoint)), fd)
             }
         };
-        let path = pins.dir.join(&file);
-        let pinned = fd_link
-            .pin(&path)
-            .map_err(|source| PinFailure::Pin { what: file, source })?;
-        pins.links.push(pinned);
+        pins.adopt(file, fd_link)?;
     }
     Ok(())
 }

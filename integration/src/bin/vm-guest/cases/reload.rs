@@ -5,7 +5,8 @@
 //! is refused on its first exec; one that needs an LSM hook the start did not load (mkdir) is
 //! refused and the running policy stays. Under `--on-crash keep-enforcing` the hash programs a
 //! reload attached are pinned: with the engine SIGKILLed, a never-run copy of a listed file is
-//! still refused in the kernel.
+//! still refused in the kernel. A reload that adds a bind rule attaches the bind tracepoint, and
+//! the one that drops it detaches it: no syscall tracepoint is left.
 
 use std::{
     path::Path,
@@ -345,6 +346,52 @@ fn hash_list_added(
     }
     if runs(&app_c, "/tmp/reload-c")? {
         return Err("the hash policy must stay in force after a refusal".to_owned());
+    }
+    bind_rule_comes_and_goes(ctx, engine, policy_path, policy_b)
+}
+
+/// A bind rule attaches the `sys_enter_bind` tracepoint (the lsm tier's only syscall
+/// tracepoint then); the reload that drops it detaches it, and the lsm tier is back to no
+/// syscall tracepoint (no traced path for every system call).
+fn bind_rule_comes_and_goes(
+    ctx: &Ctx,
+    engine: &mut Engine,
+    policy_path: &str,
+    policy_b: &str,
+) -> Result<(), String> {
+    let with_bind = format!(
+        "{policy_b}  - id: binds\n    expression: bind.addr.port == 4242\n    action: alert\n"
+    );
+    let expect = |n: usize, tracepoints: Value, detached: Value| -> Result<(), String> {
+        let record = nth_reload(engine, n)?;
+        ctx.log(format!("reload {n}: {record}"));
+        if audit::str_field(&record, "outcome") != Some("applied")
+            || record["syscall_tracepoints"] != tracepoints
+            || record["detached"] != detached
+        {
+            return Err(format!(
+                "want applied, syscall_tracepoints {tracepoints}, detached {detached}: {record}"
+            ));
+        }
+        Ok(())
+    };
+    for (n, text, tracepoints, detached) in [
+        (
+            RELOADS + 3,
+            with_bind.as_str(),
+            serde_json::json!(["sys_enter_bind"]),
+            Value::Null,
+        ),
+        (
+            RELOADS + 4,
+            policy_b,
+            serde_json::json!([]),
+            serde_json::json!(["tp_sys_enter_bind:sys_enter_bind"]),
+        ),
+    ] {
+        std::fs::write(policy_path, text).map_err(|e| format!("{policy_path}: {e}"))?;
+        engine.sighup()?;
+        expect(n, tracepoints, detached)?;
     }
     Ok(())
 }
