@@ -231,6 +231,22 @@ fn keep_enforcing_a_killed_engine_still_kills_f1_and_the_restart_reports_the_gap
     assert_eq!(audit, dir.path().join("audit-block.jsonl"));
 }
 
+/// Starts an engine on `policy` in block mode with `--on-crash keep-enforcing`, reloading on
+/// SIGHUP only: the guard of its pins (bind it first, so it drops after the engine), the
+/// engine, and its `engine_start` record.
+fn start_pinned(dir: &Path, policy: &Path) -> (PinGuard, Engine, Value) {
+    let extra = ["--on-crash", "keep-enforcing", "--policy-watch", "off"];
+    let engine = Engine::start_at(dir, policy, "block", &extra);
+    let guard = PinGuard {
+        pids: vec![engine.pid()],
+    };
+    let start = records(&engine.audit)
+        .into_iter()
+        .find(|r| r["type"] == "engine_start")
+        .unwrap();
+    (guard, engine, start)
+}
+
 /// The links in the pin directory of run `run_id`.
 fn pinned_links(run_id: &str) -> Vec<String> {
     std::fs::read_dir(Path::new(PIN_ROOT).join(run_id))
@@ -252,14 +268,7 @@ fn keep_enforcing_pins_what_a_reload_attached() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, f1) = setup();
     let policy = dir.path().join("policy.yaml");
-    let mut guard = PinGuard { pids: Vec::new() };
-    let extra = ["--on-crash", "keep-enforcing", "--policy-watch", "off"];
-    let mut engine = Engine::start_at(dir.path(), &policy, "block", &extra);
-    guard.pids.push(engine.pid());
-    let start = records(&engine.audit)
-        .into_iter()
-        .find(|r| r["type"] == "engine_start")
-        .unwrap();
+    let (_guard, mut engine, start) = start_pinned(dir.path(), &policy);
     let run_id = start["run_id"].as_str().unwrap().to_owned();
     let ptrace_pin = "link-tp_sys_enter_kernel-sys_enter_ptrace";
     assert!(
@@ -364,15 +373,8 @@ fn a_reload_detaches_what_the_policy_no_longer_needs_and_a_later_one_attaches_it
         policy_text(&f1)
     );
     std::fs::write(&policy, &with_ptrace).unwrap();
-    let mut guard = PinGuard { pids: Vec::new() };
-    let extra = ["--on-crash", "keep-enforcing", "--policy-watch", "off"];
-    let mut engine = Engine::start_at(dir.path(), &policy, "block", &extra);
+    let (_guard, mut engine, start) = start_pinned(dir.path(), &policy);
     let pid = engine.pid();
-    guard.pids.push(pid);
-    let start = records(&engine.audit)
-        .into_iter()
-        .find(|r| r["type"] == "engine_start")
-        .unwrap();
     let run_id = start["run_id"].as_str().unwrap().to_owned();
     let ptrace_pin = "link-tp_sys_enter_kernel-sys_enter_ptrace";
     let is_pinned = || pinned_links(&run_id).iter().any(|l| l == ptrace_pin);
@@ -445,14 +447,7 @@ fn keep_enforcing_pins_the_path_syscall_tracepoints_a_file_rule_uses() {
         ),
     )
     .unwrap();
-    let mut guard = PinGuard { pids: Vec::new() };
-    let extra = ["--on-crash", "keep-enforcing", "--policy-watch", "off"];
-    let engine = Engine::start_at(dir.path(), &policy, "block", &extra);
-    guard.pids.push(engine.pid());
-    let start = records(&engine.audit)
-        .into_iter()
-        .find(|r| r["type"] == "engine_start")
-        .unwrap();
+    let (_guard, engine, start) = start_pinned(dir.path(), &policy);
     let run_id = start["run_id"].as_str().unwrap().to_owned();
     for pin in [
         "link-tp_sys_enter_path-sys_enter_mkdir",

@@ -39,13 +39,14 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
 pub const COUNTERS_PIN: &str = "map-COUNTERS";
 
 /// Programs whose links are pinned: the ones that can deny or kill.
-const ENFORCING: [&str; 6] = [
+const ENFORCING: [&str; 7] = [
     programs::TP_SCHED_PROCESS_EXEC,
     programs::TP_SYS_ENTER_SEND,
     programs::TP_SYS_ENTER_CONNECT,
     programs::TP_SYS_EXIT_OPEN,
     programs::TP_SYS_ENTER_PATH,
     programs::TP_SYS_ENTER_KERNEL,
+    programs::TP_MODULE_LOAD,
 ];
 
 /// Whether the raw tracepoint or tracepoint program `name` can deny or kill (LSM programs
@@ -462,6 +463,22 @@ pub fn runs(root: &Path) -> io::Result<Vec<PinnedRun>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_kernel_operation_programs_are_pinned_and_named_by_their_tracepoint() {
+        // Both can kill (`plan::act`); the on-demand links pin only what `enforces` names.
+        assert!(enforces(programs::TP_SYS_ENTER_KERNEL));
+        assert!(enforces(programs::TP_MODULE_LOAD));
+        assert!(!enforces(programs::TP_SYS_ENTER_BIND));
+        assert_eq!(
+            link_file(programs::TP_SYS_ENTER_KERNEL, Some("sys_enter_ptrace")),
+            "link-tp_sys_enter_kernel-sys_enter_ptrace"
+        );
+        assert_eq!(
+            link_file(programs::TP_MODULE_LOAD, None),
+            "link-tp_module_load"
+        );
+    }
 
     #[test]
     fn run_ids_round_trip_and_name_this_process() {

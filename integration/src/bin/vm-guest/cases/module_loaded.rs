@@ -4,13 +4,15 @@
 //! `kernel.op == "module_loaded"`. The syscall's own record cannot name an image in memory;
 //! the `module:module_load` tracepoint's must: `kernel.module.name` `msr`, stage `loaded`,
 //! hook `raw_tp/module_load`, the loader's pid, and no parameters (the kernel has parsed
-//! them in place by then; the syscall's record carries them). The module is unloaded at the
+//! them in place by then; the syscall's record carries them). Under `--on-crash
+//! keep-enforcing` its link is pinned (`link-tp_module_load`). The module is unloaded at the
 //! end.
 
 use std::path::Path;
 
 use super::{
     Ctx,
+    crash::{KEEP, PIN_ROOT, Unpin},
     exec::{RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_field, require_engine},
     kernel::kernel_ops,
     msr::{module_path, unload_msr},
@@ -39,11 +41,13 @@ pub(crate) fn lsm_module_loaded(ctx: &Ctx) -> Result<(), String> {
         return Err("msr is already loaded (or built in) before the case".to_owned());
     }
     std::fs::write(POLICY, POLICY_TEXT).map_err(|e| format!("write {POLICY}: {e}"))?;
-    let mut engine = Engine::start_with(
+    let _unpin = Unpin;
+    let mut engine = Engine::start_args(
         POLICY,
         "block",
         Path::new(AUDIT),
         Path::new("/tmp/enforcer-module-loaded.log"),
+        &KEEP,
     )?;
     let result = while_attached(ctx, &mut engine, &module);
     if result.is_err() {
@@ -64,6 +68,12 @@ fn while_attached(ctx: &Ctx, engine: &mut Engine, module: &str) -> Result<(), St
         return Err(format!(
             "the engine reports module:module_load unseen: {start}"
         ));
+    }
+    // The program can kill the loader (for a rule with an action): its link is pinned.
+    let run = audit::str_field(&start, "run_id").ok_or_else(|| format!("no run_id: {start}"))?;
+    let pin = Path::new(PIN_ROOT).join(run).join("link-tp_module_load");
+    if !pin.exists() {
+        return Err(format!("{} is not pinned", pin.display()));
     }
     let load = kernel_ops(&["init-module-file", module, "allow_writes=on"])?;
     if load["errno"] != 0 {
