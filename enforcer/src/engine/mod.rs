@@ -324,6 +324,16 @@ enum Wake {
     Stats,
 }
 
+/// What `policy` asks the kernel to watch beyond the tier's fixed programs (`kernel_hash`:
+/// `--no-kernel-hash` is not given).
+fn needs(policy: &CompiledPolicy, kernel_hash: bool) -> loader::on_demand::Needs {
+    loader::on_demand::Needs {
+        kernel_ops: plan_sync::kernel_op_bits(policy),
+        records: plan_sync::socket_record_bits(policy),
+        kernel_hash: kernel_hash && !policy.plan().exec_hashes.is_empty(),
+    }
+}
+
 /// Attaches what reloaded `policy` needs that the start did not: the tracepoints of kernel
 /// operations, binds and accepts (`Loaded::widen`; a failure refuses the reload) and, when it
 /// lists SHA-256 values and `kernel_hash` allows it, the kernel hash programs (lsm tier; a
@@ -336,32 +346,18 @@ fn attach_for(
     policy: &CompiledPolicy,
     kernel_hash: bool,
 ) -> Result<(), String> {
+    let wanted = needs(policy, kernel_hash);
     loaded
-        .widen(
-            plan_sync::kernel_op_bits(policy),
-            plan_sync::socket_record_bits(policy),
-        )
+        .widen(wanted.kernel_ops, wanted.records)
         .map_err(|err| format!("cannot attach what the new policy needs: {err}"))?;
-    let mut links = Vec::new();
-    if kernel_hash && !policy.plan().exec_hashes.is_empty() {
-        match loaded.enable_kernel_hash() {
-            Ok(more) => links.extend(more),
-            Err(err) => {
-                loaded.kernel_hash = Err(format!("cannot load the kernel hash programs: {err}"));
-            }
-        }
+    if needs(policy, kernel_hash).kernel_hash
+        && let Err(err) = loaded.enable_kernel_hash()
+    {
+        loaded.kernel_hash = Err(format!("cannot load the kernel hash programs: {err}"));
     }
+    // A link whose pin fails is gone: enforcing without it would downgrade the new policy's
+    // denials; the reload is refused instead.
     if let Some(pins) = pins {
-        if !links.is_empty()
-            && let Err(err) = pins.add(&mut loaded.ebpf, links)
-        {
-            // Their links are gone with the failed pin: files are hashed in userspace after
-            // the exec, and the reload record's `exec_hash` says so.
-            tracing::warn!("the kernel hash programs the reload attached cannot be pinned: {err}");
-            loaded.kernel_hash = Err(format!("cannot pin the kernel hash programs: {err}"));
-        }
-        // A link whose pin fails is gone: enforcing without it would downgrade the new
-        // policy's denials; the reload is refused instead.
         loaded.pin_on_demand(pins).map_err(|err| {
             format!("cannot pin what the new policy needs (--on-crash keep-enforcing): {err}")
         })?;
@@ -418,7 +414,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
     let dry_run = options.mode == Mode::Monitor;
     // The hash program only when the policy lists SHA-256 values for the kernel.
-    let kernel_hash = options.kernel_hash && !policy.plan().exec_hashes.is_empty();
+    let wanted = needs(&policy, options.kernel_hash);
+    let kernel_hash = wanted.kernel_hash;
     let file_ops = loader::file_plan::ops_wanted(policy.plan());
     let mut loaded = loader::load_with(dry_run, kernel_hash, file_ops, &mut offsets)?;
     if options.self_protect {
@@ -439,8 +436,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let exec_hash = exec_hash_state(&policy, &loaded.kernel_hash);
     tracing::info!("content hashes of executed files: {exec_hash}");
     let inode_plan = Rc::new(RefCell::new(InodePlan::take(&mut loaded.ebpf, generation)?));
-    loaded.kernel_ops_wanted = plan_sync::kernel_op_bits(&policy);
-    loaded.records_wanted = plan_sync::socket_record_bits(&policy);
+    loaded.kernel_ops_wanted = wanted.kernel_ops;
+    loaded.records_wanted = wanted.records;
     loaded.attach()?;
     match &loaded.dns_responses {
         Ok(root) => tracing::info!("DNS responses watched at ingress of {}", root.display()),
@@ -711,11 +708,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 // rule removed, or what a refused or failed reload attached).
                 let mut record = record;
                 let mut loaded = loaded.borrow_mut();
-                record.detached = loaded.narrow(
-                    plan_sync::kernel_op_bits(handler.policy()),
-                    plan_sync::socket_record_bits(handler.policy()),
-                    pins.as_mut(),
-                );
+                record.detached =
+                    loaded.narrow(needs(handler.policy(), options.kernel_hash), pins.as_mut());
                 record.syscall_tracepoints = loaded.syscall_tracepoints();
                 drop(loaded);
                 sink.write(&Record::PolicyReload(record))?;

@@ -195,6 +195,9 @@ pub struct Loaded {
     /// sleepable `bprm_creds_from_file` and `mmap_file` programs are loaded), or why not (not the lsm tier, the kernel refused it, or turned
     /// off); userspace hashing after the exec is the fallback.
     pub kernel_hash: Result<(), String>,
+    /// Whether the kernel hash programs are loaded (attached or not: a reload that drops the
+    /// policy's SHA-256 values detaches them, a later one attaches them again).
+    kernel_hash_loaded: bool,
     /// The kernel-activity syscall tracepoints: attached, or why not (absent on this kernel).
     pub kernel_tracepoints: Vec<(kernel_syscalls::KernelTracepoint, Result<(), String>)>,
     /// The `module:module_load` program: loaded, or why not (see [`module_loads`]).
@@ -466,6 +469,7 @@ pub fn load_with(
         tier,
         tier_reason,
         dns_responses: Err("not attached yet".to_owned()),
+        kernel_hash_loaded: kernel_hash.is_ok(),
         kernel_hash,
         kernel_tracepoints: kernel_syscalls::available(layout),
         module_loads,
@@ -516,8 +520,7 @@ impl Loaded {
                     .map_err(program_err("attach", name))?;
                 self.enforcing_links.push(EnforcingLink::Lsm(name, id));
             }
-            let links = self.attach_kernel_hash()?;
-            self.enforcing_links.extend(links);
+            self.attach_kernel_hash()?;
         }
         Ok(())
     }
@@ -600,18 +603,21 @@ impl Loaded {
         Ok(())
     }
 
-    /// Detaches the on-demand programs a policy with `kernel_ops` and `records` bits does not
-    /// need (call once that policy's plan is in force: their settings bits are then clear, so
+    /// Detaches the on-demand programs a policy with `needs` does not need (call once that policy's plan is in force: their settings bits are then clear, so
     /// they were quiet already); returns their names. Unpins them from `pins` first.
     pub fn narrow(
         &mut self,
-        kernel_ops: u32,
-        records: u32,
+        needs: on_demand::Needs,
         pins: Option<&mut pins::Pins>,
     ) -> Vec<String> {
-        self.kernel_ops_wanted &= kernel_ops;
-        self.records_wanted &= records;
-        self.on_demand.detach_unneeded(kernel_ops, records, pins)
+        self.kernel_ops_wanted &= needs.kernel_ops;
+        self.records_wanted &= needs.records;
+        let detached = self.on_demand.detach_unneeded(needs, pins);
+        if !needs.kernel_hash && self.kernel_hash.is_ok() && self.kernel_hash_loaded {
+            self.kernel_hash =
+                Err("not attached: the policy in force lists no SHA-256 value".to_owned());
+        }
+        detached
     }
 
     /// Pins the enforcing on-demand links not pinned yet (see [`on_demand`]).
@@ -628,31 +634,37 @@ impl Loaded {
         all
     }
 
-    /// Attaches the loaded kernel hash programs (while [`Loaded::kernel_hash`] is `Ok`); a
-    /// refusal of the kernel turns it into the reason.
-    fn attach_kernel_hash(&mut self) -> Result<Vec<EnforcingLink>, LoadError> {
-        let mut links = Vec::new();
+    /// Attaches the loaded kernel hash programs (while [`Loaded::kernel_hash`] is `Ok`), on
+    /// demand (see [`on_demand`]); a refusal of the kernel turns it into the reason.
+    fn attach_kernel_hash(&mut self) -> Result<(), LoadError> {
         for (name, _) in LSM_KERNEL_HASH {
             if self.kernel_hash.is_err() {
                 break;
             }
-            match program::<Lsm>(&mut self.ebpf, name)?.attach() {
-                Ok(id) => links.push(EnforcingLink::Lsm(name, id)),
+            match on_demand::attach_lsm(&mut self.ebpf, name) {
+                Ok(link) => self
+                    .on_demand
+                    .push(on_demand::Need::KernelHash, name, None, link),
                 Err(err) => self.kernel_hash = Err(format!("cannot attach {name}: {err}")),
             }
         }
-        Ok(links)
+        Ok(())
     }
 
-    /// Loads and attaches the kernel hash programs of the lsm tier when they are not yet (a
-    /// reloaded policy lists SHA-256 values where the one at start listed none); returns the
-    /// links made (for the pins). Outside the lsm tier, or when the kernel refuses them,
-    /// [`Loaded::kernel_hash`] says why and nothing is attached.
-    pub fn enable_kernel_hash(&mut self) -> Result<Vec<EnforcingLink>, LoadError> {
+    /// Attaches the kernel hash programs of the lsm tier when they are not (a reloaded policy
+    /// lists SHA-256 values where the one in force listed none), loading them first if no
+    /// policy of this run needed them yet. Outside the lsm tier, or when the kernel refuses
+    /// them, [`Loaded::kernel_hash`] says why and nothing is attached.
+    pub fn enable_kernel_hash(&mut self) -> Result<(), LoadError> {
         if self.tier != KernelTier::Lsm || self.kernel_hash.is_ok() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.kernel_hash = load_kernel_hash(&mut self.ebpf)?;
+        self.kernel_hash = if self.kernel_hash_loaded {
+            Ok(())
+        } else {
+            load_kernel_hash(&mut self.ebpf)?
+        };
+        self.kernel_hash_loaded = self.kernel_hash.is_ok();
         self.attach_kernel_hash()
     }
 

@@ -1,7 +1,8 @@
 //! The attachments a policy asks for, which a reload can take back: the syscall tracepoints of
 //! the kernel operations and the `module:module_load` program (attached for the `KernelOp` bits
-//! of `plan_sync::kernel_op_bits`), and the bind and accept tracepoints (`RECORD_BINDS`,
-//! `RECORD_ACCEPTS` of `plan_sync::socket_record_bits`).
+//! of `plan_sync::kernel_op_bits`), the bind and accept tracepoints (`RECORD_BINDS`,
+//! `RECORD_ACCEPTS` of `plan_sync::socket_record_bits`), and in the lsm tier the kernel hash
+//! programs (a policy that lists SHA-256 values).
 //!
 //! Their links are taken out of aya's programs as soon as they are made and held here, or, once
 //! pinned (`--on-crash keep-enforcing`), by the run's [`Pins`] under [`link_file`]'s name. A
@@ -12,7 +13,7 @@
 
 use aya::{
     Ebpf,
-    programs::{RawTracePoint, TracePoint, links::FdLink},
+    programs::{Lsm, RawTracePoint, TracePoint, links::FdLink},
 };
 
 use super::{
@@ -42,6 +43,16 @@ pub fn attach_syscall(
     })
 }
 
+/// Attaches LSM program `name` (loaded for its hook) and takes the link out of aya.
+pub fn attach_lsm(ebpf: &mut Ebpf, name: &'static str) -> Result<FdLink, LoadError> {
+    let prog = program::<Lsm>(ebpf, name)?;
+    let id = prog.attach().map_err(program_err("attach", name))?;
+    let link = prog
+        .take_link(id)
+        .map_err(program_err("take the link of", name))?;
+    Ok(FdLink::from(link))
+}
+
 /// Attaches raw tracepoint program `name` to `tracepoint` and takes the link out of aya.
 pub fn attach_raw(
     ebpf: &mut Ebpf,
@@ -58,6 +69,18 @@ pub fn attach_raw(
     Ok(FdLink::from(link))
 }
 
+/// What a policy asks the kernel to watch beyond the tier's fixed programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `KernelOp` bits (`plan_sync::kernel_op_bits`).
+    pub kernel_ops: u32,
+    /// `RECORD_BINDS` / `RECORD_ACCEPTS` bits (`plan_sync::socket_record_bits`).
+    pub records: u32,
+    /// Whether executables are hashed in the kernel (the policy lists SHA-256 values, and
+    /// `--no-kernel-hash` is not given).
+    pub kernel_hash: bool,
+}
+
 /// What a policy must ask for to keep an on-demand attachment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
@@ -65,15 +88,24 @@ pub enum Need {
     KernelOp(u32),
     /// A `RECORD_BINDS` or `RECORD_ACCEPTS` bit.
     Records(u32),
+    /// The kernel hash programs (sleepable LSM `bprm_creds_from_file`, `mmap_file`).
+    KernelHash,
 }
 
 impl Need {
-    /// Whether a policy with these `kernel_ops` and `records` bits needs it.
-    fn met_by(self, kernel_ops: u32, records: u32) -> bool {
+    /// Whether a policy with `needs` needs it.
+    fn met_by(self, needs: Needs) -> bool {
         match self {
-            Self::KernelOp(bit) => kernel_ops & bit != 0,
-            Self::Records(bit) => records & bit != 0,
+            Self::KernelOp(bit) => needs.kernel_ops & bit != 0,
+            Self::Records(bit) => needs.records & bit != 0,
+            Self::KernelHash => needs.kernel_hash,
         }
+    }
+
+    /// Whether its programs can deny or kill, so `--on-crash keep-enforcing` pins them (LSM
+    /// programs always can).
+    fn enforces(self, program: &str) -> bool {
+        self == Self::KernelHash || enforces(program)
     }
 }
 
@@ -128,7 +160,7 @@ impl OnDemandLinks {
     pub fn pin(&mut self, pins: &mut Pins) -> Result<(), PinFailure> {
         let mut first_err = None;
         self.0.retain_mut(|a| {
-            if !enforces(a.program) {
+            if !a.need.enforces(a.program) {
                 return true;
             }
             let Some(link) = a.link.take() else {
@@ -145,19 +177,14 @@ impl OnDemandLinks {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Detaches every attachment a policy with `kernel_ops` and `records` bits does not need
+    /// Detaches every attachment a policy with `needs` does not need
     /// (unpinning it first when the pins hold it); returns their names (`program` or
     /// `program:tracepoint`). A pin that cannot be removed is logged: that link stays attached
     /// until `enforcer unpin` or the next run removes the run's pins.
-    pub fn detach_unneeded(
-        &mut self,
-        kernel_ops: u32,
-        records: u32,
-        mut pins: Option<&mut Pins>,
-    ) -> Vec<String> {
+    pub fn detach_unneeded(&mut self, needs: Needs, mut pins: Option<&mut Pins>) -> Vec<String> {
         let mut detached = Vec::new();
         self.0.retain_mut(|a| {
-            if a.need.met_by(kernel_ops, records) {
+            if a.need.met_by(needs) {
                 return true;
             }
             // A held link detaches when dropped; a pinned one once unpinned and dropped.
@@ -181,11 +208,29 @@ impl OnDemandLinks {
 mod tests {
     use super::*;
 
+    fn needs(kernel_ops: u32, records: u32, kernel_hash: bool) -> Needs {
+        Needs {
+            kernel_ops,
+            records,
+            kernel_hash,
+        }
+    }
+
     #[test]
-    fn needs_follow_the_policy_bits() {
-        assert!(Need::KernelOp(4).met_by(4 | 1, 0));
-        assert!(!Need::KernelOp(4).met_by(1, 4));
-        assert!(Need::Records(2).met_by(0, 2));
-        assert!(!Need::Records(2).met_by(2, 1));
+    fn needs_follow_the_policy() {
+        assert!(Need::KernelOp(4).met_by(needs(4 | 1, 0, false)));
+        assert!(!Need::KernelOp(4).met_by(needs(1, 4, true)));
+        assert!(Need::Records(2).met_by(needs(0, 2, false)));
+        assert!(!Need::Records(2).met_by(needs(2, 1, true)));
+        assert!(Need::KernelHash.met_by(needs(0, 0, true)));
+        assert!(!Need::KernelHash.met_by(needs(u32::MAX, u32::MAX, false)));
+    }
+
+    #[test]
+    fn the_kernel_hash_programs_are_pinned_and_bind_is_not() {
+        use enforcer_common::maps::programs;
+        assert!(Need::KernelHash.enforces(programs::LSM_BPRM_CREDS_FROM_FILE));
+        assert!(Need::KernelOp(1).enforces(programs::TP_SYS_ENTER_KERNEL));
+        assert!(!Need::Records(1).enforces(programs::TP_SYS_ENTER_BIND));
     }
 }

@@ -5,8 +5,9 @@
 //! is refused on its first exec; one that needs an LSM hook the start did not load (mkdir) is
 //! refused and the running policy stays. Under `--on-crash keep-enforcing` the hash programs a
 //! reload attached are pinned: with the engine SIGKILLed, a never-run copy of a listed file is
-//! still refused in the kernel. A reload that adds a bind rule attaches the bind tracepoint, and
-//! the one that drops it detaches it: no syscall tracepoint is left.
+//! still refused in the kernel. Reloads detach what the policy in force no longer needs: the
+//! kernel hash programs when no hash is listed any more, the bind tracepoint when its rule goes
+//! (no syscall tracepoint is left); a later hash list attaches the hash programs again.
 
 use std::{
     path::Path,
@@ -307,12 +308,8 @@ fn hash_list_added(
     let app_c = format!("{DIR}/app-c");
     unique_exe(&app_c, "reload-case: unique content")?;
     let sha = super::hash::sha256_of(&app_c)?;
-    let lists = format!("lists:\n  - name: bad\n    type: hash\n    items: [\"{sha}\"]\nrules:\n");
-    let with_hash = format!(
-        "{}  - id: deny-hash\n    expression: exec.file.hash.sha256 in bad\n    action: kill\n",
-        policy_b.replacen("rules:\n", &lists, 1)
-    );
-    std::fs::write(policy_path, with_hash).map_err(|e| format!("{policy_path}: {e}"))?;
+    std::fs::write(policy_path, hash_listed(policy_b, &sha))
+        .map_err(|e| format!("{policy_path}: {e}"))?;
     engine.sighup()?;
     let record = nth_reload(engine, RELOADS + 1)?;
     ctx.log(format!("hash reload: {record}"));
@@ -350,9 +347,21 @@ fn hash_list_added(
     bind_rule_comes_and_goes(ctx, engine, policy_path, policy_b)
 }
 
-/// A bind rule attaches the `sys_enter_bind` tracepoint (the lsm tier's only syscall
-/// tracepoint then); the reload that drops it detaches it, and the lsm tier is back to no
-/// syscall tracepoint (no traced path for every system call).
+/// `policy` with a kill rule on the SHA-256 value `sha`.
+fn hash_listed(policy: &str, sha: &str) -> String {
+    let lists = format!("lists:\n  - name: bad\n    type: hash\n    items: [\"{sha}\"]\nrules:\n");
+    format!(
+        "{}  - id: deny-hash\n    expression: exec.file.hash.sha256 in bad\n    action: kill\n",
+        policy.replacen("rules:\n", &lists, 1)
+    )
+}
+
+/// What reloads attach, later ones detach once the policy in force no longer needs it: from
+/// the hash policy to policy B with a bind rule, the kernel hash programs go and the
+/// `sys_enter_bind` tracepoint (the lsm tier's only syscall tracepoint then) comes; back to
+/// policy B, it goes too, and the lsm tier has no syscall tracepoint left (no traced path for
+/// every system call). A last reload lists a hash again: the kernel hash programs are attached
+/// again and refuse a never-run file with that content.
 fn bind_rule_comes_and_goes(
     ctx: &Ctx,
     engine: &mut Engine,
@@ -380,7 +389,7 @@ fn bind_rule_comes_and_goes(
             RELOADS + 3,
             with_bind.as_str(),
             serde_json::json!(["sys_enter_bind"]),
-            Value::Null,
+            serde_json::json!(["lsm_bprm_creds_from_file", "lsm_mmap_file_hash"]),
         ),
         (
             RELOADS + 4,
@@ -393,5 +402,19 @@ fn bind_rule_comes_and_goes(
         engine.sighup()?;
         expect(n, tracepoints, detached)?;
     }
+    let app_d = format!("{DIR}/app-d");
+    unique_exe(&app_d, "reload-case: hashed after a detach")?;
+    let listed = hash_listed(policy_b, &super::hash::sha256_of(&app_d)?);
+    std::fs::write(policy_path, listed).map_err(|e| format!("{policy_path}: {e}"))?;
+    engine.sighup()?;
+    expect(RELOADS + 5, serde_json::json!([]), Value::Null)?;
+    let record = nth_reload(engine, RELOADS + 5)?;
+    if !audit::str_field(&record, "exec_hash").is_some_and(|h| h.starts_with("kernel")) {
+        return Err(format!("want kernel hashing again: {record}"));
+    }
+    if runs(&app_d, "/tmp/reload-d")? {
+        return Err("app-d, listed by hash, ran on its first exec".to_owned());
+    }
+    ctx.log("kernel hash programs detached, then attached again: app-d refused on its first exec");
     Ok(())
 }
