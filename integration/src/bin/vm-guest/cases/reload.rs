@@ -66,7 +66,7 @@ fn runs(program: &str, marker: &str) -> Result<bool, String> {
 }
 
 /// The `n`th `policy_reload` record (from 0), waiting for it.
-fn nth_reload(engine: &Engine, n: usize) -> Result<Value, String> {
+pub(super) fn nth_reload(engine: &Engine, n: usize) -> Result<Value, String> {
     let deadline = Instant::now() + RECORD_TIMEOUT;
     loop {
         let found = audit::records(&engine.audit_log)?
@@ -348,7 +348,7 @@ fn hash_list_added(
 }
 
 /// `policy` with a kill rule on the SHA-256 value `sha`.
-fn hash_listed(policy: &str, sha: &str) -> String {
+pub(super) fn hash_listed(policy: &str, sha: &str) -> String {
     let lists = format!("lists:\n  - name: bad\n    type: hash\n    items: [\"{sha}\"]\nrules:\n");
     format!(
         "{}  - id: deny-hash\n    expression: exec.file.hash.sha256 in bad\n    action: kill\n",

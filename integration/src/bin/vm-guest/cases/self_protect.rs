@@ -4,8 +4,9 @@
 //! descriptor of its pinned counters map, and unlink, rename, truncate and writing opens of its
 //! audit log each fail with EPERM and leave a `tamper_denied` record; a signal 0, a read-only
 //! descriptor and reading the log pass; the engine still denies the payload.
-//! The harness, its parent, may still reload it (SIGHUP) and stop it (SIGTERM), which removes
-//! the pins. A second guarded engine, on a pseudo-terminal, refuses a root child's SIGINT and
+//! The harness, its parent, may still reload it (SIGHUP): reloads that list a hash and then
+//! none pin and unpin the kernel hash programs (the engine's own pins, which the guards refuse
+//! only to others). It stops it (SIGTERM), which removes the pins. A second guarded engine, on a pseudo-terminal, refuses a root child's SIGINT and
 //! stops cleanly on Ctrl-C (the kernel's tty layer sends that one).
 
 use std::{
@@ -29,6 +30,8 @@ use super::{
 use crate::{audit, engine::Engine, payload};
 
 const AUDIT: &str = "/tmp/audit-self-protect.jsonl";
+/// The guarded engine's policy (a copy of the deny-marker policy).
+const POLICY: &str = "/tmp/self-protect-policy.yaml";
 /// Audit log of the engine stopped with Ctrl-C.
 const AUDIT_TERMINAL: &str = "/tmp/audit-self-protect-terminal.jsonl";
 /// `BPF_OBJ_GET` and its `file_flags` for a read-only descriptor (`BPF_F_RDONLY`).
@@ -43,8 +46,10 @@ pub(crate) fn lsm_self_protect(ctx: &Ctx) -> Result<(), String> {
     let _unpin = Unpin;
     let mut args = vec!["--self-protect", "--policy-watch", "off"];
     args.extend(KEEP);
+    // A copy: the hash reloads below change it.
+    std::fs::copy(layout::DENY_MARKER_POLICY, POLICY).map_err(|e| format!("{POLICY}: {e}"))?;
     let mut engine = Engine::start_args(
-        layout::DENY_MARKER_POLICY,
+        POLICY,
         "block",
         Path::new(AUDIT),
         Path::new("/tmp/enforcer-self-protect.log"),
@@ -188,6 +193,29 @@ fn attacked(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         audit::is_type(r, "policy_reload")
     })?;
     ctx.log(format!("SIGHUP from the parent: {reload}"));
+    hash_programs_come_and_go(ctx, engine, &run)
+}
+
+/// Under the guards, which refuse anyone else the pins, the engine still pins and unpins its
+/// own: a reload listing a hash attaches and pins the kernel hash programs, the next one
+/// (no hash) unpins and detaches them.
+fn hash_programs_come_and_go(ctx: &Ctx, engine: &mut Engine, run: &Path) -> Result<(), String> {
+    let pin = run.join("link-lsm_bprm_creds_from_file");
+    let original = std::fs::read_to_string(POLICY).map_err(|e| format!("{POLICY}: {e}"))?;
+    let listed = super::reload::hash_listed(&original, &"ab".repeat(32));
+    // Reloads #1 and #2 after the one above (#0).
+    for (n, text, pinned) in [(1, &listed, true), (2, &original, false)] {
+        std::fs::write(POLICY, text).map_err(|e| format!("{POLICY}: {e}"))?;
+        engine.sighup()?;
+        let record = super::reload::nth_reload(engine, n)?;
+        ctx.log(format!("reload {n}: {record}"));
+        if audit::str_field(&record, "outcome") != Some("applied") || pin.exists() != pinned {
+            return Err(format!(
+                "reload {n}: want applied and {} pinned {pinned}: {record}",
+                pin.display()
+            ));
+        }
+    }
     Ok(())
 }
 
