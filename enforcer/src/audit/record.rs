@@ -114,6 +114,12 @@ pub struct PolicyReload {
     pub kernel_entries_written: usize,
     /// Kernel plan entries of earlier generations removed after the new ones were in place.
     pub kernel_entries_removed: usize,
+    /// The running plan and the new one did not fit in a plan map side by side: the entries
+    /// both hold were rewritten in place, the running plan's others removed, then the new
+    /// plan written (what both deny was never let through; what only the running policy
+    /// denied ended before what only the new one denies began).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub swept_first: bool,
     /// Why it was refused or failed (an invalid policy: `file:line:col: message`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

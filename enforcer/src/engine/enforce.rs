@@ -61,6 +61,9 @@ pub(crate) struct PlanReload {
     pub(crate) written: usize,
     /// Entries of earlier generations removed.
     pub(crate) swept: usize,
+    /// The two plans did not fit in a map side by side: the entries both hold were rewritten
+    /// in place, the rest of the running plan swept, and only then the new plan written.
+    pub(crate) swept_first: bool,
 }
 
 /// One enforcement (or alert) record to write for a rule.
@@ -496,6 +499,7 @@ pub(crate) mod testing {
             Ok(PlanReload {
                 written: 1,
                 swept: 0,
+                swept_first: false,
             })
         }
     }

@@ -94,13 +94,38 @@ impl enforce::PlanControl for LivePlan {
         self.disarmed.clone_from(disarmed);
         self.learned = learned.iter().cloned().collect();
         let ebpf = &mut self.loaded.borrow_mut().ebpf;
-        let mut written = plan_sync::write_with(ebpf, &self.policy, generation, disarmed)?;
+        let mut swept_first = None;
+        let mut written = match plan_sync::write_with(ebpf, &self.policy, generation, disarmed) {
+            // The running plan and the new one do not fit in a map side by side (each fits
+            // alone: checked first). Rewrite in place what both hold, sweep the rest of the
+            // running plan, then write the new one: what both deny is never let through; what
+            // only the running one denies ends before what only the new one denies begins.
+            Err(plan_sync::PlanError::Full { map, .. }) => {
+                tracing::warn!(
+                    "plan map {map} cannot hold the running and the new policy's entries together: rewriting the shared entries, sweeping the old ones, then writing the new ones"
+                );
+                plan_sync::rewrite_existing(ebpf, &self.policy, generation, disarmed)?;
+                // The learned addresses' keys are in the tries already: rewritten in place
+                // too, before the sweep (written again below, like every reload's).
+                for (ip, rules) in learned {
+                    plan_sync::write_learned(ebpf, &self.policy, generation, disarmed, *ip, rules)?;
+                }
+                swept_first = Some(loader::plan_sweep::sweep(ebpf, generation)?);
+                plan_sync::write_with(ebpf, &self.policy, generation, disarmed)?
+            }
+            other => other?,
+        };
         for (ip, rules) in learned {
             plan_sync::write_learned(ebpf, &self.policy, generation, disarmed, *ip, rules)?;
             written += 1;
         }
         let swept = self.inode.borrow_mut().renew(generation)?
-            + loader::plan_sweep::sweep(ebpf, generation)?;
-        Ok(enforce::PlanReload { written, swept })
+            + loader::plan_sweep::sweep(ebpf, generation)?
+            + swept_first.unwrap_or(0);
+        Ok(enforce::PlanReload {
+            written,
+            swept,
+            swept_first: swept_first.is_some(),
+        })
     }
 }

@@ -324,6 +324,7 @@ impl Reloader {
                 record.removed = removed;
                 record.kernel_entries_written = done.written;
                 record.kernel_entries_removed = done.swept;
+                record.swept_first = done.swept_first;
             }
             Err(err) => {
                 let err = match err {

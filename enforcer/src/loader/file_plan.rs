@@ -16,7 +16,7 @@ use enforcer_common::{
 };
 use enforcer_policy::{FileWatchEntry, KernelPlan, RuleInfo};
 
-use super::plan_sync::{PlanError, merge_with};
+use super::plan_sync::{Pass, PlanError, merge_with};
 
 /// The kernel operation of a plan entry's `op` name.
 pub fn op_of(name: &str) -> Option<FileOp> {
@@ -121,13 +121,14 @@ pub fn entry_kv(
     Some((key, verdict))
 }
 
-/// Writes every entry; returns how many.
+/// Writes the entries `pass` says (see [`Pass`]); returns how many were written.
 pub fn write(
     ebpf: &mut Ebpf,
     rules: &[RuleInfo],
     plan: &KernelPlan,
     generation: u32,
     disarmed: &HashSet<u32>,
+    pass: Pass,
 ) -> Result<usize, PlanError> {
     let map = FILE_WATCH;
     let mut hash: HashMap<_, FileWatchKey, PlanVerdict> = super::plan_sync::plan_map(ebpf, map)?;
@@ -136,16 +137,14 @@ pub fn write(
         let Some((key, verdict)) = entry_kv(rules, entry, generation, disarmed) else {
             continue;
         };
-        hash.insert(key, verdict, 0)
-            .map_err(|source| PlanError::write(map, source))?;
-        written += 1;
+        let result = hash.insert(key, verdict, pass.flags());
+        written += usize::from(pass.inserted(map, result)?);
     }
     let map = FILE_WATCH_TOPS;
     let mut top_map: HashMap<_, u64, u32> = super::plan_sync::plan_map(ebpf, map)?;
     for top in tops(plan).unwrap_or_default() {
-        top_map
-            .insert(top, generation, 0)
-            .map_err(|source| PlanError::write(map, source))?;
+        let result = top_map.insert(top, generation, pass.flags());
+        pass.inserted(map, result)?;
     }
     Ok(written)
 }

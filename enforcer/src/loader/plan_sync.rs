@@ -114,13 +114,56 @@ fn action_bits(rule: &RuleInfo) -> u32 {
     bits
 }
 
-/// What every plan entry is built from: the rule table, the generation, and the rules the kill
-/// breaker disarmed.
+/// `BPF_EXIST`: a map update that only replaces a key already there (else `ENOENT`).
+const BPF_EXIST: u64 = 2;
+
+/// Which entries a write puts into the hash maps and tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Every entry, inserted or overwritten in place.
+    All,
+    /// Only the keys a map already holds are overwritten (`BPF_EXIST`); the others are left
+    /// out, and so is `PLAN_SETTINGS`: the first pass of a reload whose plan and the running
+    /// one do not fit in a map side by side ([`rewrite_existing`]).
+    Existing,
+}
+
+impl Pass {
+    pub(super) fn flags(self) -> u64 {
+        match self {
+            Self::All => 0,
+            Self::Existing => BPF_EXIST,
+        }
+    }
+
+    /// The outcome of one insert into `map` under this pass: whether it wrote (a key not in
+    /// the map under [`Pass::Existing`] is no error).
+    pub(super) fn inserted(
+        self,
+        map: &'static str,
+        result: Result<(), aya::maps::MapError>,
+    ) -> Result<bool, PlanError> {
+        match result {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::SyscallError(err))
+                if self == Self::Existing
+                    && err.io_error.raw_os_error() == Some(nix::libc::ENOENT) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(PlanError::write(map, source)),
+        }
+    }
+}
+
+/// What every plan entry is built from: the rule table, the generation, the rules the kill
+/// breaker disarmed, and the pass.
 #[derive(Clone, Copy, Debug)]
 struct Ctx<'a> {
     rules: &'a [RuleInfo],
     generation: u32,
     disarmed: &'a HashSet<u32>,
+    pass: Pass,
 }
 
 /// Merges the rules behind one plan value into the verdict the kernel applies; `None` when
@@ -191,9 +234,8 @@ fn write_keyed<K: aya::Pod>(
             value: entry.value.clone(),
             max,
         })?;
-        hash.insert(key, verdict, 0)
-            .map_err(|source| PlanError::write(map, source))?;
-        written += 1;
+        let result = hash.insert(key, verdict, ctx.pass.flags());
+        written += usize::from(ctx.pass.inserted(map, result)?);
     }
     Ok(written)
 }
@@ -393,9 +435,8 @@ fn write_hashes(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<
             actions: ACTION_DENY,
             ..verdict
         };
-        hash.insert(HashKey(digest), verdict, 0)
-            .map_err(|source| PlanError::write(map, source))?;
-        written += 1;
+        let result = hash.insert(HashKey(digest), verdict, ctx.pass.flags());
+        written += usize::from(ctx.pass.inserted(map, result)?);
     }
     Ok(written)
 }
@@ -412,9 +453,8 @@ fn write_args(ebpf: &mut Ebpf, plan: &KernelPlan, ctx: Ctx<'_>) -> Result<usize,
             value: name.clone(),
             max: NAME_LEN - 1,
         })?;
-        spared
-            .insert(NameKey(key), ctx.generation, 0)
-            .map_err(|source| PlanError::write(map, source))?;
+        let result = spared.insert(NameKey(key), ctx.generation, ctx.pass.flags());
+        ctx.pass.inserted(map, result)?;
     }
     let schemes = write_keyed(ebpf, EXEC_SCHEME_PLAN, &plan.exec_arg_schemes, ctx, |v| {
         SchemeKey::new(v).ok_or(SCHEME_LEN)
@@ -433,12 +473,13 @@ fn write_dns(
     ctx: Ctx<'_>,
 ) -> Result<usize, PlanError> {
     let mut hash: HashMap<_, u64, PlanVerdict> = plan_map(ebpf, map)?;
+    let mut written = 0;
     for entry in entries {
         let verdict = verdict_or_stop(ctx, &entry.rules);
-        hash.insert(name_hash(entry.value.as_bytes()), verdict, 0)
-            .map_err(|source| PlanError::write(map, source))?;
+        let result = hash.insert(name_hash(entry.value.as_bytes()), verdict, ctx.pass.flags());
+        written += usize::from(ctx.pass.inserted(map, result)?);
     }
-    Ok(entries.len())
+    Ok(written)
 }
 
 /// Parses `addr/len` (or a bare address) into the address and its prefix length.
@@ -461,39 +502,55 @@ pub fn parse_network(value: &str) -> Result<(IpAddr, u32), PlanError> {
 }
 
 /// Sets (`Some`) or removes (`None`) the connect plan entry of `addr/len`: IPv4 prefixes live
-/// in one trie, IPv6 in the other.
+/// in one trie, IPv6 in the other. Returns whether it wrote (see [`Pass::inserted`]).
 fn set_connect_key(
     ebpf: &mut Ebpf,
     addr: IpAddr,
     len: u32,
     verdict: Option<PlanVerdict>,
-) -> Result<(), PlanError> {
+    pass: Pass,
+) -> Result<bool, PlanError> {
     fn set<const N: usize>(
         ebpf: &mut Ebpf,
         map: &'static str,
         key: Key<[u8; N]>,
         verdict: Option<PlanVerdict>,
-    ) -> Result<(), PlanError> {
+        pass: Pass,
+    ) -> Result<bool, PlanError> {
         let mut trie: LpmTrie<_, [u8; N], PlanVerdict> = plan_map(ebpf, map)?;
-        match verdict {
-            Some(v) => trie.insert(&key, v, 0),
+        let result = match verdict {
+            Some(v) => trie.insert(&key, v, pass.flags()),
             None => trie.remove(&key),
-        }
-        .map_err(|source| PlanError::write(map, source))
+        };
+        pass.inserted(map, result)
     }
     match addr {
-        IpAddr::V4(a) => set(ebpf, CONNECT_V4_PLAN, Key::new(len, a.octets()), verdict),
-        IpAddr::V6(a) => set(ebpf, CONNECT_V6_PLAN, Key::new(len, a.octets()), verdict),
+        IpAddr::V4(a) => set(
+            ebpf,
+            CONNECT_V4_PLAN,
+            Key::new(len, a.octets()),
+            verdict,
+            pass,
+        ),
+        IpAddr::V6(a) => set(
+            ebpf,
+            CONNECT_V6_PLAN,
+            Key::new(len, a.octets()),
+            verdict,
+            pass,
+        ),
     }
 }
 
 /// Writes the connect plan tries.
 fn write_connect(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<usize, PlanError> {
+    let mut written = 0;
     for entry in entries {
         let (addr, len) = parse_network(&entry.value)?;
-        set_connect_key(ebpf, addr, len, Some(verdict_or_stop(ctx, &entry.rules)))?;
+        let verdict = Some(verdict_or_stop(ctx, &entry.rules));
+        written += usize::from(set_connect_key(ebpf, addr, len, verdict, ctx.pass)?);
     }
-    Ok(entries.len())
+    Ok(written)
 }
 
 /// Writes the connect plan entry of a learned address (`learned`: the rules on
@@ -523,9 +580,10 @@ pub fn write_learned(
         rules: policy.rules(),
         generation,
         disarmed,
+        pass: Pass::All,
     };
     let verdict = (!learned.is_empty() || exact).then(|| verdict_or_stop(ctx, &rules));
-    set_connect_key(ebpf, ip, host_len, verdict)
+    set_connect_key(ebpf, ip, host_len, verdict, Pass::All).map(drop)
 }
 
 /// Writes the kernel plan of `policy` into the plan maps; returns the number of entries.
@@ -546,12 +604,36 @@ pub fn write_with(
     generation: u32,
     disarmed: &HashSet<u32>,
 ) -> Result<usize, PlanError> {
+    write_pass(ebpf, policy, generation, disarmed, Pass::All)
+}
+
+/// [`write_with`] for the entries whose keys the maps already hold ([`Pass::Existing`]),
+/// settings left as they are: with the running policy's entries of generations before
+/// `generation` swept next, and the whole plan written after, a reload whose two plans do not
+/// fit side by side still never lets through what both deny. Returns the entries rewritten.
+pub fn rewrite_existing(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    generation: u32,
+    disarmed: &HashSet<u32>,
+) -> Result<usize, PlanError> {
+    write_pass(ebpf, policy, generation, disarmed, Pass::Existing)
+}
+
+fn write_pass(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    generation: u32,
+    disarmed: &HashSet<u32>,
+    pass: Pass,
+) -> Result<usize, PlanError> {
     let plan = policy.plan();
     super::plan_capacity::check(policy.rules(), plan).map_err(PlanError::TooLarge)?;
     let ctx = Ctx {
         rules: policy.rules(),
         generation,
         disarmed,
+        pass,
     };
     // Widened before the names are written, narrowed after (write_settings).
     widen_name_filter(ebpf, name_filter(plan))?;
@@ -567,12 +649,14 @@ pub fn write_with(
     let dns_names = write_dns(ebpf, DNS_NAME_PLAN, &plan.dns_names, ctx)?;
     let dns_domains = write_dns(ebpf, DNS_DOMAIN_PLAN, &plan.dns_domains, ctx)?;
     let nets = write_connect(ebpf, &plan.connect_nets, ctx)?;
-    let files = super::file_plan::write(ebpf, ctx.rules, plan, generation, disarmed)?;
+    let files = super::file_plan::write(ebpf, ctx.rules, plan, generation, disarmed, pass)?;
     let hashes = write_hashes(ebpf, &plan.exec_hashes, ctx)?;
     let ops = write_kernel_ops(ebpf, &plan.kernel_ops, ctx)?;
     let args = write_args(ebpf, plan, ctx)?;
     // After the entries, so a newly filtered family never misses an entry's events.
-    write_settings(ebpf, policy, plan, generation)?;
+    if pass == Pass::All {
+        write_settings(ebpf, policy, plan, generation)?;
+    }
     Ok(names + paths + methods + dns_names + dns_domains + nets + files + hashes + ops + args)
 }
 
@@ -624,6 +708,36 @@ pub fn kernel_op_bits(policy: &CompiledPolicy) -> u32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn syscall_error(errno: i32) -> aya::maps::MapError {
+        aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_map_update_elem",
+            io_error: std::io::Error::from_raw_os_error(errno),
+        })
+    }
+
+    #[test]
+    fn only_the_existing_pass_skips_a_missing_key() {
+        let map = EXEC_NAME_PLAN;
+        assert!(Pass::All.inserted(map, Ok(())).unwrap());
+        assert!(
+            !Pass::Existing
+                .inserted(map, Err(syscall_error(nix::libc::ENOENT)))
+                .unwrap()
+        );
+        assert!(
+            Pass::All
+                .inserted(map, Err(syscall_error(nix::libc::ENOENT)))
+                .is_err()
+        );
+        // A full map is an error in either pass (an update in place never fills one).
+        assert!(matches!(
+            Pass::Existing.inserted(map, Err(syscall_error(nix::libc::E2BIG))),
+            Err(PlanError::Full { .. })
+        ));
+        assert_eq!(Pass::All.flags(), 0);
+        assert_eq!(Pass::Existing.flags(), BPF_EXIST);
+    }
 
     #[test]
     fn disarmed_rules_merge_as_monitor_rules() {
