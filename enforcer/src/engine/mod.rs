@@ -350,7 +350,7 @@ fn attach_for(
     loaded
         .widen(wanted.kernel_ops, wanted.records)
         .map_err(|err| format!("cannot attach what the new policy needs: {err}"))?;
-    if needs(policy, kernel_hash).kernel_hash
+    if wanted.kernel_hash
         && let Err(err) = loaded.enable_kernel_hash()
     {
         loaded.kernel_hash = Err(format!("cannot load the kernel hash programs: {err}"));
@@ -685,7 +685,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     Wake::Reload(trigger) => trigger,
                     _ => reload::Trigger::FileChange,
                 };
-                let record = reloader.reload(
+                let mut record = reloader.reload(
                     trigger,
                     &mut handler,
                     |new| {
@@ -706,7 +706,6 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 }
                 // Whatever the outcome: what the policy in force no longer needs goes (a
                 // rule removed, or what a refused or failed reload attached).
-                let mut record = record;
                 let mut loaded = loaded.borrow_mut();
                 record.detached =
                     loaded.narrow(needs(handler.policy(), options.kernel_hash), pins.as_mut());

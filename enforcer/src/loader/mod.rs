@@ -603,8 +603,9 @@ impl Loaded {
         Ok(())
     }
 
-    /// Detaches the on-demand programs a policy with `needs` does not need (call once that policy's plan is in force: their settings bits are then clear, so
-    /// they were quiet already); returns their names. Unpins them from `pins` first.
+    /// Detaches the on-demand programs a policy with `needs` does not need (call once that
+    /// policy's plan is in force: their settings bits are then clear, so they were quiet
+    /// already); returns their names. Unpins them from `pins` first.
     pub fn narrow(
         &mut self,
         needs: on_demand::Needs,

@@ -20,9 +20,8 @@ use aya::{
     maps::{Map, MapData},
     pin::PinError,
     programs::{
-        BtfTracePoint, Lsm, RawTracePoint, TracePoint, links::FdLink, links::PinnedLink,
-        lsm::LsmLinkId, raw_trace_point::RawTracePointLinkId, tp_btf::BtfTracePointLinkId,
-        trace_point::TracePointLinkId,
+        BtfTracePoint, Lsm, TracePoint, links::FdLink, links::PinnedLink, lsm::LsmLinkId,
+        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId,
     },
 };
 use enforcer_common::maps::{COUNTERS, programs};
@@ -60,8 +59,7 @@ pub fn enforces(name: &str) -> bool {
 pub enum EnforcingLink {
     /// An LSM program.
     Lsm(&'static str, LsmLinkId),
-    /// A raw tracepoint program.
-    RawTracePoint(&'static str, RawTracePointLinkId),
+    /// A BTF tracepoint program.
     BtfTracePoint(&'static str, BtfTracePointLinkId),
     /// A tracepoint program and its tracepoint (a program may be attached to several).
     TracePoint(&'static str, &'static str, TracePointLinkId),
@@ -328,13 +326,6 @@ fn pin_links(
         let (file, fd_link) = match link {
             EnforcingLink::Lsm(name, id) => {
                 let link = program::<Lsm>(ebpf, name)
-                    .map_err(Box::new)?
-                    .take_link(id)
-                    .map_err(|e| link_err(name)(&e))?;
-                (link_file(name, None), FdLink::from(link))
-            }
-            EnforcingLink::RawTracePoint(name, id) => {
-                let link = program::<RawTracePoint>(ebpf, name)
                     .map_err(Box::new)?
                     .take_link(id)
                     .map_err(|e| link_err(name)(&e))?;
