@@ -72,6 +72,35 @@ fn keep_enforcing_in_monitor_mode_is_refused() {
     assert_eq!(code, 2, "{stderr}");
 }
 
+#[test]
+fn an_events_log_without_events_or_on_the_audit_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "version: 1\nrules: []\n").unwrap();
+    let (policy, audit) = (policy.to_str().unwrap(), dir.path().join("a.jsonl"));
+    let audit = audit.to_str().unwrap();
+    let rotated = format!("{audit}.1");
+    for (events_log, events, want) in [
+        ("e.jsonl", "none", "--events-log needs --events all"),
+        (audit, "all", "name the same file"),
+        (&rotated, "all", "name the same file"),
+    ] {
+        let (code, stderr) = run(&[
+            "run",
+            "--policy",
+            policy,
+            "--audit-log",
+            audit,
+            "--events",
+            events,
+            "--events-log",
+            events_log,
+        ]);
+        assert_eq!(code, 2, "{events_log}: {stderr}");
+        assert!(stderr.contains(want), "{events_log}: {stderr}");
+    }
+}
+
 /// A policy with `count` executable names to deny.
 fn names_policy(count: usize) -> String {
     let names: Vec<String> = (0..count).map(|i| format!("n{i:05}")).collect();

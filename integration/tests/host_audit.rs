@@ -1,7 +1,8 @@
 //! The audit log under pressure on the host (signal tier): a disk that fills under the log does
 //! not stop the engine (the kernel and the daemon keep acting; an `audit_lost` record says what
 //! was lost once the log can be written again, and the actions held meanwhile follow it), a
-//! log past its size is rotated, a deleted log is started again, and `engine_stats` records
+//! log past its size is rotated (and with `--events-log` the activity rotates on its own and
+//! every action stays), a deleted log is started again, and `engine_stats` records
 //! give the kernel's counters while the engine runs. Needs root (and `mount` for a small tmpfs); skips loudly
 //! otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -269,6 +270,85 @@ fn a_log_past_its_size_is_rotated_and_reported_whole() {
         last["type"], "engine_stop",
         "the stop is in the current file"
     );
+}
+
+/// `--events-log`: the activity rotates in its own files, and the audit log keeps every
+/// action, the first kill included, however busy the host.
+#[test]
+fn an_events_log_keeps_activity_from_rotating_actions_out_of_the_audit_log() {
+    if !can_run("an_events_log_keeps_activity_from_rotating_actions_out_of_the_audit_log") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (work, app, policy) = workdir();
+    let events = work.path().join("events.jsonl");
+    let engine = Engine::start_at(
+        work.path(),
+        &policy,
+        "block",
+        &[
+            "--policy-watch",
+            "off",
+            "--audit-max-mib",
+            "1",
+            "--audit-keep",
+            "2",
+            "--events-log",
+            events.to_str().unwrap(),
+        ],
+    );
+    assert!(!ran(&app, work.path()));
+    // About 2.5 KB of event records per exec: three or more files' worth.
+    for _ in 0..1500 {
+        Command::new("/bin/true").status().unwrap();
+    }
+    assert!(!ran(&app, work.path()));
+    engine.stop();
+    let rotated = |log: &Path, n: u32| PathBuf::from(format!("{}.{n}", log.display()));
+    let log = engine_log(work.path());
+    assert!(!rotated(&log, 1).exists(), "the audit log did not rotate");
+    assert!(
+        rotated(&events, 1).exists() && rotated(&events, 2).exists(),
+        "the events log rotated twice or more"
+    );
+    assert!(!rotated(&events, 3).exists(), "--audit-keep 2");
+    let records = |path: &Path| -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let audit = records(&log);
+    let types: Vec<&str> = audit.iter().filter_map(|r| r["type"].as_str()).collect();
+    assert!(!types.contains(&"event"), "{types:?}");
+    assert_eq!(types.first(), Some(&"engine_start"));
+    assert_eq!(types.last(), Some(&"engine_stop"));
+    assert_eq!(audit[0]["events_log"], events.to_str().unwrap());
+    let kills: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["type"] == "action" && r["rule"] == "deny-app")
+        .collect();
+    assert_eq!(kills.len(), 2, "both kills, the first one too: {types:?}");
+    assert!(
+        kills
+            .iter()
+            .all(|k| k["event"]["exec"]["file"]["name"] == "app-deny"),
+        "an action carries its event: {kills:?}"
+    );
+    // The activity is in the events log, each file within its budget.
+    let current = records(&events);
+    assert!(current.iter().all(|r| r["type"] == "event"));
+    assert!(
+        current
+            .iter()
+            .any(|r| r["event"]["kind"] == "exec" && r["event"]["exec"]["file"]["name"] == "true"),
+        "the execs of /bin/true are in the events log"
+    );
+    for file in [rotated(&events, 2), rotated(&events, 1), events.clone()] {
+        let len = std::fs::metadata(&file).unwrap().len();
+        assert!(len <= 1 << 20, "{} is {len} bytes", file.display());
+    }
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! The systemd unit (`deploy/systemd/enforcer.service`): `systemd-analyze verify` accepts it,
 //! and its command lines do what the unit says when run as systemd would run them (this host's
 //! init is not systemd): `ExecStart` with the unit's environment starts a monitor-mode engine
-//! on the installed policy and log, `ExecReload` reloads the policy, and SIGTERM (systemd's
-//! stop, `KillMode=process`) is a clean stop. Needs root and `systemd-analyze`; skips loudly
-//! otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
+//! on the installed policy and logs (the activity in its own events log), `ExecReload`
+//! reloads the policy, and SIGTERM (systemd's stop, `KillMode=process`) is a clean stop. Needs
+//! root and `systemd-analyze`; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as
+//! in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod host;
@@ -44,6 +45,11 @@ fn service(unit: &str) -> (HashMap<String, String>, HashMap<String, String>) {
         }
         let (key, value) = line.split_once('=').unwrap();
         if key == "Environment" {
+            // `Environment="NAME=a value with spaces"`: the quotes are systemd's.
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
             let (name, default) = value.split_once('=').unwrap();
             environment.insert(name.to_owned(), default.to_owned());
         } else {
@@ -190,4 +196,19 @@ fn the_systemd_unit_verifies_and_its_commands_run_reload_and_stop_the_engine() {
     assert!(status.success(), "{status}");
     let stopped = wait_for(&log, "engine_stop", |r| r["type"] == "engine_stop");
     assert_eq!(stopped["reason"], "SIGTERM", "{stopped}");
+
+    // The activity is in its own log (the reload command's exec at least), none in the audit
+    // log.
+    let events = at.logs.join("events.jsonl");
+    assert_eq!(started["events_log"], events.to_str().unwrap(), "{started}");
+    assert!(records(&log).iter().all(|r| r["type"] != "event"));
+    let activity = records(&events);
+    assert!(
+        activity
+            .iter()
+            .any(|r| r["type"] == "event" && r["event"]["kind"] == "exec"),
+        "{} records in {}",
+        activity.len(),
+        events.display()
+    );
 }

@@ -41,7 +41,7 @@ pub struct GuardedLog {
     /// The log file was deleted or moved away and opening it again failed: retried with the
     /// outage, and this record written first once it succeeds.
     reopen_due: Option<AuditReopened>,
-    /// The writer's generation when [`GuardedLog::files_if_changed`] last gave its files.
+    /// The writer's generation when [`GuardedLog::files_changed`] last said so.
     files_seen: Option<u64>,
 }
 
@@ -102,15 +102,20 @@ impl GuardedLog {
         }
     }
 
-    /// The log's files (see [`AuditWriter::files`]) when they may have changed since the last
-    /// call (the first call always gives them); `None` otherwise.
-    pub fn files_if_changed(&mut self) -> Option<Vec<(u64, u64)>> {
+    /// Whether the log's files may have changed since the last call (the first call always
+    /// says so).
+    pub fn files_changed(&mut self) -> bool {
         let generation = self.writer.generation();
         if self.files_seen == Some(generation) {
-            return None;
+            return false;
         }
         self.files_seen = Some(generation);
-        Some(self.writer.files())
+        true
+    }
+
+    /// The log's files (see [`AuditWriter::files`]): the open one first.
+    pub fn files(&self) -> Vec<(u64, u64)> {
+        self.writer.files()
     }
 
     /// Writes the gathered event records; during an outage, tries the log again when due.
@@ -317,12 +322,14 @@ mod tests {
             keep: 2,
         };
         let mut log = GuardedLog::new(AuditWriter::open_rotating(&path, rotation).unwrap());
-        assert_eq!(log.files_if_changed().map(|f| f.len()), Some(1));
-        assert_eq!(log.files_if_changed(), None, "unchanged");
-        while log.files_if_changed().is_none() {
+        assert!(log.files_changed());
+        assert_eq!(log.files().len(), 1);
+        assert!(!log.files_changed(), "unchanged");
+        while !log.files_changed() {
             log.write(&stop("rotate")).unwrap();
         }
-        assert_eq!(log.files_if_changed(), None, "given once per change");
+        assert_eq!(log.files().len(), 2);
+        assert!(!log.files_changed(), "said once per change");
     }
 
     /// `/dev/full` takes no write (ENOSPC): the log keeps going, counting and holding.

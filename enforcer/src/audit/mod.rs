@@ -25,7 +25,7 @@ pub mod record;
 pub mod report;
 pub mod tail;
 #[cfg(test)]
-mod test_records;
+pub(crate) mod test_records;
 pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};

@@ -217,6 +217,9 @@ pub enum Record {
         /// `all` (observed activity is written as `event` records) or `none` (`--events
         /// none`: only actions, enforcement and engine records).
         events: &'static str,
+        /// Where `event` records are written when not into this log (`--events-log`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        events_log: Option<String>,
         /// Links pinned for `keep-enforcing` (0 with `stop`).
         pinned_links: usize,
         /// Whether the self-protection guards are on (`--self-protect`).

@@ -49,6 +49,13 @@ pub(crate) struct RunArgs {
     /// spares the daemon the writing; rules see every event either way.
     #[arg(long, value_enum, default_value_t = EventsArg::All)]
     events: EventsArg,
+    /// Write the `event` records (observed activity) to FILE instead of the audit log, rotated
+    /// as the audit log is (--audit-max-mib, --audit-keep, each file its own budget; guarded
+    /// by --self-protect too). The audit log then holds only what the engine did or would do,
+    /// so that a busy host's activity (about 2.5 KB of records per exec) never rotates a kill
+    /// or a deny out of it. Needs `--events all`.
+    #[arg(long, value_name = "FILE")]
+    events_log: Option<PathBuf>,
     /// Never kill a process running this executable (absolute path; repeatable). Besides
     /// these, pid 1, kernel threads and the engine itself are never killed; a rule that
     /// matches them writes a `spared` record instead. Applies to the kills the daemon performs
@@ -108,8 +115,9 @@ pub(crate) struct RunArgs {
     /// container's stop still work; Ctrl-C in a terminal comes from the kernel and works too),
     /// a ptrace attach to it (and /proc/PID/mem, process_vm_writev, pidfd_getfd), removing
     /// or renaming its pins under /sys/fs/bpf/enforcer, unmounting that bpffs, a writable
-    /// descriptor of its BPF maps, and removing, renaming, truncating or writing its audit log
-    /// and rotated logs (the engine rotates them itself: --audit-max-mib). Each refusal is a
+    /// descriptor of its BPF maps, and removing, renaming, truncating or writing its audit log,
+    /// its events log and their rotated files (the engine rotates them itself:
+    /// --audit-max-mib). Each refusal is a
     /// `tamper_denied` audit record. The
     /// guards end with the engine's process. Root keeps other ways around them (reboot,
     /// kernel modules, cgroup.kill): see SECURITY.md.
@@ -195,6 +203,50 @@ enum ModeArg {
     Monitor,
 }
 
+/// `--events-log` needs `--events all`, and must not name the audit log or one of the
+/// rotated files of either log (each rotation would then move the other's file).
+fn check_events_log(args: &RunArgs) -> Result<(), String> {
+    let Some(events_log) = &args.events_log else {
+        return Ok(());
+    };
+    if args.events == EventsArg::None {
+        return Err(
+            "--events-log needs --events all (with --events none no event record is written)"
+                .to_owned(),
+        );
+    }
+    let Some(audit_log) = &args.audit_log else {
+        return Ok(());
+    };
+    let names = |path: &Path| -> Vec<PathBuf> {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let rotated =
+            (1..=args.audit_keep).map(|n| enforcer::audit::writer::rotated_path(&path, n));
+        std::iter::once(path.clone()).chain(rotated).collect()
+    };
+    let (audit_names, events_names) = (names(audit_log), names(events_log));
+    let clash = audit_names.iter().any(|name| events_names.contains(name))
+        || same_file(audit_log, events_log);
+    if clash {
+        return Err(format!(
+            "--events-log {} and --audit-log {} name the same file (or one is the other's rotated file)",
+            events_log.display(),
+            audit_log.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` both exist and are the same file (a hard link, a symbolic link to a
+/// directory on the way).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
 /// Loads the policy, then runs the engine on a tokio runtime.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let policy = match enforcer_policy::load(&args.policy) {
@@ -226,6 +278,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (ModeArg::Block, None | Some(OnCrashArg::KeepEnforcing)) => OnCrash::KeepEnforcing,
         (_, _) => OnCrash::Stop,
     };
+    if let Err(conflict) = check_events_log(&args) {
+        eprintln!("enforcer: error: {conflict}");
+        return Ok(ExitCode::from(2));
+    }
     let options = Options {
         policy_path: args.policy,
         mode: match args.mode {
@@ -237,6 +293,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             max_bytes: args.audit_max_mib << 20,
             keep: args.audit_keep,
         },
+        events_log: args.events_log,
         print: !args.quiet,
         events: args.events == EventsArg::All,
         never_kill: if args.no_default_never_kill {
@@ -372,6 +429,45 @@ mod tests {
         let stop = parse(&["--on-crash", "stop"]).unwrap();
         assert_eq!(stop.on_crash, Some(OnCrashArg::Stop));
         assert!(parse(&["--on-crash", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn an_events_log_needs_events_and_a_file_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let check = |extra: &[&str]| {
+            let mut all = vec!["--audit-log", audit.to_str().unwrap()];
+            all.extend_from_slice(extra);
+            check_events_log(&parse(&all).unwrap())
+        };
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&["--events-log", &path("events.jsonl")]), Ok(()));
+        let none = check(&["--events-log", &path("events.jsonl"), "--events", "none"]);
+        assert!(none.unwrap_err().contains("needs --events all"));
+        for clash in ["audit.jsonl", "audit.jsonl.3", "audit.jsonl.10"] {
+            let err = check(&["--events-log", &path(clash)]).unwrap_err();
+            assert!(err.contains("name the same file"), "{clash}: {err}");
+        }
+        // The audit log as one of the events log's rotated files.
+        let err = check(&["--events-log", &path("audit")]);
+        assert_eq!(err, Ok(()), "audit.jsonl is not a rotated name of `audit`");
+        // A relative path and an absolute one (nothing is created: only names compared).
+        let events = std::env::current_dir().unwrap().join("no-such-events-log");
+        let all = [
+            "--audit-log",
+            "no-such-events-log.2",
+            "--events-log",
+            events.to_str().unwrap(),
+        ];
+        assert!(
+            check_events_log(&parse(&all).unwrap()).is_err(),
+            "relative and absolute"
+        );
+        // A hard link to the audit log.
+        std::fs::write(&audit, "").unwrap();
+        std::fs::hard_link(&audit, dir.path().join("link.jsonl")).unwrap();
+        assert!(check(&["--events-log", &path("link.jsonl")]).is_err());
     }
 
     #[test]

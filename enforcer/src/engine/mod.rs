@@ -100,8 +100,10 @@ pub struct Options {
     pub mode: Mode,
     /// Audit log path (JSON lines); none means stdout only.
     pub audit_log: Option<PathBuf>,
-    /// When the audit log is rotated.
+    /// When the audit log (and the events log) is rotated.
     pub audit_rotation: crate::audit::Rotation,
+    /// Where `event` records go, when not into the audit log (`--events-log`).
+    pub events_log: Option<PathBuf>,
     /// How often an `engine_stats` record is written (`None`: never).
     pub stats_interval: Option<Duration>,
     /// Print events and actions on stdout.
@@ -409,6 +411,8 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     )?;
     if !options.events {
         sink = sink.without_events();
+    } else if let Some(events_log) = &options.events_log {
+        sink = sink.with_events_log(events_log, options.audit_rotation)?;
     }
     let mut offsets =
         loader::offsets::from_btf_file(std::path::Path::new(crate::btf::VMLINUX_BTF_PATH))?;
@@ -551,6 +555,11 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
         run_id: run_id.to_string(),
         on_crash: on_crash.name(),
         events: if options.events { "all" } else { "none" },
+        events_log: options
+            .events_log
+            .as_ref()
+            .filter(|_| options.events)
+            .map(|p| p.display().to_string()),
         pinned_links: pins.as_ref().map_or(0, loader::pins::Pins::links),
         self_protect,
     })?;

@@ -1,5 +1,7 @@
 //! Where records go: the audit log (when configured) and a one-line summary on stdout; with
-//! `enforcer run --events none`, without the `event` records.
+//! `enforcer run --events none`, without the `event` records; with `--events-log`, the
+//! `event` records in a log of their own, so that their volume never rotates the actions out
+//! of the audit log.
 
 use std::{io::Write as _, path::Path};
 
@@ -11,6 +13,8 @@ use crate::audit::{AuditWriter, Record, Rotation, guarded::GuardedLog, writer::W
 #[derive(Debug)]
 pub struct Sink {
     audit: Option<GuardedLog>,
+    /// The log of `event` records (`--events-log`); without it they go to `audit`.
+    events_log: Option<GuardedLog>,
     print: bool,
     /// Whether `event` records (observed activity) are written; the others always are.
     events: bool,
@@ -34,9 +38,18 @@ impl Sink {
             .transpose()?;
         Ok(Self {
             audit: writer.map(GuardedLog::new),
+            events_log: None,
             print,
             events: true,
         })
+    }
+
+    /// The same sink, writing `event` records to their own log at `path` (rotated as
+    /// `rotation` says) instead of the audit log.
+    pub fn with_events_log(mut self, path: &Path, rotation: Rotation) -> Result<Self, WriteError> {
+        let writer = AuditWriter::open_rotating(path, rotation)?;
+        self.events_log = Some(GuardedLog::new(writer));
+        Ok(self)
     }
 
     /// The same sink, leaving `event` records out: the audit log and stdout then hold what
@@ -54,16 +67,39 @@ impl Sink {
     /// Writes the audit log's gathered event records (after each ring-buffer drain); while
     /// the log fails, tries it again when due. Never fails (the `Result` is the callers').
     pub fn flush(&mut self) -> Result<(), WriteError> {
-        if let Some(audit) = &mut self.audit {
-            audit.flush();
+        for log in [&mut self.audit, &mut self.events_log]
+            .into_iter()
+            .flatten()
+        {
+            log.flush();
         }
         Ok(())
     }
 
-    /// The audit log's files (the open one and the rotated ones, as `st_dev`, `st_ino`) when
-    /// they may have changed since the last call; `None` otherwise, or without a log.
+    /// The files of the audit log and of the events log (the open ones first, then the
+    /// rotated ones, as `st_dev`, `st_ino`) when they may have changed since the last call;
+    /// `None` otherwise, or without a log.
     pub fn log_files_if_changed(&mut self) -> Option<Vec<(u64, u64)>> {
-        self.audit.as_mut()?.files_if_changed()
+        // Both are asked (each remembers what it said).
+        let mut changed = false;
+        for log in [&mut self.audit, &mut self.events_log]
+            .into_iter()
+            .flatten()
+        {
+            changed |= log.files_changed();
+        }
+        if !changed {
+            return None;
+        }
+        let files: Vec<Vec<(u64, u64)>> = [&self.audit, &self.events_log]
+            .into_iter()
+            .flatten()
+            .map(GuardedLog::files)
+            .collect();
+        // The open files first: they are what a guard must not lose.
+        let open = files.iter().filter_map(|f| f.first().copied());
+        let rotated = files.iter().flat_map(|f| f.iter().skip(1).copied());
+        Some(open.chain(rotated).collect())
     }
 
     /// Writes `record` to the audit log and prints its summary. A log that cannot be written
@@ -73,8 +109,12 @@ impl Sink {
         if !self.events && record.is_event() {
             return Ok(());
         }
-        if let Some(audit) = &mut self.audit {
-            audit.write(record)?;
+        let log = match &mut self.events_log {
+            Some(events_log) if record.is_event() => Some(events_log),
+            _ => self.audit.as_mut(),
+        };
+        if let Some(log) = log {
+            log.write(record)?;
         }
         if self.print {
             let line = summary(record);
@@ -216,6 +256,67 @@ mod tests {
         decode::{Decoded, test_exit_record, test_fork_record},
         process_event::{exit_event, fork_event},
     };
+
+    fn types_in(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let r: Value = serde_json::from_str(l).unwrap();
+                r["type"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    /// With an events log, `event` records go there and nowhere else; the rest to the audit
+    /// log. Each log rotates on its own, and the guards are given both logs' open files first.
+    #[test]
+    fn an_events_log_takes_the_event_records_and_rotates_on_its_own() {
+        use crate::audit::test_records::{event, stop};
+        let dir = tempfile::tempdir().unwrap();
+        let (audit, events) = (
+            dir.path().join("audit.jsonl"),
+            dir.path().join("events.jsonl"),
+        );
+        let rotation = Rotation {
+            max_bytes: 2_000,
+            keep: 3,
+        };
+        let mut sink = Sink::open_rotating(Some(&audit), rotation, false)
+            .unwrap()
+            .with_events_log(&events, rotation)
+            .unwrap();
+        let first = sink.log_files_if_changed().unwrap();
+        assert_eq!(first.len(), 2, "both open files");
+        assert_eq!(sink.log_files_if_changed(), None);
+        sink.write(&stop("start")).unwrap();
+        for n in 0..200 {
+            sink.write(&event(n)).unwrap();
+            sink.flush().unwrap();
+        }
+        sink.write(&stop("end")).unwrap();
+        assert_eq!(types_in(&audit), ["engine_stop", "engine_stop"]);
+        assert!(!crate::audit::writer::rotated_path(&audit, 1).exists());
+        assert!(types_in(&events).iter().all(|t| t == "event"));
+        assert!(crate::audit::writer::rotated_path(&events, 3).exists());
+        let files = sink.log_files_if_changed().unwrap();
+        assert_eq!(
+            files.len(),
+            5,
+            "two open files and the events log's three rotated ones"
+        );
+        let id = |path: &Path| {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = std::fs::metadata(path).unwrap();
+            (meta.dev(), meta.ino())
+        };
+        assert_eq!(
+            files[..2],
+            [id(&audit), id(&events)],
+            "the open files first"
+        );
+        assert_eq!(files[0], first[0], "the audit log did not rotate");
+    }
 
     /// `enforcer run` prints the same line for a fork or exit written from its typed form as
     /// for the same event as a JSON tree.

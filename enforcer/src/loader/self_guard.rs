@@ -202,17 +202,20 @@ fn attach(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Makes `files` (`st_dev`, `st_ino` of the audit log and its rotated files) the guarded
-/// ones: entries of files no longer among them are removed first (an inode number is reused
-/// once its file is gone), then the new ones written. Returns how many are guarded.
+/// Makes `files` (`st_dev`, `st_ino` of the logs' open files first, then their rotated files)
+/// the guarded ones: entries of files no longer among them are removed first (an inode number
+/// is reused once its file is gone), then the new ones written. Beyond the map's capacity the
+/// last (oldest rotated) files are left unguarded, with a warning. Returns how many are
+/// guarded.
 pub fn guard_files(ebpf: &mut Ebpf, files: &[(u64, u64)]) -> Result<usize, GuardError> {
-    let mut wanted: Vec<FileId> = files
-        .iter()
-        .map(|&(dev, ino)| FileId::from_stat(dev, ino))
-        .collect();
-    wanted.sort_unstable_by_key(|id| (id.dev, id.ino));
-    wanted.dedup();
-    wanted.truncate(GUARDED_FILES_CAPACITY as usize);
+    let wanted = files_to_guard(files);
+    if wanted.len() < files.len() {
+        tracing::warn!(
+            "{} of the logs' {} files are guarded (the guard map holds {GUARDED_FILES_CAPACITY}): the oldest rotated ones are not",
+            wanted.len(),
+            files.len()
+        );
+    }
     let mut guarded: HashMap<_, FileId, u32> = map_mut(ebpf, GUARDED_FILES)?;
     let stale: Vec<FileId> = guarded
         .keys()
@@ -230,6 +233,18 @@ pub fn guard_files(ebpf: &mut Ebpf, files: &[(u64, u64)]) -> Result<usize, Guard
         guarded.insert(id, 1, 0).map_err(failed)?;
     }
     Ok(wanted.len())
+}
+
+/// `files` as guard keys, in their order, each once, at most [`GUARDED_FILES_CAPACITY`].
+fn files_to_guard(files: &[(u64, u64)]) -> Vec<FileId> {
+    let mut wanted: Vec<FileId> = Vec::new();
+    for &(dev, ino) in files {
+        let id = FileId::from_stat(dev, ino);
+        if !wanted.contains(&id) && wanted.len() < GUARDED_FILES_CAPACITY as usize {
+            wanted.push(id);
+        }
+    }
+    wanted
 }
 
 /// Writes the ids of every map a loaded program of the engine uses into `GUARDED_MAPS`;
@@ -285,6 +300,26 @@ mod tests {
         assert_eq!(settings.parent_start_ticks, start);
         assert!(settings.tick_ns > 0);
         assert_eq!(settings.pin_dev, 0, "no pins, nothing on bpffs guarded");
+    }
+
+    /// The open files come first and stay guarded however many rotated files there are.
+    #[test]
+    fn files_to_guard_keeps_the_first_files_once_each_up_to_the_capacity() {
+        let capacity = GUARDED_FILES_CAPACITY as usize;
+        let open = [(8, 10), (8, 11)];
+        let rotated = (100..100 + 2 * GUARDED_FILES_CAPACITY).map(|ino| (8, u64::from(ino)));
+        let files: Vec<(u64, u64)> = open.into_iter().chain([(8, 10)]).chain(rotated).collect();
+        let wanted = files_to_guard(&files);
+        assert_eq!(wanted.len(), capacity);
+        assert_eq!(wanted[0], FileId::from_stat(8, 10));
+        assert_eq!(wanted[1], FileId::from_stat(8, 11));
+        assert_eq!(
+            wanted[2],
+            FileId::from_stat(8, 100),
+            "the duplicate is skipped"
+        );
+        let last = u64::from(100 + GUARDED_FILES_CAPACITY - 3);
+        assert_eq!(wanted[capacity - 1], FileId::from_stat(8, last));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `--self-protect` in the lsm tier: an engine in block mode with pins and the guards is
 //! attacked by a root child process of this harness (not the engine's parent): SIGTERM,
 //! SIGKILL, ptrace attach, unlink/rename/rmdir of its pins, umount of bpffs, a writable
-//! descriptor of its pinned counters map, and unlink, rename, truncate and writing opens of its
-//! audit log each fail with EPERM and leave a `tamper_denied` record; a signal 0, a read-only
+//! descriptor of its pinned counters map, unlink, rename, truncate and writing opens of its
+//! audit log, and a truncate and an unlink of its events log (`--events-log`) each fail with
+//! EPERM and leave a `tamper_denied` record; a signal 0, a read-only
 //! descriptor and reading the log pass; the engine still denies the payload.
 //! The harness, its parent, may still reload it (SIGHUP): reloads that list a hash and then
 //! none pin and unpin the kernel hash programs (the engine's own pins, which the guards refuse
@@ -30,6 +31,8 @@ use super::{
 use crate::{audit, engine::Engine, payload};
 
 const AUDIT: &str = "/tmp/audit-self-protect.jsonl";
+/// The guarded engine's events log (`--events-log`): guarded as its audit log is.
+const EVENTS: &str = "/tmp/events-self-protect.jsonl";
 /// The guarded engine's policy (a copy of the deny-marker policy).
 const POLICY: &str = "/tmp/self-protect-policy.yaml";
 /// Audit log of the engine stopped with Ctrl-C.
@@ -44,7 +47,13 @@ const BPF_LINK_DETACH: libc::c_long = 34;
 pub(crate) fn lsm_self_protect(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
     let _unpin = Unpin;
-    let mut args = vec!["--self-protect", "--policy-watch", "off"];
+    let mut args = vec![
+        "--self-protect",
+        "--policy-watch",
+        "off",
+        "--events-log",
+        EVENTS,
+    ];
     args.extend(KEEP);
     // A copy: the hash reloads below change it.
     std::fs::copy(layout::DENY_MARKER_POLICY, POLICY).map_err(|e| format!("{POLICY}: {e}"))?;
@@ -263,6 +272,7 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
     let (log_1, log_2, log_3, log_4, log_5, log_6) =
         (log()?, log()?, log()?, log()?, log()?, log()?);
     let log_moved = c(Path::new("/tmp/audit-moved.jsonl"))?;
+    let (events_1, events_2) = (c(Path::new(EVENTS))?, c(Path::new(EVENTS))?);
     let map_fd = c(&engine_map_fd(pid)?)?;
     let bpffs = c(Path::new("/sys/fs/bpf"))?;
     Ok(vec![
@@ -363,6 +373,19 @@ fn attempts(pid: i32, run: &Path, pin: &Path, counters: &Path) -> Result<Vec<Att
             "open the audit log for reading",
             Expect::Passes,
             Box::new(move || open_errno(&log_6, libc::O_RDONLY)),
+        ),
+        (
+            "truncate the events log",
+            Expect::Refused,
+            Box::new(move || {
+                // SAFETY: a valid NUL-terminated path.
+                errno_of(unsafe { libc::truncate(events_1.as_ptr(), 0) })
+            }),
+        ),
+        (
+            "unlink the events log",
+            Expect::Refused,
+            Box::new(move || unlink_errno(&events_2)),
         ),
         (
             "reopen an engine map through /proc/PID/fd",
