@@ -402,10 +402,17 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     );
     println!("hash   {}", status.exec_hash);
     println!("self   {}", status.self_protect);
+    // The event column as wide as its longest name, so that the columns line up.
+    let width = status
+        .coverage
+        .iter()
+        .map(|c| c.event.len())
+        .max()
+        .unwrap_or(0);
     for c in &status.coverage {
         let seen = if c.seen { "seen" } else { "NOT SEEN" };
         println!(
-            "  {:<44} {:<9} stop={:<5} {} {}",
+            "  {:<width$} {:<9} stop={:<5} {} {}",
             c.event, seen, c.stop, c.hooks, c.note
         );
     }
