@@ -12,7 +12,7 @@ use std::{
 use enforcer_policy::CompiledPolicy;
 
 use super::enforce;
-use crate::loader::{self, inode_plan::InodePlan, plan_sync};
+use crate::loader::{self, connect_plan, inode_plan::InodePlan, plan_sync};
 
 /// The loaded kernel plan, rewritten when the kill breaker disarms a rule, when DNS answers
 /// teach an address, and when the policy is reloaded.
@@ -58,13 +58,13 @@ impl enforce::PlanControl for LivePlan {
         let written = plan_sync::write_with(ebpf, &self.policy, self.generation, disarmed)?
             + self.inode.borrow_mut().disarm(disarmed)?;
         for (ip, rules) in &self.learned {
-            plan_sync::write_learned(ebpf, &self.policy, self.generation, disarmed, *ip, rules)?;
+            connect_plan::write_learned(ebpf, &self.policy, self.generation, disarmed, *ip, rules)?;
         }
         Ok(written + self.learned.len())
     }
 
     fn learned(&mut self, ip: IpAddr, rules: &[u32]) -> Result<(), plan_sync::PlanError> {
-        plan_sync::write_learned(
+        connect_plan::write_learned(
             &mut self.loaded.borrow_mut().ebpf,
             &self.policy,
             self.generation,
@@ -108,7 +108,14 @@ impl enforce::PlanControl for LivePlan {
                 // The learned addresses' keys are in the tries already: rewritten in place
                 // too, before the sweep (written again below, like every reload's).
                 for (ip, rules) in learned {
-                    plan_sync::write_learned(ebpf, &self.policy, generation, disarmed, *ip, rules)?;
+                    connect_plan::write_learned(
+                        ebpf,
+                        &self.policy,
+                        generation,
+                        disarmed,
+                        *ip,
+                        rules,
+                    )?;
                 }
                 swept_first = Some(loader::plan_sweep::sweep(ebpf, generation)?);
                 plan_sync::write_with(ebpf, &self.policy, generation, disarmed)?
@@ -116,7 +123,7 @@ impl enforce::PlanControl for LivePlan {
             other => other?,
         };
         for (ip, rules) in learned {
-            plan_sync::write_learned(ebpf, &self.policy, generation, disarmed, *ip, rules)?;
+            connect_plan::write_learned(ebpf, &self.policy, generation, disarmed, *ip, rules)?;
             written += 1;
         }
         let swept = self.inode.borrow_mut().renew(generation)?

@@ -47,7 +47,9 @@ use crate::{
     btf::BtfError,
     clock::BootClock,
     hash::{Done, ExecHasher, HashConfig},
-    loader::{self, KernelTier, LoadError, counters, inode_plan::InodePlan, plan_sync},
+    loader::{
+        self, KernelTier, LoadError, counters, inode_plan::InodePlan, plan_settings, plan_sync,
+    },
 };
 pub use sink::Sink;
 
@@ -256,14 +258,14 @@ const KERNEL_FRESH_MARGIN_S: u64 = 2;
 
 /// The in-kernel hash limits from the userspace hasher's settings: the same size cap (at most
 /// [`KERNEL_HASH_MAX`]) and settle time, plus the TAI offset measured now and a margin.
-fn kernel_hash_limits(hash: &HashConfig) -> plan_sync::HashLimits {
+fn kernel_hash_limits(hash: &HashConfig) -> plan_settings::HashLimits {
     let now = |clock| {
         nix::time::clock_gettime(clock)
             .map(|t| t.tv_sec())
             .unwrap_or(0)
     };
     let tai_offset = now(nix::time::ClockId::CLOCK_TAI) - now(nix::time::ClockId::CLOCK_REALTIME);
-    plan_sync::HashLimits {
+    plan_settings::HashLimits {
         max_size: hash.max_size.min(KERNEL_HASH_MAX),
         fresh_s: hash.settle.as_secs().max(1) + tai_offset.unsigned_abs() + KERNEL_FRESH_MARGIN_S,
     }
@@ -330,8 +332,8 @@ enum Wake {
 /// `--no-kernel-hash` is not given).
 fn needs(policy: &CompiledPolicy, kernel_hash: bool) -> loader::on_demand::Needs {
     loader::on_demand::Needs {
-        kernel_ops: plan_sync::kernel_op_bits(policy),
-        records: plan_sync::socket_record_bits(policy),
+        kernel_ops: plan_settings::kernel_op_bits(policy),
+        records: plan_settings::socket_record_bits(policy),
         kernel_hash: kernel_hash && !policy.plan().exec_hashes.is_empty(),
     }
 }
@@ -435,7 +437,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             path.display()
         );
     }
-    plan_sync::write_hash_limits(&mut loaded.ebpf, kernel_hash_limits(&options.hash))?;
+    plan_settings::write_hash_limits(&mut loaded.ebpf, kernel_hash_limits(&options.hash))?;
     plan_sync::write(&mut loaded.ebpf, &policy, generation)?;
     let exec_hash = exec_hash_state(&policy, &loaded.kernel_hash);
     tracing::info!("content hashes of executed files: {exec_hash}");

@@ -1,6 +1,7 @@
 //! Loading the kernel programs: tier probe, read-only globals (engine settings, BTF offsets),
 //! program load, plan maps, attach. Dropping [`Loaded`] detaches everything.
 
+pub mod connect_plan;
 pub mod counters;
 pub mod file_plan;
 pub mod file_syscalls;
@@ -12,6 +13,7 @@ pub mod offsets;
 pub mod on_demand;
 pub mod pins;
 pub mod plan_capacity;
+pub mod plan_settings;
 pub mod plan_sweep;
 pub mod plan_sync;
 pub mod self_guard;
@@ -206,11 +208,11 @@ pub struct Loaded {
     /// (or loaded), or why not (absent on this kernel, or no job in this tier).
     pub file_hooks: Vec<file_syscalls::HookState>,
     /// `KernelOp` bits whose tracepoints [`Loaded::attach`] attaches (the engine sets the
-    /// policy's `plan_sync::kernel_op_bits`): a syscall no rule is about then pays nothing at
+    /// policy's `plan_settings::kernel_op_bits`): a syscall no rule is about then pays nothing at
     /// all. All bits until set.
     pub kernel_ops_wanted: u32,
     /// `RECORD_BINDS` / `RECORD_ACCEPTS`: whether [`Loaded::attach`] attaches the bind and
-    /// accept tracepoints (the engine sets the policy's `plan_sync::socket_record_bits`; their
+    /// accept tracepoints (the engine sets the policy's `plan_settings::socket_record_bits`; their
     /// programs record nothing without a rule, and any syscall tracepoint puts every syscall
     /// of every task on the kernel's slower traced path). All bits until set.
     pub records_wanted: u32,

@@ -1,7 +1,7 @@
 //! The attachments a policy asks for, which a reload can take back: the syscall tracepoints of
 //! the kernel operations and the `module:module_load` program (attached for the `KernelOp` bits
-//! of `plan_sync::kernel_op_bits`), the bind and accept tracepoints (`RECORD_BINDS`,
-//! `RECORD_ACCEPTS` of `plan_sync::socket_record_bits`), and in the lsm tier the kernel hash
+//! of `plan_settings::kernel_op_bits`), the bind and accept tracepoints (`RECORD_BINDS`,
+//! `RECORD_ACCEPTS` of `plan_settings::socket_record_bits`), and in the lsm tier the kernel hash
 //! programs (a policy that lists SHA-256 values).
 //!
 //! Their links are taken out of aya's programs as soon as they are made and held here, or, once
@@ -72,9 +72,9 @@ pub fn attach_raw(
 /// What a policy asks the kernel to watch beyond the tier's fixed programs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// `KernelOp` bits (`plan_sync::kernel_op_bits`).
+    /// `KernelOp` bits (`plan_settings::kernel_op_bits`).
     pub kernel_ops: u32,
-    /// `RECORD_BINDS` / `RECORD_ACCEPTS` bits (`plan_sync::socket_record_bits`).
+    /// `RECORD_BINDS` / `RECORD_ACCEPTS` bits (`plan_settings::socket_record_bits`).
     pub records: u32,
     /// Whether executables are hashed in the kernel (the policy lists SHA-256 values, and
     /// `--no-kernel-hash` is not given).

@@ -16,7 +16,7 @@ use enforcer_common::maps::{
 };
 use enforcer_policy::{KernelPlan, PlanEntry, RuleInfo};
 
-use super::{file_plan, plan_sync};
+use super::{connect_plan, file_plan, plan_sync};
 
 /// Rules named in a refusal, the ones with the most entries first.
 const RULES_NAMED: usize = 3;
@@ -80,7 +80,7 @@ pub fn loads(rules: &[RuleInfo], plan: &KernelPlan) -> Vec<MapLoad> {
         load
     };
     let is_v4 = |entry: &&PlanEntry| {
-        plan_sync::parse_network(&entry.value).is_ok_and(|(addr, _)| addr.is_ipv4())
+        connect_plan::parse_network(&entry.value).is_ok_and(|(addr, _)| addr.is_ipv4())
     };
     let mut watches = MapLoad::new(FILE_WATCH);
     for entry in &plan.file_watches {

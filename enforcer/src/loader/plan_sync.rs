@@ -6,32 +6,34 @@
 //!
 //! Rules the kill breaker disarmed ([`write_with`]) are merged as monitor-mode rules: the
 //! kernel records `would_deny`/`would_kill` for them from then on.
+//!
+//! The settings array is `plan_settings.rs`'s, the connect tries `connect_plan.rs`'s.
 
-use std::{collections::HashSet, net::IpAddr};
+use std::collections::HashSet;
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
+    maps::{Array, HashMap},
 };
 use enforcer_common::{
     kernel_event::{KERNEL_OP_SLOTS, KernelOp},
     maps::{
-        CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_ARGS_SPARED,
-        EXEC_FLAG_PLAN, EXEC_HASH_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN,
-        KERNEL_OP_PLAN, PAYLOAD_METHOD_PLAN, PLAN_SETTINGS,
+        DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_ARGS_SPARED, EXEC_FLAG_PLAN, EXEC_HASH_PLAN,
+        EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN, KERNEL_OP_PLAN, PAYLOAD_METHOD_PLAN,
     },
-    name_filter::NameFilter,
     net::name_hash,
     plan::{
-        ACTION_DENY, ACTION_KILL, DNS_PORT_SLOTS, EXEC_ARGS_FLAGS, EXEC_ARGS_SCHEMES,
-        EXEC_CHECK_MMAP, EXEC_HASH_IN_KERNEL, EXEC_PATHS, EXEC_RECORD_ENV, FLAG_LEN, FlagKey,
-        HashKey, METHOD_LEN, MethodKey, NAME_LEN, NameKey, PATH_LEN, PLAN_FLAG_MONITOR,
-        PLAN_FLAG_RECORD, PathKey, PlanSettings, PlanVerdict, RECORD_ACCEPTS, RECORD_BINDS,
-        RECORD_CONNECT_MATCHED_ONLY, RECORD_LIFECYCLE_WAKE, SCHEME_LEN, SHA256_LEN, SchemeKey,
-        padded,
+        ACTION_DENY, ACTION_KILL, FLAG_LEN, FlagKey, HashKey, METHOD_LEN, MethodKey, NAME_LEN,
+        NameKey, PATH_LEN, PLAN_FLAG_MONITOR, PLAN_FLAG_RECORD, PathKey, PlanVerdict, SCHEME_LEN,
+        SHA256_LEN, SchemeKey, padded,
     },
 };
-use enforcer_policy::{CompiledPolicy, KernelPlan, Kind, Mode, PlanEntry, RuleInfo};
+use enforcer_policy::{CompiledPolicy, KernelPlan, Mode, PlanEntry, RuleInfo};
+
+use super::{
+    connect_plan::write_connect,
+    plan_settings::{name_filter, widen_name_filter, write_settings},
+};
 
 /// Errors of writing the plan.
 #[derive(Debug, thiserror::Error)]
@@ -159,11 +161,11 @@ impl Pass {
 /// What every plan entry is built from: the rule table, the generation, the rules the kill
 /// breaker disarmed, and the pass.
 #[derive(Clone, Copy, Debug)]
-struct Ctx<'a> {
-    rules: &'a [RuleInfo],
-    generation: u32,
-    disarmed: &'a HashSet<u32>,
-    pass: Pass,
+pub(super) struct Ctx<'a> {
+    pub(super) rules: &'a [RuleInfo],
+    pub(super) generation: u32,
+    pub(super) disarmed: &'a HashSet<u32>,
+    pub(super) pass: Pass,
 }
 
 /// Merges the rules behind one plan value into the verdict the kernel applies; `None` when
@@ -247,7 +249,7 @@ fn write_keyed<K: aya::Pod>(
 ///
 /// An entry with rules (possibly only alerting ones) carries [`PLAN_FLAG_RECORD`]: the kernel
 /// reports its events even where it filters the family; an exclusion (no rules) does not.
-fn verdict_or_stop(ctx: Ctx<'_>, indices: &[u32]) -> PlanVerdict {
+pub(super) fn verdict_or_stop(ctx: Ctx<'_>, indices: &[u32]) -> PlanVerdict {
     let mut verdict =
         merge_with(ctx.rules, indices, ctx.generation, ctx.disarmed).unwrap_or(PlanVerdict {
             rule_index: indices.first().copied().unwrap_or(0),
@@ -259,146 +261,6 @@ fn verdict_or_stop(ctx: Ctx<'_>, indices: &[u32]) -> PlanVerdict {
         verdict.flags |= PLAN_FLAG_RECORD;
     }
     verdict
-}
-
-// Every port a policy may name has a kernel slot.
-const _: () = assert!(enforcer_policy::MAX_DNS_PORTS <= DNS_PORT_SLOTS);
-
-/// The `PLAN_SETTINGS` record bits of `policy`: connects filtered when every connect rule is
-/// in the plan; binds and accepts reported only when an enabled rule is about them; fork and
-/// exit records wake the daemon only when an enabled rule is about them.
-pub fn settings_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
-    let mut bits = socket_record_bits(policy);
-    if plan.connect_filtered {
-        bits |= RECORD_CONNECT_MATCHED_ONLY;
-    }
-    if is_about(policy, Kind::Fork) || is_about(policy, Kind::Exit) {
-        bits |= RECORD_LIFECYCLE_WAKE;
-    }
-    bits | super::file_plan::settings_bits(plan)
-}
-
-/// Whether an enabled rule of `policy` is about events of `kind`.
-fn is_about(policy: &CompiledPolicy, kind: Kind) -> bool {
-    policy
-        .rules()
-        .iter()
-        .any(|r| r.event_kind == kind && !r.disabled)
-}
-
-/// `RECORD_BINDS` / `RECORD_ACCEPTS` when an enabled rule of `policy` is about binds /
-/// accepts: their programs record nothing otherwise, and the loader does not even attach
-/// their tracepoints (`Loaded::records_wanted`).
-pub fn socket_record_bits(policy: &CompiledPolicy) -> u32 {
-    let mut bits = 0;
-    if is_about(policy, Kind::Bind) {
-        bits |= RECORD_BINDS;
-    }
-    if is_about(policy, Kind::Accept) {
-        bits |= RECORD_ACCEPTS;
-    }
-    bits
-}
-
-/// The `PLAN_SETTINGS` exec bits of `policy`: hash in the kernel when the hash plan has
-/// entries; check executable mappings when the exec plan can match a mapped file (names,
-/// hashes, or the identities the daemon writes when a rule reads the hash); carry the
-/// environment in exec records when a rule reads `exec.envs`; search exec arguments for
-/// schemes and for flags when those plans have entries; look exec paths up when the path plan
-/// has entries.
-pub fn exec_bits(policy: &CompiledPolicy, plan: &KernelPlan) -> u32 {
-    let mut bits = 0;
-    if !plan.exec_hashes.is_empty() {
-        bits |= EXEC_HASH_IN_KERNEL;
-    }
-    if !plan.exec_names.is_empty()
-        || !plan.exec_hashes.is_empty()
-        || policy.hash_needed().contains(&true)
-    {
-        bits |= EXEC_CHECK_MMAP;
-    }
-    if policy.rules_reading("exec.envs").contains(&true) {
-        bits |= EXEC_RECORD_ENV;
-    }
-    if !plan.exec_arg_schemes.is_empty() {
-        bits |= EXEC_ARGS_SCHEMES;
-    }
-    if !plan.exec_arg_flags.is_empty() {
-        bits |= EXEC_ARGS_FLAGS;
-    }
-    if !plan.exec_paths.is_empty() {
-        bits |= EXEC_PATHS;
-    }
-    bits
-}
-
-/// Limits of the in-kernel hash, written once at start ([`write_hash_limits`]) and kept by
-/// every later plan write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashLimits {
-    /// Larger files are left to userspace.
-    pub max_size: u64,
-    /// Files changed within this many seconds (of `CLOCK_TAI`) are not cached clean.
-    pub fresh_s: u64,
-}
-
-/// Rewrites `PLAN_SETTINGS` with `change` applied to its current value (zero when unreadable):
-/// each writer changes its own fields and keeps the others.
-fn update_settings(
-    ebpf: &mut Ebpf,
-    change: impl FnOnce(&mut PlanSettings),
-) -> Result<(), PlanError> {
-    let mut array: Array<_, PlanSettings> = plan_map(ebpf, PLAN_SETTINGS)?;
-    let mut settings = array.get(&0, 0).unwrap_or_default();
-    change(&mut settings);
-    array.set(0, settings, 0).map_err(|source| PlanError::Map {
-        map: PLAN_SETTINGS,
-        source,
-    })
-}
-
-/// Writes the in-kernel hash limits into `PLAN_SETTINGS` (before the plan, so the hash
-/// program never runs with a zero size cap under a non-empty hash plan).
-pub fn write_hash_limits(ebpf: &mut Ebpf, limits: HashLimits) -> Result<(), PlanError> {
-    update_settings(ebpf, |settings| {
-        settings.hash_max_size = limits.max_size;
-        settings.hash_fresh_s = limits.fresh_s;
-    })
-}
-
-/// The filter of the plan's exec names (`PlanSettings::exec_names`).
-fn name_filter(plan: &KernelPlan) -> NameFilter {
-    NameFilter::of(plan.exec_names.iter().map(|entry| entry.value.as_str()))
-}
-
-/// Adds `filter` to `PLAN_SETTINGS.exec_names` (the old names stay let through until the
-/// plan's settings are written).
-fn widen_name_filter(ebpf: &mut Ebpf, filter: NameFilter) -> Result<(), PlanError> {
-    update_settings(ebpf, |settings| {
-        settings.exec_names = settings.exec_names.union(filter);
-    })
-}
-
-/// Writes `PLAN_SETTINGS`: which families the kernel may leave unreported under this plan,
-/// and which exec checks run (the hash limits are kept).
-fn write_settings(
-    ebpf: &mut Ebpf,
-    policy: &CompiledPolicy,
-    plan: &KernelPlan,
-    generation: u32,
-) -> Result<(), PlanError> {
-    let mut dns_ports = [0u16; DNS_PORT_SLOTS];
-    for (slot, port) in dns_ports.iter_mut().zip(policy.dns_server_ports()) {
-        *slot = *port;
-    }
-    update_settings(ebpf, |settings| {
-        settings.record = settings_bits(policy, plan);
-        settings.kernel_ops = kernel_op_bits(policy);
-        settings.dns_ports = dns_ports;
-        settings.exec = exec_bits(policy, plan);
-        settings.hash_generation = generation;
-        settings.exec_names = name_filter(plan);
-    })
 }
 
 /// Parses 64 hex digits into a digest.
@@ -480,110 +342,6 @@ fn write_dns(
         written += usize::from(ctx.pass.inserted(map, result)?);
     }
     Ok(written)
-}
-
-/// Parses `addr/len` (or a bare address) into the address and its prefix length.
-pub fn parse_network(value: &str) -> Result<(IpAddr, u32), PlanError> {
-    let bad = || PlanError::BadNetwork(value.to_owned());
-    let (addr, len) = match value.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (value, None),
-    };
-    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let len = match len {
-        Some(l) => l.parse::<u32>().map_err(|_| bad())?,
-        None => max,
-    };
-    if len > max {
-        return Err(bad());
-    }
-    Ok((addr, len))
-}
-
-/// Sets (`Some`) or removes (`None`) the connect plan entry of `addr/len`: IPv4 prefixes live
-/// in one trie, IPv6 in the other. Returns whether it wrote (see [`Pass::inserted`]).
-fn set_connect_key(
-    ebpf: &mut Ebpf,
-    addr: IpAddr,
-    len: u32,
-    verdict: Option<PlanVerdict>,
-    pass: Pass,
-) -> Result<bool, PlanError> {
-    fn set<const N: usize>(
-        ebpf: &mut Ebpf,
-        map: &'static str,
-        key: Key<[u8; N]>,
-        verdict: Option<PlanVerdict>,
-        pass: Pass,
-    ) -> Result<bool, PlanError> {
-        let mut trie: LpmTrie<_, [u8; N], PlanVerdict> = plan_map(ebpf, map)?;
-        let result = match verdict {
-            Some(v) => trie.insert(&key, v, pass.flags()),
-            None => trie.remove(&key),
-        };
-        pass.inserted(map, result)
-    }
-    match addr {
-        IpAddr::V4(a) => set(
-            ebpf,
-            CONNECT_V4_PLAN,
-            Key::new(len, a.octets()),
-            verdict,
-            pass,
-        ),
-        IpAddr::V6(a) => set(
-            ebpf,
-            CONNECT_V6_PLAN,
-            Key::new(len, a.octets()),
-            verdict,
-            pass,
-        ),
-    }
-}
-
-/// Writes the connect plan tries.
-fn write_connect(ebpf: &mut Ebpf, entries: &[PlanEntry], ctx: Ctx<'_>) -> Result<usize, PlanError> {
-    let mut written = 0;
-    for entry in entries {
-        let (addr, len) = parse_network(&entry.value)?;
-        let verdict = Some(verdict_or_stop(ctx, &entry.rules));
-        written += usize::from(set_connect_key(ebpf, addr, len, verdict, ctx.pass)?);
-    }
-    Ok(written)
-}
-
-/// Writes the connect plan entry of a learned address (`learned`: the rules on
-/// `connect.addr.dns_name` that hold for it now, possibly none). The entry unites them with
-/// the rules the static plan gives the address, so a learned /32 never hides a listed prefix;
-/// with no learned rule left, the static entry of that exact address is restored, or the key
-/// removed.
-pub fn write_learned(
-    ebpf: &mut Ebpf,
-    policy: &CompiledPolicy,
-    generation: u32,
-    disarmed: &HashSet<u32>,
-    ip: IpAddr,
-    learned: &[u32],
-) -> Result<(), PlanError> {
-    let host_len: u32 = if ip.is_ipv4() { 32 } else { 128 };
-    let found = policy.plan().connect_lookup(ip);
-    // The longest listed prefix holding `ip` is its own key when it is a host entry.
-    let exact = found.is_some_and(|e| {
-        parse_network(&e.value).is_ok_and(|(addr, len)| addr == ip && len == host_len)
-    });
-    let mut rules: Vec<u32> = found.map(|e| e.rules.clone()).unwrap_or_default();
-    rules.extend_from_slice(learned);
-    rules.sort_unstable();
-    rules.dedup();
-    let ctx = Ctx {
-        rules: policy.rules(),
-        generation,
-        disarmed,
-        pass: Pass::All,
-    };
-    let verdict = (!learned.is_empty() || exact).then(|| verdict_or_stop(ctx, &rules));
-    set_connect_key(ebpf, ip, host_len, verdict, Pass::All).map(drop)
 }
 
 /// Writes the kernel plan of `policy` into the plan maps; returns the number of entries.
@@ -692,18 +450,6 @@ fn write_kernel_ops(
     Ok(written)
 }
 
-/// The `PlanSettings::kernel_ops` bits of `policy`: the operations its enabled `kernel`
-/// rules can match (every one when a rule does not pin `kernel.op`).
-pub fn kernel_op_bits(policy: &CompiledPolicy) -> u32 {
-    match policy.kernel_ops_needed() {
-        None => KernelOp::ALL.iter().fold(0, |bits, op| bits | op.bit()),
-        Some(names) => names
-            .iter()
-            .filter_map(|n| KernelOp::from_name(n))
-            .fold(0, |bits, op| bits | op.bit()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -771,28 +517,6 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_records_wake_the_daemon_only_when_a_rule_is_about_them() {
-        let quiet = enforcer_policy::load_str(
-            "p.yaml",
-            "rules:\n  - id: n\n    expression: exec.file.name == \"xmrig\"\n    action: kill\n",
-        )
-        .unwrap();
-        assert_eq!(
-            settings_bits(&quiet, &quiet.lower()) & RECORD_LIFECYCLE_WAKE,
-            0
-        );
-        let about_exits = enforcer_policy::load_str(
-            "p.yaml",
-            "rules:\n  - id: x\n    expression: exit.signal == 9\n    action: alert\n",
-        )
-        .unwrap();
-        assert_ne!(
-            settings_bits(&about_exits, &about_exits.lower()) & RECORD_LIFECYCLE_WAKE,
-            0
-        );
-    }
-
-    #[test]
     fn sha256_values_parse_into_digests() {
         let hex = "00ff10".repeat(10) + "abcd";
         let digest = parse_sha256(&hex).unwrap();
@@ -801,84 +525,5 @@ mod tests {
         assert!(parse_sha256(&hex[..62]).is_none());
         assert!(parse_sha256(&("g".to_owned() + &hex[1..])).is_none());
         assert!(parse_sha256(&("é".to_owned() + &hex[2..])).is_none());
-    }
-
-    #[test]
-    fn exec_bits_follow_the_plan() {
-        let hash = "a".repeat(64);
-        let policy = enforcer_policy::load_str(
-            "p.yaml",
-            &format!("rules:\n  - id: h\n    expression: exec.file.hash.sha256 == \"{hash}\"\n    action: kill\n  - id: e\n    expression: exec.envs startswith \"X=\"\n    action: alert\n"),
-        )
-        .unwrap();
-        let bits = exec_bits(&policy, &policy.lower());
-        assert_eq!(
-            bits,
-            EXEC_HASH_IN_KERNEL | EXEC_CHECK_MMAP | EXEC_RECORD_ENV
-        );
-        let policy = enforcer_policy::load_str(
-            "p.yaml",
-            "rules:\n  - id: n\n    expression: exec.file.path == \"/x\"\n    action: deny\n",
-        )
-        .unwrap();
-        assert_eq!(
-            exec_bits(&policy, &policy.lower()),
-            EXEC_PATHS,
-            "paths are looked up at exec, not checked at mmap"
-        );
-        let policy = enforcer_policy::load_str(
-            "p.yaml",
-            "rules:\n  - id: u\n    expression: exec.args contains \"stratum+tcp://\" && exec.file.name != \"grep\"\n    action: kill\n",
-        )
-        .unwrap();
-        assert_eq!(exec_bits(&policy, &policy.lower()), EXEC_ARGS_SCHEMES);
-        let policy = enforcer_policy::load_str(
-            "p.yaml",
-            "rules:\n  - id: f\n    expression: exec.args startswith \"--donate-level\"\n    action: kill\n",
-        )
-        .unwrap();
-        assert_eq!(exec_bits(&policy, &policy.lower()), EXEC_ARGS_FLAGS);
-    }
-
-    #[test]
-    fn kernel_op_bits_follow_the_rules() {
-        let load = |rules: &str| enforcer_policy::load_str("p.yaml", rules).unwrap();
-        let none =
-            load("rules:\n  - id: a\n    expression: exec.file.name == \"x\"\n    action: alert\n");
-        assert_eq!(kernel_op_bits(&none), 0);
-        let two = load(
-            "rules:\n  - id: a\n    expression: kernel.op == \"kexec\"\n    action: alert\n  - id: b\n    expression: kernel.op in (\"ptrace\", \"bpf\") && kernel.target.pid > 1\n    action: alert\n",
-        );
-        assert_eq!(
-            kernel_op_bits(&two),
-            KernelOp::Kexec.bit() | KernelOp::Ptrace.bit() | KernelOp::Bpf.bit()
-        );
-        let any = load(
-            "rules:\n  - id: a\n    expression: kernel.syscall == \"setuid\"\n    action: alert\n",
-        );
-        assert_eq!(
-            kernel_op_bits(&any).count_ones(),
-            u32::try_from(KernelOp::ALL.len()).unwrap()
-        );
-    }
-
-    #[test]
-    fn networks_parse_with_and_without_a_prefix() {
-        assert!(matches!(
-            parse_network("10.0.0.0/8"),
-            Ok((IpAddr::V4(_), 8))
-        ));
-        assert!(matches!(
-            parse_network("127.0.0.77"),
-            Ok((IpAddr::V4(_), 32))
-        ));
-        assert!(matches!(
-            parse_network("2001:db8::/32"),
-            Ok((IpAddr::V6(_), 32))
-        ));
-        assert!(matches!(parse_network("::1"), Ok((IpAddr::V6(_), 128))));
-        assert!(parse_network("10.0.0.0/33").is_err());
-        assert!(parse_network("pool.example/8").is_err());
-        assert!(parse_network("10.0.0.0/x").is_err());
     }
 }
