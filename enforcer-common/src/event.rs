@@ -148,6 +148,8 @@ pub enum Hook {
     TpModuleLoad = 35,
     /// LSM `bpf` (a `bpf(2)` call).
     LsmBpf = 36,
+    /// `cgroup/connect4` or `cgroup/connect6` on the cgroup v2 root (signal and monitor tiers).
+    CgroupConnect = 37,
     /// Self-protection guard at LSM `task_kill` (self-protection block: 60..=69).
     LsmGuardTaskKill = 60,
     /// Self-protection guard at LSM `ptrace_access_check`.
@@ -215,6 +217,7 @@ impl TryFrom<u32> for Hook {
             34 => Ok(Self::LsmPtraceTraceme),
             35 => Ok(Self::TpModuleLoad),
             36 => Ok(Self::LsmBpf),
+            37 => Ok(Self::CgroupConnect),
             60 => Ok(Self::LsmGuardTaskKill),
             61 => Ok(Self::LsmGuardPtrace),
             62 => Ok(Self::LsmGuardPathUnlink),
@@ -243,6 +246,9 @@ pub const OUTCOME_KILL_FAILED: u32 = 16;
 /// Outcome bit: a rule matched, but the process is protected (the engine itself, the host's
 /// init, pid 1, or an executable listed with `--never-kill`) and nothing was done to it.
 pub const OUTCOME_SPARED: u32 = 32;
+/// Outcome bit: a matching rule asked to kill where the hook cannot send a signal (a cgroup
+/// hook, which refused the operation instead): the daemon kills, through its kill path.
+pub const OUTCOME_KILL_DEFERRED: u32 = 64;
 
 /// First bytes of every ring-buffer record.
 #[repr(C)]

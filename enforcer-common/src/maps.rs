@@ -152,6 +152,12 @@ pub mod programs {
     pub const TP_SYS_EXIT_ACCEPT: &str = "tp_sys_exit_accept";
     /// `cgroup_skb/ingress` on the cgroup v2 root: DNS responses (every tier).
     pub const CGROUP_SKB_DNS_RESPONSE: &str = "cgroup_skb_dns_response";
+    /// `cgroup/connect4` on the cgroup v2 root: IPv4 connect records and deny (signal and
+    /// monitor tiers).
+    pub const CGROUP_CONNECT4: &str = "cgroup_connect4";
+    /// `cgroup/connect6` on the cgroup v2 root: IPv6 connect records and deny (signal and
+    /// monitor tiers).
+    pub const CGROUP_CONNECT6: &str = "cgroup_connect6";
     /// LSM `socket_connect`: connect records and deny (lsm tier).
     pub const LSM_SOCKET_CONNECT: &str = "lsm_socket_connect";
     /// Tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one program): write opens

@@ -4,7 +4,8 @@
 use enforcer_common::{
     config::EngineConfig,
     event::{
-        OUTCOME_DENIED, OUTCOME_KILLED, OUTCOME_SPARED, OUTCOME_WOULD_DENY, OUTCOME_WOULD_KILL,
+        OUTCOME_DENIED, OUTCOME_KILL_DEFERRED, OUTCOME_KILLED, OUTCOME_SPARED, OUTCOME_WOULD_DENY,
+        OUTCOME_WOULD_KILL,
     },
     plan::{
         ACTION_DENY, ACTION_KILL, EXEC_PATHS, InodeKey, NameKey, PLAN_FLAG_MONITOR, PathKey,
@@ -170,4 +171,31 @@ pub(crate) fn act(plan: &PlanVerdict, config: &EngineConfig, site: Site) -> (emi
         count(Counter::KillFailed);
     }
     (verdict, decision.deny)
+}
+
+/// [`act`] for a cgroup hook (`cgroup/connect4`), which can refuse but not send a signal: a
+/// deny or a kill rule refuses the operation, and the kill is left to the daemon's kill path
+/// (`OUTCOME_KILL_DEFERRED`; in a dry run `would_deny` and `would_kill`). A process running a
+/// `--never-kill` executable is spared the kill, not the refusal.
+#[inline(always)]
+pub(crate) fn act_in_cgroup(plan: &PlanVerdict, config: &EngineConfig) -> (emit::Verdict, bool) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let decision = decide(plan, config, Site::Lsm, tgid);
+    let mut outcome = decision.outcome;
+    if outcome & OUTCOME_KILLED != 0 {
+        outcome = (outcome & !OUTCOME_KILLED) | OUTCOME_KILL_DEFERRED | OUTCOME_DENIED;
+    }
+    if outcome & OUTCOME_WOULD_KILL != 0 {
+        outcome |= OUTCOME_WOULD_DENY;
+    }
+    let kills = OUTCOME_KILL_DEFERRED | OUTCOME_WOULD_KILL;
+    if outcome & kills != 0 && never_kill_current() {
+        outcome = (outcome & !kills) | OUTCOME_SPARED;
+    }
+    let verdict = emit::Verdict {
+        outcome,
+        rule_index: plan.rule_index,
+        generation: plan.generation,
+    };
+    (verdict, decision.deny || decision.kill)
 }

@@ -11,13 +11,15 @@
 //!
 //! [`stratum`] holds the stratum dialects' first messages and the socket write shared by the
 //! `stratum-client` and `fake-miner` fixtures; [`syscall`] reads a data-moving call's result
-//! (EINTR, no progress) for every fixture loop; [`pins`] lists the engine's pinned runs.
+//! (EINTR, no progress) for every fixture loop; [`pins`] lists the engine's pinned runs;
+//! [`sockaddr`] lays socket addresses out for the fixtures' own socket calls.
 
 pub mod catalog;
 pub mod connection_limit;
 pub mod dns_fixture;
 pub mod memfd;
 pub mod pins;
+pub mod sockaddr;
 pub mod stratum;
 pub mod syscall;
 pub mod vm;

@@ -33,10 +33,12 @@ fn status_reports_the_tier_and_what_each_family_gets() {
         tier == "lsm",
         "{self_protect}"
     );
+    // Connects are refused in both tiers (the signal tier's cgroup hooks).
+    assert_eq!(row("connect")["stop"], "deny");
+    assert_eq!(row("connect")["seen"], true);
     for event in [
         "exec",
         "dns query",
-        "connect",
         "stratum payload",
         "file open for write (FIM)",
         "file unlink, rename, chmod, chown",

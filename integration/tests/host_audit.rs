@@ -207,6 +207,30 @@ fn engine_log(dir: &Path) -> PathBuf {
     dir.join("audit-block.jsonl")
 }
 
+/// A block-mode engine whose logs rotate past 1 MiB, two rotated files kept, with `extra`.
+fn start_rotating(work: &Path, policy: &Path, extra: &[&str]) -> Engine {
+    let mut args = vec![
+        "--policy-watch",
+        "off",
+        "--audit-max-mib",
+        "1",
+        "--audit-keep",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    Engine::start_at(work, policy, "block", &args)
+}
+
+/// `app` killed, 1,500 execs of `/bin/true` (about 2.5 KB of event records each: three or
+/// more log files' worth), `app` killed again.
+fn kill_around_a_busy_spell(app: &Path, work: &Path) {
+    assert!(!ran(app, work));
+    for _ in 0..1500 {
+        Command::new("/bin/true").status().unwrap();
+    }
+    assert!(!ran(app, work));
+}
+
 #[test]
 fn a_log_past_its_size_is_rotated_and_reported_whole() {
     if !can_run("a_log_past_its_size_is_rotated_and_reported_whole") {
@@ -214,25 +238,8 @@ fn a_log_past_its_size_is_rotated_and_reported_whole() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (work, app, policy) = workdir();
-    let engine = Engine::start_at(
-        work.path(),
-        &policy,
-        "block",
-        &[
-            "--policy-watch",
-            "off",
-            "--audit-max-mib",
-            "1",
-            "--audit-keep",
-            "2",
-        ],
-    );
-    // About 2.5 KB of event records per exec: 1,500 execs make three or more files' worth.
-    assert!(!ran(&app, work.path()));
-    for _ in 0..1500 {
-        Command::new("/bin/true").status().unwrap();
-    }
-    assert!(!ran(&app, work.path()));
+    let engine = start_rotating(work.path(), &policy, &[]);
+    kill_around_a_busy_spell(&app, work.path());
     engine.stop();
     let log = engine_log(work.path());
     let rotated = |n: u32| PathBuf::from(format!("{}.{n}", log.display()));
@@ -282,27 +289,12 @@ fn an_events_log_keeps_activity_from_rotating_actions_out_of_the_audit_log() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (work, app, policy) = workdir();
     let events = work.path().join("events.jsonl");
-    let engine = Engine::start_at(
+    let engine = start_rotating(
         work.path(),
         &policy,
-        "block",
-        &[
-            "--policy-watch",
-            "off",
-            "--audit-max-mib",
-            "1",
-            "--audit-keep",
-            "2",
-            "--events-log",
-            events.to_str().unwrap(),
-        ],
+        &["--events-log", events.to_str().unwrap()],
     );
-    assert!(!ran(&app, work.path()));
-    // About 2.5 KB of event records per exec: three or more files' worth.
-    for _ in 0..1500 {
-        Command::new("/bin/true").status().unwrap();
-    }
-    assert!(!ran(&app, work.path()));
+    kill_around_a_busy_spell(&app, work.path());
     engine.stop();
     let rotated = |log: &Path, n: u32| PathBuf::from(format!("{}.{n}", log.display()));
     let log = engine_log(work.path());

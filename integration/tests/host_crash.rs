@@ -260,6 +260,17 @@ fn pinned_links(run_id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Asserts that run `run_id` pinned each link of `pins`.
+fn assert_pinned(run_id: &str, pins: &[&str]) {
+    let pinned = pinned_links(run_id);
+    for pin in pins {
+        assert!(
+            pinned.iter().any(|l| l == pin),
+            "{pin} not pinned: {pinned:?}"
+        );
+    }
+}
+
 #[test]
 fn keep_enforcing_pins_what_a_reload_attached() {
     if !can_run("keep_enforcing_pins_what_a_reload_attached") {
@@ -449,16 +460,13 @@ fn keep_enforcing_pins_the_path_syscall_tracepoints_a_file_rule_uses() {
     .unwrap();
     let (_guard, engine, start) = start_pinned(dir.path(), &policy);
     let run_id = start["run_id"].as_str().unwrap().to_owned();
-    for pin in [
-        "link-tp_sys_enter_path-sys_enter_mkdir",
-        "link-tp_sys_enter_path-sys_enter_mkdirat",
-    ] {
-        assert!(
-            pinned_links(&run_id).iter().any(|l| l == pin),
-            "{pin} not pinned: {:?}",
-            pinned_links(&run_id)
-        );
-    }
+    assert_pinned(
+        &run_id,
+        &[
+            "link-tp_sys_enter_path-sys_enter_mkdir",
+            "link-tp_sys_enter_path-sys_enter_mkdirat",
+        ],
+    );
     engine.sigkill();
 
     // No daemon: the pinned path program still kills a mkdir under the denied directory.
@@ -470,6 +478,46 @@ fn keep_enforcing_pins_the_path_syscall_tracepoints_a_file_rule_uses() {
         "mkdir alone: {status}"
     );
     // The guard removes the pins (the programs detach a moment later).
+}
+
+/// The signal tier's connect hooks (`cgroup/connect4,6`) enforce: pinned, they keep refusing a
+/// denied connect with the engine SIGKILLed.
+#[test]
+fn keep_enforcing_pins_the_cgroup_connect_hooks() {
+    if !can_run("keep_enforcing_pins_the_cgroup_connect_hooks") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, f1) = setup();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}lists:\n  - name: crash_pool\n    type: cidr\n    items: [127.0.0.76/32]\n",
+            policy_text(&f1).replace(
+                "rules:\n",
+                "rules:\n  - id: deny-pool-ip\n    expression: connect.addr.ip in crash_pool\n    action: deny\n"
+            )
+        ),
+    )
+    .unwrap();
+    let (_guard, engine, start) = start_pinned(dir.path(), &policy);
+    assert_eq!(start["connect_hook"], "cgroup/connect4,6", "{start:#}");
+    let run_id = start["run_id"].as_str().unwrap().to_owned();
+    assert_pinned(&run_id, &["link-cgroup_connect4", "link-cgroup_connect6"]);
+    engine.sigkill();
+    // No daemon: the pinned hook still refuses the connect (nothing listens there: without
+    // the hook it would be ECONNREFUSED).
+    let out = Command::new(env!("CARGO_BIN_EXE_io-uring-connect"))
+        .args(["--connect", "127.0.0.76:9"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(4) && stderr.contains("errno=1"),
+        "want EPERM: {} {stderr}",
+        out.status
+    );
 }
 
 #[test]

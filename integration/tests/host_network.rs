@@ -2,8 +2,10 @@
 //! `fixtures/deny-network.yaml`: a DNS lookup of a pool domain or a sub-domain of it kills the
 //! asking process in the kernel, whichever system call sends the query (catalog F9); its
 //! excluded documentation site and ordinary names containing "pool" are answered (N4); a
-//! connect to the pool address kills the caller; monitor mode only records. Loopback only: a
-//! stub resolver and a mock pool in this test, never a real resolver or pool.
+//! connect to the pool address is refused with EPERM by the cgroup connect hooks, through
+//! `connect(2)` or io_uring, and a kill rule's connect is refused and its process killed by the
+//! daemon; monitor mode only records. Loopback only: a stub resolver and a mock pool in this
+//! test, never a real resolver or pool.
 //! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -32,6 +34,7 @@ const LEARNED_POLICY: &str = include_str!("../fixtures/learned-pool.yaml");
 const STUB_DNS: &str = env!("CARGO_BIN_EXE_stub-dns");
 const DNS_CLIENT: &str = env!("CARGO_BIN_EXE_dns-client");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
+const IO_URING_CONNECT: &str = env!("CARGO_BIN_EXE_io-uring-connect");
 
 const ANSWERS: [&str; 4] = [
     "pool.example-miner.test=127.0.0.77",
@@ -71,9 +74,42 @@ fn stratum_client(addr: &str) -> std::process::ExitStatus {
         .unwrap()
 }
 
+/// Asserts that a client's connect was refused with EPERM (exit 4, `errno=1` on stderr).
+fn assert_refused(out: &std::process::Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(4) && stderr.contains("errno=1"),
+        "{what}: want EPERM, got {} {stderr}",
+        out.status
+    );
+}
+
+/// The stratum client's connect to `addr`, its output captured.
+fn stratum_connect(addr: &str) -> std::process::Output {
+    Command::new(STRATUM_CLIENT)
+        .args(["--connect", addr, "--dialect", "jsonrpc"])
+        .output()
+        .unwrap()
+}
+
+/// A connect to `addr` submitted through io_uring, then `linger_ms` alive; its output.
+fn io_uring_connect(addr: &str, linger_ms: u32) -> std::process::Output {
+    let out = Command::new(IO_URING_CONNECT)
+        .args(["--connect", addr, "--linger-ms", &linger_ms.to_string()])
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(6),
+        "io_uring is not available here: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
-fn signal_tier_kills_pool_lookups_and_pool_connects() {
-    if !can_run("signal_tier_kills_pool_lookups_and_pool_connects") {
+fn signal_tier_kills_pool_lookups_and_refuses_pool_connects() {
+    if !can_run("signal_tier_kills_pool_lookups_and_refuses_pool_connects") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,11 +138,14 @@ fn signal_tier_kills_pool_lookups_and_pool_connects() {
     }
 
     let (_pool, addrs) = start_pool(dir.path(), "127.0.0.77");
-    let status = stratum_client(&addrs[0]);
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGKILL),
-        "connect to the pool address: {status}"
+    assert_refused(
+        &stratum_connect(&addrs[0]),
+        "connect(2) to the pool address",
+    );
+    // No connect(2) system call: the cgroup hook still runs.
+    assert_refused(
+        &io_uring_connect(&addrs[0], 0),
+        "io_uring connect to the pool address",
     );
     assert!(
         stratum_client(&addrs[1]).success(),
@@ -147,9 +186,14 @@ fn signal_tier_kills_pool_lookups_and_pool_connects() {
         "the TCP query was seen as TCP"
     );
     assert_eq!(actions(&records, "kill", Some("pool-lookup-kill")).len(), 1);
-    let connects = actions(&records, "kill", Some("pool-ip-deny"));
-    assert_eq!(connects.len(), 1, "{records:#?}");
-    assert_eq!(connects[0]["event"]["connect"]["addr"]["ip"], "127.0.0.77");
+    let connects = actions(&records, "deny", Some("pool-ip-deny"));
+    assert_eq!(connects.len(), 2, "{records:#?}");
+    for (connect, comm) in connects.iter().zip(["stratum-client", "io-uring-connec"]) {
+        assert_eq!(connect["event"]["connect"]["addr"]["ip"], "127.0.0.77");
+        assert_eq!(connect["event"]["hook"], "cgroup/connect");
+        assert_eq!(connect["event"]["process"]["comm"], comm, "{connect:#}");
+    }
+    assert!(actions(&records, "kill", Some("pool-ip-deny")).is_empty());
     // In-kernel approvers: every connect rule of the policy is in the plan, so the connect to
     // 127.0.0.1 concerns no rule and never leaves the kernel; the counters saw it.
     assert!(
@@ -315,8 +359,8 @@ fn dns_responses_are_attributed_to_the_asking_process() {
 }
 
 #[test]
-fn signal_tier_kills_connects_to_addresses_learned_from_pool_answers() {
-    if !can_run("signal_tier_kills_connects_to_addresses_learned_from_pool_answers") {
+fn signal_tier_refuses_connects_to_addresses_learned_from_pool_answers() {
+    if !can_run("signal_tier_refuses_connects_to_addresses_learned_from_pool_answers") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -344,23 +388,76 @@ fn signal_tier_kills_connects_to_addresses_learned_from_pool_answers() {
             && r["event"]["dns"]["is_response"] == true
             && r["event"]["dns"]["question"]["name"] == "pool.example-miner.test"
     });
-    let status = stratum_client(&addrs[0]);
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGKILL),
-        "connect to the learned pool address: {status}"
+    assert_refused(
+        &stratum_connect(&addrs[0]),
+        "connect to the learned pool address",
     );
     assert!(stratum_client(&addrs[1]).success(), "elsewhere passes");
     let records = engine.stop();
-    let kills = actions(&records, "kill", Some("learned-pool-connect"));
-    assert_eq!(kills.len(), 1, "{records:#?}");
-    let connect = &kills[0]["event"]["connect"];
+    let denies = actions(&records, "deny", Some("learned-pool-connect"));
+    assert_eq!(denies.len(), 1, "{records:#?}");
+    let connect = &denies[0]["event"]["connect"];
     assert_eq!(connect["addr"]["ip"], "127.0.0.77");
     assert_eq!(connect["addr"]["dns_name"], "pool.example-miner.test");
     assert_eq!(
         actions(&records, "alert", Some("pool-lookup-watch")).len(),
         1
     );
+}
+
+/// A connect kill rule in the signal tier: the cgroup hook refuses the connect (it cannot send
+/// a signal) and the daemon kills the process through its kill path; `--never-kill` spares it
+/// the kill, not the refusal.
+#[test]
+fn a_connect_kill_rule_refuses_the_connect_and_the_daemon_kills() {
+    if !can_run("a_connect_kill_rule_refuses_the_connect_and_the_daemon_kills") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let policy = POLICY.replace(
+        "expression: connect.addr.ip in test_pool_ips && connect.addr.is_public\n    action: deny",
+        "expression: connect.addr.ip in test_pool_ips && connect.addr.is_public\n    action: kill",
+    );
+    assert_ne!(policy, POLICY, "the fixture's connect rule was not found");
+    let spared = host::install(Path::new(IO_URING_CONNECT), dir.path(), "spared-connect");
+    let spared_arg = spared.to_str().unwrap();
+    let engine = Engine::start_at(
+        dir.path(),
+        &{
+            let path = dir.path().join("policy.yaml");
+            std::fs::write(&path, &policy).unwrap();
+            path
+        },
+        "block",
+        &["--never-kill", spared_arg],
+    );
+    let (_pool, addrs) = start_pool(dir.path(), "127.0.0.77");
+    let out = io_uring_connect(&addrs[0], 3000);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGKILL),
+        "killed while it lingers after the refused connect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Whether it printed the refusal before the kill landed is a race; the kernel's `deny`
+    // record below says the connect was refused.
+    let out = Command::new(&spared)
+        .args(["--connect", &addrs[0], "--linger-ms", "300"])
+        .output()
+        .unwrap();
+    assert_refused(&out, "a --never-kill executable is still refused");
+    let records = engine.stop();
+    let of = |action: &str| actions(&records, action, Some("pool-ip-deny"));
+    let (denies, kills, spares) = (of("deny"), of("kill"), of("spared"));
+    assert_eq!(denies.len(), 2, "{records:#?}");
+    assert!(denies.iter().all(|r| r["decided_in"] == "kernel"));
+    assert_eq!(kills.len(), 1, "{records:#?}");
+    assert_eq!(kills[0]["decided_in"], "userspace", "{:#}", kills[0]);
+    assert_eq!(kills[0]["report"]["outcome"], "performed", "{:#}", kills[0]);
+    assert_eq!(kills[0]["event"]["process"]["comm"], "io-uring-connec");
+    assert_eq!(spares.len(), 1, "{records:#?}");
+    assert_eq!(spares[0]["event"]["process"]["comm"], "spared-connect");
 }
 
 /// Kills the child on drop.

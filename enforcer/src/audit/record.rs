@@ -204,6 +204,10 @@ pub enum Record {
         /// `CONFIG_MODULES`, no `sys_enter_fchmodat2` before 6.6, no `lsm/file_truncate`
         /// before 6.2).
         kernel_syscalls_unseen: std::collections::BTreeMap<String, String>,
+        /// Where connects are seen and stopped: `lsm/socket_connect` (lsm tier),
+        /// `cgroup/connect4,6` (signal tier: refused with EPERM), or
+        /// `tp/syscalls/sys_enter_connect (...)` with why the cgroup hooks are not attached.
+        connect_hook: String,
         /// The `syscalls/sys_*` tracepoints attached. While any is, every system call of every
         /// task takes the kernel's slower traced path (benches/README, `vm_storm`); the lsm
         /// tier on x86_64 needs none for the default policy.

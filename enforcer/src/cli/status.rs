@@ -237,9 +237,9 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         } else {
             row(
                 "connect",
-                "tp/syscalls/sys_enter_connect",
-                "kill",
-                "the SYN may leave, no data does; only connects a rule is about are reported when every connect rule is in the plan",
+                "cgroup/connect4, cgroup/connect6 (cgroup v2 root)",
+                "deny",
+                "refused with EPERM before the SYN, io_uring connects included; a kill rule's kill is the daemon's (pidfd); without cgroup v2, tp/syscalls/sys_enter_connect kills instead (engine_start says which); only connects a rule is about are reported when every connect rule is in the plan",
             )
         },
         if lsm {
@@ -486,6 +486,7 @@ mod tests {
         assert_eq!(stop(&lsm, "exec"), Some("deny"));
         assert_eq!(stop(&signal, "exec"), Some("kill"));
         assert_eq!(stop(&lsm, "connect"), Some("deny"));
+        assert_eq!(stop(&signal, "connect"), Some("deny"), "the cgroup hooks");
         assert_eq!(stop(&signal, "dns query"), Some("kill"));
         assert_eq!(stop(&lsm, "cpu usage"), Some("kill"));
         assert_eq!(stop(&lsm, "kernel: module load, unload"), Some("deny"));

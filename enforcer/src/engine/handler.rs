@@ -9,7 +9,7 @@ mod reload;
 
 use std::rc::Rc;
 
-use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILLED};
+use enforcer_common::event::{EventHeader, Hook, OUTCOME_KILL_DEFERRED, OUTCOME_KILLED};
 use enforcer_policy::selection::EntrySelector;
 use enforcer_policy::{CompiledPolicy, Enforcement, Kind, Mode, RuleInfo, ratelimit::RateLimiter};
 use serde_json::Value;
@@ -381,11 +381,25 @@ impl<'p> Handler<'p> {
             .get(header.rule_index as usize)
             .filter(|_| current)
             .map(|r| (header.rule_index, r));
-        for action in outcome::actions(header.outcome) {
-            for act in self.enforcer.kernel(action, info, header, event) {
-                let event = self.recorded(event.clone());
-                sink.write(&act.into_record(&rule, &severity, self.tier, event))?;
+        let mut acts: Vec<Act> = outcome::actions(header.outcome)
+            .flat_map(|action| self.enforcer.kernel(action, info, header, event))
+            .collect();
+        // A kill the hook could not send (a cgroup hook refused the operation instead): the
+        // daemon's kill path, rails included. A rule a reload removed is not acted on.
+        if header.outcome & OUTCOME_KILL_DEFERRED != 0 {
+            match info {
+                Some((index, r)) => {
+                    acts.push(self.enforcer.userspace_kill(index, r, header, event))
+                }
+                None => tracing::warn!(
+                    "pid {}: not killed for rule {rule}: a policy reload removed it",
+                    header.tgid
+                ),
             }
+        }
+        for act in acts {
+            let event = self.recorded(event.clone());
+            sink.write(&act.into_record(&rule, &severity, self.tier, event))?;
         }
         Ok(())
     }

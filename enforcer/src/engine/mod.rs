@@ -543,6 +543,11 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                     .map(|why| (loader::module_loads::TRACEPOINT.to_owned(), why.clone())),
             )
             .collect(),
+        connect_hook: match (&loaded.tier, &loaded.cgroup_connect) {
+            (KernelTier::Lsm, _) => "lsm/socket_connect".to_owned(),
+            (_, Ok(())) => "cgroup/connect4,6".to_owned(),
+            (_, Err(why)) => format!("tp/syscalls/sys_enter_connect ({why})"),
+        },
         syscall_tracepoints: loaded.syscall_tracepoints(),
         never_kill: options
             .never_kill

@@ -1,6 +1,7 @@
 //! Loading the kernel programs: tier probe, read-only globals (engine settings, BTF offsets),
 //! program load, plan maps, attach. Dropping [`Loaded`] detaches everything.
 
+pub mod cgroup_connect;
 pub mod connect_plan;
 pub mod counters;
 pub mod file_plan;
@@ -190,6 +191,10 @@ pub struct Loaded {
     pub tier: KernelTier,
     /// Why the tier is what it is, for the start record.
     pub tier_reason: String,
+    /// Whether connects are seen at the cgroup hooks (signal tier: refused with `EPERM`), or
+    /// why not (then at the `sys_enter_connect` tracepoint, or in the lsm tier at LSM
+    /// `socket_connect`); see [`cgroup_connect`].
+    pub cgroup_connect: Result<(), String>,
     /// Where DNS responses are watched (the cgroup v2 root the ingress program is attached
     /// to), or why they are not; set by [`Loaded::attach`].
     pub dns_responses: Result<std::path::PathBuf, String>,
@@ -458,6 +463,7 @@ pub fn load_with(
     program::<CgroupSkb>(&mut ebpf, programs::CGROUP_SKB_DNS_RESPONSE)?
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
+    let cgroup_connect = cgroup_connect::load(&mut ebpf, tier)?;
     let file_hooks = file_syscalls::load_optional(&mut ebpf, tier, layout, file_ops)?;
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
@@ -470,6 +476,7 @@ pub fn load_with(
         ebpf,
         tier,
         tier_reason,
+        cgroup_connect,
         dns_responses: Err("not attached yet".to_owned()),
         kernel_hash_loaded: kernel_hash.is_ok(),
         kernel_hash,
@@ -498,8 +505,18 @@ impl Loaded {
                     .push(EnforcingLink::BtfTracePoint(name, id));
             }
         }
+        if self.cgroup_connect.is_ok() {
+            match cgroup_connect::attach(&mut self.ebpf)? {
+                Ok(links) => self.enforcing_links.extend(links),
+                Err(why) => self.cgroup_connect = Err(why),
+            }
+        }
         for (name, category, tracepoint) in TRACEPOINTS {
             if self.tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name) {
+                continue;
+            }
+            // The cgroup hooks see every connect the tracepoint would, and more.
+            if name == programs::TP_SYS_ENTER_CONNECT && self.cgroup_connect.is_ok() {
                 continue;
             }
             // The bind and accept programs: by `attach_records`.

@@ -20,8 +20,9 @@ use aya::{
     maps::{Map, MapData},
     pin::PinError,
     programs::{
-        BtfTracePoint, Lsm, TracePoint, links::FdLink, links::PinnedLink, lsm::LsmLinkId,
-        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId,
+        BtfTracePoint, CgroupSockAddr, Lsm, TracePoint, cgroup_sock_addr::CgroupSockAddrLinkId,
+        links::FdLink, links::PinnedLink, lsm::LsmLinkId, tp_btf::BtfTracePointLinkId,
+        trace_point::TracePointLinkId,
     },
 };
 use enforcer_common::maps::{COUNTERS, programs};
@@ -38,8 +39,10 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
 pub const COUNTERS_PIN: &str = "map-COUNTERS";
 
 /// Programs whose links are pinned: the ones that can deny or kill.
-const ENFORCING: [&str; 7] = [
+const ENFORCING: [&str; 9] = [
     programs::TP_SCHED_PROCESS_EXEC,
+    programs::CGROUP_CONNECT4,
+    programs::CGROUP_CONNECT6,
     programs::TP_SYS_ENTER_SEND,
     programs::TP_SYS_ENTER_CONNECT,
     programs::TP_SYS_EXIT_OPEN,
@@ -63,6 +66,8 @@ pub enum EnforcingLink {
     BtfTracePoint(&'static str, BtfTracePointLinkId),
     /// A tracepoint program and its tracepoint (a program may be attached to several).
     TracePoint(&'static str, &'static str, TracePointLinkId),
+    /// A `cgroup/connect4` or `cgroup/connect6` program (`cgroup_connect.rs`).
+    CgroupSockAddr(&'static str, CgroupSockAddrLinkId),
 }
 
 /// Errors of pinning.
@@ -346,6 +351,15 @@ fn pin_links(
                 // A perf-event link is a bpf_link on every supported kernel (5.15+).
                 let fd = FdLink::try_from(link).map_err(|e| link_err(name)(&e))?;
                 (link_file(name, Some(tracepoint)), fd)
+            }
+            EnforcingLink::CgroupSockAddr(name, id) => {
+                let link = program::<CgroupSockAddr>(ebpf, name)
+                    .map_err(Box::new)?
+                    .take_link(id)
+                    .map_err(|e| link_err(name)(&e))?;
+                // Attached as a bpf_link (5.7+, every supported kernel).
+                let fd = FdLink::try_from(link).map_err(|e| link_err(name)(&e))?;
+                (link_file(name, None), fd)
             }
         };
         pins.adopt(file, fd_link)?;

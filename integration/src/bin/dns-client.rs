@@ -51,6 +51,7 @@ use std::{
 };
 
 use enforcer_integration::{
+    sockaddr::SockAddr,
     stratum::{WriteCall, send_all},
     syscall::progress,
 };
@@ -181,55 +182,6 @@ impl Failure {
 
 /// The replies collected: (rcode, addresses) per reply, in query order.
 type Replies = Vec<(u16, Vec<IpAddr>)>;
-
-/// A socket address in the C layout the system calls take.
-enum SockAddr {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-}
-
-impl SockAddr {
-    fn new(addr: SocketAddr) -> SockAddr {
-        match addr {
-            SocketAddr::V4(v4) => SockAddr::V4(libc::sockaddr_in {
-                sin_family: family(libc::AF_INET),
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            }),
-            SocketAddr::V6(v6) => SockAddr::V6(libc::sockaddr_in6 {
-                sin6_family: family(libc::AF_INET6),
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: v6.scope_id(),
-            }),
-        }
-    }
-
-    fn as_ptr(&self) -> *const libc::sockaddr {
-        match self {
-            SockAddr::V4(sa) => (&raw const *sa).cast(),
-            SockAddr::V6(sa) => (&raw const *sa).cast(),
-        }
-    }
-
-    fn len(&self) -> libc::socklen_t {
-        let size = match self {
-            SockAddr::V4(_) => std::mem::size_of::<libc::sockaddr_in>(),
-            SockAddr::V6(_) => std::mem::size_of::<libc::sockaddr_in6>(),
-        };
-        libc::socklen_t::try_from(size).unwrap_or(libc::socklen_t::MAX)
-    }
-}
-
-fn family(af: libc::c_int) -> libc::sa_family_t {
-    libc::sa_family_t::try_from(af).unwrap_or_default()
-}
 
 /// Runs a system call that returns -1 with errno on failure, retrying on EINTR.
 fn retry(mut call: impl FnMut() -> isize) -> std::io::Result<usize> {

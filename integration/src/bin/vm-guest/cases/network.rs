@@ -4,7 +4,8 @@
 //!   (`sendto`, `send`, `write`, `sendmsg`, `sendmmsg`, TCP), and never reaches the stub;
 //! - the exact pool host `kill.pool.test` kills its asker;
 //! - the excluded documentation host and `pool.ntp.org` (N4) are answered;
-//! - a connect to the pool address fails with EPERM, a connect elsewhere succeeds.
+//! - a connect to the pool address fails with EPERM, through connect(2) and through io_uring,
+//!   and a connect elsewhere succeeds.
 //!
 //! In monitor mode the same pool lookup is answered and a `would_deny` record names the rule.
 
@@ -119,6 +120,18 @@ fn network_while_attached(ctx: &Ctx, stub: &StubDns, engine: &mut Engine) -> Res
             run.status, run.stderr
         ));
     }
+    // io_uring's connect makes no connect(2) call; LSM socket_connect still runs.
+    let out = std::process::Command::new(layout::IO_URING_CONNECT)
+        .args(["--connect", POOL_ADDR])
+        .output()
+        .map_err(|e| format!("cannot run io-uring-connect: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(4) || !stderr.contains("errno=1") {
+        return Err(format!(
+            "io_uring connect to the pool address: want errno=1, got {} {stderr:?}",
+            out.status
+        ));
+    }
     let run = client(OTHER_ADDR, "jsonrpc", "write")?;
     if !run.status.success() {
         return Err(format!(
@@ -126,7 +139,9 @@ fn network_while_attached(ctx: &Ctx, stub: &StubDns, engine: &mut Engine) -> Res
             run.status, run.stderr
         ));
     }
-    ctx.log("connect to the pool address refused with EPERM, elsewhere allowed");
+    ctx.log(
+        "connect to the pool address refused with EPERM (connect(2) and io_uring), elsewhere allowed",
+    );
 
     let deny = engine.wait_record(RECORD_TIMEOUT, "deny of pool-lookup-deny", |r| {
         audit::is_action(r, "deny", "pool-lookup-deny")

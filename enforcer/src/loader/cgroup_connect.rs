@@ -1,0 +1,69 @@
+//! The signal tier's connect hooks: `cgroup/connect4` and `cgroup/connect6`
+//! (`enforcer-ebpf/src/hooks/connect.rs`), attached to the cgroup v2 root, so every socket of
+//! the host is under them. They refuse a denied connect with `EPERM` before the SYN, whatever
+//! asked for it (`connect(2)`, io_uring's `IORING_OP_CONNECT`, a `sendto` with
+//! `MSG_FASTOPEN`), where the `sys_enter_connect` tracepoint could only kill after the SYN of
+//! `connect(2)` alone. When they cannot be loaded or attached (no cgroup v2 mount, a kernel
+//! that refuses them), the tracepoint does their job and the start record says why. The lsm
+//! tier has LSM `socket_connect` instead.
+
+use aya::{
+    Ebpf,
+    programs::{CgroupAttachMode, CgroupSockAddr},
+};
+use enforcer_common::maps::programs;
+
+use super::{KernelTier, LoadError, pins::EnforcingLink, program};
+
+/// The two programs (IPv4, IPv6).
+const PROGRAMS: [&str; 2] = [programs::CGROUP_CONNECT4, programs::CGROUP_CONNECT6];
+
+/// Loads the programs in the signal tier; `Ok(Err(why))` when they are not used (another
+/// tier, or the kernel refuses them: then the tracepoint is).
+pub fn load(ebpf: &mut Ebpf, tier: KernelTier) -> Result<Result<(), String>, LoadError> {
+    if tier == KernelTier::Lsm {
+        return Ok(Err("the lsm tier has LSM socket_connect".to_owned()));
+    }
+    for name in PROGRAMS {
+        if let Err(err) = program::<CgroupSockAddr>(ebpf, name)?.load() {
+            return Ok(Err(format!("the kernel refuses {name}: {err}")));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Attaches the loaded programs to the cgroup v2 root; returns their links (they enforce, so
+/// `--on-crash keep-enforcing` pins them), or why they are not attached (then nothing is).
+pub fn attach(ebpf: &mut Ebpf) -> Result<Result<Vec<EnforcingLink>, String>, LoadError> {
+    let Some(cgroups) = crate::actions::cgroupfs::CgroupFs::discover() else {
+        return Ok(Err("no cgroup v2 file system is mounted".to_owned()));
+    };
+    let root = cgroups.root();
+    let dir = match std::fs::File::open(root) {
+        Ok(dir) => dir,
+        Err(err) => return Ok(Err(format!("cannot open {}: {err}", root.display()))),
+    };
+    let mut links = Vec::new();
+    for name in PROGRAMS {
+        // A bpf_link: it coexists with other programs on the root cgroup.
+        match program::<CgroupSockAddr>(ebpf, name)?.attach(&dir, CgroupAttachMode::Single) {
+            Ok(id) => links.push(EnforcingLink::CgroupSockAddr(name, id)),
+            Err(err) => {
+                detach(ebpf, links)?;
+                return Ok(Err(format!("cannot attach {name}: {err}")));
+            }
+        }
+    }
+    Ok(Ok(links))
+}
+
+/// Detaches what [`attach`] attached before one of its programs failed.
+fn detach(ebpf: &mut Ebpf, links: Vec<EnforcingLink>) -> Result<(), LoadError> {
+    for link in links {
+        if let EnforcingLink::CgroupSockAddr(name, id) = link {
+            // Dropping the taken link detaches it.
+            drop(program::<CgroupSockAddr>(ebpf, name)?.take_link(id));
+        }
+    }
+    Ok(())
+}
