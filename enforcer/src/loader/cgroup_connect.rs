@@ -26,7 +26,11 @@ pub fn load(ebpf: &mut Ebpf, tier: KernelTier) -> Result<Result<(), String>, Loa
     }
     for name in PROGRAMS {
         if let Err(err) = program::<CgroupSockAddr>(ebpf, name)?.load() {
-            return Ok(Err(format!("the kernel refuses {name}: {err}")));
+            let why = format!("the kernel refuses {name}: {err}");
+            tracing::warn!(
+                "connects are watched at tracepoint sys_enter_connect (a denied one is killed, not refused): {why}"
+            );
+            return Ok(Err(why));
         }
     }
     Ok(Ok(()))

@@ -508,7 +508,12 @@ impl Loaded {
         if self.cgroup_connect.is_ok() {
             match cgroup_connect::attach(&mut self.ebpf)? {
                 Ok(links) => self.enforcing_links.extend(links),
-                Err(why) => self.cgroup_connect = Err(why),
+                Err(why) => {
+                    tracing::warn!(
+                        "connects are watched at tracepoint sys_enter_connect (a denied one is killed, not refused): {why}"
+                    );
+                    self.cgroup_connect = Err(why);
+                }
             }
         }
         for (name, category, tracepoint) in TRACEPOINTS {
