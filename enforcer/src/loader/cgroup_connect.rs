@@ -13,7 +13,7 @@ use aya::{
 };
 use enforcer_common::maps::programs;
 
-use super::{KernelTier, LoadError, pins::EnforcingLink, program};
+use super::{CgroupRoot, KernelTier, LoadError, pins::EnforcingLink, program};
 
 /// The two programs (IPv4, IPv6).
 const PROGRAMS: [&str; 2] = [programs::CGROUP_CONNECT4, programs::CGROUP_CONNECT6];
@@ -26,11 +26,9 @@ pub fn load(ebpf: &mut Ebpf, tier: KernelTier) -> Result<Result<(), String>, Loa
     }
     for name in PROGRAMS {
         if let Err(err) = program::<CgroupSockAddr>(ebpf, name)?.load() {
-            let why = format!("the kernel refuses {name}: {err}");
-            tracing::warn!(
-                "connects are watched at tracepoint sys_enter_connect (a denied one is killed, not refused): {why}"
-            );
-            return Ok(Err(why));
+            return Ok(Err(tracepoint_instead(format!(
+                "the kernel refuses {name}: {err}"
+            ))));
         }
     }
     Ok(Ok(()))
@@ -38,27 +36,37 @@ pub fn load(ebpf: &mut Ebpf, tier: KernelTier) -> Result<Result<(), String>, Loa
 
 /// Attaches the loaded programs to the cgroup v2 root; returns their links (they enforce, so
 /// `--on-crash keep-enforcing` pins them), or why they are not attached (then nothing is).
-pub fn attach(ebpf: &mut Ebpf) -> Result<Result<Vec<EnforcingLink>, String>, LoadError> {
-    let Some(cgroups) = crate::actions::cgroupfs::CgroupFs::discover() else {
-        return Ok(Err("no cgroup v2 file system is mounted".to_owned()));
-    };
-    let root = cgroups.root();
-    let dir = match std::fs::File::open(root) {
-        Ok(dir) => dir,
-        Err(err) => return Ok(Err(format!("cannot open {}: {err}", root.display()))),
+pub fn attach(
+    ebpf: &mut Ebpf,
+    cgroup_root: &CgroupRoot,
+) -> Result<Result<Vec<EnforcingLink>, String>, LoadError> {
+    let dir = match cgroup_root {
+        Ok((_, dir)) => dir,
+        Err(why) => return Ok(Err(tracepoint_instead(why.clone()))),
     };
     let mut links = Vec::new();
     for name in PROGRAMS {
         // A bpf_link: it coexists with other programs on the root cgroup.
-        match program::<CgroupSockAddr>(ebpf, name)?.attach(&dir, CgroupAttachMode::Single) {
+        match program::<CgroupSockAddr>(ebpf, name)?.attach(dir, CgroupAttachMode::Single) {
             Ok(id) => links.push(EnforcingLink::CgroupSockAddr(name, id)),
             Err(err) => {
                 detach(ebpf, links)?;
-                return Ok(Err(format!("cannot attach {name}: {err}")));
+                return Ok(Err(tracepoint_instead(format!(
+                    "cannot attach {name}: {err}"
+                ))));
             }
         }
     }
     Ok(Ok(links))
+}
+
+/// Says, as a warning, that the tracepoint watches connects instead of the hooks (`why`);
+/// returns `why` for the start record.
+fn tracepoint_instead(why: String) -> String {
+    tracing::warn!(
+        "connects are watched at tracepoint sys_enter_connect (a denied one is killed, not refused): {why}"
+    );
+    why
 }
 
 /// Detaches what [`attach`] attached before one of its programs failed.

@@ -492,6 +492,20 @@ pub fn load_with(
     })
 }
 
+/// The cgroup v2 root, its path and an open descriptor (what cgroup programs attach to), or
+/// why there is none.
+type CgroupRoot = Result<(std::path::PathBuf, std::fs::File), String>;
+
+/// Opens the cgroup v2 root ([`CgroupRoot`]).
+fn open_cgroup_root() -> CgroupRoot {
+    let cgroups = crate::actions::cgroupfs::CgroupFs::discover()
+        .ok_or("no cgroup v2 file system is mounted")?;
+    let root = cgroups.root().to_path_buf();
+    let dir = std::fs::File::open(&root)
+        .map_err(|err| format!("cannot open {}: {err}", root.display()))?;
+    Ok((root, dir))
+}
+
 impl Loaded {
     /// Attaches the programs. Call after the plan maps are written, so nothing slips through
     /// between attach and plan.
@@ -505,15 +519,12 @@ impl Loaded {
                     .push(EnforcingLink::BtfTracePoint(name, id));
             }
         }
+        // Opened once for the programs attached to it (connects, DNS responses).
+        let cgroup_root = open_cgroup_root();
         if self.cgroup_connect.is_ok() {
-            match cgroup_connect::attach(&mut self.ebpf)? {
+            match cgroup_connect::attach(&mut self.ebpf, &cgroup_root)? {
                 Ok(links) => self.enforcing_links.extend(links),
-                Err(why) => {
-                    tracing::warn!(
-                        "connects are watched at tracepoint sys_enter_connect (a denied one is killed, not refused): {why}"
-                    );
-                    self.cgroup_connect = Err(why);
-                }
+                Err(why) => self.cgroup_connect = Err(why),
             }
         }
         for (name, category, tracepoint) in TRACEPOINTS {
@@ -536,7 +547,7 @@ impl Loaded {
         self.fixed_tracepoints.extend(file_hooks.tracepoints);
         self.enforcing_links.extend(file_hooks.links);
         self.attach_kernel_ops(self.kernel_ops_wanted)?;
-        self.dns_responses = self.attach_dns_responses()?;
+        self.dns_responses = self.attach_dns_responses(cgroup_root)?;
         if self.tier == KernelTier::Lsm {
             for (name, _) in LSM_PROGRAMS {
                 let id = program::<Lsm>(&mut self.ebpf, name)?
@@ -696,14 +707,13 @@ impl Loaded {
     /// Attaches the DNS response program at ingress of the cgroup v2 root (every socket of
     /// the host is in it or below it). No cgroup v2 mount is not an error: the engine runs
     /// without DNS responses and says so.
-    fn attach_dns_responses(&mut self) -> Result<Result<std::path::PathBuf, String>, LoadError> {
-        let Some(cgroups) = crate::actions::cgroupfs::CgroupFs::discover() else {
-            return Ok(Err("no cgroup v2 file system is mounted".to_owned()));
-        };
-        let root = cgroups.root().to_path_buf();
-        let dir = match std::fs::File::open(&root) {
-            Ok(dir) => dir,
-            Err(err) => return Ok(Err(format!("cannot open {}: {err}", root.display()))),
+    fn attach_dns_responses(
+        &mut self,
+        cgroup_root: CgroupRoot,
+    ) -> Result<Result<std::path::PathBuf, String>, LoadError> {
+        let (root, dir) = match cgroup_root {
+            Ok(opened) => opened,
+            Err(why) => return Ok(Err(why)),
         };
         let name = programs::CGROUP_SKB_DNS_RESPONSE;
         program::<CgroupSkb>(&mut self.ebpf, name)?
