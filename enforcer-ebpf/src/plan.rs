@@ -177,6 +177,10 @@ pub(crate) fn act(plan: &PlanVerdict, config: &EngineConfig, site: Site) -> (emi
 /// deny or a kill rule refuses the operation, and the kill is left to the daemon's kill path
 /// (`OUTCOME_KILL_DEFERRED`; in a dry run `would_deny` and `would_kill`). A process running a
 /// `--never-kill` executable is spared the kill, not the refusal.
+///
+/// A function of its own rather than a third [`Site`]: with a third variant LLVM compiled
+/// `tp_sys_enter_kernel` (which passes its site at run time) into code the verifier refused
+/// (`R4 !read_ok`), so the programs that were already there keep the two-valued `Site`.
 #[inline(always)]
 pub(crate) fn act_in_cgroup(plan: &PlanVerdict, config: &EngineConfig) -> (emit::Verdict, bool) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
