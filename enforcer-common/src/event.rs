@@ -150,6 +150,9 @@ pub enum Hook {
     LsmBpf = 36,
     /// `cgroup/connect4` or `cgroup/connect6` on the cgroup v2 root (signal and monitor tiers).
     CgroupConnect = 37,
+    /// `cgroup_skb/egress` on the cgroup v2 root: DNS queries and first payloads leaving a
+    /// socket (signal and monitor tiers).
+    CgroupSkbEgress = 38,
     /// Self-protection guard at LSM `task_kill` (self-protection block: 60..=69).
     LsmGuardTaskKill = 60,
     /// Self-protection guard at LSM `ptrace_access_check`.
@@ -218,6 +221,7 @@ impl TryFrom<u32> for Hook {
             35 => Ok(Self::TpModuleLoad),
             36 => Ok(Self::LsmBpf),
             37 => Ok(Self::CgroupConnect),
+            38 => Ok(Self::CgroupSkbEgress),
             60 => Ok(Self::LsmGuardTaskKill),
             61 => Ok(Self::LsmGuardPtrace),
             62 => Ok(Self::LsmGuardPathUnlink),

@@ -158,6 +158,15 @@ pub mod programs {
     /// `cgroup/connect6` on the cgroup v2 root: IPv6 connect records and deny (signal and
     /// monitor tiers).
     pub const CGROUP_CONNECT6: &str = "cgroup_connect6";
+    /// `cgroup_skb/egress` on the cgroup v2 root: DNS queries and JSON-RPC payloads leaving a
+    /// socket, classified and dropped (signal and monitor tiers; replaces the send
+    /// tracepoints).
+    pub const CGROUP_SKB_EGRESS: &str = "cgroup_skb_egress";
+    /// `cgroup/sendmsg4` on the cgroup v2 root: notes the sender of an unconnected UDP
+    /// datagram as its socket's owner (signal and monitor tiers).
+    pub const CGROUP_SENDMSG4: &str = "cgroup_sendmsg4";
+    /// `cgroup/sendmsg6`: as `cgroup/sendmsg4`, for IPv6.
+    pub const CGROUP_SENDMSG6: &str = "cgroup_sendmsg6";
     /// LSM `socket_connect`: connect records and deny (lsm tier).
     pub const LSM_SOCKET_CONNECT: &str = "lsm_socket_connect";
     /// Tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one program): write opens

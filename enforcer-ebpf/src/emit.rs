@@ -147,6 +147,55 @@ pub(crate) fn header_with_ids(
     }
 }
 
+/// A header for a record made outside the process it is about (a packet at `cgroup_skb`):
+/// the socket owner's ids (`hooks/socket_state.rs`), zero when the socket has none; the
+/// cgroup is the owner's, else the packet's socket's (`skb_cgroup_id`).
+#[inline(always)]
+pub(crate) fn owner_header(
+    kind: EventKind,
+    size: usize,
+    hook: Hook,
+    verdict: &Verdict,
+    owner: &crate::hooks::Owner,
+    skb_cgroup_id: u64,
+) -> EventHeader {
+    let (pid_tgid, uid_gid) = (owner.pid_tgid, owner.uid_gid);
+    let cgroup_id = if owner.cgroup_id != 0 {
+        owner.cgroup_id
+    } else {
+        skb_cgroup_id
+    };
+    EventHeader {
+        kind: kind as u32,
+        size: size as u32,
+        // SAFETY: a helper without arguments and without preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_boot_ns() },
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        ppid: 0,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        outcome: verdict.outcome,
+        cgroup_id,
+        rule_index: verdict.rule_index,
+        generation: verdict.generation,
+        hook: hook as u32,
+        _pad: 0,
+    }
+}
+
+/// Emits `body`, a whole record built in scratch memory (header included), with
+/// [`urgent_event_flags`]: such records can start a userspace kill.
+#[inline(always)]
+pub(crate) fn urgent_record<T: Copy + 'static>(body: &T) {
+    let Some(mut entry) = reserve::<T>() else {
+        return;
+    };
+    // SAFETY: `as_mut_ptr` points at a reserved, writable `T`-sized slot.
+    unsafe { *entry.as_mut_ptr() = *body };
+    entry.submit(urgent_event_flags());
+}
+
 /// What a [`SocketRecord`] says besides its header.
 pub(crate) struct SocketFacts<'a> {
     pub(crate) fd: u32,

@@ -5,9 +5,12 @@
 //! | `lsm_bprm_check_security` | LSM `bprm_check_security` | lsm | deny (and optionally kill) an exec the plan names |
 //! | `tp_sched_process_exec` | raw tracepoint `sched_process_exec` | all | exec record with argv; SIGKILL in the signal tier; SIGKILL for a listed `scheme://` in the arguments (argument plan, `args.rs`) in every tier |
 //! | `tp_sched_process_fork`, `tp_sched_process_exit` | raw tracepoints `sched_process_{fork,exit}` | all | process lifecycle records (new processes, last-thread exits) for the process cache |
-//! | `tp_sys_enter_send` | tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}` (one program, five attachments) | signal, monitor | classify a socket send (`send.rs`): DNS query (question name) or JSON-RPC method; SIGKILL for deny/kill rules |
+//! | `cgroup_skb_egress` | `cgroup_skb/egress` on the cgroup v2 root | signal, monitor | classify every packet a local socket sends (`egress.rs`): DNS query or JSON-RPC method; drop it for deny/kill rules (the daemon kills the socket's owner) |
+//! | `cgroup_sendmsg4`, `cgroup_sendmsg6` | `cgroup/sendmsg4,6` on the cgroup v2 root | signal, monitor | note the sender of an unconnected UDP datagram as its socket's owner (`socket_state.rs`) |
+//! | `tp_sys_enter_send` | tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}` (one program, five attachments) | signal, monitor without cgroup v2 (the egress program's fallback) | classify a socket send (`send.rs`): DNS query (question name) or JSON-RPC method; SIGKILL for deny/kill rules |
 //! | `lsm_socket_sendmsg` | LSM `socket_sendmsg` | lsm | classify every socket send from the kernel's copy of the message (`send.rs`); deny stratum logins and pool look-ups |
-//! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor | connect records and pool-address match; SIGKILL in the signal tier |
+//! | `cgroup_connect4`, `cgroup_connect6` | `cgroup/connect4,6` on the cgroup v2 root | signal, monitor | connect records, pool-address match (refused with EPERM); note the socket's owner |
+//! | `tp_sys_enter_connect` | tracepoint `syscalls/sys_enter_connect` | signal, monitor without cgroup v2 (the cgroup hooks' fallback) | connect records and pool-address match; SIGKILL in the signal tier |
 //! | `lsm_socket_connect` | LSM `socket_connect` | lsm | connect records; deny connects to pool addresses |
 //! | `tp_sys_exit_open` | tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` | signal, monitor | write opens of watched paths; SIGKILL for deny/kill rules |
 //! | `tp_sys_enter_path` | tracepoints `syscalls/sys_enter_*` of the path syscalls (unlink, rename, chmod, chown, link, symlink, mkdir, rmdir, setxattr, utimes, truncate, mount, umount families and fchmod/fchown) | signal, monitor; lsm (setxattr, utimes only) | path operations on watched paths; SIGKILL for deny/kill rules |
@@ -22,7 +25,7 @@
 //! Maps are in `maps.rs`, record emission in `emit.rs`, zeroing without `memset` in `mem.rs`, struct reads through load-time offsets in
 //! `kernel.rs`, file paths and the watch plan in `file.rs`, the plan look-up and verdict logic in `plan.rs`, payload classification in
 //! `classify.rs`, syscall tracepoint records in `syscall_record.rs`, DNS name parsing and look-up in `dns.rs`, socket addresses and the connect
-//! plan in `net.rs`.
+//! plan in `net.rs`, IP and transport headers of the cgroup skb programs in `packet.rs`.
 #![no_std]
 #![no_main]
 // Casts here split helper-packed u64 halves (pid/tgid, uid/gid) or narrow lengths already
@@ -39,6 +42,7 @@ mod kernel;
 mod maps;
 mod mem;
 mod net;
+mod packet;
 mod plan;
 mod syscall_record;
 mod typed;

@@ -185,13 +185,7 @@ pub(crate) fn act(plan: &PlanVerdict, config: &EngineConfig, site: Site) -> (emi
 pub(crate) fn act_in_cgroup(plan: &PlanVerdict, config: &EngineConfig) -> (emit::Verdict, bool) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let decision = decide(plan, config, Site::Lsm, tgid);
-    let mut outcome = decision.outcome;
-    if outcome & OUTCOME_KILLED != 0 {
-        outcome = (outcome & !OUTCOME_KILLED) | OUTCOME_KILL_DEFERRED | OUTCOME_DENIED;
-    }
-    if outcome & OUTCOME_WOULD_KILL != 0 {
-        outcome |= OUTCOME_WOULD_DENY;
-    }
+    let mut outcome = cgroup_outcome(decision.outcome);
     let kills = OUTCOME_KILL_DEFERRED | OUTCOME_WOULD_KILL;
     if outcome & kills != 0 && never_kill_current() {
         outcome = (outcome & !kills) | OUTCOME_SPARED;
@@ -202,4 +196,41 @@ pub(crate) fn act_in_cgroup(plan: &PlanVerdict, config: &EngineConfig) -> (emit:
         generation: plan.generation,
     };
     (verdict, decision.deny || decision.kill)
+}
+
+/// [`act_in_cgroup`] for a packet (`cgroup_skb/egress`), which runs outside its sender's
+/// context: the process is the socket's owner `tgid` (0: none noted). A kill is the daemon's
+/// (`OUTCOME_KILL_DEFERRED`, whose kill path checks `--never-kill` itself); with no owner it
+/// cannot be made (`OUTCOME_KILL_FAILED`), and the packet is dropped all the same.
+#[inline(always)]
+pub(crate) fn act_for_owner(
+    plan: &PlanVerdict,
+    config: &EngineConfig,
+    tgid: u32,
+) -> (emit::Verdict, bool) {
+    let decision = decide(plan, config, Site::Lsm, tgid);
+    let mut outcome = cgroup_outcome(decision.outcome);
+    if tgid == 0 && outcome & OUTCOME_KILL_DEFERRED != 0 {
+        outcome = (outcome & !OUTCOME_KILL_DEFERRED) | OUTCOME_KILL_FAILED;
+        count(Counter::KillFailed);
+    }
+    let verdict = emit::Verdict {
+        outcome,
+        rule_index: plan.rule_index,
+        generation: plan.generation,
+    };
+    (verdict, decision.deny || decision.kill)
+}
+
+/// The outcome bits of a hook that refuses but cannot signal: a kill becomes a refusal and a
+/// kill the daemon makes; a dry-run kill also says the refusal it would make.
+#[inline(always)]
+fn cgroup_outcome(mut outcome: u32) -> u32 {
+    if outcome & OUTCOME_KILLED != 0 {
+        outcome = (outcome & !OUTCOME_KILLED) | OUTCOME_KILL_DEFERRED | OUTCOME_DENIED;
+    }
+    if outcome & OUTCOME_WOULD_KILL != 0 {
+        outcome |= OUTCOME_WOULD_DENY;
+    }
+    outcome
 }

@@ -101,6 +101,13 @@ impl DnsRun {
             && self.outcome["errno"] == 1
     }
 
+    /// Whether no answer came within the client's 3 s (a query dropped on its way out).
+    pub fn unanswered(&self) -> bool {
+        self.status.code() == Some(4)
+            && self.outcome["stage"] == "recv"
+            && self.outcome["errno"] == libc::ETIMEDOUT
+    }
+
     /// The answered addresses, when the query was answered.
     pub fn answers(&self) -> Option<Vec<String>> {
         if self.outcome["ok"] != true {
@@ -122,6 +129,18 @@ pub fn dns_query(
     name: &str,
     via: &str,
 ) -> Result<DnsRun, String> {
+    dns_query_lingering(binary, server, name, via, 0)
+}
+
+/// [`dns_query`] with `--linger-ms linger_ms`: after a failure the client stays alive that
+/// long (a kill that follows a refused send finds it).
+pub fn dns_query_lingering(
+    binary: &Path,
+    server: SocketAddr,
+    name: &str,
+    via: &str,
+    linger_ms: u32,
+) -> Result<DnsRun, String> {
     let out = Command::new(binary)
         .args([
             "--server",
@@ -130,6 +149,8 @@ pub fn dns_query(
             name,
             "--via",
             via,
+            "--linger-ms",
+            &linger_ms.to_string(),
         ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -27,13 +27,13 @@ mod host;
 use std::{
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus},
+    process::{Command, ExitStatus, Stdio},
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use enforcer_integration::pins::PIN_ROOT;
-use host::{Engine, can_run, enforcer_bin, install};
+use host::{Engine, MockPool, can_run, enforcer_bin, install};
 use serde_json::Value;
 
 /// One test at a time: a restart takes over every dead run's pins.
@@ -480,11 +480,12 @@ fn keep_enforcing_pins_the_path_syscall_tracepoints_a_file_rule_uses() {
     // The guard removes the pins (the programs detach a moment later).
 }
 
-/// The signal tier's connect hooks (`cgroup/connect4,6`) enforce: pinned, they keep refusing a
-/// denied connect with the engine SIGKILLed.
+/// The signal tier's cgroup hooks enforce: pinned, the connect hooks keep refusing a denied
+/// connect and the egress hook keeps dropping a denied stratum login, with the engine
+/// SIGKILLed.
 #[test]
-fn keep_enforcing_pins_the_cgroup_connect_hooks() {
-    if !can_run("keep_enforcing_pins_the_cgroup_connect_hooks") {
+fn keep_enforcing_pins_the_cgroup_connect_and_egress_hooks() {
+    if !can_run("keep_enforcing_pins_the_cgroup_connect_and_egress_hooks") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -496,15 +497,26 @@ fn keep_enforcing_pins_the_cgroup_connect_hooks() {
             "{}lists:\n  - name: crash_pool\n    type: cidr\n    items: [127.0.0.76/32]\n",
             policy_text(&f1).replace(
                 "rules:\n",
-                "rules:\n  - id: deny-pool-ip\n    expression: connect.addr.ip in crash_pool\n    action: deny\n"
+                "rules:\n  - id: deny-pool-ip\n    expression: connect.addr.ip in crash_pool\n    action: deny\n  - id: deny-subscribe\n    expression: payload.stratum.method == \"mining.subscribe\"\n    action: deny\n"
             )
         ),
     )
     .unwrap();
+    let pool = MockPool::start(&["127.0.0.1:0"], &dir.path().join("pool.jsonl"));
     let (_guard, engine, start) = start_pinned(dir.path(), &policy);
     assert_eq!(start["connect_hook"], "cgroup/connect4,6", "{start:#}");
+    assert_eq!(start["send_hook"], "cgroup_skb/egress", "{start:#}");
     let run_id = start["run_id"].as_str().unwrap().to_owned();
-    assert_pinned(&run_id, &["link-cgroup_connect4", "link-cgroup_connect6"]);
+    assert_pinned(
+        &run_id,
+        &[
+            "link-cgroup_connect4",
+            "link-cgroup_connect6",
+            "link-cgroup_skb_egress",
+            "link-cgroup_sendmsg4",
+            "link-cgroup_sendmsg6",
+        ],
+    );
     engine.sigkill();
     // No daemon: the pinned hook still refuses the connect (nothing listens there: without
     // the hook it would be ECONNREFUSED).
@@ -518,6 +530,24 @@ fn keep_enforcing_pins_the_cgroup_connect_hooks() {
         "want EPERM: {} {stderr}",
         out.status
     );
+    // And the pinned egress hook drops the login: no reply comes (exit 5), the pool received
+    // no line.
+    let status = Command::new(env!("CARGO_BIN_EXE_stratum-client"))
+        .args([
+            "--connect",
+            &pool.addrs[0],
+            "--dialect",
+            "v1",
+            "--expect-reply",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(5), "want no reply: {status}");
+    drop(pool);
+    let received = std::fs::read_to_string(dir.path().join("pool.jsonl")).unwrap();
+    assert!(!received.contains("\"line\""), "{received}");
 }
 
 #[test]

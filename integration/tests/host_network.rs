@@ -1,6 +1,8 @@
 //! Host-tier network tests (signal tier: no BPF LSM on the host), with the policy of
-//! `fixtures/deny-network.yaml`: a DNS lookup of a pool domain or a sub-domain of it kills the
-//! asking process in the kernel, whichever system call sends the query (catalog F9); its
+//! `fixtures/deny-network.yaml`: a DNS lookup of a pool domain or a sub-domain of it is dropped
+//! on its way out by the cgroup egress hook, whichever system call sends the query (catalog F9:
+//! UDP sends fail with EPERM, a TCP query is never answered), and a kill rule's asker is killed
+//! by the daemon; its
 //! excluded documentation site and ordinary names containing "pool" are answered (N4); a
 //! connect to the pool address is refused with EPERM by the cgroup connect hooks, through
 //! `connect(2)` or io_uring, and a kill rule's connect is refused and its process killed by the
@@ -18,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use enforcer_integration::dns_fixture::{ALL_VIAS, StubDns, dns_query};
+use enforcer_integration::dns_fixture::{ALL_VIAS, StubDns, dns_query, dns_query_lingering};
 use host::{Engine, MockPool, actions, can_run};
 use serde_json::Value;
 
@@ -108,8 +110,8 @@ fn io_uring_connect(addr: &str, linger_ms: u32) -> std::process::Output {
 }
 
 #[test]
-fn signal_tier_kills_pool_lookups_and_refuses_pool_connects() {
-    if !can_run("signal_tier_kills_pool_lookups_and_refuses_pool_connects") {
+fn signal_tier_drops_pool_lookups_and_refuses_pool_connects() {
+    if !can_run("signal_tier_drops_pool_lookups_and_refuses_pool_connects") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,13 +119,28 @@ fn signal_tier_kills_pool_lookups_and_refuses_pool_connects() {
     let stub = stub(dir.path());
     let mut engine = Engine::start(dir.path(), POLICY, "block");
 
+    // The egress hook drops the query: a UDP send fails with EPERM; a TCP segment never
+    // leaves, so no answer comes (TCP's further tries are dropped too).
     for via in ALL_VIAS {
         let run = query(&stub, "pool.example-miner.test", via);
-        assert!(run.killed(), "F9 via {via}: want SIGKILL, got {run:?}");
+        let stopped = if via.starts_with("tcp") {
+            run.unanswered()
+        } else {
+            run.send_refused()
+        };
+        assert!(stopped, "F9 via {via}: want the query dropped, got {run:?}");
     }
     let run = query(&stub, "A.B.Example-Miner.TEST", "send");
-    assert!(run.killed(), "sub-domain, any case: {run:?}");
-    let run = query(&stub, "kill.pool.test", "sendto");
+    assert!(run.send_refused(), "sub-domain, any case: {run:?}");
+    // A kill rule: refused in the kernel, killed by the daemon (the client lingers for it).
+    let run = dns_query_lingering(
+        Path::new(DNS_CLIENT),
+        stub.addr,
+        "kill.pool.test",
+        "sendto",
+        10_000,
+    )
+    .unwrap();
     assert!(run.killed(), "exact pool host: {run:?}");
     for (name, want) in [
         ("docs.example-miner.test", "127.0.0.1"),
@@ -156,10 +173,22 @@ fn signal_tier_kills_pool_lookups_and_refuses_pool_connects() {
         r["type"] == "event" && r["event"]["dns"]["question"]["name"] == "pool.ntp.org"
     });
     let records = engine.stop();
-    let lookups = actions(&records, "kill", Some("pool-lookup-deny"));
+    // Not one pool query reached the resolver.
+    let asked: Vec<String> = StubDns::queries(&dir.path().join("stub.jsonl"))
+        .iter()
+        .filter_map(|q| q["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(asked.iter().any(|n| n == "pool.ntp.org"), "{asked:?}");
+    assert!(
+        asked.iter().all(|n| n == "docs.example-miner.test"
+            || !(n.ends_with("example-miner.test") || n == "kill.pool.test")),
+        "a refused query reached the resolver: {asked:?}"
+    );
+    let lookups = actions(&records, "deny", Some("pool-lookup-deny"));
     assert_eq!(lookups.len(), ALL_VIAS.len() + 1, "{records:#?}");
     for r in &lookups {
         assert_eq!(r["tier"], "signal");
+        assert_eq!(r["event"]["hook"], "cgroup_skb/egress", "{r:#}");
         assert_eq!(r["event"]["process"]["comm"], "dns-client", "{r:#}");
         assert!(
             r["event"]["dns"]["question"]["name"]
@@ -169,23 +198,17 @@ fn signal_tier_kills_pool_lookups_and_refuses_pool_connects() {
             "{r:#}"
         );
     }
-    let hooks: Vec<&str> = lookups
-        .iter()
-        .filter_map(|r| r["event"]["hook"].as_str())
-        .collect();
-    for hook in ["sendto", "sendmsg", "sendmmsg", "write", "writev"] {
-        assert!(
-            hooks.iter().any(|h| h.ends_with(hook)),
-            "a kill from sys_enter_{hook}: {hooks:?}"
-        );
-    }
     assert!(
         lookups
             .iter()
             .any(|r| r["event"]["dns"]["transport"] == "tcp"),
         "the TCP query was seen as TCP"
     );
-    assert_eq!(actions(&records, "kill", Some("pool-lookup-kill")).len(), 1);
+    assert!(actions(&records, "kill", Some("pool-lookup-deny")).is_empty());
+    assert_eq!(actions(&records, "deny", Some("pool-lookup-kill")).len(), 1);
+    let kills = actions(&records, "kill", Some("pool-lookup-kill"));
+    assert_eq!(kills.len(), 1, "{records:#?}");
+    assert_eq!(kills[0]["decided_in"], "userspace", "{:#}", kills[0]);
     let connects = actions(&records, "deny", Some("pool-ip-deny"));
     assert_eq!(connects.len(), 2, "{records:#?}");
     for (connect, comm) in connects.iter().zip(["stratum-client", "io-uring-connec"]) {
@@ -227,8 +250,8 @@ fn signal_tier_kills_pool_lookups_and_refuses_pool_connects() {
 }
 
 #[test]
-fn monitor_mode_answers_pool_lookups_and_records_would_kill() {
-    if !can_run("monitor_mode_answers_pool_lookups_and_records_would_kill") {
+fn monitor_mode_answers_pool_lookups_and_records_would_deny() {
+    if !can_run("monitor_mode_answers_pool_lookups_and_records_would_deny") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -241,8 +264,10 @@ fn monitor_mode_answers_pool_lookups_and_records_would_kill() {
         Some(vec!["127.0.0.77".to_owned()]),
         "monitor mode must not stop the lookup: {run:?}"
     );
-    engine.wait_for(Duration::from_secs(10), "would_kill", |r| {
-        r["action"] == "would_kill" && r["rule"] == "pool-lookup-deny"
+    engine.wait_for(Duration::from_secs(10), "would_deny", |r| {
+        r["action"] == "would_deny"
+            && r["rule"] == "pool-lookup-deny"
+            && r["event"]["hook"] == "cgroup_skb/egress"
     });
     let records = engine.stop();
     assert!(

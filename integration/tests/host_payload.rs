@@ -1,8 +1,8 @@
-//! Host-tier stratum tests (signal tier: no BPF LSM on the host): a process whose socket write
-//! is a stratum login is killed by the kernel program (fixture F10, every dialect, on 3333,
-//! 14444 and 443-like ports), an ordinary JSON-RPC client on the same port is left alone (N5),
-//! and monitor mode only records. In this tier the write in flight completes before the kill
-//! lands (the lsm tier, tested in the VM, stops the bytes themselves).
+//! Host-tier stratum tests (signal tier: no BPF LSM on the host): a stratum login is dropped on
+//! its way out by the cgroup egress program, so the pool never receives it, and its sender is
+//! killed by the daemon (fixture F10, every dialect, through `write(2)` and `send(2)`); an
+//! ordinary JSON-RPC client on the same port is left alone (N5), and monitor mode only
+//! records.
 //! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -42,6 +42,8 @@ fn start_pool(record: &std::path::Path, listeners: usize) -> (MockPool, Vec<Stri
     (pool, addrs)
 }
 
+/// The stratum client's first message to `addr`, written with `call`; it then waits for a
+/// reply (a dropped login gets none: the client is still there when the kill comes).
 fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
     Command::new(CLIENT)
         .args([
@@ -51,6 +53,7 @@ fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
             dialect,
             "--write-call",
             call,
+            "--expect-reply",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -59,8 +62,8 @@ fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
 }
 
 #[test]
-fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
-    if !can_run("signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc") {
+fn signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc() {
+    if !can_run("signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,7 +87,10 @@ fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
         expected_kills += 1;
     }
     let status = client(&addrs[0], "jsonrpc", "write");
-    assert!(status.success(), "ordinary JSON-RPC must pass: {status}");
+    assert!(
+        status.success(),
+        "ordinary JSON-RPC must pass (and be answered): {status}"
+    );
 
     engine.wait_for(
         Duration::from_secs(10),
@@ -93,13 +99,28 @@ fn signal_tier_kills_stratum_senders_and_spares_ordinary_json_rpc() {
     );
     let records = engine.stop();
     drop(pool);
+    // The pool received the ordinary call and not one login.
+    let received: Vec<String> = std::fs::read_to_string(dir.path().join("pool.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|r| r["line"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(received[0].contains("eth_blockNumber"), "{received:?}");
+    let denies = actions(&records, "deny", None);
+    assert_eq!(denies.len(), expected_kills, "{records:#?}");
+    assert!(
+        denies
+            .iter()
+            .all(|r| r["event"]["hook"] == "cgroup_skb/egress" && r["decided_in"] == "kernel"),
+        "{denies:#?}"
+    );
     let kills = actions(&records, "kill", None);
     assert_eq!(kills.len(), expected_kills, "{records:#?}");
-    assert!(
-        kills
-            .iter()
-            .all(|r| r["rule"] == "stratum-login" && r["tier"] == "signal")
-    );
+    assert!(kills.iter().all(|r| r["rule"] == "stratum-login"
+        && r["tier"] == "signal"
+        && r["decided_in"] == "userspace"));
     let methods: Vec<&str> = kills
         .iter()
         .filter_map(|r| r["event"]["payload"]["stratum"]["method"].as_str())

@@ -40,7 +40,7 @@ use enforcer_common::{
     plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_CONNECT_MATCHED_ONLY},
 };
 
-use super::{Verdict, sockaddr_call};
+use super::{Verdict, sockaddr_call, socket_state::note_owner};
 use crate::{
     emit,
     maps::{config, count, plan_settings},
@@ -85,6 +85,8 @@ pub(crate) fn cgroup_connect6(ctx: SockAddrContext) -> i32 {
 /// The cgroup hooks' shared body: 1 lets the connect go on, 0 refuses it.
 #[inline(always)]
 fn cgroup_connect(ctx: &SockAddrContext, family: u16) -> i32 {
+    // The packets of the socket are judged outside this process's context (`egress.rs`).
+    note_owner(ctx);
     // SAFETY: the kernel hands every cgroup/connect program a valid `bpf_sock_addr`.
     let sa = unsafe { &*ctx.sock_addr };
     let mut dest = SockAddr {

@@ -1,5 +1,6 @@
 //! DNS queries a process sends, called from `send.rs` (LSM `socket_sendmsg` in the lsm tier, the
-//! send tracepoints elsewhere) once the first bytes look like a query header:
+//! send tracepoints in the signal tier without cgroup v2) once the first bytes look like a query
+//! header (`egress.rs`, the signal tier's usual hook, shares [`matched_plan`]):
 //! 1. stop unless the send is on a socket;
 //! 2. copy up to 512 bytes of the message (after the TCP length prefix, if any);
 //! 3. parse the question name and look it up in `DNS_NAME_PLAN` / `DNS_DOMAIN_PLAN`
@@ -10,8 +11,9 @@
 //! |---|---|---|
 //! | LSM `socket_sendmsg` | deny rule, enforcing | refuse the send with EPERM (the resolver call fails), record `deny` (+ `kill` if the rule kills) |
 //! | send tracepoint | deny or kill rule, enforcing | SIGKILL to the sender (a tracepoint cannot deny), record `kill` |
-//! | either | rule or engine in monitor mode | record `would_deny` / `would_kill` |
-//! | either | no | record the query (no verdict) |
+//! | `cgroup_skb/egress` | deny or kill rule, enforcing | drop the query (a UDP send fails with EPERM), record `deny`; the daemon kills for a kill rule |
+//! | any | rule or engine in monitor mode | record `would_deny` / `would_kill` |
+//! | any | no | record the query (no verdict) |
 
 use aya_ebpf::helpers::generated::bpf_get_current_comm;
 use enforcer_common::{
@@ -20,13 +22,14 @@ use enforcer_common::{
         DNS_DATA_LEN, DNS_NAME_UNPARSED, DNS_SERVER_FROM_SOCKET, DNS_TCP, DNS_TRUNCATED, DnsRecord,
         SockAddr,
     },
+    plan::PlanVerdict,
 };
 
 use super::{payload::read_user, send::Send};
 use crate::{
     dns, emit,
     kernel::ReadError,
-    maps::{DNS_SCRATCH, config, count},
+    maps::{DNS_SCRATCH, DnsScratch, config, count},
     net,
     plan::{Site, act},
 };
@@ -83,7 +86,20 @@ pub(crate) fn on_query(send: &Send, tcp: bool, site: Site) -> Result<bool, ReadE
         rec.flags |= DNS_SERVER_FROM_SOCKET;
     }
     rec.name_hash = 0;
+    let mut verdict = emit::Verdict::NONE;
+    let mut deny = false;
+    if let Some(plan) = matched_plan(scratch, data_len) {
+        (verdict, deny) = act(&plan, &config(), site);
+    }
+    emit_dns(&scratch.record, send.hook(), &verdict);
+    Ok(deny)
+}
 
+/// Parses the question name in the first `data_len` bytes of the scratch record's data and
+/// looks it up: the plan's entry when it has an action. A name the kernel cannot parse is
+/// flagged on the record and counted, never matched.
+#[inline(always)]
+pub(crate) fn matched_plan(scratch: &mut DnsScratch, data_len: usize) -> Option<PlanVerdict> {
     let plan = match dns::parse_name(scratch, data_len) {
         Some(name_len) => dns::lookup(scratch, name_len),
         None => {
@@ -91,17 +107,12 @@ pub(crate) fn on_query(send: &Send, tcp: bool, site: Site) -> Result<bool, ReadE
             count(Counter::DnsUnparsed);
             None
         }
-    };
-    let mut verdict = emit::Verdict::NONE;
-    let mut deny = false;
-    if let Some(plan) = plan
-        && plan.actions != 0
-    {
-        count(Counter::DnsMatched);
-        (verdict, deny) = act(&plan, &config(), site);
+    }?;
+    if plan.actions == 0 {
+        return None;
     }
-    emit_dns(&scratch.record, send.hook(), &verdict);
-    Ok(deny)
+    count(Counter::DnsMatched);
+    Some(plan)
 }
 
 /// Emits a DNS record: `body` with a header for the current task.

@@ -20,92 +20,17 @@ use aya_ebpf::{
 };
 use enforcer_common::{
     event::{Counter, EventHeader, EventKind, Hook},
-    net::{
-        AF_INET, AF_INET6, DNS_RESPONSE_DATA_LEN, DNS_TCP, DNS_TRUNCATED, DnsResponseRecord,
-        SockAddr,
-    },
-    plan::DNS_PORT_SLOTS,
+    net::{DNS_RESPONSE_DATA_LEN, DNS_TCP, DNS_TRUNCATED, DnsResponseRecord},
 };
 
 use crate::{
     emit,
-    maps::{count, plan_settings},
+    maps::count,
+    packet::{IPPROTO_UDP, ip_header, is_dns_port, transport},
 };
 
-/// `ETH_P_IP`.
-const ETH_P_IP: u16 = 0x0800;
-/// `ETH_P_IPV6`.
-const ETH_P_IPV6: u16 = 0x86dd;
-/// `IPPROTO_TCP`.
-const IPPROTO_TCP: u8 = 6;
-/// `IPPROTO_UDP`.
-const IPPROTO_UDP: u8 = 17;
 /// Mask that bounds a copy length for the verifier (`DNS_RESPONSE_DATA_LEN` is 2^n).
 const COPY_MASK: u32 = DNS_RESPONSE_DATA_LEN as u32 - 1;
-
-/// The addresses and transport of a packet, and where its L4 header starts.
-struct Ip {
-    server: SockAddr,
-    client: SockAddr,
-    proto: u8,
-    l4: usize,
-}
-
-/// Reads the IP header (the skb starts at it in cgroup programs).
-#[inline(always)]
-fn ip_header(ctx: &SkBuffContext) -> Option<Ip> {
-    let mut ip = Ip {
-        server: SockAddr::default(),
-        client: SockAddr::default(),
-        proto: 0,
-        l4: 0,
-    };
-    match u16::from_be(ctx.skb.protocol() as u16) {
-        ETH_P_IP => {
-            let version_ihl: u8 = ctx.load(0).ok()?;
-            let ihl = usize::from(version_ihl & 0x0f) * 4;
-            if ihl < 20 {
-                return None;
-            }
-            ip.proto = ctx.load(9).ok()?;
-            let src: [u8; 4] = ctx.load(12).ok()?;
-            let dst: [u8; 4] = ctx.load(16).ok()?;
-            ip.server.family = AF_INET;
-            ip.client.family = AF_INET;
-            ip.server.addr[..4].copy_from_slice(&src);
-            ip.client.addr[..4].copy_from_slice(&dst);
-            ip.l4 = ihl;
-        }
-        ETH_P_IPV6 => {
-            ip.proto = ctx.load(6).ok()?;
-            ip.server.family = AF_INET6;
-            ip.client.family = AF_INET6;
-            ip.server.addr = ctx.load(8).ok()?;
-            ip.client.addr = ctx.load(24).ok()?;
-            ip.l4 = 40;
-        }
-        _ => return None,
-    }
-    Some(ip)
-}
-
-/// Whether `port` is one DNS servers answer from (`PLAN_SETTINGS.dns_ports`; 53 when the
-/// settings are not written yet).
-#[inline(always)]
-fn is_dns_port(port: u16) -> bool {
-    let ports = plan_settings().dns_ports;
-    if ports[0] == 0 {
-        return port == 53;
-    }
-    let mut i = 0;
-    while i < DNS_PORT_SLOTS {
-        if ports[i] == port {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
 
 /// Program: see the module documentation.
 #[cgroup_skb]
@@ -116,21 +41,19 @@ pub(crate) fn cgroup_skb_dns_response(ctx: SkBuffContext) -> i32 {
 
 #[inline(always)]
 fn on_packet(ctx: &SkBuffContext) -> Option<()> {
-    let mut ip = ip_header(ctx)?;
-    if ip.proto != IPPROTO_UDP && ip.proto != IPPROTO_TCP {
-        return None;
-    }
-    let sport = u16::from_be(ctx.load::<u16>(ip.l4).ok()?);
+    let ip = ip_header(ctx)?;
+    let (sport, dport, payload) = transport(ctx, &ip)?;
     if !is_dns_port(sport) {
         return None;
     }
-    ip.server.port = sport;
-    ip.client.port = u16::from_be(ctx.load::<u16>(ip.l4 + 2).ok()?);
+    let mut server = ip.src;
+    server.port = sport;
+    let mut client = ip.dst;
+    client.port = dport;
     let (start, flags) = if ip.proto == IPPROTO_UDP {
-        (ip.l4 + 8, 0)
+        (payload, 0)
     } else {
-        let data_offset: u8 = ctx.load(ip.l4 + 12).ok()?;
-        (ip.l4 + usize::from(data_offset >> 4) * 4 + 2, DNS_TCP)
+        (payload + 2, DNS_TCP)
     };
     let total = ctx.len() as usize;
     // A DNS header is 12 bytes: anything shorter (a bare TCP ACK) is not a message.
@@ -170,8 +93,8 @@ fn on_packet(ctx: &SkBuffContext) -> Option<()> {
             };
         (*rec).size = size as u32;
         (*rec)._pad = 0;
-        (*rec).server = ip.server;
-        (*rec).client = ip.client;
+        (*rec).server = server;
+        (*rec).client = client;
         bpf_skb_load_bytes(
             ctx.skb.skb.cast(),
             start as u32,

@@ -7,6 +7,7 @@ mod bprm_creds_from_file;
 mod connect;
 mod dns_query;
 mod dns_response;
+mod egress;
 mod exec_record;
 mod file_open;
 mod file_ops;
@@ -22,9 +23,11 @@ mod sched_process_exec;
 mod self_guard;
 mod send;
 mod socket_sendmsg;
+mod socket_state;
 mod sys_enter_send;
 
 pub(crate) use file_path::PathCall;
+pub(crate) use socket_state::Owner;
 
 /// Arguments of `connect` and `bind` (3): all loaded directly by `syscall_arg`.
 const SOCKADDR_ARGS: usize = 3;

@@ -1,6 +1,7 @@
 //! First-payload classification of a socket send that starts like a JSON object (stratum
 //! logins), called from `send.rs` (LSM `socket_sendmsg` in the lsm tier, the send tracepoints
-//! elsewhere):
+//! in the signal tier without cgroup v2; `egress.rs`, the signal tier's usual hook, shares
+//! [`method_plan`]):
 //! 1. stop unless the send is on a socket;
 //! 2. read up to 128 bytes and find a JSON-RPC `"method"` (`classify.rs`); stop if none;
 //! 3. look the method up in `PAYLOAD_METHOD_PLAN`.
@@ -8,9 +9,10 @@
 //! | seen by | plan match | action |
 //! |---|---|---|
 //! | LSM `socket_sendmsg` | deny rule, enforcing | refuse the send (`-EPERM`: not a byte leaves; + SIGKILL if the rule kills), record `deny` |
-//! | send tracepoint | deny or kill rule, enforcing | SIGKILL, record `kill` (the write in flight still completes: only the lsm tier stops the bytes) |
-//! | either | rule or engine in monitor mode | record `would_deny` / `would_kill` |
-//! | either | no | record the JSON-RPC payload (no verdict) |
+//! | send tracepoint | deny or kill rule, enforcing | SIGKILL, record `kill` (the write in flight still completes) |
+//! | `cgroup_skb/egress` | deny or kill rule, enforcing | drop the segment (it never leaves), record `deny`; the daemon kills for a kill rule |
+//! | any | rule or engine in monitor mode | record `would_deny` / `would_kill` |
+//! | any | no | record the JSON-RPC payload (no verdict) |
 
 use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_get_current_comm};
 use enforcer_common::{
@@ -18,7 +20,7 @@ use enforcer_common::{
         COMM_LEN, Counter, EventKind, PAYLOAD_LEN, PAYLOAD_SIZE_UNKNOWN, PAYLOAD_TRUNCATED,
         PayloadRecord,
     },
-    plan::{METHOD_LEN, MethodKey},
+    plan::{METHOD_LEN, MethodKey, PlanVerdict},
 };
 
 use super::send::Send;
@@ -26,7 +28,7 @@ use crate::{
     classify::find_method,
     emit,
     kernel::ReadError,
-    maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, config, count},
+    maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, PayloadScratch, config, count},
     plan::{Site, act},
 };
 
@@ -58,15 +60,44 @@ pub(crate) fn on_json_send(send: &Send, site: Site) -> Result<bool, ReadError> {
     };
     let len = send.buf_len;
     let data_len = if len < got as u64 { len as usize } else { got };
-    rec.method = [0; METHOD_LEN];
+    let Some(plan) = method_plan(
+        scratch,
+        data_len,
+        send.fd,
+        send.total_len,
+        send.total_known != 0,
+    ) else {
+        return Ok(false);
+    };
+    let mut verdict = emit::Verdict::NONE;
+    let mut deny = false;
+    if let Some(plan) = plan {
+        (verdict, deny) = act(&plan, &config(), site);
+    }
+    emit_payload(&scratch.record, send.hook(), &verdict);
+    Ok(deny)
+}
+
+/// Finds the JSON-RPC method in the first `data_len` bytes of the scratch record's data,
+/// fills the record's other fields (`fd`, the send's `total` size when `total_known`) and
+/// looks the method up: `None` when there is no method (nothing to record), else the plan's
+/// entry for it, if any.
+#[inline(always)]
+pub(crate) fn method_plan(
+    scratch: &mut PayloadScratch,
+    data_len: usize,
+    fd: u32,
+    total: u64,
+    total_known: bool,
+) -> Option<Option<PlanVerdict>> {
+    scratch.record.method = [0; METHOD_LEN];
     let method_len = find_method(scratch, data_len);
     let rec = &mut scratch.record;
     if method_len == 0 {
-        return Ok(false);
+        return None;
     }
     count(Counter::PayloadClassified);
-    rec.fd = send.fd;
-    let total = send.total_len;
+    rec.fd = fd;
     rec.size = total.min(u64::from(u32::MAX)) as u32;
     rec.data_len = data_len as u32;
     rec.method_len = method_len as u32;
@@ -75,22 +106,16 @@ pub(crate) fn on_json_send(send: &Send, site: Site) -> Result<bool, ReadError> {
     } else {
         0
     };
-    if send.total_known == 0 {
+    if !total_known {
         rec.flags |= PAYLOAD_SIZE_UNKNOWN;
     }
     rec._pad = 0;
-
-    let plan = PAYLOAD_METHOD_PLAN.get_ptr(MethodKey(rec.method));
-    let mut verdict = emit::Verdict::NONE;
-    let mut deny = false;
-    if let Some(plan) = plan {
-        // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
-        let plan = unsafe { *plan };
-        count(Counter::PayloadMatched);
-        (verdict, deny) = act(&plan, &config(), site);
-    }
-    emit_payload(&scratch.record, send.hook(), &verdict);
-    Ok(deny)
+    let Some(plan) = PAYLOAD_METHOD_PLAN.get_ptr(MethodKey(rec.method)) else {
+        return Some(None);
+    };
+    count(Counter::PayloadMatched);
+    // SAFETY: pointer from a successful map look-up; PlanVerdict is Copy.
+    Some(Some(unsafe { *plan }))
 }
 
 /// Copies `dst.len()` bytes of user memory at `buf` into `dst`; false when the read faults.

@@ -1,6 +1,7 @@
 //! Tracepoints `syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}`: the sends of the
-//! signal and monitor tiers (the lsm tier sees them in LSM `socket_sendmsg` instead, and does
-//! not attach these). One program serves the five; for each syscall it gathers a [`Send`]
+//! signal and monitor tiers where `cgroup_skb/egress` (`egress.rs`) cannot be attached (no
+//! cgroup v2, a kernel that refuses it); the lsm tier sees sends in LSM `socket_sendmsg`
+//! instead. Neither attaches these. One program serves the five; for each syscall it gathers a [`Send`]
 //! (`send.rs`) from its syscall's arguments (at `KernelOffsets::tp_syscall_args`, 8 bytes
 //! apart) and user structures (`struct user_msghdr`, `struct iovec`, stable UAPI layouts).
 //!

@@ -208,6 +208,11 @@ pub enum Record {
         /// `cgroup/connect4,6` (signal tier: refused with EPERM), or
         /// `tp/syscalls/sys_enter_connect (...)` with why the cgroup hooks are not attached.
         connect_hook: String,
+        /// Where DNS queries and JSON-RPC payloads are seen and stopped: `lsm/socket_sendmsg`
+        /// (lsm tier), `cgroup_skb/egress` (signal tier: dropped), or
+        /// `tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev} (...)` with why the
+        /// cgroup hooks are not attached.
+        send_hook: String,
         /// The `syscalls/sys_*` tracepoints attached. While any is, every system call of every
         /// task takes the kernel's slower traced path (benches/README, `vm_storm`); the lsm
         /// tier on x86_64 needs none for the default policy.

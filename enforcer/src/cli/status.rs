@@ -222,9 +222,9 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         } else {
             row(
                 "dns query",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}",
-                "kill",
-                "the query in flight may leave; not io_uring",
+                "cgroup_skb/egress (cgroup v2 root)",
+                "deny",
+                "dropped on its way out, io_uring included (UDP: the send fails with EPERM; TCP: never answered); a kill rule's kill is the daemon's, for the socket's owner; no fd in the record; without cgroup v2, tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev} kill instead (engine_start's send_hook says which)",
             )
         },
         if lsm {
@@ -252,9 +252,9 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
         } else {
             row(
                 "stratum payload",
-                "tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}",
-                "kill",
-                "the write in flight completes first",
+                "cgroup_skb/egress (cgroup v2 root)",
+                "deny",
+                "the TCP segment never leaves (the connection stalls), io_uring included; a kill rule's kill is the daemon's, for the socket's owner; the first segment of a message is judged; no fd in the record; without cgroup v2, the send tracepoints kill instead, after the write",
             )
         },
         row(
@@ -487,7 +487,12 @@ mod tests {
         assert_eq!(stop(&signal, "exec"), Some("kill"));
         assert_eq!(stop(&lsm, "connect"), Some("deny"));
         assert_eq!(stop(&signal, "connect"), Some("deny"), "the cgroup hooks");
-        assert_eq!(stop(&signal, "dns query"), Some("kill"));
+        assert_eq!(stop(&signal, "dns query"), Some("deny"), "the egress hook");
+        assert_eq!(
+            stop(&signal, "stratum payload"),
+            Some("deny"),
+            "the egress hook"
+        );
         assert_eq!(stop(&lsm, "cpu usage"), Some("kill"));
         assert_eq!(stop(&lsm, "kernel: module load, unload"), Some("deny"));
         assert_eq!(stop(&signal, "kernel: ptrace attach"), Some("kill"));

@@ -548,6 +548,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             (_, Ok(())) => "cgroup/connect4,6".to_owned(),
             (_, Err(why)) => format!("tp/syscalls/sys_enter_connect ({why})"),
         },
+        send_hook: match (&loaded.tier, &loaded.cgroup_egress) {
+            (KernelTier::Lsm, _) => "lsm/socket_sendmsg".to_owned(),
+            (_, Ok(())) => "cgroup_skb/egress".to_owned(),
+            (_, Err(why)) => {
+                format!("tp/syscalls/sys_enter_{{write,sendto,sendmsg,sendmmsg,writev}} ({why})")
+            }
+        },
         syscall_tracepoints: loaded.syscall_tracepoints(),
         never_kill: options
             .never_kill

@@ -9,7 +9,7 @@
 
 use aya::{
     Ebpf,
-    programs::{CgroupAttachMode, CgroupSockAddr},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSockAddr},
 };
 use enforcer_common::maps::programs;
 
@@ -69,12 +69,19 @@ fn tracepoint_instead(why: String) -> String {
     why
 }
 
-/// Detaches what [`attach`] attached before one of its programs failed.
-fn detach(ebpf: &mut Ebpf, links: Vec<EnforcingLink>) -> Result<(), LoadError> {
+/// Detaches cgroup hooks attached before one of their set failed (here, and in
+/// `cgroup_egress.rs`).
+pub(super) fn detach(ebpf: &mut Ebpf, links: Vec<EnforcingLink>) -> Result<(), LoadError> {
     for link in links {
-        if let EnforcingLink::CgroupSockAddr(name, id) = link {
-            // Dropping the taken link detaches it.
-            drop(program::<CgroupSockAddr>(ebpf, name)?.take_link(id));
+        // Dropping a taken link detaches it.
+        match link {
+            EnforcingLink::CgroupSockAddr(name, id) => {
+                drop(program::<CgroupSockAddr>(ebpf, name)?.take_link(id));
+            }
+            EnforcingLink::CgroupSkb(name, id) => {
+                drop(program::<CgroupSkb>(ebpf, name)?.take_link(id));
+            }
+            _ => {}
         }
     }
     Ok(())

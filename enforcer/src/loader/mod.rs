@@ -2,6 +2,7 @@
 //! program load, plan maps, attach. Dropping [`Loaded`] detaches everything.
 
 pub mod cgroup_connect;
+pub mod cgroup_egress;
 pub mod connect_plan;
 pub mod counters;
 pub mod file_plan;
@@ -195,6 +196,10 @@ pub struct Loaded {
     /// why not (then at the `sys_enter_connect` tracepoint, or in the lsm tier at LSM
     /// `socket_connect`); see [`cgroup_connect`].
     pub cgroup_connect: Result<(), String>,
+    /// Whether sends are seen at `cgroup_skb/egress` (signal tier: refused queries and logins
+    /// dropped), or why not (then at the send tracepoints, or in the lsm tier at LSM
+    /// `socket_sendmsg`); see [`cgroup_egress`].
+    pub cgroup_egress: Result<(), String>,
     /// Where DNS responses are watched (the cgroup v2 root the ingress program is attached
     /// to), or why they are not; set by [`Loaded::attach`].
     pub dns_responses: Result<std::path::PathBuf, String>,
@@ -464,6 +469,7 @@ pub fn load_with(
         .load()
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
     let cgroup_connect = cgroup_connect::load(&mut ebpf, tier)?;
+    let cgroup_egress = cgroup_egress::load(&mut ebpf, tier, &cgroup_connect)?;
     let file_hooks = file_syscalls::load_optional(&mut ebpf, tier, layout, file_ops)?;
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
@@ -477,6 +483,7 @@ pub fn load_with(
         tier,
         tier_reason,
         cgroup_connect,
+        cgroup_egress,
         dns_responses: Err("not attached yet".to_owned()),
         kernel_hash_loaded: kernel_hash.is_ok(),
         kernel_hash,
@@ -527,12 +534,29 @@ impl Loaded {
                 Err(why) => self.cgroup_connect = Err(why),
             }
         }
+        if let Err(why) = &self.cgroup_connect
+            && self.cgroup_egress.is_ok()
+        {
+            self.cgroup_egress = Err(cgroup_egress::tracepoints_instead(format!(
+                "the cgroup connect hooks, which note the sockets' owners, are not attached: {why}"
+            )));
+        }
+        if self.cgroup_egress.is_ok() {
+            match cgroup_egress::attach(&mut self.ebpf, &cgroup_root)? {
+                Ok(links) => self.enforcing_links.extend(links),
+                Err(why) => self.cgroup_egress = Err(why),
+            }
+        }
         for (name, category, tracepoint) in TRACEPOINTS {
             if self.tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name) {
                 continue;
             }
             // The cgroup hooks see every connect the tracepoint would, and more.
             if name == programs::TP_SYS_ENTER_CONNECT && self.cgroup_connect.is_ok() {
+                continue;
+            }
+            // The egress program sees every socket send the tracepoints would, and more.
+            if name == programs::TP_SYS_ENTER_SEND && self.cgroup_egress.is_ok() {
                 continue;
             }
             // The bind and accept programs: by `attach_records`.

@@ -20,9 +20,9 @@ use aya::{
     maps::{Map, MapData},
     pin::PinError,
     programs::{
-        BtfTracePoint, CgroupSockAddr, Lsm, TracePoint, cgroup_sock_addr::CgroupSockAddrLinkId,
-        links::FdLink, links::PinnedLink, lsm::LsmLinkId, tp_btf::BtfTracePointLinkId,
-        trace_point::TracePointLinkId,
+        BtfTracePoint, CgroupSkb, CgroupSockAddr, Lsm, TracePoint, cgroup_skb::CgroupSkbLinkId,
+        cgroup_sock_addr::CgroupSockAddrLinkId, links::FdLink, links::PinnedLink, lsm::LsmLinkId,
+        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId,
     },
 };
 use enforcer_common::maps::{COUNTERS, programs};
@@ -39,10 +39,14 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/enforcer";
 pub const COUNTERS_PIN: &str = "map-COUNTERS";
 
 /// Programs whose links are pinned: the ones that can deny or kill.
-const ENFORCING: [&str; 9] = [
+const ENFORCING: [&str; 12] = [
     programs::TP_SCHED_PROCESS_EXEC,
     programs::CGROUP_CONNECT4,
     programs::CGROUP_CONNECT6,
+    programs::CGROUP_SKB_EGRESS,
+    // They note the sockets' owners the egress program's kills are for.
+    programs::CGROUP_SENDMSG4,
+    programs::CGROUP_SENDMSG6,
     programs::TP_SYS_ENTER_SEND,
     programs::TP_SYS_ENTER_CONNECT,
     programs::TP_SYS_EXIT_OPEN,
@@ -66,8 +70,11 @@ pub enum EnforcingLink {
     BtfTracePoint(&'static str, BtfTracePointLinkId),
     /// A tracepoint program and its tracepoint (a program may be attached to several).
     TracePoint(&'static str, &'static str, TracePointLinkId),
-    /// A `cgroup/connect4` or `cgroup/connect6` program (`cgroup_connect.rs`).
+    /// A `cgroup/connect*` or `cgroup/sendmsg*` program (`cgroup_connect.rs`,
+    /// `cgroup_egress.rs`).
     CgroupSockAddr(&'static str, CgroupSockAddrLinkId),
+    /// A `cgroup_skb` program (`cgroup_egress.rs`).
+    CgroupSkb(&'static str, CgroupSkbLinkId),
 }
 
 /// Errors of pinning.
@@ -358,6 +365,15 @@ fn pin_links(
                     .take_link(id)
                     .map_err(|e| link_err(name)(&e))?;
                 // Attached as a bpf_link (5.7+, every supported kernel).
+                let fd = FdLink::try_from(link).map_err(|e| link_err(name)(&e))?;
+                (link_file(name, None), fd)
+            }
+            EnforcingLink::CgroupSkb(name, id) => {
+                let link = program::<CgroupSkb>(ebpf, name)
+                    .map_err(Box::new)?
+                    .take_link(id)
+                    .map_err(|e| link_err(name)(&e))?;
+                // As above.
                 let fd = FdLink::try_from(link).map_err(|e| link_err(name)(&e))?;
                 (link_file(name, None), fd)
             }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! dns-client --server IP:PORT --name NAME [--type A|AAAA]
-//!            [--via sendto|send|sendmsg|sendmmsg|write|tcp|tcp-writev]
+//!            [--via sendto|send|sendmsg|sendmmsg|write|tcp|tcp-writev] [--linger-ms MS]
 //! ```
 //!
 //! - `--server IP:PORT`: an address literal (no host names, so no lookup of its own).
@@ -36,6 +36,9 @@
 //! - `{"ok":false,"via":V,"id":ID,"stage":"recv","errno":E,"error":TEXT}`: no answer; `E` is 110
 //!   (ETIMEDOUT) when nothing answered within 3 s, or the errno of a failed receive (e.g. 111
 //!   ECONNREFUSED on a connected UDP socket). Exit 4.
+//! - `--linger-ms MS`: after a failure is printed, the client sleeps MS before exiting, so a
+//!   kill that follows a refused send (the engine's daemon kills after the kernel refused) finds
+//!   it alive.
 //! - Usage errors (clap, or a name that is not a DNS name): exit 2, message on stderr.
 //!
 //! Bounded: the TCP connect waits at most 2 s and the answer at most 3 s after the send; a reply
@@ -138,6 +141,10 @@ struct Args {
     /// The system call that sends the query.
     #[arg(long, value_enum, default_value = "sendto")]
     via: Via,
+    /// After a failure, stay alive this long before exiting (so a kill that follows a refused
+    /// send can land); at most 10,000.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    linger_ms: u64,
 }
 
 /// Where a failure happened.
@@ -561,6 +568,7 @@ fn main() -> ExitCode {
                 "ok": false, "via": via, "id": id, "stage": stage.name(), "errno": errno,
                 "error": text,
             }));
+            std::thread::sleep(Duration::from_millis(args.linger_ms));
             match stage {
                 Stage::Recv => ExitCode::from(4),
                 Stage::Socket | Stage::Connect | Stage::Send => ExitCode::from(3),
