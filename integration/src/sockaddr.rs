@@ -1,5 +1,5 @@
 //! Socket addresses in the C layout the system calls take (`sockaddr_in`, `sockaddr_in6`), for
-//! the fixtures that make their socket calls themselves (`dns-client`, `io-uring-connect`).
+//! the fixtures that make their socket calls themselves (`dns-client`, `io-uring-client`).
 
 use std::net::SocketAddr;
 

@@ -520,7 +520,7 @@ fn keep_enforcing_pins_the_cgroup_connect_and_egress_hooks() {
     engine.sigkill();
     // No daemon: the pinned hook still refuses the connect (nothing listens there: without
     // the hook it would be ECONNREFUSED).
-    let out = Command::new(env!("CARGO_BIN_EXE_io-uring-connect"))
+    let out = Command::new(env!("CARGO_BIN_EXE_io-uring-client"))
         .args(["--connect", "127.0.0.76:9"])
         .output()
         .unwrap();

@@ -42,6 +42,18 @@ fn start_pool(record: &std::path::Path, listeners: usize) -> (MockPool, Vec<Stri
     (pool, addrs)
 }
 
+/// The lines the mock pool received so far (its record file). Read while the engine runs: a
+/// dropped segment stays queued in its socket, and TCP's further tries of it pass once the
+/// egress hook is detached.
+fn pool_lines(record: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(record)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|r| r["line"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The stratum client's first message to `addr`, written with `call`; it then waits for a
 /// reply (a dropped login gets none: the client is still there when the kill comes).
 fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
@@ -97,15 +109,10 @@ fn signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc() {
         "payload event of the JSON-RPC client",
         |r| r["type"] == "event" && r["event"]["payload"]["stratum"]["method"] == "eth_blockNumber",
     );
+    // The pool received the ordinary call and not one login.
+    let received = pool_lines(&dir.path().join("pool.jsonl"));
     let records = engine.stop();
     drop(pool);
-    // The pool received the ordinary call and not one login.
-    let received: Vec<String> = std::fs::read_to_string(dir.path().join("pool.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|r| r["line"].as_str().map(str::to_owned))
-        .collect();
     assert_eq!(received.len(), 1, "{received:?}");
     assert!(received[0].contains("eth_blockNumber"), "{received:?}");
     let denies = actions(&records, "deny", None);
@@ -197,4 +204,101 @@ fn a_python_stratum_client_is_stopped_by_the_network_rule_alone() {
     assert_eq!(kills.len(), 1, "{records:#?}");
     assert_eq!(kills[0]["event"]["process"]["comm"], "python3");
     assert_eq!(kills[0]["event"]["payload"]["stratum"]["method"], "login");
+}
+
+/// A stratum login sent through io_uring (`IORING_OP_SEND`: no `write(2)` or `send(2)` for a
+/// syscall tracepoint to see) is dropped at the egress hook all the same, and its sender killed.
+#[test]
+fn an_io_uring_stratum_login_is_dropped_and_its_sender_killed() {
+    if !can_run("an_io_uring_stratum_login_is_dropped_and_its_sender_killed") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
+    let mut engine = Engine::start(dir.path(), POLICY, "block");
+    let out = Command::new(env!("CARGO_BIN_EXE_io-uring-client"))
+        .args([
+            "--connect",
+            &addrs[0],
+            "--send",
+            r#"{"id":1,"method":"mining.subscribe","params":["cpuminer/2.5.1"]}"#,
+            "--linger-ms",
+            "5000",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(6),
+        "io_uring is not available here: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    engine.wait_for(Duration::from_secs(10), "the kill", |r| {
+        r["action"] == "kill"
+    });
+    let received = pool_lines(&dir.path().join("pool.jsonl"));
+    let records = engine.stop();
+    drop(pool);
+    assert!(received.is_empty(), "the login reached the pool: {received:?}");
+    let denies = actions(&records, "deny", Some("stratum-login"));
+    assert_eq!(denies.len(), 1, "{records:#?}");
+    assert_eq!(denies[0]["event"]["hook"], "cgroup_skb/egress");
+    assert_eq!(
+        denies[0]["event"]["process"]["comm"], "io-uring-client",
+        "{:#}",
+        denies[0]
+    );
+    let kills = actions(&records, "kill", Some("stratum-login"));
+    assert_eq!(kills.len(), 1, "{records:#?}");
+    assert_eq!(kills[0]["decided_in"], "userspace", "{:#}", kills[0]);
+}
+
+/// A socket connected before the engine started has no owner noted: its login is dropped all
+/// the same, and the kill its rule asks for is reported failed, never sent to whichever
+/// process the CPU happened to run.
+#[test]
+fn a_login_on_a_socket_connected_before_the_engine_is_dropped_and_nobody_is_killed() {
+    if !can_run("a_login_on_a_socket_connected_before_the_engine_is_dropped_and_nobody_is_killed")
+    {
+        return;
+    }
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
+    let mut client = Command::new(CLIENT)
+        .args(["--connect", &addrs[0], "--dialect", "v1"])
+        .args(["--write-on-stdin", "--expect-reply"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let connected = lines.next().unwrap().unwrap();
+    assert!(connected.starts_with("CONNECTED"), "{connected}");
+    let mut engine = Engine::start(dir.path(), POLICY, "block");
+    writeln!(client.stdin.take().unwrap(), "go").unwrap();
+    let status = client.wait().unwrap();
+    assert_eq!(status.code(), Some(5), "no reply, not killed: {status}");
+    engine.wait_for(Duration::from_secs(10), "the refused kill", |r| {
+        r["type"] == "action" && r["action"] != "deny"
+    });
+    let received = pool_lines(&dir.path().join("pool.jsonl"));
+    let records = engine.stop();
+    drop(pool);
+    assert!(received.is_empty(), "the login reached the pool: {received:?}");
+    let denies = actions(&records, "deny", Some("stratum-login"));
+    assert_eq!(denies.len(), 1, "{records:#?}");
+    assert!(
+        denies[0]["event"]["process"]["pid"].as_u64().unwrap_or(0) == 0,
+        "no owner: {:#}",
+        denies[0]
+    );
+    assert!(actions(&records, "kill", None).is_empty(), "{records:#?}");
+    let failed = actions(&records, "kill_failed", Some("stratum-login"));
+    assert_eq!(failed.len(), 1, "{records:#?}");
+    assert_eq!(failed[0]["report"]["outcome"], "failed", "{:#}", failed[0]);
 }

@@ -25,7 +25,7 @@ const DENY_MARKER_POLICY: &str = include_str!("../fixtures/deny-marker.yaml");
 const STRATUM_POLICY: &str = include_str!("../fixtures/deny-stratum.yaml");
 const MOCK_POOL: &str = env!("CARGO_BIN_EXE_mock-pool");
 const STRATUM_CLIENT: &str = env!("CARGO_BIN_EXE_stratum-client");
-const IO_URING_CONNECT: &str = env!("CARGO_BIN_EXE_io-uring-connect");
+const IO_URING_CLIENT: &str = env!("CARGO_BIN_EXE_io-uring-client");
 const NETWORK_POLICY: &str = include_str!("../fixtures/deny-network.yaml");
 const SOCKETS_POLICY: &str = include_str!("../fixtures/watch-sockets.yaml");
 const DNS_POLICY: &str = include_str!("../fixtures/watch-dns.yaml");
@@ -108,7 +108,7 @@ fn lsm_tier_in_vm() {
         .file(layout::DENY_MARKER_POLICY, DENY_MARKER_POLICY, 0o644)
         .binary(MOCK_POOL, layout::MOCK_POOL)
         .binary(STRATUM_CLIENT, layout::STRATUM_CLIENT)
-        .binary(IO_URING_CONNECT, layout::IO_URING_CONNECT)
+        .binary(IO_URING_CLIENT, layout::IO_URING_CLIENT)
         .file(layout::STRATUM_POLICY, STRATUM_POLICY, 0o644)
         .binary(STUB_DNS, layout::STUB_DNS)
         .binary(DNS_CLIENT, layout::DNS_CLIENT)

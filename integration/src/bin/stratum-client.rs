@@ -21,12 +21,15 @@
 //! - `--expect-reply`: after the write, wait for one reply line.
 //! - `--write-delay-ms N` (at most 3000): wait between connecting and writing, to separate the
 //!   connect from the first write.
+//! - `--write-on-stdin`: after connecting, wait (at most 60 s) for a line on stdin before the
+//!   delay and the write, so a test can connect first and start the engine before the write;
+//!   the 5 s deadline starts when the line comes (exit 6 when none comes).
 //!
 //! Output: stdout `CONNECTED <local addr> <peer addr>`, then `SENT <bytes>` after a successful
 //! write, then `REPLY <line>` with `--expect-reply`. Exit status: 0 success; 2 usage;
 //! 3 the write failed (stderr `WRITE_FAILED errno=<n> <strerror>`); 4 the connection failed
 //! (stderr `CONNECT_FAILED <addr> errno=<n> <strerror>`); 5 `--expect-reply` and no reply line
-//! (stderr `NO_REPLY <reason>`).
+//! (stderr `NO_REPLY <reason>`); 6 `--write-on-stdin` and no line came.
 //!
 //! Bounded: the whole run (connect, delay, write, reply) has a 5 s deadline; a reply line is
 //! read up to 64 KiB.
@@ -69,6 +72,27 @@ struct Args {
     /// Sleep between connect and write, in milliseconds.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS))]
     write_delay_ms: u64,
+    /// After connecting, wait for a line on stdin before writing.
+    #[arg(long)]
+    write_on_stdin: bool,
+}
+
+/// Longest wait for `--write-on-stdin`'s line, in milliseconds.
+const STDIN_WAIT_MS: i32 = 60_000;
+
+/// Waits for one line on stdin (at most [`STDIN_WAIT_MS`]); false when none came.
+fn wait_for_stdin_line() -> bool {
+    let mut fds = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    if unsafe { libc::poll(&raw mut fds, 1, STDIN_WAIT_MS) } != 1 {
+        return false;
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0)
 }
 
 /// Prints one line on stdout and flushes it; a closed stdout is ignored (the exit status still
@@ -121,8 +145,7 @@ fn read_reply(stream: &mut TcpStream, deadline: Instant) -> Result<String, Strin
 }
 
 fn main() -> ExitCode {
-    let start = Instant::now();
-    let deadline = start + DEADLINE;
+    let mut deadline = Instant::now() + DEADLINE;
     let args = <Args as clap::Parser>::parse();
     let delay = Duration::from_millis(args.write_delay_ms);
     let message = args.dialect.message();
@@ -140,6 +163,13 @@ fn main() -> ExitCode {
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     say(&format!("CONNECTED {local} {}", args.connect));
 
+    if args.write_on_stdin {
+        if !wait_for_stdin_line() {
+            eprintln!("NO_STDIN_LINE");
+            return ExitCode::from(6);
+        }
+        deadline = Instant::now() + DEADLINE;
+    }
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }

@@ -26,8 +26,8 @@ pub const STRATUM_POLICY: &str = "/etc/enforcer/deny-stratum.yaml";
 pub const MOCK_POOL: &str = "/bin/mock-pool";
 /// The stratum client (`stratum-client --connect ADDR --dialect D --write-call C`).
 pub const STRATUM_CLIENT: &str = "/bin/stratum-client";
-/// A connect submitted through io_uring (`io-uring-connect --connect ADDR`).
-pub const IO_URING_CONNECT: &str = "/bin/io-uring-connect";
+/// A connect submitted through io_uring (`io-uring-client --connect ADDR`).
+pub const IO_URING_CLIENT: &str = "/bin/io-uring-client";
 /// The policy of the network cases (pool look-ups and pool-address connects).
 pub const NETWORK_POLICY: &str = "/etc/enforcer/deny-network.yaml";
 /// The policy of the bind/accept case (alert-only rules about binds and accepts).

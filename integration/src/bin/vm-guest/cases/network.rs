@@ -121,10 +121,10 @@ fn network_while_attached(ctx: &Ctx, stub: &StubDns, engine: &mut Engine) -> Res
         ));
     }
     // io_uring's connect makes no connect(2) call; LSM socket_connect still runs.
-    let out = std::process::Command::new(layout::IO_URING_CONNECT)
+    let out = std::process::Command::new(layout::IO_URING_CLIENT)
         .args(["--connect", POOL_ADDR])
         .output()
-        .map_err(|e| format!("cannot run io-uring-connect: {e}"))?;
+        .map_err(|e| format!("cannot run io-uring-client: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(4) || !stderr.contains("errno=1") {
         return Err(format!(
