@@ -15,9 +15,9 @@ const ETH_P_IP: u16 = 0x0800;
 /// `ETH_P_IPV6`.
 const ETH_P_IPV6: u16 = 0x86dd;
 /// `IPPROTO_TCP`.
-pub(crate) const IPPROTO_TCP: u8 = 6;
+const IPPROTO_TCP: u8 = 6;
 /// `IPPROTO_UDP`.
-pub(crate) const IPPROTO_UDP: u8 = 17;
+const IPPROTO_UDP: u8 = 17;
 
 /// The addresses (ports still zero) and transport of a packet, and where its L4 header starts.
 pub(crate) struct Ip {
@@ -27,8 +27,9 @@ pub(crate) struct Ip {
     pub(crate) l4: usize,
 }
 
-/// Reads the IP header; `None` for other protocols, IPv4 headers shorter than 20 bytes and
-/// unreadable packets.
+/// Reads the IP header, with one helper call (the fixed part of an IPv4 header, or the IPv6
+/// header); `None` for other protocols, IPv4 headers shorter than 20 bytes and unreadable
+/// packets.
 #[inline(always)]
 pub(crate) fn ip_header(ctx: &SkBuffContext) -> Option<Ip> {
     let mut ip = Ip {
@@ -39,26 +40,25 @@ pub(crate) fn ip_header(ctx: &SkBuffContext) -> Option<Ip> {
     };
     match u16::from_be(ctx.skb.protocol() as u16) {
         ETH_P_IP => {
-            let version_ihl: u8 = ctx.load(0).ok()?;
-            let ihl = usize::from(version_ihl & 0x0f) * 4;
+            let header: [u8; 20] = ctx.load(0).ok()?;
+            let ihl = usize::from(header[0] & 0x0f) * 4;
             if ihl < 20 {
                 return None;
             }
-            ip.proto = ctx.load(9).ok()?;
-            let src: [u8; 4] = ctx.load(12).ok()?;
-            let dst: [u8; 4] = ctx.load(16).ok()?;
+            ip.proto = header[9];
             ip.src.family = AF_INET;
             ip.dst.family = AF_INET;
-            ip.src.addr[..4].copy_from_slice(&src);
-            ip.dst.addr[..4].copy_from_slice(&dst);
+            ip.src.addr[..4].copy_from_slice(&header[12..16]);
+            ip.dst.addr[..4].copy_from_slice(&header[16..20]);
             ip.l4 = ihl;
         }
         ETH_P_IPV6 => {
-            ip.proto = ctx.load(6).ok()?;
+            let header: [u8; 40] = ctx.load(0).ok()?;
+            ip.proto = header[6];
             ip.src.family = AF_INET6;
             ip.dst.family = AF_INET6;
-            ip.src.addr = ctx.load(8).ok()?;
-            ip.dst.addr = ctx.load(24).ok()?;
+            ip.src.addr.copy_from_slice(&header[8..24]);
+            ip.dst.addr.copy_from_slice(&header[24..40]);
             ip.l4 = 40;
         }
         _ => return None,
@@ -66,22 +66,41 @@ pub(crate) fn ip_header(ctx: &SkBuffContext) -> Option<Ip> {
     Some(ip)
 }
 
-/// The UDP or TCP ports of a packet `(source, destination)` and where its payload starts;
-/// `None` for other transports.
+/// A packet's UDP or TCP header, as far as the cgroup skb programs need it.
+pub(crate) struct Transport {
+    pub(crate) src_port: u16,
+    pub(crate) dst_port: u16,
+    /// Where the payload starts.
+    pub(crate) payload: usize,
+    /// The TCP sequence number (`None` for UDP).
+    pub(crate) seq: Option<u32>,
+}
+
+/// Reads the UDP or TCP header with one helper call; `None` for other transports.
 #[inline(always)]
-pub(crate) fn transport(ctx: &SkBuffContext, ip: &Ip) -> Option<(u16, u16, usize)> {
-    if ip.proto != IPPROTO_UDP && ip.proto != IPPROTO_TCP {
+pub(crate) fn transport(ctx: &SkBuffContext, ip: &Ip) -> Option<Transport> {
+    if ip.proto == IPPROTO_UDP {
+        let header: [u8; 8] = ctx.load(ip.l4).ok()?;
+        return Some(Transport {
+            src_port: u16::from_be_bytes([header[0], header[1]]),
+            dst_port: u16::from_be_bytes([header[2], header[3]]),
+            payload: ip.l4 + 8,
+            seq: None,
+        });
+    }
+    if ip.proto != IPPROTO_TCP {
         return None;
     }
-    let src = u16::from_be(ctx.load::<u16>(ip.l4).ok()?);
-    let dst = u16::from_be(ctx.load::<u16>(ip.l4 + 2).ok()?);
-    let payload = if ip.proto == IPPROTO_UDP {
-        ip.l4 + 8
-    } else {
-        let data_offset: u8 = ctx.load(ip.l4 + 12).ok()?;
-        ip.l4 + usize::from(data_offset >> 4) * 4
-    };
-    Some((src, dst, payload))
+    // Ports, sequence number, acknowledgment number, data offset.
+    let header: [u8; 13] = ctx.load(ip.l4).ok()?;
+    Some(Transport {
+        src_port: u16::from_be_bytes([header[0], header[1]]),
+        dst_port: u16::from_be_bytes([header[2], header[3]]),
+        payload: ip.l4 + usize::from(header[12] >> 4) * 4,
+        seq: Some(u32::from_be_bytes([
+            header[4], header[5], header[6], header[7],
+        ])),
+    })
 }
 
 /// Whether `port` is one DNS servers listen on (`PLAN_SETTINGS.dns_ports`; 53 when the

@@ -185,7 +185,12 @@ fn signal_tier_drops_pool_lookups_and_refuses_pool_connects() {
             || !(n.ends_with("example-miner.test") || n == "kill.pool.test")),
         "a refused query reached the resolver: {asked:?}"
     );
-    let lookups = actions(&records, "deny", Some("pool-lookup-deny"));
+    // A TCP query an earlier engine dropped may still be retried by its orphaned socket (no
+    // owner: no process in the record): only this test's clients count.
+    let lookups: Vec<&Value> = actions(&records, "deny", Some("pool-lookup-deny"))
+        .into_iter()
+        .filter(|r| r["event"]["process"]["comm"] == "dns-client")
+        .collect();
     assert_eq!(lookups.len(), ALL_VIAS.len() + 1, "{records:#?}");
     for r in &lookups {
         assert_eq!(r["tier"], "signal");
@@ -425,10 +430,13 @@ fn signal_tier_refuses_connects_to_addresses_learned_from_pool_answers() {
     let connect = &denies[0]["event"]["connect"];
     assert_eq!(connect["addr"]["ip"], "127.0.0.77");
     assert_eq!(connect["addr"]["dns_name"], "pool.example-miner.test");
-    assert_eq!(
-        actions(&records, "alert", Some("pool-lookup-watch")).len(),
-        1
-    );
+    // This test's lookup; a TCP query an earlier test's engine dropped may still be retried
+    // by its orphaned socket (no owner: no process in the record) and seen here too.
+    let lookups: Vec<&Value> = actions(&records, "alert", Some("pool-lookup-watch"))
+        .into_iter()
+        .filter(|r| r["event"]["process"]["comm"] == "dns-client")
+        .collect();
+    assert_eq!(lookups.len(), 1, "{records:#?}");
 }
 
 /// A connect kill rule in the signal tier: the cgroup hook refuses the connect (it cannot send

@@ -115,7 +115,12 @@ fn signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc() {
     drop(pool);
     assert_eq!(received.len(), 1, "{received:?}");
     assert!(received[0].contains("eth_blockNumber"), "{received:?}");
-    let denies = actions(&records, "deny", None);
+    // A login an earlier engine dropped may still be retried by its orphaned socket (no owner:
+    // no process in the record): only this test's clients count.
+    let denies: Vec<&serde_json::Value> = actions(&records, "deny", None)
+        .into_iter()
+        .filter(|r| r["event"]["process"]["comm"] == "stratum-client")
+        .collect();
     assert_eq!(denies.len(), expected_kills, "{records:#?}");
     assert!(
         denies
@@ -241,8 +246,14 @@ fn an_io_uring_stratum_login_is_dropped_and_its_sender_killed() {
     let received = pool_lines(&dir.path().join("pool.jsonl"));
     let records = engine.stop();
     drop(pool);
-    assert!(received.is_empty(), "the login reached the pool: {received:?}");
-    let denies = actions(&records, "deny", Some("stratum-login"));
+    assert!(
+        received.is_empty(),
+        "the login reached the pool: {received:?}"
+    );
+    let denies: Vec<&serde_json::Value> = actions(&records, "deny", Some("stratum-login"))
+        .into_iter()
+        .filter(|r| r["event"]["process"]["comm"] == "io-uring-client")
+        .collect();
     assert_eq!(denies.len(), 1, "{records:#?}");
     assert_eq!(denies[0]["event"]["hook"], "cgroup_skb/egress");
     assert_eq!(
@@ -260,8 +271,7 @@ fn an_io_uring_stratum_login_is_dropped_and_its_sender_killed() {
 /// process the CPU happened to run.
 #[test]
 fn a_login_on_a_socket_connected_before_the_engine_is_dropped_and_nobody_is_killed() {
-    if !can_run("a_login_on_a_socket_connected_before_the_engine_is_dropped_and_nobody_is_killed")
-    {
+    if !can_run("a_login_on_a_socket_connected_before_the_engine_is_dropped_and_nobody_is_killed") {
         return;
     }
     use std::io::{BufRead as _, BufReader, Write as _};
@@ -289,16 +299,24 @@ fn a_login_on_a_socket_connected_before_the_engine_is_dropped_and_nobody_is_kill
     let received = pool_lines(&dir.path().join("pool.jsonl"));
     let records = engine.stop();
     drop(pool);
-    assert!(received.is_empty(), "the login reached the pool: {received:?}");
-    let denies = actions(&records, "deny", Some("stratum-login"));
-    assert_eq!(denies.len(), 1, "{records:#?}");
     assert!(
-        denies[0]["event"]["process"]["pid"].as_u64().unwrap_or(0) == 0,
-        "no owner: {:#}",
-        denies[0]
+        received.is_empty(),
+        "the login reached the pool: {received:?}"
+    );
+    // (An earlier test's orphaned socket may add its own ownerless records: at least one.)
+    let denies = actions(&records, "deny", Some("stratum-login"));
+    assert!(!denies.is_empty(), "{records:#?}");
+    assert!(
+        denies
+            .iter()
+            .all(|d| d["event"]["process"]["pid"].as_u64().unwrap_or(0) == 0),
+        "no owner: {denies:#?}"
     );
     assert!(actions(&records, "kill", None).is_empty(), "{records:#?}");
     let failed = actions(&records, "kill_failed", Some("stratum-login"));
-    assert_eq!(failed.len(), 1, "{records:#?}");
-    assert_eq!(failed[0]["report"]["outcome"], "failed", "{:#}", failed[0]);
+    assert!(!failed.is_empty(), "{records:#?}");
+    assert!(
+        failed.iter().all(|f| f["report"]["outcome"] == "failed"),
+        "{failed:#?}"
+    );
 }

@@ -26,7 +26,7 @@ use enforcer_common::{
 use crate::{
     emit,
     maps::count,
-    packet::{IPPROTO_UDP, ip_header, is_dns_port, transport},
+    packet::{ip_header, is_dns_port, transport},
 };
 
 /// Mask that bounds a copy length for the verifier (`DNS_RESPONSE_DATA_LEN` is 2^n).
@@ -42,18 +42,18 @@ pub(crate) fn cgroup_skb_dns_response(ctx: SkBuffContext) -> i32 {
 #[inline(always)]
 fn on_packet(ctx: &SkBuffContext) -> Option<()> {
     let ip = ip_header(ctx)?;
-    let (sport, dport, payload) = transport(ctx, &ip)?;
-    if !is_dns_port(sport) {
+    let l4 = transport(ctx, &ip)?;
+    if !is_dns_port(l4.src_port) {
         return None;
     }
     let mut server = ip.src;
-    server.port = sport;
+    server.port = l4.src_port;
     let mut client = ip.dst;
-    client.port = dport;
-    let (start, flags) = if ip.proto == IPPROTO_UDP {
-        (payload, 0)
+    client.port = l4.dst_port;
+    let (start, flags) = if l4.seq.is_none() {
+        (l4.payload, 0)
     } else {
-        (payload + 2, DNS_TCP)
+        (l4.payload + 2, DNS_TCP)
     };
     let total = ctx.len() as usize;
     // A DNS header is 12 bytes: anything shorter (a bare TCP ACK) is not a message.

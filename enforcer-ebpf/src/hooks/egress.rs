@@ -43,7 +43,7 @@ use crate::{
     dns::{self, MIN_QUERY_LEN},
     emit,
     maps::{DNS_SCRATCH, PAYLOAD_SCRATCH, config, count},
-    packet::{IPPROTO_UDP, ip_header, transport},
+    packet::{ip_header, transport},
     plan::act_for_owner,
 };
 
@@ -62,7 +62,8 @@ pub(crate) fn cgroup_skb_egress(ctx: SkBuffContext) -> i32 {
 #[inline(always)]
 fn on_packet(ctx: &SkBuffContext) -> Option<bool> {
     let ip = ip_header(ctx)?;
-    let (_, dport, payload) = transport(ctx, &ip)?;
+    let l4 = transport(ctx, &ip)?;
+    let payload = l4.payload;
     let total = ctx.len() as usize;
     // A DNS header is 12 bytes, and so is the shortest JSON-RPC call worth a look.
     if total < payload + 12 {
@@ -70,19 +71,19 @@ fn on_packet(ctx: &SkBuffContext) -> Option<bool> {
     }
     let size = total - payload;
     let mut server = ip.dst;
-    server.port = dport;
+    server.port = l4.dst_port;
     // Classified by content, whatever the port (a resolver on a port of its own is still
     // asked a query); DNS first: a query's random id could start like `{`, never the other
     // way round. A read past a short packet fails: then only the JSON test is tried.
     let mut head = [0u8; 16];
     let long = load(ctx, payload, head.as_mut_ptr(), 16);
-    if ip.proto == IPPROTO_UDP {
+    let Some(seq) = l4.seq else {
         if long && size >= MIN_QUERY_LEN as usize && dns::looks_like_query(&head, 0) {
             return on_query(ctx, payload, total, None, &server);
         }
         return None;
-    }
-    let seq = Some(u32::from_be(ctx.load::<u32>(ip.l4 + 4).ok()?));
+    };
+    let seq = Some(seq);
     let prefix = usize::from(u16::from_be_bytes([head[0], head[1]]));
     if long
         && size >= MIN_QUERY_LEN as usize + 2

@@ -343,11 +343,12 @@ fn guest_command(storm: &str) -> anyhow::Result<String> {
     Ok(command.join(" "))
 }
 
-/// The guest's `/bench.sh`: each command between its console markers, then the engine's tier
+/// The guest's `/bench.sh`: the loopback interface brought up (the network storms use it), each
+/// command between its console markers, then the engine's tier
 /// from the last storm's audit log; with `profile` (a sampling period), each command with
 /// `--perf-record` and the two flat profiles after it (with the engine, then without).
 fn bench_script(commands: &[String], profile: Option<u64>) -> String {
-    let mut s = String::from("#!/bin/busybox sh\ncd /tmp\n");
+    let mut s = String::from("#!/bin/busybox sh\ncd /tmp\n/bin/busybox ip link set lo up\n");
     for (index, command) in commands.iter().enumerate() {
         s.push_str(&format!("echo \"{BEGIN} {index}\"\n"));
         let data = format!("/tmp/perf-{index}.data");
