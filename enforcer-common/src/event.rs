@@ -535,4 +535,18 @@ mod tests {
         );
         assert_eq!(Hook::try_from(99), Err(UnknownKind(99)));
     }
+
+    #[test]
+    fn every_hook_value_round_trips() {
+        let mut known = 0;
+        for value in 0..256 {
+            if let Ok(hook) = Hook::try_from(value) {
+                assert_eq!(hook as u32, value);
+                known += 1;
+            }
+        }
+        // 1..=38, 50..=53, 60..=69.
+        assert_eq!(known, 38 + 4 + 10);
+        assert_eq!(Hook::try_from(38), Ok(Hook::CgroupSkbEgress));
+    }
 }

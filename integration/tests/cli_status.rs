@@ -33,13 +33,14 @@ fn status_reports_the_tier_and_what_each_family_gets() {
         tier == "lsm",
         "{self_protect}"
     );
-    // Connects are refused in both tiers (the signal tier's cgroup hooks).
-    assert_eq!(row("connect")["stop"], "deny");
-    assert_eq!(row("connect")["seen"], true);
+    // Connects, DNS queries and stratum payloads are refused in both tiers (the signal tier's
+    // cgroup hooks).
+    for event in ["connect", "dns query", "stratum payload"] {
+        assert_eq!(row(event)["stop"], "deny", "{event}");
+        assert_eq!(row(event)["seen"], true, "{event}");
+    }
     for event in [
         "exec",
-        "dns query",
-        "stratum payload",
         "file open for write (FIM)",
         "file unlink, rename, chmod, chown",
     ] {
