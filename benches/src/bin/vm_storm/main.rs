@@ -37,7 +37,13 @@ const DEFAULT_STORMS: &[&str] = &[
     "open_storm --access write --iterations 20000 --rounds 6 --settle 1",
 ];
 /// The storm binaries copied into the guest (from beside this program).
-const STORM_BINARIES: &[&str] = &["exec_storm", "open_storm", "write_storm", "net_storm"];
+const STORM_BINARIES: &[&str] = &[
+    "exec_storm",
+    "open_storm",
+    "write_storm",
+    "net_storm",
+    "kill_latency",
+];
 /// The guest directory of the storm binaries and of the exec storm's default program.
 const GUEST_BENCH_DIR: &str = "/opt/bench";
 /// Where the guest's policy is copied.
