@@ -126,11 +126,37 @@ pub(crate) fn header_with_ids(
     verdict: &Verdict,
     uid_gid: u64,
 ) -> EventHeader {
-    let pid_tgid = bpf_get_current_pid_tgid();
+    header_of(
+        kind,
+        size,
+        hook,
+        ppid,
+        verdict,
+        [
+            bpf_get_current_pid_tgid(),
+            uid_gid,
+            // SAFETY: a helper without arguments and without preconditions.
+            unsafe { bpf_get_current_cgroup_id() },
+        ],
+    )
+}
+
+/// A header for the process `ids`: `[pid_tgid, uid_gid, cgroup_id]` as the helpers give them
+/// (thread id and uid in the low halves).
+#[inline(always)]
+fn header_of(
+    kind: EventKind,
+    size: usize,
+    hook: Hook,
+    ppid: u32,
+    verdict: &Verdict,
+    ids: [u64; 3],
+) -> EventHeader {
+    let [pid_tgid, uid_gid, cgroup_id] = ids;
     EventHeader {
         kind: kind as u32,
         size: size as u32,
-        // SAFETY: helpers without arguments and without preconditions.
+        // SAFETY: a helper without arguments and without preconditions.
         timestamp_ns: unsafe { bpf_ktime_get_boot_ns() },
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
@@ -138,8 +164,7 @@ pub(crate) fn header_with_ids(
         uid: uid_gid as u32,
         gid: (uid_gid >> 32) as u32,
         outcome: verdict.outcome,
-        // SAFETY: as above.
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id,
         rule_index: verdict.rule_index,
         generation: verdict.generation,
         hook: hook as u32,
@@ -159,29 +184,19 @@ pub(crate) fn owner_header(
     owner: &crate::hooks::Owner,
     skb_cgroup_id: u64,
 ) -> EventHeader {
-    let (pid_tgid, uid_gid) = (owner.pid_tgid, owner.uid_gid);
     let cgroup_id = if owner.cgroup_id != 0 {
         owner.cgroup_id
     } else {
         skb_cgroup_id
     };
-    EventHeader {
-        kind: kind as u32,
-        size: size as u32,
-        // SAFETY: a helper without arguments and without preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_boot_ns() },
-        pid: pid_tgid as u32,
-        tgid: (pid_tgid >> 32) as u32,
-        ppid: 0,
-        uid: uid_gid as u32,
-        gid: (uid_gid >> 32) as u32,
-        outcome: verdict.outcome,
-        cgroup_id,
-        rule_index: verdict.rule_index,
-        generation: verdict.generation,
-        hook: hook as u32,
-        _pad: 0,
-    }
+    header_of(
+        kind,
+        size,
+        hook,
+        0,
+        verdict,
+        [owner.pid_tgid, owner.uid_gid, cgroup_id],
+    )
 }
 
 /// Emits `body`, a whole record built in scratch memory (header included), with

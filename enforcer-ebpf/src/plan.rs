@@ -190,12 +190,7 @@ pub(crate) fn act_in_cgroup(plan: &PlanVerdict, config: &EngineConfig) -> (emit:
     if outcome & kills != 0 && never_kill_current() {
         outcome = (outcome & !kills) | OUTCOME_SPARED;
     }
-    let verdict = emit::Verdict {
-        outcome,
-        rule_index: plan.rule_index,
-        generation: plan.generation,
-    };
-    (verdict, decision.deny || decision.kill)
+    (verdict_of(plan, outcome), decision.deny || decision.kill)
 }
 
 /// [`act_in_cgroup`] for a packet (`cgroup_skb/egress`), which runs outside its sender's
@@ -214,12 +209,17 @@ pub(crate) fn act_for_owner(
         outcome = (outcome & !OUTCOME_KILL_DEFERRED) | OUTCOME_KILL_FAILED;
         count(Counter::KillFailed);
     }
-    let verdict = emit::Verdict {
+    (verdict_of(plan, outcome), decision.deny || decision.kill)
+}
+
+/// The record's verdict: `outcome` for `plan`'s rule.
+#[inline(always)]
+fn verdict_of(plan: &PlanVerdict, outcome: u32) -> emit::Verdict {
+    emit::Verdict {
         outcome,
         rule_index: plan.rule_index,
         generation: plan.generation,
-    };
-    (verdict, decision.deny || decision.kill)
+    }
 }
 
 /// The outcome bits of a hook that refuses but cannot signal: a kill becomes a refusal and a

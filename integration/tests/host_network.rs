@@ -21,7 +21,7 @@ use std::{
 };
 
 use enforcer_integration::dns_fixture::{ALL_VIAS, StubDns, dns_query, dns_query_lingering};
-use host::{Engine, MockPool, actions, can_run};
+use host::{Engine, MockPool, actions, can_run, io_uring_client};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -96,17 +96,7 @@ fn stratum_connect(addr: &str) -> std::process::Output {
 
 /// A connect to `addr` submitted through io_uring, then `linger_ms` alive; its output.
 fn io_uring_connect(addr: &str, linger_ms: u32) -> std::process::Output {
-    let out = Command::new(IO_URING_CLIENT)
-        .args(["--connect", addr, "--linger-ms", &linger_ms.to_string()])
-        .output()
-        .unwrap();
-    assert_ne!(
-        out.status.code(),
-        Some(6),
-        "io_uring is not available here: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    io_uring_client(&["--connect", addr, "--linger-ms", &linger_ms.to_string()])
 }
 
 #[test]

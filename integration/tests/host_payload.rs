@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use host::{Engine, MockPool, actions, can_run};
+use host::{Engine, MockPool, actions, can_run, io_uring_client};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -222,23 +222,14 @@ fn an_io_uring_stratum_login_is_dropped_and_its_sender_killed() {
     let dir = tempfile::tempdir().unwrap();
     let (pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
     let mut engine = Engine::start(dir.path(), POLICY, "block");
-    let out = Command::new(env!("CARGO_BIN_EXE_io-uring-client"))
-        .args([
-            "--connect",
-            &addrs[0],
-            "--send",
-            r#"{"id":1,"method":"mining.subscribe","params":["cpuminer/2.5.1"]}"#,
-            "--linger-ms",
-            "5000",
-        ])
-        .output()
-        .unwrap();
-    assert_ne!(
-        out.status.code(),
-        Some(6),
-        "io_uring is not available here: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = io_uring_client(&[
+        "--connect",
+        &addrs[0],
+        "--send",
+        r#"{"id":1,"method":"mining.subscribe","params":["cpuminer/2.5.1"]}"#,
+        "--linger-ms",
+        "5000",
+    ]);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
     engine.wait_for(Duration::from_secs(10), "the kill", |r| {
         r["action"] == "kill"

@@ -12,11 +12,11 @@
 
 use aya::{
     Ebpf,
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType},
 };
 use enforcer_common::maps::programs;
 
-use super::{CgroupRoot, KernelTier, LoadError, pins::EnforcingLink, program};
+use super::{CgroupRoot, KernelTier, LoadError, cgroup_set, pins::EnforcingLink, program};
 
 /// The owner programs (IPv4, IPv6 unconnected UDP sends).
 const OWNER_PROGRAMS: [&str; 2] = [programs::CGROUP_SENDMSG4, programs::CGROUP_SENDMSG6];
@@ -37,12 +37,8 @@ pub fn load(
             "the cgroup connect hooks, which note the sockets' owners, are not used: {why}"
         ))));
     }
-    for name in OWNER_PROGRAMS {
-        if let Err(err) = program::<CgroupSockAddr>(ebpf, name)?.load() {
-            return Ok(Err(tracepoints_instead(format!(
-                "the kernel refuses {name}: {err}"
-            ))));
-        }
+    if let Err(why) = cgroup_set::load_sock_addr(ebpf, &OWNER_PROGRAMS)? {
+        return Ok(Err(tracepoints_instead(why)));
     }
     let name = programs::CGROUP_SKB_EGRESS;
     if let Err(err) = program::<CgroupSkb>(ebpf, name)?.load() {
@@ -65,12 +61,8 @@ pub fn attach(
         Err(why) => return Ok(Err(tracepoints_instead(why.clone()))),
     };
     let mut links = Vec::new();
-    for name in OWNER_PROGRAMS {
-        // bpf_links: they coexist with other programs on the root cgroup.
-        match program::<CgroupSockAddr>(ebpf, name)?.attach(dir, CgroupAttachMode::Single) {
-            Ok(id) => links.push(EnforcingLink::CgroupSockAddr(name, id)),
-            Err(err) => return refused(ebpf, links, name, &err),
-        }
+    if let Err(why) = cgroup_set::attach_sock_addr(ebpf, dir, &OWNER_PROGRAMS, &mut links)? {
+        return Ok(Err(tracepoints_instead(why)));
     }
     let name = programs::CGROUP_SKB_EGRESS;
     match program::<CgroupSkb>(ebpf, name)?.attach(
@@ -79,22 +71,14 @@ pub fn attach(
         CgroupAttachMode::Single,
     ) {
         Ok(id) => links.push(EnforcingLink::CgroupSkb(name, id)),
-        Err(err) => return refused(ebpf, links, name, &err),
+        Err(err) => {
+            cgroup_set::detach(ebpf, links)?;
+            return Ok(Err(tracepoints_instead(format!(
+                "cannot attach {name}: {err}"
+            ))));
+        }
     }
     Ok(Ok(links))
-}
-
-/// Detaches `links` after `name` could not be attached; says why as [`attach`] does.
-fn refused(
-    ebpf: &mut Ebpf,
-    links: Vec<EnforcingLink>,
-    name: &str,
-    err: &aya::programs::ProgramError,
-) -> Result<Result<Vec<EnforcingLink>, String>, LoadError> {
-    super::cgroup_connect::detach(ebpf, links)?;
-    Ok(Err(tracepoints_instead(format!(
-        "cannot attach {name}: {err}"
-    ))))
 }
 
 /// Says, as a warning, that the send tracepoints watch sends instead of the hooks (`why`);

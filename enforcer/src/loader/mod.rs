@@ -3,6 +3,7 @@
 
 pub mod cgroup_connect;
 pub mod cgroup_egress;
+mod cgroup_set;
 pub mod connect_plan;
 pub mod counters;
 pub mod file_plan;

@@ -288,3 +288,20 @@ impl Drop for MockPool {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `io-uring-client` fixture with `args` to completion; fails the test when io_uring
+/// is not available on this host (exit 6: `kernel.io_uring_disabled`, seccomp, ...).
+#[allow(dead_code)]
+pub(crate) fn io_uring_client(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_io-uring-client"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(6),
+        "io_uring is not available here: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
