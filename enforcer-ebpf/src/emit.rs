@@ -1,13 +1,14 @@
 //! Record emission into the `EVENTS` ring buffer. Emission is best effort: a full ring buffer
 //! bumps `Counter::RingbufFull` and never changes a verdict.
 
-use aya_ebpf::helpers::generated::bpf_get_current_comm;
+use aya_ebpf::helpers::generated::{bpf_get_current_comm, bpf_skb_cgroup_id};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_ktime_get_boot_ns,
     },
     maps::ring_buf::RingBufEntry,
+    programs::SkBuffContext,
 };
 use enforcer_common::{
     event::{COMM_LEN, Counter, EventHeader, EventKind, Hook},
@@ -172,22 +173,24 @@ fn header_of(
     }
 }
 
-/// A header for a record made outside the process it is about (a packet at `cgroup_skb`):
-/// the socket owner's ids (`hooks/socket_state.rs`), zero when the socket has none; the
-/// cgroup is the owner's, else the packet's socket's (`skb_cgroup_id`).
+/// A header for a record about the packet `ctx`, made outside the process it is about (a
+/// `cgroup_skb` program): the socket owner's ids (`hooks/socket_state.rs`; `Owner::NONE`
+/// when the socket has none, or for a packet received); the cgroup is the owner's, else the
+/// packet's socket's (`skb_cgroup_id`).
 #[inline(always)]
-pub(crate) fn owner_header(
+pub(crate) fn packet_header(
+    ctx: &SkBuffContext,
     kind: EventKind,
     size: usize,
     hook: Hook,
     verdict: &Verdict,
     owner: &crate::hooks::Owner,
-    skb_cgroup_id: u64,
 ) -> EventHeader {
     let cgroup_id = if owner.cgroup_id != 0 {
         owner.cgroup_id
     } else {
-        skb_cgroup_id
+        // SAFETY: the helper takes the context's own skb.
+        unsafe { bpf_skb_cgroup_id(ctx.skb.skb.cast()) }
     };
     header_of(
         kind,

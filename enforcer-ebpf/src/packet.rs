@@ -2,7 +2,7 @@
 //! `hooks/egress.rs` at egress): the skb starts at the IP header. IPv4 (any header length)
 //! and IPv6 without extension headers; anything else is not parsed.
 
-use aya_ebpf::programs::SkBuffContext;
+use aya_ebpf::{helpers::generated::bpf_skb_load_bytes, programs::SkBuffContext};
 use enforcer_common::{
     net::{AF_INET, AF_INET6, SockAddr},
     plan::DNS_PORT_SLOTS,
@@ -119,4 +119,20 @@ pub(crate) fn is_dns_port(port: u16) -> bool {
         i += 1;
     }
     false
+}
+
+/// Copies `len` bytes of the packet at `offset` into `dst`; false when the packet is shorter.
+#[inline(always)]
+pub(crate) fn load(ctx: &SkBuffContext, offset: usize, dst: *mut u8, len: u32) -> bool {
+    // SAFETY: the helper takes the context's own skb and writes at most `len` bytes, which
+    // the callers bound to the size of `dst`.
+    unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), offset as u32, dst.cast(), len) == 0 }
+}
+
+/// How many of a payload's `size` bytes (at least 1) to copy into a buffer of `CAP` bytes
+/// (a power of two): `min(size, CAP)`, in [1, CAP] in a form the verifier can see (a mask).
+#[inline(always)]
+pub(crate) fn copy_len<const CAP: usize>(size: usize) -> u32 {
+    const { assert!(CAP.is_power_of_two()) };
+    ((size.min(CAP) as u32).wrapping_sub(1) & (CAP as u32 - 1)) + 1
 }

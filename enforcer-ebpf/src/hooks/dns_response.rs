@@ -11,26 +11,20 @@
 //!
 //! The packet is handled outside the receiving process's context, so the record's process
 //! fields are zero; userspace attributes it to the query it answers (transaction id, name,
-//! server). Costs every ingress packet two small loads when it is not DNS.
+//! server). Costs every ingress packet two header reads (IP, then UDP/TCP) when it is not DNS.
 
-use aya_ebpf::{
-    helpers::generated::{bpf_ktime_get_boot_ns, bpf_skb_cgroup_id, bpf_skb_load_bytes},
-    macros::cgroup_skb,
-    programs::SkBuffContext,
-};
+use aya_ebpf::{macros::cgroup_skb, programs::SkBuffContext};
 use enforcer_common::{
-    event::{Counter, EventHeader, EventKind, Hook},
+    event::{Counter, EventKind, Hook},
     net::{DNS_RESPONSE_DATA_LEN, DNS_TCP, DNS_TRUNCATED, DnsResponseRecord},
 };
 
+use super::Owner;
 use crate::{
     emit,
     maps::count,
-    packet::{ip_header, is_dns_port, transport},
+    packet::{copy_len, ip_header, is_dns_port, load, transport},
 };
-
-/// Mask that bounds a copy length for the verifier (`DNS_RESPONSE_DATA_LEN` is 2^n).
-const COPY_MASK: u32 = DNS_RESPONSE_DATA_LEN as u32 - 1;
 
 /// Program: see the module documentation.
 #[cgroup_skb]
@@ -62,29 +56,21 @@ fn on_packet(ctx: &SkBuffContext) -> Option<()> {
     }
     count(Counter::DnsResponseSeen);
     let size = total - start;
-    // In [1, DNS_RESPONSE_DATA_LEN] in a form the verifier can see (size >= 12 here).
-    let copy = ((size.min(DNS_RESPONSE_DATA_LEN) as u32 - 1) & COPY_MASK) + 1;
+    let copy = copy_len::<DNS_RESPONSE_DATA_LEN>(size);
     let mut entry = emit::reserve::<DnsResponseRecord>()?;
     let rec = entry.as_mut_ptr();
-    // SAFETY: `rec` points at a reserved, writable DnsResponseRecord-sized slot; the skb
-    // helpers take the context's own skb and write at most `copy` (<= the buffer) bytes.
+    // SAFETY: `rec` points at a reserved, writable DnsResponseRecord-sized slot; `load`
+    // writes at most `copy` (<= the buffer) bytes.
     let loaded = unsafe {
-        (*rec).header = EventHeader {
-            kind: EventKind::DnsResponse as u32,
-            size: size_of::<DnsResponseRecord>() as u32,
-            timestamp_ns: bpf_ktime_get_boot_ns(),
-            pid: 0,
-            tgid: 0,
-            ppid: 0,
-            uid: 0,
-            gid: 0,
-            outcome: 0,
-            cgroup_id: bpf_skb_cgroup_id(ctx.skb.skb.cast()),
-            rule_index: 0,
-            generation: 0,
-            hook: Hook::CgroupSkbIngress as u32,
-            _pad: 0,
-        };
+        // A received packet: no process (userspace attributes it to its query).
+        (*rec).header = emit::packet_header(
+            ctx,
+            EventKind::DnsResponse,
+            size_of::<DnsResponseRecord>(),
+            Hook::CgroupSkbIngress,
+            &emit::Verdict::NONE,
+            &Owner::NONE,
+        );
         (*rec).flags = flags
             | if size > DNS_RESPONSE_DATA_LEN {
                 DNS_TRUNCATED
@@ -95,12 +81,7 @@ fn on_packet(ctx: &SkBuffContext) -> Option<()> {
         (*rec)._pad = 0;
         (*rec).server = server;
         (*rec).client = client;
-        bpf_skb_load_bytes(
-            ctx.skb.skb.cast(),
-            start as u32,
-            (*rec).data.as_mut_ptr().cast(),
-            copy,
-        ) == 0
+        load(ctx, start, (*rec).data.as_mut_ptr(), copy)
     };
     if !loaded {
         entry.discard(0);

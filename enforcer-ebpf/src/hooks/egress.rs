@@ -23,11 +23,7 @@
 //! connection times out: each try is dropped again, judged and recorded once. Only a message's first segment is judged: a TCP DNS query or a JSON
 //! object split across segments is judged on what its first segment holds.
 
-use aya_ebpf::{
-    helpers::generated::{bpf_skb_cgroup_id, bpf_skb_load_bytes},
-    macros::cgroup_skb,
-    programs::SkBuffContext,
-};
+use aya_ebpf::{macros::cgroup_skb, programs::SkBuffContext};
 use enforcer_common::{
     event::{Counter, EventKind, Hook, NO_FD, PAYLOAD_LEN, PayloadRecord},
     net::{DNS_DATA_LEN, DNS_TCP, DNS_TRUNCATED, DnsRecord, SockAddr},
@@ -36,14 +32,14 @@ use enforcer_common::{
 
 use super::{
     dns_query, payload,
-    socket_state::{Owner, owner_in, state_of_packet},
+    socket_state::{Owner, SocketState, owner_in, state_of_packet},
 };
 use crate::{
     classify::starts_like_json_object,
     dns::{self, MIN_QUERY_LEN},
     emit,
     maps::{DNS_SCRATCH, PAYLOAD_SCRATCH, config, count},
-    packet::{ip_header, transport},
+    packet::{copy_len, ip_header, load, transport},
     plan::act_for_owner,
 };
 
@@ -104,52 +100,43 @@ fn on_packet(ctx: &SkBuffContext) -> Option<bool> {
     on_json(ctx, payload, total, seq)
 }
 
-/// Copies `len` bytes of the packet at `offset` into `dst`; false when the packet is shorter.
+/// Whether this TCP segment (`seq`; `None` for UDP) is a new try of the one its socket
+/// (`state`) last had refused: then it is dropped again, not judged or recorded again.
 #[inline(always)]
-fn load(ctx: &SkBuffContext, offset: usize, dst: *mut u8, len: u32) -> bool {
-    // SAFETY: the helper takes the context's own skb and writes at most `len` bytes, which
-    // the callers bound to the size of `dst`.
-    unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), offset as u32, dst.cast(), len) == 0 }
-}
-
-/// Whether this TCP segment (`seq`; `None` for UDP) is a new try of the one the socket last
-/// had refused: then it is dropped again, not judged or recorded again.
-#[inline(always)]
-fn tried_again(ctx: &SkBuffContext, seq: Option<u32>) -> bool {
+fn tried_again(state: *const SocketState, seq: Option<u32>) -> bool {
     let Some(seq) = seq else {
         return false;
     };
-    let state = state_of_packet(ctx, false);
     // SAFETY: a non-null pointer from the storage helper points at the socket's state.
     !state.is_null() && unsafe { (*state).refused != 0 && (*state).refused_seq == seq }
 }
 
-/// The socket's owner, and the verdict of `plan` for it; a refused TCP segment (`seq`) is
-/// remembered (see [`tried_again`]).
+/// The owner of the socket (`state`), and the verdict of `plan` for it; a refused TCP segment
+/// (`seq`) is remembered in the socket's state, created if it has none (see [`tried_again`]).
 #[inline(always)]
 fn judge(
     ctx: &SkBuffContext,
+    state: *mut SocketState,
     plan: Option<PlanVerdict>,
     seq: Option<u32>,
 ) -> (Owner, emit::Verdict, bool) {
-    let Some(plan) = plan else {
-        return (
-            owner_in(state_of_packet(ctx, false)),
-            emit::Verdict::NONE,
-            false,
-        );
-    };
-    let state = state_of_packet(ctx, seq.is_some());
     let owner = owner_in(state);
+    let Some(plan) = plan else {
+        return (owner, emit::Verdict::NONE, false);
+    };
     let (verdict, deny) = act_for_owner(&plan, &config(), owner.tgid());
-    if deny
-        && let Some(seq) = seq
-        && !state.is_null()
-    {
-        // SAFETY: a non-null pointer from the storage helper points at the socket's state.
-        unsafe {
-            (*state).refused_seq = seq;
-            (*state).refused = 1;
+    if deny && let Some(seq) = seq {
+        let state = if state.is_null() {
+            state_of_packet(ctx, true)
+        } else {
+            state
+        };
+        if !state.is_null() {
+            // SAFETY: a non-null pointer from the storage helper points at the socket's state.
+            unsafe {
+                (*state).refused_seq = seq;
+                (*state).refused = 1;
+            }
         }
     }
     (owner, verdict, deny)
@@ -165,7 +152,8 @@ fn on_query(
     seq: Option<u32>,
     server: &SockAddr,
 ) -> Option<bool> {
-    if tried_again(ctx, seq) {
+    let state = state_of_packet(ctx, false);
+    if tried_again(state, seq) {
         return Some(true);
     }
     let tcp = seq.is_some();
@@ -174,8 +162,7 @@ fn on_query(
     // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
     let size = total - start;
-    // In [1, DNS_DATA_LEN] in a form the verifier can see (size >= MIN_QUERY_LEN here).
-    let copy = ((size.min(DNS_DATA_LEN) as u32 - 1) & (DNS_DATA_LEN as u32 - 1)) + 1;
+    let copy = copy_len::<DNS_DATA_LEN>(size);
     let rec = &mut scratch.record;
     if !load(ctx, start, rec.data.as_mut_ptr(), copy) {
         return None;
@@ -190,9 +177,16 @@ fn on_query(
     rec.server = *server;
     rec.name_hash = 0;
     let plan = dns_query::matched_plan(scratch, copy as usize);
-    let (owner, verdict, deny) = judge(ctx, plan, seq);
+    let (owner, verdict, deny) = judge(ctx, state, plan, seq);
     let rec = &mut scratch.record;
-    rec.header = header::<DnsRecord>(ctx, EventKind::Dns, &verdict, &owner);
+    rec.header = emit::packet_header(
+        ctx,
+        EventKind::Dns,
+        size_of::<DnsRecord>(),
+        Hook::CgroupSkbEgress,
+        &verdict,
+        &owner,
+    );
     rec.comm = owner.comm;
     emit::urgent_record(rec);
     Some(deny)
@@ -202,43 +196,30 @@ fn on_query(
 /// a JSON-RPC call.
 #[inline(always)]
 fn on_json(ctx: &SkBuffContext, start: usize, total: usize, seq: Option<u32>) -> Option<bool> {
-    if tried_again(ctx, seq) {
+    let state = state_of_packet(ctx, false);
+    if tried_again(state, seq) {
         return Some(true);
     }
     let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
     let size = total - start;
-    // In [1, PAYLOAD_LEN] (a power of two) in a form the verifier can see (size >= 12 here).
-    let copy = ((size.min(PAYLOAD_LEN) as u32 - 1) & (PAYLOAD_LEN as u32 - 1)) + 1;
+    let copy = copy_len::<PAYLOAD_LEN>(size);
     if !load(ctx, start, scratch.record.data.as_mut_ptr(), copy) {
         return None;
     }
     let plan = payload::method_plan(scratch, copy as usize, NO_FD, size as u64, true)?;
-    let (owner, verdict, deny) = judge(ctx, plan, seq);
+    let (owner, verdict, deny) = judge(ctx, state, plan, seq);
     let rec = &mut scratch.record;
-    rec.header = header::<PayloadRecord>(ctx, EventKind::Payload, &verdict, &owner);
+    rec.header = emit::packet_header(
+        ctx,
+        EventKind::Payload,
+        size_of::<PayloadRecord>(),
+        Hook::CgroupSkbEgress,
+        &verdict,
+        &owner,
+    );
     rec.comm = owner.comm;
     emit::urgent_record(rec);
     Some(deny)
-}
-
-/// The header of a `T` record about this packet.
-#[inline(always)]
-fn header<T>(
-    ctx: &SkBuffContext,
-    kind: EventKind,
-    verdict: &emit::Verdict,
-    owner: &Owner,
-) -> enforcer_common::event::EventHeader {
-    // SAFETY: the helper takes the context's own skb.
-    let cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb.cast()) };
-    emit::owner_header(
-        kind,
-        size_of::<T>(),
-        Hook::CgroupSkbEgress,
-        verdict,
-        owner,
-        cgroup_id,
-    )
 }
