@@ -487,14 +487,24 @@ pub struct PayloadRecord {
     pub data: [u8; PAYLOAD_LEN],
     /// The writer's comm.
     pub comm: [u8; COMM_LEN],
+    /// Where the call went (`payload.addr`): the segment's destination at `cgroup_skb/egress`,
+    /// the connected socket's peer at the other hooks (`family == 0`: unknown).
+    pub peer: crate::net::SockAddr,
+    /// The sending socket, when `cgroup_skb/egress` saw the segment (zero from the other
+    /// hooks).
+    pub socket: crate::net::PacketSocket,
 }
 
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
 const _: () = assert!(
     core::mem::size_of::<PayloadRecord>()
-        == 64 + 24 + crate::plan::METHOD_LEN + PAYLOAD_LEN + COMM_LEN
+        == 64 + 24 + crate::plan::METHOD_LEN + PAYLOAD_LEN + COMM_LEN + 24 + 32
 );
 const _: () = assert!(core::mem::offset_of!(PayloadRecord, method) == 88);
+const _: () = assert!(
+    core::mem::offset_of!(PayloadRecord, peer)
+        == 88 + crate::plan::METHOD_LEN + PAYLOAD_LEN + COMM_LEN
+);
 const _: () = assert!(
     core::mem::size_of::<ExecRecord>()
         == 64

@@ -62,6 +62,21 @@ pub struct DnsRecord {
     pub comm: [u8; COMM_LEN],
     /// The DNS message, from its header on (TCP: after the length prefix).
     pub data: [u8; DNS_DATA_LEN],
+    /// The sending socket, when `cgroup_skb/egress` saw the query (zero from the other hooks).
+    pub socket: PacketSocket,
+}
+
+/// The socket a packet left from, as `cgroup_skb/egress` saw it: with the packet's peer, what
+/// the kernel's socket diagnostics (`SOCK_DESTROY`) need to find its connection, so the daemon
+/// can abort a TCP connection whose segment the hook refused. All zero in the records of the
+/// syscall and LSM hooks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketSocket {
+    /// The socket's cookie (`bpf_get_socket_cookie`, `SO_COOKIE`); 0: unknown.
+    pub cookie: u64,
+    /// The packet's source: the socket's local address and port.
+    pub local: SockAddr,
 }
 
 /// Bytes of a DNS response a [`DnsResponseRecord`] carries, at most (a power of two, so the
@@ -143,12 +158,15 @@ pub fn name_hash(name: &[u8]) -> u64 {
 }
 
 const _: () = assert!(core::mem::size_of::<SockAddr>() == 24);
-const _: () = assert!(core::mem::size_of::<DnsRecord>() == 64 + 24 + 24 + COMM_LEN + DNS_DATA_LEN);
+const _: () = assert!(core::mem::size_of::<PacketSocket>() == 32);
+const _: () =
+    assert!(core::mem::size_of::<DnsRecord>() == 64 + 24 + 24 + COMM_LEN + DNS_DATA_LEN + 32);
 const _: () =
     assert!(core::mem::size_of::<DnsResponseRecord>() == 64 + 16 + 24 + 24 + DNS_RESPONSE_DATA_LEN);
 const _: () = assert!(core::mem::offset_of!(DnsResponseRecord, data) == 128);
 const _: () = assert!(core::mem::offset_of!(DnsRecord, server) == 88);
 const _: () = assert!(core::mem::offset_of!(DnsRecord, data) == 128);
+const _: () = assert!(core::mem::offset_of!(DnsRecord, socket) == 128 + DNS_DATA_LEN);
 const _: () = assert!(core::mem::size_of::<SocketRecord>() == 64 + 8 + 24 + 8 + COMM_LEN);
 
 #[cfg(test)]

@@ -2,9 +2,12 @@
 //! `hooks/egress.rs` at egress): the skb starts at the IP header. IPv4 (any header length)
 //! and IPv6 without extension headers; anything else is not parsed.
 
-use aya_ebpf::{helpers::generated::bpf_skb_load_bytes, programs::SkBuffContext};
+use aya_ebpf::{
+    helpers::generated::{bpf_get_socket_cookie, bpf_skb_load_bytes},
+    programs::SkBuffContext,
+};
 use enforcer_common::{
-    net::{AF_INET, AF_INET6, SockAddr},
+    net::{AF_INET, AF_INET6, PacketSocket, SockAddr},
     plan::DNS_PORT_SLOTS,
 };
 
@@ -101,6 +104,19 @@ pub(crate) fn transport(ctx: &SkBuffContext, ip: &Ip) -> Option<Transport> {
             header[4], header[5], header[6], header[7],
         ])),
     })
+}
+
+/// The socket a packet left from (egress): its cookie and the packet's source address and
+/// port (`ip`, `l4`).
+#[inline(always)]
+pub(crate) fn sending_socket(ctx: &SkBuffContext, ip: &Ip, l4: &Transport) -> PacketSocket {
+    let mut local = ip.src;
+    local.port = l4.src_port;
+    PacketSocket {
+        // SAFETY: the helper reads the context's own skb (its socket's cookie, 0 without one).
+        cookie: unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) },
+        local,
+    }
 }
 
 /// Whether `port` is one DNS servers listen on (`PLAN_SETTINGS.dns_ports`; 53 when the

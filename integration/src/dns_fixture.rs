@@ -108,6 +108,14 @@ impl DnsRun {
             && self.outcome["errno"] == libc::ETIMEDOUT
     }
 
+    /// Whether the connection was aborted while the client waited for the answer (a TCP query
+    /// dropped on its way out, whose connection the engine then aborted).
+    pub fn aborted(&self) -> bool {
+        self.status.code() == Some(4)
+            && self.outcome["stage"] == "recv"
+            && self.outcome["errno"] == libc::ECONNABORTED
+    }
+
     /// The answered addresses, when the query was answered.
     pub fn answers(&self) -> Option<Vec<String>> {
         if self.outcome["ok"] != true {

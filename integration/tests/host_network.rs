@@ -110,11 +110,11 @@ fn signal_tier_drops_pool_lookups_and_refuses_pool_connects() {
     let mut engine = Engine::start(dir.path(), POLICY, "block");
 
     // The egress hook drops the query: a UDP send fails with EPERM; a TCP segment never
-    // leaves, so no answer comes (TCP's further tries are dropped too).
+    // leaves, and the daemon aborts its connection, so the wait for an answer fails.
     for via in ALL_VIAS {
         let run = query(&stub, "pool.example-miner.test", via);
         let stopped = if via.starts_with("tcp") {
-            run.unanswered()
+            run.aborted()
         } else {
             run.send_refused()
         };
@@ -193,6 +193,18 @@ fn signal_tier_drops_pool_lookups_and_refuses_pool_connects() {
                 .ends_with("example-miner.test"),
             "{r:#}"
         );
+    }
+    for r in &lookups {
+        let tcp = r["event"]["dns"]["transport"] == "tcp";
+        // A TCP query's connection is aborted (its segment stays queued otherwise); a UDP send
+        // failed, nothing is left to abort.
+        let want = if tcp {
+            serde_json::json!({ "aborted": true })
+        } else {
+            Value::Null
+        };
+        assert_eq!(r["connection"], want, "{r:#}");
+        assert_eq!(r["event"]["dns"]["client"]["ip"], "127.0.0.1", "{r:#}");
     }
     assert!(
         lookups

@@ -20,7 +20,7 @@ use enforcer_common::{
     event::{COMM_LEN, Counter, EventKind, Hook},
     net::{
         DNS_DATA_LEN, DNS_NAME_UNPARSED, DNS_SERVER_FROM_SOCKET, DNS_TCP, DNS_TRUNCATED, DnsRecord,
-        SockAddr,
+        PacketSocket, SockAddr,
     },
     plan::PlanVerdict,
 };
@@ -86,6 +86,7 @@ pub(crate) fn on_query(send: &Send, tcp: bool, site: Site) -> Result<bool, ReadE
         rec.flags |= DNS_SERVER_FROM_SOCKET;
     }
     rec.name_hash = 0;
+    rec.socket = PacketSocket::default();
     let mut verdict = emit::Verdict::NONE;
     let mut deny = false;
     if let Some(plan) = matched_plan(scratch, data_len) {

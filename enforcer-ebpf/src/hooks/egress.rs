@@ -13,15 +13,17 @@
 //!
 //! | plan match (with an action) | action | record |
 //! |---|---|---|
-//! | deny or kill rule, enforcing | drop the packet (UDP: the send fails with `EPERM`; TCP: the segment never leaves and the connection stalls), and for a kill rule the daemon kills the socket's owner (`OUTCOME_KILL_DEFERRED`) | `deny` (+ `kill`) |
+//! | deny or kill rule, enforcing | drop the packet (UDP: the send fails with `EPERM`; TCP: the segment never leaves, and the daemon aborts the connection), and for a kill rule the daemon kills the socket's owner (`OUTCOME_KILL_DEFERRED`) first | `deny` (+ `kill`) |
 //! | rule or engine in monitor mode | none | `would_deny` / `would_kill` |
 //! | none | none | the query or payload (no verdict) |
 //!
 //! A packet is handled outside its sender's context (a TCP segment may leave from a timer or
 //! a softirq), so the process in the record is the socket's owner (`socket_state.rs`), never
-//! the current task. A refused TCP segment stays queued and TCP tries it again until the
-//! connection times out: each try is dropped again, judged and recorded once. Only a message's first segment is judged: a TCP DNS query or a JSON
-//! object split across segments is judged on what its first segment holds.
+//! the current task. A refused TCP segment stays queued and TCP tries it again: each try is
+//! dropped again, judged and recorded once, until the daemon aborts the connection
+//! (`SOCK_DESTROY`, found by the record's peer and `PacketSocket`: the socket's cookie and
+//! local address). Only a message's first segment is judged: a TCP DNS query or a JSON object
+//! split across segments is judged on what its first segment holds.
 
 use aya_ebpf::{macros::cgroup_skb, programs::SkBuffContext};
 use enforcer_common::{
@@ -39,7 +41,7 @@ use crate::{
     dns::{self, MIN_QUERY_LEN},
     emit,
     maps::{DNS_SCRATCH, PAYLOAD_SCRATCH, config, count},
-    packet::{copy_len, ip_header, load, transport},
+    packet::{Ip, Transport, copy_len, ip_header, load, sending_socket, transport},
     plan::act_for_owner,
 };
 
@@ -68,6 +70,11 @@ fn on_packet(ctx: &SkBuffContext) -> Option<bool> {
     let size = total - payload;
     let mut server = ip.dst;
     server.port = l4.dst_port;
+    let ends = Ends {
+        peer: server,
+        ip: &ip,
+        l4: &l4,
+    };
     // Classified by content, whatever the port (a resolver on a port of its own is still
     // asked a query); DNS first: a query's random id could start like `{`, never the other
     // way round. A read past a short packet fails: then only the JSON test is tried.
@@ -75,7 +82,7 @@ fn on_packet(ctx: &SkBuffContext) -> Option<bool> {
     let long = load(ctx, payload, head.as_mut_ptr(), 16);
     let Some(seq) = l4.seq else {
         if long && size >= MIN_QUERY_LEN as usize && dns::looks_like_query(&head, 0) {
-            return on_query(ctx, payload, total, None, &server);
+            return on_query(ctx, payload, total, None, &ends);
         }
         return None;
     };
@@ -86,7 +93,7 @@ fn on_packet(ctx: &SkBuffContext) -> Option<bool> {
         && prefix + 2 == size
         && dns::looks_like_query(&head, 2)
     {
-        return on_query(ctx, payload + 2, total, seq, &server);
+        return on_query(ctx, payload + 2, total, seq, &ends);
     }
     let mut short = [0u8; 8];
     if long {
@@ -97,7 +104,14 @@ fn on_packet(ctx: &SkBuffContext) -> Option<bool> {
     if !starts_like_json_object(&short, 8) {
         return None;
     }
-    on_json(ctx, payload, total, seq)
+    on_json(ctx, payload, total, seq, &ends)
+}
+
+/// Where a judged packet came from and went: the record's peer and sending socket.
+struct Ends<'a> {
+    peer: SockAddr,
+    ip: &'a Ip,
+    l4: &'a Transport,
 }
 
 /// Whether this TCP segment (`seq`; `None` for UDP) is a new try of the one its socket
@@ -150,7 +164,7 @@ fn on_query(
     start: usize,
     total: usize,
     seq: Option<u32>,
-    server: &SockAddr,
+    ends: &Ends,
 ) -> Option<bool> {
     let state = state_of_packet(ctx, false);
     if tried_again(state, seq) {
@@ -174,8 +188,9 @@ fn on_query(
     if size > DNS_DATA_LEN {
         rec.flags |= DNS_TRUNCATED;
     }
-    rec.server = *server;
+    rec.server = ends.peer;
     rec.name_hash = 0;
+    rec.socket = sending_socket(ctx, ends.ip, ends.l4);
     let plan = dns_query::matched_plan(scratch, copy as usize);
     let (owner, verdict, deny) = judge(ctx, state, plan, seq);
     let rec = &mut scratch.record;
@@ -195,7 +210,13 @@ fn on_query(
 /// A TCP segment (`seq`) whose data starts like a JSON object: recorded and judged when it is
 /// a JSON-RPC call.
 #[inline(always)]
-fn on_json(ctx: &SkBuffContext, start: usize, total: usize, seq: Option<u32>) -> Option<bool> {
+fn on_json(
+    ctx: &SkBuffContext,
+    start: usize,
+    total: usize,
+    seq: Option<u32>,
+    ends: &Ends,
+) -> Option<bool> {
     let state = state_of_packet(ctx, false);
     if tried_again(state, seq) {
         return Some(true);
@@ -211,6 +232,8 @@ fn on_json(ctx: &SkBuffContext, start: usize, total: usize, seq: Option<u32>) ->
     let plan = payload::method_plan(scratch, copy as usize, NO_FD, size as u64, true)?;
     let (owner, verdict, deny) = judge(ctx, state, plan, seq);
     let rec = &mut scratch.record;
+    rec.peer = ends.peer;
+    rec.socket = sending_socket(ctx, ends.ip, ends.l4);
     rec.header = emit::packet_header(
         ctx,
         EventKind::Payload,

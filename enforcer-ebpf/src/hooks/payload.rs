@@ -4,7 +4,8 @@
 //! [`method_plan`]):
 //! 1. stop unless the send is on a socket;
 //! 2. read up to 128 bytes and find a JSON-RPC `"method"` (`classify.rs`); stop if none;
-//! 3. look the method up in `PAYLOAD_METHOD_PLAN`.
+//! 3. look the method up in `PAYLOAD_METHOD_PLAN`;
+//! 4. note where it goes (the connected socket's peer: `payload.addr`).
 //!
 //! | seen by | plan match | action |
 //! |---|---|---|
@@ -20,6 +21,7 @@ use enforcer_common::{
         COMM_LEN, Counter, EventKind, PAYLOAD_LEN, PAYLOAD_SIZE_UNKNOWN, PAYLOAD_TRUNCATED,
         PayloadRecord,
     },
+    net::{PacketSocket, SockAddr},
     plan::{METHOD_LEN, MethodKey, PlanVerdict},
 };
 
@@ -29,15 +31,16 @@ use crate::{
     emit,
     kernel::ReadError,
     maps::{PAYLOAD_METHOD_PLAN, PAYLOAD_SCRATCH, PayloadScratch, config, count},
+    net,
     plan::{Site, act},
 };
 
 /// Classifies a JSON-looking send; see the module documentation. `Ok(true)`: refuse it.
 #[inline(always)]
 pub(crate) fn on_json_send(send: &Send, site: Site) -> Result<bool, ReadError> {
-    if send.socket().is_none() {
+    let Some(sock) = send.socket() else {
         return Ok(false);
-    }
+    };
     let scratch = PAYLOAD_SCRATCH.get_ptr_mut(0).ok_or(ReadError)?;
     // SAFETY: per-CPU scratch from a successful look-up; no re-entry on this CPU.
     let scratch = unsafe { &mut *scratch };
@@ -69,6 +72,8 @@ pub(crate) fn on_json_send(send: &Send, site: Site) -> Result<bool, ReadError> {
     ) else {
         return Ok(false);
     };
+    // Where the call goes: the connected socket's peer (unknown when unreadable).
+    net::socket_peer(sock, &mut scratch.record.peer);
     let mut verdict = emit::Verdict::NONE;
     let mut deny = false;
     if let Some(plan) = plan {
@@ -110,6 +115,9 @@ pub(crate) fn method_plan(
         rec.flags |= PAYLOAD_SIZE_UNKNOWN;
     }
     rec._pad = 0;
+    // The egress hook fills them in after this.
+    rec.peer = SockAddr::default();
+    rec.socket = PacketSocket::default();
     let Some(plan) = PAYLOAD_METHOD_PLAN.get_ptr(MethodKey(rec.method)) else {
         return Some(None);
     };

@@ -3,6 +3,7 @@
 //! (exclusions in [`protect`], the pidfd rails in [`kill`]), and the per-rule [`breaker`]
 //! disarms a rule that kills too widely.
 
+pub mod abort;
 pub mod breaker;
 pub mod cgroupfs;
 pub mod error;
@@ -10,3 +11,5 @@ pub mod kill;
 pub mod procfs;
 pub mod protect;
 pub mod scope;
+#[cfg(test)]
+pub(crate) mod test_host;

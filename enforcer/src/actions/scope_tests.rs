@@ -13,20 +13,7 @@ use std::{
 use enforcer_policy::KillScope;
 
 use super::*;
-use crate::actions::protect::EngineIdentity;
-
-/// Whether the host allows the test (root); prints why not, or panics when the host is
-/// required.
-fn host_or_skip(test: &str, needs: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("ENFORCER_REQUIRE_HOST").as_deref() == Ok("1") {
-        panic!("{test} needs {needs}; ENFORCER_REQUIRE_HOST=1 forbids skipping");
-    }
-    eprintln!("SKIPPED {test}: needs {needs}");
-    false
-}
+use crate::actions::{protect::EngineIdentity, test_host::host_or_skip};
 
 fn killer(never_kill: &[PathBuf]) -> Killer {
     let proc = ProcFs::real();

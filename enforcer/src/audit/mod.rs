@@ -30,7 +30,8 @@ pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};
 pub use record::{
-    Action, AuditLost, AuditReopened, BreakerSettings, BreakerTrip, EngineGap, PolicyReload, Record,
+    Action, AuditLost, AuditReopened, BreakerSettings, BreakerTrip, ConnectionAbort, EngineGap,
+    PolicyReload, Record,
 };
 pub use report::{Outcome, Report};
 pub use writer::{AuditWriter, Rotation};

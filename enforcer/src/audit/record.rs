@@ -29,6 +29,18 @@ pub enum Action {
     Disarmed,
 }
 
+/// `connection` of a `deny` record whose TCP segment the egress hook dropped (signal tier):
+/// the daemon aborted the connection (`SOCK_DESTROY`, so the refused segment, still queued in
+/// the socket, is never sent), or why it could not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConnectionAbort {
+    /// Whether the connection was aborted.
+    pub aborted: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `kill_breaker` of an `engine_start` record: the limits of rules without an override.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct BreakerSettings {
@@ -213,6 +225,12 @@ pub enum Record {
         /// `tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev} (...)` with why the
         /// cgroup hooks are not attached.
         send_hook: String,
+        /// How the daemon aborts the connection of a TCP segment `cgroup_skb/egress` dropped
+        /// (`sock_diag SOCK_DESTROY`), or `unavailable: ...` with why (the segment then stays
+        /// queued in its socket and TCP keeps trying it, each try dropped). Absent where
+        /// nothing is dropped at egress (lsm tier, the send tracepoints, monitor mode).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        connection_abort: Option<String>,
         /// The `syscalls/sys_*` tracepoints attached. While any is, every system call of every
         /// task takes the kernel's slower traced path (benches/README, `vm_storm`); the lsm
         /// tier on x86_64 needs none for the default policy.
@@ -313,6 +331,9 @@ pub enum Record {
         /// What tripped the kill breaker (on `disarmed` records).
         #[serde(skip_serializing_if = "Option::is_none")]
         breaker: Option<BreakerTrip>,
+        /// The connection of a refused TCP segment (on `deny` records of the egress hook).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        connection: Option<ConnectionAbort>,
         /// The event that triggered it.
         event: Value,
     },

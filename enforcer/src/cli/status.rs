@@ -224,7 +224,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
                 "dns query",
                 "cgroup_skb/egress (cgroup v2 root)",
                 "deny",
-                "dropped on its way out, io_uring included (UDP: the send fails with EPERM; TCP: never answered); a kill rule's kill is the daemon's, for the socket's owner; no fd in the record; without cgroup v2, tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev} kill instead (engine_start's send_hook says which)",
+                "dropped on its way out, io_uring included (UDP: the send fails with EPERM; TCP: the daemon then aborts the connection); a kill rule's kill is the daemon's, for the socket's owner; no fd in the record; without cgroup v2, tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev} kill instead (engine_start's send_hook says which)",
             )
         },
         if lsm {
@@ -254,7 +254,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
                 "stratum payload",
                 "cgroup_skb/egress (cgroup v2 root)",
                 "deny",
-                "the TCP segment never leaves (the connection stalls), io_uring included; a kill rule's kill is the daemon's, for the socket's owner; the first segment of a message is judged; no fd in the record; without cgroup v2, the send tracepoints kill instead, after the write",
+                "the TCP segment never leaves and the daemon aborts its connection (sock_diag SOCK_DESTROY; engine_start's connection_abort says whether it can), io_uring included; a kill rule's kill is the daemon's, for the socket's owner; the first segment of a message is judged; no fd in the record; without cgroup v2, the send tracepoints kill instead, after the write",
             )
         },
         row(

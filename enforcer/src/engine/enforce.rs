@@ -26,7 +26,7 @@ use crate::{
         kill::boot_now_ns,
         scope::{Killer, Target},
     },
-    audit::{Action, BreakerTrip, Outcome, Record, Report},
+    audit::{Action, BreakerTrip, ConnectionAbort, Outcome, Record, Report},
     clock::BootClock,
     loader::plan_sync::PlanError,
 };
@@ -77,6 +77,8 @@ pub(crate) struct Act {
     pub(crate) report: Option<Report>,
     /// What tripped the breaker (`disarmed` records).
     pub(crate) breaker: Option<BreakerTrip>,
+    /// The aborted connection of a refused TCP segment (`deny` records of the egress hook).
+    pub(crate) connection: Option<ConnectionAbort>,
     /// `kernel` or `userspace`.
     pub(crate) decided_in: &'static str,
 }
@@ -89,6 +91,7 @@ impl Act {
             detail,
             report: None,
             breaker: None,
+            connection: None,
             decided_in: "userspace",
         }
     }
@@ -110,6 +113,7 @@ impl Act {
             detail: self.detail,
             report: self.report,
             breaker: self.breaker,
+            connection: self.connection,
             event,
         }
     }
@@ -211,6 +215,7 @@ impl<'p> Enforcer<'p> {
             detail,
             report: Some(report),
             breaker: None,
+            connection: None,
             decided_in: by,
         }
     }

@@ -5,6 +5,7 @@
 
 mod exec;
 mod hashing;
+mod refused;
 mod reload;
 
 use std::rc::Rc;
@@ -21,7 +22,8 @@ use super::{
     sink::Sink,
 };
 use crate::{
-    audit::{Record, writer::WriteError, writer::timestamp},
+    actions::abort::Prepared,
+    audit::{Action, Record, writer::WriteError, writer::timestamp},
     clock::BootClock,
     cpu::indicators::Indicators,
     dns::QueryLog,
@@ -247,7 +249,8 @@ impl<'p> Handler<'p> {
                 // by the tracepoint when it succeeds (`handle_exec`), and only that record is
                 // evaluated.
                 let observed = !matches!(record, Decoded::Exec(_));
-                self.report(&header, event, observed, sink)
+                let refused = refused::refused(&record, &header);
+                self.report_acted(&header, event, observed, refused, sink)
             }
             Err(err) => {
                 self.decode_errors += 1;
@@ -352,7 +355,20 @@ impl<'p> Handler<'p> {
         observed: bool,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
-        self.kernel_records(header, &event, sink)?;
+        self.report_acted(header, event, observed, None, sink)
+    }
+
+    /// [`Self::report`], for a record whose connection the kernel refused a segment of
+    /// (`refused`: aborted after the kernel's actions, reported on the `deny` record).
+    fn report_acted(
+        &mut self,
+        header: &EventHeader,
+        event: Value,
+        observed: bool,
+        refused: Option<Prepared>,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
+        self.kernel_records(header, &event, refused, sink)?;
         if !observed {
             return Ok(());
         }
@@ -365,11 +381,14 @@ impl<'p> Handler<'p> {
         sink.write(&Record::Event { event })
     }
 
-    /// The kernel's enforcement records of `header` (whose event did not need to wait).
+    /// The kernel's enforcement records of `header` (whose event did not need to wait); the
+    /// connection of a `refused` segment is aborted once its owner is killed (if a rule says
+    /// so), and its `deny` record says how that went.
     fn kernel_records(
         &mut self,
         header: &EventHeader,
         event: &Value,
+        refused: Option<Prepared>,
         sink: &mut Sink,
     ) -> Result<(), WriteError> {
         let (rule, severity) = self.rule_id(header);
@@ -396,6 +415,11 @@ impl<'p> Handler<'p> {
                     header.tgid
                 ),
             }
+        }
+        if let Some(refused) = refused
+            && let Some(deny) = acts.iter_mut().find(|act| act.action == Action::Deny)
+        {
+            deny.connection = Some(refused::abort(refused));
         }
         for act in acts {
             let event = self.recorded(event.clone());

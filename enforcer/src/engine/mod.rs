@@ -286,6 +286,24 @@ fn exec_hash_state(policy: &CompiledPolicy, kernel_hash: &Result<(), String>) ->
     }
 }
 
+/// `connection_abort` of `engine_start`: whether the daemon can abort the connection of a TCP
+/// segment the egress hook drops (a warning when it cannot); `None` where nothing is dropped at
+/// egress.
+fn connection_abort(loaded: &loader::Loaded, dry_run: bool) -> Option<String> {
+    if dry_run || loaded.tier == KernelTier::Lsm || loaded.cgroup_egress.is_err() {
+        return None;
+    }
+    Some(match crate::actions::abort::probe() {
+        Ok(()) => "sock_diag SOCK_DESTROY".to_owned(),
+        Err(err) => {
+            tracing::warn!(
+                "refused TCP segments cannot be discarded: {err}; a refused segment stays queued in its socket, and TCP tries it again until the connection times out"
+            );
+            format!("unavailable: {err}")
+        }
+    })
+}
+
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { what, source }
 }
@@ -555,6 +573,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
                 format!("tp/syscalls/sys_enter_{{write,sendto,sendmsg,sendmmsg,writev}} ({why})")
             }
         },
+        connection_abort: connection_abort(&loaded, dry_run),
         syscall_tracepoints: loaded.syscall_tracepoints(),
         never_kill: options
             .never_kill

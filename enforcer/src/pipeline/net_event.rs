@@ -6,6 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use enforcer_common::event::{EventKind, NO_FD};
+#[cfg(test)]
+use enforcer_common::net::PacketSocket;
 use enforcer_common::net::{
     AF_INET, AF_INET6, DNS_NAME_UNPARSED, DNS_SERVER_FROM_SOCKET, DNS_TCP, DNS_TRUNCATED,
     DnsRecord, DnsResponseRecord, SockAddr, SocketRecord,
@@ -34,7 +36,7 @@ pub fn sockaddr(addr: &SockAddr) -> Option<(IpAddr, u16)> {
 }
 
 /// `{"ip": ..., "port": ...}`, or null for an unknown family.
-fn addr_json(addr: &SockAddr) -> Value {
+pub(crate) fn addr_json(addr: &SockAddr) -> Value {
     match sockaddr(addr) {
         Some((ip, port)) => json!({ "ip": ip.to_string(), "port": port }),
         None => Value::Null,
@@ -102,6 +104,10 @@ pub fn dns_event(rec: &DnsRecord, ts: &str) -> Value {
         s.insert("from".into(), Value::from(from));
     }
     obj.insert("server".into(), server);
+    // The sending socket's address, when the egress hook saw the query.
+    if rec.socket.local.family != 0 {
+        obj.insert("client".into(), addr_json(&rec.socket.local));
+    }
     json!({
         "kind": "dns",
         "ts": ts,
@@ -196,6 +202,7 @@ mod tests {
             },
             comm: [0; 16],
             data: [0; DNS_DATA_LEN],
+            socket: PacketSocket::default(),
         };
         rec.data[..data.len()].copy_from_slice(data);
         rec
@@ -213,6 +220,14 @@ mod tests {
         assert_eq!(ev["dns"]["server"]["from"], "syscall");
         assert_eq!(ev["dns"]["transport"], "udp");
         assert_eq!(ev["process"]["pid"], 10);
+        assert!(ev["dns"].get("client").is_none());
+        // Seen at egress: the sending socket's address too.
+        let mut rec = dns_record(&query(), 0);
+        rec.socket.local = SockAddr {
+            port: 41000,
+            ..rec.server
+        };
+        assert_eq!(dns_event(&rec, "t")["dns"]["client"]["port"], 41000);
     }
 
     #[test]

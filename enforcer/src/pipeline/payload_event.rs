@@ -6,14 +6,14 @@ use enforcer_common::event::{PAYLOAD_TRUNCATED, PayloadRecord};
 use serde_json::{Value, json};
 
 use super::exec_event::{hook_name, process_json, text};
-use super::net_event::fd_json;
+use super::net_event::{addr_json, fd_json};
 
 /// The event JSON of a payload record.
 pub fn payload_event(rec: &PayloadRecord, ts: &str) -> Value {
     let data = &rec.data[..(rec.data_len as usize).min(rec.data.len())];
     let method = text(&rec.method, rec.method_len as usize);
     let complete_json = serde_json::from_slice::<Value>(data).is_ok_and(|v| v.is_object());
-    json!({
+    let mut event = json!({
         "kind": "payload",
         "ts": ts,
         "hook": hook_name(rec.header.hook),
@@ -26,13 +26,24 @@ pub fn payload_event(rec: &PayloadRecord, ts: &str) -> Value {
             "complete_json": complete_json,
             "stratum": { "method": method },
         },
-    })
+    });
+    // Where the call went (`payload.addr`), and from which socket when the egress hook saw it.
+    if let Some(payload) = event.get_mut("payload").and_then(Value::as_object_mut) {
+        if rec.peer.family != 0 {
+            payload.insert("addr".into(), addr_json(&rec.peer));
+        }
+        if rec.socket.local.family != 0 {
+            payload.insert("local".into(), addr_json(&rec.socket.local));
+        }
+    }
+    event
 }
 
 #[cfg(test)]
 mod tests {
     use enforcer_common::{
         event::{EventKind, Hook, PAYLOAD_LEN},
+        net::{AF_INET, PacketSocket, SockAddr},
         plan::METHOD_LEN,
     };
 
@@ -54,6 +65,8 @@ mod tests {
             method: [0; METHOD_LEN],
             data: [0; PAYLOAD_LEN],
             comm: [0; 16],
+            peer: SockAddr::default(),
+            socket: PacketSocket::default(),
         };
         rec.method[..5].copy_from_slice(b"login");
         rec.data[..line.len()].copy_from_slice(line);
@@ -71,5 +84,23 @@ mod tests {
         let ev = payload_event(&rec, "t");
         assert_eq!(ev["payload"]["fd"], serde_json::Value::Null);
         assert_eq!(ev["hook"], "lsm/socket_sendmsg");
+        assert!(ev["payload"].get("addr").is_none());
+        // Seen at egress: the segment's ends.
+        rec.header.hook = Hook::CgroupSkbEgress as u32;
+        rec.peer = SockAddr {
+            family: AF_INET,
+            port: 3333,
+            _pad: 0,
+            addr: [10, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        };
+        rec.socket.local = SockAddr {
+            port: 40000,
+            addr: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ..rec.peer
+        };
+        let ev = payload_event(&rec, "t");
+        assert_eq!(ev["payload"]["addr"]["ip"], "10.0.0.9");
+        assert_eq!(ev["payload"]["addr"]["port"], 3333);
+        assert_eq!(ev["payload"]["local"]["port"], 40000);
     }
 }

@@ -117,7 +117,7 @@ impl Handler<'_> {
                 self.report(header, event, true, sink)
             }
             Some(Begin::Queued(id)) => {
-                self.kernel_records(header, &event, sink)?;
+                self.kernel_records(header, &event, None, sink)?;
                 self.userspace_rules(header, &event, Select::WithoutHash, sink)?;
                 if let Some(hashing) = self.hashing.as_mut() {
                     hashing.waiting.insert(id, (*header, event, rec.file));

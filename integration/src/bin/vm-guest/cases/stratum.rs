@@ -204,11 +204,18 @@ fn stratum_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> 
             "the pool should hold exactly the JSON-RPC request: {received:?}"
         ));
     }
-    engine.wait_record(
+    let deny = engine.wait_record(
         RECORD_TIMEOUT,
         "deny record of stratum-subscribe-deny",
         |r| audit::is_action(r, "deny", "stratum-subscribe-deny"),
     )?;
+    // `payload.addr`: the connected socket's peer, one of the pool's listeners.
+    let addr = &deny["event"]["payload"]["addr"];
+    let to = format!("{}:{}", addr["ip"].as_str().unwrap_or("?"), addr["port"]);
+    if !LISTEN.contains(&to.as_str()) {
+        return Err(format!("payload.addr should be a pool listener: {deny}"));
+    }
+    ctx.log(format!("the deny record names the pool, {to}"));
     engine.wait_record(RECORD_TIMEOUT, "kill record of stratum-login-kill", |r| {
         audit::is_action(r, "kill", "stratum-login-kill")
     })?;
