@@ -441,3 +441,79 @@ fn a_symbolic_link_at_the_audit_log_path_is_refused() {
     assert!(stderr.contains("is a symbolic link"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
 }
+
+/// An events log on a disk of its own that fills: the audit log (elsewhere) is told when the
+/// events log starts failing and when it can be written again, and enforcement goes on.
+#[test]
+fn a_full_disk_under_the_events_log_is_reported_in_the_audit_log() {
+    if !can_run("a_full_disk_under_the_events_log_is_reported_in_the_audit_log") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (work, app, policy) = workdir();
+    let logs = work.path().join("events");
+    let _tmpfs = Tmpfs::mount(&logs, "1m");
+    let events = logs.join("events.jsonl");
+    let mut engine = Engine::start_at(
+        work.path(),
+        &policy,
+        "block",
+        &[
+            "--policy-watch",
+            "off",
+            "--audit-max-mib",
+            "0",
+            "--events-log",
+            events.to_str().unwrap(),
+        ],
+    );
+    let filler = fill(&logs);
+    for _ in 0..50 {
+        assert!(Command::new("/bin/true").status().unwrap().success());
+    }
+    assert!(!ran(&app, work.path()), "the kernel still denies");
+    let failing = engine.wait_for(
+        Duration::from_secs(20),
+        "the events_log_failing record",
+        |r| r["type"] == "events_log_failing",
+    );
+    assert_eq!(failing["events_log"], events.to_str().unwrap(), "{failing}");
+    assert!(
+        failing["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No space left on device"),
+        "{failing}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    // The drain tick tries the events log again every second.
+    let restored = engine.wait_for(
+        Duration::from_secs(20),
+        "the events_log_restored record",
+        |r| r["type"] == "events_log_restored",
+    );
+    assert!(
+        restored["events_lost"].as_u64().unwrap_or(0) > 0,
+        "{restored}"
+    );
+    assert_eq!(restored["since"], failing["since"], "{restored}");
+    let records = engine.stop();
+    let count = |kind: &str| records.iter().filter(|r| r["type"] == kind).count();
+    assert_eq!(count("events_log_failing"), 1, "one record per outage");
+    assert_eq!(count("events_log_restored"), 1);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "action" && r["rule"] == "deny-app"),
+        "the kill is in the audit log"
+    );
+    let first: Value = serde_json::from_str(
+        std::fs::read_to_string(&events)
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("\"audit_lost\""))
+            .expect("the events log's own audit_lost record"),
+    )
+    .unwrap();
+    assert_eq!(first["since"], failing["since"]);
+}

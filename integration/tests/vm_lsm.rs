@@ -1,8 +1,10 @@
-//! LSM tier, for real: boots every cached Debian kernel once in a throw-away QEMU VM with an
+//! LSM tier, for real: boots every cached Debian kernel in a throw-away QEMU VM with an
 //! initramfs holding the engine (`enforcer`), the guest harness (`vm-guest`), the payload
-//! (`write-marker`), the policies, each cached kernel's msr module at
-//! `/lib/modules/<release>/msr.ko`, and turns the guest's `VMTEST` lines into one
-//! result per kernel and case. See integration/README.md for the protocol and the switches.
+//! (`write-marker`), the policies, each cached kernel's msr and socket diagnostics modules at
+//! `/lib/modules/<release>/`, and turns the guest's `VMTEST` lines into one result per kernel
+//! and case. Each kernel boots twice: with BPF LSM active for the `lsm_*` cases, and without
+//! it (as Debian boots by default) for the `signal_*` cases, where the engine runs in the
+//! signal tier. See integration/README.md for the protocol and the switches.
 //!
 //! Skips loudly (`SKIPPED: <reason>`) when the host cannot run the VM (not root, no QEMU, no
 //! kernels cached) unless `ENFORCER_REQUIRE_VM=1`, which turns every skip into a failure.
@@ -101,6 +103,7 @@ fn lsm_tier_in_vm() {
     if preflight::env_nonempty(preflight::CASES_ENV).is_some() {
         harness.extend(cases.iter().cloned());
     }
+    // The guest runs the cases of the tier it was booted in (BPF LSM active or not).
     let init = init_script::render(&InitConfig { harness });
     let builder = InitramfsBuilder::new(&tools.busybox, init)
         .binary(GUEST_HARNESS, layout::GUEST_HARNESS)
@@ -131,12 +134,16 @@ fn lsm_tier_in_vm() {
     if let Some(path) = &enforcer {
         builder = builder.binary(path, layout::ENFORCER);
     }
-    // Each kernel's msr module at /lib/modules/<release>/msr.ko (catalog F7, case lsm_msr).
-    // A kernel cached without it boots anyway; the case then fails and names scripts/setup.
+    // Each kernel's msr module at /lib/modules/<release>/msr.ko (catalog F7, case lsm_msr),
+    // and its socket diagnostics modules beside it (the signal-tier case). A kernel cached
+    // without them boots anyway; the cases then fail and name scripts/setup.
     for kernel in &kernels {
         match (&kernel.release, &kernel.msr_module) {
             (Some(release), Some(module)) => {
                 builder = builder.host_file(module, layout::msr_module(release), 0o644);
+                for (module, name) in kernel.diag_modules.iter().zip(layout::DIAG_MODULES) {
+                    builder = builder.host_file(module, layout::module(release, name), 0o644);
+                }
             }
             _ => println!(
                 "WARNING: kernel {} has no msr.ko and release in its cache (run scripts/setup): \
@@ -156,53 +163,24 @@ fn lsm_tier_in_vm() {
         image.size / 1024
     );
 
-    let timeout = preflight::env_nonempty(preflight::TIMEOUT_ENV)
-        .and_then(|s| s.parse().ok())
-        .map_or_else(|| boot_timeout(cases.len()), Duration::from_secs);
     let mut failures = Vec::new();
     for kernel in &kernels {
-        let label = format!("kernel {} ({})", kernel.name, kernel.package_label());
-        let mut config = QemuConfig::new(&tools.qemu, timeout);
-        if preflight::env_nonempty(preflight::ECHO_ENV).as_deref() == Some("1") {
-            config.echo = Some(kernel.name.clone());
-        }
-        let kernel_run = run::run_kernel(kernel, &image.path, &config)
-            .unwrap_or_else(|e| panic!("{label}: cannot boot: {e}"));
-        let log = cache_dir.join(format!("console-{}.log", kernel.name));
-        let _ = std::fs::write(&log, kernel_run.capture.timestamped_text());
-        println!(
-            "{label}: release {}, LSMs {}, boot to userspace {}, whole run {:.1} s, console {}",
-            kernel_run.release().unwrap_or("unknown"),
-            kernel_run
-                .report
-                .info
-                .get("lsm")
-                .map_or("unknown", String::as_str),
-            kernel_run
-                .boot_to_userspace()
-                .map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
-            kernel_run.capture.elapsed.as_secs_f64(),
-            log.display()
-        );
-        for outcome in kernel_run.outcomes(&cases) {
-            match outcome.verdict.reason() {
-                None => println!("{label}: {} {}", outcome.case, outcome.verdict.word()),
-                Some(reason) => println!(
-                    "{label}: {} {} {reason}",
-                    outcome.case,
-                    outcome.verdict.word()
-                ),
+        for tier in [Tier::Lsm, Tier::Signal] {
+            let cases: Vec<String> = cases
+                .iter()
+                .filter(|case| Tier::of(case) == tier)
+                .cloned()
+                .collect();
+            if !cases.is_empty() {
+                boot(
+                    kernel,
+                    tier,
+                    &cases,
+                    &image.path,
+                    &tools.qemu,
+                    &mut failures,
+                );
             }
-            if let Verdict::Fail(reason) = &outcome.verdict {
-                for line in &outcome.log {
-                    println!("    | {line}");
-                }
-                failures.push(format!("{label}: {} FAIL {reason}", outcome.case));
-            }
-        }
-        if let Some(message) = kernel_run.boot_failure() {
-            println!("{label}: BOOT FAILED: {message}");
-            failures.push(format!("{label}: {message}"));
         }
     }
     assert!(
@@ -211,6 +189,101 @@ fn lsm_tier_in_vm() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The tier a boot gives the engine: BPF LSM active or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tier {
+    Lsm,
+    Signal,
+}
+
+impl Tier {
+    /// The tier of a guest case, by its name (`signal_*` cases run without BPF LSM).
+    fn of(case: &str) -> Self {
+        if case.starts_with("signal_") {
+            Self::Signal
+        } else {
+            Self::Lsm
+        }
+    }
+}
+
+/// Boots `kernel` in `tier` with `image`, runs `cases` and adds each failure to `failures`.
+fn boot(
+    kernel: &kernels::Kernel,
+    tier: Tier,
+    cases: &[String],
+    image: &Path,
+    qemu: &Path,
+    failures: &mut Vec<String>,
+) {
+    let root = paths::workspace_root();
+    let cache_dir = paths::vm_cache_dir(&root);
+    let timeout = preflight::env_nonempty(preflight::TIMEOUT_ENV)
+        .and_then(|s| s.parse().ok())
+        .map_or_else(|| boot_timeout(cases.len()), Duration::from_secs);
+    let (label, suffix) = match tier {
+        Tier::Lsm => (
+            format!("kernel {} ({})", kernel.name, kernel.package_label()),
+            "",
+        ),
+        Tier::Signal => (
+            format!(
+                "kernel {} ({}, BPF LSM off)",
+                kernel.name,
+                kernel.package_label()
+            ),
+            "-signal",
+        ),
+    };
+    let mut config = QemuConfig::new(qemu, timeout);
+    if tier == Tier::Signal {
+        config
+            .without_bpf_lsm()
+            .unwrap_or_else(|why| panic!("{why}"));
+    }
+    if preflight::env_nonempty(preflight::ECHO_ENV).as_deref() == Some("1") {
+        config.echo = Some(kernel.name.clone());
+    }
+    let kernel_run = run::run_kernel(kernel, image, &config)
+        .unwrap_or_else(|e| panic!("{label}: cannot boot: {e}"));
+    let log = cache_dir.join(format!("console-{}{suffix}.log", kernel.name));
+    let _ = std::fs::write(&log, kernel_run.capture.timestamped_text());
+    println!(
+        "{label}: release {}, LSMs {}, boot to userspace {}, whole run {:.1} s, console {}",
+        kernel_run.release().unwrap_or("unknown"),
+        kernel_run
+            .report
+            .info
+            .get("lsm")
+            .map_or("unknown", String::as_str),
+        kernel_run
+            .boot_to_userspace()
+            .map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+        kernel_run.capture.elapsed.as_secs_f64(),
+        log.display()
+    );
+    for outcome in kernel_run.outcomes(cases) {
+        match outcome.verdict.reason() {
+            None => println!("{label}: {} {}", outcome.case, outcome.verdict.word()),
+            Some(reason) => println!(
+                "{label}: {} {} {reason}",
+                outcome.case,
+                outcome.verdict.word()
+            ),
+        }
+        if let Verdict::Fail(reason) = &outcome.verdict {
+            for line in &outcome.log {
+                println!("    | {line}");
+            }
+            failures.push(format!("{label}: {} FAIL {reason}", outcome.case));
+        }
+    }
+    if let Some(message) = kernel_run.boot_failure() {
+        println!("{label}: BOOT FAILED: {message}");
+        failures.push(format!("{label}: {message}"));
+    }
 }
 
 /// Skips loudly, or fails when `ENFORCER_REQUIRE_VM=1`.

@@ -43,6 +43,8 @@ pub struct GuardedLog {
     reopen_due: Option<AuditReopened>,
     /// The writer's generation when [`GuardedLog::files_changed`] last said so.
     files_seen: Option<u64>,
+    /// The last outage that ended, until [`GuardedLog::take_ended`] takes it.
+    ended: Option<AuditLost>,
 }
 
 /// A time during which the log could not be written.
@@ -68,6 +70,38 @@ impl GuardedLog {
             next_check: Instant::now() + CHECK_EVERY,
             reopen_due: None,
             files_seen: None,
+            ended: None,
+        }
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &std::path::Path {
+        self.writer.path()
+    }
+
+    /// Whether the log fails now.
+    pub fn is_failing(&self) -> bool {
+        self.outage.is_some()
+    }
+
+    /// While the log fails: since when, and the first error.
+    pub fn failing(&self) -> Option<(String, String)> {
+        self.outage
+            .as_ref()
+            .map(|o| (timestamp(o.since), o.error.clone()))
+    }
+
+    /// The last outage that ended since the previous call (what its `audit_lost` record says).
+    pub fn take_ended(&mut self) -> Option<AuditLost> {
+        self.ended.take()
+    }
+
+    /// Makes the next check for a moved log and the next retry of a failing one due now.
+    #[cfg(test)]
+    pub(crate) fn make_due(&mut self) {
+        self.next_check = Instant::now();
+        if let Some(outage) = &mut self.outage {
+            outage.next_try = Instant::now();
         }
     }
 
@@ -283,6 +317,7 @@ impl GuardedLog {
             lost.records_held
         );
         self.outage = None;
+        self.ended = Some(lost);
     }
 }
 

@@ -31,7 +31,7 @@ pub mod writer;
 pub use reader::{AuditReader, ReadSummary};
 pub use record::{
     Action, AuditLost, AuditReopened, BreakerSettings, BreakerTrip, ConnectionAbort, EngineGap,
-    PolicyReload, Record,
+    EventsLogFailing, EventsLogRestored, PolicyReload, Record,
 };
 pub use report::{Outcome, Report};
 pub use writer::{AuditWriter, Rotation};

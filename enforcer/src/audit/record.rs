@@ -41,6 +41,30 @@ pub struct ConnectionAbort {
     pub error: Option<String>,
 }
 
+/// An `events_log_failing` record, in the audit log: the events log (`--events-log`) cannot be
+/// written, so its event records are lost until an `events_log_restored` record says it can
+/// again. Written once per outage, when it starts, so an outage that never ends is on record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventsLogFailing {
+    /// The events log's path.
+    pub events_log: String,
+    /// When its first write failed.
+    pub since: String,
+    /// That write's error.
+    pub error: String,
+}
+
+/// An `events_log_restored` record, in the audit log: the events log can be written again,
+/// and what it lost (the `audit_lost` record that starts its own file again says the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventsLogRestored {
+    /// The events log's path.
+    pub events_log: String,
+    /// The outage.
+    #[serde(flatten)]
+    pub lost: AuditLost,
+}
+
 /// `kill_breaker` of an `engine_start` record: the limits of rules without an override.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct BreakerSettings {
@@ -262,6 +286,10 @@ pub enum Record {
     AuditLost(AuditLost),
     /// The log's file was deleted or moved while the engine ran (see [`AuditReopened`]).
     AuditReopened(AuditReopened),
+    /// The events log cannot be written (see [`EventsLogFailing`]).
+    EventsLogFailing(EventsLogFailing),
+    /// The events log can be written again (see [`EventsLogRestored`]).
+    EventsLogRestored(EventsLogRestored),
     /// Written every `--stats-interval` while the engine runs (`engine/stats.rs`).
     EngineStats {
         /// Seconds since the previous `engine_stats` (or the start).

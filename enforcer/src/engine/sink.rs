@@ -7,7 +7,10 @@ use std::{io::Write as _, path::Path};
 
 use serde_json::Value;
 
-use crate::audit::{AuditWriter, Record, Rotation, guarded::GuardedLog, writer::WriteError};
+use crate::audit::{
+    AuditWriter, EventsLogFailing, EventsLogRestored, Record, Rotation, guarded::GuardedLog,
+    writer::WriteError,
+};
 
 /// The engine's record sinks.
 #[derive(Debug)]
@@ -15,6 +18,9 @@ pub struct Sink {
     audit: Option<GuardedLog>,
     /// The log of `event` records (`--events-log`); without it they go to `audit`.
     events_log: Option<GuardedLog>,
+    /// Whether the audit log holds an `events_log_failing` record for the events log's
+    /// current outage.
+    events_log_failing: bool,
     print: bool,
     /// Whether `event` records (observed activity) are written; the others always are.
     events: bool,
@@ -39,6 +45,7 @@ impl Sink {
         Ok(Self {
             audit: writer.map(GuardedLog::new),
             events_log: None,
+            events_log_failing: false,
             print,
             events: true,
         })
@@ -73,6 +80,38 @@ impl Sink {
         {
             log.flush();
         }
+        self.note_events_log()
+    }
+
+    /// Tells the audit log when the events log starts failing (`events_log_failing`) and when
+    /// it can be written again (`events_log_restored`): the events log's own `audit_lost`
+    /// record comes only once it recovers, and an outage that never ends would leave no trace.
+    fn note_events_log(&mut self) -> Result<(), WriteError> {
+        let Some(events) = &mut self.events_log else {
+            return Ok(());
+        };
+        let events_log = events.path().display().to_string();
+        let mut records = Vec::new();
+        if let Some(lost) = events.take_ended() {
+            records.push(Record::EventsLogRestored(EventsLogRestored {
+                events_log: events_log.clone(),
+                lost,
+            }));
+            self.events_log_failing = false;
+        }
+        if !self.events_log_failing
+            && let Some((since, error)) = events.failing()
+        {
+            records.push(Record::EventsLogFailing(EventsLogFailing {
+                events_log,
+                since,
+                error,
+            }));
+            self.events_log_failing = true;
+        }
+        for record in &records {
+            self.write(record)?;
+        }
         Ok(())
     }
 
@@ -102,6 +141,14 @@ impl Sink {
         Some(open.chain(rotated).collect())
     }
 
+    /// Makes the events log's next check and retry due now.
+    #[cfg(test)]
+    fn make_events_log_due(&mut self) {
+        if let Some(events) = &mut self.events_log {
+            events.make_due();
+        }
+    }
+
     /// Writes `record` to the audit log and prints its summary. A log that cannot be written
     /// does not fail this (see [`GuardedLog`]); `Err` only when the record cannot be
     /// serialized.
@@ -109,12 +156,18 @@ impl Sink {
         if !self.events && record.is_event() {
             return Ok(());
         }
-        let log = match &mut self.events_log {
-            Some(events_log) if record.is_event() => Some(events_log),
-            _ => self.audit.as_mut(),
-        };
-        if let Some(log) = log {
-            log.write(record)?;
+        match &mut self.events_log {
+            Some(events_log) if record.is_event() => {
+                events_log.write(record)?;
+                if events_log.is_failing() != self.events_log_failing {
+                    self.note_events_log()?;
+                }
+            }
+            _ => {
+                if let Some(audit) = &mut self.audit {
+                    audit.write(record)?;
+                }
+            }
         }
         if self.print {
             let line = summary(record);
@@ -204,6 +257,17 @@ pub(crate) fn summary(record: &Record) -> String {
             lost.records_held,
             lost.error
         ),
+        Record::EventsLogFailing(failing) => format!(
+            "events_log_failing events_log={} since={} error={}",
+            failing.events_log, failing.since, failing.error
+        ),
+        Record::EventsLogRestored(restored) => format!(
+            "events_log_restored events_log={} since={} until={} events_lost={}",
+            restored.events_log,
+            restored.lost.since,
+            restored.lost.until,
+            restored.lost.events_lost
+        ),
         Record::AuditReopened(reopened) => format!(
             "audit_reopened found={} noticed={}",
             reopened.found, reopened.noticed
@@ -256,6 +320,51 @@ mod tests {
         decode::{Decoded, test_exit_record, test_fork_record},
         process_event::{exit_event, fork_event},
     };
+
+    /// An events log that cannot be written is said in the audit log when its outage starts
+    /// (once, however long it lasts) and when it ends, with what it lost.
+    #[test]
+    fn the_audit_log_hears_when_the_events_log_fails_and_recovers() {
+        use crate::audit::test_records::event;
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let (audit, events) = (dir.path().join("audit.jsonl"), logs.join("events.jsonl"));
+        let mut sink = Sink::open(Some(&audit), false)
+            .unwrap()
+            .with_events_log(&events, Rotation::NEVER)
+            .unwrap();
+        sink.write(&event(0)).unwrap();
+        sink.flush().unwrap();
+        assert!(types_in(&audit).is_empty());
+        // The events log's directory goes away: it cannot be opened again.
+        std::fs::rename(&logs, dir.path().join("gone")).unwrap();
+        sink.make_events_log_due();
+        sink.flush().unwrap();
+        for n in 1..=5 {
+            sink.write(&event(n)).unwrap();
+            sink.make_events_log_due();
+            sink.flush().unwrap();
+        }
+        assert_eq!(types_in(&audit), ["events_log_failing"]);
+        let failing: Value =
+            serde_json::from_str(std::fs::read_to_string(&audit).unwrap().trim()).unwrap();
+        assert_eq!(failing["events_log"], events.display().to_string());
+        assert!(failing["error"].as_str().is_some_and(|e| !e.is_empty()));
+        std::fs::create_dir(&logs).unwrap();
+        sink.make_events_log_due();
+        sink.flush().unwrap();
+        assert_eq!(
+            types_in(&audit),
+            ["events_log_failing", "events_log_restored"]
+        );
+        let text = std::fs::read_to_string(&audit).unwrap();
+        let restored: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(restored["events_lost"], 5, "{restored}");
+        assert_eq!(restored["since"], failing["since"]);
+        // The events log itself starts again with its own account of the outage.
+        assert_eq!(types_in(&events)[0], "audit_lost");
+    }
 
     fn types_in(path: &Path) -> Vec<String> {
         std::fs::read_to_string(path)

@@ -1,7 +1,8 @@
 //! Kernel discovery: every `<workspace>/.cache/kernels/<name>/vmlinuz` (downloaded by
-//! `scripts/setup`), with the Debian package named in `<name>/package`, the package's msr
-//! module (`<name>/msr.ko`, decompressed) and its module release (`<name>/release`, what
-//! `uname -r` says in the guest), sorted by version.
+//! `scripts/setup`), with the Debian package named in `<name>/package`, the package's msr and
+//! socket diagnostics modules (`<name>/msr.ko`, `inet_diag.ko`, `tcp_diag.ko`, decompressed)
+//! and its module release (`<name>/release`, what `uname -r` says in the guest), sorted by
+//! version.
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub struct Kernel {
     pub release: Option<String>,
     /// The package's msr module (uncompressed), when cached (catalog F7, case `lsm_msr`).
     pub msr_module: Option<PathBuf>,
+    /// The package's socket diagnostics modules (`layout::DIAG_MODULES`, in load order), when
+    /// all are cached (the signal-tier case); empty otherwise.
+    pub diag_modules: Vec<PathBuf>,
 }
 
 impl Kernel {
@@ -68,12 +72,22 @@ pub fn discover(cache_dir: &Path) -> Result<Vec<Kernel>, KernelError> {
             continue;
         }
         let msr_module = Some(dir.join("msr.ko")).filter(|path| path.is_file());
+        let diag_modules: Vec<PathBuf> = crate::vm::layout::DIAG_MODULES
+            .iter()
+            .map(|name| dir.join(format!("{name}.ko")))
+            .collect();
+        let diag_modules = if diag_modules.iter().all(|path| path.is_file()) {
+            diag_modules
+        } else {
+            Vec::new()
+        };
         kernels.push(Kernel {
             name: entry.file_name().to_string_lossy().into_owned(),
             vmlinuz,
             package: first_line(&dir.join("package")),
             release: first_line(&dir.join("release")).filter(|r| is_release_name(r)),
             msr_module,
+            diag_modules,
         });
     }
     kernels.sort_by(|a, b| compare_versions(&a.name, &b.name));
@@ -191,6 +205,10 @@ mod tests {
             if let Some(r) = release {
                 std::fs::write(dir.join(name).join("release"), r)?;
                 std::fs::write(dir.join(name).join("msr.ko"), b"module")?;
+                std::fs::write(dir.join(name).join("inet_diag.ko"), b"module")?;
+                if name == "6.12" {
+                    std::fs::write(dir.join(name).join("tcp_diag.ko"), b"module")?;
+                }
             }
         }
         let kernels = discover(&dir)?;
@@ -204,6 +222,12 @@ mod tests {
             Some("6.12.117+deb13-cloud-amd64")
         );
         assert_eq!(kernels[1].msr_module, Some(dir.join("6.12/msr.ko")));
+        assert_eq!(
+            kernels[1].diag_modules,
+            [dir.join("6.12/inet_diag.ko"), dir.join("6.12/tcp_diag.ko")]
+        );
+        // One of the two is not a usable set.
+        assert!(kernels[0].diag_modules.is_empty());
         // A release that is not one plain path component is not trusted.
         assert_eq!(kernels[0].release, None);
         Ok(())
@@ -223,6 +247,7 @@ mod tests {
             package: None,
             release: None,
             msr_module: None,
+            diag_modules: Vec::new(),
         };
         let all = vec![k("6.1"), k("6.12")];
         let (kept, missing) = select(all.clone(), Some("6.12, 7.2"));

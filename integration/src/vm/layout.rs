@@ -58,7 +58,17 @@ pub const KERNEL_POLICY: &str = "/etc/enforcer/vm-kernel.yaml";
 /// guest picks its own by `uname -r` (one image serves every kernel).
 pub const MODULES_DIR: &str = "/lib/modules";
 
+/// The socket diagnostics modules, in load order (`tcp_diag` needs `inet_diag`): Debian builds
+/// them as modules, and a guest has no `modprobe` to load them on demand, so the signal-tier
+/// case loads them before the engine aborts a refused connection with `SOCK_DESTROY`.
+pub const DIAG_MODULES: [&str; 2] = ["inet_diag", "tcp_diag"];
+
+/// The guest path of the module `name` built for the kernel `release`.
+pub fn module(release: &str, name: &str) -> String {
+    format!("{MODULES_DIR}/{release}/{name}.ko")
+}
+
 /// The guest path of the msr module built for the kernel `release`.
 pub fn msr_module(release: &str) -> String {
-    format!("{MODULES_DIR}/{release}/msr.ko")
+    module(release, "msr")
 }

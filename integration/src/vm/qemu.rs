@@ -45,7 +45,26 @@ pub struct QemuConfig {
     pub icount_shift: Option<u8>,
 }
 
+/// The LSM list of the recipe: BPF LSM active (the lsm tier).
+pub const LSM_WITH_BPF: &str = "lsm=lockdown,capability,bpf";
+/// The LSM list of a signal-tier boot: BPF LSM built in but not active, as on a distribution
+/// kernel booted with its default list.
+pub const LSM_WITHOUT_BPF: &str = "lsm=lockdown,capability";
+
 impl QemuConfig {
+    /// The same boot with BPF LSM inactive, so the engine runs in the signal tier; `Err` when
+    /// the command line has no [`LSM_WITH_BPF`] to change.
+    pub fn without_bpf_lsm(&mut self) -> Result<(), String> {
+        if !self.append.contains(LSM_WITH_BPF) {
+            return Err(format!(
+                "the VM's command line has no {LSM_WITH_BPF} to change: {}",
+                self.append
+            ));
+        }
+        self.append = self.append.replace(LSM_WITH_BPF, LSM_WITHOUT_BPF);
+        Ok(())
+    }
+
     /// The verified recipe: single-threaded TCG, `-cpu max`, 1 GiB, 2 CPUs, serial console,
     /// BPF LSM enabled, soft lockups fatal.
     pub fn new(qemu: impl Into<PathBuf>, timeout: Duration) -> Self {
@@ -56,8 +75,9 @@ impl QemuConfig {
             // A soft lockup panics with every CPU's backtrace (and ends the boot at once)
             // instead of hanging until the timeout.
             append: "console=ttyS0 quiet panic=-1 softlockup_panic=1 \
-                     softlockup_all_cpu_backtrace=1 lsm=lockdown,capability,bpf"
-                .to_owned(),
+                     softlockup_all_cpu_backtrace=1 "
+                .to_owned()
+                + LSM_WITH_BPF,
             timeout,
             echo: None,
             icount_shift: None,
@@ -351,6 +371,15 @@ mod tests {
             assert!(args.contains(part), "{part} missing from {args}");
         }
         assert!(config.append.contains("lsm=lockdown,capability,bpf"));
+        let mut signal = config.clone();
+        assert_eq!(signal.without_bpf_lsm(), Ok(()));
+        assert!(
+            signal.append.contains("lsm=lockdown,capability"),
+            "{}",
+            signal.append
+        );
+        assert!(!signal.append.contains("bpf"), "{}", signal.append);
+        assert!(signal.without_bpf_lsm().is_err(), "no bpf left to drop");
         assert!(config.append.contains("console=ttyS0"));
         assert!(config.append.contains("panic=-1"));
         assert!(

@@ -164,6 +164,7 @@ mod tests {
                 package: None,
                 release: None,
                 msr_module: None,
+                diag_modules: Vec::new(),
             },
             report: console::parse(&capture.console_text()),
             capture,

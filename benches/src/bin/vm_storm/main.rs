@@ -48,8 +48,6 @@ const STORM_BINARIES: &[&str] = &[
 const GUEST_BENCH_DIR: &str = "/opt/bench";
 /// Where the guest's policy is copied.
 const GUEST_POLICY: &str = "/etc/enforcer/bench-policy";
-/// The LSM list of the VM's kernel command line (BPF LSM active); `--tier signal` drops `bpf`.
-const LSM_WITH_BPF: &str = "lsm=lockdown,capability,bpf";
 /// Where `--perf` puts the host's perf in the guest.
 const GUEST_PERF: &str = "/bin/perf";
 /// The console markers around one storm's output: `VMBENCH-BEGIN <n>`, `VMBENCH-END <n> <rc>`.
@@ -139,7 +137,19 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let profile = args.perf.then_some(args.perf_period);
-    let script = bench_script(&commands, profile);
+    // The socket diagnostics modules, loaded before the storms as a distribution loads them
+    // on demand (the guest has no modprobe): the signal tier aborts refused connections.
+    let modules: Vec<(PathBuf, String)> = match &kernel.release {
+        Some(release) => kernel
+            .diag_modules
+            .iter()
+            .zip(layout::DIAG_MODULES)
+            .map(|(path, name)| (path.clone(), layout::module(release, name)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let loads: Vec<String> = modules.iter().map(|(_, guest)| guest.clone()).collect();
+    let script = bench_script(&commands, &loads, profile);
     let init = init_script::render(&InitConfig {
         harness: vec!["/bin/sh".to_owned(), "/bench.sh".to_owned()],
     });
@@ -150,6 +160,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         .binary("/bin/true", format!("{GUEST_BENCH_DIR}/true"))
         .file("/bench.sh", script, 0o755)
         .strip_debug(true);
+    for (host, guest) in &modules {
+        builder = builder.host_file(host, guest, 0o644);
+    }
     if args.perf {
         let perf = paths::find_in_path("perf")
             .context("--perf: no perf on PATH (apt-get install linux-perf)")?;
@@ -184,7 +197,12 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         Duration::from_secs(args.timeout_minutes.saturating_mul(60)),
     );
     config.cpus = args.cpus;
-    config.append = command_line_for_tier(&config.append, &args.tier)?;
+    if args.tier == "signal" {
+        // Without `bpf` in the LSM list.
+        config
+            .without_bpf_lsm()
+            .map_err(|why| anyhow::anyhow!("--tier signal: {why}"))?;
+    }
     config.icount_shift = Some(args.icount_shift);
     config.echo = Some(kernel.name.clone());
     println!(
@@ -284,18 +302,6 @@ fn iterations(command: &str) -> Option<u64> {
     None
 }
 
-/// The kernel command line `append` for `tier`: unchanged for `lsm`; for `signal`, without
-/// `bpf` in the LSM list.
-fn command_line_for_tier(append: &str, tier: &str) -> anyhow::Result<String> {
-    if tier != "signal" {
-        return Ok(append.to_owned());
-    }
-    if !append.contains(LSM_WITH_BPF) {
-        bail!("--tier signal: the VM's command line has no {LSM_WITH_BPF} to change");
-    }
-    Ok(append.replace(LSM_WITH_BPF, "lsm=lockdown,capability"))
-}
-
 /// The cached kernel named `name`, else the newest.
 fn pick_kernel(root: &Path, name: Option<&str>) -> anyhow::Result<kernels::Kernel> {
     let cache = paths::kernel_cache_dir(root);
@@ -349,12 +355,15 @@ fn guest_command(storm: &str) -> anyhow::Result<String> {
     Ok(command.join(" "))
 }
 
-/// The guest's `/bench.sh`: the loopback interface brought up (the network storms use it), each
-/// command between its console markers, then the engine's tier
+/// The guest's `/bench.sh`: the loopback interface brought up (the network storms use it), the
+/// `modules` loaded, each command between its console markers, then the engine's tier
 /// from the last storm's audit log; with `profile` (a sampling period), each command with
 /// `--perf-record` and the two flat profiles after it (with the engine, then without).
-fn bench_script(commands: &[String], profile: Option<u64>) -> String {
+fn bench_script(commands: &[String], modules: &[String], profile: Option<u64>) -> String {
     let mut s = String::from("#!/bin/busybox sh\ncd /tmp\n/bin/busybox ip link set lo up\n");
+    for module in modules {
+        s.push_str(&format!("/bin/busybox insmod {module}\n"));
+    }
     for (index, command) in commands.iter().enumerate() {
         s.push_str(&format!("echo \"{BEGIN} {index}\"\n"));
         let data = format!("/tmp/perf-{index}.data");
@@ -425,16 +434,6 @@ mod tests {
         assert!(guest_command("exec_storm --perf-record /tmp/p").is_err());
         assert!(guest_command("rm -rf /").is_err());
         assert!(guest_command("  ").is_err());
-    }
-
-    #[test]
-    fn the_signal_tier_boots_without_bpf_in_the_lsm_list() {
-        let recipe = QemuConfig::new("qemu", Duration::from_secs(1)).append;
-        assert_eq!(command_line_for_tier(&recipe, "lsm").unwrap(), recipe);
-        let signal = command_line_for_tier(&recipe, "signal").unwrap();
-        assert!(signal.contains("lsm=lockdown,capability"), "{signal}");
-        assert!(!signal.contains("bpf"), "{signal}");
-        assert!(command_line_for_tier("console=ttyS0", "signal").is_err());
     }
 
     #[test]

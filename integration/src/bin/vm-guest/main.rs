@@ -38,10 +38,12 @@ fn main() -> ExitCode {
     {
         report(name, &Verdict::Fail("unknown case".to_owned()));
     }
-    for case in cases::ALL
-        .iter()
-        .filter(|c| args.is_empty() || args.iter().any(|a| a == c.name))
-    {
+    // A boot runs the cases of its tier: `signal_*` ones without BPF LSM, the others with it.
+    let bpf_lsm = cases::bpf_lsm_active();
+    for case in cases::ALL.iter().filter(|c| {
+        (args.is_empty() || args.iter().any(|a| a == c.name))
+            && c.name.starts_with("signal_") != bpf_lsm
+    }) {
         let verdict = cases::run(case);
         report(case.name, &verdict);
     }

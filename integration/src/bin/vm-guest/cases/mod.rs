@@ -18,11 +18,18 @@ mod msr;
 mod network;
 mod reload;
 mod self_protect;
+mod signal;
 mod sockets;
 mod storm;
 mod stratum;
 
 use enforcer_integration::vm::protocol::{self, Verdict};
+
+/// Whether the guest was booted with BPF LSM active (`bpf` in `/sys/kernel/security/lsm`).
+pub(crate) fn bpf_lsm_active() -> bool {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .is_ok_and(|list| list.trim().split(',').any(|lsm| lsm == "bpf"))
+}
 
 /// One named case. `Err(reason)` fails it.
 #[derive(Debug)]
@@ -148,6 +155,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "lsm_self_protect",
         run: self_protect::lsm_self_protect,
+    },
+    Case {
+        name: "signal_egress_abort",
+        run: signal::signal_egress_abort,
     },
 ];
 

@@ -23,9 +23,9 @@ use super::{
 };
 use crate::{audit, engine::Engine};
 
-const POOL_RECORD: &str = "/tmp/pool.jsonl";
+pub(super) const POOL_RECORD: &str = "/tmp/pool.jsonl";
 /// Ports of the mock pool: two common pool ports and 443 (pools hide there).
-const LISTEN: [&str; 3] = ["127.0.0.1:3333", "127.0.0.1:14444", "127.0.0.1:443"];
+pub(super) const LISTEN: [&str; 3] = ["127.0.0.1:3333", "127.0.0.1:14444", "127.0.0.1:443"];
 
 pub(super) fn bring_up_loopback() -> Result<(), String> {
     let status = Command::new(layout::BUSYBOX)
@@ -64,7 +64,7 @@ pub(super) fn start_pool(listen: &[&str], record: &str) -> Result<Child, String>
 }
 
 /// Bytes the pool received from clients so far (message records only).
-fn pool_messages() -> Vec<Value> {
+pub(super) fn pool_messages() -> Vec<Value> {
     std::fs::read_to_string(POOL_RECORD)
         .unwrap_or_default()
         .lines()
@@ -81,6 +81,16 @@ pub(super) struct ClientRun {
 
 /// Runs `stratum-client --connect addr --dialect dialect --write-call call`.
 pub(super) fn client(addr: &str, dialect: &str, call: &str) -> Result<ClientRun, String> {
+    client_with(addr, dialect, call, &[])
+}
+
+/// [`client`] with more options (`--expect-reply`).
+pub(super) fn client_with(
+    addr: &str,
+    dialect: &str,
+    call: &str,
+    more: &[&str],
+) -> Result<ClientRun, String> {
     let out = Command::new(layout::STRATUM_CLIENT)
         .args([
             "--connect",
@@ -90,6 +100,7 @@ pub(super) fn client(addr: &str, dialect: &str, call: &str) -> Result<ClientRun,
             "--write-call",
             call,
         ])
+        .args(more)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run stratum-client: {e}"))?;
