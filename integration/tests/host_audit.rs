@@ -120,6 +120,14 @@ fn env_miner_ends(sleeper: &Path) -> std::process::ExitStatus {
     }
 }
 
+/// 50 execs of `/bin/true` run, and `app` is still denied (while a log cannot be written).
+fn execs_go_on_and_the_kernel_still_denies(app: &Path, work: &Path) {
+    for _ in 0..50 {
+        assert!(Command::new("/bin/true").status().unwrap().success());
+    }
+    assert!(!ran(app, work), "the kernel still denies");
+}
+
 fn engine_alive(engine: &Engine) -> bool {
     std::fs::read_to_string(format!("/proc/{}/stat", engine.pid()))
         .is_ok_and(|stat| !stat.contains(") Z "))
@@ -144,10 +152,7 @@ fn a_full_disk_under_the_audit_log_does_not_stop_enforcement() {
     let filler = fill(&logs);
 
     // The log takes nothing now: the engine goes on deciding, in the kernel and in userspace.
-    for _ in 0..50 {
-        assert!(Command::new("/bin/true").status().unwrap().success());
-    }
-    assert!(!ran(&app, work.path()), "the kernel still denies");
+    execs_go_on_and_the_kernel_still_denies(&app, work.path());
     let status = env_miner_ends(&sleeper);
     assert_eq!(
         status.signal(),
@@ -468,10 +473,7 @@ fn a_full_disk_under_the_events_log_is_reported_in_the_audit_log() {
         ],
     );
     let filler = fill(&logs);
-    for _ in 0..50 {
-        assert!(Command::new("/bin/true").status().unwrap().success());
-    }
-    assert!(!ran(&app, work.path()), "the kernel still denies");
+    execs_go_on_and_the_kernel_still_denies(&app, work.path());
     let failing = engine.wait_for(
         Duration::from_secs(20),
         "the events_log_failing record",

@@ -104,6 +104,12 @@ pub struct Source {
     pub records_lost: u64,
     /// Times the log file was deleted or moved away under the engine (`audit_reopened`).
     pub reopened: u64,
+    /// Times the events log (`--events-log`) could not be written (`events_log_failing`).
+    pub events_log_outages: u64,
+    /// `event` records the events log lost, in the outages that ended (`events_log_restored`).
+    pub events_log_events_lost: u64,
+    /// Events log outages that had not ended when this log ends (no `events_log_restored`).
+    pub events_log_unended: u64,
     /// `--since`, as given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
@@ -150,6 +156,24 @@ impl Source {
         })
     }
 
+    /// The note on an events log the engine could not write, when it could not.
+    pub fn events_log_note(&self) -> Option<String> {
+        (self.events_log_outages > 0).then(|| {
+            let unended = if self.events_log_unended > 0 {
+                format!(
+                    ", and {} outage(s) had not ended when this log ends",
+                    self.events_log_unended
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "The engine could not write its events log {} time(s): {} event record(s) were lost{unended}; the activity counts miss them.",
+                self.events_log_outages, self.events_log_events_lost
+            )
+        })
+    }
+
     /// The files read, when the log was rotated (empty otherwise).
     pub fn rotated_note(&self) -> Option<String> {
         (self.files.len() > 1)
@@ -165,6 +189,7 @@ impl AuditReport {
             self.source.unreadable(),
             self.source.lost(),
             self.source.reopened_note(),
+            self.source.events_log_note(),
             self.kernel_lost_note(),
             self.tamper.note(),
         ]
@@ -549,6 +574,16 @@ impl Aggregator {
                 source.records_lost += record["records_lost"].as_u64().unwrap_or(0);
             }
             "audit_reopened" => self.report.source.reopened += 1,
+            "events_log_failing" => {
+                let source = &mut self.report.source;
+                source.events_log_outages += 1;
+                source.events_log_unended += 1;
+            }
+            "events_log_restored" => {
+                let source = &mut self.report.source;
+                source.events_log_events_lost += record["events_lost"].as_u64().unwrap_or(0);
+                source.events_log_unended = source.events_log_unended.saturating_sub(1);
+            }
             "tamper_denied" => {
                 let guard = text(record, "/event/tamper/guard").unwrap_or("?");
                 let tamper = &mut self.report.tamper;

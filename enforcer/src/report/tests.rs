@@ -225,6 +225,38 @@ fn kernel_records_lost_are_the_runs_last_count() {
 }
 
 #[test]
+fn events_log_outages_are_counted_and_an_unended_one_is_said() {
+    let failing = |ts: &str| {
+        json!({"ts": ts, "type": "events_log_failing",
+                                    "events_log": "/var/log/e.jsonl", "since": ts,
+                                    "error": "No space left on device"})
+    };
+    let report = aggregate(&[
+        failing("2026-01-01T00:00:00Z"),
+        json!({"ts": "2026-01-01T00:01:00Z", "type": "events_log_restored",
+               "events_log": "/var/log/e.jsonl", "events_lost": 40}),
+        failing("2026-01-01T00:02:00Z"),
+    ]);
+    let source = &report.source;
+    assert_eq!(
+        (
+            source.events_log_outages,
+            source.events_log_events_lost,
+            source.events_log_unended
+        ),
+        (2, 40, 1)
+    );
+    let note = source.events_log_note().unwrap();
+    assert!(
+        note.contains("2 time(s): 40 event record(s)")
+            && note.contains("1 outage(s) had not ended"),
+        "{note}"
+    );
+    assert!(report.warnings().contains(&note));
+    assert!(aggregate(&[]).source.events_log_note().is_none());
+}
+
+#[test]
 fn a_run_whose_start_was_rotated_away_is_still_a_run() {
     let report = aggregate(&[
         json!({"ts": "2026-01-01T00:01:00Z", "type": "policy_reload", "outcome": "applied",
@@ -288,6 +320,8 @@ mod arbitrary_logs {
             Just("policy_reload"),
             Just("audit_lost"),
             Just("audit_reopened"),
+            Just("events_log_failing"),
+            Just("events_log_restored"),
             Just("tamper_denied"),
             Just("event"),
             Just("action"),

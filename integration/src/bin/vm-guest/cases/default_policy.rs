@@ -8,6 +8,8 @@
 //! mode: all of them run and the audit log names the same rules with `would_deny` /
 //! `would_kill`. Both: N1 (`grep` through a
 //! busybox link, as on Alpine), N4 and N5 raise nothing (N2 needs a compiler: host suite only).
+//! `signal_default_policy` runs block mode in the signal tier (BPF LSM off, Debian's default
+//! boot): the same fixtures, the named miners killed at exec.
 
 use std::{
     os::unix::process::ExitStatusExt as _,
@@ -38,7 +40,7 @@ const POOL: [&str; 3] = ["127.0.0.1:3333", "127.0.0.1:14444", "127.0.0.1:443"];
 const MINER_SECS: &str = "60";
 
 /// What a fixture saw.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
     /// Its exec or its send failed with EPERM.
     Refused,
@@ -50,15 +52,23 @@ pub(super) enum Outcome {
 
 /// Block mode; see the module documentation.
 pub(crate) fn lsm_default_policy(ctx: &Ctx) -> Result<(), String> {
-    run_suite(ctx, "block")
+    run_suite(ctx, "block", "lsm")
 }
 
 /// Monitor mode; see the module documentation.
 pub(crate) fn lsm_default_policy_monitor(ctx: &Ctx) -> Result<(), String> {
-    run_suite(ctx, "monitor")
+    run_suite(ctx, "monitor", "lsm")
 }
 
-fn run_suite(ctx: &Ctx, mode: &str) -> Result<(), String> {
+/// Block mode with BPF LSM off (the signal tier, as on a Debian host booted with its default
+/// LSM list): the named miners F1, F5, F6 are killed at exec instead of refused; the rest is
+/// stopped as in the lsm tier, F3 and F10 by the egress hook and the daemon's kill.
+pub(crate) fn signal_default_policy(ctx: &Ctx) -> Result<(), String> {
+    super::signal::load_diag_modules(ctx)?;
+    run_suite(ctx, "block", "signal")
+}
+
+fn run_suite(ctx: &Ctx, mode: &str, tier: &str) -> Result<(), String> {
     require_engine()?;
     bring_up_loopback()?;
     std::fs::create_dir_all(DIR).map_err(|e| format!("mkdir {DIR}: {e}"))?;
@@ -76,7 +86,7 @@ fn run_suite(ctx: &Ctx, mode: &str) -> Result<(), String> {
         Path::new(&audit_log),
         Path::new(&format!("{DIR}/enforcer-{mode}.log")),
     )?;
-    let result = fixtures(ctx, &stub, &mut engine, mode);
+    let result = fixtures(ctx, &stub, &mut engine, mode, tier);
     if result.is_err() {
         dump(ctx, &engine);
     }
@@ -85,31 +95,45 @@ fn run_suite(ctx: &Ctx, mode: &str) -> Result<(), String> {
     result
 }
 
-fn fixtures(ctx: &Ctx, stub: &StubDns, engine: &mut Engine, mode: &str) -> Result<(), String> {
+fn fixtures(
+    ctx: &Ctx,
+    stub: &StubDns,
+    engine: &mut Engine,
+    mode: &str,
+    tier: &str,
+) -> Result<(), String> {
     let block = mode == "block";
     let start = engine.wait_started(START_TIMEOUT)?;
-    if start["kernel_tier"] != "lsm" && start["tier"] != "lsm" {
-        return Err(format!("not the lsm tier: {start}"));
+    if start["kernel_tier"] != tier && start["tier"] != tier {
+        return Err(format!("not the {tier} tier: {start}"));
     }
     // The shipped policy needs no syscall tracepoint in the lsm tier (x86_64): every system
     // call of every task would otherwise take the kernel's traced path.
-    if start["syscall_tracepoints"] != serde_json::json!([]) {
-        return Err(format!(
-            "the default policy attached syscall tracepoints in the lsm tier: {}",
-            start["syscall_tracepoints"]
-        ));
+    if tier == "lsm" {
+        if start["syscall_tracepoints"] != serde_json::json!([]) {
+            return Err(format!(
+                "the default policy attached syscall tracepoints in the lsm tier: {}",
+                start["syscall_tracepoints"]
+            ));
+        }
+        ctx.log("no syscall tracepoint attached");
     }
-    ctx.log("no syscall tracepoint attached");
     negatives(stub)?;
     ctx.log("N1 (busybox grep), N4 and N5 ran untouched");
-    let expected = positives(ctx, stub, engine, block)?;
+    // The signal tier cannot refuse an exec: a deny is a SIGKILL before the first instruction.
+    let named_miners = if tier == "lsm" {
+        Outcome::Refused
+    } else {
+        Outcome::Killed
+    };
+    let expected = positives(ctx, stub, engine, block, named_miners)?;
     let last = expected.last().map(|e| e.rule).unwrap_or_default();
     engine.wait_record(RECORD_TIMEOUT, "the last fixture's record", |r| {
         audit::is_type(r, "action") && r["rule"] == last
     })?;
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)?;
     let records = audit::records(Path::new(&format!("{DIR}/audit-{mode}.jsonl")))?;
-    let tier = if block { "lsm" } else { "monitor" };
+    let tier = if block { tier } else { "monitor" };
     for line in catalog::check_actions(&records, &expected, block, tier, std::process::id())? {
         ctx.log(format!("{mode}: {line}"));
     }
@@ -133,6 +157,7 @@ fn positives(
     stub: &StubDns,
     engine: &mut Engine,
     block: bool,
+    named_miners: Outcome,
 ) -> Result<Vec<Expected>, String> {
     let mut expected = Vec::new();
     let mut expect = |fixture, comm: Option<&str>, rule, alert| {
@@ -145,7 +170,7 @@ fn positives(
     };
     for f in catalog::NAMED_MINERS {
         let got = marker_exec(f.name, f.args)?;
-        expect_outcome(got, Outcome::Refused, block, f.fixture)?;
+        expect_outcome(got, named_miners, block, f.fixture)?;
         expect(f.fixture, Some(f.name), f.rule, false);
     }
     ctx.log("F1, F5, F6 (miner names)");
@@ -331,7 +356,8 @@ fn miner_command(exe: &str) -> Command {
     command
 }
 
-/// Spawns `command`, waits for `rule` to act on it, then reaps it as [`miner`] does.
+/// Spawns `command`, waits for `rule` to act on it (any record but `deny`: every rule here kills,
+/// alerts, or is in monitor mode), then reaps it as [`miner`] does.
 fn until_acted(engine: &mut Engine, mut command: Command, rule: &str) -> Result<Outcome, String> {
     let exe = format!("{:?}", command.get_program());
     let mut child = command
@@ -341,8 +367,13 @@ fn until_acted(engine: &mut Engine, mut command: Command, rule: &str) -> Result<
         .spawn()
         .map_err(|e| format!("cannot start {exe}: {e}"))?;
     let pid = child.id();
+    // A deny and kill rule's `kill` record, not its `deny` (which comes first, and in the signal
+    // tier the daemon's kill may still be on its way when it is read).
     let record = engine.wait_record(RECORD_TIMEOUT, &format!("{rule} on {exe}"), |r| {
-        audit::is_type(r, "action") && r["rule"] == rule && r["event"]["process"]["pid"] == pid
+        audit::is_type(r, "action")
+            && r["action"] != "deny"
+            && r["rule"] == rule
+            && r["event"]["process"]["pid"] == pid
     });
     let killed = matches!(&record, Ok(r) if r["action"] == "kill");
     let outcome = reap(&mut child, killed);

@@ -160,6 +160,10 @@ pub(crate) const ALL: &[Case] = &[
         name: "signal_egress_abort",
         run: signal::signal_egress_abort,
     },
+    Case {
+        name: "signal_default_policy",
+        run: default_policy::signal_default_policy,
+    },
 ];
 
 /// What a running case can do besides returning.

@@ -56,7 +56,7 @@ pub(crate) fn signal_egress_abort(ctx: &Ctx) -> Result<(), String> {
 }
 
 /// Loads `inet_diag` and `tcp_diag` from the image (`/lib/modules/<release>/`).
-fn load_diag_modules(ctx: &Ctx) -> Result<(), String> {
+pub(super) fn load_diag_modules(ctx: &Ctx) -> Result<(), String> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_err(|e| format!("cannot read the kernel release: {e}"))?;
     for name in layout::DIAG_MODULES {
