@@ -33,6 +33,13 @@ fn status_reports_the_tier_and_what_each_family_gets() {
         tier == "lsm",
         "{self_protect}"
     );
+    // This host's kernel destroys sockets (CONFIG_INET_DIAG_DESTROY), as Debian's do.
+    let abort = status["connection_abort"].as_str().unwrap();
+    assert_eq!(
+        abort.starts_with("available (sock_diag SOCK_DESTROY)"),
+        tier == "signal",
+        "{abort}"
+    );
     // Connects, DNS queries and stratum payloads are refused in both tiers (the signal tier's
     // cgroup hooks).
     for event in ["connect", "dns query", "stratum payload"] {

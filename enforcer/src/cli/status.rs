@@ -340,6 +340,9 @@ struct Status {
     exec_hash: String,
     /// Whether `enforcer run --self-protect` can run here (it needs the lsm tier), or why not.
     self_protect: String,
+    /// Whether the signal tier can abort the connection of a TCP segment it refused
+    /// (`SOCK_DESTROY`), or why not; not needed in the lsm tier.
+    connection_abort: String,
     coverage: Vec<Coverage>,
     /// Enforcement pinned under /sys/fs/bpf/enforcer/ (`--on-crash keep-enforcing`), by run.
     pinned: Vec<PinnedStatus>,
@@ -387,6 +390,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         tier_reason,
         exec_hash,
         self_protect: self_protection(tier),
+        connection_abort: connection_abort(tier),
         coverage: tier.map(coverage).unwrap_or_default(),
         pinned: pinned(),
     };
@@ -402,6 +406,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     );
     println!("hash   {}", status.exec_hash);
     println!("self   {}", status.self_protect);
+    println!("abort  {}", status.connection_abort);
     // The event column as wide as its longest name, so that the columns line up.
     let width = status
         .coverage
@@ -434,6 +439,23 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("pinned none");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether refused TCP connections can be aborted in `tier` (the probe destroys a loopback
+/// listener of its own, as `enforcer run` does at start).
+fn connection_abort(tier: Option<KernelTier>) -> String {
+    match tier {
+        Some(KernelTier::Lsm) => {
+            "not needed: the lsm tier refuses a send before anything is queued".to_owned()
+        }
+        Some(_) => match enforcer::actions::abort::probe() {
+            Ok(()) => "available (sock_diag SOCK_DESTROY): the connection of a TCP segment the egress hook refuses is aborted".to_owned(),
+            Err(err) => format!(
+                "unavailable: {err}; a refused TCP segment stays queued in its socket, and TCP tries it again until the connection times out"
+            ),
+        },
+        None => "unknown".to_owned(),
+    }
 }
 
 /// Whether `--self-protect` can run in `tier`.
