@@ -28,7 +28,7 @@ use enforcer_integration::{
 use super::{
     Ctx,
     exec::{RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, require_engine},
-    stratum::{bring_up_loopback, client, start_pool},
+    stratum::{bring_up_loopback, client, client_with, start_pool},
 };
 use crate::{audit, engine::Engine};
 
@@ -203,7 +203,9 @@ fn positives(
         expect_outcome(got, Outcome::Killed, block, f.fixture)?;
         expect(f.fixture, Some(f.name), f.rule, false);
     }
-    let run = client(POOL[2], "ethereum", "write")?;
+    // Waits for the pool's reply: in the signal tier the write itself succeeds (the segment is
+    // dropped on its way out) and the kill is the daemon's, a moment later.
+    let run = client_with(POOL[2], "ethereum", "write", &["--expect-reply"])?;
     expect_outcome(
         exit_outcome(run.status),
         Outcome::Killed,
