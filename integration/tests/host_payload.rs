@@ -73,6 +73,31 @@ fn client(addr: &str, dialect: &str, call: &str) -> std::process::ExitStatus {
         .unwrap()
 }
 
+/// The `deny` records of `rule` (any with `None`) whose process is `comm`: a login an earlier
+/// engine dropped may still be retried by an orphaned socket whose connection could not be
+/// aborted (no owner: no process in the record), so only this test's clients count.
+fn denies_by<'a>(
+    records: &'a [serde_json::Value],
+    rule: Option<&str>,
+    comm: &str,
+) -> Vec<&'a serde_json::Value> {
+    actions(records, "deny", rule)
+        .into_iter()
+        .filter(|r| r["event"]["process"]["comm"] == comm)
+        .collect()
+}
+
+/// A `stratum-client --expect-reply` run that ended without a reply because its connection
+/// was aborted (exit 5, `ECONNABORTED`), not killed and not answered.
+fn assert_aborted_while_waiting(output: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{}: {stderr}", output.status);
+    assert!(
+        stderr.contains(&format!("errno={}", libc::ECONNABORTED)),
+        "the connection was not aborted: {stderr}"
+    );
+}
+
 #[test]
 fn signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc() {
     if !can_run("signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc") {
@@ -115,12 +140,7 @@ fn signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc() {
     drop(pool);
     assert_eq!(received.len(), 1, "{received:?}");
     assert!(received[0].contains("eth_blockNumber"), "{received:?}");
-    // A login an earlier engine dropped may still be retried by its orphaned socket (no owner:
-    // no process in the record): only this test's clients count.
-    let denies: Vec<&serde_json::Value> = actions(&records, "deny", None)
-        .into_iter()
-        .filter(|r| r["event"]["process"]["comm"] == "stratum-client")
-        .collect();
+    let denies = denies_by(&records, None, "stratum-client");
     assert_eq!(denies.len(), expected_kills, "{records:#?}");
     assert!(
         denies
@@ -252,10 +272,7 @@ fn an_io_uring_stratum_login_is_dropped_and_its_sender_killed() {
         received.is_empty(),
         "the login reached the pool: {received:?}"
     );
-    let denies: Vec<&serde_json::Value> = actions(&records, "deny", Some("stratum-login"))
-        .into_iter()
-        .filter(|r| r["event"]["process"]["comm"] == "io-uring-client")
-        .collect();
+    let denies = denies_by(&records, Some("stratum-login"), "io-uring-client");
     assert_eq!(denies.len(), 1, "{records:#?}");
     assert_eq!(denies[0]["event"]["hook"], "cgroup_skb/egress");
     assert_eq!(
@@ -293,14 +310,8 @@ fn a_login_on_a_socket_connected_before_the_engine_is_dropped_and_nobody_is_kill
     assert!(connected.starts_with("CONNECTED"), "{connected}");
     let mut engine = Engine::start(dir.path(), POLICY, "block");
     writeln!(client.stdin.take().unwrap(), "go").unwrap();
-    let output = client.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
     // Not killed; its connection aborted while it waited for a reply.
-    assert_eq!(output.status.code(), Some(5), "{}: {stderr}", output.status);
-    assert!(
-        stderr.contains(&format!("errno={}", libc::ECONNABORTED)),
-        "{stderr}"
-    );
+    assert_aborted_while_waiting(&client.wait_with_output().unwrap());
     engine.wait_for(Duration::from_secs(10), "the refused kill", |r| {
         r["type"] == "action" && r["action"] != "deny"
     });
@@ -369,23 +380,14 @@ fn a_refused_login_never_reaches_the_pool_after_the_engine_stops() {
     // Stopped while the client still waits for its reply (5 s): TCP's tries of a queued
     // segment come 0.2, 0.4, 0.8 s apart at first, and the pool answers a login it receives.
     let records = engine.stop();
-    let output = client.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(5), "{}: {stderr}", output.status);
-    assert!(
-        stderr.contains(&format!("errno={}", libc::ECONNABORTED)),
-        "the connection was not aborted: {stderr}"
-    );
+    assert_aborted_while_waiting(&client.wait_with_output().unwrap());
     let received = pool_lines(&record);
     drop(pool);
     assert!(
         received.is_empty(),
         "the refused login reached the pool after the engine stopped: {received:?}"
     );
-    let denies: Vec<&serde_json::Value> = actions(&records, "deny", Some("stratum-login-deny"))
-        .into_iter()
-        .filter(|r| r["event"]["process"]["comm"] == "stratum-client")
-        .collect();
+    let denies = denies_by(&records, Some("stratum-login-deny"), "stratum-client");
     assert_eq!(denies.len(), 1, "{records:#?}");
     assert_eq!(denies[0]["connection"]["aborted"], true, "{:#}", denies[0]);
     let start = records

@@ -90,18 +90,28 @@ impl Sink {
         let Some(events) = &mut self.events_log else {
             return Ok(());
         };
+        let ended = events.take_ended();
+        if ended.is_some() {
+            self.events_log_failing = false;
+        }
+        let failing = if self.events_log_failing {
+            None
+        } else {
+            events.failing()
+        };
+        // Nothing to tell (every drain tick, almost always).
+        if ended.is_none() && failing.is_none() {
+            return Ok(());
+        }
         let events_log = events.path().display().to_string();
         let mut records = Vec::new();
-        if let Some(lost) = events.take_ended() {
+        if let Some(lost) = ended {
             records.push(Record::EventsLogRestored(EventsLogRestored {
                 events_log: events_log.clone(),
                 lost,
             }));
-            self.events_log_failing = false;
         }
-        if !self.events_log_failing
-            && let Some((since, error)) = events.failing()
-        {
+        if let Some((since, error)) = failing {
             records.push(Record::EventsLogFailing(EventsLogFailing {
                 events_log,
                 since,
