@@ -173,6 +173,67 @@ pub enum Hook {
     LsmGuardFileTruncate = 68,
     /// Self-protection guard at LSM `file_open` (the audit log opened for writing).
     LsmGuardFileOpen = 69,
+    /// fentry on `security_file_open` (signal tier on kernels with BPF trampolines; fentry block: 70..=89).
+    FentryFileOpen = 70,
+    /// fentry on `security_path_unlink`.
+    FentryPathUnlink = 71,
+    /// fentry on `security_path_rename`.
+    FentryPathRename = 72,
+    /// fentry on `security_path_chmod`.
+    FentryPathChmod = 73,
+    /// fentry on `security_path_chown`.
+    FentryPathChown = 74,
+    /// fentry on `security_path_link`.
+    FentryPathLink = 75,
+    /// fentry on `security_path_symlink`.
+    FentryPathSymlink = 76,
+    /// fentry on `security_path_mkdir`.
+    FentryPathMkdir = 77,
+    /// fentry on `security_path_rmdir`.
+    FentryPathRmdir = 78,
+    /// fentry on `security_path_truncate` (and `security_file_truncate`, kernels 6.2+).
+    FentryPathTruncate = 79,
+    /// fentry on `security_sb_mount` (and `security_move_mount`).
+    FentrySbMount = 80,
+    /// fentry on `security_sb_umount`.
+    FentrySbUmount = 81,
+    /// fentry on `security_kernel_read_file`.
+    FentryKernelReadFile = 82,
+    /// fentry on `security_kernel_load_data`.
+    FentryKernelLoadData = 83,
+    /// fentry on `security_ptrace_access_check`.
+    FentryPtraceAccessCheck = 84,
+    /// fentry on `security_ptrace_traceme`.
+    FentryPtraceTraceme = 85,
+    /// fentry on `security_bpf`.
+    FentryBpf = 86,
+}
+
+impl Hook {
+    /// The hook an fentry program on this LSM hook's `security_*` function reports as (the
+    /// same program body, attached the other way); any other hook is returned unchanged.
+    pub const fn at_trampoline(self) -> Self {
+        match self {
+            Self::LsmFileOpen => Self::FentryFileOpen,
+            Self::LsmPathUnlink => Self::FentryPathUnlink,
+            Self::LsmPathRename => Self::FentryPathRename,
+            Self::LsmPathChmod => Self::FentryPathChmod,
+            Self::LsmPathChown => Self::FentryPathChown,
+            Self::LsmPathLink => Self::FentryPathLink,
+            Self::LsmPathSymlink => Self::FentryPathSymlink,
+            Self::LsmPathMkdir => Self::FentryPathMkdir,
+            Self::LsmPathRmdir => Self::FentryPathRmdir,
+            Self::LsmPathTruncate => Self::FentryPathTruncate,
+            Self::LsmSbMount => Self::FentrySbMount,
+            Self::LsmSbUmount => Self::FentrySbUmount,
+            Self::LsmKernelReadFile => Self::FentryKernelReadFile,
+            Self::LsmKernelLoadData => Self::FentryKernelLoadData,
+            Self::LsmPtraceAccessCheck => Self::FentryPtraceAccessCheck,
+            Self::LsmPtraceTraceme => Self::FentryPtraceTraceme,
+            Self::LsmBpf => Self::FentryBpf,
+            other => other,
+        }
+    }
 }
 
 impl TryFrom<u32> for Hook {
@@ -232,6 +293,23 @@ impl TryFrom<u32> for Hook {
             67 => Ok(Self::LsmGuardPathTruncate),
             68 => Ok(Self::LsmGuardFileTruncate),
             69 => Ok(Self::LsmGuardFileOpen),
+            70 => Ok(Self::FentryFileOpen),
+            71 => Ok(Self::FentryPathUnlink),
+            72 => Ok(Self::FentryPathRename),
+            73 => Ok(Self::FentryPathChmod),
+            74 => Ok(Self::FentryPathChown),
+            75 => Ok(Self::FentryPathLink),
+            76 => Ok(Self::FentryPathSymlink),
+            77 => Ok(Self::FentryPathMkdir),
+            78 => Ok(Self::FentryPathRmdir),
+            79 => Ok(Self::FentryPathTruncate),
+            80 => Ok(Self::FentrySbMount),
+            81 => Ok(Self::FentrySbUmount),
+            82 => Ok(Self::FentryKernelReadFile),
+            83 => Ok(Self::FentryKernelLoadData),
+            84 => Ok(Self::FentryPtraceAccessCheck),
+            85 => Ok(Self::FentryPtraceTraceme),
+            86 => Ok(Self::FentryBpf),
             other => Err(UnknownKind(other)),
         }
     }
@@ -555,8 +633,27 @@ mod tests {
                 known += 1;
             }
         }
-        // 1..=38, 50..=53, 60..=69.
-        assert_eq!(known, 38 + 4 + 10);
+        // 1..=38, 50..=53, 60..=69, 70..=86.
+        assert_eq!(known, 38 + 4 + 10 + 17);
         assert_eq!(Hook::try_from(38), Ok(Hook::CgroupSkbEgress));
+    }
+
+    #[test]
+    fn each_lsm_hook_with_an_fentry_twin_maps_to_it_and_back_to_nothing_else() {
+        let mut twins = 0;
+        for value in 0..256 {
+            let Ok(hook) = Hook::try_from(value) else {
+                continue;
+            };
+            let twin = hook.at_trampoline();
+            if twin != hook {
+                twins += 1;
+                assert!((70..=89).contains(&(twin as u32)), "{hook:?} -> {twin:?}");
+                assert_eq!(twin.at_trampoline(), twin);
+            }
+        }
+        assert_eq!(twins, 17);
+        assert_eq!(Hook::LsmFileOpen.at_trampoline(), Hook::FentryFileOpen);
+        assert_eq!(Hook::TpSysExitOpen.at_trampoline(), Hook::TpSysExitOpen);
     }
 }

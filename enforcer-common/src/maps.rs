@@ -250,4 +250,44 @@ pub mod programs {
     pub const LSM_GUARD_FILE_TRUNCATE: &str = "lsm_guard_file_truncate";
     /// Self-protection guard at LSM `file_open` (the audit log opened for writing).
     pub const LSM_GUARD_FILE_OPEN: &str = "lsm_guard_file_open";
+    /// fentry on `security_file_open`: the body of `lsm_file_open`, acting by kill (signal tier
+    /// on kernels with BPF trampolines, in place of the open and path tracepoints; `trampolines.rs`
+    /// in the loader).
+    pub const FENTRY_FILE_OPEN: &str = "fentry_file_open";
+    /// fentry on `security_path_unlink`: the body of `lsm_path_unlink`, acting by kill.
+    pub const FENTRY_PATH_UNLINK: &str = "fentry_path_unlink";
+    /// fentry on `security_path_rename`: the body of `lsm_path_rename`, acting by kill.
+    pub const FENTRY_PATH_RENAME: &str = "fentry_path_rename";
+    /// fentry on `security_path_chmod`: the body of `lsm_path_chmod`, acting by kill.
+    pub const FENTRY_PATH_CHMOD: &str = "fentry_path_chmod";
+    /// fentry on `security_path_chown`: the body of `lsm_path_chown`, acting by kill.
+    pub const FENTRY_PATH_CHOWN: &str = "fentry_path_chown";
+    /// fentry on `security_path_link`: the body of `lsm_path_link`, acting by kill.
+    pub const FENTRY_PATH_LINK: &str = "fentry_path_link";
+    /// fentry on `security_path_symlink`: the body of `lsm_path_symlink`, acting by kill.
+    pub const FENTRY_PATH_SYMLINK: &str = "fentry_path_symlink";
+    /// fentry on `security_path_mkdir`: the body of `lsm_path_mkdir`, acting by kill.
+    pub const FENTRY_PATH_MKDIR: &str = "fentry_path_mkdir";
+    /// fentry on `security_path_rmdir`: the body of `lsm_path_rmdir`, acting by kill.
+    pub const FENTRY_PATH_RMDIR: &str = "fentry_path_rmdir";
+    /// fentry on `security_path_truncate`: the body of `lsm_path_truncate`, acting by kill.
+    pub const FENTRY_PATH_TRUNCATE: &str = "fentry_path_truncate";
+    /// fentry on `security_file_truncate`: the body of `lsm_file_truncate`, acting by kill.
+    pub const FENTRY_FILE_TRUNCATE: &str = "fentry_file_truncate";
+    /// fentry on `security_sb_mount`: the body of `lsm_sb_mount`, acting by kill.
+    pub const FENTRY_SB_MOUNT: &str = "fentry_sb_mount";
+    /// fentry on `security_move_mount`: the body of `lsm_move_mount`, acting by kill.
+    pub const FENTRY_MOVE_MOUNT: &str = "fentry_move_mount";
+    /// fentry on `security_sb_umount`: the body of `lsm_sb_umount`, acting by kill.
+    pub const FENTRY_SB_UMOUNT: &str = "fentry_sb_umount";
+    /// fentry on `security_kernel_read_file`: the body of `lsm_kernel_read_file`, acting by kill.
+    pub const FENTRY_KERNEL_READ_FILE: &str = "fentry_kernel_read_file";
+    /// fentry on `security_kernel_load_data`: the body of `lsm_kernel_load_data`, acting by kill.
+    pub const FENTRY_KERNEL_LOAD_DATA: &str = "fentry_kernel_load_data";
+    /// fentry on `security_ptrace_access_check`: the body of `lsm_ptrace_access_check`, acting by kill.
+    pub const FENTRY_PTRACE_ACCESS_CHECK: &str = "fentry_ptrace_access_check";
+    /// fentry on `security_ptrace_traceme`: the body of `lsm_ptrace_traceme`, acting by kill.
+    pub const FENTRY_PTRACE_TRACEME: &str = "fentry_ptrace_traceme";
+    /// fentry on `security_bpf`: the body of `lsm_bpf`, acting by kill.
+    pub const FENTRY_BPF: &str = "fentry_bpf";
 }

@@ -87,12 +87,27 @@ pub(crate) struct Decision {
     pub(crate) kill: bool,
 }
 
-/// Where the decision is taken: an LSM hook can deny; a tracepoint can only kill, so a deny
-/// there becomes a kill (the strongest stop the signal tier has; never a silent downgrade).
+/// Where the decision is taken: an LSM hook can deny; a tracepoint or a trampoline can only
+/// kill, so a deny there becomes a kill (the strongest stop the signal tier has; never a
+/// silent downgrade).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Site {
+    /// A BPF LSM program (lsm tier).
     Lsm,
+    /// A tracepoint (syscall or scheduler).
     Tracepoint,
+    /// An fentry program on an LSM hook's `security_*` function (signal tier on kernels with
+    /// BPF trampolines): it sees what the LSM program sees, but runs before the function and
+    /// cannot change its result.
+    Trampoline,
+}
+
+impl Site {
+    /// Whether this site can refuse the operation (else a deny is a kill).
+    #[inline(always)]
+    pub(crate) fn can_deny(self) -> bool {
+        self == Site::Lsm
+    }
 }
 
 /// Decides what to do for `verdict` in process `tgid`.
@@ -117,9 +132,10 @@ pub(crate) fn decide(
         d.outcome = OUTCOME_SPARED;
         return d;
     }
-    let (deny, kill) = match site {
-        Site::Lsm => (wants_deny, wants_kill),
-        Site::Tracepoint => (false, wants_deny || wants_kill),
+    let (deny, kill) = if site.can_deny() {
+        (wants_deny, wants_kill)
+    } else {
+        (false, wants_deny || wants_kill)
     };
     // In a dry run the record says what this tier would have done.
     let (deny_bit, kill_bit) = if dry {

@@ -1,5 +1,7 @@
 //! Opens of watched files: tracepoints `syscalls/sys_exit_{open,openat,openat2,creat}` (one
-//! program; signal and monitor tiers) and LSM `file_open` (lsm tier).
+//! program; signal and monitor tiers), LSM `file_open` (lsm tier) and its fentry twin on
+//! `security_file_open` (signal tier with BPF trampolines, in place of the tracepoints; see
+//! `hook_ctx.rs`).
 //!
 //! Cheap exits first, so an ordinary open never leaves the kernel: no file rule in the plan
 //! (`RECORD_FILES`), a failed open, a read-only open when no rule watches reads
@@ -13,29 +15,31 @@
 //! | tier | match with deny/kill | action |
 //! |---|---|---|
 //! | lsm (`file_open`) | deny | `-EPERM`: the open fails (a file `O_CREAT` made stays, empty; `O_TRUNC` has not run yet) |
-//! | signal (`sys_exit_open*`) | deny or kill | SIGKILL before the open returns to the process (the file is open and, with `O_TRUNC`, truncated) |
+//! | signal (`sys_exit_open*`, or fentry `security_file_open`) | deny or kill | SIGKILL before the open returns to the process (the file is open and, with `O_TRUNC`, truncated) |
 //! | any | monitor mode | `would_deny` / `would_kill` |
 //!
 //! The tracepoint sees the open file's `f_flags`, from which the kernel has cleared `O_CREAT`
-//! and `O_TRUNC`: a read-only `O_CREAT`/`O_TRUNC` open is a read there.
+//! and `O_TRUNC`: a read-only `O_CREAT`/`O_TRUNC` open is a read there. The hook (either
+//! program) runs before they are cleared. The hook also sees opens the syscalls do not make:
+//! an exec's open of its file, the kernel's own opens (a module's file).
 
-use aya_ebpf::{
-    macros::{lsm, tracepoint},
-    programs::{LsmContext, TracePointContext},
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use enforcer_common::{
-    config::Tier,
     event::{Counter, Hook},
     file::FileOp,
     plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILE_TOPS, RECORD_FILES},
 };
 
-use super::{Verdict, file_path::finish};
+use super::{
+    Verdict,
+    file_path::finish,
+    hook_ctx::{HookCtx, hook_programs},
+};
 use crate::syscall_record::syscall_ret;
 use crate::{
     file::{self, Slot},
     kernel,
-    maps::{config, count, offset, plan_settings},
+    maps::{count, offset, plan_settings},
     plan::Site,
     typed::{Access, Probed, Typed},
 };
@@ -71,14 +75,15 @@ pub(crate) fn tp_sys_exit_open(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// LSM `file_open(struct file *file)`.
-#[lsm(hook = "file_open")]
-pub(crate) fn lsm_file_open(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(1);
+/// `file_open(struct file *file)`: LSM program `lsm_file_open`, fentry program
+/// `fentry_file_open`.
+#[inline(always)]
+fn file_open<C: HookCtx>(ctx: &C) -> i32 {
+    let previous = ctx.previous(1);
     if previous != 0 {
         return previous;
     }
-    if config().tier != Tier::Lsm as u32 {
+    if !C::in_tier() {
         return 0;
     }
     let bits = plan_settings().record;
@@ -86,8 +91,16 @@ pub(crate) fn lsm_file_open(ctx: LsmContext) -> i32 {
         return 0;
     }
     let f: *const u8 = ctx.arg(0);
-    on_open::<Typed>(f, bits, Site::Lsm).ret()
+    on_open::<Typed>(f, bits, C::SITE).ret()
 }
+
+hook_programs!(
+    file_open,
+    "file_open",
+    lsm_file_open,
+    "security_file_open",
+    fentry_file_open
+);
 
 /// The flags check, path, match, action and record of an open of file `f` (read as `A` says:
 /// the LSM hook's `file` is BTF-typed, the tracepoint's comes from the descriptor table).
@@ -97,7 +110,8 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
-    let write = flags & O_WRITE_MODES != 0 || (site == Site::Lsm && flags & O_CREAT_TRUNC != 0);
+    let write =
+        flags & O_WRITE_MODES != 0 || (site != Site::Tracepoint && flags & O_CREAT_TRUNC != 0);
     let mode = A::read::<u16>(inode, offset(|o| &o.inode_mode)).unwrap_or(0);
     if !write && bits & RECORD_FILE_READS == 0 {
         let fmt = mode & S_IFMT;
@@ -138,6 +152,7 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
     let hook = match site {
         Site::Lsm => Hook::LsmFileOpen,
         Site::Tracepoint => Hook::TpSysExitOpen,
+        Site::Trampoline => Hook::FentryFileOpen,
     };
     finish(s, bits, hook, site)
 }

@@ -1,7 +1,9 @@
-//! LSM hooks of the path operations added to unlink/rename/chmod/chown (lsm tier): link,
-//! symlink, mkdir, rmdir, truncate, mount, umount. Same gate, path walk, match and verdict
-//! as `file_path.rs`: the path is built from the kernel's dentry and mount, a deny match
-//! returns `-EPERM` and the operation does not happen.
+//! LSM hooks of the path operations added to unlink/rename/chmod/chown: link, symlink, mkdir,
+//! rmdir, truncate, mount, umount, each an LSM program (lsm tier) and its fentry twin on the
+//! `security_*` function (signal tier with BPF trampolines; `hook_ctx.rs`). Same gate, path
+//! walk, match and verdict as `file_path.rs`: the path is built from the kernel's dentry and
+//! mount; in the lsm tier a deny match returns `-EPERM` and the operation does not happen, at
+//! the fentry twin it is a SIGKILL (the operation completes).
 //!
 //! | hook | `path` | `new_path` |
 //! |---|---|---|
@@ -17,28 +19,29 @@
 //! without its mount, and `inode_setattr`'s arguments changed in 6.3): the path tracepoint
 //! stays attached for those syscalls in the lsm tier (a deny there is a kill).
 
-use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
     event::{Counter, Hook},
     file::{FILE_NEW_PATH_TRUNCATED, FileOp},
 };
 
-use super::file_path::{finish, lsm_gate, lsm_one, lsm_path, path_dentry, second_is_matched};
+use super::{
+    file_path::{finish, hook_gate, lsm_one, lsm_path, path_dentry, second_is_matched},
+    hook_ctx::{HookCtx, hook_programs},
+};
 use crate::{
     file::{self, Slot, Space},
     kernel::{self, read_at},
     maps::{count, offset},
-    plan::Site,
     typed::Typed,
 };
 
-/// LSM `path_link(struct dentry *old_dentry, const struct path *new_dir,
+/// `path_link(struct dentry *old_dentry, const struct path *new_dir,
 /// struct dentry *new_dentry)`.
-#[lsm(hook = "path_link")]
-pub(crate) fn lsm_path_link(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(3);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+#[inline(always)]
+fn path_link<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 3) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -57,15 +60,23 @@ pub(crate) fn lsm_path_link(ctx: LsmContext) -> i32 {
     s.record.new_path_len = old_len;
     file::match_path(s, Slot::Path, len, FileOp::Link as u32);
     file::match_path(s, Slot::NewPath, old_len, FileOp::Link as u32);
-    finish(s, bits, Hook::LsmPathLink, Site::Lsm).ret()
+    finish(s, bits, C::hook(Hook::LsmPathLink), C::SITE).ret()
 }
 
-/// LSM `path_symlink(const struct path *dir, struct dentry *dentry, const char *old_name)`.
-#[lsm(hook = "path_symlink")]
-pub(crate) fn lsm_path_symlink(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(3);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+hook_programs!(
+    path_link,
+    "path_link",
+    lsm_path_link,
+    "security_path_link",
+    fentry_path_link
+);
+
+/// `path_symlink(const struct path *dir, struct dentry *dentry, const char *old_name)`.
+#[inline(always)]
+fn path_symlink<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 3) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -89,15 +100,23 @@ pub(crate) fn lsm_path_symlink(ctx: LsmContext) -> i32 {
     if second_is_matched(op) {
         file::match_path(s, Slot::NewPath, text_len, op);
     }
-    finish(s, bits, Hook::LsmPathSymlink, Site::Lsm).ret()
+    finish(s, bits, C::hook(Hook::LsmPathSymlink), C::SITE).ret()
 }
 
-/// LSM `path_mkdir(const struct path *dir, struct dentry *dentry, umode_t mode)`.
-#[lsm(hook = "path_mkdir")]
-pub(crate) fn lsm_path_mkdir(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(3);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+hook_programs!(
+    path_symlink,
+    "path_symlink",
+    lsm_path_symlink,
+    "security_path_symlink",
+    fentry_path_symlink
+);
+
+/// `path_mkdir(const struct path *dir, struct dentry *dentry, umode_t mode)`.
+#[inline(always)]
+fn path_mkdir<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 3) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -105,7 +124,7 @@ pub(crate) fn lsm_path_mkdir(ctx: LsmContext) -> i32 {
     file::reset(s, FileOp::Mkdir as u32);
     let mode: u64 = ctx.arg(2);
     s.record.mode = (mode & 0xffff) as u32;
-    lsm_one(
+    lsm_one::<C>(
         s,
         bits,
         ctx.arg(0),
@@ -115,18 +134,26 @@ pub(crate) fn lsm_path_mkdir(ctx: LsmContext) -> i32 {
     )
 }
 
-/// LSM `path_rmdir(const struct path *dir, struct dentry *dentry)`.
-#[lsm(hook = "path_rmdir")]
-pub(crate) fn lsm_path_rmdir(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(2);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+hook_programs!(
+    path_mkdir,
+    "path_mkdir",
+    lsm_path_mkdir,
+    "security_path_mkdir",
+    fentry_path_mkdir
+);
+
+/// `path_rmdir(const struct path *dir, struct dentry *dentry)`.
+#[inline(always)]
+fn path_rmdir<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 2) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
     };
     file::reset(s, FileOp::Rmdir as u32);
-    lsm_one(
+    lsm_one::<C>(
         s,
         bits,
         ctx.arg(0),
@@ -136,9 +163,17 @@ pub(crate) fn lsm_path_rmdir(ctx: LsmContext) -> i32 {
     )
 }
 
+hook_programs!(
+    path_rmdir,
+    "path_rmdir",
+    lsm_path_rmdir,
+    "security_path_rmdir",
+    fentry_path_rmdir
+);
+
 /// A one-`struct path *` event (the path's own mount and dentry).
 #[inline(always)]
-fn on_path(path: *const u8, op: FileOp, hook: Hook, bits: u32) -> i32 {
+fn on_path<C: HookCtx>(path: *const u8, op: FileOp, hook: Hook, bits: u32) -> i32 {
     let Some(s) = file::scratch() else {
         return 0;
     };
@@ -147,25 +182,33 @@ fn on_path(path: *const u8, op: FileOp, hook: Hook, bits: u32) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
-    lsm_one(s, bits, path, dentry, op, hook)
+    lsm_one::<C>(s, bits, path, dentry, op, hook)
 }
 
-/// LSM `path_truncate(const struct path *path)`.
-#[lsm(hook = "path_truncate")]
-pub(crate) fn lsm_path_truncate(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(1);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+/// `path_truncate(const struct path *path)`.
+#[inline(always)]
+fn path_truncate<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 1) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
-    on_path(ctx.arg(0), FileOp::Truncate, Hook::LsmPathTruncate, bits)
+    on_path::<C>(ctx.arg(0), FileOp::Truncate, Hook::LsmPathTruncate, bits)
 }
 
-/// LSM `file_truncate(struct file *file)` (kernels 6.2+: ftruncate and `O_TRUNC` opens).
-#[lsm(hook = "file_truncate")]
-pub(crate) fn lsm_file_truncate(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(1);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+hook_programs!(
+    path_truncate,
+    "path_truncate",
+    lsm_path_truncate,
+    "security_path_truncate",
+    fentry_path_truncate
+);
+
+/// `file_truncate(struct file *file)` (kernels 6.2+: ftruncate and `O_TRUNC` opens).
+#[inline(always)]
+fn file_truncate<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 1) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let f: *const u8 = ctx.arg(0);
     // `f_path` is a `struct path` inside the file: its dentry and mount are read from it.
@@ -183,16 +226,24 @@ pub(crate) fn lsm_file_truncate(ctx: LsmContext) -> i32 {
     };
     s.record.path_len = len;
     file::match_path(s, Slot::Path, len, FileOp::Truncate as u32);
-    finish(s, bits, Hook::LsmPathTruncate, Site::Lsm).ret()
+    finish(s, bits, C::hook(Hook::LsmPathTruncate), C::SITE).ret()
 }
 
-/// LSM `sb_mount(const char *dev_name, const struct path *path, const char *type,
+hook_programs!(
+    file_truncate,
+    "file_truncate",
+    lsm_file_truncate,
+    "security_file_truncate",
+    fentry_file_truncate
+);
+
+/// `sb_mount(const char *dev_name, const struct path *path, const char *type,
 /// unsigned long flags, void *data)`.
-#[lsm(hook = "sb_mount")]
-pub(crate) fn lsm_sb_mount(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(5);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+#[inline(always)]
+fn sb_mount<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 5) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -216,15 +267,23 @@ pub(crate) fn lsm_sb_mount(ctx: LsmContext) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
-    lsm_one(s, bits, path, dentry, FileOp::Mount, Hook::LsmSbMount)
+    lsm_one::<C>(s, bits, path, dentry, FileOp::Mount, Hook::LsmSbMount)
 }
 
-/// LSM `move_mount(const struct path *from_path, const struct path *to_path)`.
-#[lsm(hook = "move_mount")]
-pub(crate) fn lsm_move_mount(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(2);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+hook_programs!(
+    sb_mount,
+    "sb_mount",
+    lsm_sb_mount,
+    "security_sb_mount",
+    fentry_sb_mount
+);
+
+/// `move_mount(const struct path *from_path, const struct path *to_path)`.
+#[inline(always)]
+fn move_mount<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 2) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -246,16 +305,24 @@ pub(crate) fn lsm_move_mount(ctx: LsmContext) -> i32 {
     s.record.path_len = len;
     s.record.new_path_len = from_len;
     file::match_path(s, Slot::Path, len, FileOp::Mount as u32);
-    finish(s, bits, Hook::LsmSbMount, Site::Lsm).ret()
+    finish(s, bits, C::hook(Hook::LsmSbMount), C::SITE).ret()
 }
 
-/// LSM `sb_umount(struct vfsmount *mnt, int flags)`: the mount point is the path of the
+hook_programs!(
+    move_mount,
+    "move_mount",
+    lsm_move_mount,
+    "security_move_mount",
+    fentry_move_mount
+);
+
+/// `sb_umount(struct vfsmount *mnt, int flags)`: the mount point is the path of the
 /// mount's root (the walk crosses into the parent mount at once).
-#[lsm(hook = "sb_umount")]
-pub(crate) fn lsm_sb_umount(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(2);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+#[inline(always)]
+fn sb_umount<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 2) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -274,5 +341,13 @@ pub(crate) fn lsm_sb_umount(ctx: LsmContext) -> i32 {
     };
     s.record.path_len = len;
     file::match_path(s, Slot::Path, len, FileOp::Umount as u32);
-    finish(s, bits, Hook::LsmSbUmount, Site::Lsm).ret()
+    finish(s, bits, C::hook(Hook::LsmSbUmount), C::SITE).ret()
 }
+
+hook_programs!(
+    sb_umount,
+    "sb_umount",
+    lsm_sb_umount,
+    "security_sb_umount",
+    fentry_sb_umount
+);

@@ -26,12 +26,8 @@
 //! before the syscall runs but delivered when it returns, so the operation itself completes. Calls on a
 //! descriptor (fchmod, fchown, fsetxattr, ftruncate, futimens) take the descriptor's path.
 
-use aya_ebpf::{
-    macros::{lsm, tracepoint},
-    programs::{LsmContext, TracePointContext},
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use enforcer_common::{
-    config::Tier,
     event::{Counter, Hook},
     file::{
         FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp,
@@ -39,7 +35,10 @@ use enforcer_common::{
     plan::RECORD_FILES,
 };
 
-use super::Verdict;
+use super::{
+    Verdict,
+    hook_ctx::{HookCtx, hook_programs},
+};
 use crate::{
     emit,
     file::{self, FileScratch, Slot, Space},
@@ -390,15 +389,24 @@ pub(super) fn second_is_matched(op: u32) -> bool {
     op == FileOp::Rename as u32 || op == FileOp::Link as u32 || op == FileOp::Symlink as u32
 }
 
-/// The lsm-tier gate: the previous LSM's verdict stands, and nothing runs outside the lsm tier
-/// or without file rules. Returns the plan's record bits when the hook should run.
+/// The hook gate (either program, see `hook_ctx.rs`): an earlier LSM's refusal stands
+/// (`Err` holds what to return), and nothing runs outside the program's tier or without file
+/// rules. `previous_at` is the hook's arity. Returns the plan's record bits when the hook
+/// should run.
 #[inline(always)]
-pub(super) fn lsm_gate(previous: i32) -> Option<u32> {
-    if previous != 0 || config().tier != Tier::Lsm as u32 {
-        return None;
+pub(super) fn hook_gate<C: HookCtx>(ctx: &C, previous_at: usize) -> Result<u32, i32> {
+    let previous = ctx.previous(previous_at);
+    if previous != 0 {
+        return Err(previous);
+    }
+    if !C::in_tier() {
+        return Err(0);
     }
     let bits = plan_settings().record;
-    (bits & RECORD_FILES != 0).then_some(bits)
+    if bits & RECORD_FILES == 0 {
+        return Err(0);
+    }
+    Ok(bits)
 }
 
 /// Path of `dentry` under the mount of `struct path *dir` into `slot`.
@@ -419,9 +427,10 @@ pub(super) fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
     read_at(path, offset(|o| &o.path_dentry))
 }
 
-/// Builds, matches and finishes a one-path LSM event.
+/// Builds, matches and finishes a one-path hook event (`hook`: the LSM hook's name, turned
+/// into the fentry twin's by `C`).
 #[inline(always)]
-pub(super) fn lsm_one(
+pub(super) fn lsm_one<C: HookCtx>(
     s: &mut FileScratch,
     bits: u32,
     dir: *const u8,
@@ -435,21 +444,21 @@ pub(super) fn lsm_one(
     };
     s.record.path_len = len;
     file::match_path(s, Slot::Path, len, op as u32);
-    finish(s, bits, hook, Site::Lsm).ret()
+    finish(s, bits, C::hook(hook), C::SITE).ret()
 }
 
-/// LSM `path_unlink(const struct path *dir, struct dentry *dentry)`.
-#[lsm(hook = "path_unlink")]
-pub(crate) fn lsm_path_unlink(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(2);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+/// `path_unlink(const struct path *dir, struct dentry *dentry)`.
+#[inline(always)]
+fn path_unlink<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 2) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
     };
     file::reset(s, FileOp::Unlink as u32);
-    lsm_one(
+    lsm_one::<C>(
         s,
         bits,
         ctx.arg(0),
@@ -459,12 +468,20 @@ pub(crate) fn lsm_path_unlink(ctx: LsmContext) -> i32 {
     )
 }
 
-/// LSM `path_chmod(const struct path *path, umode_t mode)`.
-#[lsm(hook = "path_chmod")]
-pub(crate) fn lsm_path_chmod(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(2);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+hook_programs!(
+    path_unlink,
+    "path_unlink",
+    lsm_path_unlink,
+    "security_path_unlink",
+    fentry_path_unlink
+);
+
+/// `path_chmod(const struct path *path, umode_t mode)`.
+#[inline(always)]
+fn path_chmod<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 2) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -477,15 +494,23 @@ pub(crate) fn lsm_path_chmod(ctx: LsmContext) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
-    lsm_one(s, bits, path, dentry, FileOp::Chmod, Hook::LsmPathChmod)
+    lsm_one::<C>(s, bits, path, dentry, FileOp::Chmod, Hook::LsmPathChmod)
 }
 
-/// LSM `path_chown(const struct path *path, kuid_t uid, kgid_t gid)`.
-#[lsm(hook = "path_chown")]
-pub(crate) fn lsm_path_chown(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(3);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+hook_programs!(
+    path_chmod,
+    "path_chmod",
+    lsm_path_chmod,
+    "security_path_chmod",
+    fentry_path_chmod
+);
+
+/// `path_chown(const struct path *path, kuid_t uid, kgid_t gid)`.
+#[inline(always)]
+fn path_chown<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 3) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -500,16 +525,24 @@ pub(crate) fn lsm_path_chown(ctx: LsmContext) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
-    lsm_one(s, bits, path, dentry, FileOp::Chown, Hook::LsmPathChown)
+    lsm_one::<C>(s, bits, path, dentry, FileOp::Chown, Hook::LsmPathChown)
 }
 
-/// LSM `path_rename(const struct path *old_dir, struct dentry *old_dentry,
+hook_programs!(
+    path_chown,
+    "path_chown",
+    lsm_path_chown,
+    "security_path_chown",
+    fentry_path_chown
+);
+
+/// `path_rename(const struct path *old_dir, struct dentry *old_dentry,
 /// const struct path *new_dir, struct dentry *new_dentry, unsigned int flags)`.
-#[lsm(hook = "path_rename")]
-pub(crate) fn lsm_path_rename(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(5);
-    let Some(bits) = lsm_gate(previous) else {
-        return previous;
+#[inline(always)]
+fn path_rename<C: HookCtx>(ctx: &C) -> i32 {
+    let bits = match hook_gate(ctx, 5) {
+        Ok(bits) => bits,
+        Err(ret) => return ret,
     };
     let Some(s) = file::scratch() else {
         return 0;
@@ -526,5 +559,13 @@ pub(crate) fn lsm_path_rename(ctx: LsmContext) -> i32 {
     s.record.new_path_len = new_len;
     file::match_path(s, Slot::Path, len, FileOp::Rename as u32);
     file::match_path(s, Slot::NewPath, new_len, FileOp::Rename as u32);
-    finish(s, bits, Hook::LsmPathRename, Site::Lsm).ret()
+    finish(s, bits, C::hook(Hook::LsmPathRename), C::SITE).ret()
 }
+
+hook_programs!(
+    path_rename,
+    "path_rename",
+    lsm_path_rename,
+    "security_path_rename",
+    fentry_path_rename
+);

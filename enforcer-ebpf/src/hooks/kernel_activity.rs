@@ -190,8 +190,9 @@ pub(crate) fn on_call<A: CallArgs>(
         count(Counter::KernelMatched);
         (verdict, deny) = act(&plan, &cfg, site);
     }
-    // Slot 0 for the tracepoint, 1 for the LSM hooks: a tracepoint may fire inside a hook.
-    let slot = if site == Site::Lsm { 1 } else { 0 };
+    // Slot 0 for the tracepoint, 1 for the hooks (LSM or fentry): a tracepoint may fire
+    // inside a hook.
+    let slot = if site == Site::Tracepoint { 0 } else { 1 };
     let rec = KERNEL_SCRATCH.get_ptr_mut(slot).ok_or(ReadError)?;
     // SAFETY: per-CPU slot from a successful look-up, used by one kind of program only; BPF
     // programs are not re-entered on the same CPU while it runs.

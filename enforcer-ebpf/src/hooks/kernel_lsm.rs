@@ -1,5 +1,6 @@
-//! LSM hooks of the kernel-activity family (lsm tier only): module loads, kexec, ptrace and
-//! `bpf(2)`, reported and, where a rule acts, refused.
+//! LSM hooks of the kernel-activity family: module loads, kexec, ptrace and `bpf(2)`,
+//! reported and, where a rule acts, refused (LSM programs, lsm tier) or killed (their fentry
+//! twins on the `security_*` functions, signal tier with BPF trampolines; `hook_ctx.rs`).
 //!
 //! Each hook first asks the caller's saved registers (`user_regs.rs`) which call it is in. When
 //! they name the call the hook stands for, it reports it through `kernel_activity::on_call`
@@ -26,21 +27,21 @@
 //! 0, so it would always be 0). A call refused before the LSM (no `CAP_SYS_MODULE`, a
 //! same-thread-group ptrace) is not reported.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::lsm, programs::LsmContext};
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use enforcer_common::{
-    config::Tier,
     event::{Counter, Hook},
     kernel_event::{KERNEL_DATA_UNREAD, KERNEL_NAME_UNKNOWN, KernelOp, KernelSyscall},
 };
 
 use super::{
     Verdict, fail_open,
+    hook_ctx::{HookCtx, hook_programs},
     kernel_activity::{emit_kernel, kernel_syscall, on_call, op_plan, reset},
 };
 use crate::{
     kernel,
     maps::{KERNEL_SCRATCH, config, count, offset},
-    plan::{Site, act},
+    plan::act,
     typed::Probed,
     user_regs,
 };
@@ -56,45 +57,45 @@ const PTRACE_MODE_ATTACH: u32 = 2;
 /// Reports the call the caller's registers name when it is one of `calls` (see the module
 /// documentation); `None` when they name another (or cannot be read): the caller falls back.
 #[inline(always)]
-fn from_registers(calls: &[KernelSyscall], hook: Hook) -> Option<i32> {
+fn from_registers<C: HookCtx>(calls: &[KernelSyscall], hook: Hook) -> Option<i32> {
     let regs = user_regs::current().ok()?;
     let syscall = kernel_syscall(regs.nr)?;
     if !calls.contains(&syscall) {
         return None;
     }
     Some(fail_open(
-        on_call(syscall, &regs.args, hook, Site::Lsm).map(Verdict::deny_if),
+        on_call(syscall, &regs.args, C::hook(hook), C::SITE).map(Verdict::deny_if),
     ))
 }
 
 /// Reports `calls` from the registers, else falls back to [`on_op`] with `fallback`.
 #[inline(always)]
-fn report(
+fn report<C: HookCtx>(
     calls: &[KernelSyscall],
     fallback: KernelSyscall,
     hook: Hook,
     file: *const u8,
     args: [u64; 3],
 ) -> i32 {
-    if config().tier != Tier::Lsm as u32 {
+    if !C::in_tier() {
         return 0;
     }
-    match from_registers(calls, hook) {
+    match from_registers::<C>(calls, hook) {
         Some(ret) => ret,
-        None => on_op(fallback, hook, file, args),
+        None => on_op::<C>(fallback, hook, file, args),
     }
 }
 
 /// The fallback: acts on `syscall` when the plan says so; `file` (may be null) names it.
 #[inline(always)]
-fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) -> i32 {
+fn on_op<C: HookCtx>(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) -> i32 {
     let op = syscall.op();
     let Some(plan) = op_plan(op) else {
         return 0;
     };
     count(Counter::KernelSeen);
     count(Counter::KernelMatched);
-    let (verdict, deny) = act(&plan, &config(), Site::Lsm);
+    let (verdict, deny) = act(&plan, &config(), C::SITE);
     if let Some(rec) = KERNEL_SCRATCH.get_ptr_mut(1) {
         // SAFETY: per-CPU slot 1, used by the LSM hooks only; no re-entry on this CPU.
         let rec = unsafe { &mut *rec };
@@ -118,29 +119,29 @@ fn on_op(syscall: KernelSyscall, hook: Hook, file: *const u8, args: [u64; 3]) ->
         if op == KernelOp::ModuleLoad {
             rec.flags |= KERNEL_DATA_UNREAD;
         }
-        emit_kernel(rec, hook, &verdict);
+        emit_kernel(rec, C::hook(hook), &verdict);
     }
     Verdict::deny_if(deny).ret()
 }
 
-/// LSM `kernel_read_file(struct file *file, enum kernel_read_file_id id, bool contents)`.
-#[lsm(hook = "kernel_read_file")]
-pub(crate) fn lsm_kernel_read_file(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(3);
+/// `kernel_read_file(struct file *file, enum kernel_read_file_id id, bool contents)`.
+#[inline(always)]
+fn kernel_read_file<C: HookCtx>(ctx: &C) -> i32 {
+    let previous = ctx.previous(3);
     if previous != 0 {
         return previous;
     }
     let file: *const u8 = ctx.arg(0);
     let id: u32 = ctx.arg(1);
     match id {
-        READING_MODULE | READING_MODULE_COMPRESSED => report(
+        READING_MODULE | READING_MODULE_COMPRESSED => report::<C>(
             &[KernelSyscall::FinitModule],
             KernelSyscall::FinitModule,
             Hook::LsmKernelReadFile,
             file,
             [0; 3],
         ),
-        READING_KEXEC_IMAGE => report(
+        READING_KEXEC_IMAGE => report::<C>(
             &[KernelSyscall::KexecFileLoad],
             KernelSyscall::KexecFileLoad,
             Hook::LsmKernelReadFile,
@@ -151,23 +152,31 @@ pub(crate) fn lsm_kernel_read_file(ctx: LsmContext) -> i32 {
     }
 }
 
-/// LSM `kernel_load_data(enum kernel_load_data_id id, bool contents)`.
-#[lsm(hook = "kernel_load_data")]
-pub(crate) fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(2);
+hook_programs!(
+    kernel_read_file,
+    "kernel_read_file",
+    lsm_kernel_read_file,
+    "security_kernel_read_file",
+    fentry_kernel_read_file
+);
+
+/// `kernel_load_data(enum kernel_load_data_id id, bool contents)`.
+#[inline(always)]
+fn kernel_load_data<C: HookCtx>(ctx: &C) -> i32 {
+    let previous = ctx.previous(2);
     if previous != 0 {
         return previous;
     }
     let id: u32 = ctx.arg(0);
     match id {
-        READING_MODULE => report(
+        READING_MODULE => report::<C>(
             &[KernelSyscall::InitModule],
             KernelSyscall::InitModule,
             Hook::LsmKernelLoadData,
             core::ptr::null(),
             [0; 3],
         ),
-        READING_KEXEC_IMAGE => report(
+        READING_KEXEC_IMAGE => report::<C>(
             &[KernelSyscall::KexecLoad],
             KernelSyscall::KexecLoad,
             Hook::LsmKernelLoadData,
@@ -178,16 +187,24 @@ pub(crate) fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
     }
 }
 
+hook_programs!(
+    kernel_load_data,
+    "kernel_load_data",
+    lsm_kernel_load_data,
+    "security_kernel_load_data",
+    fentry_kernel_load_data
+);
+
 /// The process id of `task` (`task->tgid`), 0 when unreadable.
 #[inline(always)]
 fn tgid_of(task: *const u8) -> u64 {
     kernel::read_at::<i32>(task, offset(|o| &o.task_tgid)).map_or(0, |t| t as u32 as u64)
 }
 
-/// LSM `ptrace_access_check(struct task_struct *child, unsigned int mode)`.
-#[lsm(hook = "ptrace_access_check")]
-pub(crate) fn lsm_ptrace_access_check(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(2);
+/// `ptrace_access_check(struct task_struct *child, unsigned int mode)`.
+#[inline(always)]
+fn ptrace_access_check<C: HookCtx>(ctx: &C) -> i32 {
+    let previous = ctx.previous(2);
     if previous != 0 {
         return previous;
     }
@@ -196,7 +213,7 @@ pub(crate) fn lsm_ptrace_access_check(ctx: LsmContext) -> i32 {
         return 0;
     }
     let child: *const u8 = ctx.arg(0);
-    report(
+    report::<C>(
         &[KernelSyscall::Ptrace, KernelSyscall::ProcessVmWritev],
         KernelSyscall::PtraceAccess,
         Hook::LsmPtraceAccessCheck,
@@ -205,15 +222,23 @@ pub(crate) fn lsm_ptrace_access_check(ctx: LsmContext) -> i32 {
     )
 }
 
-/// LSM `ptrace_traceme(struct task_struct *parent)`.
-#[lsm(hook = "ptrace_traceme")]
-pub(crate) fn lsm_ptrace_traceme(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(1);
+hook_programs!(
+    ptrace_access_check,
+    "ptrace_access_check",
+    lsm_ptrace_access_check,
+    "security_ptrace_access_check",
+    fentry_ptrace_access_check
+);
+
+/// `ptrace_traceme(struct task_struct *parent)`.
+#[inline(always)]
+fn ptrace_traceme<C: HookCtx>(ctx: &C) -> i32 {
+    let previous = ctx.previous(1);
     if previous != 0 {
         return previous;
     }
     let parent: *const u8 = ctx.arg(0);
-    report(
+    report::<C>(
         &[KernelSyscall::Ptrace],
         KernelSyscall::PtraceTraceme,
         Hook::LsmPtraceTraceme,
@@ -222,15 +247,23 @@ pub(crate) fn lsm_ptrace_traceme(ctx: LsmContext) -> i32 {
     )
 }
 
-/// LSM `bpf(int cmd, union bpf_attr *attr, unsigned int size[, bool kernel])`: reports the
+hook_programs!(
+    ptrace_traceme,
+    "ptrace_traceme",
+    lsm_ptrace_traceme,
+    "security_ptrace_traceme",
+    fentry_ptrace_traceme
+);
+
+/// `bpf(int cmd, union bpf_attr *attr, unsigned int size[, bool kernel])`: reports the
 /// `bpf(2)` calls of processes other than the engine (refused when a `kernel.op == "bpf"`
 /// rule denies); a call made from the kernel (no matching registers) is not reported.
-#[lsm(hook = "bpf")]
-pub(crate) fn lsm_bpf(_ctx: LsmContext) -> i32 {
-    let cfg = config();
-    if cfg.tier != Tier::Lsm as u32 || (bpf_get_current_pid_tgid() >> 32) as u32 == cfg.engine_tgid
-    {
+#[inline(always)]
+fn bpf<C: HookCtx>(_ctx: &C) -> i32 {
+    if !C::in_tier() || (bpf_get_current_pid_tgid() >> 32) as u32 == config().engine_tgid {
         return 0;
     }
-    from_registers(&[KernelSyscall::Bpf], Hook::LsmBpf).unwrap_or(0)
+    from_registers::<C>(&[KernelSyscall::Bpf], Hook::LsmBpf).unwrap_or(0)
 }
+
+hook_programs!(bpf, "bpf", lsm_bpf, "security_bpf", fentry_bpf);

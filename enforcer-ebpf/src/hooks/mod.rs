@@ -12,6 +12,7 @@ mod exec_record;
 mod file_open;
 mod file_ops;
 mod file_path;
+mod hook_ctx;
 mod kernel_activity;
 mod kernel_lsm;
 mod lifecycle;

@@ -255,6 +255,12 @@ pub enum Record {
         /// nothing is dropped at egress (lsm tier, the send tracepoints, monitor mode).
         #[serde(skip_serializing_if = "Option::is_none")]
         connection_abort: Option<String>,
+        /// Where file operations and the kernel activity the LSM hooks report (module loads,
+        /// kexec, ptrace, bpf) are seen and stopped: `lsm` (BPF LSM programs, lsm tier),
+        /// `fentry` (fentry programs on the hooks' `security_*` functions, signal tier: a deny
+        /// is a kill), or `tracepoints (...)` with why not fentry (signal tier: the syscall
+        /// tracepoints, which see the user's path strings).
+        security_hooks: String,
         /// The `syscalls/sys_*` tracepoints attached. While any is, every system call of every
         /// task takes the kernel's slower traced path (benches/README, `vm_storm`); the lsm
         /// tier on x86_64 needs none for the default policy.

@@ -99,6 +99,13 @@ pub(crate) struct RunArgs {
     /// killed after the fact by the userspace hasher, as in the signal tier.
     #[arg(long)]
     no_kernel_hash: bool,
+    /// Signal tier: watch file operations and kernel activity (module loads, ptrace, bpf) at
+    /// syscall tracepoints even where the kernel has BPF trampolines. By default the engine
+    /// attaches fentry programs to the LSM hooks' security_* functions there: paths come
+    /// resolved from the kernel (symbolic links followed) and system calls no rule is about
+    /// cost nothing, where any syscall tracepoint slows every system call of the host.
+    #[arg(long)]
+    no_fentry: bool,
     /// What happens to enforcement when the engine dies without a clean stop (SIGKILL, OOM
     /// kill, crash). `keep-enforcing` (default in block mode): the programs that deny and kill
     /// are pinned under /sys/fs/bpf/enforcer/<run id>/ and keep enforcing the policy in the
@@ -317,6 +324,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ..HashConfig::default()
         },
         kernel_hash: !args.no_kernel_hash,
+        trampolines: !args.no_fentry,
         on_crash,
         self_protect: args.self_protect,
         policy_watch: args.policy_watch.0,

@@ -2,12 +2,15 @@
 //! sees and stops. Probing the tier loads the programs (nothing is attached), so it needs root;
 //! without root the tier is reported as unknown.
 
-use std::process::ExitCode;
+use std::{borrow::Cow, process::ExitCode};
 
 use clap::Args;
 use serde::Serialize;
 
-use enforcer::loader::{self, tier::KernelTier};
+use enforcer::loader::{
+    self,
+    tier::{KernelTier, SecurityHooks},
+};
 
 /// Arguments of `enforcer status`.
 #[derive(Debug, Args)]
@@ -25,11 +28,35 @@ pub(crate) struct Coverage {
     /// Whether the engine records it in this tier.
     pub(crate) seen: bool,
     /// The kernel hooks that see it (empty when not seen).
-    pub(crate) hooks: &'static str,
+    pub(crate) hooks: Cow<'static, str>,
     /// What a deny/kill rule does to it: `deny`, `kill`, or `none` (record only).
     pub(crate) stop: &'static str,
     /// Why it is not seen, or a caveat.
-    pub(crate) note: &'static str,
+    pub(crate) note: Cow<'static, str>,
+}
+
+impl Coverage {
+    /// The row as the signal tier's fentry programs see the family (`loader::trampolines`):
+    /// the LSM hooks' `security_*` functions, where a deny is a kill.
+    fn at_fentry(self) -> Self {
+        if !self.hooks.contains("lsm/") {
+            return self;
+        }
+        Self {
+            hooks: self.hooks.replace("lsm/", "fentry/security_").into(),
+            stop: if self.stop == "deny" {
+                "kill"
+            } else {
+                self.stop
+            },
+            note: format!(
+                "fentry cannot refuse: a deny rule kills and the operation completes; {}",
+                self.note
+            )
+            .into(),
+            ..self
+        }
+    }
 }
 
 const fn row(
@@ -41,9 +68,9 @@ const fn row(
     Coverage {
         event,
         seen: true,
-        hooks,
+        hooks: Cow::Borrowed(hooks),
         stop,
-        note,
+        note: Cow::Borrowed(note),
     }
 }
 
@@ -51,9 +78,9 @@ const fn missing(event: &'static str, note: &'static str) -> Coverage {
     Coverage {
         event,
         seen: false,
-        hooks: "",
+        hooks: Cow::Borrowed(""),
         stop: "none",
-        note,
+        note: Cow::Borrowed(note),
     }
 }
 
@@ -154,14 +181,20 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
     rows
 }
 
-/// The coverage table of `tier`.
-pub(crate) fn coverage(tier: KernelTier) -> Vec<Coverage> {
-    coverage_with(tier, KernelSyscalls::probe())
+/// The coverage table of `tier`, the file and kernel-activity families watched at `hooks`.
+pub(crate) fn coverage(tier: KernelTier, hooks: SecurityHooks) -> Vec<Coverage> {
+    coverage_with(tier, hooks, KernelSyscalls::probe())
 }
 
-/// The coverage table of `tier` on a kernel with `has`.
-pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Coverage> {
+/// The coverage table of `tier` on a kernel with `has`, the file and kernel-activity families
+/// watched at `hooks`.
+pub(crate) fn coverage_with(
+    tier: KernelTier,
+    hooks: SecurityHooks,
+    has: KernelSyscalls,
+) -> Vec<Coverage> {
     let lsm = tier == KernelTier::Lsm;
+    let hooked = hooks.at_hooks();
     let mut rows = vec![
         if lsm {
             row(
@@ -275,7 +308,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
             "none",
             "detection only, attached and reported only when a rule is about them; not io_uring",
         ),
-        if lsm {
+        if hooked {
             row(
                 "file open for write (FIM)",
                 "lsm/file_open",
@@ -290,7 +323,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
                 "killed when the open returns (O_TRUNC has run, no write has); only watched paths leave the kernel",
             )
         },
-        if lsm {
+        if hooked {
             row(
                 "file unlink, rename, chmod, chown",
                 "lsm/path_{unlink,rename,chmod,chown}",
@@ -305,7 +338,7 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
                 "the path as written (relative ones joined to cwd/dirfd, `..` not resolved; fchmod/fchown: the descriptor's path); the operation completes",
             )
         },
-        if lsm {
+        if hooked {
             row(
                 "file link/symlink, mkdir/rmdir, truncate, mount/umount",
                 "lsm/path_{link,symlink,mkdir,rmdir,truncate}, lsm/file_truncate (6.2+), lsm/sb_mount, lsm/move_mount, lsm/sb_umount",
@@ -327,7 +360,10 @@ pub(crate) fn coverage_with(tier: KernelTier, has: KernelSyscalls) -> Vec<Covera
             "no path LSM hook sees them (inode hooks carry no mount): the tracepoint in every tier, the operation completes; setxattrat on 6.13+ only",
         ),
     ];
-    rows.extend(kernel_rows(lsm, has));
+    rows.extend(kernel_rows(hooked, has));
+    if hooks == SecurityHooks::Fentry {
+        return rows.into_iter().map(Coverage::at_fentry).collect();
+    }
     rows
 }
 
@@ -338,6 +374,9 @@ struct Status {
     tier_reason: String,
     /// Whether executables can be hashed in the kernel, or why not.
     exec_hash: String,
+    /// Where file operations and the kernel activity the LSM hooks report are watched: LSM
+    /// programs, fentry programs (signal tier), or syscall tracepoints (and why not fentry).
+    security_hooks: String,
     /// Whether `enforcer run --self-protect` can run here (it needs the lsm tier), or why not.
     self_protect: String,
     /// Whether the signal tier can abort the connection of a TCP segment it refused
@@ -383,15 +422,24 @@ fn pinned() -> Vec<PinnedStatus> {
 /// Runs `enforcer status`.
 pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let kernel = loader::tier::kernel_release();
-    let (tier, tier_reason, exec_hash) = probe();
+    let Probe {
+        tier,
+        tier_reason,
+        exec_hash,
+        security_hooks,
+        hooks_note,
+    } = probe();
     let status = Status {
         kernel,
         tier: tier.map(KernelTier::name),
         tier_reason,
         exec_hash,
+        security_hooks: hooks_note,
         self_protect: self_protection(tier),
         connection_abort: connection_abort(tier),
-        coverage: tier.map(coverage).unwrap_or_default(),
+        coverage: tier
+            .map(|tier| coverage(tier, security_hooks))
+            .unwrap_or_default(),
         pinned: pinned(),
     };
     if args.json {
@@ -405,6 +453,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         status.tier_reason
     );
     println!("hash   {}", status.exec_hash);
+    println!("hooks  {}", status.security_hooks);
     println!("self   {}", status.self_protect);
     println!("abort  {}", status.connection_abort);
     // The event column as wide as its longest name, so that the columns line up.
@@ -467,10 +516,27 @@ fn self_protection(tier: Option<KernelTier>) -> String {
     }
 }
 
-/// Loads the programs without attaching them to learn the tier and whether executables can
-/// be hashed in the kernel.
-fn probe() -> (Option<KernelTier>, String, String) {
-    let unknown = |why: String| (None, why, "unknown".to_owned());
+/// What probing the kernel found.
+struct Probe {
+    tier: Option<KernelTier>,
+    tier_reason: String,
+    exec_hash: String,
+    /// Where file operations and kernel activity are watched.
+    security_hooks: SecurityHooks,
+    /// The same, said for people (with why not fentry, in the signal tier).
+    hooks_note: String,
+}
+
+/// Loads the programs without attaching them to learn the tier, whether executables can be
+/// hashed in the kernel, and whether the signal tier's fentry programs load.
+fn probe() -> Probe {
+    let unknown = |why: String| Probe {
+        tier: None,
+        tier_reason: why,
+        exec_hash: "unknown".to_owned(),
+        security_hooks: SecurityHooks::Tracepoints,
+        hooks_note: "unknown".to_owned(),
+    };
     if !nix::unistd::geteuid().is_root() {
         return unknown("probing the tier needs root".to_owned());
     }
@@ -481,11 +547,23 @@ fn probe() -> (Option<KernelTier>, String, String) {
     };
     match loader::load(true, &mut offsets) {
         Ok(loaded) => {
-            let hash = match &loaded.kernel_hash {
+            let exec_hash = match &loaded.kernel_hash {
                 Ok(()) => "in the kernel (bpf_ima_file_hash) when the policy lists SHA-256 values; userspace fallback for larger files".to_owned(),
                 Err(why) => format!("userspace only, after the exec: {why}"),
             };
-            (Some(loaded.tier), loaded.tier_reason, hash)
+            let hooks_note = match (loaded.security_hooks, &loaded.trampolines) {
+                (SecurityHooks::Lsm, _) => "BPF LSM programs: file operations and kernel activity refused in the kernel".to_owned(),
+                (SecurityHooks::Fentry, _) => "fentry programs on the LSM hooks' security_* functions (BPF trampolines): resolved paths, no syscall tracepoint; a deny is a kill".to_owned(),
+                (SecurityHooks::Tracepoints, Some(Err(why))) => format!("syscall tracepoints (paths as written; every system call takes the traced path): {why}"),
+                (SecurityHooks::Tracepoints, _) => "syscall tracepoints".to_owned(),
+            };
+            Probe {
+                tier: Some(loaded.tier),
+                tier_reason: loaded.tier_reason,
+                exec_hash,
+                security_hooks: loaded.security_hooks,
+                hooks_note,
+            }
         }
         Err(err) => unknown(format!("the programs do not load: {err}")),
     }
@@ -501,8 +579,9 @@ mod tests {
             modules: true,
             kexec: true,
         };
-        let lsm = coverage_with(KernelTier::Lsm, all);
-        let signal = coverage_with(KernelTier::Signal, all);
+        let lsm = coverage_with(KernelTier::Lsm, SecurityHooks::Lsm, all);
+        let signal = coverage_with(KernelTier::Signal, SecurityHooks::Tracepoints, all);
+        let fentry = coverage_with(KernelTier::Signal, SecurityHooks::Fentry, all);
         assert_eq!(lsm.len(), signal.len());
         let stop = |t: &[Coverage], e: &str| t.iter().find(|c| c.event == e).map(|c| c.stop);
         assert_eq!(stop(&lsm, "exec"), Some("deny"));
@@ -520,6 +599,7 @@ mod tests {
         assert_eq!(stop(&signal, "kernel: ptrace attach"), Some("kill"));
         let bare = coverage_with(
             KernelTier::Signal,
+            SecurityHooks::Tracepoints,
             KernelSyscalls {
                 modules: false,
                 kexec: false,
@@ -533,7 +613,7 @@ mod tests {
             signal.iter().any(|c| !c.seen),
             "families not seen are listed"
         );
-        for table in [&lsm, &signal] {
+        for table in [&lsm, &signal, &fentry] {
             assert!(table.iter().all(|c| c.seen != c.hooks.is_empty()));
             // Every file operation is seen (issue 4): none is listed as not seen.
             assert!(
@@ -551,5 +631,24 @@ mod tests {
             Some("deny")
         );
         assert_eq!(stop(&lsm, "file setxattr, utimes"), Some("kill"));
+        // The fentry programs see what the LSM hooks see, and kill.
+        assert_eq!(fentry.len(), lsm.len());
+        let hooks =
+            |t: &[Coverage], e: &str| t.iter().find(|c| c.event == e).map(|c| c.hooks.to_string());
+        assert_eq!(
+            hooks(&fentry, "file open for write (FIM)").as_deref(),
+            Some("fentry/security_file_open")
+        );
+        assert_eq!(stop(&fentry, "file open for write (FIM)"), Some("kill"));
+        assert_eq!(stop(&fentry, "kernel: bpf"), Some("kill"));
+        assert_eq!(stop(&fentry, "exec"), Some("kill"));
+        assert_eq!(stop(&fentry, "connect"), Some("deny"), "the cgroup hooks");
+        assert!(fentry.iter().all(|c| !c.hooks.contains("lsm/")));
+        assert!(
+            fentry
+                .iter()
+                .filter(|c| c.event.starts_with("file") && c.event != "file setxattr, utimes")
+                .all(|c| !c.hooks.contains("tp/syscalls"))
+        );
     }
 }

@@ -48,7 +48,8 @@ use crate::{
     clock::BootClock,
     hash::{Done, ExecHasher, HashConfig},
     loader::{
-        self, KernelTier, LoadError, counters, inode_plan::InodePlan, plan_settings, plan_sync,
+        self, KernelTier, LoadError, SecurityHooks, counters, inode_plan::InodePlan, plan_settings,
+        plan_sync,
     },
 };
 pub use sink::Sink;
@@ -123,6 +124,10 @@ pub struct Options {
     pub hash: HashConfig,
     /// Hash first-seen executables in the kernel in the lsm tier (`bprm_creds_from_file`).
     pub kernel_hash: bool,
+    /// Signal tier: watch the file and kernel-activity families with fentry programs on the
+    /// LSM hooks' functions where the kernel allows (`loader::trampolines`); false keeps the
+    /// syscall tracepoints (`--no-fentry`).
+    pub trampolines: bool,
     /// Enforcement after an unclean stop (monitor mode has nothing to keep: always `Stop`).
     pub on_crash: OnCrash,
     /// Attach the self-protection guards (`loader::self_guard`; lsm tier only).
@@ -441,7 +446,13 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let wanted = needs(&policy, options.kernel_hash);
     let kernel_hash = wanted.kernel_hash;
     let file_ops = loader::file_plan::ops_wanted(policy.plan());
-    let mut loaded = loader::load_with(dry_run, kernel_hash, file_ops, &mut offsets)?;
+    let load_options = loader::LoadOptions {
+        dry_run,
+        kernel_hash,
+        file_ops,
+        trampolines: options.trampolines,
+    };
+    let mut loaded = loader::load_with(load_options, &mut offsets)?;
     if options.self_protect {
         loader::self_guard::require_lsm(&loaded)?;
     }
@@ -574,6 +585,12 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
             }
         },
         connection_abort: connection_abort(&loaded, dry_run),
+        security_hooks: match (&loaded.security_hooks, &loaded.trampolines) {
+            (SecurityHooks::Lsm, _) => "lsm".to_owned(),
+            (SecurityHooks::Fentry, _) => "fentry".to_owned(),
+            (SecurityHooks::Tracepoints, Some(Err(why))) => format!("tracepoints ({why})"),
+            (SecurityHooks::Tracepoints, _) => "tracepoints".to_owned(),
+        },
         syscall_tracepoints: loaded.syscall_tracepoints(),
         never_kill: options
             .never_kill
@@ -613,7 +630,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let mut poller = polling::Poller::default();
     let clock = BootClock::new().map_err(|e| io_err("boot clock")(e.into()))?;
     let coverage = reload::Coverage {
-        tier: loaded.tier,
+        hooks: loaded.security_hooks,
         file_ops,
     };
     let mut reloader = reload::Reloader::new(&options.policy_path, &policy, coverage);

@@ -24,7 +24,7 @@ use enforcer_policy::CompiledPolicy;
 use super::handler::Handler;
 use crate::{
     audit::PolicyReload,
-    loader::{self, KernelTier, plan_capacity, plan_sync::PlanError},
+    loader::{self, SecurityHooks, plan_capacity, plan_sync::PlanError},
 };
 
 /// Most files the watch follows (a policy holds at most `MAX_FILES` policy files, plus
@@ -136,17 +136,17 @@ impl PolicyWatch {
 /// (`Loaded::widen`, `Loaded::enable_kernel_hash`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Coverage {
-    /// The kernel tier.
-    pub(crate) tier: KernelTier,
+    /// Where the LSM hooks' operations are watched (LSM or fentry programs, or tracepoints).
+    pub(crate) hooks: SecurityHooks,
     /// File operations whose programs were loaded (`1 << FileOp`).
     pub(crate) file_ops: u32,
 }
 
 /// What `policy` needs that the loaded programs cannot give (empty: it can be applied): the
-/// lsm tier's programs of the file operations loaded only for a policy about them
-/// (`file_syscalls::lsm_optional_ops`).
+/// programs at the LSM hooks (LSM or fentry) of the file operations loaded only for a policy
+/// about them (`file_syscalls::lsm_optional_ops`).
 pub(crate) fn uncovered(coverage: &Coverage, policy: &CompiledPolicy) -> Vec<String> {
-    if coverage.tier != KernelTier::Lsm {
+    if !coverage.hooks.at_hooks() {
         return Vec::new();
     }
     let file_ops = loader::file_plan::ops_wanted(policy.plan())
@@ -394,7 +394,7 @@ mod tests {
         )
         .unwrap();
         let none = Coverage {
-            tier: KernelTier::Lsm,
+            hooks: SecurityHooks::Lsm,
             file_ops: 0,
         };
         let missing = uncovered(&none, &policy);
@@ -409,8 +409,17 @@ mod tests {
             ..none
         };
         assert!(uncovered(&all, &policy).is_empty());
+        let fentry = Coverage {
+            hooks: SecurityHooks::Fentry,
+            ..none
+        };
+        assert_eq!(
+            uncovered(&fentry, &policy),
+            missing,
+            "the same at fentry programs"
+        );
         let signal = Coverage {
-            tier: KernelTier::Signal,
+            hooks: SecurityHooks::Tracepoints,
             ..none
         };
         assert!(uncovered(&signal, &policy).is_empty(), "all loaded there");

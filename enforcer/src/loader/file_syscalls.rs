@@ -9,14 +9,15 @@
 //! path LSM hook sees them): their tracepoints stay attached there (a deny is then a kill).
 //! There, the LSM programs of these operations and the path program are loaded only for the
 //! operations the policy is about (`file_plan::ops_wanted`; all when a file rule names no
-//! path): each costs verifier time at every start. The signal tier attaches every tracepoint
-//! (the program returns at once without a file rule).
+//! path): each costs verifier time at every start. The signal tier does the same with the
+//! fentry twins of those programs where the kernel has BPF trampolines (`trampolines.rs`);
+//! otherwise it attaches every tracepoint (the program returns at once without a file rule).
 
 use std::{fs, path::Path};
 
 use aya::{
     Ebpf,
-    programs::{Lsm, TracePoint},
+    programs::{FEntry, Lsm, TracePoint},
 };
 use enforcer_common::{
     file::{FileOp, PathSyscalls},
@@ -24,7 +25,8 @@ use enforcer_common::{
 };
 
 use super::{
-    EnforcingLink, KernelTier, LoadError, program, program_err, syscall_nr,
+    EnforcingLink, LoadError, program, program_err, syscall_nr,
+    tier::SecurityHooks,
     tracefs::{self, SyscallLayout, TRACEFS},
 };
 
@@ -164,6 +166,8 @@ pub enum FileHook {
     Tracepoint(&'static str),
     /// An LSM program and its hook.
     Lsm(&'static str, &'static str),
+    /// An fentry program and its `security_*` function (`trampolines.rs`).
+    Fentry(&'static str, &'static str),
 }
 
 impl FileHook {
@@ -172,6 +176,7 @@ impl FileHook {
         match self {
             Self::Tracepoint(tp) => (*tp).to_owned(),
             Self::Lsm(_, hook) => format!("lsm/{hook}"),
+            Self::Fentry(_, function) => format!("fentry/{function}"),
         }
     }
 }
@@ -226,35 +231,39 @@ fn check(name: &str, args: &[&str], layout: SyscallLayout) -> Result<(), String>
     }
 }
 
-/// The hooks of this module that have a job in `tier` for the `file_ops` bits, each checked
-/// (tracepoints) or loaded (the path program in the lsm tier, optional LSM programs): `Err`
-/// says why the kernel does not let the engine see it. The LSM programs of `FILE_OP_LSM` were
-/// loaded with the others; they are listed for `attach`.
+/// The hooks of this module that have a job where `hooks` says the LSM hooks are watched, for
+/// the `file_ops` bits, each checked (tracepoints) or loaded (the path program at the hooks,
+/// optional LSM programs): `Err` says why the kernel does not let the engine see it. The LSM
+/// programs of `FILE_OP_LSM` were loaded with the others; they are listed for `attach`. At
+/// fentry programs the loader adds those `trampolines::load` loaded.
 pub fn load_optional(
     ebpf: &mut Ebpf,
-    tier: KernelTier,
+    hooks: SecurityHooks,
     layout: SyscallLayout,
     file_ops: u32,
 ) -> Result<Vec<HookState>, LoadError> {
-    let lsm = tier == KernelTier::Lsm;
+    let at_hooks = hooks.at_hooks();
     let mut out = Vec::new();
-    for (name, args, lsm_op) in PATH_TRACEPOINTS {
-        if lsm && !lsm_op.is_some_and(|op| wants(file_ops, op)) {
+    for (name, args, hook_op) in PATH_TRACEPOINTS {
+        if at_hooks && !hook_op.is_some_and(|op| wants(file_ops, op)) {
             continue;
         }
         out.push((FileHook::Tracepoint(name), check(name, args, layout)));
     }
-    if !lsm {
+    if !at_hooks {
         return Ok(out);
     }
     if !out.is_empty() {
-        // Not loaded with the signal-tier tracepoints in the lsm tier: only for these.
+        // Not loaded with the signal-tier tracepoints at the hooks: only for these.
         let name = programs::TP_SYS_ENTER_PATH;
         let started = std::time::Instant::now();
         program::<TracePoint>(ebpf, name)?
             .load()
             .map_err(program_err("load", name))?;
         super::log_load(ebpf, name, started);
+    }
+    if hooks != SecurityHooks::Lsm {
+        return Ok(out);
     }
     for (name, hook, op) in FILE_OP_LSM {
         if wants(file_ops, op) {
@@ -292,7 +301,7 @@ pub struct Attached {
 /// Attaches every hook of `hooks` that loaded.
 pub fn attach(
     ebpf: &mut Ebpf,
-    tier: KernelTier,
+    at: SecurityHooks,
     hooks: &[HookState],
 ) -> Result<Attached, LoadError> {
     let mut attached = Attached::default();
@@ -309,13 +318,19 @@ pub fn attach(
                 attached.tracepoints.push(tp);
                 attached.links.push(EnforcingLink::TracePoint(name, tp, id));
             }
-            FileHook::Lsm(name, _) if tier == KernelTier::Lsm => {
+            FileHook::Lsm(name, _) if at == SecurityHooks::Lsm => {
                 let id = program::<Lsm>(ebpf, name)?
                     .attach()
                     .map_err(program_err("attach", name))?;
                 attached.links.push(EnforcingLink::Lsm(name, id));
             }
-            FileHook::Lsm(..) => {}
+            FileHook::Fentry(name, _) if at == SecurityHooks::Fentry => {
+                let id = program::<FEntry>(ebpf, name)?
+                    .attach()
+                    .map_err(program_err("attach", name))?;
+                attached.links.push(EnforcingLink::FEntry(name, id));
+            }
+            FileHook::Lsm(..) | FileHook::Fentry(..) => {}
         }
     }
     Ok(attached)

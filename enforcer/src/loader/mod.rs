@@ -22,10 +22,13 @@ pub mod plan_sync;
 pub mod self_guard;
 pub mod tier;
 pub mod tracefs;
+pub mod trampolines;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, Lsm, TracePoint},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, FEntry, Lsm, TracePoint,
+    },
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
@@ -35,7 +38,7 @@ use enforcer_common::{
     plan::{RECORD_ACCEPTS, RECORD_BINDS},
 };
 pub use pins::EnforcingLink;
-pub use tier::KernelTier;
+pub use tier::{KernelTier, SecurityHooks};
 
 /// The kernel programs, built by `build.rs` for bpfel-unknown-none.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/enforcer"));
@@ -184,6 +187,19 @@ const REPLACED_BY_LSM: [&str; 4] = [
     programs::TP_SYS_ENTER_PATH,
 ];
 
+/// Tracepoint programs whose job the signal tier's fentry programs do (`trampolines.rs`): not
+/// loaded nor attached where those load.
+const REPLACED_BY_FENTRY: [&str; 2] = [programs::TP_SYS_EXIT_OPEN, programs::TP_SYS_ENTER_PATH];
+
+/// Whether tracepoint program `name` has nothing to do where `hooks` watch the LSM hooks.
+fn replaced(hooks: SecurityHooks, name: &str) -> bool {
+    match hooks {
+        SecurityHooks::Lsm => REPLACED_BY_LSM.contains(&name),
+        SecurityHooks::Fentry => REPLACED_BY_FENTRY.contains(&name),
+        SecurityHooks::Tracepoints => false,
+    }
+}
+
 /// Loaded (not yet attached) programs and the tier they enforce in.
 #[derive(Debug)]
 pub struct Loaded {
@@ -193,6 +209,11 @@ pub struct Loaded {
     pub tier: KernelTier,
     /// Why the tier is what it is, for the start record.
     pub tier_reason: String,
+    /// Where the file and kernel-activity operations the LSM hooks report are watched.
+    pub security_hooks: SecurityHooks,
+    /// Signal tier: whether the fentry programs watch them (`trampolines.rs`), or why not
+    /// (then the syscall tracepoints do). `None` in the lsm tier.
+    pub trampolines: Option<Result<(), String>>,
     /// Whether connects are seen at the cgroup hooks (signal tier: refused with `EPERM`), or
     /// why not (then at the `sys_enter_connect` tracepoint, or in the lsm tier at LSM
     /// `socket_connect`); see [`cgroup_connect`].
@@ -368,19 +389,39 @@ fn load_kernel_hash(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
 /// Probes the tier and loads the programs for it. `dry_run` makes the programs record what
 /// they would do instead of doing it. `offsets` gets the tracepoint argument offsets.
 pub fn load(dry_run: bool, offsets: &mut KernelOffsets) -> Result<Loaded, LoadError> {
-    load_with(dry_run, true, u32::MAX, offsets)
+    let options = LoadOptions {
+        dry_run,
+        kernel_hash: true,
+        file_ops: u32::MAX,
+        trampolines: true,
+    };
+    load_with(options, offsets)
 }
 
-/// [`load`]; `kernel_hash` false leaves the in-kernel hash program out (userspace hashes);
-/// `file_ops` (bit `1 << FileOp`) says which file operations the policy is about: in the lsm
-/// tier the LSM programs and the setxattr/utimes tracepoints of the operations beyond open,
-/// unlink, rename, chmod and chown are loaded only for those (`u32::MAX`: all).
-pub fn load_with(
-    dry_run: bool,
-    kernel_hash: bool,
-    file_ops: u32,
-    offsets: &mut KernelOffsets,
-) -> Result<Loaded, LoadError> {
+/// What [`load_with`] loads.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// The programs record what they would do instead of doing it.
+    pub dry_run: bool,
+    /// false leaves the in-kernel hash program out (userspace hashes).
+    pub kernel_hash: bool,
+    /// Which file operations the policy is about (bit `1 << FileOp`): at the LSM hooks (LSM
+    /// or fentry programs) the programs and the setxattr/utimes tracepoints of the operations
+    /// beyond open, unlink, rename, chmod and chown are loaded only for those (`u32::MAX`:
+    /// all).
+    pub file_ops: u32,
+    /// Signal tier: try the fentry programs (`trampolines.rs`) before the syscall tracepoints.
+    pub trampolines: bool,
+}
+
+/// [`load`] with `options`.
+pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Loaded, LoadError> {
+    let LoadOptions {
+        dry_run,
+        kernel_hash,
+        file_ops,
+        trampolines,
+    } = options;
     tracefs::ensure_mounted()?;
     let layout = tracefs::syscall_layout()?;
     offsets.tp_syscall_args = layout.args;
@@ -437,6 +478,18 @@ pub fn load_with(
             reason,
         ),
     };
+    let (security_hooks, trampolines, mut trampoline_hooks) = match (tier, trampolines) {
+        (KernelTier::Lsm, _) => (SecurityHooks::Lsm, None, Vec::new()),
+        (KernelTier::Signal, false) => (
+            SecurityHooks::Tracepoints,
+            Some(Err("turned off (--no-fentry)".to_owned())),
+            Vec::new(),
+        ),
+        (KernelTier::Signal, true) => match trampolines::load(&mut ebpf, file_ops)? {
+            Ok(hooks) => (SecurityHooks::Fentry, Some(Ok(())), hooks),
+            Err(why) => (SecurityHooks::Tracepoints, Some(Err(why)), Vec::new()),
+        },
+    };
     let btf = aya::Btf::from_sys_fs()?;
     for (name, tracepoint) in BTF_TRACEPOINTS {
         let started = std::time::Instant::now();
@@ -449,9 +502,7 @@ pub fn load_with(
     for (name, _, _) in TRACEPOINTS {
         // Not loaded where an LSM program does their job: no verifier time spent on them
         // (the file path programs are the largest of the object).
-        if loaded_names.contains(&name)
-            || (tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name))
-        {
+        if loaded_names.contains(&name) || replaced(security_hooks, name) {
             continue;
         }
         let started = std::time::Instant::now();
@@ -471,7 +522,8 @@ pub fn load_with(
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
     let cgroup_connect = cgroup_connect::load(&mut ebpf, tier)?;
     let cgroup_egress = cgroup_egress::load(&mut ebpf, tier, &cgroup_connect)?;
-    let file_hooks = file_syscalls::load_optional(&mut ebpf, tier, layout, file_ops)?;
+    let mut file_hooks = file_syscalls::load_optional(&mut ebpf, security_hooks, layout, file_ops)?;
+    file_hooks.append(&mut trampoline_hooks);
     let kernel_hash = match (tier, kernel_hash) {
         (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
         (KernelTier::Lsm, false) => {
@@ -483,6 +535,8 @@ pub fn load_with(
         ebpf,
         tier,
         tier_reason,
+        security_hooks,
+        trampolines,
         cgroup_connect,
         cgroup_egress,
         dns_responses: Err("not attached yet".to_owned()),
@@ -549,7 +603,7 @@ impl Loaded {
             }
         }
         for (name, category, tracepoint) in TRACEPOINTS {
-            if self.tier == KernelTier::Lsm && REPLACED_BY_LSM.contains(&name) {
+            if replaced(self.security_hooks, name) {
                 continue;
             }
             // The cgroup hooks see every connect the tracepoint would, and more.
@@ -568,7 +622,8 @@ impl Loaded {
             self.enforcing_links.extend(link);
         }
         self.attach_records(self.records_wanted)?;
-        let file_hooks = file_syscalls::attach(&mut self.ebpf, self.tier, &self.file_hooks)?;
+        let file_hooks =
+            file_syscalls::attach(&mut self.ebpf, self.security_hooks, &self.file_hooks)?;
         self.fixed_tracepoints.extend(file_hooks.tracepoints);
         self.enforcing_links.extend(file_hooks.links);
         self.attach_kernel_ops(self.kernel_ops_wanted)?;
@@ -581,6 +636,14 @@ impl Loaded {
                 self.enforcing_links.push(EnforcingLink::Lsm(name, id));
             }
             self.attach_kernel_hash()?;
+        }
+        if self.security_hooks == SecurityHooks::Fentry {
+            for (name, _) in trampolines::BASE {
+                let id = program::<FEntry>(&mut self.ebpf, name)?
+                    .attach()
+                    .map_err(program_err("attach", name))?;
+                self.enforcing_links.push(EnforcingLink::FEntry(name, id));
+            }
         }
         Ok(())
     }
@@ -627,8 +690,9 @@ impl Loaded {
             .iter()
             .filter(|(entry, state)| {
                 let op = entry.syscall.op();
-                // The LSM hooks report these from the caller's registers (`user_regs.rs`).
-                let lsm_reports = self.tier == KernelTier::Lsm
+                // The LSM hooks (LSM or fentry programs) report these from the caller's
+                // registers (`user_regs.rs`).
+                let lsm_reports = self.security_hooks.at_hooks()
                     && kernel_syscalls::LSM_READS_SYSCALL_REGISTERS
                     && op.reported_by_lsm();
                 state.is_ok() && ops & op.bit() != 0 && !lsm_reports

@@ -6,7 +6,7 @@
 //! engine process (`<pid>-<start time in clock ticks since boot>-<start, Unix seconds>`), so a
 //! later engine can tell a dead run's pins from a running engine's.
 //!
-//! Pinned: LSM programs (lsm tier), `sched_process_exec`, and the syscall tracepoints that can
+//! Pinned: LSM programs (lsm tier), fentry programs (signal tier), `sched_process_exec`, and the syscall tracepoints that can
 //! kill (send, connect, open, path, kernel activity). Not pinned: the record-only programs
 //! (fork, exit, bind, accept, DNS responses): without a reader their records go nowhere.
 
@@ -20,9 +20,10 @@ use aya::{
     maps::{Map, MapData},
     pin::PinError,
     programs::{
-        BtfTracePoint, CgroupSkb, CgroupSockAddr, Lsm, TracePoint, cgroup_skb::CgroupSkbLinkId,
-        cgroup_sock_addr::CgroupSockAddrLinkId, links::FdLink, links::PinnedLink, lsm::LsmLinkId,
-        tp_btf::BtfTracePointLinkId, trace_point::TracePointLinkId,
+        BtfTracePoint, CgroupSkb, CgroupSockAddr, FEntry, Lsm, TracePoint,
+        cgroup_skb::CgroupSkbLinkId, cgroup_sock_addr::CgroupSockAddrLinkId, fentry::FEntryLinkId,
+        links::FdLink, links::PinnedLink, lsm::LsmLinkId, tp_btf::BtfTracePointLinkId,
+        trace_point::TracePointLinkId,
     },
 };
 use enforcer_common::maps::{COUNTERS, programs};
@@ -55,8 +56,8 @@ const ENFORCING: [&str; 12] = [
     programs::TP_MODULE_LOAD,
 ];
 
-/// Whether the raw tracepoint or tracepoint program `name` can deny or kill (LSM programs
-/// always can).
+/// Whether the raw tracepoint or tracepoint program `name` can deny or kill (LSM and fentry
+/// programs always can).
 pub fn enforces(name: &str) -> bool {
     ENFORCING.contains(&name)
 }
@@ -66,6 +67,8 @@ pub fn enforces(name: &str) -> bool {
 pub enum EnforcingLink {
     /// An LSM program.
     Lsm(&'static str, LsmLinkId),
+    /// An fentry program (`trampolines.rs`).
+    FEntry(&'static str, FEntryLinkId),
     /// A BTF tracepoint program.
     BtfTracePoint(&'static str, BtfTracePointLinkId),
     /// A tracepoint program and its tracepoint (a program may be attached to several).
@@ -338,6 +341,13 @@ fn pin_links(
         let (file, fd_link) = match link {
             EnforcingLink::Lsm(name, id) => {
                 let link = program::<Lsm>(ebpf, name)
+                    .map_err(Box::new)?
+                    .take_link(id)
+                    .map_err(|e| link_err(name)(&e))?;
+                (link_file(name, None), FdLink::from(link))
+            }
+            EnforcingLink::FEntry(name, id) => {
+                let link = program::<FEntry>(ebpf, name)
                     .map_err(Box::new)?
                     .take_link(id)
                     .map_err(|e| link_err(name)(&e))?;

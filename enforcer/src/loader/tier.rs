@@ -33,6 +33,25 @@ impl KernelTier {
     }
 }
 
+/// Where the engine sees the file and kernel-activity operations the LSM hooks report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityHooks {
+    /// BPF LSM programs (lsm tier): they can refuse.
+    Lsm,
+    /// fentry programs on the hooks' `security_*` functions (signal tier on kernels with BPF
+    /// trampolines; `trampolines.rs`): they can kill.
+    Fentry,
+    /// Not at the hooks: syscall tracepoints (signal tier otherwise).
+    Tracepoints,
+}
+
+impl SecurityHooks {
+    /// Whether programs run at the LSM hooks (so the tracepoints they replace stay detached).
+    pub fn at_hooks(self) -> bool {
+        self != Self::Tracepoints
+    }
+}
+
 /// Reads the active LSM list, mounting securityfs first when it is not mounted.
 pub fn active_lsms() -> io::Result<String> {
     match fs::read_to_string(LSM_LIST) {

@@ -18,13 +18,13 @@ use super::{
 };
 use crate::{audit, engine::Engine};
 
-const PROTECTED: &str = "/tmp/fim/protected";
-const KEEP: &str = "/tmp/fim/keep";
-const WATCHED: &str = "/tmp/fim/w/new";
+pub(super) const PROTECTED: &str = "/tmp/fim/protected";
+pub(super) const KEEP: &str = "/tmp/fim/keep";
+pub(super) const WATCHED: &str = "/tmp/fim/w/new";
 const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 const ORIGINAL: &[u8] = b"original\n";
 
-fn setup() -> Result<(), String> {
+pub(super) fn setup() -> Result<(), String> {
     std::fs::create_dir_all("/tmp/fim/w").map_err(|e| format!("mkdir /tmp/fim/w: {e}"))?;
     std::fs::write(PROTECTED, ORIGINAL).map_err(|e| format!("write {PROTECTED}: {e}"))?;
     std::fs::write(KEEP, b"k").map_err(|e| format!("write {KEEP}: {e}"))?;

@@ -19,6 +19,7 @@ mod network;
 mod reload;
 mod self_protect;
 mod signal;
+mod signal_fentry;
 mod sockets;
 mod storm;
 mod stratum;
@@ -163,6 +164,10 @@ pub(crate) const ALL: &[Case] = &[
     Case {
         name: "signal_default_policy",
         run: default_policy::signal_default_policy,
+    },
+    Case {
+        name: "signal_fentry_files",
+        run: signal_fentry::signal_fentry_files,
     },
 ];
 

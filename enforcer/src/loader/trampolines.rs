@@ -1,0 +1,185 @@
+//! The signal tier's fentry programs: on a kernel with BPF trampolines but without BPF LSM
+//! (Debian's, Ubuntu's and RHEL's defaults list no `bpf` in `lsm=`), the file and
+//! kernel-activity families are watched at the LSM hooks anyway, by fentry programs on the
+//! hooks' `security_*` functions that run the LSM programs' own bodies (enforcer-ebpf's
+//! `hook_ctx.rs`). They replace the open and path-syscall tracepoints and the kernel-activity
+//! tracepoints the LSM hooks report, so:
+//!
+//! - the system calls no rule is about pay nothing (while any `syscalls/` tracepoint has a
+//!   program, every system call of every task takes the kernel's traced path);
+//! - paths are the kernel's: symbolic links are followed where the syscall follows them, `..`
+//!   and bind mounts resolved (a tracepoint sees the user's string);
+//! - a deny match is still a kill (an fentry program cannot change the function's result).
+//!
+//! Which programs are loaded mirrors the lsm tier: [`BASE`] always, [`FILE_OPS`] and
+//! [`OPTIONAL`] for the file operations the policy is about (so a reload that needs more is
+//! refused, as in the lsm tier: `engine::reload::uncovered`). The first program that does not
+//! load makes the whole set unavailable (the tracepoints then do the job, and `engine_start`
+//! says why), except an [`OPTIONAL`] one, whose function a kernel may not have: it is reported
+//! as unseen, like its LSM program in the lsm tier.
+
+use aya::{Btf, Ebpf, programs::FEntry};
+use enforcer_common::{file::FileOp, maps::programs};
+
+use super::{
+    LoadError,
+    file_syscalls::{FileHook, HookState, wants},
+    log_load, program,
+};
+
+/// An fentry program and the kernel function it is attached to.
+pub type Trampoline = (&'static str, &'static str);
+
+/// Always loaded (the open, unlink, rename, chmod and chown of files, and the kernel-activity
+/// hooks).
+pub const BASE: [Trampoline; 10] = [
+    (programs::FENTRY_FILE_OPEN, "security_file_open"),
+    (programs::FENTRY_PATH_UNLINK, "security_path_unlink"),
+    (programs::FENTRY_PATH_RENAME, "security_path_rename"),
+    (programs::FENTRY_PATH_CHMOD, "security_path_chmod"),
+    (programs::FENTRY_PATH_CHOWN, "security_path_chown"),
+    (
+        programs::FENTRY_KERNEL_READ_FILE,
+        "security_kernel_read_file",
+    ),
+    (
+        programs::FENTRY_KERNEL_LOAD_DATA,
+        "security_kernel_load_data",
+    ),
+    (
+        programs::FENTRY_PTRACE_ACCESS_CHECK,
+        "security_ptrace_access_check",
+    ),
+    (programs::FENTRY_PTRACE_TRACEME, "security_ptrace_traceme"),
+    (programs::FENTRY_BPF, "security_bpf"),
+];
+
+/// Loaded for a policy about their file operation (the twins of `file_syscalls::FILE_OP_LSM`).
+pub const FILE_OPS: [(&str, &str, FileOp); 7] = [
+    (
+        programs::FENTRY_PATH_LINK,
+        "security_path_link",
+        FileOp::Link,
+    ),
+    (
+        programs::FENTRY_PATH_SYMLINK,
+        "security_path_symlink",
+        FileOp::Symlink,
+    ),
+    (
+        programs::FENTRY_PATH_MKDIR,
+        "security_path_mkdir",
+        FileOp::Mkdir,
+    ),
+    (
+        programs::FENTRY_PATH_RMDIR,
+        "security_path_rmdir",
+        FileOp::Rmdir,
+    ),
+    (
+        programs::FENTRY_PATH_TRUNCATE,
+        "security_path_truncate",
+        FileOp::Truncate,
+    ),
+    (
+        programs::FENTRY_SB_MOUNT,
+        "security_sb_mount",
+        FileOp::Mount,
+    ),
+    (
+        programs::FENTRY_SB_UMOUNT,
+        "security_sb_umount",
+        FileOp::Umount,
+    ),
+];
+
+/// Loaded for a policy about their file operation; a kernel may not have the function (the
+/// twins of `file_syscalls::OPTIONAL_LSM`).
+pub const OPTIONAL: [(&str, &str, FileOp); 2] = [
+    (
+        programs::FENTRY_FILE_TRUNCATE,
+        "security_file_truncate",
+        FileOp::Truncate,
+    ),
+    (
+        programs::FENTRY_MOVE_MOUNT,
+        "security_move_mount",
+        FileOp::Mount,
+    ),
+];
+
+/// The fentry programs loaded: the file operations' ones with their state, for
+/// `file_syscalls::attach` (the [`BASE`] ones are attached by the loader).
+pub type Loaded = Vec<HookState>;
+
+/// Loads the programs the `file_ops` bits need; `Ok(Err(why))` when one of [`BASE`] or
+/// [`FILE_OPS`] does not load (this kernel has no BPF trampolines, or lacks a function).
+pub fn load(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<Loaded, String>, LoadError> {
+    let btf = Btf::from_sys_fs()?;
+    let file_ops_wanted = FILE_OPS
+        .iter()
+        .filter(|(.., op)| wants(file_ops, *op))
+        .map(|(name, function, _)| (*name, *function));
+    let mut out = Vec::new();
+    for (name, function) in BASE.into_iter().chain(file_ops_wanted) {
+        if let Err(why) = load_one(ebpf, name, function, &btf)? {
+            return Ok(Err(why));
+        }
+        if !BASE.iter().any(|(base, _)| *base == name) {
+            out.push((FileHook::Fentry(name, function), Ok(())));
+        }
+    }
+    for (name, function, op) in OPTIONAL {
+        if wants(file_ops, op) {
+            let state = load_one(ebpf, name, function, &btf)?;
+            out.push((FileHook::Fentry(name, function), state));
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// Loads fentry program `name` on `function`; `Ok(Err(why))` when the kernel refuses it.
+fn load_one(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    function: &str,
+    btf: &Btf,
+) -> Result<Result<(), String>, LoadError> {
+    let started = std::time::Instant::now();
+    let result = program::<FEntry>(ebpf, name)?.load(function, btf);
+    log_load(ebpf, name, started);
+    Ok(result.map_err(|err| {
+        format!(
+            "fentry program {name} on {function} does not load: {}",
+            err.to_string().trim_end_matches(". Verifier output: ")
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::file_syscalls::{FILE_OP_LSM, OPTIONAL_LSM};
+
+    /// Each LSM program of a file operation has its fentry twin, loaded for the same operation
+    /// on the hook's `security_*` function.
+    #[test]
+    fn every_file_operation_hook_has_its_twin() {
+        let twins = |lsm: &[(&str, &str, FileOp)], fentry: &[(&str, &str, FileOp)]| {
+            assert_eq!(lsm.len(), fentry.len());
+            for ((lsm_name, hook, op), (name, function, twin_op)) in lsm.iter().zip(fentry) {
+                assert_eq!(*function, format!("security_{hook}"));
+                assert_eq!(op, twin_op);
+                assert_eq!(lsm_name.strip_prefix("lsm_"), name.strip_prefix("fentry_"));
+            }
+        };
+        twins(&FILE_OP_LSM, &FILE_OPS);
+        twins(&OPTIONAL_LSM, &OPTIONAL);
+        for (name, function) in BASE {
+            assert_eq!(
+                name.strip_prefix("fentry_"),
+                function.strip_prefix("security_")
+            );
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The signal tier's fentry programs (`loader::trampolines`) on Debian's kernels, booted
+//! without BPF LSM as Debian is by default: they have BPF trampolines, so the engine watches
+//! the file family at the LSM hooks' `security_*` functions instead of syscall tracepoints.
+//! With the policy of `fixtures/protect-files.yaml` in block mode:
+//!
+//! - `engine_start` says `security_hooks: fentry` and attaches no syscall tracepoint;
+//! - a shell's write open of the protected file is killed (`fentry/security_file_open`);
+//! - a `chmod` through a symbolic link to the kept file is killed, its record naming the
+//!   file the link resolves to (a syscall tracepoint sees only the link's path, which no rule
+//!   names);
+//! - a write under the watched directory is reported by the fentry program.
+//!
+//! Then `--no-fentry` starts the engine on the syscall tracepoints, and `engine_start` says so.
+
+use std::{os::unix::process::ExitStatusExt as _, path::Path, process::Command};
+
+use enforcer_integration::vm::layout;
+use serde_json::Value;
+
+use super::{
+    Ctx,
+    exec::{RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, require_engine},
+    files::{KEEP, PROTECTED, WATCHED, setup},
+};
+use crate::{audit, engine::Engine};
+
+/// A symbolic link to [`KEEP`].
+const LINK: &str = "/tmp/fim/link-to-keep";
+
+pub(crate) fn signal_fentry_files(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    setup()?;
+    let _ = std::fs::remove_file(LINK);
+    std::os::unix::fs::symlink(KEEP, LINK).map_err(|e| format!("symlink {LINK}: {e}"))?;
+    let mut engine = Engine::start_with(
+        layout::FILES_POLICY,
+        "block",
+        Path::new("/tmp/audit-signal-fentry.jsonl"),
+        Path::new("/tmp/enforcer-signal-fentry.log"),
+    )?;
+    let result = kills_while_attached(ctx, &mut engine);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result?;
+    let mut engine = Engine::start_args(
+        layout::FILES_POLICY,
+        "block",
+        Path::new("/tmp/audit-signal-no-fentry.jsonl"),
+        Path::new("/tmp/enforcer-signal-no-fentry.log"),
+        &["--no-fentry"],
+    )?;
+    let result = (|| {
+        let start = engine.wait_started(START_TIMEOUT)?;
+        let hooks = audit::str_field(&start, "security_hooks").unwrap_or_default();
+        let tracepoints = syscall_tracepoints(&start);
+        if !hooks.starts_with("tracepoints (turned off")
+            || !tracepoints.iter().any(|t| t == "sys_exit_openat")
+        {
+            return Err(format!("--no-fentry start record: {start}"));
+        }
+        ctx.log(format!(
+            "--no-fentry: {} syscall tracepoints attached",
+            tracepoints.len()
+        ));
+        expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+    })();
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result
+}
+
+/// The names in `engine_start`'s `syscall_tracepoints`.
+fn syscall_tracepoints(start: &Value) -> Vec<String> {
+    start["syscall_tracepoints"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `script` in a busybox shell; `Err` unless SIGKILL ended it.
+fn expect_killed(what: &str, script: &str) -> Result<(), String> {
+    let status = Command::new(layout::BUSYBOX)
+        .args(["sh", "-c", script])
+        .status()
+        .map_err(|e| format!("cannot run the shell: {e}"))?;
+    if status.signal() == Some(libc::SIGKILL) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: want SIGKILL, the shell ended with {status}"
+        ))
+    }
+}
+
+/// The kill record of `rule`, checked to come from fentry program `hook` about `path` (at
+/// `field` of the event).
+fn expect_kill(
+    engine: &mut Engine,
+    rule: &str,
+    hook: &str,
+    field: &str,
+    path: &str,
+) -> Result<Value, String> {
+    let record = engine.wait_record(RECORD_TIMEOUT, &format!("kill of {rule}"), |r| {
+        audit::is_action(r, "kill", rule)
+    })?;
+    let event = &record["event"];
+    if event["hook"] != hook || event[field]["file"]["path"] != path {
+        return Err(format!(
+            "kill of {rule}: want {hook} on {path}, got {record}"
+        ));
+    }
+    Ok(record)
+}
+
+fn kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    let hooks = audit::str_field(&start, "security_hooks");
+    let tracepoints = syscall_tracepoints(&start);
+    if start["tier"] != "signal" || hooks != Some("fentry") || !tracepoints.is_empty() {
+        return Err(format!(
+            "want the signal tier at fentry programs with no syscall tracepoint: {start}"
+        ));
+    }
+    ctx.log("signal tier, security_hooks fentry, no syscall tracepoint");
+
+    expect_killed(
+        "write open of the protected file",
+        &format!("echo changed > {PROTECTED}; echo survived"),
+    )?;
+    let record = expect_kill(
+        engine,
+        "protect-file-write",
+        "fentry/security_file_open",
+        "open",
+        PROTECTED,
+    )?;
+    ctx.log(format!("write open killed: {record}"));
+
+    expect_killed(
+        "chmod through a symbolic link",
+        &format!("{} chmod 600 {LINK}", layout::BUSYBOX),
+    )?;
+    expect_kill(
+        engine,
+        "protect-file-chmod",
+        "fentry/security_path_chmod",
+        "chmod",
+        KEEP,
+    )?;
+    ctx.log("chmod through a symbolic link killed, the record names the file it resolves to");
+
+    std::fs::write(WATCHED, b"w").map_err(|e| format!("write {WATCHED}: {e}"))?;
+    let watched = engine.wait_record(RECORD_TIMEOUT, "alert of watch-fim-dir", |r| {
+        audit::is_action(r, "alert", "watch-fim-dir")
+    })?;
+    if watched["event"]["hook"] != "fentry/security_file_open" {
+        return Err(format!("watched write record: {watched}"));
+    }
+    ctx.log("watched write reported by fentry/security_file_open");
+    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
