@@ -207,6 +207,10 @@ pub enum Hook {
     FentryPtraceTraceme = 85,
     /// fentry on `security_bpf`.
     FentryBpf = 86,
+    /// fentry on `security_mmap_file` (a file mapped executable).
+    FentryMmapFile = 87,
+    /// fentry on `security_file_mprotect` (a file mapping made executable).
+    FentryFileMprotect = 88,
 }
 
 impl Hook {
@@ -231,6 +235,8 @@ impl Hook {
             Self::LsmPtraceAccessCheck => Self::FentryPtraceAccessCheck,
             Self::LsmPtraceTraceme => Self::FentryPtraceTraceme,
             Self::LsmBpf => Self::FentryBpf,
+            Self::LsmMmapFile => Self::FentryMmapFile,
+            Self::LsmFileMprotect => Self::FentryFileMprotect,
             other => other,
         }
     }
@@ -310,6 +316,8 @@ impl TryFrom<u32> for Hook {
             84 => Ok(Self::FentryPtraceAccessCheck),
             85 => Ok(Self::FentryPtraceTraceme),
             86 => Ok(Self::FentryBpf),
+            87 => Ok(Self::FentryMmapFile),
+            88 => Ok(Self::FentryFileMprotect),
             other => Err(UnknownKind(other)),
         }
     }
@@ -633,8 +641,8 @@ mod tests {
                 known += 1;
             }
         }
-        // 1..=38, 50..=53, 60..=69, 70..=86.
-        assert_eq!(known, 38 + 4 + 10 + 17);
+        // 1..=38, 50..=53, 60..=69, 70..=88.
+        assert_eq!(known, 38 + 4 + 10 + 19);
         assert_eq!(Hook::try_from(38), Ok(Hook::CgroupSkbEgress));
     }
 
@@ -652,7 +660,7 @@ mod tests {
                 assert_eq!(twin.at_trampoline(), twin);
             }
         }
-        assert_eq!(twins, 17);
+        assert_eq!(twins, 19);
         assert_eq!(Hook::LsmFileOpen.at_trampoline(), Hook::FentryFileOpen);
         assert_eq!(Hook::TpSysExitOpen.at_trampoline(), Hook::TpSysExitOpen);
     }

@@ -290,4 +290,9 @@ pub mod programs {
     pub const FENTRY_PTRACE_TRACEME: &str = "fentry_ptrace_traceme";
     /// fentry on `security_bpf`: the body of `lsm_bpf`, acting by kill.
     pub const FENTRY_BPF: &str = "fentry_bpf";
+    /// fentry on `security_mmap_file`: the body of `lsm_mmap_file`, acting by kill (F12 in the
+    /// signal tier: ld.so killed when it maps a listed miner, before any of its code runs).
+    pub const FENTRY_MMAP_FILE: &str = "fentry_mmap_file";
+    /// fentry on `security_file_mprotect`: the body of `lsm_file_mprotect`, acting by kill.
+    pub const FENTRY_FILE_MPROTECT: &str = "fentry_file_mprotect";
 }

@@ -40,6 +40,22 @@ fn status_reports_the_tier_and_what_each_family_gets() {
         tier == "signal",
         "{abort}"
     );
+    // This host's kernel refuses tracing programs (no fentry, PLATFORM.md): the signal tier
+    // watches files at the syscall tracepoints and says why not at fentry programs.
+    let hooks = status["security_hooks"].as_str().unwrap();
+    if tier == "signal" {
+        assert!(
+            hooks.starts_with("syscall tracepoints")
+                && hooks.contains("fentry program fentry_file_open on security_file_open"),
+            "{hooks}"
+        );
+        assert_eq!(
+            row("file open for write (FIM)")["hooks"],
+            "tp/syscalls/sys_exit_{open,openat,openat2,creat}"
+        );
+    } else {
+        assert!(hooks.starts_with("BPF LSM programs"), "{hooks}");
+    }
     // Connects, DNS queries and stratum payloads are refused in both tiers (the signal tier's
     // cgroup hooks).
     for event in ["connect", "dns query", "stratum payload"] {

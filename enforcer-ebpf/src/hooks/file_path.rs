@@ -15,8 +15,11 @@
 //! | truncate | LSM `path_truncate`, `file_truncate` (6.2+) | `sys_enter_{truncate,ftruncate}` |
 //! | mount, umount | LSM `sb_mount`, `move_mount`, `sb_umount` | `sys_enter_{mount,move_mount,umount}` |
 //!
-//! The LSM hooks build the path from the kernel's dentry and mount (resolved, symlinks
-//! followed where the syscall follows them) and return `-EPERM` for a deny match. The
+//! The signal tier attaches the LSM hooks' fentry twins instead of the tracepoints where the
+//! kernel has BPF trampolines (`hook_ctx.rs`): same column as the lsm tier, a deny there is a
+//! kill. The LSM hooks (either program) build the path from the kernel's dentry and mount
+//! (resolved, symlinks followed where the syscall follows them) and return `-EPERM` for a deny
+//! match. The
 //! tracepoint (one program, told apart by `__syscall_nr`) sees the user's string before the
 //! kernel resolves it: an absolute path is taken as written; a relative one is joined to the
 //! working directory or the directory descriptor (`FILE_PATH_RELATIVE`); a path with `.`,

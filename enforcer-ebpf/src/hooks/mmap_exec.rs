@@ -1,11 +1,17 @@
 //! LSM `mmap_file` and `file_mprotect`: a file mapped executable is checked against the exec
 //! plan (issue 6, fixture F12: a miner started through the dynamic loader, `ld.so ./xmrig`,
-//! is never `execve`d itself; ld.so maps it). lsm tier only.
+//! is never `execve`d itself; ld.so maps it). LSM programs in the lsm tier (refuse), their
+//! fentry twins on `security_mmap_file` and `security_file_mprotect` in the signal tier where
+//! the kernel has BPF trampolines (kill: ld.so dies before any code of the mapped file runs;
+//! `hook_ctx.rs`).
 //!
 //! Kernel prototypes: `mmap_file(struct file *file, unsigned long reqprot, unsigned long prot,
 //! unsigned long flags)` (the BPF program sees the verdict so far as `ctx.arg(4)`; `file` is
 //! null for anonymous memory) and `file_mprotect(struct vm_area_struct *vma, unsigned long
-//! reqprot, unsigned long prot)` (verdict `ctx.arg(3)`).
+//! reqprot, unsigned long prot)` (verdict `ctx.arg(3)`). The function `security_mmap_file(file,
+//! prot, flags)` takes the protection asked for (the hook's `prot` adds `PROT_EXEC` for a
+//! `READ_IMPLIES_EXEC` personality, which the fentry program therefore does not see);
+//! `security_file_mprotect` takes the hook's arguments.
 //!
 //! Cost: every mapping of every library passes here. Without `PROT_EXEC` the program returns
 //! at once; with it, and only when `PLAN_SETTINGS` says the exec plan has entries
@@ -25,17 +31,21 @@
 //! | no plan match | 0 | none (`mmap_checked` + 1) |
 //! | match, but the file is the task's own executable by identity (another open of it) | 0 | none |
 //! | match, rule `deny`, enforcing | `-EPERM` (+ SIGKILL if the rule kills) | exec record from `lsm/mmap_file` or `lsm/file_mprotect` |
+//! | match, fentry twin (signal tier), enforcing | ignored by the kernel: SIGKILL for a deny or kill rule | exec record from `fentry/security_mmap_file` or `fentry/security_file_mprotect` |
 //! | match, monitor | 0 | `would_deny` / `would_kill` |
 
-use aya_ebpf::{macros::lsm, programs::LsmContext};
 use enforcer_common::{
-    config::Tier,
     event::{Counter, EXEC_NAME_TRUNCATED, Hook},
     name_filter::{NameFilter, mask_prefix},
     plan::EXEC_CHECK_MMAP,
 };
 
-use super::{Verdict, exec_record::emit_exec, fail_open};
+use super::{
+    Verdict,
+    exec_record::emit_exec,
+    fail_open,
+    hook_ctx::{HookCtx, hook_programs},
+};
 use crate::{
     kernel::{self, ReadError, read_at},
     maps::{EXEC_NAME_PLAN, SCRATCH, config, count, offset, plan_settings},
@@ -47,35 +57,48 @@ use crate::{
 /// `PROT_EXEC`.
 const PROT_EXEC: u64 = 4;
 
-/// Entry point for `mmap_file`.
-#[lsm(hook = "mmap_file")]
-pub(crate) fn lsm_mmap_file(ctx: LsmContext) -> i32 {
-    match exec_mapping(&ctx) {
-        Ok(file) => fail_open(check_mapping(file, Hook::LsmMmapFile)),
+/// `mmap_file`: LSM program `lsm_mmap_file`, fentry program `fentry_mmap_file`.
+#[inline(always)]
+fn mmap_file<C: HookCtx>(ctx: &C) -> i32 {
+    match exec_mapping(ctx) {
+        Ok(file) => fail_open(check_mapping::<C>(file, Hook::LsmMmapFile)),
         Err(ret) => ret,
     }
 }
+
+hook_programs!(
+    mmap_file,
+    "mmap_file",
+    lsm_mmap_file,
+    "security_mmap_file",
+    fentry_mmap_file
+);
 
 /// The `mmap_file` arguments the exec checks start from: `Ok(file)` (null for anonymous
 /// memory) for a `PROT_EXEC` mapping no earlier LSM refused, else `Err` with the value to
 /// return at once.
 #[inline(always)]
-pub(super) fn exec_mapping(ctx: &LsmContext) -> Result<*const u8, i32> {
-    let previous: i32 = ctx.arg(4);
+pub(super) fn exec_mapping<C: HookCtx>(ctx: &C) -> Result<*const u8, i32> {
+    let previous = ctx.previous(4);
     if previous != 0 {
         return Err(previous);
     }
-    let prot: u64 = ctx.arg(2);
+    // The hook's `prot`, or the function's (see the module documentation).
+    let prot: u64 = if C::SITE == Site::Lsm {
+        ctx.arg(2)
+    } else {
+        ctx.arg(1)
+    };
     if prot & PROT_EXEC == 0 {
         return Err(0);
     }
     Ok(ctx.arg(0))
 }
 
-/// Entry point for `file_mprotect`.
-#[lsm(hook = "file_mprotect")]
-pub(crate) fn lsm_file_mprotect(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(3);
+/// `file_mprotect`: LSM program `lsm_file_mprotect`, fentry program `fentry_file_mprotect`.
+#[inline(always)]
+fn file_mprotect<C: HookCtx>(ctx: &C) -> i32 {
+    let previous = ctx.previous(3);
     if previous != 0 {
         return previous;
     }
@@ -86,19 +109,27 @@ pub(crate) fn lsm_file_mprotect(ctx: LsmContext) -> i32 {
     let vma: *const u8 = ctx.arg(0);
     fail_open(
         Typed::read(vma, offset(|o| &o.vma_vm_file))
-            .and_then(|file| check_mapping(file, Hook::LsmFileMprotect)),
+            .and_then(|file| check_mapping::<C>(file, Hook::LsmFileMprotect)),
     )
 }
 
+hook_programs!(
+    file_mprotect,
+    "file_mprotect",
+    lsm_file_mprotect,
+    "security_file_mprotect",
+    fentry_file_mprotect
+);
+
 /// Checks the file `file` (null: anonymous memory) being mapped executable.
 #[inline(always)]
-fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
+fn check_mapping<C: HookCtx>(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     if file.is_null() {
         return Ok(Verdict::Allow);
     }
     let cfg = config();
     let settings = plan_settings();
-    if cfg.tier != Tier::Lsm as u32 || settings.exec & EXEC_CHECK_MMAP == 0 {
+    if !C::in_tier() || settings.exec & EXEC_CHECK_MMAP == 0 {
         return Ok(Verdict::Allow);
     }
     // The kernel maps a program's own file during its exec (`load_elf_binary`, after
@@ -155,8 +186,8 @@ fn check_mapping(file: *const u8, hook: Hook) -> Result<Verdict, ReadError> {
     mem::zero(&mut scratch.name);
     let target = kernel::read_file_target::<Typed>(file, &mut scratch.name.0)?;
     mem::zero(&mut scratch.path);
-    let (verdict, deny) = act(&plan, &cfg, Site::Lsm);
-    emit_exec(hook, scratch, &target, 0, &verdict, (0, 0), None);
+    let (verdict, deny) = act(&plan, &cfg, C::SITE);
+    emit_exec(C::hook(hook), scratch, &target, 0, &verdict, (0, 0), None);
     Ok(Verdict::deny_if(deny))
 }
 

@@ -226,7 +226,7 @@ pub(crate) fn coverage_with(
                 "first exec killed after the fact (hashed in userspace); later execs killed before they run, by file identity",
             )
         },
-        if lsm {
+        if hooked {
             row(
                 "program mapped executable by ld.so",
                 "lsm/mmap_file, lsm/file_mprotect",
@@ -642,6 +642,17 @@ mod tests {
         assert_eq!(stop(&fentry, "file open for write (FIM)"), Some("kill"));
         assert_eq!(stop(&fentry, "kernel: bpf"), Some("kill"));
         assert_eq!(stop(&fentry, "exec"), Some("kill"));
+        assert_eq!(
+            stop(&fentry, "program mapped executable by ld.so"),
+            Some("kill")
+        );
+        let ld_so = signal
+            .iter()
+            .find(|c| c.event == "program mapped executable by ld.so");
+        assert!(
+            ld_so.is_some_and(|c| !c.seen),
+            "not seen at the tracepoints"
+        );
         assert_eq!(stop(&fentry, "connect"), Some("deny"), "the cgroup hooks");
         assert!(fentry.iter().all(|c| !c.hooks.contains("lsm/")));
         assert!(

@@ -30,9 +30,9 @@ use super::{
 /// An fentry program and the kernel function it is attached to.
 pub type Trampoline = (&'static str, &'static str);
 
-/// Always loaded (the open, unlink, rename, chmod and chown of files, and the kernel-activity
-/// hooks).
-pub const BASE: [Trampoline; 10] = [
+/// Always loaded (the open, unlink, rename, chmod and chown of files, files mapped executable,
+/// and the kernel-activity hooks).
+pub const BASE: [Trampoline; 12] = [
     (programs::FENTRY_FILE_OPEN, "security_file_open"),
     (programs::FENTRY_PATH_UNLINK, "security_path_unlink"),
     (programs::FENTRY_PATH_RENAME, "security_path_rename"),
@@ -52,6 +52,8 @@ pub const BASE: [Trampoline; 10] = [
     ),
     (programs::FENTRY_PTRACE_TRACEME, "security_ptrace_traceme"),
     (programs::FENTRY_BPF, "security_bpf"),
+    (programs::FENTRY_MMAP_FILE, "security_mmap_file"),
+    (programs::FENTRY_FILE_MPROTECT, "security_file_mprotect"),
 ];
 
 /// Loaded for a policy about their file operation (the twins of `file_syscalls::FILE_OP_LSM`).

@@ -107,17 +107,22 @@ fn fixtures(
     if start["kernel_tier"] != tier && start["tier"] != tier {
         return Err(format!("not the {tier} tier: {start}"));
     }
-    // The shipped policy needs no syscall tracepoint in the lsm tier (x86_64): every system
+    // The shipped policy needs no syscall tracepoint in the lsm tier (x86_64), nor in the
+    // signal tier at fentry programs (Debian's kernels have BPF trampolines): every system
     // call of every task would otherwise take the kernel's traced path.
-    if tier == "lsm" {
-        if start["syscall_tracepoints"] != serde_json::json!([]) {
-            return Err(format!(
-                "the default policy attached syscall tracepoints in the lsm tier: {}",
-                start["syscall_tracepoints"]
-            ));
-        }
-        ctx.log("no syscall tracepoint attached");
+    let hooks = if tier == "lsm" { "lsm" } else { "fentry" };
+    if start["security_hooks"] != hooks {
+        return Err(format!("want security_hooks {hooks}: {start}"));
     }
+    if start["syscall_tracepoints"] != serde_json::json!([]) {
+        return Err(format!(
+            "the default policy attached syscall tracepoints in the {tier} tier: {}",
+            start["syscall_tracepoints"]
+        ));
+    }
+    ctx.log(format!(
+        "security_hooks {hooks}, no syscall tracepoint attached"
+    ));
     negatives(stub)?;
     ctx.log("N1 (busybox grep), N4 and N5 ran untouched");
     // The signal tier cannot refuse an exec: a deny is a SIGKILL before the first instruction.

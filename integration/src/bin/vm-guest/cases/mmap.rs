@@ -6,8 +6,14 @@
 //! `lsm_mmap_hash`: the same with a renamed, never-executed copy whose SHA-256 only a hash
 //! rule lists: the sleepable `mmap_file` program hashes it in the kernel and refuses the
 //! mapping.
+//! `signal_mmap_ld_so`: the first case in the signal tier (BPF LSM off), where the fentry
+//! program on `security_mmap_file` sees the same mapping and kills ld.so before any code of
+//! the program runs (the deny rule is a kill there): SIGKILL, no marker.
 
-use std::process::{Command, Stdio};
+use std::{
+    os::unix::process::ExitStatusExt as _,
+    process::{Command, Stdio},
+};
 
 use enforcer_integration::vm::layout::{self, DENY_MARKER_RULE};
 
@@ -26,44 +32,76 @@ const MARKER: &str = "/tmp/m-ld-so";
 
 /// Block mode: the payload through ld.so is refused at its executable mapping.
 pub(crate) fn lsm_mmap_ld_so(ctx: &Ctx) -> Result<(), String> {
+    mapping_stopped_in(ctx, Tier::Lsm)
+}
+
+/// Block mode in the signal tier: ld.so is killed at the payload's executable mapping.
+pub(crate) fn signal_mmap_ld_so(ctx: &Ctx) -> Result<(), String> {
+    mapping_stopped_in(ctx, Tier::Signal)
+}
+
+/// The tier a case expects, and what it does to the mapping.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    /// LSM `mmap_file` refuses it (EPERM: ld.so fails to load the program).
+    Lsm,
+    /// fentry on `security_mmap_file` kills ld.so.
+    Signal,
+}
+
+fn mapping_stopped_in(ctx: &Ctx, tier: Tier) -> Result<(), String> {
     require_engine()?;
+    let _ = std::fs::remove_file(MARKER);
     let mut engine = Engine::start(
         "block",
         "/tmp/audit-mmap.jsonl".as_ref(),
         "/tmp/enforcer-mmap.log".as_ref(),
     )?;
-    let result = mapping_denied(ctx, &mut engine);
+    let result = mapping_stopped(ctx, &mut engine, tier);
     if result.is_err() {
         dump(ctx, &engine);
     }
     result
 }
 
-fn mapping_denied(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+fn mapping_stopped(ctx: &Ctx, engine: &mut Engine, tier: Tier) -> Result<(), String> {
     let start = engine.wait_started(START_TIMEOUT)?;
-    expect_field(&start, "tier", "lsm")?;
+    let (tier_name, action, hook) = match tier {
+        Tier::Lsm => ("lsm", "deny", "lsm/mmap_file"),
+        Tier::Signal => ("signal", "kill", "fentry/security_mmap_file"),
+    };
+    expect_field(&start, "tier", tier_name)?;
     let out = Command::new(LD_SO)
         .args([layout::WRITE_MARKER, MARKER, "x"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("exec of {LD_SO}: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() || std::path::Path::new(MARKER).exists() {
+    let killed = out.status.signal() == Some(libc::SIGKILL);
+    if out.status.success()
+        || std::path::Path::new(MARKER).exists()
+        || killed != (tier == Tier::Signal)
+    {
         return Err(format!(
-            "{LD_SO} {} ran ({}), want the mapping refused; stderr {stderr}",
+            "{LD_SO} {} ran or ended the wrong way ({}), want the mapping {}; stderr {stderr}",
             layout::WRITE_MARKER,
-            out.status
+            out.status,
+            if tier == Tier::Lsm {
+                "refused"
+            } else {
+                "killed"
+            },
         ));
     }
     ctx.log(format!("through ld.so: {} ({})", out.status, stderr.trim()));
-    let deny = engine.wait_record(RECORD_TIMEOUT, "deny at mmap_file", |r| {
-        audit::is_action(r, "deny", DENY_MARKER_RULE)
+    let record = engine.wait_record(RECORD_TIMEOUT, "action at mmap_file", |r| {
+        audit::is_action(r, action, DENY_MARKER_RULE)
     })?;
-    let hook = deny["event"]["hook"].clone();
-    if hook != "lsm/mmap_file" || deny["event"]["exec"]["file"]["name"] != "write-marker" {
-        return Err(format!("deny record {deny}"));
+    if record["event"]["hook"] != hook || record["event"]["exec"]["file"]["name"] != "write-marker"
+    {
+        return Err(format!("{action} record {record}"));
     }
-    ctx.log(format!("deny record from {hook}"));
+    ctx.log(format!("{action} record from {hook}"));
     // An ordinary program through ld.so runs.
     let status = Command::new(LD_SO)
         .args([layout::GUEST_HARNESS, "--list"])

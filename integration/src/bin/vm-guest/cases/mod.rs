@@ -169,6 +169,10 @@ pub(crate) const ALL: &[Case] = &[
         name: "signal_fentry_files",
         run: signal_fentry::signal_fentry_files,
     },
+    Case {
+        name: "signal_mmap_ld_so",
+        run: mmap::signal_mmap_ld_so,
+    },
 ];
 
 /// What a running case can do besides returning.

@@ -8,7 +8,9 @@
 //! - a `chmod` through a symbolic link to the kept file is killed, its record naming the
 //!   file the link resolves to (a syscall tracepoint sees only the link's path, which no rule
 //!   names);
-//! - a write under the watched directory is reported by the fentry program.
+//! - a write under the watched directory is reported by the fentry program;
+//! - the engine SIGKILLed (`--on-crash keep-enforcing`), the pinned fentry links still kill
+//!   the write open with no daemon.
 //!
 //! Then `--no-fentry` starts the engine on the syscall tracepoints, and `engine_start` says so.
 
@@ -19,6 +21,7 @@ use serde_json::Value;
 
 use super::{
     Ctx,
+    crash::{KEEP as KEEP_ENFORCING, PIN_ROOT, Unpin},
     exec::{RECORD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, dump, expect_clean_exit, require_engine},
     files::{KEEP, PROTECTED, WATCHED, setup},
 };
@@ -29,20 +32,30 @@ const LINK: &str = "/tmp/fim/link-to-keep";
 
 pub(crate) fn signal_fentry_files(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
+    let unpin = Unpin;
     setup()?;
     let _ = std::fs::remove_file(LINK);
     std::os::unix::fs::symlink(KEEP, LINK).map_err(|e| format!("symlink {LINK}: {e}"))?;
-    let mut engine = Engine::start_with(
+    let mut engine = Engine::start_args(
         layout::FILES_POLICY,
         "block",
         Path::new("/tmp/audit-signal-fentry.jsonl"),
         Path::new("/tmp/enforcer-signal-fentry.log"),
+        &KEEP_ENFORCING,
     )?;
     let result = kills_while_attached(ctx, &mut engine);
     if result.is_err() {
         dump(ctx, &engine);
     }
     result?;
+    let status = engine.sigkill()?;
+    ctx.log(format!("engine SIGKILLed: {status}"));
+    expect_killed(
+        "write open with the engine SIGKILLed",
+        &format!("echo changed > {PROTECTED}; echo survived"),
+    )?;
+    ctx.log("no daemon: the pinned fentry link still kills the write open");
+    drop(unpin);
     let mut engine = Engine::start_args(
         layout::FILES_POLICY,
         "block",
@@ -129,6 +142,13 @@ fn kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         ));
     }
     ctx.log("signal tier, security_hooks fentry, no syscall tracepoint");
+    let run_id = audit::str_field(&start, "run_id").unwrap_or_default();
+    let pin = Path::new(PIN_ROOT)
+        .join(run_id)
+        .join("link-fentry_file_open");
+    if !pin.exists() {
+        return Err(format!("{} is not pinned: {start}", pin.display()));
+    }
 
     expect_killed(
         "write open of the protected file",
@@ -164,5 +184,5 @@ fn kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         return Err(format!("watched write record: {watched}"));
     }
     ctx.log("watched write reported by fentry/security_file_open");
-    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+    Ok(())
 }
