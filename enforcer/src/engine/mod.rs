@@ -631,7 +631,11 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     let clock = BootClock::new().map_err(|e| io_err("boot clock")(e.into()))?;
     let coverage = reload::Coverage {
         hooks: loaded.security_hooks,
-        file_ops,
+        file_ops: match loaded.security_hooks {
+            // The fentry programs of every file operation with a hook are loaded.
+            SecurityHooks::Fentry => file_ops | loader::trampolines::file_ops(),
+            _ => file_ops,
+        },
     };
     let mut reloader = reload::Reloader::new(&options.policy_path, &policy, coverage);
     reloader.warn_writable();

@@ -485,7 +485,7 @@ pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Lo
             Some(Err("turned off (--no-fentry)".to_owned())),
             Vec::new(),
         ),
-        (KernelTier::Signal, true) => match trampolines::load(&mut ebpf, file_ops)? {
+        (KernelTier::Signal, true) => match trampolines::load(&mut ebpf)? {
             Ok(hooks) => (SecurityHooks::Fentry, Some(Ok(())), hooks),
             Err(why) => (SecurityHooks::Tracepoints, Some(Err(why)), Vec::new()),
         },

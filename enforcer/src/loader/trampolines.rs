@@ -11,19 +11,24 @@
 //!   and bind mounts resolved (a tracepoint sees the user's string);
 //! - a deny match is still a kill (an fentry program cannot change the function's result).
 //!
-//! Which programs are loaded mirrors the lsm tier: [`BASE`] always, [`FILE_OPS`] and
-//! [`OPTIONAL`] for the file operations the policy is about (so a reload that needs more is
-//! refused, as in the lsm tier: `engine::reload::uncovered`). The first program that does not
-//! load makes the whole set unavailable (the tracepoints then do the job, and `engine_start`
-//! says why), except an [`OPTIONAL`] one, whose function a kernel may not have: it is reported
-//! as unseen, like its LSM program in the lsm tier.
+//! All of them are loaded and attached whatever the policy (the lsm tier loads the programs of
+//! link, symlink, mkdir, rmdir, truncate, mount and umount only for a policy about them): a
+//! reload may then add a rule about any of those operations, as it may at the tracepoints, and
+//! an operation no rule is about costs its calls (mkdir, mount and the like are rare) a path
+//! walk and a look-up that finds nothing, while the policy has any file rule. The first program that
+//! does not load makes the whole set unavailable (the tracepoints then do the job, and
+//! `engine_start` says why), except an [`OPTIONAL`] one, whose function a kernel may not have:
+//! it is reported as unseen, like its LSM program in the lsm tier. setxattr and utimes have no
+//! path hook: their tracepoints are attached for a policy about them only, as in the lsm tier
+//! (`file_syscalls::load_optional`), and a reload that needs them is refused
+//! (`engine::reload::uncovered`).
 
 use aya::{Btf, Ebpf, programs::FEntry};
 use enforcer_common::{file::FileOp, maps::programs};
 
 use super::{
     LoadError,
-    file_syscalls::{FileHook, HookState, wants},
+    file_syscalls::{FileHook, HookState},
     log_load, program,
 };
 
@@ -56,7 +61,8 @@ pub const BASE: [Trampoline; 12] = [
     (programs::FENTRY_FILE_MPROTECT, "security_file_mprotect"),
 ];
 
-/// Loaded for a policy about their file operation (the twins of `file_syscalls::FILE_OP_LSM`).
+/// The twins of `file_syscalls::FILE_OP_LSM` (which the lsm tier loads for a policy about
+/// their operation).
 pub const FILE_OPS: [(&str, &str, FileOp); 7] = [
     (
         programs::FENTRY_PATH_LINK,
@@ -95,8 +101,7 @@ pub const FILE_OPS: [(&str, &str, FileOp); 7] = [
     ),
 ];
 
-/// Loaded for a policy about their file operation; a kernel may not have the function (the
-/// twins of `file_syscalls::OPTIONAL_LSM`).
+/// A kernel may not have the function (the twins of `file_syscalls::OPTIONAL_LSM`).
 pub const OPTIONAL: [(&str, &str, FileOp); 2] = [
     (
         programs::FENTRY_FILE_TRUNCATE,
@@ -114,16 +119,15 @@ pub const OPTIONAL: [(&str, &str, FileOp); 2] = [
 /// `file_syscalls::attach` (the [`BASE`] ones are attached by the loader).
 pub type Loaded = Vec<HookState>;
 
-/// Loads the programs the `file_ops` bits need; `Ok(Err(why))` when one of [`BASE`] or
-/// [`FILE_OPS`] does not load (this kernel has no BPF trampolines, or lacks a function).
-pub fn load(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<Loaded, String>, LoadError> {
+/// Loads every program; `Ok(Err(why))` when one of [`BASE`] or [`FILE_OPS`] does not load
+/// (this kernel has no BPF trampolines, or lacks a function).
+pub fn load(ebpf: &mut Ebpf) -> Result<Result<Loaded, String>, LoadError> {
     let btf = Btf::from_sys_fs()?;
-    let file_ops_wanted = FILE_OPS
+    let file_ops = FILE_OPS
         .iter()
-        .filter(|(.., op)| wants(file_ops, *op))
         .map(|(name, function, _)| (*name, *function));
     let mut out = Vec::new();
-    for (name, function) in BASE.into_iter().chain(file_ops_wanted) {
+    for (name, function) in BASE.into_iter().chain(file_ops) {
         if let Err(why) = load_one(ebpf, name, function, &btf)? {
             return Ok(Err(why));
         }
@@ -131,13 +135,20 @@ pub fn load(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<Loaded, String>, Lo
             out.push((FileHook::Fentry(name, function), Ok(())));
         }
     }
-    for (name, function, op) in OPTIONAL {
-        if wants(file_ops, op) {
-            let state = load_one(ebpf, name, function, &btf)?;
-            out.push((FileHook::Fentry(name, function), state));
-        }
+    for (name, function, _) in OPTIONAL {
+        let state = load_one(ebpf, name, function, &btf)?;
+        out.push((FileHook::Fentry(name, function), state));
     }
     Ok(Ok(out))
+}
+
+/// The file operations (`1 << FileOp` bits) whose fentry programs [`load`] loads whatever the
+/// policy: what a reload may add at fentry programs beyond the operations the start needed.
+pub fn file_ops() -> u32 {
+    FILE_OPS
+        .iter()
+        .chain(&OPTIONAL)
+        .fold(0, |bits, (.., op)| bits | 1 << *op as u32)
 }
 
 /// Loads fentry program `name` on `function`; `Ok(Err(why))` when the kernel refuses it.
@@ -177,6 +188,12 @@ mod tests {
         };
         twins(&FILE_OP_LSM, &FILE_OPS);
         twins(&OPTIONAL_LSM, &OPTIONAL);
+        assert_ne!(file_ops() & (1 << FileOp::Mkdir as u32), 0);
+        assert_eq!(
+            file_ops() & (1 << FileOp::Setxattr as u32),
+            0,
+            "no path hook"
+        );
         for (name, function) in BASE {
             assert_eq!(
                 name.strip_prefix("fentry_"),
