@@ -90,7 +90,7 @@ pub fn render(report: &AuditReport) -> String {
                 run.started.clone(),
                 stopped,
                 run.mode.clone(),
-                run.tier.clone(),
+                run.tier_and_hooks(),
                 run.kernel.clone(),
                 run.policy.clone(),
                 run.rules.to_string(),

@@ -145,7 +145,7 @@ fn runs(out: &mut String, report: &AuditReport) {
             cell(&run.started),
             cell(&stopped),
             cell(&run.mode),
-            cell(&run.tier),
+            cell(&run.tier_and_hooks()),
             cell(&run.kernel),
             cell(&run.policy),
             run.rules,

@@ -191,11 +191,29 @@ impl AuditReport {
             self.source.reopened_note(),
             self.source.events_log_note(),
             self.kernel_lost_note(),
+            self.not_aborted_note(),
             self.tamper.note(),
         ]
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    /// The note on refused TCP segments whose connection could not be aborted, when some
+    /// could not.
+    pub fn not_aborted_note(&self) -> Option<String> {
+        let rules: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| r.connections_not_aborted > 0)
+            .map(|r| format!("{} ({})", r.rule, r.connections_not_aborted))
+            .collect();
+        (!rules.is_empty()).then(|| {
+            format!(
+                "Refused TCP segments whose connection the engine could not abort, by rule: {}. Each stayed queued in its socket, every retry dropped while the engine ran; see the rule's last detail.",
+                rules.join(", ")
+            )
+        })
     }
 
     /// The note on kernel records the runs lost, when they lost some.
@@ -207,6 +225,11 @@ impl AuditReport {
             )
         })
     }
+}
+
+/// Whether a count is zero (not serialized then).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The start of a run whose `engine_start` record is not among the records read (rotated
@@ -232,6 +255,11 @@ pub struct Run {
     pub mode: String,
     /// `lsm`, `signal` or `monitor`.
     pub tier: String,
+    /// Where file operations and kernel activity were watched (`engine_start.security_hooks`:
+    /// `lsm`, `fentry`, `tracepoints (<why not fentry>)`); empty for an engine that did not
+    /// say.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub security_hooks: String,
     /// Kernel release.
     pub kernel: String,
     /// Policy path.
@@ -248,6 +276,17 @@ pub struct Run {
     /// Kernel records the run lost (a full ring buffer: `ringbuf_full` in its last
     /// `engine_stats` or `engine_stop` counters).
     pub kernel_records_lost: u64,
+}
+
+impl Run {
+    /// The tier, with where file operations were watched when the engine said (`signal,
+    /// fentry`; `signal, tracepoints` without the reason, which the JSON report keeps).
+    pub fn tier_and_hooks(&self) -> String {
+        match self.security_hooks.split_whitespace().next() {
+            Some(hooks) if hooks != self.tier => format!("{}, {hooks}", self.tier),
+            _ => self.tier.clone(),
+        }
+    }
 }
 
 /// An `engine_gap` record, shortly.
@@ -311,6 +350,10 @@ pub struct RuleSummary {
     /// The latest detail of a `kill_failed`, `spared` or `disarmed` record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_detail: Option<String>,
+    /// Denies of a TCP segment dropped at egress (signal tier) whose connection the daemon
+    /// could not abort (`connection.aborted: false`): the segment stayed queued in its socket.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections_not_aborted: u64,
     /// The first record's process, as evidence to review (a dry run's false positive shows
     /// here).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -526,6 +569,7 @@ impl Aggregator {
                 started: ts.to_owned(),
                 mode: owned(record, "/mode"),
                 tier: owned(record, "/tier"),
+                security_hooks: owned(record, "/security_hooks"),
                 kernel: owned(record, "/kernel"),
                 policy: owned(record, "/policy"),
                 rules: record["rules"].as_u64().unwrap_or(0),
@@ -662,6 +706,12 @@ impl Aggregator {
             && let Some(detail) = text(record, "/detail")
         {
             summary.last_detail = Some(detail.to_owned());
+        }
+        if action == "deny" && record.pointer("/connection/aborted") == Some(&Value::Bool(false)) {
+            summary.connections_not_aborted += 1;
+            if let Some(error) = text(record, "/connection/error") {
+                summary.last_detail = Some(format!("connection not aborted: {error}"));
+            }
         }
         let event = &record["event"];
         state.executables.add(&executable(event));

@@ -377,3 +377,51 @@ mod arbitrary_logs {
         }
     }
 }
+
+#[test]
+fn denies_whose_connection_was_not_aborted_are_counted_and_warned_about() {
+    let deny = |ts: &str, aborted: bool| {
+        let mut record = action(ts, "deny", "stratum-login-deny", "/tmp/miner", "");
+        record["connection"] = if aborted {
+            json!({"aborted": true})
+        } else {
+            json!({"aborted": false, "error": "no netns to enter"})
+        };
+        record
+    };
+    let report = aggregate(&[
+        json!({"ts": "2026-01-01T00:00:00Z", "type": "engine_start", "mode": "block",
+               "tier": "signal", "security_hooks": "fentry", "kernel": "6.12",
+               "policy": "p", "rules": 3, "version": "0.1.0"}),
+        deny("2026-01-01T00:00:01Z", true),
+        deny("2026-01-01T00:00:02Z", false),
+        deny("2026-01-01T00:00:03Z", false),
+    ]);
+    let rule = report
+        .rules
+        .iter()
+        .find(|r| r.rule == "stratum-login-deny")
+        .unwrap();
+    assert_eq!(rule.connections_not_aborted, 2);
+    assert_eq!(
+        rule.last_detail.as_deref(),
+        Some("connection not aborted: no netns to enter")
+    );
+    let note = report.not_aborted_note().unwrap();
+    assert!(note.contains("stratum-login-deny (2)"), "{note}");
+    assert!(report.warnings().contains(&note));
+    assert_eq!(report.runs[0].tier_and_hooks(), "signal, fentry");
+    let lsm = Run {
+        tier: "lsm".to_owned(),
+        security_hooks: "lsm".to_owned(),
+        ..Run::default()
+    };
+    assert_eq!(lsm.tier_and_hooks(), "lsm");
+    let tracepoints = Run {
+        tier: "signal".to_owned(),
+        security_hooks: "tracepoints (fentry program ... does not load)".to_owned(),
+        ..Run::default()
+    };
+    assert_eq!(tracepoints.tier_and_hooks(), "signal, tracepoints");
+    assert!(aggregate(&[]).not_aborted_note().is_none());
+}
