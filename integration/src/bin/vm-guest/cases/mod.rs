@@ -170,6 +170,10 @@ pub(crate) const ALL: &[Case] = &[
         run: signal_fentry::signal_fentry_files,
     },
     Case {
+        name: "signal_fentry_kernel",
+        run: signal_fentry::signal_fentry_kernel,
+    },
+    Case {
         name: "signal_mmap_ld_so",
         run: mmap::signal_mmap_ld_so,
     },

@@ -186,3 +186,95 @@ fn kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     ctx.log("watched write reported by fentry/security_file_open");
     Ok(())
 }
+
+/// Runs `kernel-ops ARGS`; `Err` unless SIGKILL ended it (the calling process: the caller of
+/// `finit_module`, the tracer of a ptrace attach).
+fn kernel_ops_killed(args: &[&str]) -> Result<(), String> {
+    let status = Command::new(layout::KERNEL_OPS)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run kernel-ops {args:?}: {e}"))?;
+    if status.signal() == Some(libc::SIGKILL) {
+        Ok(())
+    } else {
+        Err(format!("kernel-ops {args:?}: want SIGKILL, got {status}"))
+    }
+}
+
+/// The kernel-activity family at fentry programs, with the policy of
+/// `fixtures/vm-kernel.yaml` in block mode: the module load and the ptrace attach its deny
+/// rules are about are killed by the fentry programs on `security_kernel_read_file` and
+/// `security_ptrace_access_check` (records built from the caller's registers, as in the lsm
+/// tier), a bpf map creation is reported by `fentry/security_bpf`, and none of those
+/// operations has its syscall tracepoint attached (credential changes and unshare, which no
+/// LSM hook reports, keep theirs).
+pub(crate) fn signal_fentry_kernel(ctx: &Ctx) -> Result<(), String> {
+    require_engine()?;
+    let mut engine = Engine::start_with(
+        layout::KERNEL_POLICY,
+        "block",
+        Path::new("/tmp/audit-signal-kernel.jsonl"),
+        Path::new("/tmp/enforcer-signal-kernel.log"),
+    )?;
+    let result = kernel_kills_while_attached(ctx, &mut engine);
+    if result.is_err() {
+        dump(ctx, &engine);
+    }
+    result
+}
+
+fn kernel_kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+    let start = engine.wait_started(START_TIMEOUT)?;
+    let tracepoints = syscall_tracepoints(&start);
+    let replaced = [
+        "sys_enter_finit_module",
+        "sys_enter_init_module",
+        "sys_enter_ptrace",
+        "sys_enter_process_vm_writev",
+        "sys_enter_bpf",
+    ];
+    if audit::str_field(&start, "security_hooks") != Some("fentry")
+        || tracepoints.iter().any(|t| replaced.contains(&t.as_str()))
+        || !tracepoints.iter().any(|t| t == "sys_enter_unshare")
+    {
+        return Err(format!(
+            "want fentry programs in place of the module, ptrace and bpf tracepoints: {start}"
+        ));
+    }
+    ctx.log(format!("syscall tracepoints left: {tracepoints:?}"));
+
+    kernel_ops_killed(&["finit-module", layout::BUSYBOX])?;
+    let kill = engine.wait_record(RECORD_TIMEOUT, "finit_module kill", |r| {
+        audit::is_action(r, "kill", "deny-module-load")
+    })?;
+    let event = &kill["event"];
+    if event["hook"] != "fentry/security_kernel_read_file"
+        || event["kernel"]["syscall"] != "finit_module"
+        || event["kernel"]["module"]["args"] != "allow_writes=on"
+    {
+        return Err(format!("finit_module kill: {kill}"));
+    }
+    kernel_ops_killed(&["ptrace-attach"])?;
+    let kill = engine.wait_record(RECORD_TIMEOUT, "ptrace kill", |r| {
+        audit::is_action(r, "kill", "deny-ptrace")
+    })?;
+    if kill["event"]["hook"] != "fentry/security_ptrace_access_check"
+        || kill["event"]["kernel"]["ptrace"]["request"] != "attach"
+    {
+        return Err(format!("ptrace kill: {kill}"));
+    }
+    ctx.log("module load and ptrace attach killed by the fentry programs");
+    let map = super::kernel::kernel_ops(&["bpf-map", "vm_map_fentry"])?;
+    let alert = engine.wait_record(RECORD_TIMEOUT, "bpf alert", |r| {
+        audit::is_action(r, "alert", "watch-kernel")
+            && r["event"]["kernel"]["syscall"] == "bpf"
+            && r["event"]["process"]["pid"] == map["pid"]
+    })?;
+    if alert["event"]["hook"] != "fentry/security_bpf"
+        || alert["event"]["kernel"]["bpf"]["map"]["name"] != "vm_map_fentry"
+    {
+        return Err(format!("bpf alert: {alert}"));
+    }
+    ctx.log("bpf map creation reported by fentry/security_bpf");
+    expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
+}
