@@ -211,6 +211,9 @@ pub enum Hook {
     FentryMmapFile = 87,
     /// fentry on `security_file_mprotect` (a file mapping made executable).
     FentryFileMprotect = 88,
+    /// fentry on the entry function (`__x64_sys_<name>`) of a kernel-activity syscall no LSM
+    /// hook reports (one program per syscall, one body).
+    FentrySysEnterKernel = 89,
 }
 
 impl Hook {
@@ -318,6 +321,7 @@ impl TryFrom<u32> for Hook {
             86 => Ok(Self::FentryBpf),
             87 => Ok(Self::FentryMmapFile),
             88 => Ok(Self::FentryFileMprotect),
+            89 => Ok(Self::FentrySysEnterKernel),
             other => Err(UnknownKind(other)),
         }
     }
@@ -641,8 +645,8 @@ mod tests {
                 known += 1;
             }
         }
-        // 1..=38, 50..=53, 60..=69, 70..=88.
-        assert_eq!(known, 38 + 4 + 10 + 19);
+        // 1..=38, 50..=53, 60..=69, 70..=89.
+        assert_eq!(known, 38 + 4 + 10 + 20);
         assert_eq!(Hook::try_from(38), Ok(Hook::CgroupSkbEgress));
     }
 

@@ -26,6 +26,7 @@ mod send;
 mod socket_sendmsg;
 mod socket_state;
 mod sys_enter_send;
+mod syscall_fentry;
 
 pub(crate) use file_path::PathCall;
 pub(crate) use socket_state::Owner;

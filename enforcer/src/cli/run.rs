@@ -99,9 +99,11 @@ pub(crate) struct RunArgs {
     /// killed after the fact by the userspace hasher, as in the signal tier.
     #[arg(long)]
     no_kernel_hash: bool,
-    /// Signal tier: watch file operations and kernel activity (module loads, ptrace, bpf) at
-    /// syscall tracepoints even where the kernel has BPF trampolines. By default the engine
-    /// attaches fentry programs to the LSM hooks' security_* functions there: paths come
+    /// Use syscall tracepoints even where the kernel has BPF trampolines: in the signal tier
+    /// for file operations and kernel activity (module loads, ptrace, bpf), in either tier for
+    /// the kernel-activity syscalls no LSM hook reports (set*id, capset, unshare, setns,
+    /// memfd_create, delete_module). By default the engine attaches fentry programs there (to
+    /// the LSM hooks' security_* functions, and to those syscalls' entry functions): paths come
     /// resolved from the kernel (symbolic links followed) and system calls no rule is about
     /// cost nothing, where any syscall tracepoint slows every system call of the host.
     #[arg(long)]

@@ -45,6 +45,46 @@ use KernelSyscall as S;
 /// tier's LSM hooks report the operations of `KernelOp::reported_by_lsm` without tracepoints.
 pub const LSM_READS_SYSCALL_REGISTERS: bool = cfg!(target_arch = "x86_64");
 
+/// The fentry programs on the entry functions of the kernel-activity syscalls no LSM hook
+/// reports (enforcer-ebpf's `hooks/syscall_fentry.rs`): the syscall, the program, the
+/// function. Where the kernel has BPF trampolines the loader attaches these instead of the
+/// syscalls' tracepoints ([`super::Loaded::attach`]); x86_64 function names.
+pub const FENTRY_SYSCALLS: [(KernelSyscall, &str, &str); 13] = [
+    (
+        S::DeleteModule,
+        "fentry_sys_delete_module",
+        "__x64_sys_delete_module",
+    ),
+    (S::Setuid, "fentry_sys_setuid", "__x64_sys_setuid"),
+    (S::Setgid, "fentry_sys_setgid", "__x64_sys_setgid"),
+    (S::Setreuid, "fentry_sys_setreuid", "__x64_sys_setreuid"),
+    (S::Setregid, "fentry_sys_setregid", "__x64_sys_setregid"),
+    (S::Setresuid, "fentry_sys_setresuid", "__x64_sys_setresuid"),
+    (S::Setresgid, "fentry_sys_setresgid", "__x64_sys_setresgid"),
+    (S::Setfsuid, "fentry_sys_setfsuid", "__x64_sys_setfsuid"),
+    (S::Setfsgid, "fentry_sys_setfsgid", "__x64_sys_setfsgid"),
+    (S::Capset, "fentry_sys_capset", "__x64_sys_capset"),
+    (S::Unshare, "fentry_sys_unshare", "__x64_sys_unshare"),
+    (S::Setns, "fentry_sys_setns", "__x64_sys_setns"),
+    (
+        S::MemfdCreate,
+        "fentry_sys_memfd_create",
+        "__x64_sys_memfd_create",
+    ),
+];
+
+/// The fentry program of `syscall` and its function ([`FENTRY_SYSCALLS`]), if it has one
+/// (on x86_64 only).
+pub fn fentry_of(syscall: KernelSyscall) -> Option<(&'static str, &'static str)> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    FENTRY_SYSCALLS
+        .iter()
+        .find(|(s, ..)| *s == syscall)
+        .map(|(_, program, function)| (*program, *function))
+}
+
 /// Every kernel-activity syscall the tracepoint program serves.
 pub const TRACEPOINTS: [KernelTracepoint; 20] = [
     tp(

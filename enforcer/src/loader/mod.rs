@@ -32,7 +32,7 @@ use aya::{
 };
 use enforcer_common::{
     config::{EngineConfig, Tier},
-    kernel_event::KernelOp,
+    kernel_event::{KernelOp, KernelSyscall},
     maps::{GLOBAL_CONFIG, GLOBAL_OFFSETS, GLOBAL_PATH_SYSCALLS, programs},
     offsets::KernelOffsets,
     plan::{RECORD_ACCEPTS, RECORD_BINDS},
@@ -214,6 +214,10 @@ pub struct Loaded {
     /// Signal tier: whether the fentry programs watch them (`trampolines.rs`), or why not
     /// (then the syscall tracepoints do). `None` in the lsm tier.
     pub trampolines: Option<Result<(), String>>,
+    /// Whether the kernel-activity syscalls no LSM hook reports are watched by fentry programs
+    /// on their entry functions (`kernel_syscalls::FENTRY_SYSCALLS`; a kernel with BPF
+    /// trampolines, in either tier) rather than their tracepoints.
+    syscall_fentry: bool,
     /// Whether connects are seen at the cgroup hooks (signal tier: refused with `EPERM`), or
     /// why not (then at the `sys_enter_connect` tracepoint, or in the lsm tier at LSM
     /// `socket_connect`); see [`cgroup_connect`].
@@ -490,6 +494,8 @@ pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Lo
             Err(why) => (SecurityHooks::Tracepoints, Some(Err(why)), Vec::new()),
         },
     };
+    // The lsm tier's programs run on trampolines too.
+    let syscall_fentry = trampolines.as_ref().is_none_or(Result::is_ok) && options.trampolines;
     let btf = aya::Btf::from_sys_fs()?;
     for (name, tracepoint) in BTF_TRACEPOINTS {
         let started = std::time::Instant::now();
@@ -537,6 +543,7 @@ pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Lo
         tier_reason,
         security_hooks,
         trampolines,
+        syscall_fentry,
         cgroup_connect,
         cgroup_egress,
         dns_responses: Err("not attached yet".to_owned()),
@@ -681,11 +688,12 @@ impl Loaded {
         Ok(())
     }
 
-    /// Attaches what reports the kernel operations `ops` (`KernelOp::bit`): their syscall
-    /// tracepoints (those present on this kernel, and not reported by an LSM hook) and the
-    /// `module:module_load` program, on demand (all enforce).
+    /// Attaches what reports the kernel operations `ops` (`KernelOp::bit`): for each syscall
+    /// present on this kernel and not reported by an LSM hook, its fentry program where the
+    /// kernel has BPF trampolines, else its tracepoint; and the `module:module_load`
+    /// program, on demand (all enforce).
     fn attach_kernel_ops(&mut self, ops: u32) -> Result<(), LoadError> {
-        let wanted: Vec<(u32, &'static str)> = self
+        let wanted: Vec<(u32, KernelSyscall, &'static str)> = self
             .kernel_tracepoints
             .iter()
             .filter(|(entry, state)| {
@@ -697,13 +705,24 @@ impl Loaded {
                     && op.reported_by_lsm();
                 state.is_ok() && ops & op.bit() != 0 && !lsm_reports
             })
-            .map(|(entry, _)| (entry.syscall.op().bit(), entry.tracepoint))
+            .map(|(entry, _)| (entry.syscall.op().bit(), entry.syscall, entry.tracepoint))
             .collect();
-        for (bit, tracepoint) in wanted {
+        for (bit, syscall, tracepoint) in wanted {
+            let need = on_demand::Need::KernelOp(bit);
+            if self.syscall_fentry
+                && let Some((name, function)) = kernel_syscalls::fentry_of(syscall)
+            {
+                match on_demand::attach_fentry(&mut self.ebpf, name, function)? {
+                    Ok(link) => {
+                        self.on_demand.push(need, name, None, link);
+                        continue;
+                    }
+                    Err(why) => tracing::warn!("{why}: the syscall tracepoint instead"),
+                }
+            }
             let name = programs::TP_SYS_ENTER_KERNEL;
             let link = on_demand::attach_syscall(&mut self.ebpf, name, tracepoint)?;
-            self.on_demand
-                .push(on_demand::Need::KernelOp(bit), name, Some(tracepoint), link);
+            self.on_demand.push(need, name, Some(tracepoint), link);
         }
         if let Some(link) = module_loads::attach(&mut self.ebpf, &self.module_loads, ops)? {
             let need = on_demand::Need::KernelOp(KernelOp::ModuleLoaded.bit());

@@ -1,5 +1,7 @@
 //! The attachments a policy asks for, which a reload can take back: the syscall tracepoints of
-//! the kernel operations and the `module:module_load` program (attached for the `KernelOp` bits
+//! the kernel operations (or, on kernels with BPF trampolines, the fentry programs on the
+//! syscalls' entry functions that replace those no LSM hook reports) and the
+//! `module:module_load` program (attached for the `KernelOp` bits
 //! of `plan_settings::kernel_op_bits`), the bind and accept tracepoints (`RECORD_BINDS`,
 //! `RECORD_ACCEPTS` of `plan_settings::socket_record_bits`), and in the lsm tier the kernel hash
 //! programs (a policy that lists SHA-256 values).
@@ -12,13 +14,13 @@
 //! leave that cost behind until the next restart.
 
 use aya::{
-    Ebpf,
-    programs::{Lsm, RawTracePoint, TracePoint, links::FdLink},
+    Btf, Ebpf,
+    programs::{FEntry, Lsm, RawTracePoint, TracePoint, links::FdLink},
 };
 
 use super::{
     LoadError,
-    pins::{PinFailure, Pins, enforces, link_file},
+    pins::{PinFailure, Pins, link_file},
     program, program_err,
 };
 
@@ -51,6 +53,30 @@ pub fn attach_lsm(ebpf: &mut Ebpf, name: &'static str) -> Result<FdLink, LoadErr
         .take_link(id)
         .map_err(program_err("take the link of", name))?;
     Ok(FdLink::from(link))
+}
+
+/// Loads fentry program `name` on kernel function `function` unless it is loaded, attaches it
+/// and takes the link out of aya; `Ok(Err(why))` when the kernel refuses to load it.
+pub fn attach_fentry(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    function: &str,
+) -> Result<Result<FdLink, String>, LoadError> {
+    let prog = program::<FEntry>(ebpf, name)?;
+    if prog.fd().is_err() {
+        let btf = Btf::from_sys_fs()?;
+        if let Err(err) = prog.load(function, &btf) {
+            return Ok(Err(format!(
+                "fentry program {name} on {function} does not load: {}",
+                err.to_string().trim_end_matches(". Verifier output: ")
+            )));
+        }
+    }
+    let id = prog.attach().map_err(program_err("attach", name))?;
+    let link = prog
+        .take_link(id)
+        .map_err(program_err("take the link of", name))?;
+    Ok(Ok(FdLink::from(link)))
 }
 
 /// Attaches raw tracepoint program `name` to `tracepoint` and takes the link out of aya.
@@ -102,10 +128,11 @@ impl Need {
         }
     }
 
-    /// Whether its programs can deny or kill, so `--on-crash keep-enforcing` pins them (LSM
-    /// programs always can).
-    fn enforces(self, program: &str) -> bool {
-        self == Self::KernelHash || enforces(program)
+    /// Whether its programs can deny or kill, so `--on-crash keep-enforcing` pins them: those
+    /// of the kernel operations and the kernel hash can, the bind and accept programs only
+    /// record.
+    fn enforces(self) -> bool {
+        !matches!(self, Self::Records(_))
     }
 }
 
@@ -114,7 +141,8 @@ impl Need {
 struct OnDemand {
     need: Need,
     program: &'static str,
-    /// The `syscalls/` tracepoint; `None` for a raw tracepoint (`module_load`).
+    /// The `syscalls/` tracepoint; `None` for a raw tracepoint (`module_load`), an LSM or an
+    /// fentry program.
     tracepoint: Option<&'static str>,
     /// The link; `None` once the run's pins hold it.
     link: Option<FdLink>,
@@ -132,8 +160,8 @@ impl OnDemand {
 pub struct OnDemandLinks(Vec<OnDemand>);
 
 impl OnDemandLinks {
-    /// Holds `link`, made for `need`: `program` attached to `tracepoint` (`None`: a raw
-    /// tracepoint).
+    /// Holds `link`, made for `need`: `program` attached to `tracepoint` (`None`: not a
+    /// `syscalls/` tracepoint).
     pub fn push(
         &mut self,
         need: Need,
@@ -160,7 +188,7 @@ impl OnDemandLinks {
     pub fn pin(&mut self, pins: &mut Pins) -> Result<(), PinFailure> {
         let mut first_err = None;
         self.0.retain_mut(|a| {
-            if !a.need.enforces(a.program) {
+            if !a.need.enforces() {
                 return true;
             }
             let Some(link) = a.link.take() else {
@@ -227,10 +255,9 @@ mod tests {
     }
 
     #[test]
-    fn the_kernel_hash_programs_are_pinned_and_bind_is_not() {
-        use enforcer_common::maps::programs;
-        assert!(Need::KernelHash.enforces(programs::LSM_BPRM_CREDS_FROM_FILE));
-        assert!(Need::KernelOp(1).enforces(programs::TP_SYS_ENTER_KERNEL));
-        assert!(!Need::Records(1).enforces(programs::TP_SYS_ENTER_BIND));
+    fn the_kernel_hash_and_kernel_op_programs_are_pinned_and_bind_is_not() {
+        assert!(Need::KernelHash.enforces());
+        assert!(Need::KernelOp(1).enforces());
+        assert!(!Need::Records(1).enforces());
     }
 }

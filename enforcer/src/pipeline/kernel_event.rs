@@ -186,7 +186,7 @@ fn ns_types(flags: u64) -> Vec<&'static str> {
 /// an LSM permission check (`permission_check`).
 fn stage(hook: u32) -> &'static str {
     match Hook::try_from(hook) {
-        Ok(Hook::TpSysEnterKernel) => "attempt",
+        Ok(Hook::TpSysEnterKernel | Hook::FentrySysEnterKernel) => "attempt",
         Ok(Hook::TpModuleLoad) => "loaded",
         _ => "permission_check",
     }
@@ -329,10 +329,10 @@ pub fn kernel_event(rec: &KernelRecord, ts: &str) -> Value {
         });
     };
     let op = syscall.op();
-    let hook = if h.hook == Hook::TpSysEnterKernel as u32 {
-        format!("tp/syscalls/sys_enter_{}", syscall.name())
-    } else {
-        hook_name(h.hook).to_owned()
+    let hook = match Hook::try_from(h.hook) {
+        Ok(Hook::TpSysEnterKernel) => format!("tp/syscalls/sys_enter_{}", syscall.name()),
+        Ok(Hook::FentrySysEnterKernel) => format!("fentry/__x64_sys_{}", syscall.name()),
+        _ => hook_name(h.hook).to_owned(),
     };
     let name_unknown = rec.flags & KERNEL_NAME_UNKNOWN != 0;
     let mut k = json!({
@@ -564,6 +564,24 @@ mod tests {
         assert_eq!(ev["hook"], "lsm/kernel_load_data");
         assert_eq!(ev["kernel"]["module"]["name_unknown"], true);
         assert_eq!(ev["kernel"]["module"]["args"], "kernel_ops=1");
+    }
+
+    #[test]
+    fn a_syscall_seen_at_its_entry_function_names_it_like_the_tracepoint() {
+        let mut rec = test_kernel_record();
+        rec.syscall = KernelSyscall::DeleteModule as u32;
+        for (hook, name) in [
+            (
+                Hook::TpSysEnterKernel,
+                "tp/syscalls/sys_enter_delete_module",
+            ),
+            (Hook::FentrySysEnterKernel, "fentry/__x64_sys_delete_module"),
+        ] {
+            rec.header.hook = hook as u32;
+            let ev = kernel_event(&rec, "t");
+            assert_eq!(ev["hook"], name);
+            assert_eq!(ev["kernel"]["stage"], "attempt", "no result known at entry");
+        }
     }
 
     #[test]

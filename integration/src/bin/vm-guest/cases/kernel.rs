@@ -7,7 +7,8 @@
 //! the kernel's answer to a refused access check) by the hook's fallback
 //! (`ptrace_access_check` as the syscall, the target from the hook); a bpf map
 //! creation and kexec are reported by LSM `bpf` / `kernel_load_data` (alerts, no tracepoint
-//! attached for them), a module unload, credential changes and unshare by the tracepoint.
+//! attached for them), a module unload, credential changes and unshare (no LSM hook) by the
+//! fentry programs on their syscalls' entry functions: no syscall tracepoint is attached.
 //! Before the engine starts and after it stops, the same module load fails with another error
 //! (the kernel's own, not EPERM), so the EPERM is the rule's.
 
@@ -75,6 +76,9 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
     let result = (|| {
         let start = engine.wait_started(START_TIMEOUT)?;
         expect_field(&start, "tier", "lsm")?;
+        if start["syscall_tracepoints"] != serde_json::json!([]) {
+            return Err(format!("want no syscall tracepoint: {start}"));
+        }
         let eperm = i64::from(libc::EPERM);
 
         let finit = finit()?;
@@ -200,11 +204,14 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
         if a["event"]["kernel"]["creds"]["new"]["euid"] != 65534 {
             return Err(format!("setresuid without the new euid: {a}"));
         }
-        engine.wait_record(
+        let a = engine.wait_record(
             RECORD_TIMEOUT,
             "unshare alert",
             alert("unshare", unshare["pid"].clone()),
         )?;
+        if a["event"]["hook"] != "fentry/__x64_sys_unshare" {
+            return Err(format!("unshare not from its fentry program: {a}"));
+        }
         if start["kernel_syscalls_unseen"].get("kexec_load").is_none() {
             let a = engine.wait_record(
                 RECORD_TIMEOUT,
@@ -232,7 +239,7 @@ pub(crate) fn lsm_kernel_events(ctx: &Ctx) -> Result<(), String> {
                 "the refused finit_module is reported {reports} times"
             ));
         }
-        ctx.log("bpf and kexec reported by their LSM hooks; unload, credentials, unshare by the tracepoint");
+        ctx.log("bpf and kexec reported by their LSM hooks; unload, credentials, unshare by fentry programs");
         expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
     })();
     if result.is_err() {

@@ -205,9 +205,9 @@ fn kernel_ops_killed(args: &[&str]) -> Result<(), String> {
 /// `fixtures/vm-kernel.yaml` in block mode: the module load and the ptrace attach its deny
 /// rules are about are killed by the fentry programs on `security_kernel_read_file` and
 /// `security_ptrace_access_check` (records built from the caller's registers, as in the lsm
-/// tier), a bpf map creation is reported by `fentry/security_bpf`, and none of those
-/// operations has its syscall tracepoint attached (credential changes and unshare, which no
-/// LSM hook reports, keep theirs).
+/// tier), a bpf map creation is reported by `fentry/security_bpf`, credential changes and
+/// unshare (which no LSM hook reports) by the fentry programs on their syscalls' entry
+/// functions, and no syscall tracepoint is attached at all.
 pub(crate) fn signal_fentry_kernel(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
     let mut engine = Engine::start_with(
@@ -226,22 +226,12 @@ pub(crate) fn signal_fentry_kernel(ctx: &Ctx) -> Result<(), String> {
 fn kernel_kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     let start = engine.wait_started(START_TIMEOUT)?;
     let tracepoints = syscall_tracepoints(&start);
-    let replaced = [
-        "sys_enter_finit_module",
-        "sys_enter_init_module",
-        "sys_enter_ptrace",
-        "sys_enter_process_vm_writev",
-        "sys_enter_bpf",
-    ];
-    if audit::str_field(&start, "security_hooks") != Some("fentry")
-        || tracepoints.iter().any(|t| replaced.contains(&t.as_str()))
-        || !tracepoints.iter().any(|t| t == "sys_enter_unshare")
-    {
+    if audit::str_field(&start, "security_hooks") != Some("fentry") || !tracepoints.is_empty() {
         return Err(format!(
-            "want fentry programs in place of the module, ptrace and bpf tracepoints: {start}"
+            "want fentry programs in place of every kernel-activity tracepoint: {start}"
         ));
     }
-    ctx.log(format!("syscall tracepoints left: {tracepoints:?}"));
+    ctx.log("no syscall tracepoint attached");
 
     kernel_ops_killed(&["finit-module", layout::BUSYBOX])?;
     let kill = engine.wait_record(RECORD_TIMEOUT, "finit_module kill", |r| {
@@ -276,5 +266,17 @@ fn kernel_kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), Str
         return Err(format!("bpf alert: {alert}"));
     }
     ctx.log("bpf map creation reported by fentry/security_bpf");
+    for (op, syscall) in [("creds", "setresuid"), ("unshare-uts", "unshare")] {
+        let report = super::kernel::kernel_ops(&[op])?;
+        let alert = engine.wait_record(RECORD_TIMEOUT, &format!("{syscall} alert"), |r| {
+            audit::is_action(r, "alert", "watch-kernel")
+                && r["event"]["kernel"]["syscall"] == syscall
+                && r["event"]["process"]["pid"] == report["pid"]
+        })?;
+        if alert["event"]["hook"] != format!("fentry/__x64_sys_{syscall}").as_str() {
+            return Err(format!("{syscall} alert: {alert}"));
+        }
+    }
+    ctx.log("setresuid and unshare reported by the fentry programs on their entry functions");
     expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
 }
