@@ -113,7 +113,7 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
         ),
         (true, true) => row(
             "kernel: module load, unload",
-            "lsm/kernel_read_file, lsm/kernel_load_data (loads, from the caller's registers on x86_64), tp/syscalls/sys_enter_delete_module, raw_tp/module_load",
+            "lsm/kernel_read_file, lsm/kernel_load_data (loads, from the caller's registers on x86_64), fentry/__x64_sys_delete_module (else tp/syscalls/sys_enter_delete_module), raw_tp/module_load",
             "deny",
             "loads refused by kernel.op rules, and reported only once they pass the capability check; an init_module image is named only once loaded (module_loaded); unloads: kill",
         ),
@@ -172,12 +172,22 @@ fn kernel_rows(lsm: bool, has: KernelSyscalls) -> Vec<Coverage> {
             "attempts at syscall entry (result not known), reported when a rule is about the operation",
         )
     });
-    rows.push(row(
-        "kernel: set*id, capset, unshare, setns, memfd_create",
-        "tp/syscalls/sys_enter_{set*id,capset,unshare,setns,memfd_create}",
-        "kill",
-        "attempts at syscall entry (result not known), reported when a rule is about the operation; no LSM deny",
-    ));
+    rows.push(if lsm {
+        // Either tier on a kernel with BPF trampolines (`loader::kernel_syscalls::FENTRY_SYSCALLS`).
+        row(
+            "kernel: set*id, capset, unshare, setns, memfd_create",
+            "fentry/__x64_sys_{set*id,capset,unshare,setns,memfd_create}",
+            "kill",
+            "attempts at syscall entry (result not known), reported when a rule is about the operation; no LSM deny; the syscall tracepoints instead where fentry programs do not load, or with --no-fentry",
+        )
+    } else {
+        row(
+            "kernel: set*id, capset, unshare, setns, memfd_create",
+            "tp/syscalls/sys_enter_{set*id,capset,unshare,setns,memfd_create}",
+            "kill",
+            "attempts at syscall entry (result not known), reported when a rule is about the operation; no LSM deny",
+        )
+    });
     rows
 }
 

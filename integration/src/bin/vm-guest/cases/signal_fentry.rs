@@ -9,6 +9,8 @@
 //!   file the link resolves to (a syscall tracepoint sees only the link's path, which no rule
 //!   names);
 //! - a write under the watched directory is reported by the fentry program;
+//! - a reload adds a rule about mkdir, which the start's policy was not about: it is applied
+//!   (every file operation's fentry program is attached), and a denied mkdir is killed;
 //! - the engine SIGKILLed (`--on-crash keep-enforcing`), the pinned fentry links still kill
 //!   the write open with no daemon.
 //!
@@ -29,15 +31,23 @@ use crate::{audit, engine::Engine};
 
 /// A symbolic link to [`KEEP`].
 const LINK: &str = "/tmp/fim/link-to-keep";
+/// The engine's policy: a copy of the files policy that the reload extends.
+const POLICY: &str = "/tmp/fentry-files.yaml";
+/// The directory the reloaded policy's rule forbids creating.
+const NEW_DIR: &str = "/tmp/fim/no-such-dir";
+/// The rule the reload adds.
+const MKDIR_RULE: &str = "\n  - id: fentry-deny-mkdir\n    description: test rule, added by a reload\n    severity: high\n    expression: mkdir.file.path == \"/tmp/fim/no-such-dir\"\n    action: deny\n";
 
 pub(crate) fn signal_fentry_files(ctx: &Ctx) -> Result<(), String> {
     require_engine()?;
     let unpin = Unpin;
     setup()?;
     let _ = std::fs::remove_file(LINK);
+    let _ = std::fs::remove_dir(NEW_DIR);
     std::os::unix::fs::symlink(KEEP, LINK).map_err(|e| format!("symlink {LINK}: {e}"))?;
+    std::fs::copy(layout::FILES_POLICY, POLICY).map_err(|e| format!("copy the policy: {e}"))?;
     let mut engine = Engine::start_args(
-        layout::FILES_POLICY,
+        POLICY,
         "block",
         Path::new("/tmp/audit-signal-fentry.jsonl"),
         Path::new("/tmp/enforcer-signal-fentry.log"),
@@ -184,6 +194,27 @@ fn kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         return Err(format!("watched write record: {watched}"));
     }
     ctx.log("watched write reported by fentry/security_file_open");
+
+    let mut policy = std::fs::read_to_string(POLICY).map_err(|e| format!("read {POLICY}: {e}"))?;
+    policy.push_str(MKDIR_RULE);
+    std::fs::write(POLICY, policy).map_err(|e| format!("write {POLICY}: {e}"))?;
+    engine.sighup()?;
+    let reload = super::reload::nth_reload(engine, 0)?;
+    if reload["outcome"] != "applied" {
+        return Err(format!("a reload adding a mkdir rule: {reload}"));
+    }
+    expect_killed(
+        "mkdir denied by the reloaded policy",
+        &format!("{} mkdir {NEW_DIR}", layout::BUSYBOX),
+    )?;
+    expect_kill(
+        engine,
+        "fentry-deny-mkdir",
+        "fentry/security_path_mkdir",
+        "mkdir",
+        NEW_DIR,
+    )?;
+    ctx.log("a reload added a mkdir rule: applied, the mkdir killed by fentry/security_path_mkdir");
     Ok(())
 }
 
