@@ -153,6 +153,10 @@ pub enum Hook {
     /// `cgroup_skb/egress` on the cgroup v2 root: DNS queries and first payloads leaving a
     /// socket (signal and monitor tiers).
     CgroupSkbEgress = 38,
+    /// LSM `socket_bind` (a bind, lsm tier).
+    LsmSocketBind = 39,
+    /// LSM `sock_graft` (an accepted connection, lsm tier).
+    LsmSockGraft = 40,
     /// Self-protection guard at LSM `task_kill` (self-protection block: 60..=69).
     LsmGuardTaskKill = 60,
     /// Self-protection guard at LSM `ptrace_access_check`.
@@ -173,7 +177,7 @@ pub enum Hook {
     LsmGuardFileTruncate = 68,
     /// Self-protection guard at LSM `file_open` (the audit log opened for writing).
     LsmGuardFileOpen = 69,
-    /// fentry on `security_file_open` (signal tier on kernels with BPF trampolines; fentry block: 70..=89).
+    /// fentry on `security_file_open` (signal tier on kernels with BPF trampolines; fentry block: 70..=99).
     FentryFileOpen = 70,
     /// fentry on `security_path_unlink`.
     FentryPathUnlink = 71,
@@ -214,6 +218,10 @@ pub enum Hook {
     /// fentry on the entry function (`__x64_sys_<name>`) of a kernel-activity syscall no LSM
     /// hook reports (one program per syscall, one body).
     FentrySysEnterKernel = 89,
+    /// fentry on `security_socket_bind`.
+    FentrySocketBind = 90,
+    /// fentry on `security_sock_graft`.
+    FentrySockGraft = 91,
 }
 
 impl Hook {
@@ -240,6 +248,8 @@ impl Hook {
             Self::LsmBpf => Self::FentryBpf,
             Self::LsmMmapFile => Self::FentryMmapFile,
             Self::LsmFileMprotect => Self::FentryFileMprotect,
+            Self::LsmSocketBind => Self::FentrySocketBind,
+            Self::LsmSockGraft => Self::FentrySockGraft,
             other => other,
         }
     }
@@ -292,6 +302,8 @@ impl TryFrom<u32> for Hook {
             36 => Ok(Self::LsmBpf),
             37 => Ok(Self::CgroupConnect),
             38 => Ok(Self::CgroupSkbEgress),
+            39 => Ok(Self::LsmSocketBind),
+            40 => Ok(Self::LsmSockGraft),
             60 => Ok(Self::LsmGuardTaskKill),
             61 => Ok(Self::LsmGuardPtrace),
             62 => Ok(Self::LsmGuardPathUnlink),
@@ -322,6 +334,8 @@ impl TryFrom<u32> for Hook {
             87 => Ok(Self::FentryMmapFile),
             88 => Ok(Self::FentryFileMprotect),
             89 => Ok(Self::FentrySysEnterKernel),
+            90 => Ok(Self::FentrySocketBind),
+            91 => Ok(Self::FentrySockGraft),
             other => Err(UnknownKind(other)),
         }
     }
@@ -645,8 +659,8 @@ mod tests {
                 known += 1;
             }
         }
-        // 1..=38, 50..=53, 60..=69, 70..=89.
-        assert_eq!(known, 38 + 4 + 10 + 20);
+        // 1..=40, 50..=53, 60..=69, 70..=91.
+        assert_eq!(known, 40 + 4 + 10 + 22);
         assert_eq!(Hook::try_from(38), Ok(Hook::CgroupSkbEgress));
     }
 
@@ -660,11 +674,11 @@ mod tests {
             let twin = hook.at_trampoline();
             if twin != hook {
                 twins += 1;
-                assert!((70..=89).contains(&(twin as u32)), "{hook:?} -> {twin:?}");
+                assert!((70..=91).contains(&(twin as u32)), "{hook:?} -> {twin:?}");
                 assert_eq!(twin.at_trampoline(), twin);
             }
         }
-        assert_eq!(twins, 19);
+        assert_eq!(twins, 21);
         assert_eq!(Hook::LsmFileOpen.at_trampoline(), Hook::FentryFileOpen);
         assert_eq!(Hook::TpSysExitOpen.at_trampoline(), Hook::TpSysExitOpen);
     }

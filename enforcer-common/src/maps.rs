@@ -295,4 +295,13 @@ pub mod programs {
     pub const FENTRY_MMAP_FILE: &str = "fentry_mmap_file";
     /// fentry on `security_file_mprotect`: the body of `lsm_file_mprotect`, acting by kill.
     pub const FENTRY_FILE_MPROTECT: &str = "fentry_file_mprotect";
+    /// LSM `socket_bind`: binds, when a rule is about them (lsm tier, attached on demand).
+    pub const LSM_SOCKET_BIND: &str = "lsm_socket_bind";
+    /// LSM `sock_graft`: accepted connections, when a rule is about them (lsm tier, attached
+    /// on demand).
+    pub const LSM_SOCK_GRAFT: &str = "lsm_sock_graft";
+    /// fentry on `security_socket_bind` (signal tier with BPF trampolines, on demand).
+    pub const FENTRY_SOCKET_BIND: &str = "fentry_socket_bind";
+    /// fentry on `security_sock_graft` (signal tier with BPF trampolines, on demand).
+    pub const FENTRY_SOCK_GRAFT: &str = "fentry_sock_graft";
 }

@@ -130,7 +130,7 @@ pub(crate) fn lsm_socket_connect(ctx: LsmContext) -> i32 {
     }
     on_connect(
         &dest,
-        0,
+        NO_FD,
         net::socket_type(sock),
         Hook::LsmSocketConnect,
         |plan, cfg| act(plan, cfg, Site::Lsm),

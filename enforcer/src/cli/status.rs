@@ -42,13 +42,13 @@ impl Coverage {
         if !self.hooks.contains("lsm/") {
             return self;
         }
+        let hooks = self.hooks.replace("lsm/", "fentry/security_").into();
+        if self.stop != "deny" {
+            return Self { hooks, ..self };
+        }
         Self {
-            hooks: self.hooks.replace("lsm/", "fentry/security_").into(),
-            stop: if self.stop == "deny" {
-                "kill"
-            } else {
-                self.stop
-            },
+            hooks,
+            stop: "kill",
             note: format!(
                 "fentry cannot refuse: a deny rule kills and the operation completes; {}",
                 self.note
@@ -312,12 +312,21 @@ pub(crate) fn coverage_with(
             "none",
             "from port 53 and network.dns_server_ports; attributed to the query's process; needs cgroup v2",
         ),
-        row(
-            "bind, accept",
-            "tp/syscalls/sys_enter_bind, tp/syscalls/sys_exit_accept{,4}",
-            "none",
-            "detection only, attached and reported only when a rule is about them; not io_uring",
-        ),
+        if hooked {
+            row(
+                "bind, accept",
+                "lsm/socket_bind, lsm/sock_graft",
+                "none",
+                "detection only, attached and reported only when a rule is about them; io_uring accepts too; no descriptor in the record",
+            )
+        } else {
+            row(
+                "bind, accept",
+                "tp/syscalls/sys_enter_bind, tp/syscalls/sys_exit_accept{,4}",
+                "none",
+                "detection only, attached and reported only when a rule is about them; not io_uring",
+            )
+        },
         if hooked {
             row(
                 "file open for write (FIM)",
@@ -665,6 +674,11 @@ mod tests {
         );
         assert_eq!(stop(&fentry, "connect"), Some("deny"), "the cgroup hooks");
         assert!(fentry.iter().all(|c| !c.hooks.contains("lsm/")));
+        assert_eq!(
+            hooks(&fentry, "bind, accept").as_deref(),
+            Some("fentry/security_socket_bind, fentry/security_sock_graft")
+        );
+        assert_eq!(stop(&fentry, "bind, accept"), Some("none"));
         assert!(
             fentry
                 .iter()

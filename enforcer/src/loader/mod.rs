@@ -266,6 +266,26 @@ pub struct Loaded {
     pub enforcing_links: Vec<EnforcingLink>,
 }
 
+/// The hook programs of the bind and accept records: the record bit, the LSM program and its
+/// hook (lsm tier), the fentry program and its function (signal tier with BPF trampolines).
+/// Where they attach, the `sys_enter_bind` and `sys_exit_accept{,4}` tracepoints are not.
+const RECORD_HOOKS: [(u32, &str, &str, &str, &str); 2] = [
+    (
+        RECORD_BINDS,
+        programs::LSM_SOCKET_BIND,
+        "socket_bind",
+        programs::FENTRY_SOCKET_BIND,
+        "security_socket_bind",
+    ),
+    (
+        RECORD_ACCEPTS,
+        programs::LSM_SOCK_GRAFT,
+        "sock_graft",
+        programs::FENTRY_SOCK_GRAFT,
+        "security_sock_graft",
+    ),
+];
+
 /// What tracepoint program `name` is attached for: the bind and accept programs only record
 /// for a rule (`RECORD_BINDS`, `RECORD_ACCEPTS`), so they are attached on demand; `None`: the
 /// others are always attached.
@@ -414,7 +434,9 @@ pub struct LoadOptions {
     /// beyond open, unlink, rename, chmod and chown are loaded only for those (`u32::MAX`:
     /// all).
     pub file_ops: u32,
-    /// Signal tier: try the fentry programs (`trampolines.rs`) before the syscall tracepoints.
+    /// Try fentry programs before syscall tracepoints: in the signal tier those of the LSM
+    /// hooks (`trampolines.rs`), in either tier those of the kernel-activity syscalls no LSM
+    /// hook reports (`kernel_syscalls::FENTRY_SYSCALLS`). false: `--no-fentry`.
     pub trampolines: bool,
 }
 
@@ -672,14 +694,44 @@ impl Loaded {
         Ok(pins::enforces(name).then_some(EnforcingLink::TracePoint(name, tracepoint, id)))
     }
 
-    /// Attaches the on-demand tracepoint programs of the `records` bits (bind, accept) that
-    /// are not attached yet (`records_wanted` says which are).
+    /// Attaches the on-demand programs of the `records` bits (bind, accept) that are not
+    /// attached yet (`records_wanted` says which are): at the LSM hooks where the engine
+    /// watches them ([`RECORD_HOOKS`]: LSM or fentry programs), else, or when the kernel
+    /// refuses those, the syscall tracepoints.
     fn attach_records(&mut self, records: u32) -> Result<(), LoadError> {
+        let mut at_tracepoints = 0;
+        for (bit, lsm, hook, fentry, function) in RECORD_HOOKS {
+            if records & bit == 0 {
+                continue;
+            }
+            let attached = match self.security_hooks {
+                SecurityHooks::Lsm => Some((
+                    lsm,
+                    on_demand::attach_lsm_loading(&mut self.ebpf, lsm, hook)?,
+                )),
+                SecurityHooks::Fentry => Some((
+                    fentry,
+                    on_demand::attach_fentry(&mut self.ebpf, fentry, function)?,
+                )),
+                SecurityHooks::Tracepoints => None,
+            };
+            match attached {
+                Some((name, Ok(link))) => {
+                    self.on_demand
+                        .push(on_demand::Need::Records(bit), name, None, link);
+                }
+                Some((_, Err(why))) => {
+                    tracing::warn!("{why}: the syscall tracepoints instead");
+                    at_tracepoints |= bit;
+                }
+                None => at_tracepoints |= bit,
+            }
+        }
         for (name, _, tracepoint) in TRACEPOINTS {
             let Some(need @ on_demand::Need::Records(bit)) = record_need(name) else {
                 continue;
             };
-            if records & bit == 0 {
+            if at_tracepoints & bit == 0 {
                 continue;
             }
             let link = on_demand::attach_syscall(&mut self.ebpf, name, tracepoint)?;

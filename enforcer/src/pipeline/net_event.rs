@@ -44,8 +44,8 @@ pub(crate) fn addr_json(addr: &SockAddr) -> Value {
 }
 
 /// `tcp`, `udp` or the raw socket type.
-/// A record's descriptor: `null` for `NO_FD` (seen by LSM `socket_sendmsg`, which has the
-/// socket, not the descriptor).
+/// A record's descriptor: `null` for `NO_FD` (seen by a hook that has the socket, not the
+/// descriptor: LSM `socket_sendmsg` and `socket_connect`, the cgroup hooks).
 pub(crate) fn fd_json(fd: u32) -> Value {
     if fd == NO_FD {
         Value::Null
@@ -148,7 +148,7 @@ pub fn socket_event(rec: &SocketRecord, ts: &str) -> Value {
         _ => ("connect", json!({})),
     };
     if let Value::Object(map) = &mut body {
-        map.insert("fd".into(), Value::from(rec.fd));
+        map.insert("fd".into(), fd_json(rec.fd));
         map.insert("addr".into(), addr_json(&rec.addr));
         map.insert("protocol".into(), protocol(rec.sock_type));
     }
@@ -266,6 +266,11 @@ mod tests {
         assert_eq!(ev["connect"]["addr"]["port"], 3333);
         assert_eq!(ev["connect"]["protocol"], "tcp");
         assert_eq!(ev["hook"], "lsm/socket_connect");
+        assert_eq!(ev["connect"]["fd"], 4);
+        let mut rec = rec;
+        rec.fd = NO_FD;
+        let ev = socket_event(&rec, "t");
+        assert!(ev["connect"]["fd"].is_null(), "no descriptor: {ev}");
     }
 
     #[test]

@@ -174,6 +174,10 @@ pub(crate) const ALL: &[Case] = &[
         run: signal_fentry::signal_fentry_kernel,
     },
     Case {
+        name: "signal_sockets",
+        run: sockets::signal_sockets,
+    },
+    Case {
         name: "signal_mmap_ld_so",
         run: mmap::signal_mmap_ld_so,
     },

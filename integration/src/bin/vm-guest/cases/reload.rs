@@ -357,11 +357,10 @@ pub(super) fn hash_listed(policy: &str, sha: &str) -> String {
 }
 
 /// What reloads attach, later ones detach once the policy in force no longer needs it: from
-/// the hash policy to policy B with a bind rule, the kernel hash programs go and the
-/// `sys_enter_bind` tracepoint (the lsm tier's only syscall tracepoint then) comes; back to
-/// policy B, it goes too, and the lsm tier has no syscall tracepoint left (no traced path for
-/// every system call). A last reload lists a hash again: the kernel hash programs are attached
-/// again and refuse a never-run file with that content.
+/// the hash policy to policy B with a bind rule, the kernel hash programs go and LSM
+/// `socket_bind` comes (no syscall tracepoint: the hook sees binds); back to policy B, it goes
+/// too. A last reload lists a hash again: the kernel hash programs are attached again and
+/// refuse a never-run file with that content.
 fn bind_rule_comes_and_goes(
     ctx: &Ctx,
     engine: &mut Engine,
@@ -388,14 +387,14 @@ fn bind_rule_comes_and_goes(
         (
             RELOADS + 3,
             with_bind.as_str(),
-            serde_json::json!(["sys_enter_bind"]),
+            serde_json::json!([]),
             serde_json::json!(["lsm_bprm_creds_from_file", "lsm_mmap_file_hash"]),
         ),
         (
             RELOADS + 4,
             policy_b,
             serde_json::json!([]),
-            serde_json::json!(["tp_sys_enter_bind:sys_enter_bind"]),
+            serde_json::json!(["lsm_socket_bind"]),
         ),
     ] {
         std::fs::write(policy_path, text).map_err(|e| format!("{policy_path}: {e}"))?;
