@@ -30,6 +30,7 @@ use crate::{
     kernel::{self, ReadError, read_at},
     maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, FILE_WATCH_TOPS, count, offset},
     mem,
+    typed::{Access, Typed},
 };
 
 /// Contents of `FILE_SCRATCH`.
@@ -136,13 +137,13 @@ fn buf(s: &mut FileScratch, slot: Slot) -> *mut u8 {
 /// Sets `FILE_PATH_TRUNCATED` (in the record's flags) when the path is deeper than
 /// `FILE_DEPTH` or longer than `FILE_PATH_LEN - 1`.
 #[inline(always)]
-pub(crate) fn build_dentry_path(
+pub(crate) fn build_dentry_path<A: Access>(
     s: &mut FileScratch,
     slot: Slot,
     vfsmount: *const u8,
     dentry: *const u8,
 ) -> Result<u32, ReadError> {
-    let complete = walk_dentry(s, vfsmount, dentry)?;
+    let complete = walk_dentry::<A>(s, vfsmount, dentry)?;
     write_path(s, slot, complete)
 }
 
@@ -158,8 +159,15 @@ struct MountLinks {
 /// The walk of [`build_dentry_path`]: collects the name pointers of the path's components in
 /// [`FileScratch::comps`] (leaf first; their count in [`FileScratch::depth`]); returns whether
 /// it reached the root (false: deeper than `FILE_DEPTH`).
+///
+/// With a BTF-typed `dentry` (`A` = [`Typed`]) the components on the leaf's own mount are
+/// read with plain loads ([`walk_typed`]): an unwatched write open then costs a few loads per
+/// directory instead of a `bpf_probe_read_kernel` call each. `struct mount` has no BTF type
+/// reachable from a `vfsmount` (it is `container_of`, a negative offset the verifier
+/// refuses), so the mount links, and every component past the first mount crossing, are
+/// probed.
 #[inline(always)]
-pub(crate) fn walk_dentry(
+pub(crate) fn walk_dentry<A: Access>(
     s: &mut FileScratch,
     vfsmount: *const u8,
     dentry: *const u8,
@@ -170,10 +178,22 @@ pub(crate) fn walk_dentry(
     // rest of the walk once per count.
     // SAFETY: a field of the scratch slot.
     unsafe { core::ptr::write_volatile(&mut s.depth, 0) };
-    let mut complete = false;
     // The mount's parent, mount point and root (one read: `LAYOUT_MOUNT`), read again only
     // when the walk crosses into the parent mount.
     let mut m: MountLinks = read_at(mnt, offset(|o| &o.mount_parent))?;
+    if A::TYPED {
+        if !walk_typed(s, dentry, m.root)? {
+            return Ok(false);
+        }
+        let up = m.parent as *const u8;
+        if up == mnt || up.is_null() {
+            return Ok(true);
+        }
+        d = m.mountpoint as *const u8;
+        mnt = up;
+        m = read_at(mnt, offset(|o| &o.mount_parent))?;
+    }
+    let mut complete = false;
     for _ in 0..FILE_DEPTH + 8 {
         let (parent, name) = kernel::dentry_parent_name(d)?;
         if d as u64 == m.root || d == parent {
@@ -187,17 +207,47 @@ pub(crate) fn walk_dentry(
             m = read_at(mnt, offset(|o| &o.mount_parent))?;
             continue;
         }
-        // SAFETY: a field of the scratch slot.
-        let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
-        if n >= FILE_DEPTH {
+        if !push_component(s, name) {
             break;
         }
-        s.comps[n] = name as u64;
-        // SAFETY: as above.
-        unsafe { core::ptr::write_volatile(&mut s.depth, n as u32 + 1) };
         d = parent;
     }
     Ok(complete)
+}
+
+/// The components of BTF-typed `dentry` up to `root`, its mount's root (or a dentry that is
+/// its own parent), in plain loads; returns whether it got there (false: deeper than
+/// `FILE_DEPTH`).
+#[inline(always)]
+fn walk_typed(s: &mut FileScratch, dentry: *const u8, root: u64) -> Result<bool, ReadError> {
+    let mut d = dentry;
+    for _ in 0..=FILE_DEPTH {
+        let parent: *const u8 = Typed::read(d, offset(|o| &o.dentry_parent))?;
+        if d as u64 == root || d == parent {
+            return Ok(true);
+        }
+        let name: *const u8 = Typed::read(d, offset(|o| &o.dentry_name))?;
+        if !push_component(s, name) {
+            return Ok(false);
+        }
+        d = parent;
+    }
+    Ok(false)
+}
+
+/// Appends the name pointer of one more component to [`FileScratch::comps`]; false when
+/// `FILE_DEPTH` are already there.
+#[inline(always)]
+fn push_component(s: &mut FileScratch, name: *const u8) -> bool {
+    // SAFETY: a field of the scratch slot.
+    let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
+    if n >= FILE_DEPTH {
+        return false;
+    }
+    s.comps[n] = name as u64;
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(&mut s.depth, n as u32 + 1) };
+    true
 }
 
 /// The string of [`build_dentry_path`]: writes the components [`walk_dentry`] collected into

@@ -21,6 +21,7 @@ use crate::{
     kernel::{self, ExecTarget},
     maps::Scratch,
     mem,
+    typed::Typed,
 };
 
 // `ExecRecord::sha256` sits on an 8-byte boundary, as `mem::zero_bytes` needs.
@@ -174,7 +175,7 @@ pub(crate) fn build_cwd() {
     let Ok((mnt, dentry)) = kernel::current_pwd() else {
         return;
     };
-    if file::build_dentry_path(s, Slot::Path, mnt, dentry).is_err() {
+    if file::build_dentry_path::<Typed>(s, Slot::Path, mnt, dentry).is_err() {
         // SAFETY: as above.
         unsafe { core::ptr::write_volatile(&mut s.record.path_len, 0) };
     }

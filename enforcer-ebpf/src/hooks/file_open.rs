@@ -134,7 +134,7 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
-    let Ok(complete) = file::walk_dentry(s, mnt, dentry) else {
+    let Ok(complete) = file::walk_dentry::<A>(s, mnt, dentry) else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };

@@ -30,9 +30,9 @@ use super::{
 };
 use crate::{
     file::{self, Slot, Space},
-    kernel::{self, read_at},
+    kernel,
     maps::{count, offset},
-    typed::Typed,
+    typed::{Access, Typed},
 };
 
 /// `path_link(struct dentry *old_dentry, const struct path *new_dir,
@@ -220,7 +220,7 @@ fn file_truncate<C: HookCtx>(ctx: &C) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
-    let Ok(len) = file::build_dentry_path(s, Slot::Path, mnt, dentry) else {
+    let Ok(len) = file::build_dentry_path::<Typed>(s, Slot::Path, mnt, dentry) else {
         count(Counter::ReadError);
         return 0;
     };
@@ -331,11 +331,11 @@ fn sb_umount<C: HookCtx>(ctx: &C) -> i32 {
     let flags: u64 = ctx.arg(1);
     s.record.open_flags = flags as u32;
     let mnt: *const u8 = ctx.arg(0);
-    let Ok(root) = read_at::<*const u8>(mnt, offset(|o| &o.vfsmount_root)) else {
+    let Ok(root) = Typed::read::<*const u8>(mnt, offset(|o| &o.vfsmount_root)) else {
         count(Counter::ReadError);
         return 0;
     };
-    let Ok(len) = file::build_dentry_path(s, Slot::Path, mnt, root) else {
+    let Ok(len) = file::build_dentry_path::<Typed>(s, Slot::Path, mnt, root) else {
         count(Counter::ReadError);
         return 0;
     };

@@ -49,7 +49,7 @@ use crate::{
     maps::{config, count, offset, path_syscall, plan_settings},
     plan::{Site, act},
     syscall_record::{syscall_arg, syscall_nr},
-    typed::Probed,
+    typed::{Access, Probed, Typed},
 };
 
 /// `AT_FDCWD`.
@@ -312,7 +312,7 @@ fn user_path(s: &mut FileScratch, slot: Slot, dfd: i32, ptr: u64) -> Result<u32,
         s.record.flags |= FILE_PATH_UNRESOLVED;
         return Ok(len);
     };
-    let base_len = file::build_dentry_path(s, slot, mnt, dentry)?;
+    let base_len = file::build_dentry_path::<Probed>(s, slot, mnt, dentry)?;
     if ptr == 0 {
         return Ok(base_len);
     }
@@ -412,7 +412,8 @@ pub(super) fn hook_gate<C: HookCtx>(ctx: &C, previous_at: usize) -> Result<u32, 
     Ok(bits)
 }
 
-/// Path of `dentry` under the mount of `struct path *dir` into `slot`.
+/// Path of `dentry` under the mount of `struct path *dir` into `slot` (both BTF-typed: hook
+/// arguments, or loaded through them).
 #[inline(always)]
 pub(super) fn lsm_path(
     s: &mut FileScratch,
@@ -421,13 +422,13 @@ pub(super) fn lsm_path(
     dentry: *const u8,
 ) -> Result<u32, ReadError> {
     let mnt: *const u8 = read_at(dir, offset(|o| &o.path_mnt))?;
-    file::build_dentry_path(s, slot, mnt, dentry)
+    file::build_dentry_path::<Typed>(s, slot, mnt, dentry)
 }
 
-/// The dentry of `struct path *path`.
+/// The dentry of BTF-typed `struct path *path` (typed itself).
 #[inline(always)]
 pub(super) fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
-    read_at(path, offset(|o| &o.path_dentry))
+    Typed::read(path, offset(|o| &o.path_dentry))
 }
 
 /// Builds, matches and finishes a one-path hook event (`hook`: the LSM hook's name, turned
