@@ -25,7 +25,9 @@ use enforcer_common::{
 };
 
 use super::{
-    EnforcingLink, LoadError, program, program_err, syscall_nr,
+    EnforcingLink, LoadError,
+    btf_programs::{self, KernelBtf},
+    program, program_err, syscall_nr,
     tier::SecurityHooks,
     tracefs::{self, SyscallLayout, TRACEFS},
 };
@@ -236,11 +238,12 @@ fn check(name: &str, args: &[&str], layout: SyscallLayout) -> Result<(), String>
 /// optional LSM programs): `Err` says why the kernel does not let the engine see it. The LSM
 /// programs of `FILE_OP_LSM` were loaded with the others; they are listed for `attach`. At
 /// fentry programs the loader adds those `trampolines::load` loaded.
-pub fn load_optional(
+pub(super) fn load_optional(
     ebpf: &mut Ebpf,
     hooks: SecurityHooks,
     layout: SyscallLayout,
     file_ops: u32,
+    btf: &KernelBtf,
 ) -> Result<Vec<HookState>, LoadError> {
     let at_hooks = hooks.at_hooks();
     let mut out = Vec::new();
@@ -270,20 +273,12 @@ pub fn load_optional(
             out.push((FileHook::Lsm(name, hook), Ok(())));
         }
     }
-    let btf = aya::Btf::from_sys_fs()?;
     for (name, hook, op) in OPTIONAL_LSM {
         if !wants(file_ops, op) {
             continue;
         }
-        let started = std::time::Instant::now();
-        let state = program::<Lsm>(ebpf, name)?.load(hook, &btf);
-        super::log_load(ebpf, name, started);
-        let state = state.map_err(|err| {
-            format!(
-                "LSM program {name} does not load (hook {hook} absent before 6.2?): {}",
-                err.to_string().trim_end_matches(". Verifier output: ")
-            )
-        });
+        let state = btf_programs::load::<Lsm>(ebpf, name, hook, btf)?
+            .map_err(|why| format!("{why} (the hook is absent before 6.2?)"));
         out.push((FileHook::Lsm(name, hook), state));
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! Loading the kernel programs: tier probe, read-only globals (engine settings, BTF offsets),
 //! program load, plan maps, attach. Dropping [`Loaded`] detaches everything.
 
+mod btf_programs;
 pub mod cgroup_connect;
 pub mod cgroup_egress;
 mod cgroup_set;
@@ -30,6 +31,7 @@ use aya::{
         BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, FEntry, Lsm, TracePoint,
     },
 };
+use btf_programs::KernelBtf;
 use enforcer_common::{
     config::{EngineConfig, Tier},
     kernel_event::{KernelOp, KernelSyscall},
@@ -335,22 +337,18 @@ where
 
 /// Loads every LSM program (of the file operations beyond the original five, those of the
 /// `FileOp` bits in `file_ops`); the first error says why the lsm tier is unavailable.
-fn load_lsm_programs(ebpf: &mut Ebpf, file_ops: u32) -> Result<Result<(), String>, LoadError> {
-    let btf = aya::Btf::from_sys_fs()?;
+fn load_lsm_programs(
+    ebpf: &mut Ebpf,
+    file_ops: u32,
+    btf: &KernelBtf,
+) -> Result<Result<(), String>, LoadError> {
     let wanted = file_syscalls::FILE_OP_LSM
         .iter()
         .filter(|(.., op)| file_syscalls::wants(file_ops, *op))
         .map(|(name, hook, _)| (*name, *hook));
     for (name, hook) in LSM_PROGRAMS.into_iter().chain(wanted) {
-        let started = std::time::Instant::now();
-        let result = program::<Lsm>(ebpf, name)?.load(hook, &btf);
-        log_load(ebpf, name, started);
-        if let Err(err) = result {
-            let reason =
-                format!("bpf is an active LSM but LSM program {name} does not load: {err}");
-            return Ok(Err(reason
-                .trim_end_matches(". Verifier output: ")
-                .to_owned()));
+        if let Err(why) = btf_programs::load::<Lsm>(ebpf, name, hook, btf)? {
+            return Ok(Err(format!("bpf is an active LSM but {why}")));
         }
     }
     Ok(Ok(()))
@@ -395,17 +393,11 @@ fn syscall_nr(nr: libc::c_long) -> u32 {
 
 /// Loads the optional in-kernel hash programs (lsm tier); `Err` says why they are not
 /// available.
-fn load_kernel_hash(ebpf: &mut Ebpf) -> Result<Result<(), String>, LoadError> {
-    let btf = aya::Btf::from_sys_fs()?;
+fn load_kernel_hash(ebpf: &mut Ebpf, btf: &KernelBtf) -> Result<Result<(), String>, LoadError> {
     for (name, hook) in LSM_KERNEL_HASH {
-        let started = std::time::Instant::now();
-        if let Err(err) = program::<Lsm>(ebpf, name)?.load(hook, &btf) {
-            return Ok(Err(format!(
-                "sleepable LSM program {name} (bpf_ima_file_hash) does not load: {}",
-                err.to_string().trim_end_matches(". Verifier output: ")
-            )));
+        if let Err(why) = btf_programs::load::<Lsm>(ebpf, name, hook, btf)? {
+            return Ok(Err(format!("sleepable {why} (bpf_ima_file_hash)")));
         }
-        tracing::info!("{name} loaded in {} ms", started.elapsed().as_millis());
     }
     Ok(Ok(()))
 }
@@ -470,6 +462,7 @@ pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Lo
     offsets.nr_chown = syscall_nr(libc::SYS_chown);
     offsets.nr_lchown = syscall_nr(libc::SYS_lchown);
     offsets.nr_fchownat = syscall_nr(libc::SYS_fchownat);
+    let btf = KernelBtf::new();
     let lsm_state = match tier::active_lsms() {
         Ok(list) if tier::lists_bpf(&list) => Ok(()),
         Ok(list) => Err(format!(
@@ -482,7 +475,7 @@ pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Lo
     let (mut ebpf, tier, tier_reason) = match lsm_state {
         Ok(()) => {
             let mut ebpf = load_object(Tier::Lsm, dry_run, offsets)?;
-            match load_lsm_programs(&mut ebpf, file_ops)? {
+            match load_lsm_programs(&mut ebpf, file_ops, &btf)? {
                 Ok(()) => (
                     ebpf,
                     KernelTier::Lsm,
@@ -511,18 +504,17 @@ pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Lo
             Some(Err("turned off (--no-fentry)".to_owned())),
             Vec::new(),
         ),
-        (KernelTier::Signal, true) => match trampolines::load(&mut ebpf)? {
+        (KernelTier::Signal, true) => match trampolines::load(&mut ebpf, &btf)? {
             Ok(hooks) => (SecurityHooks::Fentry, Some(Ok(())), hooks),
             Err(why) => (SecurityHooks::Tracepoints, Some(Err(why)), Vec::new()),
         },
     };
     // The lsm tier's programs run on trampolines too.
     let syscall_fentry = trampolines.as_ref().is_none_or(Result::is_ok) && options.trampolines;
-    let btf = aya::Btf::from_sys_fs()?;
     for (name, tracepoint) in BTF_TRACEPOINTS {
         let started = std::time::Instant::now();
         program::<BtfTracePoint>(&mut ebpf, name)?
-            .load(tracepoint, &btf)
+            .load(tracepoint, btf.get()?)
             .map_err(program_err("load", name))?;
         log_load(&ebpf, name, started);
     }
@@ -550,10 +542,11 @@ pub fn load_with(options: LoadOptions, offsets: &mut KernelOffsets) -> Result<Lo
         .map_err(program_err("load", programs::CGROUP_SKB_DNS_RESPONSE))?;
     let cgroup_connect = cgroup_connect::load(&mut ebpf, tier)?;
     let cgroup_egress = cgroup_egress::load(&mut ebpf, tier, &cgroup_connect)?;
-    let mut file_hooks = file_syscalls::load_optional(&mut ebpf, security_hooks, layout, file_ops)?;
+    let mut file_hooks =
+        file_syscalls::load_optional(&mut ebpf, security_hooks, layout, file_ops, &btf)?;
     file_hooks.append(&mut trampoline_hooks);
     let kernel_hash = match (tier, kernel_hash) {
-        (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf)?,
+        (KernelTier::Lsm, true) => load_kernel_hash(&mut ebpf, &btf)?,
         (KernelTier::Lsm, false) => {
             Err("not loaded (turned off, or no hash list to match)".to_owned())
         }
@@ -650,12 +643,14 @@ impl Loaded {
             let link = self.attach_tracepoint(name, category, tracepoint)?;
             self.enforcing_links.extend(link);
         }
-        self.attach_records(self.records_wanted)?;
+        // Parsed at most once for the on-demand programs this start loads.
+        let btf = KernelBtf::new();
+        self.attach_records(self.records_wanted, &btf)?;
         let file_hooks =
             file_syscalls::attach(&mut self.ebpf, self.security_hooks, &self.file_hooks)?;
         self.fixed_tracepoints.extend(file_hooks.tracepoints);
         self.enforcing_links.extend(file_hooks.links);
-        self.attach_kernel_ops(self.kernel_ops_wanted)?;
+        self.attach_kernel_ops(self.kernel_ops_wanted, &btf)?;
         self.dns_responses = self.attach_dns_responses(cgroup_root)?;
         if self.tier == KernelTier::Lsm {
             for (name, _) in LSM_PROGRAMS {
@@ -698,20 +693,21 @@ impl Loaded {
     /// attached yet (`records_wanted` says which are): at the LSM hooks where the engine
     /// watches them ([`RECORD_HOOKS`]: LSM or fentry programs), else, or when the kernel
     /// refuses those, the syscall tracepoints.
-    fn attach_records(&mut self, records: u32) -> Result<(), LoadError> {
+    fn attach_records(&mut self, records: u32, btf: &KernelBtf) -> Result<(), LoadError> {
         let mut at_tracepoints = 0;
         for (bit, lsm, hook, fentry, function) in RECORD_HOOKS {
             if records & bit == 0 {
                 continue;
             }
+            let ebpf = &mut self.ebpf;
             let attached = match self.security_hooks {
                 SecurityHooks::Lsm => Some((
                     lsm,
-                    on_demand::attach_lsm_loading(&mut self.ebpf, lsm, hook)?,
+                    btf_programs::attach_loading::<Lsm>(ebpf, lsm, hook, btf)?,
                 )),
                 SecurityHooks::Fentry => Some((
                     fentry,
-                    on_demand::attach_fentry(&mut self.ebpf, fentry, function)?,
+                    btf_programs::attach_loading::<FEntry>(ebpf, fentry, function, btf)?,
                 )),
                 SecurityHooks::Tracepoints => None,
             };
@@ -744,7 +740,7 @@ impl Loaded {
     /// present on this kernel and not reported by an LSM hook, its fentry program where the
     /// kernel has BPF trampolines, else its tracepoint; and the `module:module_load`
     /// program, on demand (all enforce).
-    fn attach_kernel_ops(&mut self, ops: u32) -> Result<(), LoadError> {
+    fn attach_kernel_ops(&mut self, ops: u32, btf: &KernelBtf) -> Result<(), LoadError> {
         let wanted: Vec<(u32, KernelSyscall, &'static str)> = self
             .kernel_tracepoints
             .iter()
@@ -764,7 +760,7 @@ impl Loaded {
             if self.syscall_fentry
                 && let Some((name, function)) = kernel_syscalls::fentry_of(syscall)
             {
-                match on_demand::attach_fentry(&mut self.ebpf, name, function)? {
+                match btf_programs::attach_loading::<FEntry>(&mut self.ebpf, name, function, btf)? {
                     Ok(link) => {
                         self.on_demand.push(need, name, None, link);
                         continue;
@@ -789,11 +785,12 @@ impl Loaded {
     /// `RECORD_ACCEPTS`) not wanted so far. The enforcing ones are pinned by
     /// [`Loaded::pin_on_demand`]; [`Loaded::narrow`] detaches what a policy no longer needs.
     pub fn widen(&mut self, kernel_ops: u32, records: u32) -> Result<(), LoadError> {
+        let btf = KernelBtf::new();
         let new_records = records & !self.records_wanted;
-        self.attach_records(new_records)?;
+        self.attach_records(new_records, &btf)?;
         self.records_wanted |= new_records;
         let new_ops = kernel_ops & !self.kernel_ops_wanted;
-        self.attach_kernel_ops(new_ops)?;
+        self.attach_kernel_ops(new_ops, &btf)?;
         self.kernel_ops_wanted |= new_ops;
         Ok(())
     }
@@ -837,7 +834,7 @@ impl Loaded {
             if self.kernel_hash.is_err() {
                 break;
             }
-            match on_demand::attach_lsm(&mut self.ebpf, name) {
+            match btf_programs::attach::<Lsm>(&mut self.ebpf, name) {
                 Ok(link) => self
                     .on_demand
                     .push(on_demand::Need::KernelHash, name, None, link),
@@ -858,7 +855,7 @@ impl Loaded {
         self.kernel_hash = if self.kernel_hash_loaded {
             Ok(())
         } else {
-            load_kernel_hash(&mut self.ebpf)?
+            load_kernel_hash(&mut self.ebpf, &KernelBtf::new())?
         };
         self.kernel_hash_loaded = self.kernel_hash.is_ok();
         self.attach_kernel_hash()

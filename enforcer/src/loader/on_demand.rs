@@ -14,8 +14,8 @@
 //! leave that cost behind until the next restart.
 
 use aya::{
-    Btf, Ebpf,
-    programs::{FEntry, Lsm, RawTracePoint, TracePoint, links::FdLink},
+    Ebpf,
+    programs::{RawTracePoint, TracePoint, links::FdLink},
 };
 
 use super::{
@@ -43,66 +43,6 @@ pub fn attach_syscall(
         program: name,
         why: e.to_string(),
     })
-}
-
-/// Attaches LSM program `name` (loaded for its hook) and takes the link out of aya.
-pub fn attach_lsm(ebpf: &mut Ebpf, name: &'static str) -> Result<FdLink, LoadError> {
-    let prog = program::<Lsm>(ebpf, name)?;
-    let id = prog.attach().map_err(program_err("attach", name))?;
-    let link = prog
-        .take_link(id)
-        .map_err(program_err("take the link of", name))?;
-    Ok(FdLink::from(link))
-}
-
-/// Loads LSM program `name` on `hook` unless it is loaded, attaches it and takes the link out
-/// of aya; `Ok(Err(why))` when the kernel refuses to load it.
-pub fn attach_lsm_loading(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    hook: &str,
-) -> Result<Result<FdLink, String>, LoadError> {
-    let prog = program::<Lsm>(ebpf, name)?;
-    if prog.fd().is_err() {
-        let btf = Btf::from_sys_fs()?;
-        if let Err(err) = prog.load(hook, &btf) {
-            return Ok(Err(refused(name, hook, &err)));
-        }
-    }
-    let id = prog.attach().map_err(program_err("attach", name))?;
-    let link = prog
-        .take_link(id)
-        .map_err(program_err("take the link of", name))?;
-    Ok(Ok(FdLink::from(link)))
-}
-
-/// Why the kernel refused to load program `name` for `target`.
-fn refused(name: &str, target: &str, err: &aya::programs::ProgramError) -> String {
-    format!(
-        "program {name} on {target} does not load: {}",
-        err.to_string().trim_end_matches(". Verifier output: ")
-    )
-}
-
-/// Loads fentry program `name` on kernel function `function` unless it is loaded, attaches it
-/// and takes the link out of aya; `Ok(Err(why))` when the kernel refuses to load it.
-pub fn attach_fentry(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    function: &str,
-) -> Result<Result<FdLink, String>, LoadError> {
-    let prog = program::<FEntry>(ebpf, name)?;
-    if prog.fd().is_err() {
-        let btf = Btf::from_sys_fs()?;
-        if let Err(err) = prog.load(function, &btf) {
-            return Ok(Err(refused(name, function, &err)));
-        }
-    }
-    let id = prog.attach().map_err(program_err("attach", name))?;
-    let link = prog
-        .take_link(id)
-        .map_err(program_err("take the link of", name))?;
-    Ok(Ok(FdLink::from(link)))
 }
 
 /// Attaches raw tracepoint program `name` to `tracepoint` and takes the link out of aya.

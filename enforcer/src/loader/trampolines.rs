@@ -23,13 +23,13 @@
 //! (`file_syscalls::load_optional`), and a reload that needs them is refused
 //! (`engine::reload::uncovered`).
 
-use aya::{Btf, Ebpf, programs::FEntry};
+use aya::{Ebpf, programs::FEntry};
 use enforcer_common::{file::FileOp, maps::programs};
 
 use super::{
     LoadError,
+    btf_programs::{self, KernelBtf},
     file_syscalls::{FileHook, HookState},
-    log_load, program,
 };
 
 /// An fentry program and the kernel function it is attached to.
@@ -121,22 +121,21 @@ pub type Loaded = Vec<HookState>;
 
 /// Loads every program; `Ok(Err(why))` when one of [`BASE`] or [`FILE_OPS`] does not load
 /// (this kernel has no BPF trampolines, or lacks a function).
-pub fn load(ebpf: &mut Ebpf) -> Result<Result<Loaded, String>, LoadError> {
-    let btf = Btf::from_sys_fs()?;
-    let file_ops = FILE_OPS
-        .iter()
-        .map(|(name, function, _)| (*name, *function));
-    let mut out = Vec::new();
-    for (name, function) in BASE.into_iter().chain(file_ops) {
-        if let Err(why) = load_one(ebpf, name, function, &btf)? {
+pub(super) fn load(ebpf: &mut Ebpf, btf: &KernelBtf) -> Result<Result<Loaded, String>, LoadError> {
+    for (name, function) in BASE {
+        if let Err(why) = btf_programs::load::<FEntry>(ebpf, name, function, btf)? {
             return Ok(Err(why));
         }
-        if !BASE.iter().any(|(base, _)| *base == name) {
-            out.push((FileHook::Fentry(name, function), Ok(())));
+    }
+    let mut out = Vec::new();
+    for (name, function, _) in FILE_OPS {
+        if let Err(why) = btf_programs::load::<FEntry>(ebpf, name, function, btf)? {
+            return Ok(Err(why));
         }
+        out.push((FileHook::Fentry(name, function), Ok(())));
     }
     for (name, function, _) in OPTIONAL {
-        let state = load_one(ebpf, name, function, &btf)?;
+        let state = btf_programs::load::<FEntry>(ebpf, name, function, btf)?;
         out.push((FileHook::Fentry(name, function), state));
     }
     Ok(Ok(out))
@@ -149,24 +148,6 @@ pub fn file_ops() -> u32 {
         .iter()
         .chain(&OPTIONAL)
         .fold(0, |bits, (.., op)| bits | 1 << *op as u32)
-}
-
-/// Loads fentry program `name` on `function`; `Ok(Err(why))` when the kernel refuses it.
-fn load_one(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    function: &str,
-    btf: &Btf,
-) -> Result<Result<(), String>, LoadError> {
-    let started = std::time::Instant::now();
-    let result = program::<FEntry>(ebpf, name)?.load(function, btf);
-    log_load(ebpf, name, started);
-    Ok(result.map_err(|err| {
-        format!(
-            "fentry program {name} on {function} does not load: {}",
-            err.to_string().trim_end_matches(". Verifier output: ")
-        )
-    }))
 }
 
 #[cfg(test)]

@@ -108,16 +108,20 @@ fn syscall_tracepoints(start: &Value) -> Vec<String> {
 
 /// Runs `script` in a busybox shell; `Err` unless SIGKILL ended it.
 fn expect_killed(what: &str, script: &str) -> Result<(), String> {
-    let status = Command::new(layout::BUSYBOX)
-        .args(["sh", "-c", script])
+    let mut shell = Command::new(layout::BUSYBOX);
+    shell.args(["sh", "-c", script]);
+    killed(what, &mut shell)
+}
+
+/// Runs `command` and expects it to die of SIGKILL (`what` names it in the error).
+fn killed(what: &str, command: &mut Command) -> Result<(), String> {
+    let status = command
         .status()
-        .map_err(|e| format!("cannot run the shell: {e}"))?;
+        .map_err(|e| format!("{what}: cannot run it: {e}"))?;
     if status.signal() == Some(libc::SIGKILL) {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: want SIGKILL, the shell ended with {status}"
-        ))
+        Err(format!("{what}: want SIGKILL, it ended with {status}"))
     }
 }
 
@@ -221,15 +225,9 @@ fn kills_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
 /// Runs `kernel-ops ARGS`; `Err` unless SIGKILL ended it (the calling process: the caller of
 /// `finit_module`, the tracer of a ptrace attach).
 fn kernel_ops_killed(args: &[&str]) -> Result<(), String> {
-    let status = Command::new(layout::KERNEL_OPS)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run kernel-ops {args:?}: {e}"))?;
-    if status.signal() == Some(libc::SIGKILL) {
-        Ok(())
-    } else {
-        Err(format!("kernel-ops {args:?}: want SIGKILL, got {status}"))
-    }
+    let mut kernel_ops = Command::new(layout::KERNEL_OPS);
+    kernel_ops.args(args);
+    killed(&format!("kernel-ops {args:?}"), &mut kernel_ops)
 }
 
 /// The kernel-activity family at fentry programs, with the policy of
