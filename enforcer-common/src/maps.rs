@@ -52,9 +52,11 @@ pub const PLAN_SETTINGS: &str = "PLAN_SETTINGS";
 
 /// File watch plan: `file::FileWatchKey` (path hash, operation, exact or prefix) -> verdict.
 pub const FILE_WATCH: &str = "FILE_WATCH";
-/// First components of the watched paths: `file::path_hash` of `/<component>` -> the policy
-/// generation that wrote it (see `plan::RECORD_FILE_TOPS`; the kernel tests presence only).
-pub const FILE_WATCH_TOPS: &str = "FILE_WATCH_TOPS";
+/// The directories on the way to the watched paths: `file::path_hash` of every leading part
+/// of every watched path (`/etc`, `/etc/cron.d`), and of a watched directory followed by `/`
+/// (`/etc/cron.d/`: its whole subtree is watched) -> the policy generation that wrote it (see
+/// `plan::RECORD_FILE_DIRS`; the kernel tests presence only).
+pub const FILE_WATCH_DIRS: &str = "FILE_WATCH_DIRS";
 /// Kernel-activity syscalls: syscall number -> `kernel_event::KernelSyscall` value.
 pub const KERNEL_SYSCALLS: &str = "KERNEL_SYSCALLS";
 /// Kernel-activity plan: `kernel_event::KernelOp` -> verdict (`actions == 0`: none).
@@ -88,8 +90,8 @@ pub mod capacity {
     pub const CONNECT_V6_PLAN: u32 = 16384;
     /// [`super::FILE_WATCH`].
     pub const FILE_WATCH: u32 = 16384;
-    /// [`super::FILE_WATCH_TOPS`].
-    pub const FILE_WATCH_TOPS: u32 = 1024;
+    /// [`super::FILE_WATCH_DIRS`] (a few per watched path, shared between paths).
+    pub const FILE_WATCH_DIRS: u32 = 16384;
 
     /// The capacity of the plan map named `map` (`None`: not a map written from a policy).
     pub fn of(map: &str) -> Option<u32> {
@@ -106,7 +108,7 @@ pub mod capacity {
             super::CONNECT_V4_PLAN => CONNECT_V4_PLAN,
             super::CONNECT_V6_PLAN => CONNECT_V6_PLAN,
             super::FILE_WATCH => FILE_WATCH,
-            super::FILE_WATCH_TOPS => FILE_WATCH_TOPS,
+            super::FILE_WATCH_DIRS => FILE_WATCH_DIRS,
             _ => return None,
         })
     }

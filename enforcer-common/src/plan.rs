@@ -183,10 +183,11 @@ pub const RECORD_FILE_ALL: u32 = 32;
 /// a read-only open is matched only when it opened a character or block device (one inode
 /// read decides for every ordinary file).
 pub const RECORD_FILE_READ_DEVICES: u32 = 64;
-/// [`PlanSettings::record`] bit: every watched path lies under a first component listed in
-/// `FILE_WATCH_TOPS` (no watched path is `/` itself), so the open hooks drop an open whose
-/// path's first component is not listed, before building the path string.
-pub const RECORD_FILE_TOPS: u32 = 128;
+/// [`PlanSettings::record`] bit: `FILE_WATCH_DIRS` lists every directory on the way to a
+/// watched path (no watched path is `/` itself), so the open hooks walk an open's path from
+/// its first component down and drop it at the first leading part not listed, or at a file
+/// not listed, before building the path string (`file::dirs_watched`).
+pub const RECORD_FILE_DIRS: u32 = 128;
 
 /// [`PlanSettings::record`] bit: some enabled rule is about fork or exit events, so their
 /// records (`LIFECYCLE` ring buffer) wake the daemon as soon as it waits, like every record of

@@ -28,7 +28,7 @@ use enforcer_common::{
 use crate::{
     emit,
     kernel::{self, ReadError, read_at},
-    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, FILE_WATCH_TOPS, count, offset},
+    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, FILE_WATCH_DIRS, count, offset},
     mem,
     typed::{Access, Typed},
 };
@@ -42,6 +42,8 @@ pub(crate) struct FileScratch {
     pub(crate) slack: [u8; FILE_PATH_LEN],
     /// Name pointers (`d_name.name`) of the components of the path being built, leaf first.
     pub(crate) comps: [u64; FILE_DEPTH],
+    /// One component's name, read by [`dirs_watched`].
+    pub(crate) dir_name: [u8; DIR_NAME_LEN],
     /// The acting plan entry found for the event (valid when `acting != 0`).
     pub(crate) verdict: PlanVerdict,
     /// A plan entry with actions was found.
@@ -308,48 +310,83 @@ pub(crate) fn write_path(
     Ok(through_map(s, slot, pos))
 }
 
-/// Bytes of a first component [`top_watched`] reads (with its NUL); a longer one is not
+/// Bytes of one component name [`dirs_watched`] reads (with its NUL); a longer one is not
 /// judged.
-const TOP_LEN: usize = 32;
+pub(crate) const DIR_NAME_LEN: usize = 64;
 
-/// Whether the path [`walk_dentry`] collected can be watched, judged by its first component
-/// alone (`FILE_WATCH_TOPS`, valid while `PLAN_SETTINGS` has `RECORD_FILE_TOPS`): false only
-/// for a complete walk whose first component, `/` and up to `TOP_LEN - 1` bytes, is not
-/// listed. One string read, one hash of a few bytes and one look-up, instead of the whole
-/// path's string reads and a look-up per directory.
+/// Whether the path [`walk_dentry`] collected can be watched, judged by its directories
+/// (`FILE_WATCH_DIRS`, valid while `PLAN_SETTINGS` has `RECORD_FILE_DIRS`): from the first
+/// component down, the leading part so far is looked up; false at the first part not listed
+/// (no watched path lies at or below it), true at a part listed with a `/` after it (a
+/// watched subtree: the full match decides) or at a listed leaf (it can only be a watched
+/// file). One name read, a short hash and one or two look-ups per component, until the
+/// path leaves the watched directories; the whole path's string and per-byte match only for
+/// the paths that stay in them. An incomplete walk, or a name of `DIR_NAME_LEN` bytes or
+/// more, is not judged (true).
 #[inline(always)]
-pub(crate) fn top_watched(s: &FileScratch, complete: bool) -> bool {
+pub(crate) fn dirs_watched(s: &mut FileScratch, complete: bool) -> bool {
     // SAFETY: a field of the scratch slot.
     let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
     if !complete || n == 0 {
         return true;
     }
-    // Laundered and checked right before the index (as in `write_path`): LLVM would otherwise
-    // check a copy and index with the unchecked value, which the verifier refuses.
-    let idx = core::hint::black_box(n - 1);
-    if idx >= FILE_DEPTH {
-        return true;
+    let mut hash = PATH_HASH_INIT;
+    for level in 0..FILE_DEPTH {
+        if level >= n {
+            break;
+        }
+        // Laundered and checked right before the index (as in `write_path`): LLVM would
+        // otherwise check a copy and index with the unchecked value, which the verifier
+        // refuses.
+        let idx = core::hint::black_box(n - 1 - level);
+        if idx >= FILE_DEPTH {
+            return true;
+        }
+        let name = s.comps[idx];
+        let Some(part) = extend_by_name(s, hash, name) else {
+            return true;
+        };
+        hash = part;
+        if FILE_WATCH_DIRS.get_ptr(hash).is_none() {
+            return false;
+        }
+        if level + 1 < n
+            && FILE_WATCH_DIRS
+                .get_ptr(path_hash_step(hash, b'/'))
+                .is_some()
+        {
+            return true;
+        }
     }
-    let name = s.comps[idx];
-    let mut top = core::mem::MaybeUninit::<[u8; TOP_LEN]>::uninit();
-    // SAFETY: the helper writes at most TOP_LEN bytes into `top` (NUL-terminated).
+    true
+}
+
+/// `hash` (of a leading part of a path) extended by `/` and the name at kernel address
+/// `name`, read into the scratch's `dir_name`; `None` for a name that cannot be read, is
+/// empty, or has `DIR_NAME_LEN` bytes or more.
+#[inline(always)]
+fn extend_by_name(s: &mut FileScratch, hash: u64, name: u64) -> Option<u64> {
+    let buf = &mut s.dir_name;
+    // SAFETY: the helper writes at most DIR_NAME_LEN bytes into the buffer (NUL-terminated).
     let r = unsafe {
-        bpf_probe_read_kernel_str(top.as_mut_ptr().cast(), TOP_LEN as u32, name as *const _)
+        bpf_probe_read_kernel_str(
+            buf.as_mut_ptr().cast(),
+            DIR_NAME_LEN as u32,
+            name as *const _,
+        )
     };
-    if r <= 1 || r as usize >= TOP_LEN {
-        return true;
+    if r <= 1 || r as usize >= DIR_NAME_LEN {
+        return None;
     }
-    // SAFETY: the helper initialized the bytes up to its NUL (`r` bytes); only those are read.
-    let top = unsafe { top.assume_init_ref() };
     let len = r as usize - 1;
-    let mut hash = path_hash_step(PATH_HASH_INIT, b'/');
-    for (i, &b) in top.iter().enumerate() {
+    let mut hash = path_hash_step(hash, b'/');
+    for (i, &b) in buf.iter().enumerate() {
         if i >= len {
             break;
         }
         hash = path_hash_step(hash, b);
     }
-    FILE_WATCH_TOPS.get_ptr(hash).is_some()
+    Some(hash)
 }
 
 /// Stores `len` as the record's length of `slot` and returns it read back from map memory: an

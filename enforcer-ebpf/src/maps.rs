@@ -244,13 +244,14 @@ pub(crate) struct Scratch {
 pub(crate) static FILE_WATCH: HashMap<enforcer_common::file::FileWatchKey, PlanVerdict> =
     HashMap::with_max_entries(capacity::FILE_WATCH, 0);
 
-/// First components of the watched paths: `path_hash` of `/<component>` -> the policy
-/// generation that wrote it (presence is what counts). While
-/// `PLAN_SETTINGS` has `RECORD_FILE_TOPS`, an open whose path starts with a component not
-/// listed here is dropped before its path string is built (`file::top_watched`).
-#[map(name = "FILE_WATCH_TOPS")]
-pub(crate) static FILE_WATCH_TOPS: HashMap<u64, u32> =
-    HashMap::with_max_entries(capacity::FILE_WATCH_TOPS, 0);
+/// The directories on the way to the watched paths: `path_hash` of every leading part of
+/// every watched path (the path itself included), and of each watched subtree's directory
+/// followed by `/` -> the policy generation that wrote it (presence is what counts). While
+/// `PLAN_SETTINGS` has `RECORD_FILE_DIRS`, an open whose path leaves these directories is
+/// dropped before its path string is built (`file::dirs_watched`).
+#[map(name = "FILE_WATCH_DIRS")]
+pub(crate) static FILE_WATCH_DIRS: HashMap<u64, u32> =
+    HashMap::with_max_entries(capacity::FILE_WATCH_DIRS, 0);
 
 /// Per-CPU scratch for a file event: the record, path building and match state.
 #[map(name = "FILE_SCRATCH")]

@@ -130,6 +130,13 @@ fn signal_tier_reports_each_file_event_kind() {
     let ev = wait_event(&mut engine, "unlink", b.to_str().unwrap());
     assert_eq!(ev["unlink"]["file"]["name"], "b", "{ev:#}");
 
+    // A write deep in the watched subtree: the kernel's directory filter (`FILE_WATCH_DIRS`)
+    // lists the subtree, not the directories below it, and passes it on to the match.
+    let deep = w.join("d1/d2/d3/deep");
+    std::fs::create_dir_all(deep.parent().unwrap()).unwrap();
+    std::fs::write(&deep, b"x").unwrap();
+    wait_event(&mut engine, "open", deep.to_str().unwrap());
+
     // Each kind matched its alert rule in userspace.
     let records = engine.stop();
     for rule in [
@@ -209,18 +216,27 @@ fn noise_opens_outside_watched_paths_stay_in_the_kernel() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_tmp, dir) = canonical_workdir(&["w"]);
+    // Beside the watched subtree and the protected file, in the directories on the way to
+    // them: dropped by the kernel's directory filter at the leaf, and below a directory the
+    // filter does not list.
     let noise = dir.join("noise.txt");
     std::fs::write(&noise, b"n").unwrap();
+    let deeper = dir.join("other/noise.txt");
+    std::fs::create_dir_all(deeper.parent().unwrap()).unwrap();
+    std::fs::write(&deeper, b"n").unwrap();
     let engine = Engine::start(&dir, &policy(&dir), "block");
     const N: usize = 100_000;
     open_storm(&noise, libc::O_WRONLY, N);
     open_storm(&noise, libc::O_RDONLY, N);
+    open_storm(&deeper, libc::O_WRONLY, 1000);
     let records = engine.stop();
-    let noise_s = noise.to_str().unwrap();
-    assert!(
-        file_events(&records, noise_s).is_empty(),
-        "an unwatched path was reported"
-    );
+    for path in [&noise, &deeper] {
+        assert!(
+            file_events(&records, path.to_str().unwrap()).is_empty(),
+            "an unwatched path was reported: {}",
+            path.display()
+        );
+    }
     let seen = stop_counter(&records, "file_seen");
     let filtered = stop_counter(&records, "file_filtered");
     // Every write open had its path matched in the kernel and stayed there; the read-only

@@ -7,9 +7,10 @@
 //! (`RECORD_FILES`), a failed open, a read-only open when no rule watches reads
 //! (`RECORD_FILE_READS`), or watches only device reads (`RECORD_FILE_READ_DEVICES`) and the
 //! file is not a device. Then the dentry and mount chain is walked; when the plan allows it
-//! (`RECORD_FILE_TOPS`), a path whose first component no watched path starts with is dropped
-//! there (`file::top_watched`: `/tmp/x`, `/home/...` under a policy that watches `/etc`,
-//! `/root`, `/usr`, ...). Otherwise the path string is built and matched against `FILE_WATCH`
+//! (`RECORD_FILE_DIRS`), the path is followed down from its first component and dropped at
+//! the first directory on the way to no watched path (`file::dirs_watched`: `/tmp/x`,
+//! `/var/log/x`, `/dev/null` under a policy that watches `/etc/passwd`, `/var/spool/cron/`,
+//! `/dev/mem`, ...). Otherwise the path string is built and matched against `FILE_WATCH`
 //! (`file::match_path`); unmatched events are counted (`file_filtered`) and dropped.
 //!
 //! | tier | match with deny/kill | action |
@@ -27,7 +28,7 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use enforcer_common::{
     event::{Counter, Hook},
     file::FileOp,
-    plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILE_TOPS, RECORD_FILES},
+    plan::{RECORD_FILE_DIRS, RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILES},
 };
 
 use super::{
@@ -138,7 +139,7 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
-    if bits & RECORD_FILE_TOPS != 0 && !file::top_watched(s, complete) {
+    if bits & RECORD_FILE_DIRS != 0 && !file::dirs_watched(s, complete) {
         count(Counter::FileSeen);
         count(Counter::FileFiltered);
         return Verdict::Allow;

@@ -8,10 +8,10 @@ use std::collections::{BTreeSet, HashSet};
 use aya::{Ebpf, maps::HashMap};
 use enforcer_common::{
     file::{FileOp, FileWatchKey, path_hash},
-    maps::{FILE_WATCH, FILE_WATCH_TOPS},
+    maps::{FILE_WATCH, FILE_WATCH_DIRS},
     plan::{
-        PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_READ_DEVICES,
-        RECORD_FILE_READS, RECORD_FILE_TOPS, RECORD_FILES,
+        PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_DIRS, RECORD_FILE_READ_DEVICES,
+        RECORD_FILE_READS, RECORD_FILES,
     },
 };
 use enforcer_policy::{FileWatchEntry, KernelPlan, RuleInfo};
@@ -52,21 +52,38 @@ pub fn ops_wanted(plan: &KernelPlan) -> u32 {
         .fold(0, |bits, op| bits | 1 << op as u32)
 }
 
-/// The first component (`/etc` of `/etc/cron.d`) of an absolute path; `None` for `/` (or a
-/// path that is not absolute).
-fn top_of(path: &str) -> Option<&str> {
+/// The directories on the way to a watched path, as `FILE_WATCH_DIRS` lists them: each
+/// leading part of `path` before a `/` (where the kernel's match looks directory prefixes
+/// up), the path itself, and for a watched subtree (`exact` false) the path followed by `/`.
+/// `None` for a path without a first component (`/`, or not absolute).
+fn dirs_of(path: &str, exact: bool) -> Option<Vec<String>> {
     let rest = path.strip_prefix('/')?;
-    let end = rest.find('/').unwrap_or(rest.len());
-    (end > 0).then(|| &path[..=end])
+    if rest.is_empty() || rest.starts_with('/') {
+        return None;
+    }
+    let mut dirs: Vec<String> = path
+        .match_indices('/')
+        .filter(|(at, _)| *at > 0)
+        .map(|(at, _)| path[..at].to_owned())
+        .collect();
+    dirs.push(path.to_owned());
+    if !exact {
+        dirs.push(format!("{path}/"));
+    }
+    Some(dirs)
 }
 
-/// `path_hash` of every watched path's first component (`FILE_WATCH_TOPS`); `None` when some
-/// watched path has none (`/` itself): the kernel cannot then filter by first component.
-pub fn tops(plan: &KernelPlan) -> Option<BTreeSet<u64>> {
-    plan.file_watches
-        .iter()
-        .map(|e| top_of(&e.path).map(|top| path_hash(top.as_bytes())))
-        .collect()
+/// `path_hash` of every entry of `FILE_WATCH_DIRS` ([`dirs_of`] of every watched path);
+/// `None` when some watched path has no first component (`/` itself): the kernel cannot then
+/// filter by directories.
+pub fn dirs(plan: &KernelPlan) -> Option<BTreeSet<u64>> {
+    let mut out = BTreeSet::new();
+    for entry in &plan.file_watches {
+        for dir in dirs_of(&entry.path, entry.exact)? {
+            out.insert(path_hash(dir.as_bytes()));
+        }
+    }
+    Some(out)
 }
 
 /// The `PLAN_SETTINGS` record bits of the file family.
@@ -76,8 +93,8 @@ pub fn settings_bits(plan: &KernelPlan) -> u32 {
         bits |= RECORD_FILES;
         if !plan.file_filtered {
             bits |= RECORD_FILE_ALL | RECORD_FILE_READS;
-        } else if tops(plan).is_some() {
-            bits |= RECORD_FILE_TOPS;
+        } else if dirs(plan).is_some() {
+            bits |= RECORD_FILE_DIRS;
         }
         let mut reads = plan.file_watches.iter().filter(|e| e.is_read()).peekable();
         if reads.peek().is_some() {
@@ -140,10 +157,10 @@ pub fn write(
         let result = hash.insert(key, verdict, pass.flags());
         written += usize::from(pass.inserted(map, result)?);
     }
-    let map = FILE_WATCH_TOPS;
-    let mut top_map: HashMap<_, u64, u32> = super::plan_sync::plan_map(ebpf, map)?;
-    for top in tops(plan).unwrap_or_default() {
-        let result = top_map.insert(top, generation, pass.flags());
+    let map = FILE_WATCH_DIRS;
+    let mut dir_map: HashMap<_, u64, u32> = super::plan_sync::plan_map(ebpf, map)?;
+    for dir in dirs(plan).unwrap_or_default() {
+        let result = dir_map.insert(dir, generation, pass.flags());
         pass.inserted(map, result)?;
     }
     Ok(written)
@@ -203,13 +220,23 @@ rules:
         let bits = settings_bits(&plan);
         assert_eq!(bits & RECORD_FILE_ALL, 0);
         assert_ne!(bits & RECORD_FILE_READS, 0);
-        // First components: /etc, /root, /dev; the kernel may drop other opens by them.
-        assert_ne!(bits & RECORD_FILE_TOPS, 0);
-        let want: BTreeSet<u64> = ["/etc", "/root", "/dev"]
-            .iter()
-            .map(|t| path_hash(t.as_bytes()))
-            .collect();
-        assert_eq!(tops(&plan), Some(want));
+        // The directories on the way to /etc/shadow, /root/.ssh/** and /dev/cpu/**: the
+        // kernel may drop other opens by them.
+        assert_ne!(bits & RECORD_FILE_DIRS, 0);
+        let want: BTreeSet<u64> = [
+            "/etc",
+            "/etc/shadow",
+            "/root",
+            "/root/.ssh",
+            "/root/.ssh/",
+            "/dev",
+            "/dev/cpu",
+            "/dev/cpu/",
+        ]
+        .iter()
+        .map(|t| path_hash(t.as_bytes()))
+        .collect();
+        assert_eq!(dirs(&plan), Some(want));
         // Device reads only: the kernel checks reads of device files alone.
         let dev = enforcer_policy::load_str(
             "p.yaml",
@@ -222,17 +249,86 @@ rules:
     }
 
     #[test]
-    fn first_components_of_paths() {
-        assert_eq!(top_of("/etc/cron.d"), Some("/etc"));
-        assert_eq!(top_of("/etc"), Some("/etc"));
-        assert_eq!(top_of("/sys/module/msr/parameters"), Some("/sys"));
-        assert_eq!(top_of("/"), None);
-        assert_eq!(top_of(""), None);
-        assert_eq!(top_of("etc/x"), None);
+    fn directories_on_the_way_to_paths() {
+        let strs = |v: Option<Vec<String>>| v.map(|d| d.join(" "));
+        assert_eq!(
+            strs(dirs_of("/etc/cron.d", false)).as_deref(),
+            Some("/etc /etc/cron.d /etc/cron.d/")
+        );
+        assert_eq!(
+            strs(dirs_of("/etc/passwd", true)).as_deref(),
+            Some("/etc /etc/passwd")
+        );
+        assert_eq!(strs(dirs_of("/etc", true)).as_deref(), Some("/etc"));
+        assert_eq!(
+            strs(dirs_of("/sys/module/msr/parameters/allow_writes", true)).as_deref(),
+            Some(
+                "/sys /sys/module /sys/module/msr /sys/module/msr/parameters \
+                 /sys/module/msr/parameters/allow_writes"
+            )
+        );
+        assert_eq!(dirs_of("/", false), None);
+        assert_eq!(dirs_of("", true), None);
+        assert_eq!(dirs_of("etc/x", true), None);
+    }
+
+    /// What the kernel's walk does with `FILE_WATCH_DIRS` (`file::dirs_watched` in the
+    /// kernel object), replayed on `path`: whether it passes the open on to the full match.
+    fn kernel_filter_passes(dirs: &BTreeSet<u64>, path: &str) -> bool {
+        let names: Vec<&str> = path.split('/').skip(1).collect();
+        let mut hash = enforcer_common::file::PATH_HASH_INIT;
+        for (level, name) in names.iter().enumerate() {
+            hash = enforcer_common::file::path_hash_step(hash, b'/');
+            for b in name.bytes() {
+                hash = enforcer_common::file::path_hash_step(hash, b);
+            }
+            if !dirs.contains(&hash) {
+                return false;
+            }
+            let subtree = enforcer_common::file::path_hash_step(hash, b'/');
+            if level + 1 < names.len() && dirs.contains(&subtree) {
+                return true;
+            }
+        }
+        true
+    }
+
+    /// The default policy's watched paths pass every path they can match on to the full
+    /// match, and drop the ordinary writes of a host at their first unwatched directory.
+    #[test]
+    fn the_directory_filter_never_drops_a_watched_path() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy/default");
+        let policy = enforcer_policy::load(&dir).unwrap();
+        let plan = policy.lower();
+        assert_ne!(settings_bits(&plan) & RECORD_FILE_DIRS, 0);
+        let dirs = dirs(&plan).unwrap();
+        for entry in &plan.file_watches {
+            let path = &entry.path;
+            if entry.exact {
+                assert!(kernel_filter_passes(&dirs, path), "{path}");
+            } else {
+                for below in ["x", "x/y", "x/y/z/w"] {
+                    let deep = format!("{path}/{below}");
+                    assert!(kernel_filter_passes(&dirs, &deep), "{deep}");
+                }
+            }
+        }
+        for ordinary in [
+            "/tmp/x",
+            "/var/log/syslog",
+            "/var/lib/docker/overlay2/x/diff/file",
+            "/run/user/1000/bus",
+            "/dev/null",
+            "/etc/hostname",
+            "/usr/share/doc/x",
+            "/home/u/.bash_history",
+        ] {
+            assert!(!kernel_filter_passes(&dirs, ordinary), "{ordinary}");
+        }
     }
 
     #[test]
-    fn a_watched_root_turns_the_first_component_filter_off() {
+    fn a_watched_root_turns_the_directory_filter_off() {
         // The lowering makes a prefix of "/" no filter at all.
         let policy = enforcer_policy::load_str(
             "p.yaml",
@@ -241,7 +337,7 @@ rules:
         .unwrap();
         let bits = settings_bits(&policy.lower());
         assert_ne!(bits & RECORD_FILE_ALL, 0);
-        assert_eq!(bits & RECORD_FILE_TOPS, 0);
+        assert_eq!(bits & RECORD_FILE_DIRS, 0);
         // A plan entry without a first component (should one ever be written) turns the
         // filter off instead of hiding every path from it.
         let entry = |path: &str| FileWatchEntry {
@@ -257,10 +353,10 @@ rules:
             file_watches: vec![entry("/etc")],
             ..KernelPlan::default()
         };
-        assert_ne!(settings_bits(&plan) & RECORD_FILE_TOPS, 0);
+        assert_ne!(settings_bits(&plan) & RECORD_FILE_DIRS, 0);
         plan.file_watches.push(entry("/"));
-        assert_eq!(tops(&plan), None);
-        assert_eq!(settings_bits(&plan) & RECORD_FILE_TOPS, 0);
+        assert_eq!(dirs(&plan), None);
+        assert_eq!(settings_bits(&plan) & RECORD_FILE_DIRS, 0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use enforcer_common::maps::{
     CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_ARGS_SPARED,
     EXEC_FLAG_PLAN, EXEC_HASH_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN, FILE_WATCH,
-    FILE_WATCH_TOPS, PAYLOAD_METHOD_PLAN, capacity,
+    FILE_WATCH_DIRS, PAYLOAD_METHOD_PLAN, capacity,
 };
 use enforcer_policy::{KernelPlan, PlanEntry, RuleInfo};
 
@@ -90,8 +90,8 @@ pub fn loads(rules: &[RuleInfo], plan: &KernelPlan) -> Vec<MapLoad> {
             watches.add(&rules);
         }
     }
-    let mut tops = MapLoad::new(FILE_WATCH_TOPS);
-    tops.needed = file_plan::tops(plan).map_or(0, |tops| tops.len());
+    let mut dirs = MapLoad::new(FILE_WATCH_DIRS);
+    dirs.needed = file_plan::dirs(plan).map_or(0, |dirs| dirs.len());
     let mut spared = MapLoad::new(EXEC_ARGS_SPARED);
     spared.needed = plan.exec_args_spared.iter().collect::<HashSet<_>>().len();
     vec![
@@ -110,7 +110,7 @@ pub fn loads(rules: &[RuleInfo], plan: &KernelPlan) -> Vec<MapLoad> {
             &mut plan.connect_nets.iter().filter(|e| !is_v4(e)),
         ),
         watches,
-        tops,
+        dirs,
     ]
 }
 
@@ -129,7 +129,7 @@ fn what(map: &str) -> &'static str {
         CONNECT_V4_PLAN => "IPv4 prefixes",
         CONNECT_V6_PLAN => "IPv6 prefixes",
         FILE_WATCH => "watched file paths",
-        FILE_WATCH_TOPS => "first components of watched paths",
+        FILE_WATCH_DIRS => "directories on the way to watched paths",
         _ => "entries",
     }
 }

@@ -8,7 +8,7 @@
 //! old one denied is allowed once it is swept.
 //!
 //! Every plan entry says which generation wrote it: `PlanVerdict::generation` for verdict maps,
-//! and the `u32` value itself for the presence maps (`EXEC_ARGS_SPARED`, `FILE_WATCH_TOPS`).
+//! and the `u32` value itself for the presence maps (`EXEC_ARGS_SPARED`, `FILE_WATCH_DIRS`).
 //! `KERNEL_OP_PLAN` is an array rewritten whole by every write and has nothing to sweep;
 //! `EXEC_INODE_PLAN` belongs to the daemon's `InodePlan`, which sweeps its own entries.
 
@@ -21,7 +21,7 @@ use enforcer_common::{
     maps::{
         CONNECT_V4_PLAN, CONNECT_V6_PLAN, DNS_DOMAIN_PLAN, DNS_NAME_PLAN, EXEC_ARGS_SPARED,
         EXEC_FLAG_PLAN, EXEC_HASH_PLAN, EXEC_NAME_PLAN, EXEC_PATH_PLAN, EXEC_SCHEME_PLAN,
-        FILE_WATCH, FILE_WATCH_TOPS, PAYLOAD_METHOD_PLAN,
+        FILE_WATCH, FILE_WATCH_DIRS, PAYLOAD_METHOD_PLAN,
     },
     plan::{FlagKey, HashKey, MethodKey, NameKey, PathKey, PlanVerdict, SchemeKey},
 };
@@ -83,7 +83,7 @@ pub fn sweep(ebpf: &mut Ebpf, generation: u32) -> Result<usize, PlanError> {
         + sweep_hash::<u64, _>(ebpf, DNS_NAME_PLAN, old)?
         + sweep_hash::<u64, _>(ebpf, DNS_DOMAIN_PLAN, old)?
         + sweep_hash::<FileWatchKey, _>(ebpf, FILE_WATCH, old)?
-        + sweep_hash::<u64, _>(ebpf, FILE_WATCH_TOPS, old_mark)?
+        + sweep_hash::<u64, _>(ebpf, FILE_WATCH_DIRS, old_mark)?
         + sweep_trie::<4>(ebpf, CONNECT_V4_PLAN, generation)?
         + sweep_trie::<16>(ebpf, CONNECT_V6_PLAN, generation)?)
 }
