@@ -52,39 +52,31 @@ pub(super) trait BtfProgram {
     fn attach_taking_link(&mut self) -> Result<FdLink, ProgramError>;
 }
 
-impl BtfProgram for Lsm {
-    const KIND: &'static str = "LSM program";
+/// Implements [`BtfProgram`] for aya program type `$ty`: the same four calls on both types,
+/// which share no trait in aya.
+macro_rules! btf_program {
+    ($ty:ty, $kind:literal) => {
+        impl BtfProgram for $ty {
+            const KIND: &'static str = $kind;
 
-    fn is_loaded(&self) -> bool {
-        self.fd().is_ok()
-    }
+            fn is_loaded(&self) -> bool {
+                self.fd().is_ok()
+            }
 
-    fn load_for(&mut self, target: &str, btf: &Btf) -> Result<(), ProgramError> {
-        self.load(target, btf)
-    }
+            fn load_for(&mut self, target: &str, btf: &Btf) -> Result<(), ProgramError> {
+                self.load(target, btf)
+            }
 
-    fn attach_taking_link(&mut self) -> Result<FdLink, ProgramError> {
-        let id = self.attach()?;
-        Ok(FdLink::from(self.take_link(id)?))
-    }
+            fn attach_taking_link(&mut self) -> Result<FdLink, ProgramError> {
+                let id = self.attach()?;
+                Ok(FdLink::from(self.take_link(id)?))
+            }
+        }
+    };
 }
 
-impl BtfProgram for FEntry {
-    const KIND: &'static str = "fentry program";
-
-    fn is_loaded(&self) -> bool {
-        self.fd().is_ok()
-    }
-
-    fn load_for(&mut self, target: &str, btf: &Btf) -> Result<(), ProgramError> {
-        self.load(target, btf)
-    }
-
-    fn attach_taking_link(&mut self) -> Result<FdLink, ProgramError> {
-        let id = self.attach()?;
-        Ok(FdLink::from(self.take_link(id)?))
-    }
-}
+btf_program!(Lsm, "LSM program");
+btf_program!(FEntry, "fentry program");
 
 /// Loads program `name` for `target` (timed: `log_load`); `Ok(Err(why))` when the kernel
 /// refuses it, `why` naming the program, its target and the kernel's answer.
