@@ -179,6 +179,90 @@ fn signal_tier_drops_stratum_logins_and_spares_ordinary_json_rpc() {
     );
 }
 
+/// Runs the engine in a mount namespace of its own where no cgroup v2 file system is
+/// mounted (`unshare -m`, the cgroup mount detached there only), as on a host without cgroup
+/// v2: the engine cannot attach its cgroup hooks and falls back to the send tracepoints.
+const WITHOUT_CGROUP2: [&str; 6] = ["unshare", "--mount", "--propagation", "private", "sh", "-c"];
+
+/// The shell script [`WITHOUT_CGROUP2`] runs: detach every cgroup v2 mount of this namespace
+/// (the file system type follows the `-` of each `/proc/self/mountinfo` line), then exec the
+/// engine's command line (`$0 "$@"`).
+const DETACH_CGROUP2_THEN_EXEC: &str = r#"set -e
+awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+    /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+exec "$0" "$@""#;
+
+/// Without cgroup v2 the send tracepoints (`sys_enter_{write,sendto,...}`) stand in for the
+/// cgroup egress hook: the start record says why, and a stratum login is killed in the kernel
+/// at the tracepoint (the bytes are on their way: a tracepoint cannot drop them), while an
+/// ordinary JSON-RPC call passes.
+#[test]
+fn without_cgroup_v2_the_send_tracepoints_kill_a_stratum_login() {
+    if !can_run("without_cgroup_v2_the_send_tracepoints_kill_a_stratum_login") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, addrs) = start_pool(&dir.path().join("pool.jsonl"), 1);
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let mut launcher = WITHOUT_CGROUP2.to_vec();
+    launcher.push(DETACH_CGROUP2_THEN_EXEC);
+    let mut engine = Engine::start_by(&launcher, dir.path(), &policy, "block", &[]);
+    let start = engine.wait_for(Duration::from_secs(5), "engine_start", |r| {
+        r["type"] == "engine_start"
+    });
+    let send_hook = start["send_hook"].as_str().unwrap_or_default();
+    assert!(
+        send_hook.starts_with("tp/syscalls/sys_enter_{write,sendto,sendmsg,sendmmsg,writev}")
+            && send_hook.contains("no cgroup v2"),
+        "{start:#}"
+    );
+    assert!(
+        start["connect_hook"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("tp/syscalls/sys_enter_connect"),
+        "{start:#}"
+    );
+
+    for (dialect, call) in [("v1", "write"), ("monero", "send")] {
+        let status = client(&addrs[0], dialect, call);
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "{dialect} via {call}: {status}"
+        );
+    }
+    let status = client(&addrs[0], "jsonrpc", "write");
+    assert!(status.success(), "ordinary JSON-RPC must pass: {status}");
+    for method in ["mining.subscribe", "login"] {
+        engine.wait_for(Duration::from_secs(10), method, |r| {
+            r["type"] == "action"
+                && r["action"] == "kill"
+                && r["event"]["payload"]["stratum"]["method"] == method
+        });
+    }
+    let records = engine.stop();
+    drop(pool);
+    let kills: Vec<_> = actions(&records, "kill", Some("stratum-login"))
+        .into_iter()
+        .filter(|r| r["event"]["process"]["comm"] == "stratum-client")
+        .collect();
+    assert_eq!(kills.len(), 2, "{records:#?}");
+    for r in &kills {
+        let hook = r["event"]["hook"].as_str().unwrap_or_default();
+        assert!(hook.starts_with("tp/syscalls/sys_enter_"), "{r:#}");
+        assert_eq!(r["decided_in"], "kernel", "{r:#}");
+        assert_eq!(r["tier"], "signal", "{r:#}");
+    }
+    assert!(
+        records.iter().all(|r| r["type"] != "action"
+            || r["event"]["payload"]["stratum"]["method"] != "eth_blockNumber"),
+        "N5 must not fire: {records:#?}"
+    );
+}
+
 #[test]
 fn monitor_mode_records_would_kill_for_stratum() {
     if !can_run("monitor_mode_records_would_kill_for_stratum") {

@@ -119,13 +119,34 @@ impl Engine {
     /// the engine runs with `--on-crash stop`: [`Engine`]'s drop SIGKILLs it, and a killed test
     /// engine must not leave its programs pinned on a machine other tests share.
     pub(crate) fn start_at(dir: &Path, policy_path: &Path, mode: &str, extra: &[&str]) -> Engine {
+        Self::start_by(&[], dir, policy_path, mode, extra)
+    }
+
+    /// Like [`Engine::start_at`], run by `launcher` (a command and its arguments, given the
+    /// engine's command line after them, which it must exec in its own process so the child's
+    /// pid is the engine's); an empty `launcher` runs the engine itself.
+    pub(crate) fn start_by(
+        launcher: &[&str],
+        dir: &Path,
+        policy_path: &Path,
+        mode: &str,
+        extra: &[&str],
+    ) -> Engine {
         let audit = dir.join(format!("audit-{mode}.jsonl"));
         let on_crash: &[&str] = if extra.contains(&"--on-crash") {
             &[]
         } else {
             &["--on-crash", "stop"]
         };
-        let child = Command::new(enforcer_bin())
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(enforcer_bin());
+                c
+            }
+            None => Command::new(enforcer_bin()),
+        };
+        let child = command
             .args(["run", "--quiet", "--mode", mode, "--policy"])
             .arg(policy_path)
             .arg("--audit-log")
