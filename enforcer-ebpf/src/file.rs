@@ -22,7 +22,7 @@ use enforcer_common::{
         FILE_DEPTH, FILE_FSTYPE_LEN, FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_LEN,
         FILE_PATH_TRUNCATED, FileOp, FileRecord, FileWatchKey, PATH_HASH_INIT, path_hash_step,
     },
-    plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL},
+    plan::{PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_DIRS},
 };
 
 use crate::{
@@ -147,6 +147,26 @@ pub(crate) fn build_dentry_path<A: Access>(
 ) -> Result<u32, ReadError> {
     let complete = walk_dentry::<A>(s, vfsmount, dentry)?;
     write_path(s, slot, complete)
+}
+
+/// [`build_dentry_path`] for a one-path event of a plan whose record bits are `bits`: `None`
+/// when the directory filter ([`dirs_watched`], with `RECORD_FILE_DIRS`) drops the path before
+/// its string is built (counted seen and filtered), else the path's length.
+#[inline(always)]
+pub(crate) fn build_watched_path<A: Access>(
+    s: &mut FileScratch,
+    slot: Slot,
+    vfsmount: *const u8,
+    dentry: *const u8,
+    bits: u32,
+) -> Result<Option<u32>, ReadError> {
+    let complete = walk_dentry::<A>(s, vfsmount, dentry)?;
+    if bits & RECORD_FILE_DIRS != 0 && !dirs_watched(s, complete) {
+        count(Counter::FileSeen);
+        count(Counter::FileFiltered);
+        return Ok(None);
+    }
+    write_path(s, slot, complete).map(Some)
 }
 
 /// `struct mount`'s `mnt_parent`, `mnt_mountpoint` and `mnt.mnt_root`, side by side

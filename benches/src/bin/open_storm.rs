@@ -2,10 +2,13 @@
 //! path, with and without the engine, alternating rounds, reporting the ratio and the
 //! per-open latency delta (goal: at most +0.15 us per non-watched open).
 //!
-//! `--access read` (default, the common open): the signal tier's `sys_exit_open*` tracepoint
-//! looks the descriptor up and leaves at the flags check (no path is built). `--access write`
-//! (`O_WRONLY`): the path is built from the dentry chain and matched against `FILE_WATCH`
-//! (one look-up per component), then dropped in the kernel (`file_filtered`).
+//! `--access read` (default, the common open): the open hook leaves at the flags check (no
+//! path is built). `--access write` (`O_WRONLY`): the dentry chain is walked and the path
+//! judged by its directories (`FILE_WATCH_DIRS`), or built and matched against `FILE_WATCH`
+//! when it lies on the way to a watched path, then dropped in the kernel (`file_filtered`).
+//! `--access create-unlink`: the file is created, closed and unlinked, so the unlink hook
+//! runs too. `--file` puts the file elsewhere (`/var/log/...`: under a directory the default
+//! policy watches something in).
 //!
 //! `cargo run --release -p enforcer-benches --bin open_storm -- --access read`. Needs root.
 
@@ -19,6 +22,9 @@ use enforcer_benches::{EngineSpec, Round, alternate, report};
 enum Access {
     Read,
     Write,
+    /// Create (`O_WRONLY | O_CREAT`), close and unlink the file: the write open's hook and the
+    /// unlink's (`path_unlink`) per operation.
+    CreateUnlink,
 }
 
 /// Open storm with and without the engine.
@@ -51,15 +57,21 @@ fn main() -> anyhow::Result<()> {
     let flags = match args.access {
         Access::Read => libc::O_RDONLY,
         Access::Write => libc::O_WRONLY,
+        Access::CreateUnlink => libc::O_WRONLY | libc::O_CREAT,
     };
+    let unlink = matches!(args.access, Access::CreateUnlink);
     let spec = args.engine.clone();
     let (without, with) = alternate(&spec, args.rounds, || {
         Round::measure(args.iterations, || {
             // SAFETY: a valid NUL-terminated path; the descriptor is closed at once.
-            let fd = unsafe { libc::open(path.as_ptr(), flags) };
+            let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644) };
             anyhow::ensure!(fd >= 0, "open: {}", std::io::Error::last_os_error());
             // SAFETY: our own descriptor.
             unsafe { libc::close(fd) };
+            // SAFETY: as above; the file this loop made.
+            if unlink && unsafe { libc::unlink(path.as_ptr()) } != 0 {
+                anyhow::bail!("unlink: {}", std::io::Error::last_os_error());
+            }
             Ok(())
         })
     })?;

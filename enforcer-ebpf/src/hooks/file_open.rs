@@ -28,7 +28,7 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use enforcer_common::{
     event::{Counter, Hook},
     file::FileOp,
-    plan::{RECORD_FILE_DIRS, RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILES},
+    plan::{RECORD_FILE_READ_DEVICES, RECORD_FILE_READS, RECORD_FILES},
 };
 
 use super::{
@@ -135,18 +135,13 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
-    let Ok(complete) = file::walk_dentry::<A>(s, mnt, dentry) else {
-        count(Counter::ReadError);
-        return Verdict::Allow;
-    };
-    if bits & RECORD_FILE_DIRS != 0 && !file::dirs_watched(s, complete) {
-        count(Counter::FileSeen);
-        count(Counter::FileFiltered);
-        return Verdict::Allow;
-    }
-    let Ok(len) = file::write_path(s, Slot::Path, complete) else {
-        count(Counter::ReadError);
-        return Verdict::Allow;
+    let len = match file::build_watched_path::<A>(s, Slot::Path, mnt, dentry, bits) {
+        Ok(Some(len)) => len,
+        Ok(None) => return Verdict::Allow,
+        Err(_) => {
+            count(Counter::ReadError);
+            return Verdict::Allow;
+        }
     };
     s.record.path_len = len;
     file::match_path(s, Slot::Path, len, op as u32);

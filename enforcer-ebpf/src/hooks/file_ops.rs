@@ -25,7 +25,7 @@ use enforcer_common::{
 };
 
 use super::{
-    file_path::{finish, hook_gate, lsm_one, lsm_path, path_dentry, second_is_matched},
+    file_path::{finish, hook_gate, lsm_one, lsm_path, one_path, path_dentry, second_is_matched},
     hook_ctx::{HookCtx, hook_programs},
 };
 use crate::{
@@ -220,13 +220,14 @@ fn file_truncate<C: HookCtx>(ctx: &C) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
-    let Ok(len) = file::build_dentry_path::<Typed>(s, Slot::Path, mnt, dentry) else {
-        count(Counter::ReadError);
-        return 0;
-    };
-    s.record.path_len = len;
-    file::match_path(s, Slot::Path, len, FileOp::Truncate as u32);
-    finish(s, bits, C::hook(Hook::LsmPathTruncate), C::SITE).ret()
+    one_path::<C>(
+        s,
+        bits,
+        mnt,
+        dentry,
+        FileOp::Truncate,
+        Hook::LsmPathTruncate,
+    )
 }
 
 hook_programs!(
@@ -335,13 +336,7 @@ fn sb_umount<C: HookCtx>(ctx: &C) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
-    let Ok(len) = file::build_dentry_path::<Typed>(s, Slot::Path, mnt, root) else {
-        count(Counter::ReadError);
-        return 0;
-    };
-    s.record.path_len = len;
-    file::match_path(s, Slot::Path, len, FileOp::Umount as u32);
-    finish(s, bits, C::hook(Hook::LsmSbUmount), C::SITE).ret()
+    one_path::<C>(s, bits, mnt, root, FileOp::Umount, Hook::LsmSbUmount)
 }
 
 hook_programs!(

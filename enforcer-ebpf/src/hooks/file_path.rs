@@ -19,7 +19,9 @@
 //! kernel has BPF trampolines (`hook_ctx.rs`): same column as the lsm tier, a deny there is a
 //! kill. The LSM hooks (either program) build the path from the kernel's dentry and mount
 //! (resolved, symlinks followed where the syscall follows them) and return `-EPERM` for a deny
-//! match. The
+//! match; a one-path operation's path is first judged by its directories
+//! (`file::build_watched_path`: one outside every watched directory is dropped before its
+//! string is built), a two-path one (rename, link, symlink, move_mount) is always built. The
 //! tracepoint (one program, told apart by `__syscall_nr`) sees the user's string before the
 //! kernel resolves it: an absolute path is taken as written; a relative one is joined to the
 //! working directory or the directory descriptor (`FILE_PATH_RELATIVE`); a path with `.`,
@@ -45,7 +47,7 @@ use super::{
 use crate::{
     emit,
     file::{self, FileScratch, Slot, Space},
-    kernel::{self, ReadError, read_at},
+    kernel::{self, ReadError},
     maps::{config, count, offset, path_syscall, plan_settings},
     plan::{Site, act},
     syscall_record::{syscall_arg, syscall_nr},
@@ -421,7 +423,7 @@ pub(super) fn lsm_path(
     dir: *const u8,
     dentry: *const u8,
 ) -> Result<u32, ReadError> {
-    let mnt: *const u8 = read_at(dir, offset(|o| &o.path_mnt))?;
+    let mnt: *const u8 = Typed::read(dir, offset(|o| &o.path_mnt))?;
     file::build_dentry_path::<Typed>(s, slot, mnt, dentry)
 }
 
@@ -432,7 +434,31 @@ pub(super) fn path_dentry(path: *const u8) -> Result<*const u8, ReadError> {
 }
 
 /// Builds, matches and finishes a one-path hook event (`hook`: the LSM hook's name, turned
-/// into the fentry twin's by `C`).
+/// into the fentry twin's by `C`), unless the directory filter drops its path (`mnt` the
+/// mount the path is under).
+#[inline(always)]
+pub(super) fn one_path<C: HookCtx>(
+    s: &mut FileScratch,
+    bits: u32,
+    mnt: *const u8,
+    dentry: *const u8,
+    op: FileOp,
+    hook: Hook,
+) -> i32 {
+    let len = match file::build_watched_path::<Typed>(s, Slot::Path, mnt, dentry, bits) {
+        Ok(Some(len)) => len,
+        Ok(None) => return 0,
+        Err(ReadError) => {
+            count(Counter::ReadError);
+            return 0;
+        }
+    };
+    s.record.path_len = len;
+    file::match_path(s, Slot::Path, len, op as u32);
+    finish(s, bits, C::hook(hook), C::SITE).ret()
+}
+
+/// [`one_path`] of `dentry` under the mount of BTF-typed `struct path *dir`.
 #[inline(always)]
 pub(super) fn lsm_one<C: HookCtx>(
     s: &mut FileScratch,
@@ -442,13 +468,11 @@ pub(super) fn lsm_one<C: HookCtx>(
     op: FileOp,
     hook: Hook,
 ) -> i32 {
-    let Ok(len) = lsm_path(s, Slot::Path, dir, dentry) else {
+    let Ok(mnt) = Typed::read::<*const u8>(dir, offset(|o| &o.path_mnt)) else {
         count(Counter::ReadError);
         return 0;
     };
-    s.record.path_len = len;
-    file::match_path(s, Slot::Path, len, op as u32);
-    finish(s, bits, C::hook(hook), C::SITE).ret()
+    one_path::<C>(s, bits, mnt, dentry, op, hook)
 }
 
 /// `path_unlink(const struct path *dir, struct dentry *dentry)`.

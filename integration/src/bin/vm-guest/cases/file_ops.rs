@@ -237,12 +237,54 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
         }
     }
     ctx.log("every operation recorded by its hook");
+    unwatched_operations_stay_in_the_kernel(ctx, engine)?;
     // The programs whose load (verifier time) took over a second: where the start time goes.
     let log = std::fs::read_to_string("/tmp/enforcer-file-ops.log").unwrap_or_default();
     for line in log.lines().filter(|l| l.contains(" took ")) {
         ctx.log(format!("engine: {line}"));
     }
     killed_engine_still_denies(ctx, engine, &start, &sub)
+}
+
+/// Beside the watched paths (in the same directory, under no watched path), a mkdir, chmod,
+/// chown, unlink and rmdir succeed and leave no record (the hooks' directory filter drops them
+/// before their paths are built; the full match would drop them too, later). A denied mkdir
+/// made after them, whose record is awaited, shows that the records of everything before it
+/// were written.
+fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
+    const FREE: &str = "/tmp/fops/free";
+    let file = format!("{FREE}/file");
+    let barrier = format!("{DENY}/barrier");
+    let ok = |what: &str, r: libc::c_int| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(format!("{what}: {}", std::io::Error::last_os_error()))
+        }
+    };
+    // SAFETY: valid NUL-terminated paths; plain syscalls on the case's own files.
+    unsafe {
+        ok("mkdir free", libc::mkdir(c(FREE).as_ptr(), 0o755))?;
+        std::fs::write(&file, b"x").map_err(|e| format!("write {file}: {e}"))?;
+        ok("chmod free", libc::chmod(c(&file).as_ptr(), 0o600))?;
+        ok("chown free", libc::chown(c(&file).as_ptr(), 0, 0))?;
+        ok("unlink free", libc::unlink(c(&file).as_ptr()))?;
+        ok("rmdir free", libc::rmdir(c(FREE).as_ptr()))?;
+        expect_eperm("mkdir barrier", libc::mkdir(c(&barrier).as_ptr(), 0o755))?;
+    }
+    engine.wait_record(RECORD_TIMEOUT, "deny of the barrier mkdir", |r| {
+        audit::is_action(r, "deny", "deny-mkdir") && r["event"]["file"]["path"] == barrier
+    })?;
+    let records = audit::records(&engine.audit_log)?;
+    if let Some(r) = records.iter().find(|r| {
+        r["event"]["file"]["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(FREE))
+    }) {
+        return Err(format!("an unwatched operation was reported: {r}"));
+    }
+    ctx.log("mkdir, chmod, chown, unlink, rmdir beside the watched paths: no record");
+    Ok(())
 }
 
 /// The optional file hooks are pinned with the others: with the engine SIGKILLed, a mkdir
