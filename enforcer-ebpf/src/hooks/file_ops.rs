@@ -25,7 +25,10 @@ use enforcer_common::{
 };
 
 use super::{
-    file_path::{finish, hook_gate, lsm_one, lsm_path, one_path, path_dentry, second_is_matched},
+    file_path::{
+        all_unwatched, finish, hook_gate, lsm_one, lsm_path, one_path, path_dentry,
+        second_is_matched,
+    },
     hook_ctx::{HookCtx, hook_programs},
 };
 use crate::{
@@ -49,6 +52,9 @@ fn path_link<C: HookCtx>(ctx: &C) -> i32 {
     file::reset(s, FileOp::Link as u32);
     let dir: *const u8 = ctx.arg(1);
     // A hard link stays on its mount: the existing file is under `new_dir`'s mount too.
+    if all_unwatched(s, bits, [(dir, ctx.arg(2)), (dir, ctx.arg(0))]) {
+        return 0;
+    }
     let (Ok(len), Ok(old_len)) = (
         lsm_path(s, Slot::Path, dir, ctx.arg(2)),
         lsm_path(s, Slot::NewPath, dir, ctx.arg(0)),
@@ -296,6 +302,10 @@ fn move_mount<C: HookCtx>(ctx: &C) -> i32 {
         count(Counter::ReadError);
         return 0;
     };
+    // Only the mount point is matched (the source is recorded).
+    if all_unwatched(s, bits, [(to, to_dentry)]) {
+        return 0;
+    }
     let (Ok(len), Ok(from_len)) = (
         lsm_path(s, Slot::Path, to, to_dentry),
         lsm_path(s, Slot::NewPath, from, from_dentry),

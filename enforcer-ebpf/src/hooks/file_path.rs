@@ -21,7 +21,9 @@
 //! (resolved, symlinks followed where the syscall follows them) and return `-EPERM` for a deny
 //! match; a one-path operation's path is first judged by its directories
 //! (`file::build_watched_path`: one outside every watched directory is dropped before its
-//! string is built), a two-path one (rename, link, symlink, move_mount) is always built. The
+//! string is built); a rename or link is dropped when both its paths are, a move_mount when
+//! its mount point is (`all_unwatched`), after the walks and before the strings; a symlink
+//! (its target is text) is always built. The
 //! tracepoint (one program, told apart by `__syscall_nr`) sees the user's string before the
 //! kernel resolves it: an absolute path is taken as written; a relative one is joined to the
 //! working directory or the directory descriptor (`FILE_PATH_RELATIVE`); a path with `.`,
@@ -37,7 +39,7 @@ use enforcer_common::{
     file::{
         FILE_NEW_PATH_TRUNCATED, FILE_PATH_DOTS, FILE_PATH_RELATIVE, FILE_PATH_UNRESOLVED, FileOp,
     },
-    plan::RECORD_FILES,
+    plan::{RECORD_FILE_DIRS, RECORD_FILES},
 };
 
 use super::{
@@ -458,6 +460,34 @@ pub(super) fn one_path<C: HookCtx>(
     finish(s, bits, C::hook(hook), C::SITE).ret()
 }
 
+/// Whether the directory filter (`file::dirs_watched`, with `RECORD_FILE_DIRS`) drops every
+/// path of `paths` (each a `dentry` under the mount of BTF-typed `struct path *dir`): a
+/// rename or link outside every watched directory is then dropped after its walks, before
+/// either string is built (counted seen and filtered). A failed read drops nothing: the event
+/// goes on to be built as before.
+#[inline(always)]
+pub(super) fn all_unwatched<const N: usize>(
+    s: &mut FileScratch,
+    bits: u32,
+    paths: [(*const u8, *const u8); N],
+) -> bool {
+    if bits & RECORD_FILE_DIRS == 0 {
+        return false;
+    }
+    for (dir, dentry) in paths {
+        let Ok(mnt) = Typed::read::<*const u8>(dir, offset(|o| &o.path_mnt)) else {
+            return false;
+        };
+        match file::walk_dentry::<Typed>(s, mnt, dentry) {
+            Ok(complete) if !file::dirs_watched(s, complete) => {}
+            _ => return false,
+        }
+    }
+    count(Counter::FileSeen);
+    count(Counter::FileFiltered);
+    true
+}
+
 /// [`one_path`] of `dentry` under the mount of BTF-typed `struct path *dir`.
 #[inline(always)]
 pub(super) fn lsm_one<C: HookCtx>(
@@ -576,6 +606,13 @@ fn path_rename<C: HookCtx>(ctx: &C) -> i32 {
         return 0;
     };
     file::reset(s, FileOp::Rename as u32);
+    if all_unwatched(
+        s,
+        bits,
+        [(ctx.arg(0), ctx.arg(1)), (ctx.arg(2), ctx.arg(3))],
+    ) {
+        return 0;
+    }
     let (Ok(len), Ok(new_len)) = (
         lsm_path(s, Slot::Path, ctx.arg(0), ctx.arg(1)),
         lsm_path(s, Slot::NewPath, ctx.arg(2), ctx.arg(3)),

@@ -247,13 +247,16 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
 }
 
 /// Beside the watched paths (in the same directory, under no watched path), a mkdir, chmod,
-/// chown, unlink and rmdir succeed and leave no record (the hooks' directory filter drops them
-/// before their paths are built; the full match would drop them too, later). A denied mkdir
-/// made after them, whose record is awaited, shows that the records of everything before it
-/// were written.
+/// chown, rename, link, unlink and rmdir succeed and leave no record (the hooks' directory
+/// filter drops them before their paths are built; the full match would drop them too,
+/// later). A denied mkdir made after them, whose record is awaited, shows that the records of
+/// everything before it were written. A rename from there into the denied directory (only its
+/// new path is watched) is still refused.
 fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     const FREE: &str = "/tmp/fops/free";
     let file = format!("{FREE}/file");
+    let moved = format!("{FREE}/moved");
+    let into = format!("{DENY}/moved");
     let barrier = format!("{DENY}/barrier");
     let ok = |what: &str, r: libc::c_int| {
         if r == 0 {
@@ -268,6 +271,19 @@ fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Re
         std::fs::write(&file, b"x").map_err(|e| format!("write {file}: {e}"))?;
         ok("chmod free", libc::chmod(c(&file).as_ptr(), 0o600))?;
         ok("chown free", libc::chown(c(&file).as_ptr(), 0, 0))?;
+        ok(
+            "rename free",
+            libc::rename(c(&file).as_ptr(), c(&moved).as_ptr()),
+        )?;
+        ok(
+            "link free",
+            libc::link(c(&moved).as_ptr(), c(&file).as_ptr()),
+        )?;
+        ok("unlink free", libc::unlink(c(&moved).as_ptr()))?;
+        expect_eperm(
+            "rename into the denied directory",
+            libc::rename(c(&file).as_ptr(), c(&into).as_ptr()),
+        )?;
         ok("unlink free", libc::unlink(c(&file).as_ptr()))?;
         ok("rmdir free", libc::rmdir(c(FREE).as_ptr()))?;
         expect_eperm("mkdir barrier", libc::mkdir(c(&barrier).as_ptr(), 0o755))?;
@@ -275,15 +291,25 @@ fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Re
     engine.wait_record(RECORD_TIMEOUT, "deny of the barrier mkdir", |r| {
         audit::is_action(r, "deny", "deny-mkdir") && r["event"]["file"]["path"] == barrier
     })?;
+    engine.wait_record(RECORD_TIMEOUT, "deny of the rename into deny/", |r| {
+        audit::is_action(r, "deny", "deny-rename-into")
+            && r["event"]["hook"] == "lsm/path_rename"
+            && r["event"]["rename"]["new"]["path"] == into
+    })?;
     let records = audit::records(&engine.audit_log)?;
+    // The refused rename into deny/ is reported under its old path, which is in FREE.
     if let Some(r) = records.iter().find(|r| {
-        r["event"]["file"]["path"]
-            .as_str()
-            .is_some_and(|p| p.starts_with(FREE))
+        r["event"]["rename"]["new"]["path"] != into.as_str()
+            && r["event"]["file"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(FREE))
     }) {
         return Err(format!("an unwatched operation was reported: {r}"));
     }
-    ctx.log("mkdir, chmod, chown, unlink, rmdir beside the watched paths: no record");
+    if Path::new(&into).exists() {
+        return Err(format!("{into} exists after the denied rename"));
+    }
+    ctx.log("mkdir, chmod, chown, rename, link, unlink, rmdir beside the watched paths: no record; a rename into deny/ refused");
     Ok(())
 }
 
