@@ -178,6 +178,37 @@ struct MountLinks {
     root: u64,
 }
 
+/// The mount a walk is on (`struct mount`, probed: see [`walk_dentry`]) and its links, read in
+/// one helper call (`LAYOUT_MOUNT`), again only when the walk crosses into the parent mount.
+struct MountAt {
+    mnt: *const u8,
+    links: MountLinks,
+}
+
+impl MountAt {
+    /// The mount of `vfsmount` (its `mnt` member).
+    #[inline(always)]
+    fn of(vfsmount: *const u8) -> Result<Self, ReadError> {
+        let mnt = vfsmount.wrapping_sub(offset(|o| &o.mount_mnt) as usize);
+        let links = read_at(mnt, offset(|o| &o.mount_parent))?;
+        Ok(Self { mnt, links })
+    }
+
+    /// At this mount's root: moves to the parent mount and returns the mount point to go on
+    /// from, or `None` at the top of the mount tree (a mount that is its own parent).
+    #[inline(always)]
+    fn cross(&mut self) -> Result<Option<*const u8>, ReadError> {
+        let up = self.links.parent as *const u8;
+        if up == self.mnt || up.is_null() {
+            return Ok(None);
+        }
+        let mountpoint = self.links.mountpoint as *const u8;
+        self.mnt = up;
+        self.links = read_at(up, offset(|o| &o.mount_parent))?;
+        Ok(Some(mountpoint))
+    }
+}
+
 /// The walk of [`build_dentry_path`]: collects the name pointers of the path's components in
 /// [`FileScratch::comps`] (leaf first; their count in [`FileScratch::depth`]); returns whether
 /// it reached the root (false: deeper than `FILE_DEPTH`).
@@ -195,38 +226,31 @@ pub(crate) fn walk_dentry<A: Access>(
     dentry: *const u8,
 ) -> Result<bool, ReadError> {
     let mut d = dentry;
-    let mut mnt = vfsmount.wrapping_sub(offset(|o| &o.mount_mnt) as usize);
     // The component count lives in map memory: as a stack value the verifier would check the
     // rest of the walk once per count.
     // SAFETY: a field of the scratch slot.
     unsafe { core::ptr::write_volatile(&mut s.depth, 0) };
-    // The mount's parent, mount point and root (one read: `LAYOUT_MOUNT`), read again only
-    // when the walk crosses into the parent mount.
-    let mut m: MountLinks = read_at(mnt, offset(|o| &o.mount_parent))?;
+    let mut m = MountAt::of(vfsmount)?;
     if A::TYPED {
-        if !walk_typed(s, dentry, m.root)? {
+        if !walk_typed(s, dentry, m.links.root)? {
             return Ok(false);
         }
-        let up = m.parent as *const u8;
-        if up == mnt || up.is_null() {
-            return Ok(true);
+        match m.cross()? {
+            Some(mountpoint) => d = mountpoint,
+            None => return Ok(true),
         }
-        d = m.mountpoint as *const u8;
-        mnt = up;
-        m = read_at(mnt, offset(|o| &o.mount_parent))?;
     }
     let mut complete = false;
     for _ in 0..FILE_DEPTH + 8 {
         let (parent, name) = kernel::dentry_parent_name(d)?;
-        if d as u64 == m.root || d == parent {
-            let up = m.parent as *const u8;
-            if up == mnt || up.is_null() {
-                complete = true;
-                break;
+        if d as u64 == m.links.root || d == parent {
+            match m.cross()? {
+                Some(mountpoint) => d = mountpoint,
+                None => {
+                    complete = true;
+                    break;
+                }
             }
-            d = m.mountpoint as *const u8;
-            mnt = up;
-            m = read_at(mnt, offset(|o| &o.mount_parent))?;
             continue;
         }
         if !push_component(s, name) {

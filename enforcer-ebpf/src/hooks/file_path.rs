@@ -425,8 +425,13 @@ pub(super) fn lsm_path(
     dir: *const u8,
     dentry: *const u8,
 ) -> Result<u32, ReadError> {
-    let mnt: *const u8 = Typed::read(dir, offset(|o| &o.path_mnt))?;
-    file::build_dentry_path::<Typed>(s, slot, mnt, dentry)
+    file::build_dentry_path::<Typed>(s, slot, path_mount(dir)?, dentry)
+}
+
+/// The mount (`struct vfsmount *`) of BTF-typed `struct path *path` (typed itself).
+#[inline(always)]
+pub(super) fn path_mount(path: *const u8) -> Result<*const u8, ReadError> {
+    Typed::read(path, offset(|o| &o.path_mnt))
 }
 
 /// The dentry of BTF-typed `struct path *path` (typed itself).
@@ -464,7 +469,8 @@ pub(super) fn one_path<C: HookCtx>(
 /// path of `paths` (each a `dentry` under the mount of BTF-typed `struct path *dir`): a
 /// rename or link outside every watched directory is then dropped after its walks, before
 /// either string is built (counted seen and filtered). A failed read drops nothing: the event
-/// goes on to be built as before.
+/// goes on to be built as before. A path passed on is walked again by the build (the walks
+/// share `FileScratch::comps`): the extra walk is paid only by events that may be watched.
 #[inline(always)]
 pub(super) fn all_unwatched<const N: usize>(
     s: &mut FileScratch,
@@ -475,7 +481,7 @@ pub(super) fn all_unwatched<const N: usize>(
         return false;
     }
     for (dir, dentry) in paths {
-        let Ok(mnt) = Typed::read::<*const u8>(dir, offset(|o| &o.path_mnt)) else {
+        let Ok(mnt) = path_mount(dir) else {
             return false;
         };
         match file::walk_dentry::<Typed>(s, mnt, dentry) {
@@ -498,7 +504,7 @@ pub(super) fn lsm_one<C: HookCtx>(
     op: FileOp,
     hook: Hook,
 ) -> i32 {
-    let Ok(mnt) = Typed::read::<*const u8>(dir, offset(|o| &o.path_mnt)) else {
+    let Ok(mnt) = path_mount(dir) else {
         count(Counter::ReadError);
         return 0;
     };
