@@ -39,6 +39,7 @@ mod pod {
         plan::InodeKey,
         plan::FileId,
         crate::file::FileWatchKey,
+        crate::file::DirBits,
         plan::HashKey,
         plan::SchemeKey,
         plan::FlagKey,

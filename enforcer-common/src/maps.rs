@@ -55,8 +55,12 @@ pub const FILE_WATCH: &str = "FILE_WATCH";
 /// The directories on the way to the watched paths: `file::path_hash` of every leading part
 /// of every watched path (`/etc`, `/etc/cron.d`), and of a watched directory followed by `/`
 /// (`/etc/cron.d/`: its whole subtree is watched) -> the policy generation that wrote it (see
-/// `plan::RECORD_FILE_DIRS`; the kernel tests presence only).
+/// `plan::RECORD_FILE_DIRS`). The daemon's exact record: the kernel reads the bits derived
+/// from it, [`FILE_DIR_BITS`].
 pub const FILE_WATCH_DIRS: &str = "FILE_WATCH_DIRS";
+/// Slot 0: the [`crate::file::DirBits`] of `FILE_WATCH_DIRS`, which the kernel's directory
+/// filter reads.
+pub const FILE_DIR_BITS: &str = "FILE_DIR_BITS";
 /// Kernel-activity syscalls: syscall number -> `kernel_event::KernelSyscall` value.
 pub const KERNEL_SYSCALLS: &str = "KERNEL_SYSCALLS";
 /// Kernel-activity plan: `kernel_event::KernelOp` -> verdict (`actions == 0`: none).

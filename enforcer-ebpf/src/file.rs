@@ -28,7 +28,7 @@ use enforcer_common::{
 use crate::{
     emit,
     kernel::{self, ReadError, read_at},
-    maps::{EVENTS, FILE_SCRATCH, FILE_WATCH, FILE_WATCH_DIRS, count, offset},
+    maps::{EVENTS, FILE_DIR_BITS, FILE_SCRATCH, FILE_WATCH, count, offset},
     mem,
     typed::{Access, Typed},
 };
@@ -242,8 +242,15 @@ pub(crate) fn walk_dentry<A: Access>(
     }
     let mut complete = false;
     for _ in 0..FILE_DEPTH + 8 {
-        let (parent, name) = kernel::dentry_parent_name(d)?;
-        if d as u64 == m.links.root || d == parent {
+        // A mount's root is recognised before it is read: a mount crossed costs no read of
+        // its root dentry.
+        let step = if d as u64 == m.links.root {
+            None
+        } else {
+            let (parent, name) = kernel::dentry_parent_name(d)?;
+            (d != parent).then_some((parent, name))
+        };
+        let Some((parent, name)) = step else {
             match m.cross()? {
                 Some(mountpoint) => d = mountpoint,
                 None => {
@@ -252,7 +259,7 @@ pub(crate) fn walk_dentry<A: Access>(
                 }
             }
             continue;
-        }
+        };
         if !push_component(s, name) {
             break;
         }
@@ -268,8 +275,11 @@ pub(crate) fn walk_dentry<A: Access>(
 fn walk_typed(s: &mut FileScratch, dentry: *const u8, root: u64) -> Result<bool, ReadError> {
     let mut d = dentry;
     for _ in 0..=FILE_DEPTH {
+        if d as u64 == root {
+            return Ok(true);
+        }
         let parent: *const u8 = Typed::read(d, offset(|o| &o.dentry_parent))?;
-        if d as u64 == root || d == parent {
+        if d == parent {
             return Ok(true);
         }
         let name: *const u8 = Typed::read(d, offset(|o| &o.dentry_name))?;
@@ -359,12 +369,13 @@ pub(crate) fn write_path(
 pub(crate) const DIR_NAME_LEN: usize = 64;
 
 /// Whether the path [`walk_dentry`] collected can be watched, judged by its directories
-/// (`FILE_WATCH_DIRS`, valid while `PLAN_SETTINGS` has `RECORD_FILE_DIRS`): from the first
-/// component down, the leading part so far is looked up; false at the first part not listed
-/// (no watched path lies at or below it), true at a part listed with a `/` after it (a
-/// watched subtree: the full match decides) or at a listed leaf (it can only be a watched
-/// file). One name read, a short hash and one or two look-ups per component, until the
-/// path leaves the watched directories; the whole path's string and per-byte match only for
+/// (`FILE_DIR_BITS`, the bits of `FILE_WATCH_DIRS`, valid while `PLAN_SETTINGS` has
+/// `RECORD_FILE_DIRS`): from the first component down, the leading part so far is looked up;
+/// false at the first part whose bit is clear (no watched path lies at or below it), true at
+/// a part listed with a `/` after it (a watched subtree: the full match decides) or at a
+/// listed leaf (it can only be a watched file). A part that only shares a listed part's bit
+/// is walked on, never dropped. One name read, a short hash and one or two bit tests per
+/// component, until the path leaves the watched directories; the whole path's string and per-byte match only for
 /// the paths that stay in them. An incomplete walk, or a name of `DIR_NAME_LEN` bytes or
 /// more, is not judged (true).
 #[inline(always)]
@@ -374,6 +385,9 @@ pub(crate) fn dirs_watched(s: &mut FileScratch, complete: bool) -> bool {
     if !complete || n == 0 {
         return true;
     }
+    let Some(listed) = FILE_DIR_BITS.get(0) else {
+        return true;
+    };
     let mut hash = PATH_HASH_INIT;
     for level in 0..FILE_DEPTH {
         if level >= n {
@@ -391,14 +405,10 @@ pub(crate) fn dirs_watched(s: &mut FileScratch, complete: bool) -> bool {
             return true;
         };
         hash = part;
-        if FILE_WATCH_DIRS.get_ptr(hash).is_none() {
+        if !listed.contains(hash) {
             return false;
         }
-        if level + 1 < n
-            && FILE_WATCH_DIRS
-                .get_ptr(path_hash_step(hash, b'/'))
-                .is_some()
-        {
+        if level + 1 < n && listed.contains(path_hash_step(hash, b'/')) {
             return true;
         }
     }

@@ -246,12 +246,21 @@ pub(crate) static FILE_WATCH: HashMap<enforcer_common::file::FileWatchKey, PlanV
 
 /// The directories on the way to the watched paths: `path_hash` of every leading part of
 /// every watched path (the path itself included), and of each watched subtree's directory
-/// followed by `/` -> the policy generation that wrote it (presence is what counts). While
-/// `PLAN_SETTINGS` has `RECORD_FILE_DIRS`, an open whose path leaves these directories is
-/// dropped before its path string is built (`file::dirs_watched`).
+/// followed by `/` -> the policy generation that wrote it. The daemon's exact record, swept by
+/// generation on a reload; no program reads it: the directory filter reads `FILE_DIR_BITS`,
+/// which the daemon derives from it after every write and sweep.
 #[map(name = "FILE_WATCH_DIRS")]
 pub(crate) static FILE_WATCH_DIRS: HashMap<u64, u32> =
     HashMap::with_max_entries(capacity::FILE_WATCH_DIRS, 0);
+
+/// Slot 0: one bit per entry of `FILE_WATCH_DIRS` (`enforcer_common::file::DirBits`). While
+/// `PLAN_SETTINGS` has `RECORD_FILE_DIRS`, an open whose path reaches a part with a clear bit
+/// is dropped before its path string is built (`file::dirs_watched`). An array slot, so a
+/// look-up is a few instructions the verifier inlines, where a hash map's costs a hashed
+/// bucket search per directory.
+#[map(name = "FILE_DIR_BITS")]
+pub(crate) static FILE_DIR_BITS: Array<enforcer_common::file::DirBits> =
+    Array::with_max_entries(1, 0);
 
 /// Per-CPU scratch for a file event: the record, path building and match state.
 #[map(name = "FILE_SCRATCH")]

@@ -130,7 +130,7 @@ fn signal_tier_reports_each_file_event_kind() {
     let ev = wait_event(&mut engine, "unlink", b.to_str().unwrap());
     assert_eq!(ev["unlink"]["file"]["name"], "b", "{ev:#}");
 
-    // A write deep in the watched subtree: the kernel's directory filter (`FILE_WATCH_DIRS`)
+    // A write deep in the watched subtree: the kernel's directory filter (`FILE_DIR_BITS`)
     // lists the subtree, not the directories below it, and passes it on to the match.
     let deep = w.join("d1/d2/d3/deep");
     std::fs::create_dir_all(deep.parent().unwrap()).unwrap();

@@ -2,9 +2,10 @@
 //! binary both policies deny is never let run while reloads come and go), the new rules act in
 //! the kernel at once, an invalid policy is refused with the old one left in force, a rule
 //! about binds gets the bind tracepoint the start did not attach, a policy the plan maps cannot
-//! hold is refused (alone) or undone (together with the running one), and a change of the
-//! policy file is picked up by the watch. Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in
-//! CI).
+//! hold is refused (alone) or undone (together with the running one), a change of the policy
+//! file is picked up by the watch, and the kernel's file directory filter follows the watched
+//! paths across a reload. Needs root; skips loudly otherwise (fails under
+//! ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod host;
@@ -356,4 +357,70 @@ fn nth_reload(engine: &mut Engine, n: usize) -> Value {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A policy alerting on writes below `dir/<sub>/` for each of `subs`.
+fn write_watch_policy(dir: &Path, subs: &[&str]) -> String {
+    let rules: String = subs
+        .iter()
+        .map(|sub| {
+            format!(
+                "  - id: write-{sub}\n    expression: open.file.path startswith \"{}/{sub}/\" && open.is_write\n    action: alert\n",
+                dir.display()
+            )
+        })
+        .collect();
+    format!("version: 1\nrules:\n{rules}")
+}
+
+/// Whether a write-open event of `path` is in `records`.
+fn has_write_event(records: &[Value], path: &Path) -> bool {
+    records.iter().any(|r| {
+        r["type"] == "event"
+            && r["event"]["kind"] == "open"
+            && r["event"]["file"]["path"] == path.to_str().unwrap()
+    })
+}
+
+#[test]
+fn a_reload_moves_the_kernels_directory_filter_with_the_watched_paths() {
+    if !can_run("a_reload_moves_the_kernels_directory_filter_with_the_watched_paths") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_tmp, dir) = host::canonical_workdir(&["a", "b", "both"]);
+    let mut engine = Engine::start(&dir, &write_watch_policy(&dir, &["a", "both"]), "monitor");
+    let wait_write = |engine: &mut Engine, path: &Path| {
+        std::fs::write(path, b"x").unwrap();
+        engine.wait_for(Duration::from_secs(10), &path.display().to_string(), |r| {
+            has_write_event(std::slice::from_ref(r), path)
+        });
+    };
+    wait_write(&mut engine, &dir.join("a/1"));
+    let b_before = dir.join("b/1");
+    std::fs::write(&b_before, b"x").unwrap();
+
+    // Policy B watches b/ in place of a/: the kernel's directory bits must now pass b/ on
+    // (written before the settings) and keep both/ (set in both generations' bits).
+    replace(
+        &dir.join("policy.yaml"),
+        &write_watch_policy(&dir, &["b", "both"]),
+    );
+    engine.sighup();
+    assert_eq!(nth_reload(&mut engine, 0)["outcome"], "applied");
+    wait_write(&mut engine, &dir.join("b/2"));
+    wait_write(&mut engine, &dir.join("both/2"));
+    let a_after = dir.join("a/2");
+    std::fs::write(&a_after, b"x").unwrap();
+    // Written after a/2: once its event is in, a/2 would have been too.
+    wait_write(&mut engine, &dir.join("b/3"));
+    let records = engine.stop();
+    assert!(
+        !has_write_event(&records, &b_before),
+        "b/ was not watched before the reload"
+    );
+    assert!(
+        !has_write_event(&records, &a_after),
+        "a/ is no longer watched after the reload"
+    );
 }

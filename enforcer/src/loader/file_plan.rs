@@ -5,10 +5,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use aya::{Ebpf, maps::HashMap};
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap},
+};
 use enforcer_common::{
-    file::{FileOp, FileWatchKey, path_hash},
-    maps::{FILE_WATCH, FILE_WATCH_DIRS},
+    file::{DirBits, FileOp, FileWatchKey, path_hash},
+    maps::{FILE_DIR_BITS, FILE_WATCH, FILE_WATCH_DIRS},
     plan::{
         PLAN_FLAG_RECORD, PlanVerdict, RECORD_FILE_ALL, RECORD_FILE_DIRS, RECORD_FILE_READ_DEVICES,
         RECORD_FILE_READS, RECORD_FILES,
@@ -163,7 +166,30 @@ pub fn write(
         let result = dir_map.insert(dir, generation, pass.flags());
         pass.inserted(map, result)?;
     }
+    write_dir_bits(ebpf)?;
     Ok(written)
+}
+
+/// Rewrites `FILE_DIR_BITS`, which the kernel's directory filter reads, from the keys
+/// `FILE_WATCH_DIRS` holds now: after a policy's directories are written (until the sweep,
+/// the bits of both generations) and after the sweep (the new generation's alone). The slot
+/// is copied in place, and a program reading it meanwhile sees each byte old or new: a bit
+/// both hold is never seen clear, so what both policies watch is never dropped.
+pub fn write_dir_bits(ebpf: &mut Ebpf) -> Result<(), PlanError> {
+    let dir_map: HashMap<_, u64, u32> = super::plan_sync::plan_map(ebpf, FILE_WATCH_DIRS)?;
+    let mut bits = DirBits::EMPTY;
+    for dir in dir_map.keys() {
+        let dir = dir.map_err(|source| PlanError::Map {
+            map: FILE_WATCH_DIRS,
+            source,
+        })?;
+        bits.insert(dir);
+    }
+    let map = FILE_DIR_BITS;
+    let mut array: Array<_, DirBits> = super::plan_sync::plan_map(ebpf, map)?;
+    array
+        .set(0, bits, 0)
+        .map_err(|source| PlanError::Map { map, source })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //!
 //! Every plan entry says which generation wrote it: `PlanVerdict::generation` for verdict maps,
 //! and the `u32` value itself for the presence maps (`EXEC_ARGS_SPARED`, `FILE_WATCH_DIRS`).
+//! `FILE_DIR_BITS` is derived from `FILE_WATCH_DIRS` and rewritten after its sweep.
 //! `KERNEL_OP_PLAN` is an array rewritten whole by every write and has nothing to sweep;
 //! `EXEC_INODE_PLAN` belongs to the daemon's `InodePlan`, which sweeps its own entries.
 
@@ -73,7 +74,10 @@ fn sweep_trie<const N: usize>(
 pub fn sweep(ebpf: &mut Ebpf, generation: u32) -> Result<usize, PlanError> {
     let old = |verdict: &PlanVerdict| verdict.generation != generation;
     let old_mark = |mark: &u32| *mark != generation;
-    Ok(sweep_hash::<NameKey, _>(ebpf, EXEC_NAME_PLAN, old)?
+    let dirs = sweep_hash::<u64, _>(ebpf, FILE_WATCH_DIRS, old_mark)?;
+    super::file_plan::write_dir_bits(ebpf)?;
+    Ok(dirs
+        + sweep_hash::<NameKey, _>(ebpf, EXEC_NAME_PLAN, old)?
         + sweep_hash::<PathKey, _>(ebpf, EXEC_PATH_PLAN, old)?
         + sweep_hash::<HashKey, _>(ebpf, EXEC_HASH_PLAN, old)?
         + sweep_hash::<SchemeKey, _>(ebpf, EXEC_SCHEME_PLAN, old)?
@@ -83,7 +87,6 @@ pub fn sweep(ebpf: &mut Ebpf, generation: u32) -> Result<usize, PlanError> {
         + sweep_hash::<u64, _>(ebpf, DNS_NAME_PLAN, old)?
         + sweep_hash::<u64, _>(ebpf, DNS_DOMAIN_PLAN, old)?
         + sweep_hash::<FileWatchKey, _>(ebpf, FILE_WATCH, old)?
-        + sweep_hash::<u64, _>(ebpf, FILE_WATCH_DIRS, old_mark)?
         + sweep_trie::<4>(ebpf, CONNECT_V4_PLAN, generation)?
         + sweep_trie::<16>(ebpf, CONNECT_V6_PLAN, generation)?)
 }
