@@ -186,7 +186,7 @@ pub const RECORD_FILE_READ_DEVICES: u32 = 64;
 /// [`PlanSettings::record`] bit: `FILE_WATCH_DIRS` lists every directory on the way to a
 /// watched path (no watched path is `/` itself), so the open hooks walk an open's path from
 /// its first component down and drop it at the first leading part not listed, or at a file
-/// not listed, before building the path string (`file::dirs_watched`).
+/// not listed, before building the path string (`file::dirs_verdict`).
 pub const RECORD_FILE_DIRS: u32 = 128;
 
 /// [`PlanSettings::record`] bit: some enabled rule is about fork or exit events, so their

@@ -42,7 +42,7 @@ pub(crate) struct FileScratch {
     pub(crate) slack: [u8; FILE_PATH_LEN],
     /// Name pointers (`d_name.name`) of the components of the path being built, leaf first.
     pub(crate) comps: [u64; FILE_DEPTH],
-    /// One component's name, read by [`dirs_watched`].
+    /// One component's name, read by [`dirs_verdict`].
     pub(crate) dir_name: [u8; DIR_NAME_LEN],
     /// The acting plan entry found for the event (valid when `acting != 0`).
     pub(crate) verdict: PlanVerdict,
@@ -150,7 +150,7 @@ pub(crate) fn build_dentry_path<A: Access>(
 }
 
 /// [`build_dentry_path`] for a one-path event of a plan whose record bits are `bits`: `None`
-/// when the directory filter ([`dirs_watched`], with `RECORD_FILE_DIRS`) drops the path before
+/// when the directory filter ([`dirs_verdict`], with `RECORD_FILE_DIRS`) drops the path before
 /// its string is built (counted seen and filtered), else the path's length.
 #[inline(always)]
 pub(crate) fn build_watched_path<A: Access>(
@@ -161,7 +161,7 @@ pub(crate) fn build_watched_path<A: Access>(
     bits: u32,
 ) -> Result<Option<u32>, ReadError> {
     let complete = walk_dentry::<A>(s, vfsmount, dentry)?;
-    if bits & RECORD_FILE_DIRS != 0 && !dirs_watched(s, complete) {
+    if bits & RECORD_FILE_DIRS != 0 && dirs_verdict(s, complete) != DirVerdict::PassOn {
         count(Counter::FileSeen);
         count(Counter::FileFiltered);
         return Ok(None);
@@ -364,29 +364,40 @@ pub(crate) fn write_path(
     Ok(through_map(s, slot, pos))
 }
 
-/// Bytes of one component name [`dirs_watched`] reads (with its NUL); a longer one is not
+/// Bytes of one component name [`dirs_verdict`] reads (with its NUL); a longer one is not
 /// judged.
 pub(crate) const DIR_NAME_LEN: usize = 64;
 
-/// Whether the path [`walk_dentry`] collected can be watched, judged by its directories
-/// (`FILE_DIR_BITS`, the bits of `FILE_WATCH_DIRS`, valid while `PLAN_SETTINGS` has
-/// `RECORD_FILE_DIRS`): from the first component down, the leading part so far is looked up;
-/// false at the first part whose bit is clear (no watched path lies at or below it), true at
-/// a part listed with a `/` after it (a watched subtree: the full match decides) or at a
-/// listed leaf (it can only be a watched file). A part that only shares a listed part's bit
-/// is walked on, never dropped. One name read, a short hash and one or two bit tests per
-/// component, until the path leaves the watched directories; the whole path's string and per-byte match only for
+/// What the directory filter ([`dirs_verdict`]) makes of a walked path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirVerdict {
+    /// The path may be watched: build its string and match it.
+    PassOn,
+    /// Dropped at its last component: another name in the same directory may be watched.
+    DroppedAtLeaf,
+    /// Dropped at a directory above its last component: so is every path in that directory.
+    DroppedAbove,
+}
+
+/// The directory filter's verdict on the path [`walk_dentry`] collected (`FILE_DIR_BITS`,
+/// the bits of `FILE_WATCH_DIRS`, valid while `PLAN_SETTINGS` has `RECORD_FILE_DIRS`): from
+/// the first component down, the leading part so far is looked up; dropped at the first part
+/// whose bit is clear (no watched path lies at or below it), passed on at a part listed with
+/// a `/` after it (a watched subtree: the full match decides) or at a listed leaf (it can
+/// only be a watched file). A part that only shares a listed part's bit is walked on, never
+/// dropped. One name read, a short hash and one or two bit tests per component, until the
+/// path leaves the watched directories; the whole path's string and per-byte match only for
 /// the paths that stay in them. An incomplete walk, or a name of `DIR_NAME_LEN` bytes or
-/// more, is not judged (true).
+/// more, is not judged (passed on).
 #[inline(always)]
-pub(crate) fn dirs_watched(s: &mut FileScratch, complete: bool) -> bool {
+pub(crate) fn dirs_verdict(s: &mut FileScratch, complete: bool) -> DirVerdict {
     // SAFETY: a field of the scratch slot.
     let n = unsafe { core::ptr::read_volatile(&s.depth) } as usize;
     if !complete || n == 0 {
-        return true;
+        return DirVerdict::PassOn;
     }
     let Some(listed) = FILE_DIR_BITS.get(0) else {
-        return true;
+        return DirVerdict::PassOn;
     };
     let mut hash = PATH_HASH_INIT;
     for level in 0..FILE_DEPTH {
@@ -398,21 +409,25 @@ pub(crate) fn dirs_watched(s: &mut FileScratch, complete: bool) -> bool {
         // refuses.
         let idx = core::hint::black_box(n - 1 - level);
         if idx >= FILE_DEPTH {
-            return true;
+            return DirVerdict::PassOn;
         }
         let name = s.comps[idx];
         let Some(part) = extend_by_name(s, hash, name) else {
-            return true;
+            return DirVerdict::PassOn;
         };
         hash = part;
         if !listed.contains(hash) {
-            return false;
+            return if level + 1 < n {
+                DirVerdict::DroppedAbove
+            } else {
+                DirVerdict::DroppedAtLeaf
+            };
         }
         if level + 1 < n && listed.contains(path_hash_step(hash, b'/')) {
-            return true;
+            return DirVerdict::PassOn;
         }
     }
-    true
+    DirVerdict::PassOn
 }
 
 /// `hash` (of a leading part of a path) extended by `/` and the name at kernel address

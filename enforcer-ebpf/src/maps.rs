@@ -255,7 +255,7 @@ pub(crate) static FILE_WATCH_DIRS: HashMap<u64, u32> =
 
 /// Slot 0: one bit per entry of `FILE_WATCH_DIRS` (`enforcer_common::file::DirBits`). While
 /// `PLAN_SETTINGS` has `RECORD_FILE_DIRS`, an open whose path reaches a part with a clear bit
-/// is dropped before its path string is built (`file::dirs_watched`). An array slot, so a
+/// is dropped before its path string is built (`file::dirs_verdict`). An array slot, so a
 /// look-up is a few instructions the verifier inlines, where a hash map's costs a hashed
 /// bucket search per directory.
 #[map(name = "FILE_DIR_BITS")]

@@ -4,15 +4,22 @@
 //!
 //! `--access read` (default, the common open): the open hook leaves at the flags check (no
 //! path is built). `--access write` (`O_WRONLY`): the dentry chain is walked and the path
-//! judged by its directories (`FILE_WATCH_DIRS`), or built and matched against `FILE_WATCH`
+//! judged by its directories (`FILE_DIR_BITS`), or built and matched against `FILE_WATCH`
 //! when it lies on the way to a watched path, then dropped in the kernel (`file_filtered`).
 //! `--access create-unlink`: the file is created, closed and unlinked, so the unlink hook
-//! runs too. `--file` puts the file elsewhere (`/var/log/...`: under a directory the default
-//! policy watches something in).
+//! runs too. `--access rename` renames the file beside itself and back, `--access link`
+//! hard-links it beside itself and unlinks the link: the two-path hooks (`path_rename`,
+//! `path_link`), which drop an operation whose paths all lie outside the watched directories
+//! before either string is built. `--file` puts the file elsewhere (`/var/log/...`: under a
+//! directory the default policy watches something in).
 //!
 //! `cargo run --release -p enforcer-benches --bin open_storm -- --access read`. Needs root.
 
-use std::{ffi::CString, os::unix::ffi::OsStrExt as _, path::PathBuf};
+use std::{
+    ffi::{CStr, CString},
+    os::unix::ffi::OsStrExt as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
@@ -25,6 +32,43 @@ enum Access {
     /// Create (`O_WRONLY | O_CREAT`), close and unlink the file: the write open's hook and the
     /// unlink's (`path_unlink`) per operation.
     CreateUnlink,
+    /// Rename the file to `<file stem>.renamed` and back: two renames per operation.
+    Rename,
+    /// Hard-link the file as `<file stem>.link` and unlink the link: a link and an unlink per
+    /// operation.
+    Link,
+}
+
+/// The system calls of one operation of `access` on `file` (`path`: the same as a C string,
+/// for the open; `other`: the second path of a rename or link; `flags`: the open's).
+fn operation(
+    access: Access,
+    file: &Path,
+    path: &CStr,
+    other: &Path,
+    flags: i32,
+) -> anyhow::Result<()> {
+    match access {
+        Access::Read | Access::Write | Access::CreateUnlink => {
+            // SAFETY: a valid NUL-terminated path; the descriptor is closed at once.
+            let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644) };
+            anyhow::ensure!(fd >= 0, "open: {}", std::io::Error::last_os_error());
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fd) };
+            if matches!(access, Access::CreateUnlink) {
+                std::fs::remove_file(file).context("unlink")?;
+            }
+        }
+        Access::Rename => {
+            std::fs::rename(file, other).context("rename")?;
+            std::fs::rename(other, file).context("rename back")?;
+        }
+        Access::Link => {
+            std::fs::hard_link(file, other).context("link")?;
+            std::fs::remove_file(other).context("unlink the link")?;
+        }
+    }
+    Ok(())
 }
 
 /// Open storm with and without the engine.
@@ -54,30 +98,25 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(&args.file, b"x").with_context(|| format!("create {}", args.file.display()))?;
     let path = CString::new(args.file.as_os_str().as_bytes()).context("path with NUL")?;
+    let suffix = match args.access {
+        Access::Link => "link",
+        _ => "renamed",
+    };
+    let other = args.file.with_extension(suffix);
     let flags = match args.access {
         Access::Read => libc::O_RDONLY,
-        Access::Write => libc::O_WRONLY,
         Access::CreateUnlink => libc::O_WRONLY | libc::O_CREAT,
+        _ => libc::O_WRONLY,
     };
-    let unlink = matches!(args.access, Access::CreateUnlink);
     let spec = args.engine.clone();
     let (without, with) = alternate(&spec, args.rounds, || {
         Round::measure(args.iterations, || {
-            // SAFETY: a valid NUL-terminated path; the descriptor is closed at once.
-            let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644) };
-            anyhow::ensure!(fd >= 0, "open: {}", std::io::Error::last_os_error());
-            // SAFETY: our own descriptor.
-            unsafe { libc::close(fd) };
-            // SAFETY: as above; the file this loop made.
-            if unlink && unsafe { libc::unlink(path.as_ptr()) } != 0 {
-                anyhow::bail!("unlink: {}", std::io::Error::last_os_error());
-            }
-            Ok(())
+            operation(args.access, &args.file, &path, &other, flags)
         })
     })?;
     report(
         &format!(
-            "open storm, {:?} ({} opens per round, {})",
+            "open storm, {:?} ({} operations per round, {})",
             args.access,
             args.iterations,
             args.file.display()
@@ -85,7 +124,7 @@ fn main() -> anyhow::Result<()> {
         &without,
         &with,
     );
-    // The mean cost per open from the median throughputs (the latency percentiles include
+    // The mean cost per operation from the median throughputs (the latency percentiles include
     // the clock reads around each call).
     let median = |rounds: &[Round]| {
         let mut v: Vec<f64> = rounds.iter().map(|r| r.per_sec).collect();
@@ -95,7 +134,7 @@ fn main() -> anyhow::Result<()> {
     let (b, w) = (median(&without), median(&with));
     if b > 0.0 && w > 0.0 {
         println!(
-            "mean per open: without {:.3} us, with {:.3} us, delta {:+.3} us",
+            "mean per operation: without {:.3} us, with {:.3} us, delta {:+.3} us",
             1e6 / b,
             1e6 / w,
             1e6 / w - 1e6 / b

@@ -8,7 +8,7 @@
 //! (`RECORD_FILE_READS`), or watches only device reads (`RECORD_FILE_READ_DEVICES`) and the
 //! file is not a device. Then the dentry and mount chain is walked; when the plan allows it
 //! (`RECORD_FILE_DIRS`), the path is followed down from its first component and dropped at
-//! the first directory on the way to no watched path (`file::dirs_watched`: `/tmp/x`,
+//! the first directory on the way to no watched path (`file::dirs_verdict`: `/tmp/x`,
 //! `/var/log/x`, `/dev/null` under a policy that watches `/etc/passwd`, `/var/spool/cron/`,
 //! `/dev/mem`, ...). Otherwise the path string is built and matched against `FILE_WATCH`
 //! (`file::match_path`); unmatched events are counted (`file_filtered`) and dropped.

@@ -48,7 +48,7 @@ use super::{
 };
 use crate::{
     emit,
-    file::{self, FileScratch, Slot, Space},
+    file::{self, DirVerdict, FileScratch, Slot, Space},
     kernel::{self, ReadError},
     maps::{config, count, offset, path_syscall, plan_settings},
     plan::{Site, act},
@@ -465,12 +465,15 @@ pub(super) fn one_path<C: HookCtx>(
     finish(s, bits, C::hook(hook), C::SITE).ret()
 }
 
-/// Whether the directory filter (`file::dirs_watched`, with `RECORD_FILE_DIRS`) drops every
+/// Whether the directory filter (`file::dirs_verdict`, with `RECORD_FILE_DIRS`) drops every
 /// path of `paths` (each a `dentry` under the mount of BTF-typed `struct path *dir`): a
 /// rename or link outside every watched directory is then dropped after its walks, before
-/// either string is built (counted seen and filtered). A failed read drops nothing: the event
-/// goes on to be built as before. A path passed on is walked again by the build (the walks
-/// share `FileScratch::comps`): the extra walk is paid only by events that may be watched.
+/// either string is built (counted seen and filtered). A path in the same directory (same
+/// mount, same parent dentry) as one dropped above its last component is dropped without a
+/// walk of its own: a rename or link within one directory walks once. A failed read drops
+/// nothing: the event goes on to be built as before. A path passed on is walked again by the
+/// build (the walks share `FileScratch::comps`): the extra walk is paid only by events that
+/// may be watched.
 #[inline(always)]
 pub(super) fn all_unwatched<const N: usize>(
     s: &mut FileScratch,
@@ -480,13 +483,25 @@ pub(super) fn all_unwatched<const N: usize>(
     if bits & RECORD_FILE_DIRS == 0 {
         return false;
     }
+    // The mount and parent of a path dropped above its last component.
+    let mut dropped_dir = None;
     for (dir, dentry) in paths {
-        let Ok(mnt) = path_mount(dir) else {
+        let (Ok(mnt), Ok(parent)) = (
+            path_mount(dir),
+            Typed::read::<*const u8>(dentry, offset(|o| &o.dentry_parent)),
+        ) else {
             return false;
         };
-        match file::walk_dentry::<Typed>(s, mnt, dentry) {
-            Ok(complete) if !file::dirs_watched(s, complete) => {}
-            _ => return false,
+        if dropped_dir == Some((mnt, parent)) {
+            continue;
+        }
+        let Ok(complete) = file::walk_dentry::<Typed>(s, mnt, dentry) else {
+            return false;
+        };
+        match file::dirs_verdict(s, complete) {
+            DirVerdict::PassOn => return false,
+            DirVerdict::DroppedAtLeaf => {}
+            DirVerdict::DroppedAbove => dropped_dir = Some((mnt, parent)),
         }
     }
     count(Counter::FileSeen);

@@ -298,7 +298,7 @@ rules:
         assert_eq!(dirs_of("etc/x", true), None);
     }
 
-    /// What the kernel's walk does with `FILE_WATCH_DIRS` (`file::dirs_watched` in the
+    /// What the kernel's walk does with `FILE_WATCH_DIRS` (`file::dirs_verdict` in the
     /// kernel object), replayed on `path`: whether it passes the open on to the full match.
     fn kernel_filter_passes(dirs: &BTreeSet<u64>, path: &str) -> bool {
         let names: Vec<&str> = path.split('/').skip(1).collect();

@@ -28,6 +28,8 @@ const DIR: &str = "/tmp/fops/dir";
 const DENY: &str = "/tmp/fops/deny";
 const MNT: &str = "/tmp/fops/mnt";
 const MOUNTED: &str = "/tmp/fops/mounted";
+/// Watched as a link's target only (rule `deny-link-target`).
+const LINKED: &str = "/tmp/fops/linked";
 const CONTENT: &[u8] = b"keep me\n";
 
 fn c(path: &str) -> CString {
@@ -71,6 +73,7 @@ fn setup() -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {dir}: {e}"))?;
     }
     std::fs::write(KEEP, CONTENT).map_err(|e| format!("write {KEEP}: {e}"))?;
+    std::fs::write(LINKED, CONTENT).map_err(|e| format!("write {LINKED}: {e}"))?;
     mount_tmpfs(MOUNTED).map_err(|e| format!("mount tmpfs on {MOUNTED}: errno {e}"))
 }
 
@@ -251,13 +254,16 @@ fn deny_while_attached(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
 /// filter drops them before their paths are built; the full match would drop them too,
 /// later). A denied mkdir made after them, whose record is awaited, shows that the records of
 /// everything before it were written. A rename from there into the denied directory (only its
-/// new path is watched) is still refused.
+/// new path is watched) is still refused, and so is a hard link made there to a file whose
+/// link target is watched (the new name's directory is dropped; the target, in another
+/// directory, still has its walk).
 fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Result<(), String> {
     const FREE: &str = "/tmp/fops/free";
     let file = format!("{FREE}/file");
     let moved = format!("{FREE}/moved");
     let into = format!("{DENY}/moved");
     let barrier = format!("{DENY}/barrier");
+    let alias = format!("{FREE}/alias");
     let ok = |what: &str, r: libc::c_int| {
         if r == 0 {
             Ok(())
@@ -284,6 +290,10 @@ fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Re
             "rename into the denied directory",
             libc::rename(c(&file).as_ptr(), c(&into).as_ptr()),
         )?;
+        expect_eperm(
+            "link to the watched target",
+            libc::link(c(LINKED).as_ptr(), c(&alias).as_ptr()),
+        )?;
         ok("unlink free", libc::unlink(c(&file).as_ptr()))?;
         ok("rmdir free", libc::rmdir(c(FREE).as_ptr()))?;
         expect_eperm("mkdir barrier", libc::mkdir(c(&barrier).as_ptr(), 0o755))?;
@@ -296,10 +306,22 @@ fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Re
             && r["event"]["hook"] == "lsm/path_rename"
             && r["event"]["rename"]["new"]["path"] == into
     })?;
+    engine.wait_record(
+        RECORD_TIMEOUT,
+        "deny of the link to the watched target",
+        |r| {
+            audit::is_action(r, "deny", "deny-link-target")
+                && r["event"]["hook"] == "lsm/path_link"
+                && r["event"]["file"]["path"] == alias
+                && r["event"]["link"]["target"]["path"] == LINKED
+        },
+    )?;
     let records = audit::records(&engine.audit_log)?;
-    // The refused rename into deny/ is reported under its old path, which is in FREE.
+    // The refused rename into deny/ is reported under its old path, which is in FREE, and the
+    // refused link under its new name there.
     if let Some(r) = records.iter().find(|r| {
         r["event"]["rename"]["new"]["path"] != into.as_str()
+            && r["event"]["link"]["target"]["path"] != LINKED
             && r["event"]["file"]["path"]
                 .as_str()
                 .is_some_and(|p| p.starts_with(FREE))
@@ -309,7 +331,10 @@ fn unwatched_operations_stay_in_the_kernel(ctx: &Ctx, engine: &mut Engine) -> Re
     if Path::new(&into).exists() {
         return Err(format!("{into} exists after the denied rename"));
     }
-    ctx.log("mkdir, chmod, chown, rename, link, unlink, rmdir beside the watched paths: no record; a rename into deny/ refused");
+    if Path::new(&alias).exists() {
+        return Err(format!("{alias} exists after the denied link"));
+    }
+    ctx.log("mkdir, chmod, chown, rename, link, unlink, rmdir beside the watched paths: no record; a rename into deny/ and a link there to a watched target refused");
     Ok(())
 }
 
