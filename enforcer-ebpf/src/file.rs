@@ -162,8 +162,7 @@ pub(crate) fn build_watched_path<A: Access>(
 ) -> Result<Option<u32>, ReadError> {
     let complete = walk_dentry::<A>(s, vfsmount, dentry)?;
     if bits & RECORD_FILE_DIRS != 0 && dirs_verdict(s, complete) != DirVerdict::PassOn {
-        count(Counter::FileSeen);
-        count(Counter::FileFiltered);
+        count_dropped_by_dirs();
         return Ok(None);
     }
     write_path(s, slot, complete).map(Some)
@@ -713,6 +712,14 @@ pub(crate) fn reported(s: &FileScratch, record_bits: u32) -> bool {
     }
     count(Counter::FileFiltered);
     false
+}
+
+/// Counts an event the directory filter dropped before its path string was built: seen and
+/// filtered, as [`reported`] counts one dropped after the match.
+#[inline(always)]
+pub(crate) fn count_dropped_by_dirs() {
+    count(Counter::FileSeen);
+    count(Counter::FileFiltered);
 }
 
 /// Fills the header and comm and writes the record to the ring buffer.

@@ -504,8 +504,7 @@ pub(super) fn all_unwatched<const N: usize>(
             DirVerdict::DroppedAbove => dropped_dir = Some((mnt, parent)),
         }
     }
-    count(Counter::FileSeen);
-    count(Counter::FileFiltered);
+    file::count_dropped_by_dirs();
     true
 }
 
