@@ -331,6 +331,12 @@ pub const LAYOUT_FILE_INODE_FLAGS: u32 = 1 << 5;
 pub const LAYOUT_PATH: u32 = 1 << 6;
 /// `cred`: `euid` is 16 bytes after `uid` (`uid, gid, suid, sgid, euid`, 4 bytes each).
 pub const LAYOUT_CRED_IDS: u32 = 1 << 7;
+/// `file`: `f_flags` 8 bytes after `f_inode` (as [`LAYOUT_FILE_INODE_FLAGS`]), and `f_path`
+/// (`mnt`, then `dentry`) in the [`FILE_WINDOW_WORDS`] words from `f_inode`, 16 to 32 bytes
+/// after it (6.12: 24; 6.18: 32; not 6.1): the open tracepoint reads the four at once.
+pub const LAYOUT_FILE_WINDOW: u32 = 1 << 9;
+/// The 8-byte words read from `f_inode` where [`LAYOUT_FILE_WINDOW`].
+pub const FILE_WINDOW_WORDS: usize = 6;
 /// `mount`: `mnt_parent`, `mnt_mountpoint`, then the embedded `mnt` whose first member is
 /// `mnt_root`: a path walk reads a mount's parent, mount point and root at once (one read per
 /// mount crossing instead of three).
@@ -357,6 +363,7 @@ pub const LAYOUT_GROUPS: &[(u32, &str)] = &[
     (LAYOUT_CAPS, "cred: cap_permitted, cap_effective"),
     (LAYOUT_DENTRY, "dentry: d_parent, d_name"),
     (LAYOUT_FILE_INODE_FLAGS, "file: f_inode, f_flags"),
+    (LAYOUT_FILE_WINDOW, "file: f_inode, f_flags, f_path"),
     (LAYOUT_PATH, "path: mnt, dentry"),
     (LAYOUT_CRED_IDS, "cred: uid, gid, suid, sgid, euid"),
     (
@@ -397,6 +404,14 @@ impl KernelOffsets {
         if follows(self.file_inode, self.file_flags, 8) {
             bits |= LAYOUT_FILE_INODE_FLAGS;
         }
+        if follows(self.file_inode, self.file_flags, 8)
+            && follows(self.file_mnt, self.file_dentry, 8)
+            && (follows(self.file_inode, self.file_mnt, 16)
+                || follows(self.file_inode, self.file_mnt, 24)
+                || follows(self.file_inode, self.file_mnt, 32))
+        {
+            bits |= LAYOUT_FILE_WINDOW;
+        }
         if follows(self.path_mnt, self.path_dentry, 8) {
             bits |= LAYOUT_PATH;
         }
@@ -413,6 +428,38 @@ impl KernelOffsets {
     }
 }
 
+/// The members of `struct file` a [`LAYOUT_FILE_WINDOW`] read gets: [`FILE_WINDOW_WORDS`]
+/// words read from `f_inode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileWindow {
+    pub inode: u64,
+    pub flags: u32,
+    pub mnt: u64,
+    pub dentry: u64,
+}
+
+impl FileWindow {
+    /// Picks the members out of `words` (read from `f_inode`, at offset `file_inode` of the
+    /// file) for a kernel whose `f_path.mnt` is at `file_mnt`; valid where
+    /// [`KernelOffsets::layout_bits`] has [`LAYOUT_FILE_WINDOW`] (the gap is 16, 24 or 32).
+    /// Little-endian: `f_flags` is the low half of the word after `f_inode`.
+    #[inline(always)]
+    #[allow(clippy::cast_possible_truncation)] // f_flags is the word's low 32 bits
+    pub const fn pick(words: &[u64; FILE_WINDOW_WORDS], file_inode: u32, file_mnt: u32) -> Self {
+        let (mnt, dentry) = match file_mnt.wrapping_sub(file_inode) {
+            16 => (words[2], words[3]),
+            24 => (words[3], words[4]),
+            _ => (words[4], words[5]),
+        };
+        Self {
+            inode: words[0],
+            flags: words[1] as u32,
+            mnt,
+            dentry,
+        }
+    }
+}
+
 const _: () =
     assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9 + 4 * 5);
 
@@ -420,7 +467,7 @@ const _: () =
 mod tests {
     use super::*;
 
-    /// Offsets of the groups as laid out by 6.1 to 6.18 (x86_64): every bit set.
+    /// Offsets of the groups as 6.18 lays them out (x86_64): every bit set.
     fn mainstream() -> KernelOffsets {
         KernelOffsets {
             mm_arg_start: 296,
@@ -438,6 +485,8 @@ mod tests {
             dentry_name: 40,
             file_inode: 32,
             file_flags: 40,
+            file_mnt: 64,
+            file_dentry: 72,
             path_mnt: 0,
             path_dentry: 8,
             cred_uid: 8,
@@ -459,10 +508,46 @@ mod tests {
                 | LAYOUT_CAPS
                 | LAYOUT_DENTRY
                 | LAYOUT_FILE_INODE_FLAGS
+                | LAYOUT_FILE_WINDOW
                 | LAYOUT_PATH
                 | LAYOUT_CRED_IDS
                 | LAYOUT_MOUNT
         );
+    }
+
+    #[test]
+    fn a_file_window_picks_the_members_at_each_gap() {
+        // Words from `f_inode`: the inode, then `f_flags` (low half) beside `f_iocb_flags`.
+        for (gap, mnt_word) in [(16, 2), (24, 3), (32, 4)] {
+            let offsets = KernelOffsets {
+                file_mnt: 32 + gap,
+                file_dentry: 40 + gap,
+                ..mainstream()
+            };
+            assert_ne!(offsets.layout_bits() & LAYOUT_FILE_WINDOW, 0, "gap {gap}");
+            let mut words = [0xdead_u64; FILE_WINDOW_WORDS];
+            words[0] = 0x1000;
+            words[1] = (7 << 32) | 0o101;
+            words[mnt_word] = 0x2000;
+            words[mnt_word + 1] = 0x3000;
+            assert_eq!(
+                FileWindow::pick(&words, offsets.file_inode, offsets.file_mnt),
+                FileWindow {
+                    inode: 0x1000,
+                    flags: 0o101,
+                    mnt: 0x2000,
+                    dentry: 0x3000
+                },
+                "gap {gap}"
+            );
+        }
+        // A gap of 40 puts `f_path.dentry` past the window.
+        let far = KernelOffsets {
+            file_mnt: 72,
+            file_dentry: 80,
+            ..mainstream()
+        };
+        assert_eq!(far.layout_bits() & LAYOUT_FILE_WINDOW, 0);
     }
 
     #[test]
@@ -516,7 +601,22 @@ mod tests {
                     file_flags: 64,
                     ..mainstream()
                 },
-                LAYOUT_FILE_INODE_FLAGS,
+                LAYOUT_FILE_INODE_FLAGS | LAYOUT_FILE_WINDOW,
+            ),
+            (
+                KernelOffsets {
+                    file_mnt: 72,
+                    file_dentry: 80,
+                    ..mainstream()
+                },
+                LAYOUT_FILE_WINDOW,
+            ),
+            (
+                KernelOffsets {
+                    file_dentry: 88,
+                    ..mainstream()
+                },
+                LAYOUT_FILE_WINDOW,
             ),
             (
                 KernelOffsets {

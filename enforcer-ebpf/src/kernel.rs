@@ -9,14 +9,15 @@
 //! group (`KernelOffsets::layout`, `LAYOUT_*`), and a pointer a program already holds is
 //! passed on, not read again. The groups of `LAYOUT_REQUIRED` are read without a check (the
 //! loader refuses a kernel without them: a branch per group took the 6.1 verifier past its
-//! limit on the exec program); `LAYOUT_FILE_INODE_FLAGS` (not in 6.1) is checked.
+//! limit on the exec program); `LAYOUT_FILE_INODE_FLAGS` and `LAYOUT_FILE_WINDOW` (not in
+//! 6.1) are checked.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
 
 use crate::typed::{self, Access, Typed};
 use enforcer_common::{
     event::EXEC_NAME_TRUNCATED,
-    offsets::LAYOUT_FILE_INODE_FLAGS,
+    offsets::{FILE_WINDOW_WORDS, FileWindow, LAYOUT_FILE_INODE_FLAGS, LAYOUT_FILE_WINDOW},
     plan::{FileId, InodeKey, NAME_LEN, PATH_LEN},
 };
 
@@ -328,16 +329,40 @@ pub(crate) fn file_path<A: Access>(file: *const u8) -> Result<(*const u8, *const
     path_at::<A>(file, offset(|o| &o.file_mnt), offset(|o| &o.file_dentry))
 }
 
-/// `file->f_inode` and `file->f_flags` (one read where `LAYOUT_FILE_INODE_FLAGS`).
+/// A file's `f_path` (mount, dentry) when a read already got it, else two nulls (not an
+/// `Option`: LLVM leaves a `None`'s payload undefined, and the verifier refuses a spill of an
+/// unwritten register).
+pub(crate) type PathRead = (*const u8, *const u8);
+
+/// No `f_path` read yet.
+const PATH_NOT_READ: PathRead = (core::ptr::null(), core::ptr::null());
+
+/// `file->f_inode` and `file->f_flags`, and `file->f_path` when the same read got it: probed
+/// reads take the four in one where `LAYOUT_FILE_WINDOW` (6.12 on), the first two in one where
+/// `LAYOUT_FILE_INODE_FLAGS`; a typed file's members are plain loads, made when needed
+/// ([`file_path`]). A null mount in the third member: `f_path` was not read.
 #[inline(always)]
-pub(crate) fn file_inode_flags<A: Access>(file: *const u8) -> Result<(*const u8, u32), ReadError> {
-    if !A::TYPED && offset(|o| &o.layout) & LAYOUT_FILE_INODE_FLAGS != 0 {
-        let p: [u64; 2] = read_at(file, offset(|o| &o.file_inode))?;
-        return Ok((p[0] as *const u8, p[1] as u32));
+pub(crate) fn file_inode_flags<A: Access>(
+    file: *const u8,
+) -> Result<(*const u8, u32, PathRead), ReadError> {
+    if !A::TYPED {
+        let layout = offset(|o| &o.layout);
+        let at = offset(|o| &o.file_inode);
+        if layout & LAYOUT_FILE_WINDOW != 0 {
+            let words: [u64; FILE_WINDOW_WORDS] = read_at(file, at)?;
+            let w = FileWindow::pick(&words, at, offset(|o| &o.file_mnt));
+            let path = (w.mnt as *const u8, w.dentry as *const u8);
+            return Ok((w.inode as *const u8, w.flags, path));
+        }
+        if layout & LAYOUT_FILE_INODE_FLAGS != 0 {
+            let p: [u64; 2] = read_at(file, at)?;
+            return Ok((p[0] as *const u8, p[1] as u32, PATH_NOT_READ));
+        }
     }
     Ok((
         A::read(file, offset(|o| &o.file_inode))?,
         A::read(file, offset(|o| &o.file_flags))?,
+        PATH_NOT_READ,
     ))
 }
 

@@ -107,16 +107,21 @@ hook_programs!(
 /// the LSM hook's `file` is BTF-typed, the tracepoint's comes from the descriptor table).
 #[inline(always)]
 fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
-    let Ok((inode, flags)) = kernel::file_inode_flags::<A>(f) else {
+    let Ok((inode, flags, path)) = kernel::file_inode_flags::<A>(f) else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
     let write =
         flags & O_WRITE_MODES != 0 || (site != Site::Tracepoint && flags & O_CREAT_TRUNC != 0);
-    let mode = A::read::<u16>(inode, offset(|o| &o.inode_mode)).unwrap_or(0);
+    let read_mode = || A::read::<u16>(inode, offset(|o| &o.inode_mode)).unwrap_or(0);
+    // The mode is read here only when a read open is judged by it, and for the record once
+    // the path is known to be watched (an unwatched write open never reads the inode).
     if !write && bits & RECORD_FILE_READS == 0 {
-        let fmt = mode & S_IFMT;
-        if bits & RECORD_FILE_READ_DEVICES == 0 || (fmt != S_IFCHR && fmt != S_IFBLK) {
+        if bits & RECORD_FILE_READ_DEVICES == 0 {
+            return Verdict::Allow;
+        }
+        let fmt = read_mode() & S_IFMT;
+        if fmt != S_IFCHR && fmt != S_IFBLK {
             return Verdict::Allow;
         }
     }
@@ -130,8 +135,12 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
     };
     file::reset(s, op as u32);
     s.record.open_flags = flags;
-    s.record.mode = u32::from(mode);
-    let Ok((mnt, dentry)) = kernel::file_path::<A>(f) else {
+    let path = if path.0.is_null() {
+        kernel::file_path::<A>(f)
+    } else {
+        Ok(path)
+    };
+    let Ok((mnt, dentry)) = path else {
         count(Counter::ReadError);
         return Verdict::Allow;
     };
@@ -144,6 +153,7 @@ fn on_open<A: Access>(f: *const u8, bits: u32, site: Site) -> Verdict {
         }
     };
     s.record.path_len = len;
+    s.record.mode = u32::from(read_mode());
     file::match_path(s, Slot::Path, len, op as u32);
     let hook = match site {
         Site::Lsm => Hook::LsmFileOpen,

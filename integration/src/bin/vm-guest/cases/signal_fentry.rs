@@ -14,7 +14,9 @@
 //! - the engine SIGKILLed (`--on-crash keep-enforcing`), the pinned fentry links still kill
 //!   the write open with no daemon.
 //!
-//! Then `--no-fentry` starts the engine on the syscall tracepoints, and `engine_start` says so.
+//! Then `--no-fentry` starts the engine on the syscall tracepoints: `engine_start` says so, and
+//! the open tracepoint kills the shell's write open of the protected file (its `struct file`
+//! members read in one window on 6.12, `LAYOUT_FILE_WINDOW`, and in two reads on 6.1).
 
 use std::{os::unix::process::ExitStatusExt as _, path::Path, process::Command};
 
@@ -86,6 +88,18 @@ pub(crate) fn signal_fentry_files(ctx: &Ctx) -> Result<(), String> {
             "--no-fentry: {} syscall tracepoints attached",
             tracepoints.len()
         ));
+        expect_killed(
+            "write open of the protected file (--no-fentry)",
+            &format!("echo changed > {PROTECTED}; echo survived"),
+        )?;
+        let record = expect_kill(
+            &mut engine,
+            "protect-file-write",
+            "tp/syscalls/sys_exit_open*",
+            "open",
+            PROTECTED,
+        )?;
+        ctx.log(format!("--no-fentry: write open killed: {record}"));
         expect_clean_exit(engine.terminate(STOP_TIMEOUT)?)
     })();
     if result.is_err() {
@@ -141,6 +155,12 @@ fn expect_kill(
     if event["hook"] != hook || event[field]["file"]["path"] != path {
         return Err(format!(
             "kill of {rule}: want {hook} on {path}, got {record}"
+        ));
+    }
+    // An open's record carries the inode's mode, read once the path is known to be watched.
+    if field == "open" && event["open"]["mode"].as_u64().map(|m| m & 0o170000) != Some(0o100000) {
+        return Err(format!(
+            "kill of {rule}: want a regular file's mode, got {record}"
         ));
     }
     Ok(record)
