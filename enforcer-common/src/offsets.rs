@@ -404,11 +404,12 @@ impl KernelOffsets {
         if follows(self.file_inode, self.file_flags, 8) {
             bits |= LAYOUT_FILE_INODE_FLAGS;
         }
-        if follows(self.file_inode, self.file_flags, 8)
+        if bits & LAYOUT_FILE_INODE_FLAGS != 0
             && follows(self.file_mnt, self.file_dentry, 8)
-            && (follows(self.file_inode, self.file_mnt, 16)
-                || follows(self.file_inode, self.file_mnt, 24)
-                || follows(self.file_inode, self.file_mnt, 32))
+            && matches!(
+                self.file_mnt.checked_sub(self.file_inode),
+                Some(16 | 24 | 32)
+            )
         {
             bits |= LAYOUT_FILE_WINDOW;
         }

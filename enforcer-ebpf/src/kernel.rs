@@ -6,12 +6,12 @@
 //!
 //! Each probed read is a helper call (40-90 ns on the AMD EPYC build machine, where every
 //! return pays the SRSO "safe RET" mitigation; about 12 ns on an Intel Xeon one, where one
-//! read fewer per open took 0.118 to 0.106 us off the open tracepoint), so members the kernel lays out side by side are read as one
-//! group (`KernelOffsets::layout`, `LAYOUT_*`), and a pointer a program already holds is
-//! passed on, not read again. The groups of `LAYOUT_REQUIRED` are read without a check (the
-//! loader refuses a kernel without them: a branch per group took the 6.1 verifier past its
-//! limit on the exec program); `LAYOUT_FILE_INODE_FLAGS` and `LAYOUT_FILE_WINDOW` (not in
-//! 6.1) are checked.
+//! read fewer per open brought the open tracepoint from 0.118 to 0.106 us), so members the
+//! kernel lays out side by side are read as one group (`KernelOffsets::layout`, `LAYOUT_*`),
+//! and a pointer a program already holds is passed on, not read again. The groups of
+//! `LAYOUT_REQUIRED` are read without a check (the loader refuses a kernel without them: a
+//! branch per group took the 6.1 verifier past its limit on the exec program);
+//! `LAYOUT_FILE_INODE_FLAGS` and `LAYOUT_FILE_WINDOW` (not in 6.1) are checked.
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes};
 

@@ -102,8 +102,7 @@ fn signal_tier_reports_each_file_event_kind() {
         0o1,
         "O_WRONLY: {ev:#}"
     );
-    // The inode's mode is read once the path is known to be watched (S_IFREG | 0644 less
-    // the umask).
+    // The inode's mode is read once the path is known to be watched: a regular file's.
     assert_eq!(
         ev["open"]["mode"].as_u64().unwrap() & 0o170000,
         0o100000,
