@@ -209,6 +209,13 @@ pub struct KernelOffsets {
     pub task_group_leader: u32,
     /// `struct file` -> `f_mode` (fmode_t, u32).
     pub file_mode: u32,
+    /// `struct task_struct` -> `nsproxy` (`struct nsproxy *`; null once the task has exited).
+    pub task_nsproxy: u32,
+    /// `struct nsproxy` -> `mnt_ns` (`struct mnt_namespace *`).
+    pub nsproxy_mnt_ns: u32,
+    /// `struct mnt_namespace` -> `root` (`struct mount *`, the top of the namespace's mount
+    /// tree: its own parent).
+    pub mnt_ns_root: u32,
 }
 
 impl KernelOffsets {
@@ -309,6 +316,9 @@ impl KernelOffsets {
         bpf_map_id: 0,
         task_group_leader: 0,
         file_mode: 0,
+        task_nsproxy: 0,
+        nsproxy_mnt_ns: 0,
+        mnt_ns_root: 0,
     };
 }
 
@@ -461,8 +471,9 @@ impl FileWindow {
     }
 }
 
-const _: () =
-    assert!(core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9 + 4 * 5);
+const _: () = assert!(
+    core::mem::size_of::<KernelOffsets>() == 176 + 4 * 24 + 4 * 10 + 4 * 3 + 4 * 9 + 4 * 5 + 4 * 3
+);
 
 #[cfg(test)]
 mod tests {

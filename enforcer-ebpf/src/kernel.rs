@@ -291,6 +291,19 @@ pub(crate) fn current_pwd() -> Result<(*const u8, *const u8), ReadError> {
     path_at::<Typed>(fs, offset(|o| &o.fs_pwd_mnt), offset(|o| &o.fs_pwd_dentry))
 }
 
+/// The top of the current task's mount namespace, `current->nsproxy->mnt_ns->root` (a
+/// `struct mount *` that is its own parent), and its root dentry (`root->mnt.mnt_root`), in
+/// plain loads with no null checks (no branches): zeros once the task has exited its
+/// namespaces (a null `nsproxy`, whose loads read 0).
+#[inline(always)]
+pub(crate) fn current_mount_ns_top() -> (*const u8, u64) {
+    let nsproxy: *const u8 = typed::load(typed::current_task(), offset(|o| &o.task_nsproxy));
+    let ns: *const u8 = typed::load(nsproxy, offset(|o| &o.nsproxy_mnt_ns));
+    let top: *const u8 = typed::load(ns, offset(|o| &o.mnt_ns_root));
+    let root_at = offset(|o| &o.mount_mnt) + offset(|o| &o.vfsmount_root);
+    (top, typed::load(top, root_at))
+}
+
 /// The `struct file *` behind `fd` in the current task when it is a socket, else `None`
 /// (`f_inode->i_mode` says `S_IFSOCK`).
 #[inline(always)]

@@ -3,7 +3,8 @@
 //! file a deny rule protects kills the writer (the signal tier's deny), and only records
 //! `would_kill` in monitor mode; 100,000 opens of a file outside every watched path produce no
 //! record and the kernel counters show they were filtered in the kernel; a write to the
-//! huge-page sysctl (catalog F8, the same value written back) is the tagged alert.
+//! huge-page sysctl (catalog F8, the same value written back) is the tagged alert; a write
+//! under a root pivoted onto a new mount namespace's top has the path its writer sees.
 //! Needs root; skips loudly otherwise (fails under ENFORCER_REQUIRE_HOST=1, as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,8 +23,11 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// The huge-page sysctl of catalog F8.
 const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
-/// A policy watching `dir/w/` for every file kind, protecting `dir/protected` with a deny
-/// rule, and the default policy's huge-page rule (tagged as a miner indicator).
+/// A file written under a pivoted root, as the writer sees it.
+const PIVOTED_MARKER: &str = "/enforcer-pivoted/marker";
+
+/// A policy watching `dir/w/` for every file kind and [`PIVOTED_MARKER`], protecting
+/// `dir/protected` with a deny rule, and the default policy's huge-page rule (tagged as a miner indicator).
 fn policy(dir: &Path) -> String {
     let d = dir.display();
     format!(
@@ -47,6 +51,9 @@ rules:
   - id: protect-file
     expression: open.file.path == "{d}/protected" && open.is_write
     action: deny
+  - id: watch-pivoted
+    expression: open.file.path == "{PIVOTED_MARKER}" && open.is_write
+    action: alert
   - id: hugepages-write
     severity: low
     tags: [T1496]
@@ -83,7 +90,7 @@ fn signal_tier_reports_each_file_event_kind() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (_tmp, dir) = canonical_workdir(&["w"]);
+    let (_tmp, dir) = canonical_workdir(&["w", "root"]);
     let mut engine = Engine::start(&dir, &policy(&dir), "block");
     let w = dir.join("w");
     let a = w.join("a");
@@ -143,6 +150,23 @@ fn signal_tier_reports_each_file_event_kind() {
     std::fs::write(&deep, b"x").unwrap();
     wait_event(&mut engine, "open", deep.to_str().unwrap());
 
+    // A write by a process whose root is a mount on the top of its mount namespace, as a
+    // container runtime's pivot_root leaves a container's root (and as the kernel mounts the
+    // real root on rootfs): the walk ends there without reading the top's links, and the
+    // path is the one the process sees.
+    let pivot = format!(
+        "mount -t tmpfs pivoted {r} && mkdir {r}/old {r}/enforcer-pivoted && cd {r} \
+         && pivot_root . old && echo x > {PIVOTED_MARKER}",
+        r = dir.join("root").display()
+    );
+    let status = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &pivot])
+        .status()
+        .unwrap();
+    assert!(status.success(), "unshare, pivot_root and write: {status}");
+    let ev = wait_event(&mut engine, "open", PIVOTED_MARKER);
+    assert_eq!(ev["process"]["comm"], "sh", "{ev:#}");
+
     // Each kind matched its alert rule in userspace.
     let records = engine.stop();
     for rule in [
@@ -151,6 +175,7 @@ fn signal_tier_reports_each_file_event_kind() {
         "watch-chown",
         "watch-rename",
         "watch-unlink",
+        "watch-pivoted",
     ] {
         assert!(
             !actions(&records, "alert", Some(rule)).is_empty(),

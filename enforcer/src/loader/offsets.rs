@@ -106,6 +106,9 @@ offset_table! {
     bpf_map_id => ("bpf_map", "id"),
     task_group_leader => ("task_struct", "group_leader"),
     file_mode => ("file", "f_mode"),
+    task_nsproxy => ("task_struct", "nsproxy"),
+    nsproxy_mnt_ns => ("nsproxy", "mnt_ns"),
+    mnt_ns_root => ("mnt_namespace", "root"),
 }
 
 /// `Err` naming the groups of `LAYOUT_REQUIRED` that `layout` lacks.
