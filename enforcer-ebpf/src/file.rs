@@ -206,8 +206,8 @@ impl MountAt {
     /// container runtime's pivot_root leaves a container's root) ends the walk without
     /// reading the top's links: that dentry is the top's root, and the top has no parent.
     /// Only the probed walks take it: the syscall tracepoints, whose walks on a real host end
-    /// so (one helper call less per file event: 5 to 12 ns per run of the open program on an
-    /// Intel Xeon, in benches/README). In the BTF-typed programs, in each of three forms
+    /// so (one helper call less per file event: 10 to 15 ns per run of the open program on
+    /// an Intel Xeon, attached first; not visible in the whole open storm; benches/README). In the BTF-typed programs, in each of three forms
     /// tried (a branch here, a branch at the walk's start, a branch-free mask), it made the
     /// verifier's work swing (6.12, the lsm tier's 21 programs of a file policy: 1.15M
     /// instructions in all became 1.20M to 1.75M, one program up to 690k), for one helper

@@ -27,7 +27,8 @@ const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 const PIVOTED_MARKER: &str = "/enforcer-pivoted/marker";
 
 /// A policy watching `dir/w/` for every file kind and [`PIVOTED_MARKER`], protecting
-/// `dir/protected` with a deny rule, and the default policy's huge-page rule (tagged as a miner indicator).
+/// `dir/protected` with a deny rule, and the default policy's huge-page rule (tagged as a
+/// miner indicator).
 fn policy(dir: &Path) -> String {
     let d = dir.display();
     format!(
