@@ -65,7 +65,7 @@ fn quiet_flags(pending: u64, wake_at: u64) -> u64 {
 }
 
 /// Submit flags of an `EVENTS` record: the ring buffer's adaptive wake-up, unless the daemon
-/// polls the ring (`EVENTS_POLLED`: it is busy and reads every millisecond); then no wake-up,
+/// polls the ring (`EVENTS_POLLED`: it is busy and reads on a timer); then no wake-up,
 /// unless a quarter of the ring is pending.
 #[inline(always)]
 pub(crate) fn event_flags() -> u64 {

@@ -25,7 +25,7 @@ use enforcer_common::{
 #[map(name = "EVENTS")]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
 
-/// Slot 0: 1 while the daemon polls `EVENTS` every millisecond (written by the daemon's
+/// Slot 0: 1 while the daemon polls `EVENTS` on its poll timer (written by the daemon's
 /// `engine/polling.rs` when records come faster than it is woken for them), else 0. Read by
 /// `emit::event_flags` at every `EVENTS` submit.
 #[map(name = "EVENTS_POLLED")]

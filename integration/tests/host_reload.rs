@@ -165,16 +165,13 @@ fn sighup_swaps_the_plan_without_a_gap_and_refuses_what_it_cannot_apply() {
     replace(&policy_path, &policy_b);
     engine.sighup();
     assert_eq!(nth_reload(&mut engine, reloads)["outcome"], "applied");
+    let kills_of_b = actions(&engine.records(), "kill", Some("deny-app-b")).len();
     assert!(!ran(&app_b, dir.path()), "policy B denies app-b");
     assert!(ran(&app_a, dir.path()), "policy B lets app-a run");
-    let records = engine.records();
-    let last_b = actions(&records, "kill", Some("deny-app-b"));
-    assert_eq!(
-        last_b.last().unwrap()["decided_in"],
-        "kernel",
-        "{:#?}",
-        last_b.last()
-    );
+    let last_b = nth_record(&mut engine, kills_of_b, "deny-app-b kill", |r| {
+        r["type"] == "action" && r["action"] == "kill" && r["rule"] == "deny-app-b"
+    });
+    assert_eq!(last_b["decided_in"], "kernel", "{last_b:#}");
 
     // The same files again: nothing to do.
     engine.sighup();
@@ -340,19 +337,20 @@ fn a_reload_whose_plans_do_not_fit_side_by_side_sweeps_first_and_never_lets_thro
 
 /// The `n`th `policy_reload` record (from 0), waiting for it.
 fn nth_reload(engine: &mut Engine, n: usize) -> Value {
+    nth_record(engine, n, "policy_reload", |r| r["type"] == "policy_reload")
+}
+
+/// The `n`th record (from 0) that `pred` accepts, waiting for it: a kill the kernel made is
+/// recorded when the daemon next reads the ring, up to a poll interval later while it polls.
+fn nth_record(engine: &mut Engine, n: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(r) = engine
-            .records()
-            .into_iter()
-            .filter(|r| r["type"] == "policy_reload")
-            .nth(n)
-        {
+        if let Some(r) = engine.records().into_iter().filter(|r| pred(r)).nth(n) {
             return r;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no policy_reload record #{n}: {:#?}",
+            "no {what} record #{n}: {:#?}",
             engine.records()
         );
         std::thread::sleep(Duration::from_millis(20));

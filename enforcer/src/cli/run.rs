@@ -1,6 +1,7 @@
 //! `enforcer run`.
 
 use std::{
+    ops::RangeInclusive,
     path::{Path, PathBuf},
     process::ExitCode,
     time::Duration,
@@ -145,7 +146,18 @@ pub(crate) struct RunArgs {
     /// logged as a warning at each interval that had some.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = interval_or_off)]
     stats_interval: IntervalArg,
+    /// While kernel records come fast (two wake-ups less than 2 ms apart), the daemon stops
+    /// being woken for each one and reads the event ring on this period instead, e.g. `8ms`
+    /// (1ms to 20ms). A record that only a userspace rule acts on (an exec, file or connect
+    /// record) then waits up to this long: a shorter period answers sooner, a longer one
+    /// costs the daemon less CPU per record on a busy host (benches/README.md). Verdicts the
+    /// kernel takes never wait; payload and DNS records still wake the daemon at once.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_POLL_INTERVAL, value_parser = poll_interval)]
+    poll_interval: Duration,
 }
+
+/// `--poll-interval`'s default.
+const DEFAULT_POLL_INTERVAL: &str = "8ms";
 
 /// `--policy-watch`, `--stats-interval`: an interval, or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,11 +168,28 @@ fn interval_or_off(value: &str) -> Result<IntervalArg, String> {
     if value == "off" {
         return Ok(IntervalArg(None));
     }
-    let interval = humantime::parse_duration(value).map_err(|e| e.to_string())?;
-    if (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&interval) {
-        Ok(IntervalArg(Some(interval)))
+    let interval = within(
+        value,
+        INTERVALS,
+        "the interval must be between 100ms and 1h (or `off`)",
+    )?;
+    Ok(IntervalArg(Some(interval)))
+}
+
+/// `--policy-watch`, `--stats-interval` and `--cpu-interval`: 100 ms to 1 h.
+const INTERVALS: RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(3600);
+
+/// `value` as a duration within `range`, else `out_of_range` (or humantime's parse error).
+fn within(
+    value: &str,
+    range: RangeInclusive<Duration>,
+    out_of_range: &str,
+) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if range.contains(&duration) {
+        Ok(duration)
     } else {
-        Err("the interval must be between 100ms and 1h (or `off`)".to_owned())
+        Err(out_of_range.to_owned())
     }
 }
 
@@ -172,12 +201,21 @@ enum OnCrashArg {
 
 /// A CPU sampling interval between 100 ms and 1 h.
 fn cpu_interval(value: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(value).map_err(|e| e.to_string())?;
-    if (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&interval) {
-        Ok(interval)
-    } else {
-        Err("the interval must be between 100ms and 1h".to_owned())
-    }
+    within(
+        value,
+        INTERVALS,
+        "the interval must be between 100ms and 1h",
+    )
+}
+
+/// A poll period between 1 ms and 20 ms (`--poll-interval`): at most the 20 ms tick that
+/// drains the rings whatever happens.
+fn poll_interval(value: &str) -> Result<Duration, String> {
+    within(
+        value,
+        Duration::from_millis(1)..=Duration::from_millis(20),
+        "the poll interval must be between 1ms and 20ms",
+    )
 }
 
 /// An absolute path (`--never-kill`).
@@ -192,12 +230,11 @@ fn absolute_path(value: &str) -> Result<PathBuf, String> {
 
 /// A breaker window between 1 s and 24 h.
 fn window(value: &str) -> Result<Duration, String> {
-    let window = humantime::parse_duration(value).map_err(|e| e.to_string())?;
-    if (Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&window) {
-        Ok(window)
-    } else {
-        Err("the window must be between 1s and 24h".to_owned())
-    }
+    within(
+        value,
+        Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+        "the window must be between 1s and 24h",
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -331,6 +368,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         self_protect: args.self_protect,
         policy_watch: args.policy_watch.0,
         stats_interval: args.stats_interval.0,
+        poll_interval: args.poll_interval,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -417,6 +455,18 @@ mod tests {
         assert_eq!(off.policy_watch, IntervalArg(None));
         for bad in ["10ms", "2h", "sometimes"] {
             assert!(parse(&["--policy-watch", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn poll_interval_defaults_to_8ms_within_1ms_and_20ms() {
+        assert_eq!(parse(&[]).unwrap().poll_interval, Duration::from_millis(8));
+        for (given, ms) in [("1ms", 1), ("20ms", 20), ("2500us", 2)] {
+            let interval = parse(&["--poll-interval", given]).unwrap().poll_interval;
+            assert_eq!(interval.as_millis(), ms, "{given}");
+        }
+        for bad in ["500us", "21ms", "1s", "0", "fast"] {
+            assert!(parse(&["--poll-interval", bad]).is_err(), "{bad}");
         }
     }
 

@@ -135,6 +135,8 @@ pub struct Options {
     /// How often the policy files are checked for changes (a change reloads the policy, as
     /// `SIGHUP` does); `None`: only on `SIGHUP`.
     pub policy_watch: Option<Duration>,
+    /// How often the daemon reads `EVENTS` while records come fast (`engine/polling.rs`).
+    pub poll_interval: Duration,
 }
 
 /// The kill path: exclusions (`never_kill`, pid 1, kernel threads, this engine), the process
@@ -337,7 +339,7 @@ enum Wake {
     /// The drain timer ([`lifecycle::DRAIN_INTERVAL`]): pending fork and exit records are
     /// handled.
     Tick,
-    /// The poll timer ([`polling::POLL_INTERVAL`]), while records come fast.
+    /// The poll timer ([`Options::poll_interval`]), while records come fast.
     Poll,
     /// The CPU sampling timer.
     Cpu,
@@ -674,7 +676,7 @@ pub async fn run(options: Options, policy: CompiledPolicy) -> Result<(), EngineE
     cpu_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lifecycle_timer = tokio::time::interval(lifecycle::DRAIN_INTERVAL);
     lifecycle_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut poll_timer = tokio::time::interval(polling::POLL_INTERVAL);
+    let mut poll_timer = tokio::time::interval(options.poll_interval);
     poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Never ticks when off; the first tick (at once) is skipped.
     let stats_period = options.stats_interval.unwrap_or(Duration::from_secs(3600));

@@ -1,6 +1,6 @@
 //! When the daemon reads `EVENTS`: woken by the ring buffer for each record while the host is
-//! quiet, on a millisecond timer while records come fast (the way NAPI switches a network
-//! card from interrupts to polling).
+//! quiet, on a timer (`enforcer run --poll-interval`, 8 ms by default) while records come
+//! fast (the way NAPI switches a network card from interrupts to polling).
 //!
 //! A ring-buffer wake-up is paid inside the submitting program: in an exec storm on the 6.18
 //! host it was about 16 us of `sched_process_exec`'s 21-23 us per exec (irq_work, the
@@ -8,11 +8,14 @@
 //! it writes 1 into `EVENTS_POLLED` and the kernel submits `EVENTS` records without a
 //! wake-up (`emit::event_flags`; it still forces one when a quarter of the ring is pending,
 //! and for the rare records that start userspace kills: payloads and DNS queries,
-//! `emit::urgent_event_flags`).
+//! `emit::urgent_event_flags`). Each poll is itself a wake-up whose cost (the context switch,
+//! and caches the storm has emptied) the records it finds share: at 1 ms an exec storm of
+//! 1,300 execs a second gave a poll about one exec, and the daemon spent about a third more
+//! CPU per exec than at 8 ms (benches/README.md).
 //!
 //! - **Start**: two `EVENTS` wake-ups less than [`START_GAP`] apart (more than 500 records a
 //!   second).
-//! - **Poll**: every [`POLL_INTERVAL`]; a record waits at most that long (plus the drain), which
+//! - **Poll**: every poll interval; a record waits at most that long (plus the drain), which
 //!   bounds the extra latency of a userspace kill while polling. The kernel's own verdicts do
 //!   not wait for the daemon at all.
 //! - **Stop**: after [`IDLE_POLLS`] polls in a row found no record, `EVENTS_POLLED` goes back
@@ -30,8 +33,6 @@ use enforcer_common::maps::EVENTS_POLLED;
 
 use crate::loader::LoadError;
 
-/// Poll period while polling.
-pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Two wake-ups closer than this start polling.
 pub(crate) const START_GAP: Duration = Duration::from_millis(2);
 /// Empty polls in a row that stop polling.
