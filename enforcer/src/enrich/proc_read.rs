@@ -15,15 +15,18 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
 /// block gives none, a lone NUL one empty entry (an `argv` of `[""]`). The exec record's
 /// argument and environment blocks and `/proc`'s `cmdline` and `environ` all split here.
 pub(crate) fn nul_entries(bytes: &[u8]) -> Vec<String> {
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    bytes
-        .strip_suffix(&[0])
-        .unwrap_or(bytes)
-        .split(|&b| b == 0)
+    nul_entry_bytes(bytes)
         .map(crate::pipeline::exec_event::lossy)
         .collect()
+}
+
+/// The entries of a NUL-separated block as bytes, split as [`nul_entries`] splits them.
+pub(crate) fn nul_entry_bytes(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let block = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    // An empty block has no entry (`split` would give one empty entry).
+    block
+        .split(|&b| b == 0)
+        .take(if bytes.is_empty() { 0 } else { usize::MAX })
 }
 
 #[cfg(test)]

@@ -1,18 +1,11 @@
 //! What of an exec's environment goes into the records the daemon writes: the entries some
-//! rule tests (`EntrySelector`), nothing else. Rules are evaluated on the whole environment
-//! first; an environment also holds tokens and passwords, and the audit log is no place for
-//! them. `exec.envs_omitted` counts what was left out.
+//! rule tests (`EntrySelector`), nothing else; an environment also holds tokens and passwords,
+//! and the audit log is no place for them. `exec.envs_omitted` counts what was left out. The
+//! handler's general path evaluates the whole environment, then selects here; the typed exec
+//! event selects as it is built (`exec_typed::Envs`), which changes no rule's outcome.
 
 use enforcer_policy::selection::EntrySelector;
 use serde_json::Value;
-
-/// Keeps in `envs` only the entries `selector` selects; returns how many it removed (the
-/// typed exec event's `exec.envs_omitted`).
-pub fn retain_selected(envs: &mut Vec<String>, selector: &EntrySelector) -> usize {
-    let before = envs.len();
-    envs.retain(|e| selector.selects(e));
-    before - envs.len()
-}
 
 /// Keeps in `event`'s `exec.envs` only the entries `selector` selects; sets
 /// `exec.envs_omitted` to the number removed (when there are any).

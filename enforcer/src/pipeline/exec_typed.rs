@@ -15,9 +15,14 @@ use enforcer_common::event::{
 };
 use serde::Serialize;
 
+use enforcer_policy::selection::EntrySelector;
+
 use super::exec_event::{hook_name, text};
 use crate::{
-    enrich::{proc_read::nul_entries, process_part::ProcessPart},
+    enrich::{
+        proc_read::{nul_entries, nul_entry_bytes},
+        process_part::ProcessPart,
+    },
     hash::HashPart,
 };
 
@@ -94,6 +99,42 @@ fn entries(buf: &[u8], len: usize) -> Vec<String> {
     nul_entries(&buf[..len.min(buf.len())])
 }
 
+/// Which of the record's environment entries a typed event holds.
+#[derive(Clone, Copy)]
+enum Envs<'a> {
+    /// Every entry: the JSON tree's, which the handler's general path evaluates and completes
+    /// from `/proc` before it selects (`env_evidence::keep_selected_envs`).
+    All,
+    /// Only the entries some rule tests, the others counted in `exec.envs_omitted`: what the
+    /// audit log gets (`env_evidence.rs`), and all the rules need. A test on a list matches
+    /// when one of its entries does (`Matcher::matches`, negated or not), and the selector
+    /// keeps every entry that any test on `exec.envs` matches, so an entry left out changes
+    /// no rule's outcome. Most execs of a busy host match no rule: their environment (tens of
+    /// entries) is then never copied entry by entry, only the few a rule names.
+    Selected(&'a EntrySelector),
+}
+
+/// The environment entries of `rec` that `which` keeps, and how many it left out.
+fn env_entries(rec: &ExecRecord, which: Envs<'_>) -> (Vec<String>, usize) {
+    let block = &rec.env[..(rec.env_len as usize).min(rec.env.len())];
+    let Envs::Selected(selector) = which else {
+        return (nul_entries(block), 0);
+    };
+    let mut omitted = 0;
+    let kept = nul_entry_bytes(block)
+        .filter_map(|bytes| {
+            let entry = String::from_utf8_lossy(bytes);
+            if selector.selects(&entry) {
+                Some(entry.into_owned())
+            } else {
+                omitted += 1;
+                None
+            }
+        })
+        .collect();
+    (kept, omitted)
+}
+
 /// The working directory the kernel read at the exec (`current->fs->pwd`), when the record
 /// has a whole one (not cut, not empty).
 fn kernel_cwd(rec: &ExecRecord) -> Option<String> {
@@ -127,14 +168,20 @@ impl ExecFile {
 impl ExecPart {
     /// What the record carries: the file, the arguments (`argv[0]` apart), credentials and
     /// interpreter (when read), the memfd / unlinked flags, the working directory (when whole)
-    /// and the environment (when read).
-    fn new(rec: &ExecRecord) -> Self {
+    /// and the environment (when read; the entries `envs` keeps).
+    fn new(rec: &ExecRecord, envs: Envs<'_>) -> Self {
         let name = text(&rec.name, rec.name_len as usize);
         let path = text(&rec.path, rec.path_len as usize);
         let mut args = entries(&rec.args, rec.args_len as usize);
         let argv0 = (!args.is_empty()).then(|| args.remove(0));
         let creds = rec.flags & EXEC_CREDS != 0;
         let env = rec.flags & EXEC_ENV_MISSING == 0;
+        let (envs, omitted) = if env {
+            let (kept, omitted) = env_entries(rec, envs);
+            (Some(kept), omitted)
+        } else {
+            (None, 0)
+        };
         // For a script the kernel finally runs its interpreter: `bprm->interp` differs from
         // the path given to execve.
         let interpreter = creds.then(|| {
@@ -155,8 +202,8 @@ impl ExecPart {
             }),
             cwd: kernel_cwd(rec),
             env_truncated: env.then_some(rec.flags & EXEC_ENV_TRUNCATED != 0),
-            envs: env.then(|| entries(&rec.env, rec.env_len as usize)),
-            envs_omitted: None,
+            envs,
+            envs_omitted: (omitted > 0).then_some(omitted),
             euid: creds.then_some(rec.euid),
             interpreter,
             is_deleted: rec.flags & EXEC_DELETED != 0,
@@ -175,8 +222,24 @@ impl ExecEvent {
     /// The event of an exec record, its `process` completed with the cache's `process`.
     /// `ts` is the wall-clock time of the kernel timestamp.
     pub(crate) fn new(rec: &ExecRecord, ts: String, process: ProcessPart) -> Self {
+        Self::with_envs(rec, ts, process, Envs::All)
+    }
+
+    /// [`ExecEvent::new`] with only the environment entries `selector` selects (see
+    /// [`Envs::Selected`]): what the handler builds first. Its general path takes them all
+    /// back ([`ExecEvent::restore_envs`]).
+    pub(crate) fn with_selected_envs(
+        rec: &ExecRecord,
+        ts: String,
+        process: ProcessPart,
+        selector: &EntrySelector,
+    ) -> Self {
+        Self::with_envs(rec, ts, process, Envs::Selected(selector))
+    }
+
+    fn with_envs(rec: &ExecRecord, ts: String, process: ProcessPart, envs: Envs<'_>) -> Self {
         Self {
-            exec: ExecPart::new(rec),
+            exec: ExecPart::new(rec, envs),
             hook: hook_name(rec.header.hook),
             kind: "exec",
             process,
@@ -204,15 +267,13 @@ impl ExecEvent {
         }
     }
 
-    /// Keeps only the environment entries `selector` selects, counting the others in
-    /// `exec.envs_omitted` (`env_evidence.rs`).
-    pub(crate) fn keep_selected_envs(
-        &mut self,
-        selector: &enforcer_policy::selection::EntrySelector,
-    ) {
-        if let Some(envs) = self.exec.envs.as_mut() {
-            let omitted = super::env_evidence::retain_selected(envs, selector);
-            self.exec.envs_omitted = (omitted > 0).then_some(omitted);
+    /// Gives the event every environment entry of `rec` (the one it was built from) again,
+    /// none counted as omitted: the handler's general path evaluates and completes the whole
+    /// environment before it selects.
+    pub(crate) fn restore_envs(&mut self, rec: &ExecRecord) {
+        if self.exec.envs.is_some() {
+            self.exec.envs = Some(env_entries(rec, Envs::All).0);
+            self.exec.envs_omitted = None;
         }
     }
 
@@ -297,6 +358,43 @@ mod tests {
         rec.flags = EXEC_CWD;
         rec.cwd_len = 0;
         assert!(typed(&rec).exec.cwd.is_none());
+    }
+
+    #[test]
+    fn selected_envs_hold_what_a_rule_tests_and_restoring_gives_them_all() {
+        let policy = enforcer_policy::load_str(
+            "p.yaml",
+            "rules:\n  - id: a\n    expression: exec.envs startswith \"POOL=\"\n    action: alert\n",
+        )
+        .unwrap();
+        let selector = policy.entry_selector("exec.envs");
+        let mut rec = test_exec_record();
+        let env = b"A=1\0POOL=x\0\xff=\0POOL=\xfe\0";
+        rec.env[..env.len()].copy_from_slice(env);
+        rec.env_len = u32::try_from(env.len()).unwrap();
+        let selected = |rec: &ExecRecord| {
+            let process = ProcessPart::new(&rec.header, &rec.comm, None, None);
+            ExecEvent::with_selected_envs(rec, "t".to_owned(), process, &selector)
+        };
+        let mut ev = selected(&rec);
+        assert_eq!(
+            ev.exec.envs.as_deref(),
+            Some(&["POOL=x".to_owned(), "POOL=\u{fffd}".to_owned()][..]),
+            "invalid UTF-8 is judged as the JSON tree holds it"
+        );
+        assert_eq!(ev.exec.envs_omitted, Some(2));
+        ev.restore_envs(&rec);
+        let all = serde_json::to_string(&typed(&rec)).unwrap();
+        assert_eq!(serde_json::to_string(&ev).unwrap(), all);
+        // Only `A=1` left out; nothing left out: no count; no environment read: none restored.
+        rec.env_len = 11;
+        assert_eq!(selected(&rec).exec.envs_omitted, Some(1));
+        rec.env_len = 0;
+        assert_eq!(selected(&rec).exec.envs_omitted, None);
+        rec.flags |= EXEC_ENV_MISSING;
+        let mut missing = selected(&rec);
+        missing.restore_envs(&rec);
+        assert!(missing.exec.envs.is_none());
     }
 
     /// Exec records covering every member of the event.

@@ -28,7 +28,12 @@ impl Handler<'_> {
     ) -> Result<(), WriteError> {
         let header = rec.header;
         let kernel_process = ProcessPart::new(&header, &rec.comm, None, None);
-        let mut event = ExecEvent::new(rec, self.ts(&header), kernel_process);
+        let mut event = ExecEvent::with_selected_envs(
+            rec,
+            self.ts(&header),
+            kernel_process,
+            &self.env_selector,
+        );
         self.enricher.observe_exec(rec, &mut event);
         self.expire_learned(header.timestamp_ns);
         let proc_dir = (!exited).then(|| PathBuf::from(format!("/proc/{}", header.tgid)));
@@ -40,6 +45,7 @@ impl Handler<'_> {
         }
         let waits_for_hash = matches!(begun, Some(Begin::Queued(_)));
         if event.cut_blocks() || header.outcome != 0 || waits_for_hash || self.may_match(&event) {
+            event.restore_envs(rec);
             let mut tree = match serde_json::to_value(&event) {
                 Ok(tree) => tree,
                 Err(err) => {
@@ -56,7 +62,6 @@ impl Handler<'_> {
         if !sink.records_events() {
             return Ok(());
         }
-        event.keep_selected_envs(&self.env_selector);
         sink.write(&Record::ExecEvent {
             event: Box::new(event),
         })
@@ -155,6 +160,32 @@ mod tests {
             event["process"]["ancestors"][0]["pid"].is_number(),
             "{event}"
         );
+    }
+
+    #[test]
+    fn rules_judge_the_environment_as_if_the_entries_left_out_were_there() {
+        // A negated test on a list holds when no entry matches: the typed path, which holds
+        // only the entries some test matches, must judge it as the whole environment would.
+        let rule = r#"exec.envs != "STAGE=prod""#;
+        let alerts = |env: &[u8]| {
+            let mut rec = my_exec();
+            rec.env[..env.len()].copy_from_slice(env);
+            rec.env_len = u32::try_from(env.len()).unwrap();
+            let records = records(rule, &rec);
+            let alerts = records.iter().filter(|r| r["action"] == "alert").count();
+            (
+                alerts,
+                serde_json::from_str::<Value>(&event_record(&records)).unwrap(),
+            )
+        };
+        let (n, event) = alerts(b"A=1\0B=2");
+        assert_eq!(n, 1, "no entry is STAGE=prod: {event}");
+        assert_eq!(event["exec"]["envs"], serde_json::json!([]));
+        assert_eq!(event["exec"]["envs_omitted"], 2);
+        let (n, event) = alerts(b"A=1\0STAGE=prod");
+        assert_eq!(n, 0, "{event}");
+        assert_eq!(event["exec"]["envs"], serde_json::json!(["STAGE=prod"]));
+        assert_eq!(event["exec"]["envs_omitted"], 1);
     }
 
     #[test]
