@@ -26,6 +26,7 @@ pub mod report;
 pub mod tail;
 #[cfg(test)]
 pub(crate) mod test_records;
+mod timestamp;
 pub mod writer;
 
 pub use reader::{AuditReader, ReadSummary};

@@ -386,10 +386,7 @@ impl Drop for AuditWriter {
     }
 }
 
-/// RFC 3339 UTC timestamp with microseconds.
-pub fn timestamp(at: SystemTime) -> String {
-    humantime::format_rfc3339_micros(at).to_string()
-}
+pub use super::timestamp::timestamp;
 
 #[cfg(test)]
 mod tests {
